@@ -1,0 +1,68 @@
+// The result of one audit, as plain data: what the report writer, the CLI and
+// (later) the service turn into files and messages. Derived figures are computed
+// by core/audit/scoring.cc; nothing here does I/O.
+#ifndef MIA_CORE_AUDIT_RESULT_H_
+#define MIA_CORE_AUDIT_RESULT_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/metrics/bootstrap.h"
+#include "core/metrics/privacy_bound.h"
+#include "core/metrics/roc.h"
+#include "core/metrics/spread.h"
+
+namespace mia::audit {
+
+// Version of the result.json schema; bump on any incompatible change.
+inline constexpr int kResultSchemaVersion = 1;
+
+// One attack run against one target model.
+struct AttackTargetResult {
+  std::string attack;     // registry name with options, e.g. "rmia" or "lira-offline"
+  int target = 0;         // model index in the bundle
+  int64_t members = 0;    // scored audit points that target trained on
+  int64_t non_members = 0;
+  int64_t excluded = 0;   // audit points the attack could not score (no OUT/IN reference)
+  double auc = 0;
+  metrics::Interval auc_ci;
+  std::vector<metrics::TprAtFpr> tpr_at_fpr;  // at AuditResult::fprs
+  std::vector<metrics::Interval> tpr_ci;      // same order
+  metrics::EpsilonBound epsilon;
+  std::map<std::string, double> chosen;       // tuned parameters, e.g. {"a": 0.3}
+  std::vector<std::string> warnings;
+  metrics::RocCurve roc;                      // exact ROC of this attack on this target
+  std::vector<double> scores;                 // per audit point; NaN where excluded
+};
+
+// Mean and spread over the targets of one attack.
+struct AttackSummary {
+  std::string attack;
+  metrics::Spread auc;
+  std::vector<metrics::Spread> tpr_at_fpr;  // per FPR, over targets where it was resolved
+};
+
+struct StageTiming {
+  std::string stage;  // "load", "signals", "attack:rmia", "metrics", "report", ...
+  double seconds = 0;
+};
+
+struct AuditResult {
+  int schema_version = kResultSchemaVersion;
+  std::string tool_version;          // mia version that produced it
+  std::string spec_json;             // echo of the audit's settings, as a JSON object
+  std::vector<double> fprs;          // FPRs the TPRs are reported at
+  std::vector<int64_t> row_ids;      // dataset row id per audit point
+  std::vector<int> targets;          // target model indices
+  std::vector<std::vector<uint8_t>> membership;  // per target: 1 if that target trained on the point
+  std::vector<AttackTargetResult> results;       // every (attack, target) pair
+  std::vector<AttackSummary> summaries;          // one per attack
+  std::vector<std::string> warnings;             // audit-wide
+  std::vector<StageTiming> timings;
+};
+
+}  // namespace mia::audit
+
+#endif  // MIA_CORE_AUDIT_RESULT_H_

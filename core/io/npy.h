@@ -1,0 +1,112 @@
+// NumPy .npy arrays and .npz archives (zip, stored or deflated): reading with
+// full validation, and writing (used by the example-bundle generator and tests).
+//
+// Everything read from a file is untrusted: every error names the file, the
+// array (member) and, where it applies, the byte offset of the problem. Sizes are
+// checked against limits before any allocation, so a hostile header cannot make
+// the reader allocate more than the limits allow.
+//
+// Thread-safety: free functions, no shared state; safe from any thread.
+#ifndef MIA_CORE_IO_NPY_H_
+#define MIA_CORE_IO_NPY_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace mia::io {
+
+// Element types mia understands (NumPy descr in parentheses).
+enum class DType {
+  kBool,     // |b1
+  kInt8,     // i1
+  kInt16,    // i2
+  kInt32,    // i4
+  kInt64,    // i8
+  kUInt8,    // u1
+  kUInt16,   // u2
+  kUInt32,   // u4
+  kUInt64,   // u8
+  kFloat16,  // f2
+  kFloat32,  // f4
+  kFloat64,  // f8
+  kUnicode,  // <U{n} (UCS-4); item_size = 4 * n
+};
+
+// Returns "float32", "int64", "bool", "unicode", ...
+std::string DTypeName(DType dtype);
+
+// One array. `data` holds the elements in C (row-major) order and in this
+// machine's byte order: the reader converts big-endian and Fortran-ordered input.
+struct NpyArray {
+  DType dtype = DType::kFloat64;
+  size_t item_size = 8;          // bytes per element
+  std::vector<int64_t> shape;    // empty for a 0-d (scalar) array
+  std::vector<uint8_t> data;     // num_elements() * item_size bytes
+
+  int64_t num_elements() const;
+
+  // Element conversions. ToDouble accepts every numeric type and bool;
+  // ToInt64 accepts bool and integer types (uint64 above INT64_MAX is an error);
+  // ToBool accepts bool and integer types holding only 0 or 1. Errors name
+  // `name` (the array's name for messages) and the first bad element's index.
+  absl::StatusOr<std::vector<double>> ToDouble(absl::string_view name) const;
+  absl::StatusOr<std::vector<float>> ToFloat(absl::string_view name) const;
+  absl::StatusOr<std::vector<int64_t>> ToInt64(absl::string_view name) const;
+  absl::StatusOr<std::vector<uint8_t>> ToBool(absl::string_view name) const;
+  // A 0-d or 1-element unicode array as UTF-8 (ASCII is enough for mia's use).
+  absl::StatusOr<std::string> ToString(absl::string_view name) const;
+
+  // Builders for writers and tests.
+  static NpyArray FromDouble(std::vector<int64_t> shape, const std::vector<double>& values);
+  static NpyArray FromFloat(std::vector<int64_t> shape, const std::vector<float>& values);
+  static NpyArray FromInt64(std::vector<int64_t> shape, const std::vector<int64_t>& values);
+  static NpyArray FromBool(std::vector<int64_t> shape, const std::vector<uint8_t>& values);
+  static NpyArray FromString(const std::string& value);  // 0-d <U{n}
+};
+
+struct ReadLimits {
+  // Largest decoded size of one array, in bytes.
+  uint64_t max_array_bytes = uint64_t{8} << 30;
+  // Largest total decoded size of all arrays of one archive or folder.
+  uint64_t max_total_bytes = uint64_t{16} << 30;
+  // Most members an archive may have.
+  int max_members = 4096;
+};
+
+// Parses one .npy image (format versions 1.0, 2.0 and 3.0). `source` names the
+// bytes in error messages ("signals.npz:logits.npy").
+absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes, absl::string_view source,
+                                  const ReadLimits& limits = {});
+
+// Serializes as .npy format 1.0 (2.0 if the header needs it), little-endian, C order.
+std::string SerializeNpy(const NpyArray& array);
+
+// Archive contents by array name: the member name without its ".npy" suffix.
+using NpyMap = std::map<std::string, NpyArray>;
+
+// Reads a .npz archive: zip with stored or deflated members (ZIP64 included),
+// as written by numpy.savez / savez_compressed. Validates the central directory,
+// local headers, sizes and CRC-32 of every member.
+absl::StatusOr<NpyMap> ReadNpz(const std::string& path, const ReadLimits& limits = {});
+
+// Reads every *.npy file of a folder (not recursive).
+absl::StatusOr<NpyMap> ReadNpyDir(const std::string& path, const ReadLimits& limits = {});
+
+// Reads `path` as an .npz archive, or as a folder of .npy files when it is a folder.
+absl::StatusOr<NpyMap> ReadArrays(const std::string& path, const ReadLimits& limits = {});
+
+// Writes an .npz archive (deflated when `compress`, stored otherwise) that NumPy
+// reads; written to a temporary file in the same folder and renamed into place.
+absl::Status WriteNpz(const std::string& path, const NpyMap& arrays, bool compress);
+
+// Writes `array` as one .npy file, atomically.
+absl::Status WriteNpy(const std::string& path, const NpyArray& array);
+
+}  // namespace mia::io
+
+#endif  // MIA_CORE_IO_NPY_H_

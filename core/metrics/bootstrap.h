@@ -1,0 +1,56 @@
+// Bootstrap confidence intervals for AUC and TPR at FPR: resample the audit
+// points with replacement (seeded), recompute, and take percentile intervals.
+//
+// Fast path: scores are sorted once; a resample is a vector of multiplicities
+// per point, so each replicate costs O(n) instead of O(n log n).
+// Plain functions; safe from any thread.
+#ifndef MIA_CORE_METRICS_BOOTSTRAP_H_
+#define MIA_CORE_METRICS_BOOTSTRAP_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace mia::metrics {
+
+struct BootstrapOptions {
+  int resamples = 1000;       // number of bootstrap replicates
+  double confidence = 0.95;   // two-sided percentile interval level
+  uint64_t seed = 0;          // replicates depend on the seed only, not on threads
+};
+
+struct Interval {
+  double low = 0;
+  double high = 0;
+};
+
+struct BootstrapResult {
+  Interval auc;
+  // One per alpha given; for an alpha unresolved by the sample size (see
+  // TprAtFprs) the interval is still the percentile interval of the replicate
+  // TPR at FPR <= alpha, and `tpr_resolved[k]` is false.
+  std::vector<Interval> tpr_at_fpr;
+  std::vector<bool> tpr_resolved;
+  int resamples = 0;   // replicates used (those containing both classes)
+  int degenerate = 0;  // replicates skipped: one class missing
+};
+
+// Replicate r draws n indices uniformly with replacement from a generator seeded
+// by (seed, r); the same seed gives the same result on any machine.
+absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
+                                            absl::Span<const uint8_t> members,
+                                            absl::Span<const double> alphas,
+                                            const BootstrapOptions& options);
+
+// Definitional version for tests: materializes every resample and recomputes
+// ComputeRoc/Auc from scratch with the same draws. O(resamples * n log n).
+absl::StatusOr<BootstrapResult> BootstrapCiNaive(absl::Span<const double> scores,
+                                                 absl::Span<const uint8_t> members,
+                                                 absl::Span<const double> alphas,
+                                                 const BootstrapOptions& options);
+
+}  // namespace mia::metrics
+
+#endif  // MIA_CORE_METRICS_BOOTSTRAP_H_

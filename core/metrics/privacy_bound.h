@@ -1,0 +1,54 @@
+// Empirical differential-privacy lower bound from a membership attack:
+// Clopper-Pearson upper bounds on FPR and FNR at a threshold chosen on data
+// disjoint from the data the bound is computed on (ATTACKS.md, "Metrics").
+// Plain functions; safe from any thread.
+#ifndef MIA_CORE_METRICS_PRIVACY_BOUND_H_
+#define MIA_CORE_METRICS_PRIVACY_BOUND_H_
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+
+namespace mia::metrics {
+
+// Regularized incomplete beta function I_x(a, b), a, b > 0, x in [0, 1].
+double RegularizedIncompleteBeta(double a, double b, double x);
+
+// One-sided Clopper-Pearson upper bound on a binomial proportion at confidence
+// 1 - alpha, from k successes in n trials: 1 when k == n, else the (1 - alpha)
+// quantile of Beta(k + 1, n - k).
+double ClopperPearsonUpper(int64_t k, int64_t n, double alpha);
+
+struct EpsilonOptions {
+  double delta = 1e-5;             // the delta of (epsilon, delta)-DP
+  double beta = 0.05;              // total error level, split evenly over FPR and FNR
+  double selection_fraction = 0.5; // share of points used to choose the threshold
+  uint64_t seed = 0;               // seeds the (stratified) selection/evaluation split
+};
+
+struct EpsilonBound {
+  double epsilon = 0;        // the lower bound (0 when no threshold gives a positive bound)
+  double threshold = 0;      // member iff score >= threshold, chosen on the selection split
+  double fpr_upper = 1;      // Clopper-Pearson upper bounds on the evaluation split
+  double fnr_upper = 1;
+  int64_t selection_points = 0;
+  int64_t evaluation_points = 0;
+};
+
+// Splits the points (stratified by membership, seeded), picks on the selection
+// split the threshold maximizing the same bound computed there, then evaluates
+// eps >= max(log((1 - delta - FPR+) / FNR+), log((1 - delta - FNR+) / FPR+))
+// on the evaluation split with that threshold, floored at 0.
+absl::StatusOr<EpsilonBound> EpsilonLowerBound(absl::Span<const double> scores,
+                                               absl::Span<const uint8_t> members,
+                                               const EpsilonOptions& options);
+
+// The bound at one threshold on the given points (no split). Exposed for tests.
+double EpsilonAtThreshold(absl::Span<const double> scores, absl::Span<const uint8_t> members,
+                          double threshold, double delta, double beta, double* fpr_upper,
+                          double* fnr_upper);
+
+}  // namespace mia::metrics
+
+#endif  // MIA_CORE_METRICS_PRIVACY_BOUND_H_
