@@ -21,20 +21,20 @@ inline constexpr int kResultSchemaVersion = 1;
 
 // One attack run against one target model.
 struct AttackTargetResult {
-  std::string attack;     // registry name with options, e.g. "rmia" or "lira-offline"
-  int target = 0;         // model index in the bundle
-  int64_t members = 0;    // scored audit points that target trained on
+  std::string attack;   // registry name with options, e.g. "rmia" or "lira-offline"
+  int target = 0;       // model index in the bundle
+  int64_t members = 0;  // scored audit points that target trained on
   int64_t non_members = 0;
-  int64_t excluded = 0;   // audit points the attack could not score (no OUT/IN reference)
+  int64_t excluded = 0;  // audit points the attack could not score (no OUT/IN reference)
   double auc = 0;
   metrics::Interval auc_ci;
   std::vector<metrics::TprAtFpr> tpr_at_fpr;  // at AuditResult::fprs
   std::vector<metrics::Interval> tpr_ci;      // same order
   metrics::EpsilonBound epsilon;
-  std::map<std::string, double> chosen;       // tuned parameters, e.g. {"a": 0.3}
+  std::map<std::string, double> chosen;  // tuned parameters, e.g. {"a": 0.3}
   std::vector<std::string> warnings;
-  metrics::RocCurve roc;                      // exact ROC of this attack on this target
-  std::vector<double> scores;                 // per audit point; NaN where excluded
+  metrics::RocCurve roc;       // exact ROC of this attack on this target
+  std::vector<double> scores;  // per audit point; NaN where excluded
 };
 
 // Mean and spread over the targets of one attack.
@@ -51,15 +51,16 @@ struct StageTiming {
 
 struct AuditResult {
   int schema_version = kResultSchemaVersion;
-  std::string tool_version;          // mia version that produced it
-  std::string spec_json;             // echo of the audit's settings, as a JSON object
-  std::vector<double> fprs;          // FPRs the TPRs are reported at
-  std::vector<int64_t> row_ids;      // dataset row id per audit point
-  std::vector<int> targets;          // target model indices
-  std::vector<std::vector<uint8_t>> membership;  // per target: 1 if that target trained on the point
-  std::vector<AttackTargetResult> results;       // every (attack, target) pair
-  std::vector<AttackSummary> summaries;          // one per attack
-  std::vector<std::string> warnings;             // audit-wide
+  std::string tool_version;      // mia version that produced it
+  std::string spec_json;         // echo of the audit's settings, as a JSON object
+  std::vector<double> fprs;      // FPRs the TPRs are reported at
+  std::vector<int64_t> row_ids;  // dataset row id per audit point
+  std::vector<int> targets;      // target model indices
+  std::vector<std::vector<uint8_t>>
+      membership;                           // per target: 1 if that target trained on the point
+  std::vector<AttackTargetResult> results;  // every (attack, target) pair
+  std::vector<AttackSummary> summaries;     // one per attack
+  std::vector<std::string> warnings;        // audit-wide
   std::vector<StageTiming> timings;
 };
 

@@ -1,1 +1,221 @@
-// placeholder
+#include "core/audit/scoring.h"
+
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/attacks/registry.h"
+#include "core/common/random.h"
+#include "core/common/status_macros.h"
+#include "core/metrics/roc.h"
+#include "core/metrics/spread.h"
+#include "nlohmann/json.hpp"
+
+namespace mia::audit {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// The settings of this scoring run as JSON, echoed into result.json.
+std::string SpecJson(const Bundle& bundle, const ScoringOptions& options,
+                     const std::vector<int>& targets, const std::vector<double>& fprs) {
+  nlohmann::json j;
+  j["kind"] = "score_bundle";
+  j["bundle"] = {
+      {"path", bundle.path},
+      {"models", bundle.models()},
+      {"points", bundle.points()},
+      {"queries", bundle.queries()},
+      {"population_points", bundle.population.has_value() ? bundle.population->points() : 0},
+      {"input", bundle.audit.has_logits ? "logits"
+                                        : "signals:" + attacks::SignalKindName(bundle.audit.kind)}};
+  j["attacks"] = options.attacks;
+  j["targets"] = targets;
+  j["temperature"] = options.temperature;
+  j["fprs"] = fprs;
+  j["bootstrap"] = {{"resamples", options.bootstrap.resamples},
+                    {"confidence", options.bootstrap.confidence}};
+  j["epsilon"] = {{"delta", options.epsilon.delta},
+                  {"beta", options.epsilon.beta},
+                  {"selection_fraction", options.epsilon.selection_fraction}};
+  j["seed"] = options.seed;
+  return j.dump();
+}
+
+// Metrics of one attack's scores on one target.
+absl::Status FillMetrics(const std::vector<double>& scores, absl::Span<const uint8_t> keep_t,
+                         const ScoringOptions& options, const std::vector<double>& fprs,
+                         uint64_t seed, AttackTargetResult* r) {
+  std::vector<double> s;
+  std::vector<uint8_t> y;
+  s.reserve(scores.size());
+  y.reserve(scores.size());
+  for (size_t i = 0; i < scores.size(); ++i) {
+    if (std::isnan(scores[i])) continue;
+    s.push_back(scores[i]);
+    y.push_back(keep_t[i]);
+  }
+  for (uint8_t v : y) (v ? r->members : r->non_members) += 1;
+  if (r->members == 0 || r->non_members == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "attack '", r->attack, "' on target ", r->target, ": after excluding ", r->excluded,
+        " unscorable points, no ", r->members == 0 ? "member" : "non-member",
+        " is left; check the 'keep' matrix (each point needs OUT references, and IN references "
+        "for online attacks)"));
+  }
+  MIA_ASSIGN_OR_RETURN(r->roc, metrics::ComputeRoc(s, y));
+  r->auc = metrics::AreaUnder(r->roc);
+  r->tpr_at_fpr = metrics::TprAtFprs(r->roc, fprs);
+  if (options.bootstrap.resamples > 0) {
+    metrics::BootstrapOptions b = options.bootstrap;
+    b.seed = DeriveSeed(seed, 1);
+    MIA_ASSIGN_OR_RETURN(metrics::BootstrapResult boot, metrics::BootstrapCi(s, y, fprs, b));
+    r->auc_ci = boot.auc;
+    r->tpr_ci = boot.tpr_at_fpr;
+    if (boot.degenerate > 0) {
+      r->warnings.push_back(
+          absl::StrCat(boot.degenerate, " bootstrap resamples lacked a class and were skipped"));
+    }
+  } else {
+    const double nan = std::nan("");
+    r->auc_ci = {nan, nan};
+    r->tpr_ci.assign(fprs.size(), {nan, nan});
+  }
+  metrics::EpsilonOptions e = options.epsilon;
+  e.seed = DeriveSeed(seed, 2);
+  MIA_ASSIGN_OR_RETURN(r->epsilon, metrics::EpsilonLowerBound(s, y, e));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptions& options,
+                                        const ProgressFn& progress) {
+  auto report = [&](const std::string& stage) {
+    if (progress) progress(stage);
+  };
+  MIA_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<attacks::Attack>> attack_list,
+                       attacks::MakeAttacks(absl::StrJoin(options.attacks, ",")));
+  const std::vector<int> targets = options.targets.empty() ? bundle.targets : options.targets;
+  const int m = bundle.models();
+  for (int t : targets) {
+    if (t < 0 || t >= m) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("target model ", t, " is outside [0, ", m, ")"));
+    }
+  }
+  if (std::set<int>(targets.begin(), targets.end()).size() != targets.size()) {
+    return absl::InvalidArgumentError("a target model is listed twice");
+  }
+  const std::vector<double> fprs = options.fprs.empty() ? metrics::DefaultFprs() : options.fprs;
+  for (double f : fprs) {
+    if (!(f >= 0 && f <= 1)) return absl::InvalidArgumentError("every FPR must be in [0, 1]");
+  }
+
+  // Which signals, and whether references and population are needed.
+  std::vector<attacks::SignalKind> kinds;
+  for (const auto& a : attack_list) {
+    const attacks::AttackNeeds needs = a->needs();
+    if (std::find(kinds.begin(), kinds.end(), needs.signal) == kinds.end()) {
+      kinds.push_back(needs.signal);
+    }
+    if (needs.population && !bundle.population.has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "attack '", a->name(),
+          "' needs population points: add 'population_logits' (with 'population_labels') or "
+          "'population_signals' to the bundle"));
+    }
+    if (needs.references && m < 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "attack '", a->name(), "' needs reference models: the bundle has only one model"));
+    }
+  }
+
+  AuditResult result;
+  result.spec_json = SpecJson(bundle, options, targets, fprs);
+  result.fprs = fprs;
+  result.row_ids = bundle.row_ids;
+  result.targets = targets;
+  const int64_t n = bundle.points();
+  for (int t : targets) {
+    result.membership.emplace_back(bundle.keep.begin() + static_cast<int64_t>(t) * n,
+                                   bundle.keep.begin() + static_cast<int64_t>(t + 1) * n);
+  }
+
+  Clock::time_point start = Clock::now();
+  attacks::SignalSet audit_signals, population_signals;
+  MIA_RETURN_IF_ERROR(
+      ComputeSignals(bundle, kinds, options.temperature, &audit_signals, &population_signals));
+  result.timings.push_back({"signals", SecondsSince(start)});
+  report("signals computed");
+
+  for (size_t k = 0; k < attack_list.size(); ++k) {
+    const attacks::Attack& attack = *attack_list[k];
+    double attack_seconds = 0, metric_seconds = 0;
+    for (size_t ti = 0; ti < targets.size(); ++ti) {
+      const int t = targets[ti];
+      attacks::AttackInput input;
+      input.audit = &audit_signals;
+      input.population = &population_signals;
+      input.keep = bundle.keep;
+      input.target = t;
+      for (int r = 0; r < m; ++r) {
+        if (r != t) input.references.push_back(r);
+      }
+      start = Clock::now();
+      absl::StatusOr<attacks::AttackOutput> out = attack.Run(input);
+      attack_seconds += SecondsSince(start);
+      if (!out.ok()) {
+        return absl::Status(out.status().code(),
+                            absl::StrCat("attack '", attack.name(), "' on target ", t, ": ",
+                                         out.status().message()));
+      }
+      AttackTargetResult r;
+      r.attack = attack.name();
+      r.target = t;
+      r.excluded = out->excluded;
+      r.chosen = out->chosen;
+      r.warnings = out->warnings;
+      if (r.excluded > 0) {
+        r.warnings.push_back(absl::StrCat(
+            r.excluded, " of ", n, " audit points could not be scored (no OUT reference",
+            attack.needs().in_references ? " or no IN reference" : "", ") and were excluded"));
+      }
+      start = Clock::now();
+      const uint64_t seed = DeriveSeed(DeriveSeed(options.seed, k), static_cast<uint64_t>(t));
+      MIA_RETURN_IF_ERROR(FillMetrics(out->scores, absl::MakeConstSpan(result.membership[ti]),
+                                      options, fprs, seed, &r));
+      metric_seconds += SecondsSince(start);
+      r.scores = std::move(out->scores);
+      result.results.push_back(std::move(r));
+      report(absl::StrCat("attack ", attack.name(), ": target ", ti + 1, " of ", targets.size()));
+    }
+    result.timings.push_back({"attack:" + attack.name(), attack_seconds});
+    result.timings.push_back({"metrics:" + attack.name(), metric_seconds});
+
+    AttackSummary summary;
+    summary.attack = attack.name();
+    std::vector<double> aucs;
+    std::vector<std::vector<double>> tprs(fprs.size());
+    for (const AttackTargetResult& r : result.results) {
+      if (r.attack != attack.name()) continue;
+      aucs.push_back(r.auc);
+      for (size_t f = 0; f < fprs.size(); ++f) {
+        if (r.tpr_at_fpr[f].resolved) tprs[f].push_back(r.tpr_at_fpr[f].tpr);
+      }
+    }
+    summary.auc = metrics::Summarize(aucs);
+    for (const auto& v : tprs) summary.tpr_at_fpr.push_back(metrics::Summarize(v));
+    result.summaries.push_back(std::move(summary));
+  }
+  return result;
+}
+
+}  // namespace mia::audit

@@ -1,0 +1,176 @@
+#include "client/commands.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/attacks/registry.h"
+#include "core/audit/bundle.h"
+#include "core/io/npy.h"
+#include "core/report/report.h"
+
+namespace mia::client {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+void PrintError(const absl::Status& status) {
+  std::fprintf(stderr, "mia: error: %s\n", std::string(status.message()).c_str());
+}
+
+std::string Percent(const metrics::TprAtFpr& t) {
+  return t.resolved ? absl::StrFormat("%.2f%%", 100 * t.tpr) : "unresolved";
+}
+
+// The headline table on stdout: one row per (attack, target).
+void PrintSummary(const audit::AuditResult& result) {
+  auto column = [&](double fpr) {
+    for (size_t k = 0; k < result.fprs.size(); ++k) {
+      if (result.fprs[k] == fpr) return static_cast<int>(k);
+    }
+    return -1;
+  };
+  const int at_1 = column(0.01), at_01 = column(0.001);
+  std::printf("%-34s %6s %8s %17s %12s %12s %8s %8s\n", "attack", "target", "AUC", "AUC 95% CI",
+              "TPR@1%FPR", "TPR@0.1%FPR", "eps_lb", "excluded");
+  for (const audit::AttackTargetResult& r : result.results) {
+    std::printf("%-34s %6d %8.4f   [%6.4f, %6.4f] %12s %12s %8.3f %8lld\n", r.attack.c_str(),
+                r.target, r.auc, r.auc_ci.low, r.auc_ci.high,
+                at_1 >= 0 ? Percent(r.tpr_at_fpr[at_1]).c_str() : "-",
+                at_01 >= 0 ? Percent(r.tpr_at_fpr[at_01]).c_str() : "-", r.epsilon.epsilon,
+                static_cast<long long>(r.excluded));
+  }
+  if (result.targets.size() > 1) {
+    for (const audit::AttackSummary& s : result.summaries) {
+      std::printf("%-34s %6s %8.4f +- %.4f over %d targets\n", s.attack.c_str(), "mean", s.auc.mean,
+                  s.auc.stddev, s.auc.count);
+    }
+  }
+}
+
+}  // namespace
+
+int ExitCodeFor(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return kExitOk;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+      return kExitInvalidInput;
+    case absl::StatusCode::kNotFound:
+      return kExitNotFound;
+    case absl::StatusCode::kResourceExhausted:
+      return kExitTooLarge;
+    default:
+      return kExitFailure;
+  }
+}
+
+int RunScore(const ScoreCommandOptions& options) {
+  const Clock::time_point start = Clock::now();
+  auto progress = [&](const std::string& stage) {
+    if (!options.quiet) std::fprintf(stderr, "[%7.2fs] %s\n", SecondsSince(start), stage.c_str());
+  };
+  io::ReadLimits limits;
+  limits.max_total_bytes = options.max_bundle_bytes;
+  limits.max_array_bytes = std::min(limits.max_array_bytes, options.max_bundle_bytes);
+  absl::StatusOr<audit::Bundle> bundle = audit::LoadBundle(options.bundle, limits);
+  if (!bundle.ok()) {
+    PrintError(bundle.status());
+    return ExitCodeFor(bundle.status());
+  }
+  const double load_seconds = SecondsSince(start);
+  progress(absl::StrFormat(
+      "loaded bundle: %d models, %d audit points, %d population points, "
+      "%d queries",
+      bundle->models(), bundle->points(),
+      bundle->population.has_value() ? bundle->population->points() : 0, bundle->queries()));
+  audit::ScoringOptions scoring = options.scoring;
+  if (options.all_targets) {
+    scoring.targets.clear();
+    for (int m = 0; m < bundle->models(); ++m) scoring.targets.push_back(m);
+  }
+  absl::StatusOr<audit::AuditResult> result = audit::ScoreBundle(*bundle, scoring, progress);
+  if (!result.ok()) {
+    PrintError(result.status());
+    return ExitCodeFor(result.status());
+  }
+  result->tool_version = MIA_VERSION;
+  result->timings.insert(result->timings.begin(), {"load", load_seconds});
+  const absl::Status written = report::WriteReport(*result, options.out_dir);
+  if (!written.ok()) {
+    PrintError(written);
+    return ExitCodeFor(written);
+  }
+  progress(absl::StrCat("report written to ", options.out_dir));
+  PrintSummary(*result);
+  for (const audit::AttackTargetResult& r : result->results) {
+    for (const std::string& w : r.warnings) {
+      std::fprintf(stderr, "mia: warning: %s (target %d): %s\n", r.attack.c_str(), r.target,
+                   w.c_str());
+    }
+  }
+  return kExitOk;
+}
+
+int RunMakeBundle(const MakeBundleOptions& options) {
+  absl::StatusOr<io::NpyMap> arrays = audit::MakeSyntheticBundle(options.synthetic);
+  if (!arrays.ok()) {
+    PrintError(arrays.status());
+    return ExitCodeFor(arrays.status());
+  }
+  absl::Status status;
+  if (options.folder) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.out, ec);
+    if (ec) {
+      status = absl::InternalError(absl::StrCat(options.out, ": cannot create folder"));
+    }
+    for (const auto& [name, array] : *arrays) {
+      if (!status.ok()) break;
+      status = io::WriteNpy((std::filesystem::path(options.out) / (name + ".npy")).string(), array);
+    }
+  } else {
+    status = io::WriteNpz(options.out, *arrays, options.compress);
+  }
+  if (!status.ok()) {
+    PrintError(status);
+    return ExitCodeFor(status);
+  }
+  std::fprintf(stderr, "wrote %s: %d models, %lld audit points, %lld population points\n",
+               options.out.c_str(), options.synthetic.models,
+               static_cast<long long>(options.synthetic.points),
+               static_cast<long long>(options.synthetic.population));
+  return kExitOk;
+}
+
+int RunListAttacks() {
+  for (const attacks::AttackInfo& info : attacks::AttackCatalog()) {
+    std::string needs = attacks::SignalKindName(info.needs.signal);
+    if (info.needs.references) needs += ", references";
+    if (info.needs.in_references) needs += " (IN and OUT)";
+    if (info.needs.population) needs += ", population";
+    std::printf("%-14s %s\n", info.name.c_str(), info.summary.c_str());
+    std::printf("%-14s needs: %s\n", "", needs.c_str());
+    if (!info.aliases.empty()) {
+      std::string aliases;
+      for (const auto& a : info.aliases) aliases += (aliases.empty() ? "" : ", ") + a;
+      std::printf("%-14s aliases: %s\n", "", aliases.c_str());
+    }
+    if (!info.options_help.empty()) {
+      std::printf("%-14s options: %s\n", "", info.options_help.c_str());
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace mia::client

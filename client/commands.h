@@ -1,0 +1,51 @@
+// The local (no server) commands of the `mia` CLI. main.cc parses flags into
+// these option structs; each command returns a process exit code and prints
+// only counts, settings and figures (never data values).
+#ifndef MIA_CLIENT_COMMANDS_H_
+#define MIA_CLIENT_COMMANDS_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "core/audit/scoring.h"
+#include "core/audit/synthetic.h"
+
+namespace mia::client {
+
+// Exit codes a script can rely on.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;       // internal or I/O failure
+inline constexpr int kExitInvalidInput = 2;  // bad flags, malformed bundle or settings
+inline constexpr int kExitNotFound = 3;      // a named file does not exist
+inline constexpr int kExitTooLarge = 4;      // input beyond the configured limits
+
+int ExitCodeFor(const absl::Status& status);
+
+struct ScoreCommandOptions {
+  std::string bundle;   // .npz file or folder of .npy
+  std::string out_dir;  // report folder
+  audit::ScoringOptions scoring;
+  bool all_targets = false;  // attack every model in turn (overrides scoring.targets)
+  uint64_t max_bundle_bytes = uint64_t{16} << 30;
+  bool quiet = false;  // no progress lines on stderr
+};
+
+// `mia score`: load a bundle, run the attacks, write the report, print a summary.
+int RunScore(const ScoreCommandOptions& options);
+
+struct MakeBundleOptions {
+  std::string out;       // .npz path, or a folder when `folder` is set
+  bool folder = false;   // write a folder of .npy files instead of an .npz
+  bool compress = true;  // deflate the .npz members
+  audit::SyntheticOptions synthetic;
+};
+
+// `mia make-bundle`: write a synthetic example bundle.
+int RunMakeBundle(const MakeBundleOptions& options);
+
+// `mia attacks`: list the registered attacks with their needs and options.
+int RunListAttacks();
+
+}  // namespace mia::client
+
+#endif  // MIA_CLIENT_COMMANDS_H_

@@ -1,0 +1,70 @@
+// A signals bundle: membership signals (or logits) that models trained
+// elsewhere produced, with the membership (keep) matrix: everything an audit
+// needs without training anything. Format: docs/bundle-format.md.
+//
+// Loading validates every array (presence, dtype, shape, finiteness, ranges)
+// and reports the first problem naming the array. Plain data; a loaded Bundle is
+// immutable and may be shared across threads.
+#ifndef MIA_CORE_AUDIT_BUNDLE_H_
+#define MIA_CORE_AUDIT_BUNDLE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/attacks/attack.h"
+#include "core/attacks/signals.h"
+#include "core/io/npy.h"
+
+namespace mia::audit {
+
+// Per-model values on a set of points: logits + labels, or one signal kind.
+struct SignalSource {
+  bool has_logits = false;
+  std::vector<float> logits;  // [M, P, A, C] when has_logits
+  attacks::LogitsShape logits_shape;
+  std::vector<int64_t> labels;   // [P]
+  attacks::SignalTensor signal;  // [M, P, A] when !has_logits
+  attacks::SignalKind kind = attacks::SignalKind::kProb;
+  std::string array_name;  // for messages: "logits", "population_signals"
+
+  int models() const { return has_logits ? logits_shape.models : signal.models; }
+  int64_t points() const { return has_logits ? logits_shape.points : signal.points; }
+  int queries() const { return has_logits ? logits_shape.queries : signal.queries; }
+};
+
+struct Bundle {
+  std::string path;                        // where it was read from
+  SignalSource audit;                      // [M, N, ...]
+  std::optional<SignalSource> population;  // [M, Z, ...]
+  std::vector<uint8_t> keep;               // [M * N]
+  std::vector<int64_t> row_ids;            // [N]; 0..N-1 when the bundle has none
+  std::vector<int> targets;                // target models; {0} when the bundle has none
+
+  int models() const { return audit.models(); }
+  int64_t points() const { return audit.points(); }
+  int queries() const { return audit.queries(); }
+};
+
+// The arrays a bundle may hold; any other name is an error.
+const std::vector<std::string>& BundleArrayNames();
+
+// Builds a bundle from arrays already read (validates everything).
+absl::StatusOr<Bundle> BundleFromArrays(io::NpyMap arrays, const std::string& path);
+
+// Reads and validates a bundle: an .npz archive or a folder of .npy files.
+absl::StatusOr<Bundle> LoadBundle(const std::string& path, const io::ReadLimits& limits = {});
+
+// Computes the signal kinds in `kinds` for the audit points and, if the bundle
+// has them, the population points. From logits each kind is computed directly
+// (temperature applies to prob and logit_scaled); from a given signal the other
+// kinds are converted (temperature must then be 1).
+absl::Status ComputeSignals(const Bundle& bundle, const std::vector<attacks::SignalKind>& kinds,
+                            double temperature, attacks::SignalSet* audit,
+                            attacks::SignalSet* population);
+
+}  // namespace mia::audit
+
+#endif  // MIA_CORE_AUDIT_BUNDLE_H_

@@ -1,0 +1,33 @@
+// A synthetic membership game written as a signals bundle: logits of M models
+// on N audit points and Z population points, with a balanced keep matrix, in
+// which each model's confidence on its training points is raised by a
+// per-point "memorization" amount. Lets the demo, tests and benchmarks run
+// without any trained model; the leak strength sets how much an attack finds.
+#ifndef MIA_CORE_AUDIT_SYNTHETIC_H_
+#define MIA_CORE_AUDIT_SYNTHETIC_H_
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "core/io/npy.h"
+
+namespace mia::audit {
+
+struct SyntheticOptions {
+  int models = 8;             // target + reference models
+  int64_t points = 2000;      // audit points
+  int64_t population = 1000;  // population points (0: none)
+  int classes = 10;
+  int queries = 1;    // > 1 adds an augmentation axis to the logits
+  double leak = 1.0;  // mean margin gain on training points (0: no leakage)
+  int targets = 1;    // models 0..targets-1 are listed as targets
+  uint64_t seed = 1;
+};
+
+// Arrays keep, logits, labels, population_logits, population_labels, row_ids,
+// targets, as docs/bundle-format.md describes. Deterministic in the options.
+absl::StatusOr<io::NpyMap> MakeSyntheticBundle(const SyntheticOptions& options);
+
+}  // namespace mia::audit
+
+#endif  // MIA_CORE_AUDIT_SYNTHETIC_H_
