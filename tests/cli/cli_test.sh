@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Black-box tests of the `mia` CLI: the real binary on real files, checking
+# exit codes, messages and report files. Usage: cli_test.sh PATH_TO_MIA
+set -u
+MIA=$(readlink -f "${1:?path to the mia binary}")
+PY=/usr/bin/python3   # Debian's python3 with numpy (scripts/install-deps.sh)
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK"
+pass=0
+fail=0
+
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+
+# expect NAME WANT_EXIT WANT_STDERR_SUBSTRING -- command...
+expect() {
+  local name=$1 want=$2 msg=$3
+  shift 4
+  "$@" >out.txt 2>err.txt
+  local got=$?
+  if [ "$got" -ne "$want" ]; then
+    bad "$name: exit $got, wanted $want"; sed 's/^/     /' err.txt | head -5; return
+  fi
+  if [ -n "$msg" ] && ! grep -qF -- "$msg" err.txt; then
+    bad "$name: stderr lacks '$msg'"; sed 's/^/     /' err.txt | head -5; return
+  fi
+  ok "$name"
+}
+
+$PY -c 'import numpy' 2>/dev/null || { echo "FAIL numpy missing for $PY: run scripts/install-deps.sh"; echo "0 passed, 1 failed"; exit 1; }
+
+# A full audit of a synthetic bundle.
+expect "make-bundle" 0 "wrote b.npz" -- "$MIA" make-bundle --out b.npz --points 600 --population 300
+expect "score" 0 "report written" -- "$MIA" score --bundle b.npz --attack rmia,rmia-offline,lira,loss --out rep --bootstrap 100
+for f in result.json scores.csv roc.svg roc_log.svg summary.md timing.log; do
+  [ -s "rep/$f" ] && ok "report has $f" || bad "report lacks $f"
+done
+$PY - <<'PY' && ok "result.json content" || bad "result.json content"
+import json, csv, sys
+r = json.load(open("rep/result.json"))
+assert r["schema_version"] >= 1
+names = [x["attack"] for x in r["results"]]
+assert names == ["rmia", "rmia-offline", "lira", "loss"], names
+for x in r["results"]:
+    assert 0.55 < x["auc"] <= 1, (x["attack"], x["auc"])
+    assert x["counts"]["members"] + x["counts"]["non_members"] + x["counts"]["excluded"] == 600
+assert "a" in r["results"][1]["chosen"]
+rows = list(csv.reader(open("rep/scores.csv")))
+assert len(rows) == 601, len(rows)
+assert rows[1][0] == "10000"
+PY
+grep -q "AUC" out.txt && ok "summary table on stdout" || bad "summary table on stdout"
+
+# The same bundle as a folder of .npy files, and written by numpy itself.
+expect "folder bundle" 0 "" -- "$MIA" make-bundle --out bdir --folder --points 100 --population 50
+expect "score folder" 0 "" -- "$MIA" score --bundle bdir --attack lira --out rep2 -q
+$PY - <<'PY'
+import numpy as np
+rng = np.random.default_rng(0)
+M, N, Z = 6, 300, 200
+keep = np.zeros((M, N), bool)
+for i in range(N):
+    keep[rng.permutation(M)[:M // 2], i] = True
+p = rng.uniform(0.2, 0.8, (M, N)).astype(np.float32)
+p[keep] = np.minimum(1.0, p[keep] + 0.15)
+np.savez_compressed("numpy_bundle.npz", signals=p, keep=keep,
+                    population_signals=rng.uniform(0.2, 0.8, (M, Z)),
+                    row_ids=np.arange(N, dtype=np.int64) * 2, targets=np.array([0, 1]))
+bad = p.astype(np.float64).copy(); bad[2, 5] = np.nan
+np.savez("nan_bundle.npz", signals=bad, keep=keep)
+np.savez("nokeep_bundle.npz", signals=p)
+allin = np.ones((M, N), bool)
+np.savez("allin_bundle.npz", signals=p, keep=allin)
+np.savez("shape_bundle.npz", signals=p, keep=keep[:, :10])
+np.savez("dtype_bundle.npz", signals=p, keep=keep.astype(np.float32) * 0.5)
+np.savez("object_bundle.npz", signals=np.array([{"a": 1}], dtype=object), keep=keep)
+PY
+expect "numpy bundle" 0 "" -- "$MIA" score --bundle numpy_bundle.npz --attack rmia,reference --out rep3 -q
+[ "$(tail -n +2 rep3/scores.csv | wc -l)" = 600 ] && ok "two targets x 300 rows" || bad "two targets x 300 rows"
+
+# Bad input: clear message, non-zero exit code, no crash.
+expect "NaN signal" 2 "array 'signals': non-finite value (NaN or inf) at flat index 605" -- "$MIA" score --bundle nan_bundle.npz --attack loss --out r
+expect "missing keep" 2 "array 'keep' is missing" -- "$MIA" score --bundle nokeep_bundle.npz --attack loss --out r
+expect "no OUT reference" 2 "keep" -- "$MIA" score --bundle allin_bundle.npz --attack reference --out r
+expect "keep shape" 2 "array 'keep': shape (6, 10), expected (6, 300)" -- "$MIA" score --bundle shape_bundle.npz --attack loss --out r
+expect "keep dtype" 2 "keep" -- "$MIA" score --bundle dtype_bundle.npz --attack loss --out r
+expect "object array refused" 2 "signals" -- "$MIA" score --bundle object_bundle.npz --attack loss --out r
+expect "missing file" 3 "no_such.npz" -- "$MIA" score --bundle no_such.npz --attack rmia --out r
+head -c 3000 b.npz > cut.npz
+expect "truncated zip" 2 "cut.npz" -- "$MIA" score --bundle cut.npz --attack rmia --out r
+printf 'PK\003\004garbage' > junk.npz
+expect "corrupt zip" 2 "junk.npz" -- "$MIA" score --bundle junk.npz --attack rmia --out r
+expect "unknown attack" 2 "unknown attack 'rmiax'" -- "$MIA" score --bundle b.npz --attack rmiax --out r
+expect "unknown option" 2 "unknown option 'gama'" -- "$MIA" score --bundle b.npz --attack rmia:gama=2 --out r
+rm -f bdir/population_logits.npy bdir/population_labels.npy
+expect "population missing" 2 "needs population points" -- "$MIA" score --bundle bdir --attack rmia --out r
+expect "bad target" 2 "target model 9" -- "$MIA" score --bundle b.npz --targets 9 --out r
+expect "big bundle" 0 "" -- "$MIA" make-bundle --out big.npz --points 20000 --population 10
+expect "too large" 4 "big.npz" -- "$MIA" score --bundle big.npz --max-bundle-mb 1 --out r
+expect "missing flag" 2 "--out" -- "$MIA" score --bundle b.npz
+expect "report folder not writable" 1 "rep/result.json" -- "$MIA" score --bundle b.npz --attack loss --out rep/result.json
+expect "list attacks" 0 "" -- "$MIA" attacks
+grep -q "rmia-offline" out.txt && ok "attacks lists rmia-offline" || bad "attacks lists rmia-offline"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
