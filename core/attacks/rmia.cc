@@ -5,7 +5,6 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "core/common/status_macros.h"
 #include "core/metrics/roc.h"
 
@@ -169,6 +168,7 @@ absl::StatusOr<AttackOutput> RmiaAttack(const AttackInput& input, const RmiaOpti
   }
   AttackOutput out;
   double a = options.a.value_or(options.untunable_a);
+  double best_auc_seen = -1;  // AUC on the reference model at the chosen a
   if (!options.online && !options.a.has_value()) {
     if (input.references.size() < 2) {
       out.warnings.push_back(absl::StrCat(
@@ -179,12 +179,11 @@ absl::StatusOr<AttackOutput> RmiaAttack(const AttackInput& input, const RmiaOpti
       const int pseudo_target = input.references.front();
       const std::vector<int> others(input.references.begin() + 1, input.references.end());
       const ReferenceSums sums = SumReferences(input, others, /*online=*/false);
-      double best_auc = -1;
+      double& best_auc = best_auc_seen;
       std::vector<double> scores;
       for (double candidate : RmiaAGrid()) {
         ScoreTarget(input, pseudo_target, sums, false, candidate, options.gamma, &scores);
         const double auc = AucAgainstModel(input, pseudo_target, scores);
-        out.chosen[absl::StrFormat("auc_at_a=%.1f", candidate)] = auc;
         if (auc > best_auc) {  // ties keep the smaller a
           best_auc = auc;
           a = candidate;
@@ -199,6 +198,7 @@ absl::StatusOr<AttackOutput> RmiaAttack(const AttackInput& input, const RmiaOpti
     }
   }
   if (!options.online) out.chosen["a"] = a;
+  if (best_auc_seen >= 0) out.chosen["a_tuning_auc"] = best_auc_seen;
   const ReferenceSums sums = SumReferences(input, input.references, options.online);
   ScoreTarget(input, input.target, sums, options.online, a, options.gamma, &out.scores);
   for (double s : out.scores) out.excluded += std::isnan(s) ? 1 : 0;

@@ -41,7 +41,8 @@ std::vector<double> RmiaScoresDefinitional(absl::Span<const double> ratio_audit,
 // Scores every audit point; points without an OUT reference (online: or without
 // an IN reference) are excluded. Offline with `a` unset tunes a on the grid by
 // the AUC of attacking the first reference with the other references, and
-// reports it in `chosen` {"a": ...} along with every grid AUC ("auc_at_a=0.1").
+// reports it in `chosen` as "a", with "a_tuning_auc", the AUC it reached on the
+// reference model.
 absl::StatusOr<AttackOutput> RmiaAttack(const AttackInput& input, const RmiaOptions& options);
 
 }  // namespace mia::attacks
