@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
-#include "core/metrics/roc.h"
 
 namespace mia::attacks {
 namespace {
@@ -72,14 +71,17 @@ double ReferenceProb(double all_mean, double out_mean, bool online, double a) {
   return std::max(pr, kMinPr);
 }
 
-// Scores of `target` (averaged over queries) given the reference sums.
-void ScoreTarget(const AttackInput& input, int target, const ReferenceSums& sums, bool online,
-                 double a, double gamma, std::vector<double>* scores) {
+// RMIA counts of `target` given the reference sums: counts[i] is the sum over
+// queries of #{z : ratio(i) / ratio(z) >= gamma}, or -1 for an unscorable point.
+// The score is counts[i] / (queries * Z): the mean over queries of the per-query
+// scores, so the integer counts order the points exactly as the scores do.
+void CountTarget(const AttackInput& input, int target, const ReferenceSums& sums, bool online,
+                 double a, double gamma, std::vector<int64_t>* counts) {
   const SignalTensor& p = input.audit->prob;
   const SignalTensor& pop = input.population->prob;
   const int64_t n = p.points;
   const int a_count = p.queries;
-  scores->assign(n, 0.0);
+  counts->assign(n, 0);
   std::vector<double> ratio_audit(n), ratio_pop(pop.points);
   for (int q = 0; q < a_count; ++q) {
     for (int64_t z = 0; z < pop.points; ++z) {
@@ -93,27 +95,41 @@ void ScoreTarget(const AttackInput& input, int target, const ReferenceSums& sums
                                                                 sums.audit_out_mean[k], online, a)
                            : kNaN;
     }
-    const std::vector<double> s = RmiaScoresFromRatios(ratio_audit, ratio_pop, gamma);
-    for (int64_t i = 0; i < n; ++i) (*scores)[i] += s[i];
+    const std::vector<int64_t> c = RmiaCountsFromRatios(ratio_audit, ratio_pop, gamma);
+    for (int64_t i = 0; i < n; ++i) (*counts)[i] = c[i] < 0 ? -1 : (*counts)[i] + c[i];
   }
-  for (double& s : *scores) s /= a_count;
 }
 
-// AUC of `scores` against keep[model] over the non-NaN points; NaN when one
-// class is missing.
-double AucAgainstModel(const AttackInput& input, int model, const std::vector<double>& scores) {
-  const int64_t n = static_cast<int64_t>(scores.size());
-  std::vector<double> s;
-  std::vector<uint8_t> y;
-  s.reserve(n);
-  y.reserve(n);
+// AUC of the counts against keep[model] over the scorable points, by counting
+// sort over the (queries * Z + 1) possible values: O(N + queries * Z) instead of
+// sorting. Ties between a member and a non-member count 1/2. NaN when one class
+// is missing.
+double AucOfCounts(const AttackInput& input, int model, const std::vector<int64_t>& counts,
+                   int64_t max_count) {
+  const int64_t n = static_cast<int64_t>(counts.size());
+  std::vector<int64_t> members(max_count + 1, 0), non_members(max_count + 1, 0);
+  const uint8_t* keep = input.keep.data() + static_cast<int64_t>(model) * n;
   for (int64_t i = 0; i < n; ++i) {
-    if (std::isnan(scores[i])) continue;
-    s.push_back(scores[i]);
-    y.push_back(input.keep[static_cast<int64_t>(model) * n + i]);
+    if (counts[i] < 0) continue;
+    (keep[i] ? members : non_members)[counts[i]] += 1;
   }
-  absl::StatusOr<double> auc = metrics::Auc(s, y);
-  return auc.ok() ? *auc : kNaN;
+  double pairs = 0, below = 0, total_members = 0;
+  for (int64_t v = 0; v <= max_count; ++v) {
+    pairs += static_cast<double>(members[v]) * (below + 0.5 * static_cast<double>(non_members[v]));
+    below += static_cast<double>(non_members[v]);
+    total_members += static_cast<double>(members[v]);
+  }
+  if (total_members == 0 || below == 0) return kNaN;
+  return pairs / (total_members * below);
+}
+
+void CountsToScores(const std::vector<int64_t>& counts, int64_t max_count,
+                    std::vector<double>* scores) {
+  scores->resize(counts.size());
+  for (size_t i = 0; i < counts.size(); ++i) {
+    (*scores)[i] =
+        counts[i] < 0 ? kNaN : static_cast<double>(counts[i]) / static_cast<double>(max_count);
+  }
 }
 
 }  // namespace
@@ -124,25 +140,37 @@ std::vector<double> RmiaAGrid() {
   return grid;
 }
 
-std::vector<double> RmiaScoresFromRatios(absl::Span<const double> ratio_audit,
-                                         absl::Span<const double> ratio_pop, double gamma) {
+std::vector<int64_t> RmiaCountsFromRatios(absl::Span<const double> ratio_audit,
+                                          absl::Span<const double> ratio_pop, double gamma) {
   std::vector<double> sorted(ratio_pop.begin(), ratio_pop.end());
   std::sort(sorted.begin(), sorted.end());
-  const double z_count = static_cast<double>(sorted.size());
-  std::vector<double> scores(ratio_audit.size());
+  std::vector<int64_t> counts(ratio_audit.size());
   for (size_t i = 0; i < ratio_audit.size(); ++i) {
     const double r = ratio_audit[i];
     if (std::isnan(r)) {
-      scores[i] = kNaN;
+      counts[i] = -1;
       continue;
     }
     // r / ratio_z >= gamma holds for a prefix of the ascending ratios (IEEE
-    // division is monotone), so the count is a partition point, found with
-    // exactly the predicate of the definition.
-    auto end = std::partition_point(sorted.begin(), sorted.end(),
-                                    [&](double rz) { return r / rz >= gamma; });
-    scores[i] = static_cast<double>(end - sorted.begin()) / z_count;
+    // division is monotone), so the count is that prefix's length. Search
+    // without a division first (ratio_z <= r / gamma), check the boundary with
+    // the exact predicate of the definition, and only where rounding put it in
+    // the wrong place search again with that predicate.
+    auto holds = [&](double rz) { return r / rz >= gamma; };
+    auto it = std::upper_bound(sorted.begin(), sorted.end(), r / gamma);
+    if ((it != sorted.begin() && !holds(*(it - 1))) || (it != sorted.end() && holds(*it))) {
+      it = std::partition_point(sorted.begin(), sorted.end(), holds);
+    }
+    counts[i] = it - sorted.begin();
   }
+  return counts;
+}
+
+std::vector<double> RmiaScoresFromRatios(absl::Span<const double> ratio_audit,
+                                         absl::Span<const double> ratio_pop, double gamma) {
+  std::vector<double> scores;
+  CountsToScores(RmiaCountsFromRatios(ratio_audit, ratio_pop, gamma),
+                 static_cast<int64_t>(ratio_pop.size()), &scores);
   return scores;
 }
 
@@ -169,6 +197,8 @@ absl::StatusOr<AttackOutput> RmiaAttack(const AttackInput& input, const RmiaOpti
   AttackOutput out;
   double a = options.a.value_or(options.untunable_a);
   double best_auc_seen = -1;  // AUC on the reference model at the chosen a
+  const int64_t max_count =
+      static_cast<int64_t>(input.audit->prob.queries) * input.population->prob.points;
   if (!options.online && !options.a.has_value()) {
     if (input.references.size() < 2) {
       out.warnings.push_back(absl::StrCat(
@@ -180,10 +210,10 @@ absl::StatusOr<AttackOutput> RmiaAttack(const AttackInput& input, const RmiaOpti
       const std::vector<int> others(input.references.begin() + 1, input.references.end());
       const ReferenceSums sums = SumReferences(input, others, /*online=*/false);
       double& best_auc = best_auc_seen;
-      std::vector<double> scores;
+      std::vector<int64_t> counts;
       for (double candidate : RmiaAGrid()) {
-        ScoreTarget(input, pseudo_target, sums, false, candidate, options.gamma, &scores);
-        const double auc = AucAgainstModel(input, pseudo_target, scores);
+        CountTarget(input, pseudo_target, sums, false, candidate, options.gamma, &counts);
+        const double auc = AucOfCounts(input, pseudo_target, counts, max_count);
         if (auc > best_auc) {  // ties keep the smaller a
           best_auc = auc;
           a = candidate;
@@ -200,7 +230,9 @@ absl::StatusOr<AttackOutput> RmiaAttack(const AttackInput& input, const RmiaOpti
   if (!options.online) out.chosen["a"] = a;
   if (best_auc_seen >= 0) out.chosen["a_tuning_auc"] = best_auc_seen;
   const ReferenceSums sums = SumReferences(input, input.references, options.online);
-  ScoreTarget(input, input.target, sums, options.online, a, options.gamma, &out.scores);
+  std::vector<int64_t> counts;
+  CountTarget(input, input.target, sums, options.online, a, options.gamma, &counts);
+  CountsToScores(counts, max_count, &out.scores);
   for (double s : out.scores) out.excluded += std::isnan(s) ? 1 : 0;
   return out;
 }

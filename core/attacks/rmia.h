@@ -34,6 +34,10 @@ inline constexpr double kMinPr = 1e-300;
 std::vector<double> RmiaScoresFromRatios(absl::Span<const double> ratio_audit,
                                          absl::Span<const double> ratio_pop, double gamma);
 
+// The integer counts behind those scores (-1 for a NaN ratio).
+std::vector<int64_t> RmiaCountsFromRatios(absl::Span<const double> ratio_audit,
+                                          absl::Span<const double> ratio_pop, double gamma);
+
 // The same by the definition: an O(N * Z) double loop. For tests.
 std::vector<double> RmiaScoresDefinitional(absl::Span<const double> ratio_audit,
                                            absl::Span<const double> ratio_pop, double gamma);
