@@ -5,6 +5,10 @@
 BUILD ?= build
 BUILD_TYPE ?= Release
 CMAKE_ARGS ?=
+# CI builds with warnings as errors.
+ifneq ($(CI),)
+CMAKE_ARGS += -DMIA_WERROR=ON
+endif
 JOBS ?= $(shell nproc)
 
 .PHONY: all deps configure build test demo bench clean
@@ -13,9 +17,6 @@ all: build
 
 deps:
 	@bash scripts/install-deps.sh
-
-$(BUILD)/build.ninja: | deps
-	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
 
 configure: deps
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
@@ -26,10 +27,12 @@ build: configure
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-demo: build
+demo: configure
+	cmake --build $(BUILD) -j $(JOBS) --target mia
 	bash scripts/demo.sh $(BUILD)
 
-bench: build
+bench: configure
+	cmake --build $(BUILD) -j $(JOBS) --target mia mia_bench
 	bash bench/run.sh $(BUILD)
 
 clean:
