@@ -91,8 +91,14 @@ using NpyMap = std::map<std::string, NpyArray>;
 
 // Reads a .npz archive: zip with stored or deflated members (ZIP64 included),
 // as written by numpy.savez / savez_compressed. Validates the central directory,
-// local headers, sizes and CRC-32 of every member.
+// local headers, sizes and CRC-32 of every member. Offsets in messages are
+// archive offsets, except for errors inside a member's .npy image (header,
+// descr, shape), whose offsets count from the start of that member's data.
 absl::StatusOr<NpyMap> ReadNpz(const std::string& path, const ReadLimits& limits = {});
+
+// ReadNpz on an archive already in memory; `source` names it in error messages.
+absl::StatusOr<NpyMap> ParseNpz(absl::string_view bytes, absl::string_view source,
+                                const ReadLimits& limits = {});
 
 // Reads every *.npy file of a folder (not recursive).
 absl::StatusOr<NpyMap> ReadNpyDir(const std::string& path, const ReadLimits& limits = {});

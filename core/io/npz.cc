@@ -1,1 +1,962 @@
-// placeholder until implemented
+// .npz archives (zip), folders of .npy files, and atomic writers.
+//
+// The zip reader trusts nothing: it locates the end record by searching
+// backwards, cross-checks the central directory against every local header,
+// bounds every offset by the file, refuses overlapping members, checks
+// declared sizes against ReadLimits before allocating, stops inflating as soon
+// as output would pass the declared size (zip bombs), and verifies CRC-32.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <set>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/io/internal.h"
+#include "core/io/npy.h"
+
+namespace mia::io {
+namespace {
+
+using internal::kNpyHeaderAllowance;
+using internal::SafeName;
+using internal::SaturatingAdd;
+using internal::SaturatingMul;
+
+constexpr uint32_t kLocalHeaderSignature = 0x04034b50;
+constexpr uint32_t kCentralHeaderSignature = 0x02014b50;
+constexpr uint32_t kEndSignature = 0x06054b50;
+constexpr uint32_t kZip64EndSignature = 0x06064b50;
+constexpr uint32_t kZip64LocatorSignature = 0x07064b50;
+constexpr size_t kLocalHeaderSize = 30;
+constexpr size_t kCentralHeaderSize = 46;
+constexpr size_t kEndSize = 22;
+constexpr size_t kZip64EndSize = 56;
+constexpr size_t kZip64LocatorSize = 20;
+constexpr size_t kMaxCommentSize = 0xFFFF;
+constexpr uint16_t kZip64ExtraId = 0x0001;
+constexpr uint32_t kSentinel32 = 0xFFFFFFFF;
+constexpr uint16_t kSentinel16 = 0xFFFF;
+
+constexpr uint16_t kFlagEncrypted = 0x0001;
+constexpr uint16_t kFlagDataDescriptor = 0x0008;
+constexpr uint16_t kFlagStrongEncryption = 0x0040;
+constexpr uint16_t kFlagUtf8 = 0x0800;
+constexpr uint16_t kFlagMaskedHeader = 0x2000;
+constexpr uint16_t kMethodStored = 0;
+constexpr uint16_t kMethodDeflated = 8;
+
+// zlib counts in uInt (32 bits); larger buffers are fed in pieces.
+constexpr size_t kZlibChunk = size_t{1} << 30;
+
+constexpr absl::string_view kNpySuffix = ".npy";
+
+// Little-endian loads; callers have checked the bounds.
+uint16_t Le16(absl::string_view b, uint64_t at) {
+  const auto* p = reinterpret_cast<const uint8_t*>(b.data()) + at;
+  return static_cast<uint16_t>(p[0] | (p[1] << 8));
+}
+uint32_t Le32(absl::string_view b, uint64_t at) {
+  const auto* p = reinterpret_cast<const uint8_t*>(b.data()) + at;
+  return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
+}
+uint64_t Le64(absl::string_view b, uint64_t at) {
+  return uint64_t{Le32(b, at)} | (uint64_t{Le32(b, at + 4)} << 32);
+}
+
+void Put16(std::string* out, uint32_t v) {
+  out->push_back(static_cast<char>(v & 0xFF));
+  out->push_back(static_cast<char>((v >> 8) & 0xFF));
+}
+void Put32(std::string* out, uint32_t v) {
+  Put16(out, v & 0xFFFF);
+  Put16(out, v >> 16);
+}
+
+// "path" or "path: member 'name'", the prefix of every message.
+std::string Where(absl::string_view path, absl::string_view member) {
+  if (member.empty()) return std::string(path);
+  return absl::StrCat(path, ": member '", SafeName(member), "'");
+}
+
+absl::Status Bad(absl::string_view where, absl::string_view what, uint64_t offset) {
+  return absl::InvalidArgumentError(absl::StrCat(where, ": ", what, " at offset ", offset));
+}
+
+// True when [offset, offset + size) lies within [0, limit).
+bool InRange(uint64_t offset, uint64_t size, uint64_t limit) {
+  return offset <= limit && size <= limit - offset;
+}
+
+std::string MethodName(uint16_t method) {
+  switch (method) {
+    case 1:
+      return "shrink";
+    case 6:
+      return "implode";
+    case 9:
+      return "deflate64";
+    case 12:
+      return "bzip2";
+    case 14:
+      return "LZMA";
+    case 93:
+      return "zstd";
+    case 95:
+      return "xz";
+    case 98:
+      return "PPMd";
+    case 99:
+      return "AES encryption";
+    default:
+      return "unknown";
+  }
+}
+
+// The largest file ReadNpz loads: the decoded data plus room for deflate's
+// worst-case growth and per-member zip and .npy headers.
+uint64_t MaxArchiveBytes(const ReadLimits& limits) {
+  const uint64_t members = limits.max_members > 0 ? static_cast<uint64_t>(limits.max_members) : 0;
+  uint64_t bytes = SaturatingAdd(limits.max_total_bytes, limits.max_total_bytes / 64);
+  bytes = SaturatingAdd(bytes, SaturatingMul(members, 4 * kMaxCommentSize + kNpyHeaderAllowance));
+  return SaturatingAdd(bytes, 2 * kMaxCommentSize + 1024);
+}
+
+absl::Status ErrnoStatus(int err, absl::string_view path, absl::string_view action) {
+  const std::string message =
+      absl::StrCat(path, ": cannot ", action, ": ", std::generic_category().message(err));
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+      return absl::NotFoundError(message);
+    case EACCES:
+    case EPERM:
+      return absl::PermissionDeniedError(message);
+    case ENOSPC:
+    case EDQUOT:
+    case ENOMEM:
+      return absl::ResourceExhaustedError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+// Reads a whole regular file, refusing files larger than `max_bytes`.
+absl::Status ReadWholeFile(const std::string& path, uint64_t max_bytes, std::string* out) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR)
+      return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": cannot open: ", std::generic_category().message(err)));
+  }
+  struct FdCloser {
+    int fd;
+    ~FdCloser() { close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": cannot stat: ", std::generic_category().message(errno)));
+  }
+  if (S_ISDIR(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(path, ": is a folder"));
+  // A FIFO or device could block or never end.
+  if (!S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
+  }
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size > max_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(path, ": file is ", size, " bytes, above the ",
+                                                     max_bytes,
+                                                     "-byte limit implied by ReadLimits"));
+  }
+  out->resize(size);
+  uint64_t done = 0;
+  while (done < size) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(size - done, kZlibChunk));
+    const ssize_t got = read(fd, out->data() + done, want);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return absl::InvalidArgumentError(absl::StrCat(path, ": read failed at offset ", done, ": ",
+                                                     std::generic_category().message(errno)));
+    }
+    if (got == 0) break;  // the file shrank while we read it
+    done += static_cast<uint64_t>(got);
+  }
+  out->resize(done);
+  return absl::OkStatus();
+}
+
+// One member, as the central directory and its local header describe it.
+struct Member {
+  std::string name;
+  uint64_t central_offset = 0;  // of its central directory header
+  uint16_t flags = 0;
+  uint16_t method = 0;
+  uint32_t crc = 0;
+  uint64_t compressed_size = 0;
+  uint64_t uncompressed_size = 0;
+  uint64_t local_offset = 0;
+  uint64_t data_offset = 0;  // set once the local header is read
+};
+
+// Values of a ZIP64 extended-information extra field: each present only when
+// the matching 32-bit (or 16-bit) header field holds its sentinel.
+struct Zip64Wanted {
+  uint64_t* uncompressed = nullptr;
+  uint64_t* compressed = nullptr;
+  uint64_t* local_offset = nullptr;
+  bool disk = false;
+};
+
+// Walks an extra-field block and fills the wanted ZIP64 values in order.
+absl::Status ReadZip64Extra(absl::string_view archive, uint64_t extra_offset, uint64_t extra_size,
+                            const Zip64Wanted& wanted, absl::string_view where) {
+  const bool needed =
+      wanted.uncompressed || wanted.compressed || wanted.local_offset || wanted.disk;
+  uint64_t at = extra_offset;
+  const uint64_t end = extra_offset + extra_size;
+  while (at < end) {
+    if (end - at < 4) return Bad(where, "truncated extra field", at);
+    const uint16_t id = Le16(archive, at);
+    const uint16_t size = Le16(archive, at + 2);
+    if (size > end - at - 4) return Bad(where, "extra field runs past its block", at);
+    if (id == kZip64ExtraId) {
+      uint64_t pos = at + 4;
+      const uint64_t field_end = pos + size;
+      for (uint64_t* target : {wanted.uncompressed, wanted.compressed, wanted.local_offset}) {
+        if (target == nullptr) continue;
+        if (field_end - pos < 8) return Bad(where, "ZIP64 extra field is too short", at);
+        *target = Le64(archive, pos);
+        pos += 8;
+      }
+      if (wanted.disk) {
+        if (field_end - pos < 4) return Bad(where, "ZIP64 extra field is too short", at);
+        if (Le32(archive, pos) != 0) {
+          return Bad(where, "multi-disk archives are not supported", pos);
+        }
+      }
+      return absl::OkStatus();
+    }
+    at += 4 + uint64_t{size};
+  }
+  if (needed)
+    return Bad(where, "ZIP64 sizes are announced but the ZIP64 extra field is missing",
+               extra_offset);
+  return absl::OkStatus();
+}
+
+// Streams `data` through zlib's crc32_z.
+uint32_t Crc32(absl::string_view data) {
+  return static_cast<uint32_t>(
+      crc32_z(crc32_z(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(data.data()), data.size()));
+}
+
+// Inflates raw deflate `input` (which starts at file offset `input_offset`)
+// into exactly `declared` bytes. The output buffer has one spare byte so that
+// a stream longer than declared is caught the moment it overflows, without
+// inflating the rest of a bomb.
+absl::Status Inflate(absl::string_view input, uint64_t input_offset, uint64_t declared,
+                     absl::string_view where, std::unique_ptr<char[]>* output) {
+  output->reset(new (std::nothrow) char[declared + 1]);
+  if (*output == nullptr) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(where, ": out of memory for ", declared, " bytes"));
+  }
+  z_stream zs;
+  std::memset(&zs, 0, sizeof(zs));
+  if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) {
+    return absl::ResourceExhaustedError(absl::StrCat(where, ": cannot initialize zlib"));
+  }
+  struct InflateEnder {
+    z_stream* zs;
+    ~InflateEnder() { inflateEnd(zs); }
+  } ender{&zs};
+  const uint64_t capacity = declared + 1;
+  uint64_t in_pos = 0, out_pos = 0;
+  while (true) {
+    const size_t in_chunk =
+        static_cast<size_t>(std::min<uint64_t>(input.size() - in_pos, kZlibChunk));
+    const size_t out_chunk =
+        static_cast<size_t>(std::min<uint64_t>(capacity - out_pos, kZlibChunk));
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data() + in_pos));
+    zs.avail_in = static_cast<uInt>(in_chunk);
+    zs.next_out = reinterpret_cast<Bytef*>(output->get() + out_pos);
+    zs.avail_out = static_cast<uInt>(out_chunk);
+    const int rc = inflate(&zs, Z_NO_FLUSH);
+    const uint64_t consumed = in_chunk - zs.avail_in;
+    const uint64_t produced = out_chunk - zs.avail_out;
+    in_pos += consumed;
+    out_pos += produced;
+    if (out_pos > declared) {
+      return Bad(where,
+                 absl::StrCat("deflate stream inflates to more than the declared ", declared,
+                              " bytes (refused as a possible zip bomb)"),
+                 input_offset + in_pos);
+    }
+    if (rc == Z_STREAM_END) break;
+    if (rc == Z_DATA_ERROR || rc == Z_NEED_DICT) {
+      return Bad(where,
+                 absl::StrCat("corrupt deflate stream (zlib: ",
+                              zs.msg != nullptr ? zs.msg : "invalid data", ")"),
+                 input_offset + in_pos);
+    }
+    if (rc == Z_MEM_ERROR) {
+      return absl::ResourceExhaustedError(absl::StrCat(where, ": zlib is out of memory"));
+    }
+    if (rc != Z_OK && rc != Z_BUF_ERROR) {
+      return Bad(where, absl::StrCat("zlib error ", rc), input_offset + in_pos);
+    }
+    // Output space left and all input consumed, yet no end of stream: the
+    // stream needs bytes the member does not have.
+    if (in_pos == input.size() && zs.avail_out > 0) {
+      return Bad(where, "truncated deflate stream", input_offset + in_pos);
+    }
+    if (consumed == 0 && produced == 0 && zs.avail_in > 0 && zs.avail_out > 0) {
+      return Bad(where, "deflate stream makes no progress", input_offset + in_pos);
+    }
+  }
+  if (in_pos != input.size()) {
+    return Bad(where,
+               absl::StrCat(input.size() - in_pos,
+                            " bytes of compressed data follow the end of the deflate stream"),
+               input_offset + in_pos);
+  }
+  if (out_pos != declared) {
+    return Bad(
+        where,
+        absl::StrCat("deflate stream inflates to ", out_pos, " bytes, not the declared ", declared),
+        input_offset + in_pos);
+  }
+  return absl::OkStatus();
+}
+
+// Where the central directory is, from the end records.
+struct Directory {
+  uint64_t offset = 0;
+  uint64_t size = 0;
+  uint64_t entries = 0;
+  uint64_t end = 0;  // the first end record (ZIP64 or classic) after it
+};
+
+absl::StatusOr<Directory> FindDirectory(absl::string_view archive, absl::string_view path,
+                                        const ReadLimits& limits) {
+  const uint64_t size = archive.size();
+  if (size < kEndSize) {
+    return Bad(path,
+               absl::StrCat("end of central directory record not found (", size,
+                            " bytes is too short for a zip archive)"),
+               0);
+  }
+  // The record is followed only by its comment (at most 64 KiB), so search
+  // backwards from the last possible position, bounded by the comment length.
+  const uint64_t last = size - kEndSize;
+  const uint64_t first = last > kMaxCommentSize ? last - kMaxCommentSize : 0;
+  uint64_t end_at = 0;
+  bool found = false;
+  for (uint64_t at = last + 1; at-- > first;) {
+    if (Le32(archive, at) == kEndSignature && at + kEndSize + Le16(archive, at + 20) == size) {
+      end_at = at;
+      found = true;
+      break;
+    }
+  }
+  if (!found) {
+    return Bad(path, "end of central directory record not found (not a zip archive, or truncated)",
+               size);
+  }
+  Directory dir;
+  uint32_t disk = Le16(archive, end_at + 4);
+  uint32_t directory_disk = Le16(archive, end_at + 6);
+  uint64_t entries_here = Le16(archive, end_at + 8);
+  dir.entries = Le16(archive, end_at + 10);
+  dir.size = Le32(archive, end_at + 12);
+  dir.offset = Le32(archive, end_at + 16);
+  dir.end = end_at;
+
+  const bool has_locator = end_at >= kZip64LocatorSize &&
+                           Le32(archive, end_at - kZip64LocatorSize) == kZip64LocatorSignature;
+  if (has_locator) {
+    const uint64_t locator_at = end_at - kZip64LocatorSize;
+    const uint64_t record_at = Le64(archive, locator_at + 8);
+    if (Le32(archive, locator_at + 4) != 0 || Le32(archive, locator_at + 16) > 1) {
+      return Bad(path, "multi-disk archives are not supported", locator_at);
+    }
+    if (!InRange(record_at, kZip64EndSize, locator_at)) {
+      return Bad(path,
+                 absl::StrCat("ZIP64 end record offset ", record_at, " is outside the archive"),
+                 locator_at + 8);
+    }
+    if (Le32(archive, record_at) != kZip64EndSignature) {
+      return Bad(path, "bad ZIP64 end of central directory signature", record_at);
+    }
+    const uint64_t record_size = Le64(archive, record_at + 4);
+    if (record_size < kZip64EndSize - 12 || !InRange(record_at + 12, record_size, locator_at)) {
+      return Bad(path, "bad ZIP64 end of central directory record size", record_at + 4);
+    }
+    disk = Le32(archive, record_at + 16);
+    directory_disk = Le32(archive, record_at + 20);
+    entries_here = Le64(archive, record_at + 24);
+    dir.entries = Le64(archive, record_at + 32);
+    dir.size = Le64(archive, record_at + 40);
+    dir.offset = Le64(archive, record_at + 48);
+    dir.end = record_at;
+  } else if (dir.size == kSentinel32 || dir.offset == kSentinel32) {
+    return Bad(path, "end record announces ZIP64 but there is no ZIP64 locator", end_at);
+  }
+  if (disk != 0 || directory_disk != 0) {
+    return Bad(path, "multi-disk archives are not supported", end_at + 4);
+  }
+  if (entries_here != dir.entries) {
+    return Bad(path, "end record entry counts disagree (multi-disk archive?)", end_at + 8);
+  }
+  if (limits.max_members < 0 || dir.entries > static_cast<uint64_t>(limits.max_members)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(path, ": archive has ", dir.entries, " members, above the limit of ",
+                     limits.max_members, " (ReadLimits::max_members) at offset ", end_at + 10));
+  }
+  if (!InRange(dir.offset, dir.size, dir.end)) {
+    return Bad(path,
+               absl::StrCat("central directory (offset ", dir.offset, ", size ", dir.size,
+                            ") lies outside the archive"),
+               end_at + 12);
+  }
+  if (dir.offset + dir.size != dir.end) {
+    return Bad(path,
+               absl::StrCat("central directory ends at offset ", dir.offset + dir.size,
+                            " but the end record starts at ", dir.end),
+               dir.offset);
+  }
+  if (SaturatingMul(dir.entries, kCentralHeaderSize) > dir.size) {
+    return Bad(path,
+               absl::StrCat("central directory of ", dir.size, " bytes cannot hold ", dir.entries,
+                            " entries"),
+               dir.offset);
+  }
+  return dir;
+}
+
+absl::Status CheckMethodAndFlags(uint16_t method, uint16_t flags, absl::string_view where,
+                                 uint64_t offset) {
+  if (flags & (kFlagEncrypted | kFlagStrongEncryption | kFlagMaskedHeader)) {
+    return Bad(where, "member is encrypted; encrypted archives are not supported", offset);
+  }
+  if (method != kMethodStored && method != kMethodDeflated) {
+    return Bad(where,
+               absl::StrCat("unsupported compression method ", method, " (", MethodName(method),
+                            "); mia reads stored (0) and deflated (8) members"),
+               offset);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Member>> ReadCentralDirectory(absl::string_view archive,
+                                                         absl::string_view path,
+                                                         const Directory& dir,
+                                                         const ReadLimits& limits) {
+  std::vector<Member> members;
+  members.reserve(dir.entries);
+  std::set<std::string> names;
+  uint64_t at = dir.offset;
+  const uint64_t end = dir.offset + dir.size;
+  uint64_t min_total_data = 0;
+  for (uint64_t i = 0; i < dir.entries; ++i) {
+    if (!InRange(at, kCentralHeaderSize, end)) {
+      return Bad(path, absl::StrCat("central directory entry ", i, " is truncated"), at);
+    }
+    if (Le32(archive, at) != kCentralHeaderSignature) {
+      return Bad(path, absl::StrCat("bad signature of central directory entry ", i), at);
+    }
+    Member m;
+    m.central_offset = at;
+    m.flags = Le16(archive, at + 8);
+    m.method = Le16(archive, at + 10);
+    m.crc = Le32(archive, at + 16);
+    m.compressed_size = Le32(archive, at + 20);
+    m.uncompressed_size = Le32(archive, at + 24);
+    const uint16_t name_len = Le16(archive, at + 28);
+    const uint16_t extra_len = Le16(archive, at + 30);
+    const uint16_t comment_len = Le16(archive, at + 32);
+    const uint16_t disk = Le16(archive, at + 34);
+    m.local_offset = Le32(archive, at + 42);
+    const uint64_t variable = uint64_t{name_len} + extra_len + comment_len;
+    if (!InRange(at + kCentralHeaderSize, variable, end)) {
+      return Bad(path, absl::StrCat("central directory entry ", i, " runs past the directory"), at);
+    }
+    m.name.assign(archive.data() + at + kCentralHeaderSize, name_len);
+    const std::string where = Where(path, m.name);
+
+    Zip64Wanted wanted;
+    if (m.uncompressed_size == kSentinel32) wanted.uncompressed = &m.uncompressed_size;
+    if (m.compressed_size == kSentinel32) wanted.compressed = &m.compressed_size;
+    if (m.local_offset == kSentinel32) wanted.local_offset = &m.local_offset;
+    wanted.disk = disk == kSentinel16;
+    MIA_RETURN_IF_ERROR(
+        ReadZip64Extra(archive, at + kCentralHeaderSize + name_len, extra_len, wanted, where));
+    if (disk != 0 && disk != kSentinel16) {
+      return Bad(where, "multi-disk archives are not supported", at + 34);
+    }
+    if (!absl::EndsWith(m.name, kNpySuffix)) {
+      return Bad(where,
+                 "is not a .npy file (an .npz archive holds only .npy members, as numpy writes)",
+                 at);
+    }
+    if (!names.insert(m.name).second) {
+      return Bad(where, "duplicate member name in the central directory", at);
+    }
+    MIA_RETURN_IF_ERROR(CheckMethodAndFlags(m.method, m.flags, where, at));
+    if (m.method == kMethodStored && m.compressed_size != m.uncompressed_size) {
+      return Bad(where,
+                 absl::StrCat("stored member has compressed size ", m.compressed_size,
+                              " but uncompressed size ", m.uncompressed_size),
+                 at);
+    }
+    const uint64_t member_limit = SaturatingAdd(limits.max_array_bytes, kNpyHeaderAllowance);
+    if (m.uncompressed_size > member_limit) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          where, ": declared size ", m.uncompressed_size, " bytes is above the limit of ",
+          member_limit, " bytes (ReadLimits::max_array_bytes plus header) at offset ", at));
+    }
+    // The array data is at least the member minus any plausible header.
+    min_total_data +=
+        m.uncompressed_size > kNpyHeaderAllowance ? m.uncompressed_size - kNpyHeaderAllowance : 0;
+    if (min_total_data > limits.max_total_bytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(where, ": members declare more than the limit of ", limits.max_total_bytes,
+                       " bytes in total (ReadLimits::max_total_bytes) at offset ", at));
+    }
+    if (!InRange(m.local_offset, kLocalHeaderSize, dir.offset)) {
+      return Bad(
+          where,
+          absl::StrCat("local header offset ", m.local_offset, " is outside the member area"),
+          at + 42);
+    }
+    members.push_back(std::move(m));
+    at += kCentralHeaderSize + variable;
+  }
+  if (at != end) {
+    return Bad(path,
+               absl::StrCat(end - at, " unexpected bytes after the last central directory entry"),
+               at);
+  }
+  return members;
+}
+
+// Checks a member's local header against its central directory entry and
+// sets its data offset.
+absl::Status ReadLocalHeader(absl::string_view archive, absl::string_view path,
+                             uint64_t member_area_end, Member* m) {
+  const std::string where = Where(path, m->name);
+  const uint64_t at = m->local_offset;
+  if (Le32(archive, at) != kLocalHeaderSignature) {
+    return Bad(where, "bad local header signature", at);
+  }
+  const uint16_t flags = Le16(archive, at + 6);
+  const uint16_t method = Le16(archive, at + 8);
+  const uint32_t crc = Le32(archive, at + 14);
+  uint64_t compressed = Le32(archive, at + 18);
+  uint64_t uncompressed = Le32(archive, at + 22);
+  const uint16_t name_len = Le16(archive, at + 26);
+  const uint16_t extra_len = Le16(archive, at + 28);
+  if (!InRange(at + kLocalHeaderSize, uint64_t{name_len} + extra_len, member_area_end)) {
+    return Bad(where, "local header runs past the member area", at);
+  }
+  if (archive.substr(at + kLocalHeaderSize, name_len) != m->name) {
+    return Bad(where, "local header names a different member than the central directory", at + 26);
+  }
+  MIA_RETURN_IF_ERROR(CheckMethodAndFlags(method, flags, where, at));
+  if (method != m->method) {
+    return Bad(where,
+               absl::StrCat("local header method ", method,
+                            " differs from the central directory's ", m->method),
+               at + 8);
+  }
+  Zip64Wanted wanted;
+  if (uncompressed == kSentinel32) wanted.uncompressed = &uncompressed;
+  if (compressed == kSentinel32) wanted.compressed = &compressed;
+  MIA_RETURN_IF_ERROR(
+      ReadZip64Extra(archive, at + kLocalHeaderSize + name_len, extra_len, wanted, where));
+  // With a data descriptor, a writer that streams leaves these fields zero.
+  const bool deferred =
+      (flags & kFlagDataDescriptor) != 0 && crc == 0 && compressed == 0 && uncompressed == 0;
+  if (!deferred) {
+    if (crc != m->crc) {
+      return Bad(where, "local header CRC-32 differs from the central directory's", at + 14);
+    }
+    if (compressed != m->compressed_size || uncompressed != m->uncompressed_size) {
+      return Bad(where,
+                 absl::StrCat("local header sizes (", compressed, ", ", uncompressed,
+                              ") differ from the central directory's (", m->compressed_size, ", ",
+                              m->uncompressed_size, ")"),
+                 at + 18);
+    }
+  }
+  m->data_offset = at + kLocalHeaderSize + name_len + extra_len;
+  if (!InRange(m->data_offset, m->compressed_size, member_area_end)) {
+    return Bad(
+        where,
+        absl::StrCat("member data (", m->compressed_size, " bytes) runs past the member area"),
+        m->data_offset);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<NpyMap> ParseNpzImpl(absl::string_view archive, absl::string_view path,
+                                    const ReadLimits& limits) {
+  MIA_ASSIGN_OR_RETURN(const Directory dir, FindDirectory(archive, path, limits));
+  MIA_ASSIGN_OR_RETURN(std::vector<Member> members,
+                       ReadCentralDirectory(archive, path, dir, limits));
+  for (Member& m : members) MIA_RETURN_IF_ERROR(ReadLocalHeader(archive, path, dir.offset, &m));
+
+  // Members may not share bytes: overlapping entries are how some zip bombs
+  // multiply their output, and never occur in an archive numpy writes.
+  std::vector<const Member*> by_offset;
+  by_offset.reserve(members.size());
+  for (const Member& m : members) by_offset.push_back(&m);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const Member* a, const Member* b) { return a->local_offset < b->local_offset; });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const Member& prev = *by_offset[i - 1];
+    const Member& next = *by_offset[i];
+    if (next.local_offset < prev.data_offset + prev.compressed_size) {
+      return Bad(Where(path, next.name),
+                 absl::StrCat("overlaps member '", SafeName(prev.name), "'"), next.local_offset);
+    }
+  }
+
+  NpyMap arrays;
+  uint64_t total = 0;
+  for (const Member& m : members) {
+    const std::string where = Where(path, m.name);
+    const absl::string_view stored = archive.substr(m.data_offset, m.compressed_size);
+    std::unique_ptr<char[]> inflated;
+    absl::string_view npy = stored;
+    if (m.method == kMethodDeflated) {
+      MIA_RETURN_IF_ERROR(Inflate(stored, m.data_offset, m.uncompressed_size, where, &inflated));
+      npy = absl::string_view(inflated.get(), m.uncompressed_size);
+    }
+    if (Crc32(npy) != m.crc) {
+      return Bad(where, "CRC-32 mismatch: the member data is corrupt", m.data_offset);
+    }
+    MIA_ASSIGN_OR_RETURN(NpyArray array, ParseNpy(npy, where, limits));
+    total = SaturatingAdd(total, array.data.size());
+    if (total > limits.max_total_bytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(where, ": arrays exceed the limit of ", limits.max_total_bytes,
+                       " bytes in total (ReadLimits::max_total_bytes) at offset ", m.local_offset));
+    }
+    std::string name = m.name.substr(0, m.name.size() - kNpySuffix.size());
+    arrays.emplace(std::move(name), std::move(array));
+  }
+  return arrays;
+}
+
+absl::StatusOr<NpyMap> ReadNpyDirImpl(const std::string& path, const ReadLimits& limits) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      return absl::NotFoundError(absl::StrCat(path, ": no such folder"));
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": cannot stat: ", std::generic_category().message(errno)));
+  }
+  if (!S_ISDIR(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(path, ": not a folder"));
+  DIR* dir = opendir(path.c_str());
+  if (dir == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": cannot open folder: ", std::generic_category().message(errno)));
+  }
+  std::vector<std::string> files;
+  const uint64_t max_members =
+      limits.max_members > 0 ? static_cast<uint64_t>(limits.max_members) : 0;
+  bool too_many = false;
+  while (const dirent* entry = readdir(dir)) {
+    const absl::string_view name(entry->d_name);
+    if (!absl::EndsWith(name, kNpySuffix)) continue;
+    if (files.size() >= max_members) {
+      too_many = true;
+      break;
+    }
+    files.emplace_back(name);
+  }
+  closedir(dir);
+  if (too_many) {
+    return absl::ResourceExhaustedError(absl::StrCat(path, ": folder has more than ",
+                                                     limits.max_members,
+                                                     " .npy files (ReadLimits::max_members)"));
+  }
+  std::sort(files.begin(), files.end());
+  const std::string base = absl::EndsWith(path, "/") ? path : path + "/";
+  const uint64_t file_limit = SaturatingAdd(limits.max_array_bytes, kNpyHeaderAllowance);
+  NpyMap arrays;
+  uint64_t total = 0;
+  for (const std::string& file : files) {
+    const std::string full = base + file;
+    std::string bytes;
+    MIA_RETURN_IF_ERROR(ReadWholeFile(full, file_limit, &bytes));
+    MIA_ASSIGN_OR_RETURN(NpyArray array, ParseNpy(bytes, full, limits));
+    total = SaturatingAdd(total, array.data.size());
+    if (total > limits.max_total_bytes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(full, ": arrays of the folder exceed the limit of ", limits.max_total_bytes,
+                       " bytes in total (ReadLimits::max_total_bytes)"));
+    }
+    arrays.emplace(file.substr(0, file.size() - kNpySuffix.size()), std::move(array));
+  }
+  return arrays;
+}
+
+// Writing -------------------------------------------------------------------
+
+absl::Status CheckWritable(const NpyArray& array, absl::string_view name) {
+  return internal::CheckArray(array, name).status();
+}
+
+absl::StatusOr<std::string> Deflate(absl::string_view input) {
+  z_stream zs;
+  std::memset(&zs, 0, sizeof(zs));
+  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) !=
+      Z_OK) {
+    return absl::InternalError("cannot initialize zlib deflate");
+  }
+  struct DeflateEnder {
+    z_stream* zs;
+    ~DeflateEnder() { deflateEnd(zs); }
+  } ender{&zs};
+  std::string out;
+  out.resize(std::min<uint64_t>(deflateBound(&zs, input.size()), kZlibChunk) + 64);
+  uint64_t in_pos = 0, out_pos = 0;
+  while (true) {
+    const size_t in_chunk =
+        static_cast<size_t>(std::min<uint64_t>(input.size() - in_pos, kZlibChunk));
+    const bool last = in_pos + in_chunk == input.size();
+    if (out.size() - out_pos < 64) out.resize(out.size() * 2);
+    const size_t out_chunk =
+        static_cast<size_t>(std::min<uint64_t>(out.size() - out_pos, kZlibChunk));
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data() + in_pos));
+    zs.avail_in = static_cast<uInt>(in_chunk);
+    zs.next_out = reinterpret_cast<Bytef*>(out.data() + out_pos);
+    zs.avail_out = static_cast<uInt>(out_chunk);
+    const int rc = deflate(&zs, last ? Z_FINISH : Z_NO_FLUSH);
+    in_pos += in_chunk - zs.avail_in;
+    out_pos += out_chunk - zs.avail_out;
+    if (rc == Z_STREAM_END) break;
+    if (rc != Z_OK && rc != Z_BUF_ERROR) return absl::InternalError("zlib deflate failed");
+  }
+  out.resize(out_pos);
+  return out;
+}
+
+absl::StatusOr<std::string> BuildNpz(const std::string& path, const NpyMap& arrays, bool compress) {
+  // DOS date 1980-01-01 00:00: a fixed timestamp keeps archives reproducible.
+  constexpr uint16_t kDosTime = 0;
+  constexpr uint16_t kDosDate = (0 << 9) | (1 << 5) | 1;
+  constexpr uint16_t kVersion = 20;                         // 2.0: deflate
+  constexpr uint16_t kMadeBy = (3 << 8) | kVersion;         // Unix
+  constexpr uint32_t kExternalAttributes = 0100644u << 16;  // regular file, rw-r--r--
+  const absl::Status too_big = absl::InvalidArgumentError(
+      absl::StrCat(path,
+                   ": archive would need ZIP64 (a member, offset or count beyond the 32-bit zip "
+                   "limits), which the writer does not support"));
+  if (arrays.size() >= kSentinel16) return too_big;
+
+  std::string out;
+  std::string central;
+  for (const auto& [name, array] : arrays) {
+    MIA_RETURN_IF_ERROR(CheckWritable(array, name));
+    const std::string member = name + std::string(kNpySuffix);
+    if (member.size() > 0xFFFF) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": array name of ", name.size(), " bytes is too long for zip"));
+    }
+    // Leave room for the .npy header before serializing gigabytes for nothing.
+    if (array.data.size() >= kSentinel32 - (uint64_t{1} << 20)) return too_big;
+    const std::string npy = SerializeNpy(array);
+    const uint32_t crc = Crc32(npy);
+    std::string deflated;
+    if (compress) {
+      MIA_ASSIGN_OR_RETURN(deflated, Deflate(npy));
+    }
+    const std::string& payload = compress ? deflated : npy;
+    const uint64_t local_offset = out.size();
+    if (npy.size() >= kSentinel32 || payload.size() >= kSentinel32 || local_offset >= kSentinel32) {
+      return too_big;
+    }
+    bool ascii = true;
+    for (char ch : member) ascii = ascii && static_cast<unsigned char>(ch) < 0x80;
+    const uint16_t flags = ascii ? 0 : kFlagUtf8;
+    const uint16_t method = compress ? kMethodDeflated : kMethodStored;
+    const uint32_t name_len = static_cast<uint32_t>(member.size());
+
+    Put32(&out, kLocalHeaderSignature);
+    Put16(&out, kVersion);
+    Put16(&out, flags);
+    Put16(&out, method);
+    Put16(&out, kDosTime);
+    Put16(&out, kDosDate);
+    Put32(&out, crc);
+    Put32(&out, static_cast<uint32_t>(payload.size()));
+    Put32(&out, static_cast<uint32_t>(npy.size()));
+    Put16(&out, name_len);
+    Put16(&out, 0);  // extra length
+    out.append(member);
+    out.append(payload);
+
+    Put32(&central, kCentralHeaderSignature);
+    Put16(&central, kMadeBy);
+    Put16(&central, kVersion);
+    Put16(&central, flags);
+    Put16(&central, method);
+    Put16(&central, kDosTime);
+    Put16(&central, kDosDate);
+    Put32(&central, crc);
+    Put32(&central, static_cast<uint32_t>(payload.size()));
+    Put32(&central, static_cast<uint32_t>(npy.size()));
+    Put16(&central, name_len);
+    Put16(&central, 0);  // extra length
+    Put16(&central, 0);  // comment length
+    Put16(&central, 0);  // disk
+    Put16(&central, 0);  // internal attributes
+    Put32(&central, kExternalAttributes);
+    Put32(&central, static_cast<uint32_t>(local_offset));
+    central.append(member);
+  }
+  const uint64_t central_offset = out.size();
+  if (central_offset >= kSentinel32 || central.size() >= kSentinel32 ||
+      central_offset + central.size() >= kSentinel32) {
+    return too_big;
+  }
+  out.append(central);
+  Put32(&out, kEndSignature);
+  Put16(&out, 0);  // this disk
+  Put16(&out, 0);  // disk of the central directory
+  Put16(&out, static_cast<uint32_t>(arrays.size()));
+  Put16(&out, static_cast<uint32_t>(arrays.size()));
+  Put32(&out, static_cast<uint32_t>(central.size()));
+  Put32(&out, static_cast<uint32_t>(central_offset));
+  Put16(&out, 0);  // comment length
+  return out;
+}
+
+// Writes `contents` to `path.tmp.<pid>` in the same folder, syncs it and
+// renames it over `path`, so readers see either the old or the new file.
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents) {
+  const std::string tmp = absl::StrCat(path, ".tmp.", static_cast<long>(getpid()));
+  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, tmp, "create");
+  size_t done = 0;
+  while (done < contents.size()) {
+    const size_t want = std::min(contents.size() - done, kZlibChunk);
+    const ssize_t wrote = write(fd, contents.data() + done, want);
+    if (wrote < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      close(fd);
+      unlink(tmp.c_str());
+      return ErrnoStatus(err, tmp, "write");
+    }
+    done += static_cast<size_t>(wrote);
+  }
+  if (fsync(fd) != 0) {
+    const int err = errno;
+    close(fd);
+    unlink(tmp.c_str());
+    return ErrnoStatus(err, tmp, "sync");
+  }
+  if (close(fd) != 0) {
+    const int err = errno;
+    unlink(tmp.c_str());
+    return ErrnoStatus(err, tmp, "close");
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    unlink(tmp.c_str());
+    return ErrnoStatus(err, path, "rename into place");
+  }
+  // Persist the rename itself; best effort, since the data is already safe.
+  const size_t slash = path.rfind('/');
+  const std::string folder = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  const int dir_fd = open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    fsync(dir_fd);
+    close(dir_fd);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<NpyMap> ParseNpz(absl::string_view bytes, absl::string_view source,
+                                const ReadLimits& limits) {
+  try {
+    return ParseNpzImpl(bytes, source, limits);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(source, ": out of memory"));
+  }
+}
+
+absl::StatusOr<NpyMap> ReadNpz(const std::string& path, const ReadLimits& limits) {
+  try {
+    std::string bytes;
+    MIA_RETURN_IF_ERROR(ReadWholeFile(path, MaxArchiveBytes(limits), &bytes));
+    return ParseNpzImpl(bytes, path, limits);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(path, ": out of memory"));
+  }
+}
+
+absl::StatusOr<NpyMap> ReadNpyDir(const std::string& path, const ReadLimits& limits) {
+  try {
+    return ReadNpyDirImpl(path, limits);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(path, ": out of memory"));
+  }
+}
+
+absl::StatusOr<NpyMap> ReadArrays(const std::string& path, const ReadLimits& limits) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      return absl::NotFoundError(absl::StrCat(path, ": no such file or folder"));
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": cannot stat: ", std::generic_category().message(errno)));
+  }
+  if (S_ISDIR(st.st_mode)) return ReadNpyDir(path, limits);
+  return ReadNpz(path, limits);
+}
+
+absl::Status WriteNpz(const std::string& path, const NpyMap& arrays, bool compress) {
+  try {
+    MIA_ASSIGN_OR_RETURN(const std::string archive, BuildNpz(path, arrays, compress));
+    return WriteFileAtomically(path, archive);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(path, ": out of memory"));
+  }
+}
+
+absl::Status WriteNpy(const std::string& path, const NpyArray& array) {
+  try {
+    MIA_RETURN_IF_ERROR(CheckWritable(array, path));
+    return WriteFileAtomically(path, SerializeNpy(array));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(path, ": out of memory"));
+  }
+}
+
+}  // namespace mia::io

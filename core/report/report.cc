@@ -1,1 +1,640 @@
-// placeholder until implemented
+#include "core/report/report.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iterator>
+#include <map>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/report/svg_plot.h"
+#include "nlohmann/json.hpp"
+
+namespace mia::report {
+namespace {
+
+// ordered_json keeps keys in insertion order, so result.json reads in the
+// order of the schema rather than alphabetically.
+using Json = nlohmann::ordered_json;
+
+constexpr char kSchemaName[] = "mia.result";
+constexpr double kLogAxisMin = 1e-5;
+// Above this many targets the plots show only the first kPlottedTargets of
+// each attack: 9+ curves per attack make the figure unreadable.
+constexpr size_t kMaxTargetsPlottedInFull = 8;
+constexpr size_t kPlottedTargets = 4;
+
+// The headline FPRs of summary.md.
+constexpr double kSummaryFprs[] = {0.01, 0.001};
+
+// ---------------------------------------------------------------------------
+// Shared helpers.
+
+std::string Fixed(double value, int decimals) {
+  if (!std::isfinite(value)) return "n/a";
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), "%.*f", decimals, value);
+  return buffer;
+}
+
+// %.17g: enough digits that strtod gives back the same double.
+std::string RoundTrip(double value) {
+  char buffer[40];
+  std::snprintf(buffer, sizeof(buffer), "%.17g", value);
+  return buffer;
+}
+
+// The shortest text that reads back as the same double, for figures people
+// read (summary.md); scores.csv keeps the fixed %.17g.
+std::string Shortest(double value) {
+  char buffer[40];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buffer, sizeof(buffer), "%.*g", precision, value);
+    if (std::strtod(buffer, nullptr) == value) break;
+  }
+  return buffer;
+}
+
+bool SameFpr(double a, double b) { return std::fabs(a - b) <= 1e-9 * std::max(a, b); }
+
+// Attack names in first-seen order of result.results.
+std::vector<std::string> AttackNames(const audit::AuditResult& result) {
+  std::vector<std::string> names;
+  for (const audit::AttackTargetResult& r : result.results) {
+    if (std::find(names.begin(), names.end(), r.attack) == names.end()) names.push_back(r.attack);
+  }
+  return names;
+}
+
+// result.targets, then any target that only appears in result.results, so a
+// partially filled result still shows all of its rows.
+std::vector<int> AllTargets(const audit::AuditResult& result) {
+  std::vector<int> targets = result.targets;
+  for (const audit::AttackTargetResult& r : result.results) {
+    if (std::find(targets.begin(), targets.end(), r.target) == targets.end()) {
+      targets.push_back(r.target);
+    }
+  }
+  return targets;
+}
+
+const audit::AttackSummary* FindSummary(const audit::AuditResult& result,
+                                        std::string_view attack) {
+  for (const audit::AttackSummary& s : result.summaries) {
+    if (s.attack == attack) return &s;
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// result.json
+
+Json Number(double value) { return std::isfinite(value) ? Json(value) : Json(nullptr); }
+
+Json IntervalJson(const metrics::Interval& interval) {
+  return Json::array({Number(interval.low), Number(interval.high)});
+}
+
+Json SpreadJson(const metrics::Spread& spread) {
+  Json j = Json::object();
+  j["count"] = spread.count;
+  j["mean"] = Number(spread.mean);
+  j["stddev"] = Number(spread.stddev);
+  j["min"] = Number(spread.min);
+  j["max"] = Number(spread.max);
+  return j;
+}
+
+// The parsed spec: {} when empty, discarded when not valid JSON.
+Json ParseSpec(const std::string& spec_json) {
+  if (spec_json.find_first_not_of(" \t\r\n") == std::string::npos) return Json::object();
+  return Json::parse(spec_json, nullptr, /*allow_exceptions=*/false);
+}
+
+// The (epsilon, delta) delta is a setting of the audit, not part of
+// EpsilonBound; take it from the spec when the spec states it.
+Json DeltaFromSpec(const Json& spec) {
+  if (!spec.is_object()) return nullptr;
+  const auto epsilon = spec.find("epsilon");
+  if (epsilon != spec.end() && epsilon->is_object()) {
+    const auto delta = epsilon->find("delta");
+    if (delta != epsilon->end() && delta->is_number()) return *delta;
+  }
+  const auto delta = spec.find("delta");
+  if (delta != spec.end() && delta->is_number()) return *delta;
+  return nullptr;
+}
+
+Json AttackTargetJson(const audit::AttackTargetResult& r, const Json& delta) {
+  Json j = Json::object();
+  j["attack"] = r.attack;
+  j["target"] = r.target;
+  j["counts"] = {{"members", r.members}, {"non_members", r.non_members}, {"excluded", r.excluded}};
+  j["auc"] = Number(r.auc);
+  j["auc_ci"] = IntervalJson(r.auc_ci);
+  Json tprs = Json::array();
+  for (size_t k = 0; k < r.tpr_at_fpr.size(); ++k) {
+    const metrics::TprAtFpr& t = r.tpr_at_fpr[k];
+    Json entry = Json::object();
+    entry["fpr"] = Number(t.fpr);
+    entry["resolved"] = t.resolved;
+    // An unresolved TPR is not a number at all, and neither is its interval.
+    entry["tpr"] = t.resolved ? Number(t.tpr) : Json(nullptr);
+    entry["ci"] = t.resolved && k < r.tpr_ci.size() ? IntervalJson(r.tpr_ci[k]) : Json(nullptr);
+    tprs.push_back(std::move(entry));
+  }
+  j["tpr_at_fpr"] = std::move(tprs);
+  Json epsilon = Json::object();
+  epsilon["value"] = Number(r.epsilon.epsilon);
+  if (!delta.is_null()) epsilon["delta"] = delta;
+  epsilon["threshold"] = Number(r.epsilon.threshold);
+  epsilon["fpr_upper"] = Number(r.epsilon.fpr_upper);
+  epsilon["fnr_upper"] = Number(r.epsilon.fnr_upper);
+  epsilon["selection_points"] = r.epsilon.selection_points;
+  epsilon["evaluation_points"] = r.epsilon.evaluation_points;
+  j["epsilon"] = std::move(epsilon);
+  Json chosen = Json::object();
+  for (const auto& [name, value] : r.chosen) chosen[name] = Number(value);
+  j["chosen"] = std::move(chosen);
+  j["warnings"] = r.warnings;
+  return j;
+}
+
+Json SummaryJson(const audit::AttackSummary& s, const std::vector<double>& fprs) {
+  Json j = Json::object();
+  j["attack"] = s.attack;
+  j["auc"] = SpreadJson(s.auc);
+  Json tprs = Json::array();
+  for (size_t k = 0; k < s.tpr_at_fpr.size(); ++k) {
+    Json entry = Json::object();
+    entry["fpr"] = k < fprs.size() ? Number(fprs[k]) : Json(nullptr);
+    entry.update(SpreadJson(s.tpr_at_fpr[k]));
+    tprs.push_back(std::move(entry));
+  }
+  j["tpr_at_fpr"] = std::move(tprs);
+  return j;
+}
+
+// ---------------------------------------------------------------------------
+// scores.csv
+
+// RFC 4180: quote a field holding a comma, quote or line break; double quotes.
+std::string CsvField(std::string_view text) {
+  if (text.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(text);
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// summary.md
+
+// An inline code span that shows `text` verbatim: the fence is longer than any
+// backtick run inside. In a table cell '|' must still be escaped (GFM).
+std::string MdCode(std::string_view text, bool in_table) {
+  std::string body;
+  size_t run = 0, longest = 0;
+  for (char c : text) {
+    run = c == '`' ? run + 1 : 0;
+    longest = std::max(longest, run);
+    if (c == '\n' || c == '\r') {
+      body += ' ';
+    } else if (c == '|' && in_table) {
+      body += "\\|";
+    } else {
+      body += c;
+    }
+  }
+  const std::string fence(longest + 1, '`');
+  const bool pad = !body.empty() && (body.front() == '`' || body.back() == '`');
+  return fence + (pad ? " " : "") + body + (pad ? " " : "") + fence;
+}
+
+// Plain text that renders as itself: backslash-escape the punctuation that
+// Markdown would turn into markup or HTML, and keep it on one line.
+std::string MdText(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\n' || c == '\r') {
+      out += ' ';
+      continue;
+    }
+    if (std::string_view("\\`*_[]<>|#").find(c) != std::string_view::npos) out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string IntervalText(const metrics::Interval& ci, int decimals) {
+  return "[" + Fixed(ci.low, decimals) + ", " + Fixed(ci.high, decimals) + "]";
+}
+
+std::string PercentLabel(double fpr) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%g%%", fpr * 100);
+  return buffer;
+}
+
+std::string TprCell(const audit::AttackTargetResult& r, double alpha) {
+  for (size_t k = 0; k < r.tpr_at_fpr.size(); ++k) {
+    const metrics::TprAtFpr& t = r.tpr_at_fpr[k];
+    if (!SameFpr(t.fpr, alpha)) continue;
+    if (!t.resolved) return "unresolved";
+    std::string cell = Fixed(t.tpr, 4);
+    if (k < r.tpr_ci.size()) cell += " " + IntervalText(r.tpr_ci[k], 4);
+    return cell;
+  }
+  return "not computed";
+}
+
+std::string SpreadText(const metrics::Spread& s, int decimals) {
+  return Fixed(s.mean, decimals) + " ± " + Fixed(s.stddev, decimals);
+}
+
+void AppendAttackSection(const audit::AuditResult& result, const std::string& attack,
+                         std::string& out) {
+  std::vector<const audit::AttackTargetResult*> rows;
+  for (const audit::AttackTargetResult& r : result.results) {
+    if (r.attack == attack) rows.push_back(&r);
+  }
+  out += "## Attack " + MdCode(attack, false) + "\n\n";
+  out += "| Target | Members | Non-members | Excluded | AUC [CI] |";
+  for (double alpha : kSummaryFprs) out += " TPR at " + PercentLabel(alpha) + " FPR [CI] |";
+  out += " ε lower bound |\n";
+  out += "|---:|---:|---:|---:|---|";
+  for (size_t k = 0; k < std::size(kSummaryFprs); ++k) out += "---|";
+  out += "---:|\n";
+  for (const audit::AttackTargetResult* r : rows) {
+    out += "| " + std::to_string(r->target) + " | " + std::to_string(r->members) + " | " +
+           std::to_string(r->non_members) + " | " + std::to_string(r->excluded) + " | " +
+           Fixed(r->auc, 4) + " " + IntervalText(r->auc_ci, 4) + " |";
+    for (double alpha : kSummaryFprs) out += " " + TprCell(*r, alpha) + " |";
+    out += " " + Fixed(r->epsilon.epsilon, 3) + " |\n";
+  }
+
+  const audit::AttackSummary* summary = FindSummary(result, attack);
+  if (rows.size() > 1) {
+    int64_t excluded = 0;
+    double eps_sum = 0;
+    for (const audit::AttackTargetResult* r : rows) {
+      excluded += r->excluded;
+      eps_sum += r->epsilon.epsilon;
+    }
+    // Epsilon has no Spread in AttackSummary; its mean and sample standard
+    // deviation are simple enough to take here.
+    const double eps_mean = eps_sum / rows.size();
+    double eps_ss = 0;
+    for (const audit::AttackTargetResult* r : rows) {
+      eps_ss += (r->epsilon.epsilon - eps_mean) * (r->epsilon.epsilon - eps_mean);
+    }
+    const double eps_sd = std::sqrt(eps_ss / (rows.size() - 1));
+    out += "| mean ± sd (" + std::to_string(rows.size()) + " targets) | | | " +
+           std::to_string(excluded) + " in all | " +
+           (summary ? SpreadText(summary->auc, 4) : std::string("n/a")) + " |";
+    for (double alpha : kSummaryFprs) {
+      std::string cell = "n/a";
+      for (size_t k = 0; summary && k < result.fprs.size() && k < summary->tpr_at_fpr.size();
+           ++k) {
+        if (!SameFpr(result.fprs[k], alpha)) continue;
+        const metrics::Spread& s = summary->tpr_at_fpr[k];
+        if (s.count == 0) {
+          cell = "unresolved";
+        } else {
+          cell = SpreadText(s, 4);
+          if (static_cast<size_t>(s.count) < rows.size()) {
+            cell += " (" + std::to_string(s.count) + " of " + std::to_string(rows.size()) +
+                    " resolved)";
+          }
+        }
+        break;
+      }
+      out += " " + cell + " |";
+    }
+    out += " " + Fixed(eps_mean, 3) + " ± " + Fixed(eps_sd, 3) + " |\n";
+  }
+  out += "\n";
+
+  bool any_chosen = false;
+  for (const audit::AttackTargetResult* r : rows) any_chosen |= !r->chosen.empty();
+  if (any_chosen) {
+    out += "Tuned parameters:";
+    for (const audit::AttackTargetResult* r : rows) {
+      if (r->chosen.empty()) continue;
+      out += " target " + std::to_string(r->target) + ":";
+      for (const auto& [name, value] : r->chosen) {
+        out += " " + MdText(name) + " = " + Shortest(value);
+      }
+      out += ";";
+    }
+    out.back() = '.';
+    out += "\n\n";
+  }
+  bool any_warning = false;
+  for (const audit::AttackTargetResult* r : rows) {
+    for (const std::string& w : r->warnings) {
+      if (!any_warning) out += "Warnings:\n\n";
+      any_warning = true;
+      out += "- target " + std::to_string(r->target) + ": " + MdText(w) + "\n";
+    }
+  }
+  if (any_warning) out += "\n";
+}
+
+// ---------------------------------------------------------------------------
+// Files.
+
+std::string ErrnoText(int error) { return std::error_code(error, std::generic_category()).message(); }
+
+// Writes `content` to `dir`/`name` through a temporary file in `dir` and a
+// rename, so the final name only ever holds a complete file.
+absl::Status WriteFileAtomically(const std::filesystem::path& dir, const std::string& name,
+                                 const std::string& content) {
+  static std::atomic<unsigned> counter{0};
+  const std::filesystem::path target = dir / name;
+  std::filesystem::path temp;
+  int fd = -1;
+  // The pid and a counter make the name unique across processes and calls;
+  // O_EXCL guarantees we never write into someone else's file.
+  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
+    temp = dir / absl::StrCat(".", name, ".tmp.", static_cast<long>(getpid()), ".",
+                              counter.fetch_add(1));
+    fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && errno != EEXIST) {
+      return absl::InternalError(absl::StrCat("cannot write ", target.string(),
+                                              ": creating temporary file ", temp.string(), ": ",
+                                              ErrnoText(errno)));
+    }
+  }
+  if (fd < 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot write ", target.string(), ": no free temporary file name"));
+  }
+  auto fail = [&](const char* what, int error) {
+    if (fd >= 0) close(fd);
+    unlink(temp.c_str());
+    return absl::InternalError(
+        absl::StrCat("cannot write ", target.string(), ": ", what, ": ", ErrnoText(error)));
+  };
+  size_t written = 0;
+  while (written < content.size()) {
+    const ssize_t n = write(fd, content.data() + written, content.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail("write", errno);
+    }
+    written += static_cast<size_t>(n);
+  }
+  // Without fsync a crash after the rename could leave an empty file under
+  // the final name on some file systems.
+  if (fsync(fd) != 0) return fail("fsync", errno);
+  const int closed = close(fd);
+  fd = -1;
+  if (closed != 0) return fail("close", errno);
+  if (std::rename(temp.c_str(), target.c_str()) != 0) return fail("rename", errno);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string ResultJson(const audit::AuditResult& result) {
+  Json spec = ParseSpec(result.spec_json);
+  // Keep an unparseable spec as text rather than lose it (WriteReport rejects it).
+  if (spec.is_discarded()) spec = result.spec_json;
+  const Json delta = DeltaFromSpec(spec);
+
+  Json j = Json::object();
+  j["schema"] = kSchemaName;
+  j["schema_version"] = result.schema_version;
+  j["tool_version"] = result.tool_version;
+  j["spec"] = spec;
+  Json fprs = Json::array();
+  for (double f : result.fprs) fprs.push_back(Number(f));
+  j["fprs"] = std::move(fprs);
+  j["targets"] = result.targets;
+  Json results = Json::array();
+  for (const audit::AttackTargetResult& r : result.results) {
+    results.push_back(AttackTargetJson(r, delta));
+  }
+  j["results"] = std::move(results);
+  Json summaries = Json::array();
+  for (const audit::AttackSummary& s : result.summaries) {
+    summaries.push_back(SummaryJson(s, result.fprs));
+  }
+  j["summaries"] = std::move(summaries);
+  j["warnings"] = result.warnings;
+  Json timings = Json::array();
+  for (const audit::StageTiming& t : result.timings) {
+    timings.push_back({{"stage", t.stage}, {"seconds", Number(t.seconds)}});
+  }
+  j["timings"] = std::move(timings);
+  // Names come from users and registries; replace invalid UTF-8 rather than
+  // throw (dump's default) so a report is always produced.
+  return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+std::string ScoresCsv(const audit::AuditResult& result) {
+  const std::vector<std::string> attacks = AttackNames(result);
+  const std::vector<int> targets = AllTargets(result);
+
+  // (attack column, target) -> result; the first one wins if repeated.
+  std::map<std::pair<size_t, int>, const audit::AttackTargetResult*> by_key;
+  size_t points = result.row_ids.size();
+  for (const audit::AttackTargetResult& r : result.results) {
+    const size_t column = static_cast<size_t>(
+        std::find(attacks.begin(), attacks.end(), r.attack) - attacks.begin());
+    by_key.emplace(std::make_pair(column, r.target), &r);
+    points = std::max(points, r.scores.size());
+  }
+  for (const std::vector<uint8_t>& m : result.membership) points = std::max(points, m.size());
+
+  std::string out = "row_id,target,member";
+  for (const std::string& a : attacks) out += "," + CsvField(a);
+  out += "\n";
+  for (size_t t = 0; t < targets.size(); ++t) {
+    const int target = targets[t];
+    const std::vector<uint8_t>* membership =
+        t < result.targets.size() && t < result.membership.size() ? &result.membership[t]
+                                                                  : nullptr;
+    std::vector<const audit::AttackTargetResult*> columns(attacks.size(), nullptr);
+    for (size_t c = 0; c < attacks.size(); ++c) {
+      const auto it = by_key.find({c, target});
+      if (it != by_key.end()) columns[c] = it->second;
+    }
+    for (size_t i = 0; i < points; ++i) {
+      if (i < result.row_ids.size()) out += std::to_string(result.row_ids[i]);
+      out += "," + std::to_string(target) + ",";
+      if (membership != nullptr && i < membership->size()) out += (*membership)[i] ? "1" : "0";
+      for (const audit::AttackTargetResult* r : columns) {
+        out += ',';
+        // Excluded points (NaN) and missing results stay empty.
+        if (r != nullptr && i < r->scores.size() && !std::isnan(r->scores[i])) {
+          out += RoundTrip(r->scores[i]);
+        }
+      }
+      out += '\n';
+    }
+  }
+  return out;
+}
+
+std::string SummaryMarkdown(const audit::AuditResult& result) {
+  const std::vector<std::string> attacks = AttackNames(result);
+  std::string out = "# Membership-inference audit summary\n\n";
+  out += "- Tool: mia " + MdText(result.tool_version.empty() ? "(unknown version)"
+                                                               : result.tool_version) +
+         "\n";
+  out += "- Audit points: " + std::to_string(result.row_ids.size()) + "\n";
+  std::string targets;
+  for (int t : result.targets) targets += (targets.empty() ? "" : ", ") + std::to_string(t);
+  out += "- Target models: " + std::to_string(result.targets.size()) +
+         (targets.empty() ? "" : " (" + targets + ")") + "\n";
+  std::string attack_list;
+  for (const std::string& a : attacks) {
+    attack_list += (attack_list.empty() ? "" : ", ") + MdCode(a, false);
+  }
+  out += "- Attacks: " + (attack_list.empty() ? std::string("none") : attack_list) + "\n\n";
+  out += "Members are the positive class. TPR is the true positive rate at a fixed false "
+         "positive rate (FPR); bracketed figures are bootstrap confidence intervals. "
+         "\"unresolved\" means the audit has too few non-members to measure that FPR "
+         "(it needs at least 1 / FPR of them). The ε lower bound is an empirical "
+         "differential-privacy lower bound from the attack";
+  const Json delta = DeltaFromSpec(ParseSpec(result.spec_json));
+  if (delta.is_number()) out += " (δ = " + Shortest(delta.get<double>()) + ")";
+  out += ".\n\n";
+
+  for (const std::string& attack : attacks) AppendAttackSection(result, attack, out);
+
+  if (!result.warnings.empty()) {
+    out += "## Warnings\n\n";
+    for (const std::string& w : result.warnings) out += "- " + MdText(w) + "\n";
+    out += "\n";
+  }
+  out += "## Files\n\n";
+  out += "- `result.json`: all figures above, machine-readable (schema mia.result)\n";
+  out += "- `scores.csv`: the score of every audit point, per target and attack\n";
+  out += "- `roc.svg`: ROC curves, linear axes\n";
+  out += "- `roc_log.svg`: ROC curves, log-log axes (the low-FPR region)\n";
+  out += "- `summary.md`: this summary\n";
+  out += "- `timing.log`: time spent per stage\n";
+  return out;
+}
+
+std::string TimingLog(const audit::AuditResult& result) {
+  std::string out;
+  double total = 0;
+  for (const audit::StageTiming& t : result.timings) {
+    // One record per line, two tab-separated fields: keep the name on one field.
+    std::string stage = t.stage;
+    std::replace_if(
+        stage.begin(), stage.end(), [](char c) { return c == '\t' || c == '\n' || c == '\r'; },
+        ' ');
+    out += stage + "\t" + Fixed(t.seconds, 3) + "\n";
+    if (std::isfinite(t.seconds)) total += t.seconds;
+  }
+  out += "total\t" + Fixed(total, 3) + "\n";
+  return out;
+}
+
+std::string RocSvg(const audit::AuditResult& result, bool log_axes,
+                   const ReportOptions& options) {
+  const std::vector<std::string> attacks = AttackNames(result);
+  const size_t target_count = AllTargets(result).size();
+  const bool capped = target_count > kMaxTargetsPlottedInFull;
+  const Axis x_axis = XAxis(log_axes, kLogAxisMin);
+  const Axis y_axis = YAxis(log_axes, kLogAxisMin);
+
+  std::vector<PlotSeries> series;
+  for (const std::string& attack : attacks) {
+    size_t plotted = 0;
+    for (const audit::AttackTargetResult& r : result.results) {
+      if (r.attack != attack) continue;
+      if (capped && plotted == kPlottedTargets) break;
+      ++plotted;
+      PlotSeries s;
+      s.label = absl::StrCat(r.attack, " (target ", r.target, ") AUC ", Fixed(r.auc, 4));
+      s.color = SeriesColor(static_cast<int>(series.size()));
+      const std::vector<size_t> kept =
+          ThinCurve(r.roc.fpr, r.roc.tpr, options.max_plot_points, x_axis, y_axis);
+      s.x.reserve(kept.size());
+      s.y.reserve(kept.size());
+      for (size_t i : kept) {
+        s.x.push_back(r.roc.fpr[i]);
+        s.y.push_back(r.roc.tpr[i]);
+      }
+      series.push_back(std::move(s));
+    }
+  }
+
+  PlotSpec spec;
+  spec.title = log_axes ? "ROC curves (log-log)" : "ROC curves";
+  spec.x_label = "False positive rate";
+  spec.y_label = "True positive rate";
+  spec.log_axes = log_axes;
+  spec.log_min = kLogAxisMin;
+  spec.subtitle = absl::StrCat(attacks.size(), attacks.size() == 1 ? " attack, " : " attacks, ",
+                               target_count, target_count == 1 ? " target" : " targets");
+  if (capped) {
+    absl::StrAppend(&spec.subtitle, "; showing the first ", kPlottedTargets, " of ",
+                    target_count, " targets per attack");
+  }
+  if (log_axes) absl::StrAppend(&spec.subtitle, "; rates of 0 drawn at 1e-5");
+  return RenderLinePlot(spec, series);
+}
+
+absl::Status WriteReport(const audit::AuditResult& result, const std::string& out_dir,
+                         const ReportOptions& options) {
+  if (out_dir.empty()) return absl::InvalidArgumentError("report output folder path is empty");
+  const std::filesystem::path dir(out_dir);
+
+  // Validate before touching the disk, so a bad result leaves no files behind.
+  const Json spec = ParseSpec(result.spec_json);
+  if (spec.is_discarded() || !spec.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot write ", (dir / "result.json").string(),
+                     ": the audit spec (spec_json) is not a JSON object"));
+  }
+
+  std::error_code error;
+  std::filesystem::create_directories(dir, error);
+  if (error) {
+    return absl::InternalError(
+        absl::StrCat("cannot create report folder ", out_dir, ": ", error.message()));
+  }
+  if (!std::filesystem::is_directory(dir, error)) {
+    return absl::InternalError(
+        absl::StrCat("cannot create report folder ", out_dir, ": not a directory"));
+  }
+
+  const std::pair<const char*, std::string> files[] = {
+      {"result.json", ResultJson(result)},
+      {"scores.csv", ScoresCsv(result)},
+      {"roc.svg", RocSvg(result, /*log_axes=*/false, options)},
+      {"roc_log.svg", RocSvg(result, /*log_axes=*/true, options)},
+      {"summary.md", SummaryMarkdown(result)},
+      {"timing.log", TimingLog(result)},
+  };
+  for (const auto& [name, content] : files) {
+    const absl::Status status = WriteFileAtomically(dir, name, content);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mia::report

@@ -1,1 +1,673 @@
-// placeholder until implemented
+#include "core/report/report.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/audit/result.h"
+#include "core/report/svg_plot.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace mia::report {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+// Registry names can carry options; this one needs CSV quoting and XML escaping.
+constexpr char kAttackA[] = "rmia:gamma=2,offline<a>";
+constexpr char kAttackB[] = "lira-offline";
+
+metrics::RocCurve SmallRoc() {
+  metrics::RocCurve roc;
+  roc.fpr = {0, 1e-3, 0.5, 1};
+  roc.tpr = {0, 0.1, 0.5, 1};
+  roc.thresholds = {kInf, 2, 1, 0};
+  roc.positives = 3;
+  roc.negatives = 3;
+  return roc;
+}
+
+audit::AttackTargetResult MakeAttackTarget(const std::string& attack, int target, double auc) {
+  audit::AttackTargetResult r;
+  r.attack = attack;
+  r.target = target;
+  r.members = 3;
+  r.non_members = 3;
+  r.auc = auc;
+  r.auc_ci = {0.6, 0.9};
+  r.tpr_at_fpr = {{0.1, true, 0.5}, {0.01, false, 0.25}, {0.001, false, 0.0}, {0.0, true, 0.25}};
+  r.tpr_ci = {{0.2, 0.8}, {0.0, 0.5}, {0.0, 0.5}, {0.0, 0.5}};
+  r.epsilon = {0.42, 0.3, 0.6, 0.2, 3, 3};
+  r.roc = SmallRoc();
+  return r;
+}
+
+// 2 attacks x 2 targets (model indices 0 and 3), 6 audit points, one excluded
+// (NaN) point, unresolved TPRs, a NaN interval and an infinite threshold.
+audit::AuditResult MakeResult() {
+  audit::AuditResult result;
+  result.tool_version = "0.1.0-test";
+  result.spec_json = R"({"seed": 7, "epsilon": {"delta": 1e-05}})";
+  result.fprs = {0.1, 0.01, 0.001, 0.0};
+  result.row_ids = {10, 11, 12, 13, 14, 15};
+  result.targets = {0, 3};
+  result.membership = {{1, 0, 1, 0, 1, 0}, {0, 1, 1, 0, 0, 1}};
+
+  audit::AttackTargetResult a0 = MakeAttackTarget(kAttackA, 0, 0.75);
+  a0.scores = {0.1, 1.0 / 3.0, kNaN, -2.5e-300, 1e300, 0.7};
+  a0.members = 2;
+  a0.excluded = 1;
+  a0.warnings = {"point 12 has no OUT reference"};
+  audit::AttackTargetResult a3 = MakeAttackTarget(kAttackA, 3, 0.625);
+  a3.scores = {0.2, 0.3, 0.4, 0.5, 0.6, std::nextafter(1.0, 2.0)};
+  audit::AttackTargetResult b0 = MakeAttackTarget(kAttackB, 0, 0.5);
+  b0.scores = {-1, -2, -3, -4, -5, -6};
+  b0.chosen = {{"a", 0.3}};
+  b0.epsilon.threshold = kInf;  // nobody flagged: not a JSON number
+  audit::AttackTargetResult b3 = MakeAttackTarget(kAttackB, 3, 0.55);
+  b3.scores = {1, 2, 3, 4, 5, 6};
+  b3.auc_ci = {kNaN, kNaN};
+  result.results = {a0, a3, b0, b3};
+
+  audit::AttackSummary sa;
+  sa.attack = kAttackA;
+  sa.auc = {2, 0.6875, 0.0883883, 0.625, 0.75};
+  sa.tpr_at_fpr = {{2, 0.5, 0, 0.5, 0.5}, {0, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {2, 0.25, 0, 0.25, 0.25}};
+  audit::AttackSummary sb = sa;
+  sb.attack = kAttackB;
+  sb.auc = {2, 0.525, kNaN, 0.5, 0.55};
+  result.summaries = {sa, sb};
+  result.warnings = {"fewer than 32 references per side: fixed variance"};
+  result.timings = {{"load", 0.0123}, {"attack:rmia", 1.5}};
+  return result;
+}
+
+size_t Count(const std::string& text, const std::string& needle) {
+  size_t count = 0;
+  for (size_t pos = text.find(needle); pos != std::string::npos;
+       pos = text.find(needle, pos + needle.size())) {
+    ++count;
+  }
+  return count;
+}
+
+// A folder of its own under MIA_TEST_TMPDIR (set by ctest) or gtest's
+// TempDir, removed with everything in it when the test ends.
+class TestDir {
+ public:
+  TestDir() {
+    const char* env = std::getenv("MIA_TEST_TMPDIR");
+    const std::filesystem::path root =
+        env != nullptr && *env != '\0' ? env : ::testing::TempDir();
+    const testing::TestInfo* info = testing::UnitTest::GetInstance()->current_test_info();
+    root_ = root / ("report_test_" + std::string(info->name()) + "_" + std::to_string(getpid()));
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_);
+  }
+  ~TestDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(root_, ignored);
+  }
+  std::filesystem::path operator/(const std::string& name) const { return root_ / name; }
+
+ private:
+  std::filesystem::path root_;
+};
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// Minimal RFC 4180 reader: quoted fields, doubled quotes, LF or CRLF records.
+std::vector<std::vector<std::string>> ParseCsv(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> row;
+  std::string field;
+  bool quoted = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
+        field += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        field += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      row.push_back(field);
+      field.clear();
+    } else if (c == '\n' || c == '\r') {
+      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+      row.push_back(field);
+      field.clear();
+      rows.push_back(row);
+      row.clear();
+    } else {
+      field += c;
+    }
+  }
+  EXPECT_FALSE(quoted) << "unterminated quoted field";
+  if (!field.empty() || !row.empty()) {
+    row.push_back(field);
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+// Checks that tags nest, the root is <svg>, every '&' starts an entity and no
+// '>' or '<' appears in text; returns "" or what is wrong.
+std::string XmlProblems(const std::string& text) {
+  std::vector<std::string> stack;
+  size_t i = 0;
+  bool seen_root = false;
+  while (i < text.size()) {
+    const char c = text[i];
+    if (c == '&') {
+      static const char* kEntities[] = {"&amp;", "&lt;", "&gt;", "&quot;", "&apos;", "&#"};
+      bool ok = false;
+      for (const char* e : kEntities) ok |= text.compare(i, std::strlen(e), e) == 0;
+      if (!ok) return "bare & at " + std::to_string(i);
+      ++i;
+      continue;
+    }
+    if (c == '>') return "bare > at " + std::to_string(i);
+    if (c != '<') {
+      ++i;
+      continue;
+    }
+    // A tag: find its end outside attribute quotes.
+    size_t end = i + 1;
+    char quote = 0;
+    for (; end < text.size(); ++end) {
+      if (quote != 0) {
+        if (text[end] == quote) quote = 0;
+        if (text[end] == '<') return "'<' inside attribute at " + std::to_string(end);
+      } else if (text[end] == '"' || text[end] == '\'') {
+        quote = text[end];
+      } else if (text[end] == '>') {
+        break;
+      } else if (text[end] == '<') {
+        return "'<' inside tag at " + std::to_string(end);
+      }
+    }
+    if (end >= text.size()) return "unterminated tag at " + std::to_string(i);
+    std::string tag = text.substr(i + 1, end - i - 1);
+    i = end + 1;
+    if (!tag.empty() && tag[0] == '/') {
+      const std::string name = tag.substr(1);
+      if (stack.empty() || stack.back() != name) return "unbalanced </" + name + ">";
+      stack.pop_back();
+      continue;
+    }
+    const bool self_closing = !tag.empty() && tag.back() == '/';
+    const std::string name = tag.substr(0, tag.find_first_of(" \t\n/"));
+    if (stack.empty()) {
+      if (seen_root) return "content after the root element";
+      if (name != "svg") return "root element is <" + name + ">";
+      seen_root = true;
+    }
+    if (!self_closing) stack.push_back(name);
+  }
+  if (!stack.empty()) return "unclosed <" + stack.back() + ">";
+  return seen_root ? "" : "no root element";
+}
+
+// The "x,y" pairs of every <polyline points="..."> in order.
+std::vector<std::vector<std::pair<double, double>>> Polylines(const std::string& svg) {
+  std::vector<std::vector<std::pair<double, double>>> lines;
+  for (size_t pos = svg.find("<polyline"); pos != std::string::npos;
+       pos = svg.find("<polyline", pos + 1)) {
+    const size_t start = svg.find("points=\"", pos) + 8;
+    const size_t end = svg.find('"', start);
+    std::istringstream in(svg.substr(start, end - start));
+    std::vector<std::pair<double, double>> points;
+    std::string pair;
+    while (in >> pair) {
+      const size_t comma = pair.find(',');
+      points.emplace_back(std::stod(pair.substr(0, comma)), std::stod(pair.substr(comma + 1)));
+    }
+    lines.push_back(points);
+  }
+  return lines;
+}
+
+double Attribute(const std::string& svg, size_t element, const std::string& name) {
+  const size_t start = svg.find(" " + name + "=\"", element) + name.size() + 3;
+  return std::stod(svg.substr(start, svg.find('"', start) - start));
+}
+
+TEST(ResultJsonTest, ParsesWithSchemaAndRoundTripsValues) {
+  const audit::AuditResult result = MakeResult();
+  const nlohmann::json j = nlohmann::json::parse(ResultJson(result));
+  EXPECT_EQ(j.at("schema"), "mia.result");
+  EXPECT_EQ(j.at("schema_version"), audit::kResultSchemaVersion);
+  EXPECT_EQ(j.at("tool_version"), "0.1.0-test");
+  EXPECT_EQ(j.at("spec").at("seed"), 7);
+  EXPECT_EQ(j.at("fprs").get<std::vector<double>>(), result.fprs);
+  EXPECT_EQ(j.at("targets").get<std::vector<int>>(), result.targets);
+
+  const nlohmann::json& results = j.at("results");
+  ASSERT_EQ(results.size(), 4u);
+  const nlohmann::json& a0 = results[0];
+  EXPECT_EQ(a0.at("attack"), kAttackA);
+  EXPECT_EQ(a0.at("target"), 0);
+  EXPECT_EQ(a0.at("counts").at("members"), 2);
+  EXPECT_EQ(a0.at("counts").at("non_members"), 3);
+  EXPECT_EQ(a0.at("counts").at("excluded"), 1);
+  EXPECT_EQ(a0.at("auc").get<double>(), 0.75);
+  EXPECT_EQ(a0.at("auc_ci"), nlohmann::json::array({0.6, 0.9}));
+  EXPECT_EQ(a0.at("warnings"), nlohmann::json::array({"point 12 has no OUT reference"}));
+
+  const nlohmann::json& tprs = a0.at("tpr_at_fpr");
+  ASSERT_EQ(tprs.size(), 4u);
+  EXPECT_EQ(tprs[0].at("fpr").get<double>(), 0.1);
+  EXPECT_TRUE(tprs[0].at("resolved").get<bool>());
+  EXPECT_EQ(tprs[0].at("tpr").get<double>(), 0.5);
+  EXPECT_EQ(tprs[0].at("ci"), nlohmann::json::array({0.2, 0.8}));
+  // Unresolved: no number, no interval, even though the struct holds some.
+  EXPECT_EQ(tprs[1].at("fpr").get<double>(), 0.01);
+  EXPECT_FALSE(tprs[1].at("resolved").get<bool>());
+  EXPECT_TRUE(tprs[1].at("tpr").is_null());
+  EXPECT_TRUE(tprs[1].at("ci").is_null());
+  EXPECT_EQ(tprs[3].at("tpr").get<double>(), 0.25);
+
+  const nlohmann::json& eps = a0.at("epsilon");
+  EXPECT_EQ(eps.at("value").get<double>(), 0.42);
+  EXPECT_EQ(eps.at("delta").get<double>(), 1e-5);
+  EXPECT_EQ(eps.at("threshold").get<double>(), 0.3);
+  EXPECT_EQ(eps.at("fpr_upper").get<double>(), 0.6);
+  EXPECT_EQ(eps.at("fnr_upper").get<double>(), 0.2);
+  EXPECT_EQ(eps.at("selection_points"), 3);
+  EXPECT_EQ(eps.at("evaluation_points"), 3);
+  EXPECT_TRUE(results[2].at("epsilon").at("threshold").is_null());  // +infinity
+  EXPECT_EQ(results[2].at("chosen").at("a").get<double>(), 0.3);
+  EXPECT_TRUE(results[0].at("chosen").is_object());
+  EXPECT_TRUE(results[3].at("auc_ci")[0].is_null());  // NaN
+  EXPECT_TRUE(results[3].at("auc_ci")[1].is_null());
+
+  // Per-point scores and full ROCs stay out of result.json.
+  for (const nlohmann::json& r : results) {
+    EXPECT_FALSE(r.contains("scores"));
+    EXPECT_FALSE(r.contains("roc"));
+  }
+
+  const nlohmann::json& summaries = j.at("summaries");
+  ASSERT_EQ(summaries.size(), 2u);
+  EXPECT_EQ(summaries[0].at("attack"), kAttackA);
+  EXPECT_EQ(summaries[0].at("auc").at("count"), 2);
+  EXPECT_EQ(summaries[0].at("auc").at("mean").get<double>(), 0.6875);
+  EXPECT_EQ(summaries[0].at("auc").at("stddev").get<double>(), 0.0883883);
+  EXPECT_TRUE(summaries[1].at("auc").at("stddev").is_null());
+  ASSERT_EQ(summaries[0].at("tpr_at_fpr").size(), 4u);
+  EXPECT_EQ(summaries[0].at("tpr_at_fpr")[1].at("fpr").get<double>(), 0.01);
+  EXPECT_EQ(summaries[0].at("tpr_at_fpr")[1].at("count"), 0);
+  EXPECT_EQ(summaries[0].at("tpr_at_fpr")[3].at("mean").get<double>(), 0.25);
+
+  EXPECT_EQ(j.at("warnings").size(), 1u);
+  ASSERT_EQ(j.at("timings").size(), 2u);
+  EXPECT_EQ(j.at("timings")[0].at("stage"), "load");
+  EXPECT_EQ(j.at("timings")[0].at("seconds").get<double>(), 0.0123);
+}
+
+TEST(ResultJsonTest, NoNonFiniteLiterals) {
+  const std::string text = ResultJson(MakeResult());
+  EXPECT_THAT(text, Not(HasSubstr("NaN")));
+  EXPECT_THAT(text, Not(HasSubstr("nan")));
+  EXPECT_THAT(text, Not(HasSubstr("inf")));
+  EXPECT_THAT(text, Not(HasSubstr("Infinity")));
+}
+
+TEST(ResultJsonTest, EmptySpecIsEmptyObject) {
+  audit::AuditResult result = MakeResult();
+  result.spec_json = "";
+  const nlohmann::json j = nlohmann::json::parse(ResultJson(result));
+  EXPECT_TRUE(j.at("spec").is_object());
+  EXPECT_TRUE(j.at("spec").empty());
+  // No delta in the spec: the field is left out rather than guessed.
+  EXPECT_FALSE(j.at("results")[0].at("epsilon").contains("delta"));
+}
+
+TEST(ResultJsonTest, InvalidUtf8InNamesStillGivesValidJson) {
+  audit::AuditResult result = MakeResult();
+  result.results[0].attack = "bad\xff name";
+  const nlohmann::json j = nlohmann::json::parse(ResultJson(result));
+  EXPECT_THAT(j.at("results")[0].at("attack").get<std::string>(), HasSubstr("name"));
+}
+
+TEST(ScoresCsvTest, RowsColumnsQuotingAndExactScores) {
+  const audit::AuditResult result = MakeResult();
+  const std::string csv = ScoresCsv(result);
+  // The name with a comma is quoted in the raw text.
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "row_id,target,member,\"rmia:gamma=2,offline<a>\",lira-offline");
+
+  const std::vector<std::vector<std::string>> rows = ParseCsv(csv);
+  ASSERT_EQ(rows.size(), 1u + 2 * 6);
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"row_id", "target", "member", kAttackA, kAttackB}));
+  for (size_t t = 0; t < 2; ++t) {
+    const audit::AttackTargetResult& a = result.results[t];      // attack A, target t
+    const audit::AttackTargetResult& b = result.results[2 + t];  // attack B, target t
+    for (size_t i = 0; i < 6; ++i) {
+      const std::vector<std::string>& row = rows[1 + t * 6 + i];
+      ASSERT_EQ(row.size(), 5u);
+      EXPECT_EQ(row[0], std::to_string(result.row_ids[i]));
+      EXPECT_EQ(row[1], std::to_string(result.targets[t]));
+      EXPECT_EQ(row[2], result.membership[t][i] ? "1" : "0");
+      if (std::isnan(a.scores[i])) {
+        EXPECT_EQ(row[3], "");
+      } else {
+        EXPECT_EQ(std::strtod(row[3].c_str(), nullptr), a.scores[i]) << row[3];
+      }
+      EXPECT_EQ(std::strtod(row[4].c_str(), nullptr), b.scores[i]) << row[4];
+    }
+  }
+  // The excluded point of attack A on target 0 (row id 12).
+  EXPECT_EQ(rows[3][0], "12");
+  EXPECT_EQ(rows[3][3], "");
+}
+
+TEST(ScoresCsvTest, QuotesQuotesAndLineBreaks) {
+  audit::AuditResult result = MakeResult();
+  result.results[2].attack = "odd \"name\"\nwith break";
+  result.results[3].attack = result.results[2].attack;
+  const std::string csv = ScoresCsv(result);
+  EXPECT_THAT(csv, HasSubstr("\"odd \"\"name\"\"\nwith break\""));
+  const std::vector<std::vector<std::string>> rows = ParseCsv(csv);
+  ASSERT_EQ(rows.size(), 13u);
+  EXPECT_EQ(rows[0][4], "odd \"name\"\nwith break");
+}
+
+TEST(RocSvgTest, WellFormedWithCurvesLegendAndEscapedNames) {
+  const audit::AuditResult result = MakeResult();
+  for (bool log_axes : {false, true}) {
+    SCOPED_TRACE(log_axes ? "log" : "linear");
+    const std::string svg = RocSvg(result, log_axes);
+    EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+    EXPECT_EQ(Count(svg, "<svg"), 1u);
+    EXPECT_EQ(Count(svg, "</svg>"), 1u);
+    EXPECT_EQ(XmlProblems(svg), "");
+    EXPECT_EQ(Count(svg, "<polyline"), 4u);
+    EXPECT_THAT(svg, HasSubstr(">rmia:gamma=2,offline&lt;a&gt; (target 0) AUC 0.7500</text>"));
+    EXPECT_THAT(svg, HasSubstr(">rmia:gamma=2,offline&lt;a&gt; (target 3) AUC 0.6250</text>"));
+    EXPECT_THAT(svg, HasSubstr(">lira-offline (target 3) AUC 0.5500</text>"));
+    EXPECT_THAT(svg, Not(HasSubstr("offline<a>")));
+    EXPECT_THAT(svg, HasSubstr(">False positive rate</text>"));
+    EXPECT_THAT(svg, HasSubstr(">True positive rate</text>"));
+    EXPECT_THAT(svg, HasSubstr("class=\"chance\""));
+    // Self-contained: nothing fetched from elsewhere.
+    EXPECT_THAT(svg, Not(HasSubstr("href")));
+    EXPECT_THAT(svg, Not(HasSubstr("<script")));
+    EXPECT_THAT(svg, Not(HasSubstr("@import")));
+    // A distinct color per curve.
+    std::set<std::string> colors;
+    for (size_t pos = svg.find("<polyline"); pos != std::string::npos;
+         pos = svg.find("<polyline", pos + 1)) {
+      const size_t start = svg.find("stroke=\"", pos) + 8;
+      colors.insert(svg.substr(start, svg.find('"', start) - start));
+    }
+    EXPECT_EQ(colors.size(), 4u);
+  }
+}
+
+TEST(RocSvgTest, LogAxesMapDecadesToPlotEdges) {
+  const std::string svg = RocSvg(MakeResult(), /*log_axes=*/true);
+  const size_t area = svg.find("class=\"plot-area\"");
+  ASSERT_NE(area, std::string::npos);
+  const double left = Attribute(svg, area, "x");
+  const double top = Attribute(svg, area, "y");
+  const double right = left + Attribute(svg, area, "width");
+  const double bottom = top + Attribute(svg, area, "height");
+  ASSERT_GT(right, left);
+  ASSERT_GT(bottom, top);
+
+  const auto lines = Polylines(svg);
+  ASSERT_EQ(lines.size(), 4u);
+  const auto& curve = lines[0];  // ROC (0,0) (1e-3,0.1) (0.5,0.5) (1,1)
+  ASSERT_EQ(curve.size(), 4u);
+  // FPR and TPR of 0 are clamped to 1e-5: the bottom-left corner.
+  EXPECT_NEAR(curve[0].first, left, 0.01);
+  EXPECT_NEAR(curve[0].second, bottom, 0.01);
+  // 1e-3 is 2 of 5 decades from the left; 0.1 is 4 of 5 decades up.
+  EXPECT_NEAR(curve[1].first, left + 0.4 * (right - left), 0.01);
+  EXPECT_NEAR(curve[1].second, bottom - 0.8 * (bottom - top), 0.01);
+  // FPR 1 at the right edge, TPR 1 at the top.
+  EXPECT_NEAR(curve[3].first, right, 0.01);
+  EXPECT_NEAR(curve[3].second, top, 0.01);
+  // Decade tick labels 1e-5 .. 1.
+  for (const char* label : {">1e-5<", ">1e-4<", ">1e-3<", ">1e-2<", ">1e-1<", ">1<"}) {
+    EXPECT_EQ(Count(svg, label), 2u) << label;  // one on each axis
+  }
+}
+
+TEST(RocSvgTest, LinearAxesSpanZeroToOne) {
+  const std::string svg = RocSvg(MakeResult(), /*log_axes=*/false);
+  const size_t area = svg.find("class=\"plot-area\"");
+  ASSERT_NE(area, std::string::npos);
+  const double left = Attribute(svg, area, "x");
+  const double top = Attribute(svg, area, "y");
+  const double size = Attribute(svg, area, "width");
+  const auto lines = Polylines(svg);
+  ASSERT_FALSE(lines.empty());
+  ASSERT_EQ(lines[0].size(), 4u);
+  EXPECT_NEAR(lines[0][0].first, left, 0.01);
+  EXPECT_NEAR(lines[0][0].second, top + size, 0.01);
+  EXPECT_NEAR(lines[0][2].first, left + size / 2, 0.01);
+  EXPECT_NEAR(lines[0][2].second, top + size / 2, 0.01);
+  EXPECT_NEAR(lines[0][3].first, left + size, 0.01);
+  EXPECT_NEAR(lines[0][3].second, top, 0.01);
+}
+
+TEST(RocSvgTest, ManyTargetsPlotFirstFourPerAttack) {
+  audit::AuditResult result = MakeResult();
+  result.targets.clear();
+  result.results.clear();
+  for (int t = 0; t < 10; ++t) {
+    result.targets.push_back(t);
+    result.results.push_back(MakeAttackTarget(kAttackB, t, 0.5 + t / 100.0));
+  }
+  const std::string svg = RocSvg(result, false);
+  EXPECT_EQ(Count(svg, "<polyline"), 4u);
+  EXPECT_THAT(svg, HasSubstr("first 4 of 10 targets per attack"));
+  EXPECT_THAT(svg, HasSubstr("(target 3) AUC"));
+  EXPECT_THAT(svg, Not(HasSubstr("(target 4) AUC")));
+}
+
+// A staircase ROC with `n` points, concave like a real attack's.
+metrics::RocCurve BigRoc(int n) {
+  metrics::RocCurve roc;
+  for (int i = 0; i < n; ++i) {
+    const double f = i / static_cast<double>(n - 1);
+    roc.fpr.push_back(f);
+    roc.tpr.push_back(std::pow(f, 0.3));
+  }
+  return roc;
+}
+
+TEST(RocSvgTest, LongCurvesAreThinnedToTheLimit) {
+  audit::AuditResult result = MakeResult();
+  for (audit::AttackTargetResult& r : result.results) r.roc = BigRoc(20000);
+  ReportOptions options;
+  options.max_plot_points = 150;
+  for (bool log_axes : {false, true}) {
+    const auto lines = Polylines(RocSvg(result, log_axes, options));
+    ASSERT_EQ(lines.size(), 4u);
+    for (const auto& line : lines) {
+      EXPECT_LE(line.size(), 150u);
+      EXPECT_GE(line.size(), 50u);
+    }
+  }
+}
+
+TEST(ThinCurveTest, KeepsEndsAndShapeOnLogAxes) {
+  const metrics::RocCurve roc = BigRoc(100000);
+  const Axis x = XAxis(true, 1e-5);
+  const Axis y = YAxis(true, 1e-5);
+  const int max_points = 400;
+  const std::vector<size_t> kept = ThinCurve(roc.fpr, roc.tpr, max_points, x, y);
+  ASSERT_LE(kept.size(), static_cast<size_t>(max_points));
+  ASSERT_GE(kept.size(), 2u);
+  EXPECT_EQ(kept.front(), 0u);
+  EXPECT_EQ(kept.back(), roc.fpr.size() - 1);
+  // Every dropped point lies between two consecutive kept points that are at
+  // most one bin apart in normalized plot units (|dx| + |dy|).
+  const double bin = 2.0 / ((max_points - 2) / 2);
+  for (size_t k = 0; k + 1 < kept.size(); ++k) {
+    ASSERT_LT(kept[k], kept[k + 1]);
+    if (kept[k + 1] == kept[k] + 1) continue;
+    const double span = (x.Normalize(roc.fpr[kept[k + 1]]) - x.Normalize(roc.fpr[kept[k]])) +
+                        (y.Normalize(roc.tpr[kept[k + 1]]) - y.Normalize(roc.tpr[kept[k]]));
+    EXPECT_LE(span, bin + 1e-12) << "between " << kept[k] << " and " << kept[k + 1];
+  }
+  // The low-FPR region keeps detail: points below FPR 1e-3 survive.
+  size_t low = 0;
+  for (size_t i : kept) low += roc.fpr[i] > 0 && roc.fpr[i] < 1e-3;
+  EXPECT_GE(low, 10u);
+}
+
+TEST(ThinCurveTest, ShortCurvesAreKeptWhole) {
+  const metrics::RocCurve roc = SmallRoc();
+  const std::vector<size_t> kept =
+      ThinCurve(roc.fpr, roc.tpr, 400, XAxis(false, 1e-5), YAxis(false, 1e-5));
+  EXPECT_EQ(kept, (std::vector<size_t>{0, 1, 2, 3}));
+}
+
+TEST(AxisTest, LogAxisClampsAndMapsDecades) {
+  const Axis x = XAxis(true, 1e-5);
+  EXPECT_DOUBLE_EQ(x.Map(1e-5), kPlotLeft);
+  EXPECT_DOUBLE_EQ(x.Map(0), kPlotLeft);
+  EXPECT_DOUBLE_EQ(x.Map(1e-9), kPlotLeft);
+  EXPECT_DOUBLE_EQ(x.Map(1), kPlotLeft + kPlotSize);
+  EXPECT_NEAR(x.Map(1e-2), kPlotLeft + 0.6 * kPlotSize, 1e-9);
+  const Axis y = YAxis(true, 1e-5);
+  EXPECT_DOUBLE_EQ(y.Map(0), kPlotTop + kPlotSize);
+  EXPECT_DOUBLE_EQ(y.Map(1), kPlotTop);
+}
+
+TEST(XmlEscapeTest, EscapesSpecialsAndRepairsBadText) {
+  EXPECT_EQ(XmlEscape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
+  EXPECT_EQ(XmlEscape("caf\xc3\xa9"), "caf\xc3\xa9");                 // valid UTF-8 kept
+  EXPECT_EQ(XmlEscape("x\xff y"), "x\xEF\xBF\xBD y");                  // invalid byte
+  EXPECT_EQ(XmlEscape(std::string("a\x01z")), "a\xEF\xBF\xBDz");      // control char
+  EXPECT_EQ(XmlEscape("\xed\xa0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
+}
+
+TEST(SeriesColorTest, DistinctForManyCurves) {
+  std::set<std::string> colors;
+  for (int i = 0; i < 40; ++i) colors.insert(SeriesColor(i));
+  EXPECT_EQ(colors.size(), 40u);
+}
+
+TEST(SummaryMarkdownTest, TablesFiguresAndFiles) {
+  const std::string md = SummaryMarkdown(MakeResult());
+  EXPECT_THAT(md, HasSubstr("## Attack `rmia:gamma=2,offline<a>`"));
+  EXPECT_THAT(md, HasSubstr("## Attack `lira-offline`"));
+  EXPECT_THAT(md, HasSubstr("TPR at 1% FPR [CI]"));
+  EXPECT_THAT(md, HasSubstr("TPR at 0.1% FPR [CI]"));
+  EXPECT_THAT(md, HasSubstr("| 0 | 2 | 3 | 1 | 0.7500 [0.6000, 0.9000] | unresolved | unresolved "
+                            "| 0.420 |"));
+  EXPECT_THAT(md, HasSubstr("| mean ± sd (2 targets) |"));
+  EXPECT_THAT(md, HasSubstr("0.6875 ± 0.0884"));
+  EXPECT_THAT(md, HasSubstr("δ = 1e-05"));
+  EXPECT_THAT(md, HasSubstr("point 12 has no OUT reference"));
+  EXPECT_THAT(md, HasSubstr("## Warnings"));
+  EXPECT_THAT(md, HasSubstr("a = 0.3"));
+  for (const char* file :
+       {"result.json", "scores.csv", "roc.svg", "roc_log.svg", "summary.md", "timing.log"}) {
+    EXPECT_THAT(md, HasSubstr(std::string("`") + file + "`"));
+  }
+}
+
+TEST(TimingLogTest, OneLinePerStageThenTotal) {
+  EXPECT_EQ(TimingLog(MakeResult()), "load\t0.012\nattack:rmia\t1.500\ntotal\t1.512\n");
+  EXPECT_EQ(TimingLog(audit::AuditResult{}), "total\t0.000\n");
+}
+
+TEST(WriteReportTest, CreatesFolderAndAllFilesWithoutTempFiles) {
+  const audit::AuditResult result = MakeResult();
+  const TestDir tmp;
+  const std::filesystem::path dir = tmp / "nested/out";
+  ASSERT_FALSE(std::filesystem::exists(dir));
+  ASSERT_TRUE(WriteReport(result, dir.string()).ok());
+  // Twice: replacing an existing report works too.
+  const absl::Status again = WriteReport(result, dir.string());
+  ASSERT_TRUE(again.ok()) << again;
+
+  std::set<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    EXPECT_TRUE(entry.is_regular_file()) << entry.path();
+    names.insert(entry.path().filename().string());
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"result.json", "scores.csv", "roc.svg", "roc_log.svg",
+                                          "summary.md", "timing.log"}));
+  EXPECT_EQ(ReadFile(dir / "result.json"), ResultJson(result));
+  EXPECT_EQ(ReadFile(dir / "scores.csv"), ScoresCsv(result));
+  EXPECT_EQ(ReadFile(dir / "roc.svg"), RocSvg(result, false));
+  EXPECT_EQ(ReadFile(dir / "roc_log.svg"), RocSvg(result, true));
+  EXPECT_EQ(ReadFile(dir / "summary.md"), SummaryMarkdown(result));
+  EXPECT_EQ(ReadFile(dir / "timing.log"), TimingLog(result));
+}
+
+TEST(WriteReportTest, FolderUnderRegularFileFailsNamingThePath) {
+  const TestDir tmp;
+  const std::filesystem::path base = tmp / "base";
+  std::filesystem::create_directories(base);
+  const std::filesystem::path file = base / "not-a-folder";
+  std::ofstream(file) << "x";
+  const std::string out = (file / "report").string();
+  const absl::Status status = WriteReport(MakeResult(), out);
+  EXPECT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()), HasSubstr(out));
+}
+
+TEST(WriteReportTest, OutDirThatIsAFileFails) {
+  const TestDir tmp;
+  const std::filesystem::path base = tmp / "base";
+  std::filesystem::create_directories(base);
+  const std::filesystem::path file = base / "file";
+  std::ofstream(file) << "x";
+  const absl::Status status = WriteReport(MakeResult(), file.string());
+  EXPECT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()), HasSubstr(file.string()));
+}
+
+TEST(WriteReportTest, InvalidSpecIsRejectedBeforeWriting) {
+  audit::AuditResult result = MakeResult();
+  result.spec_json = "{not json";
+  const TestDir tmp;
+  const std::filesystem::path dir = tmp / "out";
+  const absl::Status status = WriteReport(result, dir.string());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("result.json"));
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  // The string builder keeps it, as text.
+  EXPECT_EQ(nlohmann::json::parse(ResultJson(result)).at("spec"), "{not json");
+
+  result.spec_json = "[1, 2]";  // valid JSON but not an object
+  EXPECT_EQ(WriteReport(result, dir.string()).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace mia::report

@@ -1,0 +1,48 @@
+// Helpers shared by npy.cc and npz.cc; not part of the public interface.
+#ifndef MIA_CORE_IO_INTERNAL_H_
+#define MIA_CORE_IO_INTERNAL_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/string_view.h"
+#include "core/io/npy.h"
+
+namespace mia::io::internal {
+
+// Bytes a .npy header may add to its array data. NumPy writes headers of a few
+// hundred bytes (format 1.0 caps them at 64 KiB); the allowance bounds what a
+// reader accepts on top of ReadLimits::max_array_bytes for one member or file.
+inline constexpr uint64_t kNpyHeaderAllowance = uint64_t{1} << 20;
+
+// Printable form of an untrusted name (member name, descr, dict key) for error
+// messages: a hostile file could otherwise inject control characters or a
+// megabyte of text into logs.
+inline std::string SafeName(absl::string_view name) {
+  constexpr size_t kMaxShown = 200;
+  if (name.size() > kMaxShown) {
+    return absl::CHexEscape(name.substr(0, kMaxShown)) + "...";
+  }
+  return absl::CHexEscape(name);
+}
+
+inline uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
+  uint64_t sum;
+  return __builtin_add_overflow(a, b, &sum) ? UINT64_MAX : sum;
+}
+
+inline uint64_t SaturatingMul(uint64_t a, uint64_t b) {
+  uint64_t product;
+  return __builtin_mul_overflow(a, b, &product) ? UINT64_MAX : product;
+}
+
+// Checks that an array's fields agree (item size fits the dtype, data size
+// fits shape * item size; arrays built by hand may not) and returns its element
+// count. Errors name the array as `name`. Defined in npy.cc.
+absl::StatusOr<int64_t> CheckArray(const NpyArray& array, absl::string_view name);
+
+}  // namespace mia::io::internal
+
+#endif  // MIA_CORE_IO_INTERNAL_H_

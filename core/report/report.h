@@ -1,0 +1,57 @@
+// The report writer: turns an AuditResult into the files a user reads
+// (result.json, scores.csv, roc.svg, roc_log.svg, summary.md, timing.log).
+// The format of each file is described in docs/report-format.md.
+//
+// The string builders are pure functions of the result (no I/O, no clock), so
+// the same result always gives byte-identical files; only WriteReport touches
+// the file system. Safe from any thread for distinct output folders.
+#ifndef MIA_CORE_REPORT_REPORT_H_
+#define MIA_CORE_REPORT_REPORT_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "core/audit/result.h"
+
+namespace mia::report {
+
+struct ReportOptions {
+  // Most points drawn per ROC curve in the SVG plots. Exact ROCs have one point
+  // per distinct score (up to the number of audit points); the curves are
+  // thinned so their shape survives on the plot's axes (see ThinCurve).
+  int max_plot_points = 400;
+};
+
+// Writes result.json, scores.csv, roc.svg, roc_log.svg, summary.md and
+// timing.log into `out_dir`, creating it (and its parents) if missing and
+// replacing files of those names. Each file is written to a temporary file in
+// `out_dir` and renamed over its final name, so a reader never sees a partial
+// file. Errors name the path concerned: InvalidArgument when
+// `result.spec_json` is neither empty nor a JSON object, Internal for file
+// system failures.
+absl::Status WriteReport(const audit::AuditResult& result, const std::string& out_dir,
+                         const ReportOptions& options = {});
+
+// Building blocks of WriteReport, exposed for tests and for the service.
+
+// result.json: pretty-printed, versioned; non-finite numbers become null. If
+// spec_json is not valid JSON it is embedded as a string (WriteReport refuses
+// it instead).
+std::string ResultJson(const audit::AuditResult& result);
+
+// scores.csv: one row per (target, audit point), one score column per attack.
+std::string ScoresCsv(const audit::AuditResult& result);
+
+// summary.md: per-attack tables of the headline figures.
+std::string SummaryMarkdown(const audit::AuditResult& result);
+
+// timing.log: "stage<TAB>seconds" per stage, then a total line.
+std::string TimingLog(const audit::AuditResult& result);
+
+// roc.svg (linear axes) or roc_log.svg (log-log axes from 1e-5 to 1).
+std::string RocSvg(const audit::AuditResult& result, bool log_axes,
+                   const ReportOptions& options = {});
+
+}  // namespace mia::report
+
+#endif  // MIA_CORE_REPORT_REPORT_H_
