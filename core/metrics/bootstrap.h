@@ -16,9 +16,9 @@
 namespace mia::metrics {
 
 struct BootstrapOptions {
-  int resamples = 1000;       // number of bootstrap replicates
-  double confidence = 0.95;   // two-sided percentile interval level
-  uint64_t seed = 0;          // replicates depend on the seed only, not on threads
+  int resamples = 1000;      // number of bootstrap replicates
+  double confidence = 0.95;  // two-sided percentile interval level
+  uint64_t seed = 0;         // replicates depend on the seed only, not on threads
 };
 
 struct Interval {
@@ -39,6 +39,15 @@ struct BootstrapResult {
 
 // Replicate r draws n indices uniformly with replacement from a generator seeded
 // by (seed, r); the same seed gives the same result on any machine.
+//
+// Interval rule: over the m replicates used, the q-quantile is the linear
+// interpolation between order statistics v[0] <= ... <= v[m-1] at position
+// h = (m - 1) q (numpy's default); low is q = (1 - confidence) / 2, high is
+// q = (1 + confidence) / 2.
+//
+// Errors: InvalidArgument for inputs ComputeRoc rejects, resamples < 1,
+// confidence outside (0, 1), or a negative or non-finite alpha;
+// FailedPrecondition when every replicate misses a class (tiny samples).
 absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
                                             absl::Span<const uint8_t> members,
                                             absl::Span<const double> alphas,

@@ -21,16 +21,16 @@ double RegularizedIncompleteBeta(double a, double b, double x);
 double ClopperPearsonUpper(int64_t k, int64_t n, double alpha);
 
 struct EpsilonOptions {
-  double delta = 1e-5;             // the delta of (epsilon, delta)-DP
-  double beta = 0.05;              // total error level, split evenly over FPR and FNR
-  double selection_fraction = 0.5; // share of points used to choose the threshold
-  uint64_t seed = 0;               // seeds the (stratified) selection/evaluation split
+  double delta = 1e-5;              // the delta of (epsilon, delta)-DP
+  double beta = 0.05;               // total error level, split evenly over FPR and FNR
+  double selection_fraction = 0.5;  // share of points used to choose the threshold
+  uint64_t seed = 0;                // seeds the (stratified) selection/evaluation split
 };
 
 struct EpsilonBound {
-  double epsilon = 0;        // the lower bound (0 when no threshold gives a positive bound)
-  double threshold = 0;      // member iff score >= threshold, chosen on the selection split
-  double fpr_upper = 1;      // Clopper-Pearson upper bounds on the evaluation split
+  double epsilon = 0;    // the lower bound (0 when no threshold gives a positive bound)
+  double threshold = 0;  // member iff score >= threshold, chosen on the selection split
+  double fpr_upper = 1;  // Clopper-Pearson upper bounds on the evaluation split
   double fnr_upper = 1;
   int64_t selection_points = 0;
   int64_t evaluation_points = 0;
@@ -40,11 +40,30 @@ struct EpsilonBound {
 // split the threshold maximizing the same bound computed there, then evaluates
 // eps >= max(log((1 - delta - FPR+) / FNR+), log((1 - delta - FNR+) / FPR+))
 // on the evaluation split with that threshold, floored at 0.
+// FPR = false positives / non-members, FNR = false negatives / members;
+// FPR+ and FNR+ are one-sided Clopper-Pearson upper bounds at level beta / 2
+// each. A term whose numerator is <= 0 gives no bound. Candidate thresholds
+// are +infinity (nobody flagged) and every distinct selection score; the
+// threshold is +infinity only when no finite one does strictly better.
+// Errors: InvalidArgument for inputs ComputeRoc rejects, fewer than 2 members
+// or 2 non-members, delta outside [0, 1), beta or selection_fraction outside
+// (0, 1).
 absl::StatusOr<EpsilonBound> EpsilonLowerBound(absl::Span<const double> scores,
                                                absl::Span<const uint8_t> members,
                                                const EpsilonOptions& options);
 
-// The bound at one threshold on the given points (no split). Exposed for tests.
+// The threshold EpsilonLowerBound picks on its selection split: among +infinity
+// and every distinct score, one maximizing the bound (unfloored) on these
+// points; which one on ties is deterministic but unspecified. Inputs as for
+// ComputeRoc (not re-checked here), beta in (0, 1). O(n log n) plus
+// Clopper-Pearson bounds only where they can matter. Exposed for tests.
+double ChooseEpsilonThreshold(absl::Span<const double> scores, absl::Span<const uint8_t> members,
+                              double delta, double beta);
+
+// The bound at one threshold on the given points (no split), floored at 0;
+// fpr_upper / fnr_upper (may be null) receive FPR+ and FNR+. Exposed for tests.
+// Invalid input (see ComputeRoc; beta outside (0, 1); delta outside [0, 1))
+// gives 0 with both upper bounds 1.
 double EpsilonAtThreshold(absl::Span<const double> scores, absl::Span<const uint8_t> members,
                           double threshold, double delta, double beta, double* fpr_upper,
                           double* fnr_upper);

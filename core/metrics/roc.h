@@ -38,6 +38,15 @@ struct RocCurve {
 absl::StatusOr<RocCurve> ComputeRoc(absl::Span<const double> scores,
                                     absl::Span<const uint8_t> members);
 
+// The input checks of ComputeRoc, shared by the bootstrap and the privacy bound.
+// Messages name indices and counts only, never score values (which may be
+// derived from private data).
+absl::Status ValidateScores(absl::Span<const double> scores, absl::Span<const uint8_t> members);
+
+// Whether TPR at FPR `alpha` can be resolved with `negatives` non-members:
+// alpha == 0 or alpha >= 1 / negatives. Negative or NaN alpha never is.
+bool FprResolvable(double alpha, int64_t negatives);
+
 // Area under the ROC: Mann-Whitney U / (members x non-members), a member tied with
 // a non-member counting 1/2. O(n log n).
 absl::StatusOr<double> Auc(absl::Span<const double> scores, absl::Span<const uint8_t> members);
@@ -48,7 +57,10 @@ double AreaUnder(const RocCurve& roc);
 struct TprAtFpr {
   double fpr = 0;         // the requested alpha
   bool resolved = false;  // false when 0 < alpha < 1 / negatives
-  double tpr = 0;         // largest TPR among points with FPR <= alpha; valid if resolved
+  // Largest TPR among points with FPR <= alpha (0 when there is none). Filled
+  // even when unresolved (the bootstrap needs it per replicate) but then it is
+  // not a figure to report.
+  double tpr = 0;
 };
 
 // One entry per alpha. alpha = 0 is always resolvable: it is the TPR reached
@@ -59,6 +71,9 @@ std::vector<TprAtFpr> TprAtFprs(const RocCurve& roc, absl::Span<const double> al
 // At most about `points` operating points of `roc` on a log-spaced FPR grid from
 // min_fpr to 1, keeping for each grid FPR the best TPR reachable at or below it,
 // plus the exact first and last points, so the low-FPR region survives.
+// The result is a subsequence of `roc` (thresholds kept), hence still monotone;
+// `roc` itself is returned when it already has at most max(points, 2) points.
+// A min_fpr outside (0, 1) is replaced by 1e-5.
 RocCurve DownsampleLogFpr(const RocCurve& roc, int points, double min_fpr = 1e-5);
 
 }  // namespace mia::metrics
