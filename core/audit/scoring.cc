@@ -76,12 +76,20 @@ absl::Status FillMetrics(const std::vector<double>& scores, absl::Span<const uin
   if (options.bootstrap.resamples > 0) {
     metrics::BootstrapOptions b = options.bootstrap;
     b.seed = DeriveSeed(seed, 1);
-    MIA_ASSIGN_OR_RETURN(metrics::BootstrapResult boot, metrics::BootstrapCi(s, y, fprs, b));
-    r->auc_ci = boot.auc;
-    r->tpr_ci = boot.tpr_at_fpr;
-    if (boot.degenerate > 0) {
-      r->warnings.push_back(
-          absl::StrCat(boot.degenerate, " bootstrap resamples lacked a class and were skipped"));
+    absl::StatusOr<metrics::BootstrapResult> boot = metrics::BootstrapCi(s, y, fprs, b);
+    if (boot.ok()) {
+      r->auc_ci = boot->auc;
+      r->tpr_ci = boot->tpr_at_fpr;
+      if (boot->degenerate > 0) {
+        r->warnings.push_back(absl::StrCat(
+            boot->degenerate, " bootstrap resamples lacked a class and were skipped"));
+      }
+    } else {
+      // Too few points for intervals is a finding about the audit, not a failure.
+      const double nan = std::nan("");
+      r->auc_ci = {nan, nan};
+      r->tpr_ci.assign(fprs.size(), {nan, nan});
+      r->warnings.push_back(absl::StrCat("no confidence intervals: ", boot.status().message()));
     }
   } else {
     const double nan = std::nan("");
@@ -90,7 +98,13 @@ absl::Status FillMetrics(const std::vector<double>& scores, absl::Span<const uin
   }
   metrics::EpsilonOptions e = options.epsilon;
   e.seed = DeriveSeed(seed, 2);
-  MIA_ASSIGN_OR_RETURN(r->epsilon, metrics::EpsilonLowerBound(s, y, e));
+  absl::StatusOr<metrics::EpsilonBound> eps = metrics::EpsilonLowerBound(s, y, e);
+  if (eps.ok()) {
+    r->epsilon = *eps;
+  } else {
+    r->epsilon.epsilon = std::nan("");
+    r->warnings.push_back(absl::StrCat("no epsilon bound: ", eps.status().message()));
+  }
   return absl::OkStatus();
 }
 
