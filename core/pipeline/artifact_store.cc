@@ -1,0 +1,165 @@
+#include "core/pipeline/artifact_store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/sha256.h"
+#include "nlohmann/json.hpp"
+
+namespace mia::pipeline {
+namespace {
+
+nlohmann::json SpecJson(const training::ModelSpec& s) {
+  return {{"architecture", s.architecture}, {"hidden", s.hidden}, {"activation", s.activation},
+          {"depth", s.depth},               {"width", s.width},   {"dropout", s.dropout}};
+}
+
+nlohmann::json RecipeJson(const training::TrainRecipe& r) {
+  return {{"optimizer", r.optimizer},
+          {"learning_rate", r.learning_rate},
+          {"momentum", r.momentum},
+          {"nesterov", r.nesterov},
+          {"weight_decay", r.weight_decay},
+          {"epochs", r.epochs},
+          {"batch_size", r.batch_size},
+          {"schedule", r.schedule},
+          {"warmup_epochs", r.warmup_epochs},
+          {"random_crop", r.random_crop},
+          {"crop_padding", r.crop_padding},
+          {"horizontal_flip", r.horizontal_flip},
+          {"normalize_mean", r.normalize_mean},
+          {"normalize_std", r.normalize_std}};
+}
+
+}  // namespace
+
+std::string ModelKeyMaterial::Json() const {
+  nlohmann::json j = {{"version", "mia-model-v1"},
+                      {"dataset", dataset_fingerprint},
+                      {"spec", SpecJson(spec)},
+                      {"recipe", RecipeJson(recipe)},
+                      {"rows", rows_sha256},
+                      {"seed", seed}};
+  return j.dump();  // nlohmann sorts object keys: canonical
+}
+
+std::string ModelKeyMaterial::Key() const { return Sha256Hex(Json()); }
+
+std::string RowsSha256(const std::vector<int64_t>& rows) {
+  Sha256 h;
+  for (int64_t r : rows) {
+    char b[8];
+    for (int k = 0; k < 8; ++k) b[k] = static_cast<char>((static_cast<uint64_t>(r) >> (8 * k)) & 0xFF);
+    h.Update(absl::string_view(b, 8));
+  }
+  return h.HexDigest();
+}
+
+absl::Status ArtifactStore::Init() const {
+  std::error_code ec;
+  for (const char* sub : {"models", "signals"}) {
+    std::filesystem::create_directories(std::filesystem::path(root_) / sub, ec);
+    if (ec) {
+      return absl::InternalError(
+          absl::StrCat(root_, "/", sub, ": cannot create folder: ", ec.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string ArtifactStore::ModelPath(const std::string& key) const {
+  return absl::StrCat(root_, "/models/", key, ".pt");
+}
+std::string ArtifactStore::ModelMetaPath(const std::string& key) const {
+  return absl::StrCat(root_, "/models/", key, ".json");
+}
+std::string ArtifactStore::SignalsPath(const std::string& key) const {
+  return absl::StrCat(root_, "/signals/", key, ".npy");
+}
+
+bool ArtifactStore::HasModel(const ModelKeyMaterial& material) const {
+  const std::string key = material.Key();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(ModelPath(key), ec)) return false;
+  std::ifstream in(ModelMetaPath(key));
+  if (!in) return false;
+  nlohmann::json meta = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  return meta.is_object() && meta.contains("key_material") &&
+         meta["key_material"].is_string() && meta["key_material"] == material.Json();
+}
+
+absl::Status ArtifactStore::CommitModel(const ModelKeyMaterial& material,
+                                        const training::ModelReport& report) const {
+  nlohmann::json meta = {{"key", material.Key()},
+                         {"key_material", material.Json()},
+                         {"report",
+                          {{"train_accuracy", report.train_accuracy},
+                           {"train_loss", report.train_loss},
+                           {"test_accuracy", report.test_accuracy},
+                           {"test_loss", report.test_loss},
+                           {"seconds", report.seconds},
+                           {"batched", report.batched}}}};
+  return WriteFileAtomically(ModelMetaPath(material.Key()), meta.dump(2));
+}
+
+absl::StatusOr<training::ModelReport> ArtifactStore::ReadReport(
+    const ModelKeyMaterial& material) const {
+  std::ifstream in(ModelMetaPath(material.Key()));
+  nlohmann::json meta = nlohmann::json::parse(in, nullptr, false);
+  if (!meta.is_object() || !meta.contains("report") || !meta["report"].is_object()) {
+    return absl::DataLossError(
+        absl::StrCat(ModelMetaPath(material.Key()), ": metadata is unreadable"));
+  }
+  const nlohmann::json& r = meta["report"];
+  training::ModelReport report;
+  auto num = [&](const char* k) {
+    return r.contains(k) && r[k].is_number() ? r[k].get<double>() : std::nan("");
+  };
+  report.train_accuracy = num("train_accuracy");
+  report.train_loss = num("train_loss");
+  report.test_accuracy = num("test_accuracy");
+  report.test_loss = num("test_loss");
+  report.seconds = num("seconds");
+  report.batched = r.contains("batched") && r["batched"].is_boolean() && r["batched"].get<bool>();
+  return report;
+}
+
+absl::Status WriteFileAtomically(const std::string& path, const std::string& contents) {
+  const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::InternalError(absl::StrCat(path, ": cannot create: ", std::strerror(errno)));
+  }
+  size_t done = 0;
+  while (done < contents.size()) {
+    const ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return absl::InternalError(absl::StrCat(path, ": write failed: ", std::strerror(err)));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    return absl::InternalError(absl::StrCat(path, ": cannot flush: ", std::strerror(errno)));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    return absl::InternalError(absl::StrCat(path, ": cannot rename: ", std::strerror(err)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mia::pipeline

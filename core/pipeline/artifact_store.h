@@ -1,0 +1,67 @@
+// Trained models and their signals as files under one root, keyed by what
+// determines them, so that a rerun or another audit reuses them instead of
+// retraining. An entry counts as present only when its metadata file exists
+// and records exactly the key material asked for: a cache is validated by its
+// key, never by a count or a shape.
+//
+// Layout: ROOT/models/<key>.pt (LibTorch archive), ROOT/models/<key>.json
+// (key material and training report), ROOT/signals/<key>.npy (logits).
+// Files are written atomically (temporary file, then rename), metadata last.
+// Thread-safety: distinct keys may be written concurrently; the object holds
+// no mutable state.
+#ifndef MIA_CORE_PIPELINE_ARTIFACT_STORE_H_
+#define MIA_CORE_PIPELINE_ARTIFACT_STORE_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/training/engine.h"
+
+namespace mia::pipeline {
+
+// What determines a trained model: the data, the architecture, the recipe,
+// the exact training rows and the seed.
+struct ModelKeyMaterial {
+  std::string dataset_fingerprint;
+  training::ModelSpec spec;
+  training::TrainRecipe recipe;
+  std::string rows_sha256;  // SHA-256 of the sorted training row ids (int64 LE)
+  uint64_t seed = 0;
+  std::string Json() const;      // canonical JSON of all of the above
+  std::string Key() const;       // SHA-256 hex of Json()
+};
+
+// SHA-256 hex of row ids as int64 little-endian.
+std::string RowsSha256(const std::vector<int64_t>& rows);
+
+class ArtifactStore {
+ public:
+  explicit ArtifactStore(std::string root) : root_(std::move(root)) {}
+
+  absl::Status Init() const;  // creates ROOT/models and ROOT/signals
+
+  std::string ModelPath(const std::string& key) const;
+  std::string ModelMetaPath(const std::string& key) const;
+  std::string SignalsPath(const std::string& key) const;
+
+  // True when the model and its metadata exist and the metadata's key
+  // material equals `material` (a mismatch, e.g. a truncated or foreign file,
+  // counts as absent and is retrained).
+  bool HasModel(const ModelKeyMaterial& material) const;
+  // Writes the metadata (key material + report) once the model file is in place.
+  absl::Status CommitModel(const ModelKeyMaterial& material,
+                           const training::ModelReport& report) const;
+  // The training report recorded when the model was committed.
+  absl::StatusOr<training::ModelReport> ReadReport(const ModelKeyMaterial& material) const;
+
+ private:
+  std::string root_;
+};
+
+// Writes `contents` to `path` atomically (temp file in the same folder, fsync, rename).
+absl::Status WriteFileAtomically(const std::string& path, const std::string& contents);
+
+}  // namespace mia::pipeline
+
+#endif  // MIA_CORE_PIPELINE_ARTIFACT_STORE_H_

@@ -1,0 +1,119 @@
+// The training engine's torch-free interface: train models of one
+// architecture on given subsets of a dataset, save them as artifacts, and
+// compute per-example logits (with test-time augmentation) from saved models.
+// LibTorch stays behind this header (core/models, core/training, core/signals
+// .cc files), so the pipeline and everything above it build without it.
+//
+// Thread-safety: functions are reentrant; concurrent calls must use distinct
+// output paths. LibTorch's intra-op thread count is process-wide: set it once
+// at start with SetComputeThreads.
+#ifndef MIA_CORE_TRAINING_ENGINE_H_
+#define MIA_CORE_TRAINING_ENGINE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/data/dataset.h"
+
+namespace mia::training {
+
+// An architecture by registry name with its parameters.
+struct ModelSpec {
+  std::string architecture = "mlp";  // mlp | cnn | alexnet | wrn (registry in core/models)
+  std::vector<int> hidden = {128};   // mlp: hidden layer widths
+  std::string activation = "tanh";   // mlp: tanh | relu
+  int depth = 28;                    // wrn: depth (6n + 4)
+  int width = 2;                     // wrn: widening factor k (1, 2, 10); cnn: channel multiplier
+  double dropout = 0.0;              // mlp / alexnet / wrn dropout probability
+};
+
+// How one model is trained. Every field matters for the model artifact key.
+struct TrainRecipe {
+  std::string optimizer = "sgd";     // sgd | adam | adamw
+  double learning_rate = 0.01;       // used as given: no hidden extra factor
+  double momentum = 0.9;             // sgd
+  bool nesterov = false;             // sgd
+  double weight_decay = 0.0;
+  int epochs = 20;
+  int batch_size = 256;
+  std::string schedule = "constant"; // constant | cosine (cosine decays to 0 after warm-up)
+  int warmup_epochs = 0;             // linear warm-up from 0 (both schedules)
+  // Image augmentation during training.
+  bool random_crop = false;          // random crop with `crop_padding` zero padding
+  int crop_padding = 4;
+  bool horizontal_flip = false;      // random horizontal flip with probability 1/2
+  // Per-channel normalization applied to images (and tabular features if sizes
+  // match); empty means none.
+  std::vector<float> normalize_mean;
+  std::vector<float> normalize_std;
+};
+
+struct TrainContext {
+  std::string device = "auto";       // auto | cpu | cuda | cuda:N
+  // Called from the training thread: model index within the call (k of K),
+  // epoch, batch, batches per epoch. Keep it cheap.
+  std::function<void(int model, int epoch, int batch, int batches)> progress;
+  // Checked between batches; when it becomes true training stops with Cancelled.
+  const std::atomic<bool>* cancel = nullptr;
+  bool allow_batched = true;         // train several models at once when the architecture allows
+  // At most this many models per batched pass (memory grows linearly with
+  // it); 0: all K in one pass.
+  int max_batched_models = 0;
+};
+
+// Outcome of training one model.
+struct ModelReport {
+  double train_accuracy = 0, train_loss = 0;  // on its own training subset (eval mode)
+  double test_accuracy = 0, test_loss = 0;    // on the held-out indices given
+  double seconds = 0;                         // wall time attributed to this model
+  bool batched = false;                       // trained together with others
+};
+
+// Sets LibTorch's intra-op threads (0: all cores). Call once at start.
+void SetComputeThreads(int threads);
+// The device "auto" resolves to: "cuda" if a CUDA device is usable, else "cpu".
+std::string ResolveDevice(const std::string& device);
+
+// Trains K = seeds.size() models of `spec` with `recipe`, model k on
+// dataset rows train_indices[k], seeded by seeds[k] (initialization, data
+// order, augmentation; never global RNG state), and writes model k's
+// parameters to out_paths[k] atomically (a LibTorch archive of named tensors,
+// not a pickle). test_indices are only evaluated. When the architecture
+// supports it and ctx.allow_batched, the K models train together in one pass
+// (stacked weights); otherwise one after another. Errors: InvalidArgument for
+// bad specs/recipes/shapes, Cancelled, Internal for LibTorch failures (caught;
+// messages never contain data).
+absl::StatusOr<std::vector<ModelReport>> TrainModels(
+    const data::Dataset& dataset, const ModelSpec& spec, const TrainRecipe& recipe,
+    const std::vector<std::vector<int64_t>>& train_indices,
+    const std::vector<int64_t>& test_indices, const std::vector<uint64_t>& seeds,
+    const std::vector<std::string>& out_paths, const TrainContext& ctx);
+
+// Test-time augmentation queries for signals: query 0 is always the plain
+// input; then, for images, the horizontal flip (if flip) and shifts by +-shift
+// pixels in x and y (if shift > 0), in a fixed documented order.
+struct QueryAugmentation {
+  bool flip = false;
+  int shift = 0;
+  int NumQueries(bool image) const;
+};
+
+// Logits of a saved model on dataset rows `indices`: [indices.size(), A, C]
+// row-major, A = aug.NumQueries(). `model_path` is an archive written by
+// TrainModels for `spec` (with `recipe` normalization), or, when
+// `torchscript` is true, a TorchScript module trained elsewhere taking a
+// float batch shaped like the dataset's samples and returning logits.
+absl::StatusOr<std::vector<float>> ComputeLogits(const std::string& model_path, bool torchscript,
+                                                 const ModelSpec& spec, const TrainRecipe& recipe,
+                                                 const data::Dataset& dataset,
+                                                 const std::vector<int64_t>& indices,
+                                                 const QueryAugmentation& aug,
+                                                 const TrainContext& ctx, int* classes);
+
+}  // namespace mia::training
+
+#endif  // MIA_CORE_TRAINING_ENGINE_H_

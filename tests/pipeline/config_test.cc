@@ -1,0 +1,129 @@
+#include "core/pipeline/config.h"
+
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace mia::pipeline {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kMinimal[] = R"(
+data:
+  dataset: purchase100
+  data_dir: x.csv
+)";
+
+TEST(ConfigTest, DefaultsFromAMinimalFile) {
+  auto c = ParseConfig(kMinimal, "min.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data.source.format, "purchase100");
+  EXPECT_EQ(c->model.architecture, "mlp");
+  EXPECT_EQ(c->recipe.learning_rate, 0.01);
+  EXPECT_EQ(c->run.num_experiments, 1);
+  EXPECT_EQ(c->num_models(), 5);
+  EXPECT_EQ(c->audit.scoring.attacks, (std::vector<std::string>{"rmia", "lira"}));
+}
+
+TEST(ConfigTest, ShippedConfigsParse) {
+  for (const char* name : {"demo", "purchase", "cifar10", "mnist"}) {
+    auto c = LoadConfigFile(std::string(MIA_SOURCE_DIR) + "/configs/" + name + ".yaml");
+    ASSERT_TRUE(c.ok()) << name << ": " << c.status();
+    EXPECT_TRUE(nlohmann::json::parse(ConfigJson(*c)).is_object());
+  }
+  auto demo = LoadConfigFile(std::string(MIA_SOURCE_DIR) + "/configs/demo.yaml");
+  EXPECT_EQ(demo->data.source.path, "/usr/share/datasets/fashion-mnist");
+  EXPECT_EQ(demo->model.architecture, "cnn");
+  auto cifar = LoadConfigFile(std::string(MIA_SOURCE_DIR) + "/configs/cifar10.yaml");
+  EXPECT_EQ(cifar->model.architecture, "wrn");
+  EXPECT_EQ(cifar->model.width, 2);
+  EXPECT_TRUE(cifar->audit.augmentation.flip);
+  auto purchase = LoadConfigFile(std::string(MIA_SOURCE_DIR) + "/configs/purchase.yaml");
+  EXPECT_EQ(purchase->num_models(), 10);
+  EXPECT_EQ(purchase->audit.scoring.attacks, (std::vector<std::string>{"rmia-offline"}));
+}
+
+TEST(ConfigTest, PrivacyMeterKeys) {
+  auto c = ParseConfig(std::string(kMinimal) + R"(
+run:
+  random_seed: 7
+  log_dir: out
+  time_log: false
+  num_experiments: 2
+audit:
+  privacy_game: privacy_loss_model
+  algorithm: RMIA
+  num_ref_models: 1
+  device: cpu
+  report_log: report_rmia
+  batch_size: 5000
+  data_size: 1000
+train:
+  model_name: wrn28-10
+  device: cpu
+  batch_size: 64
+  optimizer: SGD
+  learning_rate: 0.1
+  weight_decay: 0
+  epochs: 3
+)",
+                       "pm.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->audit.scoring.attacks, (std::vector<std::string>{"rmia"}));
+  EXPECT_EQ(c->recipe.optimizer, "sgd");
+  EXPECT_EQ(c->model.width, 10);
+  EXPECT_EQ(c->num_models(), 3);
+}
+
+struct Bad {
+  std::string yaml;
+  std::string message;
+};
+
+TEST(ConfigTest, ErrorsNameTheKey) {
+  const std::vector<Bad> cases = {
+      {"data:\n  dataset: purchase100\n  data_dir: x\ntrain:\n  learing_rate: 0.1\n",
+       "train.learing_rate: unknown key (line 5)"},
+      {"data:\n  dataset: purchase100\n  data_dir: x\ntrain:\n  learning_rate: fast\n",
+       "train.learning_rate: expected a number (line 5)"},
+      {"data:\n  dataset: purchase100\n  data_dir: x\ntrain:\n  epochs: 0\n",
+       "train.epochs: must be in [1, 100000]"},
+      {"data:\n  dataset: imagenet\n", "data.dataset: 'imagenet' is not one of"},
+      {"data:\n  data_dir: x\n", "data.dataset: missing"},
+      {"data:\n  dataset: csv\n", "data.data_dir: required for dataset csv"},
+      {"data:\n  dataset: purchase100\n  data_dir: x\naudit:\n  attacks: [rmia, lirra]\n",
+       "audit.attacks: unknown attack 'lirra'"},
+      {"data:\n  dataset: purchase100\n  data_dir: x\naudit:\n  attacks: [rmia:gama=2]\n",
+       "unknown option 'gama'"},
+      {"data:\n  dataset: purchase100\n  data_dir: x\naudit:\n  attacks: [rmia]\n  algorithm: LOSS\n",
+       "not both"},
+      {"data:\n  dataset: purchase100\n  data_dir: x\naudit:\n  splits: paired\n  num_ref_models: 2\n",
+       "audit.splits: paired halves need an even number"},
+      {"data:\n  dataset: purchase100\n  data_dir: x\naudit:\n  privacy_game: other\n",
+       "audit.privacy_game"},
+      {"data:\n  dataset: purchase100\n  data_dir: x\nextra:\n  a: 1\n", "extra: unknown key"},
+      {"data:\n  dataset: purchase100\n  data_dir: x\ntrain:\n  hidden: [128, -1]\n",
+       "train.hidden"},
+      {"data:\n  dataset: purchase100\n  data_dir: x\ntrain:\n  normalize_mean: [0.5]\n",
+       "train.normalize_std"},
+      {"data:\n  dataset: purchase100\n  data_dir: x\nmodels:\n  torchscript: [a.pt, b.pt]\n",
+       "models.keep: required"},
+      {"data: [1, 2]\n", "data: must be a mapping"},
+      {"data:\n  dataset: purchase100\n   data_dir: x\n", "not valid YAML at line"},
+      {"- just\n- a list\n", "the top level must be a mapping"},
+  };
+  for (const Bad& b : cases) {
+    auto c = ParseConfig(b.yaml, "bad.yaml");
+    ASSERT_FALSE(c.ok()) << b.yaml;
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << b.yaml;
+    EXPECT_THAT(c.status().message(), HasSubstr(b.message)) << b.yaml;
+    EXPECT_THAT(c.status().message(), HasSubstr("bad.yaml")) << b.yaml;
+  }
+  EXPECT_EQ(LoadConfigFile("/no/such/config.yaml").status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace mia::pipeline
