@@ -1,0 +1,744 @@
+// SqliteJobStore: JobStore on one SQLite file (see job_store.h for the
+// contract). Every public call takes mu_, runs in one SQLite transaction and
+// commits before returning; with WAL and synchronous=FULL a commit is on disk
+// when COMMIT returns.
+#include <sqlite3.h>
+
+#include <iterator>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/jobs/job_store.h"
+
+namespace mia::jobs {
+namespace {
+
+// Marks the file as a mia job store ("mia1"), so that another application's
+// database is recognized and left alone.
+constexpr int32_t kApplicationId = 0x6d696131;
+constexpr size_t kMaxRequestIdBytes = 256;
+constexpr size_t kMaxUnitBytes = 256;
+
+// One schema step. Steps are applied in order, each once, inside the
+// transaction that records it in schema_migrations; a released step is never
+// edited: changes are new steps.
+struct Migration {
+  int version;
+  const char* name;
+  const char* sql;
+};
+
+constexpr Migration kMigrations[] = {
+    {1, "jobs, labels and completed units", R"sql(
+CREATE TABLE jobs (
+  id                TEXT PRIMARY KEY NOT NULL,
+  request_id        TEXT,            -- NULL when the client gave none
+  spec_json         TEXT NOT NULL,
+  spec_hash         TEXT NOT NULL,
+  state             TEXT NOT NULL
+                    CHECK (state IN ('PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED')),
+  version           INTEGER NOT NULL,
+  progress_stage    TEXT NOT NULL,
+  progress_done     INTEGER NOT NULL,
+  progress_total    INTEGER NOT NULL,
+  progress_fraction REAL NOT NULL,
+  progress_detail   TEXT NOT NULL,
+  create_time       INTEGER NOT NULL,  -- Unix nanoseconds
+  start_time        INTEGER,           -- NULL while unset
+  end_time          INTEGER,           -- NULL while unset
+  error_code        TEXT NOT NULL,
+  error_message     TEXT NOT NULL,
+  result_dir        TEXT NOT NULL,
+  priority          INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX jobs_by_request_id ON jobs (request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX jobs_by_create_time ON jobs (create_time, id);
+CREATE INDEX jobs_by_state ON jobs (state, create_time, id);
+CREATE TABLE job_labels (
+  job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  key    TEXT NOT NULL,
+  value  TEXT NOT NULL,
+  PRIMARY KEY (job_id, key)
+) WITHOUT ROWID;
+CREATE TABLE job_units (
+  job_id    TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+  unit      TEXT NOT NULL,
+  value     TEXT NOT NULL,
+  done_time INTEGER NOT NULL,     -- Unix nanoseconds
+  PRIMARY KEY (job_id, unit)
+) WITHOUT ROWID;
+)sql"},
+};
+
+// The columns ReadJob expects, in order.
+constexpr const char* kJobColumns =
+    "id, request_id, spec_json, spec_hash, state, version, progress_stage, progress_done, "
+    "progress_total, progress_fraction, progress_detail, create_time, start_time, end_time, "
+    "error_code, error_message, result_dir, priority";
+
+// An id or request id as it may appear in a message: verbatim when it is a
+// valid job id, else escaped and shortened (it may come from a client).
+std::string Quoted(absl::string_view text) {
+  if (ValidateJobId(text).ok()) return std::string(text);
+  constexpr size_t kMaxShown = 64;
+  return absl::StrCat("\"", absl::CHexEscape(text.substr(0, kMaxShown)),
+                      text.size() > kMaxShown ? "...\"" : "\"");
+}
+
+// Maps an SQLite result code to a canonical status. Busy or failing storage is
+// Unavailable (retry later); a damaged file DataLoss; files the process
+// cannot use FailedPrecondition (an operator has to act).
+absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
+  const char* detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  const std::string message =
+      absl::StrCat("job store: ", what, ": ", detail, " (SQLite code ", rc, ")");
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_PROTOCOL:
+      return absl::UnavailableError(message);
+    case SQLITE_CORRUPT:
+      return absl::DataLossError(message);
+    case SQLITE_NOTADB:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+    case SQLITE_AUTH:
+      return absl::FailedPreconditionError(message);
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+int64_t TimeToColumn(absl::Time t) { return absl::ToUnixNanos(t); }
+
+// A prepared statement, finalized on destruction. Bind errors are kept and
+// reported by the next Step.
+class Statement {
+ public:
+  static absl::StatusOr<Statement> Prepare(sqlite3* db, absl::string_view sql) {
+    sqlite3_stmt* stmt = nullptr;
+    const int rc = sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
+    if (rc != SQLITE_OK) return SqliteError(db, rc, "prepare");
+    return Statement(db, stmt);
+  }
+
+  Statement(Statement&& other) noexcept
+      : db_(other.db_), stmt_(std::exchange(other.stmt_, nullptr)), bind_rc_(other.bind_rc_) {}
+  Statement& operator=(Statement&&) = delete;
+  Statement(const Statement&) = delete;
+  ~Statement() { sqlite3_finalize(stmt_); }
+
+  // Parameters are 1-based, as in SQLite.
+  void BindText(int i, absl::string_view v) {
+    // A null data pointer would bind SQL NULL; an empty string must stay "".
+    Keep(sqlite3_bind_text(stmt_, i, v.data() != nullptr ? v.data() : "",
+                           static_cast<int>(v.size()), SQLITE_TRANSIENT));
+  }
+  void BindInt64(int i, int64_t v) { Keep(sqlite3_bind_int64(stmt_, i, v)); }
+  void BindDouble(int i, double v) { Keep(sqlite3_bind_double(stmt_, i, v)); }
+  void BindNull(int i) { Keep(sqlite3_bind_null(stmt_, i)); }
+  // NULL for an unset time (InfinitePast).
+  void BindTime(int i, absl::Time t) {
+    if (t == absl::InfinitePast()) {
+      BindNull(i);
+    } else {
+      BindInt64(i, TimeToColumn(t));
+    }
+  }
+
+  // Advances: true when a row is available, false when done.
+  absl::StatusOr<bool> Step() {
+    if (bind_rc_ != SQLITE_OK) return SqliteError(db_, bind_rc_, "bind");
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return SqliteError(db_, rc, "step");
+  }
+  // Runs a statement that returns no rows.
+  absl::Status Run() { return Step().status(); }
+  // Makes the statement ready to run again with new bindings.
+  void Reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    bind_rc_ = SQLITE_OK;
+  }
+
+  // Columns are 0-based. Text is read by length: it may contain any byte.
+  std::string Text(int col) const {
+    const void* data = sqlite3_column_blob(stmt_, col);
+    const int size = sqlite3_column_bytes(stmt_, col);
+    return data == nullptr ? std::string() : std::string(static_cast<const char*>(data), size);
+  }
+  int64_t Int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double Double(int col) const { return sqlite3_column_double(stmt_, col); }
+  bool IsNull(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  absl::Time Time(int col) const {
+    return IsNull(col) ? absl::InfinitePast() : absl::FromUnixNanos(Int64(col));
+  }
+
+ private:
+  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  void Keep(int rc) {
+    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+  }
+
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+  int bind_rc_ = SQLITE_OK;
+};
+
+absl::Status Exec(sqlite3* db, const char* sql, absl::string_view what) {
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &error);
+  sqlite3_free(error);  // sqlite3_errmsg(db) still holds the message
+  if (rc != SQLITE_OK) return SqliteError(db, rc, what);
+  return absl::OkStatus();
+}
+
+// A transaction rolled back unless committed. Writes use IMMEDIATE (take the
+// write lock at once, so a busy database fails at BEGIN, before any work);
+// reads use DEFERRED (a consistent snapshot across several statements).
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) {}
+  ~Transaction() {
+    // SQLite may already have rolled back by itself (e.g. after SQLITE_FULL).
+    if (active_ && !sqlite3_get_autocommit(db_)) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+  }
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+
+  absl::Status BeginWrite() { return Begin("BEGIN IMMEDIATE"); }
+  absl::Status BeginRead() { return Begin("BEGIN DEFERRED"); }
+  absl::Status Commit() {
+    MIA_RETURN_IF_ERROR(Exec(db_, "COMMIT", "commit"));
+    active_ = false;
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status Begin(const char* sql) {
+    MIA_RETURN_IF_ERROR(Exec(db_, sql, "begin transaction"));
+    active_ = true;
+    return absl::OkStatus();
+  }
+
+  sqlite3* db_;
+  bool active_ = false;
+};
+
+// Reads the current row of a statement selecting kJobColumns (labels not
+// included).
+absl::StatusOr<JobRecord> ReadJob(const Statement& s) {
+  JobRecord r;
+  r.id = s.Text(0);
+  r.request_id = s.Text(1);  // NULL reads as ""
+  r.spec_json = s.Text(2);
+  r.spec_hash = s.Text(3);
+  const std::optional<JobState> state = ParseJobState(s.Text(4));
+  if (!state.has_value()) {
+    return absl::DataLossError(
+        absl::StrCat("job store: job ", Quoted(r.id), " has no valid state"));
+  }
+  r.state = *state;
+  r.version = s.Int64(5);
+  r.progress.stage = s.Text(6);
+  r.progress.done = s.Int64(7);
+  r.progress.total = s.Int64(8);
+  r.progress.fraction = s.Double(9);
+  r.progress.detail = s.Text(10);
+  r.create_time = s.Time(11);
+  r.start_time = s.Time(12);
+  r.end_time = s.Time(13);
+  r.error_code = s.Text(14);
+  r.error_message = s.Text(15);
+  r.result_dir = s.Text(16);
+  r.priority = static_cast<int>(s.Int64(17));
+  return r;
+}
+
+absl::Status LoadLabels(Statement& labels, JobRecord* r) {
+  labels.Reset();
+  labels.BindText(1, r->id);
+  while (true) {
+    MIA_ASSIGN_OR_RETURN(const bool row, labels.Step());
+    if (!row) return absl::OkStatus();
+    r->labels[labels.Text(0)] = labels.Text(1);
+  }
+}
+
+absl::StatusOr<Statement> PrepareLabels(sqlite3* db) {
+  return Statement::Prepare(db, "SELECT key, value FROM job_labels WHERE job_id = ?1");
+}
+
+// Runs a query selecting kJobColumns and returns every row with its labels.
+absl::StatusOr<std::vector<JobRecord>> ReadJobs(sqlite3* db, Statement& query) {
+  MIA_ASSIGN_OR_RETURN(Statement labels, PrepareLabels(db));
+  std::vector<JobRecord> jobs;
+  while (true) {
+    MIA_ASSIGN_OR_RETURN(const bool row, query.Step());
+    if (!row) break;
+    MIA_ASSIGN_OR_RETURN(JobRecord r, ReadJob(query));
+    jobs.push_back(std::move(r));
+  }
+  for (JobRecord& r : jobs) MIA_RETURN_IF_ERROR(LoadLabels(labels, &r));
+  return jobs;
+}
+
+// The job with `id` or with `request_id` (whichever column is named), if any.
+absl::StatusOr<std::optional<JobRecord>> FindJob(sqlite3* db, const char* column,
+                                                 absl::string_view value) {
+  MIA_ASSIGN_OR_RETURN(
+      Statement q, Statement::Prepare(db, absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE ",
+                                                       column, " = ?1")));
+  q.BindText(1, value);
+  MIA_ASSIGN_OR_RETURN(std::vector<JobRecord> jobs, ReadJobs(db, q));
+  if (jobs.empty()) return std::optional<JobRecord>();
+  return std::optional<JobRecord>(std::move(jobs.front()));
+}
+
+absl::StatusOr<JobRecord> LoadJob(sqlite3* db, absl::string_view id) {
+  MIA_ASSIGN_OR_RETURN(std::optional<JobRecord> job, FindJob(db, "id", id));
+  if (!job.has_value()) return absl::NotFoundError(absl::StrCat("job ", Quoted(id), " not found"));
+  return std::move(*job);
+}
+
+absl::Status ReplaceLabels(sqlite3* db, const JobRecord& r) {
+  MIA_ASSIGN_OR_RETURN(Statement del,
+                       Statement::Prepare(db, "DELETE FROM job_labels WHERE job_id = ?1"));
+  del.BindText(1, r.id);
+  MIA_RETURN_IF_ERROR(del.Run());
+  MIA_ASSIGN_OR_RETURN(
+      Statement ins,
+      Statement::Prepare(db, "INSERT INTO job_labels (job_id, key, value) VALUES (?1, ?2, ?3)"));
+  for (const auto& [key, value] : r.labels) {
+    ins.Reset();
+    ins.BindText(1, r.id);
+    ins.BindText(2, key);
+    ins.BindText(3, value);
+    MIA_RETURN_IF_ERROR(ins.Run());
+  }
+  return absl::OkStatus();
+}
+
+// Binds the mutable columns as parameters ?2 .. ?14 (shared by INSERT and
+// UPDATE so that the two cannot drift apart).
+void BindMutable(Statement& s, const JobRecord& r) {
+  s.BindText(2, JobStateName(r.state));
+  s.BindInt64(3, r.version);
+  s.BindText(4, r.progress.stage);
+  s.BindInt64(5, r.progress.done);
+  s.BindInt64(6, r.progress.total);
+  s.BindDouble(7, r.progress.fraction);
+  s.BindText(8, r.progress.detail);
+  s.BindTime(9, r.start_time);
+  s.BindTime(10, r.end_time);
+  s.BindText(11, r.error_code);
+  s.BindText(12, r.error_message);
+  s.BindText(13, r.result_dir);
+  s.BindInt64(14, r.priority);
+}
+
+absl::Status InsertJob(sqlite3* db, const JobRecord& r) {
+  MIA_ASSIGN_OR_RETURN(
+      Statement s,
+      Statement::Prepare(db, absl::StrCat("INSERT INTO jobs (id, state, version, progress_stage, "
+                                          "progress_done, progress_total, progress_fraction, "
+                                          "progress_detail, start_time, end_time, error_code, "
+                                          "error_message, result_dir, priority, request_id, "
+                                          "spec_json, spec_hash, create_time) VALUES (?1, ?2, "
+                                          "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+                                          "?15, ?16, ?17, ?18)")));
+  s.BindText(1, r.id);
+  BindMutable(s, r);
+  if (r.request_id.empty()) {
+    s.BindNull(15);
+  } else {
+    s.BindText(15, r.request_id);
+  }
+  s.BindText(16, r.spec_json);
+  s.BindText(17, r.spec_hash);
+  s.BindTime(18, r.create_time);
+  MIA_RETURN_IF_ERROR(s.Run());
+  return ReplaceLabels(db, r);
+}
+
+// Writes the mutable fields of `r` (whose version is already the new one).
+absl::Status WriteJob(sqlite3* db, const JobRecord& r, bool labels_changed) {
+  MIA_ASSIGN_OR_RETURN(
+      Statement s, Statement::Prepare(
+                       db,
+                       "UPDATE jobs SET state = ?2, version = ?3, progress_stage = ?4, "
+                       "progress_done = ?5, progress_total = ?6, progress_fraction = ?7, "
+                       "progress_detail = ?8, start_time = ?9, end_time = ?10, error_code = "
+                       "?11, error_message = ?12, result_dir = ?13, priority = ?14 WHERE id = ?1"));
+  s.BindText(1, r.id);
+  BindMutable(s, r);
+  MIA_RETURN_IF_ERROR(s.Run());
+  if (sqlite3_changes(db) != 1) {
+    return absl::InternalError(absl::StrCat("job store: job ", Quoted(r.id), " vanished"));
+  }
+  return labels_changed ? ReplaceLabels(db, r) : absl::OkStatus();
+}
+
+// Moves `r` to `to` (legality checked) and sets the times the lifecycle
+// implies: start_time the first time it runs, end_time when it ends.
+absl::Status ApplyStateChange(JobRecord* r, JobState to, absl::Time now) {
+  MIA_RETURN_IF_ERROR(CheckTransition(r->id, r->state, to));
+  r->state = to;
+  if (to == JobState::kRunning && r->start_time == absl::InfinitePast()) r->start_time = now;
+  if (IsTerminal(to) && r->end_time == absl::InfinitePast()) r->end_time = now;
+  return absl::OkStatus();
+}
+
+absl::Status CheckWritable(const JobRecord& stored) {
+  if (!IsTerminal(stored.state)) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "job ", stored.id, " is ", JobStateName(stored.state), ": a finished job does not change"));
+}
+
+absl::Status ValidateProgress(const JobProgress& p) {
+  if (!(p.fraction >= 0 && p.fraction <= 1)) {
+    return absl::InvalidArgumentError("progress.fraction: must be in [0, 1]");
+  }
+  if (p.done < 0 || p.total < 0) {
+    return absl::InvalidArgumentError("progress.done, progress.total: must be >= 0");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> QueryInt(sqlite3* db, const char* sql) {
+  MIA_ASSIGN_OR_RETURN(Statement s, Statement::Prepare(db, sql));
+  MIA_ASSIGN_OR_RETURN(const bool row, s.Step());
+  if (!row) return absl::InternalError(absl::StrCat("job store: no result from ", sql));
+  return s.Int64(0);
+}
+
+// Connection settings; the first statements that read the file, so a file
+// that is not a database fails here.
+absl::Status Configure(sqlite3* db, const std::string& path) {
+  absl::StatusOr<Statement> wal = Statement::Prepare(db, "PRAGMA journal_mode = WAL");
+  absl::StatusOr<bool> row = wal.ok() ? wal->Step() : absl::StatusOr<bool>(wal.status());
+  if (!row.ok()) {
+    if (sqlite3_errcode(db) == SQLITE_NOTADB) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job store: ", path, " is not an SQLite database (or its header is damaged)"));
+    }
+    return row.status();
+  }
+  if (!*row || wal->Text(0) != "wal") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job store: ", path, ": cannot use the WAL journal (is it on a network file system?)"));
+  }
+  MIA_RETURN_IF_ERROR(Exec(db, "PRAGMA synchronous = FULL", "set synchronous"));
+  return Exec(db, "PRAGMA foreign_keys = ON", "enable foreign keys");
+}
+
+absl::Status Migrate(sqlite3* db, const std::string& path, absl::Time now) {
+  Transaction txn(db);
+  MIA_RETURN_IF_ERROR(txn.BeginWrite());
+  MIA_ASSIGN_OR_RETURN(const int64_t app_id, QueryInt(db, "PRAGMA application_id"));
+  if (app_id != kApplicationId) {
+    MIA_ASSIGN_OR_RETURN(const int64_t objects, QueryInt(db, "SELECT count(*) FROM sqlite_master"));
+    if (app_id != 0 || objects != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job store: ", path,
+                       " is an SQLite database of another application, not a mia job "
+                       "store; refusing to modify it"));
+    }
+    MIA_RETURN_IF_ERROR(Exec(db, absl::StrCat("PRAGMA application_id = ", kApplicationId).c_str(),
+                             "set application_id"));
+  }
+  MIA_RETURN_IF_ERROR(Exec(db,
+                           "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                           "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                           "applied_time INTEGER NOT NULL)",
+                           "create schema_migrations"));
+  MIA_ASSIGN_OR_RETURN(const int64_t current,
+                       QueryInt(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+  const int latest = SqliteJobStore::LatestSchemaVersion();
+  if (current > latest) {
+    return absl::FailedPreconditionError(absl::StrCat("job store: ", path, " has schema version ",
+                                                      current, ", newer than this mia supports (",
+                                                      latest, "): upgrade mia"));
+  }
+  for (const Migration& m : kMigrations) {
+    if (m.version <= current) continue;
+    MIA_RETURN_IF_ERROR(Exec(db, m.sql, absl::StrCat("migration ", m.version)));
+    MIA_ASSIGN_OR_RETURN(
+        Statement record,
+        Statement::Prepare(db,
+                           "INSERT INTO schema_migrations (version, name, applied_time) "
+                           "VALUES (?1, ?2, ?3)"));
+    record.BindInt64(1, m.version);
+    record.BindText(2, m.name);
+    record.BindInt64(3, TimeToColumn(now));
+    MIA_RETURN_IF_ERROR(record.Run());
+  }
+  return txn.Commit();
+}
+
+}  // namespace
+
+int SqliteJobStore::LatestSchemaVersion() { return std::end(kMigrations)[-1].version; }
+
+absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(
+    const std::string& path, const SqliteJobStoreOptions& options) {
+  sqlite3* raw = nullptr;
+  // NOMUTEX: the store's own mutex serializes every use of the connection.
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  // Owns the handle until the store does; sqlite3_open_v2 returns one even on
+  // failure.
+  std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, &sqlite3_close_v2);
+  if (rc != SQLITE_OK) return SqliteError(db.get(), rc, absl::StrCat("open ", path));
+  sqlite3_busy_timeout(db.get(), static_cast<int>(absl::ToInt64Milliseconds(options.busy_timeout)));
+  MIA_RETURN_IF_ERROR(Configure(db.get(), path));
+  MIA_RETURN_IF_ERROR(Migrate(db.get(), path, options.clock()));
+  return std::unique_ptr<SqliteJobStore>(new SqliteJobStore(db.release(), path, options));
+}
+
+SqliteJobStore::SqliteJobStore(sqlite3* db, std::string path, SqliteJobStoreOptions options)
+    : path_(std::move(path)), options_(std::move(options)), db_(db) {}
+
+SqliteJobStore::~SqliteJobStore() { sqlite3_close_v2(db_); }
+
+absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record) {
+  MIA_RETURN_IF_ERROR(ValidateJobId(record.id));
+  if (record.spec_hash.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("job ", record.id, ": spec_hash is required"));
+  }
+  if (record.state != JobState::kPending) {
+    return absl::InvalidArgumentError(absl::StrCat("job ", record.id,
+                                                   ": a new job must be "
+                                                   "PENDING, not ",
+                                                   JobStateName(record.state)));
+  }
+  if (record.request_id.size() > kMaxRequestIdBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("request_id: at most ", kMaxRequestIdBytes, " bytes"));
+  }
+  MIA_RETURN_IF_ERROR(ValidateProgress(record.progress));
+  JobRecord stored = record;
+  stored.version = 1;
+  if (stored.create_time == absl::InfinitePast()) stored.create_time = options_.clock();
+
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  MIA_RETURN_IF_ERROR(txn.BeginWrite());
+  if (!record.request_id.empty()) {
+    MIA_ASSIGN_OR_RETURN(std::optional<JobRecord> existing,
+                         FindJob(db_, "request_id", record.request_id));
+    if (existing.has_value()) {
+      if (existing->spec_hash == record.spec_hash) return CreateResult{std::move(*existing), false};
+      return absl::AlreadyExistsError(absl::StrCat("request_id ", Quoted(record.request_id),
+                                                   " was already used for job ", existing->id,
+                                                   " with a different spec"));
+    }
+  }
+  MIA_ASSIGN_OR_RETURN(std::optional<JobRecord> same_id, FindJob(db_, "id", record.id));
+  if (same_id.has_value()) {
+    return absl::AlreadyExistsError(absl::StrCat("job ", record.id, " already exists"));
+  }
+  MIA_RETURN_IF_ERROR(InsertJob(db_, stored));
+  MIA_RETURN_IF_ERROR(txn.Commit());
+  return CreateResult{std::move(stored), true};
+}
+
+absl::StatusOr<JobRecord> SqliteJobStore::Get(absl::string_view id) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  MIA_RETURN_IF_ERROR(txn.BeginRead());
+  MIA_ASSIGN_OR_RETURN(JobRecord job, LoadJob(db_, id));
+  MIA_RETURN_IF_ERROR(txn.Commit());
+  return job;
+}
+
+absl::StatusOr<JobPage> SqliteJobStore::List(const ListOptions& options) {
+  int page_size = options.page_size;
+  if (page_size <= 0) page_size = ListOptions::kDefaultPageSize;
+  if (page_size > ListOptions::kMaxPageSize) page_size = ListOptions::kMaxPageSize;
+  std::optional<PageCursor> cursor;
+  if (!options.page_token.empty()) {
+    MIA_ASSIGN_OR_RETURN(cursor, DecodePageToken(options.page_token));
+    if (cursor->state != options.state) {
+      return absl::InvalidArgumentError(
+          "page_token: issued for a different state filter (keep the filter while paging)");
+    }
+  }
+  // Only placeholders are spliced into the SQL, never values.
+  std::string sql = absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE 1");
+  if (options.state.has_value()) absl::StrAppend(&sql, " AND state = ?1");
+  if (cursor.has_value()) absl::StrAppend(&sql, " AND (create_time, id) > (?2, ?3)");
+  absl::StrAppend(&sql, " ORDER BY create_time, id LIMIT ?4");
+
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  MIA_RETURN_IF_ERROR(txn.BeginRead());
+  MIA_ASSIGN_OR_RETURN(Statement q, Statement::Prepare(db_, sql));
+  if (options.state.has_value()) q.BindText(1, JobStateName(*options.state));
+  if (cursor.has_value()) {
+    q.BindInt64(2, TimeToColumn(cursor->create_time));
+    q.BindText(3, cursor->id);
+  }
+  q.BindInt64(4, page_size + 1);  // one more tells whether another page follows
+  JobPage page;
+  MIA_ASSIGN_OR_RETURN(page.jobs, ReadJobs(db_, q));
+  MIA_RETURN_IF_ERROR(txn.Commit());
+  if (static_cast<int>(page.jobs.size()) > page_size) {
+    page.jobs.pop_back();
+    const JobRecord& last = page.jobs.back();
+    page.next_page_token = EncodePageToken({last.create_time, last.id, options.state});
+  }
+  return page;
+}
+
+absl::StatusOr<JobRecord> SqliteJobStore::Update(const JobRecord& record) {
+  MIA_RETURN_IF_ERROR(ValidateProgress(record.progress));
+  const absl::Time now = options_.clock();
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  MIA_RETURN_IF_ERROR(txn.BeginWrite());
+  MIA_ASSIGN_OR_RETURN(JobRecord stored, LoadJob(db_, record.id));
+  if (stored.version != record.version) {
+    return absl::AbortedError(absl::StrCat("job ", stored.id, " changed: version is ",
+                                           stored.version, ", the update was based on ",
+                                           record.version, " (re-read and retry)"));
+  }
+  MIA_RETURN_IF_ERROR(CheckWritable(stored));
+  if (record.request_id != stored.request_id || record.spec_json != stored.spec_json ||
+      record.spec_hash != stored.spec_hash || record.create_time != stored.create_time) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "job ", stored.id, ": id, request_id, spec_json, spec_hash and create_time are immutable"));
+  }
+  JobRecord next = record;
+  next.state = stored.state;
+  if (record.state != stored.state) MIA_RETURN_IF_ERROR(ApplyStateChange(&next, record.state, now));
+  next.version = stored.version + 1;
+  MIA_RETURN_IF_ERROR(WriteJob(db_, next, next.labels != stored.labels));
+  MIA_RETURN_IF_ERROR(txn.Commit());
+  return next;
+}
+
+absl::StatusOr<JobRecord> SqliteJobStore::Transition(absl::string_view id, JobState to,
+                                                     const TransitionDetails& details) {
+  if (to == JobState::kFailed && details.error_code.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("job ", Quoted(id), ": a transition to FAILED needs an error code"));
+  }
+  const absl::Time now = options_.clock();
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  MIA_RETURN_IF_ERROR(txn.BeginWrite());
+  MIA_ASSIGN_OR_RETURN(JobRecord job, LoadJob(db_, id));
+  MIA_RETURN_IF_ERROR(ApplyStateChange(&job, to, now));
+  if (to == JobState::kFailed || to == JobState::kCancelled) {
+    job.error_code = details.error_code;
+    job.error_message = details.error_message;
+  }
+  if (!details.result_dir.empty()) job.result_dir = details.result_dir;
+  ++job.version;
+  MIA_RETURN_IF_ERROR(WriteJob(db_, job, /*labels_changed=*/false));
+  MIA_RETURN_IF_ERROR(txn.Commit());
+  return job;
+}
+
+absl::StatusOr<JobRecord> SqliteJobStore::UpdateProgress(absl::string_view id,
+                                                         const JobProgress& progress) {
+  MIA_RETURN_IF_ERROR(ValidateProgress(progress));
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  MIA_RETURN_IF_ERROR(txn.BeginWrite());
+  MIA_ASSIGN_OR_RETURN(JobRecord job, LoadJob(db_, id));
+  MIA_RETURN_IF_ERROR(CheckWritable(job));
+  job.progress = progress;
+  ++job.version;
+  MIA_RETURN_IF_ERROR(WriteJob(db_, job, /*labels_changed=*/false));
+  MIA_RETURN_IF_ERROR(txn.Commit());
+  return job;
+}
+
+absl::Status SqliteJobStore::Delete(absl::string_view id) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  MIA_RETURN_IF_ERROR(txn.BeginWrite());
+  MIA_ASSIGN_OR_RETURN(const JobRecord job, LoadJob(db_, id));
+  if (!IsTerminal(job.state)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", job.id, " is ", JobStateName(job.state), ": only finished jobs can be deleted"));
+  }
+  // Labels and units go with it (ON DELETE CASCADE).
+  MIA_ASSIGN_OR_RETURN(Statement del, Statement::Prepare(db_, "DELETE FROM jobs WHERE id = ?1"));
+  del.BindText(1, job.id);
+  MIA_RETURN_IF_ERROR(del.Run());
+  return txn.Commit();
+}
+
+absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::ListUnfinished() {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  MIA_RETURN_IF_ERROR(txn.BeginRead());
+  MIA_ASSIGN_OR_RETURN(
+      Statement q,
+      Statement::Prepare(db_, absl::StrCat("SELECT ", kJobColumns,
+                                           " FROM jobs WHERE state IN ('PENDING', 'RUNNING') "
+                                           "ORDER BY priority DESC, create_time, id")));
+  MIA_ASSIGN_OR_RETURN(std::vector<JobRecord> jobs, ReadJobs(db_, q));
+  MIA_RETURN_IF_ERROR(txn.Commit());
+  return jobs;
+}
+
+absl::Status SqliteJobStore::MarkUnitDone(absl::string_view job_id, absl::string_view unit,
+                                          absl::string_view value) {
+  if (unit.empty() || unit.size() > kMaxUnitBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unit: must have 1 to ", kMaxUnitBytes, " bytes"));
+  }
+  const absl::Time now = options_.clock();
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  MIA_RETURN_IF_ERROR(txn.BeginWrite());
+  MIA_ASSIGN_OR_RETURN(const JobRecord job, LoadJob(db_, job_id));
+  MIA_RETURN_IF_ERROR(CheckWritable(job));
+  MIA_ASSIGN_OR_RETURN(
+      Statement s,
+      Statement::Prepare(db_,
+                         "INSERT OR REPLACE INTO job_units (job_id, unit, value, done_time) "
+                         "VALUES (?1, ?2, ?3, ?4)"));
+  s.BindText(1, job.id);
+  s.BindText(2, unit);
+  s.BindText(3, value);
+  s.BindInt64(4, TimeToColumn(now));
+  MIA_RETURN_IF_ERROR(s.Run());
+  return txn.Commit();
+}
+
+absl::StatusOr<std::map<std::string, std::string>> SqliteJobStore::ListUnitsDone(
+    absl::string_view job_id) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  MIA_RETURN_IF_ERROR(txn.BeginRead());
+  MIA_ASSIGN_OR_RETURN(const JobRecord job, LoadJob(db_, job_id));
+  MIA_ASSIGN_OR_RETURN(
+      Statement q, Statement::Prepare(db_, "SELECT unit, value FROM job_units WHERE job_id = ?1"));
+  q.BindText(1, job.id);
+  std::map<std::string, std::string> units;
+  while (true) {
+    MIA_ASSIGN_OR_RETURN(const bool row, q.Step());
+    if (!row) break;
+    units[q.Text(0)] = q.Text(1);
+  }
+  MIA_RETURN_IF_ERROR(txn.Commit());
+  return units;
+}
+
+}  // namespace mia::jobs
