@@ -25,6 +25,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/file_util.h"
 #include "core/common/status_macros.h"
 #include "core/io/internal.h"
 #include "core/io/npy.h"
@@ -134,25 +135,6 @@ uint64_t MaxArchiveBytes(const ReadLimits& limits) {
   uint64_t bytes = SaturatingAdd(limits.max_total_bytes, limits.max_total_bytes / 64);
   bytes = SaturatingAdd(bytes, SaturatingMul(members, 4 * kMaxCommentSize + kNpyHeaderAllowance));
   return SaturatingAdd(bytes, 2 * kMaxCommentSize + 1024);
-}
-
-absl::Status ErrnoStatus(int err, absl::string_view path, absl::string_view action) {
-  const std::string message =
-      absl::StrCat(path, ": cannot ", action, ": ", std::generic_category().message(err));
-  switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-      return absl::NotFoundError(message);
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(message);
-    case ENOSPC:
-    case EDQUOT:
-    case ENOMEM:
-      return absl::ResourceExhaustedError(message);
-    default:
-      return absl::InternalError(message);
-  }
 }
 
 // Reads a whole regular file, refusing files larger than `max_bytes`.
@@ -853,51 +835,6 @@ absl::StatusOr<std::string> BuildNpz(const std::string& path, const NpyMap& arra
   return out;
 }
 
-// Writes `contents` to `path.tmp.<pid>` in the same folder, syncs it and
-// renames it over `path`, so readers see either the old or the new file.
-absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents) {
-  const std::string tmp = absl::StrCat(path, ".tmp.", static_cast<long>(getpid()));
-  const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(errno, tmp, "create");
-  size_t done = 0;
-  while (done < contents.size()) {
-    const size_t want = std::min(contents.size() - done, kZlibChunk);
-    const ssize_t wrote = write(fd, contents.data() + done, want);
-    if (wrote < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      close(fd);
-      unlink(tmp.c_str());
-      return ErrnoStatus(err, tmp, "write");
-    }
-    done += static_cast<size_t>(wrote);
-  }
-  if (fsync(fd) != 0) {
-    const int err = errno;
-    close(fd);
-    unlink(tmp.c_str());
-    return ErrnoStatus(err, tmp, "sync");
-  }
-  if (close(fd) != 0) {
-    const int err = errno;
-    unlink(tmp.c_str());
-    return ErrnoStatus(err, tmp, "close");
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    unlink(tmp.c_str());
-    return ErrnoStatus(err, path, "rename into place");
-  }
-  // Persist the rename itself; best effort, since the data is already safe.
-  const size_t slash = path.rfind('/');
-  const std::string folder = slash == std::string::npos ? "." : path.substr(0, slash + 1);
-  const int dir_fd = open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    fsync(dir_fd);
-    close(dir_fd);
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/common/file_util.h"
 #include "core/training/engine.h"
 
 namespace mia::pipeline {
@@ -58,9 +59,6 @@ class ArtifactStore {
  private:
   std::string root_;
 };
-
-// Writes `contents` to `path` atomically (temp file in the same folder, fsync, rename).
-absl::Status WriteFileAtomically(const std::string& path, const std::string& contents);
 
 }  // namespace mia::pipeline
 

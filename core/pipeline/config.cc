@@ -56,7 +56,7 @@ class Section {
   template <typename T>
   absl::Status GetInRange(const std::string& key, T* out, T min, T max) {
     MIA_RETURN_IF_ERROR(Get(key, out));
-    if (*out < min || *out > max) {
+    if (!(*out >= min && *out <= max)) {  // also refuses NaN
       return absl::InvalidArgumentError(absl::StrCat(Path(key), ": must be in [", min, ", ", max,
                                                      "]", Where(node_[key])));
     }

@@ -20,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/file_util.h"
 #include "core/report/svg_plot.h"
 #include "nlohmann/json.hpp"
 
@@ -360,56 +361,6 @@ void AppendAttackSection(const audit::AuditResult& result, const std::string& at
 // ---------------------------------------------------------------------------
 // Files.
 
-std::string ErrnoText(int error) { return std::error_code(error, std::generic_category()).message(); }
-
-// Writes `content` to `dir`/`name` through a temporary file in `dir` and a
-// rename, so the final name only ever holds a complete file.
-absl::Status WriteFileAtomically(const std::filesystem::path& dir, const std::string& name,
-                                 const std::string& content) {
-  static std::atomic<unsigned> counter{0};
-  const std::filesystem::path target = dir / name;
-  std::filesystem::path temp;
-  int fd = -1;
-  // The pid and a counter make the name unique across processes and calls;
-  // O_EXCL guarantees we never write into someone else's file.
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    temp = dir / absl::StrCat(".", name, ".tmp.", static_cast<long>(getpid()), ".",
-                              counter.fetch_add(1));
-    fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST) {
-      return absl::InternalError(absl::StrCat("cannot write ", target.string(),
-                                              ": creating temporary file ", temp.string(), ": ",
-                                              ErrnoText(errno)));
-    }
-  }
-  if (fd < 0) {
-    return absl::InternalError(
-        absl::StrCat("cannot write ", target.string(), ": no free temporary file name"));
-  }
-  auto fail = [&](const char* what, int error) {
-    if (fd >= 0) close(fd);
-    unlink(temp.c_str());
-    return absl::InternalError(
-        absl::StrCat("cannot write ", target.string(), ": ", what, ": ", ErrnoText(error)));
-  };
-  size_t written = 0;
-  while (written < content.size()) {
-    const ssize_t n = write(fd, content.data() + written, content.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return fail("write", errno);
-    }
-    written += static_cast<size_t>(n);
-  }
-  // Without fsync a crash after the rename could leave an empty file under
-  // the final name on some file systems.
-  if (fsync(fd) != 0) return fail("fsync", errno);
-  const int closed = close(fd);
-  fd = -1;
-  if (closed != 0) return fail("close", errno);
-  if (std::rename(temp.c_str(), target.c_str()) != 0) return fail("rename", errno);
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -631,7 +582,7 @@ absl::Status WriteReport(const audit::AuditResult& result, const std::string& ou
       {"timing.log", TimingLog(result)},
   };
   for (const auto& [name, content] : files) {
-    const absl::Status status = WriteFileAtomically(dir, name, content);
+    const absl::Status status = mia::WriteFileAtomically((dir / name).string(), content);
     if (!status.ok()) return status;
   }
   return absl::OkStatus();

@@ -1,0 +1,1177 @@
+#include "server/convert.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "core/attacks/registry.h"
+#include "core/common/sha256.h"
+#include "core/metrics/roc.h"
+#include "google/protobuf/util/json_util.h"
+#include "nlohmann/json.hpp"
+
+namespace mia::server {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+// ---------------------------------------------------------------------------
+// Paths.
+
+// `p` made absolute, with `..` and symbolic links of its existing prefix
+// resolved, and without a trailing separator.
+fs::path Resolve(const fs::path& p, std::error_code* ec) {
+  fs::path out = fs::weakly_canonical(fs::absolute(p, *ec), *ec);
+  if (*ec) return {};
+  out = out.lexically_normal();
+  if (!out.has_filename() && out != out.root_path()) out = out.parent_path();
+  return out;
+}
+
+// Whether `p` is `root` or below it, component by component ("/data2" is not
+// below "/data"). Both must be Resolve()d.
+bool IsWithin(const fs::path& root, const fs::path& p) {
+  auto r = root.begin();
+  auto q = p.begin();
+  for (; r != root.end(); ++r, ++q) {
+    if (q == p.end() || *r != *q) return false;
+  }
+  return true;
+}
+
+// A lexically normal path without a trailing separator (no filesystem access).
+fs::path Tidy(const std::string& p) {
+  fs::path out = fs::path(p).lexically_normal();
+  if (!out.has_filename() && out.has_parent_path() && out != out.root_path()) {
+    out = out.parent_path();
+  }
+  return out;
+}
+
+// A server path resolved inside one of the data roots. The status message is
+// a description for a FieldViolation (no path echoed: it may be a client's).
+absl::StatusOr<std::string> ResolveServerPath(const std::string& raw, const ServerRoots& roots) {
+  if (raw.empty()) return absl::InvalidArgumentError("server_path must not be empty");
+  if (raw.find('\0') != std::string::npos) {
+    return absl::InvalidArgumentError("server_path must not contain NUL characters");
+  }
+  if (roots.data_roots.empty()) {
+    return absl::InvalidArgumentError(
+        "the server has no data roots: refer to an uploaded artifact (artifact_id) instead");
+  }
+  const fs::path path(raw);
+  // Candidates in root order: the absolute path itself against every root, or
+  // the relative path under each root.
+  std::optional<fs::path> first_inside;
+  for (const std::string& root_text : roots.data_roots) {
+    std::error_code ec;
+    const fs::path root = Resolve(root_text, &ec);
+    if (ec) continue;  // a root that does not resolve holds nothing
+    const fs::path candidate = Resolve(path.is_absolute() ? path : fs::path(root) / path, &ec);
+    if (ec || !IsWithin(root, candidate)) continue;
+    if (fs::exists(candidate, ec)) return candidate.string();
+    if (!first_inside.has_value()) first_inside = candidate;
+  }
+  if (!first_inside.has_value()) {
+    return absl::InvalidArgumentError("path is outside the server's data roots");
+  }
+  return absl::NotFoundError("no such file or folder under the server's data roots");
+}
+
+bool IsArtifactId(const std::string& id) {
+  return id.size() == 64 && std::all_of(id.begin(), id.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// ---------------------------------------------------------------------------
+// Spec validation: problems are collected, the valid values written as the
+// YAML keys of docs/config.md for ParseConfig.
+
+class Problems {
+ public:
+  void Add(std::string field, std::string description,
+           absl::StatusCode code = absl::StatusCode::kInvalidArgument) {
+    list_.push_back({std::move(field), std::move(description), code});
+  }
+  bool empty() const { return list_.empty(); }
+  std::vector<FieldViolation>& list() { return list_; }
+
+ private:
+  std::vector<FieldViolation> list_;
+};
+
+std::string Join(const std::vector<std::string>& words) { return absl::StrJoin(words, ", "); }
+
+// Lowercase `value` if it is one of `allowed` (compared case-insensitively,
+// as ParseConfig does), else nullopt.
+std::optional<std::string> MatchChoice(const std::string& value,
+                                       const std::vector<std::string>& allowed) {
+  const std::string lower = absl::AsciiStrToLower(value);
+  for (const std::string& a : allowed) {
+    if (lower == a) return a;
+  }
+  return std::nullopt;
+}
+
+// "auto", "cpu", "cuda" or "cuda:N".
+bool IsDevice(const std::string& value) {
+  const std::string d = absl::AsciiStrToLower(value);
+  if (d == "auto" || d == "cpu" || d == "cuda") return true;
+  int index = 0;
+  return absl::StartsWith(d, "cuda:") && d.size() > 5 && d.size() < 9 &&
+         std::all_of(d.begin() + 5, d.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+         absl::SimpleAtoi(d.substr(5), &index);
+}
+
+// One proto section being checked; `json` receives its valid keys.
+class Section {
+ public:
+  Section(Problems* problems, std::string path) : problems_(problems), path_(std::move(path)) {}
+
+  std::string Path(absl::string_view key) const { return absl::StrCat(path_, ".", key); }
+  Json& json() { return json_; }
+  Problems& problems() { return *problems_; }
+
+  // Values that need no check (bools, seeds).
+  template <typename T>
+  void Plain(const char* key, bool has, const T& value) {
+    if (has) json_[key] = value;
+  }
+
+  template <typename T>
+  void Range(const char* key, bool has, T value, T min, T max) {
+    if (!has) return;
+    // Written so that NaN fails too.
+    if (!(value >= min && value <= max)) {
+      problems_->Add(Path(key), absl::StrCat("must be in [", min, ", ", max, "]"));
+    } else {
+      json_[key] = value;
+    }
+  }
+
+  void Choice(const char* key, bool has, const std::string& value,
+              const std::vector<std::string>& allowed) {
+    if (!has) return;
+    const std::optional<std::string> match = MatchChoice(value, allowed);
+    if (!match.has_value()) {
+      problems_->Add(Path(key), absl::StrCat("must be one of ", Join(allowed)));
+    } else {
+      json_[key] = *match;
+    }
+  }
+
+  void Device(const char* key, bool has, const std::string& value) {
+    if (!has) return;
+    if (!IsDevice(value)) {
+      problems_->Add(Path(key), "must be auto, cpu, cuda or cuda:N");
+    } else {
+      json_[key] = absl::AsciiStrToLower(value);
+    }
+  }
+
+  // FPRs: each in [0, 1].
+  template <typename List>
+  void Fprs(const char* key, const List& values) {
+    if (values.empty()) return;
+    Json list = Json::array();
+    for (int i = 0; i < static_cast<int>(values.size()); ++i) {
+      if (!(values[i] >= 0 && values[i] <= 1)) {
+        problems_->Add(absl::StrCat(Path(key), "[", i, "]"), "must be in [0, 1]");
+      }
+      list.push_back(values[i]);
+    }
+    json_[key] = std::move(list);
+  }
+
+ private:
+  Problems* problems_;
+  std::string path_;
+  Json json_ = Json::object();
+};
+
+// Attack specs: each known to the registry, none twice. Returns the specs
+// that made an attack, for the needs check.
+template <typename List>
+std::vector<std::string> CheckAttacks(const List& specs, const std::string& path,
+                                      Problems* problems) {
+  std::vector<std::string> ok;
+  std::set<std::string> seen;
+  for (int i = 0; i < static_cast<int>(specs.size()); ++i) {
+    const std::string field = absl::StrCat(path, "[", i, "]");
+    const std::string& spec = specs[i];
+    if (!seen.insert(spec).second) {
+      problems->Add(field, "the same attack is given twice");
+      continue;
+    }
+    absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(spec);
+    if (!made.ok()) {
+      problems->Add(field, std::string(made.status().message()));
+    } else {
+      ok.push_back(spec);
+    }
+  }
+  return ok;
+}
+
+// Resolves a DataRef to a path the job may read, or records why not.
+std::optional<std::string> ResolveRef(const v1::DataRef& ref, const std::string& field,
+                                      const ServerRoots& roots, Problems* problems) {
+  switch (ref.source_case()) {
+    case v1::DataRef::kServerPath: {
+      absl::StatusOr<std::string> path = ResolveServerPath(ref.server_path(), roots);
+      if (!path.ok()) {
+        problems->Add(field, std::string(path.status().message()), path.status().code());
+        return std::nullopt;
+      }
+      return *path;
+    }
+    case v1::DataRef::kArtifactId: {
+      const std::string& id = ref.artifact_id();
+      if (!IsArtifactId(id)) {
+        problems->Add(field, "artifact_id must be 64 lowercase hex digits (a SHA-256)");
+        return std::nullopt;
+      }
+      std::error_code ec;
+      const fs::path path = fs::path(roots.artifact_dir) / id;
+      if (roots.artifact_dir.empty() || !fs::exists(path, ec)) {
+        problems->Add(field, "the server holds no artifact with that id",
+                      absl::StatusCode::kNotFound);
+        return std::nullopt;
+      }
+      return path.lexically_normal().string();
+    }
+    case v1::DataRef::SOURCE_NOT_SET:
+      break;
+  }
+  problems->Add(field, "set server_path or artifact_id");
+  return std::nullopt;
+}
+
+// The dataset names ParseConfig knows (core/pipeline/config.cc); ParseConfig
+// stays the authority, this list only makes the message complete.
+const std::vector<std::string>& DatasetNames() {
+  static const auto* const kNames = new std::vector<std::string>{
+      "cifar10", "cifar100", "csv", "fashion-mnist", "mnist", "npy", "purchase100", "texas100"};
+  return *kNames;
+}
+
+// The default data_dir of a dataset, asked of ParseConfig itself so that the
+// defaults live in one place; nullopt when the dataset has none.
+std::optional<std::string> DefaultDataDir(const std::string& dataset) {
+  Json probe;
+  probe["data"]["dataset"] = dataset;
+  absl::StatusOr<pipeline::Config> c = pipeline::ParseConfig(probe.dump(), "spec");
+  if (!c.ok() || c->data.source.path.empty()) return std::nullopt;
+  return c->data.source.path;
+}
+
+// What the cross-section checks need to know of the pipeline sections, with
+// the defaults of core's structs where a field is unset.
+struct Effective {
+  int num_experiments = pipeline::RunConfig().num_experiments;
+  int num_ref_models = pipeline::AuditConfig().num_ref_models;
+  bool counts_known = true;  // false when a model count was given but is invalid
+  bool has_data = false;
+  int64_t population_size = 0;
+  std::string splits = pipeline::AuditConfig().splits;
+  std::vector<std::string> attacks = audit::ScoringOptions().attacks;
+  std::string attacks_field = "spec.audit.attacks";
+  int torchscript_models = 0;
+};
+
+void CheckRun(const v1::RunSection& run, Section* s, Effective* e) {
+  s->Plain("random_seed", run.has_random_seed(), run.random_seed());
+  if (run.has_log_dir() && !run.log_dir().empty()) {
+    s->problems().Add(s->Path("log_dir"),
+                      "must be unset: the server decides where a job's files go");
+  }
+  s->Plain("time_log", run.has_time_log(), run.time_log());
+  s->Range("num_experiments", run.has_num_experiments(), run.num_experiments(), 1, 1024);
+  s->Range("threads", run.has_threads(), run.threads(), 0, 1024);
+  // Cross-section checks use valid values only, so one mistake is reported once.
+  if (run.has_num_experiments()) {
+    if (run.num_experiments() >= 1 && run.num_experiments() <= 1024) {
+      e->num_experiments = run.num_experiments();
+    } else {
+      e->counts_known = false;
+    }
+  }
+}
+
+void CheckData(const v1::DataSection& data, const ServerRoots& roots, Section* s, Effective* e) {
+  std::optional<std::string> dataset;
+  if (!data.has_dataset()) {
+    s->problems().Add(s->Path("dataset"), absl::StrCat("required; one of ", Join(DatasetNames())));
+  } else {
+    dataset = MatchChoice(data.dataset(), DatasetNames());
+    s->Choice("dataset", true, data.dataset(), DatasetNames());
+  }
+  const std::string dir_field = s->Path("data_dir");
+  if (data.has_data_dir()) {
+    std::optional<std::string> dir = ResolveRef(data.data_dir(), dir_field, roots, &s->problems());
+    if (dir.has_value()) s->json()["data_dir"] = *dir;
+  } else if (dataset.has_value()) {
+    const std::optional<std::string> fallback = DefaultDataDir(*dataset);
+    if (!fallback.has_value()) {
+      s->problems().Add(dir_field, absl::StrCat("required for dataset ", *dataset));
+    } else {
+      // The default location is held to the same roots as a given one.
+      absl::StatusOr<std::string> dir = ResolveServerPath(*fallback, roots);
+      if (!dir.ok()) {
+        s->problems().Add(dir_field,
+                          absl::StrCat("unset, and the default location of dataset ", *dataset,
+                                       ": ", dir.status().message()),
+                          dir.status().code());
+      } else {
+        s->json()["data_dir"] = *dir;
+      }
+    }
+  }
+  s->Choice("split", data.has_split(), data.split(), {"train", "test", "all"});
+  s->Range("label_column", data.has_label_column(), data.label_column(), 0, 1 << 20);
+  s->Plain("header", data.has_header(), data.header());
+  s->Choice("cifar100_labels", data.has_cifar100_labels(), data.cifar100_labels(),
+            {"fine", "coarse"});
+  s->Range<int64_t>("pool_size", data.has_pool_size(), data.pool_size(), 0, 100'000'000);
+  s->Range<int64_t>("population_size", data.has_population_size(), data.population_size(), 0,
+                    100'000'000);
+  s->Plain("shuffle", data.has_shuffle(), data.shuffle());
+  e->has_data = true;
+  if (data.has_population_size()) e->population_size = data.population_size();
+}
+
+void CheckTrain(const v1::TrainSection& t, Section* s) {
+  const std::vector<std::string> models = {"mlp",     "cnn",     "alexnet",
+                                           "wrn28-1", "wrn28-2", "wrn28-10"};
+  s->Choice("model_name", t.has_model_name(), t.model_name(), models);
+  const std::string model =
+      MatchChoice(t.has_model_name() ? t.model_name() : "mlp", models).value_or("");
+  if (t.has_hidden()) {
+    Json widths = Json::array();
+    for (int i = 0; i < t.hidden().widths_size(); ++i) {
+      const int w = t.hidden().widths(i);
+      if (w < 1 || w > 1 << 16) {
+        s->problems().Add(absl::StrCat(s->Path("hidden.widths"), "[", i, "]"),
+                          "must be in [1, 65536]");
+      }
+      widths.push_back(w);
+    }
+    s->json()["hidden"] = std::move(widths);
+  }
+  s->Choice("activation", t.has_activation(), t.activation(), {"tanh", "relu"});
+  s->Range("dropout", t.has_dropout(), t.dropout(), 0.0, 0.95);
+  if (t.has_width() && !model.empty() && model != "cnn") {
+    s->problems().Add(s->Path("width"), "only for model_name cnn");
+  } else {
+    s->Range("width", t.has_width(), t.width(), 1, 64);
+  }
+  s->Device("device", t.has_device(), t.device());
+  s->Plain("batched", t.has_batched(), t.batched());
+  s->Choice("optimizer", t.has_optimizer(), t.optimizer(), {"sgd", "adam", "adamw"});
+  s->Range("learning_rate", t.has_learning_rate(), t.learning_rate(), 1e-12, 100.0);
+  s->Range("momentum", t.has_momentum(), t.momentum(), 0.0, 0.9999);
+  s->Plain("nesterov", t.has_nesterov(), t.nesterov());
+  s->Range("weight_decay", t.has_weight_decay(), t.weight_decay(), 0.0, 1.0);
+  s->Range("epochs", t.has_epochs(), t.epochs(), 1, 100000);
+  s->Range("batch_size", t.has_batch_size(), t.batch_size(), 1, 1 << 20);
+  s->Choice("schedule", t.has_schedule(), t.schedule(), {"constant", "cosine"});
+  s->Range("warmup_epochs", t.has_warmup_epochs(), t.warmup_epochs(), 0, 100000);
+  s->Plain("random_crop", t.has_random_crop(), t.random_crop());
+  s->Range("crop_padding", t.has_crop_padding(), t.crop_padding(), 0, 64);
+  s->Plain("horizontal_flip", t.has_horizontal_flip(), t.horizontal_flip());
+
+  // Rules across fields use only valid values, so that one mistake is
+  // reported once.
+  const training::TrainRecipe defaults;
+  const int epochs = t.has_epochs() ? t.epochs() : defaults.epochs;
+  const bool epochs_valid = epochs >= 1 && epochs <= 100000;
+  if (epochs_valid && t.has_warmup_epochs() && t.warmup_epochs() > 0 &&
+      t.warmup_epochs() >= epochs) {
+    s->problems().Add(s->Path("warmup_epochs"), "must be less than epochs");
+  }
+  if (t.has_nesterov() && t.nesterov()) {
+    const std::string optimizer =
+        t.has_optimizer() ? absl::AsciiStrToLower(t.optimizer()) : defaults.optimizer;
+    const double momentum = t.has_momentum() ? t.momentum() : defaults.momentum;
+    if (optimizer != "sgd" || momentum == 0) {
+      s->problems().Add(s->Path("nesterov"), "needs optimizer sgd with momentum > 0");
+    }
+  }
+  if (t.normalize_mean_size() != t.normalize_std_size()) {
+    s->problems().Add(s->Path("normalize_std"), "must have as many entries as normalize_mean");
+  }
+  Json mean = Json::array();
+  for (int i = 0; i < t.normalize_mean_size(); ++i) {
+    if (!std::isfinite(t.normalize_mean(i))) {
+      s->problems().Add(absl::StrCat(s->Path("normalize_mean"), "[", i, "]"), "must be finite");
+    }
+    mean.push_back(t.normalize_mean(i));
+  }
+  Json stddev = Json::array();
+  for (int i = 0; i < t.normalize_std_size(); ++i) {
+    const float v = t.normalize_std(i);
+    if (!(v > 0) || !std::isfinite(v)) {
+      s->problems().Add(absl::StrCat(s->Path("normalize_std"), "[", i, "]"),
+                        "must be finite and > 0");
+    }
+    stddev.push_back(v);
+  }
+  if (!mean.empty()) s->json()["normalize_mean"] = std::move(mean);
+  if (!stddev.empty()) s->json()["normalize_std"] = std::move(stddev);
+}
+
+void CheckAudit(const v1::AuditSection& a, Section* s, Effective* e) {
+  if (a.attacks_size() > 0 && a.has_algorithm()) {
+    s->problems().Add(s->Path("algorithm"), "give attacks or algorithm, not both");
+  } else if (a.attacks_size() > 0) {
+    e->attacks = CheckAttacks(a.attacks(), s->Path("attacks"), &s->problems());
+    s->json()["attacks"] = std::vector<std::string>(a.attacks().begin(), a.attacks().end());
+  } else if (a.has_algorithm()) {
+    e->attacks = CheckAttacks(std::vector<std::string>{absl::AsciiStrToLower(a.algorithm())},
+                              s->Path("algorithm"), &s->problems());
+    // CheckAttacks names the list element; the algorithm is a single value.
+    for (FieldViolation& v : s->problems().list()) {
+      if (v.field == s->Path("algorithm[0]")) v.field = s->Path("algorithm");
+    }
+    e->attacks_field = s->Path("algorithm");
+    s->json()["algorithm"] = a.algorithm();
+  }
+  s->Choice("privacy_game", a.has_privacy_game(), a.privacy_game(), {"privacy_loss_model"});
+  s->Range("num_ref_models", a.has_num_ref_models(), a.num_ref_models(), 0, 4096);
+  s->Device("device", a.has_device(), a.device());
+  s->Range("batch_size", a.has_batch_size(), a.batch_size(), 1, 1 << 20);
+  s->Range<int64_t>("data_size", a.has_data_size(), a.data_size(), 0, 100'000'000);
+  if (a.has_report_log() && !a.report_log().empty()) {
+    s->problems().Add(s->Path("report_log"),
+                      "must be unset: the server decides where a job's report goes");
+  }
+  s->Choice("splits", a.has_splits(), a.splits(), {"balanced", "paired"});
+  if (a.has_augmentation()) {
+    Section aug(&s->problems(), s->Path("augmentation"));
+    aug.Plain("flip", a.augmentation().has_flip(), a.augmentation().flip());
+    aug.Range("shift", a.augmentation().has_shift(), a.augmentation().shift(), 0, 16);
+    s->json()["augmentation"] = std::move(aug.json());
+  }
+  s->Range("temperature", a.has_temperature(), a.temperature(), 1e-6, 1e6);
+  s->Fprs("fprs", a.fprs());
+  s->Range("bootstrap", a.has_bootstrap(), a.bootstrap(), 0, 1000000);
+  s->Range("confidence", a.has_confidence(), a.confidence(), 0.5, 0.9999);
+  s->Range("delta", a.has_delta(), a.delta(), 0.0, 0.5);
+  s->Range("beta", a.has_beta(), a.beta(), 1e-9, 0.5);
+  if (a.has_num_ref_models()) {
+    if (a.num_ref_models() >= 0 && a.num_ref_models() <= 4096) {
+      e->num_ref_models = a.num_ref_models();
+    } else {
+      e->counts_known = false;
+    }
+  }
+  if (a.has_splits()) {
+    e->splits = MatchChoice(a.splits(), {"balanced", "paired"}).value_or(e->splits);
+  }
+}
+
+void CheckModels(const v1::ModelsSection& m, const ServerRoots& roots, Section* s, Effective* e) {
+  Json files = Json::array();
+  for (int i = 0; i < m.torchscript_size(); ++i) {
+    std::optional<std::string> path = ResolveRef(
+        m.torchscript(i), absl::StrCat(s->Path("torchscript"), "[", i, "]"), roots, &s->problems());
+    if (path.has_value()) files.push_back(*path);
+  }
+  if (!files.empty()) s->json()["torchscript"] = std::move(files);
+  if (m.has_keep()) {
+    std::optional<std::string> keep = ResolveRef(m.keep(), s->Path("keep"), roots, &s->problems());
+    if (keep.has_value()) s->json()["keep"] = *keep;
+  }
+  e->torchscript_models = m.torchscript_size();
+  if (m.torchscript_size() > 0 && !m.has_keep()) {
+    s->problems().Add(s->Path("keep"),
+                      "required with torchscript (which pool row each model trained on)");
+  } else if (m.torchscript_size() == 0 && m.has_keep()) {
+    s->problems().Add(s->Path("keep"), "only meaningful with torchscript");
+  }
+}
+
+// Checks that span sections: model counts and what the attacks need.
+void CheckAcross(const Effective& e, Problems* problems) {
+  if (!e.counts_known) {
+    // Model counts are unknown: nothing to say about them.
+  } else if (e.torchscript_models > 0) {
+    if (e.torchscript_models <= e.num_experiments) {
+      problems->Add("spec.models.torchscript",
+                    "needs more models than run.num_experiments (targets first, then references)");
+    }
+  } else if (e.num_experiments + e.num_ref_models < 2) {
+    problems->Add("spec.audit.num_ref_models",
+                  "with run.num_experiments it must give at least 2 models");
+  }
+  const int models =
+      e.torchscript_models > 0 ? e.torchscript_models : e.num_experiments + e.num_ref_models;
+  if (e.counts_known && e.splits == "paired" && models % 2 != 0) {
+    problems->Add("spec.audit.splits",
+                  absl::StrCat("paired halves need an even number of models (", models, " here)"));
+  }
+  // Found here rather than after all models are trained.
+  std::vector<std::string> need_population;
+  for (const std::string& spec : e.attacks) {
+    absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(spec);
+    if (made.ok() && (*made)->needs().population) need_population.push_back(spec);
+  }
+  if (!need_population.empty() && e.has_data && e.population_size == 0) {
+    problems->Add(
+        "spec.data.population_size",
+        absl::StrCat("must be > 0: attack", need_population.size() > 1 ? "s " : " ",
+                     Join(need_population), " need", need_population.size() > 1 ? "" : "s",
+                     " population points (rows no model trains on)"));
+  }
+}
+
+void CheckBundle(const v1::SignalsBundleInput& b, const ServerRoots& roots, Problems* problems,
+                 BundleAudit* out) {
+  const std::string path = "spec.signals_bundle";
+  if (!b.has_bundle()) {
+    problems->Add(path + ".bundle", "required");
+  } else {
+    std::optional<std::string> p = ResolveRef(b.bundle(), path + ".bundle", roots, problems);
+    if (p.has_value()) out->bundle_path = *p;
+  }
+  audit::ScoringOptions& sc = out->scoring;
+  if (b.attacks_size() > 0) {
+    CheckAttacks(b.attacks(), path + ".attacks", problems);
+    sc.attacks.assign(b.attacks().begin(), b.attacks().end());
+  }
+  std::set<int> targets;
+  for (int i = 0; i < b.targets_size(); ++i) {
+    if (b.targets(i) < 0) {
+      problems->Add(absl::StrCat(path, ".targets[", i, "]"), "must be >= 0");
+    } else if (!targets.insert(b.targets(i)).second) {
+      problems->Add(absl::StrCat(path, ".targets[", i, "]"), "the same target is given twice");
+    }
+  }
+  sc.targets.assign(b.targets().begin(), b.targets().end());
+  out->all_targets = b.has_all_targets() && b.all_targets();
+  if (out->all_targets && b.targets_size() > 0) {
+    problems->Add(path + ".targets", "must be empty with all_targets");
+  }
+  // The ranges of the YAML's audit section, which the same fields have there.
+  Section s(problems, path);
+  s.Range("temperature", b.has_temperature(), b.temperature(), 1e-6, 1e6);
+  s.Fprs("fprs", b.fprs());
+  s.Range("bootstrap", b.has_bootstrap(), b.bootstrap(), 0, 1000000);
+  s.Range("confidence", b.has_confidence(), b.confidence(), 0.5, 0.9999);
+  s.Range("delta", b.has_delta(), b.delta(), 0.0, 0.5);
+  s.Range("beta", b.has_beta(), b.beta(), 1e-9, 0.5);
+  if (b.has_temperature()) sc.temperature = b.temperature();
+  sc.fprs.assign(b.fprs().begin(), b.fprs().end());
+  if (b.has_bootstrap()) sc.bootstrap.resamples = b.bootstrap();
+  if (b.has_confidence()) sc.bootstrap.confidence = b.confidence();
+  if (b.has_delta()) sc.epsilon.delta = b.delta();
+  if (b.has_beta()) sc.epsilon.beta = b.beta();
+  if (b.has_seed()) sc.seed = b.seed();
+}
+
+// A ParseConfig error ("spec: train.x: message (line 1)") as a violation.
+FieldViolation ViolationFromParseError(const absl::Status& status) {
+  std::string message(status.message());
+  if (absl::StartsWith(message, "spec: ")) message = message.substr(6);
+  // The line refers to generated text, not to anything the client sent.
+  const size_t line = message.find(" (line ");
+  if (line != std::string::npos) {
+    const size_t close = message.find(')', line);
+    if (close != std::string::npos) message.erase(line, close - line + 1);
+  }
+  FieldViolation v;
+  v.field = "spec";
+  v.description = message;
+  const size_t colon = message.find(": ");
+  if (colon != std::string::npos) {
+    const std::string key = message.substr(0, colon);
+    const bool is_path = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+      return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' || c == '.';
+    });
+    if (is_path) {
+      v.field = "spec." + key;
+      v.description = message.substr(colon + 2);
+    }
+  }
+  return v;
+}
+
+// google.rpc.BadRequest { repeated FieldViolation field_violations = 1; }
+// FieldViolation { string field = 1; string description = 2; }, encoded by
+// hand: the status payload needs the bytes, not a generated class.
+void AppendVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+void AppendBytesField(int number, absl::string_view bytes, std::string* out) {
+  AppendVarint(static_cast<uint64_t>(number) << 3 | 2, out);
+  AppendVarint(bytes.size(), out);
+  out->append(bytes.data(), bytes.size());
+}
+
+std::string BadRequestBytes(const std::vector<FieldViolation>& violations) {
+  std::string out;
+  for (const FieldViolation& v : violations) {
+    std::string entry;
+    AppendBytesField(1, v.field, &entry);
+    AppendBytesField(2, v.description, &entry);
+    AppendBytesField(1, entry, &out);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string ServerRoots::ModelCacheDir() const {
+  if (!cache_dir.empty()) return Tidy(cache_dir).string();
+  return (Tidy(jobs_dir).parent_path() / "cache").string();
+}
+
+absl::Status ViolationsToStatus(const std::vector<FieldViolation>& violations) {
+  if (violations.empty()) return absl::OkStatus();
+  const bool all_missing =
+      std::all_of(violations.begin(), violations.end(),
+                  [](const FieldViolation& v) { return v.code == absl::StatusCode::kNotFound; });
+  std::vector<std::string> parts;
+  for (const FieldViolation& v : violations) parts.push_back(v.field + ": " + v.description);
+  const std::string message =
+      violations.size() == 1
+          ? parts[0]
+          : absl::StrCat("spec has ", violations.size(), " problems: ", absl::StrJoin(parts, "; "));
+  absl::Status status(
+      all_missing ? absl::StatusCode::kNotFound : absl::StatusCode::kInvalidArgument, message);
+  status.SetPayload(kBadRequestTypeUrl, absl::Cord(BadRequestBytes(violations)));
+  return status;
+}
+
+std::string CanonicalSpecJson(const v1::AuditSpec& spec) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  // Printing a valid message cannot fail; proto3 strings are valid UTF-8.
+  if (!google::protobuf::util::MessageToJsonString(spec, &json, options).ok()) json.clear();
+  return json;
+}
+
+absl::StatusOr<v1::AuditSpec> SpecProtoFromJson(const std::string& json) {
+  v1::AuditSpec spec;
+  const auto status = google::protobuf::util::JsonStringToMessage(json, &spec);
+  if (!status.ok()) {
+    return absl::InternalError("the stored spec does not parse as an AuditSpec");
+  }
+  return spec;
+}
+
+absl::StatusOr<JobSpec> SpecFromProto(const v1::AuditSpec& spec, const ServerRoots& roots,
+                                      std::vector<FieldViolation>* violations) {
+  if (violations != nullptr) violations->clear();
+  JobSpec job;
+  job.spec_json = CanonicalSpecJson(spec);
+  job.spec_hash = Sha256Hex(job.spec_json);
+  job.model_cache_dir = roots.ModelCacheDir();
+
+  Problems problems;
+  auto fail = [&]() -> absl::Status {
+    if (violations != nullptr) *violations = problems.list();
+    return ViolationsToStatus(problems.list());
+  };
+
+  if (spec.has_signals_bundle()) {
+    job.kind = JobSpec::Kind::kBundle;
+    if (spec.has_data()) {
+      problems.Add("spec.signals_bundle", "give data or signals_bundle, not both");
+    }
+    const std::pair<bool, const char*> others[] = {{spec.has_run(), "spec.run"},
+                                                   {spec.has_train(), "spec.train"},
+                                                   {spec.has_audit(), "spec.audit"},
+                                                   {spec.has_models(), "spec.models"}};
+    for (const auto& [has, field] : others) {
+      if (has) problems.Add(field, "must be unset with signals_bundle");
+    }
+    CheckBundle(spec.signals_bundle(), roots, &problems, &job.bundle);
+    if (!problems.empty()) return fail();
+    return job;
+  }
+
+  job.kind = JobSpec::Kind::kPipeline;
+  Effective effective;
+  Json yaml = Json::object();
+  Section run(&problems, "spec.run");
+  CheckRun(spec.run(), &run, &effective);
+  // Never a working-directory default: the shared cache from the start.
+  run.json()["log_dir"] = job.model_cache_dir;
+  yaml["run"] = std::move(run.json());
+  if (!spec.has_data()) {
+    problems.Add("spec.data",
+                 "required: set data (train and audit models) or signals_bundle (score signals "
+                 "computed elsewhere)");
+  } else {
+    Section data(&problems, "spec.data");
+    CheckData(spec.data(), roots, &data, &effective);
+    yaml["data"] = std::move(data.json());
+  }
+  if (spec.has_train()) {
+    Section train(&problems, "spec.train");
+    CheckTrain(spec.train(), &train);
+    yaml["train"] = std::move(train.json());
+  }
+  if (spec.has_audit()) {
+    Section audit_section(&problems, "spec.audit");
+    CheckAudit(spec.audit(), &audit_section, &effective);
+    yaml["audit"] = std::move(audit_section.json());
+  }
+  if (spec.has_models()) {
+    Section models(&problems, "spec.models");
+    CheckModels(spec.models(), roots, &models, &effective);
+    yaml["models"] = std::move(models.json());
+  }
+  CheckAcross(effective, &problems);
+  if (!problems.empty()) return fail();
+
+  // YAML is a superset of JSON: the proto path goes through the YAML parser.
+  absl::StatusOr<pipeline::Config> config =
+      pipeline::ParseConfig(yaml.dump(-1, ' ', false, Json::error_handler_t::replace), "spec");
+  if (!config.ok()) {
+    problems.list().push_back(ViolationFromParseError(config.status()));
+    return fail();
+  }
+  job.config = *std::move(config);
+  return job;
+}
+
+void PlaceJobFiles(JobSpec* spec, const std::string& job_dir) {
+  spec->report_dir = (Tidy(job_dir) / "report").string();
+  if (spec->kind == JobSpec::Kind::kPipeline) {
+    spec->config.run.log_dir = spec->model_cache_dir;
+    // Absolute, so log_dir / report_log is the report folder itself.
+    std::error_code ec;
+    const fs::path absolute = fs::absolute(spec->report_dir, ec);
+    spec->config.audit.report_log = ec ? spec->report_dir : absolute.lexically_normal().string();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Results.
+
+namespace {
+
+bool SetInterval(const metrics::Interval& in, v1::Interval* out) {
+  if (!std::isfinite(in.low) || !std::isfinite(in.high)) return false;
+  out->set_low(in.low);
+  out->set_high(in.high);
+  return true;
+}
+
+void SpreadToProto(const metrics::Spread& in, v1::Spread* out) {
+  out->set_count(in.count);
+  out->set_mean(in.mean);
+  out->set_stddev(in.stddev);
+  out->set_min(in.min);
+  out->set_max(in.max);
+}
+
+// The delta of the epsilon bound as the result's spec states it: a pipeline's
+// ConfigJson (audit.delta), or a scoring spec (epsilon.delta or delta).
+std::optional<double> DeltaFromSpec(const std::string& spec_json) {
+  const Json spec = Json::parse(spec_json, nullptr, /*allow_exceptions=*/false);
+  if (!spec.is_object()) return std::nullopt;
+  for (const char* section : {"audit", "epsilon"}) {
+    const auto s = spec.find(section);
+    if (s != spec.end() && s->is_object()) {
+      const auto d = s->find("delta");
+      if (d != s->end() && d->is_number()) return d->get<double>();
+    }
+  }
+  const auto d = spec.find("delta");
+  if (d != spec.end() && d->is_number()) return d->get<double>();
+  return std::nullopt;
+}
+
+void RocToProto(const metrics::RocCurve& exact, int points, v1::RocCurve* out) {
+  const metrics::RocCurve roc = metrics::DownsampleLogFpr(exact, points, 1e-5);
+  out->mutable_fpr()->Add(roc.fpr.begin(), roc.fpr.end());
+  out->mutable_tpr()->Add(roc.tpr.begin(), roc.tpr.end());
+  out->mutable_thresholds()->Add(roc.thresholds.begin(), roc.thresholds.end());
+  out->set_positives(roc.positives);
+  out->set_negatives(roc.negatives);
+  out->set_exact_points(static_cast<int64_t>(exact.fpr.size()));
+  out->set_downsampled(roc.fpr.size() < exact.fpr.size());
+}
+
+}  // namespace
+
+void ResultToProto(const audit::AuditResult& result, v1::AuditResult* out, int roc_points) {
+  out->Clear();
+  out->set_schema_version(result.schema_version);
+  out->set_tool_version(result.tool_version);
+  out->mutable_fprs()->Add(result.fprs.begin(), result.fprs.end());
+  out->mutable_targets()->Add(result.targets.begin(), result.targets.end());
+  out->set_audit_points(static_cast<int64_t>(result.row_ids.size()));
+  const std::optional<double> delta = DeltaFromSpec(result.spec_json);
+  for (const audit::AttackTargetResult& r : result.results) {
+    v1::AttackTargetResult* p = out->add_results();
+    p->set_attack(r.attack);
+    p->set_target(r.target);
+    p->set_members(r.members);
+    p->set_non_members(r.non_members);
+    p->set_excluded(r.excluded);
+    p->set_auc(r.auc);
+    if (!SetInterval(r.auc_ci, p->mutable_auc_ci())) p->clear_auc_ci();
+    for (size_t k = 0; k < r.tpr_at_fpr.size(); ++k) {
+      const metrics::TprAtFpr& t = r.tpr_at_fpr[k];
+      v1::TprAtFpr* q = p->add_tpr_at_fpr();
+      q->set_fpr(t.fpr);
+      q->set_resolved(t.resolved);
+      // An unresolved TPR is not a figure, nor is its interval.
+      if (!t.resolved) continue;
+      q->set_tpr(t.tpr);
+      if (k < r.tpr_ci.size() && !SetInterval(r.tpr_ci[k], q->mutable_ci())) q->clear_ci();
+    }
+    if (!std::isnan(r.epsilon.epsilon)) {
+      v1::EpsilonBound* e = p->mutable_epsilon();
+      e->set_epsilon(r.epsilon.epsilon);
+      if (delta.has_value()) e->set_delta(*delta);
+      e->set_threshold(r.epsilon.threshold);
+      e->set_fpr_upper(r.epsilon.fpr_upper);
+      e->set_fnr_upper(r.epsilon.fnr_upper);
+      e->set_selection_points(r.epsilon.selection_points);
+      e->set_evaluation_points(r.epsilon.evaluation_points);
+    }
+    for (const auto& [name, value] : r.chosen) (*p->mutable_chosen_parameters())[name] = value;
+    for (const std::string& w : r.warnings) p->add_warnings(w);
+    if (!r.roc.fpr.empty()) RocToProto(r.roc, roc_points, p->mutable_roc());
+  }
+  for (const audit::AttackSummary& s : result.summaries) {
+    v1::AttackSummary* p = out->add_summaries();
+    p->set_attack(s.attack);
+    SpreadToProto(s.auc, p->mutable_auc());
+    for (const metrics::Spread& t : s.tpr_at_fpr) SpreadToProto(t, p->add_tpr_at_fpr());
+  }
+  for (const std::string& w : result.warnings) out->add_warnings(w);
+  for (const audit::StageTiming& t : result.timings) {
+    v1::StageTiming* p = out->add_timings();
+    p->set_stage(t.stage);
+    p->set_seconds(t.seconds);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Jobs and error codes.
+
+v1::Audit::State StateToProto(jobs::JobState state) {
+  switch (state) {
+    case jobs::JobState::kPending:
+      return v1::Audit::PENDING;
+    case jobs::JobState::kRunning:
+      return v1::Audit::RUNNING;
+    case jobs::JobState::kSucceeded:
+      return v1::Audit::SUCCEEDED;
+    case jobs::JobState::kFailed:
+      return v1::Audit::FAILED;
+    case jobs::JobState::kCancelled:
+      return v1::Audit::CANCELLED;
+  }
+  return v1::Audit::STATE_UNSPECIFIED;
+}
+
+std::optional<jobs::JobState> StateFromProto(v1::Audit::State state) {
+  switch (state) {
+    case v1::Audit::PENDING:
+      return jobs::JobState::kPending;
+    case v1::Audit::RUNNING:
+      return jobs::JobState::kRunning;
+    case v1::Audit::SUCCEEDED:
+      return jobs::JobState::kSucceeded;
+    case v1::Audit::FAILED:
+      return jobs::JobState::kFailed;
+    case v1::Audit::CANCELLED:
+      return jobs::JobState::kCancelled;
+    default:
+      return std::nullopt;
+  }
+}
+
+namespace {
+
+// Unset (nullopt) for absl::InfinitePast(), the records' "not yet".
+std::optional<google::protobuf::Timestamp> TimestampFor(absl::Time t) {
+  if (t == absl::InfinitePast() || t == absl::InfiniteFuture()) return std::nullopt;
+  const absl::Duration since = t - absl::UnixEpoch();
+  absl::Duration rest;
+  int64_t seconds = absl::IDivDuration(since, absl::Seconds(1), &rest);
+  int64_t nanos = absl::ToInt64Nanoseconds(rest);
+  if (nanos < 0) {  // Timestamp nanos are in [0, 1e9) also before 1970
+    seconds -= 1;
+    nanos += 1'000'000'000;
+  }
+  google::protobuf::Timestamp ts;
+  ts.set_seconds(seconds);
+  ts.set_nanos(static_cast<int32_t>(nanos));
+  return ts;
+}
+
+constexpr std::pair<absl::StatusCode, const char*> kCodeNames[] = {
+    {absl::StatusCode::kOk, "OK"},
+    {absl::StatusCode::kCancelled, "CANCELLED"},
+    {absl::StatusCode::kUnknown, "UNKNOWN"},
+    {absl::StatusCode::kInvalidArgument, "INVALID_ARGUMENT"},
+    {absl::StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED"},
+    {absl::StatusCode::kNotFound, "NOT_FOUND"},
+    {absl::StatusCode::kAlreadyExists, "ALREADY_EXISTS"},
+    {absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED"},
+    {absl::StatusCode::kResourceExhausted, "RESOURCE_EXHAUSTED"},
+    {absl::StatusCode::kFailedPrecondition, "FAILED_PRECONDITION"},
+    {absl::StatusCode::kAborted, "ABORTED"},
+    {absl::StatusCode::kOutOfRange, "OUT_OF_RANGE"},
+    {absl::StatusCode::kUnimplemented, "UNIMPLEMENTED"},
+    {absl::StatusCode::kInternal, "INTERNAL"},
+    {absl::StatusCode::kUnavailable, "UNAVAILABLE"},
+    {absl::StatusCode::kDataLoss, "DATA_LOSS"},
+    {absl::StatusCode::kUnauthenticated, "UNAUTHENTICATED"},
+};
+
+}  // namespace
+
+std::string StatusCodeName(absl::StatusCode code) {
+  for (const auto& [c, name] : kCodeNames) {
+    if (c == code) return name;
+  }
+  return "UNKNOWN";
+}
+
+std::optional<absl::StatusCode> StatusCodeFromName(absl::string_view name) {
+  for (const auto& [c, n] : kCodeNames) {
+    if (name == n) return c;
+  }
+  return std::nullopt;
+}
+
+absl::Status StatusFromError(absl::string_view code_name, absl::string_view message) {
+  const absl::StatusCode code = StatusCodeFromName(code_name).value_or(absl::StatusCode::kUnknown);
+  // An OK code with an error message would lose the error: keep it as UNKNOWN.
+  return absl::Status(code == absl::StatusCode::kOk ? absl::StatusCode::kUnknown : code, message);
+}
+
+absl::Status JobToProto(const jobs::JobRecord& job, const audit::AuditResult* result,
+                        v1::AuditView view, v1::Audit* out) {
+  out->Clear();
+  out->set_name("audits/" + job.id);
+  out->set_state(StateToProto(job.state));
+  if (auto t = TimestampFor(job.create_time)) *out->mutable_create_time() = *t;
+  if (auto t = TimestampFor(job.start_time)) *out->mutable_start_time() = *t;
+  if (auto t = TimestampFor(job.end_time)) *out->mutable_end_time() = *t;
+  v1::Progress* progress = out->mutable_progress();
+  progress->set_stage(job.progress.stage);
+  progress->set_models_trained(static_cast<int32_t>(job.progress.done));
+  progress->set_models_total(static_cast<int32_t>(job.progress.total));
+  progress->set_fraction(job.progress.fraction);
+  progress->set_detail(job.progress.detail);
+  out->set_version(job.version);
+  out->set_request_id(job.request_id);
+  out->mutable_labels()->insert(job.labels.begin(), job.labels.end());
+  out->set_priority(job.priority);
+
+  const bool full = view != v1::AUDIT_VIEW_BASIC;
+  if (job.state == jobs::JobState::kSucceeded && result != nullptr) {
+    ResultToProto(*result, out->mutable_result());
+    if (!full) {
+      for (v1::AttackTargetResult& r : *out->mutable_result()->mutable_results()) r.clear_roc();
+    }
+  }
+  if (job.state == jobs::JobState::kFailed) {
+    v1::Error* error = out->mutable_error();
+    error->set_code(job.error_code.empty() ? "UNKNOWN" : job.error_code);
+    error->set_message(job.error_message);
+    error->set_stage(job.progress.stage);
+    // Messages about one spec field start with its path ("spec.data.data_dir: ...").
+    if (absl::StartsWith(job.error_message, "spec.")) {
+      const size_t colon = job.error_message.find(": ");
+      const std::string path = job.error_message.substr(0, colon);
+      if (colon != std::string::npos && path.find(' ') == std::string::npos) {
+        error->set_field_path(path);
+      }
+    }
+  }
+  if (full && !job.spec_json.empty()) {
+    absl::StatusOr<v1::AuditSpec> spec = SpecProtoFromJson(job.spec_json);
+    if (!spec.ok()) return spec.status();
+    *out->mutable_spec() = *std::move(spec);
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Per-example scores.
+
+namespace {
+
+constexpr char kTokenVersion[] = "s1";
+
+// Binds a page token to one file (by path and size) and one filter, so that a
+// token from another listing is recognized instead of misread.
+std::string TokenBinding(const std::string& path, uint64_t size, std::optional<int> target) {
+  return Sha256Hex(absl::StrCat(path, "|", size, "|",
+                                target.has_value() ? absl::StrCat(*target) : std::string("*")))
+      .substr(0, 16);
+}
+
+std::string EncodeToken(int64_t offset, const std::string& binding) {
+  return absl::WebSafeBase64Escape(absl::StrCat(kTokenVersion, ":", offset, ":", binding));
+}
+
+// One CSV record per RFC 4180 (quoted fields may hold commas, quotes and line
+// breaks). False at the end of the input or on an unterminated quote.
+bool ReadCsvRecord(std::istream& in, std::vector<std::string>* fields) {
+  fields->clear();
+  std::string field;
+  bool quoted = false, any = false;
+  char c;
+  while (in.get(c)) {
+    any = true;
+    if (quoted) {
+      if (c == '"') {
+        if (in.peek() == '"') {
+          in.get(c);
+          field += '"';
+        } else {
+          quoted = false;
+        }
+      } else {
+        field += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      fields->push_back(std::move(field));
+      field.clear();
+    } else if (c == '\n') {
+      break;
+    } else if (c != '\r') {
+      field += c;
+    }
+  }
+  if (!any || quoted) return false;
+  fields->push_back(std::move(field));
+  return true;
+}
+
+absl::Status BadFile(absl::string_view what) {
+  return absl::DataLossError(absl::StrCat("scores.csv: ", what));
+}
+
+}  // namespace
+
+absl::Status ScoresPage(const std::string& scores_csv_path, int64_t page_size,
+                        const std::string& page_token, v1::ListAuditScoresResponse* out,
+                        std::optional<int> target) {
+  out->Clear();
+  if (page_size < 0) return absl::InvalidArgumentError("page_size: must not be negative");
+  if (page_size == 0) page_size = kDefaultScoresPageSize;
+  page_size = std::min(page_size, kMaxScoresPageSize);
+
+  std::error_code ec;
+  const uint64_t size = fs::file_size(scores_csv_path, ec);
+  std::ifstream in(scores_csv_path, std::ios::binary);
+  if (ec || !in) return absl::NotFoundError("scores.csv: the audit has no scores file");
+
+  std::vector<std::string> header;
+  if (!ReadCsvRecord(in, &header) || header.size() < 3 || header[0] != "row_id" ||
+      header[1] != "target" || header[2] != "member") {
+    return BadFile("no header row_id,target,member");
+  }
+  const size_t columns = header.size();
+  in.clear();  // a file of only a header ends without a line break
+  for (size_t i = 3; i < columns; ++i) out->add_attacks(header[i]);
+  const int64_t header_end = static_cast<int64_t>(in.tellg());
+  const std::string binding = TokenBinding(scores_csv_path, size, target);
+
+  int64_t offset = header_end;
+  if (!page_token.empty()) {
+    std::string decoded;
+    std::vector<std::string> parts;
+    if (absl::WebSafeBase64Unescape(page_token, &decoded)) {
+      parts = absl::StrSplit(decoded, ':');
+    }
+    if (parts.size() != 3 || parts[0] != kTokenVersion || !absl::SimpleAtoi(parts[1], &offset) ||
+        parts[2].size() != 16) {
+      return absl::InvalidArgumentError("page_token: malformed");
+    }
+    if (parts[2] != binding) {
+      return absl::InvalidArgumentError(
+          "page_token: issued for another listing (another audit or target filter)");
+    }
+    // A row starts right after a line break, past the header.
+    char before = 0;
+    if (offset <= header_end || static_cast<uint64_t>(offset) >= size ||
+        !in.seekg(offset - 1).get(before) || before != '\n') {
+      return absl::InvalidArgumentError("page_token: malformed");
+    }
+  }
+  in.clear();
+  in.seekg(offset);
+
+  int64_t position = offset;
+  int64_t next = -1;
+  bool matched = false;
+  std::string line;
+  while (std::getline(in, line)) {
+    const int64_t line_start = position;
+    position += static_cast<int64_t>(line.size()) + (in.eof() ? 0 : 1);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty()) continue;
+    const std::vector<absl::string_view> fields = absl::StrSplit(line, ',');
+    int row_target = 0;
+    if (fields.size() != columns || !absl::SimpleAtoi(fields[1], &row_target)) {
+      return BadFile("a row does not match the header");
+    }
+    if (target.has_value() && row_target != *target) {
+      // Rows are grouped by target: past the requested one, nothing follows.
+      if (matched) break;
+      continue;
+    }
+    matched = true;
+    if (out->rows_size() == page_size) {
+      next = line_start;
+      break;
+    }
+    v1::ScoreRow* row = out->add_rows();
+    int64_t row_id = 0;
+    if (!absl::SimpleAtoi(fields[0], &row_id) || (fields[2] != "0" && fields[2] != "1")) {
+      return BadFile("a row has a malformed row_id or member field");
+    }
+    row->set_row_id(row_id);
+    row->set_target(row_target);
+    row->set_member(fields[2] == "1");
+    for (size_t c = 3; c < columns; ++c) {
+      double score = std::numeric_limits<double>::quiet_NaN();  // empty: not scored
+      if (!fields[c].empty() && !absl::SimpleAtod(fields[c], &score)) {
+        return BadFile("a row has a malformed score");
+      }
+      row->add_scores(score);
+    }
+  }
+  if (next >= 0) out->set_next_page_token(EncodeToken(next, binding));
+  return absl::OkStatus();
+}
+
+}  // namespace mia::server

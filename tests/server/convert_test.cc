@@ -1,0 +1,842 @@
+// server/convert: a proto spec gives the same configuration as the equivalent
+// YAML, every problem of a bad spec is reported with its field path, inputs
+// stay under the operator's roots, the stored spec is canonical, results and
+// jobs convert with the documented conventions, and score pages chain.
+#include "server/convert.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "core/report/report.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace mia::server {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAreArray;
+
+// A fresh, empty folder for one test under MIA_TEST_TMPDIR (set by ctest) or
+// gtest's temporary folder.
+std::string TempDir() {
+  const char* env = std::getenv("MIA_TEST_TMPDIR");
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const fs::path dir = fs::path(env != nullptr ? env : ::testing::TempDir()) / "server_test" /
+                       absl::StrCat(info->test_suite_name(), ".", info->name());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return fs::weakly_canonical(dir).string();
+}
+
+void Touch(const fs::path& path) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path) << "x\n";
+}
+
+// data/ (the one data root) holding purchase.csv and keep.npy, artifacts/,
+// jobs/, and outside/secret.csv beyond the root.
+struct Layout {
+  std::string dir;
+  ServerRoots roots;
+
+  Layout() {
+    dir = TempDir();
+    Touch(fs::path(dir) / "data" / "purchase.csv");
+    Touch(fs::path(dir) / "data" / "keep.npy");
+    Touch(fs::path(dir) / "outside" / "secret.csv");
+    fs::create_directories(fs::path(dir) / "artifacts");
+    roots.data_roots = {dir + "/data"};
+    roots.artifact_dir = dir + "/artifacts";
+    roots.jobs_dir = dir + "/jobs";
+  }
+  std::string Data(const std::string& name) const { return dir + "/data/" + name; }
+};
+
+std::vector<std::string> Fields(const std::vector<FieldViolation>& violations) {
+  std::vector<std::string> out;
+  for (const FieldViolation& v : violations) out.push_back(v.field);
+  return out;
+}
+
+// Every field of the pipeline sections set (to non-default values where the
+// default would hide a mistake).
+v1::AuditSpec FullSpec() {
+  v1::AuditSpec spec;
+  v1::RunSection* run = spec.mutable_run();
+  run->set_random_seed(77);
+  run->set_time_log(false);
+  run->set_num_experiments(2);
+  run->set_threads(3);
+  v1::DataSection* data = spec.mutable_data();
+  data->set_dataset("purchase100");
+  data->mutable_data_dir()->set_server_path("purchase.csv");  // relative: under the root
+  data->set_split("all");
+  data->set_label_column(2);
+  data->set_header(true);
+  data->set_cifar100_labels("coarse");
+  data->set_pool_size(3000);
+  data->set_population_size(500);
+  data->set_shuffle(true);
+  v1::TrainSection* train = spec.mutable_train();
+  train->set_model_name("mlp");
+  train->mutable_hidden()->add_widths(64);
+  train->mutable_hidden()->add_widths(32);
+  train->set_activation("relu");
+  train->set_dropout(0.25);
+  train->set_device("cpu");
+  train->set_batched(false);
+  train->set_optimizer("adamw");
+  train->set_learning_rate(0.003);
+  train->set_momentum(0.5);
+  train->set_nesterov(false);
+  train->set_weight_decay(1e-4);
+  train->set_epochs(7);
+  train->set_batch_size(64);
+  train->set_schedule("cosine");
+  train->set_warmup_epochs(2);
+  train->set_random_crop(true);
+  train->set_crop_padding(2);
+  train->set_horizontal_flip(true);
+  train->add_normalize_mean(0.1f);
+  train->add_normalize_mean(0.2f);
+  train->add_normalize_std(0.3f);
+  train->add_normalize_std(0.4f);
+  v1::AuditSection* audit = spec.mutable_audit();
+  audit->add_attacks("rmia-offline:gamma=2");
+  audit->add_attacks("lira");
+  audit->set_privacy_game("privacy_loss_model");
+  audit->set_num_ref_models(6);
+  audit->set_device("cuda:1");
+  audit->set_batch_size(512);
+  audit->set_data_size(800);
+  audit->set_splits("paired");
+  audit->mutable_augmentation()->set_flip(true);
+  audit->mutable_augmentation()->set_shift(2);
+  audit->set_temperature(2.5);
+  audit->add_fprs(0.05);
+  audit->add_fprs(0.0);
+  audit->set_bootstrap(50);
+  audit->set_confidence(0.9);
+  audit->set_delta(1e-6);
+  audit->set_beta(0.01);
+  return spec;
+}
+
+// What FullSpec says, as a user writes it for `mia audit --config`.
+std::string FullYaml(const Layout& l) {
+  return absl::StrCat(R"(
+run:
+  random_seed: 77
+  log_dir: )",
+                      l.roots.ModelCacheDir(), R"(
+  time_log: false
+  num_experiments: 2
+  threads: 3
+data:
+  dataset: purchase100
+  data_dir: )",
+                      l.Data("purchase.csv"), R"(
+  split: all
+  label_column: 2
+  header: true
+  cifar100_labels: coarse
+  pool_size: 3000
+  population_size: 500
+  shuffle: true
+train:
+  model_name: mlp
+  hidden: [64, 32]
+  activation: relu
+  dropout: 0.25
+  device: cpu
+  batched: false
+  optimizer: adamw
+  learning_rate: 0.003
+  momentum: 0.5
+  nesterov: false
+  weight_decay: 0.0001
+  epochs: 7
+  batch_size: 64
+  schedule: cosine
+  warmup_epochs: 2
+  random_crop: true
+  crop_padding: 2
+  horizontal_flip: true
+  normalize_mean: [0.1, 0.2]
+  normalize_std: [0.3, 0.4]
+audit:
+  attacks: ["rmia-offline:gamma=2", lira]
+  privacy_game: privacy_loss_model
+  num_ref_models: 6
+  device: cuda:1
+  batch_size: 512
+  data_size: 800
+  splits: paired
+  augmentation:
+    flip: true
+    shift: 2
+  temperature: 2.5
+  fprs: [0.05, 0]
+  bootstrap: 50
+  confidence: 0.9
+  delta: 0.000001
+  beta: 0.01
+)");
+}
+
+// Everything a Config holds, including what ConfigJson leaves out.
+std::string Describe(pipeline::Config c) {
+  c.path = "";
+  return absl::StrCat(
+      pipeline::ConfigJson(c), " time_log=", c.run.time_log, " threads=", c.run.threads,
+      " train_device=", c.train_device, " batched=", c.batched_training,
+      " audit_device=", c.audit.device, " audit_batch=", c.audit.batch_size,
+      " report_log=", c.audit.report_log, " label_column=", c.data.source.label_column,
+      " header=", c.data.source.header, " cifar100_labels=", c.data.source.cifar100_labels);
+}
+
+TEST(SpecFromProtoTest, FullSpecGivesTheConfigOfTheEquivalentYaml) {
+  const Layout l;
+  std::vector<FieldViolation> violations;
+  absl::StatusOr<JobSpec> job = SpecFromProto(FullSpec(), l.roots, &violations);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_THAT(violations, IsEmpty());
+  EXPECT_EQ(job->kind, JobSpec::Kind::kPipeline);
+  absl::StatusOr<pipeline::Config> yaml = pipeline::ParseConfig(FullYaml(l), "full.yaml");
+  ASSERT_TRUE(yaml.ok()) << yaml.status();
+  EXPECT_EQ(Describe(job->config), Describe(*yaml));
+  EXPECT_EQ(job->config.data.source.path, l.Data("purchase.csv"));
+  EXPECT_EQ(job->config.run.log_dir, l.dir + "/cache");
+  EXPECT_EQ(job->spec_hash.size(), 64u);
+}
+
+TEST(SpecFromProtoTest, UnsetFieldsTakeTheYamlDefaults) {
+  const Layout l;
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("PURCHASE100");  // choices ignore case, as in YAML
+  spec.mutable_data()->mutable_data_dir()->set_server_path(l.Data("purchase.csv"));
+  spec.mutable_data()->set_population_size(100);
+  absl::StatusOr<JobSpec> job = SpecFromProto(spec, l.roots);
+  ASSERT_TRUE(job.ok()) << job.status();
+  const std::string yaml = absl::StrCat("run: {log_dir: ", l.roots.ModelCacheDir(),
+                                        "}\ndata: {dataset: purchase100, population_size: 100, "
+                                        "data_dir: ",
+                                        l.Data("purchase.csv"), "}\n");
+  absl::StatusOr<pipeline::Config> expected = pipeline::ParseConfig(yaml, "min.yaml");
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  EXPECT_EQ(Describe(job->config), Describe(*expected));
+  EXPECT_EQ(job->config.num_models(), 5);
+  EXPECT_EQ(job->config.model.hidden, std::vector<int>{128});
+
+  // An empty LayerWidths is "no hidden layer", not the default.
+  spec.mutable_train()->mutable_hidden();
+  job = SpecFromProto(spec, l.roots);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_THAT(job->config.model.hidden, IsEmpty());
+}
+
+TEST(SpecFromProtoTest, ReportsEveryProblemWithItsFieldPath) {
+  const Layout l;
+  v1::AuditSpec spec = FullSpec();
+  spec.mutable_run()->set_log_dir("/tmp/mine");
+  spec.mutable_run()->set_num_experiments(0);
+  spec.mutable_data()->mutable_data_dir()->set_server_path("../outside/secret.csv");
+  spec.mutable_train()->set_learning_rate(0);
+  spec.mutable_train()->set_optimizer("rmsprop");
+  spec.mutable_train()->set_dropout(std::nan(""));
+  spec.mutable_train()->add_normalize_std(-1);
+  spec.mutable_audit()->set_attacks(1, "no-such-attack");
+  spec.mutable_audit()->set_report_log("r");
+  spec.mutable_audit()->add_fprs(1.5);
+  spec.mutable_audit()->mutable_augmentation()->set_shift(99);
+  std::vector<FieldViolation> violations;
+  absl::StatusOr<JobSpec> job = SpecFromProto(spec, l.roots, &violations);
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::vector<std::string> expected = {
+      "spec.run.log_dir",         "spec.run.num_experiments",      "spec.data.data_dir",
+      "spec.train.dropout",       "spec.train.optimizer",          "spec.train.learning_rate",
+      "spec.train.normalize_std", "spec.train.normalize_std[2]",   "spec.audit.attacks[1]",
+      "spec.audit.report_log",    "spec.audit.augmentation.shift", "spec.audit.fprs[2]"};
+  EXPECT_THAT(Fields(violations), UnorderedElementsAreArray(expected));
+  const std::string message(job.status().message());
+  EXPECT_THAT(message, HasSubstr(absl::StrCat("spec has ", expected.size(), " problems")));
+  for (const std::string& field : expected) EXPECT_THAT(message, HasSubstr(field + ": "));
+  EXPECT_THAT(message, HasSubstr("spec.data.data_dir: path is outside the server's data roots"));
+  EXPECT_THAT(message, HasSubstr("spec.train.learning_rate: must be in [1e-12, 100]"));
+  EXPECT_TRUE(job.status().GetPayload(kBadRequestTypeUrl).has_value());
+}
+
+TEST(SpecFromProtoTest, CrossFieldRulesAndAttackNeeds) {
+  const Layout l;
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("purchase100");
+  spec.mutable_data()->mutable_data_dir()->set_server_path("purchase.csv");
+  spec.mutable_run()->set_num_experiments(1);
+  spec.mutable_audit()->set_num_ref_models(0);
+  spec.mutable_audit()->add_attacks("rmia");
+  spec.mutable_train()->set_width(4);           // not a cnn
+  spec.mutable_train()->set_warmup_epochs(20);  // default epochs is 20
+  spec.mutable_train()->set_nesterov(true);
+  spec.mutable_train()->set_optimizer("adam");
+  std::vector<FieldViolation> violations;
+  ASSERT_FALSE(SpecFromProto(spec, l.roots, &violations).ok());
+  EXPECT_THAT(Fields(violations),
+              UnorderedElementsAreArray({"spec.train.width", "spec.train.warmup_epochs",
+                                         "spec.train.nesterov", "spec.audit.num_ref_models",
+                                         "spec.data.population_size"}));
+}
+
+TEST(SpecFromProtoTest, ExactlyOneOfDataAndSignalsBundle) {
+  const Layout l;
+  std::vector<FieldViolation> violations;
+  EXPECT_FALSE(SpecFromProto(v1::AuditSpec(), l.roots, &violations).ok());
+  EXPECT_THAT(Fields(violations), ElementsAre("spec.data"));
+
+  v1::AuditSpec both = FullSpec();
+  both.mutable_signals_bundle()->mutable_bundle()->set_server_path("keep.npy");
+  EXPECT_FALSE(SpecFromProto(both, l.roots, &violations).ok());
+  EXPECT_THAT(Fields(violations), UnorderedElementsAreArray({"spec.signals_bundle", "spec.run",
+                                                             "spec.train", "spec.audit"}));
+}
+
+TEST(SpecFromProtoTest, SignalsBundle) {
+  const Layout l;
+  Touch(fs::path(l.dir) / "data" / "bundles" / "b.npz");
+  v1::AuditSpec spec;
+  v1::SignalsBundleInput* b = spec.mutable_signals_bundle();
+  b->mutable_bundle()->set_server_path("bundles/b.npz");
+  b->add_attacks("rmia");
+  b->add_attacks("loss");
+  b->add_targets(1);
+  b->set_bootstrap(0);
+  b->set_delta(1e-3);
+  b->set_seed(9);
+  absl::StatusOr<JobSpec> job = SpecFromProto(spec, l.roots);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->kind, JobSpec::Kind::kBundle);
+  EXPECT_EQ(job->bundle.bundle_path, l.Data("bundles/b.npz"));
+  EXPECT_EQ(job->bundle.scoring.attacks, (std::vector<std::string>{"rmia", "loss"}));
+  EXPECT_EQ(job->bundle.scoring.targets, std::vector<int>{1});
+  EXPECT_EQ(job->bundle.scoring.bootstrap.resamples, 0);
+  EXPECT_EQ(job->bundle.scoring.epsilon.delta, 1e-3);
+  EXPECT_EQ(job->bundle.scoring.epsilon.beta, audit::ScoringOptions().epsilon.beta);
+  EXPECT_EQ(job->bundle.scoring.seed, 9u);
+  EXPECT_FALSE(job->bundle.all_targets);
+
+  b->set_all_targets(true);
+  b->add_attacks("rmia");
+  b->set_confidence(1.5);
+  std::vector<FieldViolation> violations;
+  EXPECT_FALSE(SpecFromProto(spec, l.roots, &violations).ok());
+  EXPECT_THAT(Fields(violations), UnorderedElementsAreArray({"spec.signals_bundle.attacks[2]",
+                                                             "spec.signals_bundle.targets",
+                                                             "spec.signals_bundle.confidence"}));
+}
+
+TEST(SpecFromProtoTest, PathsMustStayInsideTheDataRoots) {
+  const Layout l;
+  const fs::path data = fs::path(l.dir) / "data";
+  fs::create_symlink(fs::path(l.dir) / "outside" / "secret.csv", data / "escape.csv");
+  fs::create_directory_symlink(fs::path(l.dir) / "outside", data / "escape_dir");
+  fs::create_symlink(data / "purchase.csv", data / "alias.csv");
+  // A sibling whose name starts like the root's: not inside it.
+  Touch(fs::path(l.dir) / "data2" / "x.csv");
+
+  auto code_for = [&](const std::string& path) {
+    v1::AuditSpec spec = FullSpec();
+    spec.mutable_data()->mutable_data_dir()->set_server_path(path);
+    std::vector<FieldViolation> violations;
+    absl::StatusOr<JobSpec> job = SpecFromProto(spec, l.roots, &violations);
+    if (job.ok()) return std::string("OK");
+    EXPECT_THAT(Fields(violations), ElementsAre("spec.data.data_dir")) << path;
+    return StatusCodeName(job.status().code());
+  };
+  EXPECT_EQ(code_for("purchase.csv"), "OK");
+  // Names that need quoting survive the trip through the YAML parser.
+  const std::string odd = "odd: name, \"quoted\" \u00e9 #1.csv";
+  Touch(data / odd);
+  EXPECT_EQ(code_for(odd), "OK");
+  {
+    v1::AuditSpec spec = FullSpec();
+    spec.mutable_data()->mutable_data_dir()->set_server_path(odd);
+    absl::StatusOr<JobSpec> job = SpecFromProto(spec, l.roots);
+    ASSERT_TRUE(job.ok()) << job.status();
+    EXPECT_EQ(job->config.data.source.path, (data / odd).string());
+  }
+  EXPECT_EQ(code_for(l.Data("purchase.csv")), "OK");
+  EXPECT_EQ(code_for("alias.csv"), "OK");  // a link that stays inside
+  EXPECT_EQ(code_for("./sub/../purchase.csv"), "OK");
+  EXPECT_EQ(code_for("../outside/secret.csv"), "INVALID_ARGUMENT");
+  EXPECT_EQ(code_for("../../../../../../etc/passwd"), "INVALID_ARGUMENT");
+  EXPECT_EQ(code_for(l.dir + "/outside/secret.csv"), "INVALID_ARGUMENT");
+  EXPECT_EQ(code_for(l.dir + "/data/../outside/secret.csv"), "INVALID_ARGUMENT");
+  EXPECT_EQ(code_for("escape.csv"), "INVALID_ARGUMENT");
+  EXPECT_EQ(code_for("escape_dir/secret.csv"), "INVALID_ARGUMENT");
+  EXPECT_EQ(code_for(l.dir + "/data2/x.csv"), "INVALID_ARGUMENT");
+  EXPECT_EQ(code_for("missing.csv"), "NOT_FOUND");
+  EXPECT_EQ(code_for(""), "INVALID_ARGUMENT");
+
+  // With no data roots only artifacts can be referenced.
+  ServerRoots no_roots = l.roots;
+  no_roots.data_roots.clear();
+  std::vector<FieldViolation> violations;
+  EXPECT_FALSE(SpecFromProto(FullSpec(), no_roots, &violations).ok());
+  EXPECT_THAT(Fields(violations), ElementsAre("spec.data.data_dir"));
+
+  // A dataset's default location is held to the roots too.
+  v1::AuditSpec defaulted = FullSpec();
+  defaulted.mutable_data()->set_dataset("fashion-mnist");
+  defaulted.mutable_data()->clear_data_dir();
+  defaulted.mutable_data()->clear_split();
+  EXPECT_FALSE(SpecFromProto(defaulted, l.roots, &violations).ok());
+  EXPECT_THAT(Fields(violations), ElementsAre("spec.data.data_dir"));
+  // ... and a format without one needs data_dir.
+  defaulted.mutable_data()->set_dataset("csv");
+  EXPECT_FALSE(SpecFromProto(defaulted, l.roots, &violations).ok());
+  EXPECT_THAT(Fields(violations), ElementsAre("spec.data.data_dir"));
+}
+
+TEST(SpecFromProtoTest, ArtifactIds) {
+  const Layout l;
+  const std::string id(64, 'a');
+  Touch(fs::path(l.roots.artifact_dir) / id);
+  auto with_id = [&](const std::string& artifact) {
+    v1::AuditSpec spec = FullSpec();
+    spec.mutable_data()->mutable_data_dir()->set_artifact_id(artifact);
+    return SpecFromProto(spec, l.roots);
+  };
+  absl::StatusOr<JobSpec> ok = with_id(id);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->config.data.source.path, l.roots.artifact_dir + "/" + id);
+  EXPECT_EQ(with_id(std::string(64, 'A')).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(with_id(std::string(63, 'a')).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(with_id("../" + std::string(61, 'a')).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const absl::Status missing = with_id(std::string(64, 'b')).status();
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.message()), HasSubstr("spec.data.data_dir: "));
+  // A missing artifact among other problems: INVALID_ARGUMENT listing both.
+  v1::AuditSpec spec = FullSpec();
+  spec.mutable_data()->mutable_data_dir()->set_artifact_id(std::string(64, 'b'));
+  spec.mutable_train()->set_epochs(0);
+  std::vector<FieldViolation> violations;
+  EXPECT_EQ(SpecFromProto(spec, l.roots, &violations).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_EQ(violations.size(), 2u);
+  EXPECT_EQ(violations[0].code, absl::StatusCode::kNotFound);
+
+  // Torchscript models by artifact and keep by path.
+  v1::AuditSpec models = FullSpec();
+  models.mutable_audit()->clear_splits();
+  for (int i = 0; i < 3; ++i) models.mutable_models()->add_torchscript()->set_artifact_id(id);
+  models.mutable_models()->mutable_keep()->set_server_path("keep.npy");
+  absl::StatusOr<JobSpec> external = SpecFromProto(models, l.roots);
+  ASSERT_TRUE(external.ok()) << external.status();
+  EXPECT_EQ(external->config.external.torchscript.size(), 3u);
+  EXPECT_EQ(external->config.external.keep, l.Data("keep.npy"));
+  models.mutable_models()->clear_keep();
+  EXPECT_FALSE(SpecFromProto(models, l.roots, &violations).ok());
+  EXPECT_THAT(Fields(violations), ElementsAre("spec.models.keep"));
+}
+
+TEST(SpecFromProtoTest, PlaceJobFilesUsesTheSharedCacheAndTheJobFolder) {
+  const Layout l;
+  absl::StatusOr<JobSpec> job = SpecFromProto(FullSpec(), l.roots);
+  ASSERT_TRUE(job.ok()) << job.status();
+  PlaceJobFiles(&*job, l.roots.jobs_dir + "/job-1/");
+  EXPECT_EQ(job->report_dir, l.roots.jobs_dir + "/job-1/report");
+  EXPECT_EQ(job->config.run.log_dir, l.dir + "/cache");
+  EXPECT_EQ((fs::path(job->config.run.log_dir) / job->config.audit.report_log).string(),
+            job->report_dir);
+
+  ServerRoots custom = l.roots;
+  custom.cache_dir = l.dir + "/models/";
+  EXPECT_EQ(custom.ModelCacheDir(), l.dir + "/models");
+}
+
+TEST(CanonicalSpecJsonTest, SameSpecSameBytes) {
+  v1::AuditSpec a;
+  a.mutable_data()->set_dataset("mnist");
+  a.mutable_train()->set_epochs(3);
+  a.mutable_run()->set_random_seed(0);  // set to the default: kept
+  v1::AuditSpec b;
+  b.mutable_run()->set_random_seed(0);
+  b.mutable_train()->set_epochs(3);
+  b.mutable_data()->set_dataset("mnist");
+  EXPECT_EQ(CanonicalSpecJson(a), CanonicalSpecJson(b));
+  EXPECT_EQ(CanonicalSpecJson(a),
+            R"({"run":{"random_seed":"0"},"data":{"dataset":"mnist"},"train":{"epochs":3}})");
+
+  // A client's JSON with keys in another order reads back to the same bytes.
+  absl::StatusOr<v1::AuditSpec> c = SpecProtoFromJson(
+      R"({"train": {"epochs": 3}, "data": {"dataset": "mnist"}, "run": {"random_seed": 0}})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(CanonicalSpecJson(*c), CanonicalSpecJson(a));
+
+  v1::AuditSpec unset = a;
+  unset.mutable_run()->clear_random_seed();
+  EXPECT_NE(CanonicalSpecJson(unset), CanonicalSpecJson(a));
+
+  const v1::AuditSpec full = FullSpec();
+  absl::StatusOr<v1::AuditSpec> back = SpecProtoFromJson(CanonicalSpecJson(full));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->SerializeAsString(), full.SerializeAsString());
+  EXPECT_EQ(SpecProtoFromJson("{not json").status().code(), absl::StatusCode::kInternal);
+}
+
+// ---------------------------------------------------------------------------
+// Results and jobs.
+
+// A ROC on 50,000 non-members: ten points at FPR 0, then one per false positive.
+metrics::RocCurve BigRoc() {
+  metrics::RocCurve roc;
+  roc.positives = 1000;
+  roc.negatives = 50000;
+  roc.fpr.push_back(0);
+  roc.tpr.push_back(0);
+  roc.thresholds.push_back(std::numeric_limits<double>::infinity());
+  for (int i = 1; i < 10; ++i) {
+    roc.fpr.push_back(0);
+    roc.tpr.push_back(i / 100.0);
+    roc.thresholds.push_back(1e6 - i);
+  }
+  for (int k = 1; roc.fpr.size() < 50000; ++k) {
+    roc.fpr.push_back(std::min(1.0, k / 49990.0));
+    roc.tpr.push_back(std::min(1.0, 0.09 + 0.91 * k / 49990.0));
+    roc.thresholds.push_back(1e6 - 10 - k);
+  }
+  return roc;
+}
+
+audit::AuditResult HandResult() {
+  const double nan = std::nan("");
+  audit::AuditResult r;
+  r.tool_version = "0.1.0";
+  r.spec_json = R"({"audit": {"delta": 1e-05}})";
+  r.fprs = {0.01, 1e-6};
+  r.row_ids = {10, 11, 12, 13};
+  r.targets = {0};
+  r.membership = {{1, 0, 1, 0}};
+  r.warnings = {"population smaller than recommended"};
+  r.timings = {{"load", 0.5}, {"attack:rmia", 1.25}};
+  audit::AttackTargetResult a;
+  a.attack = "rmia";
+  a.target = 0;
+  a.members = 2;
+  a.non_members = 2;
+  a.excluded = 0;
+  a.auc = 0.75;
+  a.auc_ci = {0.6, 0.9};
+  a.tpr_at_fpr = {{0.01, true, 0.5}, {1e-6, false, 0.25}};
+  a.tpr_ci = {{0.4, 0.6}, {0.1, 0.3}};
+  a.epsilon = {1.5, std::numeric_limits<double>::infinity(), 0.2, 0.3, 2, 2};
+  a.chosen = {{"a", 0.3}};
+  a.warnings = {"few points"};
+  a.roc = BigRoc();
+  a.scores = {0.9, 0.1, 0.8, 0.2};
+  r.results.push_back(a);
+  audit::AttackTargetResult b = a;
+  b.attack = "lira";
+  b.auc_ci = {nan, nan};  // bootstrap off
+  b.tpr_ci = {{nan, nan}, {nan, nan}};
+  b.epsilon.epsilon = nan;  // no bound
+  b.roc = metrics::RocCurve{{0, 0.5, 1}, {0, 0.5, 1}, {1e300, 1, 0}, 2, 2};
+  r.results.push_back(b);
+  audit::AttackSummary s;
+  s.attack = "rmia";
+  s.auc = {1, 0.75, 0, 0.75, 0.75};
+  s.tpr_at_fpr = {{1, 0.5, 0, 0.5, 0.5}, {0, 0, 0, 0, 0}};
+  r.summaries.push_back(s);
+  return r;
+}
+
+TEST(ResultToProtoTest, FiguresAndConventions) {
+  v1::AuditResult p;
+  ResultToProto(HandResult(), &p);
+  EXPECT_EQ(p.schema_version(), audit::kResultSchemaVersion);
+  EXPECT_EQ(p.tool_version(), "0.1.0");
+  EXPECT_THAT(p.fprs(), ElementsAre(0.01, 1e-6));
+  EXPECT_THAT(p.targets(), ElementsAre(0));
+  EXPECT_EQ(p.audit_points(), 4);
+  EXPECT_THAT(p.warnings(), ElementsAre("population smaller than recommended"));
+  ASSERT_EQ(p.timings_size(), 2);
+  EXPECT_EQ(p.timings(1).stage(), "attack:rmia");
+  EXPECT_EQ(p.timings(1).seconds(), 1.25);
+  ASSERT_EQ(p.results_size(), 2);
+
+  const v1::AttackTargetResult& rmia = p.results(0);
+  EXPECT_EQ(rmia.attack(), "rmia");
+  EXPECT_EQ(rmia.members(), 2);
+  EXPECT_EQ(rmia.non_members(), 2);
+  EXPECT_EQ(rmia.auc(), 0.75);
+  ASSERT_TRUE(rmia.has_auc_ci());
+  EXPECT_EQ(rmia.auc_ci().low(), 0.6);
+  ASSERT_EQ(rmia.tpr_at_fpr_size(), 2);
+  EXPECT_TRUE(rmia.tpr_at_fpr(0).resolved());
+  EXPECT_EQ(rmia.tpr_at_fpr(0).tpr(), 0.5);
+  EXPECT_EQ(rmia.tpr_at_fpr(0).ci().high(), 0.6);
+  EXPECT_FALSE(rmia.tpr_at_fpr(1).resolved());  // unresolved: no figure, no interval
+  EXPECT_EQ(rmia.tpr_at_fpr(1).fpr(), 1e-6);
+  EXPECT_EQ(rmia.tpr_at_fpr(1).tpr(), 0);
+  EXPECT_FALSE(rmia.tpr_at_fpr(1).has_ci());
+  ASSERT_TRUE(rmia.has_epsilon());
+  EXPECT_EQ(rmia.epsilon().epsilon(), 1.5);
+  EXPECT_EQ(rmia.epsilon().delta(), 1e-5);
+  EXPECT_TRUE(std::isinf(rmia.epsilon().threshold()));
+  EXPECT_EQ(rmia.epsilon().evaluation_points(), 2);
+  EXPECT_EQ(rmia.chosen_parameters().at("a"), 0.3);
+  EXPECT_THAT(rmia.warnings(), ElementsAre("few points"));
+
+  // The 50,000-point ROC on a log grid: small, starting at (0, 0), and
+  // keeping the best point at FPR 0 and detail near 1e-4.
+  const v1::RocCurve& roc = rmia.roc();
+  EXPECT_TRUE(roc.downsampled());
+  EXPECT_EQ(roc.exact_points(), 50000);
+  EXPECT_LE(roc.fpr_size(), 300);
+  EXPECT_GE(roc.fpr_size(), 100);
+  ASSERT_EQ(roc.tpr_size(), roc.fpr_size());
+  ASSERT_EQ(roc.thresholds_size(), roc.fpr_size());
+  EXPECT_EQ(roc.fpr(0), 0);
+  EXPECT_EQ(roc.tpr(0), 0);
+  EXPECT_TRUE(std::isinf(roc.thresholds(0)));
+  EXPECT_EQ(roc.fpr(roc.fpr_size() - 1), 1);
+  EXPECT_EQ(roc.positives(), 1000);
+  EXPECT_EQ(roc.negatives(), 50000);
+  int zero_fpr_best = 0, near_1e4 = 0;
+  for (int i = 0; i < roc.fpr_size(); ++i) {
+    if (roc.fpr(i) == 0 && roc.tpr(i) == 0.09) ++zero_fpr_best;
+    if (roc.fpr(i) >= 5e-5 && roc.fpr(i) <= 2e-4) ++near_1e4;
+    if (i > 0) {
+      EXPECT_GE(roc.fpr(i), roc.fpr(i - 1));
+    }
+  }
+  EXPECT_EQ(zero_fpr_best, 1);
+  EXPECT_GE(near_1e4, 3);
+
+  const v1::AttackTargetResult& lira = p.results(1);
+  EXPECT_FALSE(lira.has_auc_ci());  // NaN interval: unset
+  EXPECT_TRUE(lira.tpr_at_fpr(0).resolved());
+  EXPECT_FALSE(lira.tpr_at_fpr(0).has_ci());
+  EXPECT_FALSE(lira.has_epsilon());        // NaN bound: unset
+  EXPECT_FALSE(lira.roc().downsampled());  // already small: exact
+  EXPECT_EQ(lira.roc().fpr_size(), 3);
+  EXPECT_EQ(lira.roc().exact_points(), 3);
+
+  ASSERT_EQ(p.summaries_size(), 1);
+  EXPECT_EQ(p.summaries(0).auc().mean(), 0.75);
+  ASSERT_EQ(p.summaries(0).tpr_at_fpr_size(), 2);
+  EXPECT_EQ(p.summaries(0).tpr_at_fpr(1).count(), 0);
+}
+
+jobs::JobRecord Record(jobs::JobState state) {
+  jobs::JobRecord job;
+  job.id = "job-7";
+  job.request_id = "req";
+  job.spec_json = CanonicalSpecJson(FullSpec());
+  job.state = state;
+  job.version = 12;
+  job.progress = {"train", 3, 8, 0.4, "model 3/8"};
+  job.create_time = absl::FromUnixSeconds(1700000000);
+  job.start_time = absl::FromUnixNanos(1700000001'000000123);
+  job.priority = 5;
+  job.labels = {{"team", "privacy"}};
+  return job;
+}
+
+TEST(JobToProtoTest, ViewsStatesAndErrors) {
+  const audit::AuditResult result = HandResult();
+  jobs::JobRecord job = Record(jobs::JobState::kSucceeded);
+  job.end_time = absl::FromUnixSeconds(1700000100);
+  v1::Audit full;
+  ASSERT_TRUE(JobToProto(job, &result, v1::AUDIT_VIEW_FULL, &full).ok());
+  EXPECT_EQ(full.name(), "audits/job-7");
+  EXPECT_EQ(full.state(), v1::Audit::SUCCEEDED);
+  EXPECT_EQ(full.create_time().seconds(), 1700000000);
+  EXPECT_EQ(full.start_time().nanos(), 123);
+  EXPECT_EQ(full.end_time().seconds(), 1700000100);
+  EXPECT_EQ(full.version(), 12);
+  EXPECT_EQ(full.request_id(), "req");
+  EXPECT_EQ(full.priority(), 5);
+  EXPECT_EQ(full.labels().at("team"), "privacy");
+  EXPECT_EQ(full.progress().models_trained(), 3);
+  EXPECT_EQ(full.progress().models_total(), 8);
+  EXPECT_EQ(full.progress().detail(), "model 3/8");
+  EXPECT_EQ(full.spec().SerializeAsString(), FullSpec().SerializeAsString());
+  EXPECT_GT(full.result().results(0).roc().fpr_size(), 0);
+  EXPECT_FALSE(full.has_error());
+
+  v1::Audit basic;
+  ASSERT_TRUE(JobToProto(job, &result, v1::AUDIT_VIEW_BASIC, &basic).ok());
+  EXPECT_FALSE(basic.has_spec());
+  EXPECT_FALSE(basic.result().results(0).has_roc());
+  EXPECT_EQ(basic.result().results(0).auc(), 0.75);
+
+  jobs::JobRecord pending = Record(jobs::JobState::kPending);
+  pending.start_time = absl::InfinitePast();
+  v1::Audit p;
+  ASSERT_TRUE(JobToProto(pending, &result, v1::AUDIT_VIEW_FULL, &p).ok());
+  EXPECT_FALSE(p.has_start_time());
+  EXPECT_FALSE(p.has_end_time());
+  EXPECT_FALSE(p.has_result());  // only SUCCEEDED audits carry one
+
+  jobs::JobRecord failed = Record(jobs::JobState::kFailed);
+  failed.error_code = "NOT_FOUND";
+  failed.error_message = "spec.data.data_dir: no such file or folder under the server's data roots";
+  v1::Audit f;
+  ASSERT_TRUE(JobToProto(failed, nullptr, v1::AUDIT_VIEW_BASIC, &f).ok());
+  EXPECT_EQ(f.error().code(), "NOT_FOUND");
+  EXPECT_EQ(f.error().field_path(), "spec.data.data_dir");
+  EXPECT_EQ(f.error().stage(), "train");
+  failed.error_message = "training diverged";
+  ASSERT_TRUE(JobToProto(failed, nullptr, v1::AUDIT_VIEW_BASIC, &f).ok());
+  EXPECT_EQ(f.error().field_path(), "");
+
+  failed.spec_json = "{broken";
+  EXPECT_EQ(JobToProto(failed, nullptr, v1::AUDIT_VIEW_FULL, &f).code(),
+            absl::StatusCode::kInternal);
+  EXPECT_EQ(f.name(), "audits/job-7");
+}
+
+TEST(StatusCodesTest, NamesRoundTrip) {
+  for (int c = 0; c <= 16; ++c) {
+    const auto code = static_cast<absl::StatusCode>(c);
+    EXPECT_EQ(StatusCodeFromName(StatusCodeName(code)), code);
+  }
+  EXPECT_EQ(StatusCodeName(absl::StatusCode::kInvalidArgument), "INVALID_ARGUMENT");
+  EXPECT_EQ(StatusCodeFromName("invalid_argument"), std::nullopt);
+  EXPECT_EQ(StatusFromError("RESOURCE_EXHAUSTED", "queue full").code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(StatusFromError("BOGUS", "x").code(), absl::StatusCode::kUnknown);
+  EXPECT_EQ(StatusFromError("OK", "x").code(), absl::StatusCode::kUnknown);
+  for (auto state : {jobs::JobState::kPending, jobs::JobState::kRunning, jobs::JobState::kSucceeded,
+                     jobs::JobState::kFailed, jobs::JobState::kCancelled}) {
+    EXPECT_EQ(StateFromProto(StateToProto(state)), state);
+    EXPECT_EQ(v1::Audit::State_Name(StateToProto(state)), jobs::JobStateName(state));
+  }
+  EXPECT_EQ(StateFromProto(v1::Audit::STATE_UNSPECIFIED), std::nullopt);
+}
+
+// ---------------------------------------------------------------------------
+// Scores.
+
+// 3 targets x 25 points, two attacks (one name needing CSV quotes), some
+// points unscored; written by the report writer itself.
+std::string WriteScores(const std::string& dir) {
+  audit::AuditResult r;
+  for (int i = 0; i < 25; ++i) r.row_ids.push_back(100 + i);
+  r.targets = {0, 1, 2};
+  for (int t = 0; t < 3; ++t) {
+    std::vector<uint8_t> m;
+    for (int i = 0; i < 25; ++i) m.push_back((i + t) % 2);
+    r.membership.push_back(m);
+    for (const char* name : {"rmia", "rmia:gamma=2,offline"}) {
+      audit::AttackTargetResult a;
+      a.attack = name;
+      a.target = t;
+      for (int i = 0; i < 25; ++i) {
+        a.scores.push_back(i % 7 == 3 ? std::nan("") : 0.1 * i + t + (name[4] == ':'));
+      }
+      r.results.push_back(a);
+    }
+  }
+  const std::string path = dir + "/scores.csv";
+  std::ofstream(path, std::ios::binary) << report::ScoresCsv(r);
+  return path;
+}
+
+// Every row of the listing, page by page.
+std::vector<v1::ScoreRow> AllRows(const std::string& path, int64_t page_size,
+                                  std::optional<int> target, int* pages) {
+  std::vector<v1::ScoreRow> rows;
+  std::string token;
+  *pages = 0;
+  do {
+    v1::ListAuditScoresResponse page;
+    const absl::Status s = ScoresPage(path, page_size, token, &page, target);
+    EXPECT_TRUE(s.ok()) << s;
+    if (!s.ok()) break;
+    EXPECT_THAT(page.attacks(), ElementsAre("rmia", "rmia:gamma=2,offline"));
+    if (page_size > 0) {
+      EXPECT_LE(page.rows_size(), page_size);
+    }
+    rows.insert(rows.end(), page.rows().begin(), page.rows().end());
+    token = page.next_page_token();
+    ++*pages;
+  } while (!token.empty() && *pages < 100);
+  return rows;
+}
+
+TEST(ScoresPageTest, PagesChainAndFilter) {
+  const std::string path = WriteScores(TempDir());
+  int pages = 0;
+  const std::vector<v1::ScoreRow> rows = AllRows(path, 10, std::nullopt, &pages);
+  ASSERT_EQ(rows.size(), 75u);
+  EXPECT_EQ(pages, 8);
+  for (size_t k = 0; k < rows.size(); ++k) {
+    const int t = static_cast<int>(k / 25), i = static_cast<int>(k % 25);
+    EXPECT_EQ(rows[k].target(), t);
+    EXPECT_EQ(rows[k].row_id(), 100 + i);
+    EXPECT_EQ(rows[k].member(), (i + t) % 2 == 1);
+    ASSERT_EQ(rows[k].scores_size(), 2);
+    if (i % 7 == 3) {
+      EXPECT_TRUE(std::isnan(rows[k].scores(0)));
+    } else {
+      EXPECT_DOUBLE_EQ(rows[k].scores(0), 0.1 * i + t);
+      EXPECT_DOUBLE_EQ(rows[k].scores(1), 0.1 * i + t + 1);
+    }
+  }
+  // Exactly filling the last page leaves no token.
+  EXPECT_EQ(AllRows(path, 25, std::nullopt, &pages).size(), 75u);
+  EXPECT_EQ(pages, 3);
+  // Default and capped page sizes.
+  EXPECT_EQ(AllRows(path, 0, std::nullopt, &pages).size(), 75u);
+  EXPECT_EQ(pages, 1);
+
+  const std::vector<v1::ScoreRow> one = AllRows(path, 10, 1, &pages);
+  ASSERT_EQ(one.size(), 25u);
+  EXPECT_EQ(pages, 3);
+  for (const v1::ScoreRow& row : one) EXPECT_EQ(row.target(), 1);
+  EXPECT_THAT(AllRows(path, 10, 7, &pages), IsEmpty());
+}
+
+TEST(ScoresPageTest, BadTokensAndSizes) {
+  const std::string dir = TempDir();
+  const std::string path = WriteScores(dir);
+  v1::ListAuditScoresResponse page;
+  ASSERT_TRUE(ScoresPage(path, 10, "", &page).ok());
+  const std::string token = page.next_page_token();
+  ASSERT_FALSE(token.empty());
+  ASSERT_TRUE(ScoresPage(path, 10, token, &page).ok());
+  EXPECT_EQ(page.rows(0).row_id(), 110);
+
+  for (const std::string& bad : {std::string("garbage!"), std::string("czE6MTA6YWJj"),
+                                 token.substr(0, token.size() - 2), absl::StrCat("x", token)}) {
+    const absl::Status s = ScoresPage(path, 10, bad, &page);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("page_token"));
+  }
+  // A token for another filter is refused, not misread.
+  EXPECT_EQ(ScoresPage(path, 10, token, &page, 1).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ScoresPage(path, -1, "", &page).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ScoresPage(path + ".missing", 10, "", &page).code(), absl::StatusCode::kNotFound);
+
+  const std::string junk = dir + "/junk.csv";
+  std::ofstream(junk) << "a,b\n1,2\n";
+  EXPECT_EQ(ScoresPage(junk, 10, "", &page).code(), absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace mia::server
