@@ -30,7 +30,8 @@ std::string Percent(const metrics::TprAtFpr& t) {
   return t.resolved ? absl::StrFormat("%.2f%%", 100 * t.tpr) : "unresolved";
 }
 
-// The headline table on stdout: one row per (attack, target).
+}  // namespace
+
 void PrintSummary(const audit::AuditResult& result) {
   auto column = [&](double fpr) {
     for (size_t k = 0; k < result.fprs.size(); ++k) {
@@ -56,7 +57,14 @@ void PrintSummary(const audit::AuditResult& result) {
   }
 }
 
-}  // namespace
+void PrintWarnings(const audit::AuditResult& result) {
+  for (const audit::AttackTargetResult& r : result.results) {
+    for (const std::string& w : r.warnings) {
+      std::fprintf(stderr, "mia: warning: %s (target %d): %s\n", r.attack.c_str(), r.target,
+                   w.c_str());
+    }
+  }
+}
 
 int ExitCodeFor(const absl::Status& status) {
   switch (status.code()) {
@@ -113,12 +121,7 @@ int RunScore(const ScoreCommandOptions& options) {
   }
   progress(absl::StrCat("report written to ", options.out_dir));
   PrintSummary(*result);
-  for (const audit::AttackTargetResult& r : result->results) {
-    for (const std::string& w : r.warnings) {
-      std::fprintf(stderr, "mia: warning: %s (target %d): %s\n", r.attack.c_str(), r.target,
-                   w.c_str());
-    }
-  }
+  PrintWarnings(*result);
   return kExitOk;
 }
 

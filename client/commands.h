@@ -21,6 +21,12 @@ inline constexpr int kExitTooLarge = 4;      // input beyond the configured limi
 
 int ExitCodeFor(const absl::Status& status);
 
+// The headline table on stdout: one row per (attack, target), and the mean
+// over targets when there are several.
+void PrintSummary(const audit::AuditResult& result);
+// Each attack's warnings on stderr.
+void PrintWarnings(const audit::AuditResult& result);
+
 struct ScoreCommandOptions {
   std::string bundle;   // .npz file or folder of .npy
   std::string out_dir;  // report folder

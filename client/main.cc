@@ -8,6 +8,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "client/commands.h"
+#if MIA_WITH_TORCH
+#include "client/audit_command.h"
+#endif
 
 namespace {
 
@@ -95,6 +98,20 @@ int main(int argc, char** argv) {
 
   CLI::App* attacks_cmd = app.add_subcommand("attacks", "List the attacks and their options");
 
+#if MIA_WITH_TORCH
+  // mia audit
+  mia::client::AuditCommandOptions audit;
+  CLI::App* audit_cmd = app.add_subcommand(
+      "audit", "Run a whole audit locally: train (or reuse) models, compute signals, attack");
+  audit_cmd->add_option("--config,-c", audit.config, "Audit YAML (see docs/config.md)")
+      ->required();
+  audit_cmd->add_option("--out", audit.out_dir,
+                        "Report folder (default: run.log_dir/audit.report_log)");
+  audit_cmd->add_option("--threads", audit.threads, "Compute threads (0: all cores)")
+      ->check(CLI::Range(0, 1024));
+  audit_cmd->add_flag("--quiet,-q", audit.quiet, "No progress bars");
+#endif
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -121,5 +138,8 @@ int main(int argc, char** argv) {
     return mia::client::RunMakeBundle(make);
   }
   if (*attacks_cmd) return mia::client::RunListAttacks();
+#if MIA_WITH_TORCH
+  if (*audit_cmd) return mia::client::RunAudit(audit);
+#endif
   return mia::client::kExitInvalidInput;
 }

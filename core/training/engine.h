@@ -95,7 +95,11 @@ absl::StatusOr<std::vector<ModelReport>> TrainModels(
 
 // Test-time augmentation queries for signals: query 0 is always the plain
 // input; then, for images, the horizontal flip (if flip) and shifts by +-shift
-// pixels in x and y (if shift > 0), in a fixed documented order.
+// pixels in x and y (if shift > 0), in a fixed documented order:
+// plain, flip, (dx, dy) = (+s, 0), (-s, 0), (0, +s), (0, -s), where a shift
+// moves the content right/down and zeros (in [0, 1] pixel space, before
+// normalization) fill the uncovered border. Tabular data has only the plain
+// query.
 struct QueryAugmentation {
   bool flip = false;
   int shift = 0;

@@ -1,0 +1,57 @@
+#include "core/models/classifier.h"
+
+#include <utility>
+
+#include "core/models/layers.h"
+
+namespace mia::models {
+namespace {
+
+class SingleModelGroup : public ModelGroup {
+ public:
+  explicit SingleModelGroup(std::shared_ptr<Classifier> model)
+      : model_(register_module("model", std::move(model))) {}
+
+  int64_t size() const override { return 1; }
+  bool stacked() const override { return false; }
+
+  torch::Tensor Forward(const torch::Tensor& x, const std::vector<int64_t>& rows) override {
+    // Padding rows would change the dropout draws and batch-norm statistics
+    // of a lone model, so they are cut off here.
+    return model_->forward(x[0].narrow(0, 0, rows[0])).unsqueeze(0);  // [1, rows, C]
+  }
+
+  std::vector<NamedTensor> ModelState(int64_t /*k*/) override { return model_->State(); }
+
+  void SetDropoutGenerators(const std::vector<torch::Generator>& generators) override {
+    model_->set_dropout_generator(generators.at(0));
+  }
+
+ private:
+  std::shared_ptr<Classifier> model_;
+};
+
+}  // namespace
+
+std::vector<NamedTensor> Classifier::State() const {
+  std::vector<NamedTensor> state;
+  for (const auto& item : named_parameters(/*recurse=*/true)) {
+    state.push_back({item.key(), item.value(), /*buffer=*/false});
+  }
+  for (const auto& item : named_buffers(/*recurse=*/true)) {
+    state.push_back({item.key(), item.value(), /*buffer=*/true});
+  }
+  return state;
+}
+
+torch::Tensor Classifier::Dropout(const torch::Tensor& x, double p) {
+  if (!is_training() || p <= 0.0) return x;
+  TORCH_CHECK(dropout_generator_.has_value(), "dropout in training needs a seeded generator");
+  return x * DropoutMask(x.sizes().vec(), p, *dropout_generator_, x.device());
+}
+
+std::shared_ptr<ModelGroup> WrapSingle(std::shared_ptr<Classifier> model) {
+  return std::make_shared<SingleModelGroup>(std::move(model));
+}
+
+}  // namespace mia::models

@@ -1,0 +1,181 @@
+// mlp: a fully connected classifier, and its stacked form for training K
+// models in one pass with batched matrix products.
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/models/layers.h"
+#include "core/models/registry.h"
+
+namespace mia::models {
+namespace {
+
+using ActivationFn = torch::Tensor (*)(const torch::Tensor&);
+
+torch::Tensor Tanh(const torch::Tensor& x) { return torch::tanh(x); }
+torch::Tensor Relu(const torch::Tensor& x) { return torch::relu(x); }
+
+struct ActivationEntry {
+  const char* name;
+  ActivationFn fn;
+};
+constexpr ActivationEntry kActivations[] = {{"tanh", &Tanh}, {"relu", &Relu}};
+
+struct MlpConfig {
+  int64_t inputs = 0;           // D, the flattened sample size
+  std::vector<int64_t> hidden;  // widths of the hidden layers
+  int64_t classes = 0;          // C
+  ActivationFn activation = nullptr;
+  double dropout = 0.0;  // after every hidden activation
+};
+
+class Mlp : public Classifier {
+ public:
+  Mlp(const MlpConfig& config, Initializer& init) : config_(config) {
+    int64_t in = config.inputs;
+    for (size_t i = 0; i < config.hidden.size(); ++i) {
+      hidden_.push_back(
+          register_module(absl::StrCat("hidden", i), Dense(in, config.hidden[i], init)));
+      in = config.hidden[i];
+    }
+    classifier_ = register_module("classifier", Dense(in, config.classes, init));
+  }
+
+  torch::Tensor forward(const torch::Tensor& x) override {
+    torch::Tensor h = x.flatten(1);  // [B, D]
+    for (Dense& layer : hidden_) {
+      h = config_.activation(layer->forward(h));  // [B, H_i]
+      h = Dropout(h, config_.dropout);            // [B, H_i]
+    }
+    return classifier_->forward(h);  // [B, C]
+  }
+
+  const MlpConfig& config() const { return config_; }
+  const std::vector<Dense>& hidden() const { return hidden_; }
+  const Dense& classifier() const { return classifier_; }
+
+ private:
+  MlpConfig config_;
+  std::vector<Dense> hidden_;
+  Dense classifier_{nullptr};
+};
+
+// K MLPs with weights stacked as [K, in, out] and biases as [K, 1, out]:
+// layer i of all models is one baddbmm. The transposed weight layout (in,
+// out) makes x @ W a plain batched product without a transpose per call.
+class StackedMlp : public ModelGroup {
+ public:
+  explicit StackedMlp(const std::vector<std::shared_ptr<Mlp>>& models)
+      : config_(models[0]->config()), size_(static_cast<int64_t>(models.size())) {
+    const size_t layers = config_.hidden.size() + 1;
+    for (size_t i = 0; i < layers; ++i) {
+      std::vector<torch::Tensor> w, b;
+      for (const auto& m : models) {
+        const Dense& d = i < config_.hidden.size() ? m->hidden()[i] : m->classifier();
+        w.push_back(d->weight.detach().t());         // [in, out]
+        b.push_back(d->bias.detach().unsqueeze(0));  // [1, out]
+      }
+      weights_.push_back(register_parameter(absl::StrCat("w", i), torch::stack(w).contiguous()));
+      biases_.push_back(register_parameter(absl::StrCat("b", i), torch::stack(b).contiguous()));
+    }
+  }
+
+  int64_t size() const override { return size_; }
+  bool stacked() const override { return true; }
+
+  torch::Tensor Forward(const torch::Tensor& x, const std::vector<int64_t>& rows) override {
+    const int64_t batch = x.size(1);
+    torch::Tensor h = x.flatten(2);  // [K, B, D]
+    for (size_t i = 0; i < config_.hidden.size(); ++i) {
+      h = config_.activation(torch::baddbmm(biases_[i], h, weights_[i]));  // [K, B, H_i]
+      if (is_training() && config_.dropout > 0.0) {
+        h = h * StackedMask(rows, batch, h.size(2), h.device());  // [K, B, H_i]
+      }
+    }
+    return torch::baddbmm(biases_.back(), h, weights_.back());  // [K, B, C]
+  }
+
+  std::vector<NamedTensor> ModelState(int64_t k) override {
+    std::vector<NamedTensor> state;
+    for (size_t i = 0; i < weights_.size(); ++i) {
+      const std::string name =
+          i < config_.hidden.size() ? absl::StrCat("hidden", i) : std::string("classifier");
+      state.push_back({name + ".weight", weights_[i][k].t(), false});  // [out, in]
+      state.push_back({name + ".bias", biases_[i][k][0], false});      // [out]
+    }
+    return state;
+  }
+
+  void SetDropoutGenerators(const std::vector<torch::Generator>& generators) override {
+    generators_ = generators;
+  }
+
+ private:
+  // [K, B, width]: model k's mask over its real rows, as Mlp draws it alone;
+  // padding rows get zeros.
+  torch::Tensor StackedMask(const std::vector<int64_t>& rows, int64_t batch, int64_t width,
+                            const torch::Device& device) {
+    TORCH_CHECK(generators_.size() == static_cast<size_t>(size_),
+                "dropout in training needs one seeded generator per model");
+    torch::Tensor mask = torch::zeros({size_, batch, width});
+    for (int64_t k = 0; k < size_; ++k) {
+      if (rows[k] == 0) continue;
+      mask[k]
+          .narrow(0, 0, rows[k])
+          .copy_(DropoutMask({rows[k], width}, config_.dropout, generators_[k], torch::kCPU));
+    }
+    return mask.to(device);
+  }
+
+  MlpConfig config_;
+  int64_t size_;
+  std::vector<torch::Tensor> weights_;  // [K, in, out] per layer
+  std::vector<torch::Tensor> biases_;   // [K, 1, out] per layer
+  std::vector<torch::Generator> generators_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<Classifier>> BuildMlp(const training::ModelSpec& spec,
+                                                     const InputSpec& input, Initializer& init) {
+  MlpConfig config;
+  for (const ActivationEntry& entry : kActivations) {
+    if (spec.activation == entry.name) config.activation = entry.fn;
+  }
+  if (config.activation == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.activation: unknown activation '", spec.activation, "' (tanh, relu)"));
+  }
+  for (int width : spec.hidden) {
+    if (width <= 0) return absl::InvalidArgumentError("spec.hidden: widths must be positive");
+    config.hidden.push_back(width);
+  }
+  config.inputs = 1;
+  for (int64_t d : input.sample_shape) config.inputs *= d;
+  config.classes = input.num_classes;
+  config.dropout = spec.dropout;
+  return std::shared_ptr<Classifier>(std::make_shared<Mlp>(config, init));
+}
+
+absl::StatusOr<std::shared_ptr<ModelGroup>> StackMlps(
+    const std::vector<std::shared_ptr<Classifier>>& models) {
+  std::vector<std::shared_ptr<Mlp>> mlps;
+  for (const auto& model : models) {
+    auto mlp = std::dynamic_pointer_cast<Mlp>(model);
+    if (mlp == nullptr) return absl::InvalidArgumentError("StackMlps: not an mlp");
+    if (!mlps.empty() && (mlp->config().inputs != mlps[0]->config().inputs ||
+                          mlp->config().hidden != mlps[0]->config().hidden ||
+                          mlp->config().classes != mlps[0]->config().classes)) {
+      return absl::InvalidArgumentError("StackMlps: models differ in shape");
+    }
+    mlps.push_back(std::move(mlp));
+  }
+  if (mlps.empty()) return absl::InvalidArgumentError("StackMlps: no models");
+  torch::NoGradGuard no_grad;
+  return std::shared_ptr<ModelGroup>(std::make_shared<StackedMlp>(mlps));
+}
+
+}  // namespace mia::models

@@ -1,0 +1,59 @@
+// The whole audit, as `mia audit --config` runs it:
+//   load dataset -> split -> train (or load) models -> signals -> attacks ->
+//   metrics -> report
+// Trained models and signals are reused from the artifact store under
+// run.log_dir whenever their key matches.
+//
+// RunAudit blocks its calling thread; progress and cancellation go through
+// the context. Not reentrant for the same log_dir.
+#ifndef MIA_CORE_PIPELINE_PIPELINE_H_
+#define MIA_CORE_PIPELINE_PIPELINE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/audit/result.h"
+#include "core/pipeline/config.h"
+
+namespace mia::pipeline {
+
+// One progress event. Stages: "data", "split", "train", "signals", "audit", "report".
+struct Progress {
+  std::string stage;
+  int64_t done = 0;      // e.g. models trained so far
+  int64_t total = 0;     // e.g. models to train
+  std::string detail;    // e.g. "epoch 3/20 batch 12/59" (never data values)
+};
+
+struct PipelineContext {
+  std::function<void(const Progress&)> progress;
+  const std::atomic<bool>* cancel = nullptr;
+  std::string report_dir;  // overrides run.log_dir/audit.report_log when non-empty
+};
+
+// Per-model record for models.json.
+struct ModelRecord {
+  int index = 0;               // model index in the audit (targets first)
+  bool target = false;
+  std::string key;             // artifact key (empty for TorchScript models)
+  std::string source;          // "trained", "cache" or the TorchScript path
+  int64_t train_rows = 0;
+  training::ModelReport report;
+};
+
+struct PipelineOutput {
+  audit::AuditResult result;
+  std::vector<ModelRecord> models;
+  std::string report_dir;
+  int models_trained = 0;      // trained in this run (not from the cache)
+};
+
+absl::StatusOr<PipelineOutput> RunAudit(const Config& config, const PipelineContext& ctx);
+
+}  // namespace mia::pipeline
+
+#endif  // MIA_CORE_PIPELINE_PIPELINE_H_

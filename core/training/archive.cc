@@ -1,0 +1,101 @@
+#include "core/training/archive.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/common/file_util.h"
+
+namespace mia::training {
+namespace {
+
+std::string ShapeString(const torch::Tensor& t) {
+  return absl::StrCat("[", absl::StrJoin(t.sizes().vec(), ", "), "]");
+}
+
+}  // namespace
+
+absl::Status SaveModelState(const std::vector<models::NamedTensor>& state,
+                            const std::string& path) {
+  const std::string tmp = UniqueTempPath(path);
+  try {
+    torch::serialize::OutputArchive archive;
+    for (const models::NamedTensor& t : state) {
+      // A fresh contiguous CPU copy: a stacked model's slice is a view into
+      // all K models' storage, which would otherwise be written whole.
+      torch::Tensor copy = t.value.detach().to(torch::kCPU).clone(at::MemoryFormat::Contiguous);
+      archive.write(t.name, copy, t.buffer);
+    }
+    archive.save_to(tmp);
+  } catch (const std::exception& e) {
+    std::remove(tmp.c_str());
+    return absl::InternalError(absl::StrCat("cannot write model archive ", path));
+  }
+  return CommitTempFile(tmp, path);
+}
+
+absl::Status LoadModelState(const std::string& path, models::Classifier& model) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return absl::NotFoundError(absl::StrCat("model archive not found: ", path));
+  }
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path, torch::Device(torch::kCPU));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model archive ", path, " is not a readable LibTorch archive (truncated or corrupt?)"));
+  }
+  std::set<std::string> names;
+  torch::NoGradGuard no_grad;
+  for (const models::NamedTensor& t : model.State()) {
+    names.insert(t.name);
+    c10::IValue value;
+    if (!archive.try_read(t.name, value) || !value.isTensor()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model archive ", path, ": tensor '", t.name, "' is missing"));
+    }
+    const torch::Tensor stored = value.toTensor();
+    if (stored.sizes() != t.value.sizes()) {
+      return absl::InvalidArgumentError(absl::StrCat("model archive ", path, ": tensor '", t.name,
+                                                     "' has shape ", ShapeString(stored),
+                                                     ", the model expects ", ShapeString(t.value)));
+    }
+    if (stored.scalar_type() != t.value.scalar_type()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model archive ", path, ": tensor '", t.name, "' has type ",
+                       c10::toString(stored.scalar_type()), ", the model expects ",
+                       c10::toString(t.value.scalar_type())));
+    }
+    torch::Tensor target = t.value;
+    target.copy_(stored);
+  }
+  for (const std::string& key : archive.keys()) {
+    c10::IValue value;
+    // The archive's module also carries non-tensor attributes (e.g. its
+    // training flag); only tensors count.
+    if (names.count(key) == 0 && archive.try_read(key, value) && value.isTensor()) {
+      return absl::InvalidArgumentError(absl::StrCat("model archive ", path, ": tensor '", key,
+                                                     "' is not part of this model (another "
+                                                     "architecture or spec?)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<models::Classifier>> LoadModel(const ModelSpec& spec,
+                                                              const models::InputSpec& input,
+                                                              const std::string& path) {
+  auto model = models::BuildModelForLoading(spec, input);
+  if (!model.ok()) return model.status();
+  absl::Status loaded = LoadModelState(path, **model);
+  if (!loaded.ok()) return loaded;
+  return model;
+}
+
+}  // namespace mia::training

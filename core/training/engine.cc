@@ -1,0 +1,169 @@
+// TrainModels, SetComputeThreads, ResolveDevice: the engine.h entry points
+// for training. Everything LibTorch throws is caught here and returned as
+// Internal (see torch_error.h).
+#include "core/training/engine.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/models/registry.h"
+#include "core/training/archive.h"
+#include "core/training/device.h"
+#include "core/training/recipe.h"
+#include "core/training/torch_error.h"
+#include "core/training/trainer.h"
+
+namespace mia::training {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+absl::Status ValidateCall(const data::Dataset& dataset, const TrainRecipe& recipe,
+                          const std::vector<std::vector<int64_t>>& train_indices,
+                          const std::vector<int64_t>& test_indices,
+                          const std::vector<uint64_t>& seeds,
+                          const std::vector<std::string>& out_paths, const TrainContext& ctx) {
+  MIA_RETURN_IF_ERROR(ValidateDataset(dataset));
+  MIA_RETURN_IF_ERROR(ValidateRecipe(recipe, dataset));
+  if (seeds.empty()) return absl::InvalidArgumentError("seeds: no models to train");
+  if (train_indices.size() != seeds.size() || out_paths.size() != seeds.size()) {
+    return absl::InvalidArgumentError(
+        "train_indices, seeds and out_paths must have one entry per model");
+  }
+  for (size_t k = 0; k < train_indices.size(); ++k) {
+    if (train_indices[k].empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("train_indices[", k, "] is empty"));
+    }
+    MIA_RETURN_IF_ERROR(
+        ValidateIndices(train_indices[k], dataset.size(), absl::StrCat("train_indices[", k, "]")));
+    if (out_paths[k].empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("out_paths[", k, "] is empty"));
+    }
+  }
+  MIA_RETURN_IF_ERROR(ValidateIndices(test_indices, dataset.size(), "test_indices"));
+  if (ctx.max_batched_models < 0) {
+    return absl::InvalidArgumentError("ctx.max_batched_models must be >= 0");
+  }
+  return absl::OkStatus();
+}
+
+// Trains models [first, first + count) as one group (stacked when `stack`)
+// and writes their archives.
+absl::Status TrainAndSave(const models::Architecture& arch, bool stack, int first, int count,
+                          const data::Dataset& dataset, const ModelSpec& spec,
+                          const TrainRecipe& recipe, const Normalization& norm,
+                          const std::vector<std::vector<int64_t>>& train_indices,
+                          const std::vector<int64_t>& test_indices,
+                          const std::vector<uint64_t>& seeds,
+                          const std::vector<std::string>& out_paths, const TrainContext& ctx,
+                          const torch::Device& device, std::vector<ModelReport>& reports) {
+  const Clock::time_point start = Clock::now();
+  const models::InputSpec input{dataset.sample_shape, dataset.num_classes};
+  std::vector<std::shared_ptr<models::Classifier>> built;
+  GroupJob job;
+  job.dataset = &dataset;
+  job.recipe = &recipe;
+  job.norm = &norm;
+  job.first_model = first;
+  job.device = device;
+  job.ctx = &ctx;
+  for (int k = first; k < first + count; ++k) {
+    MIA_ASSIGN_OR_RETURN(auto model,
+                         models::BuildModel(spec, input, DeriveSeed(seeds[k], kInitStream)));
+    built.push_back(std::move(model));
+    job.train.push_back(&train_indices[k]);
+    job.seeds.push_back(seeds[k]);
+  }
+  std::shared_ptr<models::ModelGroup> group;
+  if (stack) {
+    MIA_ASSIGN_OR_RETURN(group, arch.stack(built));
+  } else {
+    group = models::WrapSingle(built[0]);
+  }
+  built.clear();  // the stacked group holds its own copies
+  group->to(device);
+
+  MIA_RETURN_IF_ERROR(TrainGroup(*group, job));
+
+  const auto train_metrics = EvaluateGroup(*group, dataset, norm, job.train, device);
+  const std::vector<const std::vector<int64_t>*> test(count, &test_indices);
+  const auto test_metrics = EvaluateGroup(*group, dataset, norm, test, device);
+  for (int i = 0; i < count; ++i) {
+    MIA_RETURN_IF_ERROR(SaveModelState(group->ModelState(i), out_paths[first + i]));
+  }
+  const double seconds = SecondsSince(start) / count;
+  for (int i = 0; i < count; ++i) {
+    ModelReport& r = reports[first + i];
+    r.train_accuracy = train_metrics[i].first;
+    r.train_loss = train_metrics[i].second;
+    r.test_accuracy = test_metrics[i].first;
+    r.test_loss = test_metrics[i].second;
+    r.seconds = seconds;
+    r.batched = stack;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<ModelReport>> TrainModelsImpl(
+    const data::Dataset& dataset, const ModelSpec& spec, const TrainRecipe& recipe,
+    const std::vector<std::vector<int64_t>>& train_indices,
+    const std::vector<int64_t>& test_indices, const std::vector<uint64_t>& seeds,
+    const std::vector<std::string>& out_paths, const TrainContext& ctx) {
+  MIA_RETURN_IF_ERROR(
+      ValidateCall(dataset, recipe, train_indices, test_indices, seeds, out_paths, ctx));
+  MIA_ASSIGN_OR_RETURN(const models::Architecture* arch,
+                       models::FindArchitecture(spec.architecture));
+  MIA_ASSIGN_OR_RETURN(const torch::Device device, ParseDevice(ctx.device));
+  MIA_ASSIGN_OR_RETURN(const Normalization norm, Normalization::FromRecipe(recipe, dataset));
+
+  const int total = static_cast<int>(seeds.size());
+  const bool stack = ctx.allow_batched && arch->stack != nullptr && total > 1;
+  const int per_pass =
+      !stack ? 1 : (ctx.max_batched_models > 0 ? std::min(ctx.max_batched_models, total) : total);
+  std::vector<ModelReport> reports(total);
+  for (int first = 0; first < total; first += per_pass) {
+    const int count = std::min(per_pass, total - first);
+    MIA_RETURN_IF_ERROR(TrainAndSave(*arch, stack && count > 1, first, count, dataset, spec, recipe,
+                                     norm, train_indices, test_indices, seeds, out_paths, ctx,
+                                     device, reports));
+  }
+  return reports;
+}
+
+}  // namespace
+
+void SetComputeThreads(int threads) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(threads);
+}
+
+std::string ResolveDevice(const std::string& device) {
+  if (device != "auto") return device;
+  return torch::cuda::is_available() ? "cuda" : "cpu";
+}
+
+absl::StatusOr<std::vector<ModelReport>> TrainModels(
+    const data::Dataset& dataset, const ModelSpec& spec, const TrainRecipe& recipe,
+    const std::vector<std::vector<int64_t>>& train_indices,
+    const std::vector<int64_t>& test_indices, const std::vector<uint64_t>& seeds,
+    const std::vector<std::string>& out_paths, const TrainContext& ctx) {
+  try {
+    return TrainModelsImpl(dataset, spec, recipe, train_indices, test_indices, seeds, out_paths,
+                           ctx);
+  } catch (const std::exception& e) {
+    return TorchFailure("training", e);
+  }
+}
+
+}  // namespace mia::training

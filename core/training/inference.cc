@@ -1,0 +1,133 @@
+// ComputeLogits: per-example logits of a saved model (a mia archive or a
+// TorchScript module), with test-time augmentation queries, for signals.
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/models/registry.h"
+#include "core/training/archive.h"
+#include "core/training/device.h"
+#include "core/training/engine.h"
+#include "core/training/recipe.h"
+#include "core/training/torch_error.h"
+
+namespace mia::training {
+namespace {
+
+constexpr int64_t kRowsPerBatch = 256;
+
+using ForwardFn = std::function<torch::Tensor(const torch::Tensor&)>;
+
+absl::StatusOr<std::vector<float>> ComputeLogitsImpl(
+    const std::string& model_path, bool torchscript, const ModelSpec& spec,
+    const TrainRecipe& recipe, const data::Dataset& dataset, const std::vector<int64_t>& indices,
+    const QueryAugmentation& aug, const TrainContext& ctx, int* classes) {
+  MIA_RETURN_IF_ERROR(ValidateDataset(dataset));
+  MIA_RETURN_IF_ERROR(ValidateIndices(indices, dataset.size(), "indices"));
+  if (aug.shift < 0 || (dataset.is_image() && (aug.shift >= dataset.sample_shape[1] ||
+                                               aug.shift >= dataset.sample_shape[2]))) {
+    return absl::InvalidArgumentError("aug.shift must be in [0, image height and width)");
+  }
+  MIA_ASSIGN_OR_RETURN(const Normalization norm, Normalization::FromRecipe(recipe, dataset));
+  MIA_ASSIGN_OR_RETURN(const torch::Device device, ParseDevice(ctx.device));
+
+  // The model as a function [B, sample...] -> [B, C].
+  ForwardFn forward;
+  std::shared_ptr<models::Classifier> model;
+  torch::jit::Module script;
+  if (torchscript) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(model_path, ec)) {
+      return absl::NotFoundError(absl::StrCat("TorchScript module not found: ", model_path));
+    }
+    try {
+      script = torch::jit::load(model_path, device);
+    } catch (const std::exception& e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(model_path, " is not a loadable TorchScript module"));
+    }
+    script.eval();
+    forward = [&script](const torch::Tensor& x) {
+      torch::jit::IValue out = script.forward({x});
+      TORCH_CHECK(out.isTensor(), "TorchScript forward must return a tensor of logits");
+      return out.toTensor();
+    };
+  } else {
+    const models::InputSpec input{dataset.sample_shape, dataset.num_classes};
+    MIA_ASSIGN_OR_RETURN(model, LoadModel(spec, input, model_path));
+    model->to(device);
+    model->eval();
+    forward = [&model](const torch::Tensor& x) { return model->forward(x); };
+  }
+
+  const std::vector<ImageTransform> queries = QueryTransforms(aug, dataset.is_image());
+  const int64_t num_queries = static_cast<int64_t>(queries.size());
+  const int64_t total = static_cast<int64_t>(indices.size());
+  const int64_t numel = dataset.sample_numel();
+  int64_t num_classes = torchscript ? -1 : dataset.num_classes;
+  std::vector<float> out;
+  if (num_classes > 0) out.resize(total * num_queries * num_classes);
+
+  torch::NoGradGuard no_grad;
+  for (int64_t begin = 0; begin < total; begin += kRowsPerBatch) {
+    if (ctx.cancel != nullptr && ctx.cancel->load()) {
+      return absl::CancelledError("logit computation cancelled");
+    }
+    const int64_t rows = std::min(kRowsPerBatch, total - begin);
+    std::vector<int64_t> shape = {rows};
+    shape.insert(shape.end(), dataset.sample_shape.begin(), dataset.sample_shape.end());
+    for (int64_t a = 0; a < num_queries; ++a) {
+      torch::Tensor x = torch::empty(shape, torch::kFloat32);  // [B, sample...]
+      float* data = x.data_ptr<float>();
+      for (int64_t i = 0; i < rows; ++i) {
+        WriteSample(dataset, indices[begin + i], queries[a], norm, data + i * numel);
+      }
+      torch::Tensor logits =
+          forward(x.to(device)).to(torch::kCPU, torch::kFloat32).contiguous();  // [B, C]
+      if (logits.dim() != 2 || logits.size(0) != rows || logits.size(1) < 1) {
+        return absl::InvalidArgumentError(
+            "the model's forward must return logits shaped [batch, classes]");
+      }
+      if (num_classes < 0) {
+        num_classes = logits.size(1);
+        out.resize(total * num_queries * num_classes);
+      } else if (logits.size(1) != num_classes) {
+        return absl::InvalidArgumentError(absl::StrCat("the model returned ", logits.size(1),
+                                                       " classes, expected ", num_classes));
+      }
+      const float* src = logits.data_ptr<float>();
+      for (int64_t i = 0; i < rows; ++i) {
+        std::copy(src + i * num_classes, src + (i + 1) * num_classes,
+                  out.data() + ((begin + i) * num_queries + a) * num_classes);
+      }
+    }
+  }
+  *classes = static_cast<int>(std::max<int64_t>(num_classes, 0));
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<float>> ComputeLogits(const std::string& model_path, bool torchscript,
+                                                 const ModelSpec& spec, const TrainRecipe& recipe,
+                                                 const data::Dataset& dataset,
+                                                 const std::vector<int64_t>& indices,
+                                                 const QueryAugmentation& aug,
+                                                 const TrainContext& ctx, int* classes) {
+  if (classes == nullptr) return absl::InvalidArgumentError("classes must not be null");
+  try {
+    return ComputeLogitsImpl(model_path, torchscript, spec, recipe, dataset, indices, aug, ctx,
+                             classes);
+  } catch (const std::exception& e) {
+    return TorchFailure("computing logits", e);
+  }
+}
+
+}  // namespace mia::training

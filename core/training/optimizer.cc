@@ -1,0 +1,140 @@
+#include "core/training/optimizer.h"
+
+#include <cmath>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "core/training/recipe.h"
+
+namespace mia::training {
+namespace {
+
+// torch.optim.SGD with dampening 0: d = g + wd p; b = m b + d; p -= lr (d + m b
+// if Nesterov, else b). The buffer starts at zero, which makes the first step
+// b = d as in PyTorch.
+class Sgd : public GroupOptimizer {
+ public:
+  Sgd(std::vector<torch::Tensor> params, int64_t models, bool stacked, const TrainRecipe& r)
+      : GroupOptimizer(std::move(params), models, stacked, r.momentum > 0 ? 1 : 0),
+        momentum_(r.momentum),
+        weight_decay_(r.weight_decay),
+        nesterov_(r.nesterov) {}
+
+ protected:
+  void Update(torch::Tensor param, const torch::Tensor& grad, std::vector<torch::Tensor>& slots,
+              double lr, int64_t /*step*/) override {
+    torch::Tensor d = weight_decay_ != 0 ? grad.add(param, weight_decay_) : grad;
+    if (momentum_ != 0) {
+      torch::Tensor& buffer = slots[0];
+      buffer.mul_(momentum_).add_(d);
+      d = nesterov_ ? d.add(buffer, momentum_) : buffer;
+    }
+    param.add_(d, -lr);
+  }
+  bool uses_step() const override { return false; }
+
+ private:
+  double momentum_, weight_decay_;
+  bool nesterov_;
+};
+
+// torch.optim.Adam (L2 penalty in the gradient) and AdamW (decoupled decay,
+// p *= 1 - lr wd), betas (0.9, 0.999), eps 1e-8.
+class Adam : public GroupOptimizer {
+ public:
+  Adam(std::vector<torch::Tensor> params, int64_t models, bool stacked, const TrainRecipe& r,
+       bool decoupled)
+      : GroupOptimizer(std::move(params), models, stacked, 2),
+        weight_decay_(r.weight_decay),
+        decoupled_(decoupled) {}
+
+ protected:
+  void Update(torch::Tensor param, const torch::Tensor& grad, std::vector<torch::Tensor>& slots,
+              double lr, int64_t step) override {
+    torch::Tensor g = grad;
+    if (weight_decay_ != 0) {
+      if (decoupled_) {
+        param.mul_(1.0 - lr * weight_decay_);
+      } else {
+        g = grad.add(param, weight_decay_);
+      }
+    }
+    torch::Tensor& exp_avg = slots[0];
+    torch::Tensor& exp_avg_sq = slots[1];
+    exp_avg.mul_(kBeta1).add_(g, 1.0 - kBeta1);
+    exp_avg_sq.mul_(kBeta2).addcmul_(g, g, 1.0 - kBeta2);
+    const double bias_correction1 = 1.0 - std::pow(kBeta1, static_cast<double>(step));
+    const double bias_correction2 = 1.0 - std::pow(kBeta2, static_cast<double>(step));
+    torch::Tensor denom = (exp_avg_sq.sqrt() / std::sqrt(bias_correction2)).add_(kEps);
+    param.addcdiv_(exp_avg, denom, -lr / bias_correction1);
+  }
+  bool uses_step() const override { return true; }
+
+ private:
+  static constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
+  double weight_decay_;
+  bool decoupled_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GroupOptimizer>> GroupOptimizer::Create(
+    const TrainRecipe& recipe, std::vector<torch::Tensor> params, int64_t models, bool stacked) {
+  if (models < 1 || (!stacked && models != 1)) {
+    return absl::InvalidArgumentError("GroupOptimizer: an unstacked group has one model");
+  }
+  auto kind = ParseOptimizer(recipe.optimizer);
+  if (!kind.ok()) return kind.status();
+  switch (*kind) {
+    case OptimizerKind::kSgd:
+      return std::unique_ptr<GroupOptimizer>(new Sgd(std::move(params), models, stacked, recipe));
+    case OptimizerKind::kAdam:
+      return std::unique_ptr<GroupOptimizer>(
+          new Adam(std::move(params), models, stacked, recipe, /*decoupled=*/false));
+    case OptimizerKind::kAdamW:
+      return std::unique_ptr<GroupOptimizer>(
+          new Adam(std::move(params), models, stacked, recipe, /*decoupled=*/true));
+  }
+  return absl::InternalError("GroupOptimizer: unhandled optimizer kind");
+}
+
+GroupOptimizer::GroupOptimizer(std::vector<torch::Tensor> params, int64_t models, bool stacked,
+                               int slots)
+    : params_(std::move(params)), steps_(models, 0), models_(models), stacked_(stacked) {
+  for (const torch::Tensor& p : params_) {
+    std::vector<torch::Tensor> state;
+    for (int i = 0; i < slots; ++i) state.push_back(torch::zeros_like(p));
+    slots_.push_back(std::move(state));
+  }
+}
+
+void GroupOptimizer::ZeroGrad() {
+  for (torch::Tensor& p : params_) {
+    if (p.grad().defined()) p.mutable_grad().zero_();
+  }
+}
+
+void GroupOptimizer::Step(const std::vector<double>& lr, const std::vector<bool>& active) {
+  torch::NoGradGuard no_grad;
+  bool uniform = true;  // one update over whole tensors serves every model
+  for (int64_t k = 0; k < models_; ++k) {
+    if (active[k]) ++steps_[k];
+    uniform = uniform && active[k] && lr[k] == lr[0] && (!uses_step() || steps_[k] == steps_[0]);
+  }
+  for (size_t i = 0; i < params_.size(); ++i) {
+    torch::Tensor& p = params_[i];
+    if (!p.grad().defined()) continue;
+    if (uniform || !stacked_) {
+      if (active[0]) Update(p, p.grad(), slots_[i], lr[0], steps_[0]);
+      continue;
+    }
+    for (int64_t k = 0; k < models_; ++k) {
+      if (!active[k]) continue;
+      std::vector<torch::Tensor> slots;
+      for (torch::Tensor& s : slots_[i]) slots.push_back(s.select(0, k));
+      Update(p.select(0, k), p.grad().select(0, k), slots, lr[k], steps_[k]);
+    }
+  }
+}
+
+}  // namespace mia::training

@@ -1,0 +1,176 @@
+#include "core/training/trainer.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "absl/status/status.h"
+#include "core/common/random.h"
+#include "core/models/layers.h"
+#include "core/training/optimizer.h"
+
+namespace mia::training {
+namespace {
+
+constexpr int64_t kEvalRows = 512;  // rows per model per evaluation pass
+
+// A padded batch for K models: x [K, B, sample...], labels [K, B], and the
+// loss weight of each row (1 / rows[k] for real rows, 0 for padding).
+struct GroupBatch {
+  torch::Tensor x, labels, weights;
+};
+
+// Fills the batch from rows[k] entries of each model's list starting at
+// `starts[k]`; `transform(k)` gives the augmentation for model k's next sample.
+template <typename TransformFn>
+GroupBatch Assemble(const data::Dataset& dataset, const Normalization& norm,
+                    const std::vector<const int64_t*>& starts, const std::vector<int64_t>& rows,
+                    TransformFn transform) {
+  const int64_t models = static_cast<int64_t>(rows.size());
+  const int64_t batch = *std::max_element(rows.begin(), rows.end());
+  const int64_t numel = dataset.sample_numel();
+  std::vector<int64_t> shape = {models, batch};
+  shape.insert(shape.end(), dataset.sample_shape.begin(), dataset.sample_shape.end());
+  GroupBatch b;
+  b.x = torch::empty(shape, torch::kFloat32);
+  b.labels = torch::zeros({models, batch}, torch::kInt64);
+  b.weights = torch::zeros({models, batch}, torch::kFloat32);
+  float* x = b.x.data_ptr<float>();
+  int64_t* labels = b.labels.data_ptr<int64_t>();
+  float* weights = b.weights.data_ptr<float>();
+  for (int64_t k = 0; k < models; ++k) {
+    for (int64_t i = 0; i < rows[k]; ++i) {
+      const int64_t row = starts[k][i];
+      WriteSample(dataset, row, transform(k), norm, x + (k * batch + i) * numel);
+      labels[k * batch + i] = dataset.labels[row];
+      weights[k * batch + i] = 1.0f / static_cast<float>(rows[k]);
+    }
+    // Padding rows are zeros: finite inputs whose outputs get weight 0.
+    std::fill(x + (k * batch + rows[k]) * numel, x + (k + 1) * batch * numel, 0.0f);
+  }
+  return b;
+}
+
+// Per-row cross-entropy [K, B] of logits [K, B, C] against labels [K, B].
+torch::Tensor RowLosses(const torch::Tensor& logits, const torch::Tensor& labels) {
+  namespace F = torch::nn::functional;
+  return F::cross_entropy(logits.flatten(0, 1), labels.flatten(),
+                          F::CrossEntropyFuncOptions().reduction(torch::kNone))
+      .view(labels.sizes());
+}
+
+void Shuffle(std::vector<int64_t>& v, Rng& rng) {
+  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.UniformInt(i)]);
+}
+
+}  // namespace
+
+absl::Status TrainGroup(models::ModelGroup& group, const GroupJob& job) {
+  const data::Dataset& dataset = *job.dataset;
+  const TrainRecipe& recipe = *job.recipe;
+  const int64_t models = group.size();
+  const int64_t batch_size = recipe.batch_size;
+
+  std::vector<Rng> order_rngs, augment_rngs;
+  std::vector<torch::Generator> dropout_generators;
+  std::vector<int64_t> batches(models);  // steps per epoch of model k
+  for (int64_t k = 0; k < models; ++k) {
+    order_rngs.emplace_back(DeriveSeed(job.seeds[k], kOrderStream));
+    augment_rngs.emplace_back(DeriveSeed(job.seeds[k], kAugmentStream));
+    dropout_generators.push_back(models::MakeGenerator(DeriveSeed(job.seeds[k], kDropoutStream)));
+    const int64_t n = static_cast<int64_t>(job.train[k]->size());
+    batches[k] = (n + batch_size - 1) / batch_size;
+  }
+  const int64_t steps = *std::max_element(batches.begin(), batches.end());
+  group.SetDropoutGenerators(dropout_generators);
+
+  auto optimizer = GroupOptimizer::Create(recipe, group.parameters(), models, group.stacked());
+  if (!optimizer.ok()) return optimizer.status();
+  const bool augment = dataset.is_image() && (recipe.random_crop || recipe.horizontal_flip);
+  auto transform = [&](int64_t k) {
+    return augment ? DrawAugmentation(recipe, augment_rngs[k]) : ImageTransform{};
+  };
+
+  group.train(true);
+  std::vector<std::vector<int64_t>> order(models);
+  std::vector<int64_t> rows(models);
+  std::vector<const int64_t*> starts(models);
+  std::vector<double> lr(models);
+  std::vector<bool> active(models);
+  for (int epoch = 0; epoch < recipe.epochs; ++epoch) {
+    for (int64_t k = 0; k < models; ++k) {
+      order[k] = *job.train[k];
+      Shuffle(order[k], order_rngs[k]);
+    }
+    for (int64_t step = 0; step < steps; ++step) {
+      if (job.ctx->cancel != nullptr && job.ctx->cancel->load()) {
+        return absl::CancelledError("training cancelled");
+      }
+      for (int64_t k = 0; k < models; ++k) {
+        const int64_t begin = std::min<int64_t>(step * batch_size, order[k].size());
+        rows[k] = std::min<int64_t>(batch_size, order[k].size() - begin);
+        starts[k] = order[k].data() + begin;
+        active[k] = rows[k] > 0;
+        lr[k] = LearningRate(recipe, epoch * batches[k] + step, batches[k]);
+      }
+      GroupBatch b = Assemble(dataset, *job.norm, starts, rows, transform);
+      torch::Tensor logits = group.Forward(b.x.to(job.device), rows);     // [K, B, C]
+      torch::Tensor losses = RowLosses(logits, b.labels.to(job.device));  // [K, B]
+      torch::Tensor loss = (losses * b.weights.to(job.device)).sum();     // sum_k mean_k
+      (*optimizer)->ZeroGrad();
+      loss.backward();
+      (*optimizer)->Step(lr, active);
+      if (job.ctx->progress) {
+        for (int64_t k = 0; k < models; ++k) {
+          if (active[k]) job.ctx->progress(job.first_model + k, epoch, step, batches[k]);
+        }
+      }
+    }
+  }
+  group.train(false);
+  return absl::OkStatus();
+}
+
+std::vector<std::pair<double, double>> EvaluateGroup(
+    models::ModelGroup& group, const data::Dataset& dataset, const Normalization& norm,
+    const std::vector<const std::vector<int64_t>*>& rows, const torch::Device& device) {
+  const int64_t models = group.size();
+  torch::NoGradGuard no_grad;
+  group.train(false);
+  int64_t longest = 0;
+  for (const auto* r : rows) longest = std::max<int64_t>(longest, r->size());
+  std::vector<double> loss_sum(models, 0.0);
+  std::vector<int64_t> correct(models, 0);
+  std::vector<int64_t> counts(models);
+  std::vector<const int64_t*> starts(models);
+  for (int64_t begin = 0; begin < longest; begin += kEvalRows) {
+    for (int64_t k = 0; k < models; ++k) {
+      const int64_t n = static_cast<int64_t>(rows[k]->size());
+      counts[k] = std::clamp<int64_t>(n - begin, 0, kEvalRows);
+      starts[k] = rows[k]->data() + std::min(begin, n);
+    }
+    GroupBatch b =
+        Assemble(dataset, norm, starts, counts, [](int64_t) { return ImageTransform{}; });
+    torch::Tensor logits = group.Forward(b.x.to(device), counts);  // [K, B, C]
+    const torch::Tensor losses =
+        RowLosses(logits, b.labels.to(device)).cpu().contiguous();  // [K, B]
+    const torch::Tensor hits =
+        (logits.argmax(2).cpu() == b.labels).to(torch::kInt64).contiguous();  // [K, B]
+    const int64_t batch = losses.size(1);
+    const float* loss_data = losses.data_ptr<float>();
+    const int64_t* hit_data = hits.data_ptr<int64_t>();
+    for (int64_t k = 0; k < models; ++k) {
+      for (int64_t i = 0; i < counts[k]; ++i) {
+        loss_sum[k] += loss_data[k * batch + i];
+        correct[k] += hit_data[k * batch + i];
+      }
+    }
+  }
+  std::vector<std::pair<double, double>> out(models, {0.0, 0.0});
+  for (int64_t k = 0; k < models; ++k) {
+    const double n = static_cast<double>(rows[k]->size());
+    if (n > 0) out[k] = {static_cast<double>(correct[k]) / n, loss_sum[k] / n};
+  }
+  return out;
+}
+
+}  // namespace mia::training

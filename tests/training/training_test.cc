@@ -1,0 +1,359 @@
+// TrainModels: learning, reproducibility, batched against sequential
+// training, cancellation, validation, and one step of the large image nets.
+#include <torch/torch.h>
+
+#include <atomic>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "core/models/registry.h"
+#include "core/training/archive.h"
+#include "core/training/engine.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/training/test_data.h"
+
+namespace mia::training {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::Images;
+using testing::Range;
+using testing::Tabular;
+using testing::TestDir;
+
+// The tensors of an archive, by name.
+std::map<std::string, torch::Tensor> ReadArchive(const std::string& path) {
+  torch::serialize::InputArchive archive;
+  archive.load_from(path);
+  std::map<std::string, torch::Tensor> out;
+  for (const std::string& key : archive.keys()) {
+    c10::IValue v;
+    if (archive.try_read(key, v) && v.isTensor()) out[key] = v.toTensor();
+  }
+  return out;
+}
+
+std::vector<std::string> Paths(const std::string& dir, const std::string& stem, int n) {
+  std::vector<std::string> paths;
+  for (int k = 0; k < n; ++k) paths.push_back(dir + "/" + stem + std::to_string(k) + ".pt");
+  return paths;
+}
+
+TrainContext Cpu() {
+  TrainContext ctx;
+  ctx.device = "cpu";
+  return ctx;
+}
+
+ModelSpec Mlp(std::vector<int> hidden) {
+  ModelSpec spec;
+  spec.architecture = "mlp";
+  spec.hidden = std::move(hidden);
+  spec.activation = "tanh";
+  return spec;
+}
+
+ModelSpec SmallCnn() {
+  ModelSpec spec;
+  spec.architecture = "cnn";
+  spec.width = 1;
+  return spec;
+}
+
+TrainRecipe Sgd(double lr, int epochs, int batch) {
+  TrainRecipe r;
+  r.optimizer = "sgd";
+  r.learning_rate = lr;
+  r.momentum = 0.9;
+  r.epochs = epochs;
+  r.batch_size = batch;
+  return r;
+}
+
+TEST(TrainingTest, MlpLearnsAndOverfitsFewNoisyRows) {
+  const data::Dataset d = Tabular(1200, 20, 4, 1.5, 0.3, 11);
+  const std::string dir = TestDir();
+  TrainRecipe r = Sgd(0.05, 150, 20);
+  auto reports = TrainModels(d, Mlp({128}), r, {Range(0, 200)}, Range(200, 1200), {5},
+                             Paths(dir, "m", 1), Cpu());
+  ASSERT_TRUE(reports.ok()) << reports.status();
+  const ModelReport& m = (*reports)[0];
+  EXPECT_GT(m.train_accuracy, m.test_accuracy + 0.2);
+  EXPECT_GT(m.test_accuracy, 0.35);  // better than chance (0.25) despite overfitting
+  EXPECT_LT(m.train_loss, m.test_loss);
+  EXPECT_FALSE(m.batched);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/m0.pt"));
+}
+
+TEST(TrainingTest, SameSeedSameParametersOtherSeedOthers) {
+  const data::Dataset d = Images(120, 1, 8, 3);
+  const std::string dir = TestDir();
+  TrainRecipe r = Sgd(0.05, 2, 16);
+  r.random_crop = true;
+  r.crop_padding = 2;
+  r.horizontal_flip = true;
+  const auto paths = Paths(dir, "m", 3);
+  TrainContext ctx;
+  ctx.device = "cpu";
+  ctx.allow_batched = false;
+  auto reports = TrainModels(d, SmallCnn(), r, {Range(0, 100), Range(0, 100), Range(0, 100)},
+                             Range(100, 120), {7, 7, 8}, paths, ctx);
+  ASSERT_TRUE(reports.ok()) << reports.status();
+  const auto a = ReadArchive(paths[0]), b = ReadArchive(paths[1]), c = ReadArchive(paths[2]);
+  ASSERT_EQ(a.size(), 8u);
+  bool any_different = false;
+  for (const auto& [name, tensor] : a) {
+    EXPECT_TRUE(torch::equal(tensor, b.at(name))) << name;  // bitwise
+    any_different = any_different || !torch::equal(tensor, c.at(name));
+  }
+  EXPECT_TRUE(any_different);
+}
+
+TEST(TrainingTest, DropoutTrainingIsReproducible) {
+  const data::Dataset d = Tabular(300, 10, 4, 1.0, 0.1, 5);
+  const std::string dir = TestDir();
+  ModelSpec spec = Mlp({32});
+  spec.dropout = 0.3;
+  const auto paths = Paths(dir, "m", 2);
+  for (const std::string& path : paths) {
+    ASSERT_TRUE(
+        TrainModels(d, spec, Sgd(0.05, 2, 32), {Range(0, 300)}, {}, {9}, {path}, Cpu()).ok());
+  }
+  const auto a = ReadArchive(paths[0]), b = ReadArchive(paths[1]);
+  for (const auto& [name, tensor] : a) EXPECT_TRUE(torch::equal(tensor, b.at(name))) << name;
+}
+
+// Trains the same K models batched and one after another and compares
+// parameters and accuracies. Subset sizes differ so that some models sit out
+// the last step of each epoch in the batched run.
+void ExpectBatchedMatchesSequential(const data::Dataset& d, const ModelSpec& spec,
+                                    const TrainRecipe& recipe,
+                                    const std::vector<std::vector<int64_t>>& subsets,
+                                    const std::vector<int64_t>& test, double atol) {
+  const std::string dir = TestDir();
+  const int k = static_cast<int>(subsets.size());
+  std::vector<uint64_t> seeds;
+  for (int i = 0; i < k; ++i) seeds.push_back(100 + i);
+  TrainContext ctx;
+  ctx.device = "cpu";
+  ctx.allow_batched = true;
+  auto batched = TrainModels(d, spec, recipe, subsets, test, seeds, Paths(dir, "b", k), ctx);
+  ASSERT_TRUE(batched.ok()) << batched.status();
+  ctx.allow_batched = false;
+  auto sequential = TrainModels(d, spec, recipe, subsets, test, seeds, Paths(dir, "s", k), ctx);
+  ASSERT_TRUE(sequential.ok()) << sequential.status();
+  for (int i = 0; i < k; ++i) {
+    EXPECT_TRUE((*batched)[i].batched);
+    EXPECT_FALSE((*sequential)[i].batched);
+    EXPECT_NEAR((*batched)[i].train_accuracy, (*sequential)[i].train_accuracy, 0.01) << i;
+    EXPECT_NEAR((*batched)[i].test_accuracy, (*sequential)[i].test_accuracy, 0.01) << i;
+    EXPECT_GT((*batched)[i].test_accuracy, 0.5) << i;  // it learned something
+    const auto b = ReadArchive(Paths(dir, "b", k)[i]);
+    const auto s = ReadArchive(Paths(dir, "s", k)[i]);
+    ASSERT_EQ(b.size(), s.size());
+    for (const auto& [name, tensor] : s) {
+      ASSERT_EQ(b.count(name), 1u) << name;
+      ASSERT_EQ(b.at(name).sizes(), tensor.sizes()) << name;
+      const double diff = (b.at(name) - tensor).abs().max().item<double>();
+      EXPECT_LE(diff, atol) << "model " << i << " tensor " << name;
+    }
+  }
+}
+
+std::vector<std::vector<int64_t>> Subsets(const std::vector<int64_t>& sizes, int64_t stride) {
+  std::vector<std::vector<int64_t>> subsets;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    const int64_t begin = static_cast<int64_t>(i) * stride;
+    subsets.push_back(Range(begin, begin + sizes[i]));
+  }
+  return subsets;
+}
+
+TEST(BatchedTrainingTest, MlpSgdMatchesSequential) {
+  const data::Dataset d = Tabular(2000, 20, 4, 1.5, 0.1, 21);
+  TrainRecipe r = Sgd(0.05, 4, 50);
+  r.weight_decay = 1e-3;
+  r.nesterov = true;
+  ExpectBatchedMatchesSequential(d, Mlp({32, 16}), r, Subsets({500, 497, 503, 510}, 300),
+                                 Range(1600, 2000), 1e-4);
+}
+
+TEST(BatchedTrainingTest, MlpAdamWCosineMatchesSequential) {
+  const data::Dataset d = Tabular(2000, 20, 4, 1.5, 0.1, 22);
+  TrainRecipe r;
+  r.optimizer = "adamw";
+  r.learning_rate = 3e-3;
+  r.weight_decay = 0.01;
+  r.epochs = 4;
+  r.batch_size = 50;
+  r.schedule = "cosine";
+  r.warmup_epochs = 1;
+  ModelSpec spec = Mlp({32});
+  spec.activation = "relu";
+  spec.dropout = 0.2;
+  ExpectBatchedMatchesSequential(d, spec, r, Subsets({500, 497, 503, 510}, 300), Range(1600, 2000),
+                                 1e-4);
+}
+
+TEST(BatchedTrainingTest, CnnSgdWithAugmentationMatchesSequential) {
+  const data::Dataset d = Images(400, 1, 8, 23);
+  TrainRecipe r = Sgd(0.05, 3, 32);
+  r.random_crop = true;
+  r.crop_padding = 1;
+  r.horizontal_flip = true;
+  r.normalize_mean = {0.3f};
+  r.normalize_std = {0.25f};
+  ExpectBatchedMatchesSequential(d, SmallCnn(), r, Subsets({150, 146, 155, 150}, 60),
+                                 Range(300, 400), 1e-4);
+}
+
+TEST(BatchedTrainingTest, GroupsAreCappedByMaxBatchedModels) {
+  const data::Dataset d = Tabular(400, 10, 4, 1.0, 0.1, 24);
+  const std::string dir = TestDir();
+  TrainContext ctx;
+  ctx.device = "cpu";
+  ctx.max_batched_models = 2;
+  std::vector<int> progress_models;
+  ctx.progress = [&](int model, int, int, int) { progress_models.push_back(model); };
+  auto reports = TrainModels(d, Mlp({16}), Sgd(0.05, 1, 100), Subsets({100, 100, 100}, 100), {},
+                             {1, 2, 3}, Paths(dir, "m", 3), ctx);
+  ASSERT_TRUE(reports.ok()) << reports.status();
+  EXPECT_TRUE((*reports)[0].batched);
+  EXPECT_TRUE((*reports)[1].batched);
+  EXPECT_FALSE((*reports)[2].batched);  // the remainder trains alone
+  // One call per model per step: 3 models x 1 epoch x 1 batch.
+  EXPECT_THAT(progress_models, ::testing::UnorderedElementsAre(0, 1, 2));
+}
+
+TEST(TrainingTest, ProgressReportsEveryBatch) {
+  const data::Dataset d = Tabular(100, 5, 4, 1.0, 0.1, 25);
+  const std::string dir = TestDir();
+  TrainContext ctx;
+  ctx.device = "cpu";
+  int calls = 0, last_batches = 0;
+  ctx.progress = [&](int model, int epoch, int batch, int batches) {
+    EXPECT_EQ(model, 0);
+    EXPECT_LT(epoch, 2);
+    EXPECT_LT(batch, batches);
+    last_batches = batches;
+    ++calls;
+  };
+  ASSERT_TRUE(
+      TrainModels(d, Mlp({8}), Sgd(0.1, 2, 30), {Range(0, 100)}, {}, {1}, Paths(dir, "m", 1), ctx)
+          .ok());
+  EXPECT_EQ(last_batches, 4);  // ceil(100 / 30)
+  EXPECT_EQ(calls, 8);
+}
+
+TEST(TrainingTest, CancellationStopsWithoutWritingModels) {
+  const data::Dataset d = Tabular(400, 10, 4, 1.0, 0.1, 26);
+  const std::string dir = TestDir();
+  std::atomic<bool> cancel{false};
+  TrainContext ctx;
+  ctx.device = "cpu";
+  ctx.cancel = &cancel;
+  int batches = 0;
+  ctx.progress = [&](int, int, int, int) {
+    if (++batches == 3) cancel = true;
+  };
+  const auto paths = Paths(dir, "m", 2);
+  auto reports =
+      TrainModels(d, Mlp({8}), Sgd(0.1, 5, 20), Subsets({200, 200}, 200), {}, {1, 2}, paths, ctx);
+  EXPECT_EQ(reports.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_FALSE(std::filesystem::exists(paths[0]));
+  EXPECT_FALSE(std::filesystem::exists(paths[1]));
+}
+
+TEST(TrainingTest, InvalidArgumentsNameTheField) {
+  const data::Dataset d = Tabular(50, 5, 4, 1.0, 0.1, 27);
+  const std::string dir = TestDir();
+  const TrainContext ctx = Cpu();
+  auto train = [&](const ModelSpec& spec, const TrainRecipe& r) {
+    return TrainModels(d, spec, r, {Range(0, 40)}, Range(40, 50), {1}, Paths(dir, "m", 1), ctx)
+        .status();
+  };
+  struct Case {
+    ModelSpec spec;
+    TrainRecipe recipe;
+    std::string field;
+  };
+  auto with = [](auto edit) {
+    TrainRecipe r;
+    edit(r);
+    return r;
+  };
+  ModelSpec unknown;
+  unknown.architecture = "transformer";
+  const std::vector<Case> cases = {
+      {unknown, TrainRecipe(), "spec.architecture"},
+      {SmallCnn(), TrainRecipe(), "sample_shape"},
+      {Mlp({8}), with([](TrainRecipe& r) { r.epochs = 0; }), "recipe.epochs"},
+      {Mlp({8}), with([](TrainRecipe& r) { r.optimizer = "rmsprop"; }), "recipe.optimizer"},
+      {Mlp({8}), with([](TrainRecipe& r) { r.batch_size = 0; }), "recipe.batch_size"},
+      {Mlp({8}), with([](TrainRecipe& r) { r.schedule = "step"; }), "recipe.schedule"},
+      {Mlp({8}), with([](TrainRecipe& r) { r.learning_rate = -1; }), "recipe.learning_rate"},
+      {Mlp({8}), with([](TrainRecipe& r) { r.horizontal_flip = true; }), "recipe.horizontal_flip"},
+      {Mlp({8}), with([](TrainRecipe& r) {
+         r.normalize_mean = {0.5f};
+         r.normalize_std = {0.5f};
+       }),
+       "recipe.normalize_mean"},
+  };
+  for (const Case& c : cases) {
+    const absl::Status s = train(c.spec, c.recipe);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.field << ": " << s;
+    EXPECT_THAT(s.message(), HasSubstr(c.field));
+  }
+  // Mismatched list lengths and bad indices.
+  EXPECT_EQ(
+      TrainModels(d, Mlp({8}), TrainRecipe(), {Range(0, 40)}, {}, {1, 2}, Paths(dir, "m", 1), ctx)
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(TrainModels(d, Mlp({8}), TrainRecipe(), {{0, 50}}, {}, {1}, Paths(dir, "m", 1), ctx)
+                  .status()
+                  .message(),
+              HasSubstr("train_indices[0]"));
+  TrainContext tpu;
+  tpu.device = "tpu";
+  EXPECT_THAT(
+      TrainModels(d, Mlp({8}), TrainRecipe(), {Range(0, 40)}, {}, {1}, Paths(dir, "m", 1), tpu)
+          .status()
+          .message(),
+      HasSubstr("ctx.device"));
+}
+
+// The big image nets train through the same loop: one step each, with batch
+// norm, dropout and augmentation, and their archives load back.
+void TrainOneStep(const ModelSpec& spec) {
+  const data::Dataset d = Images(4, 3, 32, 28);
+  const std::string dir = TestDir();
+  TrainRecipe r = Sgd(0.01, 1, 4);
+  r.random_crop = true;
+  r.horizontal_flip = true;
+  auto reports = TrainModels(d, spec, r, {Range(0, 4)}, {}, {1}, Paths(dir, "m", 1), Cpu());
+  ASSERT_TRUE(reports.ok()) << reports.status();
+  auto model = LoadModel(spec, models::InputSpec{d.sample_shape, d.num_classes}, dir + "/m0.pt");
+  ASSERT_TRUE(model.ok()) << model.status();
+}
+
+TEST(TrainingTest, WideResNetTrainsOneStep) {
+  ModelSpec spec;
+  spec.architecture = "wrn";
+  spec.depth = 10;  // n = 1 keeps the test short; depth 28 is checked in models_test
+  spec.width = 1;
+  spec.dropout = 0.3;
+  TrainOneStep(spec);
+}
+
+TEST(TrainingTest, AlexNetTrainsOneStep) {
+  ModelSpec spec;
+  spec.architecture = "alexnet";
+  spec.dropout = 0.5;
+  TrainOneStep(spec);
+}
+
+}  // namespace
+}  // namespace mia::training
