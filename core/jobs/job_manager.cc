@@ -1,0 +1,644 @@
+// JobManager: see job_manager.h. Locking: mu_ guards the in-memory state
+// (entries, queue, subscriptions) and is never held during a store write or a
+// callback; each job's write_mu serializes that job's store writes so that
+// the versions they return reach memory in order (lock order: write_mu, then
+// mu_). Subscription callbacks and metrics run with no manager lock held, or
+// with only a job's write_mu (metrics).
+#include "core/jobs/job_manager.h"
+
+#include <algorithm>
+#include <exception>
+#include <filesystem>
+#include <new>
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/random.h"
+#include "core/common/sha256.h"
+#include "core/common/status_macros.h"
+
+namespace mia::jobs {
+namespace {
+
+// Memory-only progress updates a watch version can count before a durable
+// write must bump the store version.
+constexpr int64_t kMaxMemoryUpdates = (int64_t{1} << kWatchVersionShift) - 1;
+
+// The store refuses out-of-range progress; a runner's rounding must not fail
+// its job.
+JobProgress Sanitized(JobProgress p) {
+  if (!(p.fraction >= 0)) p.fraction = 0;  // NaN too
+  if (p.fraction > 1) p.fraction = 1;
+  p.done = std::max<int64_t>(p.done, 0);
+  p.total = std::max<int64_t>(p.total, 0);
+  return p;
+}
+
+}  // namespace
+
+absl::StatusOr<RunOutcome> RoutingJobRunner::Run(const JobRecord& job, const RunContext& ctx) {
+  MIA_ASSIGN_OR_RETURN(const JobSpecKind kind, JobSpecKindOf(job.spec_json));
+  const auto it = routes_.find(kind);
+  if (it == routes_.end() || it->second == nullptr) {
+    return absl::UnimplementedError(
+        absl::StrCat("this server does not run ", JobSpecKindName(kind), " audits"));
+  }
+  return it->second->Run(job, ctx);
+}
+
+int DefaultComputeThreads(int cores, int workers) {
+  return std::max(1, cores / std::max(1, workers));
+}
+
+JobManager::JobManager(JobStore* store, JobRunner* runner, JobManagerOptions options)
+    : store_(store),
+      runner_(runner),
+      options_(std::move(options)),
+      metrics_(options_.metrics != nullptr ? options_.metrics : &default_metrics_),
+      compute_threads_(
+          options_.compute_threads_per_worker > 0
+              ? options_.compute_threads_per_worker
+              : DefaultComputeThreads(static_cast<int>(std::thread::hardware_concurrency()),
+                                      options_.workers)) {
+  std::random_device seed;
+  absl::MutexLock lock(&mu_);
+  id_state_ = (uint64_t{seed()} << 32) ^ seed();
+}
+
+JobManager::~JobManager() { Shutdown(); }
+
+absl::Status JobManager::Start() {
+  if (store_ == nullptr || runner_ == nullptr) {
+    return absl::InvalidArgumentError("job manager: a store and a runner are required");
+  }
+  if (options_.workers < 1) return absl::InvalidArgumentError("workers: must be at least 1");
+  if (options_.queue_capacity < 1) {
+    return absl::InvalidArgumentError("queue_capacity: must be at least 1");
+  }
+  if (options_.data_dir.empty()) return absl::InvalidArgumentError("data_dir: required");
+  {
+    absl::MutexLock lock(&mu_);
+    if (start_called_ || stopping_) {
+      return absl::FailedPreconditionError("job manager: already started, or stopped");
+    }
+    start_called_ = true;
+  }
+  // Nothing is accepted until the store's unfinished jobs are loaded, so a
+  // Submit cannot be queued twice (once by itself, once from the listing).
+  absl::Status loaded = [&]() -> absl::Status {
+    MIA_ASSIGN_OR_RETURN(std::vector<JobRecord> unfinished, store_->ListUnfinished());
+    std::vector<std::shared_ptr<Entry>> entries;
+    for (JobRecord& record : unfinished) {
+      if (record.state == JobState::kRunning) {
+        // The process that ran it is gone; it starts over from its units.
+        MIA_ASSIGN_OR_RETURN(record, store_->Transition(record.id, JobState::kPending, {}));
+        metrics_->OnStateChange(JobState::kRunning, JobState::kPending);
+      }
+      entries.push_back(std::make_shared<Entry>(std::move(record)));
+    }
+    absl::MutexLock lock(&mu_);
+    for (const std::shared_ptr<Entry>& entry : entries) {
+      entries_[entry->id] = entry;
+      if (!entry->record.request_id.empty()) {
+        request_ids_[entry->record.request_id] = entry->id;
+      }
+      Enqueue(entry);
+    }
+    if (stopping_) return absl::FailedPreconditionError("job manager: drained while starting");
+    accepting_ = true;
+    workers_alive_ = options_.workers;
+    return absl::OkStatus();
+  }();
+  if (!loaded.ok()) {
+    absl::MutexLock lock(&mu_);
+    start_called_ = stopping_;  // a failed read may be retried
+    return loaded;
+  }
+  {
+    absl::MutexLock lock(&join_mu_);
+    for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  }
+  ReportQueueDepth();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SubmitResult> JobManager::Submit(JobRecord record) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      return absl::UnavailableError("the server is shutting down and accepts no new jobs");
+    }
+    if (!accepting_) return absl::UnavailableError("the job manager has not started");
+  }
+  if (record.id.empty()) record.id = NewJobId();
+  if (record.spec_hash.empty()) record.spec_hash = Sha256Hex(record.spec_json);
+  // Only the store sets the lifecycle fields.
+  record.state = JobState::kPending;
+  record.version = 0;
+  record.progress = JobProgress{};
+  record.progress.stage = "queued";
+  record.start_time = record.end_time = absl::InfinitePast();
+  record.error_code.clear();
+  record.error_message.clear();
+  record.result_dir.clear();
+  {
+    absl::MutexLock lock(&mu_);
+    if (!record.request_id.empty()) {
+      // A repeat of a job still held here needs no store call, and is
+      // answered even when the queue is full.
+      const auto it = request_ids_.find(record.request_id);
+      if (it != request_ids_.end()) {
+        const Entry& existing = *entries_.at(it->second);
+        if (existing.record.spec_hash != record.spec_hash) {
+          return absl::AlreadyExistsError(absl::StrCat("request_id ", record.request_id,
+                                                       " was already used with a different spec"));
+        }
+        return SubmitResult{SnapshotOf(existing), false};
+      }
+    }
+    if (static_cast<int64_t>(queue_.size()) + reserved_ >= options_.queue_capacity) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the job queue is full (", options_.queue_capacity, " jobs waiting); retry later"));
+    }
+    ++reserved_;  // the slot is ours while the store writes
+  }
+  absl::StatusOr<CreateResult> created = store_->Create(record);
+  SubmitResult result;
+  {
+    absl::MutexLock lock(&mu_);
+    --reserved_;
+    if (!created.ok()) return created.status();
+    if (!created->created) {
+      // A repeat of a finished job, or of one a concurrent Submit just made.
+      const auto it = entries_.find(created->job.id);
+      if (it != entries_.end()) return SubmitResult{SnapshotOf(*it->second), false};
+      const int64_t version = WatchVersion(created->job.version);
+      return SubmitResult{JobSnapshot{std::move(created->job), version}, false};
+    }
+    // Queued even if a drain began meanwhile: the job is durable and the next
+    // start runs it.
+    auto entry = std::make_shared<Entry>(std::move(created->job));
+    entries_[entry->id] = entry;
+    if (!entry->record.request_id.empty()) request_ids_[entry->record.request_id] = entry->id;
+    Enqueue(entry);
+    result.snapshot = SnapshotOf(*entry);
+    result.created = true;
+  }
+  metrics_->OnStateChange(std::nullopt, JobState::kPending);
+  ReportQueueDepth();
+  // For watchers that subscribed to the id before it existed.
+  Notify(result.snapshot.job.id, result.snapshot.version);
+  return result;
+}
+
+absl::StatusOr<JobSnapshot> JobManager::Cancel(absl::string_view id) {
+  std::shared_ptr<Entry> entry;
+  {
+    absl::MutexLock lock(&mu_);
+    const auto it = entries_.find(id);
+    if (it != entries_.end()) {
+      entry = it->second;
+      if (entry->running) {
+        // The runner notices between batches; FinishJob records CANCELLED.
+        entry->stop = StopReason::kCancel;
+        entry->cancel.store(true);
+        return SnapshotOf(*entry);
+      }
+      if (!entry->queued) return SnapshotOf(*entry);  // a cancel is already being written
+      queue_.erase(
+          QueueKey{entry->record.priority, entry->record.create_time, entry->queue_seq, entry->id});
+      entry->queued = false;
+      entry->cancelling = true;
+    }
+  }
+  if (entry == nullptr) {
+    // Finished (returned unchanged) or unknown (NotFound).
+    MIA_ASSIGN_OR_RETURN(JobRecord record, store_->Get(id));
+    const int64_t version = WatchVersion(record.version);
+    return JobSnapshot{std::move(record), version};
+  }
+  ReportQueueDepth();
+  absl::StatusOr<int64_t> version;
+  {
+    absl::MutexLock write(&entry->write_mu);
+    TransitionDetails details;
+    details.error_code = "CANCELLED";
+    details.error_message = "cancelled on request";
+    version = WriteTransition(entry, JobState::kCancelled, details);
+  }
+  JobSnapshot snapshot;
+  {
+    absl::MutexLock lock(&mu_);
+    entry->cancelling = false;
+    if (!version.ok()) {
+      Enqueue(entry);  // still PENDING in the store: put it back
+      return version.status();
+    }
+    snapshot = SnapshotOf(*entry);
+    Forget(entry->id);
+  }
+  Notify(entry->id, *version);
+  return snapshot;
+}
+
+absl::StatusOr<JobSnapshot> JobManager::Get(absl::string_view id) {
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    const auto it = entries_.find(id);
+    if (it != entries_.end()) return SnapshotOf(*it->second);
+  }
+  // Not held here: finished, unknown, or created a moment ago by a Submit
+  // that has not queued it yet. The store has its latest state in each case.
+  MIA_ASSIGN_OR_RETURN(JobRecord record, store_->Get(id));
+  const int64_t version = WatchVersion(record.version);
+  return JobSnapshot{std::move(record), version};
+}
+
+uint64_t JobManager::Subscribe(absl::string_view id, ChangeCallback callback) {
+  auto subscription = std::make_shared<Subscription>();
+  subscription->job_id = std::string(id);
+  subscription->callback = std::move(callback);
+  absl::MutexLock lock(&mu_);
+  const uint64_t handle = ++next_handle_;
+  subscriptions_[handle] = subscription;
+  subscribers_.emplace(subscription->job_id, subscription);
+  return handle;
+}
+
+void JobManager::Unsubscribe(uint64_t handle) {
+  std::shared_ptr<Subscription> subscription;
+  {
+    absl::MutexLock lock(&mu_);
+    const auto it = subscriptions_.find(handle);
+    if (it == subscriptions_.end()) return;
+    subscription = it->second;
+    subscriptions_.erase(it);
+    auto [begin, end] = subscribers_.equal_range(subscription->job_id);
+    for (auto s = begin; s != end; ++s) {
+      if (s->second == subscription) {
+        subscribers_.erase(s);
+        break;
+      }
+    }
+  }
+  subscription->active.store(false);
+  // From inside its own callback: that call ends when we return to it.
+  if (subscription->delivering.load() == std::this_thread::get_id()) return;
+  // Otherwise wait out a call in progress on another thread; later Notify
+  // calls see `active` false.
+  absl::MutexLock wait(&subscription->call_mu);
+}
+
+absl::StatusOr<JobSnapshot> JobManager::WaitForChange(absl::string_view id, int64_t after_version,
+                                                      absl::Time deadline) {
+  while (true) {
+    uint64_t seen;
+    {
+      absl::MutexLock lock(&mu_);
+      seen = changes_;
+    }
+    MIA_ASSIGN_OR_RETURN(JobSnapshot snapshot, Get(id));
+    if (snapshot.version > after_version || absl::Now() >= deadline) return snapshot;
+    absl::MutexLock lock(&mu_);
+    // Any change since `seen` (of any job) sends us back to look.
+    while (changes_ == seen) {
+      if (changed_.WaitWithDeadline(&mu_, deadline)) break;  // timed out
+    }
+  }
+}
+
+absl::Status JobManager::Drain(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  if (!stopping_) {
+    stopping_ = true;
+    for (const auto& [id, entry] : entries_) {
+      if (!entry->running) continue;
+      if (entry->stop == StopReason::kNone) entry->stop = StopReason::kDrain;
+      entry->cancel.store(true);
+    }
+  }
+  if (!mu_.AwaitWithDeadline(absl::Condition(this, &JobManager::AllWorkersExited), deadline)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("drain: ", running_, " jobs still running at the deadline"));
+  }
+  return absl::OkStatus();
+}
+
+void JobManager::Shutdown() {
+  Drain(absl::InfiniteFuture()).IgnoreError();
+  absl::MutexLock lock(&join_mu_);
+  for (std::thread& worker : workers_) worker.join();
+  workers_.clear();
+}
+
+int64_t JobManager::QueueDepth() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return static_cast<int64_t>(queue_.size());
+}
+
+int JobManager::RunningJobs() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return running_;
+}
+
+void JobManager::WorkerLoop() {
+  while (true) {
+    std::shared_ptr<Entry> entry;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &JobManager::HasWorkOrStop));
+      if (stopping_) {
+        --workers_alive_;
+        return;
+      }
+      const auto first = queue_.begin();
+      entry = entries_.at(first->id);
+      queue_.erase(first);
+      entry->queued = false;
+      entry->running = true;
+      ++running_;
+    }
+    ReportQueueDepth();
+    RunJob(entry);
+  }
+}
+
+void JobManager::RunJob(const std::shared_ptr<Entry>& entry) {
+  // A cancel or drain between the queue and here: nothing has run yet.
+  if (entry->cancel.load()) {
+    FinishJob(entry, absl::CancelledError("stopped before it started"));
+    return;
+  }
+  absl::StatusOr<int64_t> version;
+  {
+    absl::MutexLock write(&entry->write_mu);
+    version = WriteTransition(entry, JobState::kRunning, {});
+  }
+  if (!version.ok()) {
+    // The store failed: the job stays PENDING there and the next start runs
+    // it. Retrying here would spin on a broken disk, so it waits, parked.
+    absl::MutexLock lock(&mu_);
+    entry->running = false;
+    --running_;
+    return;
+  }
+  Notify(entry->id, *version);
+
+  absl::StatusOr<std::map<std::string, std::string>> units = store_->ListUnitsDone(entry->id);
+  if (!units.ok()) {
+    FinishJob(entry, units.status());
+    return;
+  }
+  RunContext ctx;
+  ctx.progress = [this, entry](const JobProgress& progress) { OnProgress(entry, progress); };
+  ctx.cancel = &entry->cancel;
+  ctx.unit_done = [this, id = entry->id](const std::string& unit, const std::string& value) {
+    return store_->MarkUnitDone(id, unit, value);
+  };
+  ctx.units_done = std::move(*units);
+  ctx.work_dir = (std::filesystem::path(options_.data_dir) / "jobs" / entry->id).string();
+  ctx.compute_threads = compute_threads_;
+  ctx.metrics = metrics_;
+  JobRecord job;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    job = entry->record;
+  }
+  FinishJob(entry, RunGuarded(job, ctx));
+}
+
+absl::StatusOr<RunOutcome> JobManager::RunGuarded(const JobRecord& job, const RunContext& ctx) {
+  // The job boundary: nothing a runner throws may reach the worker thread
+  // (it would terminate the server). what() is not echoed: it may quote data.
+  try {
+    return runner_->Run(job, ctx);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("the job ran out of memory");
+  } catch (...) {
+    return absl::InternalError("the job's runner raised an exception");
+  }
+}
+
+void JobManager::FinishJob(const std::shared_ptr<Entry>& entry,
+                           const absl::StatusOr<RunOutcome>& outcome) {
+  StopReason stop;
+  JobState current;
+  JobProgress progress;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    stop = entry->stop;
+    current = entry->record.state;
+    progress = entry->progress;
+  }
+  JobState to;
+  TransitionDetails details;
+  if (outcome.ok()) {
+    to = JobState::kSucceeded;
+    details.result_dir = outcome->result_dir;
+    progress.stage = "done";
+    progress.fraction = 1;
+    if (progress.total > 0) progress.done = progress.total;
+    progress.detail.clear();
+  } else if (outcome.status().code() == absl::StatusCode::kCancelled &&
+             stop == StopReason::kDrain) {
+    to = JobState::kPending;  // the next start resumes it
+  } else if (outcome.status().code() == absl::StatusCode::kCancelled) {
+    to = JobState::kCancelled;
+    details.error_code = "CANCELLED";
+    details.error_message = stop == StopReason::kCancel ? std::string("cancelled on request")
+                                                        : std::string(outcome.status().message());
+  } else {
+    to = JobState::kFailed;
+    details.error_code = absl::StatusCodeToString(outcome.status().code());
+    details.error_message = std::string(outcome.status().message());
+    if (details.error_message.empty()) details.error_message = "the job failed";
+  }
+
+  absl::Status written;
+  {
+    absl::MutexLock write(&entry->write_mu);
+    CloseStage(*entry, options_.clock());
+    entry->stage.clear();
+    bool progress_dirty;
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      progress_dirty = entry->memory_updates > 0 || to == JobState::kSucceeded;
+    }
+    // The latest progress goes with the final state (best effort: the state
+    // matters more, and a failed progress write must not block it).
+    if (progress_dirty && current == JobState::kRunning) {
+      WriteProgress(entry, progress).IgnoreError();
+    }
+    if (to != current) written = WriteTransition(entry, to, details).status();
+  }
+
+  int64_t version;
+  bool requeued = false;
+  {
+    absl::MutexLock lock(&mu_);
+    entry->running = false;
+    --running_;
+    version = WatchVersion(entry->record.version, entry->memory_updates);
+    if (IsTerminal(to) || !written.ok()) {
+      // Finished; or the store could not record the end, in which case it
+      // still says RUNNING and the next start resumes the job.
+      Forget(entry->id);
+    } else {
+      // Drained: PENDING again, parked in the queue (no worker takes jobs
+      // once stopping) so that Get and Cancel still find it.
+      entry->stop = StopReason::kNone;
+      entry->cancel.store(false);
+      Enqueue(entry);
+      requeued = true;
+    }
+  }
+  Notify(entry->id, version);
+  if (requeued) ReportQueueDepth();
+}
+
+void JobManager::OnProgress(const std::shared_ptr<Entry>& entry, JobProgress progress) {
+  progress = Sanitized(std::move(progress));
+  int64_t version;
+  {
+    absl::MutexLock write(&entry->write_mu);
+    const absl::Time now = options_.clock();
+    if (progress.stage != entry->stage) {
+      CloseStage(*entry, now);
+      entry->stage = progress.stage;
+      entry->stage_start = now;
+    }
+    bool persist;
+    {
+      // One version, one content: memory changes only together with the
+      // version that names it (here, or in WriteProgress below).
+      absl::MutexLock lock(&mu_);
+      const JobProgress& durable = entry->record.progress;
+      // Durable on every change of stage or count (per model, not per
+      // batch), else at most once per interval: each write is an fsync.
+      persist = progress.stage != durable.stage || progress.done != durable.done ||
+                progress.total != durable.total ||
+                now - entry->last_persist >= options_.progress_interval ||
+                entry->memory_updates >= kMaxMemoryUpdates;
+      if (!persist) {
+        entry->progress = progress;
+        ++entry->memory_updates;
+        version = WatchVersion(entry->record.version, entry->memory_updates);
+      }
+    }
+    if (persist) {
+      absl::StatusOr<int64_t> written = WriteProgress(entry, progress);
+      if (written.ok()) {
+        entry->last_persist = now;
+        version = *written;
+      } else {
+        // Watchers still see it; the store catches up at the next write.
+        absl::MutexLock lock(&mu_);
+        entry->progress = progress;
+        if (entry->memory_updates < kMaxMemoryUpdates) ++entry->memory_updates;
+        version = WatchVersion(entry->record.version, entry->memory_updates);
+      }
+    }
+  }
+  Notify(entry->id, version);
+}
+
+absl::StatusOr<int64_t> JobManager::WriteTransition(const std::shared_ptr<Entry>& entry,
+                                                    JobState to, const TransitionDetails& details) {
+  MIA_ASSIGN_OR_RETURN(JobRecord record, store_->Transition(entry->id, to, details));
+  JobState from;
+  int64_t version;
+  {
+    absl::MutexLock lock(&mu_);
+    from = entry->record.state;
+    entry->record = std::move(record);
+    entry->memory_updates = 0;
+    version = WatchVersion(entry->record.version);
+  }
+  metrics_->OnStateChange(from, to);
+  return version;
+}
+
+absl::StatusOr<int64_t> JobManager::WriteProgress(const std::shared_ptr<Entry>& entry,
+                                                  const JobProgress& progress) {
+  MIA_ASSIGN_OR_RETURN(JobRecord record, store_->UpdateProgress(entry->id, progress));
+  absl::MutexLock lock(&mu_);
+  entry->record = std::move(record);
+  entry->progress = progress;
+  entry->memory_updates = 0;
+  return WatchVersion(entry->record.version);
+}
+
+void JobManager::CloseStage(Entry& entry, absl::Time now) {
+  if (entry.stage.empty() || entry.stage_start == absl::InfinitePast()) return;
+  metrics_->OnStageDuration(entry.stage, absl::ToDoubleSeconds(now - entry.stage_start));
+}
+
+void JobManager::Enqueue(const std::shared_ptr<Entry>& entry) {
+  entry->queue_seq = next_seq_++;
+  queue_.insert(
+      QueueKey{entry->record.priority, entry->record.create_time, entry->queue_seq, entry->id});
+  entry->queued = true;
+}
+
+void JobManager::Forget(const std::string& id) {
+  const auto it = entries_.find(id);
+  if (it == entries_.end()) return;
+  const std::string& request_id = it->second->record.request_id;
+  if (!request_id.empty()) {
+    const auto r = request_ids_.find(request_id);
+    if (r != request_ids_.end() && r->second == id) request_ids_.erase(r);
+  }
+  entries_.erase(it);
+}
+
+JobSnapshot JobManager::SnapshotOf(const Entry& entry) const {
+  JobSnapshot snapshot;
+  snapshot.job = entry.record;
+  snapshot.job.progress = entry.progress;
+  snapshot.version = WatchVersion(entry.record.version, entry.memory_updates);
+  return snapshot;
+}
+
+void JobManager::Notify(const std::string& id, int64_t version) {
+  std::vector<std::shared_ptr<Subscription>> targets;
+  {
+    absl::MutexLock lock(&mu_);
+    ++changes_;
+    changed_.SignalAll();
+    auto [begin, end] = subscribers_.equal_range(id);
+    for (auto it = begin; it != end; ++it) targets.push_back(it->second);
+  }
+  for (const std::shared_ptr<Subscription>& s : targets) {
+    if (!s->active.load()) continue;
+    absl::MutexLock call(&s->call_mu);
+    if (!s->active.load()) continue;  // unsubscribed while we waited
+    s->delivering.store(std::this_thread::get_id());
+    try {
+      s->callback(id, version);
+    } catch (...) {
+      // A broken watcher must not fail the job whose worker told it.
+    }
+    s->delivering.store(std::thread::id());
+  }
+}
+
+void JobManager::ReportQueueDepth() {
+  int64_t depth;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    depth = static_cast<int64_t>(queue_.size());
+  }
+  metrics_->OnQueueDepth(depth);
+}
+
+std::string JobManager::NewJobId() {
+  if (options_.new_job_id) return options_.new_job_id();
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string id(20, 'a');
+  absl::MutexLock lock(&mu_);
+  for (char& c : id) c = kAlphabet[SplitMix64(id_state_) % 36];
+  return id;
+}
+
+}  // namespace mia::jobs

@@ -1,0 +1,274 @@
+#include "core/jobs/job_spec.h"
+
+#include <cstdint>
+#include <set>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/attacks/registry.h"
+#include "core/common/status_macros.h"
+#include "nlohmann/json.hpp"
+
+namespace mia::jobs {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr char kKindKey[] = "kind";
+
+// Parses `text` as one JSON object. Messages give the position nlohmann
+// reports, never the text itself (a spec may hold paths the caller did not
+// mean to echo in logs).
+absl::StatusOr<Json> ParseObject(absl::string_view text) {
+  Json j = Json::parse(text.begin(), text.end(), /*cb=*/nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("spec: not valid JSON");
+  if (!j.is_object()) return absl::InvalidArgumentError("spec: must be a JSON object");
+  return j;
+}
+
+absl::StatusOr<JobSpecKind> KindOf(const Json& j) {
+  const auto it = j.find(kKindKey);
+  if (it == j.end()) return JobSpecKind::kPipeline;
+  if (!it->is_string()) return absl::InvalidArgumentError("kind: expected a string");
+  const std::string& kind = it->get_ref<const std::string&>();
+  if (kind == "pipeline") return JobSpecKind::kPipeline;
+  if (kind == "bundle") return JobSpecKind::kBundle;
+  return absl::InvalidArgumentError("kind: must be \"pipeline\" or \"bundle\"");
+}
+
+// One JSON object with its key path; typed getters record the keys read so
+// that Finish() can reject the rest (the same strictness as the YAML config).
+class Fields {
+ public:
+  Fields(const Json& object, std::string path) : object_(object), path_(std::move(path)) {}
+
+  std::string Path(const std::string& key) const {
+    return path_.empty() ? key : absl::StrCat(path_, ".", key);
+  }
+
+  // Returns the value of `key`, or nullptr when absent.
+  const Json* Find(const std::string& key) {
+    used_.insert(key);
+    const auto it = object_.find(key);
+    return it == object_.end() ? nullptr : &*it;
+  }
+
+  absl::Status GetString(const std::string& key, std::string* out) {
+    const Json* v = Find(key);
+    if (v == nullptr) return absl::OkStatus();
+    if (!v->is_string()) return TypeError(key, "a string");
+    *out = v->get<std::string>();
+    return absl::OkStatus();
+  }
+
+  absl::Status GetBool(const std::string& key, bool* out) {
+    const Json* v = Find(key);
+    if (v == nullptr) return absl::OkStatus();
+    if (!v->is_boolean()) return TypeError(key, "true or false");
+    *out = v->get<bool>();
+    return absl::OkStatus();
+  }
+
+  absl::Status GetDouble(const std::string& key, double* out, double min, double max) {
+    const Json* v = Find(key);
+    if (v == nullptr) return absl::OkStatus();
+    if (!v->is_number()) return TypeError(key, "a number");
+    const double x = v->get<double>();
+    if (!(x >= min && x <= max)) return RangeError(key, min, max);
+    *out = x;
+    return absl::OkStatus();
+  }
+
+  absl::Status GetInt(const std::string& key, int* out, int min, int max) {
+    const Json* v = Find(key);
+    if (v == nullptr) return absl::OkStatus();
+    if (!v->is_number_integer()) return TypeError(key, "an integer");
+    const int64_t x = v->get<int64_t>();
+    if (x < min || x > max) return RangeError(key, min, max);
+    *out = static_cast<int>(x);
+    return absl::OkStatus();
+  }
+
+  absl::Status GetUint64(const std::string& key, uint64_t* out) {
+    const Json* v = Find(key);
+    if (v == nullptr) return absl::OkStatus();
+    if (!v->is_number_unsigned()) return TypeError(key, "a non-negative integer");
+    *out = v->get<uint64_t>();
+    return absl::OkStatus();
+  }
+
+  absl::Status GetStringList(const std::string& key, std::vector<std::string>* out) {
+    const Json* v = Find(key);
+    if (v == nullptr) return absl::OkStatus();
+    if (!v->is_array()) return TypeError(key, "a list of strings");
+    out->clear();
+    for (const Json& item : *v) {
+      if (!item.is_string()) return TypeError(key, "a list of strings");
+      out->push_back(item.get<std::string>());
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status GetDoubleList(const std::string& key, std::vector<double>* out, double min,
+                             double max) {
+    const Json* v = Find(key);
+    if (v == nullptr) return absl::OkStatus();
+    if (!v->is_array()) return TypeError(key, "a list of numbers");
+    out->clear();
+    for (const Json& item : *v) {
+      if (!item.is_number()) return TypeError(key, "a list of numbers");
+      const double x = item.get<double>();
+      if (!(x >= min && x <= max)) return RangeError(key, min, max);
+      out->push_back(x);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status GetIntList(const std::string& key, std::vector<int>* out, int min, int max) {
+    const Json* v = Find(key);
+    if (v == nullptr) return absl::OkStatus();
+    if (!v->is_array()) return TypeError(key, "a list of integers");
+    out->clear();
+    for (const Json& item : *v) {
+      if (!item.is_number_integer()) return TypeError(key, "a list of integers");
+      const int64_t x = item.get<int64_t>();
+      if (x < min || x > max) return RangeError(key, min, max);
+      out->push_back(static_cast<int>(x));
+    }
+    return absl::OkStatus();
+  }
+
+  // InvalidArgument naming the first key no getter asked for.
+  absl::Status Finish() const {
+    for (auto it = object_.begin(); it != object_.end(); ++it) {
+      if (used_.count(it.key()) == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            Path(it.key()), ": unknown key; known keys here: ", absl::StrJoin(used_, ", ")));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status TypeError(const std::string& key, absl::string_view expected) const {
+    return absl::InvalidArgumentError(absl::StrCat(Path(key), ": expected ", expected));
+  }
+  absl::Status RangeError(const std::string& key, double min, double max) const {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Path(key), ": must be in [", min, ", ", max, "]"));
+  }
+
+  const Json& object_;
+  const std::string path_;
+  std::set<std::string> used_;
+};
+
+absl::Status DecodeScoring(Fields& f, BundleAuditSpec* spec) {
+  audit::ScoringOptions& sc = spec->scoring;
+  MIA_RETURN_IF_ERROR(f.GetStringList("attacks", &sc.attacks));
+  if (sc.attacks.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(f.Path("attacks"), ": must name at least one attack"));
+  }
+  for (const std::string& attack : sc.attacks) {
+    absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(attack);
+    if (!made.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(f.Path("attacks"), ": ", made.status().message()));
+    }
+  }
+  MIA_RETURN_IF_ERROR(f.GetIntList("targets", &sc.targets, 0, 1 << 20));
+  MIA_RETURN_IF_ERROR(f.GetBool("all_targets", &spec->all_targets));
+  if (spec->all_targets && !sc.targets.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(f.Path("all_targets"), ": give targets or all_targets, not both"));
+  }
+  MIA_RETURN_IF_ERROR(f.GetDouble("temperature", &sc.temperature, 1e-6, 1e6));
+  MIA_RETURN_IF_ERROR(f.GetDoubleList("fprs", &sc.fprs, 0.0, 1.0));
+  MIA_RETURN_IF_ERROR(f.GetInt("bootstrap", &sc.bootstrap.resamples, 0, 1000000));
+  MIA_RETURN_IF_ERROR(f.GetDouble("confidence", &sc.bootstrap.confidence, 0.5, 0.9999));
+  MIA_RETURN_IF_ERROR(f.GetDouble("delta", &sc.epsilon.delta, 0.0, 0.5));
+  MIA_RETURN_IF_ERROR(f.GetDouble("beta", &sc.epsilon.beta, 1e-9, 0.5));
+  MIA_RETURN_IF_ERROR(f.GetUint64("seed", &sc.seed));
+  return f.Finish();
+}
+
+}  // namespace
+
+absl::string_view JobSpecKindName(JobSpecKind kind) {
+  switch (kind) {
+    case JobSpecKind::kPipeline:
+      return "pipeline";
+    case JobSpecKind::kBundle:
+      return "bundle";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<JobSpecKind> JobSpecKindOf(absl::string_view spec_json) {
+  MIA_ASSIGN_OR_RETURN(const Json j, ParseObject(spec_json));
+  return KindOf(j);
+}
+
+absl::StatusOr<BundleAuditSpec> DecodeBundleSpec(absl::string_view spec_json) {
+  MIA_ASSIGN_OR_RETURN(const Json j, ParseObject(spec_json));
+  MIA_ASSIGN_OR_RETURN(const JobSpecKind kind, KindOf(j));
+  if (kind != JobSpecKind::kBundle) {
+    return absl::InvalidArgumentError("kind: a bundle audit needs \"kind\": \"bundle\"");
+  }
+  BundleAuditSpec spec;
+  Fields top(j, "");
+  top.Find(kKindKey);
+  MIA_RETURN_IF_ERROR(top.GetString("bundle_path", &spec.bundle_path));
+  if (spec.bundle_path.empty()) {
+    return absl::InvalidArgumentError("bundle_path: required (an .npz file or a folder)");
+  }
+  if (const Json* scoring = top.Find("scoring"); scoring != nullptr) {
+    if (!scoring->is_object()) return absl::InvalidArgumentError("scoring: must be an object");
+    Fields f(*scoring, "scoring");
+    MIA_RETURN_IF_ERROR(DecodeScoring(f, &spec));
+  }
+  MIA_RETURN_IF_ERROR(top.Finish());
+  return spec;
+}
+
+std::string EncodeBundleSpec(const BundleAuditSpec& spec) {
+  const audit::ScoringOptions& sc = spec.scoring;
+  Json scoring = {{"attacks", sc.attacks},
+                  {"targets", sc.targets},
+                  {"all_targets", spec.all_targets},
+                  {"temperature", sc.temperature},
+                  {"fprs", sc.fprs},
+                  {"bootstrap", sc.bootstrap.resamples},
+                  {"confidence", sc.bootstrap.confidence},
+                  {"delta", sc.epsilon.delta},
+                  {"beta", sc.epsilon.beta},
+                  {"seed", sc.seed}};
+  const Json j = {{kKindKey, "bundle"}, {"bundle_path", spec.bundle_path}, {"scoring", scoring}};
+  return j.dump();
+}
+
+absl::StatusOr<pipeline::Config> DecodePipelineSpec(absl::string_view spec_json) {
+  MIA_ASSIGN_OR_RETURN(Json j, ParseObject(spec_json));
+  MIA_ASSIGN_OR_RETURN(const JobSpecKind kind, KindOf(j));
+  if (kind != JobSpecKind::kPipeline) {
+    return absl::InvalidArgumentError("kind: a pipeline audit has no kind or \"pipeline\"");
+  }
+  // The configuration parser is strict about keys, and "kind" is not one.
+  j.erase(kKindKey);
+  return pipeline::ParseConfig(j.dump(), "spec");
+}
+
+absl::Status ValidateJobSpec(absl::string_view spec_json) {
+  MIA_ASSIGN_OR_RETURN(const JobSpecKind kind, JobSpecKindOf(spec_json));
+  switch (kind) {
+    case JobSpecKind::kPipeline:
+      return DecodePipelineSpec(spec_json).status();
+    case JobSpecKind::kBundle:
+      return DecodeBundleSpec(spec_json).status();
+  }
+  return absl::InternalError("spec: unhandled kind");
+}
+
+}  // namespace mia::jobs

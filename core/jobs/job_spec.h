@@ -1,0 +1,90 @@
+// What a job runs, as the store keeps it: JobRecord::spec_json. The job layer
+// accepts two kinds of spec, told apart by the top-level "kind" key.
+//
+// 1. A pipeline audit (train or load models, compute signals, attack, report):
+//    the audit configuration of docs/config.md (sections run, data, train,
+//    audit, models) written as JSON. No "kind" key, or "kind": "pipeline"
+//    (removed before parsing). pipeline::ParseConfig reads it (JSON is YAML),
+//    strictly: an unknown key is an error naming its path.
+//
+//      {"run": {"random_seed": 7, "num_experiments": 1},
+//       "data": {"dataset": "purchase100", "data_dir": "/srv/data/purchase100"},
+//       "train": {"architecture": "mlp", "epochs": 20},
+//       "audit": {"attacks": ["rmia"], "num_ref_models": 4}}
+//
+// 2. A bundle audit: score a signals bundle computed elsewhere
+//    (docs/bundle-format.md); no training.
+//
+//      {"kind": "bundle",
+//       "bundle_path": "/srv/inputs/signals.npz",   // required: .npz or folder
+//       "scoring": {                                // optional, as are its keys
+//         "attacks": ["rmia", "lira"],              // default ["rmia", "lira"]
+//         "targets": [0],                           // default: the bundle's list
+//         "all_targets": false,                     // attack every model in turn
+//         "temperature": 1.0,                       // (0, 1e6]
+//         "fprs": [0.1, 0.01, 0.001],               // each in [0, 1]; default: the standard grid
+//         "bootstrap": 1000,                        // resamples, [0, 1e6]; 0: no intervals
+//         "confidence": 0.95,                       // [0.5, 0.9999]
+//         "delta": 1e-5,                            // [0, 0.5]
+//         "beta": 0.05,                             // [1e-9, 0.5]
+//         "seed": 0}}                               // unsigned 64-bit integer
+//
+//    The key names match the `audit` section of the configuration and the
+//    flags of `mia score`. Unknown keys and wrong types are InvalidArgument
+//    naming the key path ("scoring.temperature"). Paths are used as given:
+//    checking them against the server's allowed roots is the caller's job.
+//
+// Torch-free: the server validates specs with these functions before it
+// creates a job, and the runners decode them again when they run it.
+// Free functions; safe from any thread.
+#ifndef MIA_CORE_JOBS_JOB_SPEC_H_
+#define MIA_CORE_JOBS_JOB_SPEC_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/audit/scoring.h"
+#include "core/pipeline/config.h"
+
+namespace mia::jobs {
+
+enum class JobSpecKind {
+  kPipeline,  // an audit configuration: RunAudit
+  kBundle,    // a signals bundle: LoadBundle + ScoreBundle
+};
+
+// "pipeline" or "bundle": the values of the "kind" key.
+absl::string_view JobSpecKindName(JobSpecKind kind);
+
+// A bundle audit, decoded.
+struct BundleAuditSpec {
+  std::string bundle_path;        // .npz file or folder of .npy files
+  audit::ScoringOptions scoring;  // targets empty: the bundle's own list
+  bool all_targets = false;       // every model of the bundle is a target in turn
+};
+
+// Which kind of spec `spec_json` is. InvalidArgument when it is not a JSON
+// object or names an unknown kind. Does not validate the rest.
+absl::StatusOr<JobSpecKind> JobSpecKindOf(absl::string_view spec_json);
+
+// Decodes and validates a bundle audit spec (kind must be "bundle").
+absl::StatusOr<BundleAuditSpec> DecodeBundleSpec(absl::string_view spec_json);
+
+// The JSON DecodeBundleSpec accepts, every key written (the form the store
+// keeps when a client sends a protobuf spec). Round-trips every field the
+// format above names.
+std::string EncodeBundleSpec(const BundleAuditSpec& spec);
+
+// Decodes and validates a pipeline audit spec with pipeline::ParseConfig;
+// relative paths in it are relative to the server's working directory.
+absl::StatusOr<pipeline::Config> DecodePipelineSpec(absl::string_view spec_json);
+
+// Decodes a spec of either kind, reporting the first problem: what the server
+// runs before accepting a job.
+absl::Status ValidateJobSpec(absl::string_view spec_json);
+
+}  // namespace mia::jobs
+
+#endif  // MIA_CORE_JOBS_JOB_SPEC_H_

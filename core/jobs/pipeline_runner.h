@@ -1,0 +1,48 @@
+// Runs pipeline audits (JobSpecKind::kPipeline, see job_spec.h) with
+// pipeline::RunAudit: load the dataset, train or reuse models, compute
+// signals, attack, report. Needs LibTorch: the target exists only when
+// MIA_WITH_TORCH is ON (this header itself includes no torch header).
+//
+// Resuming: RunAudit keeps trained models in an artifact store keyed by what
+// determines them, so a resumed or repeated job retrains nothing that was
+// committed there; that store, not RunContext::units_done, is what lets it
+// skip work. The runner still records "model:<i>" -> artifact key units when
+// a run ends, for operators and for jobs that inspect them.
+//
+// Thread-safety: Run() may be called from several workers at once. Jobs that
+// share an artifact folder may train the same model concurrently (the files
+// are written atomically, so the result is right, only work is repeated).
+#ifndef MIA_CORE_JOBS_PIPELINE_RUNNER_H_
+#define MIA_CORE_JOBS_PIPELINE_RUNNER_H_
+
+#include <string>
+
+#include "core/jobs/job_manager.h"
+
+namespace mia::jobs {
+
+struct PipelineJobRunnerOptions {
+  // Non-empty: replaces every spec's run.log_dir, so that all jobs share one
+  // artifact store (the server's data directory) instead of writing where a
+  // client said. Empty: the spec's run.log_dir is used as given.
+  std::string artifact_dir;
+};
+
+class PipelineJobRunner final : public JobRunner {
+ public:
+  explicit PipelineJobRunner(PipelineJobRunnerOptions options = {});
+
+  // Stages (mapped from the pipeline's): "load" (data, split), "train",
+  // "signals", "attack", "report", then the manager's "done"; done/total count
+  // models in "train" and "signals". The report goes to ctx.work_dir/report.
+  // run.threads 0 becomes ctx.compute_threads. Cancellation is checked
+  // between batches and models (by the pipeline) and ends with CANCELLED.
+  absl::StatusOr<RunOutcome> Run(const JobRecord& job, const RunContext& ctx) override;
+
+ private:
+  const PipelineJobRunnerOptions options_;
+};
+
+}  // namespace mia::jobs
+
+#endif  // MIA_CORE_JOBS_PIPELINE_RUNNER_H_
