@@ -25,7 +25,10 @@ class ProgressPrinter {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     const bool new_stage = p.stage != stage_;
     const bool new_step = p.done != done_;
-    if (!tty_ && !new_stage && !new_step) return;
+    // Off a terminal (logs, CI), print a line per stage and step, and at most
+    // one progress line every 10 seconds in between.
+    if (!tty_ && !new_stage && !new_step && elapsed - last_line_ < 10) return;
+    last_line_ = elapsed;
     if (tty_ && new_stage && !stage_.empty()) std::fputc('\n', stderr);
     constexpr int kWidth = 24;
     const int filled = p.total > 0 ? static_cast<int>(kWidth * p.done / p.total) : 0;
@@ -48,6 +51,7 @@ class ProgressPrinter {
   bool tty_;
   std::string stage_;
   int64_t done_ = -1;
+  double last_line_ = 0;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 

@@ -1,17 +1,11 @@
 #!/usr/bin/env bash
-# The demo audit: writes a synthetic membership game as a signals bundle
-# (8 models, 5,000 audit points, 2,000 population points, logits over 10
-# classes), audits target models 0 and 1 with every attack, and writes the
-# report to demo-out/. Called by `make demo` after the build.
+# The demo audit (`make demo`): `mia audit --config configs/demo.yaml` trains a
+# small CNN target and 3 reference models on Fashion-MNIST (Debian's
+# dataset-fashion-mnist), computes their signals, attacks the target with RMIA,
+# LiRA and LOSS, and writes the report. A rerun reuses the trained models.
 set -euo pipefail
 BUILD=${1:-build}
-MIA="$BUILD/client/mia"
-OUT=demo-out
-mkdir -p "$OUT"
-"$MIA" make-bundle --out "$OUT/bundle.npz" --models 8 --points 5000 --population 2000 \
-  --classes 10 --leak 1.0 --targets 2 --seed 7
-"$MIA" score --bundle "$OUT/bundle.npz" \
-  --attack rmia,rmia-offline,lira,lira-offline,reference,population,loss \
-  --out "$OUT/report"
+"$BUILD/client/mia" audit --config configs/demo.yaml --out demo-out/report
 echo
-echo "Report: $OUT/report (summary.md, result.json, scores.csv, roc.svg, roc_log.svg, timing.log)"
+echo "Report: demo-out/report (summary.md, result.json, scores.csv, roc.svg, roc_log.svg,"
+echo "        models.json, signals.npz, timing.log); models cached in mia-runs/demo"

@@ -11,6 +11,8 @@
 namespace mia::attacks {
 namespace {
 
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
 // numpy's median: the middle value, or the mean of the two middle values.
 // Reorders `v`.
 double Median(std::vector<double>& v) {
@@ -49,7 +51,7 @@ absl::StatusOr<AttackOutput> LiraAttack(const AttackInput& input, const LiraOpti
   const SignalTensor& phi = input.audit->logit_scaled;
   const int64_t n = phi.points;
   const int a_count = phi.queries;
-  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double nan = kNaN;
 
   SideStats in_stats, out_stats;
   for (SideStats* side : {&in_stats, &out_stats}) {
@@ -79,7 +81,10 @@ absl::StatusOr<AttackOutput> LiraAttack(const AttackInput& input, const LiraOpti
         // the pooled s uses the residuals about mu, which is the median if asked.
         const double mu = options.center == LiraOptions::Center::kMean ? mean : Median(values);
         side->mu[i * a_count + q] = mu;
-        side->sd[i * a_count + q] = std::sqrt(SquaredResiduals(values, mean) / count);
+        // One reference has no spread to speak of: mark it, and score with
+        // the side's pooled standard deviation instead.
+        side->sd[i * a_count + q] =
+            values.size() >= 2 ? std::sqrt(SquaredResiduals(values, mean) / count) : kNaN;
         side->residual_sum += SquaredResiduals(values, mu);
         side->residual_count += static_cast<int64_t>(values.size());
       }
@@ -99,10 +104,22 @@ absl::StatusOr<AttackOutput> LiraAttack(const AttackInput& input, const LiraOpti
   const double pooled_in = std::max(pooled(in_stats), kMinStd);
   const double pooled_out = std::max(pooled(out_stats), kMinStd);
   if (!fixed && min_side < 2 && min_side != std::numeric_limits<int>::max()) {
-    out.warnings.push_back(absl::StrCat(
-        "per-example variance with as few as ", min_side,
-        " reference(s) on a side: standard deviations are degenerate; use variance=fixed"));
+    out.warnings.push_back(
+        "per-example variance: some points have a single reference on a side; that side uses "
+        "the pooled standard deviation for them (consider variance=fixed)");
   }
+  if (options.online && min_side < kFewReferences) {
+    out.warnings.push_back(absl::StrCat(
+        "online LiRA with as few as ", min_side,
+        " reference(s) on a side is unreliable: a member has one IN reference fewer and one OUT "
+        "reference more than a non-member, which biases the likelihood ratio (AUC can fall "
+        "below 0.5); prefer lira-offline or more reference models"));
+  }
+  // The standard deviation of one side of one point.
+  auto side_sd = [&](const SideStats& side, int64_t k, double pooled_sd) {
+    if (fixed || std::isnan(side.sd[k])) return pooled_sd;
+    return std::max(side.sd[k], kMinStd);
+  };
 
   MIA_RETURN_IF_ERROR(AveragePerQuery(
       a_count, n,
@@ -114,12 +131,12 @@ absl::StatusOr<AttackOutput> LiraAttack(const AttackInput& input, const LiraOpti
           }
           const int64_t k = i * a_count + q;
           const double x = phi.at(input.target, i, q);
-          const double sd_out = fixed ? pooled_out : std::max(out_stats.sd[k], kMinStd);
+          const double sd_out = side_sd(out_stats, k, pooled_out);
           if (!options.online) {
             s[i] = (x - out_stats.mu[k]) / sd_out;
             continue;
           }
-          const double sd_in = fixed ? pooled_in : std::max(in_stats.sd[k], kMinStd);
+          const double sd_in = side_sd(in_stats, k, pooled_in);
           s[i] = LogNormalPdf(x, in_stats.mu[k], sd_in) - LogNormalPdf(x, out_stats.mu[k], sd_out);
         }
         return absl::OkStatus();

@@ -23,8 +23,11 @@ struct LiraOptions {
 
 // Auto variance switches to per-example at this many references per side.
 inline constexpr int kFixedVarianceBelow = 32;
+// Online LiRA warns below this many references on a side.
+inline constexpr int kFewReferences = 4;
 // Standard deviations are floored here so that a side whose references agree
-// exactly (or has one reference) does not divide by zero.
+// exactly does not divide by zero. (A side with a single reference has no
+// per-example spread: it uses the side's pooled standard deviation.)
 inline constexpr double kMinStd = 1e-30;
 
 // online: log N(phi_t; mu_in, s_in^2) - log N(phi_t; mu_out, s_out^2);

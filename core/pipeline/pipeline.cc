@@ -241,7 +241,18 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
     tctx.device = c.train_device;
     tctx.cancel = ctx.cancel;
     tctx.allow_batched = c.batched_training;
+    // Batched training advances its models together and reports each of them
+    // every batch; sequential training reports one model after another. Follow
+    // one model until it has finished, then the next: the count is then the
+    // number of finished models either way.
+    int followed = -1;
+    bool followed_done = true;
     tctx.progress = [&](int model, int epoch, int batch, int batches) {
+      if (model != followed) {
+        if (!followed_done) return;
+        followed = model;
+      }
+      followed_done = epoch + 1 == c.recipe.epochs && batch + 1 == batches;
       progress("train", cached + model, m_count,
                absl::StrFormat("epoch %d/%d batch %d/%d", epoch + 1, c.recipe.epochs, batch + 1,
                                batches));

@@ -78,6 +78,28 @@ TEST(LiraTest, OfflineHandWorked) {
   EXPECT_NEAR(out->scores[2], 1.0 / std::sqrt(0.5), 1e-12);
 }
 
+TEST(LiraTest, PerExampleSingleReferenceSideUsesThePooledDeviation) {
+  // Target 0, references 1..3.
+  //   point 0: target 4; IN refs 1, 2: {4, 6} (mean 5, sd 1); OUT ref 3: {1}.
+  //   point 1: target 0; IN ref 3: {2}; OUT refs 1, 2: {0, 2} (mean 1, sd 1).
+  // Pooled OUT residuals {0, -1, 1}: s_out = sqrt(2/3); likewise s_in.
+  // Point 0: log N(4; 5, 1) - log N(4; 1, sqrt(2/3)).
+  SignalSet audit;
+  audit.logit_scaled = Tensor({{4, 0}, {4, 0}, {6, 2}, {1, 2}});
+  std::vector<uint8_t> keep = Keep({{1, 0}, {1, 0}, {1, 0}, {0, 1}});
+  LiraOptions o{true, LiraOptions::Variance::kPerExample, LiraOptions::Center::kMean};
+  auto out = LiraAttack({&audit, nullptr, keep, 0, {1, 2, 3}}, o);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const double s = std::sqrt(2.0 / 3.0);
+  auto log_pdf = [](double x, double mu, double sd) {
+    return -0.5 * (x - mu) * (x - mu) / (sd * sd) - std::log(sd);
+  };
+  EXPECT_NEAR(out->scores[0], log_pdf(4, 5, 1) - log_pdf(4, 1, s), 1e-12);
+  EXPECT_NEAR(out->scores[1], log_pdf(0, 2, s) - log_pdf(0, 1, 1), 1e-12);
+  ASSERT_EQ(out->warnings.size(), 2u);  // single-reference sides; online with few references
+  EXPECT_THAT(out->warnings[1], ::testing::HasSubstr("prefer lira-offline"));
+}
+
 TEST(LiraTest, MedianCenter) {
   // Three OUT references {1, 3, 10}: median 3, standard deviation about the
   // mean 14/3: sqrt(((1-14/3)^2 + (3-14/3)^2 + (10-14/3)^2) / 3).
