@@ -73,11 +73,16 @@ int ExitCodeFor(const absl::Status& status) {
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kFailedPrecondition:
     case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kAlreadyExists:  // a request id reused with another spec
       return kExitInvalidInput;
     case absl::StatusCode::kNotFound:
       return kExitNotFound;
     case absl::StatusCode::kResourceExhausted:
       return kExitTooLarge;
+    // Both are worth retrying later; a script treats them alike.
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+      return kExitUnavailable;
     default:
       return kExitFailure;
   }

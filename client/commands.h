@@ -16,9 +16,12 @@ namespace mia::client {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;       // internal or I/O failure
 inline constexpr int kExitInvalidInput = 2;  // bad flags, malformed bundle or settings
-inline constexpr int kExitNotFound = 3;      // a named file does not exist
-inline constexpr int kExitTooLarge = 4;      // input beyond the configured limits
+inline constexpr int kExitNotFound = 3;      // a named file or audit does not exist
+inline constexpr int kExitTooLarge = 4;      // input beyond the configured limits, a full queue
+inline constexpr int kExitUnavailable = 5;   // the server is unreachable or did not answer in time
+inline constexpr int kExitAuditFailed = 6;   // the audit ended FAILED or CANCELLED
 
+// The exit code for a status (also for gRPC statuses: the codes are the same).
 int ExitCodeFor(const absl::Status& status);
 
 // The headline table on stdout: one row per (attack, target), and the mean

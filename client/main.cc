@@ -1,6 +1,11 @@
 // `mia`: the command-line client. Flags are read here and only here, turned
 // into option structs, and handed to the commands in client/commands.h.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -8,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "client/commands.h"
+#include "client/remote_commands.h"
 #if MIA_WITH_TORCH
 #include "client/audit_command.h"
 #endif
@@ -112,6 +118,98 @@ int main(int argc, char** argv) {
   audit_cmd->add_flag("--quiet,-q", audit.quiet, "No progress bars");
 #endif
 
+  // Remote commands (a mia server; docs/service.md). The default address comes
+  // from MIA_SERVER so that a shell session can point every command at one
+  // server.
+  mia::client::RemoteOptions remote;
+  if (const char* env = std::getenv("MIA_SERVER"); env != nullptr && *env != '\0') {
+    remote.server = env;
+  }
+  auto add_remote_flags = [&](CLI::App* cmd) {
+    cmd->add_option("--server", remote.server, "Server address host:port (env MIA_SERVER)")
+        ->capture_default_str();
+    cmd->add_option("--timeout", remote.timeout_seconds, "Deadline of each call, in seconds")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+  };
+  mia::client::Console console{&std::cout, &std::cerr, isatty(STDERR_FILENO) != 0};
+
+  mia::client::SubmitOptions submit;
+  CLI::App* submit_cmd = app.add_subcommand("submit", "Submit an audit job (YAML) to a mia server");
+  submit_cmd->add_option("job", submit.job_file, "Audit config or bundle job (docs/service.md)")
+      ->required();
+  submit_cmd->add_flag("--follow,-f", submit.follow,
+                       "Show progress until it ends, then the summary (exit 0 only on success)");
+  submit_cmd->add_option("--request-id", submit.request_id,
+                         "Idempotency key: a retry with the same key returns the first audit");
+  // One value per --label, so that a label before the job file does not take it.
+  submit_cmd->add_option("--label", submit.labels, "Label key=value (repeatable)")
+      ->allow_extra_args(false);
+  submit_cmd->add_option("--priority", submit.priority, "Higher runs first")
+      ->check(CLI::Range(-100, 100));
+  add_remote_flags(submit_cmd);
+
+  std::string get_name;
+  bool get_json = false;
+  CLI::App* get_cmd = app.add_subcommand("get", "Show one audit: state, progress, result");
+  get_cmd->add_option("name", get_name, "audits/ID or ID")->required();
+  get_cmd->add_flag("--json", get_json, "Print the audit as the API's JSON");
+  add_remote_flags(get_cmd);
+
+  mia::client::ListOptions list;
+  CLI::App* list_cmd = app.add_subcommand("list", "List audits, oldest first");
+  list_cmd->add_option("--state", list.state,
+                       "Only pending, running, succeeded, failed or cancelled ones");
+  list_cmd->add_option("--page-size", list.page_size, "Audits per page (0: server default)")
+      ->check(CLI::Range(0, 1000));
+  list_cmd->add_option("--page-token", list.page_token, "Continue a listing from this page");
+  list_cmd->add_flag("--all", list.all, "Follow pages to the end");
+  add_remote_flags(list_cmd);
+
+  std::string watch_name;
+  int64_t from_version = 0;
+  CLI::App* watch_cmd =
+      app.add_subcommand("watch", "Show an audit's progress until it ends, then the summary");
+  watch_cmd->add_option("name", watch_name, "audits/ID or ID")->required();
+  watch_cmd->add_option("--from-version", from_version, "Resume after this version")
+      ->check(CLI::NonNegativeNumber);
+  add_remote_flags(watch_cmd);
+
+  std::string cancel_name;
+  CLI::App* cancel_cmd = app.add_subcommand("cancel", "Cancel an audit (best effort)");
+  cancel_cmd->add_option("name", cancel_name, "audits/ID or ID")->required();
+  add_remote_flags(cancel_cmd);
+
+  std::string delete_name;
+  CLI::App* delete_cmd =
+      app.add_subcommand("delete", "Delete a finished audit with its result and report");
+  delete_cmd->add_option("name", delete_name, "audits/ID or ID")->required();
+  add_remote_flags(delete_cmd);
+
+  mia::client::ScoresOptions scores;
+  int scores_target = -1;
+  CLI::App* scores_cmd =
+      app.add_subcommand("scores", "Per-example scores of a finished audit, as CSV");
+  scores_cmd->add_option("name", scores.name, "audits/ID or ID")->required();
+  scores_cmd->add_option("--target", scores_target, "Only this target model's rows")
+      ->check(CLI::NonNegativeNumber);
+  scores_cmd->add_option("--page-size", scores.page_size, "Rows per request (0: server default)")
+      ->check(CLI::Range(0, 10000));
+  scores_cmd->add_option("--out", scores.out, "CSV file (default: stdout)");
+  add_remote_flags(scores_cmd);
+
+  std::string report_name, report_out;
+  CLI::App* report_cmd = app.add_subcommand("report", "Download a finished audit's report files");
+  report_cmd->add_option("name", report_name, "audits/ID or ID")->required();
+  report_cmd->add_option("--out", report_out, "Folder (created if missing)")->required();
+  add_remote_flags(report_cmd);
+
+  std::string upload_file;
+  CLI::App* upload_cmd = app.add_subcommand(
+      "upload", "Upload a file (dataset, model, keep matrix, bundle); prints its artifact id");
+  upload_cmd->add_option("file", upload_file, "The file")->required();
+  add_remote_flags(upload_cmd);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -141,5 +239,17 @@ int main(int argc, char** argv) {
 #if MIA_WITH_TORCH
   if (*audit_cmd) return mia::client::RunAudit(audit);
 #endif
+  if (*submit_cmd) return mia::client::RunSubmit(remote, submit, console);
+  if (*get_cmd) return mia::client::RunGet(remote, get_name, get_json, console);
+  if (*list_cmd) return mia::client::RunList(remote, list, console);
+  if (*watch_cmd) return mia::client::RunWatch(remote, watch_name, from_version, console);
+  if (*cancel_cmd) return mia::client::RunCancel(remote, cancel_name, console);
+  if (*delete_cmd) return mia::client::RunDelete(remote, delete_name, console);
+  if (*scores_cmd) {
+    if (scores_target >= 0) scores.target = scores_target;
+    return mia::client::RunScores(remote, scores, console);
+  }
+  if (*report_cmd) return mia::client::RunReport(remote, report_name, report_out, console);
+  if (*upload_cmd) return mia::client::RunUpload(remote, upload_file, console);
   return mia::client::kExitInvalidInput;
 }

@@ -749,13 +749,14 @@ absl::StatusOr<JobSpec> SpecFromProto(const v1::AuditSpec& spec, const ServerRoo
   if (!problems.empty()) return fail();
 
   // YAML is a superset of JSON: the proto path goes through the YAML parser.
-  absl::StatusOr<pipeline::Config> config =
-      pipeline::ParseConfig(yaml.dump(-1, ' ', false, Json::error_handler_t::replace), "spec");
+  std::string config_text = yaml.dump(-1, ' ', false, Json::error_handler_t::replace);
+  absl::StatusOr<pipeline::Config> config = pipeline::ParseConfig(config_text, "spec");
   if (!config.ok()) {
     problems.list().push_back(ViolationFromParseError(config.status()));
     return fail();
   }
   job.config = *std::move(config);
+  job.config_json = std::move(config_text);
   return job;
 }
 

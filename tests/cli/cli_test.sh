@@ -103,5 +103,15 @@ expect "report folder not writable" 1 "rep/result.json" -- "$MIA" score --bundle
 expect "list attacks" 0 "" -- "$MIA" attacks
 grep -q "rmia-offline" out.txt && ok "attacks lists rmia-offline" || bad "attacks lists rmia-offline"
 
+# Remote commands without a server: the job file is checked first, then the
+# connection. Port 1 on the loopback has no mia server.
+printf 'train:\n  learing_rate: 0.1\n' > badjob.yaml
+expect "submit unknown key" 2 "badjob.yaml: train.learing_rate: unknown key (line 2)" -- "$MIA" submit badjob.yaml --server 127.0.0.1:1
+expect "submit missing job" 3 "nojob.yaml" -- "$MIA" submit nojob.yaml --server 127.0.0.1:1
+printf 'bundle:\n  path: srv/b.npz\n' > bjob.yaml
+expect "no server" 5 "cannot reach the mia server at 127.0.0.1:1: is it running?" -- "$MIA" submit bjob.yaml --server 127.0.0.1:1
+expect "no server (env)" 5 "127.0.0.1:1" -- env MIA_SERVER=127.0.0.1:1 "$MIA" list
+expect "bad state" 2 "--state" -- "$MIA" list --state sleeping --server 127.0.0.1:1
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

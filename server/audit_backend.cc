@@ -1,0 +1,422 @@
+#include "server/audit_backend.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "core/common/file_util.h"
+#include "core/common/status_macros.h"
+#include "server/json_log.h"
+#include "server/metrics.h"
+
+namespace mia::server {
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = ::mia::v1;
+
+constexpr size_t kMaxRequestIdBytes = 128;
+constexpr size_t kMaxLabels = 64;
+constexpr size_t kMaxLabelBytes = 63;
+constexpr int kMaxPriority = 100;
+
+bool IsLabelKey(const std::string& key) {
+  if (key.empty() || key.size() > kMaxLabelBytes || key[0] < 'a' || key[0] > 'z') return false;
+  return std::all_of(key.begin(), key.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+}
+
+// The request fields around the spec; messages never echo the values.
+void CheckRequest(const v1::CreateAuditRequest& request, std::vector<FieldViolation>* out) {
+  const std::string& id = request.request_id();
+  if (id.size() > kMaxRequestIdBytes) {
+    out->push_back({"request_id", "at most 128 characters"});
+  } else if (!std::all_of(id.begin(), id.end(), [](char c) { return c >= 0x20 && c <= 0x7e; })) {
+    out->push_back({"request_id", "only printable ASCII characters"});
+  }
+  if (request.labels_size() > static_cast<int>(kMaxLabels)) {
+    out->push_back({"labels", "at most 64 labels"});
+  }
+  // Sorted, so the order of problems does not depend on the map's.
+  std::vector<std::string> keys;
+  for (const auto& [key, value] : request.labels()) keys.push_back(key);
+  std::sort(keys.begin(), keys.end());
+  for (const std::string& key : keys) {
+    if (!IsLabelKey(key)) {
+      out->push_back({"labels",
+                      "keys are 1-63 lowercase letters, digits, '_' or '-', starting "
+                      "with a letter"});
+      break;
+    }
+  }
+  for (const std::string& key : keys) {
+    if (request.labels().at(key).size() > kMaxLabelBytes) {
+      out->push_back({"labels", "values are at most 63 characters"});
+      break;
+    }
+  }
+  if (request.priority() < -kMaxPriority || request.priority() > kMaxPriority) {
+    out->push_back({"priority", "must be in [-100, 100]"});
+  }
+}
+
+std::string ContentType(const fs::path& file) {
+  const std::string ext = file.extension().string();
+  if (ext == ".json") return "application/json";
+  if (ext == ".csv") return "text/csv";
+  if (ext == ".svg") return "image/svg+xml";
+  if (ext == ".html" || ext == ".htm") return "text/html";
+  if (ext == ".md") return "text/markdown";
+  if (ext == ".log" || ext == ".txt") return "text/plain";
+  if (ext == ".npz") return "application/zip";
+  return "application/octet-stream";
+}
+
+absl::StatusOr<std::string> FileSha256(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError("a report file disappeared");
+  Sha256 hash;
+  std::vector<char> buffer(1 << 16);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    hash.Update(buffer.data(), static_cast<size_t>(in.gcount()));
+  }
+  return hash.HexDigest();
+}
+
+bool IsSha256Hex(const std::string& s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+absl::Status ErrnoStatus(const char* what) {
+  const int err = errno;
+  const std::string message =
+      absl::StrCat("artifact store: ", what, ": ", std::generic_category().message(err));
+  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(message);
+  return absl::InternalError(message);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Uploads.
+
+ArtifactUpload::~ArtifactUpload() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
+}
+
+absl::Status ArtifactUpload::Append(absl::string_view bytes) {
+  if (static_cast<int64_t>(bytes.size()) > declared_size_ - received_) {
+    return absl::InvalidArgumentError(absl::StrCat("the upload is longer than the ", declared_size_,
+                                                   " bytes its header declared"));
+  }
+  hash_.Update(bytes);
+  received_ += static_cast<int64_t>(bytes.size());
+  if (fd_ < 0) return absl::OkStatus();  // already stored: only verify
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("write");
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Artifact> ArtifactUpload::Commit() {
+  if (received_ != declared_size_) {
+    return absl::InvalidArgumentError(absl::StrCat("the upload ended after ", received_,
+                                                   " bytes; its header declared ", declared_size_));
+  }
+  if (hash_.HexDigest() != declared_sha256_) {
+    return absl::InvalidArgumentError(
+        "the SHA-256 of the uploaded bytes differs from the header's sha256: the upload was "
+        "corrupted or the header is wrong");
+  }
+  if (fd_ >= 0) {
+    // Durable before it is visible under its address.
+    if (::fsync(fd_) != 0) return ErrnoStatus("fsync");
+    if (::close(fd_) != 0) {
+      fd_ = -1;
+      return ErrnoStatus("close");
+    }
+    fd_ = -1;
+    MIA_RETURN_IF_ERROR(CommitTempFile(temp_path_, final_path_));
+  }
+  committed_ = true;
+  v1::Artifact artifact;
+  artifact.set_artifact_id(declared_sha256_);
+  artifact.set_size(declared_size_);
+  return artifact;
+}
+
+// ---------------------------------------------------------------------------
+// The backend.
+
+AuditBackend::AuditBackend(jobs::JobManager* manager, jobs::JobStore* store, ServerMetrics* metrics,
+                           std::shared_ptr<spdlog::logger> logger, BackendOptions options)
+    : manager_(manager),
+      store_(store),
+      metrics_(metrics),
+      logger_(std::move(logger)),
+      options_(std::move(options)) {}
+
+absl::StatusOr<std::string> AuditBackend::AuditId(absl::string_view name) {
+  if (name.empty()) return absl::InvalidArgumentError("name: required (\"audits/{id}\")");
+  if (!absl::ConsumePrefix(&name, "audits/") || !jobs::ValidateJobId(name).ok()) {
+    return absl::InvalidArgumentError("name: must be \"audits/{id}\" with an id the server issued");
+  }
+  return std::string(name);
+}
+
+absl::StatusOr<v1::Audit> AuditBackend::ToProto(const jobs::JobSnapshot& snapshot,
+                                                v1::AuditView view) {
+  v1::Audit audit;
+  MIA_RETURN_IF_ERROR(JobToProto(snapshot.job, nullptr, view, &audit));
+  audit.set_version(snapshot.version);
+  if (snapshot.job.state == jobs::JobState::kSucceeded && !snapshot.job.result_dir.empty()) {
+    absl::StatusOr<std::shared_ptr<const v1::AuditResult>> result =
+        results_.Get(snapshot.job.result_dir);
+    if (result.ok()) {
+      *audit.mutable_result() = **result;
+      if (view == v1::AUDIT_VIEW_BASIC) {
+        for (v1::AttackTargetResult& r : *audit.mutable_result()->mutable_results()) r.clear_roc();
+      }
+    } else {
+      // The audit stays readable; its figures are missing until the files are back.
+      Log(logger_.get(), spdlog::level::warn, "result unreadable",
+          {{"audit_id", snapshot.job.id}, {"code", StatusCodeName(result.status().code())}});
+    }
+  }
+  return audit;
+}
+
+absl::StatusOr<v1::Audit> AuditBackend::CreateAudit(const v1::CreateAuditRequest& request) {
+  if (!accepting_) {
+    return absl::UnavailableError("the server is shutting down and accepts no new audits");
+  }
+  std::vector<FieldViolation> violations;
+  CheckRequest(request, &violations);
+  JobSpec spec;
+  if (!request.has_spec()) {
+    violations.push_back({"spec", "required"});
+  } else {
+    std::vector<FieldViolation> spec_violations;
+    absl::StatusOr<JobSpec> converted =
+        SpecFromProto(request.spec(), options_.roots, &spec_violations);
+    violations.insert(violations.end(), spec_violations.begin(), spec_violations.end());
+    if (converted.ok()) spec = *std::move(converted);
+  }
+  MIA_RETURN_IF_ERROR(ViolationsToStatus(violations));
+
+  jobs::JobRecord record;
+  record.request_id = request.request_id();
+  record.spec_json = spec.spec_json;
+  record.spec_hash = spec.spec_hash;
+  record.priority = request.priority();
+  record.labels.insert(request.labels().begin(), request.labels().end());
+  MIA_ASSIGN_OR_RETURN(jobs::SubmitResult submitted, manager_->Submit(std::move(record)));
+  Log(logger_.get(), spdlog::level::info, submitted.created ? "audit created" : "audit repeated",
+      {{"audit_id", submitted.snapshot.job.id},
+       {"request_id", request.request_id()},
+       {"kind", spec.kind == JobSpec::Kind::kBundle ? "bundle" : "pipeline"}});
+  return ToProto(submitted.snapshot, v1::AUDIT_VIEW_FULL);
+}
+
+absl::StatusOr<v1::Audit> AuditBackend::GetAudit(const v1::GetAuditRequest& request) {
+  MIA_ASSIGN_OR_RETURN(const std::string id, AuditId(request.name()));
+  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, manager_->Get(id));
+  return ToProto(snapshot, request.view() == v1::AUDIT_VIEW_BASIC ? v1::AUDIT_VIEW_BASIC
+                                                                  : v1::AUDIT_VIEW_FULL);
+}
+
+absl::StatusOr<v1::ListAuditsResponse> AuditBackend::ListAudits(
+    const v1::ListAuditsRequest& request) {
+  if (request.page_size() < 0) return absl::InvalidArgumentError("page_size: must be >= 0");
+  jobs::ListOptions options;
+  options.page_size = request.page_size();
+  options.page_token = request.page_token();
+  options.state = StateFromProto(request.state());
+  MIA_ASSIGN_OR_RETURN(jobs::JobPage page, store_->List(options));
+  const v1::AuditView view =
+      request.view() == v1::AUDIT_VIEW_FULL ? v1::AUDIT_VIEW_FULL : v1::AUDIT_VIEW_BASIC;
+  v1::ListAuditsResponse response;
+  for (jobs::JobRecord& job : page.jobs) {
+    jobs::JobSnapshot snapshot{job, jobs::WatchVersion(job.version)};
+    if (!jobs::IsTerminal(job.state)) {
+      // Unfinished jobs: the manager's copy has the latest progress.
+      absl::StatusOr<jobs::JobSnapshot> live = manager_->Get(job.id);
+      if (live.ok()) snapshot = *std::move(live);
+    }
+    MIA_ASSIGN_OR_RETURN(*response.add_audits(), ToProto(snapshot, view));
+  }
+  response.set_next_page_token(page.next_page_token);
+  return response;
+}
+
+absl::StatusOr<v1::Audit> AuditBackend::CancelAudit(const v1::CancelAuditRequest& request) {
+  MIA_ASSIGN_OR_RETURN(const std::string id, AuditId(request.name()));
+  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, manager_->Cancel(id));
+  Log(logger_.get(), spdlog::level::info, "audit cancel requested",
+      {{"audit_id", id}, {"state", std::string(jobs::JobStateName(snapshot.job.state))}});
+  return ToProto(snapshot, v1::AUDIT_VIEW_FULL);
+}
+
+absl::Status AuditBackend::DeleteAudit(const v1::DeleteAuditRequest& request) {
+  MIA_ASSIGN_OR_RETURN(const std::string id, AuditId(request.name()));
+  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, manager_->Get(id));
+  if (!jobs::IsTerminal(snapshot.job.state)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("audit ", id, " is ", jobs::JobStateName(snapshot.job.state),
+                     "; only finished audits can be deleted (cancel it first)"));
+  }
+  MIA_RETURN_IF_ERROR(store_->Delete(id));
+  if (!snapshot.job.result_dir.empty()) results_.Erase(snapshot.job.result_dir);
+  // The record is gone, so the files are garbage whatever happens next; a
+  // failure to remove them is logged, not returned.
+  std::error_code ec;
+  fs::remove_all(fs::path(options_.roots.jobs_dir) / id, ec);
+  if (ec) {
+    Log(logger_.get(), spdlog::level::warn, "audit files not removed", {{"audit_id", id}});
+  }
+  if (metrics_ != nullptr) metrics_->OnJobDeleted(snapshot.job.state);
+  Log(logger_.get(), spdlog::level::info, "audit deleted", {{"audit_id", id}});
+  return absl::OkStatus();
+}
+
+absl::StatusOr<jobs::JobSnapshot> AuditBackend::SucceededJob(absl::string_view name) {
+  MIA_ASSIGN_OR_RETURN(const std::string id, AuditId(name));
+  MIA_ASSIGN_OR_RETURN(jobs::JobSnapshot snapshot, manager_->Get(id));
+  if (snapshot.job.state != jobs::JobState::kSucceeded) {
+    return absl::FailedPreconditionError(absl::StrCat("audit ", id, " is ",
+                                                      jobs::JobStateName(snapshot.job.state),
+                                                      "; scores and reports exist once it "
+                                                      "SUCCEEDED"));
+  }
+  if (snapshot.job.result_dir.empty()) {
+    return absl::DataLossError(absl::StrCat("audit ", id, " has no report folder"));
+  }
+  return snapshot;
+}
+
+absl::StatusOr<v1::ListAuditScoresResponse> AuditBackend::ListAuditScores(
+    const v1::ListAuditScoresRequest& request) {
+  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot job, SucceededJob(request.name()));
+  v1::ListAuditScoresResponse response;
+  std::optional<int> target;
+  if (request.has_target()) target = request.target();
+  MIA_RETURN_IF_ERROR(ScoresPage((fs::path(job.job.result_dir) / "scores.csv").string(),
+                                 request.page_size(), request.page_token(), &response, target));
+  return response;
+}
+
+absl::StatusOr<v1::ListReportFilesResponse> AuditBackend::ListReportFiles(
+    const v1::ListReportFilesRequest& request) {
+  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot job, SucceededJob(request.name()));
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(job.job.result_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    // Hidden names are temporary files of an atomic write.
+    if (name.empty() || name[0] == '.' || !entry.is_regular_file(ec) || entry.is_symlink(ec)) {
+      continue;
+    }
+    files.push_back(entry.path());
+  }
+  if (ec) return absl::DataLossError(absl::StrCat("audit ", job.job.id, ": report unreadable"));
+  std::sort(files.begin(), files.end());
+  v1::ListReportFilesResponse response;
+  for (const fs::path& path : files) {
+    v1::ReportFile* file = response.add_files();
+    file->set_file(path.filename().string());
+    file->set_size_bytes(static_cast<int64_t>(fs::file_size(path, ec)));
+    file->set_content_type(ContentType(path));
+    MIA_ASSIGN_OR_RETURN(*file->mutable_sha256(), FileSha256(path.string()));
+  }
+  return response;
+}
+
+absl::StatusOr<AuditBackend::Snapshot> AuditBackend::GetSnapshot(const std::string& id,
+                                                                 v1::AuditView view) {
+  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, manager_->Get(id));
+  Snapshot out;
+  MIA_ASSIGN_OR_RETURN(out.audit, ToProto(snapshot, view));
+  out.terminal = jobs::IsTerminal(snapshot.job.state);
+  return out;
+}
+
+absl::StatusOr<std::string> AuditBackend::ReportFilePath(const v1::GetReportFileRequest& request) {
+  const std::string& file = request.file();
+  if (file.empty()) return absl::InvalidArgumentError("file: required");
+  if (file.find('/') != std::string::npos || file.find('\\') != std::string::npos ||
+      file.find('\0') != std::string::npos || file[0] == '.') {
+    return absl::InvalidArgumentError("file: must be a file name as ListReportFiles lists it");
+  }
+  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot job, SucceededJob(request.name()));
+  std::error_code ec;
+  const fs::path folder = fs::canonical(job.job.result_dir, ec);
+  if (ec) return absl::DataLossError(absl::StrCat("audit ", job.job.id, ": report unreadable"));
+  const fs::path path = fs::canonical(folder / file, ec);
+  // canonical resolves links: what it names must still be in the folder.
+  if (ec || path.parent_path() != folder || !fs::is_regular_file(path, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("audit ", job.job.id, " has no report file of that name"));
+  }
+  return path.string();
+}
+
+absl::StatusOr<std::unique_ptr<ArtifactUpload>> AuditBackend::BeginUpload(
+    const v1::ArtifactHeader& header) {
+  if (!accepting_) {
+    return absl::UnavailableError("the server is shutting down and accepts no uploads");
+  }
+  if (options_.roots.artifact_dir.empty()) {
+    return absl::FailedPreconditionError("this server has no artifact store");
+  }
+  std::vector<FieldViolation> violations;
+  if (header.filename().size() > 255 || header.filename().find('/') != std::string::npos) {
+    violations.push_back({"header.filename", "at most 255 bytes, no '/'"});
+  }
+  if (header.size() < 0) violations.push_back({"header.size", "must be >= 0"});
+  if (!IsSha256Hex(header.sha256())) {
+    violations.push_back({"header.sha256", "must be 64 lowercase hex digits"});
+  }
+  MIA_RETURN_IF_ERROR(ViolationsToStatus(violations));
+  if (header.size() > options_.max_upload_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat("header.size: ", header.size(),
+                                                     " bytes is above this server's upload limit "
+                                                     "of ",
+                                                     options_.max_upload_bytes, " bytes"));
+  }
+  std::unique_ptr<ArtifactUpload> upload(new ArtifactUpload());
+  upload->declared_size_ = header.size();
+  upload->declared_sha256_ = header.sha256();
+  upload->final_path_ = (fs::path(options_.roots.artifact_dir) / header.sha256()).string();
+  std::error_code ec;
+  if (fs::exists(upload->final_path_, ec)) return upload;  // stored: verify only
+  upload->temp_path_ = UniqueTempPath(upload->final_path_);
+  upload->fd_ = ::open(upload->temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (upload->fd_ < 0) {
+    upload->temp_path_.clear();
+    return ErrnoStatus("open");
+  }
+  return upload;
+}
+
+}  // namespace mia::server

@@ -1,0 +1,138 @@
+// What the AuditService does, without gRPC: each method takes the request
+// message and returns the response or an absl::Status with a canonical code.
+// service.cc adapts it to the callback API (one conversion of the status at
+// the edge); tests and tools may call it directly.
+//
+// Jobs: CreateAudit validates the whole request (spec, request_id, labels,
+// priority) and submits to the JobManager, which runs jobs on its own
+// workers; nothing here waits for training. Reads come from the manager
+// (unfinished jobs, from memory) or the store (listing, finished jobs).
+// Files: reports under <data_dir>/jobs/<id>/report, uploads under
+// <data_dir>/artifacts/<sha256>.
+//
+// Thread-safety: every method is safe from any thread at once. An
+// ArtifactUpload belongs to one stream and is used by one thread at a time.
+#ifndef MIA_SERVER_AUDIT_BACKEND_H_
+#define MIA_SERVER_AUDIT_BACKEND_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "core/common/sha256.h"
+#include "core/jobs/job_manager.h"
+#include "core/jobs/job_store.h"
+#include "mia/v1/audit.pb.h"
+#include "server/convert.h"
+#include "server/result_loader.h"
+#include "spdlog/logger.h"
+
+namespace mia::server {
+
+class ServerMetrics;
+
+struct BackendOptions {
+  // Inputs, uploads, job folders and the model cache (see convert.h).
+  ServerRoots roots;
+  // Largest upload accepted, in bytes.
+  int64_t max_upload_bytes = int64_t{1} << 30;
+};
+
+// One upload being received: bytes go to a temporary file beside the store,
+// hashed as they arrive; Commit checks size and SHA-256 and renames the file
+// to its content address. Destroying an uncommitted upload removes the file.
+class ArtifactUpload {
+ public:
+  ~ArtifactUpload();
+  ArtifactUpload(const ArtifactUpload&) = delete;
+  ArtifactUpload& operator=(const ArtifactUpload&) = delete;
+
+  // The next bytes. INVALID_ARGUMENT past the declared size; INTERNAL or
+  // RESOURCE_EXHAUSTED (disk full) when writing fails.
+  absl::Status Append(absl::string_view bytes);
+  // The end of the stream: INVALID_ARGUMENT when fewer bytes than declared
+  // arrived or the SHA-256 differs from the header's.
+  absl::StatusOr<mia::v1::Artifact> Commit();
+
+  int64_t received() const { return received_; }
+
+ private:
+  friend class AuditBackend;
+  ArtifactUpload() = default;
+
+  std::string final_path_;
+  std::string temp_path_;  // empty when the content is already stored
+  int fd_ = -1;
+  int64_t declared_size_ = 0;
+  std::string declared_sha256_;
+  int64_t received_ = 0;
+  Sha256 hash_;
+  bool committed_ = false;
+};
+
+class AuditBackend {
+ public:
+  // Not owned: `manager` and `store` (the manager's) must outlive the
+  // backend; `metrics` and `logger` may be null.
+  AuditBackend(jobs::JobManager* manager, jobs::JobStore* store, ServerMetrics* metrics,
+               std::shared_ptr<spdlog::logger> logger, BackendOptions options);
+
+  // For a drain: CreateAudit and UploadArtifact become UNAVAILABLE.
+  void StopAccepting() { accepting_ = false; }
+  bool accepting() const { return accepting_; }
+
+  absl::StatusOr<mia::v1::Audit> CreateAudit(const mia::v1::CreateAuditRequest& request);
+  absl::StatusOr<mia::v1::Audit> GetAudit(const mia::v1::GetAuditRequest& request);
+  absl::StatusOr<mia::v1::ListAuditsResponse> ListAudits(const mia::v1::ListAuditsRequest& request);
+  absl::StatusOr<mia::v1::Audit> CancelAudit(const mia::v1::CancelAuditRequest& request);
+  absl::Status DeleteAudit(const mia::v1::DeleteAuditRequest& request);
+  absl::StatusOr<mia::v1::ListAuditScoresResponse> ListAuditScores(
+      const mia::v1::ListAuditScoresRequest& request);
+  absl::StatusOr<mia::v1::ListReportFilesResponse> ListReportFiles(
+      const mia::v1::ListReportFilesRequest& request);
+
+  // The id in "audits/{id}"; INVALID_ARGUMENT for any other shape.
+  static absl::StatusOr<std::string> AuditId(absl::string_view name);
+
+  // The latest snapshot of a job for a watch stream.
+  struct Snapshot {
+    mia::v1::Audit audit;  // in `view`, version = the watch version
+    bool terminal = false;
+  };
+  absl::StatusOr<Snapshot> GetSnapshot(const std::string& id, mia::v1::AuditView view);
+
+  // The path of a report file of a SUCCEEDED audit, confined to its report
+  // folder (no other folders, no links out of it). NOT_FOUND for a file the
+  // report does not have; FAILED_PRECONDITION before the audit succeeded.
+  absl::StatusOr<std::string> ReportFilePath(const mia::v1::GetReportFileRequest& request);
+
+  // Starts an upload from its header. INVALID_ARGUMENT for a bad header;
+  // RESOURCE_EXHAUSTED above max_upload_bytes; UNAVAILABLE while draining.
+  absl::StatusOr<std::unique_ptr<ArtifactUpload>> BeginUpload(
+      const mia::v1::ArtifactHeader& header);
+
+  jobs::JobManager* manager() const { return manager_; }
+
+ private:
+  // The API form of a snapshot (view resolved by the caller).
+  absl::StatusOr<mia::v1::Audit> ToProto(const jobs::JobSnapshot& snapshot,
+                                         mia::v1::AuditView view);
+  // The job, which must be SUCCEEDED (FAILED_PRECONDITION otherwise).
+  absl::StatusOr<jobs::JobSnapshot> SucceededJob(absl::string_view name);
+
+  jobs::JobManager* const manager_;
+  jobs::JobStore* const store_;
+  ServerMetrics* const metrics_;
+  const std::shared_ptr<spdlog::logger> logger_;
+  const BackendOptions options_;
+  ResultCache results_;
+  std::atomic<bool> accepting_{true};
+};
+
+}  // namespace mia::server
+
+#endif  // MIA_SERVER_AUDIT_BACKEND_H_

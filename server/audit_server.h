@@ -1,0 +1,120 @@
+// A running mia-server: the job store, the runners, the JobManager, the gRPC
+// server with the AuditService, health and (optionally) reflection, and the
+// Prometheus endpoint, built from a ServerConfig. server_main.cc runs one
+// until SIGTERM; tests run one in-process on a free port.
+//
+// Files under config.data_dir: jobs.db (SQLite), jobs/<id>/ (reports),
+// artifacts/<sha256> (uploads), cache/ (models shared by jobs).
+//
+// Health (grpc.health.v1): "" is SERVING from start to shutdown (liveness);
+// "mia.v1.AuditService" is SERVING once started and NOT_SERVING from the
+// start of a drain (readiness: send no new work here).
+//
+// Thread-safety: BeginDrain and Drain may be called from any thread (Drain
+// from one at a time); accessors are safe at any time.
+#ifndef MIA_SERVER_AUDIT_SERVER_H_
+#define MIA_SERVER_AUDIT_SERVER_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "core/jobs/job_manager.h"
+#include "core/jobs/job_store.h"
+#include "server/server_config.h"
+#include "spdlog/logger.h"
+
+namespace grpc {
+class Server;
+}  // namespace grpc
+namespace prometheus {
+class Exposer;
+}  // namespace prometheus
+
+namespace mia::server {
+
+class AuditBackend;
+class AuditServiceImpl;
+class ServerMetrics;
+
+// The readiness service name of the health service.
+inline constexpr char kReadinessService[] = "mia.v1.AuditService";
+
+struct AuditServerOptions {
+  ServerConfig config;
+  // Null: a JSON logger on stdout at config.log_level.
+  std::shared_ptr<spdlog::logger> logger;
+  // For tests: wraps the server's job runner (e.g. to hold jobs at a gate);
+  // the returned runner is used instead and receives the real one.
+  std::function<std::unique_ptr<jobs::JobRunner>(jobs::JobRunner* real)> wrap_runner;
+};
+
+class AuditServer {
+ public:
+  // Creates the data folders, opens the store, resumes unfinished jobs and
+  // starts serving. InvalidArgument for a data root that is not a folder;
+  // the store's error when it cannot be opened; Unavailable when the address
+  // or metrics port cannot be bound.
+  static absl::StatusOr<std::unique_ptr<AuditServer>> Start(AuditServerOptions options);
+
+  // Drain(now) if none ran, then stops everything; waits for running jobs.
+  ~AuditServer();
+  AuditServer(const AuditServer&) = delete;
+  AuditServer& operator=(const AuditServer&) = delete;
+
+  // The bound gRPC port (the chosen one when the address asked for port 0).
+  int port() const { return port_; }
+  // "127.0.0.1:<port>"-style target for clients in the same process.
+  std::string target() const;
+  // The bound metrics port; 0 when metrics are off.
+  int metrics_port() const { return metrics_port_; }
+
+  // First step of a drain: readiness NOT_SERVING, no new audits, uploads or
+  // watch streams, and every open watch stream ends. Idempotent.
+  void BeginDrain();
+  // The whole drain (BeginDrain first): running jobs are told to stop and go
+  // back to PENDING for the next start, then the gRPC server shuts down
+  // (calls still open at `deadline` are cancelled). DeadlineExceeded when
+  // jobs were still running at the deadline (they are resumed by the next
+  // start; the caller may exit anyway). Later calls return the first result.
+  absl::Status Drain(absl::Time deadline);
+
+  ServerMetrics* metrics() const { return metrics_.get(); }
+  jobs::JobManager* manager() const { return manager_.get(); }
+  const ServerConfig& config() const { return options_.config; }
+
+ private:
+  explicit AuditServer(AuditServerOptions options);
+  absl::Status Init();
+
+  AuditServerOptions options_;
+  std::shared_ptr<spdlog::logger> logger_;
+  int port_ = 0;
+  int metrics_port_ = 0;
+
+  // Declared in dependency order; destroyed in reverse.
+  std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<jobs::JobStore> store_;
+  std::unique_ptr<jobs::JobRunner> bundle_runner_;
+  std::unique_ptr<jobs::JobRunner> pipeline_runner_;  // null without LibTorch
+  std::unique_ptr<jobs::JobRunner> router_;
+  std::unique_ptr<jobs::JobRunner> wrapped_runner_;  // tests only
+  std::unique_ptr<jobs::JobManager> manager_;
+  std::unique_ptr<AuditBackend> backend_;
+  std::unique_ptr<AuditServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+
+  absl::Mutex drain_mu_;
+  bool drained_ ABSL_GUARDED_BY(drain_mu_) = false;
+  absl::Status drain_status_ ABSL_GUARDED_BY(drain_mu_);
+};
+
+}  // namespace mia::server
+
+#endif  // MIA_SERVER_AUDIT_SERVER_H_

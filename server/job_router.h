@@ -1,0 +1,37 @@
+// The JobRunner of mia-server: jobs store their spec as the API's AuditSpec
+// (proto3 JSON, so GetAudit can return it), while the core runners take the
+// job-layer spec of core/jobs/job_spec.h. RoutingJobRunner converts one into
+// the other with convert.h, re-checking the spec against today's roots (an
+// operator may have changed them since the job was accepted), puts the job's
+// files in place, and hands the job to the bundle runner or, in builds with
+// LibTorch, the pipeline runner.
+//
+// Thread-safety: Run() may be called from several workers at once; the
+// router holds only immutable settings and the runners, which allow that too.
+#ifndef MIA_SERVER_JOB_ROUTER_H_
+#define MIA_SERVER_JOB_ROUTER_H_
+
+#include "core/jobs/job_manager.h"
+#include "server/convert.h"
+
+namespace mia::server {
+
+class RoutingJobRunner final : public jobs::JobRunner {
+ public:
+  // `bundle` runs signals-bundle audits; `pipeline` runs training audits and
+  // is null in builds without LibTorch (such jobs then fail UNIMPLEMENTED).
+  // Neither is owned; both must outlive the router.
+  RoutingJobRunner(ServerRoots roots, jobs::JobRunner* bundle, jobs::JobRunner* pipeline);
+
+  absl::StatusOr<jobs::RunOutcome> Run(const jobs::JobRecord& job,
+                                       const jobs::RunContext& ctx) override;
+
+ private:
+  const ServerRoots roots_;
+  jobs::JobRunner* const bundle_;
+  jobs::JobRunner* const pipeline_;
+};
+
+}  // namespace mia::server
+
+#endif  // MIA_SERVER_JOB_ROUTER_H_

@@ -1,0 +1,86 @@
+// Every Prometheus metric of mia-server, declared in one place (metrics.cc
+// names and documents each family). No per-job labels: label values are a
+// small fixed set (states, stages, RPC methods, status codes), so the series
+// count stays bounded however many audits run.
+//
+// ServerMetrics is also the JobManager's JobMetricsSink, so the scheduler
+// feeds it without depending on Prometheus.
+//
+// Thread-safety: every method is safe from any thread at once (prometheus-cpp
+// metrics are atomic and its families lock internally); the sink overrides
+// are cheap and never call back into the JobManager.
+#ifndef MIA_SERVER_METRICS_H_
+#define MIA_SERVER_METRICS_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "core/jobs/job.h"
+#include "core/jobs/job_manager.h"
+
+namespace prometheus {
+class Counter;
+class Gauge;
+class Histogram;
+template <typename T>
+class Family;
+class Registry;
+}  // namespace prometheus
+
+namespace mia::server {
+
+class ServerMetrics final : public jobs::JobMetricsSink {
+ public:
+  ServerMetrics();
+  ~ServerMetrics() override;
+  ServerMetrics(const ServerMetrics&) = delete;
+  ServerMetrics& operator=(const ServerMetrics&) = delete;
+
+  // What an Exposer serves.
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+
+  // Sets the jobs-by-state gauge for `state` (at start, from the store; the
+  // sink hooks keep it current afterwards).
+  void SetJobs(jobs::JobState state, int64_t count);
+  // A finished job was deleted (DeleteAudit): it no longer counts.
+  void OnJobDeleted(jobs::JobState state);
+
+  // One finished RPC: `method` is the bare method name ("GetAudit"), `code`
+  // the canonical code name ("OK", "NOT_FOUND").
+  void OnRpc(absl::string_view method, absl::string_view code);
+  // Open WatchAudit streams, after each change.
+  void SetWatchStreams(int64_t streams);
+  // Bytes of uploads stored.
+  void OnUploadBytes(int64_t bytes);
+
+  // JobMetricsSink.
+  void OnStateChange(std::optional<jobs::JobState> from, jobs::JobState to) override;
+  void OnQueueDepth(int64_t depth) override;
+  void OnStageDuration(const std::string& stage, double seconds) override;
+  void OnModelTrained(double seconds) override;
+
+  // The text exposition format of every metric (what /metrics returns), for
+  // tests and debugging.
+  std::string Text() const;
+
+ private:
+  static constexpr int kStates = 5;  // jobs::JobState values
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::array<prometheus::Gauge*, kStates> jobs_by_state_{};
+  prometheus::Gauge* queue_depth_ = nullptr;
+  prometheus::Gauge* watch_streams_ = nullptr;
+  prometheus::Counter* models_trained_ = nullptr;
+  prometheus::Counter* upload_bytes_ = nullptr;
+  prometheus::Histogram* training_seconds_ = nullptr;
+  prometheus::Family<prometheus::Histogram>* stage_seconds_ = nullptr;
+  prometheus::Family<prometheus::Counter>* rpcs_ = nullptr;
+};
+
+}  // namespace mia::server
+
+#endif  // MIA_SERVER_METRICS_H_

@@ -1,0 +1,250 @@
+#include "server/result_loader.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "core/metrics/roc.h"
+#include "nlohmann/json.hpp"
+#include "server/convert.h"
+
+namespace mia::server {
+namespace {
+
+using Json = nlohmann::json;
+namespace fs = std::filesystem;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// result.json writes every non-finite number as null.
+double Num(const Json& j, const char* key, double if_null = kNaN) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return if_null;
+  return j[key].get<double>();
+}
+
+metrics::Interval IntervalOf(const Json& j) {
+  metrics::Interval out{kNaN, kNaN};
+  if (j.is_array() && j.size() == 2) {
+    if (j[0].is_number()) out.low = j[0].get<double>();
+    if (j[1].is_number()) out.high = j[1].get<double>();
+  }
+  return out;
+}
+
+metrics::Spread SpreadOf(const Json& j) {
+  metrics::Spread s;
+  s.count = j.value("count", 0);
+  s.mean = Num(j, "mean");
+  s.stddev = Num(j, "stddev");
+  s.min = Num(j, "min");
+  s.max = Num(j, "max");
+  return s;
+}
+
+// One CSV record of a line (scores.csv quotes only attack names in its header).
+std::vector<std::string> SplitCsvLine(const std::string& line) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        fields.back() += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        fields.back() += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      fields.emplace_back();
+    } else if (c != '\r') {
+      fields.back() += c;
+    }
+  }
+  return fields;
+}
+
+// Fills results[].roc from scores.csv: one exact curve per (attack, target)
+// over the points that attack scored.
+absl::Status AddRocs(const std::string& path, audit::AuditResult* result) {
+  std::ifstream in(path);
+  if (!in) return absl::OkStatus();  // curves stay empty
+  const auto bad = [&] { return absl::DataLossError(absl::StrCat(path, ": not a scores file")); };
+  std::string line;
+  if (!std::getline(in, line)) return bad();
+  const std::vector<std::string> header = SplitCsvLine(line);
+  if (header.size() < 3 || header[0] != "row_id" || header[1] != "target" ||
+      header[2] != "member") {
+    return bad();
+  }
+  const size_t attacks = header.size() - 3;
+  // (column, target) -> scores and labels of scored points.
+  std::map<std::pair<size_t, int>, std::pair<std::vector<double>, std::vector<uint8_t>>> points;
+  std::optional<int> first_target;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const std::vector<std::string> f = SplitCsvLine(line);
+    int target = 0;
+    if (f.size() != header.size() || !absl::SimpleAtoi(f[1], &target) ||
+        (f[2] != "0" && f[2] != "1")) {
+      return bad();
+    }
+    const uint8_t member = f[2] == "1" ? 1 : 0;
+    // Rows come target by target, each listing every audit point once: the
+    // first target's rows give the audit points (AuditResult.audit_points).
+    if (!first_target.has_value()) first_target = target;
+    if (target == *first_target) {
+      int64_t row_id = 0;
+      if (!absl::SimpleAtoi(f[0], &row_id)) return bad();
+      result->row_ids.push_back(row_id);
+    }
+    for (size_t c = 0; c < attacks; ++c) {
+      if (f[3 + c].empty()) continue;  // not scored by this attack
+      double score = 0;
+      if (!absl::SimpleAtod(f[3 + c], &score)) return bad();
+      if (!std::isfinite(score)) continue;
+      auto& [scores, members] = points[{c, target}];
+      scores.push_back(score);
+      members.push_back(member);
+    }
+  }
+  for (audit::AttackTargetResult& r : result->results) {
+    for (size_t c = 0; c < attacks; ++c) {
+      if (header[3 + c] != r.attack) continue;
+      const auto it = points.find({c, r.target});
+      if (it == points.end()) break;
+      // One class missing: no curve, which ResultToProto leaves empty.
+      absl::StatusOr<metrics::RocCurve> roc =
+          metrics::ComputeRoc(it->second.first, it->second.second);
+      if (roc.ok()) r.roc = *std::move(roc);
+      break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<audit::AuditResult> LoadReportResult(const std::string& report_dir) {
+  const std::string path = (fs::path(report_dir) / "result.json").string();
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": no result"));
+  std::stringstream text;
+  text << in.rdbuf();
+  const Json j = Json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || j.value("schema", "") != "mia.result") {
+    return absl::DataLossError(absl::StrCat(path, ": not a mia result"));
+  }
+  audit::AuditResult r;
+  try {
+    r.schema_version = j.value("schema_version", 0);
+    r.tool_version = j.value("tool_version", "");
+    if (j.contains("spec")) r.spec_json = j["spec"].dump();
+    for (const Json& f : j.value("fprs", Json::array())) {
+      r.fprs.push_back(f.is_number() ? f.get<double>() : kNaN);
+    }
+    for (const Json& t : j.value("targets", Json::array())) r.targets.push_back(t.get<int>());
+    for (const Json& e : j.value("results", Json::array())) {
+      audit::AttackTargetResult a;
+      a.attack = e.value("attack", "");
+      a.target = e.value("target", 0);
+      const Json counts = e.value("counts", Json::object());
+      a.members = counts.value("members", int64_t{0});
+      a.non_members = counts.value("non_members", int64_t{0});
+      a.excluded = counts.value("excluded", int64_t{0});
+      a.auc = Num(e, "auc");
+      a.auc_ci = IntervalOf(e.value("auc_ci", Json()));
+      for (const Json& t : e.value("tpr_at_fpr", Json::array())) {
+        metrics::TprAtFpr tpr;
+        tpr.fpr = Num(t, "fpr");
+        tpr.resolved = t.value("resolved", false);
+        tpr.tpr = Num(t, "tpr");
+        a.tpr_at_fpr.push_back(tpr);
+        a.tpr_ci.push_back(IntervalOf(t.value("ci", Json())));
+      }
+      const Json eps = e.value("epsilon", Json::object());
+      a.epsilon.epsilon = Num(eps, "value");
+      // null is +infinity here: nobody flagged.
+      a.epsilon.threshold = Num(eps, "threshold", std::numeric_limits<double>::infinity());
+      a.epsilon.fpr_upper = Num(eps, "fpr_upper");
+      a.epsilon.fnr_upper = Num(eps, "fnr_upper");
+      a.epsilon.selection_points = eps.value("selection_points", int64_t{0});
+      a.epsilon.evaluation_points = eps.value("evaluation_points", int64_t{0});
+      const Json chosen = e.value("chosen", Json::object());  // items() does not own it
+      for (const auto& [name, value] : chosen.items()) {
+        a.chosen[name] = value.is_number() ? value.get<double>() : kNaN;
+      }
+      for (const Json& w : e.value("warnings", Json::array()))
+        a.warnings.push_back(w.get<std::string>());
+      r.results.push_back(std::move(a));
+    }
+    for (const Json& e : j.value("summaries", Json::array())) {
+      audit::AttackSummary s;
+      s.attack = e.value("attack", "");
+      s.auc = SpreadOf(e.value("auc", Json::object()));
+      for (const Json& t : e.value("tpr_at_fpr", Json::array()))
+        s.tpr_at_fpr.push_back(SpreadOf(t));
+      r.summaries.push_back(std::move(s));
+    }
+    for (const Json& w : j.value("warnings", Json::array()))
+      r.warnings.push_back(w.get<std::string>());
+    for (const Json& t : j.value("timings", Json::array())) {
+      r.timings.push_back({t.value("stage", ""), Num(t, "seconds")});
+    }
+  } catch (const Json::exception&) {
+    return absl::DataLossError(absl::StrCat(path, ": a field has the wrong type"));
+  }
+  const absl::Status rocs = AddRocs((fs::path(report_dir) / "scores.csv").string(), &r);
+  if (!rocs.ok()) return rocs;
+  return r;
+}
+
+absl::StatusOr<std::shared_ptr<const mia::v1::AuditResult>> ResultCache::Get(
+    const std::string& report_dir) {
+  {
+    absl::MutexLock lock(&mu_);
+    const auto it = entries_.find(report_dir);
+    if (it != entries_.end()) {
+      order_.splice(order_.begin(), order_, it->second.second);
+      return it->second.first;
+    }
+  }
+  // Loading reads two files and sorts scores: not under the lock. Two
+  // concurrent misses load twice and the second insert wins; both are equal.
+  absl::StatusOr<audit::AuditResult> result = LoadReportResult(report_dir);
+  if (!result.ok()) return result.status();
+  auto proto = std::make_shared<mia::v1::AuditResult>();
+  ResultToProto(*result, proto.get());
+  std::shared_ptr<const mia::v1::AuditResult> shared = std::move(proto);
+  absl::MutexLock lock(&mu_);
+  if (entries_.count(report_dir) == 0) {
+    order_.push_front(report_dir);
+    entries_[report_dir] = {shared, order_.begin()};
+    while (entries_.size() > capacity_ && !order_.empty()) {
+      entries_.erase(order_.back());
+      order_.pop_back();
+    }
+  }
+  return shared;
+}
+
+void ResultCache::Erase(const std::string& report_dir) {
+  absl::MutexLock lock(&mu_);
+  const auto it = entries_.find(report_dir);
+  if (it == entries_.end()) return;
+  order_.erase(it->second.second);
+  entries_.erase(it);
+}
+
+}  // namespace mia::server

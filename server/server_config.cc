@@ -1,0 +1,295 @@
+#include "server/server_config.h"
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <sstream>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "nlohmann/json.hpp"
+#include "yaml-cpp/yaml.h"
+
+namespace mia::server {
+namespace {
+
+// How one key is parsed from text and written to JSON. Every source goes
+// through `set` with text, so a value means the same wherever it comes from.
+struct Field {
+  std::string key;
+  bool is_list = false;
+  std::function<absl::Status(const std::string& text, ServerConfig* c)> set;
+  std::function<nlohmann::json(const ServerConfig& c)> get;
+};
+
+absl::Status Bad(const std::string& what) { return absl::InvalidArgumentError(what); }
+
+template <typename Int>
+Field IntField(std::string key, Int ServerConfig::*member) {
+  Field f;
+  f.key = key;
+  f.set = [key, member](const std::string& text, ServerConfig* c) -> absl::Status {
+    int64_t v = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &v) ||
+        v < static_cast<int64_t>(std::numeric_limits<Int>::min()) ||
+        v > static_cast<int64_t>(std::numeric_limits<Int>::max())) {
+      return Bad("not an integer in range");
+    }
+    c->*member = static_cast<Int>(v);
+    return absl::OkStatus();
+  };
+  f.get = [member](const ServerConfig& c) { return nlohmann::json(c.*member); };
+  return f;
+}
+
+Field DoubleField(std::string key, double ServerConfig::*member) {
+  Field f;
+  f.key = key;
+  f.set = [member](const std::string& text, ServerConfig* c) -> absl::Status {
+    double v = 0;
+    if (!absl::SimpleAtod(absl::StripAsciiWhitespace(text), &v) || !std::isfinite(v)) {
+      return Bad("not a finite number");
+    }
+    c->*member = v;
+    return absl::OkStatus();
+  };
+  f.get = [member](const ServerConfig& c) { return nlohmann::json(c.*member); };
+  return f;
+}
+
+Field StringField(std::string key, std::string ServerConfig::*member) {
+  Field f;
+  f.key = key;
+  f.set = [member](const std::string& text, ServerConfig* c) -> absl::Status {
+    c->*member = std::string(absl::StripAsciiWhitespace(text));
+    return absl::OkStatus();
+  };
+  f.get = [member](const ServerConfig& c) { return nlohmann::json(c.*member); };
+  return f;
+}
+
+Field BoolField(std::string key, bool ServerConfig::*member) {
+  Field f;
+  f.key = key;
+  f.set = [member](const std::string& text, ServerConfig* c) -> absl::Status {
+    const std::string t = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));
+    if (t == "true" || t == "1" || t == "yes" || t == "on") {
+      c->*member = true;
+    } else if (t == "false" || t == "0" || t == "no" || t == "off") {
+      c->*member = false;
+    } else {
+      return Bad("not a boolean (true or false)");
+    }
+    return absl::OkStatus();
+  };
+  f.get = [member](const ServerConfig& c) { return nlohmann::json(c.*member); };
+  return f;
+}
+
+// Comma-separated; empty items are dropped, so "" is the empty list.
+Field ListField(std::string key, std::vector<std::string> ServerConfig::*member) {
+  Field f;
+  f.key = key;
+  f.is_list = true;
+  f.set = [member](const std::string& text, ServerConfig* c) -> absl::Status {
+    std::vector<std::string> items;
+    for (absl::string_view item : absl::StrSplit(text, ',')) {
+      item = absl::StripAsciiWhitespace(item);
+      if (!item.empty()) items.emplace_back(item);
+    }
+    c->*member = std::move(items);
+    return absl::OkStatus();
+  };
+  f.get = [member](const ServerConfig& c) { return nlohmann::json(c.*member); };
+  return f;
+}
+
+const std::vector<Field>& Fields() {
+  static const auto* const kFields = new std::vector<Field>{
+      StringField("listen_address", &ServerConfig::listen_address),
+      StringField("data_dir", &ServerConfig::data_dir),
+      ListField("data_roots", &ServerConfig::data_roots),
+      IntField("workers", &ServerConfig::workers),
+      IntField("queue_capacity", &ServerConfig::queue_capacity),
+      IntField("max_concurrent_jobs", &ServerConfig::max_concurrent_jobs),
+      IntField("threads_per_job", &ServerConfig::threads_per_job),
+      IntField("max_watchers", &ServerConfig::max_watchers),
+      IntField("max_message_bytes", &ServerConfig::max_message_bytes),
+      IntField("max_upload_bytes", &ServerConfig::max_upload_bytes),
+      DoubleField("heartbeat_seconds", &ServerConfig::heartbeat_seconds),
+      IntField("metrics_port", &ServerConfig::metrics_port),
+      StringField("metrics_address", &ServerConfig::metrics_address),
+      BoolField("enable_reflection", &ServerConfig::enable_reflection),
+      DoubleField("drain_timeout_seconds", &ServerConfig::drain_timeout_seconds),
+      StringField("log_level", &ServerConfig::log_level),
+  };
+  return *kFields;
+}
+
+std::string EnvName(const std::string& key) { return "MIA_" + absl::AsciiStrToUpper(key); }
+
+absl::Status InSource(const std::string& source, const std::string& key,
+                      const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat(source, ": ", key, ": ", status.message()));
+}
+
+// Applies a YAML file; `where` names it in messages.
+absl::Status ApplyYaml(const std::string& path, ServerConfig* config) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("config file ", path, ": cannot open it"));
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string where = absl::StrCat("config file ", path);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text.str());
+  } catch (const YAML::Exception& e) {
+    return Bad(absl::StrCat(where, ": not valid YAML (line ", e.mark.line + 1, ")"));
+  }
+  if (root.IsNull()) return absl::OkStatus();  // an empty file sets nothing
+  if (!root.IsMap()) return Bad(absl::StrCat(where, ": must be a mapping of keys to values"));
+  for (const auto& item : root) {
+    std::string key;
+    try {
+      key = item.first.as<std::string>();
+    } catch (const YAML::Exception&) {
+      return Bad(absl::StrCat(where, ": a key is not a string"));
+    }
+    const Field* field = nullptr;
+    for (const Field& f : Fields()) {
+      if (f.key == key) field = &f;
+    }
+    if (field == nullptr) {
+      return Bad(absl::StrCat(where, ": unknown key '", key, "'"));
+    }
+    const YAML::Node& value = item.second;
+    std::string as_text;
+    if (field->is_list && value.IsSequence()) {
+      for (const auto& element : value) {
+        if (!element.IsScalar()) return Bad(absl::StrCat(where, ": ", key, ": items must be text"));
+        const std::string s = element.Scalar();
+        if (s.find(',') != std::string::npos) {
+          return Bad(absl::StrCat(where, ": ", key, ": an item contains a comma"));
+        }
+        absl::StrAppend(&as_text, as_text.empty() ? "" : ",", s);
+      }
+    } else if (value.IsScalar()) {
+      as_text = value.Scalar();
+    } else if (value.IsNull()) {
+      as_text = "";
+    } else {
+      return Bad(absl::StrCat(where, ": ", key, ": must be a single value"));
+    }
+    const absl::Status status = field->set(as_text, config);
+    if (!status.ok()) return InSource(where, key, status);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const std::vector<std::string>& ServerConfigKeys() {
+  static const auto* const kKeys = [] {
+    auto* keys = new std::vector<std::string>();
+    for (const Field& f : Fields()) keys->push_back(f.key);
+    return keys;
+  }();
+  return *kKeys;
+}
+
+absl::StatusOr<ServerConfig> LoadServerConfig(const ConfigSources& sources) {
+  ServerConfig config;
+  // The file is named by a flag or the environment, never by itself.
+  if (auto it = sources.flags.find("config"); it != sources.flags.end()) {
+    config.config_file = it->second;
+  } else if (auto env = sources.env.find("MIA_CONFIG"); env != sources.env.end()) {
+    config.config_file = env->second;
+  }
+  if (!config.config_file.empty()) {
+    const absl::Status status = ApplyYaml(config.config_file, &config);
+    if (!status.ok()) return status;
+  }
+  for (const Field& f : Fields()) {
+    const auto it = sources.env.find(EnvName(f.key));
+    if (it == sources.env.end()) continue;
+    const absl::Status status = f.set(it->second, &config);
+    if (!status.ok()) return InSource("environment", EnvName(f.key), status);
+  }
+  for (const auto& [key, text] : sources.flags) {
+    if (key == "config") continue;
+    const Field* field = nullptr;
+    for (const Field& f : Fields()) {
+      if (f.key == key) field = &f;
+    }
+    if (field == nullptr) return Bad(absl::StrCat("flag --", key, ": not a server setting"));
+    const absl::Status status = field->set(text, &config);
+    if (!status.ok()) return InSource("flag", "--" + key, status);
+  }
+  const absl::Status valid = ValidateServerConfig(config);
+  if (!valid.ok()) return valid;
+  return config;
+}
+
+absl::Status ValidateServerConfig(const ServerConfig& c) {
+  auto range = [](const std::string& key, double v, double lo, double hi) -> absl::Status {
+    if (v < lo || v > hi) {
+      return Bad(absl::StrCat(key, ": must be in [", lo, ", ", hi, "]"));
+    }
+    return absl::OkStatus();
+  };
+  if (c.listen_address.empty()) return Bad("listen_address: required");
+  if (c.data_dir.empty()) return Bad("data_dir: required");
+  const std::pair<std::string, absl::Status> checks[] = {
+      {"workers", range("workers", c.workers, 1, 1024)},
+      {"queue_capacity", range("queue_capacity", c.queue_capacity, 1, 1e6)},
+      {"max_concurrent_jobs", range("max_concurrent_jobs", c.max_concurrent_jobs, 0, 1024)},
+      {"threads_per_job", range("threads_per_job", c.threads_per_job, 0, 1024)},
+      {"max_watchers", range("max_watchers", c.max_watchers, 1, 1e6)},
+      // gRPC takes an int; below 1 KiB not even a small spec fits.
+      {"max_message_bytes", range("max_message_bytes", static_cast<double>(c.max_message_bytes),
+                                  1024, std::numeric_limits<int>::max())},
+      {"max_upload_bytes",
+       range("max_upload_bytes", static_cast<double>(c.max_upload_bytes), 1, 1e15)},
+      {"heartbeat_seconds", range("heartbeat_seconds", c.heartbeat_seconds, 0.01, 3600)},
+      {"metrics_port", range("metrics_port", c.metrics_port, 0, 65535)},
+      {"drain_timeout_seconds", range("drain_timeout_seconds", c.drain_timeout_seconds, 0, 86400)},
+  };
+  for (const auto& [key, status] : checks) {
+    if (!status.ok()) return status;
+  }
+  static const char* const kLevels[] = {"trace", "debug",    "info", "warn",
+                                        "error", "critical", "off"};
+  bool level_ok = false;
+  for (const char* l : kLevels) level_ok = level_ok || c.log_level == l;
+  if (!level_ok) {
+    return Bad("log_level: must be one of trace, debug, info, warn, error, critical, off");
+  }
+  return absl::OkStatus();
+}
+
+std::string ServerConfigJson(const ServerConfig& config) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  for (const Field& f : Fields()) j[f.key] = nlohmann::ordered_json::parse(f.get(config).dump());
+  j["config_file"] = config.config_file;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::map<std::string, std::string> EnvironmentMap(char** environ_block) {
+  std::map<std::string, std::string> env;
+  if (environ_block == nullptr) return env;
+  for (char** e = environ_block; *e != nullptr; ++e) {
+    const std::string entry(*e);
+    const size_t eq = entry.find('=');
+    if (eq == std::string::npos) continue;
+    env.emplace(entry.substr(0, eq), entry.substr(eq + 1));
+  }
+  return env;
+}
+
+}  // namespace mia::server

@@ -1,0 +1,97 @@
+// The settings of mia-server and where they come from. Every setting has one
+// key ("workers") used by all sources:
+//   - a command-line flag of the same name (--workers=2),
+//   - an environment variable MIA_<KEY in upper case> (MIA_WORKERS=2),
+//   - a key of the YAML config file (workers: 2),
+//   - the default below.
+// The first source that sets a key wins, in that order. Flags are read only
+// in server_main.cc, which hands them here as text, so this file stays free
+// of flag machinery (and of torch and gRPC) and is testable on its own.
+//
+// Free functions and plain structs; safe from any thread.
+#ifndef MIA_SERVER_SERVER_CONFIG_H_
+#define MIA_SERVER_SERVER_CONFIG_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace mia::server {
+
+struct ServerConfig {
+  // Where gRPC listens, "host:port". Port 0 picks a free port (tests).
+  std::string listen_address = "127.0.0.1:50051";
+  // Everything the server persists: jobs.db (SQLite), jobs/<id>/ (reports),
+  // artifacts/<sha256> (uploads) and cache/ (models shared by jobs).
+  std::string data_dir = "mia-data";
+  // Folders a DataRef.server_path may point into; empty: only uploads can be
+  // referenced. As text (flag, environment): comma-separated.
+  std::vector<std::string> data_roots;
+  // Worker threads that run jobs; one per accelerator, 1 on a CPU machine.
+  int workers = 1;
+  // Most jobs waiting in the queue; CreateAudit beyond it is
+  // RESOURCE_EXHAUSTED.
+  int queue_capacity = 256;
+  // Most jobs running at once; 0: as many as `workers`. Caps the workers.
+  int max_concurrent_jobs = 0;
+  // Compute threads per job; 0: the machine's cores divided among workers.
+  int threads_per_job = 0;
+  // Most WatchAudit streams open at once; more are RESOURCE_EXHAUSTED.
+  int max_watchers = 2048;
+  // Largest gRPC message the server receives or sends, in bytes.
+  int64_t max_message_bytes = 4 << 20;
+  // Largest artifact UploadArtifact accepts, in bytes.
+  int64_t max_upload_bytes = int64_t{1} << 30;
+  // Seconds between heartbeats on a watch stream while nothing changes.
+  double heartbeat_seconds = 10;
+  // Port of the Prometheus /metrics endpoint; 0 turns it off.
+  int metrics_port = 0;
+  // Address the metrics endpoint binds to.
+  std::string metrics_address = "0.0.0.0";
+  // Serve gRPC server reflection (grpc.reflection.v1alpha); off by default
+  // because it tells any caller the whole API.
+  bool enable_reflection = false;
+  // Seconds SIGTERM may take: jobs checkpoint, watch streams end, the server
+  // stops; past it the process exits anyway (the store is durable).
+  double drain_timeout_seconds = 30;
+  // spdlog level: trace, debug, info, warn, error, critical, off.
+  std::string log_level = "info";
+  // The YAML file read, if any (from --config or MIA_CONFIG; not a file key).
+  std::string config_file;
+};
+
+// Where Load reads settings from.
+struct ConfigSources {
+  // Flags given on the command line, key -> value as text (absl's
+  // CommandLineFlag::CurrentValue()); flags left at their defaults are absent.
+  std::map<std::string, std::string> flags;
+  // The environment, name -> value (all of it; only MIA_<KEY> names are read,
+  // other MIA_ variables are ignored because tests and tools set their own).
+  std::map<std::string, std::string> env;
+};
+
+// The keys every source understands, in the order of ServerConfig.
+const std::vector<std::string>& ServerConfigKeys();
+
+// Builds the configuration: defaults, then the YAML file (path from the
+// `config` flag, else MIA_CONFIG; none: no file), then the environment, then
+// the flags. InvalidArgument naming the source and key for a value that does
+// not parse or is out of range, an unknown YAML key, or a YAML file that is
+// not a mapping; NotFound when the named file does not exist.
+absl::StatusOr<ServerConfig> LoadServerConfig(const ConfigSources& sources);
+
+// Range checks of a finished configuration (Load runs them).
+absl::Status ValidateServerConfig(const ServerConfig& config);
+
+// The configuration as one JSON object (every key), for the start-up log.
+std::string ServerConfigJson(const ServerConfig& config);
+
+// name -> value of a POSIX environment block (e.g. `environ`).
+std::map<std::string, std::string> EnvironmentMap(char** environ_block);
+
+}  // namespace mia::server
+
+#endif  // MIA_SERVER_SERVER_CONFIG_H_

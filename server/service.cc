@@ -1,0 +1,689 @@
+#include "server/service.h"
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "core/common/sha256.h"
+#include "server/convert.h"
+#include "server/json_log.h"
+#include "server/metrics.h"
+
+namespace mia::server {
+
+namespace v1 = ::mia::v1;
+
+// ---------------------------------------------------------------------------
+// Status conversion.
+
+namespace {
+
+void AppendVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// A length-delimited protobuf field (wire type 2).
+void AppendBytesField(int number, absl::string_view bytes, std::string* out) {
+  AppendVarint(static_cast<uint64_t>(number) << 3 | 2, out);
+  AppendVarint(bytes.size(), out);
+  out->append(bytes.data(), bytes.size());
+}
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  // absl::StatusCode and grpc::StatusCode share the canonical numbering.
+  const auto code = static_cast<grpc::StatusCode>(status.code());
+  std::string message(status.message());
+  const absl::optional<absl::Cord> bad_request = status.GetPayload(kBadRequestTypeUrl);
+  if (!bad_request.has_value()) return grpc::Status(code, message);
+  // google.rpc.Status {int32 code = 1; string message = 2; repeated Any
+  // details = 3;} with one Any {string type_url = 1; bytes value = 2;}.
+  std::string any;
+  AppendBytesField(1, kBadRequestTypeUrl, &any);
+  AppendBytesField(2, std::string(*bad_request), &any);
+  std::string details;
+  AppendVarint(1 << 3 | 0, &details);
+  AppendVarint(static_cast<uint64_t>(status.code()), &details);
+  AppendBytesField(2, message, &details);
+  AppendBytesField(3, any, &details);
+  return grpc::Status(code, message, details);
+}
+
+// ---------------------------------------------------------------------------
+// Watch streams.
+
+// The state of one WatchAudit stream, shared (by shared_ptr) between its
+// reactor, the JobManager subscription and the WatchHub, so that a late
+// callback from either finds a live object after the reactor is gone.
+//
+// Every decision is made in Pump() under mu_; the resulting gRPC operation
+// (StartWrite or Finish) is started after mu_ is released, because gRPC may
+// run reactions (even OnDone) on the calling thread. At most one write is in
+// flight; Finish happens only when none is.
+class WatchStream {
+ public:
+  WatchStream(AuditBackend* backend, std::string id, int64_t from_version, v1::AuditView view,
+              absl::Duration heartbeat)
+      : backend_(backend),
+        id_(std::move(id)),
+        view_(view),
+        heartbeat_(heartbeat),
+        sent_version_(from_version) {}
+
+  const std::string& id() const { return id_; }
+
+  // Once, before Start; the reactor outlives every operation started on it.
+  void Bind(grpc::ServerWriteReactor<v1::WatchAuditResponse>* reactor) { reactor_ = reactor; }
+
+  void set_subscription(uint64_t handle) {
+    absl::MutexLock lock(&mu_);
+    subscription_ = handle;
+  }
+  uint64_t subscription() const {
+    absl::MutexLock lock(&mu_);
+    return subscription_;
+  }
+  grpc::Status final_status() const {
+    absl::MutexLock lock(&mu_);
+    return final_status_;
+  }
+
+  // Subscribed: the first snapshot may go out.
+  void Start() {
+    {
+      absl::MutexLock lock(&mu_);
+      started_ = true;
+    }
+    Pump();
+  }
+
+  // The JobManager callback: "job is at version v". Cheap, never blocks on
+  // the client.
+  void Notify(int64_t version) {
+    {
+      absl::MutexLock lock(&mu_);
+      notified_version_ = std::max(notified_version_, version);
+    }
+    Pump();
+  }
+
+  // The heartbeat timer.
+  void Tick(absl::Time now) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finished_ || in_flight_ || now - last_write_ < heartbeat_) return;
+      heartbeat_due_ = true;
+    }
+    Pump();
+  }
+
+  // Ends the stream with `status` after the write in flight, if any.
+  void End(grpc::Status status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (end_requested_) return;
+      end_requested_ = true;
+      end_status_ = std::move(status);
+    }
+    Pump();
+  }
+
+  // OnWriteDone.
+  void WriteDone(bool ok) {
+    {
+      absl::MutexLock lock(&mu_);
+      in_flight_ = false;
+      if (!ok && !end_requested_) {
+        // The client is gone; the audit carries on.
+        end_requested_ = true;
+        end_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "the watch stream was closed");
+      }
+    }
+    Pump();
+  }
+
+ private:
+  enum class Action { kNone, kWrite, kFinish };
+
+  void Pump() {
+    Action action = Action::kNone;
+    grpc::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!started_ || finished_ || in_flight_) return;
+      if (end_requested_) {
+        action = Action::kFinish;
+        status = end_status_;
+      } else if (terminal_sent_) {
+        action = Action::kFinish;  // the terminal snapshot was written
+      } else if (first_ || notified_version_ > sent_version_) {
+        first_ = false;
+        // Read the snapshot now, when it can be sent: whatever happened
+        // since the last write collapses into this one.
+        absl::StatusOr<AuditBackend::Snapshot> snapshot = backend_->GetSnapshot(id_, view_);
+        if (!snapshot.ok()) {
+          action = Action::kFinish;
+          status = ToGrpcStatus(snapshot.status());
+        } else if (snapshot->audit.version() > sent_version_) {
+          sent_version_ = snapshot->audit.version();
+          terminal_sent_ = snapshot->terminal;
+          out_.Clear();
+          *out_.mutable_snapshot() = std::move(snapshot->audit);
+          action = Action::kWrite;
+        } else if (snapshot->terminal) {
+          action = Action::kFinish;  // the client already has the final version
+        }
+      }
+      if (action == Action::kNone && heartbeat_due_) {
+        const absl::Time now = absl::Now();
+        out_.Clear();
+        v1::Heartbeat* heartbeat = out_.mutable_heartbeat();
+        const int64_t seconds = absl::ToUnixSeconds(now);
+        heartbeat->mutable_time()->set_seconds(seconds);
+        heartbeat->mutable_time()->set_nanos(
+            static_cast<int32_t>(absl::ToInt64Nanoseconds(now - absl::FromUnixSeconds(seconds))));
+        heartbeat->set_version(sent_version_);
+        action = Action::kWrite;
+      }
+      if (action == Action::kWrite) {
+        in_flight_ = true;
+        heartbeat_due_ = false;
+        last_write_ = absl::Now();
+      } else if (action == Action::kFinish) {
+        finished_ = true;
+        final_status_ = status;
+      }
+    }
+    // The reactor stays valid: nobody finishes while our write is in flight,
+    // and only this call finishes once finished_ is set.
+    if (action == Action::kWrite) reactor_->StartWrite(&out_);
+    if (action == Action::kFinish) reactor_->Finish(std::move(status));
+  }
+
+  AuditBackend* const backend_;
+  const std::string id_;
+  const v1::AuditView view_;
+  const absl::Duration heartbeat_;
+  grpc::ServerWriteReactor<v1::WatchAuditResponse>* reactor_ = nullptr;
+
+  mutable absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool first_ ABSL_GUARDED_BY(mu_) = true;  // the current snapshot is still to be read
+  bool in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool heartbeat_due_ ABSL_GUARDED_BY(mu_) = false;
+  bool terminal_sent_ ABSL_GUARDED_BY(mu_) = false;
+  bool end_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status end_status_ ABSL_GUARDED_BY(mu_);
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+  int64_t sent_version_ ABSL_GUARDED_BY(mu_);  // the client has everything up to it
+  int64_t notified_version_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_write_ ABSL_GUARDED_BY(mu_) = absl::Now();
+  uint64_t subscription_ ABSL_GUARDED_BY(mu_) = 0;
+  // The message being written; untouched while in_flight_.
+  v1::WatchAuditResponse out_;
+};
+
+// Every open watch stream, the watcher limit, and one timer thread for all
+// heartbeats (not a thread per stream). Thread-safe; streams are called
+// without the hub's lock held, since a call may finish a stream and its
+// OnDone then calls Remove.
+class WatchHub {
+ public:
+  WatchHub(absl::Duration heartbeat, int max_watchers, ServerMetrics* metrics)
+      : heartbeat_(heartbeat), max_watchers_(max_watchers), metrics_(metrics) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~WatchHub() {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_ = true;
+    }
+    thread_.join();
+  }
+
+  absl::Status Add(const std::shared_ptr<WatchStream>& stream) {
+    absl::MutexLock lock(&mu_);
+    if (draining_) {
+      return absl::UnavailableError("the server is shutting down; watch again elsewhere or later");
+    }
+    if (static_cast<int>(streams_.size()) >= max_watchers_) {
+      return absl::ResourceExhaustedError(absl::StrCat("too many watch streams (", max_watchers_,
+                                                       " open); retry later or poll GetAudit"));
+    }
+    streams_[stream.get()] = stream;
+    if (metrics_ != nullptr) metrics_->SetWatchStreams(static_cast<int64_t>(streams_.size()));
+    return absl::OkStatus();
+  }
+
+  void Remove(const WatchStream* stream) {
+    absl::MutexLock lock(&mu_);
+    streams_.erase(stream);
+    if (metrics_ != nullptr) metrics_->SetWatchStreams(static_cast<int64_t>(streams_.size()));
+  }
+
+  void Drain() {
+    std::vector<std::shared_ptr<WatchStream>> streams;
+    {
+      absl::MutexLock lock(&mu_);
+      draining_ = true;
+      for (const auto& [key, stream] : streams_) streams.push_back(stream);
+    }
+    for (const auto& stream : streams) {
+      stream->End(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                               "the server is shutting down; watch again with from_version set "
+                               "to the last version received"));
+    }
+  }
+
+  int size() const {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int>(streams_.size());
+  }
+
+ private:
+  void Loop() {
+    // Checking often enough that a heartbeat is at most a quarter interval
+    // late, but never spinning.
+    const absl::Duration tick =
+        std::clamp(heartbeat_ / 4, absl::Milliseconds(10), absl::Seconds(1));
+    absl::MutexLock lock(&mu_);
+    while (!stop_) {
+      const auto stopping = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stop_; };
+      mu_.AwaitWithTimeout(absl::Condition(&stopping), tick);
+      if (stop_) break;
+      std::vector<std::shared_ptr<WatchStream>> streams;
+      streams.reserve(streams_.size());
+      for (const auto& [key, stream] : streams_) streams.push_back(stream);
+      mu_.Unlock();
+      const absl::Time now = absl::Now();
+      for (const auto& stream : streams) stream->Tick(now);
+      streams.clear();  // drop references before retaking the lock
+      mu_.Lock();
+    }
+  }
+
+  const absl::Duration heartbeat_;
+  const int max_watchers_;
+  ServerMetrics* const metrics_;
+  mutable absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  std::map<const WatchStream*, std::shared_ptr<WatchStream>> streams_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+class AuditServiceImpl::WatchReactor final
+    : public grpc::ServerWriteReactor<v1::WatchAuditResponse> {
+ public:
+  WatchReactor(AuditServiceImpl* service, grpc::CallbackServerContext* context,
+               const v1::WatchAuditRequest& request)
+      : service_(service), context_(context) {
+    absl::StatusOr<std::string> id = AuditBackend::AuditId(request.name());
+    if (!id.ok()) {
+      FinishEarly(id.status());
+      return;
+    }
+    if (request.from_version() < 0) {
+      FinishEarly(absl::InvalidArgumentError("from_version: must be >= 0"));
+      return;
+    }
+    const v1::AuditView view =
+        request.view() == v1::AUDIT_VIEW_BASIC ? v1::AUDIT_VIEW_BASIC : v1::AUDIT_VIEW_FULL;
+    auto stream = std::make_shared<WatchStream>(service->backend_, *id, request.from_version(),
+                                                view, service->options_.heartbeat);
+    stream->Bind(this);
+    const absl::Status added = service->hub_->Add(stream);
+    if (!added.ok()) {
+      FinishEarly(added);
+      return;
+    }
+    stream_ = stream;
+    // Subscribe before the first read, so no change falls in between.
+    std::weak_ptr<WatchStream> weak = stream;
+    stream->set_subscription(service->backend_->manager()->Subscribe(
+        *id, [weak](const std::string& /*id*/, int64_t version) {
+          if (std::shared_ptr<WatchStream> s = weak.lock()) s->Notify(version);
+        }));
+    stream->Start();
+  }
+
+  void OnWriteDone(bool ok) override {
+    const std::shared_ptr<WatchStream> stream = stream_;  // outlives a Finish inside
+    stream->WriteDone(ok);
+  }
+
+  void OnCancel() override {
+    const std::shared_ptr<WatchStream> stream = stream_;
+    if (stream != nullptr) {
+      stream->End(grpc::Status(grpc::StatusCode::CANCELLED, "the client cancelled the watch"));
+    }
+  }
+
+  void OnDone() override {
+    if (stream_ != nullptr) {
+      service_->backend_->manager()->Unsubscribe(stream_->subscription());
+      service_->hub_->Remove(stream_.get());
+      const grpc::Status status = stream_->final_status();
+      service_->Record(
+          context_, "WatchAudit",
+          absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message()),
+          "audits/" + stream_->id());
+    } else {
+      service_->Record(context_, "WatchAudit", early_status_);
+    }
+    delete this;
+  }
+
+ private:
+  void FinishEarly(const absl::Status& status) {
+    early_status_ = status;
+    Finish(ToGrpcStatus(status));
+  }
+
+  AuditServiceImpl* const service_;
+  grpc::CallbackServerContext* const context_;
+  std::shared_ptr<WatchStream> stream_;  // null when the stream never started
+  absl::Status early_status_;
+};
+
+// ---------------------------------------------------------------------------
+// Report file download.
+
+class AuditServiceImpl::FileReactor final : public grpc::ServerWriteReactor<v1::FileChunk> {
+ public:
+  FileReactor(AuditServiceImpl* service, grpc::CallbackServerContext* context,
+              const v1::GetReportFileRequest& request)
+      : service_(service), context_(context), chunk_bytes_(service->options_.max_chunk_bytes) {
+    absl::StatusOr<std::string> path = service->backend_->ReportFilePath(request);
+    if (!path.ok()) {
+      End(path.status());
+      return;
+    }
+    in_.open(*path, std::ios::binary | std::ios::ate);
+    if (!in_) {
+      End(absl::NotFoundError("the report file could not be opened"));
+      return;
+    }
+    size_ = static_cast<int64_t>(in_.tellg());
+    in_.seekg(0);
+    WriteNext();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      End(absl::CancelledError("the download was closed"));
+    } else if (last_) {
+      End(absl::OkStatus());
+    } else {
+      WriteNext();
+    }
+  }
+
+  void OnDone() override {
+    service_->Record(context_, "GetReportFile", status_);
+    delete this;
+  }
+
+ private:
+  // Reads the next chunk and writes it; the one write in flight.
+  void WriteNext() {
+    const int64_t n = std::min<int64_t>(chunk_bytes_, size_ - offset_);
+    chunk_.Clear();
+    chunk_.set_offset(offset_);
+    chunk_.set_total_size(size_);
+    std::string* data = chunk_.mutable_data();
+    data->resize(static_cast<size_t>(n));
+    if (n > 0 && !in_.read(data->data(), n)) {
+      End(absl::DataLossError("the report file changed while it was read"));
+      return;
+    }
+    hash_.Update(*data);
+    offset_ += n;
+    if (offset_ >= size_) {
+      last_ = true;
+      chunk_.set_sha256(hash_.HexDigest());
+    }
+    StartWrite(&chunk_);
+  }
+
+  void End(const absl::Status& status) {
+    status_ = status;
+    Finish(ToGrpcStatus(status));
+  }
+
+  AuditServiceImpl* const service_;
+  grpc::CallbackServerContext* const context_;
+  const int64_t chunk_bytes_;
+  std::ifstream in_;
+  int64_t size_ = 0;
+  int64_t offset_ = 0;
+  bool last_ = false;
+  Sha256 hash_;
+  v1::FileChunk chunk_;
+  absl::Status status_;
+};
+
+// ---------------------------------------------------------------------------
+// Upload.
+
+class AuditServiceImpl::UploadReactor final
+    : public grpc::ServerReadReactor<v1::UploadArtifactRequest> {
+ public:
+  UploadReactor(AuditServiceImpl* service, grpc::CallbackServerContext* context,
+                v1::Artifact* response)
+      : service_(service), context_(context), response_(response) {
+    if (!service->backend_->accepting()) {
+      End(absl::UnavailableError("the server is shutting down and accepts no uploads"));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // End of the stream, or the call broke off.
+      if (cancelled_.load()) {
+        End(absl::CancelledError("the upload was cancelled"));
+      } else if (upload_ == nullptr) {
+        End(absl::InvalidArgumentError("the upload ended before its header"));
+      } else {
+        absl::StatusOr<v1::Artifact> artifact = upload_->Commit();
+        if (artifact.ok()) {
+          *response_ = *artifact;
+          if (service_->metrics_ != nullptr) service_->metrics_->OnUploadBytes(artifact->size());
+          Log(service_->logger_.get(), spdlog::level::info, "artifact stored",
+              {{"artifact_id", artifact->artifact_id()}, {"size", artifact->size()}});
+        }
+        End(artifact.status());
+      }
+      return;
+    }
+    absl::Status status;
+    if (upload_ == nullptr) {
+      if (!request_.has_header()) {
+        status = absl::InvalidArgumentError("the first message of an upload must be its header");
+      } else {
+        absl::StatusOr<std::unique_ptr<ArtifactUpload>> upload =
+            service_->backend_->BeginUpload(request_.header());
+        if (upload.ok()) {
+          upload_ = *std::move(upload);
+        } else {
+          status = upload.status();
+        }
+      }
+    } else if (request_.has_header()) {
+      status = absl::InvalidArgumentError("an upload has one header, in its first message");
+    } else {
+      status = upload_->Append(request_.chunk());
+    }
+    if (!status.ok()) {
+      End(status);
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  // The read in flight then completes with ok = false and ends the call.
+  void OnCancel() override { cancelled_ = true; }
+
+  void OnDone() override {
+    service_->Record(context_, "UploadArtifact", status_);
+    delete this;  // an uncommitted upload removes its temporary file
+  }
+
+ private:
+  void End(const absl::Status& status) {
+    status_ = status;
+    Finish(ToGrpcStatus(status));
+  }
+
+  AuditServiceImpl* const service_;
+  grpc::CallbackServerContext* const context_;
+  v1::Artifact* const response_;
+  v1::UploadArtifactRequest request_;
+  std::unique_ptr<ArtifactUpload> upload_;
+  std::atomic<bool> cancelled_{false};
+  absl::Status status_;
+};
+
+// ---------------------------------------------------------------------------
+// The service.
+
+AuditServiceImpl::AuditServiceImpl(AuditBackend* backend, ServerMetrics* metrics,
+                                   std::shared_ptr<spdlog::logger> logger, ServiceOptions options)
+    : backend_(backend),
+      metrics_(metrics),
+      logger_(std::move(logger)),
+      options_(options),
+      hub_(std::make_unique<WatchHub>(options.heartbeat, options.max_watchers, metrics)) {}
+
+AuditServiceImpl::~AuditServiceImpl() = default;
+
+void AuditServiceImpl::BeginDrain() {
+  backend_->StopAccepting();
+  hub_->Drain();
+}
+
+int AuditServiceImpl::active_watchers() const { return hub_->size(); }
+
+void AuditServiceImpl::Record(grpc::CallbackServerContext* context, const char* method,
+                              const absl::Status& status, const std::string& audit) {
+  const std::string code = StatusCodeName(status.code());
+  if (metrics_ != nullptr) metrics_->OnRpc(method, code);
+  std::string request_id;
+  const auto& metadata = context->client_metadata();
+  if (auto it = metadata.find("x-request-id"); it != metadata.end()) {
+    request_id.assign(it->second.data(), std::min<size_t>(it->second.size(), 128));
+  }
+  spdlog::level::level_enum level = spdlog::level::debug;
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+    case absl::StatusCode::kCancelled:
+      break;
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kDataLoss:
+      level = spdlog::level::err;
+      break;
+    default:
+      level = spdlog::level::info;
+  }
+  Log(logger_.get(), level, "rpc",
+      {{"method", method},
+       {"code", code},
+       {"audit", audit.substr(0, 80)},
+       {"request_id", request_id},
+       {"error", std::string(status.message())}});
+}
+
+grpc::ServerUnaryReactor* AuditServiceImpl::Done(grpc::CallbackServerContext* context,
+                                                 const char* method, const absl::Status& status,
+                                                 const std::string& audit) {
+  Record(context, method, status, audit);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+// Unary adapters: convert, call, convert once.
+template <typename T>
+static absl::Status Take(absl::StatusOr<T> result, T* response) {
+  if (result.ok()) *response = *std::move(result);
+  return result.status();
+}
+
+grpc::ServerUnaryReactor* AuditServiceImpl::CreateAudit(grpc::CallbackServerContext* context,
+                                                        const v1::CreateAuditRequest* request,
+                                                        v1::Audit* response) {
+  return Done(context, "CreateAudit", Take(backend_->CreateAudit(*request), response));
+}
+
+grpc::ServerUnaryReactor* AuditServiceImpl::GetAudit(grpc::CallbackServerContext* context,
+                                                     const v1::GetAuditRequest* request,
+                                                     v1::Audit* response) {
+  return Done(context, "GetAudit", Take(backend_->GetAudit(*request), response), request->name());
+}
+
+grpc::ServerUnaryReactor* AuditServiceImpl::ListAudits(grpc::CallbackServerContext* context,
+                                                       const v1::ListAuditsRequest* request,
+                                                       v1::ListAuditsResponse* response) {
+  return Done(context, "ListAudits", Take(backend_->ListAudits(*request), response));
+}
+
+grpc::ServerUnaryReactor* AuditServiceImpl::CancelAudit(grpc::CallbackServerContext* context,
+                                                        const v1::CancelAuditRequest* request,
+                                                        v1::Audit* response) {
+  return Done(context, "CancelAudit", Take(backend_->CancelAudit(*request), response),
+              request->name());
+}
+
+grpc::ServerUnaryReactor* AuditServiceImpl::DeleteAudit(grpc::CallbackServerContext* context,
+                                                        const v1::DeleteAuditRequest* request,
+                                                        google::protobuf::Empty* /*response*/) {
+  return Done(context, "DeleteAudit", backend_->DeleteAudit(*request), request->name());
+}
+
+grpc::ServerUnaryReactor* AuditServiceImpl::ListAuditScores(
+    grpc::CallbackServerContext* context, const v1::ListAuditScoresRequest* request,
+    v1::ListAuditScoresResponse* response) {
+  return Done(context, "ListAuditScores", Take(backend_->ListAuditScores(*request), response),
+              request->name());
+}
+
+grpc::ServerUnaryReactor* AuditServiceImpl::ListReportFiles(
+    grpc::CallbackServerContext* context, const v1::ListReportFilesRequest* request,
+    v1::ListReportFilesResponse* response) {
+  return Done(context, "ListReportFiles", Take(backend_->ListReportFiles(*request), response),
+              request->name());
+}
+
+grpc::ServerWriteReactor<v1::WatchAuditResponse>* AuditServiceImpl::WatchAudit(
+    grpc::CallbackServerContext* context, const v1::WatchAuditRequest* request) {
+  return new WatchReactor(this, context, *request);
+}
+
+grpc::ServerWriteReactor<v1::FileChunk>* AuditServiceImpl::GetReportFile(
+    grpc::CallbackServerContext* context, const v1::GetReportFileRequest* request) {
+  return new FileReactor(this, context, *request);
+}
+
+grpc::ServerReadReactor<v1::UploadArtifactRequest>* AuditServiceImpl::UploadArtifact(
+    grpc::CallbackServerContext* context, v1::Artifact* response) {
+  return new UploadReactor(this, context, response);
+}
+
+}  // namespace mia::server

@@ -1,0 +1,741 @@
+// The remote commands against an in-process fake AuditService with canned
+// answers on 127.0.0.1 (a free port): what they send, what they print, what
+// they write and the exit codes a script sees.
+#include "client/remote_commands.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/commands.h"
+#include "core/common/sha256.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/unknown_field_set.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "mia/v1/audit.grpc.pb.h"
+
+namespace mia::client {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+// A folder of its own for each test, under MIA_TEST_TMPDIR when set.
+std::filesystem::path TestDir() {
+  const char* env = std::getenv("MIA_TEST_TMPDIR");
+  const std::filesystem::path base = env != nullptr && *env != '\0' ? env : ::testing::TempDir();
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::filesystem::path dir =
+      base / ("mia_client_test." + std::to_string(getpid()) + "." + info->name());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+void WriteFile(const std::filesystem::path& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary);
+  out << content;
+}
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+v1::Audit MakeAudit(const std::string& name, v1::Audit::State state, int64_t version,
+                    const std::string& stage, int trained, int total, double fraction) {
+  v1::Audit a;
+  a.set_name(name);
+  a.set_state(state);
+  a.set_version(version);
+  a.mutable_progress()->set_stage(stage);
+  a.mutable_progress()->set_models_trained(trained);
+  a.mutable_progress()->set_models_total(total);
+  a.mutable_progress()->set_fraction(fraction);
+  return a;
+}
+
+// One attack on one target: AUC 0.75 in [0.70, 0.80], TPR 12.5% at 1% FPR,
+// unresolved at 0.1%, epsilon 1.234.
+v1::AuditResult MakeResult() {
+  v1::AuditResult r;
+  for (double f : {0.1, 0.01, 0.001}) r.add_fprs(f);
+  r.add_targets(0);
+  r.set_audit_points(4000);
+  v1::AttackTargetResult* x = r.add_results();
+  x->set_attack("rmia");
+  x->set_target(0);
+  x->set_auc(0.75);
+  x->mutable_auc_ci()->set_low(0.70);
+  x->mutable_auc_ci()->set_high(0.80);
+  for (double f : {0.1, 0.01, 0.001}) {
+    v1::TprAtFpr* t = x->add_tpr_at_fpr();
+    t->set_fpr(f);
+    t->set_resolved(f > 0.005);
+    t->set_tpr(f == 0.01 ? 0.125 : 0.3);
+  }
+  x->mutable_epsilon()->set_epsilon(1.234);
+  x->add_warnings("many excluded points");
+  return r;
+}
+
+v1::WatchAuditResponse Snapshot(const v1::Audit& a) {
+  v1::WatchAuditResponse r;
+  *r.mutable_snapshot() = a;
+  return r;
+}
+
+// google.rpc.Status{code, message, details: [Any(google.rpc.BadRequest)]},
+// serialized, as a server sends it in grpc-status-details-bin.
+std::string BadRequestDetails(const std::vector<std::pair<std::string, std::string>>& v) {
+  google::protobuf::UnknownFieldSet bad_request;
+  for (const auto& [field, description] : v) {
+    google::protobuf::UnknownFieldSet fv;
+    fv.AddLengthDelimited(1, field);
+    fv.AddLengthDelimited(2, description);
+    std::string bytes;
+    fv.SerializeToString(&bytes);
+    bad_request.AddLengthDelimited(1, bytes);
+  }
+  std::string bad_request_bytes;
+  bad_request.SerializeToString(&bad_request_bytes);
+  google::protobuf::UnknownFieldSet any;
+  any.AddLengthDelimited(1, "type.googleapis.com/google.rpc.BadRequest");
+  any.AddLengthDelimited(2, bad_request_bytes);
+  std::string any_bytes;
+  any.SerializeToString(&any_bytes);
+  google::protobuf::UnknownFieldSet status;
+  status.AddVarint(1, 3);
+  status.AddLengthDelimited(2, "spec has problems");
+  status.AddLengthDelimited(3, any_bytes);
+  std::string out;
+  status.SerializeToString(&out);
+  return out;
+}
+
+// Canned answers set by a test before it runs a command; requests recorded
+// for the test to inspect afterwards.
+class FakeAuditService final : public v1::AuditService::Service {
+ public:
+  // CreateAudit.
+  grpc::Status create_status = grpc::Status::OK;
+  v1::Audit created;
+  // WatchAudit: sent in order, then OK. With watch_break_after >= 0 the first
+  // call ends UNAVAILABLE after that many events (a server restart).
+  std::vector<v1::WatchAuditResponse> watch_events;
+  int watch_break_after = -1;
+  // GetAudit (also CancelAudit's answer). When get_blocks, the call waits
+  // until the client gives up (its deadline).
+  grpc::Status get_status = grpc::Status::OK;
+  v1::Audit got;
+  bool get_blocks = false;
+  // ListAudits: pages by token.
+  std::map<std::string, v1::ListAuditsResponse> list_pages;
+  // ListAuditScores: pages by token.
+  std::map<std::string, v1::ListAuditScoresResponse> score_pages;
+  // Report files by name; the last chunk of `corrupt_file` carries a wrong
+  // checksum. Files are sent in chunks of chunk_bytes.
+  std::map<std::string, std::string> report_files;
+  std::string corrupt_file;
+  size_t chunk_bytes = 5;
+
+  std::vector<v1::CreateAuditRequest> creates() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return creates_;
+  }
+  std::vector<v1::ListAuditsRequest> list_requests() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return list_requests_;
+  }
+  std::vector<v1::UploadArtifactRequest> uploads() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return uploads_;
+  }
+  std::vector<v1::WatchAuditRequest> watches() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return watches_;
+  }
+
+  grpc::Status CreateAudit(grpc::ServerContext*, const v1::CreateAuditRequest* request,
+                           v1::Audit* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    creates_.push_back(*request);
+    if (!create_status.ok()) return create_status;
+    *response = created;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetAudit(grpc::ServerContext* ctx, const v1::GetAuditRequest*,
+                        v1::Audit* response) override {
+    if (get_blocks) {
+      // Bounded so that a broken client deadline fails the test, not hangs it.
+      for (int i = 0; i < 3000 && !ctx->IsCancelled(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      return grpc::Status(grpc::StatusCode::INTERNAL, "the client should have given up");
+    }
+    if (!get_status.ok()) return get_status;
+    *response = got;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CancelAudit(grpc::ServerContext*, const v1::CancelAuditRequest*,
+                           v1::Audit* response) override {
+    if (!get_status.ok()) return get_status;
+    *response = got;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DeleteAudit(grpc::ServerContext*, const v1::DeleteAuditRequest*,
+                           google::protobuf::Empty*) override {
+    return get_status;
+  }
+
+  grpc::Status ListAudits(grpc::ServerContext*, const v1::ListAuditsRequest* request,
+                          v1::ListAuditsResponse* response) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      list_requests_.push_back(*request);
+    }
+    auto it = list_pages.find(request->page_token());
+    if (it == list_pages.end()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed page token");
+    }
+    *response = it->second;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status WatchAudit(grpc::ServerContext*, const v1::WatchAuditRequest* request,
+                          grpc::ServerWriter<v1::WatchAuditResponse>* writer) override {
+    bool first = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      watches_.push_back(*request);
+      first = watches_.size() == 1;
+    }
+    int sent = 0;
+    for (const v1::WatchAuditResponse& e : watch_events) {
+      if (first && sent == watch_break_after) {
+        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server restarting");
+      }
+      if (e.has_snapshot() && e.snapshot().version() <= request->from_version()) continue;
+      if (!writer->Write(e)) break;
+      ++sent;
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListAuditScores(grpc::ServerContext*, const v1::ListAuditScoresRequest* request,
+                               v1::ListAuditScoresResponse* response) override {
+    auto it = score_pages.find(request->page_token());
+    if (it == score_pages.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no audit");
+    *response = it->second;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListReportFiles(grpc::ServerContext*, const v1::ListReportFilesRequest*,
+                               v1::ListReportFilesResponse* response) override {
+    for (const auto& [name, content] : report_files) {
+      v1::ReportFile* f = response->add_files();
+      f->set_file(name);
+      f->set_size_bytes(static_cast<int64_t>(content.size()));
+      f->set_sha256(Sha256Hex(content));
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetReportFile(grpc::ServerContext*, const v1::GetReportFileRequest* request,
+                             grpc::ServerWriter<v1::FileChunk>* writer) override {
+    auto it = report_files.find(request->file());
+    if (it == report_files.end()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no file");
+    const std::string& content = it->second;
+    size_t offset = 0;
+    do {
+      const size_t n = std::min(chunk_bytes, content.size() - offset);
+      v1::FileChunk chunk;
+      chunk.set_offset(static_cast<int64_t>(offset));
+      chunk.set_data(content.substr(offset, n));
+      chunk.set_total_size(static_cast<int64_t>(content.size()));
+      offset += n;
+      if (offset == content.size()) {
+        chunk.set_sha256(request->file() == corrupt_file ? std::string(64, '0')
+                                                         : Sha256Hex(content));
+      }
+      writer->Write(chunk);
+    } while (offset < content.size());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status UploadArtifact(grpc::ServerContext*,
+                              grpc::ServerReader<v1::UploadArtifactRequest>* reader,
+                              v1::Artifact* response) override {
+    v1::UploadArtifactRequest request;
+    std::string content;
+    while (reader->Read(&request)) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        uploads_.push_back(request);
+      }
+      if (request.has_header()) continue;
+      content += request.chunk();
+    }
+    response->set_artifact_id(Sha256Hex(content));
+    response->set_size(static_cast<int64_t>(content.size()));
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<v1::CreateAuditRequest> creates_;
+  std::vector<v1::ListAuditsRequest> list_requests_;
+  std::vector<v1::UploadArtifactRequest> uploads_;
+  std::vector<v1::WatchAuditRequest> watches_;
+};
+
+class RemoteCommandsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TestDir();
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&fake_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_GT(port, 0);
+    remote_.server = "127.0.0.1:" + std::to_string(port);
+    remote_.watch_reconnects = 0;
+    console_ = Console{&out_, &err_, false};
+  }
+
+  void TearDown() override {
+    if (server_ != nullptr) server_->Shutdown();
+  }
+
+  // A small pipeline job file.
+  std::string JobFile(const std::string& extra = "") {
+    const std::filesystem::path path = dir_ / "job.yaml";
+    WriteFile(path, "data:\n  dataset: csv\n  data_dir: /srv/x.csv\n" + extra);
+    return path.string();
+  }
+
+  // PENDING, training, signals, then the final state.
+  void CannedRun(v1::Audit::State final_state) {
+    fake_.created = MakeAudit("audits/a1", v1::Audit::PENDING, 1, "queued", 0, 4, 0);
+    fake_.watch_events = {
+        Snapshot(MakeAudit("audits/a1", v1::Audit::PENDING, 1, "queued", 0, 4, 0)),
+        Snapshot(MakeAudit("audits/a1", v1::Audit::RUNNING, 2, "train", 1, 4, 0.2)),
+        v1::WatchAuditResponse(),
+        Snapshot(MakeAudit("audits/a1", v1::Audit::RUNNING, 3, "train", 4, 4, 0.6)),
+        Snapshot(MakeAudit("audits/a1", v1::Audit::RUNNING, 4, "signals", 4, 4, 0.8)),
+    };
+    fake_.watch_events[2].mutable_heartbeat()->set_version(2);
+    v1::Audit last = MakeAudit("audits/a1", final_state, 5, "done", 4, 4, 1.0);
+    if (final_state == v1::Audit::SUCCEEDED) *last.mutable_result() = MakeResult();
+    if (final_state == v1::Audit::FAILED) {
+      last.mutable_progress()->set_stage("train");
+      last.mutable_error()->set_code("RESOURCE_EXHAUSTED");
+      last.mutable_error()->set_message("out of GPU memory");
+      last.mutable_error()->set_stage("train");
+    }
+    fake_.watch_events.push_back(Snapshot(last));
+  }
+
+  std::filesystem::path dir_;
+  FakeAuditService fake_;
+  std::unique_ptr<grpc::Server> server_;
+  RemoteOptions remote_;
+  std::ostringstream out_, err_;
+  Console console_;
+};
+
+TEST_F(RemoteCommandsTest, SubmitFollowRendersProgressAndSummary) {
+  CannedRun(v1::Audit::SUCCEEDED);
+  SubmitOptions submit;
+  submit.job_file = JobFile("run:\n  log_dir: here\n");
+  submit.follow = true;
+  submit.request_id = "req-1";
+  submit.labels = {"team=privacy", "run=7"};
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitOk) << err_.str();
+
+  const std::vector<v1::CreateAuditRequest> creates = fake_.creates();
+  ASSERT_EQ(creates.size(), 1u);
+  EXPECT_EQ(creates[0].spec().data().dataset(), "csv");
+  EXPECT_EQ(creates[0].spec().data().data_dir().server_path(), "/srv/x.csv");
+  EXPECT_FALSE(creates[0].spec().run().has_log_dir());
+  EXPECT_EQ(creates[0].request_id(), "req-1");
+  EXPECT_EQ(creates[0].labels().at("team"), "privacy");
+  EXPECT_EQ(creates[0].labels().at("run"), "7");
+
+  const std::string out = out_.str(), err = err_.str();
+  EXPECT_THAT(out, StartsWith("audits/a1\n"));  // the name first, for scripts
+  EXPECT_THAT(out, HasSubstr("AUC"));
+  EXPECT_THAT(out, HasSubstr("rmia"));
+  EXPECT_THAT(out, HasSubstr("0.7500"));
+  EXPECT_THAT(out, HasSubstr("[0.7000, 0.8000]"));
+  EXPECT_THAT(out, HasSubstr("12.50%"));
+  EXPECT_THAT(out, HasSubstr("unresolved"));
+  EXPECT_THAT(out, HasSubstr("1.234"));
+  // Plain lines off a terminal: one per stage and model, no redraws.
+  EXPECT_THAT(err, HasSubstr("run.log_dir"));
+  EXPECT_THAT(err, HasSubstr("train    [######..................]  20%  1/4 models"));
+  EXPECT_THAT(err, HasSubstr("train    [########################]  60%  4/4 models"));
+  EXPECT_THAT(err, HasSubstr("signals  [###################.....]  80%"));
+  EXPECT_THAT(err, HasSubstr("many excluded points"));
+  EXPECT_THAT(err, Not(HasSubstr("\r")));
+  EXPECT_THAT(err, HasSubstr("audits/a1 SUCCEEDED"));
+}
+
+TEST_F(RemoteCommandsTest, FollowRedrawsOnATerminal) {
+  CannedRun(v1::Audit::SUCCEEDED);
+  console_.tty = true;
+  EXPECT_EQ(RunWatch(remote_, "a1", 0, console_), kExitOk) << err_.str();
+  EXPECT_THAT(err_.str(), HasSubstr("\r"));
+  EXPECT_THAT(err_.str(), HasSubstr("\033[K"));
+  ASSERT_EQ(fake_.watches().size(), 1u);
+  EXPECT_EQ(fake_.watches()[0].name(), "audits/a1");  // a bare id is completed
+}
+
+TEST_F(RemoteCommandsTest, SubmitFollowExits6WhenTheAuditFails) {
+  CannedRun(v1::Audit::FAILED);
+  SubmitOptions submit;
+  submit.job_file = JobFile();
+  submit.follow = true;
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitAuditFailed);
+  EXPECT_THAT(err_.str(), HasSubstr("audits/a1 FAILED in stage train: RESOURCE_EXHAUSTED: out "
+                                    "of GPU memory"));
+  EXPECT_THAT(out_.str(), Not(HasSubstr("AUC")));
+}
+
+TEST_F(RemoteCommandsTest, WatchExits6WhenCancelledAndResumesFromAVersion) {
+  CannedRun(v1::Audit::CANCELLED);
+  EXPECT_EQ(RunWatch(remote_, "audits/a1", 3, console_), kExitAuditFailed);
+  ASSERT_EQ(fake_.watches().size(), 1u);
+  EXPECT_EQ(fake_.watches()[0].from_version(), 3);
+  EXPECT_THAT(err_.str(), Not(HasSubstr("1/4 models")));  // versions <= 3 not sent
+  EXPECT_THAT(err_.str(), HasSubstr("CANCELLED"));
+}
+
+TEST_F(RemoteCommandsTest, WatchReconnectsFromTheLastVersionAfterARestart) {
+  CannedRun(v1::Audit::SUCCEEDED);
+  fake_.watch_break_after = 2;  // versions 1 and 2, then the stream breaks
+  remote_.watch_reconnects = 1;
+  remote_.reconnect_backoff_seconds = 0;
+  EXPECT_EQ(RunWatch(remote_, "a1", 0, console_), kExitOk) << err_.str();
+  const std::vector<v1::WatchAuditRequest> watches = fake_.watches();
+  ASSERT_EQ(watches.size(), 2u);
+  EXPECT_EQ(watches[0].from_version(), 0);
+  EXPECT_EQ(watches[1].from_version(), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("reconnecting from version 2"));
+  EXPECT_THAT(out_.str(), HasSubstr("0.7500"));
+
+  // Without reconnections the broken stream is an UNAVAILABLE error.
+  remote_.watch_reconnects = 0;
+  FakeAuditService other;
+  other.watch_events = fake_.watch_events;
+  other.watch_break_after = 2;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&other);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  remote_.server = "127.0.0.1:" + std::to_string(port);
+  EXPECT_EQ(RunWatch(remote_, "a1", 0, console_), kExitUnavailable);
+  server->Shutdown();
+}
+
+TEST_F(RemoteCommandsTest, WatchEndingEarlyAsksTheAuditItself) {
+  // The stream ends (OK) before the final snapshot: when the audit is over,
+  // GetAudit's answer is the outcome; when it is not, an error.
+  fake_.watch_events = {
+      Snapshot(MakeAudit("audits/a1", v1::Audit::RUNNING, 2, "train", 1, 4, 0.2))};
+  fake_.got = MakeAudit("audits/a1", v1::Audit::SUCCEEDED, 3, "done", 4, 4, 1);
+  *fake_.got.mutable_result() = MakeResult();
+  EXPECT_EQ(RunWatch(remote_, "a1", 0, console_), kExitOk) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("0.7500"));
+
+  fake_.got = MakeAudit("audits/a1", v1::Audit::RUNNING, 2, "train", 1, 4, 0.2);
+  EXPECT_EQ(RunWatch(remote_, "a1", 0, console_), kExitFailure);
+  EXPECT_THAT(err_.str(), HasSubstr("the stream ended while the audit is RUNNING"));
+}
+
+TEST_F(RemoteCommandsTest, SubmitWithoutFollowPrintsTheName) {
+  CannedRun(v1::Audit::SUCCEEDED);
+  SubmitOptions submit;
+  submit.job_file = JobFile();
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitOk);
+  EXPECT_EQ(out_.str(), "audits/a1\n");
+  EXPECT_TRUE(fake_.watches().empty());
+}
+
+TEST_F(RemoteCommandsTest, SubmitRejectsABadJobFileOrLabel) {
+  SubmitOptions submit;
+  submit.job_file = JobFile("train:\n  epochz: 3\n");
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitInvalidInput);
+  EXPECT_THAT(err_.str(), HasSubstr("train.epochz: unknown key (line 5)"));
+  submit.job_file = JobFile();
+  submit.labels = {"novalue"};
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitInvalidInput);
+  EXPECT_THAT(err_.str(), HasSubstr("--label 'novalue'"));
+  submit.job_file = (dir_ / "missing.yaml").string();
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitNotFound);
+  EXPECT_TRUE(fake_.creates().empty());
+}
+
+TEST_F(RemoteCommandsTest, SubmitUploadsLocalFilesFirst) {
+  CannedRun(v1::Audit::SUCCEEDED);
+  const std::string content = "1,2,3\n4,5,6\n";
+  WriteFile(dir_ / "local.csv", content);
+  const std::filesystem::path job = dir_ / "up.yaml";
+  WriteFile(job,
+            "data:\n  dataset: csv\n  data_dir: upload:" + (dir_ / "local.csv").string() + "\n");
+  SubmitOptions submit;
+  submit.job_file = job.string();
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitOk) << err_.str();
+  ASSERT_EQ(fake_.creates().size(), 1u);
+  EXPECT_EQ(fake_.creates()[0].spec().data().data_dir().artifact_id(), Sha256Hex(content));
+  ASSERT_EQ(fake_.uploads().size(), 2u);
+  EXPECT_EQ(fake_.uploads()[0].header().filename(), "local.csv");
+}
+
+TEST_F(RemoteCommandsTest, BundleJobSubmits) {
+  CannedRun(v1::Audit::SUCCEEDED);
+  const std::filesystem::path job = dir_ / "bundle.yaml";
+  WriteFile(job, "bundle:\n  path: runs/b.npz\n  attacks: [rmia]\n  all_targets: true\n");
+  SubmitOptions submit;
+  submit.job_file = job.string();
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitOk) << err_.str();
+  const std::vector<v1::CreateAuditRequest> creates = fake_.creates();
+  ASSERT_EQ(creates.size(), 1u);
+  const v1::AuditSpec& spec = creates[0].spec();
+  EXPECT_EQ(spec.signals_bundle().bundle().server_path(), "runs/b.npz");
+  EXPECT_TRUE(spec.signals_bundle().all_targets());
+  EXPECT_FALSE(spec.has_data());
+}
+
+TEST_F(RemoteCommandsTest, InvalidArgumentPrintsEachViolation) {
+  fake_.create_status =
+      grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                   "spec has 2 problems: spec.train.learning_rate: must be in [1e-12, 100]; "
+                   "spec.data.data_dir: outside the data roots",
+                   BadRequestDetails({{"spec.train.learning_rate", "must be in [1e-12, 100]"},
+                                      {"spec.data.data_dir", "outside the data roots"}}));
+  SubmitOptions submit;
+  submit.job_file = JobFile();
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitInvalidInput);
+  EXPECT_THAT(err_.str(), HasSubstr("(2 problems):\n"
+                                    "  spec.train.learning_rate: must be in [1e-12, 100]\n"
+                                    "  spec.data.data_dir: outside the data roots\n"));
+}
+
+TEST_F(RemoteCommandsTest, InvalidArgumentWithoutDetailsSplitsTheMessage) {
+  fake_.create_status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                     "spec has 2 problems: spec.a: bad; spec.b: worse");
+  SubmitOptions submit;
+  submit.job_file = JobFile();
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitInvalidInput);
+  EXPECT_THAT(err_.str(), HasSubstr("\n  spec.a: bad\n  spec.b: worse\n"));
+}
+
+TEST_F(RemoteCommandsTest, StatusCodesGiveExitCodes) {
+  fake_.create_status = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "queue is full");
+  SubmitOptions submit;
+  submit.job_file = JobFile();
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitTooLarge);
+  EXPECT_THAT(err_.str(), HasSubstr("the server is at a limit: queue is full"));
+
+  fake_.create_status = grpc::Status(grpc::StatusCode::ALREADY_EXISTS, "request id reused");
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitInvalidInput);
+
+  fake_.get_status = grpc::Status(grpc::StatusCode::NOT_FOUND, "no audit audits/zz");
+  EXPECT_EQ(RunGet(remote_, "zz", false, console_), kExitNotFound);
+  EXPECT_THAT(err_.str(), HasSubstr("get audits/zz: not found: no audit audits/zz"));
+  EXPECT_EQ(RunCancel(remote_, "zz", console_), kExitNotFound);
+
+  fake_.get_status = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "audit is RUNNING");
+  EXPECT_EQ(RunDelete(remote_, "zz", console_), kExitInvalidInput);
+  EXPECT_THAT(err_.str(), HasSubstr("delete audits/zz: not possible in the audit's current "
+                                    "state: audit is RUNNING"));
+}
+
+TEST_F(RemoteCommandsTest, DeadlineExceededGivesExit5) {
+  fake_.get_blocks = true;
+  remote_.timeout_seconds = 0.2;
+  EXPECT_EQ(RunGet(remote_, "a1", false, console_), kExitUnavailable);
+  EXPECT_THAT(err_.str(), HasSubstr("did not answer within 0.2 s (--timeout)"));
+}
+
+TEST_F(RemoteCommandsTest, UnavailableGivesExit5AndAFriendlyMessage) {
+  server_->Shutdown();
+  server_.reset();  // nothing listens on the address any more
+  EXPECT_EQ(RunList(remote_, ListOptions(), console_), kExitUnavailable);
+  EXPECT_THAT(err_.str(),
+              HasSubstr("cannot reach the mia server at " + remote_.server + ": is it running?"));
+  EXPECT_EQ(out_.str(), "");
+  SubmitOptions submit;
+  submit.job_file = JobFile();
+  submit.follow = true;
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitUnavailable);
+  EXPECT_EQ(RunWatch(remote_, "a1", 0, console_), kExitUnavailable);
+}
+
+TEST_F(RemoteCommandsTest, GetPrintsTheAudit) {
+  fake_.got = MakeAudit("audits/a1", v1::Audit::SUCCEEDED, 9, "done", 4, 4, 1);
+  *fake_.got.mutable_result() = MakeResult();
+  (*fake_.got.mutable_labels())["team"] = "privacy";
+  EXPECT_EQ(RunGet(remote_, "audits/a1", false, console_), kExitOk);
+  EXPECT_THAT(out_.str(), HasSubstr("SUCCEEDED (version 9)"));
+  EXPECT_THAT(out_.str(), HasSubstr("team=privacy"));
+  EXPECT_THAT(out_.str(), HasSubstr("0.7500"));
+  out_.str("");
+  EXPECT_EQ(RunGet(remote_, "audits/a1", true, console_), kExitOk);
+  EXPECT_THAT(out_.str(), HasSubstr("\"state\": \"SUCCEEDED\""));
+}
+
+TEST_F(RemoteCommandsTest, ListAllFollowsPages) {
+  v1::ListAuditsResponse first, second;
+  *first.add_audits() = MakeAudit("audits/a1", v1::Audit::SUCCEEDED, 5, "done", 4, 4, 1);
+  *first.add_audits() = MakeAudit("audits/a2", v1::Audit::RUNNING, 3, "train", 2, 4, 0.4);
+  first.set_next_page_token("p2");
+  *second.add_audits() = MakeAudit("audits/a3", v1::Audit::PENDING, 1, "queued", 0, 4, 0);
+  fake_.list_pages = {{"", first}, {"p2", second}};
+
+  ListOptions list;
+  list.all = true;
+  list.page_size = 2;
+  list.state = "Running";
+  EXPECT_EQ(RunList(remote_, list, console_), kExitOk) << err_.str();
+  const std::vector<v1::ListAuditsRequest> requests = fake_.list_requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].page_token(), "");
+  EXPECT_EQ(requests[1].page_token(), "p2");
+  EXPECT_EQ(requests[1].page_size(), 2);
+  EXPECT_EQ(requests[1].state(), v1::Audit::RUNNING);  // the same filter on every page
+  EXPECT_THAT(out_.str(), HasSubstr("audits/a1"));
+  EXPECT_THAT(out_.str(), HasSubstr("audits/a2"));
+  EXPECT_THAT(out_.str(), HasSubstr("train 40%, 2/4 models"));
+  EXPECT_THAT(out_.str(), HasSubstr("audits/a3"));
+
+  // Without --all: one page and a hint.
+  out_.str("");
+  err_.str("");
+  list.all = false;
+  EXPECT_EQ(RunList(remote_, list, console_), kExitOk);
+  EXPECT_THAT(out_.str(), Not(HasSubstr("audits/a3")));
+  EXPECT_THAT(err_.str(), HasSubstr("--page-token p2"));
+
+  list.state = "sleeping";
+  EXPECT_EQ(RunList(remote_, list, console_), kExitInvalidInput);
+}
+
+TEST_F(RemoteCommandsTest, ReportWritesVerifiedFiles) {
+  fake_.report_files = {{"result.json", "{\"schema\": \"mia.result\"}\n"},
+                        {"roc.svg", "<svg></svg>"},
+                        {"empty.txt", ""}};
+  const std::filesystem::path out = dir_ / "report" / "nested";
+  EXPECT_EQ(RunReport(remote_, "a1", out.string(), console_), kExitOk) << err_.str();
+  for (const auto& [name, content] : fake_.report_files) {
+    EXPECT_EQ(ReadFile(out / name), content) << name;
+  }
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(out)) {
+    (void)entry;
+    ++files;
+  }
+  EXPECT_EQ(files, 3);  // no temporary files left
+}
+
+TEST_F(RemoteCommandsTest, ReportRejectsAChecksumMismatch) {
+  fake_.report_files = {{"result.json", "{\"auc\": 0.75}\n"}, {"scores.csv", "row_id\n1\n"}};
+  fake_.corrupt_file = "scores.csv";
+  const std::filesystem::path out = dir_ / "report";
+  EXPECT_EQ(RunReport(remote_, "a1", out.string(), console_), kExitFailure);
+  EXPECT_THAT(err_.str(), HasSubstr("report file scores.csv: checksum mismatch"));
+  EXPECT_FALSE(std::filesystem::exists(out / "scores.csv"));
+  for (const auto& entry : std::filesystem::directory_iterator(out)) {
+    EXPECT_THAT(entry.path().filename().string(), Not(HasSubstr("tmp")));
+  }
+}
+
+TEST_F(RemoteCommandsTest, ReportRefusesUnsafeFileNames) {
+  fake_.report_files = {{"../escape.txt", "x"}};
+  EXPECT_EQ(RunReport(remote_, "a1", (dir_ / "r").string(), console_), kExitFailure);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "escape.txt"));
+}
+
+TEST_F(RemoteCommandsTest, UploadSendsHeaderThenChunks) {
+  // 2.5 MiB: two full chunks and a half one.
+  std::string content(5 << 19, '\0');
+  for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>((i * 7919) >> 3);
+  const std::filesystem::path file = dir_ / "model.pt";
+  WriteFile(file, content);
+  EXPECT_EQ(RunUpload(remote_, file.string(), console_), kExitOk) << err_.str();
+  const std::vector<v1::UploadArtifactRequest> got = fake_.uploads();
+  ASSERT_EQ(got.size(), 4u);
+  ASSERT_TRUE(got[0].has_header());
+  EXPECT_EQ(got[0].header().filename(), "model.pt");
+  EXPECT_EQ(got[0].header().size(), static_cast<int64_t>(content.size()));
+  EXPECT_EQ(got[0].header().sha256(), Sha256Hex(content));
+  std::string joined;
+  std::vector<size_t> sizes;
+  for (size_t i = 1; i < got.size(); ++i) {
+    ASSERT_EQ(got[i].payload_case(), v1::UploadArtifactRequest::kChunk);
+    sizes.push_back(got[i].chunk().size());
+    joined += got[i].chunk();
+  }
+  EXPECT_THAT(sizes, ElementsAre(1u << 20, 1u << 20, 1u << 19));
+  EXPECT_EQ(joined, content);
+  EXPECT_EQ(out_.str(), Sha256Hex(content) + "\n");
+
+  EXPECT_EQ(RunUpload(remote_, (dir_ / "missing.pt").string(), console_), kExitNotFound);
+  EXPECT_EQ(RunUpload(remote_, dir_.string(), console_), kExitInvalidInput);
+}
+
+TEST_F(RemoteCommandsTest, ScoresWritesCsvAcrossPages) {
+  v1::ListAuditScoresResponse first, second;
+  for (auto* page : {&first, &second}) {
+    page->add_attacks("rmia");
+    page->add_attacks("rmia-offline:a=0.3,gamma=2");
+  }
+  v1::ScoreRow* r = first.add_rows();
+  r->set_row_id(10);
+  r->set_target(0);
+  r->set_member(true);
+  r->add_scores(0.5);
+  r->add_scores(std::nan(""));
+  first.set_next_page_token("n");
+  r = second.add_rows();
+  r->set_row_id(11);
+  r->set_target(0);
+  r->set_member(false);
+  r->add_scores(0.1);
+  r->add_scores(-2);
+  fake_.score_pages = {{"", first}, {"n", second}};
+
+  ScoresOptions scores;
+  scores.name = "a1";
+  scores.out = (dir_ / "scores.csv").string();
+  EXPECT_EQ(RunScores(remote_, scores, console_), kExitOk) << err_.str();
+  EXPECT_EQ(ReadFile(dir_ / "scores.csv"),
+            "row_id,target,member,rmia,\"rmia-offline:a=0.3,gamma=2\"\n"
+            "10,0,1,0.5,\n"
+            "11,0,0,0.10000000000000001,-2\n");
+}
+
+}  // namespace
+}  // namespace mia::client

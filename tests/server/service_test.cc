@@ -1,0 +1,773 @@
+// The AuditService end to end: an in-process AuditServer on a free port with
+// the real job manager, SQLite store and bundle runner on a synthetic signals
+// bundle, driven through the generated C++ stub. Every wait is on a condition
+// with a generous deadline; nothing asserts on wall-clock durations.
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/audit/synthetic.h"
+#include "core/common/sha256.h"
+#include "core/io/npy.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "mia/v1/audit.grpc.pb.h"
+#include "server/audit_server.h"
+#include "server/json_log.h"
+#include "server/metrics.h"
+
+namespace mia::server {
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = ::mia::v1;
+using ::grpc::health::v1::Health;
+using ::grpc::health::v1::HealthCheckRequest;
+using ::grpc::health::v1::HealthCheckResponse;
+using ::testing::Contains;
+using ::testing::HasSubstr;
+
+constexpr int64_t kMaxMessageBytes = 64 << 10;
+constexpr int64_t kMaxUploadBytes = 1 << 20;
+constexpr int kMaxWatchers = 4;
+constexpr int kPoints = 2000;
+
+// A fresh, empty folder for one test.
+std::string TempDir() {
+  const char* env = std::getenv("MIA_TEST_TMPDIR");
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const fs::path dir = fs::path(env != nullptr ? env : ::testing::TempDir()) / "service_test" /
+                       absl::StrCat(info->test_suite_name(), ".", info->name());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return fs::weakly_canonical(dir).string();
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Holds jobs labelled "hold" until opened (or the job is told to stop), so a
+// test can keep one job RUNNING and others PENDING behind it.
+class Gate {
+ public:
+  void Open() {
+    absl::MutexLock lock(&mu_);
+    open_ = true;
+  }
+  // Returns false when the job was told to stop while held.
+  bool Wait(const jobs::RunContext& ctx) {
+    absl::MutexLock lock(&mu_);
+    while (!open_ && !ctx.cancelled()) {
+      mu_.AwaitWithTimeout(absl::Condition(&open_), absl::Milliseconds(10));
+    }
+    return open_ || !ctx.cancelled();
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool open_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+class GateRunner final : public jobs::JobRunner {
+ public:
+  GateRunner(jobs::JobRunner* real, Gate* gate) : real_(real), gate_(gate) {}
+  absl::StatusOr<jobs::RunOutcome> Run(const jobs::JobRecord& job,
+                                       const jobs::RunContext& ctx) override {
+    if (job.labels.count("hold") > 0 && !gate_->Wait(ctx)) {
+      return absl::CancelledError("held job stopped");
+    }
+    return real_->Run(job, ctx);
+  }
+
+ private:
+  jobs::JobRunner* const real_;
+  Gate* const gate_;
+};
+
+std::unique_ptr<grpc::ClientContext> Ctx() {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  return ctx;
+}
+
+v1::AuditSpec BundleSpec(const std::string& server_path = "bundle.npz") {
+  v1::AuditSpec spec;
+  v1::SignalsBundleInput* b = spec.mutable_signals_bundle();
+  b->mutable_bundle()->set_server_path(server_path);
+  b->add_attacks("rmia");
+  b->add_attacks("lira");
+  b->set_bootstrap(20);
+  return spec;
+}
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = TempDir();
+    roots_ = dir_ + "/roots";
+    fs::create_directories(roots_);
+    audit::SyntheticOptions synthetic;
+    synthetic.models = 4;
+    synthetic.points = kPoints;
+    synthetic.population = 500;
+    absl::StatusOr<io::NpyMap> bundle = audit::MakeSyntheticBundle(synthetic);
+    ASSERT_TRUE(bundle.ok()) << bundle.status();
+    ASSERT_TRUE(io::WriteNpz(roots_ + "/bundle.npz", *bundle, /*compress=*/false).ok());
+    StartServer();
+  }
+
+  void TearDown() override {
+    gate_.Open();
+    server_.reset();
+  }
+
+  void StartServer(const std::function<void(ServerConfig&)>& tweak = {}) {
+    AuditServerOptions options;
+    ServerConfig& c = options.config;
+    c.listen_address = "127.0.0.1:0";
+    c.data_dir = dir_ + "/data";
+    c.data_roots = {roots_};
+    c.workers = 1;
+    c.heartbeat_seconds = 0.05;
+    c.max_watchers = kMaxWatchers;
+    c.max_message_bytes = kMaxMessageBytes;
+    c.max_upload_bytes = kMaxUploadBytes;
+    if (tweak) tweak(c);
+    options.logger = MakeNullLogger();
+    options.wrap_runner = [this](jobs::JobRunner* real) {
+      return std::make_unique<GateRunner>(real, &gate_);
+    };
+    absl::StatusOr<std::unique_ptr<AuditServer>> server = AuditServer::Start(std::move(options));
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    channel_ = grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials());
+    stub_ = v1::AuditService::NewStub(channel_);
+  }
+
+  grpc::Status Create(const v1::AuditSpec& spec, v1::Audit* audit,
+                      const std::string& request_id = "",
+                      const std::map<std::string, std::string>& labels = {}) {
+    v1::CreateAuditRequest request;
+    *request.mutable_spec() = spec;
+    request.set_request_id(request_id);
+    request.mutable_labels()->insert(labels.begin(), labels.end());
+    return stub_->CreateAudit(Ctx().get(), request, audit);
+  }
+
+  grpc::Status Get(const std::string& name, v1::Audit* audit,
+                   v1::AuditView view = v1::AUDIT_VIEW_UNSPECIFIED) {
+    v1::GetAuditRequest request;
+    request.set_name(name);
+    request.set_view(view);
+    return stub_->GetAudit(Ctx().get(), request, audit);
+  }
+
+  // Polls GetAudit until the audit is in `state`.
+  void WaitForState(const std::string& name, v1::Audit::State state) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    v1::Audit audit;
+    while (absl::Now() < deadline) {
+      ASSERT_TRUE(Get(name, &audit).ok());
+      if (audit.state() == state) return;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    FAIL() << name << " never reached " << v1::Audit::State_Name(state) << "; it is "
+           << v1::Audit::State_Name(audit.state());
+  }
+
+  // Reads a watch stream to its end; snapshots and heartbeats are collected.
+  grpc::Status Watch(const std::string& name, int64_t from_version,
+                     std::vector<v1::Audit>* snapshots, int* heartbeats = nullptr) {
+    v1::WatchAuditRequest request;
+    request.set_name(name);
+    request.set_from_version(from_version);
+    auto ctx = Ctx();
+    std::unique_ptr<grpc::ClientReader<v1::WatchAuditResponse>> reader =
+        stub_->WatchAudit(ctx.get(), request);
+    v1::WatchAuditResponse response;
+    while (reader->Read(&response)) {
+      if (response.has_snapshot()) snapshots->push_back(response.snapshot());
+      if (response.has_heartbeat() && heartbeats != nullptr) ++*heartbeats;
+    }
+    return reader->Finish();
+  }
+
+  // The server answers normal requests: a bad one did not bring it down.
+  void ExpectAlive() {
+    v1::ListAuditsResponse response;
+    const grpc::Status status = stub_->ListAudits(Ctx().get(), v1::ListAuditsRequest(), &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }
+
+  grpc::Status Upload(const std::string& content, const v1::ArtifactHeader& header,
+                      v1::Artifact* artifact, size_t chunk = 16 << 10, bool send_header = true) {
+    auto ctx = Ctx();
+    std::unique_ptr<grpc::ClientWriter<v1::UploadArtifactRequest>> writer =
+        stub_->UploadArtifact(ctx.get(), artifact);
+    v1::UploadArtifactRequest message;
+    bool open = true;
+    if (send_header) {
+      *message.mutable_header() = header;
+      open = writer->Write(message);
+    }
+    for (size_t offset = 0; open && offset < content.size(); offset += chunk) {
+      message.Clear();
+      message.set_chunk(content.substr(offset, chunk));
+      open = writer->Write(message);
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  std::string dir_;
+  std::string roots_;
+  Gate gate_;  // outlives the server, whose runner uses it
+  std::unique_ptr<AuditServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::AuditService::Stub> stub_;
+};
+
+TEST_F(ServiceTest, SubmitWatchReadResultScoresAndReport) {
+  v1::Audit created;
+  ASSERT_TRUE(Create(BundleSpec(), &created).ok());
+  EXPECT_THAT(created.name(), ::testing::StartsWith("audits/"));
+  EXPECT_TRUE(created.has_spec());
+  EXPECT_GT(created.version(), 0);
+
+  std::vector<v1::Audit> snapshots;
+  const grpc::Status watched = Watch(created.name(), 0, &snapshots);
+  ASSERT_TRUE(watched.ok()) << watched.error_message();
+  ASSERT_FALSE(snapshots.empty());
+  for (size_t i = 1; i < snapshots.size(); ++i) {
+    EXPECT_GT(snapshots[i].version(), snapshots[i - 1].version());
+  }
+  const v1::Audit& last = snapshots.back();
+  ASSERT_EQ(last.state(), v1::Audit::SUCCEEDED) << last.error().message();
+  EXPECT_EQ(last.progress().stage(), "done");
+
+  // Resuming from the last version seen: nothing new, the stream just ends.
+  std::vector<v1::Audit> none;
+  ASSERT_TRUE(Watch(created.name(), last.version(), &none).ok());
+  EXPECT_TRUE(none.empty());
+
+  v1::Audit full;
+  ASSERT_TRUE(Get(created.name(), &full).ok());
+  EXPECT_EQ(full.version(), last.version());
+  ASSERT_EQ(full.result().results_size(), 2);  // rmia and lira on target 0
+  EXPECT_EQ(full.result().audit_points(), kPoints);
+  for (const v1::AttackTargetResult& r : full.result().results()) {
+    EXPECT_GE(r.auc(), 0);
+    EXPECT_LE(r.auc(), 1);
+    EXPECT_EQ(r.tpr_at_fpr_size(), full.result().fprs_size());
+    const v1::RocCurve& roc = r.roc();
+    EXPECT_TRUE(roc.downsampled());
+    EXPECT_GT(roc.exact_points(), roc.fpr_size());
+    EXPECT_GE(roc.fpr_size(), 10);
+    EXPECT_LE(roc.fpr_size(), 400);
+    EXPECT_EQ(roc.tpr_size(), roc.fpr_size());
+    EXPECT_TRUE(std::is_sorted(roc.fpr().begin(), roc.fpr().end()));
+    EXPECT_EQ(roc.positives() + roc.negatives(), r.members() + r.non_members());
+  }
+  v1::Audit basic;
+  ASSERT_TRUE(Get(created.name(), &basic, v1::AUDIT_VIEW_BASIC).ok());
+  EXPECT_FALSE(basic.has_spec());
+  ASSERT_EQ(basic.result().results_size(), 2);
+  EXPECT_FALSE(basic.result().results(0).has_roc());
+
+  // Scores, paged.
+  int64_t rows = 0;
+  int pages = 0;
+  std::string token;
+  do {
+    v1::ListAuditScoresRequest request;
+    request.set_name(created.name());
+    request.set_page_size(700);
+    request.set_page_token(token);
+    v1::ListAuditScoresResponse page;
+    const grpc::Status status = stub_->ListAuditScores(Ctx().get(), request, &page);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(page.attacks_size(), 2);
+    for (const v1::ScoreRow& row : page.rows()) EXPECT_EQ(row.scores_size(), 2);
+    rows += page.rows_size();
+    ++pages;
+    token = page.next_page_token();
+  } while (!token.empty() && pages < 100);
+  EXPECT_EQ(rows, kPoints);
+  EXPECT_EQ(pages, 3);
+
+  // Report files, and one downloaded in chunks.
+  v1::ListReportFilesRequest list_request;
+  list_request.set_name(created.name());
+  v1::ListReportFilesResponse files;
+  ASSERT_TRUE(stub_->ListReportFiles(Ctx().get(), list_request, &files).ok());
+  std::vector<std::string> names;
+  for (const v1::ReportFile& f : files.files()) names.push_back(f.file());
+  EXPECT_THAT(names, Contains("result.json"));
+  EXPECT_THAT(names, Contains("scores.csv"));
+  EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
+  const auto scores_file =
+      std::find_if(files.files().begin(), files.files().end(),
+                   [](const v1::ReportFile& f) { return f.file() == "scores.csv"; });
+  ASSERT_NE(scores_file, files.files().end());
+  EXPECT_EQ(scores_file->content_type(), "text/csv");
+
+  v1::GetReportFileRequest file_request;
+  file_request.set_name(created.name());
+  file_request.set_file("scores.csv");
+  auto ctx = Ctx();
+  auto reader = stub_->GetReportFile(ctx.get(), file_request);
+  std::string assembled;
+  std::vector<v1::FileChunk> chunks;
+  v1::FileChunk chunk;
+  while (reader->Read(&chunk)) {
+    EXPECT_EQ(chunk.offset(), static_cast<int64_t>(assembled.size()));
+    EXPECT_EQ(chunk.total_size(), scores_file->size_bytes());
+    assembled += chunk.data();
+    chunks.push_back(chunk);
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  ASSERT_GE(chunks.size(), 2u);  // the file is larger than one message may be
+  for (size_t i = 0; i + 1 < chunks.size(); ++i) EXPECT_TRUE(chunks[i].sha256().empty());
+  EXPECT_EQ(chunks.back().sha256(), Sha256Hex(assembled));
+  EXPECT_EQ(scores_file->sha256(), Sha256Hex(assembled));
+  const std::string id = created.name().substr(std::string("audits/").size());
+  EXPECT_EQ(assembled, ReadAll(dir_ + "/data/jobs/" + id + "/report/scores.csv"));
+
+  // Names that are not report files.
+  for (const char* bad : {"../../jobs.db", "..", ".hidden", "a/b"}) {
+    file_request.set_file(bad);
+    auto bad_ctx = Ctx();
+    auto bad_reader = stub_->GetReportFile(bad_ctx.get(), file_request);
+    while (bad_reader->Read(&chunk)) {
+    }
+    EXPECT_EQ(bad_reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+  }
+  file_request.set_file("nosuch.txt");
+  auto missing_ctx = Ctx();
+  auto missing = stub_->GetReportFile(missing_ctx.get(), file_request);
+  while (missing->Read(&chunk)) {
+  }
+  EXPECT_EQ(missing->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // Listing, and the metrics the run left.
+  v1::ListAuditsRequest list;
+  list.set_state(v1::Audit::SUCCEEDED);
+  v1::ListAuditsResponse listed;
+  ASSERT_TRUE(stub_->ListAudits(Ctx().get(), list, &listed).ok());
+  ASSERT_EQ(listed.audits_size(), 1);
+  EXPECT_FALSE(listed.audits(0).has_spec());  // BASIC by default
+  EXPECT_EQ(listed.audits(0).version(), last.version());
+  const std::string metrics = server_->metrics()->Text();
+  EXPECT_THAT(metrics, HasSubstr("mia_jobs{state=\"SUCCEEDED\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("mia_rpcs_total{code=\"OK\",method=\"CreateAudit\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("mia_stage_seconds_count{stage=\"attack\"}"));
+
+  // Deleting a finished audit removes it and its files.
+  v1::DeleteAuditRequest del;
+  del.set_name(created.name());
+  google::protobuf::Empty empty;
+  ASSERT_TRUE(stub_->DeleteAudit(Ctx().get(), del, &empty).ok());
+  EXPECT_EQ(Get(created.name(), &full).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_FALSE(fs::exists(dir_ + "/data/jobs/" + id));
+}
+
+TEST_F(ServiceTest, CreateIsIdempotentByRequestId) {
+  v1::Audit first;
+  v1::Audit second;
+  ASSERT_TRUE(Create(BundleSpec(), &first, "req-0001").ok());
+  ASSERT_TRUE(Create(BundleSpec(), &second, "req-0001").ok());
+  EXPECT_EQ(first.name(), second.name());
+  EXPECT_EQ(second.request_id(), "req-0001");
+
+  v1::AuditSpec other = BundleSpec();
+  other.mutable_signals_bundle()->clear_attacks();
+  other.mutable_signals_bundle()->add_attacks("lira");
+  v1::Audit third;
+  const grpc::Status status = Create(other, &third, "req-0001");
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS) << status.error_message();
+
+  v1::ListAuditsResponse listed;
+  ASSERT_TRUE(stub_->ListAudits(Ctx().get(), v1::ListAuditsRequest(), &listed).ok());
+  EXPECT_EQ(listed.audits_size(), 1);
+}
+
+TEST_F(ServiceTest, InvalidSpecListsEveryProblem) {
+  v1::AuditSpec spec = BundleSpec();
+  v1::SignalsBundleInput* b = spec.mutable_signals_bundle();
+  b->add_attacks("no-such-attack");
+  b->add_targets(-1);
+  b->set_bootstrap(-5);
+  b->set_confidence(2);
+  spec.mutable_train()->set_epochs(3);  // not allowed beside signals_bundle
+  v1::CreateAuditRequest request;
+  *request.mutable_spec() = spec;
+  request.set_priority(1000);
+  v1::Audit audit;
+  const grpc::Status status = stub_->CreateAudit(Ctx().get(), request, &audit);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  for (const char* path : {"spec.signals_bundle.attacks", "spec.signals_bundle.targets[0]",
+                           "spec.signals_bundle.bootstrap", "spec.signals_bundle.confidence",
+                           "spec.train", "priority"}) {
+    EXPECT_THAT(status.error_message(), HasSubstr(path));
+    // google.rpc.Status with a BadRequest listing the same fields.
+    EXPECT_THAT(status.error_details(), HasSubstr(path));
+  }
+  EXPECT_THAT(status.error_details(), HasSubstr("type.googleapis.com/google.rpc.BadRequest"));
+
+  v1::CreateAuditRequest no_spec;
+  EXPECT_EQ(stub_->CreateAudit(Ctx().get(), no_spec, &audit).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  ExpectAlive();
+}
+
+TEST_F(ServiceTest, PathsOutsideTheRootsAreRefused) {
+  fs::create_directories(dir_ + "/outside");
+  std::ofstream(dir_ + "/outside/bundle.npz") << "x";
+  fs::create_symlink(dir_ + "/outside/bundle.npz", roots_ + "/link.npz");
+  v1::Audit audit;
+  for (const std::string& path : {dir_ + "/outside/bundle.npz",
+                                  std::string("../outside/bundle.npz"), std::string("link.npz")}) {
+    const grpc::Status status = Create(BundleSpec(path), &audit);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << path;
+    EXPECT_THAT(status.error_message(), HasSubstr("spec.signals_bundle.bundle"));
+    EXPECT_THAT(status.error_message(), HasSubstr("outside"));
+  }
+  EXPECT_EQ(Create(BundleSpec("missing.npz"), &audit).error_code(), grpc::StatusCode::NOT_FOUND);
+  ExpectAlive();
+}
+
+TEST_F(ServiceTest, UnknownIdsAndMalformedRequests) {
+  v1::Audit audit;
+  EXPECT_EQ(Get("audits/nosuchaudit", &audit).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Get("nosuchaudit", &audit).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Get("audits/UPPER", &audit).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::CancelAuditRequest cancel;
+  cancel.set_name("audits/nosuchaudit");
+  EXPECT_EQ(stub_->CancelAudit(Ctx().get(), cancel, &audit).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  std::vector<v1::Audit> snapshots;
+  EXPECT_EQ(Watch("audits/nosuchaudit", 0, &snapshots).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Watch("bad name", 0, &snapshots).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  v1::ListAuditsRequest list;
+  list.set_page_token("not-a-token!");
+  v1::ListAuditsResponse listed;
+  EXPECT_EQ(stub_->ListAudits(Ctx().get(), list, &listed).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  list.set_page_token("");
+  list.set_page_size(-1);
+  EXPECT_EQ(stub_->ListAudits(Ctx().get(), list, &listed).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  // A finished audit, then a bad scores token for it.
+  v1::Audit created;
+  ASSERT_TRUE(Create(BundleSpec(), &created).ok());
+  ASSERT_TRUE(Watch(created.name(), 0, &snapshots).ok());
+  v1::ListAuditScoresRequest scores;
+  scores.set_name(created.name());
+  scores.set_page_token("garbage");
+  v1::ListAuditScoresResponse page;
+  EXPECT_EQ(stub_->ListAuditScores(Ctx().get(), scores, &page).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  scores.set_name("audits/nosuchaudit");
+  scores.clear_page_token();
+  EXPECT_EQ(stub_->ListAuditScores(Ctx().get(), scores, &page).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  ExpectAlive();
+}
+
+TEST_F(ServiceTest, OversizedMessageIsResourceExhausted) {
+  v1::Audit audit;
+  const grpc::Status status =
+      Create(BundleSpec(), &audit, "", {{"big", std::string(2 * kMaxMessageBytes, 'x')}});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  ExpectAlive();
+}
+
+TEST_F(ServiceTest, UploadThenAuditByArtifactId) {
+  audit::SyntheticOptions synthetic;
+  synthetic.models = 4;
+  synthetic.points = 200;
+  synthetic.population = 100;
+  synthetic.seed = 7;
+  absl::StatusOr<io::NpyMap> arrays = audit::MakeSyntheticBundle(synthetic);
+  ASSERT_TRUE(arrays.ok());
+  ASSERT_TRUE(io::WriteNpz(dir_ + "/small.npz", *arrays, /*compress=*/true).ok());
+  const std::string content = ReadAll(dir_ + "/small.npz");
+  ASSERT_LT(static_cast<int64_t>(content.size()), kMaxUploadBytes);
+  const std::string sha = Sha256Hex(content);
+
+  v1::ArtifactHeader header;
+  header.set_filename("small.npz");
+  header.set_size(static_cast<int64_t>(content.size()));
+  header.set_sha256(sha);
+  v1::Artifact artifact;
+  const grpc::Status uploaded = Upload(content, header, &artifact);
+  ASSERT_TRUE(uploaded.ok()) << uploaded.error_message();
+  EXPECT_EQ(artifact.artifact_id(), sha);
+  EXPECT_EQ(artifact.size(), static_cast<int64_t>(content.size()));
+  EXPECT_EQ(ReadAll(dir_ + "/data/artifacts/" + sha), content);
+  // Again: the same id, nothing new.
+  v1::Artifact again;
+  ASSERT_TRUE(Upload(content, header, &again).ok());
+  EXPECT_EQ(again.artifact_id(), sha);
+
+  v1::AuditSpec spec = BundleSpec();
+  spec.mutable_signals_bundle()->mutable_bundle()->set_artifact_id(sha);
+  v1::Audit created;
+  ASSERT_TRUE(Create(spec, &created).ok());
+  std::vector<v1::Audit> snapshots;
+  ASSERT_TRUE(Watch(created.name(), 0, &snapshots).ok());
+  ASSERT_FALSE(snapshots.empty());
+  EXPECT_EQ(snapshots.back().state(), v1::Audit::SUCCEEDED) << snapshots.back().error().message();
+
+  // An id the server does not hold.
+  spec.mutable_signals_bundle()->mutable_bundle()->set_artifact_id(std::string(64, 'a'));
+  EXPECT_EQ(Create(spec, &created).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // Corrupt content: the checksum does not match; nothing is stored.
+  std::string corrupt = content;
+  corrupt[corrupt.size() / 2] ^= 0x5a;
+  v1::ArtifactHeader corrupt_header = header;
+  corrupt_header.set_sha256(Sha256Hex("something else"));
+  grpc::Status status = Upload(corrupt, corrupt_header, &artifact);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("SHA-256"));
+  EXPECT_FALSE(fs::exists(dir_ + "/data/artifacts/" + corrupt_header.sha256()));
+
+  // Over the server's limit, declared or not.
+  v1::ArtifactHeader big = header;
+  big.set_size(kMaxUploadBytes + 1);
+  EXPECT_EQ(Upload("", big, &artifact).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  v1::ArtifactHeader short_header = header;
+  short_header.set_size(10);
+  EXPECT_EQ(Upload(content, short_header, &artifact).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  // No header; a bad header; a stream that ends early.
+  EXPECT_EQ(Upload(content, header, &artifact, 16 << 10, /*send_header=*/false).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  v1::ArtifactHeader bad_sha = header;
+  bad_sha.set_sha256("ABC");
+  EXPECT_EQ(Upload(content, bad_sha, &artifact).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Upload(content.substr(0, 100), header, &artifact).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+
+  // No temporary files left behind.
+  for (const auto& entry : fs::directory_iterator(dir_ + "/data/artifacts")) {
+    EXPECT_EQ(entry.path().filename().string(), sha);
+  }
+  ExpectAlive();
+}
+
+TEST_F(ServiceTest, CancelPendingHeartbeatsAndWatcherLimit) {
+  v1::Audit held;
+  ASSERT_TRUE(Create(BundleSpec(), &held, "", {{"hold", "1"}}).ok());
+  WaitForState(held.name(), v1::Audit::RUNNING);
+
+  // One worker, busy: the next audit waits, and cancelling it is immediate.
+  v1::Audit pending;
+  ASSERT_TRUE(Create(BundleSpec(), &pending).ok());
+  EXPECT_EQ(pending.state(), v1::Audit::PENDING);
+  v1::CancelAuditRequest cancel;
+  cancel.set_name(pending.name());
+  v1::Audit cancelled;
+  ASSERT_TRUE(stub_->CancelAudit(Ctx().get(), cancel, &cancelled).ok());
+  EXPECT_EQ(cancelled.state(), v1::Audit::CANCELLED);
+
+  // Only finished audits can be deleted.
+  v1::DeleteAuditRequest del;
+  google::protobuf::Empty empty;
+  del.set_name(held.name());
+  EXPECT_EQ(stub_->DeleteAudit(Ctx().get(), del, &empty).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  del.set_name(pending.name());
+  EXPECT_TRUE(stub_->DeleteAudit(Ctx().get(), del, &empty).ok());
+
+  // The watcher limit: kMaxWatchers streams open, one more is refused.
+  v1::WatchAuditRequest watch;
+  watch.set_name(held.name());
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::WatchAuditResponse>>> readers;
+  v1::WatchAuditResponse response;
+  for (int i = 0; i < kMaxWatchers; ++i) {
+    contexts.push_back(Ctx());
+    readers.push_back(stub_->WatchAudit(contexts.back().get(), watch));
+    ASSERT_TRUE(readers.back()->Read(&response));  // the current snapshot: open
+    EXPECT_TRUE(response.has_snapshot());
+  }
+  {
+    auto ctx = Ctx();
+    auto extra = stub_->WatchAudit(ctx.get(), watch);
+    EXPECT_FALSE(extra->Read(&response));
+    EXPECT_EQ(extra->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  // An idle stream gets heartbeats; closing streams does not touch the audit.
+  int heartbeats = 0;
+  while (heartbeats < 2 && readers[0]->Read(&response)) {
+    if (response.has_heartbeat()) ++heartbeats;
+  }
+  EXPECT_EQ(heartbeats, 2);
+  for (size_t i = 0; i < readers.size(); ++i) {
+    contexts[i]->TryCancel();
+    while (readers[i]->Read(&response)) {
+    }
+    EXPECT_EQ(readers[i]->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  v1::Audit still;
+  ASSERT_TRUE(Get(held.name(), &still).ok());
+  EXPECT_EQ(still.state(), v1::Audit::RUNNING);
+
+  // The slots come back once the server has seen the cancellations; then the
+  // held audit runs to its end.
+  std::vector<v1::Audit> snapshots;
+  grpc::Status status;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  bool released = false;
+  while (absl::Now() < deadline) {
+    auto ctx = Ctx();
+    auto reader = stub_->WatchAudit(ctx.get(), watch);
+    if (reader->Read(&response)) {
+      if (!released) {
+        gate_.Open();
+        released = true;
+      }
+      if (response.has_snapshot()) snapshots.push_back(response.snapshot());
+      while (reader->Read(&response)) {
+        if (response.has_snapshot()) snapshots.push_back(response.snapshot());
+      }
+      status = reader->Finish();
+      break;
+    }
+    status = reader->Finish();
+    ASSERT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_TRUE(released);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_FALSE(snapshots.empty());
+  EXPECT_EQ(snapshots.back().state(), v1::Audit::SUCCEEDED);
+}
+
+TEST_F(ServiceTest, CancelRunning) {
+  v1::Audit held;
+  ASSERT_TRUE(Create(BundleSpec(), &held, "", {{"hold", "1"}}).ok());
+  WaitForState(held.name(), v1::Audit::RUNNING);
+  v1::CancelAuditRequest cancel;
+  cancel.set_name(held.name());
+  v1::Audit after;
+  ASSERT_TRUE(stub_->CancelAudit(Ctx().get(), cancel, &after).ok());
+  std::vector<v1::Audit> snapshots;
+  ASSERT_TRUE(Watch(held.name(), 0, &snapshots).ok());
+  ASSERT_FALSE(snapshots.empty());
+  EXPECT_EQ(snapshots.back().state(), v1::Audit::CANCELLED);
+}
+
+TEST_F(ServiceTest, HealthDrainAndResume) {
+  std::unique_ptr<Health::Stub> health = Health::NewStub(channel_);
+  auto check = [&](const std::string& service) {
+    HealthCheckRequest request;
+    request.set_service(service);
+    HealthCheckResponse response;
+    const grpc::Status status = health->Check(Ctx().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.status();
+  };
+  EXPECT_EQ(check(""), HealthCheckResponse::SERVING);
+  EXPECT_EQ(check(kReadinessService), HealthCheckResponse::SERVING);
+
+  v1::Audit held;
+  ASSERT_TRUE(Create(BundleSpec(), &held, "", {{"hold", "1"}}).ok());
+  WaitForState(held.name(), v1::Audit::RUNNING);
+  v1::WatchAuditRequest watch;
+  watch.set_name(held.name());
+  auto watch_ctx = Ctx();
+  auto reader = stub_->WatchAudit(watch_ctx.get(), watch);
+  v1::WatchAuditResponse response;
+  ASSERT_TRUE(reader->Read(&response));
+
+  server_->BeginDrain();
+  EXPECT_EQ(check(kReadinessService), HealthCheckResponse::NOT_SERVING);
+  EXPECT_EQ(check(""), HealthCheckResponse::SERVING);
+  while (reader->Read(&response)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  v1::Audit refused;
+  EXPECT_EQ(Create(BundleSpec(), &refused).error_code(), grpc::StatusCode::UNAVAILABLE);
+  ASSERT_TRUE(server_->Drain(absl::Now() + absl::Seconds(60)).ok());
+
+  // The drained audit went back to PENDING; the next server runs it.
+  server_.reset();
+  gate_.Open();
+  StartServer();
+  std::vector<v1::Audit> snapshots;
+  ASSERT_TRUE(Watch(held.name(), 0, &snapshots).ok());
+  ASSERT_FALSE(snapshots.empty());
+  EXPECT_EQ(snapshots.back().state(), v1::Audit::SUCCEEDED);
+}
+
+TEST_F(ServiceTest, FullQueueIsResourceExhausted) {
+  server_.reset();
+  StartServer([](ServerConfig& c) { c.queue_capacity = 1; });
+  v1::Audit held;
+  ASSERT_TRUE(Create(BundleSpec(), &held, "", {{"hold", "1"}}).ok());
+  WaitForState(held.name(), v1::Audit::RUNNING);
+  v1::Audit queued;
+  ASSERT_TRUE(Create(BundleSpec(), &queued, "q-1").ok());
+  v1::Audit refused;
+  const grpc::Status status = Create(BundleSpec(), &refused);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  // A repeat of an accepted request is still answered.
+  v1::Audit repeat;
+  ASSERT_TRUE(Create(BundleSpec(), &repeat, "q-1").ok());
+  EXPECT_EQ(repeat.name(), queued.name());
+  gate_.Open();
+  std::vector<v1::Audit> snapshots;
+  ASSERT_TRUE(Watch(queued.name(), 0, &snapshots).ok());
+  EXPECT_EQ(snapshots.back().state(), v1::Audit::SUCCEEDED);
+  ExpectAlive();
+}
+
+// Training audits need LibTorch; a server built without it says so.
+TEST_F(ServiceTest, PipelineAuditWithoutTorchFailsUnimplemented) {
+#if MIA_WITH_TORCH
+  GTEST_SKIP() << "this build trains models";
+#endif
+  std::ofstream(roots_ + "/purchase.csv") << "0,1,2\n";
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("purchase100");
+  spec.mutable_data()->mutable_data_dir()->set_server_path("purchase.csv");
+  spec.mutable_data()->set_population_size(10);
+  v1::Audit created;
+  const grpc::Status status = Create(spec, &created);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<v1::Audit> snapshots;
+  ASSERT_TRUE(Watch(created.name(), 0, &snapshots).ok());
+  ASSERT_FALSE(snapshots.empty());
+  const v1::Audit& last = snapshots.back();
+  EXPECT_EQ(last.state(), v1::Audit::FAILED);
+  EXPECT_EQ(last.error().code(), "UNIMPLEMENTED");
+  EXPECT_THAT(last.error().message(), HasSubstr("LibTorch"));
+}
+
+}  // namespace
+}  // namespace mia::server
