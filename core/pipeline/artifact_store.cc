@@ -12,40 +12,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/sha256.h"
+#include "core/pipeline/config.h"
 #include "nlohmann/json.hpp"
 
 namespace mia::pipeline {
-namespace {
-
-nlohmann::json SpecJson(const training::ModelSpec& s) {
-  return {{"architecture", s.architecture}, {"hidden", s.hidden}, {"activation", s.activation},
-          {"depth", s.depth},               {"width", s.width},   {"dropout", s.dropout}};
-}
-
-nlohmann::json RecipeJson(const training::TrainRecipe& r) {
-  return {{"optimizer", r.optimizer},
-          {"learning_rate", r.learning_rate},
-          {"momentum", r.momentum},
-          {"nesterov", r.nesterov},
-          {"weight_decay", r.weight_decay},
-          {"epochs", r.epochs},
-          {"batch_size", r.batch_size},
-          {"schedule", r.schedule},
-          {"warmup_epochs", r.warmup_epochs},
-          {"random_crop", r.random_crop},
-          {"crop_padding", r.crop_padding},
-          {"horizontal_flip", r.horizontal_flip},
-          {"normalize_mean", r.normalize_mean},
-          {"normalize_std", r.normalize_std}};
-}
-
-}  // namespace
-
 std::string ModelKeyMaterial::Json() const {
   nlohmann::json j = {{"version", "mia-model-v1"},
                       {"dataset", dataset_fingerprint},
-                      {"spec", SpecJson(spec)},
-                      {"recipe", RecipeJson(recipe)},
+                      {"train", nlohmann::json::parse(TrainingJson(spec, recipe))},
                       {"rows", rows_sha256},
                       {"seed", seed}};
   return j.dump();  // nlohmann sorts object keys: canonical
@@ -57,7 +31,8 @@ std::string RowsSha256(const std::vector<int64_t>& rows) {
   Sha256 h;
   for (int64_t r : rows) {
     char b[8];
-    for (int k = 0; k < 8; ++k) b[k] = static_cast<char>((static_cast<uint64_t>(r) >> (8 * k)) & 0xFF);
+    for (int k = 0; k < 8; ++k)
+      b[k] = static_cast<char>((static_cast<uint64_t>(r) >> (8 * k)) & 0xFF);
     h.Update(absl::string_view(b, 8));
   }
   return h.HexDigest();
@@ -92,8 +67,8 @@ bool ArtifactStore::HasModel(const ModelKeyMaterial& material) const {
   std::ifstream in(ModelMetaPath(key));
   if (!in) return false;
   nlohmann::json meta = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  return meta.is_object() && meta.contains("key_material") &&
-         meta["key_material"].is_string() && meta["key_material"] == material.Json();
+  return meta.is_object() && meta.contains("key_material") && meta["key_material"].is_string() &&
+         meta["key_material"] == material.Json();
 }
 
 absl::Status ArtifactStore::CommitModel(const ModelKeyMaterial& material,

@@ -57,8 +57,8 @@ class Section {
   absl::Status GetInRange(const std::string& key, T* out, T min, T max) {
     MIA_RETURN_IF_ERROR(Get(key, out));
     if (!(*out >= min && *out <= max)) {  // also refuses NaN
-      return absl::InvalidArgumentError(absl::StrCat(Path(key), ": must be in [", min, ", ", max,
-                                                     "]", Where(node_[key])));
+      return absl::InvalidArgumentError(
+          absl::StrCat(Path(key), ": must be in [", min, ", ", max, "]", Where(node_[key])));
     }
     return absl::OkStatus();
   }
@@ -112,9 +112,9 @@ class Section {
       const std::string key = kv.first.as<std::string>();
       if (used_.count(key) == 0) {
         std::vector<std::string> known(used_.begin(), used_.end());
-        return absl::InvalidArgumentError(absl::StrCat(Path(key), ": unknown key", Where(kv.first),
-                                                       "; known keys here: ",
-                                                       absl::StrJoin(known, ", ")));
+        return absl::InvalidArgumentError(
+            absl::StrCat(Path(key), ": unknown key", Where(kv.first),
+                         "; known keys here: ", absl::StrJoin(known, ", ")));
       }
     }
     return absl::OkStatus();
@@ -271,9 +271,8 @@ absl::Status ParseAudit(Section& s, AuditConfig* a) {
   for (const std::string& spec : a->scoring.attacks) {
     absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(spec);
     if (!made.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(s.Path(s.Has("attacks") ? "attacks" : "algorithm"), ": ",
-                       made.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          s.Path(s.Has("attacks") ? "attacks" : "algorithm"), ": ", made.status().message()));
     }
   }
   MIA_RETURN_IF_ERROR(s.GetInRange("num_ref_models", &a->num_ref_models, 0, 4096));
@@ -307,8 +306,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
     root = YAML::Load(yaml_text);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not valid YAML at line ",
-                                                   e.mark.line + 1, ", column ",
-                                                   e.mark.column + 1, ": ", e.msg));
+                                                   e.mark.line + 1, ", column ", e.mark.column + 1,
+                                                   ": ", e.msg));
   }
   if (!root.IsMap()) {
     return absl::InvalidArgumentError(
@@ -371,6 +370,30 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
   return ParseConfig(text.str(), path);
 }
 
+std::string TrainingJson(const training::ModelSpec& m, const training::TrainRecipe& r) {
+  nlohmann::json j = {{"architecture", m.architecture},
+                      {"hidden", m.hidden},
+                      {"activation", m.activation},
+                      {"depth", m.depth},
+                      {"width", m.width},
+                      {"dropout", m.dropout},
+                      {"optimizer", r.optimizer},
+                      {"learning_rate", r.learning_rate},
+                      {"momentum", r.momentum},
+                      {"nesterov", r.nesterov},
+                      {"weight_decay", r.weight_decay},
+                      {"epochs", r.epochs},
+                      {"batch_size", r.batch_size},
+                      {"schedule", r.schedule},
+                      {"warmup_epochs", r.warmup_epochs},
+                      {"random_crop", r.random_crop},
+                      {"crop_padding", r.crop_padding},
+                      {"horizontal_flip", r.horizontal_flip},
+                      {"normalize_mean", r.normalize_mean},
+                      {"normalize_std", r.normalize_std}};
+  return j.dump();  // keys sorted: canonical
+}
+
 std::string ConfigJson(const Config& c) {
   nlohmann::json j;
   j["kind"] = "audit";
@@ -378,35 +401,11 @@ std::string ConfigJson(const Config& c) {
   j["run"] = {{"random_seed", c.run.random_seed},
               {"log_dir", c.run.log_dir},
               {"num_experiments", c.run.num_experiments}};
-  j["data"] = {{"dataset", c.data.dataset},
-               {"format", c.data.source.format},
-               {"data_dir", c.data.source.path},
-               {"split", c.data.source.split},
-               {"pool_size", c.data.pool_size},
-               {"population_size", c.data.population_size},
+  j["data"] = {{"dataset", c.data.dataset},      {"format", c.data.source.format},
+               {"data_dir", c.data.source.path}, {"split", c.data.source.split},
+               {"pool_size", c.data.pool_size},  {"population_size", c.data.population_size},
                {"shuffle", c.data.shuffle}};
-  const training::ModelSpec& m = c.model;
-  const training::TrainRecipe& r = c.recipe;
-  j["train"] = {{"architecture", m.architecture},
-                {"hidden", m.hidden},
-                {"activation", m.activation},
-                {"depth", m.depth},
-                {"width", m.width},
-                {"dropout", m.dropout},
-                {"optimizer", r.optimizer},
-                {"learning_rate", r.learning_rate},
-                {"momentum", r.momentum},
-                {"nesterov", r.nesterov},
-                {"weight_decay", r.weight_decay},
-                {"epochs", r.epochs},
-                {"batch_size", r.batch_size},
-                {"schedule", r.schedule},
-                {"warmup_epochs", r.warmup_epochs},
-                {"random_crop", r.random_crop},
-                {"crop_padding", r.crop_padding},
-                {"horizontal_flip", r.horizontal_flip},
-                {"normalize_mean", r.normalize_mean},
-                {"normalize_std", r.normalize_std}};
+  j["train"] = nlohmann::json::parse(TrainingJson(c.model, c.recipe));
   if (!c.external.torchscript.empty()) {
     j["models"] = {{"torchscript", c.external.torchscript}, {"keep", c.external.keep}};
   }

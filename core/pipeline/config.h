@@ -74,6 +74,10 @@ struct Config {
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& path);
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 
+// Everything that determines how a model is trained (architecture and recipe)
+// as canonical JSON: part of model artifact keys and of the echoed settings.
+std::string TrainingJson(const training::ModelSpec& model, const training::TrainRecipe& recipe);
+
 // The settings that matter for results, as JSON (echoed into result.json).
 std::string ConfigJson(const Config& config);
 

@@ -2,11 +2,13 @@
 #ifndef MIA_TESTS_ATTACKS_TEST_UTIL_H_
 #define MIA_TESTS_ATTACKS_TEST_UTIL_H_
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
 #include "core/attacks/attack.h"
 #include "core/common/random.h"
+#include "core/metrics/roc.h"
 
 namespace mia::attacks::testing {
 
@@ -63,6 +65,20 @@ inline RandomGame MakeRandomGame(int models, int64_t points, int64_t pop_points,
   fill(&g.audit.prob, points, true);
   fill(&g.population.prob, pop_points, false);
   return g;
+}
+
+// AUC of `scores` against keep[model] over the points that were scored.
+inline double AucAgainst(const std::vector<double>& scores, const std::vector<uint8_t>& keep,
+                         int model) {
+  const size_t n = scores.size();
+  std::vector<double> s;
+  std::vector<uint8_t> y;
+  for (size_t i = 0; i < n; ++i) {
+    if (std::isnan(scores[i])) continue;
+    s.push_back(scores[i]);
+    y.push_back(keep[model * n + i]);
+  }
+  return *metrics::Auc(s, y);
 }
 
 }  // namespace mia::attacks::testing
