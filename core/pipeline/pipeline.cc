@@ -257,15 +257,17 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
                absl::StrFormat("epoch %d/%d batch %d/%d", epoch + 1, c.recipe.epochs, batch + 1,
                                batches));
     };
-    MIA_ASSIGN_OR_RETURN(std::vector<training::ModelReport> reports,
-                         training::TrainModels(ds, c.model, c.recipe, rows, population, seeds,
-                                               paths, tctx));
-    for (size_t k = 0; k < to_train.size(); ++k) {
+    // Commit each model the moment its archive exists, so that a crash or a
+    // drain loses only the models still in training.
+    tctx.model_saved = [&](int k, const training::ModelReport& report) {
       const int m = to_train[k];
-      MIA_RETURN_IF_ERROR(store.CommitModel(materials[m], reports[k]));
       output.models[m].source = "trained";
-      output.models[m].report = reports[k];
-    }
+      output.models[m].report = report;
+      return store.CommitModel(materials[m], report);
+    };
+    MIA_RETURN_IF_ERROR(
+        training::TrainModels(ds, c.model, c.recipe, rows, population, seeds, paths, tctx)
+            .status());
     output.models_trained = static_cast<int>(to_train.size());
   }
   timings.push_back({"train models", SecondsSince(t)});

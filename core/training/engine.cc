@@ -111,6 +111,7 @@ absl::Status TrainAndSave(const models::Architecture& arch, bool stack, int firs
     r.test_loss = test_metrics[i].second;
     r.seconds = seconds;
     r.batched = stack;
+    if (ctx.model_saved) MIA_RETURN_IF_ERROR(ctx.model_saved(first + i, r));
   }
   return absl::OkStatus();
 }

@@ -52,6 +52,8 @@ struct TrainRecipe {
   std::vector<float> normalize_std;
 };
 
+struct ModelReport;
+
 struct TrainContext {
   std::string device = "auto";       // auto | cpu | cuda | cuda:N
   // Called from the training thread: model index within the call (k of K),
@@ -63,6 +65,11 @@ struct TrainContext {
   // At most this many models per batched pass (memory grows linearly with
   // it); 0: all K in one pass.
   int max_batched_models = 0;
+  // Called as soon as model k's archive is written (for a batched group, once
+  // the group has finished), so a caller can record it durably before the
+  // rest finish: a crash then loses only models still training. An error
+  // stops training and is returned.
+  std::function<absl::Status(int model, const ModelReport& report)> model_saved;
 };
 
 // Outcome of training one model.

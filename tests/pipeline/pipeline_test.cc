@@ -146,6 +146,30 @@ TEST(PipelineTest, CancellationStopsTheRun) {
   EXPECT_EQ(out.status().code(), absl::StatusCode::kCancelled);
 }
 
+TEST(PipelineTest, ModelsFinishedBeforeAnInterruptionAreNotRetrained) {
+  const std::string root = TempRoot("pipeline_interrupt");
+  const std::string data = WriteDataset(root);
+  std::string text = ConfigText(root, data, 0.01, 20);
+  text.replace(text.find("train:\n"), 7, "train:\n  batched: false\n");
+  auto config = ParseConfig(text, root + "/audit.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  // Stop as soon as two models are done (sequential training), as a crash would.
+  std::atomic<bool> cancel{false};
+  PipelineContext ctx;
+  ctx.cancel = &cancel;
+  ctx.progress = [&](const Progress& p) {
+    if (p.stage == "train" && p.done >= 2) cancel = true;
+  };
+  auto interrupted = RunAudit(*config, ctx);
+  EXPECT_EQ(interrupted.status().code(), absl::StatusCode::kCancelled);
+  auto resumed = RunAudit(*config, PipelineContext{});
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_GE(6 - resumed->models_trained, 2);  // the finished ones came from the cache
+  EXPECT_LT(resumed->models_trained, 6);
+  EXPECT_EQ(resumed->models[0].source, "cache");
+  EXPECT_EQ(resumed->models[1].source, "cache");
+}
+
 TEST(PipelineTest, BadDataIsAClearError) {
   const std::string root = TempRoot("pipeline_bad");
   const std::string data = root + "/bad.csv";
