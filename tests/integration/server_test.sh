@@ -49,13 +49,15 @@ free_port() {
   $PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# start_server VAR_PREFIX DATA_DIR PORT: starts mia-server in the background,
-# its pid in ${PREFIX}_PID, log in DATA_DIR.log; waits until it serves.
+# start_server VAR_PREFIX DATA_DIR PORT [FLAG...]: starts mia-server in the
+# background (extra flags appended), its pid in ${PREFIX}_PID, log in
+# DATA_DIR.log; waits until it serves.
 start_server() {
   local prefix=$1 data=$2 port=$3
+  shift 3
   "$SERVER" --listen_address="127.0.0.1:$port" --data_dir="$data" \
     --data_roots="$WORK/root" --enable_reflection --threads_per_job=1 --workers=1 \
-    --drain_timeout_seconds=5 >>"$data.log" 2>&1 &
+    --drain_timeout_seconds=5 "$@" >>"$data.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
   printf -v "${prefix}_PID" '%s' "$pid"
@@ -313,6 +315,174 @@ alive && ok "server up after unknown ids" || bad "server up after unknown ids"
 expect "malformed page token: exit 2" 2 "" -- "$MIA" list --page-token '%%garbage%%'
 expect "unknown key in a job file: exit 2" 2 "learing_rate" -- \
   bash -c "sed 's/learning_rate/learing_rate/' train.yaml > typo.yaml && '$MIA' submit typo.yaml"
+
+# The same kinds of bad input sent with the Python client, which can build
+# what the CLI never sends (a wrong checksum, a size the header lies about).
+# bad_input.py PORT CASE ARGS... prints "CODE details" (CODE: the gRPC status
+# code's name, OK when the call succeeded) as its first line.
+cat > bad_input.py <<'PY'
+import hashlib, sys
+sys.path.insert(0, sys.argv[1])
+import grpc
+from mia.v1 import audit_pb2, audit_pb2_grpc
+
+port, case, args = sys.argv[2], sys.argv[3], sys.argv[4:]
+stub = audit_pb2_grpc.AuditServiceStub(grpc.insecure_channel("127.0.0.1:" + port))
+
+def bundle_request(ref):
+    spec = audit_pb2.AuditSpec(signals_bundle=audit_pb2.SignalsBundleInput(
+        bundle=ref, attacks=["rmia"], bootstrap=0))
+    return audit_pb2.CreateAuditRequest(spec=spec)
+
+def upload(data, size, sha):
+    header = audit_pb2.ArtifactHeader(filename="x.bin", size=size, sha256=sha)
+    # 16 KiB chunks: each message far below any limit the test sets.
+    msgs = [audit_pb2.UploadArtifactRequest(header=header)] + [
+        audit_pb2.UploadArtifactRequest(chunk=data[i:i + 16384]) for i in range(0, len(data), 16384)]
+    return stub.UploadArtifact(iter(msgs), timeout=30)
+
+try:
+    if case == "create-bytes":
+        # A valid bundle request padded with an unknown field (number 999,
+        # ignored by the parser) of BYTES bytes: only its size can matter.
+        def varint(v):
+            out = b""
+            while True:
+                out += bytes([(v & 0x7F) | (0x80 if v > 0x7F else 0)])
+                v >>= 7
+                if not v:
+                    return out
+        n = int(args[0])
+        raw = bundle_request(audit_pb2.DataRef(server_path="b.npz")).SerializeToString()
+        raw += varint((999 << 3) | 2) + varint(n) + b"x" * n
+        create = grpc.insecure_channel("127.0.0.1:" + port).unary_unary(
+            "/mia.v1.AuditService/CreateAudit", request_serializer=lambda b: b,
+            response_deserializer=audit_pb2.Audit.FromString)
+        r = create(raw, timeout=30)
+    elif case == "upload":  # upload FILE [SIZE|-] [SHA256|-]: header says SIZE and SHA256
+        data = open(args[0], "rb").read()
+        size = len(data) if len(args) < 2 or args[1] == "-" else int(args[1])
+        sha = hashlib.sha256(data).hexdigest() if len(args) < 3 or args[2] == "-" else args[2]
+        r = upload(data, size, sha)
+    elif case == "create-artifact":  # a bundle job on artifact ID
+        r = stub.CreateAudit(bundle_request(audit_pb2.DataRef(artifact_id=args[0])), timeout=30)
+    elif case == "list-token":  # ListAudits with page token TOKEN
+        r = stub.ListAudits(audit_pb2.ListAuditsRequest(page_token=args[0]), timeout=30)
+    elif case == "list-token-other-filter":  # a real token of a SUCCEEDED listing, used for FAILED
+        page = stub.ListAudits(audit_pb2.ListAuditsRequest(
+            page_size=1, state=audit_pb2.Audit.SUCCEEDED), timeout=30)
+        assert page.next_page_token, "no second page of succeeded audits"
+        r = stub.ListAudits(audit_pb2.ListAuditsRequest(
+            page_size=1, state=audit_pb2.Audit.FAILED, page_token=page.next_page_token), timeout=30)
+    elif case in ("get", "cancel", "delete"):
+        req_type = {"get": audit_pb2.GetAuditRequest, "cancel": audit_pb2.CancelAuditRequest,
+                    "delete": audit_pb2.DeleteAuditRequest}[case]
+        r = getattr(stub, case.capitalize() + "Audit")(req_type(name=args[0]), timeout=30)
+    else:
+        raise SystemExit("unknown case " + case)
+    print("OK", str(r).replace("\n", " "))
+except grpc.RpcError as e:
+    print(e.code().name, e.details())
+PY
+
+# py_expect NAME PORT WANT_CODE WANT_DETAILS_SUBSTRING -- CASE ARGS...
+py_expect() {
+  local name=$1 port=$2 want=$3 msg=$4
+  shift 5
+  $PY bad_input.py "$STUBS" "$port" "$@" >out.txt 2>err.txt
+  local rc=$? code rest
+  cat out.txt err.txt >all.txt
+  read -r code rest <out.txt
+  if [ "$rc" -ne 0 ]; then bad "$name: python client exit $rc"; show all.txt; return 1; fi
+  if [ "$code" != "$want" ]; then bad "$name: $code, wanted $want"; show all.txt; return 1; fi
+  if [ -n "$msg" ] && ! grep -qF -- "$msg" out.txt; then
+    bad "$name: details lack '$msg'"; show all.txt; return 1
+  fi
+  ok "$name"
+}
+
+py_expect "python ListAudits malformed page token: INVALID_ARGUMENT" "$PORT_A" INVALID_ARGUMENT \
+  "page_token: malformed" -- list-token '%%garbage%%'
+py_expect "python ListAudits token of another state filter: INVALID_ARGUMENT" "$PORT_A" \
+  INVALID_ARGUMENT "page_token: issued for a different state filter" -- list-token-other-filter
+alive && ok "server up after bad page tokens" || bad "server up after bad page tokens"
+py_expect "python GetAudit unknown id: NOT_FOUND naming it" "$PORT_A" NOT_FOUND \
+  "doesnotexist not found" -- get audits/doesnotexist
+py_expect "python CancelAudit unknown id: NOT_FOUND" "$PORT_A" NOT_FOUND "not found" -- \
+  cancel audits/doesnotexist
+py_expect "python DeleteAudit unknown id: NOT_FOUND" "$PORT_A" NOT_FOUND "not found" -- \
+  delete audits/doesnotexist
+py_expect "python GetAudit malformed name: INVALID_ARGUMENT" "$PORT_A" INVALID_ARGUMENT \
+  'name: must be "audits/{id}"' -- get 'audits/../x'
+alive && ok "server up after unknown ids (python)" || bad "server up after unknown ids (python)"
+
+# A corrupt upload: the header's sha256 is not that of the bytes. Nothing may
+# be stored under either hash, and no temporary file may stay behind.
+ARTS="$WORK/data-a/artifacts"
+ls -A "$ARTS" > arts_before.txt
+head -c 50000 /dev/urandom > corrupt.bin
+CLAIMED=$(printf 'other content' | sha256sum | cut -d' ' -f1)
+ACTUAL=$(sha256sum corrupt.bin | cut -d' ' -f1)
+py_expect "corrupt upload (sha256 mismatch): INVALID_ARGUMENT naming the SHA-256" "$PORT_A" \
+  INVALID_ARGUMENT "SHA-256 of the uploaded bytes differs from the header's sha256" -- \
+  upload corrupt.bin - "$CLAIMED"
+ls -A "$ARTS" | cmp -s arts_before.txt - && ok "corrupt upload left nothing in the artifact store" \
+  || { bad "corrupt upload left files in the artifact store"; ls -A "$ARTS" | diff arts_before.txt - | head -4; }
+py_expect "job on the claimed sha256 of a corrupt upload: NOT_FOUND" "$PORT_A" NOT_FOUND \
+  "the server holds no artifact with that id" -- create-artifact "$CLAIMED"
+py_expect "job on the real sha256 of a corrupt upload: NOT_FOUND" "$PORT_A" NOT_FOUND \
+  "the server holds no artifact with that id" -- create-artifact "$ACTUAL"
+printf 'bundle:\n  path: artifact:%s\n  attacks: [rmia]\n' "$CLAIMED" > corrupt.yaml
+expect "submit on a corrupt upload's sha256: exit 3" 3 "no artifact with that id" -- \
+  "$MIA" submit corrupt.yaml
+# Bytes that differ from an artifact already stored, under that artifact's id:
+# refused, and the stored file stays as it was.
+py_expect "corrupt upload under a stored artifact's id: INVALID_ARGUMENT" "$PORT_A" \
+  INVALID_ARGUMENT "SHA-256 of the uploaded bytes differs" -- upload corrupt.bin - "$ART"
+[ "$(sha256sum "$ARTS/$ART" 2>/dev/null | cut -d' ' -f1)" = "$ART" ] \
+  && ok "stored artifact unchanged after a corrupt upload under its id" \
+  || bad "stored artifact changed after a corrupt upload under its id"
+ls -A "$ARTS" | cmp -s arts_before.txt - && ok "artifact store unchanged after the corrupt uploads" \
+  || { bad "artifact store changed after the corrupt uploads"; ls -A "$ARTS" | diff arts_before.txt - | head -4; }
+alive && ok "server up after corrupt uploads" || bad "server up after corrupt uploads"
+
+# Limits: server C, short-lived, with a 64 KiB message limit and a 20000-byte
+# upload limit.
+PORT_C=$(free_port)
+if start_server C "$WORK/data-c" "$PORT_C" --max_message_bytes=65536 --max_upload_bytes=20000; then
+  ok "server C (small limits) healthy"
+  alive_c() { kill -0 "$C_PID" 2>/dev/null && wait_health "$PORT_C" 5; }
+  # gRPC refuses a message above the server's receive limit before the
+  # service sees it.
+  py_expect "python CreateAudit above max_message_bytes: RESOURCE_EXHAUSTED" "$PORT_C" \
+    RESOURCE_EXHAUSTED "Received message larger than max" -- create-bytes 100000
+  grep -qF "vs. 65536)" out.txt && ok "oversized message: the limit is named (65536)" \
+    || { bad "oversized message: the limit is named (65536)"; show all.txt; }
+  alive_c && ok "server C up after an oversized message" || bad "server C up after an oversized message"
+  py_expect "python CreateAudit below max_message_bytes is accepted" "$PORT_C" OK "audits/" -- \
+    create-bytes 1000
+  head -c 30000 /dev/urandom > big.bin
+  head -c 10000 /dev/urandom > small.bin
+  expect "upload above max_upload_bytes: exit 4" 4 "upload limit of 20000 bytes" -- \
+    "$MIA" upload big.bin --server "127.0.0.1:$PORT_C"
+  grep -qF "header.size: 30000 bytes" all.txt && ok "oversized upload: the size is named" \
+    || { bad "oversized upload: the size is named"; show all.txt; }
+  py_expect "python UploadArtifact above max_upload_bytes: RESOURCE_EXHAUSTED" "$PORT_C" \
+    RESOURCE_EXHAUSTED "above this server's upload limit of 20000 bytes" -- upload big.bin
+  # A header that claims less than the limit cannot smuggle more bytes in.
+  py_expect "upload longer than its header declared: INVALID_ARGUMENT" "$PORT_C" INVALID_ARGUMENT \
+    "the upload is longer than the 100 bytes its header declared" -- upload big.bin 100
+  [ -z "$(ls -A "$WORK/data-c/artifacts" 2>/dev/null)" ] && ok "refused uploads stored nothing" \
+    || { bad "refused uploads stored something"; ls -A "$WORK/data-c/artifacts" | head -4; }
+  expect "upload below max_upload_bytes is accepted" 0 "$(sha256sum small.bin | cut -d' ' -f1)" -- \
+    "$MIA" upload small.bin --server "127.0.0.1:$PORT_C"
+  alive_c && ok "server C up after oversized uploads" || bad "server C up after oversized uploads"
+  kill -TERM "$C_PID"; wait "$C_PID"; c_rc=$?
+  [ "$c_rc" -eq 0 ] && ok "server C: SIGTERM exits 0" || bad "server C: SIGTERM exit $c_rc"
+else
+  bad "server C (small limits) healthy"
+fi
+alive && ok "server A up after the limit cases" || bad "server A up after the limit cases"
 
 # Cancel a running audit (a training job far too long to finish).
 expect "submit a long training job" 0 "" -- "$MIA" submit cancel.yaml
