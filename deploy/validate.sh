@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Validates deploy/ (the checks themselves are in deploy/validate.cjs):
+#   - deploy/kubernetes/*.yaml against the Kubernetes OpenAPI schemas (npm
+#     package kubernetes-models), unknown fields included, and against each
+#     other (ports, probes, mounts, drain timeout, security context);
+#   - the server configs (the ConfigMap's, the Helm values', the image's) with
+#     the real mia-server, and a start plus SIGTERM drain from the ConfigMap's;
+#   - `kubectl kustomize` output, where kubectl exists;
+#   - the Helm chart rendered with its default values and ci/*-values.yaml:
+#     by `helm lint --strict` + `helm template` where helm exists, else by the
+#     stand-in deploy/tools/helm_render.go where Go and Debian's sprig exist.
+#
+#   deploy/validate.sh [--no-smoke]
+#
+# Needs Node.js >= 14 with npm (Debian 12: apt-get install -y nodejs npm).
+# npm packages go to a cache folder outside the repository:
+#   ${MIA_DEPLOY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mia-deploy-validate}
+# The server binary: $MIA_SERVER_BIN, else build/server/mia-server, else the
+# first build-*/server/mia-server. Exit code 0 only when every check passed.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+smoke=()
+for arg in "$@"; do
+  case "$arg" in
+    --no-smoke) smoke=(--no-smoke) ;;
+    -h|--help)
+      awk 'NR > 1 && !/^#/ {exit} NR > 1 {sub(/^# ?/, ""); print}' "${BASH_SOURCE[0]}"
+      exit 0 ;;
+    *) echo "validate.sh: unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+
+# The npm packages, pinned. kubernetes-models 4.5.x still runs on Debian 12's
+# Node.js 18 (5.x needs Node.js 22).
+packages=(kubernetes-models@4.5.1 yaml@2.9.1)
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "validate.sh: needs node and npm (Debian 12: apt-get install -y nodejs npm)" >&2
+  exit 2
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if ((node_major < 14)); then
+  echo "validate.sh: needs Node.js >= 14, found $(node --version)" >&2
+  exit 2
+fi
+
+cache=${MIA_DEPLOY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mia-deploy-validate}
+mkdir -p "$cache"
+if [ "$(cat "$cache/installed" 2>/dev/null || true)" != "${packages[*]}" ]; then
+  echo "validate.sh: installing ${packages[*]} into $cache"
+  [ -f "$cache/package.json" ] || echo '{"name":"mia-deploy-validate","private":true}' \
+    >"$cache/package.json"
+  (cd "$cache" && npm install --no-audit --no-fund --loglevel=error "${packages[@]}")
+  echo "${packages[*]}" >"$cache/installed"
+fi
+
+server=${MIA_SERVER_BIN:-}
+if [ -z "$server" ]; then
+  for candidate in "$repo/build/server/mia-server" "$repo"/build-*/server/mia-server; do
+    if [ -x "$candidate" ]; then server=$candidate; break; fi
+  done
+fi
+server_args=()
+if [ -n "$server" ]; then
+  server_args=(--server "$server")
+else
+  echo "validate.sh: no mia-server binary (build it, or set MIA_SERVER_BIN)" >&2
+fi
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+rendered=()
+
+if command -v kubectl >/dev/null; then
+  echo "== kubectl kustomize deploy/kubernetes"
+  kubectl kustomize "$repo/deploy/kubernetes" >"$tmp/kustomize.yaml"
+  rendered+=(--rendered "kustomize=$tmp/kustomize.yaml")
+else
+  echo "== kubectl not found: the kustomization is checked, not rendered"
+fi
+
+# The chart, with its default values and each ci/*-values.yaml.
+chart=$repo/deploy/helm/mia
+value_sets=("")
+for f in "$chart"/ci/*-values.yaml; do [ -e "$f" ] && value_sets+=("$f"); done
+render=()
+if command -v helm >/dev/null; then
+  echo "== helm lint --strict deploy/helm/mia"
+  helm lint --strict "$chart"
+  render=(helm template mia "$chart")
+elif command -v go >/dev/null && [ -d /usr/share/gocode/src/github.com/Masterminds/sprig ] &&
+     [ -d /usr/share/gocode/src/github.com/ghodss/yaml ]; then
+  # No helm: a stand-in renderer (Go text/template + sprig), built offline.
+  echo "== helm not found: helm lint NOT run; rendering with deploy/tools/helm_render.go"
+  (cd "$repo/deploy/tools" && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS='' \
+    GOCACHE="$cache/go-build" go build -o "$cache/helm_render" helm_render.go)
+  render=("$cache/helm_render" "$chart")
+else
+  echo "== helm not found: helm lint and helm template NOT run; the chart's values are" \
+       "checked, its templates are not rendered (for a stand-in renderer: apt-get install" \
+       "golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev)"
+fi
+if ((${#render[@]})); then
+  for values in "${value_sets[@]}"; do
+    name=helm${values:+-$(basename "$values" -values.yaml)}
+    if [ -n "$values" ]; then
+      if [ "${render[0]}" = helm ]; then extra=(-f "$values"); else extra=("$values"); fi
+    else
+      extra=()
+    fi
+    "${render[@]}" ${extra[@]+"${extra[@]}"} >"$tmp/$name.yaml"
+    rendered+=(--rendered "$name=$tmp/$name.yaml")
+  done
+fi
+
+node "$repo/deploy/validate.cjs" --modules "$cache" --repo "$repo" \
+  ${server_args[@]+"${server_args[@]}"} ${smoke[@]+"${smoke[@]}"} \
+  ${rendered[@]+"${rendered[@]}"}
