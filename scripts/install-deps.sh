@@ -19,7 +19,14 @@ PACKAGES=(
   python3-grpcio python3-protobuf libsqlite3-dev sqlite3 prometheus-cpp-dev
   # real data shipped as a package
   dataset-fashion-mnist
+  # deploy/validate.sh (a test): Go with sprig renders the Helm chart
+  golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
 )
+# ... and Node.js with npm for the Kubernetes schemas; a machine that already
+# has node and npm (e.g. from NodeSource) keeps them.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
