@@ -386,7 +386,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   std::error_code ec;
   std::filesystem::create_directories(output.report_dir, ec);
   MIA_RETURN_IF_ERROR(
-      io::WriteNpz(output.report_dir + "/signals.npz", arrays, /*compress=*/true));
+      io::WriteNpz(output.report_dir + "/signals.npz", arrays, /*compress=*/false));
   MIA_RETURN_IF_ERROR(WriteModelsJson(output.report_dir + "/models.json", output.models, c));
   output.result.timings.push_back({"report", SecondsSince(t)});
   if (!c.run.time_log) output.result.timings.clear();

@@ -3,11 +3,14 @@
 // Internal (see torch_error.h).
 #include "core/training/engine.h"
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "absl/status/status.h"
@@ -67,7 +70,8 @@ absl::Status TrainAndSave(const models::Architecture& arch, bool stack, int firs
                           const std::vector<int64_t>& test_indices,
                           const std::vector<uint64_t>& seeds,
                           const std::vector<std::string>& out_paths, const TrainContext& ctx,
-                          const torch::Device& device, std::vector<ModelReport>& reports) {
+                          const std::atomic<bool>* stop, const torch::Device& device,
+                          std::vector<ModelReport>& reports) {
   const Clock::time_point start = Clock::now();
   const models::InputSpec input{dataset.sample_shape, dataset.num_classes};
   std::vector<std::shared_ptr<models::Classifier>> built;
@@ -78,6 +82,7 @@ absl::Status TrainAndSave(const models::Architecture& arch, bool stack, int firs
   job.first_model = first;
   job.device = device;
   job.ctx = &ctx;
+  job.stop = stop;
   for (int k = first; k < first + count; ++k) {
     MIA_ASSIGN_OR_RETURN(auto model,
                          models::BuildModel(spec, input, DeriveSeed(seeds[k], kInitStream)));
@@ -133,12 +138,61 @@ absl::StatusOr<std::vector<ModelReport>> TrainModelsImpl(
   const int per_pass =
       !stack ? 1 : (ctx.max_batched_models > 0 ? std::min(ctx.max_batched_models, total) : total);
   std::vector<ModelReport> reports(total);
-  for (int first = 0; first < total; first += per_pass) {
-    const int count = std::min(per_pass, total - first);
-    MIA_RETURN_IF_ERROR(TrainAndSave(*arch, stack && count > 1, first, count, dataset, spec, recipe,
-                                     norm, train_indices, test_indices, seeds, out_paths, ctx,
-                                     device, reports));
+
+  // On a CPU the models are split into lanes, one per intra-op thread, and
+  // each lane trains its share on a single thread. Small matrix products
+  // scale badly over threads (and collapse when another process holds a
+  // core: OpenMP threads spin); independent models scale well. Inside the
+  // parallel region LibTorch and OpenBLAS run single-threaded. On a GPU one
+  // lane runs everything. The lanes' callbacks are serialized.
+  const int lanes = device.is_cpu() ? std::max(1, std::min(at::get_num_threads(), total)) : 1;
+  std::mutex callback_mu;
+  TrainContext lane_ctx = ctx;
+  if (lanes > 1) {
+    if (ctx.progress) {
+      lane_ctx.progress = [&](int model, int epoch, int batch, int batches) {
+        std::lock_guard<std::mutex> lock(callback_mu);
+        ctx.progress(model, epoch, batch, batches);
+      };
+    }
+    if (ctx.model_saved) {
+      lane_ctx.model_saved = [&](int model, const ModelReport& report) {
+        std::lock_guard<std::mutex> lock(callback_mu);
+        return ctx.model_saved(model, report);
+      };
+    }
   }
+  std::atomic<bool> stop{false};
+  std::vector<absl::Status> lane_status(lanes);
+  auto run_lane = [&](int lane) {
+    const int begin = static_cast<int>(int64_t{total} * lane / lanes);
+    const int end = static_cast<int>(int64_t{total} * (lane + 1) / lanes);
+    absl::Status status;
+    try {
+      for (int first = begin; first < end && status.ok(); first += per_pass) {
+        const int count = std::min(per_pass, end - first);
+        status = TrainAndSave(*arch, stack && count > 1, first, count, dataset, spec, recipe, norm,
+                              train_indices, test_indices, seeds, out_paths, lane_ctx, &stop,
+                              device, reports);
+      }
+    } catch (const std::exception& e) {
+      status = TorchFailure("training", e);
+    }
+    if (!status.ok()) stop.store(true);
+    lane_status[lane] = status;
+  };
+  if (lanes == 1) {
+    run_lane(0);
+  } else {
+    at::parallel_for(0, lanes, 1, [&](int64_t b, int64_t e) {
+      for (int64_t lane = b; lane < e; ++lane) run_lane(static_cast<int>(lane));
+    });
+  }
+  // The first real failure wins over the Aborted of lanes stopped because of it.
+  for (const absl::Status& status : lane_status) {
+    if (!status.ok() && !absl::IsAborted(status)) return status;
+  }
+  for (const absl::Status& status : lane_status) MIA_RETURN_IF_ERROR(status);
   return reports;
 }
 

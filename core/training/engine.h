@@ -91,7 +91,11 @@ std::string ResolveDevice(const std::string& device);
 // parameters to out_paths[k] atomically (a LibTorch archive of named tensors,
 // not a pickle). test_indices are only evaluated. When the architecture
 // supports it and ctx.allow_batched, the K models train together in one pass
-// (stacked weights); otherwise one after another. Errors: InvalidArgument for
+// (stacked weights); otherwise one after another. On a CPU with T > 1
+// intra-op threads (SetComputeThreads) the models are split into min(T, K)
+// lanes that train in parallel, one thread each; ctx.progress and
+// ctx.model_saved are then called from the lanes' threads, never two at once.
+// Errors: InvalidArgument for
 // bad specs/recipes/shapes, Cancelled, Internal for LibTorch failures (caught;
 // messages never contain data).
 absl::StatusOr<std::vector<ModelReport>> TrainModels(

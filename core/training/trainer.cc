@@ -105,6 +105,9 @@ absl::Status TrainGroup(models::ModelGroup& group, const GroupJob& job) {
       if (job.ctx->cancel != nullptr && job.ctx->cancel->load()) {
         return absl::CancelledError("training cancelled");
       }
+      if (job.stop != nullptr && job.stop->load()) {
+        return absl::AbortedError("training stopped: another training lane failed");
+      }
       for (int64_t k = 0; k < models; ++k) {
         const int64_t begin = std::min<int64_t>(step * batch_size, order[k].size());
         rows[k] = std::min<int64_t>(batch_size, order[k].size() - begin);

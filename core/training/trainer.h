@@ -17,6 +17,7 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -38,6 +39,8 @@ struct GroupJob {
   int first_model = 0;                             // index of model 0 in the caller's list
   torch::Device device = torch::kCPU;
   const TrainContext* ctx = nullptr;  // progress and cancellation
+  // Also checked between batches: set when a sibling lane failed (engine.cc).
+  const std::atomic<bool>* stop = nullptr;
 };
 
 // Trains `group` (already on job.device) in place. Cancelled if ctx.cancel

@@ -227,6 +227,85 @@ TEST(BatchedTrainingTest, GroupsAreCappedByMaxBatchedModels) {
   EXPECT_THAT(progress_models, ::testing::UnorderedElementsAre(0, 1, 2));
 }
 
+// On a CPU with T intra-op threads the models train in T lanes of one thread
+// each. Every model must come out as it does on one thread, each model is
+// reported and saved exactly once, and the callbacks never overlap.
+TEST(BatchedTrainingTest, LanesTrainTheSameModelsAsOneThread) {
+  const data::Dataset d = Tabular(1200, 12, 4, 1.2, 0.1, 31);
+  const std::string dir = TestDir();
+  const auto subsets = Subsets({300, 290, 310, 305, 300}, 150);
+  const std::vector<uint64_t> seeds = {7, 8, 9, 10, 11};
+  const TrainRecipe recipe = Sgd(0.05, 3, 40);
+  for (bool batched : {true, false}) {
+    SetComputeThreads(1);
+    TrainContext ctx = Cpu();
+    ctx.allow_batched = batched;
+    const std::string one = batched ? "one_b" : "one_s", lanes = batched ? "lane_b" : "lane_s";
+    auto single = TrainModels(d, Mlp({16}), recipe, subsets, Range(1000, 1200), seeds,
+                              Paths(dir, one, 5), ctx);
+    ASSERT_TRUE(single.ok()) << single.status();
+
+    SetComputeThreads(2);
+    std::atomic<int> in_callback{0};
+    bool overlapped = false;
+    std::vector<int> saved;
+    std::vector<int> progressed(5, 0);
+    ctx.progress = [&](int model, int, int, int) {
+      overlapped = overlapped || in_callback.fetch_add(1) != 0;
+      ++progressed[model];
+      in_callback.fetch_sub(1);
+    };
+    ctx.model_saved = [&](int model, const ModelReport&) {
+      overlapped = overlapped || in_callback.fetch_add(1) != 0;
+      saved.push_back(model);
+      in_callback.fetch_sub(1);
+      return absl::OkStatus();
+    };
+    auto parallel = TrainModels(d, Mlp({16}), recipe, subsets, Range(1000, 1200), seeds,
+                                Paths(dir, lanes, 5), ctx);
+    SetComputeThreads(1);
+    ASSERT_TRUE(parallel.ok()) << parallel.status();
+    EXPECT_FALSE(overlapped);
+    EXPECT_THAT(saved, ::testing::UnorderedElementsAre(0, 1, 2, 3, 4));
+    for (int k = 0; k < 5; ++k) {
+      // ceil(rows / 40) batches x 3 epochs.
+      EXPECT_EQ(progressed[k], 3 * ((subsets[k].size() + 39) / 40)) << k;
+      EXPECT_NEAR((*parallel)[k].test_accuracy, (*single)[k].test_accuracy, 1e-9) << k;
+      const auto a = ReadArchive(Paths(dir, one, 5)[k]);
+      const auto b = ReadArchive(Paths(dir, lanes, 5)[k]);
+      ASSERT_EQ(a.size(), b.size());
+      for (const auto& [name, tensor] : a) {
+        ASSERT_EQ(b.count(name), 1u) << name;
+        EXPECT_LE((b.at(name) - tensor).abs().max().item<double>(), 1e-5)
+            << "model " << k << " tensor " << name << (batched ? " batched" : " sequential");
+      }
+    }
+  }
+}
+
+// A lane that fails stops the others; its error, not theirs, is returned.
+// Lane 0 (models 0, 1: 2,000 rows each) is still training when lane 1
+// (models 2, 3: 50 rows each) fails to record model 2.
+TEST(BatchedTrainingTest, AFailingLaneStopsTheOthers) {
+  const data::Dataset d = Tabular(4200, 8, 4, 1.0, 0.1, 32);
+  const std::string dir = TestDir();
+  SetComputeThreads(2);
+  TrainContext ctx = Cpu();
+  ctx.model_saved = [](int model, const ModelReport&) {
+    return model == 2 ? absl::DataLossError("cannot record model 2") : absl::OkStatus();
+  };
+  std::vector<std::vector<int64_t>> subsets = {Range(0, 2000), Range(2000, 4000),
+                                               Range(4000, 4050), Range(4050, 4100)};
+  const auto paths = Paths(dir, "f", 4);
+  auto reports =
+      TrainModels(d, Mlp({8}), Sgd(0.05, 20, 50), subsets, {}, {1, 2, 3, 4}, paths, ctx);
+  SetComputeThreads(1);
+  EXPECT_EQ(reports.status().code(), absl::StatusCode::kDataLoss) << reports.status();
+  EXPECT_THAT(reports.status().message(), HasSubstr("cannot record model 2"));
+  EXPECT_FALSE(std::filesystem::exists(paths[0]));  // lane 0 stopped before saving
+  EXPECT_FALSE(std::filesystem::exists(paths[1]));
+}
+
 TEST(TrainingTest, ProgressReportsEveryBatch) {
   const data::Dataset d = Tabular(100, 5, 4, 1.0, 0.1, 25);
   const std::string dir = TestDir();
