@@ -84,7 +84,14 @@ absl::StatusOr<std::string> ResolveServerPath(const std::string& raw, const Serv
     if (ec) continue;  // a root that does not resolve holds nothing
     const fs::path candidate = Resolve(path.is_absolute() ? path : fs::path(root) / path, &ec);
     if (ec || !IsWithin(root, candidate)) continue;
-    if (fs::exists(candidate, ec)) return candidate.string();
+    const fs::file_status st = fs::status(candidate, ec);
+    if (!ec && fs::exists(st)) {
+      // A FIFO, socket or device under a root could block a worker forever.
+      if (!fs::is_regular_file(st) && !fs::is_directory(st)) {
+        return absl::InvalidArgumentError("not a regular file or folder");
+      }
+      return candidate.string();
+    }
     if (!first_inside.has_value()) first_inside = candidate;
   }
   if (!first_inside.has_value()) {

@@ -40,7 +40,8 @@ bool HasGzipMagic(absl::string_view bytes) {
 }
 
 absl::Status ReadWholeFile(const std::string& path, uint64_t max_bytes, std::string* out) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (refused below).
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     const int err = errno;
     if (err == ENOENT || err == ENOTDIR) {

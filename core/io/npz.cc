@@ -139,7 +139,8 @@ uint64_t MaxArchiveBytes(const ReadLimits& limits) {
 
 // Reads a whole regular file, refusing files larger than `max_bytes`.
 absl::Status ReadWholeFile(const std::string& path, uint64_t max_bytes, std::string* out) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (refused below).
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     const int err = errno;
     if (err == ENOENT || err == ENOTDIR)

@@ -103,6 +103,10 @@ std::string SignalsKey(const std::string& model_id, const std::string& rows_sha,
 }
 
 absl::StatusOr<std::string> FileSha256(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
   Sha256 h;

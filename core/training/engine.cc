@@ -4,6 +4,7 @@
 #include "core/training/engine.h"
 
 #include <ATen/Parallel.h>
+#include <omp.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -168,6 +169,15 @@ absl::StatusOr<std::vector<ModelReport>> TrainModelsImpl(
     const int begin = static_cast<int>(int64_t{total} * lane / lanes);
     const int end = static_cast<int>(int64_t{total} * (lane + 1) / lanes);
     absl::Status status;
+    if (lanes > 1) {
+      // One thread inside the lane, as every library sees it: LibTorch's
+      // per-thread setup first (it would reset the count), then this task's
+      // OpenMP thread count. oneDNN sizes its kernels by that count; left at
+      // T it partitions work for T threads that the nested region never
+      // starts, and convolutions come out wrong (NaN).
+      at::internal::lazy_init_num_threads();
+      omp_set_num_threads(1);
+    }
     try {
       for (int first = begin; first < end && status.ok(); first += per_pass) {
         const int count = std::min(per_pass, end - first);

@@ -1,4 +1,6 @@
 // The npy format, the format registry, LoadLimits and Fingerprint.
+#include <sys/stat.h>
+
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -103,6 +105,14 @@ TEST(NpyLoaderTest, Validation) {
 
   const absl::Status missing = LoadDataset(Npy(dir / "none.npz")).status();
   EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  // A FIFO is refused at once by every loader, never waited on.
+  ASSERT_EQ(mkfifo((dir / "fifo").c_str(), 0600), 0);
+  for (const char* format : {"npy", "csv", "purchase100", "idx"}) {
+    DataSource source = Npy((dir / "fifo").string());
+    source.format = format;
+    const absl::Status fifo = LoadDataset(source).status();
+    EXPECT_EQ(fifo.code(), absl::StatusCode::kInvalidArgument) << format << ": " << fifo;
+  }
   WriteFile(dir / "junk.npz", "not a zip archive at all");
   EXPECT_EQ(LoadDataset(Npy(dir / "junk.npz")).status().code(), absl::StatusCode::kInvalidArgument);
 }

@@ -386,6 +386,11 @@ TEST(Npz, MissingPathsAreNotFound) {
     EXPECT_THAT(s.message(), HasSubstr(dir + "/nope"));
   }
   EXPECT_EQ(ReadNpz(dir).status().code(), absl::StatusCode::kInvalidArgument);  // a folder
+  // A FIFO is refused at once: opening it must not wait for a writer.
+  ASSERT_EQ(mkfifo((dir + "/fifo.npz").c_str(), 0600), 0);
+  const absl::Status fifo = ReadNpz(dir + "/fifo.npz").status();
+  EXPECT_EQ(fifo.code(), absl::StatusCode::kInvalidArgument) << fifo;
+  EXPECT_THAT(fifo.message(), HasSubstr("not a regular file"));
   EXPECT_EQ(WriteNpz(dir + "/no/such/dir.npz", SampleArrays(), false).code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(WriteNpy(dir + "/no/such/dir.npy", NpyArray::FromInt64({1}, {1})).code(),

@@ -4,6 +4,8 @@
 // jobs convert with the documented conventions, and score pages chain.
 #include "server/convert.h"
 
+#include <sys/stat.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -387,6 +389,9 @@ TEST(SpecFromProtoTest, PathsMustStayInsideTheDataRoots) {
   EXPECT_EQ(code_for("escape_dir/secret.csv"), "INVALID_ARGUMENT");
   EXPECT_EQ(code_for(l.dir + "/data2/x.csv"), "INVALID_ARGUMENT");
   EXPECT_EQ(code_for("missing.csv"), "NOT_FOUND");
+  // A FIFO under a root would block the worker that opens it.
+  ASSERT_EQ(mkfifo((data / "pipe.csv").c_str(), 0600), 0);
+  EXPECT_EQ(code_for("pipe.csv"), "INVALID_ARGUMENT");
   EXPECT_EQ(code_for(""), "INVALID_ARGUMENT");
 
   // With no data roots only artifacts can be referenced.

@@ -2,6 +2,7 @@
 // training, cancellation, validation, and one step of the large image nets.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <string>
@@ -230,26 +231,27 @@ TEST(BatchedTrainingTest, GroupsAreCappedByMaxBatchedModels) {
 // On a CPU with T intra-op threads the models train in T lanes of one thread
 // each. Every model must come out as it does on one thread, each model is
 // reported and saved exactly once, and the callbacks never overlap.
-TEST(BatchedTrainingTest, LanesTrainTheSameModelsAsOneThread) {
-  const data::Dataset d = Tabular(1200, 12, 4, 1.2, 0.1, 31);
+void ExpectLanesMatchOneThread(const data::Dataset& d, const ModelSpec& spec,
+                               const TrainRecipe& recipe,
+                               const std::vector<std::vector<int64_t>>& subsets,
+                               const std::vector<int64_t>& test) {
   const std::string dir = TestDir();
-  const auto subsets = Subsets({300, 290, 310, 305, 300}, 150);
-  const std::vector<uint64_t> seeds = {7, 8, 9, 10, 11};
-  const TrainRecipe recipe = Sgd(0.05, 3, 40);
+  const int k = static_cast<int>(subsets.size());
+  std::vector<uint64_t> seeds;
+  for (int i = 0; i < k; ++i) seeds.push_back(7 + i);
   for (bool batched : {true, false}) {
     SetComputeThreads(1);
     TrainContext ctx = Cpu();
     ctx.allow_batched = batched;
     const std::string one = batched ? "one_b" : "one_s", lanes = batched ? "lane_b" : "lane_s";
-    auto single = TrainModels(d, Mlp({16}), recipe, subsets, Range(1000, 1200), seeds,
-                              Paths(dir, one, 5), ctx);
+    auto single = TrainModels(d, spec, recipe, subsets, test, seeds, Paths(dir, one, k), ctx);
     ASSERT_TRUE(single.ok()) << single.status();
 
     SetComputeThreads(2);
     std::atomic<int> in_callback{0};
     bool overlapped = false;
     std::vector<int> saved;
-    std::vector<int> progressed(5, 0);
+    std::vector<int> progressed(k, 0);
     ctx.progress = [&](int model, int, int, int) {
       overlapped = overlapped || in_callback.fetch_add(1) != 0;
       ++progressed[model];
@@ -261,26 +263,50 @@ TEST(BatchedTrainingTest, LanesTrainTheSameModelsAsOneThread) {
       in_callback.fetch_sub(1);
       return absl::OkStatus();
     };
-    auto parallel = TrainModels(d, Mlp({16}), recipe, subsets, Range(1000, 1200), seeds,
-                                Paths(dir, lanes, 5), ctx);
+    auto parallel = TrainModels(d, spec, recipe, subsets, test, seeds, Paths(dir, lanes, k), ctx);
+    EXPECT_EQ(torch::get_num_threads(), 2);  // the lanes' one thread stays inside them
     SetComputeThreads(1);
     ASSERT_TRUE(parallel.ok()) << parallel.status();
     EXPECT_FALSE(overlapped);
-    EXPECT_THAT(saved, ::testing::UnorderedElementsAre(0, 1, 2, 3, 4));
-    for (int k = 0; k < 5; ++k) {
-      // ceil(rows / 40) batches x 3 epochs.
-      EXPECT_EQ(progressed[k], 3 * ((subsets[k].size() + 39) / 40)) << k;
-      EXPECT_NEAR((*parallel)[k].test_accuracy, (*single)[k].test_accuracy, 1e-9) << k;
-      const auto a = ReadArchive(Paths(dir, one, 5)[k]);
-      const auto b = ReadArchive(Paths(dir, lanes, 5)[k]);
+    EXPECT_EQ(saved.size(), static_cast<size_t>(k));
+    for (int i = 0; i < k; ++i) {
+      EXPECT_EQ(std::count(saved.begin(), saved.end(), i), 1) << i;
+      const int64_t batches = (static_cast<int64_t>(subsets[i].size()) + recipe.batch_size - 1) /
+                              recipe.batch_size;
+      EXPECT_EQ(progressed[i], recipe.epochs * batches) << i;
+      EXPECT_NEAR((*parallel)[i].test_accuracy, (*single)[i].test_accuracy, 1e-9) << i;
+      const auto a = ReadArchive(Paths(dir, one, k)[i]);
+      const auto b = ReadArchive(Paths(dir, lanes, k)[i]);
       ASSERT_EQ(a.size(), b.size());
       for (const auto& [name, tensor] : a) {
         ASSERT_EQ(b.count(name), 1u) << name;
+        EXPECT_TRUE(b.at(name).isfinite().all().item<bool>()) << name;
         EXPECT_LE((b.at(name) - tensor).abs().max().item<double>(), 1e-5)
-            << "model " << k << " tensor " << name << (batched ? " batched" : " sequential");
+            << "model " << i << " tensor " << name << (batched ? " batched" : " sequential");
       }
     }
   }
+}
+
+TEST(BatchedTrainingTest, LanesTrainTheSameMlpsAsOneThread) {
+  const data::Dataset d = Tabular(1200, 12, 4, 1.2, 0.1, 31);
+  ExpectLanesMatchOneThread(d, Mlp({16}), Sgd(0.05, 3, 40), Subsets({300, 290, 310, 305, 300}, 150),
+                            Range(1000, 1200));
+}
+
+TEST(BatchedTrainingTest, LanesTrainTheSameCnnsAsOneThread) {
+  const data::Dataset d = Images(400, 1, 8, 33);
+  TrainRecipe r;
+  r.optimizer = "adam";
+  r.learning_rate = 1e-3;
+  r.epochs = 3;
+  r.batch_size = 32;
+  r.random_crop = true;
+  r.crop_padding = 1;
+  r.horizontal_flip = true;
+  r.normalize_mean = {0.3f};
+  r.normalize_std = {0.25f};
+  ExpectLanesMatchOneThread(d, SmallCnn(), r, Subsets({150, 146, 155, 150}, 60), Range(300, 400));
 }
 
 // A lane that fails stops the others; its error, not theirs, is returned.
