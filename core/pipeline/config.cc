@@ -220,7 +220,11 @@ absl::Status ParseTrain(Section& s, Config* c) {
   MIA_RETURN_IF_ERROR(s.GetInRange("dropout", &m.dropout, 0.0, 0.95));
   if (m.architecture == "cnn") MIA_RETURN_IF_ERROR(s.GetInRange("width", &m.width, 1, 64));
   MIA_RETURN_IF_ERROR(s.Get("device", &c->train_device));
-  MIA_RETURN_IF_ERROR(s.Get("batched", &c->batched_training));
+  if (s.Has("batched")) {
+    bool batched = true;
+    MIA_RETURN_IF_ERROR(s.Get("batched", &batched));
+    c->batched_training = batched;
+  }
   training::TrainRecipe& r = c->recipe;
   MIA_RETURN_IF_ERROR(s.GetInRange("batch_size", &r.batch_size, 1, 1 << 20));
   MIA_RETURN_IF_ERROR(s.GetChoice("optimizer", &r.optimizer, {"sgd", "adam", "adamw"}));

@@ -10,6 +10,7 @@
 #define MIA_CORE_PIPELINE_CONFIG_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,7 +61,10 @@ struct Config {
   training::ModelSpec model;
   training::TrainRecipe recipe;
   std::string train_device = "auto";
-  bool batched_training = true;     // train several reference models at once where possible
+  // Train several models at once with stacked weights (MLP, CNN). Unset:
+  // stacked on a GPU; on a CPU one model at a time per lane, which measured
+  // faster there (docs/benchmarks.md).
+  std::optional<bool> batched_training;
   ExternalModels external;          // non-empty: audit these models, train nothing
   AuditConfig audit;
 

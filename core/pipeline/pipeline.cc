@@ -2,8 +2,8 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -58,9 +58,9 @@ absl::Status ChoosePoolAndPopulation(const Config& c, int64_t rows, std::vector<
   const int64_t z = c.data.population_size;
   const int64_t p = c.data.pool_size > 0 ? c.data.pool_size : rows - z;
   if (p < 2 || p + z > rows) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data.pool_size (", p, ") + data.population_size (", z, ") must fit the dataset's ",
-        rows, " rows, with a pool of at least 2"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data.pool_size (", p, ") + data.population_size (", z,
+                     ") must fit the dataset's ", rows, " rows, with a pool of at least 2"));
   }
   std::vector<int64_t> order(rows);
   std::iota(order.begin(), order.end(), 0);
@@ -83,9 +83,9 @@ absl::StatusOr<std::vector<uint8_t>> ReadExternalKeep(const Config& c, int64_t p
   const io::NpyArray& a = arrays.begin()->second;
   const int64_t m = static_cast<int64_t>(c.external.torchscript.size());
   if (a.shape != std::vector<int64_t>{m, pool}) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "models.keep: ", c.external.keep, " must have shape (", m, ", ", pool,
-        "): one row per model in models.torchscript, one column per pool row"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("models.keep: ", c.external.keep, " must have shape (", m, ", ", pool,
+                     "): one row per model in models.torchscript, one column per pool row"));
   }
   return a.ToBool("models.keep");
 }
@@ -173,8 +173,8 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
     MIA_ASSIGN_OR_RETURN(keep, ReadExternalKeep(c, p));
   } else {
     MIA_ASSIGN_OR_RETURN(SplitScheme scheme, ParseSplitScheme(c.audit.splits));
-    MIA_ASSIGN_OR_RETURN(keep, MakeKeepMatrix(m_count, p, scheme,
-                                              DeriveSeed(c.run.random_seed, kSeedSplits)));
+    MIA_ASSIGN_OR_RETURN(
+        keep, MakeKeepMatrix(m_count, p, scheme, DeriveSeed(c.run.random_seed, kSeedSplits)));
   }
   std::vector<int64_t> audit_points(p);  // pool indices
   std::iota(audit_points.begin(), audit_points.end(), 0);
@@ -183,8 +183,8 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
                          BalancedAuditSet(keep, p, 0, c.audit.data_size,
                                           DeriveSeed(c.run.random_seed, kSeedAuditSet)));
   } else if (c.audit.data_size > p) {
-    return absl::InvalidArgumentError(absl::StrCat("audit.data_size (", c.audit.data_size,
-                                                   ") exceeds the pool (", p, " rows)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("audit.data_size (", c.audit.data_size, ") exceeds the pool (", p, " rows)"));
   }
   timings.push_back({"split", SecondsSince(t)});
   progress("split", 1, 1,
@@ -244,7 +244,8 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
     training::TrainContext tctx;
     tctx.device = c.train_device;
     tctx.cancel = ctx.cancel;
-    tctx.allow_batched = c.batched_training;
+    tctx.allow_batched =
+        c.batched_training.value_or(training::ResolveDevice(c.train_device) != "cpu");
     // Batched training advances its models together and reports each of them
     // every batch; sequential training reports one model after another. Follow
     // one model until it has finished, then the next: the count is then the
@@ -298,8 +299,8 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
     if (external) {
       MIA_ASSIGN_OR_RETURN(model_id, FileSha256(model_paths[m]));
     }
-    const std::string path = store.SignalsPath(SignalsKey(model_id, rows_sha,
-                                                          c.audit.augmentation, c.recipe));
+    const std::string path =
+        store.SignalsPath(SignalsKey(model_id, rows_sha, c.audit.augmentation, c.recipe));
     std::vector<float> logits;
     int model_classes = 0;
     absl::StatusOr<io::NpyMap> cached_signals = io::ReadArrays(path);
@@ -310,12 +311,11 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
       model_classes = static_cast<int>(cached_signals->begin()->second.shape[2]);
       MIA_ASSIGN_OR_RETURN(logits, cached_signals->begin()->second.ToFloat("signals"));
     } else {
-      MIA_ASSIGN_OR_RETURN(logits, training::ComputeLogits(model_paths[m], external, c.model,
-                                                           c.recipe, ds, query_rows,
-                                                           c.audit.augmentation, ictx,
-                                                           &model_classes));
-      MIA_RETURN_IF_ERROR(io::WriteNpy(
-          path, io::NpyArray::FromFloat({n + z, a_count, model_classes}, logits)));
+      MIA_ASSIGN_OR_RETURN(
+          logits, training::ComputeLogits(model_paths[m], external, c.model, c.recipe, ds,
+                                          query_rows, c.audit.augmentation, ictx, &model_classes));
+      MIA_RETURN_IF_ERROR(
+          io::WriteNpy(path, io::NpyArray::FromFloat({n + z, a_count, model_classes}, logits)));
     }
     if (m == 0) {
       classes = model_classes;
@@ -352,7 +352,8 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   bundle.keep.resize(static_cast<size_t>(m_count) * n);
   for (int m = 0; m < m_count; ++m) {
     for (int64_t i = 0; i < n; ++i) {
-      bundle.keep[static_cast<size_t>(m) * n + i] = keep[static_cast<size_t>(m) * p + audit_points[i]];
+      bundle.keep[static_cast<size_t>(m) * n + i] =
+          keep[static_cast<size_t>(m) * p + audit_points[i]];
     }
   }
   bundle.row_ids = audit_rows;
@@ -389,8 +390,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   arrays["targets"] = io::NpyArray::FromInt64({static_cast<int64_t>(targets.size())}, targets);
   std::error_code ec;
   std::filesystem::create_directories(output.report_dir, ec);
-  MIA_RETURN_IF_ERROR(
-      io::WriteNpz(output.report_dir + "/signals.npz", arrays, /*compress=*/false));
+  MIA_RETURN_IF_ERROR(io::WriteNpz(output.report_dir + "/signals.npz", arrays, /*compress=*/false));
   MIA_RETURN_IF_ERROR(WriteModelsJson(output.report_dir + "/models.json", output.models, c));
   output.result.timings.push_back({"report", SecondsSince(t)});
   if (!c.run.time_log) output.result.timings.clear();

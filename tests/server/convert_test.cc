@@ -203,7 +203,8 @@ std::string Describe(pipeline::Config c) {
   c.path = "";
   return absl::StrCat(
       pipeline::ConfigJson(c), " time_log=", c.run.time_log, " threads=", c.run.threads,
-      " train_device=", c.train_device, " batched=", c.batched_training,
+      " train_device=", c.train_device,
+      " batched=", c.batched_training.has_value() ? (*c.batched_training ? 1 : 0) : -1,
       " audit_device=", c.audit.device, " audit_batch=", c.audit.batch_size,
       " report_log=", c.audit.report_log, " label_column=", c.data.source.label_column,
       " header=", c.data.source.header, " cifar100_labels=", c.data.source.cifar100_labels);

@@ -271,8 +271,8 @@ void ExpectLanesMatchOneThread(const data::Dataset& d, const ModelSpec& spec,
     EXPECT_EQ(saved.size(), static_cast<size_t>(k));
     for (int i = 0; i < k; ++i) {
       EXPECT_EQ(std::count(saved.begin(), saved.end(), i), 1) << i;
-      const int64_t batches = (static_cast<int64_t>(subsets[i].size()) + recipe.batch_size - 1) /
-                              recipe.batch_size;
+      const int64_t batches =
+          (static_cast<int64_t>(subsets[i].size()) + recipe.batch_size - 1) / recipe.batch_size;
       EXPECT_EQ(progressed[i], recipe.epochs * batches) << i;
       EXPECT_NEAR((*parallel)[i].test_accuracy, (*single)[i].test_accuracy, 1e-9) << i;
       const auto a = ReadArchive(Paths(dir, one, k)[i]);
@@ -320,11 +320,10 @@ TEST(BatchedTrainingTest, AFailingLaneStopsTheOthers) {
   ctx.model_saved = [](int model, const ModelReport&) {
     return model == 2 ? absl::DataLossError("cannot record model 2") : absl::OkStatus();
   };
-  std::vector<std::vector<int64_t>> subsets = {Range(0, 2000), Range(2000, 4000),
-                                               Range(4000, 4050), Range(4050, 4100)};
+  std::vector<std::vector<int64_t>> subsets = {Range(0, 2000), Range(2000, 4000), Range(4000, 4050),
+                                               Range(4050, 4100)};
   const auto paths = Paths(dir, "f", 4);
-  auto reports =
-      TrainModels(d, Mlp({8}), Sgd(0.05, 20, 50), subsets, {}, {1, 2, 3, 4}, paths, ctx);
+  auto reports = TrainModels(d, Mlp({8}), Sgd(0.05, 20, 50), subsets, {}, {1, 2, 3, 4}, paths, ctx);
   SetComputeThreads(1);
   EXPECT_EQ(reports.status().code(), absl::StatusCode::kDataLoss) << reports.status();
   EXPECT_THAT(reports.status().message(), HasSubstr("cannot record model 2"));
