@@ -76,7 +76,9 @@ absl::Status FillMetrics(const std::vector<double>& scores, absl::Span<const uin
   if (options.bootstrap.resamples > 0) {
     metrics::BootstrapOptions b = options.bootstrap;
     b.seed = DeriveSeed(seed, 1);
+    b.cancel = options.cancel;
     absl::StatusOr<metrics::BootstrapResult> boot = metrics::BootstrapCi(s, y, fprs, b);
+    if (absl::IsCancelled(boot.status())) return boot.status();
     if (boot.ok()) {
       r->auc_ci = boot->auc;
       r->tpr_ci = boot->tpr_at_fpr;
@@ -174,6 +176,9 @@ absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptio
     const attacks::Attack& attack = *attack_list[k];
     double attack_seconds = 0, metric_seconds = 0;
     for (size_t ti = 0; ti < targets.size(); ++ti) {
+      if (options.cancel != nullptr && options.cancel->load()) {
+        return absl::CancelledError("scoring cancelled");
+      }
       const int t = targets[ti];
       attacks::AttackInput input;
       input.audit = &audit_signals;

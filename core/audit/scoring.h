@@ -6,6 +6,7 @@
 #ifndef MIA_CORE_AUDIT_SCORING_H_
 #define MIA_CORE_AUDIT_SCORING_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -35,6 +36,9 @@ struct ScoringOptions {
   metrics::EpsilonOptions epsilon;
   // Seeds everything random in scoring (bootstrap, epsilon split).
   uint64_t seed = 0;
+  // Checked between attacks and targets and inside the bootstrap: when it
+  // turns true, ScoreBundle stops with Cancelled.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 // Called after each stage with a short description (no data values).

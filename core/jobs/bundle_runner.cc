@@ -59,6 +59,7 @@ absl::StatusOr<RunOutcome> BundleJobRunner::Run(const JobRecord& job, const RunC
   MIA_RETURN_IF_ERROR(CheckCancel(ctx));
 
   audit::ScoringOptions scoring = spec.scoring;
+  scoring.cancel = ctx.cancel;
   if (spec.all_targets) {
     scoring.targets.clear();
     for (int m = 0; m < bundle.models(); ++m) scoring.targets.push_back(m);
@@ -66,20 +67,23 @@ absl::StatusOr<RunOutcome> BundleJobRunner::Run(const JobRecord& job, const RunC
   const int64_t targets = static_cast<int64_t>(scoring.targets.empty() ? bundle.targets.size()
                                                                        : scoring.targets.size());
   const int64_t total = targets * static_cast<int64_t>(scoring.attacks.size());
-  Report(ctx, "attack", 0, total, kLoadEnd,
+  Report(ctx, "attack", 0, 0, kLoadEnd,
          absl::StrCat(bundle.models(), " models, ", bundle.points(), " audit points"));
   int64_t done = 0;
   // ScoreBundle reports once per (attack, target) it finished, plus stage
   // notes; only the former count as units.
+  // The job's units (done/total) count models, and a bundle audit trains
+  // none: the attack count goes into the detail line only.
   auto on_stage = [&](const std::string& stage) {
     if (absl::StartsWith(stage, "attack ")) ++done;
     const double share = total > 0 ? static_cast<double>(done) / total : 0;
-    Report(ctx, "attack", done, total, kLoadEnd + (kAttackEnd - kLoadEnd) * share, stage);
+    Report(ctx, "attack", 0, 0, kLoadEnd + (kAttackEnd - kLoadEnd) * share,
+           absl::StrCat(done, "/", total, " attack runs; ", stage));
   };
   MIA_ASSIGN_OR_RETURN(audit::AuditResult result, audit::ScoreBundle(bundle, scoring, on_stage));
   MIA_RETURN_IF_ERROR(CheckCancel(ctx));
 
-  Report(ctx, "report", total, total, kAttackEnd, "writing the report");
+  Report(ctx, "report", 0, 0, kAttackEnd, "writing the report");
   result.tool_version = options_.tool_version.empty() ? MIA_VERSION : options_.tool_version;
   result.spec_json = job.spec_json;
   result.timings.insert(result.timings.begin(), {"load", load_seconds});

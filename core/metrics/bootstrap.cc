@@ -156,6 +156,9 @@ absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
   ReplicateSink sink(num_alphas, options.resamples);
 
   for (int r = 0; r < options.resamples; ++r) {
+    if (r % 64 == 0 && options.cancel != nullptr && options.cancel->load()) {
+      return absl::CancelledError("bootstrap cancelled");
+    }
     std::fill(multiplicity.begin(), multiplicity.end(), 0u);
     Rng rng(DeriveSeed(options.seed, static_cast<uint64_t>(r)));
     int64_t positives = 0;

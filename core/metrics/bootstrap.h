@@ -7,6 +7,7 @@
 #ifndef MIA_CORE_METRICS_BOOTSTRAP_H_
 #define MIA_CORE_METRICS_BOOTSTRAP_H_
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -19,6 +20,8 @@ struct BootstrapOptions {
   int resamples = 1000;      // number of bootstrap replicates
   double confidence = 0.95;  // two-sided percentile interval level
   uint64_t seed = 0;         // replicates depend on the seed only, not on threads
+  // Checked every 64 replicates: when it turns true, Cancelled.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct Interval {

@@ -362,6 +362,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   progress("audit", 0, 1, "");
   audit::ScoringOptions scoring = c.audit.scoring;
   scoring.seed = DeriveSeed(c.run.random_seed, kSeedScoring);
+  scoring.cancel = ctx.cancel;
   MIA_ASSIGN_OR_RETURN(output.result, audit::ScoreBundle(bundle, scoring));
   output.result.spec_json = ConfigJson(c);
   output.result.timings.insert(output.result.timings.begin(), timings.begin(), timings.end());

@@ -770,11 +770,34 @@ TEST_F(JobManagerTest, BundleAuditRunsEndToEnd) {
   const JobSnapshot done = WaitFinished(id);
   ASSERT_EQ(done.job.state, JobState::kSucceeded)
       << done.job.error_code << ": " << done.job.error_message;
-  EXPECT_EQ(done.job.progress.done, 2);  // 2 attacks x 1 target
+  // A bundle audit trains no models: no model counts.
+  EXPECT_EQ(done.job.progress.done, 0);
+  EXPECT_EQ(done.job.progress.total, 0);
   for (const char* file : {"result.json", "scores.csv", "summary.md", "roc.svg"}) {
     EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(done.job.result_dir) / file)) << file;
   }
   EXPECT_TRUE(metrics_.stages().count("attack") > 0);
+
+  // Cancelling stops the scoring inside the bootstrap: 10^6 resamples of
+  // 20,000 points would run for minutes, past WaitFinished's deadline.
+  synthetic.points = 20000;
+  absl::StatusOr<io::NpyMap> large = audit::MakeSyntheticBundle(synthetic);
+  ASSERT_TRUE(large.ok()) << large.status();
+  BundleAuditSpec slow_spec = spec;
+  slow_spec.bundle_path = dir_ + "/large.npz";
+  ASSERT_TRUE(io::WriteNpz(slow_spec.bundle_path, *large, /*compress=*/false).ok());
+  slow_spec.scoring.bootstrap.resamples = 1'000'000;
+  const std::string slow = Submit(EncodeBundleSpec(slow_spec));
+  for (int i = 0; i < 400; ++i) {
+    absl::StatusOr<JobSnapshot> s = manager_->Get(slow);
+    ASSERT_TRUE(s.ok()) << s.status();
+    if (s->job.state == JobState::kRunning) break;
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  absl::SleepFor(absl::Milliseconds(300));  // into the scoring
+  ASSERT_TRUE(manager_->Cancel(slow).ok());
+  const JobSnapshot stopped = WaitFinished(slow);
+  EXPECT_EQ(stopped.job.state, JobState::kCancelled);
 
   // A missing bundle fails the job, not the server.
   spec.bundle_path = dir_ + "/missing.npz";
