@@ -1,6 +1,9 @@
 # The two commands of the README:
-#   make demo   - builds mia and runs the demo audit (report in demo-out/)
+#   make demo   - builds mia and mia-server, starts a local server, submits the
+#                 demo audit with --follow, downloads the report to
+#                 demo-out/report and stops the server
 #   make test   - builds everything and runs the whole test suite
+# make demo-local runs the same audit without a server (mia audit).
 # Both install missing Debian packages first (scripts/install-deps.sh).
 BUILD ?= build
 BUILD_TYPE ?= Release
@@ -11,7 +14,7 @@ CMAKE_ARGS += -DMIA_WERROR=ON
 endif
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test demo bench clean
+.PHONY: all deps configure build test demo demo-local bench clean
 
 all: build
 
@@ -28,6 +31,10 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 demo: configure
+	cmake --build $(BUILD) -j $(JOBS) --target mia mia-server
+	bash scripts/demo-server.sh $(BUILD)
+
+demo-local: configure
 	cmake --build $(BUILD) -j $(JOBS) --target mia
 	bash scripts/demo.sh $(BUILD)
 

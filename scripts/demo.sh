@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo audit (`make demo`): `mia audit --config configs/demo.yaml` trains a
+# The demo audit without a server (`make demo-local`): `mia audit --config configs/demo.yaml` trains a
 # small CNN target and 3 reference models on Fashion-MNIST (Debian's
 # dataset-fashion-mnist), computes their signals, attacks the target with RMIA,
 # LiRA and LOSS, and writes the report. A rerun reuses the trained models.
