@@ -310,18 +310,18 @@ TEST(BatchedTrainingTest, LanesTrainTheSameCnnsAsOneThread) {
 }
 
 // A lane that fails stops the others; its error, not theirs, is returned.
-// Lane 0 (models 0, 1: 2,000 rows each) is still training when lane 1
+// Lane 0 (models 0, 1: 6,000 rows each) is still training when lane 1
 // (models 2, 3: 50 rows each) fails to record model 2.
 TEST(BatchedTrainingTest, AFailingLaneStopsTheOthers) {
-  const data::Dataset d = Tabular(4200, 8, 4, 1.0, 0.1, 32);
+  const data::Dataset d = Tabular(12100, 8, 4, 1.0, 0.1, 32);
   const std::string dir = TestDir();
   SetComputeThreads(2);
   TrainContext ctx = Cpu();
   ctx.model_saved = [](int model, const ModelReport&) {
     return model == 2 ? absl::DataLossError("cannot record model 2") : absl::OkStatus();
   };
-  std::vector<std::vector<int64_t>> subsets = {Range(0, 2000), Range(2000, 4000), Range(4000, 4050),
-                                               Range(4050, 4100)};
+  std::vector<std::vector<int64_t>> subsets = {Range(0, 6000), Range(6000, 12000),
+                                               Range(12000, 12050), Range(12050, 12100)};
   const auto paths = Paths(dir, "f", 4);
   auto reports = TrainModels(d, Mlp({8}), Sgd(0.05, 20, 50), subsets, {}, {1, 2, 3, 4}, paths, ctx);
   SetComputeThreads(1);
