@@ -109,8 +109,7 @@ int main(int argc, char** argv) {
   mia::client::AuditCommandOptions audit;
   CLI::App* audit_cmd = app.add_subcommand(
       "audit", "Run a whole audit locally: train (or reuse) models, compute signals, attack");
-  audit_cmd->add_option("--config,-c", audit.config, "Audit YAML (see docs/config.md)")
-      ->required();
+  audit_cmd->add_option("--config,-c", audit.config, "Audit YAML (see docs/config.md)")->required();
   audit_cmd->add_option("--out", audit.out_dir,
                         "Report folder (default: run.log_dir/audit.report_log)");
   audit_cmd->add_option("--threads", audit.threads, "Compute threads (0: all cores)")
@@ -125,12 +124,40 @@ int main(int argc, char** argv) {
   if (const char* env = std::getenv("MIA_SERVER"); env != nullptr && *env != '\0') {
     remote.server = env;
   }
+  // TLS settings from the environment (empty: unset); flags override them.
+  std::string tls_env_error;
+  if (const char* env = std::getenv("MIA_TLS"); env != nullptr && *env != '\0') {
+    const std::string v = env;
+    if (v == "1" || v == "true" || v == "yes" || v == "on") {
+      remote.tls = true;
+    } else if (!(v == "0" || v == "false" || v == "no" || v == "off")) {
+      tls_env_error = "MIA_TLS='" + v + "': expected 1 (TLS) or 0 (plaintext)";
+    }
+  }
+  for (const auto& [name, field] :
+       {std::pair<const char*, std::string*>{"MIA_TLS_CA", &remote.tls_ca},
+        {"MIA_TLS_CERT", &remote.tls_cert},
+        {"MIA_TLS_KEY", &remote.tls_key},
+        {"MIA_TLS_SERVER_NAME", &remote.tls_server_name}}) {
+    if (const char* env = std::getenv(name); env != nullptr && *env != '\0') *field = env;
+  }
   auto add_remote_flags = [&](CLI::App* cmd) {
     cmd->add_option("--server", remote.server, "Server address host:port (env MIA_SERVER)")
         ->capture_default_str();
     cmd->add_option("--timeout", remote.timeout_seconds, "Deadline of each call, in seconds")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    cmd->add_flag("--tls", remote.tls,
+                  "Use TLS, verifying the server with the system's root CAs (env MIA_TLS=1)");
+    cmd->add_option("--tls-ca", remote.tls_ca,
+                    "PEM root CA to verify the server with; implies --tls (env MIA_TLS_CA)");
+    cmd->add_option("--tls-cert", remote.tls_cert,
+                    "PEM client certificate for mutual TLS, with --tls-key; implies --tls "
+                    "(env MIA_TLS_CERT)");
+    cmd->add_option("--tls-key", remote.tls_key, "PEM private key of --tls-cert (env MIA_TLS_KEY)");
+    cmd->add_option("--tls-server-name", remote.tls_server_name,
+                    "Name the server's certificate must carry, when not the host in --server "
+                    "(env MIA_TLS_SERVER_NAME)");
   };
   mia::client::Console console{&std::cout, &std::cerr, isatty(STDERR_FILENO) != 0};
 
@@ -239,6 +266,12 @@ int main(int argc, char** argv) {
 #if MIA_WITH_TORCH
   if (*audit_cmd) return mia::client::RunAudit(audit);
 #endif
+  const bool remote_command = *submit_cmd || *get_cmd || *list_cmd || *watch_cmd || *cancel_cmd ||
+                              *delete_cmd || *scores_cmd || *report_cmd || *upload_cmd;
+  if (remote_command && !tls_env_error.empty()) {
+    std::fprintf(stderr, "mia: error: %s\n", tls_env_error.c_str());
+    return mia::client::kExitInvalidInput;
+  }
   if (*submit_cmd) return mia::client::RunSubmit(remote, submit, console);
   if (*get_cmd) return mia::client::RunGet(remote, get_name, get_json, console);
   if (*list_cmd) return mia::client::RunList(remote, list, console);

@@ -1,10 +1,13 @@
 #include "client/remote_commands.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -133,15 +136,110 @@ std::vector<std::string> ProblemLines(const std::string& message) {
 // ---------------------------------------------------------------------------
 // The connection and how failures are told.
 
+// A PEM file named by a TLS option, read whole. InvalidArgument (exit code 2)
+// naming the option and path, never the contents.
+absl::StatusOr<std::string> ReadTlsFile(const std::string& option, const std::string& path,
+                                        bool private_key) {
+  constexpr uintmax_t kMaxPemBytes = uintmax_t{1} << 20;
+  const std::string where = absl::StrCat(option, " ", path);
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": is a folder, not a PEM file"));
+  }
+  errno = 0;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int open_errno = errno;
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": cannot read it",
+                     open_errno != 0 ? absl::StrCat(" (", std::strerror(open_errno), ")") : ""));
+  }
+  const uintmax_t size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxPemBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": larger than 1 MiB, not a PEM file"));
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return absl::InvalidArgumentError(absl::StrCat(where, ": cannot read it"));
+  if (private_key) {
+    if (absl::StrContains(text, "ENCRYPTED PRIVATE KEY-----") ||
+        absl::StrContains(text, "Proc-Type: 4,ENCRYPTED")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": the private key is encrypted; give it unencrypted"));
+    }
+    if (!absl::StrContains(text, "PRIVATE KEY-----")) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": no PEM private key in it (-----BEGIN PRIVATE KEY-----)"));
+    }
+  } else if (!absl::StrContains(text, "-----BEGIN CERTIFICATE-----")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": no PEM certificate in it (-----BEGIN CERTIFICATE-----)"));
+  }
+  return text;
+}
+
+// Plaintext, or TLS from the options' files (docs/service.md).
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
+    const RemoteOptions& remote) {
+  if (remote.tls_cert.empty() != remote.tls_key.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls-cert and --tls-key go together (MIA_TLS_CERT, MIA_TLS_KEY): the client "
+        "certificate and its private key");
+  }
+  if (!remote.UsesTls()) {
+    if (!remote.tls_server_name.empty()) {
+      return absl::InvalidArgumentError("--tls-server-name needs TLS: add --tls, or --tls-ca FILE");
+    }
+    // A server without TLS: on this host or a trusted network.
+    return grpc::InsecureChannelCredentials();
+  }
+  grpc::SslCredentialsOptions ssl;  // empty pem_root_certs: the system's roots
+  if (!remote.tls_ca.empty()) {
+    absl::StatusOr<std::string> ca = ReadTlsFile("--tls-ca (MIA_TLS_CA)", remote.tls_ca, false);
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *std::move(ca);
+  }
+  if (!remote.tls_cert.empty()) {
+    absl::StatusOr<std::string> cert =
+        ReadTlsFile("--tls-cert (MIA_TLS_CERT)", remote.tls_cert, false);
+    if (!cert.ok()) return cert.status();
+    absl::StatusOr<std::string> key = ReadTlsFile("--tls-key (MIA_TLS_KEY)", remote.tls_key, true);
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *std::move(cert);
+    ssl.pem_private_key = *std::move(key);
+  }
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::SslCredentials(ssl);
+  if (credentials == nullptr) {
+    return absl::FailedPreconditionError("cannot set up TLS (no root CAs? give --tls-ca FILE)");
+  }
+  return credentials;
+}
+
 class Client {
  public:
+  // Reads the TLS files, if any; when that fails no channel is made and
+  // CheckSetup() says why.
   Client(const RemoteOptions& remote, const Console& console) : remote_(remote), console_(console) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
-    // TLS is not offered yet (docs/service.md): plaintext, for a server on
-    // this host or a trusted network.
-    stub_ = v1::AuditService::NewStub(
-        grpc::CreateCustomChannel(remote.server, grpc::InsecureChannelCredentials(), args));
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+        ChannelCredentials(remote);
+    if (!credentials.ok()) {
+      setup_ = credentials.status();
+      return;
+    }
+    // The name checked against the server's certificate (and sent as SNI and
+    // authority) instead of the host part of `server`.
+    if (!remote.tls_server_name.empty()) args.SetSslTargetNameOverride(remote.tls_server_name);
+    stub_ = v1::AuditService::NewStub(grpc::CreateCustomChannel(remote.server, *credentials, args));
+  }
+
+  // kExitOk when the channel is set up; else prints why (a TLS file that
+  // cannot be read, options that do not go together) and returns the exit
+  // code. Every command checks it before its first call.
+  int CheckSetup() const {
+    if (setup_.ok()) return kExitOk;
+    PrintError(console_, setup_);
+    return ExitCodeFor(setup_);
   }
 
   v1::AuditService::Stub* stub() { return stub_.get(); }
@@ -164,6 +262,9 @@ class Client {
       case grpc::StatusCode::UNAVAILABLE:
         err << "mia: error: cannot reach the mia server at " << remote_.server
             << ": is it running? (" << what << ": " << msg << ")\n";
+        if (const std::string hint = TlsHint(msg); !hint.empty()) {
+          err << "mia: note: " << hint << "\n";
+        }
         break;
       case grpc::StatusCode::DEADLINE_EXCEEDED:
         err << "mia: error: " << what << ": the mia server at " << remote_.server
@@ -223,8 +324,33 @@ class Client {
   }
 
  private:
+  // For an UNAVAILABLE whose reason is not "nothing listens there" (or a
+  // draining server): what a TLS mismatch looks like from this side.
+  std::string TlsHint(const std::string& msg) const {
+    if (absl::StrContains(msg, "Connection refused") || absl::StrContains(msg, "shutting down")) {
+      return "";
+    }
+    if (!remote_.UsesTls()) {
+      return "a TLS mismatch is a likely cause: this client speaks plaintext; if the server "
+             "uses TLS, add --tls (or --tls-ca FILE; with mutual TLS also --tls-cert and "
+             "--tls-key)";
+    }
+    return absl::StrCat(
+        "a TLS mismatch is a likely cause: the handshake failed or the server closed the "
+        "connection. Check that the server serves TLS (a plaintext server cannot be reached "
+        "with --tls), that its certificate is signed by ",
+        remote_.tls_ca.empty() ? "a root CA of this system (else give --tls-ca FILE)"
+                               : "the CA in --tls-ca",
+        " and names ",
+        remote_.tls_server_name.empty() ? "the host in --server (else --tls-server-name NAME)"
+                                        : "--tls-server-name",
+        ", and whether the server requires a client certificate (mutual TLS: --tls-cert and "
+        "--tls-key, signed by its tls_client_ca_file)");
+  }
+
   const RemoteOptions& remote_;
   const Console& console_;
+  absl::Status setup_;
   std::unique_ptr<v1::AuditService::Stub> stub_;
 };
 
@@ -678,6 +804,7 @@ int RunSubmit(const RemoteOptions& remote, const SubmitOptions& options, const C
     (*request.mutable_labels())[label.substr(0, eq)] = label.substr(eq + 1);
   }
   Client client(remote, console);
+  if (const int rc = client.CheckSetup(); rc != kExitOk) return rc;
   for (const PendingUpload& upload : converted->uploads) {
     std::string artifact_id;
     const int rc = UploadFile(client, upload.local_path, &artifact_id);
@@ -708,6 +835,7 @@ int RunSubmit(const RemoteOptions& remote, const SubmitOptions& options, const C
 int RunGet(const RemoteOptions& remote, const std::string& name, bool json,
            const Console& console) {
   Client client(remote, console);
+  if (const int rc = client.CheckSetup(); rc != kExitOk) return rc;
   v1::Audit a;
   const int rc = GetAudit(client, AuditName(name), v1::AUDIT_VIEW_FULL, &a);
   if (rc != kExitOk) return rc;
@@ -758,6 +886,7 @@ int RunList(const RemoteOptions& remote, const ListOptions& options, const Conso
     return kExitInvalidInput;
   }
   Client client(remote, console);
+  if (const int rc = client.CheckSetup(); rc != kExitOk) return rc;
   std::ostream& out = *console.out;
   std::string token = options.page_token;
   int64_t count = 0;
@@ -799,11 +928,13 @@ int RunList(const RemoteOptions& remote, const ListOptions& options, const Conso
 int RunWatch(const RemoteOptions& remote, const std::string& name, int64_t from_version,
              const Console& console) {
   Client client(remote, console);
+  if (const int rc = client.CheckSetup(); rc != kExitOk) return rc;
   return Follow(client, AuditName(name), from_version);
 }
 
 int RunCancel(const RemoteOptions& remote, const std::string& name, const Console& console) {
   Client client(remote, console);
+  if (const int rc = client.CheckSetup(); rc != kExitOk) return rc;
   grpc::ClientContext ctx;
   client.SetDeadline(&ctx);
   v1::CancelAuditRequest request;
@@ -821,6 +952,7 @@ int RunCancel(const RemoteOptions& remote, const std::string& name, const Consol
 
 int RunDelete(const RemoteOptions& remote, const std::string& name, const Console& console) {
   Client client(remote, console);
+  if (const int rc = client.CheckSetup(); rc != kExitOk) return rc;
   grpc::ClientContext ctx;
   client.SetDeadline(&ctx);
   v1::DeleteAuditRequest request;
@@ -834,6 +966,7 @@ int RunDelete(const RemoteOptions& remote, const std::string& name, const Consol
 
 int RunScores(const RemoteOptions& remote, const ScoresOptions& options, const Console& console) {
   Client client(remote, console);
+  if (const int rc = client.CheckSetup(); rc != kExitOk) return rc;
   const std::string name = AuditName(options.name);
   std::ofstream file;
   std::string temp_path;
@@ -908,6 +1041,7 @@ int RunScores(const RemoteOptions& remote, const ScoresOptions& options, const C
 int RunReport(const RemoteOptions& remote, const std::string& name, const std::string& out_dir,
               const Console& console) {
   Client client(remote, console);
+  if (const int rc = client.CheckSetup(); rc != kExitOk) return rc;
   const std::string audit = AuditName(name);
   v1::ListReportFilesResponse listing;
   {
@@ -944,6 +1078,7 @@ int RunReport(const RemoteOptions& remote, const std::string& name, const std::s
 
 int RunUpload(const RemoteOptions& remote, const std::string& file, const Console& console) {
   Client client(remote, console);
+  if (const int rc = client.CheckSetup(); rc != kExitOk) return rc;
   std::string artifact_id;
   const int rc = UploadFile(client, file, &artifact_id);
   if (rc != kExitOk) return rc;

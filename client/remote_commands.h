@@ -41,6 +41,20 @@ struct RemoteOptions {
   int watch_reconnects = 5;
   // Seconds before the first reconnection; doubles on each further one.
   double reconnect_backoff_seconds = 1;
+
+  // TLS (docs/service.md). All unset: plaintext (insecure channel
+  // credentials), as a server without TLS expects.
+  bool tls = false;      // TLS, the server verified against the system's root CAs
+  std::string tls_ca;    // PEM root CA(s) to verify the server with; implies TLS
+  std::string tls_cert;  // PEM client certificate (mutual TLS); with tls_key; implies TLS
+  std::string tls_key;   // its private key (unencrypted)
+  // The name the server's certificate must carry when it differs from the
+  // host in `server` (e.g. connecting by IP or through a port-forward); also
+  // sent as the authority. Only with TLS.
+  std::string tls_server_name;
+
+  // TLS is on: `tls`, or any file above set.
+  bool UsesTls() const { return tls || !tls_ca.empty() || !tls_cert.empty() || !tls_key.empty(); }
 };
 
 struct SubmitOptions {

@@ -11,7 +11,9 @@
 //    watching which fields the validator reads).
 // 2. Cross-checks the schemas cannot make: ports, probes, mounts and the
 //    drain timeout agree with the server config; the readiness service is
-//    the one server/audit_server.h registers; the security context.
+//    the one server/audit_server.h registers; the security context; with TLS
+//    (tls_cert_file set), the TLS files on a read-only Secret mount and TCP
+//    probes (the kubelet's gRPC probes cannot speak TLS).
 // 3. The ConfigMap's config (with the StatefulSet's MIA_* env) is accepted by
 //    the real mia-server, and a server started from it serves and drains.
 // 4. The Helm chart: the config its values.yaml produces, the same way; and
@@ -72,6 +74,12 @@ if (!readinessMatch) {
 const READINESS_SERVICE = readinessMatch[1];
 const SERVER_KEYS = [...serverSource("server_config.cc").matchAll(/Field\("([a-z_]+)"/g)]
   .map((m) => m[1]);
+// The keys naming PEM files, which the server reads at start.
+const TLS_KEYS = ["tls_cert_file", "tls_key_file", "tls_client_ca_file"];
+if (!TLS_KEYS.every((k) => SERVER_KEYS.includes(k))) {
+  console.error("validate.cjs: the TLS keys were not found in server_config.cc");
+  process.exit(2);
+}
 if (SERVER_KEYS.length < 10) {
   console.error("validate.cjs: the server's config keys were not found in server_config.cc");
   process.exit(2);
@@ -249,23 +257,38 @@ function crossCheck(objects, label) {
   const ports = Object.fromEntries((container.ports || []).map((p) => [p.name, p.containerPort]));
   check(ports.grpc && ports.metrics, where, "container ports named grpc and metrics are required");
 
-  // Probes: native gRPC, overall "" for liveness, the API for readiness.
-  const probe = (name) => container[name] && container[name].grpc;
-  for (const name of ["startupProbe", "livenessProbe", "readinessProbe"]) {
-    if (check(probe(name), where, `${name} must be a native gRPC probe`)) {
-      check(probe(name).port === ports.grpc, where,
-            `${name} port ${probe(name).port} is not the grpc container port ${ports.grpc}`);
+  // Probes: native gRPC, overall "" for liveness, the API for readiness;
+  // with TLS on the gRPC port, TCP checks of it (checked with the config).
+  const checkProbes = (tls) => {
+    const probeNames = ["startupProbe", "livenessProbe", "readinessProbe"];
+    if (tls) {
+      for (const name of probeNames) {
+        const tcp = container[name] && container[name].tcpSocket;
+        if (check(tcp && !container[name].grpc, where, `${name} must be a tcpSocket probe: ` +
+                  "the gRPC port serves TLS, which the kubelet's gRPC probes cannot speak")) {
+          check(tcp.port === ports.grpc || tcp.port === "grpc", where,
+                `${name} port ${tcp.port} is not the grpc container port ${ports.grpc}`);
+        }
+      }
+      return;
     }
-  }
-  if (probe("livenessProbe")) {
-    check((probe("livenessProbe").service || "") === "", where,
-          "livenessProbe must check the overall health (service \"\")");
-  }
-  if (probe("readinessProbe")) {
-    check(probe("readinessProbe").service === READINESS_SERVICE, where,
-          `readinessProbe service must be ${READINESS_SERVICE} (server/audit_server.h), ` +
-          `not ${JSON.stringify(probe("readinessProbe").service)}`);
-  }
+    const probe = (name) => container[name] && container[name].grpc;
+    for (const name of probeNames) {
+      if (check(probe(name), where, `${name} must be a native gRPC probe`)) {
+        check(probe(name).port === ports.grpc, where,
+              `${name} port ${probe(name).port} is not the grpc container port ${ports.grpc}`);
+      }
+    }
+    if (probe("livenessProbe")) {
+      check((probe("livenessProbe").service || "") === "", where,
+            "livenessProbe must check the overall health (service \"\")");
+    }
+    if (probe("readinessProbe")) {
+      check(probe("readinessProbe").service === READINESS_SERVICE, where,
+            `readinessProbe service must be ${READINESS_SERVICE} (server/audit_server.h), ` +
+            `not ${JSON.stringify(probe("readinessProbe").service)}`);
+    }
+  };
 
   // Security context.
   const psc = pod.securityContext || {};
@@ -360,8 +383,32 @@ function crossCheck(objects, label) {
   check(pod.terminationGracePeriodSeconds > drain, where,
         `terminationGracePeriodSeconds ${pod.terminationGracePeriodSeconds} must exceed ` +
         `drain_timeout_seconds ${drain}`);
-  note(`${label}: ports, probes (readiness ${READINESS_SERVICE}), mounts, security context, ` +
-       `services and the drain timeout agree`);
+  // TLS: both files or neither (the server refuses the rest), each a key of a
+  // Secret mounted read-only.
+  const tlsFiles = TLS_KEYS.filter((k) => eff(k));
+  const tls = Boolean(eff("tls_cert_file"));
+  check(Boolean(eff("tls_cert_file")) === Boolean(eff("tls_key_file")) &&
+        (tls || !eff("tls_client_ca_file")), where,
+        "tls_cert_file and tls_key_file go together (tls_client_ca_file only with them)");
+  for (const key of tlsFiles) {
+    const file = String(eff(key));
+    const mount = mounts.find((m) => {
+      const rel = path.posix.relative(m.mountPath, file);
+      return !rel.startsWith("..") && !path.posix.isAbsolute(rel) && rel !== "";
+    });
+    const volume = mount && (pod.volumes || []).find((v) => v.name === mount.name);
+    if (check(mount && mount.readOnly === true && volume && volume.secret, where,
+              `${key} ${file} must be on a read-only Secret volume mount`)) {
+      const name = mount.subPath ? mount.subPath : path.posix.relative(mount.mountPath, file);
+      const items = volume.secret.items;
+      check(!items || items.some((i) => i.path === name), where,
+            `${key} ${file}: the Secret volume's items do not include ${name}`);
+    }
+  }
+  checkProbes(tls);
+  const probes = tls ? "TCP, as the gRPC port serves TLS" : `readiness ${READINESS_SERVICE}`;
+  note(`${label}: ports, probes (${probes}), mounts, security context, services and the ` +
+       "drain timeout agree");
   return { text: cfg.text, env: cfg.env, name: `${label} ${cfg.name}` };
 }
 
@@ -386,6 +433,31 @@ function logLines(text) {
   return out;
 }
 
+// The TLS files a config names live in a Secret that only exists in the
+// cluster. The server checks at load that each is readable PEM of its kind
+// (it parses them only when it opens the port, which this check never
+// reaches), so stand-ins with the right PEM headers are put in `dir` and
+// their keys pointed at them through the environment (MIA_TLS_*_FILE).
+function tlsKeysSet(cfg) {
+  let config = {};
+  try {
+    config = YAML.parse(cfg.text) || {};
+  } catch (e) { /* reported by the server */ }
+  return TLS_KEYS.filter((key) => config[key] || cfg.env[`MIA_${key.toUpperCase()}`]);
+}
+
+function tlsStandIns(cfg, dir) {
+  const env = {};
+  for (const key of tlsKeysSet(cfg)) {
+    const envName = `MIA_${key.toUpperCase()}`;
+    const kind = key === "tls_key_file" ? "PRIVATE KEY" : "CERTIFICATE";
+    const file = path.join(dir, `${key}.pem`);
+    fs.writeFileSync(file, `-----BEGIN ${kind}-----\nstand-in\n-----END ${kind}-----\n`);
+    env[envName] = file;
+  }
+  return env;
+}
+
 // Config accepted? The server loads and range-checks the whole config before
 // anything else, exiting 2 on a bad one. There is no check-only flag, so
 // data_dir is pointed below a regular file: the first thing Start does then
@@ -399,7 +471,7 @@ function checkConfigWithServer(cfg) {
     fs.writeFileSync(path.join(dir, "blocker"), "");
     const env = serverEnv(Object.assign({}, cfg.env, {
       MIA_CONFIG: file, MIA_DATA_DIR: path.join(dir, "blocker", "data"),
-    }));
+    }, tlsStandIns(cfg, dir)));
     const r = childProcess.spawnSync(args.server, [], { env, encoding: "utf8", timeout: 60000 });
     const lines = logLines(r.stdout + r.stderr);
     const bad = lines.find((l) => l.msg === "bad configuration");
@@ -430,6 +502,27 @@ function checkConfigWithServer(cfg) {
   }
 }
 
+// A config with TLS names files of a Secret: for a real start they are
+// replaced by a throwaway self-signed certificate (also the client CA), made
+// with openssl; without openssl, TLS is turned off for the start.
+function tlsForSmokeTest(cfg, dir) {
+  const names = tlsKeysSet(cfg).map((key) => `MIA_${key.toUpperCase()}`);
+  if (names.length === 0) return {};
+  const cert = path.join(dir, "tls.crt");
+  const key = path.join(dir, "tls.key");
+  const r = childProcess.spawnSync("openssl", [
+    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    "-days", "1", "-subj", "/CN=localhost", "-keyout", key, "-out", cert,
+  ], { encoding: "utf8" });
+  const env = {};
+  for (const name of names) {
+    env[name] = r.status !== 0 ? "" : name === "MIA_TLS_KEY_FILE" ? key : cert;
+  }
+  note(r.status === 0 ? "smoke test: TLS with a throwaway self-signed certificate"
+                      : "smoke test: TLS turned off (openssl failed or is missing)");
+  return env;
+}
+
 // Starts mia-server from the config (only the listen address, data dir, data
 // roots and metrics port replaced by local ones), waits until it serves, sends
 // SIGTERM and expects a clean stop within the drain timeout.
@@ -443,7 +536,7 @@ async function smokeTest(cfg) {
     MIA_CONFIG: file, MIA_DATA_DIR: path.join(dir, "data"),
     MIA_DATA_ROOTS: path.join(dir, "datasets"), MIA_LISTEN_ADDRESS: "127.0.0.1:0",
     MIA_METRICS_PORT: "0", MIA_LOG_LEVEL: "info",
-  }));
+  }, tlsForSmokeTest(cfg, dir)));
   const child = childProcess.spawn(args.server, [], { env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   let resolveExit;
@@ -490,7 +583,7 @@ function helmValuesConfig(chartDir) {
   check(chart.apiVersion === "v2" && chart.name && /^\d+\.\d+\.\d+/.test(chart.version || ""),
         where, "Chart.yaml needs apiVersion v2, a name and a SemVer version");
   const values = YAML.parse(fs.readFileSync(path.join(chartDir, "values.yaml"), "utf8"));
-  const reserved = ["listen_address", "data_dir", "data_roots", "metrics_port"];
+  const reserved = ["listen_address", "data_dir", "data_roots", "metrics_port", ...TLS_KEYS];
   const config = Object.assign({}, values.config || {});
   const clash = reserved.filter((k) => k in config);
   check(clash.length === 0, where, `values.yaml config sets ${clash.join(", ")}, which the ` +
@@ -504,6 +597,14 @@ function helmValuesConfig(chartDir) {
     data_roots: (values.dataRoots || []).map((r) => r.mountPath),
     metrics_port: values.metrics.port,
   };
+  const tls = values.tls || {};
+  check(!tls.requireClientCert || tls.secretName, where,
+        "values.yaml tls.requireClientCert needs tls.secretName");
+  if (tls.secretName) {
+    derived.tls_cert_file = "/etc/mia-tls/tls.crt";
+    derived.tls_key_file = "/etc/mia-tls/tls.key";
+    if (tls.requireClientCert) derived.tls_client_ca_file = "/etc/mia-tls/ca.crt";
+  }
   const drain = Number(config.drain_timeout_seconds === undefined ? 30
                                                                   : config.drain_timeout_seconds);
   check(values.terminationGracePeriodSeconds > drain, where,

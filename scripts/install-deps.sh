@@ -17,6 +17,8 @@ PACKAGES=(
   # service: gRPC, protobuf, storage, metrics, Python clients
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc grpc-proto
   python3-grpcio python3-protobuf libsqlite3-dev sqlite3 prometheus-cpp-dev
+  # throwaway TLS certificates in tests/integration/server_test.sh and deploy/validate.sh
+  openssl
   # real data shipped as a package
   dataset-fashion-mnist
   # deploy/validate.sh (a test): Go with sprig renders the Helm chart

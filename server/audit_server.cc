@@ -16,7 +16,6 @@
 #include "absl/strings/str_cat.h"
 #include "core/jobs/bundle_runner.h"
 #include "nlohmann/json.hpp"
-#include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "server/audit_backend.h"
 #include "server/job_router.h"
@@ -45,6 +44,28 @@ absl::Status MakeDir(const fs::path& dir) {
         absl::StrCat(dir.string(), ": cannot create the folder: ", ec.message()));
   }
   return absl::OkStatus();
+}
+
+// The credentials of the gRPC port: plaintext, or TLS from the PEM files of
+// the config (read here; only paths ever go to the log).
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ListenCredentials(
+    const ServerConfig& config) {
+  if (config.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
+  absl::StatusOr<std::string> cert = ReadTlsFile("tls_cert_file", config.tls_cert_file);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadTlsFile("tls_key_file", config.tls_key_file);
+  if (!key.ok()) return key.status();
+  const bool mutual = !config.tls_client_ca_file.empty();
+  grpc::SslServerCredentialsOptions ssl(
+      mutual ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+             : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  if (mutual) {
+    absl::StatusOr<std::string> ca = ReadTlsFile("tls_client_ca_file", config.tls_client_ca_file);
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *std::move(ca);
+  }
+  ssl.pem_key_cert_pairs.push_back({*std::move(key), *std::move(cert)});
+  return grpc::SslServerCredentials(ssl);
 }
 
 }  // namespace
@@ -142,14 +163,23 @@ absl::Status AuditServer::Init() {
   // Both settings apply to servers built afterwards (process-wide in gRPC).
   grpc::EnableDefaultHealthCheckService(true);
   if (config.enable_reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = ListenCredentials(config);
+  if (!credentials.ok()) return credentials.status();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.listen_address, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(config.listen_address, *credentials, &port_);
   builder.RegisterService(service_.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(config.max_message_bytes));
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     server_.reset();
+    if (!config.tls_cert_file.empty()) {
+      // gRPC refuses the port too when the certificate or key does not load.
+      return absl::UnavailableError(absl::StrCat(
+          "cannot listen on ", config.listen_address,
+          " with TLS (in use, not an address, or tls_cert_file and tls_key_file are not a "
+          "valid certificate and its matching private key; gRPC's reason is logged above)"));
+    }
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", config.listen_address, " (in use, or not an address)"));
   }
@@ -160,20 +190,17 @@ absl::Status AuditServer::Init() {
   }
 
   if (config.metrics_port > 0) {
-    const std::string address = absl::StrCat(config.metrics_address, ":", config.metrics_port);
-    try {
-      exposer_ = std::make_unique<prometheus::Exposer>(address);
-    } catch (const std::exception&) {
-      return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", address));
-    }
-    exposer_->RegisterCollectable(metrics_->registry());
-    const std::vector<int> ports = exposer_->GetListeningPorts();
-    metrics_port_ = ports.empty() ? config.metrics_port : ports.front();
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
+        MetricsHttpServer::Start(config.metrics_address, config.metrics_port, metrics_->registry());
+    if (!http.ok()) return http.status();
+    metrics_http_ = std::move(*http);
+    metrics_port_ = metrics_http_->port();
   }
 
   Log(logger_.get(), spdlog::level::info, "serving",
       {{"port", port_},
        {"metrics_port", metrics_port_},
+       {"tls", TlsMode(config)},
        {"reflection", config.enable_reflection},
        {"training", pipeline_runner_ != nullptr},
        {"resumed_jobs", manager_->QueueDepth()}});
@@ -209,7 +236,7 @@ absl::Status AuditServer::Drain(absl::Time deadline) {
     // already been told to end.
     server_->Shutdown(absl::ToChronoTime(deadline));
   }
-  if (exposer_ != nullptr) exposer_.reset();
+  metrics_http_.reset();
   drained_ = true;
   drain_status_ = status;
   Log(logger_.get(), status.ok() ? spdlog::level::info : spdlog::level::warn, "drained",

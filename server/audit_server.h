@@ -26,15 +26,13 @@
 #include "absl/time/time.h"
 #include "core/jobs/job_manager.h"
 #include "core/jobs/job_store.h"
+#include "server/metrics_http.h"
 #include "server/server_config.h"
 #include "spdlog/logger.h"
 
 namespace grpc {
 class Server;
 }  // namespace grpc
-namespace prometheus {
-class Exposer;
-}  // namespace prometheus
 
 namespace mia::server {
 
@@ -57,9 +55,10 @@ struct AuditServerOptions {
 class AuditServer {
  public:
   // Creates the data folders, opens the store, resumes unfinished jobs and
-  // starts serving. InvalidArgument for a data root that is not a folder;
+  // starts serving (with TLS when config.tls_cert_file is set). InvalidArgument
+  // for a data root that is not a folder or a TLS file that cannot be read;
   // the store's error when it cannot be opened; Unavailable when the address
-  // or metrics port cannot be bound.
+  // or metrics port cannot be bound, or gRPC cannot load the certificate.
   static absl::StatusOr<std::unique_ptr<AuditServer>> Start(AuditServerOptions options);
 
   // Drain(now) if none ran, then stops everything; waits for running jobs.
@@ -108,7 +107,7 @@ class AuditServer {
   std::unique_ptr<AuditBackend> backend_;
   std::unique_ptr<AuditServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<MetricsHttpServer> metrics_http_;
 
   absl::Mutex drain_mu_;
   bool drained_ ABSL_GUARDED_BY(drain_mu_) = false;

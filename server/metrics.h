@@ -40,7 +40,7 @@ class ServerMetrics final : public jobs::JobMetricsSink {
   ServerMetrics(const ServerMetrics&) = delete;
   ServerMetrics& operator=(const ServerMetrics&) = delete;
 
-  // What an Exposer serves.
+  // What /metrics serves (metrics_http.h).
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
 
   // Sets the jobs-by-state gauge for `state` (at start, from the store; the

@@ -1,6 +1,10 @@
 #include "server/server_config.h"
 
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -113,6 +117,9 @@ Field ListField(std::string key, std::vector<std::string> ServerConfig::*member)
 const std::vector<Field>& Fields() {
   static const auto* const kFields = new std::vector<Field>{
       StringField("listen_address", &ServerConfig::listen_address),
+      StringField("tls_cert_file", &ServerConfig::tls_cert_file),
+      StringField("tls_key_file", &ServerConfig::tls_key_file),
+      StringField("tls_client_ca_file", &ServerConfig::tls_client_ca_file),
       StringField("data_dir", &ServerConfig::data_dir),
       ListField("data_roots", &ServerConfig::data_roots),
       IntField("workers", &ServerConfig::workers),
@@ -263,6 +270,24 @@ absl::Status ValidateServerConfig(const ServerConfig& c) {
   for (const auto& [key, status] : checks) {
     if (!status.ok()) return status;
   }
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    return Bad(c.tls_cert_file.empty()
+                   ? "tls_cert_file: required with tls_key_file (TLS needs both, or neither)"
+                   : "tls_key_file: required with tls_cert_file (TLS needs both, or neither)");
+  }
+  if (!c.tls_client_ca_file.empty() && c.tls_cert_file.empty()) {
+    return Bad(
+        "tls_client_ca_file: needs tls_cert_file and tls_key_file (mutual TLS is TLS first)");
+  }
+  const std::pair<std::string, std::string> tls_files[] = {
+      {"tls_cert_file", c.tls_cert_file},
+      {"tls_key_file", c.tls_key_file},
+      {"tls_client_ca_file", c.tls_client_ca_file}};
+  for (const auto& [key, path] : tls_files) {
+    if (path.empty()) continue;
+    const absl::StatusOr<std::string> pem = ReadTlsFile(key, path);
+    if (!pem.ok()) return pem.status();
+  }
   static const char* const kLevels[] = {"trace", "debug",    "info", "warn",
                                         "error", "critical", "off"};
   bool level_ok = false;
@@ -271,6 +296,45 @@ absl::Status ValidateServerConfig(const ServerConfig& c) {
     return Bad("log_level: must be one of trace, debug, info, warn, error, critical, off");
   }
   return absl::OkStatus();
+}
+
+std::string TlsMode(const ServerConfig& config) {
+  if (config.tls_cert_file.empty()) return "off";
+  return config.tls_client_ca_file.empty() ? "tls" : "mtls";
+}
+
+absl::StatusOr<std::string> ReadTlsFile(const std::string& key, const std::string& path) {
+  // PEM files are small; anything far larger is not one (and is not read whole).
+  constexpr size_t kMaxPemBytes = size_t{1} << 20;
+  const std::string where = absl::StrCat(key, ": ", path);
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return Bad(absl::StrCat(where, ": is a folder"));
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return Bad(absl::StrCat(where, ": cannot read it (", std::strerror(errno), ")"));
+  }
+  std::string text(kMaxPemBytes + 1, '\0');
+  const size_t n = std::fread(text.data(), 1, text.size(), f);
+  const bool failed = std::ferror(f) != 0;
+  const int read_errno = errno;
+  std::fclose(f);
+  if (failed) {
+    return Bad(absl::StrCat(where, ": cannot read it (", std::strerror(read_errno), ")"));
+  }
+  if (n > kMaxPemBytes) return Bad(absl::StrCat(where, ": larger than 1 MiB, not a PEM file"));
+  text.resize(n);
+  if (key == "tls_key_file") {
+    if (text.find("-----BEGIN ENCRYPTED PRIVATE KEY-----") != std::string::npos ||
+        text.find("Proc-Type: 4,ENCRYPTED") != std::string::npos) {
+      return Bad(absl::StrCat(where, ": the private key is encrypted; give it unencrypted"));
+    }
+    if (text.find("PRIVATE KEY-----") == std::string::npos) {
+      return Bad(absl::StrCat(where, ": no PEM private key in it (-----BEGIN PRIVATE KEY-----)"));
+    }
+  } else if (text.find("-----BEGIN CERTIFICATE-----") == std::string::npos) {
+    return Bad(absl::StrCat(where, ": no PEM certificate in it (-----BEGIN CERTIFICATE-----)"));
+  }
+  return text;
 }
 
 std::string ServerConfigJson(const ServerConfig& config) {

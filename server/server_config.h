@@ -24,6 +24,14 @@ namespace mia::server {
 struct ServerConfig {
   // Where gRPC listens, "host:port". Port 0 picks a free port (tests).
   std::string listen_address = "127.0.0.1:50051";
+  // TLS on the gRPC port (the health service included; the metrics port stays
+  // plain HTTP). PEM files, both or neither; neither: plaintext. Paths only
+  // are logged, never the contents.
+  std::string tls_cert_file;  // certificate chain, server certificate first
+  std::string tls_key_file;   // its private key (unencrypted)
+  // Root CA(s) that client certificates must chain to; set: mutual TLS (a
+  // client without such a certificate is refused). Needs the two above.
+  std::string tls_client_ca_file;
   // Everything the server persists: jobs.db (SQLite), jobs/<id>/ (reports),
   // artifacts/<sha256> (uploads) and cache/ (models shared by jobs).
   std::string data_dir = "mia-data";
@@ -83,8 +91,19 @@ const std::vector<std::string>& ServerConfigKeys();
 // not a mapping; NotFound when the named file does not exist.
 absl::StatusOr<ServerConfig> LoadServerConfig(const ConfigSources& sources);
 
-// Range checks of a finished configuration (Load runs them).
+// Range checks of a finished configuration (Load runs them), including the
+// TLS files: cert and key both or neither, a client CA only with them, each
+// file readable and PEM of the right kind. InvalidArgument naming the key.
 absl::Status ValidateServerConfig(const ServerConfig& config);
+
+// How the gRPC port is secured: "off" (plaintext), "tls", or "mtls" (client
+// certificates required).
+std::string TlsMode(const ServerConfig& config);
+
+// The contents of the PEM file `path` set for `key` ("tls_cert_file", ...):
+// InvalidArgument naming the key and path (never the contents) when it cannot
+// be read or holds no PEM block of the kind the key needs.
+absl::StatusOr<std::string> ReadTlsFile(const std::string& key, const std::string& path);
 
 // The configuration as one JSON object (every key), for the start-up log.
 std::string ServerConfigJson(const ServerConfig& config);

@@ -4,7 +4,9 @@
 //
 // Settings: flags > MIA_* environment variables > YAML file (--config or
 // MIA_CONFIG) > defaults; see server/server_config.h for every key. The
-// effective configuration is logged at start (JSON lines on stdout).
+// effective configuration is logged at start (JSON lines on stdout), with
+// "tls": off, tls or mtls (tls_cert_file, tls_key_file, tls_client_ca_file;
+// paths only, never the files' contents).
 // SIGTERM or SIGINT drains: readiness goes NOT_SERVING, no new audits, watch
 // streams end, running jobs checkpoint and go back to PENDING, the gRPC
 // server stops; the process exits within drain_timeout_seconds. A second
@@ -66,6 +68,12 @@ std::set<std::string> FlagsOnCommandLine(int argc, char** argv) {
 // given on the command line override the other sources.
 ABSL_FLAG(std::string, config, "", "YAML config file (keys as these flags); also MIA_CONFIG");
 ABSL_FLAG(std::string, listen_address, kDefaults.listen_address, "gRPC address, host:port");
+ABSL_FLAG(std::string, tls_cert_file, kDefaults.tls_cert_file,
+          "PEM certificate chain of the gRPC port; with tls_key_file turns TLS on");
+ABSL_FLAG(std::string, tls_key_file, kDefaults.tls_key_file,
+          "PEM private key of tls_cert_file (unencrypted)");
+ABSL_FLAG(std::string, tls_client_ca_file, kDefaults.tls_client_ca_file,
+          "PEM root CA(s) client certificates must chain to: mutual TLS (needs tls_cert_file)");
 ABSL_FLAG(std::string, data_dir, kDefaults.data_dir,
           "folder for jobs.db, job reports, uploads and the model cache");
 ABSL_FLAG(std::vector<std::string>, data_roots, kDefaults.data_roots,
@@ -113,7 +121,8 @@ int main(int argc, char** argv) {
   auto logger = mia::server::MakeJsonLogger("mia-server", config->log_level);
   mia::server::Log(
       logger.get(), spdlog::level::info, "configuration",
-      {{"config", nlohmann::ordered_json::parse(mia::server::ServerConfigJson(*config))}});
+      {{"config", nlohmann::ordered_json::parse(mia::server::ServerConfigJson(*config))},
+       {"tls", mia::server::TlsMode(*config)}});
 
   // Signals are taken by this thread alone (sigwait): blocked here before any
   // other thread exists, so every thread inherits the mask.

@@ -61,20 +61,31 @@ start_server() {
   local pid=$!
   PIDS+=("$pid")
   printf -v "${prefix}_PID" '%s' "$pid"
-  wait_health "$port" 30 || { echo "     server did not become healthy:"; show "$data.log"; return 1; }
+  wait_health "$port" 30 ${HEALTH_TLS[@]+"${HEALTH_TLS[@]}"} \
+    || { echo "     server did not become healthy:"; show "$data.log"; return 1; }
 }
+# TLS files wait_health uses for the servers start_server starts (section 5).
+HEALTH_TLS=()
 
-# wait_health PORT SECONDS: polls the gRPC health service until SERVING.
+# wait_health PORT SECONDS [CA_PEM [CERT_PEM KEY_PEM]]: polls the gRPC health
+# service until SERVING; over TLS verified with CA_PEM when given (and with a
+# client certificate for mutual TLS).
 wait_health() {
-  $PY - "$1" "$2" <<'PY'
+  $PY - "$@" <<'PY'
 import sys, time, grpc
 sys.path.insert(0, "gen")
 from grpc_gen.health.v1 import health_pb2, health_pb2_grpc
-port, limit = sys.argv[1], float(sys.argv[2])
+port, limit, tls = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+read = lambda p: open(p, "rb").read()
+def channel():
+    if not tls:
+        return grpc.insecure_channel("127.0.0.1:" + port)
+    client = (read(tls[2]), read(tls[1])) if len(tls) > 2 else (None, None)
+    return grpc.secure_channel("127.0.0.1:" + port, grpc.ssl_channel_credentials(read(tls[0]), *client))
 deadline = time.time() + limit
 while time.time() < deadline:
     try:
-        with grpc.insecure_channel("127.0.0.1:" + port) as ch:
+        with channel() as ch:
             r = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
             if r.status == health_pb2.HealthCheckResponse.SERVING:
                 sys.exit(0)
@@ -174,7 +185,9 @@ train_yaml train.csv 400 5 > train.yaml
 train_yaml cancel.csv 100000 6 > cancel.yaml
 
 PORT_A=$(free_port)
-start_server A "$WORK/data-a" "$PORT_A" && ok "server A healthy" || { bad "server A healthy"; finish; }
+METRICS_A=$(free_port)
+start_server A "$WORK/data-a" "$PORT_A" --metrics_port="$METRICS_A" --metrics_address=127.0.0.1 \
+  && ok "server A healthy" || { bad "server A healthy"; finish; }
 PORT_B=$(free_port)
 start_server B "$WORK/data-b" "$PORT_B" && ok "server B healthy" || { bad "server B healthy"; finish; }
 export MIA_SERVER=127.0.0.1:$PORT_A
@@ -292,6 +305,22 @@ while read -r line; do
   case "$line" in "ok   "*) ok "${line#ok   }" ;; esac
 done < py.out
 [ "$py_rc" -eq 0 ] || { bad "python client (exit $py_rc)"; show py.out 12; }
+
+# Prometheus /metrics on its own plain HTTP port (a build with LibTorch once
+# failed to serve it: civetweb's threads and the process's static TLS).
+if $PY - "$METRICS_A" >metrics.txt 2>&1 <<'PY'
+import sys, urllib.request
+body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+import re
+for want in ('mia_rpcs_total{', 'method="CreateAudit"', "mia_queue_depth",
+             "mia_stage_seconds_bucket"):
+    assert want in body, f"/metrics lacks {want}"
+done = re.search(r'^mia_jobs\{state="succeeded"\} ([0-9.e+]+)$', body, re.M | re.I)
+assert done and float(done.group(1)) >= 1, "/metrics lacks the succeeded jobs"
+assert "audits/" not in body, "a job id in the metrics"
+PY
+then ok "/metrics serves jobs by state, RPCs, queue depth, stage histograms; no job ids"
+else bad "/metrics"; show metrics.txt; fi
 
 # ---------------------------------------------------------------------------
 # 3. Bad input; the server stays up after each.
@@ -572,4 +601,131 @@ alive && ok "server up at the end" || bad "server up at the end"
 # Graceful stop: SIGTERM drains and exits 0.
 kill -TERM "$A_PID"; wait "$A_PID"; term_rc=$?
 [ "$term_rc" -eq 0 ] && ok "SIGTERM: server exits 0" || bad "SIGTERM: server exit $term_rc"
+
+# ---------------------------------------------------------------------------
+# 5. TLS: a throwaway CA signs a server certificate (127.0.0.1, localhost) and
+# a client certificate; server T serves TLS, server M mutual TLS.
+make_certs() {  # in the current folder: ca.pem, server.pem/.key, client.pem/.key
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=mia test CA" -keyout ca.key -out ca.pem \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign &&
+  openssl req "${ec[@]}" -subj "/CN=localhost" -keyout server.key -out server.csr &&
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext &&
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile server.ext -out server.pem &&
+  openssl req "${ec[@]}" -subj "/CN=mia test client" -keyout client.key -out client.csr &&
+  printf 'extendedKeyUsage=clientAuth\n' >client.ext &&
+  openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+    -extfile client.ext -out client.pem
+}
+if ! command -v openssl >/dev/null; then
+  bad "TLS: openssl missing (scripts/install-deps.sh)"
+elif ! (mkdir -p tls && cd tls && make_certs) >tls.err 2>&1; then
+  bad "TLS: throwaway CA and certificates"; show tls.err
+else
+  ok "TLS: throwaway CA, server and client certificates"
+  T=$WORK/tls
+  TLS_FLAGS=(--tls_cert_file="$T/server.pem" --tls_key_file="$T/server.key")
+  PORT_T=$(free_port)
+  HEALTH_TLS=("$T/ca.pem")
+  start_server T "$WORK/data-t" "$PORT_T" "${TLS_FLAGS[@]}" \
+    && ok "server T (TLS) healthy over TLS" || bad "server T (TLS) healthy over TLS"
+  PORT_M=$(free_port)
+  HEALTH_TLS=("$T/ca.pem" "$T/client.pem" "$T/client.key")
+  start_server M "$WORK/data-m" "$PORT_M" "${TLS_FLAGS[@]}" --tls_client_ca_file="$T/ca.pem" \
+    && ok "server M (mutual TLS) healthy over TLS with a client certificate" \
+    || bad "server M (mutual TLS) healthy over TLS with a client certificate"
+  HEALTH_TLS=()
+  grep '"msg":"serving"' "$WORK/data-t.log" | grep -qF '"tls":"tls"' \
+    && grep '"msg":"serving"' "$WORK/data-m.log" | grep -qF '"tls":"mtls"' \
+    && grep '"msg":"configuration"' "$WORK/data-m.log" | grep -qF "\"tls_client_ca_file\":\"$T/ca.pem\"" \
+    && ok "TLS: the log says tls / mtls and names the files" || bad "TLS: the log says tls / mtls"
+  ! grep -q "BEGIN\|PRIVATE" "$WORK/data-t.log" "$WORK/data-m.log" \
+    && ok "TLS: no certificate or key contents in the logs" || bad "TLS: key material in the logs"
+
+  TS=127.0.0.1:$PORT_T
+  MS=127.0.0.1:$PORT_M
+  expect "TLS: list --tls-ca ca.pem" 0 "0 audits" -- "$MIA" list --server "$TS" --tls-ca "$T/ca.pem"
+  expect "TLS: by name: localhost" 0 "0 audits" -- \
+    "$MIA" list --server "localhost:$PORT_T" --tls-ca "$T/ca.pem"
+  expect "TLS: --tls-server-name localhost" 0 "0 audits" -- \
+    "$MIA" list --server "$TS" --tls-ca "$T/ca.pem" --tls-server-name localhost
+  expect "TLS: a name the certificate lacks: exit 5" 5 "TLS mismatch" -- \
+    "$MIA" list --server "$TS" --tls-ca "$T/ca.pem" --tls-server-name other.example
+  expect "TLS: plaintext client against the TLS server: exit 5" 5 "TLS mismatch" -- \
+    "$MIA" list --server "$TS"
+  expect "TLS: TLS client against a plaintext server: exit 5" 5 "TLS mismatch" -- \
+    "$MIA" list --server "127.0.0.1:$PORT_B" --tls-ca "$T/ca.pem"
+  expect "TLS: unreadable --tls-ca: exit 2" 2 "--tls-ca (MIA_TLS_CA) $T/none.pem: cannot read it" -- \
+    "$MIA" list --server "$TS" --tls-ca "$T/none.pem"
+  expect "TLS: --tls-cert without --tls-key: exit 2" 2 "go together" -- \
+    "$MIA" list --server "$MS" --tls-ca "$T/ca.pem" --tls-cert "$T/client.pem"
+  expect "mTLS: no client certificate: exit 5" 5 "TLS mismatch" -- \
+    "$MIA" list --server "$MS" --tls-ca "$T/ca.pem"
+  expect "mTLS: with the client certificate" 0 "0 audits" -- \
+    "$MIA" list --server "$MS" --tls-ca "$T/ca.pem" --tls-cert "$T/client.pem" --tls-key "$T/client.key"
+  # Streams too (upload, watch), with the settings from the environment.
+  expect "mTLS: submit --follow (MIA_TLS_CA, MIA_TLS_CERT, MIA_TLS_KEY)" 0 "SUCCEEDED" -- \
+    env MIA_SERVER="$MS" MIA_TLS_CA="$T/ca.pem" MIA_TLS_CERT="$T/client.pem" \
+    MIA_TLS_KEY="$T/client.key" "$MIA" submit upl.yaml --follow
+
+  $PY - "$STUBS" "$WORK/gen" "$T" "$PORT_T" "$PORT_M" >py_tls.out 2>&1 <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[2])
+import grpc
+from mia.v1 import audit_pb2, audit_pb2_grpc
+from grpc_gen.health.v1 import health_pb2, health_pb2_grpc
+tls, port_t, port_m = sys.argv[3], sys.argv[4], sys.argv[5]
+read = lambda name: open(tls + "/" + name, "rb").read()
+ca = read("ca.pem")
+
+def check(port, creds, service=""):
+    with grpc.secure_channel("127.0.0.1:" + port, creds) as ch:
+        return health_pb2_grpc.HealthStub(ch).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=10).status
+
+assert check(port_t, grpc.ssl_channel_credentials(ca)) == health_pb2.HealthCheckResponse.SERVING
+assert check(port_t, grpc.ssl_channel_credentials(ca), "mia.v1.AuditService") == \
+    health_pb2.HealthCheckResponse.SERVING
+print("ok   TLS: python health and readiness checks (ssl_channel_credentials)")
+mtls = grpc.ssl_channel_credentials(ca, read("client.key"), read("client.pem"))
+assert check(port_m, mtls) == health_pb2.HealthCheckResponse.SERVING
+with grpc.secure_channel("127.0.0.1:" + port_m, mtls) as ch:
+    page = audit_pb2_grpc.AuditServiceStub(ch).ListAudits(audit_pb2.ListAuditsRequest(), timeout=10)
+    assert len(page.audits) == 1, page
+print("ok   mTLS: python health check and ListAudits with a client certificate")
+try:
+    check(port_m, grpc.ssl_channel_credentials(ca))
+    raise AssertionError("mutual TLS server answered a client without a certificate")
+except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.UNAVAILABLE, e.code()
+print("ok   mTLS: python client without a certificate: UNAVAILABLE")
+try:
+    with grpc.insecure_channel("127.0.0.1:" + port_t) as ch:
+        health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    raise AssertionError("TLS server answered a plaintext client")
+except grpc.RpcError as e:
+    assert e.code() == grpc.StatusCode.UNAVAILABLE, e.code()
+print("ok   TLS: python plaintext client: UNAVAILABLE")
+PY
+  py_rc=$?
+  while read -r line; do
+    case "$line" in "ok   "*) ok "${line#ok   }" ;; esac
+  done < py_tls.out
+  [ "$py_rc" -eq 0 ] || { bad "python TLS client (exit $py_rc)"; show py_tls.out 12; }
+
+  # Bad TLS settings stop the server at start like any bad configuration.
+  expect "TLS: server with a missing key file: exit 2, the key named" 2 \
+    "tls_key_file: $T/none.key: cannot read it" -- \
+    "$SERVER" --listen_address=127.0.0.1:0 --data_dir="$WORK/data-x" \
+    --tls_cert_file="$T/server.pem" --tls_key_file="$T/none.key"
+  expect "TLS: server with a certificate and no key: exit 2" 2 "tls_key_file: required" -- \
+    "$SERVER" --listen_address=127.0.0.1:0 --data_dir="$WORK/data-x" --tls_cert_file="$T/server.pem"
+
+  for s in T M; do
+    pid_var=${s}_PID
+    kill -TERM "${!pid_var}"; wait "${!pid_var}"; rc=$?
+    [ "$rc" -eq 0 ] && ok "server $s: SIGTERM exits 0" || bad "server $s: SIGTERM exit $rc"
+  done
+fi
 finish

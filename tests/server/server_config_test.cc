@@ -112,6 +112,126 @@ TEST(ServerConfigTest, BadValuesNameTheirSource) {
   EXPECT_EQ(LoadServerConfig(list).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// Stand-ins for PEM files: the loader checks that each file can be read and
+// holds a PEM block of the right kind; gRPC parses them when the port opens.
+constexpr char kCertPem[] = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n";
+constexpr char kKeyPem[] = "-----BEGIN PRIVATE KEY-----\nMIGHfake\n-----END PRIVATE KEY-----\n";
+
+TEST(ServerConfigTest, TlsIsOffByDefault) {
+  absl::StatusOr<ServerConfig> config = LoadServerConfig({});
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(config->tls_cert_file.empty());
+  EXPECT_TRUE(config->tls_key_file.empty());
+  EXPECT_TRUE(config->tls_client_ca_file.empty());
+  EXPECT_EQ(TlsMode(*config), "off");
+}
+
+TEST(ServerConfigTest, TlsCertAndKeyBothOrNeither) {
+  const std::string cert = WriteFile("both_cert.pem", kCertPem);
+  const std::string key = WriteFile("both_key.pem", kKeyPem);
+
+  ConfigSources cert_only;
+  cert_only.flags = {{"tls_cert_file", cert}};
+  absl::StatusOr<ServerConfig> config = LoadServerConfig(cert_only);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(), HasSubstr("tls_key_file: required with tls_cert_file"));
+
+  ConfigSources key_only;
+  key_only.env = {{"MIA_TLS_KEY_FILE", key}};
+  config = LoadServerConfig(key_only);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(), HasSubstr("tls_cert_file: required with tls_key_file"));
+
+  // A client CA alone is not mutual TLS: TLS needs the server's pair first.
+  ConfigSources ca_only;
+  ca_only.flags = {{"tls_client_ca_file", cert}};
+  config = LoadServerConfig(ca_only);
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("tls_client_ca_file: needs tls_cert_file"));
+
+  // Both, from different sources (file and environment).
+  const std::string file = WriteFile("tls.yaml", absl::StrCat("tls_cert_file: ", cert, "\n"));
+  ConfigSources both;
+  both.flags = {{"config", file}};
+  both.env = {{"MIA_TLS_KEY_FILE", key}};
+  config = LoadServerConfig(both);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->tls_cert_file, cert);
+  EXPECT_EQ(config->tls_key_file, key);
+  EXPECT_EQ(TlsMode(*config), "tls");
+
+  both.flags["tls_client_ca_file"] = cert;
+  config = LoadServerConfig(both);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(TlsMode(*config), "mtls");
+}
+
+TEST(ServerConfigTest, TlsFileThatCannotBeReadIsNamed) {
+  const std::string cert = WriteFile("named_cert.pem", kCertPem);
+  const std::string key = WriteFile("named_key.pem", kKeyPem);
+  const std::string missing = cert + ".missing";
+
+  ConfigSources sources;
+  sources.flags = {{"tls_cert_file", cert}, {"tls_key_file", missing}};
+  absl::StatusOr<ServerConfig> config = LoadServerConfig(sources);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(config.status().message(),
+              HasSubstr(absl::StrCat("tls_key_file: ", missing, ": cannot read it")));
+
+  sources.flags = {{"tls_cert_file", missing}, {"tls_key_file", key}};
+  config = LoadServerConfig(sources);
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr(absl::StrCat("tls_cert_file: ", missing)));
+
+  sources.flags = {{"tls_cert_file", cert}, {"tls_key_file", key}, {"tls_client_ca_file", missing}};
+  config = LoadServerConfig(sources);
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr(absl::StrCat("tls_client_ca_file: ", missing)));
+
+  // A folder is not a file.
+  sources.flags = {{"tls_cert_file", fs::path(cert).parent_path().string()}, {"tls_key_file", key}};
+  config = LoadServerConfig(sources);
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("tls_cert_file"));
+}
+
+TEST(ServerConfigTest, TlsFilesOfTheWrongKindAreRefusedWithoutTheirContents) {
+  const std::string cert = WriteFile("kind_cert.pem", kCertPem);
+  const std::string key = WriteFile("kind_key.pem", kKeyPem);
+  ConfigSources swapped;
+  swapped.flags = {{"tls_cert_file", key}, {"tls_key_file", cert}};
+  absl::StatusOr<ServerConfig> config = LoadServerConfig(swapped);
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("tls_cert_file: "));
+  EXPECT_THAT(config.status().message(), HasSubstr("no PEM certificate"));
+  EXPECT_THAT(config.status().message(), ::testing::Not(HasSubstr("MIGH")));
+
+  const std::string encrypted =
+      WriteFile("kind_encrypted.pem",
+                "-----BEGIN ENCRYPTED PRIVATE KEY-----\nxx\n-----END ENCRYPTED PRIVATE KEY-----\n");
+  ConfigSources enc;
+  enc.flags = {{"tls_cert_file", cert}, {"tls_key_file", encrypted}};
+  config = LoadServerConfig(enc);
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("tls_key_file: "));
+  EXPECT_THAT(config.status().message(), HasSubstr("encrypted"));
+}
+
+TEST(ServerConfigTest, JsonHasTheTlsPathsNotTheContents) {
+  ServerConfig config;
+  config.tls_cert_file = WriteFile("json_cert.pem", kCertPem);
+  config.tls_key_file = WriteFile("json_key.pem", kKeyPem);
+  const std::string json = ServerConfigJson(config);
+  const nlohmann::json j = nlohmann::json::parse(json);
+  EXPECT_EQ(j["tls_cert_file"], config.tls_cert_file);
+  EXPECT_EQ(j["tls_key_file"], config.tls_key_file);
+  EXPECT_EQ(j["tls_client_ca_file"], "");
+  EXPECT_EQ(json.find("BEGIN"), std::string::npos);
+}
+
 TEST(ServerConfigTest, JsonHasEveryKey) {
   const nlohmann::json j = nlohmann::json::parse(ServerConfigJson(ServerConfig()));
   for (const std::string& key : ServerConfigKeys()) EXPECT_TRUE(j.contains(key)) << key;

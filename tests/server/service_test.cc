@@ -3,6 +3,9 @@
 // bundle, driven through the generated C++ stub. Every wait is on a condition
 // with a generous deadline; nothing asserts on wall-clock durations.
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -30,6 +33,7 @@
 #include "server/audit_server.h"
 #include "server/json_log.h"
 #include "server/metrics.h"
+#include "server/metrics_http.h"
 
 namespace mia::server {
 namespace {
@@ -41,6 +45,8 @@ using ::grpc::health::v1::HealthCheckRequest;
 using ::grpc::health::v1::HealthCheckResponse;
 using ::testing::Contains;
 using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
 
 constexpr int64_t kMaxMessageBytes = 64 << 10;
 constexpr int64_t kMaxUploadBytes = 1 << 20;
@@ -767,6 +773,60 @@ TEST_F(ServiceTest, PipelineAuditWithoutTorchFailsUnimplemented) {
   EXPECT_EQ(last.state(), v1::Audit::FAILED);
   EXPECT_EQ(last.error().code(), "UNIMPLEMENTED");
   EXPECT_THAT(last.error().message(), HasSubstr("LibTorch"));
+}
+
+// /metrics over plain HTTP: the text format, 404 and 405 for anything else,
+// a taken port refused, and the thread stopping with the object.
+std::string HttpRequest(int port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return "connect failed";
+  }
+  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  std::string out;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buffer, sizeof(buffer), 0)) > 0) out.append(buffer, n);
+  ::close(fd);
+  return out;
+}
+
+TEST(MetricsHttpTest, ServesTheRegistryAndNothingElse) {
+  ServerMetrics metrics;
+  metrics.OnRpc("GetAudit", "OK");
+  metrics.OnQueueDepth(3);
+  auto http = MetricsHttpServer::Start("127.0.0.1", 0, metrics.registry());
+  ASSERT_TRUE(http.ok()) << http.status();
+  const int port = (*http)->port();
+  ASSERT_GT(port, 0);
+
+  const std::string ok = HttpRequest(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(ok, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(ok, HasSubstr("Content-Type: text/plain; version=0.0.4"));
+  EXPECT_THAT(ok, HasSubstr("mia_queue_depth 3"));
+  EXPECT_THAT(ok, HasSubstr("method=\"GetAudit\""));
+  EXPECT_THAT(HttpRequest(port, "GET /metrics?x=1 HTTP/1.0\r\n\r\n"), StartsWith("HTTP/1.1 200"));
+  const std::string head = HttpRequest(port, "HEAD /metrics HTTP/1.1\r\n\r\n");
+  EXPECT_THAT(head, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(head, Not(HasSubstr("mia_queue_depth")));
+  EXPECT_THAT(HttpRequest(port, "GET / HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 404"));
+  EXPECT_THAT(HttpRequest(port, "POST /metrics HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 405"));
+  EXPECT_THAT(HttpRequest(port, "garbage\r\n\r\n"), StartsWith("HTTP/1.1 400"));
+  // A request that never ends is dropped; the server keeps serving.
+  EXPECT_EQ(HttpRequest(port, std::string(20000, 'a')), "");
+  EXPECT_THAT(HttpRequest(port, "GET /metrics HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 200"));
+
+  // The port is taken while it serves.
+  auto second = MetricsHttpServer::Start("127.0.0.1", port, metrics.registry());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(second.status().message(), HasSubstr("cannot serve metrics on 127.0.0.1:"));
+  http->reset();
+  EXPECT_EQ(HttpRequest(port, "GET /metrics HTTP/1.1\r\n\r\n"), "connect failed");
 }
 
 }  // namespace

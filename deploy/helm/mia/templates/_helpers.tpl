@@ -33,16 +33,25 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* Where the TLS Secret (tls.secretName) is mounted. */}}
+{{- define "mia.tlsDir" -}}
+/etc/mia-tls
+{{- end }}
+
 {{/*
-The server's config file: the derived keys, then .Values.config. Fails on a
-derived key set in .Values.config, and on a drain timeout the grace period
-does not cover.
+The server's config file: the derived keys (tls_* from tls.secretName), then
+.Values.config. Fails on a derived key set in .Values.config, on a drain
+timeout the grace period does not cover, and on tls.requireClientCert without
+tls.secretName.
 */}}
 {{- define "mia.config" -}}
-{{- range $key := list "listen_address" "data_dir" "data_roots" "metrics_port" }}
+{{- range $key := list "listen_address" "data_dir" "data_roots" "metrics_port" "tls_cert_file" "tls_key_file" "tls_client_ca_file" }}
 {{- if hasKey $.Values.config $key }}
 {{- fail (printf "config.%s is derived by the chart; set it through its own value (see values.yaml)" $key) }}
 {{- end }}
+{{- end }}
+{{- if and .Values.tls.requireClientCert (not .Values.tls.secretName) }}
+{{- fail "tls.requireClientCert needs tls.secretName (mutual TLS is TLS first)" }}
 {{- end }}
 {{- $drain := 30.0 }}
 {{- if hasKey .Values.config "drain_timeout_seconds" }}
@@ -61,6 +70,13 @@ data_roots:
   - {{ .mountPath | quote }}
 {{- end }}
 metrics_port: {{ int .Values.metrics.port }}
+{{- if .Values.tls.secretName }}
+tls_cert_file: {{ printf "%s/tls.crt" (include "mia.tlsDir" .) | quote }}
+tls_key_file: {{ printf "%s/tls.key" (include "mia.tlsDir" .) | quote }}
+{{- if .Values.tls.requireClientCert }}
+tls_client_ca_file: {{ printf "%s/ca.crt" (include "mia.tlsDir" .) | quote }}
+{{- end }}
+{{- end }}
 {{- with .Values.config }}
 {{ toYaml . }}
 {{- end }}
