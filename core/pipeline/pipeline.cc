@@ -246,10 +246,10 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
     tctx.cancel = ctx.cancel;
     tctx.allow_batched =
         c.batched_training.value_or(training::ResolveDevice(c.train_device) != "cpu");
-    // Batched training advances its models together and reports each of them
-    // every batch; sequential training reports one model after another. Follow
-    // one model until it has finished, then the next: the count is then the
-    // number of finished models either way.
+    // The count is the models saved so far (batched groups and parallel
+    // lanes finish models in any order); the detail follows one model at a
+    // time until it finishes. The engine never calls these two at once.
+    int saved = 0;
     int followed = -1;
     bool followed_done = true;
     tctx.progress = [&](int model, int epoch, int batch, int batches) {
@@ -258,7 +258,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
         followed = model;
       }
       followed_done = epoch + 1 == c.recipe.epochs && batch + 1 == batches;
-      progress("train", cached + model, m_count,
+      progress("train", cached + saved, m_count,
                absl::StrFormat("epoch %d/%d batch %d/%d", epoch + 1, c.recipe.epochs, batch + 1,
                                batches));
     };
@@ -268,7 +268,10 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
       const int m = to_train[k];
       output.models[m].source = "trained";
       output.models[m].report = report;
-      return store.CommitModel(materials[m], report);
+      MIA_RETURN_IF_ERROR(store.CommitModel(materials[m], report));
+      ++saved;
+      progress("train", cached + saved, m_count, absl::StrCat(saved, " trained"));
+      return absl::OkStatus();
     };
     MIA_RETURN_IF_ERROR(
         training::TrainModels(ds, c.model, c.recipe, rows, population, seeds, paths, tctx)

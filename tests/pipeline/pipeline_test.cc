@@ -153,7 +153,8 @@ TEST(PipelineTest, ModelsFinishedBeforeAnInterruptionAreNotRetrained) {
   text.replace(text.find("train:\n"), 7, "train:\n  batched: false\n");
   auto config = ParseConfig(text, root + "/audit.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
-  // Stop as soon as two models are done (sequential training), as a crash would.
+  // Stop as soon as two models are saved (one at a time per lane), as a crash
+  // would.
   std::atomic<bool> cancel{false};
   PipelineContext ctx;
   ctx.cancel = &cancel;
@@ -164,10 +165,11 @@ TEST(PipelineTest, ModelsFinishedBeforeAnInterruptionAreNotRetrained) {
   EXPECT_EQ(interrupted.status().code(), absl::StatusCode::kCancelled);
   auto resumed = RunAudit(*config, PipelineContext{});
   ASSERT_TRUE(resumed.ok()) << resumed.status();
-  EXPECT_GE(6 - resumed->models_trained, 2);  // the finished ones came from the cache
-  EXPECT_LT(resumed->models_trained, 6);
-  EXPECT_EQ(resumed->models[0].source, "cache");
-  EXPECT_EQ(resumed->models[1].source, "cache");
+  // The finished ones came from the cache: at least the two seen saved.
+  int from_cache = 0;
+  for (const auto& model : resumed->models) from_cache += model.source == "cache" ? 1 : 0;
+  EXPECT_GE(from_cache, 2);
+  EXPECT_EQ(from_cache + resumed->models_trained, 6);
 }
 
 TEST(PipelineTest, BadDataIsAClearError) {
