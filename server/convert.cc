@@ -621,21 +621,8 @@ FieldViolation ViolationFromParseError(const absl::Status& status) {
 
 // google.rpc.BadRequest { repeated FieldViolation field_violations = 1; }
 // FieldViolation { string field = 1; string description = 2; }, encoded by
-// hand: the status payload needs the bytes, not a generated class.
-void AppendVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-void AppendBytesField(int number, absl::string_view bytes, std::string* out) {
-  AppendVarint(static_cast<uint64_t>(number) << 3 | 2, out);
-  AppendVarint(bytes.size(), out);
-  out->append(bytes.data(), bytes.size());
-}
-
+// hand (AppendBytesField): the status payload needs the bytes, not a
+// generated class.
 std::string BadRequestBytes(const std::vector<FieldViolation>& violations) {
   std::string out;
   for (const FieldViolation& v : violations) {
@@ -1180,6 +1167,20 @@ absl::Status ScoresPage(const std::string& scores_csv_path, int64_t page_size,
   }
   if (next >= 0) out->set_next_page_token(EncodeToken(next, binding));
   return absl::OkStatus();
+}
+
+void AppendVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+void AppendBytesField(int number, absl::string_view bytes, std::string* out) {
+  AppendVarint(static_cast<uint64_t>(number) << 3 | 2, out);
+  AppendVarint(bytes.size(), out);
+  out->append(bytes.data(), bytes.size());
 }
 
 }  // namespace mia::server

@@ -23,25 +23,6 @@ namespace v1 = ::mia::v1;
 // ---------------------------------------------------------------------------
 // Status conversion.
 
-namespace {
-
-void AppendVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-// A length-delimited protobuf field (wire type 2).
-void AppendBytesField(int number, absl::string_view bytes, std::string* out) {
-  AppendVarint(static_cast<uint64_t>(number) << 3 | 2, out);
-  AppendVarint(bytes.size(), out);
-  out->append(bytes.data(), bytes.size());
-}
-
-}  // namespace
-
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   // absl::StatusCode and grpc::StatusCode share the canonical numbering.
