@@ -11,6 +11,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/common/status_macros.h"
+#include "core/common/yaml_util.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "yaml-cpp/yaml.h"
@@ -360,19 +362,9 @@ std::vector<std::pair<std::string, v1::DataRef*>> DataRefs(v1::AuditSpec* spec) 
 }  // namespace
 
 absl::StatusOr<ConvertedSpec> SpecFromYaml(const std::string& yaml_text, const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not valid YAML at line ",
-                                                   e.mark.line + 1, ", column ", e.mark.column + 1,
-                                                   ": ", e.msg));
-  }
-  if (!root.IsMap()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path,
-        ": the top level must be a mapping: run, data, train, audit (and models), or bundle"));
-  }
+  MIA_ASSIGN_OR_RETURN(
+      YAML::Node root,
+      LoadYamlMapping(yaml_text, path, ": run, data, train, audit (and models), or bundle"));
   ConvertedSpec out;
   Converter converter(&out);
   converter.Section(root, "", &out.spec);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "core/attacks/registry.h"
 #include "core/common/status_macros.h"
+#include "core/common/yaml_util.h"
 #include "core/pipeline/splits.h"
 #include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
@@ -305,18 +306,8 @@ absl::Status ParseAudit(Section& s, AuditConfig* a) {
 }  // namespace
 
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not valid YAML at line ",
-                                                   e.mark.line + 1, ", column ", e.mark.column + 1,
-                                                   ": ", e.msg));
-  }
-  if (!root.IsMap()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": the top level must be a mapping with run, data, train, audit"));
-  }
+  MIA_ASSIGN_OR_RETURN(YAML::Node root,
+                       LoadYamlMapping(yaml_text, path, " with run, data, train, audit"));
   Config c;
   c.path = path;
   auto with_path = [&](const absl::Status& s) {
