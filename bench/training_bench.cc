@@ -1,15 +1,16 @@
 // Timed driver for the training engine: K reference MLPs trained batched
 // (one pass, stacked weights) against one after another.
 //
-//   mia_training_bench [models=8] [epochs=3] [threads=0]
+//   mia_training_bench [models=8] [epochs=3] [threads=0] [density=0.165] [sparse=auto|off]
 //
 // The case is Privacy Meter's Purchase setup: MLP 600 -> 128 (tanh) -> 100,
 // SGD lr 0.01 momentum 0.9, batch 256, each model on 15,000 random rows of a
-// 30,000 x 600 binary dataset (random features and labels: only the timing
-// matters). Prints wall seconds of both, the speedup, and achieved GFLOP/s
-// (6 x parameters x samples per epoch for forward + backward, over the whole
-// TrainModels call, which also evaluates each model on its rows and writes
-// its archive) against the measured 2048^3 sgemm rate of this machine.
+// 30,000 x 600 binary dataset (random features, a `density` fraction of ones
+// as in Purchase-100, and random labels: only the timing matters). sparse=off
+// forces the dense first layer (core/models/sparse_linear.h). Prints wall seconds of both, the
+// speedup, and achieved GFLOP/s (6 x parameters x samples per epoch for forward + backward, over
+// the whole TrainModels call, which also evaluates each model on its rows and writes its archive)
+// against the measured 2048^3 sgemm rate of this machine.
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 
 #include "core/common/random.h"
 #include "core/data/dataset.h"
+#include "core/models/sparse_linear.h"
 #include "core/training/engine.h"
 
 namespace {
@@ -51,6 +53,14 @@ int main(int argc, char** argv) {
   const int models = argc > 1 ? std::atoi(argv[1]) : 8;
   const int epochs = argc > 2 ? std::atoi(argv[2]) : 3;
   const int threads = argc > 3 ? std::atoi(argv[3]) : 0;
+  const double density = argc > 4 ? std::atof(argv[4]) : 0.165;
+  const std::string sparse = argc > 5 ? argv[5] : "auto";
+  if (sparse != "auto" && sparse != "off") {
+    std::fprintf(stderr, "sparse must be auto or off\n");
+    return 2;
+  }
+  mia::models::SetSparseInputMode(sparse == "off" ? mia::models::SparseInputMode::kOff
+                                                  : mia::models::SparseInputMode::kAuto);
   constexpr int64_t kRows = 30000, kFeatures = 600, kClasses = 100, kSubset = 15000;
 
   mia::training::SetComputeThreads(threads);
@@ -60,7 +70,7 @@ int main(int argc, char** argv) {
   dataset.sample_shape = {kFeatures};
   dataset.num_classes = kClasses;
   dataset.features.resize(kRows * kFeatures);
-  for (float& f : dataset.features) f = static_cast<float>(rng.UniformInt(2));
+  for (float& f : dataset.features) f = rng.Uniform01() < density ? 1.0f : 0.0f;
   for (int64_t i = 0; i < kRows; ++i) {
     dataset.labels.push_back(static_cast<int64_t>(rng.UniformInt(kClasses)));
   }
@@ -115,6 +125,8 @@ int main(int argc, char** argv) {
   const double params = kFeatures * 128 + 128 + 128 * kClasses + kClasses;
   const double gflop = 6.0 * params * kSubset * epochs * models / 1e9;
   std::printf("threads %d, sgemm 2048^3: %.1f GFLOP/s\n", torch::get_num_threads(), sgemm);
+  std::printf("input density %.3f, sparse first layer: %s (%lld sparse products)\n", density,
+              sparse.c_str(), static_cast<long long>(mia::models::SparseProductCount()));
   std::printf("%d MLPs 600-128-100, %d epochs, 15000 rows each: %.1f GFLOP of training\n", models,
               epochs, gflop);
   std::printf("batched:    %7.2f s  %6.1f GFLOP/s  (%.0f%% of sgemm)\n", seconds[1],

@@ -21,6 +21,14 @@ class SingleModelGroup : public ModelGroup {
     return model_->forward(x[0].narrow(0, 0, rows[0])).unsqueeze(0);  // [1, rows, C]
   }
 
+  bool TakesSparseRows() const override { return model_->TakesSparseRows(); }
+
+  torch::Tensor ForwardSparse(const std::vector<sparse::Csr>& x,
+                              const std::vector<int64_t>& rows) override {
+    TORCH_CHECK(!x.empty() && x[0].rows == rows[0], "a lone model's batch has no padding rows");
+    return model_->ForwardSparse(x[0]).unsqueeze(0);  // [1, rows, C]
+  }
+
   std::vector<NamedTensor> ModelState(int64_t /*k*/) override { return model_->State(); }
 
   void SetDropoutGenerators(const std::vector<torch::Generator>& generators) override {
@@ -32,6 +40,15 @@ class SingleModelGroup : public ModelGroup {
 };
 
 }  // namespace
+
+torch::Tensor Classifier::ForwardSparse(const sparse::Csr& /*x*/) {
+  TORCH_CHECK(false, "this architecture does not take sparse rows");
+}
+
+torch::Tensor ModelGroup::ForwardSparse(const std::vector<sparse::Csr>& /*x*/,
+                                        const std::vector<int64_t>& /*rows*/) {
+  TORCH_CHECK(false, "this architecture does not take sparse rows");
+}
 
 std::vector<NamedTensor> Classifier::State() const {
   std::vector<NamedTensor> state;

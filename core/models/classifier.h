@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "core/models/sparse_kernels.h"
+
 namespace mia::models {
 
 // A tensor of a model's state as a single Classifier names it.
@@ -33,6 +35,14 @@ class Classifier : public torch::nn::Module {
  public:
   // x: [B, sample_shape...] float -> logits [B, num_classes].
   virtual torch::Tensor forward(const torch::Tensor& x) = 0;
+
+  // Whether the model can take its input rows in CSR form (a first layer
+  // that is linear over the flattened sample, on the CPU): binary tabular
+  // data is then never expanded to dense rows.
+  virtual bool TakesSparseRows() const { return false; }
+  // x: B rows of the flattened sample, CSR -> logits [B, num_classes]; the
+  // same as forward() of the dense rows up to float rounding.
+  virtual torch::Tensor ForwardSparse(const sparse::Csr& x);
 
   // Dropout masks in training mode are drawn from this CPU generator, never
   // from LibTorch's global one. Required before training a model with dropout.
@@ -61,6 +71,11 @@ class ModelGroup : public torch::nn::Module {
   // ignored. Dropout masks are drawn for the real rows only, so model k sees
   // the same masks as when trained alone.
   virtual torch::Tensor Forward(const torch::Tensor& x, const std::vector<int64_t>& rows) = 0;
+  // As Classifier: whether Forward can take model k's rows as x[k], a CSR
+  // matrix of B rows (rows[k] real, the rest empty), giving [K, B, C].
+  virtual bool TakesSparseRows() const { return false; }
+  virtual torch::Tensor ForwardSparse(const std::vector<sparse::Csr>& x,
+                                      const std::vector<int64_t>& rows);
   // Model k's parameters and buffers, named and laid out as the single
   // Classifier of this architecture has them (views or copies; read only).
   virtual std::vector<NamedTensor> ModelState(int64_t k) = 0;

@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "core/models/sparse_linear.h"
+
 namespace mia::models {
 namespace {
 
@@ -41,7 +43,10 @@ DenseImpl::DenseImpl(int64_t in, int64_t out, Initializer& init) {
   bias = register_parameter("bias", init.Uniform({out}, bound));
 }
 
-torch::Tensor DenseImpl::forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
+// A first layer over binary tabular data takes the sparse kernels.
+torch::Tensor DenseImpl::forward(const torch::Tensor& x) {
+  return LinearMaybeSparse(x, weight, bias);
+}
 
 ConvImpl::ConvImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding,
                    bool with_bias, ConvInit scheme, Initializer& init)

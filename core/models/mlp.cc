@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/models/layers.h"
 #include "core/models/registry.h"
+#include "core/models/sparse_linear.h"
 
 namespace mia::models {
 namespace {
@@ -53,6 +54,24 @@ class Mlp : public Classifier {
     return classifier_->forward(h);  // [B, C]
   }
 
+  bool TakesSparseRows() const override {
+    const Dense& first = hidden_.empty() ? classifier_ : hidden_[0];
+    return first->weight.device().is_cpu();
+  }
+
+  torch::Tensor ForwardSparse(const sparse::Csr& x) override {
+    TORCH_CHECK(x.cols == config_.inputs, "sparse rows have ", x.cols, " columns, expected ",
+                config_.inputs);
+    if (hidden_.empty()) return SparseLinear(x, classifier_->weight, classifier_->bias);
+    torch::Tensor h = config_.activation(SparseLinear(x, hidden_[0]->weight, hidden_[0]->bias));
+    h = Dropout(h, config_.dropout);
+    for (size_t i = 1; i < hidden_.size(); ++i) {
+      h = config_.activation(hidden_[i]->forward(h));  // [B, H_i]
+      h = Dropout(h, config_.dropout);                 // [B, H_i]
+    }
+    return classifier_->forward(h);  // [B, C]
+  }
+
   const MlpConfig& config() const { return config_; }
   const std::vector<Dense>& hidden() const { return hidden_; }
   const Dense& classifier() const { return classifier_; }
@@ -87,15 +106,19 @@ class StackedMlp : public ModelGroup {
   bool stacked() const override { return true; }
 
   torch::Tensor Forward(const torch::Tensor& x, const std::vector<int64_t>& rows) override {
-    const int64_t batch = x.size(1);
-    torch::Tensor h = x.flatten(2);  // [K, B, D]
-    for (size_t i = 0; i < config_.hidden.size(); ++i) {
-      h = config_.activation(torch::baddbmm(biases_[i], h, weights_[i]));  // [K, B, H_i]
-      if (is_training() && config_.dropout > 0.0) {
-        h = h * StackedMask(rows, batch, h.size(2), h.device());  // [K, B, H_i]
-      }
-    }
-    return torch::baddbmm(biases_.back(), h, weights_.back());  // [K, B, C]
+    // The first layer over binary tabular data takes the sparse kernels.
+    torch::Tensor h = StackedLinearMaybeSparse(biases_[0], x.flatten(2), weights_[0]);
+    return Continue(h, 1, rows);
+  }
+
+  bool TakesSparseRows() const override { return weights_[0].device().is_cpu(); }
+
+  torch::Tensor ForwardSparse(const std::vector<sparse::Csr>& x,
+                              const std::vector<int64_t>& rows) override {
+    TORCH_CHECK(static_cast<int64_t>(x.size()) >= size_ && x[0].cols == config_.inputs,
+                "sparse rows: one CSR batch of ", config_.inputs, " columns per model");
+    torch::Tensor h = StackedSparseLinear(x, biases_[0], weights_[0]);  // [K, B, H_0] or [K, B, C]
+    return Continue(h, 1, rows);
   }
 
   std::vector<NamedTensor> ModelState(int64_t k) override {
@@ -114,6 +137,20 @@ class StackedMlp : public ModelGroup {
   }
 
  private:
+  // The rest of the forward pass from h, the output of layer `next` - 1
+  // before its activation: [K, B, C].
+  torch::Tensor Continue(torch::Tensor h, size_t next, const std::vector<int64_t>& rows) {
+    const size_t layers = config_.hidden.size() + 1;
+    for (size_t i = next;; ++i) {
+      if (i == layers) return h;  // the classifier's logits
+      h = config_.activation(h);  // hidden layer i - 1
+      if (is_training() && config_.dropout > 0.0) {
+        h = h * StackedMask(rows, h.size(1), h.size(2), h.device());  // [K, B, H_i]
+      }
+      h = torch::baddbmm(biases_[i], h, weights_[i]);
+    }
+  }
+
   // [K, B, width]: model k's mask over its real rows, as Mlp draws it alone;
   // padding rows get zeros.
   torch::Tensor StackedMask(const std::vector<int64_t>& rows, int64_t batch, int64_t width,

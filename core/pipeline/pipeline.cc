@@ -296,42 +296,62 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   training::TrainContext ictx;
   ictx.device = c.audit.device;
   ictx.cancel = ctx.cancel;
+  // Cached signals are read first; the rest are computed in parallel lanes
+  // (ComputeLogitsMany) and cached as each model finishes.
+  std::vector<std::vector<float>> model_logits(m_count);
+  std::vector<int> model_classes(m_count, 0);
+  std::vector<std::string> signal_paths(m_count);
+  std::vector<int> to_compute;
+  int signals_done = 0;
   for (int m = 0; m < m_count; ++m) {
     MIA_RETURN_IF_ERROR(CheckCancel(ctx));
     std::string model_id = output.models[m].key;
     if (external) {
       MIA_ASSIGN_OR_RETURN(model_id, FileSha256(model_paths[m]));
     }
-    const std::string path =
+    signal_paths[m] =
         store.SignalsPath(SignalsKey(model_id, rows_sha, c.audit.augmentation, c.recipe));
-    std::vector<float> logits;
-    int model_classes = 0;
-    absl::StatusOr<io::NpyMap> cached_signals = io::ReadArrays(path);
+    absl::StatusOr<io::NpyMap> cached_signals = io::ReadArrays(signal_paths[m]);
     if (cached_signals.ok() && cached_signals->size() == 1 &&
         cached_signals->begin()->second.shape.size() == 3 &&
         cached_signals->begin()->second.shape[0] == n + z &&
         cached_signals->begin()->second.shape[1] == a_count) {
-      model_classes = static_cast<int>(cached_signals->begin()->second.shape[2]);
-      MIA_ASSIGN_OR_RETURN(logits, cached_signals->begin()->second.ToFloat("signals"));
+      model_classes[m] = static_cast<int>(cached_signals->begin()->second.shape[2]);
+      MIA_ASSIGN_OR_RETURN(model_logits[m], cached_signals->begin()->second.ToFloat("signals"));
+      progress("signals", ++signals_done, m_count, "");
     } else {
-      MIA_ASSIGN_OR_RETURN(
-          logits, training::ComputeLogits(model_paths[m], external, c.model, c.recipe, ds,
-                                          query_rows, c.audit.augmentation, ictx, &model_classes));
-      MIA_RETURN_IF_ERROR(
-          io::WriteNpy(path, io::NpyArray::FromFloat({n + z, a_count, model_classes}, logits)));
+      to_compute.push_back(m);
     }
+  }
+  if (!to_compute.empty()) {
+    std::vector<std::string> compute_paths;
+    for (int m : to_compute) compute_paths.push_back(model_paths[m]);
+    MIA_RETURN_IF_ERROR(training::ComputeLogitsMany(
+        compute_paths, external, c.model, c.recipe, ds, query_rows, c.audit.augmentation, ictx,
+        [&](int i, std::vector<float> logits, int classes) -> absl::Status {
+          const int m = to_compute[i];
+          MIA_RETURN_IF_ERROR(io::WriteNpy(
+              signal_paths[m], io::NpyArray::FromFloat({n + z, a_count, classes}, logits)));
+          model_logits[m] = std::move(logits);
+          model_classes[m] = classes;
+          progress("signals", ++signals_done, m_count, "");
+          return absl::OkStatus();
+        }));
+  }
+  for (int m = 0; m < m_count; ++m) {
     if (m == 0) {
-      classes = model_classes;
+      classes = model_classes[m];
       audit_logits.reserve(static_cast<size_t>(m_count) * n * a_count * classes);
       pop_logits.reserve(static_cast<size_t>(m_count) * z * a_count * classes);
-    } else if (model_classes != classes) {
-      return absl::InvalidArgumentError(absl::StrCat("model ", m, " outputs ", model_classes,
+    } else if (model_classes[m] != classes) {
+      return absl::InvalidArgumentError(absl::StrCat("model ", m, " outputs ", model_classes[m],
                                                      " classes, model 0 outputs ", classes));
     }
+    const std::vector<float>& logits = model_logits[m];
     const size_t split = static_cast<size_t>(n) * a_count * classes;
     audit_logits.insert(audit_logits.end(), logits.begin(), logits.begin() + split);
     pop_logits.insert(pop_logits.end(), logits.begin() + split, logits.end());
-    progress("signals", m + 1, m_count, "");
+    std::vector<float>().swap(model_logits[m]);
   }
   timings.push_back({"signals", SecondsSince(t)});
 

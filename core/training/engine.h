@@ -33,19 +33,19 @@ struct ModelSpec {
 
 // How one model is trained. Every field matters for the model artifact key.
 struct TrainRecipe {
-  std::string optimizer = "sgd";     // sgd | adam | adamw
-  double learning_rate = 0.01;       // used as given: no hidden extra factor
-  double momentum = 0.9;             // sgd
-  bool nesterov = false;             // sgd
+  std::string optimizer = "sgd";  // sgd | adam | adamw
+  double learning_rate = 0.01;    // used as given: no hidden extra factor
+  double momentum = 0.9;          // sgd
+  bool nesterov = false;          // sgd
   double weight_decay = 0.0;
   int epochs = 20;
   int batch_size = 256;
-  std::string schedule = "constant"; // constant | cosine (cosine decays to 0 after warm-up)
-  int warmup_epochs = 0;             // linear warm-up from 0 (both schedules)
+  std::string schedule = "constant";  // constant | cosine (cosine decays to 0 after warm-up)
+  int warmup_epochs = 0;              // linear warm-up from 0 (both schedules)
   // Image augmentation during training.
-  bool random_crop = false;          // random crop with `crop_padding` zero padding
+  bool random_crop = false;  // random crop with `crop_padding` zero padding
   int crop_padding = 4;
-  bool horizontal_flip = false;      // random horizontal flip with probability 1/2
+  bool horizontal_flip = false;  // random horizontal flip with probability 1/2
   // Per-channel normalization applied to images (and tabular features if sizes
   // match); empty means none.
   std::vector<float> normalize_mean;
@@ -55,13 +55,13 @@ struct TrainRecipe {
 struct ModelReport;
 
 struct TrainContext {
-  std::string device = "auto";       // auto | cpu | cuda | cuda:N
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N
   // Called from the training thread: model index within the call (k of K),
   // epoch, batch, batches per epoch. Keep it cheap.
   std::function<void(int model, int epoch, int batch, int batches)> progress;
   // Checked between batches; when it becomes true training stops with Cancelled.
   const std::atomic<bool>* cancel = nullptr;
-  bool allow_batched = true;         // train several models at once when the architecture allows
+  bool allow_batched = true;  // train several models at once when the architecture allows
   // At most this many models per batched pass (memory grows linearly with
   // it); 0: all K in one pass.
   int max_batched_models = 0;
@@ -128,6 +128,17 @@ absl::StatusOr<std::vector<float>> ComputeLogits(const std::string& model_path, 
                                                  const std::vector<int64_t>& indices,
                                                  const QueryAugmentation& aug,
                                                  const TrainContext& ctx, int* classes);
+
+// ComputeLogits for several models. On a CPU with T intra-op threads the
+// models run in min(T, models) lanes of one thread each (as TrainModels
+// trains them); on a GPU one after another. `done(m, logits, classes)` is
+// called once per model as it finishes, in any order, never concurrently;
+// the first error (its own or done's) stops the rest and is returned.
+absl::Status ComputeLogitsMany(
+    const std::vector<std::string>& model_paths, bool torchscript, const ModelSpec& spec,
+    const TrainRecipe& recipe, const data::Dataset& dataset, const std::vector<int64_t>& indices,
+    const QueryAugmentation& aug, const TrainContext& ctx,
+    const std::function<absl::Status(int model, std::vector<float> logits, int classes)>& done);
 
 }  // namespace mia::training
 

@@ -1,12 +1,16 @@
 // ComputeLogits: per-example logits of a saved model (a mia archive or a
 // TorchScript module), with test-time augmentation queries, for signals.
+#include <ATen/Parallel.h>
+#include <omp.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -128,6 +132,53 @@ absl::StatusOr<std::vector<float>> ComputeLogits(const std::string& model_path, 
   } catch (const std::exception& e) {
     return TorchFailure("computing logits", e);
   }
+}
+
+absl::Status ComputeLogitsMany(
+    const std::vector<std::string>& model_paths, bool torchscript, const ModelSpec& spec,
+    const TrainRecipe& recipe, const data::Dataset& dataset, const std::vector<int64_t>& indices,
+    const QueryAugmentation& aug, const TrainContext& ctx,
+    const std::function<absl::Status(int model, std::vector<float> logits, int classes)>& done) {
+  const int count = static_cast<int>(model_paths.size());
+  if (count == 0) return absl::OkStatus();
+  absl::StatusOr<torch::Device> device = ParseDevice(ctx.device);
+  if (!device.ok()) return device.status();
+  // Lanes as in TrainModels (engine.cc): small products scale badly over
+  // threads, independent models scale well.
+  const int lanes = device->is_cpu() ? std::max(1, std::min(at::get_num_threads(), count)) : 1;
+  std::mutex mu;
+  std::atomic<bool> stop{false};
+  std::vector<absl::Status> lane_status(lanes);
+  auto run_lane = [&](int lane) {
+    if (lanes > 1) {
+      at::internal::lazy_init_num_threads();  // see engine.cc: LibTorch first, then OpenMP
+      omp_set_num_threads(1);
+    }
+    absl::Status status;
+    for (int m = lane; m < count && status.ok() && !stop.load(); m += lanes) {
+      int classes = 0;
+      absl::StatusOr<std::vector<float>> logits = ComputeLogits(
+          model_paths[m], torchscript, spec, recipe, dataset, indices, aug, ctx, &classes);
+      if (!logits.ok()) {
+        status = logits.status();
+        break;
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      if (stop.load()) break;
+      status = done(m, std::move(*logits), classes);
+    }
+    if (!status.ok()) stop.store(true);
+    lane_status[lane] = status;
+  };
+  if (lanes == 1) {
+    run_lane(0);
+  } else {
+    at::parallel_for(0, lanes, 1, [&](int64_t b, int64_t e) {
+      for (int64_t lane = b; lane < e; ++lane) run_lane(static_cast<int>(lane));
+    });
+  }
+  for (const absl::Status& status : lane_status) MIA_RETURN_IF_ERROR(status);
+  return absl::OkStatus();
 }
 
 }  // namespace mia::training

@@ -50,6 +50,46 @@ GroupBatch Assemble(const data::Dataset& dataset, const Normalization& norm,
   return b;
 }
 
+// The same batch with x as one CSR matrix per model (B rows, rows[k] real,
+// the rest empty), copied from the dataset's CSR `all`; `xs` keeps its
+// storage from step to step.
+GroupBatch AssembleSparse(const data::Dataset& dataset, const models::sparse::Csr& all,
+                          const std::vector<const int64_t*>& starts,
+                          const std::vector<int64_t>& rows, std::vector<models::sparse::Csr>& xs) {
+  const int64_t models = static_cast<int64_t>(rows.size());
+  const int64_t batch = *std::max_element(rows.begin(), rows.end());
+  if (static_cast<int64_t>(xs.size()) < models) xs.resize(models);
+  GroupBatch b;
+  b.labels = torch::zeros({models, batch}, torch::kInt64);
+  b.weights = torch::zeros({models, batch}, torch::kFloat32);
+  int64_t* labels = b.labels.data_ptr<int64_t>();
+  float* weights = b.weights.data_ptr<float>();
+  constexpr int64_t kAhead = 8;  // rows are random: fetch later ones' entries early
+  for (int64_t k = 0; k < models; ++k) {
+    models::sparse::Clear(all.cols, xs[k]);
+    for (int64_t i = 0; i < rows[k]; ++i) {
+      const int64_t row = starts[k][i];
+      if (i + kAhead < rows[k]) {
+        const int64_t later = starts[k][i + kAhead];
+        const int64_t at = all.row_ptr[later];
+        __builtin_prefetch(all.col.data() + at);
+        __builtin_prefetch(all.val.data() + at);
+        __builtin_prefetch(dataset.labels.data() + later);
+      }
+      if (i + 2 * kAhead < rows[k])
+        __builtin_prefetch(all.row_ptr.data() + starts[k][i + 2 * kAhead]);
+      models::sparse::AppendRow(all, row, xs[k]);
+      labels[k * batch + i] = dataset.labels[row];
+      weights[k * batch + i] = 1.0f / static_cast<float>(rows[k]);
+    }
+    while (xs[k].rows < batch) {  // padding rows: empty, weight 0
+      xs[k].row_ptr.push_back(xs[k].row_ptr.back());
+      ++xs[k].rows;
+    }
+  }
+  return b;
+}
+
 // Per-row cross-entropy [K, B] of logits [K, B, C] against labels [K, B].
 torch::Tensor RowLosses(const torch::Tensor& logits, const torch::Tensor& labels) {
   namespace F = torch::nn::functional;
@@ -90,6 +130,11 @@ absl::Status TrainGroup(models::ModelGroup& group, const GroupJob& job) {
     return augment ? DrawAugmentation(recipe, augment_rngs[k]) : ImageTransform{};
   };
 
+  // Binary tabular rows go to a model that takes them as CSR batches.
+  const bool sparse_input =
+      job.sparse_rows != nullptr && !augment && group.TakesSparseRows() && job.device.is_cpu();
+  std::vector<models::sparse::Csr> sparse_x;
+
   group.train(true);
   std::vector<std::vector<int64_t>> order(models);
   std::vector<int64_t> rows(models);
@@ -115,8 +160,15 @@ absl::Status TrainGroup(models::ModelGroup& group, const GroupJob& job) {
         active[k] = rows[k] > 0;
         lr[k] = LearningRate(recipe, epoch * batches[k] + step, batches[k]);
       }
-      GroupBatch b = Assemble(dataset, *job.norm, starts, rows, transform);
-      torch::Tensor logits = group.Forward(b.x.to(job.device), rows);     // [K, B, C]
+      GroupBatch b;
+      torch::Tensor logits;  // [K, B, C]
+      if (sparse_input) {
+        b = AssembleSparse(dataset, *job.sparse_rows, starts, rows, sparse_x);
+        logits = group.ForwardSparse(sparse_x, rows);
+      } else {
+        b = Assemble(dataset, *job.norm, starts, rows, transform);
+        logits = group.Forward(b.x.to(job.device), rows);
+      }
       torch::Tensor losses = RowLosses(logits, b.labels.to(job.device));  // [K, B]
       torch::Tensor loss = (losses * b.weights.to(job.device)).sum();     // sum_k mean_k
       (*optimizer)->ZeroGrad();
@@ -135,8 +187,11 @@ absl::Status TrainGroup(models::ModelGroup& group, const GroupJob& job) {
 
 std::vector<std::pair<double, double>> EvaluateGroup(
     models::ModelGroup& group, const data::Dataset& dataset, const Normalization& norm,
-    const std::vector<const std::vector<int64_t>*>& rows, const torch::Device& device) {
+    const std::vector<const std::vector<int64_t>*>& rows, const torch::Device& device,
+    const models::sparse::Csr* sparse_rows) {
   const int64_t models = group.size();
+  const bool sparse_input = sparse_rows != nullptr && group.TakesSparseRows() && device.is_cpu();
+  std::vector<models::sparse::Csr> sparse_x;
   torch::NoGradGuard no_grad;
   group.train(false);
   int64_t longest = 0;
@@ -151,9 +206,15 @@ std::vector<std::pair<double, double>> EvaluateGroup(
       counts[k] = std::clamp<int64_t>(n - begin, 0, kEvalRows);
       starts[k] = rows[k]->data() + std::min(begin, n);
     }
-    GroupBatch b =
-        Assemble(dataset, norm, starts, counts, [](int64_t) { return ImageTransform{}; });
-    torch::Tensor logits = group.Forward(b.x.to(device), counts);  // [K, B, C]
+    GroupBatch b;
+    torch::Tensor logits;  // [K, B, C]
+    if (sparse_input) {
+      b = AssembleSparse(dataset, *sparse_rows, starts, counts, sparse_x);
+      logits = group.ForwardSparse(sparse_x, counts);
+    } else {
+      b = Assemble(dataset, norm, starts, counts, [](int64_t) { return ImageTransform{}; });
+      logits = group.Forward(b.x.to(device), counts);
+    }
     const torch::Tensor losses =
         RowLosses(logits, b.labels.to(device)).cpu().contiguous();  // [K, B]
     const torch::Tensor hits =

@@ -41,6 +41,10 @@ struct GroupJob {
   const TrainContext* ctx = nullptr;  // progress and cancellation
   // Also checked between batches: set when a sibling lane failed (engine.cc).
   const std::atomic<bool>* stop = nullptr;
+  // The dataset's rows in CSR form when they are sparse enough (binary
+  // tabular data, no normalization; engine.cc): batches for a group that
+  // takes sparse rows are then assembled from it, never as dense rows.
+  const models::sparse::Csr* sparse_rows = nullptr;
 };
 
 // Trains `group` (already on job.device) in place. Cancelled if ctx.cancel
@@ -51,7 +55,8 @@ absl::Status TrainGroup(models::ModelGroup& group, const GroupJob& job);
 // no rows. Inputs are normalized, not augmented.
 std::vector<std::pair<double, double>> EvaluateGroup(
     models::ModelGroup& group, const data::Dataset& dataset, const Normalization& norm,
-    const std::vector<const std::vector<int64_t>*>& rows, const torch::Device& device);
+    const std::vector<const std::vector<int64_t>*>& rows, const torch::Device& device,
+    const models::sparse::Csr* sparse_rows = nullptr);
 
 }  // namespace mia::training
 

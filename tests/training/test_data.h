@@ -40,6 +40,30 @@ inline data::Dataset Tabular(int64_t rows, int64_t features, int classes, double
   return d;
 }
 
+// `rows` binary tabular rows in the manner of Purchase-100: each class has a
+// prototype of per-feature probabilities uniform in [0, 2 * density), each row
+// draws its bits from its class's prototype; a `label_noise` fraction of
+// labels replaced by uniform ones.
+inline data::Dataset BinaryTabular(int64_t rows, int64_t features, int classes, double density,
+                                   double label_noise, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<double> protos(classes * features);
+  for (double& p : protos) p = 2.0 * density * rng.Uniform01();
+  data::Dataset d;
+  d.name = "synthetic-binary";
+  d.sample_shape = {features};
+  d.num_classes = classes;
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t y = static_cast<int64_t>(rng.UniformInt(classes));
+    for (int64_t j = 0; j < features; ++j) {
+      d.features.push_back(rng.Uniform01() < protos[y * features + j] ? 1.0f : 0.0f);
+    }
+    d.labels.push_back(rng.Uniform01() < label_noise ? static_cast<int64_t>(rng.UniformInt(classes))
+                                                     : y);
+  }
+  return d;
+}
+
 // `rows` images C x H x W in [0, 1]: class y (4 classes) lights up the
 // y-th horizontal band, plus uniform noise. Horizontal flips keep the class.
 inline data::Dataset Images(int64_t rows, int64_t channels, int64_t size, uint64_t seed) {
