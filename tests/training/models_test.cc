@@ -236,6 +236,20 @@ TEST(OptimizerTest, MatchesTorchOptim) {
         {theirs}, torch::optim::SGDOptions(0.01).momentum(0.9).nesterov(true).weight_decay(0.1));
     ExpectMatchesTorchOptimizer(r, ref, ours, theirs);
   }
+  {  // momentum only, and plain SGD
+    TrainRecipe r;
+    r.optimizer = "sgd";
+    r.learning_rate = 0.02;
+    r.momentum = 0.8;
+    torch::Tensor ours = init.clone().requires_grad_(), theirs = init.clone().requires_grad_();
+    torch::optim::SGD ref({theirs}, torch::optim::SGDOptions(0.02).momentum(0.8));
+    ExpectMatchesTorchOptimizer(r, ref, ours, theirs);
+    r.momentum = 0;
+    ours = init.clone().requires_grad_();
+    theirs = init.clone().requires_grad_();
+    torch::optim::SGD plain({theirs}, torch::optim::SGDOptions(0.02));
+    ExpectMatchesTorchOptimizer(r, plain, ours, theirs);
+  }
   {
     TrainRecipe r;
     r.optimizer = "adam";
