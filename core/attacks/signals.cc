@@ -89,11 +89,16 @@ absl::StatusOr<SignalTensor> SignalFromLogits(absl::Span<const float> logits,
       max_all = std::max(max_all, s);
       if (c != y) max_other = std::max(max_other, s);
     }
+    // The sum over the other classes is needed only for the scaled logit,
+    // and its terms are the same exponentials unless y is the unique max.
+    const bool need_other = kind == SignalKind::kLogitScaled;
+    const bool same_max = max_other == max_all;
     double sum_all = 0, sum_other = 0;
     for (int c = 0; c < c_count; ++c) {
       const double s = static_cast<double>(z[c]) * scale;
-      sum_all += std::exp(s - max_all);
-      if (c != y) sum_other += std::exp(s - max_other);
+      const double e = std::exp(s - max_all);
+      sum_all += e;
+      if (need_other && c != y) sum_other += same_max ? e : std::exp(s - max_other);
     }
     const double zy = static_cast<double>(z[y]) * scale;
     const double log_p = zy - (max_all + std::log(sum_all));
