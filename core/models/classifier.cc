@@ -1,5 +1,6 @@
 #include "core/models/classifier.h"
 
+#include <atomic>
 #include <utility>
 
 #include "core/models/layers.h"
@@ -29,6 +30,14 @@ class SingleModelGroup : public ModelGroup {
     return model_->ForwardSparse(x[0]).unsqueeze(0);  // [1, rows, C]
   }
 
+  bool HasManualGradients() const override { return model_->HasManualGradients(); }
+
+  void ManualGradients(const std::vector<sparse::Csr>* x_sparse, const torch::Tensor& x_dense,
+                       const torch::Tensor& labels, const torch::Tensor& weights) override {
+    model_->ManualGradients(x_sparse != nullptr ? &(*x_sparse)[0] : nullptr,
+                            x_dense.defined() ? x_dense[0] : x_dense, labels[0], weights[0]);
+  }
+
   std::vector<NamedTensor> ModelState(int64_t /*k*/) override { return model_->State(); }
 
   void SetDropoutGenerators(const std::vector<torch::Generator>& generators) override {
@@ -48,6 +57,25 @@ torch::Tensor Classifier::ForwardSparse(const sparse::Csr& /*x*/) {
 torch::Tensor ModelGroup::ForwardSparse(const std::vector<sparse::Csr>& /*x*/,
                                         const std::vector<int64_t>& /*rows*/) {
   TORCH_CHECK(false, "this architecture does not take sparse rows");
+}
+
+namespace {
+std::atomic<bool> g_manual_gradients{true};
+}  // namespace
+
+bool SetManualGradients(bool enabled) { return g_manual_gradients.exchange(enabled); }
+bool ManualGradientsEnabled() { return g_manual_gradients.load(); }
+
+void Classifier::ManualGradients(const sparse::Csr* /*x_sparse*/, const torch::Tensor& /*x_dense*/,
+                                 const torch::Tensor& /*labels*/,
+                                 const torch::Tensor& /*weights*/) {
+  TORCH_CHECK(false, "this architecture has no manual gradients");
+}
+
+void ModelGroup::ManualGradients(const std::vector<sparse::Csr>* /*x_sparse*/,
+                                 const torch::Tensor& /*x_dense*/, const torch::Tensor& /*labels*/,
+                                 const torch::Tensor& /*weights*/) {
+  TORCH_CHECK(false, "this group has no manual gradients");
 }
 
 std::vector<NamedTensor> Classifier::State() const {

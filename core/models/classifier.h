@@ -44,6 +44,18 @@ class Classifier : public torch::nn::Module {
   // same as forward() of the dense rows up to float rounding.
   virtual torch::Tensor ForwardSparse(const sparse::Csr& x);
 
+  // Whether ManualGradients is available: LibTorch's autograd costs more than
+  // the arithmetic of a small model's step on a CPU (mlp).
+  virtual bool HasManualGradients() const { return false; }
+  // Sets every parameter's gradient (grad(), replacing what was there) to
+  // that of sum_i weights[i] * cross_entropy(forward(x)[i], labels[i]) in
+  // training mode, computed directly, without autograd. x is the batch as CSR
+  // rows (sparse, may be null) or dense [B, sample...] (x_dense); labels [B]
+  // int64, weights [B] float. Dropout masks come from the model's generator in
+  // the order forward() draws them.
+  virtual void ManualGradients(const sparse::Csr* x_sparse, const torch::Tensor& x_dense,
+                               const torch::Tensor& labels, const torch::Tensor& weights);
+
   // Dropout masks in training mode are drawn from this CPU generator, never
   // from LibTorch's global one. Required before training a model with dropout.
   void set_dropout_generator(torch::Generator generator) { dropout_generator_ = generator; }
@@ -76,12 +88,22 @@ class ModelGroup : public torch::nn::Module {
   virtual bool TakesSparseRows() const { return false; }
   virtual torch::Tensor ForwardSparse(const std::vector<sparse::Csr>& x,
                                       const std::vector<int64_t>& rows);
+  // As Classifier (a group of one only): labels and weights [1, B].
+  virtual bool HasManualGradients() const { return false; }
+  virtual void ManualGradients(const std::vector<sparse::Csr>* x_sparse,
+                               const torch::Tensor& x_dense, const torch::Tensor& labels,
+                               const torch::Tensor& weights);
   // Model k's parameters and buffers, named and laid out as the single
   // Classifier of this architecture has them (views or copies; read only).
   virtual std::vector<NamedTensor> ModelState(int64_t k) = 0;
   // One CPU generator per model for dropout masks.
   virtual void SetDropoutGenerators(const std::vector<torch::Generator>& generators) = 0;
 };
+
+// Process-wide switch for Classifier::ManualGradients (on by default; tests
+// compare it with autograd). Returns the previous setting.
+bool SetManualGradients(bool enabled);
+bool ManualGradientsEnabled();
 
 // A group of one: trains `model` exactly as itself.
 std::shared_ptr<ModelGroup> WrapSingle(std::shared_ptr<Classifier> model);

@@ -72,6 +72,64 @@ class Mlp : public Classifier {
     return classifier_->forward(h);  // [B, C]
   }
 
+  bool HasManualGradients() const override {
+    return ManualGradientsEnabled() && classifier_->weight.device().is_cpu() &&
+           classifier_->weight.scalar_type() == torch::kFloat32;
+  }
+
+  // Forward and backward by hand (see Classifier): per layer the products
+  // autograd would run, without its graph.
+  void ManualGradients(const sparse::Csr* x_sparse, const torch::Tensor& x_dense,
+                       const torch::Tensor& labels, const torch::Tensor& weights) override {
+    torch::NoGradGuard no_grad;
+    const size_t layers = hidden_.size() + 1;
+    auto layer = [&](size_t i) -> Dense& { return i < hidden_.size() ? hidden_[i] : classifier_; };
+    const torch::Tensor x = x_sparse != nullptr ? torch::Tensor() : x_dense.flatten(1);
+    // inputs[i]: what layer i multiplies (its input after dropout);
+    // acts[i]: hidden i's activation before dropout; masks[i]: its mask.
+    std::vector<torch::Tensor> inputs(layers), acts(hidden_.size()), masks(hidden_.size());
+    inputs[0] = x;
+    torch::Tensor h;
+    for (size_t i = 0; i < layers; ++i) {
+      Dense& d = layer(i);
+      if (i == 0 && x_sparse != nullptr) {
+        h = SparseLinear(*x_sparse, d->weight, d->bias);
+      } else {
+        h = torch::addmm(d->bias, inputs[i], d->weight.t());
+      }
+      if (i + 1 == layers) break;
+      acts[i] = config_.activation(h);
+      h = acts[i];
+      if (config_.dropout > 0.0) {
+        masks[i] = Dropout(torch::ones_like(h), config_.dropout);  // the mask forward() draws
+        h = h * masks[i];
+      }
+      inputs[i + 1] = h;
+    }
+    // d(sum_i w_i CE_i)/d logits = w_i (softmax_i - onehot(y_i)).
+    torch::Tensor grad = torch::softmax(h, 1);
+    grad.scatter_add_(1, labels.view({-1, 1}), torch::full({labels.size(0), 1}, -1.0f));
+    grad.mul_(weights.view({-1, 1}));
+    for (size_t i = layers; i-- > 0;) {
+      Dense& d = layer(i);
+      if (i == 0 && x_sparse != nullptr) {
+        d->weight.mutable_grad() = SparseWeightGradient(*x_sparse, grad);
+      } else {
+        d->weight.mutable_grad() = torch::mm(grad.t(), inputs[i]);
+      }
+      d->bias.mutable_grad() = grad.sum(0);
+      if (i == 0) break;
+      grad = torch::mm(grad, d->weight);  // d input of layer i = d output of hidden i - 1
+      if (masks[i - 1].defined()) grad.mul_(masks[i - 1]);
+      const torch::Tensor& a = acts[i - 1];
+      if (config_.activation == &Tanh) {
+        grad.mul_(1.0 - a * a);
+      } else {
+        grad.mul_(a > 0);
+      }
+    }
+  }
+
   const MlpConfig& config() const { return config_; }
   const std::vector<Dense>& hidden() const { return hidden_; }
   const Dense& classifier() const { return classifier_; }

@@ -205,6 +205,21 @@ torch::Tensor StackedSparseLinear(const std::vector<sparse::Csr>& x, const torch
   return MultiplyStacked(x.data(), w, bias);
 }
 
+torch::Tensor SparseWeightGradient(const sparse::Csr& x, const torch::Tensor& g) {
+  TORCH_CHECK(g.dim() == 2 && g.size(0) == x.rows && g.device().is_cpu() &&
+                  g.scalar_type() == torch::kFloat32,
+              "sparse weight gradient: g must be CPU float32 [", x.rows, ", out]");
+  const torch::Tensor gc = g.contiguous();
+  const int64_t out = gc.size(1);
+  thread_local sparse::Csc csc;
+  sparse::ToColumns(x, csc);
+  torch::Tensor gwt = torch::empty({x.cols, out}, torch::kFloat32);
+  sparse::MultiplyColumns(csc, gc.data_ptr<float>(), out, gwt.data_ptr<float>());
+  torch::Tensor gw = torch::empty({out, x.cols}, torch::kFloat32);
+  sparse::Transpose(gwt.data_ptr<float>(), x.cols, out, gw.data_ptr<float>());
+  return gw;
+}
+
 bool CompressIfSparse(const float* x, int64_t rows, int64_t cols, sparse::Csr& out) {
   if (GetSparseInputMode() == SparseInputMode::kOff) return false;
   return sparse::CompressRows(x, rows, cols, MaxNonzeros(rows, cols), out);

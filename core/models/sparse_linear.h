@@ -50,6 +50,10 @@ torch::Tensor SparseLinear(const sparse::Csr& x, const torch::Tensor& weight,
 torch::Tensor StackedSparseLinear(const std::vector<sparse::Csr>& x, const torch::Tensor& bias,
                                   const torch::Tensor& w);
 
+// The weight gradient g^T x [out, in] of y = x W^T + b for x [rows, in]
+// in CSR form and g [rows, out] (no autograd).
+torch::Tensor SparseWeightGradient(const sparse::Csr& x, const torch::Tensor& g);
+
 // Compresses the row-major [rows, cols] x into `out` when the mode and
 // kSparseDensity allow the sparse path for it; false (out unspecified) when
 // x should stay dense.

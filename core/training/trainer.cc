@@ -134,6 +134,8 @@ absl::Status TrainGroup(models::ModelGroup& group, const GroupJob& job) {
   const bool sparse_input =
       job.sparse_rows != nullptr && !augment && group.TakesSparseRows() && job.device.is_cpu();
   std::vector<models::sparse::Csr> sparse_x;
+  // A lone small model on the CPU computes its gradients without autograd.
+  const bool manual = job.device.is_cpu() && group.HasManualGradients();
 
   group.train(true);
   std::vector<std::vector<int64_t>> order(models);
@@ -160,19 +162,19 @@ absl::Status TrainGroup(models::ModelGroup& group, const GroupJob& job) {
         active[k] = rows[k] > 0;
         lr[k] = LearningRate(recipe, epoch * batches[k] + step, batches[k]);
       }
-      GroupBatch b;
-      torch::Tensor logits;  // [K, B, C]
-      if (sparse_input) {
-        b = AssembleSparse(dataset, *job.sparse_rows, starts, rows, sparse_x);
-        logits = group.ForwardSparse(sparse_x, rows);
-      } else {
-        b = Assemble(dataset, *job.norm, starts, rows, transform);
-        logits = group.Forward(b.x.to(job.device), rows);
-      }
-      torch::Tensor losses = RowLosses(logits, b.labels.to(job.device));  // [K, B]
-      torch::Tensor loss = (losses * b.weights.to(job.device)).sum();     // sum_k mean_k
+      GroupBatch b = sparse_input
+                         ? AssembleSparse(dataset, *job.sparse_rows, starts, rows, sparse_x)
+                         : Assemble(dataset, *job.norm, starts, rows, transform);
       (*optimizer)->ZeroGrad();
-      loss.backward();
+      if (manual) {
+        group.ManualGradients(sparse_input ? &sparse_x : nullptr, b.x, b.labels, b.weights);
+      } else {
+        torch::Tensor logits = sparse_input ? group.ForwardSparse(sparse_x, rows)
+                                            : group.Forward(b.x.to(job.device), rows);  // [K, B, C]
+        torch::Tensor losses = RowLosses(logits, b.labels.to(job.device));              // [K, B]
+        torch::Tensor loss = (losses * b.weights.to(job.device)).sum();  // sum_k mean_k
+        loss.backward();
+      }
       (*optimizer)->Step(lr, active);
       if (job.ctx->progress) {
         for (int64_t k = 0; k < models; ++k) {
