@@ -1,6 +1,7 @@
 #include "core/models/sparse_kernels.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -22,6 +23,18 @@ inline int64_t Allowance(int64_t max_nnz, int64_t done, int64_t rows, int64_t co
   return static_cast<int64_t>(static_cast<double>(max_nnz) * static_cast<double>(done) /
                               static_cast<double>(rows)) +
          cols;
+}
+
+// Makes room for one more row at count n: a row adds at most `cols` entries
+// and a step writes up to 8 slots past the count. Storage grows by doubling
+// from what the rows so far needed, never to the worst case up front (a large
+// sparse dataset would otherwise commit its dense size).
+inline void Reserve(Csr& out, int64_t n, int64_t cols) {
+  const size_t need = static_cast<size_t>(n + cols + 8);
+  if (out.col.size() >= need) return;
+  const size_t grown = std::max(need, 2 * out.col.size());
+  out.col.resize(grown);
+  out.val.resize(grown);
 }
 
 // Gather (see the header) in portable C++.
@@ -46,6 +59,7 @@ bool CompressRowsPortable(const float* x, int64_t rows, int64_t cols, int64_t ma
   int64_t n = 0;
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * cols;
+    Reserve(out, n, cols);
     for (int64_t c = 0; c < cols; ++c) {
       // Branch-free append: write the slot, advance only for a nonzero.
       out.col[n] = static_cast<int32_t>(c);
@@ -191,11 +205,12 @@ __attribute__((target("avx2,fma,popcnt"))) bool CompressRowsAvx2(const float* x,
   static const PackTable table;
   const __m256 zero = _mm256_setzero_ps();
   const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  int32_t* col = out.col.data();
-  float* val = out.val.data();
   int64_t n = 0;
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * cols;
+    Reserve(out, n, cols);
+    int32_t* col = out.col.data();
+    float* val = out.val.data();
     int64_t c = 0;
     for (; c + 8 <= cols; c += 8) {
       const __m256 v = _mm256_loadu_ps(row + c);
@@ -219,10 +234,12 @@ __attribute__((target("avx2,fma,popcnt"))) bool CompressRowsAvx2(const float* x,
   return true;
 }
 
+std::atomic<bool> g_allow_avx2{true};
+
 bool HaveAvx2() {
   static const bool have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
                            __builtin_cpu_supports("popcnt");
-  return have;
+  return have && g_allow_avx2.load(std::memory_order_relaxed);
 }
 #else
 bool HaveAvx2() { return false; }
@@ -243,13 +260,6 @@ bool CompressRows(const float* x, int64_t rows, int64_t cols, int64_t max_nnz, C
   out.cols = cols;
   out.row_ptr.resize(rows + 1);
   out.row_ptr[0] = 0;
-  // A row starts with at most max_nnz + cols entries (the allowance), adds at
-  // most cols, and a step writes up to 8 slots past the count.
-  const size_t capacity = static_cast<size_t>(std::max<int64_t>(max_nnz, 0) + 2 * cols + 8);
-  if (out.col.size() < capacity) {
-    out.col.resize(capacity);
-    out.val.resize(capacity);
-  }
 #if MIA_SPARSE_X86
   if (HaveAvx2()) return CompressRowsAvx2(x, rows, cols, max_nnz, out);
 #endif
@@ -330,5 +340,14 @@ void Transpose(const float* src, int64_t rows, int64_t cols, float* dst) {
 }
 
 bool UsingAvx2() { return HaveAvx2(); }
+
+bool AllowAvx2(bool allowed) {
+#if MIA_SPARSE_X86
+  return g_allow_avx2.exchange(allowed);
+#else
+  (void)allowed;
+  return false;
+#endif
+}
 
 }  // namespace mia::models::sparse

@@ -80,6 +80,9 @@ void Transpose(const float* src, int64_t rows, int64_t cols, float* dst);
 
 // Whether the AVX2/FMA kernels are in use on this CPU.
 bool UsingAvx2();
+// Allows (default) or forbids the AVX2 kernels, process-wide, so that tests
+// can run the portable ones on any CPU. Returns the previous setting.
+bool AllowAvx2(bool allowed);
 
 }  // namespace mia::models::sparse
 

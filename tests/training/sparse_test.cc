@@ -21,6 +21,22 @@
 namespace mia::models {
 namespace {
 
+// The kernel tests run twice: with the AVX2 kernels (where the CPU has them)
+// and with the portable ones.
+class SparseKernelsTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override { previous_ = sparse::AllowAvx2(GetParam()); }
+  void TearDown() override { sparse::AllowAvx2(previous_); }
+
+ private:
+  bool previous_ = true;
+};
+
+INSTANTIATE_TEST_SUITE_P(Kernels, SparseKernelsTest, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Avx2WhereAvailable" : "Portable";
+                         });
+
 // A [rows, cols] row-major matrix with about `density` nonzeros in N(0, 1).
 std::vector<float> SparseMatrix(int64_t rows, int64_t cols, double density, uint64_t seed) {
   Rng rng(seed);
@@ -35,7 +51,7 @@ std::vector<float> DenseMatrix(int64_t rows, int64_t cols, uint64_t seed) {
   return SparseMatrix(rows, cols, 2.0, seed);
 }
 
-TEST(SparseKernelsTest, CompressRowsKeepsExactlyTheNonzerosInOrder) {
+TEST_P(SparseKernelsTest, CompressRowsKeepsExactlyTheNonzerosInOrder) {
   const int64_t rows = 13, cols = 37;  // cols not a multiple of 8: the scalar tail runs
   std::vector<float> x = SparseMatrix(rows, cols, 0.3, 1);
   x[5] = -0.0f;                                           // compares equal to 0: dropped
@@ -65,7 +81,7 @@ TEST(SparseKernelsTest, CompressRowsKeepsExactlyTheNonzerosInOrder) {
   EXPECT_GT(k, 0);
 }
 
-TEST(SparseKernelsTest, CompressRowsGivesUpAboveTheLimit) {
+TEST_P(SparseKernelsTest, CompressRowsGivesUpAboveTheLimit) {
   const int64_t rows = 40, cols = 24;
   const std::vector<float> x = SparseMatrix(rows, cols, 0.25, 2);
   int64_t nnz = 0;
@@ -81,7 +97,40 @@ TEST(SparseKernelsTest, CompressRowsGivesUpAboveTheLimit) {
   EXPECT_EQ(csr.nnz(), nnz);
 }
 
-TEST(SparseKernelsTest, ToColumnsIsTheSameMatrixByColumns) {
+TEST_P(SparseKernelsTest, StorageGrowsWithTheNonzerosNotTheLimit) {
+  const int64_t rows = 2000, cols = 300;
+  const std::vector<float> x = SparseMatrix(rows, cols, 0.01, 9);
+  sparse::Csr csr;
+  ASSERT_TRUE(sparse::CompressRows(x.data(), rows, cols, rows * cols, csr));
+  EXPECT_LT(csr.col.size(), static_cast<size_t>(2 * (csr.nnz() + cols + 8)));
+  EXPECT_LT(csr.col.size(), static_cast<size_t>(rows * cols / 10));
+}
+
+// A batch assembled row by row from a dataset's CSR is the CSR of the dense
+// batch.
+TEST_P(SparseKernelsTest, AppendRowBuildsTheBatchOfTheChosenRows) {
+  const int64_t rows = 50, cols = 19;
+  const std::vector<float> x = SparseMatrix(rows, cols, 0.2, 10);
+  sparse::Csr all, batch, want;
+  ASSERT_TRUE(sparse::CompressRows(x.data(), rows, cols, rows * cols, all));
+  const std::vector<int64_t> chosen = {7, 3, 49, 0, 3, 21};
+  std::vector<float> dense;
+  for (int64_t r : chosen)
+    dense.insert(dense.end(), x.begin() + r * cols, x.begin() + (r + 1) * cols);
+  for (int pass = 0; pass < 2; ++pass) {  // the second pass reuses the storage
+    sparse::Clear(cols, batch);
+    for (int64_t r : chosen) sparse::AppendRow(all, r, batch);
+  }
+  ASSERT_TRUE(sparse::CompressRows(dense.data(), chosen.size(), cols, dense.size(), want));
+  ASSERT_EQ(batch.rows, want.rows);
+  ASSERT_EQ(batch.row_ptr, want.row_ptr);
+  for (int64_t k = 0; k < want.nnz(); ++k) {
+    EXPECT_EQ(batch.col[k], want.col[k]);
+    EXPECT_EQ(batch.val[k], want.val[k]);
+  }
+}
+
+TEST_P(SparseKernelsTest, ToColumnsIsTheSameMatrixByColumns) {
   const int64_t rows = 21, cols = 17;
   const std::vector<float> x = SparseMatrix(rows, cols, 0.2, 4);
   sparse::Csr csr;
@@ -104,7 +153,7 @@ TEST(SparseKernelsTest, ToColumnsIsTheSameMatrixByColumns) {
 
 // Every output width exercises a different mix of the 64/32/16/8-wide blocks
 // and the scalar tail.
-TEST(SparseKernelsTest, ProductsMatchPlainLoopsForEveryWidth) {
+TEST_P(SparseKernelsTest, ProductsMatchPlainLoopsForEveryWidth) {
   const int64_t rows = 9, cols = 23;
   const std::vector<float> x = SparseMatrix(rows, cols, 0.3, 5);
   sparse::Csr csr;
@@ -142,7 +191,7 @@ TEST(SparseKernelsTest, ProductsMatchPlainLoopsForEveryWidth) {
   EXPECT_NEAR(y[0], want, 1e-5);
 }
 
-TEST(SparseKernelsTest, TransposeMovesEveryEntry) {
+TEST_P(SparseKernelsTest, TransposeMovesEveryEntry) {
   const int64_t rows = 45, cols = 70;  // not multiples of the tile
   const std::vector<float> a = DenseMatrix(rows, cols, 8);
   std::vector<float> t(rows * cols);
