@@ -181,7 +181,9 @@ audit:
   bootstrap: 50
 EOF2
 }
-train_yaml train.csv 400 5 > train.yaml
+# Epochs: long enough that a model takes about a second here (the kill must
+# land while models are still training), short enough for the test.
+train_yaml train.csv 2000 5 > train.yaml
 train_yaml cancel.csv 100000 6 > cancel.yaml
 
 PORT_A=$(free_port)
