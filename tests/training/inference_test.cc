@@ -278,6 +278,68 @@ TEST(ComputeLogitsTest, TorchScriptModule) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// Several models in parallel lanes give what each gives alone, every model
+// is reported once and never concurrently, and an error from the callback
+// stops the rest and comes back.
+TEST(ComputeLogitsTest, ManyModelsInLanesMatchOneByOne) {
+  const data::Dataset d = Images(60, 1, 8, 7);
+  ModelSpec spec;
+  spec.architecture = "cnn";
+  spec.width = 1;
+  const std::string dir = TestDir();
+  std::vector<std::string> paths;
+  for (int m = 0; m < 5; ++m) {
+    paths.push_back(dir + "/m" + std::to_string(m) + ".pt");
+    auto model = models::BuildModel(spec, {d.sample_shape, d.num_classes}, 10 + m);
+    ASSERT_TRUE(model.ok()) << model.status();
+    ASSERT_TRUE(SaveModelState((*model)->State(), paths.back()).ok());
+  }
+  TrainRecipe recipe;
+  QueryAugmentation aug;
+  aug.flip = true;
+  const std::vector<int64_t> rows = Range(0, 60);
+  std::vector<std::vector<float>> alone;
+  for (const std::string& path : paths) {
+    int classes = 0;
+    auto logits = ComputeLogits(path, false, spec, recipe, d, rows, aug, Cpu(), &classes);
+    ASSERT_TRUE(logits.ok()) << logits.status();
+    alone.push_back(*logits);
+  }
+  SetComputeThreads(2);
+  std::vector<int> calls(paths.size(), 0);
+  std::atomic<int> inside{0};
+  bool overlapped = false;
+  absl::Status status = ComputeLogitsMany(
+      paths, false, spec, recipe, d, rows, aug, Cpu(),
+      [&](int m, std::vector<float> logits, int classes) {
+        overlapped = overlapped || inside.fetch_add(1) != 0;
+        ++calls[m];
+        EXPECT_EQ(classes, 4);
+        EXPECT_TRUE(torch::allclose(torch::tensor(logits), torch::tensor(alone[m]), 1e-5, 1e-6))
+            << "model " << m;
+        inside.fetch_sub(1);
+        return absl::OkStatus();
+      });
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_FALSE(overlapped);
+  for (int c : calls) EXPECT_EQ(c, 1);
+
+  int reported = 0;
+  status = ComputeLogitsMany(paths, false, spec, recipe, d, rows, aug, Cpu(),
+                             [&](int, std::vector<float>, int) {
+                               ++reported;
+                               return absl::DataLossError("disk full");
+                             });
+  SetComputeThreads(1);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_LE(reported, 2);  // one per lane at most: the first error stops the rest
+  // A missing model is its own error.
+  paths[3] = dir + "/missing.pt";
+  status = ComputeLogitsMany(paths, false, spec, recipe, d, rows, aug, Cpu(),
+                             [](int, std::vector<float>, int) { return absl::OkStatus(); });
+  EXPECT_FALSE(status.ok());
+}
+
 TEST(ComputeLogitsTest, BadArgumentsAndCancellation) {
   const data::Dataset d = Images(12, 1, 8, 8);
   const std::string path = TestDir() + "/m.pt";
