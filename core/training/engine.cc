@@ -3,8 +3,6 @@
 // Internal (see torch_error.h).
 #include "core/training/engine.h"
 
-#include <ATen/Parallel.h>
-#include <omp.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -21,6 +19,7 @@
 #include "core/models/sparse_linear.h"
 #include "core/training/archive.h"
 #include "core/training/device.h"
+#include "core/training/lanes.h"
 #include "core/training/recipe.h"
 #include "core/training/torch_error.h"
 #include "core/training/trainer.h"
@@ -149,7 +148,7 @@ absl::StatusOr<std::vector<ModelReport>> TrainModelsImpl(
   // core: OpenMP threads spin); independent models scale well. Inside the
   // parallel region LibTorch and OpenBLAS run single-threaded. On a GPU one
   // lane runs everything. The lanes' callbacks are serialized.
-  const int lanes = device.is_cpu() ? std::max(1, std::min(at::get_num_threads(), total)) : 1;
+  const int lanes = LaneCount(device, total);
   std::mutex callback_mu;
   TrainContext lane_ctx = ctx;
   if (lanes > 1) {
@@ -180,15 +179,6 @@ absl::StatusOr<std::vector<ModelReport>> TrainModelsImpl(
     const int begin = static_cast<int>(int64_t{total} * lane / lanes);
     const int end = static_cast<int>(int64_t{total} * (lane + 1) / lanes);
     absl::Status status;
-    if (lanes > 1) {
-      // One thread inside the lane, as every library sees it: LibTorch's
-      // per-thread setup first (it would reset the count), then this task's
-      // OpenMP thread count. oneDNN sizes its kernels by that count; left at
-      // T it partitions work for T threads that the nested region never
-      // starts, and convolutions come out wrong (NaN).
-      at::internal::lazy_init_num_threads();
-      omp_set_num_threads(1);
-    }
     try {
       for (int first = begin; first < end && status.ok(); first += per_pass) {
         const int count = std::min(per_pass, end - first);
@@ -202,13 +192,7 @@ absl::StatusOr<std::vector<ModelReport>> TrainModelsImpl(
     if (!status.ok()) stop.store(true);
     lane_status[lane] = status;
   };
-  if (lanes == 1) {
-    run_lane(0);
-  } else {
-    at::parallel_for(0, lanes, 1, [&](int64_t b, int64_t e) {
-      for (int64_t lane = b; lane < e; ++lane) run_lane(static_cast<int>(lane));
-    });
-  }
+  RunLanes(lanes, run_lane);
   // The first real failure wins over the Aborted of lanes stopped because of it.
   for (const absl::Status& status : lane_status) {
     if (!status.ok() && !absl::IsAborted(status)) return status;

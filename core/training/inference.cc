@@ -1,7 +1,5 @@
 // ComputeLogits: per-example logits of a saved model (a mia archive or a
 // TorchScript module), with test-time augmentation queries, for signals.
-#include <ATen/Parallel.h>
-#include <omp.h>
 #include <torch/script.h>
 #include <torch/torch.h>
 
@@ -19,6 +17,7 @@
 #include "core/training/archive.h"
 #include "core/training/device.h"
 #include "core/training/engine.h"
+#include "core/training/lanes.h"
 #include "core/training/recipe.h"
 #include "core/training/torch_error.h"
 
@@ -145,15 +144,11 @@ absl::Status ComputeLogitsMany(
   if (!device.ok()) return device.status();
   // Lanes as in TrainModels (engine.cc): small products scale badly over
   // threads, independent models scale well.
-  const int lanes = device->is_cpu() ? std::max(1, std::min(at::get_num_threads(), count)) : 1;
+  const int lanes = LaneCount(*device, count);
   std::mutex mu;
   std::atomic<bool> stop{false};
   std::vector<absl::Status> lane_status(lanes);
   auto run_lane = [&](int lane) {
-    if (lanes > 1) {
-      at::internal::lazy_init_num_threads();  // see engine.cc: LibTorch first, then OpenMP
-      omp_set_num_threads(1);
-    }
     absl::Status status;
     for (int m = lane; m < count && status.ok() && !stop.load(); m += lanes) {
       int classes = 0;
@@ -170,13 +165,7 @@ absl::Status ComputeLogitsMany(
     if (!status.ok()) stop.store(true);
     lane_status[lane] = status;
   };
-  if (lanes == 1) {
-    run_lane(0);
-  } else {
-    at::parallel_for(0, lanes, 1, [&](int64_t b, int64_t e) {
-      for (int64_t lane = b; lane < e; ++lane) run_lane(static_cast<int>(lane));
-    });
-  }
+  RunLanes(lanes, run_lane);
   for (const absl::Status& status : lane_status) MIA_RETURN_IF_ERROR(status);
   return absl::OkStatus();
 }

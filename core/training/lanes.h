@@ -1,0 +1,27 @@
+// Training lanes: K independent models (to train, or to query) split over the
+// CPU's intra-op threads, one thread inside each lane. Small matrix products
+// scale badly over threads (and collapse when another process holds a core:
+// OpenMP threads spin); independent models scale well.
+//
+// LibTorch header: include only from core/training.
+#ifndef MIA_CORE_TRAINING_LANES_H_
+#define MIA_CORE_TRAINING_LANES_H_
+
+#include <torch/torch.h>
+
+#include <functional>
+
+namespace mia::training {
+
+// min(intra-op threads, work) lanes on a CPU, at least 1; 1 on a GPU.
+int LaneCount(const torch::Device& device, int work);
+
+// Runs body(lane) for every lane in [0, lanes): on the calling thread when
+// there is one lane, else in LibTorch's intra-op pool, where LibTorch,
+// OpenBLAS and oneDNN all see one thread inside each lane. body must not
+// throw.
+void RunLanes(int lanes, const std::function<void(int lane)>& body);
+
+}  // namespace mia::training
+
+#endif  // MIA_CORE_TRAINING_LANES_H_
