@@ -28,6 +28,15 @@ ok() { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; }
 finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
 show() { sed 's/^/     /' "$1" | tail -n "${2:-8}"; }
+# relay_python RC OUT LABEL: counts the "ok   ..." lines a Python client
+# wrote to OUT as checks, and a non-zero exit RC as a failure.
+relay_python() {
+  local line
+  while read -r line; do
+    case "$line" in "ok   "*) ok "${line#ok   }" ;; esac
+  done < "$2"
+  [ "$1" -eq 0 ] || { bad "$3 (exit $1)"; show "$2" 12; }
+}
 
 # expect NAME WANT_EXIT WANT_OUTPUT_SUBSTRING -- command...   (stdout+stderr)
 expect() {
@@ -302,11 +311,7 @@ services = [s.name for s in resp[0].list_services_response.service]
 assert "mia.v1.AuditService" in services, services
 print("ok   python reflection lists mia.v1.AuditService")
 PY
-py_rc=$?
-while read -r line; do
-  case "$line" in "ok   "*) ok "${line#ok   }" ;; esac
-done < py.out
-[ "$py_rc" -eq 0 ] || { bad "python client (exit $py_rc)"; show py.out 12; }
+relay_python $? py.out "python client"
 
 # Prometheus /metrics on its own plain HTTP port (a build with LibTorch once
 # failed to serve it: civetweb's threads and the process's static TLS).
@@ -710,11 +715,7 @@ except grpc.RpcError as e:
     assert e.code() == grpc.StatusCode.UNAVAILABLE, e.code()
 print("ok   TLS: python plaintext client: UNAVAILABLE")
 PY
-  py_rc=$?
-  while read -r line; do
-    case "$line" in "ok   "*) ok "${line#ok   }" ;; esac
-  done < py_tls.out
-  [ "$py_rc" -eq 0 ] || { bad "python TLS client (exit $py_rc)"; show py_tls.out 12; }
+  relay_python $? py_tls.out "python TLS client"
 
   # Bad TLS settings stop the server at start like any bad configuration.
   expect "TLS: server with a missing key file: exit 2, the key named" 2 \

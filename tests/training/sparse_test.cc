@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/common/random.h"
@@ -239,6 +240,26 @@ void ExpectClose(const torch::Tensor& a, const torch::Tensor& b, const std::stri
       << what << ": max diff " << (a - b).abs().max().item<double>();
 }
 
+// The layer run with the dense product (kOff) and with the sparse path
+// (kAuto), which must have been taken exactly once.
+template <typename LayerFn>
+std::pair<Grads, Grads> DenseAndSparse(LayerFn layer, const torch::Tensor& x,
+                                       const torch::Tensor& weight, const torch::Tensor& bias,
+                                       const torch::Tensor& probe) {
+  Grads dense, fast;
+  {
+    ScopedMode mode(SparseInputMode::kOff);
+    dense = RunLayer(layer, x, weight, bias, probe);
+  }
+  {
+    ScopedMode mode(SparseInputMode::kAuto);
+    const int64_t before = SparseProductCount();
+    fast = RunLayer(layer, x, weight, bias, probe);
+    EXPECT_EQ(SparseProductCount(), before + 1) << "the sparse path was not taken";
+  }
+  return {dense, fast};
+}
+
 TEST(SparseLinearTest, MatchesTheDenseProductAndItsGradients) {
   torch::manual_seed(1);
   const torch::Tensor x = BinaryInput({37, 50}, 0.2);
@@ -247,17 +268,7 @@ TEST(SparseLinearTest, MatchesTheDenseProductAndItsGradients) {
     const torch::Tensor probe = torch::randn({37, out});
     for (const bool with_bias : {true, false}) {
       const torch::Tensor bias = with_bias ? torch::randn({out}) : torch::Tensor();
-      Grads dense, fast;
-      {
-        ScopedMode mode(SparseInputMode::kOff);
-        dense = RunLayer(LinearMaybeSparse, x, weight, bias, probe);
-      }
-      {
-        ScopedMode mode(SparseInputMode::kAuto);
-        const int64_t before = SparseProductCount();
-        fast = RunLayer(LinearMaybeSparse, x, weight, bias, probe);
-        EXPECT_EQ(SparseProductCount(), before + 1) << "the sparse path was not taken";
-      }
+      const auto [dense, fast] = DenseAndSparse(LinearMaybeSparse, x, weight, bias, probe);
       ExpectClose(fast.y, torch::linear(x, weight, bias), "output");
       ExpectClose(fast.y, dense.y, "output");
       ExpectClose(fast.weight, dense.weight, "weight gradient");
@@ -324,17 +335,7 @@ TEST(SparseLinearTest, StackedMatchesBaddbmmAndItsGradients) {
   };
   for (const int64_t bias_models : {models, int64_t{1}}) {
     const torch::Tensor bias = torch::randn({bias_models, 1, out});
-    Grads dense, fast;
-    {
-      ScopedMode mode(SparseInputMode::kOff);
-      dense = RunLayer(stacked, x, weight, bias, probe);
-    }
-    {
-      ScopedMode mode(SparseInputMode::kAuto);
-      const int64_t before = SparseProductCount();
-      fast = RunLayer(stacked, x, weight, bias, probe);
-      EXPECT_EQ(SparseProductCount(), before + 1);
-    }
+    const auto [dense, fast] = DenseAndSparse(stacked, x, weight, bias, probe);
     ExpectClose(fast.y, torch::baddbmm(bias, x, weight), "output");
     ExpectClose(fast.weight, dense.weight, "weight gradient");
     ExpectClose(fast.bias, dense.bias, "bias gradient");
