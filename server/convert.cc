@@ -785,23 +785,6 @@ void SpreadToProto(const metrics::Spread& in, v1::Spread* out) {
   out->set_max(in.max);
 }
 
-// The delta of the epsilon bound as the result's spec states it: a pipeline's
-// ConfigJson (audit.delta), or a scoring spec (epsilon.delta or delta).
-std::optional<double> DeltaFromSpec(const std::string& spec_json) {
-  const Json spec = Json::parse(spec_json, nullptr, /*allow_exceptions=*/false);
-  if (!spec.is_object()) return std::nullopt;
-  for (const char* section : {"audit", "epsilon"}) {
-    const auto s = spec.find(section);
-    if (s != spec.end() && s->is_object()) {
-      const auto d = s->find("delta");
-      if (d != s->end() && d->is_number()) return d->get<double>();
-    }
-  }
-  const auto d = spec.find("delta");
-  if (d != spec.end() && d->is_number()) return d->get<double>();
-  return std::nullopt;
-}
-
 void RocToProto(const metrics::RocCurve& exact, int points, v1::RocCurve* out) {
   const metrics::RocCurve roc = metrics::DownsampleLogFpr(exact, points, 1e-5);
   out->mutable_fpr()->Add(roc.fpr.begin(), roc.fpr.end());
@@ -822,7 +805,6 @@ void ResultToProto(const audit::AuditResult& result, v1::AuditResult* out, int r
   out->mutable_fprs()->Add(result.fprs.begin(), result.fprs.end());
   out->mutable_targets()->Add(result.targets.begin(), result.targets.end());
   out->set_audit_points(static_cast<int64_t>(result.row_ids.size()));
-  const std::optional<double> delta = DeltaFromSpec(result.spec_json);
   for (const audit::AttackTargetResult& r : result.results) {
     v1::AttackTargetResult* p = out->add_results();
     p->set_attack(r.attack);
@@ -845,7 +827,7 @@ void ResultToProto(const audit::AuditResult& result, v1::AuditResult* out, int r
     if (!std::isnan(r.epsilon.epsilon)) {
       v1::EpsilonBound* e = p->mutable_epsilon();
       e->set_epsilon(r.epsilon.epsilon);
-      if (delta.has_value()) e->set_delta(*delta);
+      e->set_delta(r.epsilon.delta);
       e->set_threshold(r.epsilon.threshold);
       e->set_fpr_upper(r.epsilon.fpr_upper);
       e->set_fnr_upper(r.epsilon.fnr_upper);

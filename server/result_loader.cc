@@ -151,6 +151,12 @@ absl::StatusOr<audit::AuditResult> LoadReportResult(const std::string& report_di
     r.schema_version = j.value("schema_version", 0);
     r.tool_version = j.value("tool_version", "");
     if (j.contains("spec")) r.spec_json = j["spec"].dump();
+    const Json scoring = j.value("scoring", Json::object());
+    if (scoring.is_object()) {
+      r.seed = scoring.value("seed", uint64_t{0});
+      r.bootstrap_resamples = scoring.value("bootstrap_resamples", 0);
+      r.confidence = Num(scoring, "confidence");
+    }
     for (const Json& f : j.value("fprs", Json::array())) {
       r.fprs.push_back(f.is_number() ? f.get<double>() : kNaN);
     }
@@ -175,6 +181,7 @@ absl::StatusOr<audit::AuditResult> LoadReportResult(const std::string& report_di
       }
       const Json eps = e.value("epsilon", Json::object());
       a.epsilon.epsilon = Num(eps, "value");
+      a.epsilon.delta = Num(eps, "delta");
       // null is +infinity here: nobody flagged.
       a.epsilon.threshold = Num(eps, "threshold", std::numeric_limits<double>::infinity());
       a.epsilon.fpr_upper = Num(eps, "fpr_upper");

@@ -1,9 +1,11 @@
 #include "core/attacks/attack.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "core/common/random.h"
 
 namespace mia::attacks {
 
@@ -90,6 +92,56 @@ void SplitReferences(const AttackInput& input, int64_t i, std::vector<int>* in_r
   for (int r : input.references) {
     (input.keep[static_cast<int64_t>(r) * n + i] ? in_refs : out_refs)->push_back(r);
   }
+}
+
+void SeededPrefix(absl::Span<const int> refs, int count, uint64_t seed, uint64_t stream,
+                  std::vector<int>* chosen) {
+  chosen->assign(refs.begin(), refs.end());
+  const size_t n = chosen->size();
+  const size_t take = std::min(n, static_cast<size_t>(std::max(count, 0)));
+  // A partial Fisher-Yates shuffle: its first `take` entries are a uniform
+  // random subset in random order (all of them shuffled when take = n).
+  Rng rng(DeriveSeed(seed, stream));
+  for (size_t k = 0; k < take && k + 1 < n; ++k) {
+    const size_t j = k + static_cast<size_t>(rng.UniformInt(n - k));
+    std::swap((*chosen)[k], (*chosen)[j]);
+  }
+  chosen->resize(take);
+}
+
+ReferenceSelection ReferenceSelection::Choose(const AttackInput& input, bool online) {
+  ReferenceSelection sel;
+  const int64_t n = input.audit->points();
+  sel.scorable_.assign(n, 0);
+  int min_out = std::numeric_limits<int>::max();
+  int min_in = std::numeric_limits<int>::max();
+  std::vector<int> in_refs, out_refs;
+  for (int64_t i = 0; i < n; ++i) {
+    SplitReferences(input, i, &in_refs, &out_refs);
+    if (out_refs.empty() || (online && in_refs.empty())) continue;
+    sel.scorable_[i] = 1;
+    min_out = std::min(min_out, static_cast<int>(out_refs.size()));
+    min_in = std::min(min_in, static_cast<int>(in_refs.size()));
+  }
+  if (min_out == std::numeric_limits<int>::max()) return sel;  // nothing scorable
+  sel.out_count_ = min_out;
+  sel.in_count_ = online ? min_in : 0;
+  sel.out_.assign(static_cast<size_t>(n) * sel.out_count_, -1);
+  sel.in_.assign(static_cast<size_t>(n) * sel.in_count_, -1);
+  const uint64_t seed = DeriveSeed(input.seed, static_cast<uint64_t>(input.target));
+  std::vector<int> chosen;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!sel.scorable_[i]) continue;
+    SplitReferences(input, i, &in_refs, &out_refs);
+    // Streams 2i and 2i + 1: the OUT and IN orders of point i.
+    SeededPrefix(out_refs, sel.out_count_, seed, 2 * static_cast<uint64_t>(i), &chosen);
+    std::copy(chosen.begin(), chosen.end(), sel.out_.begin() + i * sel.out_count_);
+    if (sel.in_count_ > 0) {
+      SeededPrefix(in_refs, sel.in_count_, seed, 2 * static_cast<uint64_t>(i) + 1, &chosen);
+      std::copy(chosen.begin(), chosen.end(), sel.in_.begin() + i * sel.in_count_);
+    }
+  }
+  return sel;
 }
 
 }  // namespace mia::attacks

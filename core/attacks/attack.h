@@ -53,6 +53,9 @@ struct AttackInput {
   absl::Span<const uint8_t> keep;         // [M * N]: keep[m * N + i] = 1 if m trained on i
   int target = 0;                         // model under attack
   std::vector<int> references;            // models usable as references (never the target)
+  // Seeds the order in which each point's references are taken when the counts
+  // are equalized (ReferenceSelection); the audit derives it from its own seed.
+  uint64_t seed = 0;
 };
 
 struct AttackOutput {
@@ -85,6 +88,46 @@ absl::Status AveragePerQuery(
 // The reference models that did (in = true) or did not train on point i.
 void SplitReferences(const AttackInput& input, int64_t i, std::vector<int>* in_refs,
                      std::vector<int>* out_refs);
+
+// The references every point is scored with, in equal numbers (ATTACKS.md,
+// "Corrections": equal reference counts). With balanced splits a target member
+// has one more OUT reference than a non-member; a score whose possible values
+// depend on that count separates members from non-members on a model that leaks
+// nothing. So every scorable point uses the same number of OUT references (and,
+// online, of IN references): the smallest count over the scorable points, taken
+// in a seeded order per point (input.seed, the target and the point's index).
+// A point is scorable when it has at least one OUT reference (and, online, one
+// IN reference). Immutable once built; safe to read from any thread.
+class ReferenceSelection {
+ public:
+  // `online`: points need IN references too and get in_count() of them.
+  static ReferenceSelection Choose(const AttackInput& input, bool online);
+
+  int out_count() const { return out_count_; }  // per scorable point; 0 if none is
+  int in_count() const { return in_count_; }    // 0 offline
+  int64_t points() const { return static_cast<int64_t>(scorable_.size()); }
+  bool scorable(int64_t i) const { return scorable_[i] != 0; }
+  // The chosen references of a scorable point, in their seeded order (so a
+  // prefix of either list is itself a seeded random subset).
+  absl::Span<const int> out(int64_t i) const {
+    return absl::MakeConstSpan(out_).subspan(static_cast<size_t>(i) * out_count_, out_count_);
+  }
+  absl::Span<const int> in(int64_t i) const {
+    return absl::MakeConstSpan(in_).subspan(static_cast<size_t>(i) * in_count_, in_count_);
+  }
+
+ private:
+  int out_count_ = 0;
+  int in_count_ = 0;
+  std::vector<uint8_t> scorable_;  // [N]
+  std::vector<int> out_;           // [N * out_count_]; unscorable points hold -1
+  std::vector<int> in_;            // [N * in_count_]
+};
+
+// min(count, size) of `refs`: a prefix of their seeded shuffle on stream
+// `stream` of `seed`, so any prefix of the result is a seeded random subset.
+void SeededPrefix(absl::Span<const int> refs, int count, uint64_t seed, uint64_t stream,
+                  std::vector<int>* chosen);
 
 }  // namespace mia::attacks
 

@@ -50,24 +50,25 @@ absl::StatusOr<AttackOutput> PopulationAttack(const AttackInput& input) {
 absl::StatusOr<AttackOutput> ReferenceAttack(const AttackInput& input) {
   MIA_RETURN_IF_ERROR(ValidateInput(input, {SignalKind::kProb, true, false, false}));
   const SignalTensor& p = input.audit->prob;
-  std::vector<int> in_refs, out_refs;
+  // The same number of OUT references for every point: the score's possible
+  // values (multiples of 1 / (2 count)) then say nothing about membership.
+  const ReferenceSelection refs = ReferenceSelection::Choose(input, /*online=*/false);
   AttackOutput out;
   MIA_RETURN_IF_ERROR(AveragePerQuery(
       p.queries, p.points,
       [&](int q, std::vector<double>& s) {
         for (int64_t i = 0; i < p.points; ++i) {
-          SplitReferences(input, i, &in_refs, &out_refs);
-          if (out_refs.empty()) {
+          if (!refs.scorable(i)) {
             s[i] = std::numeric_limits<double>::quiet_NaN();
             continue;
           }
           const double t = p.at(input.target, i, q);
           double count = 0;
-          for (int r : out_refs) {
+          for (int r : refs.out(i)) {
             const double v = p.at(r, i, q);
             count += v < t ? 1.0 : (v == t ? 0.5 : 0.0);
           }
-          s[i] = count / static_cast<double>(out_refs.size());
+          s[i] = count / static_cast<double>(refs.out_count());
         }
         return absl::OkStatus();
       },

@@ -58,21 +58,30 @@ absl::StatusOr<AttackOutput> LiraAttack(const AttackInput& input, const LiraOpti
     side->mu.assign(n * a_count, nan);
     side->sd.assign(n * a_count, nan);
   }
-  std::vector<uint8_t> scorable(n, 0);
-  int min_side = std::numeric_limits<int>::max();
-  std::vector<int> in_refs, out_refs;
+  // Equal reference counts for every point (ATTACKS.md, "Corrections").
+  const ReferenceSelection refs = ReferenceSelection::Choose(input, options.online);
+  const int min_side = options.online ? std::min(refs.out_count(), refs.in_count())
+                                      : refs.out_count();
+  if (min_side == 1) {
+    // One reference per point on a side: no deviation can be estimated, per
+    // point or pooled (every residual about a one-value mean is 0), and the
+    // z-scores would be divided by the 1e-30 floor.
+    const bool out_side = refs.out_count() == 1;
+    return absl::FailedPreconditionError(absl::StrCat(
+        options.online ? "lira" : "lira-offline", ": every point has only 1 ",
+        out_side ? "OUT" : "IN",
+        " reference, so no standard deviation can be estimated; it needs at least 2 per point "
+        "(with balanced splits, at least 6 models, target included)"));
+  }
   std::vector<double> values;
   for (int64_t i = 0; i < n; ++i) {
-    SplitReferences(input, i, &in_refs, &out_refs);
-    if (out_refs.empty() || (options.online && in_refs.empty())) continue;
-    scorable[i] = 1;
-    min_side = std::min<int>(min_side, static_cast<int>(out_refs.size()));
-    if (options.online) min_side = std::min<int>(min_side, static_cast<int>(in_refs.size()));
+    if (!refs.scorable(i)) continue;
     for (int q = 0; q < a_count; ++q) {
-      for (auto [refs, side] : {std::pair{&in_refs, &in_stats}, std::pair{&out_refs, &out_stats}}) {
-        if (refs->empty()) continue;
+      for (auto [side_refs, side] :
+           {std::pair{refs.in(i), &in_stats}, std::pair{refs.out(i), &out_stats}}) {
+        if (side_refs.empty()) continue;
         values.clear();
-        for (int r : *refs) values.push_back(phi.at(r, i, q));
+        for (int r : side_refs) values.push_back(phi.at(r, i, q));
         const double count = static_cast<double>(values.size());
         double mean = 0;
         for (double v : values) mean += v;
@@ -81,10 +90,7 @@ absl::StatusOr<AttackOutput> LiraAttack(const AttackInput& input, const LiraOpti
         // the pooled s uses the residuals about mu, which is the median if asked.
         const double mu = options.center == LiraOptions::Center::kMean ? mean : Median(values);
         side->mu[i * a_count + q] = mu;
-        // One reference has no spread to speak of: mark it, and score with
-        // the side's pooled standard deviation instead.
-        side->sd[i * a_count + q] =
-            values.size() >= 2 ? std::sqrt(SquaredResiduals(values, mean) / count) : kNaN;
+        side->sd[i * a_count + q] = std::sqrt(SquaredResiduals(values, mean) / count);
         side->residual_sum += SquaredResiduals(values, mu);
         side->residual_count += static_cast<int64_t>(values.size());
       }
@@ -103,21 +109,15 @@ absl::StatusOr<AttackOutput> LiraAttack(const AttackInput& input, const LiraOpti
   };
   const double pooled_in = std::max(pooled(in_stats), kMinStd);
   const double pooled_out = std::max(pooled(out_stats), kMinStd);
-  if (!fixed && min_side < 2 && min_side != std::numeric_limits<int>::max()) {
-    out.warnings.push_back(
-        "per-example variance: some points have a single reference on a side; that side uses "
-        "the pooled standard deviation for them (consider variance=fixed)");
-  }
   if (options.online && min_side < kFewReferences) {
     out.warnings.push_back(absl::StrCat(
         "online LiRA with as few as ", min_side,
-        " reference(s) on a side is unreliable: a member has one IN reference fewer and one OUT "
-        "reference more than a non-member, which biases the likelihood ratio (AUC can fall "
-        "below 0.5); prefer lira-offline or more reference models"));
+        " reference(s) on a side is unreliable: the per-side means and deviations are noisy; "
+        "prefer lira-offline or more reference models"));
   }
   // The standard deviation of one side of one point.
   auto side_sd = [&](const SideStats& side, int64_t k, double pooled_sd) {
-    if (fixed || std::isnan(side.sd[k])) return pooled_sd;
+    if (fixed) return pooled_sd;
     return std::max(side.sd[k], kMinStd);
   };
 
@@ -125,7 +125,7 @@ absl::StatusOr<AttackOutput> LiraAttack(const AttackInput& input, const LiraOpti
       a_count, n,
       [&](int q, std::vector<double>& s) {
         for (int64_t i = 0; i < n; ++i) {
-          if (!scorable[i]) {
+          if (!refs.scorable(i)) {
             s[i] = nan;
             continue;
           }

@@ -12,55 +12,54 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Reference sums of one (target, references) pair, per point and query:
+// Reference means of one (target, references) pair, per point and query:
 // everything Pr(x) needs, independent of a.
 struct ReferenceSums {
   int queries = 1;
-  std::vector<double> audit_out_mean;   // [N * A] mean over OUT refs; NaN if none
-  std::vector<double> audit_all_mean;   // [N * A] mean over all refs
+  std::vector<double> audit_out_mean;   // [N * A] mean over the chosen OUT refs; NaN if none
+  std::vector<double> audit_all_mean;   // [N * A] mean over the chosen IN and OUT refs
   std::vector<uint8_t> audit_scorable;  // [N]
-  std::vector<double> pop_mean;         // [Z * A] mean over all refs (all are OUT)
+  std::vector<double> pop_mean;         // [Z * A] mean over the population's chosen refs
 };
 
-ReferenceSums SumReferences(const AttackInput& input, const std::vector<int>& refs, bool online) {
+// Means over equal numbers of references for every point (ATTACKS.md,
+// "Corrections"): offline, the same count of OUT references per point; online,
+// the same count k of IN and of OUT references (balanced, k the smaller of the
+// two equalized counts).
+ReferenceSums SumReferences(const AttackInput& input, bool online) {
   const SignalTensor& p = input.audit->prob;
   const SignalTensor& pop = input.population->prob;
   const int64_t n = p.points;
   const int a_count = p.queries;
+  const ReferenceSelection refs = ReferenceSelection::Choose(input, online);
+  const int k_out = online ? std::min(refs.in_count(), refs.out_count()) : refs.out_count();
+  const int k_in = online ? k_out : 0;
   ReferenceSums sums;
   sums.queries = a_count;
-  sums.audit_out_mean.assign(n * a_count, 0.0);
-  sums.audit_all_mean.assign(n * a_count, 0.0);
+  sums.audit_out_mean.assign(n * a_count, kNaN);
+  sums.audit_all_mean.assign(n * a_count, kNaN);
   sums.audit_scorable.assign(n, 0);
-  std::vector<int> in_count(n, 0);
-  for (int r : refs) {
-    const uint8_t* keep_r = input.keep.data() + static_cast<int64_t>(r) * n;
-    const double* pr = p.model(r).data();
-    for (int64_t i = 0; i < n; ++i) {
-      in_count[i] += keep_r[i] ? 1 : 0;
-      for (int q = 0; q < a_count; ++q) {
-        const double v = pr[i * a_count + q];
-        sums.audit_all_mean[i * a_count + q] += v;
-        if (!keep_r[i]) sums.audit_out_mean[i * a_count + q] += v;
-      }
-    }
-  }
-  const int total = static_cast<int>(refs.size());
   for (int64_t i = 0; i < n; ++i) {
-    const int out_count = total - in_count[i];
-    sums.audit_scorable[i] = out_count > 0 && (!online || in_count[i] > 0);
+    if (!refs.scorable(i) || k_out == 0) continue;
+    sums.audit_scorable[i] = 1;
+    const absl::Span<const int> out_refs = refs.out(i).subspan(0, k_out);
+    const absl::Span<const int> in_refs = refs.in(i).subspan(0, k_in);
     for (int q = 0; q < a_count; ++q) {
-      double& out_mean = sums.audit_out_mean[i * a_count + q];
-      out_mean = out_count > 0 ? out_mean / out_count : kNaN;
-      sums.audit_all_mean[i * a_count + q] /= total;
+      double out_sum = 0, in_sum = 0;
+      for (int r : out_refs) out_sum += p.at(r, i, q);
+      for (int r : in_refs) in_sum += p.at(r, i, q);
+      sums.audit_out_mean[i * a_count + q] = out_sum / k_out;
+      sums.audit_all_mean[i * a_count + q] = (out_sum + in_sum) / (k_out + k_in);
     }
   }
+  // Population points are OUT for every reference and the same for members
+  // and non-members: their Pr uses all references, as RMIA defines it.
   sums.pop_mean.assign(pop.points * a_count, 0.0);
-  for (int r : refs) {
+  for (int r : input.references) {
     const double* pr = pop.model(r).data();
     for (int64_t k = 0; k < pop.points * a_count; ++k) sums.pop_mean[k] += pr[k];
   }
-  for (double& v : sums.pop_mean) v /= total;
+  for (double& v : sums.pop_mean) v /= static_cast<double>(input.references.size());
   return sums;
 }
 
@@ -207,8 +206,10 @@ absl::StatusOr<AttackOutput> RmiaAttack(const AttackInput& input, const RmiaOpti
     } else {
       // Attack the first reference with the others as its references.
       const int pseudo_target = input.references.front();
-      const std::vector<int> others(input.references.begin() + 1, input.references.end());
-      const ReferenceSums sums = SumReferences(input, others, /*online=*/false);
+      AttackInput tuning = input;
+      tuning.target = pseudo_target;
+      tuning.references.assign(input.references.begin() + 1, input.references.end());
+      const ReferenceSums sums = SumReferences(tuning, /*online=*/false);
       double& best_auc = best_auc_seen;
       std::vector<int64_t> counts;
       for (double candidate : RmiaAGrid()) {
@@ -229,7 +230,7 @@ absl::StatusOr<AttackOutput> RmiaAttack(const AttackInput& input, const RmiaOpti
   }
   if (!options.online) out.chosen["a"] = a;
   if (best_auc_seen >= 0) out.chosen["a_tuning_auc"] = best_auc_seen;
-  const ReferenceSums sums = SumReferences(input, input.references, options.online);
+  const ReferenceSums sums = SumReferences(input, options.online);
   std::vector<int64_t> counts;
   CountTarget(input, input.target, sums, options.online, a, options.gamma, &counts);
   CountsToScores(counts, max_count, &out.scores);

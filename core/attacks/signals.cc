@@ -12,9 +12,12 @@ namespace {
 // log(1 + exp(x)) without overflow.
 double Softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
 
-double ClampPhi(double phi) {
-  if (std::isnan(phi)) return phi;
-  return std::clamp(phi, -kMaxLogitScaled, kMaxLogitScaled);
+// phi of a probability of exactly 0 or 1 (given directly, or a loss of 0) is
+// infinite: only then is it clamped, so attacks never see infinities. Finite
+// values stay exact, however large (ATTACKS.md, "Corrections").
+double ClampInfinitePhi(double phi) {
+  if (!std::isinf(phi)) return phi;
+  return phi > 0 ? kMaxLogitScaled : -kMaxLogitScaled;
 }
 
 }  // namespace
@@ -110,7 +113,8 @@ absl::StatusOr<SignalTensor> SignalFromLogits(absl::Span<const float> logits,
         out.values[row] = -log_p;
         break;
       case SignalKind::kLogitScaled:
-        out.values[row] = ClampPhi(zy - (max_other + std::log(sum_other)));
+        // Exact from logits, however large the margin: no clamp.
+        out.values[row] = zy - (max_other + std::log(sum_other));
         break;
     }
   }
@@ -127,7 +131,7 @@ SignalTensor ConvertSignal(const SignalTensor& from, SignalKind from_kind, Signa
         if (to_kind == SignalKind::kLoss) {
           x = -std::log(v);
         } else {
-          x = ClampPhi(std::log(v) - std::log1p(-v));
+          x = ClampInfinitePhi(std::log(v) - std::log1p(-v));
         }
         break;
       case SignalKind::kLoss:
@@ -135,7 +139,7 @@ SignalTensor ConvertSignal(const SignalTensor& from, SignalKind from_kind, Signa
           x = std::exp(-v);
         } else {
           // log p - log(1 - p) with p = exp(-loss).
-          x = ClampPhi(-v - std::log(-std::expm1(-v)));
+          x = ClampInfinitePhi(-v - std::log(-std::expm1(-v)));
         }
         break;
       case SignalKind::kLogitScaled:

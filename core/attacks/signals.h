@@ -65,8 +65,10 @@ absl::StatusOr<SignalTensor> SignalFromLogits(absl::Span<const float> logits,
 
 // Converts a signal of one kind into another (same shape), with stable formulas:
 // p = exp(-loss) = sigmoid(phi); phi = log p - log1p(-p) = -loss - log(-expm1(-loss));
-// loss = -log p = softplus(-phi). A probability of exactly 0 or 1 gives a phi
-// clamped to +-kMaxLogitScaled, so attacks never see infinities.
+// loss = -log p = softplus(-phi). A probability of exactly 0 or 1 (or a loss
+// of 0) gives an infinite phi, clamped to +-kMaxLogitScaled so attacks never
+// see infinities; every finite phi is kept exactly (from logits, phi is never
+// clamped).
 SignalTensor ConvertSignal(const SignalTensor& from, SignalKind from_kind, SignalKind to_kind);
 
 inline constexpr double kMaxLogitScaled = 745.0;  // |log(DBL_TRUE_MIN)|

@@ -44,15 +44,37 @@ struct AttackSummary {
   std::vector<metrics::Spread> tpr_at_fpr;  // per FPR, over targets where it was resolved
 };
 
+// Seconds spent in one stage of the audit. Stages are named as the progress
+// stages are (docs/report-format.md): load, train, signals, attack, metrics,
+// report; each appears once.
 struct StageTiming {
-  std::string stage;  // "load", "signals", "attack:rmia", "metrics", "report", ...
+  std::string stage;
   double seconds = 0;
 };
+
+// Adds `seconds` to `stage`'s entry, appending the entry the first time, so a
+// stage measured in several pieces (signals from the models, then from logits;
+// one attack after another) is still one line.
+inline void AddStageTime(std::vector<StageTiming>* timings, const std::string& stage,
+                         double seconds) {
+  for (StageTiming& t : *timings) {
+    if (t.stage == stage) {
+      t.seconds += seconds;
+      return;
+    }
+  }
+  timings->push_back({stage, seconds});
+}
 
 struct AuditResult {
   int schema_version = kResultSchemaVersion;
   std::string tool_version;      // mia version that produced it
   std::string spec_json;         // echo of the audit's settings, as a JSON object
+  // What a re-score of the report's signals needs to reproduce the intervals
+  // and bounds: `mia score --seed <seed> --bootstrap <resamples> ...`.
+  uint64_t seed = 0;  // the scoring seed (ScoringOptions::seed)
+  int bootstrap_resamples = 0;
+  double confidence = 0.95;
   std::vector<double> fprs;      // FPRs the TPRs are reported at
   std::vector<int64_t> row_ids;  // dataset row id per audit point
   std::vector<int> targets;      // target model indices

@@ -49,18 +49,36 @@ std::string SpecJson(const Bundle& bundle, const ScoringOptions& options,
   return j.dump();
 }
 
-// Metrics of one attack's scores on one target.
+// Streams of the scoring seed. Metrics' randomness depends on the audit seed
+// and the attack's name, never on the attack's position in the list
+// (ATTACKS.md, "Corrections").
+constexpr uint64_t kReferenceOrderStream = 1;  // which references each point uses
+constexpr uint64_t kEpsilonSplitStream = 2;    // one split per target, for all attacks
+constexpr uint64_t kBootstrapStream = 3;       // per attack name and target
+
+// FNV-1a: a hash of the attack's name that is the same on every platform.
+uint64_t NameHash(const std::string& name) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : name) h = (h ^ c) * 0x100000001b3ULL;
+  return h;
+}
+
+// Metrics of one attack's scores on one target. `selection` is the target's
+// epsilon split over all audit points, shared by every attack.
 absl::Status FillMetrics(const std::vector<double>& scores, absl::Span<const uint8_t> keep_t,
-                         const ScoringOptions& options, const std::vector<double>& fprs,
-                         uint64_t seed, AttackTargetResult* r) {
+                         absl::Span<const uint8_t> selection, const ScoringOptions& options,
+                         const std::vector<double>& fprs, uint64_t bootstrap_seed,
+                         AttackTargetResult* r) {
   std::vector<double> s;
-  std::vector<uint8_t> y;
+  std::vector<uint8_t> y, sel;
   s.reserve(scores.size());
   y.reserve(scores.size());
+  sel.reserve(scores.size());
   for (size_t i = 0; i < scores.size(); ++i) {
     if (std::isnan(scores[i])) continue;
     s.push_back(scores[i]);
     y.push_back(keep_t[i]);
+    sel.push_back(selection[i]);
   }
   for (uint8_t v : y) (v ? r->members : r->non_members) += 1;
   if (r->members == 0 || r->non_members == 0) {
@@ -75,7 +93,7 @@ absl::Status FillMetrics(const std::vector<double>& scores, absl::Span<const uin
   r->tpr_at_fpr = metrics::TprAtFprs(r->roc, fprs);
   if (options.bootstrap.resamples > 0) {
     metrics::BootstrapOptions b = options.bootstrap;
-    b.seed = DeriveSeed(seed, 1);
+    b.seed = bootstrap_seed;
     b.cancel = options.cancel;
     absl::StatusOr<metrics::BootstrapResult> boot = metrics::BootstrapCi(s, y, fprs, b);
     if (absl::IsCancelled(boot.status())) return boot.status();
@@ -98,13 +116,13 @@ absl::Status FillMetrics(const std::vector<double>& scores, absl::Span<const uin
     r->auc_ci = {nan, nan};
     r->tpr_ci.assign(fprs.size(), {nan, nan});
   }
-  metrics::EpsilonOptions e = options.epsilon;
-  e.seed = DeriveSeed(seed, 2);
-  absl::StatusOr<metrics::EpsilonBound> eps = metrics::EpsilonLowerBound(s, y, e);
+  absl::StatusOr<metrics::EpsilonBound> eps =
+      metrics::EpsilonLowerBoundOnSplit(s, y, sel, options.epsilon);
   if (eps.ok()) {
     r->epsilon = *eps;
   } else {
     r->epsilon.epsilon = std::nan("");
+    r->epsilon.delta = options.epsilon.delta;
     r->warnings.push_back(absl::StrCat("no epsilon bound: ", eps.status().message()));
   }
   return absl::OkStatus();
@@ -156,20 +174,27 @@ absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptio
 
   AuditResult result;
   result.spec_json = SpecJson(bundle, options, targets, fprs);
+  result.seed = options.seed;
+  result.bootstrap_resamples = options.bootstrap.resamples;
+  result.confidence = options.bootstrap.confidence;
   result.fprs = fprs;
   result.row_ids = bundle.row_ids;
   result.targets = targets;
   const int64_t n = bundle.points();
+  std::vector<std::vector<uint8_t>> selections;  // per target, over all audit points
   for (int t : targets) {
     result.membership.emplace_back(bundle.keep.begin() + static_cast<int64_t>(t) * n,
                                    bundle.keep.begin() + static_cast<int64_t>(t + 1) * n);
+    selections.push_back(metrics::StratifiedSelection(
+        result.membership.back(), options.epsilon.selection_fraction,
+        DeriveSeed(DeriveSeed(options.seed, kEpsilonSplitStream), static_cast<uint64_t>(t))));
   }
 
   Clock::time_point start = Clock::now();
   attacks::SignalSet audit_signals, population_signals;
   MIA_RETURN_IF_ERROR(
       ComputeSignals(bundle, kinds, options.temperature, &audit_signals, &population_signals));
-  result.timings.push_back({"signals", SecondsSince(start)});
+  AddStageTime(&result.timings, "signals", SecondsSince(start));
   report("signals computed");
 
   for (size_t k = 0; k < attack_list.size(); ++k) {
@@ -185,6 +210,7 @@ absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptio
       input.population = &population_signals;
       input.keep = bundle.keep;
       input.target = t;
+      input.seed = DeriveSeed(options.seed, kReferenceOrderStream);
       for (int r = 0; r < m; ++r) {
         if (r != t) input.references.push_back(r);
       }
@@ -208,16 +234,18 @@ absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptio
             attack.needs().in_references ? " or no IN reference" : "", ") and were excluded"));
       }
       start = Clock::now();
-      const uint64_t seed = DeriveSeed(DeriveSeed(options.seed, k), static_cast<uint64_t>(t));
+      const uint64_t bootstrap_seed = DeriveSeed(
+          DeriveSeed(DeriveSeed(options.seed, kBootstrapStream), NameHash(attack.name())),
+          static_cast<uint64_t>(t));
       MIA_RETURN_IF_ERROR(FillMetrics(out->scores, absl::MakeConstSpan(result.membership[ti]),
-                                      options, fprs, seed, &r));
+                                      selections[ti], options, fprs, bootstrap_seed, &r));
       metric_seconds += SecondsSince(start);
       r.scores = std::move(out->scores);
       result.results.push_back(std::move(r));
       report(absl::StrCat("attack ", attack.name(), ": target ", ti + 1, " of ", targets.size()));
     }
-    result.timings.push_back({"attack:" + attack.name(), attack_seconds});
-    result.timings.push_back({"metrics:" + attack.name(), metric_seconds});
+    AddStageTime(&result.timings, "attack", attack_seconds);
+    AddStageTime(&result.timings, "metrics", metric_seconds);
 
     AttackSummary summary;
     summary.attack = attack.name();

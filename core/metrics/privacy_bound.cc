@@ -324,48 +324,81 @@ double EpsilonAtThreshold(absl::Span<const double> scores, absl::Span<const uint
   return std::max(0.0, BoundFromUpperRates(fpr_up, fnr_up, delta));
 }
 
-absl::StatusOr<EpsilonBound> EpsilonLowerBound(absl::Span<const double> scores,
-                                               absl::Span<const uint8_t> members,
-                                               const EpsilonOptions& options) {
-  MIA_RETURN_IF_ERROR(ValidateScores(scores, members));
-  MIA_RETURN_IF_ERROR(ValidateOptions(options));
-
-  // Stratified split: each class is shuffled on its own seeded stream and cut at
-  // the selection fraction, leaving at least one point of each class per side.
+std::vector<uint8_t> StratifiedSelection(absl::Span<const uint8_t> members, double fraction,
+                                         uint64_t seed) {
+  // Each class is shuffled on its own seeded stream and cut at the fraction,
+  // leaving at least one point of each class per side where it has two.
+  std::vector<uint8_t> selection(members.size(), 0);
   std::vector<size_t> by_class[2];
-  for (size_t i = 0; i < members.size(); ++i) by_class[members[i]].push_back(i);
-  for (int c = 0; c < 2; ++c) {
-    if (by_class[c].size() < 2) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("epsilon bound needs at least 2 members and 2 non-members to split; got ",
-                       by_class[1].size(), " members and ", by_class[0].size(), " non-members"));
-    }
-  }
-  std::vector<double> sel_scores, eval_scores;
-  std::vector<uint8_t> sel_members, eval_members;
+  for (size_t i = 0; i < members.size(); ++i) by_class[members[i] ? 1 : 0].push_back(i);
   for (int c = 0; c < 2; ++c) {
     std::vector<size_t>& idx = by_class[c];
-    Rng rng(DeriveSeed(options.seed, static_cast<uint64_t>(c)));
+    if (idx.empty()) continue;
+    Rng rng(DeriveSeed(seed, static_cast<uint64_t>(c)));
     for (size_t i = idx.size() - 1; i > 0; --i) {  // Fisher-Yates
       std::swap(idx[i], idx[static_cast<size_t>(rng.UniformInt(i + 1))]);
     }
-    const double wanted = std::round(options.selection_fraction * static_cast<double>(idx.size()));
-    const size_t cut =
-        std::clamp(static_cast<size_t>(std::max(wanted, 0.0)), size_t{1}, idx.size() - 1);
-    for (size_t j = 0; j < idx.size(); ++j) {
-      const bool selection = j < cut;
-      (selection ? sel_scores : eval_scores).push_back(scores[idx[j]]);
-      (selection ? sel_members : eval_members).push_back(static_cast<uint8_t>(c));
-    }
+    const double wanted = std::round(fraction * static_cast<double>(idx.size()));
+    const size_t cut = idx.size() < 2 ? idx.size()
+                                      : std::clamp(static_cast<size_t>(std::max(wanted, 0.0)),
+                                                   size_t{1}, idx.size() - 1);
+    for (size_t j = 0; j < cut; ++j) selection[idx[j]] = 1;
   }
+  return selection;
+}
 
+absl::StatusOr<EpsilonBound> EpsilonLowerBoundOnSplit(absl::Span<const double> scores,
+                                                      absl::Span<const uint8_t> members,
+                                                      absl::Span<const uint8_t> selection,
+                                                      const EpsilonOptions& options) {
+  MIA_RETURN_IF_ERROR(ValidateScores(scores, members));
+  MIA_RETURN_IF_ERROR(ValidateOptions(options));
+  if (selection.size() != scores.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("selection has ", selection.size(),
+                                                   " entries, scores have ", scores.size()));
+  }
+  std::vector<double> sel_scores, eval_scores;
+  std::vector<uint8_t> sel_members, eval_members;
+  int64_t counts[2][2] = {{0, 0}, {0, 0}};  // [selection][member]
+  for (size_t i = 0; i < scores.size(); ++i) {
+    const bool sel = selection[i] != 0;
+    const uint8_t y = members[i] ? 1 : 0;
+    (sel ? sel_scores : eval_scores).push_back(scores[i]);
+    (sel ? sel_members : eval_members).push_back(y);
+    ++counts[sel][y];
+  }
+  if (counts[0][0] == 0 || counts[0][1] == 0 || counts[1][0] == 0 || counts[1][1] == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "epsilon bound needs members and non-members on both sides of its split; selection has ",
+        counts[1][1], " members and ", counts[1][0], " non-members, evaluation ", counts[0][1],
+        " and ", counts[0][0]));
+  }
   EpsilonBound out;
+  out.delta = options.delta;
   out.selection_points = static_cast<int64_t>(sel_scores.size());
   out.evaluation_points = static_cast<int64_t>(eval_scores.size());
   out.threshold = ChooseEpsilonThreshold(sel_scores, sel_members, options.delta, options.beta);
   out.epsilon = EpsilonAtThreshold(eval_scores, eval_members, out.threshold, options.delta,
                                    options.beta, &out.fpr_upper, &out.fnr_upper);
   return out;
+}
+
+absl::StatusOr<EpsilonBound> EpsilonLowerBound(absl::Span<const double> scores,
+                                               absl::Span<const uint8_t> members,
+                                               const EpsilonOptions& options) {
+  MIA_RETURN_IF_ERROR(ValidateScores(scores, members));
+  MIA_RETURN_IF_ERROR(ValidateOptions(options));
+  int64_t positives = 0;
+  for (uint8_t m : members) positives += m ? 1 : 0;
+  const int64_t negatives = static_cast<int64_t>(members.size()) - positives;
+  if (positives < 2 || negatives < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("epsilon bound needs at least 2 members and 2 non-members to split; got ",
+                     positives, " members and ", negatives, " non-members"));
+  }
+  return EpsilonLowerBoundOnSplit(
+      scores, members, StratifiedSelection(members, options.selection_fraction, options.seed),
+      options);
 }
 
 }  // namespace mia::metrics

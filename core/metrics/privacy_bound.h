@@ -6,6 +6,7 @@
 #define MIA_CORE_METRICS_PRIVACY_BOUND_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -29,6 +30,7 @@ struct EpsilonOptions {
 
 struct EpsilonBound {
   double epsilon = 0;    // the lower bound (0 when no threshold gives a positive bound)
+  double delta = 0;      // the delta it holds for (EpsilonOptions::delta)
   double threshold = 0;  // member iff score >= threshold, chosen on the selection split
   double fpr_upper = 1;  // Clopper-Pearson upper bounds on the evaluation split
   double fnr_upper = 1;
@@ -51,6 +53,22 @@ struct EpsilonBound {
 absl::StatusOr<EpsilonBound> EpsilonLowerBound(absl::Span<const double> scores,
                                                absl::Span<const uint8_t> members,
                                                const EpsilonOptions& options);
+
+// The stratified selection/evaluation split EpsilonLowerBound makes:
+// selection[i] = 1 for the points that choose the threshold. Each class is cut
+// at `fraction` on its own seeded stream (at least one point per side where the
+// class has two). An audit computes it once per target over all its points, so
+// that every attack is bounded on the same split.
+std::vector<uint8_t> StratifiedSelection(absl::Span<const uint8_t> members, double fraction,
+                                         uint64_t seed);
+
+// EpsilonLowerBound on a split given by the caller (selection as above, one
+// entry per score). InvalidArgument also when a side lacks a member or a
+// non-member.
+absl::StatusOr<EpsilonBound> EpsilonLowerBoundOnSplit(absl::Span<const double> scores,
+                                                      absl::Span<const uint8_t> members,
+                                                      absl::Span<const uint8_t> selection,
+                                                      const EpsilonOptions& options);
 
 // The threshold EpsilonLowerBound picks on its selection split: among +infinity
 // and every distinct score, one maximizing the bound (unfloored) on these

@@ -158,7 +158,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   progress("data", 0, 1, c.data.dataset);
   MIA_ASSIGN_OR_RETURN(data::Dataset ds, data::LoadDataset(c.data.source));
   const std::string fingerprint = data::Fingerprint(ds);
-  timings.push_back({"load dataset", SecondsSince(t)});
+  audit::AddStageTime(&timings, "load", SecondsSince(t));
   progress("data", 1, 1, absl::StrCat(ds.size(), " rows, ", ds.num_classes, " classes"));
 
   // Split: pool, population, keep matrix, audit set.
@@ -186,7 +186,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
     return absl::InvalidArgumentError(
         absl::StrCat("audit.data_size (", c.audit.data_size, ") exceeds the pool (", p, " rows)"));
   }
-  timings.push_back({"split", SecondsSince(t)});
+  audit::AddStageTime(&timings, "load", SecondsSince(t));  // choosing the splits
   progress("split", 1, 1,
            absl::StrCat(m_count, " models, pool ", p, ", population ", population.size(),
                         ", audit points ", audit_points.size()));
@@ -278,7 +278,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
             .status());
     output.models_trained = static_cast<int>(to_train.size());
   }
-  timings.push_back({"train models", SecondsSince(t)});
+  audit::AddStageTime(&timings, "train", SecondsSince(t));
   progress("train", m_count, m_count, absl::StrCat(output.models_trained, " trained"));
   MIA_RETURN_IF_ERROR(CheckCancel(ctx));
 
@@ -353,7 +353,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
     pop_logits.insert(pop_logits.end(), logits.begin() + split, logits.end());
     std::vector<float>().swap(model_logits[m]);
   }
-  timings.push_back({"signals", SecondsSince(t)});
+  audit::AddStageTime(&timings, "signals", SecondsSince(t));
 
   // The audit itself: a bundle in memory, scored like `mia score` does.
   audit::Bundle bundle;
@@ -388,7 +388,12 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   scoring.cancel = ctx.cancel;
   MIA_ASSIGN_OR_RETURN(output.result, audit::ScoreBundle(bundle, scoring));
   output.result.spec_json = ConfigJson(c);
-  output.result.timings.insert(output.result.timings.begin(), timings.begin(), timings.end());
+  // The pipeline's stages first, then scoring's (whose signals from logits add
+  // to the signals stage): one line per stage.
+  for (const audit::StageTiming& st : output.result.timings) {
+    audit::AddStageTime(&timings, st.stage, st.seconds);
+  }
+  output.result.timings = std::move(timings);
   progress("audit", 1, 1, "");
 
   // Report: the audit's files, models.json, and the signals as a bundle that
@@ -416,7 +421,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   std::filesystem::create_directories(output.report_dir, ec);
   MIA_RETURN_IF_ERROR(io::WriteNpz(output.report_dir + "/signals.npz", arrays, /*compress=*/false));
   MIA_RETURN_IF_ERROR(WriteModelsJson(output.report_dir + "/models.json", output.models, c));
-  output.result.timings.push_back({"report", SecondsSince(t)});
+  audit::AddStageTime(&output.result.timings, "report", SecondsSince(t));
   if (!c.run.time_log) output.result.timings.clear();
   MIA_RETURN_IF_ERROR(report::WriteReport(output.result, output.report_dir));
   progress("report", 1, 1, output.report_dir);

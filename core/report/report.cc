@@ -105,7 +105,9 @@ const audit::AttackSummary* FindSummary(const audit::AuditResult& result,
 
 Json Number(double value) { return std::isfinite(value) ? Json(value) : Json(nullptr); }
 
+// An interval, or null when there is none (no bootstrap resamples).
 Json IntervalJson(const metrics::Interval& interval) {
+  if (!std::isfinite(interval.low) || !std::isfinite(interval.high)) return nullptr;
   return Json::array({Number(interval.low), Number(interval.high)});
 }
 
@@ -125,21 +127,7 @@ Json ParseSpec(const std::string& spec_json) {
   return Json::parse(spec_json, nullptr, /*allow_exceptions=*/false);
 }
 
-// The (epsilon, delta) delta is a setting of the audit, not part of
-// EpsilonBound; take it from the spec when the spec states it.
-Json DeltaFromSpec(const Json& spec) {
-  if (!spec.is_object()) return nullptr;
-  const auto epsilon = spec.find("epsilon");
-  if (epsilon != spec.end() && epsilon->is_object()) {
-    const auto delta = epsilon->find("delta");
-    if (delta != epsilon->end() && delta->is_number()) return *delta;
-  }
-  const auto delta = spec.find("delta");
-  if (delta != spec.end() && delta->is_number()) return *delta;
-  return nullptr;
-}
-
-Json AttackTargetJson(const audit::AttackTargetResult& r, const Json& delta) {
+Json AttackTargetJson(const audit::AttackTargetResult& r) {
   Json j = Json::object();
   j["attack"] = r.attack;
   j["target"] = r.target;
@@ -160,7 +148,7 @@ Json AttackTargetJson(const audit::AttackTargetResult& r, const Json& delta) {
   j["tpr_at_fpr"] = std::move(tprs);
   Json epsilon = Json::object();
   epsilon["value"] = Number(r.epsilon.epsilon);
-  if (!delta.is_null()) epsilon["delta"] = delta;
+  epsilon["delta"] = Number(r.epsilon.delta);
   epsilon["threshold"] = Number(r.epsilon.threshold);
   epsilon["fpr_upper"] = Number(r.epsilon.fpr_upper);
   epsilon["fnr_upper"] = Number(r.epsilon.fnr_upper);
@@ -243,8 +231,11 @@ std::string MdText(std::string_view text) {
   return out;
 }
 
+// " [low, high]", or nothing when there is no interval (no bootstrap
+// resamples, or too few points for them).
 std::string IntervalText(const metrics::Interval& ci, int decimals) {
-  return "[" + Fixed(ci.low, decimals) + ", " + Fixed(ci.high, decimals) + "]";
+  if (!std::isfinite(ci.low) || !std::isfinite(ci.high)) return "";
+  return " [" + Fixed(ci.low, decimals) + ", " + Fixed(ci.high, decimals) + "]";
 }
 
 std::string PercentLabel(double fpr) {
@@ -259,7 +250,7 @@ std::string TprCell(const audit::AttackTargetResult& r, double alpha) {
     if (!SameFpr(t.fpr, alpha)) continue;
     if (!t.resolved) return "unresolved";
     std::string cell = Fixed(t.tpr, 4);
-    if (k < r.tpr_ci.size()) cell += " " + IntervalText(r.tpr_ci[k], 4);
+    if (k < r.tpr_ci.size()) cell += IntervalText(r.tpr_ci[k], 4);
     return cell;
   }
   return "not computed";
@@ -285,7 +276,7 @@ void AppendAttackSection(const audit::AuditResult& result, const std::string& at
   for (const audit::AttackTargetResult* r : rows) {
     out += "| " + std::to_string(r->target) + " | " + std::to_string(r->members) + " | " +
            std::to_string(r->non_members) + " | " + std::to_string(r->excluded) + " | " +
-           Fixed(r->auc, 4) + " " + IntervalText(r->auc_ci, 4) + " |";
+           Fixed(r->auc, 4) + IntervalText(r->auc_ci, 4) + " |";
     for (double alpha : kSummaryFprs) out += " " + TprCell(*r, alpha) + " |";
     out += " " + Fixed(r->epsilon.epsilon, 3) + " |\n";
   }
@@ -368,20 +359,22 @@ std::string ResultJson(const audit::AuditResult& result) {
   Json spec = ParseSpec(result.spec_json);
   // Keep an unparseable spec as text rather than lose it (WriteReport rejects it).
   if (spec.is_discarded()) spec = result.spec_json;
-  const Json delta = DeltaFromSpec(spec);
-
   Json j = Json::object();
   j["schema"] = kSchemaName;
   j["schema_version"] = result.schema_version;
   j["tool_version"] = result.tool_version;
   j["spec"] = spec;
+  // Enough to reproduce every interval and bound from the report's signals.
+  j["scoring"] = {{"seed", result.seed},
+                  {"bootstrap_resamples", result.bootstrap_resamples},
+                  {"confidence", Number(result.confidence)}};
   Json fprs = Json::array();
   for (double f : result.fprs) fprs.push_back(Number(f));
   j["fprs"] = std::move(fprs);
   j["targets"] = result.targets;
   Json results = Json::array();
   for (const audit::AttackTargetResult& r : result.results) {
-    results.push_back(AttackTargetJson(r, delta));
+    results.push_back(AttackTargetJson(r));
   }
   j["results"] = std::move(results);
   Json summaries = Json::array();
@@ -466,9 +459,17 @@ std::string SummaryMarkdown(const audit::AuditResult& result) {
          "\"unresolved\" means the audit has too few non-members to measure that FPR "
          "(it needs at least 1 / FPR of them). The ε lower bound is an empirical "
          "differential-privacy lower bound from the attack";
-  const Json delta = DeltaFromSpec(ParseSpec(result.spec_json));
-  if (delta.is_number()) out += " (δ = " + Shortest(delta.get<double>()) + ")";
-  out += ".\n\n";
+  if (!result.results.empty()) out += " (δ = " + Shortest(result.results.front().epsilon.delta) + ")";
+  out += ".";
+  if (result.bootstrap_resamples > 0) {
+    out += " Intervals: " + std::to_string(result.bootstrap_resamples) + " bootstrap resamples, " +
+           Shortest(result.confidence * 100) + "% level.";
+  } else {
+    out += " No bootstrap resamples were asked for: no intervals.";
+  }
+  out += " Scoring seed " + std::to_string(result.seed) +
+         " (`mia score --seed " + std::to_string(result.seed) +
+         "` on this report's signals reproduces these figures).\n\n";
 
   for (const std::string& attack : attacks) AppendAttackSection(result, attack, out);
 
@@ -511,24 +512,37 @@ std::string RocSvg(const audit::AuditResult& result, bool log_axes,
   const Axis x_axis = XAxis(log_axes, kLogAxisMin);
   const Axis y_axis = YAxis(log_axes, kLogAxisMin);
 
+  // One color per attack, one dash per target within it: 16 curves (and more)
+  // stay tellable apart.
   std::vector<PlotSeries> series;
-  for (const std::string& attack : attacks) {
+  for (size_t a = 0; a < attacks.size(); ++a) {
+    const std::string& attack = attacks[a];
     size_t plotted = 0;
     for (const audit::AttackTargetResult& r : result.results) {
       if (r.attack != attack) continue;
       if (capped && plotted == kPlottedTargets) break;
-      ++plotted;
       PlotSeries s;
       s.label = absl::StrCat(r.attack, " (target ", r.target, ") AUC ", Fixed(r.auc, 4));
-      s.color = SeriesColor(static_cast<int>(series.size()));
+      s.color = SeriesColor(static_cast<int>(a));
+      s.dash = SeriesDash(static_cast<int>(plotted));
+      ++plotted;
       const std::vector<size_t> kept =
           ThinCurve(r.roc.fpr, r.roc.tpr, options.max_plot_points, x_axis, y_axis);
-      s.x.reserve(kept.size());
-      s.y.reserve(kept.size());
+      std::vector<double> fpr, tpr;
+      fpr.reserve(kept.size());
+      tpr.reserve(kept.size());
       for (size_t i : kept) {
-        s.x.push_back(r.roc.fpr[i]);
-        s.y.push_back(r.roc.tpr[i]);
+        fpr.push_back(r.roc.fpr[i]);
+        tpr.push_back(r.roc.tpr[i]);
       }
+      // Only where resolved: from FPR 1 / #non-members (on the log plot; on
+      // the linear one FPR 0 is an operating point and is drawn).
+      const double min_fpr =
+          log_axes ? std::max(kLogAxisMin, r.roc.negatives > 0
+                                               ? 1.0 / static_cast<double>(r.roc.negatives)
+                                               : 1.0)
+                   : 0.0;
+      StepCurve(fpr, tpr, min_fpr, &s.x, &s.y);
       series.push_back(std::move(s));
     }
   }
@@ -545,7 +559,11 @@ std::string RocSvg(const audit::AuditResult& result, bool log_axes,
     absl::StrAppend(&spec.subtitle, "; showing the first ", kPlottedTargets, " of ",
                     target_count, " targets per attack");
   }
-  if (log_axes) absl::StrAppend(&spec.subtitle, "; rates of 0 drawn at 1e-5");
+  if (log_axes) {
+    absl::StrAppend(&spec.subtitle,
+                    "; each curve from its smallest resolvable FPR (1 / non-members); "
+                    "TPR 0 drawn at 1e-5");
+  }
   return RenderLinePlot(spec, series);
 }
 

@@ -337,8 +337,10 @@ std::string RenderLinePlot(const PlotSpec& spec, const std::vector<PlotSeries>& 
       points += Fixed(x_axis.Map(s.x[i]), 2) + "," + Fixed(y_axis.Map(s.y[i]), 2);
     }
     if (points.empty()) continue;
-    out += "<polyline class=\"curve\" stroke=\"" + XmlEscape(s.color) + "\" points=\"" + points +
-           "\"><title>" + XmlEscape(s.label) + "</title></polyline>\n";
+    const std::string dash =
+        s.dash.empty() ? "" : " stroke-dasharray=\"" + XmlEscape(s.dash) + "\"";
+    out += "<polyline class=\"curve\" stroke=\"" + XmlEscape(s.color) + "\"" + dash +
+           " points=\"" + points + "\"><title>" + XmlEscape(s.label) + "</title></polyline>\n";
   }
   out += "</g>\n";
 
@@ -346,13 +348,48 @@ std::string RenderLinePlot(const PlotSpec& spec, const std::vector<PlotSeries>& 
   for (size_t k = 0; k < series.size(); ++k) {
     const double row = kPlotTop + 8 + (k + 0.5) * kLegendRowHeight;
     AppendLine(out, kLegendLeft, row, kLegendLeft + kLegendSwatchWidth, row,
-               "stroke=\"" + XmlEscape(series[k].color) + "\" stroke-width=\"2.5\"");
+               "stroke=\"" + XmlEscape(series[k].color) + "\" stroke-width=\"2.5\"" +
+                   (series[k].dash.empty()
+                        ? std::string()
+                        : " stroke-dasharray=\"" + XmlEscape(series[k].dash) + "\""));
     AppendText(out, kLegendLeft + kLegendSwatchWidth + 8, row + 4, "class=\"legend-label\"",
                series[k].label);
   }
   out += "</g>\n";
   out += "</svg>\n";
   return out;
+}
+
+void StepCurve(absl::Span<const double> fpr, absl::Span<const double> tpr, double min_fpr,
+               std::vector<double>* x, std::vector<double>* y) {
+  x->clear();
+  y->clear();
+  const size_t n = std::min(fpr.size(), tpr.size());
+  // The TPR resolved at min_fpr: the largest among points with FPR <= min_fpr.
+  double start = -1;
+  size_t k = 0;
+  for (; k < n && fpr[k] <= min_fpr; ++k) start = std::max(start, tpr[k]);
+  if (start < 0) return;  // no operating point at or below min_fpr (cannot happen for a ROC)
+  x->push_back(min_fpr);
+  y->push_back(start);
+  double level = start;
+  for (; k < n; ++k) {
+    if (tpr[k] <= level) continue;  // never down: the step holds the largest TPR so far
+    x->push_back(fpr[k]);  // level to this FPR,
+    y->push_back(level);
+    x->push_back(fpr[k]);  // then up
+    y->push_back(tpr[k]);
+    level = tpr[k];
+  }
+  if (n > 0 && x->back() < fpr[n - 1]) {  // level to the last FPR (1)
+    x->push_back(fpr[n - 1]);
+    y->push_back(level);
+  }
+}
+
+std::string SeriesDash(int index) {
+  static const char* const kDashes[] = {"", "7 4", "2 3", "9 3 2 3"};
+  return kDashes[static_cast<size_t>(index) % std::size(kDashes)];
 }
 
 }  // namespace mia::report

@@ -44,6 +44,7 @@ Axis YAxis(bool log_axes, double log_min);
 struct PlotSeries {
   std::string label;  // plain text; escaped when rendered
   std::string color;  // any SVG color, e.g. "#1f77b4"
+  std::string dash;   // SVG stroke-dasharray, e.g. "6 3"; empty: solid
   std::vector<double> x;
   std::vector<double> y;  // same length as x
 };
@@ -67,6 +68,20 @@ std::string RenderLinePlot(const PlotSpec& spec, const std::vector<PlotSeries>& 
 // what XML 1.0 cannot carry at all (invalid UTF-8, control characters other
 // than tab, LF and CR) by U+FFFD, so any name gives a well-formed document.
 std::string XmlEscape(std::string_view text);
+
+// The points of a ROC drawn as the step function it is, where it is resolved:
+// the TPR at FPR x is the largest TPR among operating points with FPR <= x
+// (the table's definition), so from each point the curve runs level to the
+// next point's FPR, then up. It starts at FPR `min_fpr` (the smallest
+// resolvable FPR, 1 / #non-members, or the axis minimum if larger) at the TPR
+// resolved there, and nothing is drawn below it. `fpr` ascending, as
+// metrics::RocCurve holds it.
+void StepCurve(absl::Span<const double> fpr, absl::Span<const double> tpr, double min_fpr,
+               std::vector<double>* x, std::vector<double>* y);
+
+// A dash pattern per index ("" first, then dashed and dotted patterns), so
+// series that share a color stay tellable apart.
+std::string SeriesDash(int index);
 
 // A distinct color per index: a 10-color qualitative palette first, then
 // golden-angle hues, as "#rrggbb".

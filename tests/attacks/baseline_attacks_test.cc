@@ -1,6 +1,8 @@
 #include "core/attacks/baseline_attacks.h"
 
+#include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -73,6 +75,70 @@ TEST(ReferenceAttackTest, QueriesAreAveraged) {
   auto out = ReferenceAttack({&audit, nullptr, keep, 0, {1}});
   ASSERT_TRUE(out.ok());
   EXPECT_DOUBLE_EQ(out->scores[0], 0.5);
+}
+
+// ATTACKS.md, "Corrections": every scorable point gets the same number of OUT
+// (and, online, IN) references: the smallest count over the scorable points,
+// a seeded subset of its own references.
+TEST(ReferenceSelectionTest, EqualCountsSeededSubsets) {
+  auto g = testing::MakeRandomGame(9, 300, 10, 1, 0.0, 4);
+  AttackInput input{&g.audit, &g.population, g.keep, 0, {1, 2, 3, 4, 5, 6, 7, 8}};
+  input.seed = 17;
+  for (bool online : {false, true}) {
+    const ReferenceSelection sel = ReferenceSelection::Choose(input, online);
+    std::vector<int> in_refs, out_refs;
+    int min_out = 100, min_in = 100;
+    for (int64_t i = 0; i < 300; ++i) {
+      SplitReferences(input, i, &in_refs, &out_refs);
+      ASSERT_TRUE(sel.scorable(i));  // 4 of 9 models train on each point
+      min_out = std::min<int>(min_out, out_refs.size());
+      min_in = std::min<int>(min_in, in_refs.size());
+      std::set<int> chosen_out(sel.out(i).begin(), sel.out(i).end());
+      EXPECT_EQ(chosen_out.size(), sel.out(i).size());
+      for (int r : sel.out(i)) EXPECT_FALSE(g.keep[r * 300 + i]) << "OUT ref " << r;
+      for (int r : sel.in(i)) EXPECT_TRUE(g.keep[r * 300 + i]) << "IN ref " << r;
+    }
+    EXPECT_EQ(sel.out_count(), min_out);
+    EXPECT_EQ(sel.in_count(), online ? min_in : 0);
+    // Deterministic in the seed, and the seed matters.
+    const ReferenceSelection again = ReferenceSelection::Choose(input, online);
+    AttackInput other = input;
+    other.seed = 18;
+    const ReferenceSelection reseeded = ReferenceSelection::Choose(other, online);
+    int differ = 0;
+    for (int64_t i = 0; i < 300; ++i) {
+      EXPECT_TRUE(std::equal(sel.out(i).begin(), sel.out(i).end(), again.out(i).begin()));
+      differ += !std::equal(sel.out(i).begin(), sel.out(i).end(), reseeded.out(i).begin());
+    }
+    EXPECT_GT(differ, 0);
+  }
+}
+
+TEST(ReferenceSelectionTest, SeededPrefixIsAShuffledSubset) {
+  const std::vector<int> refs = {3, 5, 7, 9};
+  std::vector<int> chosen;
+  SeededPrefix(refs, 2, 1, 0, &chosen);
+  ASSERT_EQ(chosen.size(), 2u);
+  for (int r : chosen) EXPECT_NE(std::find(refs.begin(), refs.end(), r), refs.end());
+  SeededPrefix(refs, 10, 1, 0, &chosen);
+  EXPECT_EQ(std::set<int>(chosen.begin(), chosen.end()), std::set<int>(refs.begin(), refs.end()));
+  // Over many streams every reference is taken about equally often.
+  std::vector<int> taken(10, 0);
+  for (uint64_t stream = 0; stream < 4000; ++stream) {
+    SeededPrefix(refs, 1, 9, stream, &chosen);
+    ++taken[chosen[0]];
+  }
+  for (int r : refs) EXPECT_NEAR(taken[r], 1000, 150) << r;
+}
+
+// Attack-R on a model that leaks nothing: before equal counts a member had one
+// more OUT reference than a non-member, and the score's possible values
+// (multiples of 1 / (2 count)) alone separated them.
+TEST(ReferenceAttackTest, NoLeakageGivesChance) {
+  auto g = testing::MakeRandomGame(8, 4000, 10, 1, 0.0, 12);
+  auto out = ReferenceAttack({&g.audit, nullptr, g.keep, 0, {1, 2, 3, 4, 5, 6, 7}});
+  ASSERT_TRUE(out.ok());
+  EXPECT_NEAR(testing::AucAgainst(out->scores, g.keep, 0), 0.5, 0.03);
 }
 
 TEST(ValidateInputTest, RejectsBadShapesAndModels) {

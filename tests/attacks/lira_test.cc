@@ -68,36 +68,35 @@ TEST(LiraTest, OfflineHandWorked) {
   EXPECT_NEAR(out->scores[0], (4.0 - 2.0) / 1.0, 1e-12);
   EXPECT_NEAR(out->scores[1], (0.0 - 1.0) / 1.0, 1e-12);
   EXPECT_EQ(out->excluded, 0);  // offline needs no IN reference
-  // Fixed: OUT residuals of all three points {-1, 1, -1, 1, 0, 0, 0, 0}:
-  // s_out = sqrt(4 / 8); point 2: (1 - 0) / sqrt(0.5).
+  // Fixed: equal counts give point 2 two of its four OUT references (all 0),
+  // like points 0 and 1: OUT residuals {-1, 1, -1, 1, 0, 0}: s_out =
+  // sqrt(4 / 6); point 2: (1 - 0) / sqrt(2 / 3).
   LiraOptions fixed{false, LiraOptions::Variance::kFixed, LiraOptions::Center::kMean};
   out = LiraAttack(c.input(), fixed);
   ASSERT_TRUE(out.ok());
-  EXPECT_NEAR(out->scores[0], 2.0 / std::sqrt(0.5), 1e-12);
-  EXPECT_NEAR(out->scores[1], -1.0 / std::sqrt(0.5), 1e-12);
-  EXPECT_NEAR(out->scores[2], 1.0 / std::sqrt(0.5), 1e-12);
+  const double s_out = std::sqrt(4.0 / 6.0);
+  EXPECT_NEAR(out->scores[0], 2.0 / s_out, 1e-12);
+  EXPECT_NEAR(out->scores[1], -1.0 / s_out, 1e-12);
+  EXPECT_NEAR(out->scores[2], 1.0 / s_out, 1e-12);
 }
 
-TEST(LiraTest, PerExampleSingleReferenceSideUsesThePooledDeviation) {
-  // Target 0, references 1..3.
-  //   point 0: target 4; IN refs 1, 2: {4, 6} (mean 5, sd 1); OUT ref 3: {1}.
-  //   point 1: target 0; IN ref 3: {2}; OUT refs 1, 2: {0, 2} (mean 1, sd 1).
-  // Pooled OUT residuals {0, -1, 1}: s_out = sqrt(2/3); likewise s_in.
-  // Point 0: log N(4; 5, 1) - log N(4; 1, sqrt(2/3)).
+TEST(LiraTest, OneReferencePerPointIsRefused) {
+  // Target 0, references 1..3: point 0 has one OUT reference, point 1 two, so
+  // with equal counts every point gets one, and no deviation can be estimated
+  // (every residual about a one-value mean is 0): refused, for both variances
+  // and online too, instead of z-scores divided by the 1e-30 floor.
   SignalSet audit;
   audit.logit_scaled = Tensor({{4, 0}, {4, 0}, {6, 2}, {1, 2}});
   std::vector<uint8_t> keep = Keep({{1, 0}, {1, 0}, {1, 0}, {0, 1}});
-  LiraOptions o{true, LiraOptions::Variance::kPerExample, LiraOptions::Center::kMean};
-  auto out = LiraAttack({&audit, nullptr, keep, 0, {1, 2, 3}}, o);
-  ASSERT_TRUE(out.ok()) << out.status();
-  const double s = std::sqrt(2.0 / 3.0);
-  auto log_pdf = [](double x, double mu, double sd) {
-    return -0.5 * (x - mu) * (x - mu) / (sd * sd) - std::log(sd);
-  };
-  EXPECT_NEAR(out->scores[0], log_pdf(4, 5, 1) - log_pdf(4, 1, s), 1e-12);
-  EXPECT_NEAR(out->scores[1], log_pdf(0, 2, s) - log_pdf(0, 1, 1), 1e-12);
-  ASSERT_EQ(out->warnings.size(), 2u);  // single-reference sides; online with few references
-  EXPECT_THAT(out->warnings[1], ::testing::HasSubstr("prefer lira-offline"));
+  for (bool online : {false, true}) {
+    for (auto variance : {LiraOptions::Variance::kPerExample, LiraOptions::Variance::kFixed}) {
+      LiraOptions o{online, variance, LiraOptions::Center::kMean};
+      auto out = LiraAttack({&audit, nullptr, keep, 0, {1, 2, 3}}, o);
+      ASSERT_FALSE(out.ok());
+      EXPECT_EQ(out.status().code(), absl::StatusCode::kFailedPrecondition);
+      EXPECT_THAT(std::string(out.status().message()), ::testing::HasSubstr("only 1"));
+    }
+  }
 }
 
 TEST(LiraTest, MedianCenter) {

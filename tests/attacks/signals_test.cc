@@ -47,11 +47,18 @@ TEST(SignalFromLogitsTest, StableForConfidentModels) {
   const std::vector<int64_t> labels = {0, 1};
   auto phi = SignalFromLogits(logits, {1, 2, 1, 2}, labels, SignalKind::kLogitScaled, 1.0, "l");
   ASSERT_TRUE(phi.ok());
-  EXPECT_DOUBLE_EQ(phi->values[0], 745.0);  // clamped to kMaxLogitScaled
+  EXPECT_DOUBLE_EQ(phi->values[0], 1000.0);  // exact: no clamp from logits
   EXPECT_DOUBLE_EQ(phi->values[1], 3.0 - (-5.0));
   const std::vector<float> moderate = {700, 0};
   auto phi2 = SignalFromLogits(moderate, {1, 1, 1, 2}, {0}, SignalKind::kLogitScaled, 1.0, "l");
   EXPECT_DOUBLE_EQ(phi2->values[0], 700.0);
+  // Margins far beyond 745 (logits scaled by 1e4) stay exact.
+  const std::vector<float> huge = {2.5e4f, -1.0e4f, 0.0f};
+  auto phi3 = SignalFromLogits(huge, {1, 1, 1, 3}, {0}, SignalKind::kLogitScaled, 1.0, "l");
+  ASSERT_TRUE(phi3.ok());
+  EXPECT_DOUBLE_EQ(phi3->values[0], 2.5e4);  // 25000 - logsumexp(-1e4, 0) = 25000 - 0
+  auto phi4 = SignalFromLogits(huge, {1, 1, 1, 3}, {1}, SignalKind::kLogitScaled, 1.0, "l");
+  EXPECT_DOUBLE_EQ(phi4->values[0], -1.0e4 - 2.5e4);
 }
 
 TEST(SignalFromLogitsTest, AugmentationAxisUsesThePointsLabel) {

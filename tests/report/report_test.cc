@@ -16,6 +16,8 @@
 
 #include "absl/status/status.h"
 #include "core/audit/result.h"
+#include "core/common/random.h"
+#include "core/metrics/roc.h"
 #include "core/report/svg_plot.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -38,8 +40,8 @@ metrics::RocCurve SmallRoc() {
   roc.fpr = {0, 1e-3, 0.5, 1};
   roc.tpr = {0, 0.1, 0.5, 1};
   roc.thresholds = {kInf, 2, 1, 0};
-  roc.positives = 3;
-  roc.negatives = 3;
+  roc.positives = 10;
+  roc.negatives = 1000;  // FPR 1e-3 is the smallest resolvable
   return roc;
 }
 
@@ -53,7 +55,7 @@ audit::AttackTargetResult MakeAttackTarget(const std::string& attack, int target
   r.auc_ci = {0.6, 0.9};
   r.tpr_at_fpr = {{0.1, true, 0.5}, {0.01, false, 0.25}, {0.001, false, 0.0}, {0.0, true, 0.25}};
   r.tpr_ci = {{0.2, 0.8}, {0.0, 0.5}, {0.0, 0.5}, {0.0, 0.5}};
-  r.epsilon = {0.42, 0.3, 0.6, 0.2, 3, 3};
+  r.epsilon = {0.42, 1e-5, 0.3, 0.6, 0.2, 3, 3};
   r.roc = SmallRoc();
   return r;
 }
@@ -94,7 +96,9 @@ audit::AuditResult MakeResult() {
   sb.auc = {2, 0.525, kNaN, 0.5, 0.55};
   result.summaries = {sa, sb};
   result.warnings = {"fewer than 32 references per side: fixed variance"};
-  result.timings = {{"load", 0.0123}, {"attack:rmia", 1.5}};
+  result.timings = {{"load", 0.0123}, {"attack", 1.5}};
+  result.seed = 77;
+  result.bootstrap_resamples = 1000;
   return result;
 }
 
@@ -266,6 +270,10 @@ TEST(ResultJsonTest, ParsesWithSchemaAndRoundTripsValues) {
   EXPECT_EQ(j.at("schema_version"), audit::kResultSchemaVersion);
   EXPECT_EQ(j.at("tool_version"), "0.1.0-test");
   EXPECT_EQ(j.at("spec").at("seed"), 7);
+  // The scoring seed and settings that reproduce the intervals.
+  EXPECT_EQ(j.at("scoring").at("seed"), 77);
+  EXPECT_EQ(j.at("scoring").at("bootstrap_resamples"), 1000);
+  EXPECT_EQ(j.at("scoring").at("confidence").get<double>(), 0.95);
   EXPECT_EQ(j.at("fprs").get<std::vector<double>>(), result.fprs);
   EXPECT_EQ(j.at("targets").get<std::vector<int>>(), result.targets);
 
@@ -305,8 +313,7 @@ TEST(ResultJsonTest, ParsesWithSchemaAndRoundTripsValues) {
   EXPECT_TRUE(results[2].at("epsilon").at("threshold").is_null());  // +infinity
   EXPECT_EQ(results[2].at("chosen").at("a").get<double>(), 0.3);
   EXPECT_TRUE(results[0].at("chosen").is_object());
-  EXPECT_TRUE(results[3].at("auc_ci")[0].is_null());  // NaN
-  EXPECT_TRUE(results[3].at("auc_ci")[1].is_null());
+  EXPECT_TRUE(results[3].at("auc_ci").is_null());  // NaN: no interval at all
 
   // Per-point scores and full ROCs stay out of result.json.
   for (const nlohmann::json& r : results) {
@@ -346,8 +353,8 @@ TEST(ResultJsonTest, EmptySpecIsEmptyObject) {
   const nlohmann::json j = nlohmann::json::parse(ResultJson(result));
   EXPECT_TRUE(j.at("spec").is_object());
   EXPECT_TRUE(j.at("spec").empty());
-  // No delta in the spec: the field is left out rather than guessed.
-  EXPECT_FALSE(j.at("results")[0].at("epsilon").contains("delta"));
+  // The delta comes with the bound itself, whatever the spec says.
+  EXPECT_EQ(j.at("results")[0].at("epsilon").at("delta").get<double>(), 1e-5);
 }
 
 TEST(ResultJsonTest, InvalidUtf8InNamesStillGivesValidJson) {
@@ -400,6 +407,73 @@ TEST(ScoresCsvTest, QuotesQuotesAndLineBreaks) {
   EXPECT_EQ(rows[0][4], "odd \"name\"\nwith break");
 }
 
+// The (stroke, dash) pair of every curve.
+std::set<std::pair<std::string, std::string>> CurveStyles(const std::string& svg) {
+  std::set<std::pair<std::string, std::string>> styles;
+  for (size_t pos = svg.find("<polyline"); pos != std::string::npos;
+       pos = svg.find("<polyline", pos + 1)) {
+    const size_t end = svg.find('>', pos);
+    const std::string tag = svg.substr(pos, end - pos);
+    auto attr = [&](const std::string& name) {
+      const size_t a = tag.find(" " + name + "=\"");
+      if (a == std::string::npos) return std::string();
+      const size_t start = a + name.size() + 3;
+      return tag.substr(start, tag.find('"', start) - start);
+    };
+    styles.insert({attr("stroke"), attr("stroke-dasharray")});
+  }
+  return styles;
+}
+
+TEST(RocSvgTest, SixteenCurvesStayTellableApart) {
+  audit::AuditResult result = MakeResult();
+  result.results.clear();
+  result.targets = {0, 1, 2, 3};
+  for (const char* attack : {"rmia", "rmia-offline", "lira", "lira-offline"}) {
+    for (int t = 0; t < 4; ++t) result.results.push_back(MakeAttackTarget(attack, t, 0.6));
+  }
+  for (bool log_axes : {false, true}) {
+    const std::string svg = RocSvg(result, log_axes);
+    EXPECT_EQ(Count(svg, "<polyline"), 16u);
+    EXPECT_EQ(CurveStyles(svg).size(), 16u);
+    // The legend shows the dash too.
+    EXPECT_EQ(Count(svg, "stroke-dasharray=\"7 4\""), 2u * 4u);
+  }
+}
+
+// The figure agrees with the table: along each drawn curve, the TPR at any FPR
+// is metrics::TprAtFprs's (the largest TPR with FPR <= alpha), and nothing is
+// drawn below the smallest resolvable FPR.
+TEST(StepCurveTest, DrawnCurveIsTheTablesTprAtEveryFpr) {
+  Rng rng(5);
+  std::vector<double> scores;
+  std::vector<uint8_t> members;
+  for (int i = 0; i < 3000; ++i) {
+    const bool m = i % 3 == 0;
+    members.push_back(m);
+    // Rounded scores: ties between members and non-members (diagonal ROC steps).
+    scores.push_back(std::round((rng.Normal() + (m ? 0.7 : 0)) * 20) / 20);
+  }
+  const metrics::RocCurve roc = *metrics::ComputeRoc(scores, members);
+  const double min_fpr = 1.0 / static_cast<double>(roc.negatives);
+  std::vector<double> x, y;
+  StepCurve(roc.fpr, roc.tpr, min_fpr, &x, &y);
+  ASSERT_GE(x.size(), 2u);
+  EXPECT_DOUBLE_EQ(x.front(), min_fpr);
+  for (size_t k = 0; k + 1 < x.size(); ++k) {
+    EXPECT_LE(x[k], x[k + 1]);
+    EXPECT_LE(y[k], y[k + 1]);
+    EXPECT_TRUE(x[k] == x[k + 1] || y[k] == y[k + 1]) << "segment " << k << " is not a step";
+  }
+  // The curve's height at alpha: the last vertex with x <= alpha.
+  for (double alpha : {min_fpr, 1e-3, 2e-3, 0.01, 0.05, 0.1, 0.3, 0.5, 0.9, 1.0}) {
+    double drawn = -1;
+    for (size_t k = 0; k < x.size() && x[k] <= alpha; ++k) drawn = y[k];
+    const metrics::TprAtFpr table = metrics::TprAtFprs(roc, {alpha})[0];
+    EXPECT_DOUBLE_EQ(drawn, table.tpr) << "alpha " << alpha;
+  }
+}
+
 TEST(RocSvgTest, WellFormedWithCurvesLegendAndEscapedNames) {
   const audit::AuditResult result = MakeResult();
   for (bool log_axes : {false, true}) {
@@ -421,14 +495,8 @@ TEST(RocSvgTest, WellFormedWithCurvesLegendAndEscapedNames) {
     EXPECT_THAT(svg, Not(HasSubstr("href")));
     EXPECT_THAT(svg, Not(HasSubstr("<script")));
     EXPECT_THAT(svg, Not(HasSubstr("@import")));
-    // A distinct color per curve.
-    std::set<std::string> colors;
-    for (size_t pos = svg.find("<polyline"); pos != std::string::npos;
-         pos = svg.find("<polyline", pos + 1)) {
-      const size_t start = svg.find("stroke=\"", pos) + 8;
-      colors.insert(svg.substr(start, svg.find('"', start) - start));
-    }
-    EXPECT_EQ(colors.size(), 4u);
+    // A color per attack, a dash per target: every curve is distinct.
+    EXPECT_EQ(CurveStyles(svg).size(), 4u);
   }
 }
 
@@ -445,17 +513,21 @@ TEST(RocSvgTest, LogAxesMapDecadesToPlotEdges) {
 
   const auto lines = Polylines(svg);
   ASSERT_EQ(lines.size(), 4u);
-  const auto& curve = lines[0];  // ROC (0,0) (1e-3,0.1) (0.5,0.5) (1,1)
-  ASSERT_EQ(curve.size(), 4u);
-  // FPR and TPR of 0 are clamped to 1e-5: the bottom-left corner.
-  EXPECT_NEAR(curve[0].first, left, 0.01);
-  EXPECT_NEAR(curve[0].second, bottom, 0.01);
-  // 1e-3 is 2 of 5 decades from the left; 0.1 is 4 of 5 decades up.
-  EXPECT_NEAR(curve[1].first, left + 0.4 * (right - left), 0.01);
-  EXPECT_NEAR(curve[1].second, bottom - 0.8 * (bottom - top), 0.01);
+  // ROC (0,0) (1e-3,0.1) (0.5,0.5) (1,1) with 1000 non-members, as a step
+  // function from FPR 1e-3: (1e-3,0.1) (0.5,0.1) (0.5,0.5) (1,0.5) (1,1).
+  const auto& curve = lines[0];
+  ASSERT_EQ(curve.size(), 5u);
+  // 1e-3 is 2 of 5 decades from the left; 0.1 is 4 of 5 decades up. Nothing
+  // is drawn left of it: FPR 1e-3 is the smallest this audit resolves.
+  EXPECT_NEAR(curve[0].first, left + 0.4 * (right - left), 0.01);
+  EXPECT_NEAR(curve[0].second, bottom - 0.8 * (bottom - top), 0.01);
+  for (const auto& point : curve) EXPECT_GE(point.first, curve[0].first - 0.01);
+  // Level to FPR 0.5, then up.
+  EXPECT_NEAR(curve[1].second, curve[0].second, 0.01);
+  EXPECT_NEAR(curve[2].first, curve[1].first, 0.01);
   // FPR 1 at the right edge, TPR 1 at the top.
-  EXPECT_NEAR(curve[3].first, right, 0.01);
-  EXPECT_NEAR(curve[3].second, top, 0.01);
+  EXPECT_NEAR(curve[4].first, right, 0.01);
+  EXPECT_NEAR(curve[4].second, top, 0.01);
   // Decade tick labels 1e-5 .. 1.
   for (const char* label : {">1e-5<", ">1e-4<", ">1e-3<", ">1e-2<", ">1e-1<", ">1<"}) {
     EXPECT_EQ(Count(svg, label), 2u) << label;  // one on each axis
@@ -471,13 +543,14 @@ TEST(RocSvgTest, LinearAxesSpanZeroToOne) {
   const double size = Attribute(svg, area, "width");
   const auto lines = Polylines(svg);
   ASSERT_FALSE(lines.empty());
-  ASSERT_EQ(lines[0].size(), 4u);
+  // Steps from FPR 0: (0,0) (1e-3,0) (1e-3,0.1) (0.5,0.1) (0.5,0.5) (1,0.5) (1,1).
+  ASSERT_EQ(lines[0].size(), 7u);
   EXPECT_NEAR(lines[0][0].first, left, 0.01);
   EXPECT_NEAR(lines[0][0].second, top + size, 0.01);
-  EXPECT_NEAR(lines[0][2].first, left + size / 2, 0.01);
-  EXPECT_NEAR(lines[0][2].second, top + size / 2, 0.01);
-  EXPECT_NEAR(lines[0][3].first, left + size, 0.01);
-  EXPECT_NEAR(lines[0][3].second, top, 0.01);
+  EXPECT_NEAR(lines[0][4].first, left + size / 2, 0.01);
+  EXPECT_NEAR(lines[0][4].second, top + size / 2, 0.01);
+  EXPECT_NEAR(lines[0][6].first, left + size, 0.01);
+  EXPECT_NEAR(lines[0][6].second, top, 0.01);
 }
 
 TEST(RocSvgTest, ManyTargetsPlotFirstFourPerAttack) {
@@ -503,6 +576,8 @@ metrics::RocCurve BigRoc(int n) {
     roc.fpr.push_back(f);
     roc.tpr.push_back(std::pow(f, 0.3));
   }
+  roc.negatives = n - 1;
+  roc.positives = n - 1;
   return roc;
 }
 
@@ -515,7 +590,7 @@ TEST(RocSvgTest, LongCurvesAreThinnedToTheLimit) {
     const auto lines = Polylines(RocSvg(result, log_axes, options));
     ASSERT_EQ(lines.size(), 4u);
     for (const auto& line : lines) {
-      EXPECT_LE(line.size(), 150u);
+      EXPECT_LE(line.size(), 2 * 150u);  // thinned points, each a step's corner
       EXPECT_GE(line.size(), 50u);
     }
   }
@@ -600,8 +675,32 @@ TEST(SummaryMarkdownTest, TablesFiguresAndFiles) {
   }
 }
 
+TEST(SummaryMarkdownTest, NoBootstrapShowsNoInterval) {
+  audit::AuditResult result = MakeResult();
+  result.bootstrap_resamples = 0;
+  for (audit::AttackTargetResult& r : result.results) {
+    r.auc_ci = {kNaN, kNaN};
+    for (metrics::Interval& ci : r.tpr_ci) ci = {kNaN, kNaN};
+  }
+  const std::string md = SummaryMarkdown(result);
+  EXPECT_THAT(md, Not(HasSubstr("nan")));
+  EXPECT_THAT(md, HasSubstr("| 0.7500 |"));
+  EXPECT_THAT(md, HasSubstr("no intervals"));
+  EXPECT_THAT(md, HasSubstr("mia score --seed 77"));
+}
+
+TEST(AddStageTimeTest, OneEntryPerStage) {
+  std::vector<audit::StageTiming> timings;
+  audit::AddStageTime(&timings, "signals", 1.0);
+  audit::AddStageTime(&timings, "attack", 2.0);
+  audit::AddStageTime(&timings, "signals", 0.5);
+  ASSERT_EQ(timings.size(), 2u);
+  EXPECT_EQ(timings[0].stage, "signals");
+  EXPECT_EQ(timings[0].seconds, 1.5);
+}
+
 TEST(TimingLogTest, OneLinePerStageThenTotal) {
-  EXPECT_EQ(TimingLog(MakeResult()), "load\t0.012\nattack:rmia\t1.500\ntotal\t1.512\n");
+  EXPECT_EQ(TimingLog(MakeResult()), "load\t0.012\nattack\t1.500\ntotal\t1.512\n");
   EXPECT_EQ(TimingLog(audit::AuditResult{}), "total\t0.000\n");
 }
 

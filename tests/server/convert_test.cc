@@ -548,7 +548,7 @@ audit::AuditResult HandResult() {
   a.auc_ci = {0.6, 0.9};
   a.tpr_at_fpr = {{0.01, true, 0.5}, {1e-6, false, 0.25}};
   a.tpr_ci = {{0.4, 0.6}, {0.1, 0.3}};
-  a.epsilon = {1.5, std::numeric_limits<double>::infinity(), 0.2, 0.3, 2, 2};
+  a.epsilon = {1.5, 1e-5, std::numeric_limits<double>::infinity(), 0.2, 0.3, 2, 2};
   a.chosen = {{"a", 0.3}};
   a.warnings = {"few points"};
   a.roc = BigRoc();
