@@ -132,7 +132,7 @@ class ServiceTest : public ::testing::Test {
     roots_ = dir_ + "/roots";
     fs::create_directories(roots_);
     audit::SyntheticOptions synthetic;
-    synthetic.models = 4;
+    synthetic.models = 6;  // LiRA needs 2 references per point a side
     synthetic.points = kPoints;
     synthetic.population = 500;
     absl::StatusOr<io::NpyMap> bundle = audit::MakeSyntheticBundle(synthetic);
@@ -512,7 +512,7 @@ TEST_F(ServiceTest, OversizedMessageIsResourceExhausted) {
 
 TEST_F(ServiceTest, UploadThenAuditByArtifactId) {
   audit::SyntheticOptions synthetic;
-  synthetic.models = 4;
+  synthetic.models = 6;  // LiRA needs 2 references per point a side
   synthetic.points = 200;
   synthetic.population = 100;
   synthetic.seed = 7;
