@@ -388,7 +388,9 @@ void StepCurve(absl::Span<const double> fpr, absl::Span<const double> tpr, doubl
 }
 
 std::string SeriesDash(int index) {
-  static const char* const kDashes[] = {"", "7 4", "2 3", "9 3 2 3"};
+  // Eight patterns: as many as the report plots targets per attack in full.
+  static const char* const kDashes[] = {"",     "7 4",         "2 3", "9 3 2 3",
+                                        "14 4", "5 2 1 2 1 2", "1 6", "10 2 10 8"};
   return kDashes[static_cast<size_t>(index) % std::size(kDashes)];
 }
 
