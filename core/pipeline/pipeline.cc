@@ -388,6 +388,8 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   scoring.cancel = ctx.cancel;
   MIA_ASSIGN_OR_RETURN(output.result, audit::ScoreBundle(bundle, scoring));
   output.result.spec_json = ConfigJson(c);
+  // Every report says which mia made it (`mia audit` and the server alike).
+  output.result.tool_version = MIA_VERSION;
   output.result.timings.insert(output.result.timings.begin(), timings.begin(), timings.end());
   progress("audit", 1, 1, "");
 
