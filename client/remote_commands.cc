@@ -182,8 +182,8 @@ absl::StatusOr<std::string> ReadTlsFile(const std::string& option, const std::st
 
 // `server` as gRPC takes it: HOST:PORT ([IPv6]:PORT), or a target URI with a
 // scheme gRPC knows (dns:, ipv4:, ipv6:, unix:), passed on as it is. Checked
-// before connecting: gRPC would take "localhost" for a name to resolve and
-// fail later with a vaguer message.
+// before connecting: gRPC would take "localhost" to mean port 443 and fail
+// later with a vaguer message.
 absl::Status CheckServerAddress(const std::string& server) {
   for (const char* scheme : {"dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:"}) {
     if (absl::StartsWith(server, scheme)) return absl::OkStatus();
@@ -524,10 +524,10 @@ std::string ErrorText(const v1::Error& e) {
   return text;
 }
 
-// The audit as the API's JSON (proto field names). Pretty for `get --json`;
+// A message (an audit, a page of them) as the API's JSON (proto field names). Pretty for `get --json`;
 // for scripts (`list --json`, `watch --json`) one line with every field, so
 // that a field at its default value is there too rather than absent.
-std::optional<std::string> AuditJson(const google::protobuf::Message& message, bool pretty) {
+std::optional<std::string> MessageJson(const google::protobuf::Message& message, bool pretty) {
   google::protobuf::util::JsonPrintOptions print;
   print.add_whitespace = pretty;
   print.preserve_proto_field_names = true;
@@ -595,14 +595,17 @@ constexpr double kMaxBackoffSeconds = 15;
 // JSON line per snapshot on `out` instead of bars and the table. A stream
 // that breaks after the server was reached (a drain, a restart, a rolling
 // update) is resumed from the last version seen, with backoff, for up to
-// reconnect_timeout_seconds without progress; then exit 5.
-int Follow(Client& client, const std::string& name, int64_t from_version, bool json) {
+// reconnect_timeout_seconds without progress; then exit 5. `server_reached`:
+// the caller already talked to the server (submit --follow created the audit).
+int Follow(Client& client, const std::string& name, int64_t from_version, bool json,
+           bool server_reached) {
   const Console& c = client.console();
   const RemoteOptions& remote = client.remote();
   ProgressView view(c);
   int64_t version = from_version;
   double backoff = remote.reconnect_backoff_seconds;
-  bool ever_received = false;
+  // The server answered: a failure from now on may be it going away.
+  bool reached = server_reached;
   // When the watch last made progress, or first broke since then.
   std::optional<absl::Time> broken_since;
   auto show = [&](const v1::Audit& a) {
@@ -610,7 +613,7 @@ int Follow(Client& client, const std::string& name, int64_t from_version, bool j
       view.Update(a);
       return;
     }
-    if (std::optional<std::string> line = AuditJson(a, /*pretty=*/false)) *c.out << *line;
+    if (std::optional<std::string> line = MessageJson(a, /*pretty=*/false)) *c.out << *line;
     c.out->flush();
   };
   auto finish = [&](const v1::Audit& a) {
@@ -631,7 +634,7 @@ int Follow(Client& client, const std::string& name, int64_t from_version, bool j
     const int64_t version_at_start = version;
     bool checked_on_heartbeat = false;
     while (reader->Read(&response)) {
-      ever_received = true;
+      reached = true;
       if (response.has_heartbeat()) {
         // Resuming at or after the final version: nothing more will come, so
         // ask once whether the audit already ended.
@@ -660,6 +663,8 @@ int Follow(Client& client, const std::string& name, int64_t from_version, bool j
     if (final_snapshot.has_value()) ctx.TryCancel();
     grpc::Status status = reader->Finish();
     if (final_snapshot.has_value()) return finish(*final_snapshot);
+    // A draining server refuses new watches: it was reached all the same.
+    if (absl::StrContains(status.error_message(), "shutting down")) reached = true;
     if (version > version_at_start) {
       broken_since.reset();
       backoff = remote.reconnect_backoff_seconds;
@@ -672,14 +677,14 @@ int Follow(Client& client, const std::string& name, int64_t from_version, bool j
       status = TryGetAudit(client, name, v1::AUDIT_VIEW_FULL, &current);
       if (status.ok() && IsTerminal(current.state())) return finish(current);
       if (status.ok()) state = current.state();
-    } else if (!ever_received && status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    } else if (!reached && status.error_code() == grpc::StatusCode::UNAVAILABLE) {
       // Never reached: a wrong address or a server that is not running is
       // reported at once rather than waited for.
       view.Finish();
       return client.Fail(status, absl::StrCat("watch ", name));
     }
     // A server that was reached is given time to come back.
-    const bool retryable = status.ok() || (IsTransient(status.error_code()) && ever_received);
+    const bool retryable = status.ok() || (IsTransient(status.error_code()) && reached);
     const absl::Time now = absl::Now();
     if (!broken_since.has_value()) broken_since = now;
     const double waited = absl::ToDoubleSeconds(now - *broken_since);
@@ -952,7 +957,7 @@ int RunSubmit(const RemoteOptions& remote, const SubmitOptions& options, const C
   console.out->flush();
   *console.err << "submitted " << audit.name() << " (" << StateName(audit.state()) << ")\n";
   if (!options.follow) return kExitOk;
-  return Follow(client, audit.name(), 0, /*json=*/false);
+  return Follow(client, audit.name(), 0, /*json=*/false, /*reached=*/true);
 }
 
 int RunGet(const RemoteOptions& remote, const std::string& name, bool json,
@@ -965,7 +970,7 @@ int RunGet(const RemoteOptions& remote, const std::string& name, bool json,
   std::ostream& out = *console.out;
   if (a.state() == v1::Audit::SUCCEEDED) WarnMissingReportFiles(client, a.name());
   if (json) {
-    const std::optional<std::string> text = AuditJson(a, /*pretty=*/true);
+    const std::optional<std::string> text = MessageJson(a, /*pretty=*/true);
     if (!text.has_value()) {
       *console.err << "mia: error: the audit does not convert to JSON\n";
       return kExitFailure;
@@ -1049,7 +1054,7 @@ int RunList(const RemoteOptions& remote, const ListOptions& options, const Conso
     }
   }
   if (options.json) {
-    const std::optional<std::string> text = AuditJson(all, /*pretty=*/false);
+    const std::optional<std::string> text = MessageJson(all, /*pretty=*/false);
     if (!text.has_value()) {
       *console.err << "mia: error: the audits do not convert to JSON\n";
       return kExitFailure;
@@ -1064,7 +1069,7 @@ int RunWatch(const RemoteOptions& remote, const std::string& name, int64_t from_
              bool json, const Console& console) {
   Client client(remote, console);
   if (const int rc = client.CheckSetup(); rc != kExitOk) return rc;
-  return Follow(client, AuditName(name), from_version, json);
+  return Follow(client, AuditName(name), from_version, json, /*reached=*/false);
 }
 
 int RunCancel(const RemoteOptions& remote, const std::string& name, const Console& console) {

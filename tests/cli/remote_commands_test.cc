@@ -488,6 +488,20 @@ TEST_F(RemoteCommandsTest, WatchReconnectsAfterADrainCancelledTheStream) {
   EXPECT_THAT(err_.str(), HasSubstr("audits/a1 SUCCEEDED"));
 }
 
+TEST_F(RemoteCommandsTest, SubmitFollowRetriesAWatchRefusedAtOnce) {
+  // The audit was created, so the server was reached: a watch that fails at
+  // once (the server began to drain in between) is retried, not reported.
+  CannedRun(v1::Audit::SUCCEEDED);
+  fake_.watch_break_after = 0;
+  remote_.reconnect_timeout_seconds = 5;
+  remote_.reconnect_backoff_seconds = 0;
+  SubmitOptions submit;
+  submit.job_file = JobFile();
+  submit.follow = true;
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitOk) << err_.str();
+  EXPECT_EQ(fake_.watches().size(), 2u);
+}
+
 TEST_F(RemoteCommandsTest, WatchGivesUpReconnectingAfterTheTimeout) {
   // The server breaks the stream after two snapshots and then refuses every
   // watch: the client keeps trying for --reconnect-timeout, then exits 5.
