@@ -524,9 +524,10 @@ std::string ErrorText(const v1::Error& e) {
   return text;
 }
 
-// A message (an audit, a page of them) as the API's JSON (proto field names). Pretty for `get --json`;
-// for scripts (`list --json`, `watch --json`) one line with every field, so
-// that a field at its default value is there too rather than absent.
+// A message (an audit, a page of them) as the API's JSON (proto field
+// names). Pretty for `get --json`; for scripts (`list --json`, `watch
+// --json`) one line with every field, so that a field at its default value is
+// there too rather than absent.
 std::optional<std::string> MessageJson(const google::protobuf::Message& message, bool pretty) {
   google::protobuf::util::JsonPrintOptions print;
   print.add_whitespace = pretty;
@@ -706,11 +707,11 @@ int Follow(Client& client, const std::string& name, int64_t from_version, bool j
       return client.Fail(status, absl::StrCat("watch ", name));
     }
     *c.err << (c.tty ? "\n" : "") << "mia: watch of " << name << " interrupted ("
-           << (status.ok() ? std::string("the stream ended")
-                           : Client::StatusCodeName(
-                                 static_cast<absl::StatusCode>(status.error_code())))
-           << "); reconnecting from version " << version << " in "
-           << absl::StrFormat("%g", backoff) << " s\n";
+           << (status.ok()
+                   ? std::string("the stream ended")
+                   : Client::StatusCodeName(static_cast<absl::StatusCode>(status.error_code())))
+           << "); reconnecting from version " << version << " in " << absl::StrFormat("%g", backoff)
+           << " s\n";
     std::this_thread::sleep_for(std::chrono::duration<double>(backoff));
     backoff = std::min(std::max(backoff * 2, 0.1), kMaxBackoffSeconds);
   }
@@ -1065,8 +1066,8 @@ int RunList(const RemoteOptions& remote, const ListOptions& options, const Conso
   return kExitOk;
 }
 
-int RunWatch(const RemoteOptions& remote, const std::string& name, int64_t from_version,
-             bool json, const Console& console) {
+int RunWatch(const RemoteOptions& remote, const std::string& name, int64_t from_version, bool json,
+             const Console& console) {
   Client client(remote, console);
   if (const int rc = client.CheckSetup(); rc != kExitOk) return rc;
   return Follow(client, AuditName(name), from_version, json, /*reached=*/false);

@@ -93,8 +93,8 @@ int RunList(const RemoteOptions& remote, const ListOptions& options, const Conso
 // table; with `json` one JSON line per snapshot on `out` instead. Exit 0 only
 // when it SUCCEEDED; kExitAuditFailed for FAILED or CANCELLED;
 // kExitUnavailable when reconnecting gave up.
-int RunWatch(const RemoteOptions& remote, const std::string& name, int64_t from_version,
-             bool json, const Console& console);
+int RunWatch(const RemoteOptions& remote, const std::string& name, int64_t from_version, bool json,
+             const Console& console);
 
 // `mia cancel NAME` / `mia delete NAME`.
 int RunCancel(const RemoteOptions& remote, const std::string& name, const Console& console);
