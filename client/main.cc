@@ -174,6 +174,15 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   submit_cmd->add_option("--priority", submit.priority, "Higher runs first")
       ->check(CLI::Range(-100, 100));
+  // Watching commands: how long to wait for a server that went away.
+  auto add_reconnect_flag = [&](CLI::App* cmd) {
+    cmd->add_option("--reconnect-timeout", remote.reconnect_timeout_seconds,
+                    "Seconds to keep reconnecting a broken watch (server drain, restart, "
+                    "rolling update) without progress before giving up, exit 5 (0: never)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+  };
+  add_reconnect_flag(submit_cmd);
   add_remote_flags(submit_cmd);
 
   std::string get_name;
@@ -191,6 +200,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1000));
   list_cmd->add_option("--page-token", list.page_token, "Continue a listing from this page");
   list_cmd->add_flag("--all", list.all, "Follow pages to the end");
+  list_cmd->add_flag("--json", list.json,
+                     "One JSON object {\"audits\": [...], \"next_page_token\": ...} instead "
+                     "of the table");
   add_remote_flags(list_cmd);
 
   std::string watch_name;
@@ -200,6 +212,11 @@ int main(int argc, char** argv) {
   watch_cmd->add_option("name", watch_name, "audits/ID or ID")->required();
   watch_cmd->add_option("--from-version", from_version, "Resume after this version")
       ->check(CLI::NonNegativeNumber);
+  bool watch_json = false;
+  watch_cmd->add_flag("--json", watch_json,
+                      "One JSON object per line per snapshot on stdout instead of progress bars "
+                      "and the summary table");
+  add_reconnect_flag(watch_cmd);
   add_remote_flags(watch_cmd);
 
   std::string cancel_name;
@@ -275,7 +292,9 @@ int main(int argc, char** argv) {
   if (*submit_cmd) return mia::client::RunSubmit(remote, submit, console);
   if (*get_cmd) return mia::client::RunGet(remote, get_name, get_json, console);
   if (*list_cmd) return mia::client::RunList(remote, list, console);
-  if (*watch_cmd) return mia::client::RunWatch(remote, watch_name, from_version, console);
+  if (*watch_cmd) {
+    return mia::client::RunWatch(remote, watch_name, from_version, watch_json, console);
+  }
   if (*cancel_cmd) return mia::client::RunCancel(remote, cancel_name, console);
   if (*delete_cmd) return mia::client::RunDelete(remote, delete_name, console);
   if (*scores_cmd) {

@@ -17,10 +17,13 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "client/commands.h"
 #include "client/spec_from_yaml.h"
 #include "core/common/file_util.h"
@@ -177,6 +180,38 @@ absl::StatusOr<std::string> ReadTlsFile(const std::string& option, const std::st
   return text;
 }
 
+// `server` as gRPC takes it: HOST:PORT ([IPv6]:PORT), or a target URI with a
+// scheme gRPC knows (dns:, ipv4:, ipv6:, unix:), passed on as it is. Checked
+// before connecting: gRPC would take "localhost" to mean port 443 and fail
+// later with a vaguer message.
+absl::Status CheckServerAddress(const std::string& server) {
+  for (const char* scheme : {"dns:", "ipv4:", "ipv6:", "unix:", "unix-abstract:"}) {
+    if (absl::StartsWith(server, scheme)) return absl::OkStatus();
+  }
+  const auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--server '", server, "' (MIA_SERVER): ", why,
+                     "; expected HOST:PORT, e.g. 127.0.0.1:50051, mia.example.org:50051 or "
+                     "[::1]:50051"));
+  };
+  const size_t colon = server.rfind(':');
+  if (colon == std::string::npos) return bad("no port");
+  const std::string host = server.substr(0, colon);
+  const std::string port = server.substr(colon + 1);
+  int number = 0;
+  if (port.empty() || !std::all_of(port.begin(), port.end(), absl::ascii_isdigit) ||
+      !absl::SimpleAtoi(port, &number) || number < 1 || number > 65535) {
+    return bad("the port must be a number in [1, 65535]");
+  }
+  if (host.empty()) return bad("no host");
+  const bool bracketed = host.front() == '[' && host.back() == ']' && host.size() > 2;
+  if (!bracketed && host.find_first_of(":[]/ ") != std::string::npos) {
+    return bad(host.find(':') != std::string::npos ? "an IPv6 address goes in brackets"
+                                                   : "not a host name or address");
+  }
+  return absl::OkStatus();
+}
+
 // Plaintext, or TLS from the options' files (docs/service.md).
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
     const RemoteOptions& remote) {
@@ -221,6 +256,14 @@ class Client {
   Client(const RemoteOptions& remote, const Console& console) : remote_(remote), console_(console) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(kMaxReceiveBytes);
+    // gRPC waits up to 2 minutes between connection attempts by default; a
+    // watch waiting for a restarted server should notice it within seconds.
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 500);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 5000);
+    if (absl::Status address = CheckServerAddress(remote.server); !address.ok()) {
+      setup_ = address;
+      return;
+    }
     absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
         ChannelCredentials(remote);
     if (!credentials.ok()) {
@@ -262,7 +305,10 @@ class Client {
       case grpc::StatusCode::UNAVAILABLE:
         err << "mia: error: cannot reach the mia server at " << remote_.server
             << ": is it running? (" << what << ": " << msg << ")\n";
-        if (const std::string hint = TlsHint(msg); !hint.empty()) {
+        if (absl::StrContains(msg, "DNS resolution failed")) {
+          err << "mia: note: the host in --server (" << remote_.server
+              << ") does not resolve: check its spelling and the DNS, or give an IP address\n";
+        } else if (const std::string hint = TlsHint(msg); !hint.empty()) {
           err << "mia: note: " << hint << "\n";
         }
         break;
@@ -478,14 +524,32 @@ std::string ErrorText(const v1::Error& e) {
   return text;
 }
 
-// How a finished audit ends the command: the summary table and exit 0 when it
-// SUCCEEDED, kExitAuditFailed otherwise.
-int Outcome(const v1::Audit& a, const Console& c) {
+// A message (an audit, a page of them) as the API's JSON (proto field
+// names). Pretty for `get --json`; for scripts (`list --json`, `watch
+// --json`) one line with every field, so that a field at its default value is
+// there too rather than absent.
+std::optional<std::string> MessageJson(const google::protobuf::Message& message, bool pretty) {
+  google::protobuf::util::JsonPrintOptions print;
+  print.add_whitespace = pretty;
+  print.preserve_proto_field_names = true;
+  print.always_print_primitive_fields = !pretty;
+  std::string text;
+  if (!google::protobuf::util::MessageToJsonString(message, &text, print).ok()) return std::nullopt;
+  if (!absl::EndsWith(text, "\n")) text += "\n";
+  return text;
+}
+
+// How a finished audit ends the command: the summary table (unless `json`:
+// the last snapshot line holds the result) and exit 0 when it SUCCEEDED,
+// kExitAuditFailed otherwise.
+int Outcome(const v1::Audit& a, const Console& c, bool json) {
   switch (a.state()) {
     case v1::Audit::SUCCEEDED:
-      PrintResultTable(a.result(), *c.out);
+      if (!json) PrintResultTable(a.result(), *c.out);
       PrintResultWarnings(a.result(), *c.err);
-      *c.err << a.name() << " SUCCEEDED\n";
+      // Its name and how to fetch the files: the folder on the server is no
+      // place a client can reach.
+      *c.err << a.name() << " SUCCEEDED; its report: mia report " << a.name() << " --out DIR\n";
       return kExitOk;
     case v1::Audit::FAILED:
       *c.err << "mia: error: " << a.name() << " FAILED " << ErrorText(a.error()) << "\n";
@@ -499,27 +563,66 @@ int Outcome(const v1::Audit& a, const Console& c) {
   }
 }
 
-// GetAudit; returns an exit code (kExitOk with *audit set).
-int GetAudit(Client& client, const std::string& name, v1::AuditView view, v1::Audit* audit) {
+// GetAudit without printing anything.
+grpc::Status TryGetAudit(Client& client, const std::string& name, v1::AuditView view,
+                         v1::Audit* audit) {
   grpc::ClientContext ctx;
   client.SetDeadline(&ctx);
   v1::GetAuditRequest request;
   request.set_name(name);
   request.set_view(view);
-  const grpc::Status status = client.stub()->GetAudit(&ctx, request, audit);
+  return client.stub()->GetAudit(&ctx, request, audit);
+}
+
+// GetAudit; returns an exit code (kExitOk with *audit set).
+int GetAudit(Client& client, const std::string& name, v1::AuditView view, v1::Audit* audit) {
+  const grpc::Status status = TryGetAudit(client, name, view, audit);
   if (!status.ok()) return client.Fail(status, absl::StrCat("get ", name));
   return kExitOk;
 }
 
-// Shows an audit's progress until it ends, then its outcome. A stream broken
-// after it started (a server restart) is resumed from the last version seen.
-int Follow(Client& client, const std::string& name, int64_t from_version) {
+// What a server that is going away, restarting or being replaced looks like
+// from a watch: the stream is cut (CANCELLED), nothing answers (UNAVAILABLE),
+// or an answer comes too late (DEADLINE_EXCEEDED).
+bool IsTransient(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::CANCELLED ||
+         code == grpc::StatusCode::DEADLINE_EXCEEDED;
+}
+
+// The longest wait between two reconnection attempts.
+constexpr double kMaxBackoffSeconds = 15;
+
+// Shows an audit's progress until it ends, then its outcome; with `json` one
+// JSON line per snapshot on `out` instead of bars and the table. A stream
+// that breaks after the server was reached (a drain, a restart, a rolling
+// update) is resumed from the last version seen, with backoff, for up to
+// reconnect_timeout_seconds without progress; then exit 5. `server_reached`:
+// the caller already talked to the server (submit --follow created the audit).
+int Follow(Client& client, const std::string& name, int64_t from_version, bool json,
+           bool server_reached) {
   const Console& c = client.console();
+  const RemoteOptions& remote = client.remote();
   ProgressView view(c);
   int64_t version = from_version;
-  int reconnects_left = client.remote().watch_reconnects;
-  double backoff = client.remote().reconnect_backoff_seconds;
-  bool ever_received = false;
+  double backoff = remote.reconnect_backoff_seconds;
+  // The server answered: a failure from now on may be it going away.
+  bool reached = server_reached;
+  // When the watch last made progress, or first broke since then.
+  std::optional<absl::Time> broken_since;
+  auto show = [&](const v1::Audit& a) {
+    if (!json) {
+      view.Update(a);
+      return;
+    }
+    if (std::optional<std::string> line = MessageJson(a, /*pretty=*/false)) *c.out << *line;
+    c.out->flush();
+  };
+  auto finish = [&](const v1::Audit& a) {
+    // A final state read by GetAudit after the stream is news to a script.
+    if (json && a.version() > version) show(a);
+    view.Finish();
+    return Outcome(a, c, json);
+  };
   while (true) {
     grpc::ClientContext ctx;
     v1::WatchAuditRequest request;
@@ -530,17 +633,16 @@ int Follow(Client& client, const std::string& name, int64_t from_version) {
     v1::WatchAuditResponse response;
     std::optional<v1::Audit> final_snapshot;
     const int64_t version_at_start = version;
-    bool received = false;
     bool checked_on_heartbeat = false;
     while (reader->Read(&response)) {
-      received = true;
+      reached = true;
       if (response.has_heartbeat()) {
         // Resuming at or after the final version: nothing more will come, so
         // ask once whether the audit already ended.
         if (checked_on_heartbeat || version == 0) continue;
         checked_on_heartbeat = true;
         v1::Audit current;
-        if (GetAudit(client, name, v1::AUDIT_VIEW_FULL, &current) == kExitOk &&
+        if (TryGetAudit(client, name, v1::AUDIT_VIEW_FULL, &current).ok() &&
             IsTerminal(current.state())) {
           final_snapshot = std::move(current);
           break;
@@ -550,8 +652,8 @@ int Follow(Client& client, const std::string& name, int64_t from_version) {
       if (!response.has_snapshot()) continue;
       const v1::Audit& a = response.snapshot();
       if (a.version() <= version) continue;  // already shown before a reconnect
+      show(a);
       version = a.version();
-      view.Update(a);
       if (IsTerminal(a.state())) {
         final_snapshot = a;
         break;
@@ -560,41 +662,43 @@ int Follow(Client& client, const std::string& name, int64_t from_version) {
     // The server ends the stream after the final snapshot; cancelling makes
     // Finish return at once even if it does not.
     if (final_snapshot.has_value()) ctx.TryCancel();
-    const grpc::Status status = reader->Finish();
-    if (final_snapshot.has_value()) {
-      view.Finish();
-      return Outcome(*final_snapshot, c);
-    }
-    ever_received = ever_received || received;
-    // Reconnections are counted from the last progress, so a long audit may
-    // survive several restarts while a stream that never advances gives up.
+    grpc::Status status = reader->Finish();
+    if (final_snapshot.has_value()) return finish(*final_snapshot);
+    // A draining server refuses new watches: it was reached all the same.
+    if (absl::StrContains(status.error_message(), "shutting down")) reached = true;
     if (version > version_at_start) {
-      reconnects_left = client.remote().watch_reconnects;
-      backoff = client.remote().reconnect_backoff_seconds;
+      broken_since.reset();
+      backoff = remote.reconnect_backoff_seconds;
     }
     v1::Audit::State state = v1::Audit::STATE_UNSPECIFIED;
     if (status.ok()) {
       // Ended without a final snapshot (a draining server, or nothing newer
       // than from_version): the audit itself says whether it is over.
       v1::Audit current;
-      const int rc = GetAudit(client, name, v1::AUDIT_VIEW_FULL, &current);
-      if (rc != kExitOk) {
-        view.Finish();
-        return rc;
-      }
-      if (IsTerminal(current.state())) {
-        view.Finish();
-        return Outcome(current, c);
-      }
-      state = current.state();
-    }
-    // A server that cannot be reached at all is reported at once; one that
-    // was reached (it sent something, or ended the stream normally) is given
-    // time to come back.
-    const bool retryable =
-        status.ok() || (status.error_code() == grpc::StatusCode::UNAVAILABLE && ever_received);
-    if (!retryable || reconnects_left <= 0) {
+      status = TryGetAudit(client, name, v1::AUDIT_VIEW_FULL, &current);
+      if (status.ok() && IsTerminal(current.state())) return finish(current);
+      if (status.ok()) state = current.state();
+    } else if (!reached && status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      // Never reached: a wrong address or a server that is not running is
+      // reported at once rather than waited for.
       view.Finish();
+      return client.Fail(status, absl::StrCat("watch ", name));
+    }
+    // A server that was reached is given time to come back.
+    const bool retryable = status.ok() || (IsTransient(status.error_code()) && reached);
+    const absl::Time now = absl::Now();
+    if (!broken_since.has_value()) broken_since = now;
+    const double waited = absl::ToDoubleSeconds(now - *broken_since);
+    if (!retryable || remote.reconnect_timeout_seconds <= 0 ||
+        waited + backoff > remote.reconnect_timeout_seconds) {
+      view.Finish();
+      if (retryable && remote.reconnect_timeout_seconds > 0) {
+        *c.err << "mia: error: watch " << name << ": gave up reconnecting after "
+               << absl::StrFormat("%.0f", waited) << " s (--reconnect-timeout "
+               << remote.reconnect_timeout_seconds << ")\n";
+        if (!status.ok()) client.Fail(status, absl::StrCat("watch ", name));
+        return kExitUnavailable;
+      }
       if (status.ok()) {
         *c.err << "mia: error: watch " << name << ": the stream ended while the audit is "
                << StateName(state) << "\n";
@@ -602,11 +706,14 @@ int Follow(Client& client, const std::string& name, int64_t from_version) {
       }
       return client.Fail(status, absl::StrCat("watch ", name));
     }
-    --reconnects_left;
-    *c.err << (c.tty ? "\n" : "") << "mia: watch of " << name
-           << " interrupted; reconnecting from version " << version << "\n";
+    *c.err << (c.tty ? "\n" : "") << "mia: watch of " << name << " interrupted ("
+           << (status.ok()
+                   ? std::string("the stream ended")
+                   : Client::StatusCodeName(static_cast<absl::StatusCode>(status.error_code())))
+           << "); reconnecting from version " << version << " in " << absl::StrFormat("%g", backoff)
+           << " s\n";
     std::this_thread::sleep_for(std::chrono::duration<double>(backoff));
-    backoff *= 2;
+    backoff = std::min(std::max(backoff * 2, 0.1), kMaxBackoffSeconds);
   }
 }
 
@@ -775,6 +882,28 @@ int DownloadReportFile(Client& client, const std::string& name, const v1::Report
   return kExitOk;
 }
 
+// "2 files: a, b".
+std::string FileList(const google::protobuf::RepeatedPtrField<std::string>& files) {
+  return absl::StrCat(files.size(), " file", files.size() == 1 ? "" : "s", ": ",
+                      absl::StrJoin(files, ", "));
+}
+
+// For a SUCCEEDED audit: says which report files the server lost (a
+// SUCCEEDED audit without figures otherwise looks whole). Best effort: a
+// listing that fails says nothing, the audit was shown.
+void WarnMissingReportFiles(Client& client, const std::string& name) {
+  grpc::ClientContext ctx;
+  client.SetDeadline(&ctx);
+  v1::ListReportFilesRequest request;
+  request.set_name(name);
+  v1::ListReportFilesResponse listing;
+  if (!client.stub()->ListReportFiles(&ctx, request, &listing).ok()) return;
+  if (listing.missing_files().empty()) return;
+  *client.console().err << "mia: warning: " << name << ": the server lost "
+                        << FileList(listing.missing_files())
+                        << " of its report (figures from them are not shown)\n";
+}
+
 std::optional<v1::Audit::State> ParseState(const std::string& text) {
   if (text.empty()) return v1::Audit::STATE_UNSPECIFIED;
   v1::Audit::State state;
@@ -829,7 +958,7 @@ int RunSubmit(const RemoteOptions& remote, const SubmitOptions& options, const C
   console.out->flush();
   *console.err << "submitted " << audit.name() << " (" << StateName(audit.state()) << ")\n";
   if (!options.follow) return kExitOk;
-  return Follow(client, audit.name(), 0);
+  return Follow(client, audit.name(), 0, /*json=*/false, /*reached=*/true);
 }
 
 int RunGet(const RemoteOptions& remote, const std::string& name, bool json,
@@ -840,17 +969,14 @@ int RunGet(const RemoteOptions& remote, const std::string& name, bool json,
   const int rc = GetAudit(client, AuditName(name), v1::AUDIT_VIEW_FULL, &a);
   if (rc != kExitOk) return rc;
   std::ostream& out = *console.out;
+  if (a.state() == v1::Audit::SUCCEEDED) WarnMissingReportFiles(client, a.name());
   if (json) {
-    google::protobuf::util::JsonPrintOptions print;
-    print.add_whitespace = true;
-    print.preserve_proto_field_names = true;
-    std::string text;
-    if (!google::protobuf::util::MessageToJsonString(a, &text, print).ok()) {
+    const std::optional<std::string> text = MessageJson(a, /*pretty=*/true);
+    if (!text.has_value()) {
       *console.err << "mia: error: the audit does not convert to JSON\n";
       return kExitFailure;
     }
-    out << text;
-    if (!absl::EndsWith(text, "\n")) out << "\n";
+    out << *text;
     return kExitOk;
   }
   out << absl::StrFormat("%-11s %s\n", "name:", a.name());
@@ -891,6 +1017,7 @@ int RunList(const RemoteOptions& remote, const ListOptions& options, const Conso
   std::string token = options.page_token;
   int64_t count = 0;
   bool header_written = false;
+  v1::ListAuditsResponse all;  // --json: every page's audits in one object
   while (true) {
     grpc::ClientContext ctx;
     client.SetDeadline(&ctx);
@@ -902,6 +1029,14 @@ int RunList(const RemoteOptions& remote, const ListOptions& options, const Conso
     v1::ListAuditsResponse response;
     const grpc::Status status = client.stub()->ListAudits(&ctx, request, &response);
     if (!status.ok()) return client.Fail(status, "list");
+    token = response.next_page_token();
+    count += response.audits_size();
+    if (options.json) {
+      for (v1::Audit& a : *response.mutable_audits()) *all.add_audits() = std::move(a);
+      all.set_next_page_token(options.all ? "" : token);
+      if (token.empty() || !options.all) break;
+      continue;
+    }
     if (!header_written) {
       out << absl::StrFormat("%-28s %-10s %-24s %-30s %s\n", "NAME", "STATE", "PROGRESS", "CREATED",
                              "LABELS");
@@ -912,24 +1047,30 @@ int RunList(const RemoteOptions& remote, const ListOptions& options, const Conso
       out << absl::StrFormat("%-28s %-10s %-24s %-30s %s\n", a.name(), StateName(a.state()),
                              ProgressText(a), a.has_create_time() ? Time(a.create_time()) : "-",
                              absl::StrJoin(labels, ",", absl::PairFormatter("=")));
-      ++count;
     }
-    token = response.next_page_token();
     if (token.empty()) break;
     if (!options.all) {
       *console.err << "mia: more audits follow: --all, or --page-token " << token << "\n";
       break;
     }
   }
+  if (options.json) {
+    const std::optional<std::string> text = MessageJson(all, /*pretty=*/false);
+    if (!text.has_value()) {
+      *console.err << "mia: error: the audits do not convert to JSON\n";
+      return kExitFailure;
+    }
+    out << *text;
+  }
   *console.err << count << " audit" << (count == 1 ? "" : "s") << "\n";
   return kExitOk;
 }
 
-int RunWatch(const RemoteOptions& remote, const std::string& name, int64_t from_version,
+int RunWatch(const RemoteOptions& remote, const std::string& name, int64_t from_version, bool json,
              const Console& console) {
   Client client(remote, console);
   if (const int rc = client.CheckSetup(); rc != kExitOk) return rc;
-  return Follow(client, AuditName(name), from_version);
+  return Follow(client, AuditName(name), from_version, json, /*reached=*/false);
 }
 
 int RunCancel(const RemoteOptions& remote, const std::string& name, const Console& console) {
@@ -1073,6 +1214,12 @@ int RunReport(const RemoteOptions& remote, const std::string& name, const std::s
   }
   *console.err << "downloaded " << listing.files_size() << " report files of " << audit << " to "
                << out_dir << "\n";
+  // What is there is downloaded; an incomplete report must not pass as whole.
+  if (!listing.missing_files().empty()) {
+    *console.err << "mia: error: report " << audit << " is incomplete: the server lost "
+                 << FileList(listing.missing_files()) << "\n";
+    return kExitNotFound;
+  }
   return kExitOk;
 }
 

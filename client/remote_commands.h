@@ -6,8 +6,9 @@
 //
 // Every unary call has a deadline (RemoteOptions::timeout_seconds). Streams
 // (WatchAudit, GetReportFile, UploadArtifact) last as long as the job or the
-// file needs and have none; a watch that breaks after it started reconnects
-// from the last version seen.
+// file needs and have none; a watch that breaks after it started (a drain, a
+// restart, a rolling update) reconnects with backoff from the last version
+// seen, for up to RemoteOptions::reconnect_timeout_seconds.
 //
 // Each call creates its own channel; the commands share no state and may run
 // from any thread, each with its own Console.
@@ -36,10 +37,13 @@ struct Console {
 struct RemoteOptions {
   std::string server = kDefaultServerAddress;  // host:port of the mia server
   double timeout_seconds = 30;                 // deadline of each unary call
-  // Reconnections of a watch stream that broke after it had started
-  // (UNAVAILABLE: a server restart); 0 never reconnects.
-  int watch_reconnects = 5;
-  // Seconds before the first reconnection; doubles on each further one.
+  // How long a watch whose stream broke after it had started (CANCELLED or
+  // UNAVAILABLE: a drain, a restart, a rolling update) keeps reconnecting
+  // without seeing progress before it gives up with kExitUnavailable; 0
+  // never reconnects.
+  double reconnect_timeout_seconds = 300;
+  // Seconds before the first reconnection; doubles on each further one, up
+  // to 15.
   double reconnect_backoff_seconds = 1;
 
   // TLS (docs/service.md). All unset: plaintext (insecure channel
@@ -69,7 +73,8 @@ struct SubmitOptions {
 // audit and prints its name on `out`; with `follow`, then as RunWatch.
 int RunSubmit(const RemoteOptions& remote, const SubmitOptions& options, const Console& console);
 
-// `mia get NAME`: one audit, as text or (json) as the API's JSON.
+// `mia get NAME`: one audit, as text or (json) as the API's JSON. For a
+// SUCCEEDED audit, a warning names report files missing on the server.
 int RunGet(const RemoteOptions& remote, const std::string& name, bool json, const Console& console);
 
 struct ListOptions {
@@ -77,15 +82,18 @@ struct ListOptions {
   int page_size = 0;       // 0: the server's default
   std::string page_token;  // start from this page
   bool all = false;        // follow next_page_token to the end
+  bool json = false;       // one JSON object instead of the table
 };
 
-// `mia list`: a table of audits, oldest first.
+// `mia list`: a table of audits, oldest first; with `json` one object,
+// {"audits": [...], "next_page_token": "..."}, every field present.
 int RunList(const RemoteOptions& remote, const ListOptions& options, const Console& console);
 
 // `mia watch NAME`: progress bars until the audit ends, then the summary
-// table. Exit 0 only when it SUCCEEDED; kExitAuditFailed for FAILED or
-// CANCELLED.
-int RunWatch(const RemoteOptions& remote, const std::string& name, int64_t from_version,
+// table; with `json` one JSON line per snapshot on `out` instead. Exit 0 only
+// when it SUCCEEDED; kExitAuditFailed for FAILED or CANCELLED;
+// kExitUnavailable when reconnecting gave up.
+int RunWatch(const RemoteOptions& remote, const std::string& name, int64_t from_version, bool json,
              const Console& console);
 
 // `mia cancel NAME` / `mia delete NAME`.
@@ -105,7 +113,8 @@ int RunScores(const RemoteOptions& remote, const ScoresOptions& options, const C
 
 // `mia report NAME --out DIR`: downloads every report file into out_dir
 // (created if missing), each checked against its SHA-256 and written
-// atomically.
+// atomically. Files the report had but the server lost are named, and the
+// exit code is then kExitNotFound.
 int RunReport(const RemoteOptions& remote, const std::string& name, const std::string& out_dir,
               const Console& console);
 

@@ -102,6 +102,47 @@ bool IsSha256Hex(const std::string& s) {
          });
 }
 
+// The API names an audit "audits/{id}"; the job store says "job ... not
+// found", which is not a name a client can use.
+absl::Status NameNotFound(const absl::Status& status, const std::string& id) {
+  if (status.code() != absl::StatusCode::kNotFound) return status;
+  return absl::NotFoundError(absl::StrCat("audits/", id, " not found"));
+}
+
+// Server paths are no business of a client (and may say more about the host
+// than it should know): in messages an audit's folders are named by the
+// audit, anything else under the data dir relative to it.
+void ReplaceAll(std::string* text, const std::string& from, const std::string& to) {
+  if (from.empty()) return;
+  for (size_t at = text->find(from); at != std::string::npos; at = text->find(from, at)) {
+    text->replace(at, from.size(), to);
+    at += to.size();
+  }
+}
+
+std::string HideServerPaths(std::string text, const ServerRoots& roots, const std::string& id) {
+  if (roots.jobs_dir.empty()) return text;
+  const std::string job_dir = (fs::path(roots.jobs_dir) / id).lexically_normal().string();
+  const std::string name = absl::StrCat("audits/", id);
+  // The report folder alone: as the pipeline's last progress line says it.
+  if (text == job_dir + "/report" || text == job_dir + "/report/") {
+    return absl::StrCat("report of ", name, " (mia report ", name, " --out DIR)");
+  }
+  ReplaceAll(&text, job_dir + "/report/", absl::StrCat(name, " report file "));
+  ReplaceAll(&text, job_dir + "/", absl::StrCat(name, ": "));
+  ReplaceAll(&text, job_dir, name);
+  const fs::path data_dir = fs::path(roots.jobs_dir).lexically_normal().parent_path();
+  if (!data_dir.empty() && data_dir != data_dir.root_path()) {
+    ReplaceAll(&text, data_dir.string() + "/", "<data_dir>/");
+  }
+  // Inputs as a spec names them: relative to the data root they are under.
+  for (const std::string& root : roots.data_roots) {
+    const fs::path dir = fs::path(root).lexically_normal();
+    if (dir.has_relative_path()) ReplaceAll(&text, (dir / "").string(), "");
+  }
+  return text;
+}
+
 absl::Status ErrnoStatus(const char* what) {
   const int err = errno;
   const std::string message =
@@ -121,6 +162,12 @@ ArtifactUpload::~ArtifactUpload() {
 }
 
 absl::Status ArtifactUpload::Append(absl::string_view bytes) {
+  if (bytes.size() > static_cast<size_t>(kMaxChunkBytes)) {
+    return absl::InvalidArgumentError(absl::StrCat("chunk: ", bytes.size(),
+                                                   " bytes in one message; the API allows at "
+                                                   "most 1 MiB (",
+                                                   kMaxChunkBytes, " bytes) per chunk"));
+  }
   if (static_cast<int64_t>(bytes.size()) > declared_size_ - received_) {
     return absl::InvalidArgumentError(absl::StrCat("the upload is longer than the ", declared_size_,
                                                    " bytes its header declared"));
@@ -190,6 +237,13 @@ absl::StatusOr<v1::Audit> AuditBackend::ToProto(const jobs::JobSnapshot& snapsho
   v1::Audit audit;
   MIA_RETURN_IF_ERROR(JobToProto(snapshot.job, nullptr, view, &audit));
   audit.set_version(snapshot.version);
+  const std::string& id = snapshot.job.id;
+  audit.mutable_progress()->set_detail(
+      HideServerPaths(audit.progress().detail(), options_.roots, id));
+  if (audit.has_error()) {
+    audit.mutable_error()->set_message(
+        HideServerPaths(audit.error().message(), options_.roots, id));
+  }
   if (snapshot.job.state == jobs::JobState::kSucceeded && !snapshot.job.result_dir.empty()) {
     absl::StatusOr<std::shared_ptr<const v1::AuditResult>> result =
         results_.Get(snapshot.job.result_dir);
@@ -241,7 +295,7 @@ absl::StatusOr<v1::Audit> AuditBackend::CreateAudit(const v1::CreateAuditRequest
 
 absl::StatusOr<v1::Audit> AuditBackend::GetAudit(const v1::GetAuditRequest& request) {
   MIA_ASSIGN_OR_RETURN(const std::string id, AuditId(request.name()));
-  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, manager_->Get(id));
+  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, FindJob(id));
   return ToProto(snapshot, request.view() == v1::AUDIT_VIEW_BASIC ? v1::AUDIT_VIEW_BASIC
                                                                   : v1::AUDIT_VIEW_FULL);
 }
@@ -249,6 +303,13 @@ absl::StatusOr<v1::Audit> AuditBackend::GetAudit(const v1::GetAuditRequest& requ
 absl::StatusOr<v1::ListAuditsResponse> AuditBackend::ListAudits(
     const v1::ListAuditsRequest& request) {
   if (request.page_size() < 0) return absl::InvalidArgumentError("page_size: must be >= 0");
+  // An unknown number would otherwise filter on nothing and list every state.
+  if (!v1::Audit::State_IsValid(request.state())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("state: ", request.state(),
+                     " is not an Audit.State (STATE_UNSPECIFIED for any state, PENDING, "
+                     "RUNNING, SUCCEEDED, FAILED, CANCELLED)"));
+  }
   jobs::ListOptions options;
   options.page_size = request.page_size();
   options.page_token = request.page_token();
@@ -272,7 +333,9 @@ absl::StatusOr<v1::ListAuditsResponse> AuditBackend::ListAudits(
 
 absl::StatusOr<v1::Audit> AuditBackend::CancelAudit(const v1::CancelAuditRequest& request) {
   MIA_ASSIGN_OR_RETURN(const std::string id, AuditId(request.name()));
-  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, manager_->Cancel(id));
+  absl::StatusOr<jobs::JobSnapshot> cancelled = manager_->Cancel(id);
+  if (!cancelled.ok()) return NameNotFound(cancelled.status(), id);
+  const jobs::JobSnapshot& snapshot = *cancelled;
   Log(logger_.get(), spdlog::level::info, "audit cancel requested",
       {{"audit_id", id}, {"state", std::string(jobs::JobStateName(snapshot.job.state))}});
   return ToProto(snapshot, v1::AUDIT_VIEW_FULL);
@@ -280,10 +343,10 @@ absl::StatusOr<v1::Audit> AuditBackend::CancelAudit(const v1::CancelAuditRequest
 
 absl::Status AuditBackend::DeleteAudit(const v1::DeleteAuditRequest& request) {
   MIA_ASSIGN_OR_RETURN(const std::string id, AuditId(request.name()));
-  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, manager_->Get(id));
+  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, FindJob(id));
   if (!jobs::IsTerminal(snapshot.job.state)) {
     return absl::FailedPreconditionError(
-        absl::StrCat("audit ", id, " is ", jobs::JobStateName(snapshot.job.state),
+        absl::StrCat("audits/", id, " is ", jobs::JobStateName(snapshot.job.state),
                      "; only finished audits can be deleted (cancel it first)"));
   }
   MIA_RETURN_IF_ERROR(store_->Delete(id));
@@ -300,17 +363,23 @@ absl::Status AuditBackend::DeleteAudit(const v1::DeleteAuditRequest& request) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<jobs::JobSnapshot> AuditBackend::FindJob(const std::string& id) {
+  absl::StatusOr<jobs::JobSnapshot> snapshot = manager_->Get(id);
+  if (!snapshot.ok()) return NameNotFound(snapshot.status(), id);
+  return snapshot;
+}
+
 absl::StatusOr<jobs::JobSnapshot> AuditBackend::SucceededJob(absl::string_view name) {
   MIA_ASSIGN_OR_RETURN(const std::string id, AuditId(name));
-  MIA_ASSIGN_OR_RETURN(jobs::JobSnapshot snapshot, manager_->Get(id));
+  MIA_ASSIGN_OR_RETURN(jobs::JobSnapshot snapshot, FindJob(id));
   if (snapshot.job.state != jobs::JobState::kSucceeded) {
-    return absl::FailedPreconditionError(absl::StrCat("audit ", id, " is ",
+    return absl::FailedPreconditionError(absl::StrCat("audits/", id, " is ",
                                                       jobs::JobStateName(snapshot.job.state),
                                                       "; scores and reports exist once it "
                                                       "SUCCEEDED"));
   }
   if (snapshot.job.result_dir.empty()) {
-    return absl::DataLossError(absl::StrCat("audit ", id, " has no report folder"));
+    return absl::DataLossError(absl::StrCat("audits/", id, " has no report folder"));
   }
   return snapshot;
 }
@@ -329,32 +398,29 @@ absl::StatusOr<v1::ListAuditScoresResponse> AuditBackend::ListAuditScores(
 absl::StatusOr<v1::ListReportFilesResponse> AuditBackend::ListReportFiles(
     const v1::ListReportFilesRequest& request) {
   MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot job, SucceededJob(request.name()));
-  std::vector<fs::path> files;
-  std::error_code ec;
-  for (const fs::directory_entry& entry : fs::directory_iterator(job.job.result_dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    // Hidden names are temporary files of an atomic write.
-    if (name.empty() || name[0] == '.' || !entry.is_regular_file(ec) || entry.is_symlink(ec)) {
-      continue;
-    }
-    files.push_back(entry.path());
+  absl::StatusOr<std::vector<std::string>> names = ReportFileNames(job.job.result_dir);
+  if (!names.ok()) {
+    return absl::DataLossError(absl::StrCat("audits/", job.job.id, ": report unreadable"));
   }
-  if (ec) return absl::DataLossError(absl::StrCat("audit ", job.job.id, ": report unreadable"));
-  std::sort(files.begin(), files.end());
   v1::ListReportFilesResponse response;
-  for (const fs::path& path : files) {
+  std::error_code ec;
+  for (const std::string& name : *names) {
+    const fs::path path = fs::path(job.job.result_dir) / name;
     v1::ReportFile* file = response.add_files();
-    file->set_file(path.filename().string());
+    file->set_file(name);
     file->set_size_bytes(static_cast<int64_t>(fs::file_size(path, ec)));
     file->set_content_type(ContentType(path));
     MIA_ASSIGN_OR_RETURN(*file->mutable_sha256(), FileSha256(path.string()));
+  }
+  for (std::string& name : MissingReportFiles(job.job.result_dir, *names)) {
+    response.add_missing_files(std::move(name));
   }
   return response;
 }
 
 absl::StatusOr<AuditBackend::Snapshot> AuditBackend::GetSnapshot(const std::string& id,
                                                                  v1::AuditView view) {
-  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, manager_->Get(id));
+  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, FindJob(id));
   Snapshot out;
   MIA_ASSIGN_OR_RETURN(out.audit, ToProto(snapshot, view));
   out.terminal = jobs::IsTerminal(snapshot.job.state);
@@ -371,12 +437,12 @@ absl::StatusOr<std::string> AuditBackend::ReportFilePath(const v1::GetReportFile
   MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot job, SucceededJob(request.name()));
   std::error_code ec;
   const fs::path folder = fs::canonical(job.job.result_dir, ec);
-  if (ec) return absl::DataLossError(absl::StrCat("audit ", job.job.id, ": report unreadable"));
+  if (ec) return absl::DataLossError(absl::StrCat("audits/", job.job.id, ": report unreadable"));
   const fs::path path = fs::canonical(folder / file, ec);
   // canonical resolves links: what it names must still be in the folder.
   if (ec || path.parent_path() != folder || !fs::is_regular_file(path, ec)) {
     return absl::NotFoundError(
-        absl::StrCat("audit ", job.job.id, " has no report file of that name"));
+        absl::StrCat("audits/", job.job.id, " has no report file of that name"));
   }
   return path.string();
 }

@@ -35,6 +35,10 @@ namespace mia::server {
 
 class ServerMetrics;
 
+// The API's limit on the bytes of one message's chunk, both ways: report file
+// downloads (FileChunk.data) and uploads (UploadArtifactRequest.chunk).
+inline constexpr int64_t kMaxChunkBytes = int64_t{1} << 20;
+
 struct BackendOptions {
   // Inputs, uploads, job folders and the model cache (see convert.h).
   ServerRoots roots;
@@ -51,7 +55,8 @@ class ArtifactUpload {
   ArtifactUpload(const ArtifactUpload&) = delete;
   ArtifactUpload& operator=(const ArtifactUpload&) = delete;
 
-  // The next bytes. INVALID_ARGUMENT past the declared size; INTERNAL or
+  // The next bytes. INVALID_ARGUMENT past the declared size or for more than
+  // kMaxChunkBytes at once; INTERNAL or
   // RESOURCE_EXHAUSTED (disk full) when writing fails.
   absl::Status Append(absl::string_view bytes);
   // The end of the stream: INVALID_ARGUMENT when fewer bytes than declared
@@ -121,6 +126,8 @@ class AuditBackend {
   // The API form of a snapshot (view resolved by the caller).
   absl::StatusOr<mia::v1::Audit> ToProto(const jobs::JobSnapshot& snapshot,
                                          mia::v1::AuditView view);
+  // The job; NOT_FOUND names it as the API does ("audits/{id} not found").
+  absl::StatusOr<jobs::JobSnapshot> FindJob(const std::string& id);
   // The job, which must be SUCCEEDED (FAILED_PRECONDITION otherwise).
   absl::StatusOr<jobs::JobSnapshot> SucceededJob(absl::string_view name);
 

@@ -34,7 +34,6 @@ namespace fs = std::filesystem;
 
 // Room for a FileChunk's other fields next to its bytes.
 constexpr int64_t kChunkOverheadBytes = 1024;
-constexpr int64_t kMaxChunkBytes = 1 << 20;
 
 absl::Status MakeDir(const fs::path& dir) {
   std::error_code ec;

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "core/jobs/job_spec.h"
+#include "server/result_loader.h"
 
 namespace mia::server {
 
@@ -19,21 +20,30 @@ absl::StatusOr<jobs::RunOutcome> RoutingJobRunner::Run(const jobs::JobRecord& jo
   PlaceJobFiles(&*spec, ctx.work_dir);
 
   jobs::JobRecord routed = job;
+  absl::StatusOr<jobs::RunOutcome> outcome;
   if (spec->kind == JobSpec::Kind::kBundle) {
     jobs::BundleAuditSpec bundle;
     bundle.bundle_path = spec->bundle.bundle_path;
     bundle.scoring = spec->bundle.scoring;
     bundle.all_targets = spec->bundle.all_targets;
     routed.spec_json = jobs::EncodeBundleSpec(bundle);
-    return bundle_->Run(routed, ctx);
-  }
-  if (pipeline_ == nullptr) {
+    outcome = bundle_->Run(routed, ctx);
+  } else if (pipeline_ == nullptr) {
     return absl::UnimplementedError(
         "this server was built without LibTorch and cannot train models; audit a "
         "signals_bundle instead, or use a server built with LibTorch");
+  } else {
+    routed.spec_json = spec->config_json;
+    outcome = pipeline_->Run(routed, ctx);
   }
-  routed.spec_json = spec->config_json;
-  return pipeline_->Run(routed, ctx);
+  // The report is complete: record its files, so that one deleted later is
+  // reported missing (ListReportFiles) instead of the report passing as whole.
+  if (outcome.ok()) {
+    if (absl::Status listed = WriteReportManifest(outcome->result_dir); !listed.ok()) {
+      return listed;
+    }
+  }
+  return outcome;
 }
 
 }  // namespace mia::server

@@ -4,7 +4,8 @@
 // the other with convert.h, re-checking the spec against today's roots (an
 // operator may have changed them since the job was accepted), puts the job's
 // files in place, and hands the job to the bundle runner or, in builds with
-// LibTorch, the pipeline runner.
+// LibTorch, the pipeline runner. A job that succeeds gets its report manifest
+// (result_loader.h WriteReportManifest).
 //
 // Thread-safety: Run() may be called from several workers at once; the
 // router holds only immutable settings and the runners, which allow that too.

@@ -1,10 +1,12 @@
 #include "server/result_loader.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -12,6 +14,9 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "core/common/file_util.h"
 #include "core/metrics/roc.h"
 #include "nlohmann/json.hpp"
 #include "server/convert.h"
@@ -134,7 +139,50 @@ absl::Status AddRocs(const std::string& path, audit::AuditResult* result) {
   return absl::OkStatus();
 }
 
+std::string ManifestPath(const std::string& report_dir) {
+  fs::path dir = fs::path(report_dir).lexically_normal();
+  if (!dir.has_filename()) dir = dir.parent_path();  // "report/" names the folder too
+  return dir.string() + ".files";
+}
+
 }  // namespace
+
+absl::StatusOr<std::vector<std::string>> ReportFileNames(const std::string& report_dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const fs::directory_entry& entry : fs::directory_iterator(report_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name[0] == '.' || !entry.is_regular_file(ec) || entry.is_symlink(ec)) {
+      continue;
+    }
+    names.push_back(name);
+  }
+  if (ec) return absl::DataLossError("the report folder is unreadable");
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+absl::Status WriteReportManifest(const std::string& report_dir) {
+  absl::StatusOr<std::vector<std::string>> names = ReportFileNames(report_dir);
+  if (!names.ok()) return names.status();
+  std::string text = absl::StrJoin(*names, "\n");
+  if (!text.empty()) text += "\n";
+  return WriteFileAtomically(ManifestPath(report_dir), text);
+}
+
+std::vector<std::string> MissingReportFiles(const std::string& report_dir,
+                                            const std::vector<std::string>& present) {
+  std::ifstream in(ManifestPath(report_dir));
+  if (!in) return {};
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::set<std::string> have(present.begin(), present.end());
+  std::set<std::string> missing;
+  for (absl::string_view name : absl::StrSplit(text.str(), '\n', absl::SkipEmpty())) {
+    if (have.count(std::string(name)) == 0) missing.insert(std::string(name));
+  }
+  return {missing.begin(), missing.end()};
+}
 
 absl::StatusOr<audit::AuditResult> LoadReportResult(const std::string& report_dir) {
   const std::string path = (fs::path(report_dir) / "result.json").string();

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -33,6 +34,22 @@ namespace mia::server {
 // when it or scores.csv does not parse; a missing scores.csv only leaves the
 // curves empty.
 absl::StatusOr<audit::AuditResult> LoadReportResult(const std::string& report_dir);
+
+// The files of a report folder a client may download, sorted: regular files
+// only, no links, no hidden names (temporary files of an atomic write).
+// DataLoss when the folder cannot be read.
+absl::StatusOr<std::vector<std::string>> ReportFileNames(const std::string& report_dir);
+
+// The manifest of a report: the names of its files when its audit SUCCEEDED,
+// one per line, in "<report_dir>.files" beside the folder (outside it, so it
+// is no report file itself). It tells a file deleted under a finished audit
+// from one the audit never had. Written by the server when the job ends.
+absl::Status WriteReportManifest(const std::string& report_dir);
+
+// The files the manifest lists that `present` lacks, sorted. Empty when there
+// is no manifest (a report from before manifests): nothing to compare with.
+std::vector<std::string> MissingReportFiles(const std::string& report_dir,
+                                            const std::vector<std::string>& present);
 
 // The API form of the results of recently read reports, most recent first,
 // at most `capacity` of them.

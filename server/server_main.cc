@@ -11,10 +11,12 @@
 // streams end, running jobs checkpoint and go back to PENDING, the gRPC
 // server stops; the process exits within drain_timeout_seconds. A second
 // signal exits at once (the store is durable; the next start resumes).
+// --help lists the settings and --version prints the version; both exit 0.
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <set>
@@ -26,6 +28,8 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
@@ -60,6 +64,39 @@ std::set<std::string> FlagsOnCommandLine(int argc, char** argv) {
     if (known.count(name) > 0) given.insert(name);
   }
   return given;
+}
+
+constexpr char kUsage[] =
+    "mia-server: the membership-inference audit service (gRPC mia.v1.AuditService)";
+
+// The server's settings are the flags of this file; abseil's and gRPC's own
+// flags are not settings of mia-server.
+bool IsSettingFile(absl::string_view file) { return absl::EndsWith(file, "server_main.cc"); }
+
+std::string VersionLine() { return std::string("mia-server ") + MIA_VERSION + "\n"; }
+
+// --help. Abseil's own matches flags to a file named after the program
+// (none here: "No flags matched.") and exits 1, where help asked for is no
+// error.
+void PrintHelp() {
+  std::printf("%s\n\nUsage: mia-server [--KEY=VALUE ...]\n\n", kUsage);
+  std::printf(
+      "Every KEY is also the environment variable MIA_<KEY in upper case> and a key of the\n"
+      "YAML file given with --config; flags > environment > file > defaults.\n\n");
+  std::vector<const absl::CommandLineFlag*> flags;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (IsSettingFile(flag->Filename())) flags.push_back(flag);
+  }
+  std::sort(flags.begin(), flags.end(),
+            [](const absl::CommandLineFlag* a, const absl::CommandLineFlag* b) {
+              return a->Name() < b->Name();
+            });
+  for (const absl::CommandLineFlag* flag : flags) {
+    const std::string value = flag->DefaultValue();
+    std::printf("  --%s (%s)\n      default: %s\n", std::string(flag->Name()).c_str(),
+                flag->Help().c_str(), value.empty() ? "\"\"" : value.c_str());
+  }
+  std::printf("  --help     this text\n  --version  the version\n");
 }
 
 }  // namespace
@@ -101,8 +138,27 @@ ABSL_FLAG(std::string, log_level, kDefaults.log_level,
           "trace, debug, info, warn, error, critical or off");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "mia-server: the membership-inference audit service (gRPC mia.v1.AuditService)");
+  absl::SetProgramUsageMessage(kUsage);
+  // For abseil's other help flags (--helpon, --helpmatch): this file's flags
+  // and the version.
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = IsSettingFile;
+  usage.contains_helpshort_flags = IsSettingFile;
+  usage.version_string = VersionLine;
+  absl::SetFlagsUsageConfig(usage);
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") break;
+    if (arg == "--help" || arg == "-help" || arg == "-h" || arg == "--helpfull" ||
+        arg == "--helpshort") {
+      PrintHelp();
+      return 0;
+    }
+    if (arg == "--version" || arg == "-version") {
+      std::fputs(VersionLine().c_str(), stdout);
+      return 0;
+    }
+  }
   absl::ParseCommandLine(argc, argv);
 
   mia::server::ConfigSources sources;

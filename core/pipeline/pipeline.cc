@@ -388,6 +388,8 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   scoring.cancel = ctx.cancel;
   MIA_ASSIGN_OR_RETURN(output.result, audit::ScoreBundle(bundle, scoring));
   output.result.spec_json = ConfigJson(c);
+  // Every report says which mia made it (`mia audit` and the server alike).
+  output.result.tool_version = MIA_VERSION;
   // The pipeline's stages first, then scoring's (whose signals from logits add
   // to the signals stage): one line per stage.
   for (const audit::StageTiming& st : output.result.timings) {

@@ -21,6 +21,7 @@
 #include "core/common/sha256.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/unknown_field_set.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "mia/v1/audit.grpc.pb.h"
@@ -136,9 +137,14 @@ class FakeAuditService final : public v1::AuditService::Service {
   grpc::Status create_status = grpc::Status::OK;
   v1::Audit created;
   // WatchAudit: sent in order, then OK. With watch_break_after >= 0 the first
-  // call ends UNAVAILABLE after that many events (a server restart).
+  // call ends with watch_break_code after that many events (UNAVAILABLE: a
+  // server restart; CANCELLED: a server shutting down).
   std::vector<v1::WatchAuditResponse> watch_events;
   int watch_break_after = -1;
+  grpc::StatusCode watch_break_code = grpc::StatusCode::UNAVAILABLE;
+  // After the break, every further watch ends UNAVAILABLE at once (a server
+  // that is stopping).
+  bool watch_refuse_after_break = false;
   // GetAudit (also CancelAudit's answer). When get_blocks, the call waits
   // until the client gives up (its deadline).
   grpc::Status get_status = grpc::Status::OK;
@@ -149,8 +155,10 @@ class FakeAuditService final : public v1::AuditService::Service {
   // ListAuditScores: pages by token.
   std::map<std::string, v1::ListAuditScoresResponse> score_pages;
   // Report files by name; the last chunk of `corrupt_file` carries a wrong
-  // checksum. Files are sent in chunks of chunk_bytes.
+  // checksum. Files are sent in chunks of chunk_bytes. missing_files: what
+  // ListReportFiles says the server lost.
   std::map<std::string, std::string> report_files;
+  std::vector<std::string> missing_files;
   std::string corrupt_file;
   size_t chunk_bytes = 5;
 
@@ -228,10 +236,13 @@ class FakeAuditService final : public v1::AuditService::Service {
       watches_.push_back(*request);
       first = watches_.size() == 1;
     }
+    if (!first && watch_refuse_after_break) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server stopping");
+    }
     int sent = 0;
     for (const v1::WatchAuditResponse& e : watch_events) {
       if (first && sent == watch_break_after) {
-        return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server restarting");
+        return grpc::Status(watch_break_code, "server restarting");
       }
       if (e.has_snapshot() && e.snapshot().version() <= request->from_version()) continue;
       if (!writer->Write(e)) break;
@@ -256,6 +267,7 @@ class FakeAuditService final : public v1::AuditService::Service {
       f->set_size_bytes(static_cast<int64_t>(content.size()));
       f->set_sha256(Sha256Hex(content));
     }
+    for (const std::string& name : missing_files) response->add_missing_files(name);
     return grpc::Status::OK;
   }
 
@@ -319,7 +331,7 @@ class RemoteCommandsTest : public ::testing::Test {
     ASSERT_NE(server_, nullptr);
     ASSERT_GT(port, 0);
     remote_.server = "127.0.0.1:" + std::to_string(port);
-    remote_.watch_reconnects = 0;
+    remote_.reconnect_timeout_seconds = 0;
     console_ = Console{&out_, &err_, false};
   }
 
@@ -398,13 +410,14 @@ TEST_F(RemoteCommandsTest, SubmitFollowRendersProgressAndSummary) {
   EXPECT_THAT(err, HasSubstr("signals  [###################.....]  80%"));
   EXPECT_THAT(err, HasSubstr("many excluded points"));
   EXPECT_THAT(err, Not(HasSubstr("\r")));
-  EXPECT_THAT(err, HasSubstr("audits/a1 SUCCEEDED"));
+  // The audit's name and how to download the report, never a server path.
+  EXPECT_THAT(err, HasSubstr("audits/a1 SUCCEEDED; its report: mia report audits/a1 --out DIR"));
 }
 
 TEST_F(RemoteCommandsTest, FollowRedrawsOnATerminal) {
   CannedRun(v1::Audit::SUCCEEDED);
   console_.tty = true;
-  EXPECT_EQ(RunWatch(remote_, "a1", 0, console_), kExitOk) << err_.str();
+  EXPECT_EQ(RunWatch(remote_, "a1", 0, false, console_), kExitOk) << err_.str();
   EXPECT_THAT(err_.str(), HasSubstr("\r"));
   EXPECT_THAT(err_.str(), HasSubstr("\033[K"));
   ASSERT_EQ(fake_.watches().size(), 1u);
@@ -424,7 +437,7 @@ TEST_F(RemoteCommandsTest, SubmitFollowExits6WhenTheAuditFails) {
 
 TEST_F(RemoteCommandsTest, WatchExits6WhenCancelledAndResumesFromAVersion) {
   CannedRun(v1::Audit::CANCELLED);
-  EXPECT_EQ(RunWatch(remote_, "audits/a1", 3, console_), kExitAuditFailed);
+  EXPECT_EQ(RunWatch(remote_, "audits/a1", 3, false, console_), kExitAuditFailed);
   ASSERT_EQ(fake_.watches().size(), 1u);
   EXPECT_EQ(fake_.watches()[0].from_version(), 3);
   EXPECT_THAT(err_.str(), Not(HasSubstr("1/4 models")));  // versions <= 3 not sent
@@ -434,9 +447,9 @@ TEST_F(RemoteCommandsTest, WatchExits6WhenCancelledAndResumesFromAVersion) {
 TEST_F(RemoteCommandsTest, WatchReconnectsFromTheLastVersionAfterARestart) {
   CannedRun(v1::Audit::SUCCEEDED);
   fake_.watch_break_after = 2;  // versions 1 and 2, then the stream breaks
-  remote_.watch_reconnects = 1;
+  remote_.reconnect_timeout_seconds = 5;
   remote_.reconnect_backoff_seconds = 0;
-  EXPECT_EQ(RunWatch(remote_, "a1", 0, console_), kExitOk) << err_.str();
+  EXPECT_EQ(RunWatch(remote_, "a1", 0, false, console_), kExitOk) << err_.str();
   const std::vector<v1::WatchAuditRequest> watches = fake_.watches();
   ASSERT_EQ(watches.size(), 2u);
   EXPECT_EQ(watches[0].from_version(), 0);
@@ -445,7 +458,7 @@ TEST_F(RemoteCommandsTest, WatchReconnectsFromTheLastVersionAfterARestart) {
   EXPECT_THAT(out_.str(), HasSubstr("0.7500"));
 
   // Without reconnections the broken stream is an UNAVAILABLE error.
-  remote_.watch_reconnects = 0;
+  remote_.reconnect_timeout_seconds = 0;
   FakeAuditService other;
   other.watch_events = fake_.watch_events;
   other.watch_break_after = 2;
@@ -455,8 +468,112 @@ TEST_F(RemoteCommandsTest, WatchReconnectsFromTheLastVersionAfterARestart) {
   builder.RegisterService(&other);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   remote_.server = "127.0.0.1:" + std::to_string(port);
-  EXPECT_EQ(RunWatch(remote_, "a1", 0, console_), kExitUnavailable);
+  EXPECT_EQ(RunWatch(remote_, "a1", 0, false, console_), kExitUnavailable);
   server->Shutdown();
+}
+
+TEST_F(RemoteCommandsTest, WatchReconnectsAfterADrainCancelledTheStream) {
+  // A draining or stopping server may cut the stream with CANCELLED: that is
+  // a server going away, not the user giving up.
+  CannedRun(v1::Audit::SUCCEEDED);
+  fake_.watch_break_after = 3;
+  fake_.watch_break_code = grpc::StatusCode::CANCELLED;
+  remote_.reconnect_timeout_seconds = 5;
+  remote_.reconnect_backoff_seconds = 0;
+  EXPECT_EQ(RunWatch(remote_, "a1", 0, false, console_), kExitOk) << err_.str();
+  const std::vector<v1::WatchAuditRequest> watches = fake_.watches();
+  ASSERT_EQ(watches.size(), 2u);
+  EXPECT_EQ(watches[1].from_version(), 2);  // the heartbeat was event 3
+  EXPECT_THAT(err_.str(), HasSubstr("interrupted (CANCELLED); reconnecting from version 2"));
+  EXPECT_THAT(err_.str(), HasSubstr("audits/a1 SUCCEEDED"));
+}
+
+TEST_F(RemoteCommandsTest, SubmitFollowRetriesAWatchRefusedAtOnce) {
+  // The audit was created, so the server was reached: a watch that fails at
+  // once (the server began to drain in between) is retried, not reported.
+  CannedRun(v1::Audit::SUCCEEDED);
+  fake_.watch_break_after = 0;
+  remote_.reconnect_timeout_seconds = 5;
+  remote_.reconnect_backoff_seconds = 0;
+  SubmitOptions submit;
+  submit.job_file = JobFile();
+  submit.follow = true;
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitOk) << err_.str();
+  EXPECT_EQ(fake_.watches().size(), 2u);
+}
+
+TEST_F(RemoteCommandsTest, WatchGivesUpReconnectingAfterTheTimeout) {
+  // The server breaks the stream after two snapshots and then refuses every
+  // watch: the client keeps trying for --reconnect-timeout, then exits 5.
+  CannedRun(v1::Audit::SUCCEEDED);
+  fake_.watch_break_after = 2;
+  fake_.watch_refuse_after_break = true;
+  remote_.reconnect_timeout_seconds = 1;
+  remote_.reconnect_backoff_seconds = 0.05;
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(RunWatch(remote_, "a1", 0, false, console_), kExitUnavailable) << err_.str();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GE(seconds, 0.5);
+  EXPECT_LT(seconds, 10);
+  EXPECT_GE(fake_.watches().size(), 3u);
+  for (size_t i = 1; i < fake_.watches().size(); ++i) {
+    EXPECT_EQ(fake_.watches()[i].from_version(), 2);
+  }
+  EXPECT_THAT(err_.str(), HasSubstr("reconnecting from version 2"));
+  EXPECT_THAT(err_.str(), HasSubstr("gave up reconnecting after"));
+  EXPECT_THAT(err_.str(), HasSubstr("(--reconnect-timeout 1)"));
+}
+
+TEST_F(RemoteCommandsTest, WatchResumesOnAServerRestartedOnTheSameAddress) {
+  // A restart: the server goes away after two snapshots (nothing listens for
+  // a while), and another comes up on the same address with the rest.
+  CannedRun(v1::Audit::SUCCEEDED);
+  fake_.watch_break_after = 2;
+  fake_.watch_refuse_after_break = true;
+  remote_.reconnect_timeout_seconds = 30;
+  remote_.reconnect_backoff_seconds = 0.05;
+  FakeAuditService restarted_fake;
+  restarted_fake.watch_events = fake_.watch_events;
+  std::unique_ptr<grpc::Server> restarted;
+  std::thread restart([&] {
+    while (fake_.watches().empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    server_->Shutdown();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(remote_.server, grpc::InsecureServerCredentials());
+    builder.RegisterService(&restarted_fake);
+    restarted = builder.BuildAndStart();
+  });
+  const int rc = RunWatch(remote_, "a1", 0, false, console_);
+  restart.join();
+  ASSERT_NE(restarted, nullptr);
+  EXPECT_EQ(rc, kExitOk) << err_.str();
+  ASSERT_FALSE(restarted_fake.watches().empty());
+  EXPECT_EQ(restarted_fake.watches().back().from_version(), 2);
+  EXPECT_THAT(out_.str(), HasSubstr("0.7500"));
+  restarted->Shutdown();
+}
+
+TEST_F(RemoteCommandsTest, WatchJsonPrintsOneObjectPerSnapshot) {
+  CannedRun(v1::Audit::SUCCEEDED);
+  EXPECT_EQ(RunWatch(remote_, "a1", 0, true, console_), kExitOk) << err_.str();
+  std::vector<std::string> lines;
+  std::istringstream in(out_.str());
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 5u) << out_.str();  // five snapshots; heartbeats are not shown
+  for (const std::string& line : lines) {
+    v1::Audit a;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &a).ok()) << line;
+    EXPECT_EQ(a.name(), "audits/a1");
+    EXPECT_THAT(line, HasSubstr("\"fraction\":"));  // every field, defaults too
+  }
+  EXPECT_THAT(lines.front(), HasSubstr("\"state\":\"PENDING\""));
+  EXPECT_THAT(lines.back(), HasSubstr("\"state\":\"SUCCEEDED\""));
+  EXPECT_THAT(lines.back(), HasSubstr("\"auc\":0.75"));
+  // No progress bars, no table: the lines are the output.
+  EXPECT_THAT(err_.str(), Not(HasSubstr("[#")));
+  EXPECT_THAT(out_.str(), Not(HasSubstr("AUC CI")));
 }
 
 TEST_F(RemoteCommandsTest, WatchEndingEarlyAsksTheAuditItself) {
@@ -466,11 +583,11 @@ TEST_F(RemoteCommandsTest, WatchEndingEarlyAsksTheAuditItself) {
       Snapshot(MakeAudit("audits/a1", v1::Audit::RUNNING, 2, "train", 1, 4, 0.2))};
   fake_.got = MakeAudit("audits/a1", v1::Audit::SUCCEEDED, 3, "done", 4, 4, 1);
   *fake_.got.mutable_result() = MakeResult();
-  EXPECT_EQ(RunWatch(remote_, "a1", 0, console_), kExitOk) << err_.str();
+  EXPECT_EQ(RunWatch(remote_, "a1", 0, false, console_), kExitOk) << err_.str();
   EXPECT_THAT(out_.str(), HasSubstr("0.7500"));
 
   fake_.got = MakeAudit("audits/a1", v1::Audit::RUNNING, 2, "train", 1, 4, 0.2);
-  EXPECT_EQ(RunWatch(remote_, "a1", 0, console_), kExitFailure);
+  EXPECT_EQ(RunWatch(remote_, "a1", 0, false, console_), kExitFailure);
   EXPECT_THAT(err_.str(), HasSubstr("the stream ended while the audit is RUNNING"));
 }
 
@@ -591,7 +708,7 @@ TEST_F(RemoteCommandsTest, UnavailableGivesExit5AndAFriendlyMessage) {
   submit.job_file = JobFile();
   submit.follow = true;
   EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitUnavailable);
-  EXPECT_EQ(RunWatch(remote_, "a1", 0, console_), kExitUnavailable);
+  EXPECT_EQ(RunWatch(remote_, "a1", 0, false, console_), kExitUnavailable);
 }
 
 TEST_F(RemoteCommandsTest, GetPrintsTheAudit) {
@@ -658,6 +775,88 @@ TEST_F(RemoteCommandsTest, ReportWritesVerifiedFiles) {
     ++files;
   }
   EXPECT_EQ(files, 3);  // no temporary files left
+}
+
+TEST_F(RemoteCommandsTest, ListJsonIsOneObjectWithEveryPage) {
+  v1::ListAuditsResponse first, second;
+  *first.add_audits() = MakeAudit("audits/a1", v1::Audit::SUCCEEDED, 5, "done", 4, 4, 1);
+  first.set_next_page_token("p2");
+  *second.add_audits() = MakeAudit("audits/a2", v1::Audit::PENDING, 1, "queued", 0, 4, 0);
+  fake_.list_pages = {{"", first}, {"p2", second}};
+  ListOptions list;
+  list.json = true;
+  list.all = true;
+  EXPECT_EQ(RunList(remote_, list, console_), kExitOk) << err_.str();
+  v1::ListAuditsResponse parsed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(out_.str(), &parsed).ok()) << out_.str();
+  ASSERT_EQ(parsed.audits_size(), 2);
+  EXPECT_EQ(parsed.audits(0).name(), "audits/a1");
+  EXPECT_EQ(parsed.audits(1).state(), v1::Audit::PENDING);
+  EXPECT_THAT(out_.str(), HasSubstr("\"next_page_token\":\"\""));
+  EXPECT_THAT(out_.str(), Not(HasSubstr("NAME")));  // no table header
+
+  // One page: the token to continue with is in the object.
+  out_.str("");
+  list.all = false;
+  EXPECT_EQ(RunList(remote_, list, console_), kExitOk);
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(out_.str(), &parsed).ok());
+  EXPECT_EQ(parsed.audits_size(), 1);
+  EXPECT_EQ(parsed.next_page_token(), "p2");
+
+  // No audits: still an object with an (empty) array.
+  out_.str("");
+  fake_.list_pages = {{"", v1::ListAuditsResponse()}};
+  EXPECT_EQ(RunList(remote_, list, console_), kExitOk);
+  EXPECT_THAT(out_.str(), HasSubstr("\"audits\":[]"));
+}
+
+TEST_F(RemoteCommandsTest, ReportNamesMissingFilesAndExits3) {
+  fake_.report_files = {{"result.json", "{}\n"}, {"scores.csv", "row_id\n"}};
+  fake_.missing_files = {"roc.svg", "summary.md"};
+  const std::filesystem::path out = dir_ / "report";
+  EXPECT_EQ(RunReport(remote_, "a1", out.string(), console_), kExitNotFound);
+  EXPECT_THAT(err_.str(), HasSubstr("report audits/a1 is incomplete: the server lost 2 files: "
+                                    "roc.svg, summary.md"));
+  // What the server still has is downloaded.
+  EXPECT_EQ(ReadFile(out / "result.json"), "{}\n");
+  EXPECT_EQ(ReadFile(out / "scores.csv"), "row_id\n");
+}
+
+TEST_F(RemoteCommandsTest, GetWarnsAboutMissingReportFiles) {
+  fake_.got = MakeAudit("audits/a1", v1::Audit::SUCCEEDED, 9, "done", 4, 4, 1);
+  fake_.missing_files = {"result.json"};
+  EXPECT_EQ(RunGet(remote_, "a1", false, console_), kExitOk);
+  EXPECT_THAT(err_.str(), HasSubstr("mia: warning: audits/a1: the server lost 1 file: "
+                                    "result.json of its report"));
+  err_.str("");
+  EXPECT_EQ(RunGet(remote_, "a1", true, console_), kExitOk);
+  EXPECT_THAT(err_.str(), HasSubstr("the server lost 1 file: result.json"));
+  // A complete report: no warning.
+  err_.str("");
+  fake_.missing_files.clear();
+  EXPECT_EQ(RunGet(remote_, "a1", false, console_), kExitOk);
+  EXPECT_THAT(err_.str(), Not(HasSubstr("warning")));
+}
+
+TEST_F(RemoteCommandsTest, ServerAddressMustBeHostPort) {
+  for (const std::string bad : {"localhost", "localhost:", ":50051", "host:99999", "host:port",
+                                "::1:50051", "http://host:50051"}) {
+    err_.str("");
+    remote_.server = bad;
+    EXPECT_EQ(RunList(remote_, ListOptions(), console_), kExitInvalidInput) << bad;
+    EXPECT_THAT(err_.str(), HasSubstr("--server '" + bad + "' (MIA_SERVER)")) << bad;
+    EXPECT_THAT(err_.str(), HasSubstr("expected HOST:PORT")) << bad;
+  }
+  EXPECT_TRUE(fake_.list_requests().empty());  // refused before connecting
+}
+
+TEST_F(RemoteCommandsTest, AnUnresolvableHostGetsADnsHintNotATlsOne) {
+  // .invalid never resolves (RFC 2606).
+  remote_.server = "no-such-host.invalid:50051";
+  remote_.timeout_seconds = 20;
+  EXPECT_EQ(RunList(remote_, ListOptions(), console_), kExitUnavailable);
+  EXPECT_THAT(err_.str(), HasSubstr("does not resolve"));
+  EXPECT_THAT(err_.str(), Not(HasSubstr("TLS")));
 }
 
 TEST_F(RemoteCommandsTest, ReportRejectsAChecksumMismatch) {

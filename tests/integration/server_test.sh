@@ -243,6 +243,57 @@ names = [x["attack"] for x in r["results"]]
 assert names == ["rmia", "lira"], names
 assert open("rep/scores.csv").read() == open("scores.csv").read()
 PY
+
+# Scripts: `list --json` and `watch --json` instead of tables; names, never
+# server paths.
+expect "list --json" 0 "" -- "$MIA" list --all --json
+$PY - "$NAME" "$NAME2" <<'PY' && ok "list --json: one object with every audit" || { bad "list --json: one object with every audit"; show all.txt; }
+import json, sys
+d = json.load(open("out.txt"))
+names = [a["name"] for a in d["audits"]]
+assert sys.argv[1] in names and sys.argv[2] in names, names
+assert all(a["state"] == "SUCCEEDED" for a in d["audits"]), d
+assert d["next_page_token"] == "", d
+PY
+expect "watch --json of a finished audit" 0 "" -- "$MIA" watch "$NAME" --json
+$PY - "$NAME" <<'PY' && ok "watch --json: JSON lines, the last SUCCEEDED with its result" || { bad "watch --json: JSON lines"; show all.txt; }
+import json, sys
+lines = [json.loads(l) for l in open("out.txt") if l.strip()]
+assert lines and all(l["name"] == sys.argv[1] for l in lines), lines
+assert lines[-1]["state"] == "SUCCEEDED" and lines[-1]["result"]["results"], lines[-1]
+PY
+grep -qF "its report: mia report $NAME --out DIR" err.txt && ok "watch names the report's download command" \
+  || { bad "watch names the report's download command"; show all.txt; }
+expect "get --json (again)" 0 "" -- "$MIA" get "$NAME" --json
+! grep -qF "$WORK" all.txt && ok "get --json shows no server path" || { bad "get --json shows a server path"; show all.txt; }
+
+# A report file deleted under a finished audit: get warns, report names it and exits 3.
+rm -f "$WORK/data-a/jobs/${NAME2#audits/}/report/roc.svg"
+expect "get: a deleted report file is named" 0 "the server lost 1 file: roc.svg" -- "$MIA" get "$NAME2"
+expect "report: a deleted report file: exit 3" 3 "is incomplete: the server lost 1 file: roc.svg" -- \
+  "$MIA" report "$NAME2" --out rep2
+[ -s rep2/result.json ] && [ ! -e rep2/roc.svg ] && ok "report downloads what is left" \
+  || bad "report downloads what is left"
+
+# Versions and help.
+expect "mia-server --help: exit 0" 0 "--data_dir" -- "$SERVER" --help
+! grep -qF "No flags matched" all.txt && grep -qF -- "--listen_address" all.txt \
+  && ok "mia-server --help lists the settings" || { bad "mia-server --help lists the settings"; show all.txt; }
+expect "mia-server --version" 0 "" -- "$SERVER" --version
+grep -qE '^mia-server [0-9]+\.[0-9]+\.[0-9]+' out.txt && ok "mia-server --version prints the version" \
+  || { bad "mia-server --version prints the version"; show all.txt; }
+expect "mia --version" 0 "" -- "$MIA" --version
+grep -qE '^mia [0-9]+\.[0-9]+\.[0-9]+' out.txt && ok "mia --version prints the version" \
+  || { bad "mia --version prints the version"; show all.txt; }
+
+# Addresses: checked before connecting; a name that does not resolve gets a
+# DNS hint, not a TLS one.
+expect "--server without a port: exit 2" 2 "expected HOST:PORT" -- "$MIA" list --server localhost
+expect "--server with a bad port: exit 2" 2 "port must be a number" -- "$MIA" list --server 127.0.0.1:99999
+expect "unresolvable host: exit 5, DNS hint" 5 "does not resolve" -- \
+  "$MIA" list --server no-such-host.invalid:50051
+! grep -qF "TLS" all.txt && ok "unresolvable host: no TLS hint" || { bad "unresolvable host: a TLS hint"; show all.txt; }
+expect "get unknown audit: named as the API does" 3 "audits/nope not found" -- "$MIA" get nope
 "$MIA" make-bundle --out up.npz --points 300 --population 100 --seed 3 >/dev/null 2>&1
 expect "upload" 0 "" -- "$MIA" upload up.npz
 ART=$(head -1 out.txt)
@@ -402,6 +453,14 @@ try:
         r = upload(data, size, sha)
     elif case == "create-artifact":  # a bundle job on artifact ID
         r = stub.CreateAudit(bundle_request(audit_pb2.DataRef(artifact_id=args[0])), timeout=30)
+    elif case == "list-state":  # ListAudits with state number N
+        r = stub.ListAudits(audit_pb2.ListAuditsRequest(state=int(args[0])), timeout=30)
+    elif case == "upload-chunk":  # upload FILE in one chunk, however large
+        data = open(args[0], "rb").read()
+        header = audit_pb2.ArtifactHeader(filename="x.bin", size=len(data),
+                                          sha256=hashlib.sha256(data).hexdigest())
+        r = stub.UploadArtifact(iter([audit_pb2.UploadArtifactRequest(header=header),
+                                      audit_pb2.UploadArtifactRequest(chunk=data)]), timeout=30)
     elif case == "list-token":  # ListAudits with page token TOKEN
         r = stub.ListAudits(audit_pb2.ListAuditsRequest(page_token=args[0]), timeout=30)
     elif case == "list-token-other-filter":  # a real token of a SUCCEEDED listing, used for FAILED
@@ -441,6 +500,13 @@ py_expect "python ListAudits malformed page token: INVALID_ARGUMENT" "$PORT_A" I
   "page_token: malformed" -- list-token '%%garbage%%'
 py_expect "python ListAudits token of another state filter: INVALID_ARGUMENT" "$PORT_A" \
   INVALID_ARGUMENT "page_token: issued for a different state filter" -- list-token-other-filter
+py_expect "python ListAudits state=99: INVALID_ARGUMENT naming the field" "$PORT_A" \
+  INVALID_ARGUMENT "state: 99 is not an Audit.State" -- list-state 99
+head -c 1048577 /dev/zero > chunk.bin
+py_expect "python upload chunk above 1 MiB: INVALID_ARGUMENT" "$PORT_A" INVALID_ARGUMENT \
+  "chunk: 1048577 bytes in one message" -- upload-chunk chunk.bin
+[ ! -e "$WORK/data-a/artifacts/$(sha256sum chunk.bin | cut -d' ' -f1)" ] \
+  && ok "refused chunk stored nothing" || bad "refused chunk stored something"
 alive && ok "server up after bad page tokens" || bad "server up after bad page tokens"
 py_expect "python GetAudit unknown id: NOT_FOUND naming it" "$PORT_A" NOT_FOUND \
   "doesnotexist not found" -- get audits/doesnotexist
@@ -604,6 +670,47 @@ else
   bad "resumed run's scores differ from the uninterrupted run's"; diff crash_scores.csv ref_scores.csv | head -4
 fi
 alive && ok "server up at the end" || bad "server up at the end"
+
+# A pipeline audit's report names the mia that made it.
+expect "report of the crash-test audit" 0 "" -- "$MIA" report "$XNAME" --out xrep
+$PY - <<'PY' && ok "pipeline audit: result.json has the tool version" || { bad "pipeline audit: tool_version"; show all.txt; }
+import json, re
+v = json.load(open("xrep/result.json"))["tool_version"]
+assert re.match(r"^[0-9]+\.[0-9]+\.[0-9]+", v), repr(v)
+PY
+! grep -qF "unknown version" xrep/summary.md && ok "pipeline audit: summary.md names the version" \
+  || bad "pipeline audit: summary.md says unknown version"
+! grep -qF "$WORK/data" resume_watch.txt ref.err && ok "pipeline watches show no server path" \
+  || { bad "pipeline watches show a server path"; grep -hF "$WORK/data" resume_watch.txt ref.err | head -3; }
+
+# A watch survives a drain (SIGTERM) and a restart on the same data dir, and
+# exits 0 when the audit succeeds.
+train_yaml train.csv 1500 9 > drain.yaml
+expect "submit the drain-test job" 0 "" -- "$MIA" submit drain.yaml
+DNAME=$(head -1 out.txt)
+"$MIA" watch "$DNAME" >drain_watch.out 2>drain_watch.err &
+WATCH_PID=$!
+PIDS+=("$WATCH_PID")
+if wait_state "$DNAME" RUNNING 60; then
+  sleep 1  # into training
+  kill -TERM "$A_PID"; wait "$A_PID"
+  ok "server A drained with the watched audit running"
+  sleep 2  # the watch finds nothing listening for a while
+  kill -0 "$WATCH_PID" 2>/dev/null && ok "the watch waits for the server" \
+    || { bad "the watch exited when the server stopped"; show drain_watch.err; }
+  start_server A "$WORK/data-a" "$PORT_A" && ok "server A restarted after the drain" \
+    || { bad "server A restarted after the drain"; finish; }
+  if timeout 240 tail --pid="$WATCH_PID" -f /dev/null; then :; fi
+  wait "$WATCH_PID"; watch_rc=$?
+  [ "$watch_rc" -eq 0 ] && grep -qF "$DNAME SUCCEEDED" drain_watch.err \
+    && ok "the watch survived the drain and restart: exit 0, SUCCEEDED" \
+    || { bad "the watch across a drain and restart: exit $watch_rc"; show drain_watch.err 12; }
+  grep -qF "reconnecting from version" drain_watch.err && ok "the watch reconnected from its last version" \
+    || { bad "the watch did not say it reconnected"; show drain_watch.err; }
+  grep -qF "AUC" drain_watch.out && ok "the watch printed the summary table" || bad "the watch printed no summary"
+else
+  bad "drain-test job RUNNING"
+fi
 
 # Graceful stop: SIGTERM drains and exits 0.
 kill -TERM "$A_PID"; wait "$A_PID"; term_rc=$?

@@ -101,6 +101,18 @@ class GateRunner final : public jobs::JobRunner {
     if (job.labels.count("hold") > 0 && !gate_->Wait(ctx)) {
       return absl::CancelledError("held job stopped");
     }
+    if (job.labels.count("paths") > 0) {
+      // A job that names its folders on the server, as the pipeline's last
+      // progress line and a write error do; held until the gate opens.
+      jobs::JobProgress progress;
+      progress.stage = "report";
+      progress.fraction = 0.99;
+      progress.detail = ctx.work_dir + "/report";
+      ctx.progress(progress);
+      if (!gate_->Wait(ctx)) return absl::CancelledError("held job stopped");
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "cannot write ", ctx.work_dir, "/report/result.json: no space left on device"));
+    }
     return real_->Run(job, ctx);
   }
 
@@ -500,6 +512,114 @@ TEST_F(ServiceTest, UnknownIdsAndMalformedRequests) {
   EXPECT_EQ(stub_->ListAuditScores(Ctx().get(), scores, &page).error_code(),
             grpc::StatusCode::NOT_FOUND);
   ExpectAlive();
+}
+
+TEST_F(ServiceTest, ErrorsNameTheResourceAsTheApiDoes) {
+  v1::Audit audit;
+  grpc::Status status = Get("audits/nope", &audit);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(status.error_message(), "audits/nope not found");
+  v1::CancelAuditRequest cancel;
+  cancel.set_name("audits/nope");
+  status = stub_->CancelAudit(Ctx().get(), cancel, &audit);
+  EXPECT_EQ(status.error_message(), "audits/nope not found");
+  v1::DeleteAuditRequest del;
+  del.set_name("audits/nope");
+  google::protobuf::Empty empty;
+  EXPECT_EQ(stub_->DeleteAudit(Ctx().get(), del, &empty).error_message(), "audits/nope not found");
+  v1::ListReportFilesRequest files;
+  files.set_name("audits/nope");
+  v1::ListReportFilesResponse listing;
+  EXPECT_EQ(stub_->ListReportFiles(Ctx().get(), files, &listing).error_message(),
+            "audits/nope not found");
+  std::vector<v1::Audit> snapshots;
+  EXPECT_EQ(Watch("audits/nope", 0, &snapshots).error_message(), "audits/nope not found");
+}
+
+TEST_F(ServiceTest, ListAuditsRefusesAnUnknownState) {
+  v1::Audit created;
+  ASSERT_TRUE(Create(BundleSpec(), &created).ok());
+  v1::ListAuditsRequest list;
+  list.set_state(static_cast<v1::Audit::State>(99));
+  v1::ListAuditsResponse listed;
+  const grpc::Status status = stub_->ListAudits(Ctx().get(), list, &listed);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), StartsWith("state: 99 is not an Audit.State"));
+  EXPECT_EQ(listed.audits_size(), 0);
+  list.set_state(v1::Audit::STATE_UNSPECIFIED);  // any state
+  ASSERT_TRUE(stub_->ListAudits(Ctx().get(), list, &listed).ok());
+  EXPECT_EQ(listed.audits_size(), 1);
+}
+
+TEST_F(ServiceTest, UploadRefusesChunksAboveOneMiB) {
+  server_.reset();
+  StartServer([](ServerConfig& c) {
+    c.max_message_bytes = 4 << 20;
+    c.max_upload_bytes = 8 << 20;
+  });
+  const std::string content((1 << 20) + 1, 'x');
+  v1::ArtifactHeader header;
+  header.set_filename("big.bin");
+  header.set_size(static_cast<int64_t>(content.size()));
+  header.set_sha256(Sha256Hex(content));
+  v1::Artifact artifact;
+  const grpc::Status status = Upload(content, header, &artifact, content.size());
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("chunk: 1048577 bytes in one message"));
+  EXPECT_THAT(status.error_message(), HasSubstr("at most 1 MiB"));
+  EXPECT_FALSE(fs::exists(dir_ + "/data/artifacts/" + header.sha256()));
+  // 1 MiB exactly is the limit, not beyond it.
+  ASSERT_TRUE(Upload(content, header, &artifact, 1 << 20).ok());
+  EXPECT_EQ(artifact.artifact_id(), header.sha256());
+}
+
+TEST_F(ServiceTest, ClientsSeeAuditNamesNotServerPaths) {
+  v1::Audit created;
+  ASSERT_TRUE(Create(BundleSpec(), &created, "", {{"paths", "1"}}).ok());
+  const std::string data_dir = dir_ + "/data";
+  v1::Audit audit;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < deadline) {
+    ASSERT_TRUE(Get(created.name(), &audit).ok());
+    if (audit.progress().stage() == "report") break;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(audit.progress().stage(), "report");
+  EXPECT_THAT(audit.progress().detail(), Not(HasSubstr(data_dir)));
+  EXPECT_EQ(audit.progress().detail(), absl::StrCat("report of ", created.name(), " (mia report ",
+                                                    created.name(), " --out DIR)"));
+  gate_.Open();
+  WaitForState(created.name(), v1::Audit::FAILED);
+  ASSERT_TRUE(Get(created.name(), &audit).ok());
+  EXPECT_EQ(audit.error().code(), "RESOURCE_EXHAUSTED");
+  EXPECT_THAT(audit.error().message(), Not(HasSubstr(data_dir)));
+  EXPECT_EQ(audit.error().message(), absl::StrCat("cannot write ", created.name(),
+                                                  " report file result.json: no space left on "
+                                                  "device"));
+}
+
+TEST_F(ServiceTest, ReportFilesDeletedUnderAFinishedAuditAreListedMissing) {
+  v1::Audit created;
+  ASSERT_TRUE(Create(BundleSpec(), &created).ok());
+  WaitForState(created.name(), v1::Audit::SUCCEEDED);
+  v1::ListReportFilesRequest request;
+  request.set_name(created.name());
+  v1::ListReportFilesResponse whole;
+  ASSERT_TRUE(stub_->ListReportFiles(Ctx().get(), request, &whole).ok());
+  EXPECT_EQ(whole.files_size(), 6);  // result.json, scores.csv, 2 plots, summary, timing
+  EXPECT_EQ(whole.missing_files_size(), 0);
+
+  const std::string report = dir_ + "/data/jobs/" + created.name().substr(7) + "/report";
+  ASSERT_TRUE(fs::remove(report + "/roc.svg"));
+  ASSERT_TRUE(fs::remove(report + "/result.json"));
+  v1::ListReportFilesResponse partial;
+  ASSERT_TRUE(stub_->ListReportFiles(Ctx().get(), request, &partial).ok());
+  EXPECT_EQ(partial.files_size(), 4);
+  EXPECT_THAT(partial.missing_files(), ::testing::ElementsAre("result.json", "roc.svg"));
+  // The audit stays readable, without the figures result.json held.
+  v1::Audit audit;
+  ASSERT_TRUE(Get(created.name(), &audit).ok());
+  EXPECT_EQ(audit.state(), v1::Audit::SUCCEEDED);
 }
 
 TEST_F(ServiceTest, OversizedMessageIsResourceExhausted) {
