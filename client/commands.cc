@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "core/attacks/registry.h"
 #include "core/audit/bundle.h"
+#include "core/common/version.h"
 #include "core/io/npy.h"
 #include "core/report/report.h"
 

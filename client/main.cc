@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "client/commands.h"
 #include "client/remote_commands.h"
+#include "core/common/version.h"
 #if MIA_WITH_TORCH
 #include "client/audit_command.h"
 #endif

@@ -32,6 +32,7 @@
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/common/version.h"
 #include "nlohmann/json.hpp"
 #include "server/audit_server.h"
 #include "server/json_log.h"

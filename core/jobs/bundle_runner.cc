@@ -10,6 +10,7 @@
 #include "core/audit/bundle.h"
 #include "core/audit/scoring.h"
 #include "core/common/status_macros.h"
+#include "core/common/version.h"
 #include "core/jobs/job_spec.h"
 
 namespace mia::jobs {
