@@ -1,6 +1,5 @@
 #include "core/jobs/pipeline_runner.h"
 
-#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <utility>
@@ -8,45 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 #include "core/jobs/job_spec.h"
+#include "core/jobs/pipeline_progress.h"
 #include "core/pipeline/pipeline.h"
 
 namespace mia::jobs {
-namespace {
-
-// Where each pipeline stage sits in the overall fraction, and its job-level
-// name (JobProgress::stage). Training dominates an audit that trains.
-struct StageSpan {
-  const char* pipeline_stage;
-  const char* job_stage;
-  double begin;
-  double end;
-};
-constexpr StageSpan kStages[] = {
-    {"data", "load", 0.0, 0.03},     {"split", "load", 0.03, 0.05},
-    {"train", "train", 0.05, 0.80},  {"signals", "signals", 0.80, 0.90},
-    {"audit", "attack", 0.90, 0.97}, {"report", "report", 0.97, 1.0},
-};
-
-JobProgress ToJobProgress(const pipeline::Progress& p) {
-  JobProgress out;
-  out.stage = p.stage;
-  out.done = p.done;
-  out.total = p.total;
-  out.detail = p.detail;
-  for (const StageSpan& span : kStages) {
-    if (p.stage != span.pipeline_stage) continue;
-    out.stage = span.job_stage;
-    const double share = p.total > 0 ? static_cast<double>(p.done) / p.total : 0;
-    out.fraction = span.begin + (span.end - span.begin) * std::min(1.0, std::max(0.0, share));
-    break;
-  }
-  // Outside "train" and "signals" the counts are steps of a stage, not
-  // models; reporting them as the job's units would mislead.
-  if (out.stage != "train" && out.stage != "signals") out.done = out.total = 0;
-  return out;
-}
-
-}  // namespace
 
 PipelineJobRunner::PipelineJobRunner(PipelineJobRunnerOptions options)
     : options_(std::move(options)) {}
@@ -62,8 +26,9 @@ absl::StatusOr<RunOutcome> PipelineJobRunner::Run(const JobRecord& job, const Ru
   pipeline::PipelineContext pctx;
   pctx.cancel = ctx.cancel;
   pctx.report_dir = (std::filesystem::path(ctx.work_dir) / "report").string();
-  pctx.progress = [&ctx](const pipeline::Progress& p) {
-    if (ctx.progress) ctx.progress(ToJobProgress(p));
+  PipelineProgressMapper mapper;  // the pipeline's callback is serialized
+  pctx.progress = [&ctx, &mapper](const pipeline::Progress& p) {
+    if (ctx.progress) ctx.progress(mapper.Map(p));
   };
   MIA_ASSIGN_OR_RETURN(pipeline::PipelineOutput output, pipeline::RunAudit(config, pctx));
 

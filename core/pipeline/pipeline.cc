@@ -1,5 +1,6 @@
 #include "core/pipeline/pipeline.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include "core/common/random.h"
 #include "core/common/sha256.h"
 #include "core/common/status_macros.h"
+#include "core/common/version.h"
 #include "core/data/loaders.h"
 #include "core/io/npy.h"
 #include "core/pipeline/artifact_store.h"
@@ -146,8 +148,8 @@ absl::Status WriteModelsJson(const std::string& path, const std::vector<ModelRec
 
 absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& ctx) {
   auto progress = [&](const std::string& stage, int64_t done, int64_t total,
-                      const std::string& detail) {
-    if (ctx.progress) ctx.progress({stage, done, total, detail});
+                      const std::string& detail, double stage_fraction = -1) {
+    if (ctx.progress) ctx.progress({stage, done, total, detail, stage_fraction});
   };
   PipelineOutput output;
   std::vector<audit::StageTiming> timings;
@@ -231,7 +233,8 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   }
   const int cached = m_count - static_cast<int>(to_train.size());
   progress("train", cached, m_count,
-           absl::StrCat(cached, " from the cache, ", to_train.size(), " to train"));
+           absl::StrCat(cached, " from the cache, ", to_train.size(), " to train"),
+           static_cast<double>(cached) / std::max(1, m_count));
   if (!to_train.empty()) {
     std::vector<std::vector<int64_t>> rows;
     std::vector<uint64_t> seeds;
@@ -247,20 +250,36 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
     tctx.allow_batched =
         c.batched_training.value_or(training::ResolveDevice(c.train_device) != "cpu");
     // The count is the models saved so far (batched groups and parallel
-    // lanes finish models in any order); the detail follows one model at a
-    // time until it finishes. The engine never calls these two at once.
+    // lanes finish models in any order); the stage's share moves with every
+    // batch of every model; the detail follows one model at a time until it
+    // finishes. The engine never calls these two at once.
     int saved = 0;
     int followed = -1;
     bool followed_done = true;
+    // Each model's share of its batches done; summed afresh in a fixed order
+    // (floating-point addition is monotone in each term, a running total
+    // updated by differences is not).
+    std::vector<double> model_share(to_train.size(), 0.0);
+    auto train_share = [&] {
+      const double sum = std::accumulate(model_share.begin(), model_share.end(), 0.0);
+      return std::min(1.0, (cached + sum) / m_count);
+    };
     tctx.progress = [&](int model, int epoch, int batch, int batches) {
+      const double share = std::min(
+          1.0, (static_cast<double>(epoch) * batches + batch + 1) /
+                   (static_cast<double>(std::max(1, c.recipe.epochs)) * std::max(1, batches)));
+      if (model >= 0 && model < static_cast<int>(model_share.size())) {
+        model_share[model] = std::max(model_share[model], share);
+      }
       if (model != followed) {
         if (!followed_done) return;
         followed = model;
       }
       followed_done = epoch + 1 == c.recipe.epochs && batch + 1 == batches;
       progress("train", cached + saved, m_count,
-               absl::StrFormat("epoch %d/%d batch %d/%d", epoch + 1, c.recipe.epochs, batch + 1,
-                               batches));
+               absl::StrFormat("model %d/%d epoch %d/%d batch %d/%d", to_train[model] + 1, m_count,
+                               epoch + 1, c.recipe.epochs, batch + 1, batches),
+               train_share());
     };
     // Commit each model the moment its archive exists, so that a crash or a
     // drain loses only the models still in training.
@@ -270,7 +289,8 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
       output.models[m].report = report;
       MIA_RETURN_IF_ERROR(store.CommitModel(materials[m], report));
       ++saved;
-      progress("train", cached + saved, m_count, absl::StrCat(saved, " trained"));
+      model_share[k] = 1.0;
+      progress("train", cached + saved, m_count, absl::StrCat(saved, " trained"), train_share());
       return absl::OkStatus();
     };
     MIA_RETURN_IF_ERROR(
@@ -279,7 +299,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
     output.models_trained = static_cast<int>(to_train.size());
   }
   audit::AddStageTime(&timings, "train", SecondsSince(t));
-  progress("train", m_count, m_count, absl::StrCat(output.models_trained, " trained"));
+  progress("train", m_count, m_count, absl::StrCat(output.models_trained, " trained"), 1.0);
   MIA_RETURN_IF_ERROR(CheckCancel(ctx));
 
   // Signals: logits of every model on the audit points and the population.
@@ -303,6 +323,11 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   std::vector<std::string> signal_paths(m_count);
   std::vector<int> to_compute;
   int signals_done = 0;
+  auto signal_done = [&] {
+    ++signals_done;
+    progress("signals", signals_done, m_count,
+             absl::StrCat("signals of ", signals_done, "/", m_count, " models"));
+  };
   for (int m = 0; m < m_count; ++m) {
     MIA_RETURN_IF_ERROR(CheckCancel(ctx));
     std::string model_id = output.models[m].key;
@@ -318,7 +343,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
         cached_signals->begin()->second.shape[1] == a_count) {
       model_classes[m] = static_cast<int>(cached_signals->begin()->second.shape[2]);
       MIA_ASSIGN_OR_RETURN(model_logits[m], cached_signals->begin()->second.ToFloat("signals"));
-      progress("signals", ++signals_done, m_count, "");
+      signal_done();
     } else {
       to_compute.push_back(m);
     }
@@ -334,7 +359,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
               signal_paths[m], io::NpyArray::FromFloat({n + z, a_count, classes}, logits)));
           model_logits[m] = std::move(logits);
           model_classes[m] = classes;
-          progress("signals", ++signals_done, m_count, "");
+          signal_done();
           return absl::OkStatus();
         }));
   }
@@ -426,7 +451,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   audit::AddStageTime(&output.result.timings, "report", SecondsSince(t));
   if (!c.run.time_log) output.result.timings.clear();
   MIA_RETURN_IF_ERROR(report::WriteReport(output.result, output.report_dir));
-  progress("report", 1, 1, output.report_dir);
+  progress("report", 1, 1, "report written");  // never a server path
   return output;
 }
 

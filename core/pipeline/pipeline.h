@@ -27,6 +27,9 @@ struct Progress {
   int64_t done = 0;      // e.g. models trained so far
   int64_t total = 0;     // e.g. models to train
   std::string detail;    // e.g. "epoch 3/20 batch 12/59" (never data values)
+  // Share of this stage done, in [0, 1], when finer than done/total (training
+  // reports it per batch of every model); negative: use done/total.
+  double stage_fraction = -1;
 };
 
 struct PipelineContext {

@@ -4,7 +4,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <set>
 #include <sstream>
+#include <vector>
 
 #include "core/common/random.h"
 #include "gmock/gmock.h"
@@ -74,12 +76,26 @@ TEST(PipelineTest, OverfitModelsLeakAndTheCacheIsReused) {
   auto config = ParseConfig(ConfigText(root, data, 0.01, 40), root + "/audit.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
   int train_events = 0;
+  std::vector<double> train_shares;     // stage_fraction of train events
+  std::set<double> before_first_model;  // ... while no model was saved yet
   PipelineContext ctx;
-  ctx.progress = [&](const Progress& p) { train_events += p.stage == "train"; };
+  ctx.progress = [&](const Progress& p) {
+    if (p.stage != "train") return;
+    ++train_events;
+    train_shares.push_back(p.stage_fraction);
+    if (p.done == 0) before_first_model.insert(p.stage_fraction);
+  };
   auto first = RunAudit(*config, ctx);
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_EQ(first->models_trained, 6);
   EXPECT_GT(train_events, 6);
+  // Progress moves by batch, not once per model, and never goes backwards.
+  EXPECT_GT(before_first_model.size(), 20u);
+  ASSERT_FALSE(train_shares.empty());
+  EXPECT_DOUBLE_EQ(train_shares.back(), 1.0);
+  for (size_t i = 1; i < train_shares.size(); ++i) {
+    ASSERT_GE(train_shares[i], train_shares[i - 1]) << "event " << i;
+  }
   ASSERT_EQ(first->models.size(), 6u);
   for (const ModelRecord& m : first->models) {
     EXPECT_GT(m.report.train_accuracy, m.report.test_accuracy + 0.1) << "model " << m.index;
