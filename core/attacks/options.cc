@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/common/quote.h"
 
 namespace mia::attacks {
 
@@ -16,19 +17,19 @@ absl::StatusOr<AttackOptions> AttackOptions::Parse(absl::string_view spec) {
   std::vector<absl::string_view> parts = absl::StrSplit(spec, ':');
   options.name_ = std::string(absl::StripAsciiWhitespace(parts[0]));
   if (options.name_.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("attack '", spec, "': empty attack name"));
+    return absl::InvalidArgumentError(absl::StrCat("attack ", Quoted(spec), ": empty attack name"));
   }
   for (size_t k = 1; k < parts.size(); ++k) {
     std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(parts[k], '=');
     const std::string key(absl::StripAsciiWhitespace(kv.first));
     const std::string value(absl::StripAsciiWhitespace(kv.second));
     if (key.empty() || value.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("attack '", options.name_, "': option '", parts[k], "' is not key=value"));
+      return absl::InvalidArgumentError(absl::StrCat("attack ", Quoted(options.name_), ": option ",
+                                                     Quoted(parts[k]), " is not key=value"));
     }
     if (!options.values_.emplace(key, value).second) {
       return absl::InvalidArgumentError(
-          absl::StrCat("attack '", options.name_, "': option '", key, "' given twice"));
+          absl::StrCat("attack ", Quoted(options.name_), ": option ", Quoted(key), " given twice"));
     }
   }
   return options;
@@ -77,7 +78,7 @@ absl::Status AttackOptions::Finish() const {
   for (const auto& [key, value] : values_) {
     if (used_.count(key) == 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat("attack '", name_, "': unknown option '", key, "'"));
+          absl::StrCat("attack ", Quoted(name_), ": unknown option ", Quoted(key)));
     }
   }
   return absl::OkStatus();

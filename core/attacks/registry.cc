@@ -10,6 +10,7 @@
 #include "core/attacks/baseline_attacks.h"
 #include "core/attacks/lira.h"
 #include "core/attacks/rmia.h"
+#include "core/common/quote.h"
 #include "core/common/status_macros.h"
 
 namespace mia::attacks {
@@ -154,8 +155,9 @@ absl::StatusOr<std::unique_ptr<Attack>> MakeAttack(absl::string_view spec) {
     MIA_RETURN_IF_ERROR(options.Finish());
     return attack;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown attack '", options.name(), "': known attacks are ", absl::StrJoin(names, ", ")));
+  return absl::InvalidArgumentError(absl::StrCat("unknown attack ", Quoted(options.name()),
+                                                 ": known attacks are ",
+                                                 absl::StrJoin(names, ", ")));
 }
 
 absl::StatusOr<std::vector<std::unique_ptr<Attack>>> MakeAttacks(absl::string_view specs) {

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "core/common/quote.h"
 
 namespace mia::attacks {
 namespace {
@@ -38,8 +39,8 @@ absl::StatusOr<SignalKind> ParseSignalKind(absl::string_view name) {
   if (name == "prob") return SignalKind::kProb;
   if (name == "logit_scaled") return SignalKind::kLogitScaled;
   if (name == "loss") return SignalKind::kLoss;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown signal type '", name, "': expected one of prob, logit_scaled, loss"));
+  return absl::InvalidArgumentError(absl::StrCat("unknown signal type ", Quoted(name),
+                                                 ": expected one of prob, logit_scaled, loss"));
 }
 
 absl::StatusOr<SignalTensor> SignalFromLogits(absl::Span<const float> logits,

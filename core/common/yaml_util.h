@@ -14,7 +14,9 @@ namespace mia {
 
 // Parses `text` (from `path`, for messages). InvalidArgument when it is not
 // valid YAML, or when its top level is not a mapping: then the message is
-// "<path>: the top level must be a mapping<expected>".
+// "<path>: the top level must be a mapping<expected>". A key repeated under
+// the same mapping, anywhere in the document, is InvalidArgument naming the
+// key's path and both lines.
 absl::StatusOr<YAML::Node> LoadYamlMapping(const std::string& text, const std::string& path,
                                            const std::string& expected);
 

@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/common/quote.h"
 #include "core/attacks/registry.h"
 #include "core/common/status_macros.h"
 #include "core/common/yaml_util.h"
@@ -74,7 +75,7 @@ class Section {
         return absl::OkStatus();
       }
     }
-    return absl::InvalidArgumentError(absl::StrCat(Path(key), ": '", *out, "' is not one of ",
+    return absl::InvalidArgumentError(absl::StrCat(Path(key), ": ", Quoted(*out), " is not one of ",
                                                    absl::StrJoin(allowed, ", "),
                                                    Has(key) ? Where(node_[key]) : ""));
   }

@@ -49,6 +49,14 @@ TEST(RegistryTest, ErrorsNameTheProblem) {
   EXPECT_THAT(MakeAttack("lira:variance").status().message(), HasSubstr("key=value"));
   EXPECT_THAT(MakeAttack("rmia:gamma=1:gamma=2").status().message(), HasSubstr("twice"));
   EXPECT_THAT(MakeAttack("loss:x=1").status().message(), HasSubstr("unknown option 'x'"));
+  // A client's huge value is quoted in part (100 bytes), never echoed whole.
+  const std::string huge(1 << 20, 'r');
+  for (const std::string& spec : {huge, "rmia:" + huge + "=1", "rmia:" + huge, "loss:x=" + huge}) {
+    const std::string m(MakeAttack(spec).status().message());
+    EXPECT_LT(m.size(), 600u) << m.substr(0, 200);
+  }
+  EXPECT_THAT(MakeAttack(huge).status().message(),
+              HasSubstr("'" + std::string(100, 'r') + "...' (1048576 bytes)"));
 }
 
 TEST(RegistryTest, ListOfAttacks) {

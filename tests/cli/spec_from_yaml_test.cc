@@ -156,6 +156,23 @@ extra: 1
   EXPECT_THAT(m, HasSubstr("job.yaml: extra: unknown key (line 10)"));
 }
 
+// `mia submit` and `mia audit` read a repeated key the same way: as an error
+// naming both lines (yaml-cpp looks up the first, the proto path took the last).
+TEST(SpecFromYamlTest, DuplicateKeysAreAnErrorNamingBothLines) {
+  const std::string yaml =
+      "run:\n  random_seed: 3\ntrain:\n  epochs: 5\n  batch_size: 8\n"
+      "  epochs: 50\ndata:\n  dataset: csv\n";
+  absl::StatusOr<ConvertedSpec> c = SpecFromYaml(yaml, "job.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(
+      std::string(c.status().message()),
+      HasSubstr("job.yaml: duplicate key: 'train.epochs' appears twice: line 4 and line 6"));
+  absl::StatusOr<pipeline::Config> local = pipeline::ParseConfig(yaml, "job.yaml");
+  ASSERT_FALSE(local.ok());
+  EXPECT_EQ(c.status().message(), local.status().message());
+}
+
 TEST(SpecFromYamlTest, WrongShapes) {
   EXPECT_THAT(std::string(SpecFromYaml("train: 5\n", "j").status().message()),
               HasSubstr("train: must be a mapping of keys (line 1)"));

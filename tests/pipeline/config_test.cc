@@ -83,6 +83,38 @@ struct Bad {
   std::string message;
 };
 
+TEST(ConfigTest, DuplicateKeysNameBothLines) {
+  auto c =
+      ParseConfig("data:\n  dataset: csv\n  data_dir: a.csv\n  dataset: cifar10\n", "dup.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(
+      std::string(c.status().message()),
+      HasSubstr("dup.yaml: duplicate key: 'data.dataset' appears twice: line 2 and line 4"));
+  // In lists of mappings too, and every repeat at once.
+  auto d = ParseConfig(
+      "run:\n  log_dir: a\n  log_dir: b\naudit:\n  attacks: [rmia]\n"
+      "  attacks: [lira]\n",
+      "dup.yaml");
+  ASSERT_FALSE(d.ok());
+  EXPECT_THAT(std::string(d.status().message()), HasSubstr("'run.log_dir' appears twice"));
+  EXPECT_THAT(std::string(d.status().message()), HasSubstr("'audit.attacks' appears twice"));
+}
+
+// A huge invalid value is quoted in part, not echoed whole.
+TEST(ConfigTest, AnInvalidValueIsQuotedAtMost100Bytes) {
+  const std::string huge(50 << 20, 'x');
+  auto c = ParseConfig(std::string(kMinimal) + "audit:\n  attacks: [" + huge + "]\n", "big.yaml");
+  ASSERT_FALSE(c.ok());
+  const std::string m(c.status().message());
+  EXPECT_LT(m.size(), 1000u);
+  EXPECT_THAT(m, HasSubstr("'" + std::string(100, 'x') + "...' (52428800 bytes)"));
+  auto choice =
+      ParseConfig(std::string(kMinimal) + "train:\n  optimizer: " + huge + "\n", "big.yaml");
+  ASSERT_FALSE(choice.ok());
+  EXPECT_LT(choice.status().message().size(), 1000u);
+  EXPECT_THAT(std::string(choice.status().message()), HasSubstr("train.optimizer"));
+}
+
 TEST(ConfigTest, ErrorsNameTheKey) {
   const std::vector<Bad> cases = {
       {"data:\n  dataset: purchase100\n  data_dir: x\ntrain:\n  learing_rate: 0.1\n",
@@ -98,9 +130,11 @@ TEST(ConfigTest, ErrorsNameTheKey) {
        "audit.attacks: unknown attack 'lirra'"},
       {"data:\n  dataset: purchase100\n  data_dir: x\naudit:\n  attacks: [rmia:gama=2]\n",
        "unknown option 'gama'"},
-      {"data:\n  dataset: purchase100\n  data_dir: x\naudit:\n  attacks: [rmia]\n  algorithm: LOSS\n",
+      {"data:\n  dataset: purchase100\n  data_dir: x\naudit:\n  attacks: [rmia]\n  algorithm: "
+       "LOSS\n",
        "not both"},
-      {"data:\n  dataset: purchase100\n  data_dir: x\naudit:\n  splits: paired\n  num_ref_models: 2\n",
+      {"data:\n  dataset: purchase100\n  data_dir: x\naudit:\n  splits: paired\n  num_ref_models: "
+       "2\n",
        "audit.splits: paired halves need an even number"},
       {"data:\n  dataset: purchase100\n  data_dir: x\naudit:\n  privacy_game: other\n",
        "audit.privacy_game"},
