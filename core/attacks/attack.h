@@ -26,6 +26,9 @@ struct AttackNeeds {
   bool references = false;     // reference models besides the target
   bool in_references = false;  // references that trained on the point (online attacks)
   bool population = false;     // population points no model trained on
+  // Least references per point on each side it uses (OUT; and IN when
+  // in_references): a deviation (LiRA) needs 2.
+  int min_per_side = 1;
 };
 
 // Signals of every model: audit points [M, N, A] and population points [M, Z, A].

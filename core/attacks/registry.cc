@@ -104,14 +104,14 @@ std::vector<AttackInfo> BuildCatalog() {
   const std::string lira_help =
       "variance=auto|fixed|per-example (auto: fixed below 32 references a side); "
       "center=mean|median";
-  AttackNeeds lira_on{SignalKind::kLogitScaled, true, true, false};
+  AttackNeeds lira_on{SignalKind::kLogitScaled, true, true, false, /*min_per_side=*/2};
   c.push_back({"lira",
                {"lira-online"},
                "LiRA online: Gaussian likelihood ratio IN vs OUT",
                lira_help,
                lira_on,
                [lira_on](AttackOptions& o) { return MakeLira(o, true, lira_on); }});
-  AttackNeeds lira_off{SignalKind::kLogitScaled, true, false, false};
+  AttackNeeds lira_off{SignalKind::kLogitScaled, true, false, false, /*min_per_side=*/2};
   c.push_back({"lira-offline",
                {},
                "LiRA offline: (phi - mu_out) / s_out",

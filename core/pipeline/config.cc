@@ -10,8 +10,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/common/quote.h"
 #include "core/attacks/registry.h"
+#include "core/common/quote.h"
 #include "core/common/status_macros.h"
 #include "core/common/yaml_util.h"
 #include "core/pipeline/splits.h"
@@ -271,6 +271,11 @@ absl::Status ParseAudit(Section& s, AuditConfig* a) {
     }
     a->scoring.attacks = {absl::AsciiStrToLower(algorithm)};
   }
+  if (!s.Has("attacks") && algorithm.empty()) {
+    // The default audit (1 target + 4 references) feeds both: online LiRA
+    // would need 6 models (2 IN references per point).
+    a->scoring.attacks = {"rmia", "lira-offline"};
+  }
   if (a->scoring.attacks.empty()) {
     return absl::InvalidArgumentError("audit.attacks: must name at least one attack");
   }
@@ -302,6 +307,41 @@ absl::Status ParseAudit(Section& s, AuditConfig* a) {
   MIA_RETURN_IF_ERROR(s.GetInRange("delta", &sc.epsilon.delta, 0.0, 0.5));
   MIA_RETURN_IF_ERROR(s.GetInRange("beta", &sc.epsilon.beta, 1e-9, 0.5));
   return s.Finish();
+}
+
+// Refuses, before any training, attacks that the splits cannot feed. Both
+// schemes put each pool point in M/2 models (balanced: floor(M/2)), so
+// against any target every point has at least floor(M/2) - 1 IN and
+// ceil(M/2) - 1 OUT references (a member has one IN fewer, a non-member one
+// OUT fewer), and every point is scored with those counts (ATTACKS.md,
+// "Corrections"). An attack short of its minimum would train every model and
+// then fail, losing the other attacks' results too.
+absl::Status CheckReferenceCounts(const Config& c) {
+  const int m = c.num_models();
+  const int in_refs = m / 2 - 1;
+  const int out_refs = (m + 1) / 2 - 1;
+  std::vector<std::string> problems;
+  for (const std::string& spec : c.audit.scoring.attacks) {
+    absl::StatusOr<std::unique_ptr<attacks::Attack>> attack = attacks::MakeAttack(spec);
+    if (!attack.ok()) continue;  // reported by ParseAudit
+    const attacks::AttackNeeds needs = (*attack)->needs();
+    if (!needs.references) continue;
+    const int k = needs.min_per_side;
+    if (out_refs >= k && (!needs.in_references || in_refs >= k)) continue;
+    // Least M with ceil(M/2) - 1 >= k (and floor(M/2) - 1 >= k online).
+    const int least = needs.in_references ? 2 * (k + 1) : 2 * k + 1;
+    const int refs = m - c.run.num_experiments;
+    problems.push_back(absl::StrCat(
+        "'", (*attack)->name(), "' needs at least ",
+        needs.in_references ? absl::StrCat(k, " IN and ") : "", k, " OUT reference model",
+        k > 1 ? "s" : "", " per point; ", m, " models (", c.run.num_experiments, " target",
+        c.run.num_experiments > 1 ? "s" : "", " + ", refs, " reference", refs != 1 ? "s" : "",
+        ") give ", needs.in_references ? absl::StrCat(in_refs, " IN and ") : "", out_refs,
+        " OUT; it needs at least ", least,
+        " models (audit.num_ref_models >= ", least - c.run.num_experiments, ")"));
+  }
+  if (problems.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("audit.attacks: ", absl::StrJoin(problems, "; ")));
 }
 
 }  // namespace
@@ -351,6 +391,9 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
           "audit.splits: paired halves need an even number of models (num_experiments + "
           "num_ref_models = ",
           c.num_models(), ")"));
+    }
+    if (c.external.torchscript.empty()) {
+      MIA_RETURN_IF_ERROR(CheckReferenceCounts(c));
     }
     return absl::OkStatus();
   }();

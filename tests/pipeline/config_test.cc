@@ -10,6 +10,7 @@ namespace mia::pipeline {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kMinimal[] = R"(
 data:
@@ -25,7 +26,7 @@ TEST(ConfigTest, DefaultsFromAMinimalFile) {
   EXPECT_EQ(c->recipe.learning_rate, 0.01);
   EXPECT_EQ(c->run.num_experiments, 1);
   EXPECT_EQ(c->num_models(), 5);
-  EXPECT_EQ(c->audit.scoring.attacks, (std::vector<std::string>{"rmia", "lira"}));
+  EXPECT_EQ(c->audit.scoring.attacks, (std::vector<std::string>{"rmia", "lira-offline"}));
 }
 
 TEST(ConfigTest, ShippedConfigsParse) {
@@ -56,7 +57,7 @@ run:
 audit:
   privacy_game: privacy_loss_model
   algorithm: RMIA
-  num_ref_models: 1
+  num_ref_models: 2
   device: cpu
   report_log: report_rmia
   batch_size: 5000
@@ -75,7 +76,7 @@ train:
   EXPECT_EQ(c->audit.scoring.attacks, (std::vector<std::string>{"rmia"}));
   EXPECT_EQ(c->recipe.optimizer, "sgd");
   EXPECT_EQ(c->model.width, 10);
-  EXPECT_EQ(c->num_models(), 3);
+  EXPECT_EQ(c->num_models(), 4);
 }
 
 struct Bad {
@@ -113,6 +114,43 @@ TEST(ConfigTest, AnInvalidValueIsQuotedAtMost100Bytes) {
   ASSERT_FALSE(choice.ok());
   EXPECT_LT(choice.status().message().size(), 1000u);
   EXPECT_THAT(std::string(choice.status().message()), HasSubstr("train.optimizer"));
+}
+
+// An attack the splits cannot feed is refused before any training, naming
+// the attack and the count it needs (it used to train every model and then
+// fail with "no member is left").
+TEST(ConfigTest, AttacksShortOfReferencesAreRefusedBeforeTraining) {
+  auto with = [](const std::string& attacks, int refs) {
+    return ParseConfig(std::string(kMinimal) + "audit:\n  attacks: [" + attacks +
+                           "]\n  num_ref_models: " + std::to_string(refs) + "\n",
+                       "refs.yaml");
+  };
+  // 1 target + 2 references: a member has no IN reference.
+  auto online = with("rmia, rmia-offline, loss", 2);
+  ASSERT_FALSE(online.ok());
+  const std::string m(online.status().message());
+  EXPECT_THAT(m, HasSubstr("audit.attacks: 'rmia' needs at least 1 IN and 1 OUT reference model "
+                           "per point; 3 models (1 target + 2 references) give 0 IN and 1 OUT; "
+                           "it needs at least 4 models (audit.num_ref_models >= 3)"));
+  EXPECT_THAT(m, Not(HasSubstr("rmia-offline")));
+  EXPECT_TRUE(with("rmia, rmia-offline, loss", 3).ok());
+  // LiRA needs 2 a side: offline from 5 models, online from 6.
+  auto lira = with("lira, lira-offline", 3);
+  ASSERT_FALSE(lira.ok());
+  EXPECT_THAT(std::string(lira.status().message()),
+              HasSubstr("'lira' needs at least 2 IN and 2 OUT reference models"));
+  EXPECT_THAT(std::string(lira.status().message()),
+              HasSubstr("'lira-offline' needs at least 2 OUT reference models per point; 4 "
+                        "models (1 target + 3 references) give 1 OUT; it needs at least 5"));
+  EXPECT_TRUE(with("lira-offline", 4).ok());
+  EXPECT_FALSE(with("lira", 4).ok());
+  EXPECT_TRUE(with("lira", 5).ok());
+  // Attacks without references run with any count.
+  EXPECT_TRUE(with("loss, population", 1).ok());
+  auto reference = with("reference", 1);
+  ASSERT_FALSE(reference.ok());
+  EXPECT_THAT(std::string(reference.status().message()),
+              HasSubstr("'reference' needs at least 1 OUT reference model per point"));
 }
 
 TEST(ConfigTest, ErrorsNameTheKey) {
