@@ -4,10 +4,12 @@
 # Both run as the non-root user mia (uid/gid 10001) on OpenBLAS.
 # deploy/README.md describes running the server image on Kubernetes.
 
+# Only what building needs (--build-only): no test frameworks, Go, Node.js or
+# the datasets the tests use.
 FROM debian:12 AS build
 WORKDIR /src
 COPY scripts/install-deps.sh scripts/install-deps.sh
-RUN bash scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+RUN bash scripts/install-deps.sh --build-only && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMIA_BUILD_TESTS=OFF \
       -DMIA_BUILD_BENCH=OFF \
@@ -55,6 +57,12 @@ RUN install -d -o 10001 -g 10001 -m 0750 /var/lib/mia \
  && install -d -m 0755 /datasets
 ENV MIA_CONFIG=/etc/mia/config.yaml
 EXPOSE 50051 9090
+# Docker's health check (docker ps, compose's `condition: service_healthy`):
+# the gRPC port of the image's config accepts connections (bash's /dev/tcp;
+# the image has no gRPC client). Kubernetes ignores it and runs the native
+# grpc.health.v1 probes of deploy/kubernetes instead (deploy/README.md).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/50051"]
 VOLUME ["/var/lib/mia"]
 USER 10001:10001
 WORKDIR /var/lib/mia

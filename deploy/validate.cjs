@@ -620,6 +620,52 @@ function helmValuesConfig(chartDir) {
            name: "the config of helm/mia/values.yaml" };
 }
 
+// --------------------------------------------------------------- Dockerfile
+
+// The image: the build stage installs only what building needs, and the
+// server stage has a HEALTHCHECK on the gRPC port of the image's config.
+function checkDockerfile() {
+  const where = "Dockerfile";
+  const text = fs.readFileSync(path.join(args.repo, "Dockerfile"), "utf8")
+    .replace(/\\\n/g, " ");  // continuation lines joined
+  const stages = {};
+  let current = null;
+  for (const line of text.split("\n")) {
+    const from = /^FROM\s+\S+(?:\s+AS\s+(\S+))?/i.exec(line);
+    if (from) {
+      current = from[1] || `stage${Object.keys(stages).length}`;
+      stages[current] = [];
+    } else if (current && line.trim() && !line.trim().startsWith("#")) {
+      stages[current].push(line.trim());
+    }
+  }
+  const build = (stages.build || []).join("\n");
+  if (check(/install-deps\.sh --build-only/.test(build), where,
+            "the build stage must run scripts/install-deps.sh --build-only")) {
+    const listed = childProcess.execFileSync(
+      "bash", [path.join(args.repo, "scripts", "install-deps.sh"), "--build-only", "--list"],
+      { encoding: "utf8" }).split("\n").filter(Boolean);
+    const testOnly = /^(golang-|nodejs$|npm$|dataset-|libgtest|libgmock|libbenchmark|python3-)/;
+    const extra = listed.filter((p) => testOnly.test(p));
+    check(extra.length === 0, where,
+          `install-deps.sh --build-only installs what only tests need: ${extra.join(", ")}`);
+  }
+  check(!/\b(golang-go|nodejs|npm|dataset-[a-z-]+)\b/.test(build), where,
+        "the build stage installs Go, Node.js or a dataset");
+  const server = stages.server || [];
+  const health = server.find((l) => /^HEALTHCHECK\s/i.test(l));
+  if (check(health && !/\bNONE\b/.test(health), where, "the server stage has no HEALTHCHECK")) {
+    const imageConfig = YAML.parse(fs.readFileSync(
+      path.join(args.repo, "deploy", "docker", "mia-server.yaml"), "utf8")) || {};
+    const port = String(imageConfig.listen_address || "").split(":").pop();
+    check(port && health.includes(`/${port}`), where,
+          `the HEALTHCHECK does not probe the image config's gRPC port ${port}`);
+    const exposed = server.filter((l) => /^EXPOSE\s/i.test(l)).join(" ");
+    check(new RegExp(`\\b${port}\\b`).test(exposed), where, `port ${port} is not EXPOSEd`);
+  }
+  note(`${where}: build stage packages and the server's HEALTHCHECK checked`);
+}
+
 // --------------------------------------------------------------------- main
 
 async function main() {
@@ -651,6 +697,9 @@ async function main() {
     const rcfg = crossCheck(rendered, label);
     if (rcfg && args.server) checkConfigWithServer(rcfg);
   }
+
+  console.log("== Dockerfile");
+  checkDockerfile();
 
   console.log("== deploy/helm/mia: values");
   const helmCfg = helmValuesConfig(path.join(args.repo, "deploy", "helm", "mia"));

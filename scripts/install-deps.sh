@@ -3,20 +3,43 @@
 # and selects OpenBLAS as the system BLAS (Debian's libtorch otherwise runs on the
 # reference BLAS, about 19x slower). The only install step of the project: the
 # Makefile calls it when something is missing. Safe to run again at any time.
+#
+#   scripts/install-deps.sh               build, test, benchmark, validate deploy/
+#   scripts/install-deps.sh --build-only  only what building mia and mia-server
+#                                         needs (the Dockerfile's build stage;
+#                                         configure with -DMIA_BUILD_TESTS=OFF
+#                                         -DMIA_BUILD_BENCH=OFF)
+#   ... --list                            print the packages, install nothing
 set -euo pipefail
 
-PACKAGES=(
+mode=all
+list=false
+for arg in "$@"; do
+  case "$arg" in
+    --build-only) mode=build ;;
+    --list) list=true ;;
+    *) echo "install-deps: unknown argument $arg (--build-only, --list)" >&2; exit 2 ;;
+  esac
+done
+
+BUILD_PACKAGES=(
   # toolchain
-  build-essential cmake ninja-build ccache pkg-config git time
+  build-essential cmake ninja-build ccache pkg-config
   # core libraries
   libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev zlib1g-dev
-  # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev python3-numpy
+  libssl-dev
   # training engine: LibTorch (CPU) on OpenBLAS
   libtorch-dev libopenblas0-openmp
-  # service: gRPC, protobuf, storage, metrics, Python clients
-  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc grpc-proto
-  python3-grpcio python3-protobuf libsqlite3-dev sqlite3 prometheus-cpp-dev
+  # service: gRPC, protobuf (protoc and its C++/Python plugins), storage, metrics
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libsqlite3-dev
+  prometheus-cpp-dev
+)
+TEST_PACKAGES=(
+  git time
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev python3-numpy
+  # the service's tests: health/reflection protos, Python clients, sqlite3 CLI
+  grpc-proto python3-grpcio python3-protobuf sqlite3
   # throwaway TLS certificates in tests/integration/server_test.sh and deploy/validate.sh
   openssl
   # real data shipped as a package
@@ -24,10 +47,19 @@ PACKAGES=(
   # deploy/validate.sh (a test): Go with sprig renders the Helm chart
   golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
 )
-# ... and Node.js with npm for the Kubernetes schemas; a machine that already
-# has node and npm (e.g. from NodeSource) keeps them.
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  PACKAGES+=(nodejs npm)
+PACKAGES=("${BUILD_PACKAGES[@]}")
+if [ "$mode" = all ]; then
+  PACKAGES+=("${TEST_PACKAGES[@]}")
+  # ... and Node.js with npm for the Kubernetes schemas; a machine that already
+  # has node and npm (e.g. from NodeSource) keeps them.
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    PACKAGES+=(nodejs npm)
+  fi
+fi
+
+if $list; then
+  printf '%s\n' "${PACKAGES[@]}"
+  exit 0
 fi
 
 missing=()

@@ -67,6 +67,23 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ListenCredentials(
   return grpc::SslServerCredentials(ssl);
 }
 
+// One line per state change of an audit: what operators need to follow it
+// (and to see failures such as a full disk) without any of its data. Error
+// messages are left out: GetAudit shows them to the audit's owner.
+void LogStateChange(spdlog::logger* logger, const jobs::JobStateChange& change) {
+  spdlog::level::level_enum level = spdlog::level::info;
+  if (change.to == jobs::JobState::kFailed) level = spdlog::level::warn;
+  if (!change.store_error_code.empty()) level = spdlog::level::err;
+  Log(logger, level, change.store_error_code.empty() ? "audit state" : "audit state not recorded",
+      {{"audit", "audits/" + change.id},
+       {"from", change.from ? std::string(jobs::JobStateName(*change.from)) : std::string()},
+       {"state", std::string(jobs::JobStateName(change.to))},
+       {"stage", change.stage},
+       {"duration_seconds", absl::ToDoubleSeconds(change.duration)},
+       {"error_code", change.error_code},
+       {"store_error_code", change.store_error_code}});
+}
+
 }  // namespace
 
 AuditServer::AuditServer(AuditServerOptions options) : options_(std::move(options)) {}
@@ -102,8 +119,15 @@ absl::Status AuditServer::Init() {
     roots.data_roots.push_back(canonical.string());
   }
 
+  // One server per data dir: a second would requeue and run the jobs this
+  // one runs. Held until the server is destroyed.
+  absl::StatusOr<std::unique_ptr<jobs::DataDirLock>> lock =
+      jobs::DataDirLock::Acquire(data_dir.string());
+  if (!lock.ok()) return lock.status();
+  data_dir_lock_ = *std::move(lock);
+
   // Jobs: store, runners, manager.
-  metrics_ = std::make_unique<ServerMetrics>();
+  metrics_ = std::make_unique<ServerMetrics>(MIA_VERSION);
   absl::StatusOr<std::unique_ptr<jobs::SqliteJobStore>> store =
       jobs::SqliteJobStore::Open((data_dir / "jobs.db").string());
   if (!store.ok()) return store.status();
@@ -142,6 +166,9 @@ absl::Status AuditServer::Init() {
   manager_options.compute_threads_per_worker = config.threads_per_job;
   manager_options.data_dir = data_dir.string();
   manager_options.metrics = metrics_.get();
+  manager_options.on_state_change = [logger = logger_](const jobs::JobStateChange& change) {
+    LogStateChange(logger.get(), change);
+  };
   manager_ = std::make_unique<jobs::JobManager>(store_.get(), runner, manager_options);
   if (absl::Status s = manager_->Start(); !s.ok()) return s;
 
@@ -165,8 +192,15 @@ absl::Status AuditServer::Init() {
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = ListenCredentials(config);
   if (!credentials.ok()) return credentials.status();
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default on Linux: a second server on the same
+  // port would then start and take a share of the calls (NOT_FOUND for the
+  // audits the first one holds). Without it the second bind fails.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(config.listen_address, *credentials, &port_);
   builder.RegisterService(service_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(MakeRpcTimer(metrics_.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(config.max_message_bytes));
   server_ = builder.BuildAndStart();
@@ -189,8 +223,8 @@ absl::Status AuditServer::Init() {
   }
 
   if (config.metrics_port > 0) {
-    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
-        MetricsHttpServer::Start(config.metrics_address, config.metrics_port, metrics_->registry());
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http = MetricsHttpServer::Start(
+        config.metrics_address, config.metrics_port, metrics_->collectable());
     if (!http.ok()) return http.status();
     metrics_http_ = std::move(*http);
     metrics_port_ = metrics_http_->port();
@@ -202,7 +236,7 @@ absl::Status AuditServer::Init() {
        {"tls", TlsMode(config)},
        {"reflection", config.enable_reflection},
        {"training", pipeline_runner_ != nullptr},
-       {"resumed_jobs", manager_->QueueDepth()}});
+       {"resumed_jobs", manager_->ResumedJobs()}});
   return absl::OkStatus();
 }
 

@@ -3,8 +3,12 @@
 // Prometheus endpoint, built from a ServerConfig. server_main.cc runs one
 // until SIGTERM; tests run one in-process on a free port.
 //
-// Files under config.data_dir: jobs.db (SQLite), jobs/<id>/ (reports),
-// artifacts/<sha256> (uploads), cache/ (models shared by jobs).
+// Files under config.data_dir: LOCK (held while serving: one server per data
+// dir), jobs.db (SQLite), jobs/<id>/ (reports), artifacts/<sha256> (uploads),
+// cache/ (models shared by jobs).
+//
+// The gRPC port is bound exclusively (no SO_REUSEPORT), so a second server on
+// the same port fails to start instead of taking half of the calls.
 //
 // Health (grpc.health.v1): "" is SERVING from start to shutdown (liveness);
 // "mia.v1.AuditService" is SERVING once started and NOT_SERVING from the
@@ -24,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/jobs/data_dir_lock.h"
 #include "core/jobs/job_manager.h"
 #include "core/jobs/job_store.h"
 #include "server/metrics_http.h"
@@ -54,11 +59,13 @@ struct AuditServerOptions {
 
 class AuditServer {
  public:
-  // Creates the data folders, opens the store, resumes unfinished jobs and
-  // starts serving (with TLS when config.tls_cert_file is set). InvalidArgument
-  // for a data root that is not a folder or a TLS file that cannot be read;
-  // the store's error when it cannot be opened; Unavailable when the address
-  // or metrics port cannot be bound, or gRPC cannot load the certificate.
+  // Creates the data folders, locks the data dir, opens the store, resumes
+  // unfinished jobs and starts serving (with TLS when config.tls_cert_file is
+  // set). InvalidArgument for a data root that is not a folder or a TLS file
+  // that cannot be read; FailedPrecondition naming the holder when another
+  // server holds the data dir; the store's error when it cannot be opened;
+  // Unavailable when the address or metrics port cannot be bound (a port
+  // another server listens on included), or gRPC cannot load the certificate.
   static absl::StatusOr<std::unique_ptr<AuditServer>> Start(AuditServerOptions options);
 
   // Drain(now) if none ran, then stops everything; waits for running jobs.
@@ -96,7 +103,8 @@ class AuditServer {
   int port_ = 0;
   int metrics_port_ = 0;
 
-  // Declared in dependency order; destroyed in reverse.
+  // Declared in dependency order; destroyed in reverse (the lock last).
+  std::unique_ptr<jobs::DataDirLock> data_dir_lock_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<jobs::JobStore> store_;
   std::unique_ptr<jobs::JobRunner> bundle_runner_;

@@ -15,7 +15,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "prometheus/registry.h"
+#include "prometheus/collectable.h"
 #include "prometheus/text_serializer.h"
 
 namespace mia::server {
@@ -43,7 +43,7 @@ std::string Response(const std::string& status, const std::string& type, const s
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
-    const std::string& host, int port, std::shared_ptr<prometheus::Registry> registry) {
+    const std::string& host, int port, std::shared_ptr<prometheus::Collectable> registry) {
   const std::string where = absl::StrCat(host, ":", port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -51,8 +51,8 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
   const std::string service = std::to_string(port);
-  const int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints,
-                               &found);
+  const int rc =
+      ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &found);
   if (rc != 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot serve metrics on ", where, ": ", gai_strerror(rc)));
@@ -87,12 +87,11 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
       actual = ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
     }
   }
-  return std::unique_ptr<MetricsHttpServer>(
-      new MetricsHttpServer(fd, actual, std::move(registry)));
+  return std::unique_ptr<MetricsHttpServer>(new MetricsHttpServer(fd, actual, std::move(registry)));
 }
 
 MetricsHttpServer::MetricsHttpServer(int fd, int port,
-                                     std::shared_ptr<prometheus::Registry> registry)
+                                     std::shared_ptr<prometheus::Collectable> registry)
     : fd_(fd), port_(port), registry_(std::move(registry)) {
   thread_ = std::thread([this] { Loop(); });
 }

@@ -10,6 +10,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "core/common/sha256.h"
 #include "server/convert.h"
@@ -540,6 +541,66 @@ class AuditServiceImpl::UploadReactor final
   std::atomic<bool> cancelled_{false};
   absl::Status status_;
 };
+
+// ---------------------------------------------------------------------------
+// Latency of every call, in one place rather than in each adapter and reactor.
+
+namespace {
+
+class RpcTimer final : public grpc::experimental::Interceptor {
+ public:
+  RpcTimer(ServerMetrics* metrics, std::string method)
+      : metrics_(metrics), method_(std::move(method)), start_(absl::Now()) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_STATUS)) {
+      Observe();
+    }
+    methods->Proceed();
+  }
+
+  // A call cancelled before it sent a status still counts.
+  ~RpcTimer() override { Observe(); }
+
+ private:
+  void Observe() {
+    if (observed_) return;
+    observed_ = true;
+    metrics_->OnRpcLatency(method_, absl::ToDoubleSeconds(absl::Now() - start_));
+  }
+
+  ServerMetrics* const metrics_;
+  const std::string method_;
+  const absl::Time start_;
+  bool observed_ = false;  // hook points of one call never run concurrently
+};
+
+class RpcTimerFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit RpcTimerFactory(ServerMetrics* metrics) : metrics_(metrics) {}
+
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    // "/mia.v1.AuditService/GetAudit": the registered methods only, so the
+    // label values stay a small fixed set.
+    absl::string_view method = info->method() != nullptr ? info->method() : "";
+    if (metrics_ == nullptr || !absl::ConsumePrefix(&method, "/mia.v1.AuditService/")) {
+      return nullptr;
+    }
+    return new RpcTimer(metrics_, std::string(method));
+  }
+
+ private:
+  ServerMetrics* const metrics_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> MakeRpcTimer(
+    ServerMetrics* metrics) {
+  return std::make_unique<RpcTimerFactory>(metrics);
+}
 
 // ---------------------------------------------------------------------------
 // The service.

@@ -22,6 +22,7 @@
 #define MIA_SERVER_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include <cstdint>
 #include <memory>
@@ -53,6 +54,13 @@ struct ServiceOptions {
 // (convert.h ViolationsToStatus) travels as grpc-status-details-bin, a
 // serialized google.rpc.Status, so clients can list the field violations.
 grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// A server interceptor that times every mia.v1.AuditService call, from its
+// arrival to its status (for a stream: how long it was open), into
+// ServerMetrics::OnRpcLatency by bare method name. Other services (health,
+// reflection) are not timed. `metrics` must outlive the server.
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> MakeRpcTimer(
+    ServerMetrics* metrics);
 
 class AuditServiceImpl final : public mia::v1::AuditService::CallbackService {
  public:

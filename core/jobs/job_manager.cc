@@ -92,12 +92,25 @@ absl::Status JobManager::Start() {
     for (JobRecord& record : unfinished) {
       if (record.state == JobState::kRunning) {
         // The process that ran it is gone; it starts over from its units.
-        MIA_ASSIGN_OR_RETURN(record, store_->Transition(record.id, JobState::kPending, {}));
+        JobStateChange change;
+        change.id = record.id;
+        change.from = JobState::kRunning;
+        change.to = JobState::kPending;
+        change.stage = record.progress.stage;
+        absl::StatusOr<JobRecord> requeued = store_->Transition(record.id, JobState::kPending, {});
+        if (!requeued.ok()) {
+          change.store_error_code = absl::StatusCodeToString(requeued.status().code());
+          ReportStateChange(change);
+          return requeued.status();
+        }
+        record = *std::move(requeued);
         metrics_->OnStateChange(JobState::kRunning, JobState::kPending);
+        ReportStateChange(change);
       }
-      entries.push_back(std::make_shared<Entry>(std::move(record)));
+      entries.push_back(std::make_shared<Entry>(std::move(record), options_.clock()));
     }
     absl::MutexLock lock(&mu_);
+    resumed_jobs_ = static_cast<int64_t>(entries.size());
     for (const std::shared_ptr<Entry>& entry : entries) {
       entries_[entry->id] = entry;
       if (!entry->record.request_id.empty()) {
@@ -178,7 +191,7 @@ absl::StatusOr<SubmitResult> JobManager::Submit(JobRecord record) {
     }
     // Queued even if a drain began meanwhile: the job is durable and the next
     // start runs it.
-    auto entry = std::make_shared<Entry>(std::move(created->job));
+    auto entry = std::make_shared<Entry>(std::move(created->job), options_.clock());
     entries_[entry->id] = entry;
     if (!entry->record.request_id.empty()) request_ids_[entry->record.request_id] = entry->id;
     Enqueue(entry);
@@ -186,6 +199,11 @@ absl::StatusOr<SubmitResult> JobManager::Submit(JobRecord record) {
     result.created = true;
   }
   metrics_->OnStateChange(std::nullopt, JobState::kPending);
+  JobStateChange change;
+  change.id = result.snapshot.job.id;
+  change.to = JobState::kPending;
+  change.stage = result.snapshot.job.progress.stage;
+  ReportStateChange(change);
   ReportQueueDepth();
   // For watchers that subscribed to the id before it existed.
   Notify(result.snapshot.job.id, result.snapshot.version);
@@ -330,6 +348,11 @@ void JobManager::Shutdown() {
   absl::MutexLock lock(&join_mu_);
   for (std::thread& worker : workers_) worker.join();
   workers_.clear();
+}
+
+int64_t JobManager::ResumedJobs() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return resumed_jobs_;
 }
 
 int64_t JobManager::QueueDepth() const {
@@ -545,17 +568,32 @@ void JobManager::OnProgress(const std::shared_ptr<Entry>& entry, JobProgress pro
 
 absl::StatusOr<int64_t> JobManager::WriteTransition(const std::shared_ptr<Entry>& entry,
                                                     JobState to, const TransitionDetails& details) {
-  MIA_ASSIGN_OR_RETURN(JobRecord record, store_->Transition(entry->id, to, details));
-  JobState from;
-  int64_t version;
+  absl::StatusOr<JobRecord> record = store_->Transition(entry->id, to, details);
+  const absl::Time now = options_.clock();
+  JobStateChange change;
+  change.id = entry->id;
+  change.to = to;
+  change.duration = now - entry->state_since;
+  change.error_code = details.error_code;
+  int64_t version = 0;
   {
     absl::MutexLock lock(&mu_);
-    from = entry->record.state;
-    entry->record = std::move(record);
-    entry->memory_updates = 0;
-    version = WatchVersion(entry->record.version);
+    change.from = entry->record.state;
+    change.stage = entry->progress.stage;
+    if (record.ok()) {
+      entry->record = *std::move(record);
+      entry->memory_updates = 0;
+      version = WatchVersion(entry->record.version);
+    }
   }
-  metrics_->OnStateChange(from, to);
+  if (!record.ok()) {
+    change.store_error_code = absl::StatusCodeToString(record.status().code());
+    ReportStateChange(change);
+    return record.status();
+  }
+  entry->state_since = now;
+  metrics_->OnStateChange(change.from, to);
+  ReportStateChange(change);
   return version;
 }
 
@@ -630,6 +668,15 @@ void JobManager::ReportQueueDepth() {
     depth = static_cast<int64_t>(queue_.size());
   }
   metrics_->OnQueueDepth(depth);
+}
+
+void JobManager::ReportStateChange(const JobStateChange& change) {
+  if (!options_.on_state_change) return;
+  try {
+    options_.on_state_change(change);
+  } catch (...) {
+    // A broken log sink must not fail the job.
+  }
 }
 
 std::string JobManager::NewJobId() {

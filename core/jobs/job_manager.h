@@ -64,6 +64,25 @@ class JobMetricsSink {
   virtual void OnModelTrained(double /*seconds*/) {}
 };
 
+// One state change of a job, as JobManagerOptions::on_state_change hears it
+// (the server writes one log line for each). Ids, states, stage names, codes
+// and times only: never spec contents, error messages or data.
+struct JobStateChange {
+  std::string id;
+  std::optional<JobState> from;  // nullopt: the job was just created
+  JobState to = JobState::kPending;
+  std::string stage;  // JobProgress::stage at the change ("queued", "train", "done", ...)
+  // Time spent in `from` as this manager saw it: since the job's previous
+  // change, or since Start() loaded it; zero for a created job.
+  absl::Duration duration = absl::ZeroDuration();
+  // FAILED or CANCELLED: the job's canonical code name ("RESOURCE_EXHAUSTED").
+  std::string error_code;
+  // Non-empty when the store could not record the change (disk full, I/O
+  // error): the store error's canonical code name. The job then stays as the
+  // store has it (the next start resumes it).
+  std::string store_error_code;
+};
+
 // What a runner gets besides the job. Valid for the duration of Run().
 struct RunContext {
   // Reports how far the job got; call as often as useful (per batch is fine).
@@ -175,6 +194,10 @@ struct JobManagerOptions {
   std::function<absl::Time()> clock = [] { return absl::Now(); };
   // Not owned; must outlive the manager. nullptr: metrics are dropped.
   JobMetricsSink* metrics = nullptr;
+  // Told of every state change (and of each one the store failed to
+  // record), after the store write. Same threads and rules as JobMetricsSink:
+  // thread-safe, cheap, never calls back into the manager. Empty: none.
+  std::function<void(const JobStateChange&)> on_state_change;
   // Makes an id for a job submitted without one; must return ids that pass
   // ValidateJobId and are unique. Empty: 20 random lowercase letters/digits.
   std::function<std::string()> new_job_id;
@@ -260,6 +283,8 @@ class JobManager {
   // Drain with no deadline, then joins the workers. Idempotent.
   void Shutdown();
 
+  // Unfinished jobs Start() loaded from the store to run again.
+  int64_t ResumedJobs() const;
   // Jobs waiting in the queue / running now.
   int64_t QueueDepth() const;
   int RunningJobs() const;
@@ -272,7 +297,8 @@ class JobManager {
   // One unfinished job held in memory. Fields without their own annotation
   // are guarded by JobManager::mu_ (the analysis cannot name it from here).
   struct Entry {
-    explicit Entry(JobRecord r) : id(r.id), record(std::move(r)), progress(record.progress) {}
+    Entry(JobRecord r, absl::Time now)
+        : id(r.id), record(std::move(r)), progress(record.progress), state_since(now) {}
 
     const std::string id;        // record.id, readable without a lock
     JobRecord record;            // as last written to or read from the store
@@ -290,6 +316,8 @@ class JobManager {
     absl::Time last_persist ABSL_GUARDED_BY(write_mu) = absl::InfinitePast();
     std::string stage ABSL_GUARDED_BY(write_mu);  // for stage durations
     absl::Time stage_start ABSL_GUARDED_BY(write_mu) = absl::InfinitePast();
+    // When the job reached its state (or was loaded), for state-change durations.
+    absl::Time state_since ABSL_GUARDED_BY(write_mu);
   };
 
   // Queue order: higher priority, then older, then earlier queued (the
@@ -331,8 +359,8 @@ class JobManager {
   // update the entry (WriteProgress: its progress too) and return the new
   // watch version.
   absl::StatusOr<int64_t> WriteTransition(const std::shared_ptr<Entry>& entry, JobState to,
-                                          const TransitionDetails& details)
-      ABSL_LOCKS_EXCLUDED(mu_);
+                                          const TransitionDetails& details) ABSL_LOCKS_EXCLUDED(mu_)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->write_mu);
   absl::StatusOr<int64_t> WriteProgress(const std::shared_ptr<Entry>& entry,
                                         const JobProgress& progress) ABSL_LOCKS_EXCLUDED(mu_);
   // Ends the current stage for metrics.
@@ -345,6 +373,7 @@ class JobManager {
   // Tells subscribers and WaitForChange that job `id` is at `version`.
   void Notify(const std::string& id, int64_t version) ABSL_LOCKS_EXCLUDED(mu_);
   void ReportQueueDepth() ABSL_LOCKS_EXCLUDED(mu_);
+  void ReportStateChange(const JobStateChange& change) ABSL_LOCKS_EXCLUDED(mu_);
   std::string NewJobId() ABSL_LOCKS_EXCLUDED(mu_);
 
   JobStore* const store_;
@@ -358,6 +387,7 @@ class JobManager {
   bool start_called_ ABSL_GUARDED_BY(mu_) = false;
   bool accepting_ ABSL_GUARDED_BY(mu_) = false;  // Start finished; Submit allowed
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;   // Drain or Shutdown began
+  int64_t resumed_jobs_ ABSL_GUARDED_BY(mu_) = 0;
   // Every unfinished job this manager holds (queued, running, or parked).
   std::map<std::string, std::shared_ptr<Entry>, std::less<>> entries_ ABSL_GUARDED_BY(mu_);
   // request_id -> job id, for the jobs in entries_.

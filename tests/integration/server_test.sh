@@ -371,14 +371,60 @@ import sys, urllib.request
 body = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
 import re
 for want in ('mia_rpcs_total{', 'method="CreateAudit"', "mia_queue_depth",
-             "mia_stage_seconds_bucket"):
+             "mia_stage_seconds_bucket", 'mia_rpc_duration_seconds_bucket{method="CreateAudit"',
+             'mia_rpc_duration_seconds_count{method="WatchAudit"}'):
     assert want in body, f"/metrics lacks {want}"
 done = re.search(r'^mia_jobs\{state="succeeded"\} ([0-9.e+]+)$', body, re.M | re.I)
 assert done and float(done.group(1)) >= 1, "/metrics lacks the succeeded jobs"
 assert "audits/" not in body, "a job id in the metrics"
+assert re.search(r'^mia_build_info\{version="[0-9]+\.[0-9]+\.[0-9]+"\} 1$', body, re.M), "no mia_build_info"
+for name in ("process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
+             "process_start_time_seconds"):
+    m = re.search(r"^%s ([0-9.e+]+)$" % name, body, re.M)
+    assert m, f"/metrics lacks {name}"
+    assert name == "process_cpu_seconds_total" or float(m.group(1)) > 0, f"{name} is 0"
 PY
-then ok "/metrics serves jobs by state, RPCs, queue depth, stage histograms; no job ids"
+then ok "/metrics serves jobs by state, RPCs and their latency, queue depth, stage histograms, process metrics, build info; no job ids"
 else bad "/metrics"; show metrics.txt; fi
+
+# One structured line per state change of an audit: name, states, stage,
+# duration, code; nothing of its data or labels.
+if $PY - "$WORK/data-a.log" "$NAME" >statelog.txt 2>&1 <<'PY'
+import json, sys
+lines = []
+for raw in open(sys.argv[1]):
+    try:
+        lines.append(json.loads(raw))
+    except ValueError:
+        pass  # gRPC's own stderr lines
+mine = [l for l in lines if l.get("msg") == "audit state" and l.get("audit") == sys.argv[2]]
+assert [l["state"] for l in mine] == ["PENDING", "RUNNING", "SUCCEEDED"], mine
+assert mine[-1]["from"] == "RUNNING" and mine[-1]["stage"] == "done", mine[-1]
+assert all(isinstance(l["duration_seconds"], (int, float)) for l in mine), mine
+allowed = {"time", "level", "msg", "audit", "from", "state", "stage", "duration_seconds",
+           "error_code", "store_error_code"}
+for l in lines:
+    if l.get("msg") == "audit state":
+        assert set(l) <= allowed, l
+        assert "team" not in json.dumps(l) and "b.npz" not in json.dumps(l), l
+PY
+then ok "server log: one line per state change of an audit, no data"
+else bad "server log: state changes"; show statelog.txt; fi
+
+# One server per data dir and per port: a second exits 1 naming the holder
+# or the address (timeout: one that starts anyway would serve forever).
+expect "second server on A's data dir: exit 1, names the holder" 1 \
+  "in use by another server (pid $A_PID on host" -- timeout 30 "$SERVER" \
+  --listen_address="127.0.0.1:$(free_port)" --data_dir="$WORK/data-a" --data_roots="$WORK/root" \
+  --metrics_port=0
+grep -qF "$WORK/data-a/LOCK" all.txt && ok "the refusal names the lock file" \
+  || { bad "the refusal names the lock file"; show all.txt; }
+expect "second server on A's port: exit 1, names the address" 1 \
+  "cannot listen on 127.0.0.1:$PORT_A" -- timeout 30 "$SERVER" \
+  --listen_address="127.0.0.1:$PORT_A" --data_dir="$WORK/data-x" --data_roots="$WORK/root" \
+  --metrics_port=0
+kill -0 "$A_PID" 2>/dev/null && wait_health "$PORT_A" 5 && ok "server A serves on after both were refused" \
+  || bad "server A serves on after both were refused"
 
 # ---------------------------------------------------------------------------
 # 3. Bad input; the server stays up after each.
@@ -637,6 +683,21 @@ if [ "${1:-}" = RUNNING ] && [ "${2:-}" = train ] && [ "${3:-0}" -ge 1 ] && [ "$
   ok "server killed with $n_done saved model(s) of 6 ($n_json with cache metadata)"
   start_server A "$WORK/data-a" "$PORT_A" && ok "server A restarted on the same data dir" \
     || { bad "server A restarted on the same data dir"; finish; }
+  if $PY - "$WORK/data-a.log" "$XNAME" >restartlog.txt 2>&1 <<'PY'
+import json, sys
+lines = []
+for raw in open(sys.argv[1]):
+    try:
+        lines.append(json.loads(raw))
+    except ValueError:
+        pass
+serving = [l for l in lines if l.get("msg") == "serving"]
+assert serving[-1]["resumed_jobs"] >= 1, serving[-1]
+assert any(l.get("msg") == "audit state" and l.get("audit") == sys.argv[2] and
+           l.get("from") == "RUNNING" and l.get("state") == "PENDING" for l in lines), "no requeue line"
+PY
+  then ok "restart: the requeue is logged and the serving line counts the resumed audit"
+  else bad "restart: requeue and resumed_jobs in the log"; show restartlog.txt; fi
   expect "crash job resumes and SUCCEEDS (watch)" 0 "SUCCEEDED" -- timeout 120 "$MIA" watch "$XNAME"
   cp err.txt resume_watch.txt
   # A watcher may skip intermediate progress versions (by design), so read the

@@ -466,6 +466,111 @@ TEST_F(JobManagerTest, StartRequeuesJobsLeftRunningByADeadProcess) {
   EXPECT_EQ(WaitFinished("orphan").job.state, JobState::kSucceeded);
   EXPECT_EQ(runner_.skipped("orphan"), 1);
   EXPECT_EQ(metrics_.changes().front(), "RUNNING->PENDING");
+  // Counted as resumed even once a worker has taken it from the queue.
+  EXPECT_EQ(manager_->ResumedJobs(), 1);
+  EXPECT_EQ(manager_->QueueDepth(), 0);
+}
+
+// Every state change reaches on_state_change once, after the store write,
+// with the stage, the time in the previous state and the error code.
+TEST_F(JobManagerTest, StateChangesAreReportedWithStageDurationAndCode) {
+  absl::Mutex mu;
+  std::vector<JobStateChange> changes;
+  JobManagerOptions options = Options();
+  options.on_state_change = [&](const JobStateChange& change) {
+    absl::MutexLock lock(&mu);
+    changes.push_back(change);
+  };
+  StartManager(std::move(options));
+  const std::string ok = Submit(R"({"steps": 2})");
+  EXPECT_EQ(WaitFinished(ok).job.state, JobState::kSucceeded);
+  const std::string full = Submit(
+      absl::StrCat(R"({"fail_code": )", static_cast<int>(absl::StatusCode::kResourceExhausted),
+                   R"(, "fail_message": "no space left on device"})"));
+  EXPECT_EQ(WaitFinished(full).job.state, JobState::kFailed);
+  manager_.reset();
+
+  absl::MutexLock lock(&mu);
+  std::vector<std::string> seen;
+  for (const JobStateChange& c : changes) {
+    seen.push_back(absl::StrCat(c.id == ok ? "ok" : "full", ":",
+                                c.from ? JobStateName(*c.from) : "NEW", "->", JobStateName(c.to),
+                                "@", c.stage, ":", c.error_code, ":", c.store_error_code));
+    EXPECT_GE(c.duration, absl::ZeroDuration());
+  }
+  EXPECT_THAT(seen, ElementsAre("ok:NEW->PENDING@queued::", "ok:PENDING->RUNNING@queued::",
+                                "ok:RUNNING->SUCCEEDED@done::", "full:NEW->PENDING@queued::",
+                                "full:PENDING->RUNNING@queued::",
+                                "full:RUNNING->FAILED@queued:RESOURCE_EXHAUSTED:"));
+}
+
+// A real store whose writes of a final state fail as on a full disk.
+class FullDiskStore final : public JobStore {
+ public:
+  explicit FullDiskStore(JobStore* real) : real_(real) {}
+  absl::StatusOr<CreateResult> Create(const JobRecord& record) override {
+    return real_->Create(record);
+  }
+  absl::StatusOr<JobRecord> Get(absl::string_view id) override { return real_->Get(id); }
+  absl::StatusOr<JobPage> List(const ListOptions& options) override { return real_->List(options); }
+  absl::StatusOr<JobRecord> Update(const JobRecord& record) override {
+    return real_->Update(record);
+  }
+  absl::StatusOr<JobRecord> Transition(absl::string_view id, JobState to,
+                                       const TransitionDetails& details) override {
+    if (IsTerminal(to)) return absl::ResourceExhaustedError("jobs.db: database or disk is full");
+    return real_->Transition(id, to, details);
+  }
+  absl::StatusOr<JobRecord> UpdateProgress(absl::string_view id,
+                                           const JobProgress& progress) override {
+    return real_->UpdateProgress(id, progress);
+  }
+  absl::Status Delete(absl::string_view id) override { return real_->Delete(id); }
+  absl::StatusOr<std::vector<JobRecord>> ListUnfinished() override {
+    return real_->ListUnfinished();
+  }
+  absl::Status MarkUnitDone(absl::string_view job_id, absl::string_view unit,
+                            absl::string_view value) override {
+    return real_->MarkUnitDone(job_id, unit, value);
+  }
+  absl::StatusOr<std::map<std::string, std::string>> ListUnitsDone(
+      absl::string_view job_id) override {
+    return real_->ListUnitsDone(job_id);
+  }
+
+ private:
+  JobStore* const real_;
+};
+
+// A final state the store cannot record is reported too, with the store's
+// code: the one trace a full disk leaves in the server's log.
+TEST_F(JobManagerTest, StateChangesTheStoreCannotRecordAreReported) {
+  FullDiskStore full(store_.get());
+  absl::Mutex mu;
+  std::vector<JobStateChange> changes;
+  JobManagerOptions options = Options();
+  options.on_state_change = [&](const JobStateChange& change) {
+    absl::MutexLock lock(&mu);
+    changes.push_back(change);
+  };
+  manager_ = std::make_unique<JobManager>(&full, &runner_, std::move(options));
+  ASSERT_TRUE(manager_->Start().ok());
+  const std::string id = Submit(R"({"steps": 1})");
+  {
+    absl::MutexLock lock(&mu);
+    std::function<bool()> unrecorded = [&changes]() {
+      return !changes.empty() && !changes.back().store_error_code.empty();
+    };
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&CallPredicate, &unrecorded), kTimeout));
+    const JobStateChange& last = changes.back();
+    EXPECT_EQ(last.id, id);
+    EXPECT_EQ(last.from, JobState::kRunning);
+    EXPECT_EQ(last.to, JobState::kSucceeded);
+    EXPECT_EQ(last.store_error_code, "RESOURCE_EXHAUSTED");
+  }
+  manager_.reset();  // before `full`
+  // The store still says RUNNING: the next start resumes it.
+  EXPECT_EQ(Stored(id).state, JobState::kRunning);
 }
 
 TEST_F(JobManagerTest, SubmitBeforeStartAndAfterDrainIsUnavailable) {

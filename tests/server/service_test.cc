@@ -30,10 +30,12 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "mia/v1/audit.grpc.pb.h"
+#include "nlohmann/json.hpp"
 #include "server/audit_server.h"
 #include "server/json_log.h"
 #include "server/metrics.h"
 #include "server/metrics_http.h"
+#include "spdlog/sinks/ostream_sink.h"
 
 namespace mia::server {
 namespace {
@@ -170,7 +172,7 @@ class ServiceTest : public ::testing::Test {
     c.max_message_bytes = kMaxMessageBytes;
     c.max_upload_bytes = kMaxUploadBytes;
     if (tweak) tweak(c);
-    options.logger = MakeNullLogger();
+    options.logger = logger_ != nullptr ? logger_ : MakeNullLogger();
     options.wrap_runner = [this](jobs::JobRunner* real) {
       return std::make_unique<GateRunner>(real, &gate_);
     };
@@ -256,9 +258,31 @@ class ServiceTest : public ::testing::Test {
     return writer->Finish();
   }
 
+  // Makes the next StartServer log (as JSON lines) into log_; read log_
+  // only once the server is gone.
+  void CaptureLogs() {
+    logger_ = std::make_shared<spdlog::logger>(
+        "test", std::make_shared<spdlog::sinks::ostream_sink_mt>(log_));
+    logger_->set_pattern(R"({"level":"%l",%v})");
+    logger_->set_level(spdlog::level::trace);
+  }
+
+  // The captured lines whose "msg" is `msg`.
+  std::vector<nlohmann::json> LogLines(const std::string& msg) {
+    std::vector<nlohmann::json> lines;
+    std::istringstream in(log_.str());
+    for (std::string line; std::getline(in, line);) {
+      nlohmann::json j = nlohmann::json::parse(line);
+      if (j.value("msg", "") == msg) lines.push_back(std::move(j));
+    }
+    return lines;
+  }
+
   std::string dir_;
   std::string roots_;
-  Gate gate_;  // outlives the server, whose runner uses it
+  std::ostringstream log_;
+  std::shared_ptr<spdlog::logger> logger_;  // null: logs are dropped
+  Gate gate_;                               // outlives the server, whose runner uses it
   std::unique_ptr<AuditServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::AuditService::Stub> stub_;
@@ -895,6 +919,114 @@ TEST_F(ServiceTest, PipelineAuditWithoutTorchFailsUnimplemented) {
   EXPECT_THAT(last.error().message(), HasSubstr("LibTorch"));
 }
 
+// One log line per state change of an audit: its name, states, stage,
+// duration and error code, never its error message (which may name files) or
+// data. A failure for a full disk is among them.
+TEST_F(ServiceTest, EveryStateChangeIsLoggedWithoutData) {
+  server_.reset();
+  CaptureLogs();
+  StartServer();
+  v1::Audit ok;
+  ASSERT_TRUE(Create(BundleSpec(), &ok).ok());
+  WaitForState(ok.name(), v1::Audit::SUCCEEDED);
+  v1::Audit full;
+  ASSERT_TRUE(Create(BundleSpec(), &full, "", {{"paths", "1"}}).ok());
+  gate_.Open();
+  WaitForState(full.name(), v1::Audit::FAILED);
+  server_.reset();
+
+  std::map<std::string, std::vector<std::string>> states;
+  for (const nlohmann::json& line : LogLines("audit state")) {
+    states[line.at("audit").get<std::string>()].push_back(line.at("state").get<std::string>());
+    EXPECT_TRUE(line.at("duration_seconds").is_number()) << line;
+    EXPECT_TRUE(line.contains("stage")) << line;
+    const std::string text = line.dump();
+    EXPECT_THAT(text, Not(HasSubstr(dir_))) << "a server path in the log";
+    EXPECT_THAT(text, Not(HasSubstr("no space left"))) << "an error message in the log";
+    if (line.at("audit") == full.name() && line.at("state") == "FAILED") {
+      EXPECT_EQ(line.value("error_code", ""), "RESOURCE_EXHAUSTED") << line;
+      EXPECT_EQ(line.value("from", ""), "RUNNING") << line;
+      EXPECT_EQ(line.value("stage", ""), "report") << line;
+      EXPECT_EQ(line.value("level", ""), "warning") << line;
+    }
+  }
+  EXPECT_THAT(states[ok.name()], testing::ElementsAre("PENDING", "RUNNING", "SUCCEEDED"));
+  EXPECT_THAT(states[full.name()], testing::ElementsAre("PENDING", "RUNNING", "FAILED"));
+}
+
+// The "serving" line counts the audits the start resumed, even once a worker
+// has taken them from the queue.
+TEST_F(ServiceTest, ServingLineCountsResumedAudits) {
+  v1::Audit held;
+  ASSERT_TRUE(Create(BundleSpec(), &held, "", {{"hold", "1"}}).ok());
+  WaitForState(held.name(), v1::Audit::RUNNING);
+  ASSERT_TRUE(server_->Drain(absl::Now() + absl::Seconds(60)).ok());
+  server_.reset();
+  CaptureLogs();
+  StartServer();
+  WaitForState(held.name(), v1::Audit::RUNNING);  // taken by the worker
+  gate_.Open();
+  WaitForState(held.name(), v1::Audit::SUCCEEDED);
+  server_.reset();
+  const std::vector<nlohmann::json> serving = LogLines("serving");
+  ASSERT_EQ(serving.size(), 1u);
+  EXPECT_EQ(serving[0].value("resumed_jobs", -1), 1) << serving[0];
+}
+
+// One server per data dir and per port: a second one refuses to start and
+// says why; the first goes on serving.
+TEST_F(ServiceTest, SecondServerOnTheSameDataDirOrPortIsRefused) {
+  AuditServerOptions same_dir;
+  same_dir.config.listen_address = "127.0.0.1:0";
+  same_dir.config.data_dir = dir_ + "/data";
+  same_dir.logger = MakeNullLogger();
+  absl::StatusOr<std::unique_ptr<AuditServer>> second = AuditServer::Start(same_dir);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(second.status().message(), HasSubstr(dir_ + "/data/LOCK"));
+  EXPECT_THAT(second.status().message(), HasSubstr(absl::StrCat("pid ", getpid())));
+
+  AuditServerOptions same_port;
+  same_port.config.listen_address = server_->target();
+  same_port.config.data_dir = dir_ + "/other";
+  same_port.logger = MakeNullLogger();
+  second = AuditServer::Start(same_port);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(second.status().message(), HasSubstr("cannot listen on " + server_->target()));
+  ExpectAlive();
+
+  // The lock goes with the server: a restart on the same data dir works.
+  server_.reset();
+  StartServer();
+  ExpectAlive();
+}
+
+// Each AuditService method gets a latency histogram (health and reflection
+// do not); /metrics also shows the process and the version.
+TEST_F(ServiceTest, MetricsTimeEveryMethodAndShowTheProcess) {
+  v1::Audit audit;
+  EXPECT_EQ(Get("audits/nope", &audit).error_code(), grpc::StatusCode::NOT_FOUND);
+  ExpectAlive();  // ListAudits
+  std::unique_ptr<Health::Stub> health = Health::NewStub(channel_);
+  HealthCheckResponse response;
+  ASSERT_TRUE(health->Check(Ctx().get(), HealthCheckRequest(), &response).ok());
+  std::vector<v1::Audit> snapshots;
+  EXPECT_EQ(Watch("audits/nope", 0, &snapshots).error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // Observed as each status goes out, before the client sees it.
+  const std::string text = server_->metrics()->Text();
+  EXPECT_THAT(text, HasSubstr("mia_rpc_duration_seconds_count{method=\"GetAudit\"} 1"));
+  EXPECT_THAT(text, HasSubstr("mia_rpc_duration_seconds_count{method=\"ListAudits\"} 1"));
+  EXPECT_THAT(text, HasSubstr("mia_rpc_duration_seconds_count{method=\"WatchAudit\"} 1"));
+  EXPECT_THAT(text, Not(HasSubstr("method=\"Check\"")));
+  EXPECT_THAT(text, Not(HasSubstr("grpc.health")));
+  EXPECT_THAT(text,
+              testing::ContainsRegex("mia_build_info\\{version=\"[0-9]+\\.[0-9]+\\.[0-9]+\"\\} 1"));
+  EXPECT_THAT(text, HasSubstr("process_resident_memory_bytes "));
+  EXPECT_THAT(text, HasSubstr("process_open_fds "));
+}
+
 // /metrics over plain HTTP: the text format, 404 and 405 for anything else,
 // a taken port refused, and the thread stopping with the object.
 std::string HttpRequest(int port, const std::string& request) {
@@ -920,7 +1052,7 @@ TEST(MetricsHttpTest, ServesTheRegistryAndNothingElse) {
   ServerMetrics metrics;
   metrics.OnRpc("GetAudit", "OK");
   metrics.OnQueueDepth(3);
-  auto http = MetricsHttpServer::Start("127.0.0.1", 0, metrics.registry());
+  auto http = MetricsHttpServer::Start("127.0.0.1", 0, metrics.collectable());
   ASSERT_TRUE(http.ok()) << http.status();
   const int port = (*http)->port();
   ASSERT_GT(port, 0);
@@ -930,6 +1062,7 @@ TEST(MetricsHttpTest, ServesTheRegistryAndNothingElse) {
   EXPECT_THAT(ok, HasSubstr("Content-Type: text/plain; version=0.0.4"));
   EXPECT_THAT(ok, HasSubstr("mia_queue_depth 3"));
   EXPECT_THAT(ok, HasSubstr("method=\"GetAudit\""));
+  EXPECT_THAT(ok, HasSubstr("\nprocess_open_fds "));  // collected at the request
   EXPECT_THAT(HttpRequest(port, "GET /metrics?x=1 HTTP/1.0\r\n\r\n"), StartsWith("HTTP/1.1 200"));
   const std::string head = HttpRequest(port, "HEAD /metrics HTTP/1.1\r\n\r\n");
   EXPECT_THAT(head, StartsWith("HTTP/1.1 200"));
@@ -942,7 +1075,7 @@ TEST(MetricsHttpTest, ServesTheRegistryAndNothingElse) {
   EXPECT_THAT(HttpRequest(port, "GET /metrics HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 200"));
 
   // The port is taken while it serves.
-  auto second = MetricsHttpServer::Start("127.0.0.1", port, metrics.registry());
+  auto second = MetricsHttpServer::Start("127.0.0.1", port, metrics.collectable());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(second.status().message(), HasSubstr("cannot serve metrics on 127.0.0.1:"));
   http->reset();
