@@ -89,15 +89,25 @@ absl::Status JobManager::Start() {
   absl::Status loaded = [&]() -> absl::Status {
     MIA_ASSIGN_OR_RETURN(std::vector<JobRecord> unfinished, store_->ListUnfinished());
     std::vector<std::shared_ptr<Entry>> entries;
+    std::vector<ResumeFailure> failures;
     for (JobRecord& record : unfinished) {
       if (record.state == JobState::kRunning) {
         // The process that ran it is gone; it starts over from its units.
-        MIA_ASSIGN_OR_RETURN(record, store_->Transition(record.id, JobState::kPending, {}));
+        absl::StatusOr<JobRecord> requeued = store_->Transition(record.id, JobState::kPending, {});
+        if (!requeued.ok()) {
+          // A store that cannot record the requeue (full disk, read-only
+          // file) must not keep the server from starting: every other job
+          // is still served, and the next start tries this one again.
+          failures.push_back({record.id, requeued.status()});
+          continue;
+        }
+        record = *std::move(requeued);
         metrics_->OnStateChange(JobState::kRunning, JobState::kPending);
       }
       entries.push_back(std::make_shared<Entry>(std::move(record)));
     }
     absl::MutexLock lock(&mu_);
+    resume_failures_ = std::move(failures);
     for (const std::shared_ptr<Entry>& entry : entries) {
       entries_[entry->id] = entry;
       if (!entry->record.request_id.empty()) {
@@ -335,6 +345,11 @@ void JobManager::Shutdown() {
 int64_t JobManager::QueueDepth() const {
   absl::ReaderMutexLock lock(&mu_);
   return static_cast<int64_t>(queue_.size());
+}
+
+std::vector<JobManager::ResumeFailure> JobManager::ResumeFailures() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return resume_failures_;
 }
 
 int JobManager::RunningJobs() const {
