@@ -124,8 +124,8 @@ absl::Status AuditServer::Init() {
   metrics_ = std::make_unique<ServerMetrics>();
   jobs::SqliteJobStoreOptions store_options;
   store_options.read_only = options_.store_read_only;
-  // Readiness follows the store: a store that cannot record changes (a
-  // read-only file, a full disk) serves reads, but no new work belongs here.
+  // Readiness follows the store: a read-only store serves reads, but no new
+  // work belongs here.
   store_options.on_writable_change = [this](bool) { UpdateReadiness(); };
   absl::StatusOr<std::unique_ptr<jobs::SqliteJobStore>> store =
       jobs::SqliteJobStore::Open((data_dir / "jobs.db").string(), store_options);

@@ -12,8 +12,8 @@
 //
 // Health (grpc.health.v1): "" is SERVING from start to shutdown (liveness);
 // "mia.v1.AuditService" is SERVING once started, NOT_SERVING while the job
-// store cannot record changes (read-only, full disk) and from the start of a
-// drain (readiness: send no new work here).
+// store is read-only and from the start of a drain (readiness: send no new
+// work here).
 //
 // Thread-safety: BeginDrain and Drain may be called from any thread (Drain
 // from one at a time); accessors are safe at any time.

@@ -144,9 +144,10 @@ class JobStore {
   virtual absl::StatusOr<std::vector<std::string>> ListUnreadable() {
     return std::vector<std::string>();
   }
-  // False while writes fail because of the storage itself (a read-only file
-  // or file system, a full disk, I/O errors), true again after a write
-  // succeeds. For readiness: such a store still serves reads.
+  // False while writes fail because the store cannot be written at all (a
+  // read-only file or file system), true again after a write succeeds. A
+  // full disk does not count: it fails each write with ResourceExhausted and
+  // heals without help. For readiness: such a store still serves reads.
   virtual bool writable() const { return true; }
 };
 
@@ -230,7 +231,8 @@ class SqliteJobStore final : public JobStore {
   absl::Status DeleteImpl(absl::string_view id);
   absl::Status MarkUnitDoneImpl(absl::string_view job_id, absl::string_view unit,
                                 absl::string_view value);
-  // Keeps writable_ current from the outcome of a write (called without mu_).
+  // Keeps writable_ current from the outcome of a write (called without mu_):
+  // false after a read-only failure, true after a success.
   void Track(const absl::Status& status);
   template <typename T>
   absl::StatusOr<T> Tracked(absl::StatusOr<T> result) {

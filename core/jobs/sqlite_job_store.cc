@@ -169,22 +169,16 @@ absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
   return status;
 }
 
-// True for an error of the storage itself (read-only, full, failing, gone),
-// as opposed to a request the store refused.
-bool IsStorageFailure(const absl::Status& status) {
+// True for a write refused because the file cannot be written at all (read
+// only), which lasts until an operator acts. A full disk or an I/O error is
+// not counted: each such write fails on its own (RESOURCE_EXHAUSTED,
+// UNAVAILABLE), and marking the server not ready for them would keep away
+// the very writes that show the disk has room again.
+bool IsReadOnlyFailure(const absl::Status& status) {
   const absl::optional<absl::Cord> payload = status.GetPayload(kSqlitePayload);
   int rc = 0;
   if (!payload.has_value() || !absl::SimpleAtoi(std::string(*payload), &rc)) return false;
-  switch (rc & 0xff) {
-    case SQLITE_READONLY:
-    case SQLITE_FULL:
-    case SQLITE_IOERR:
-    case SQLITE_CANTOPEN:
-    case SQLITE_PERM:
-      return true;
-    default:
-      return false;
-  }
+  return (rc & 0xff) == SQLITE_READONLY;
 }
 
 int64_t TimeToColumn(absl::Time t) { return absl::ToUnixNanos(t); }
@@ -602,10 +596,10 @@ void SqliteJobStore::Track(const absl::Status& status) {
     return;  // writable_ stays false; a call that wrote nothing proves nothing
   } else if (status.ok()) {
     now = true;
-  } else if (IsStorageFailure(status)) {
+  } else if (IsReadOnlyFailure(status)) {
     now = false;
   } else {
-    return;  // a refused request says nothing about the storage
+    return;  // a refused request, or a passing failure, says nothing lasting
   }
   if (writable_.exchange(now) != now && options_.on_writable_change) {
     options_.on_writable_change(now);
