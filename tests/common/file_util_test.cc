@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/common/scoped_file_size_limit.h"
+#include "tests/common/write_failures.h"
 
 namespace mia {
 namespace {
@@ -50,6 +50,20 @@ TEST(WriteFileAtomicallyTest, AFailedWriteIsResourceExhaustedNamingTheFileAndLea
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
   EXPECT_THAT(status.message(), HasSubstr(path));
   EXPECT_EQ(CountFiles(dir), 0);  // neither the file nor its temporary
+}
+
+// The real thing where the test may mount a tmpfs (skipped elsewhere; the
+// test above injects the same failure everywhere).
+TEST(WriteFileAtomicallyTest, AFullTmpfsIsResourceExhaustedNamingTheFile) {
+  const std::string dir = TempDir();
+  testutil::ScopedTmpfs tmpfs(dir, 64 << 10);
+  if (!tmpfs.ok()) GTEST_SKIP() << "cannot mount a tmpfs here";
+  const std::string path = dir + "/model.pt";
+  const absl::Status status = WriteFileAtomically(path, std::string(1 << 20, 'x'));
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(status.message(), HasSubstr(path));
+  EXPECT_THAT(status.message(), HasSubstr("No space left on device"));
+  EXPECT_EQ(CountFiles(dir), 0);
 }
 
 TEST(FileErrnoStatusTest, FullDiskQuotaAndSizeLimitAreResourceExhausted) {

@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/common/write_failures.h"
 
 namespace mia::jobs {
 namespace {
@@ -715,6 +716,27 @@ TEST_F(JobStoreTest, AFileWithoutWritePermissionOpensReadOnly) {
   EXPECT_FALSE((*store)->writable());
   absl::StatusOr<CreateResult> created = (*store)->Create(NewJob("job-b"));
   EXPECT_THAT(created.status().message(), HasSubstr("read-only"));
+}
+
+// A full disk under jobs.db (a small tmpfs, where the test may mount one).
+TEST(SqliteJobStoreFullDiskTest, AFullTmpfsIsResourceExhaustedNamingJobsDb) {
+  const std::string dir = TempDir("full_tmpfs");
+  testutil::ScopedTmpfs tmpfs(dir, 256 << 10);
+  if (!tmpfs.ok()) GTEST_SKIP() << "cannot mount a tmpfs here";
+  absl::StatusOr<std::unique_ptr<SqliteJobStore>> store = SqliteJobStore::Open(dir + "/jobs.db");
+  ASSERT_TRUE(store.ok()) << store.status();
+  absl::Status status;
+  for (int i = 0; i < 100 && status.ok(); ++i) {
+    JobRecord r;
+    r.id = absl::StrCat("job-", i);
+    r.spec_json = std::string(32 << 10, 'x');
+    r.spec_hash = r.id;
+    status = (*store)->Create(r).status();
+  }
+  EXPECT_TRUE(absl::IsResourceExhausted(status)) << status;
+  EXPECT_THAT(status.message(), HasSubstr("the job store (jobs.db)"));
+  EXPECT_TRUE((*store)->Get("job-0").ok());  // what was stored stays readable
+  store->reset();
 }
 
 // A write the store cannot take (a full disk: SQLITE_FULL; here the store's

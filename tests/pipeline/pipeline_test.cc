@@ -10,7 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/common/scoped_file_size_limit.h"
+#include "tests/common/write_failures.h"
 
 namespace mia::pipeline {
 namespace {

@@ -35,7 +35,7 @@
 #include "server/json_log.h"
 #include "server/metrics.h"
 #include "server/metrics_http.h"
-#include "tests/common/scoped_file_size_limit.h"
+#include "tests/common/write_failures.h"
 
 namespace mia::server {
 namespace {

@@ -15,7 +15,7 @@
 #include "core/training/engine.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/common/scoped_file_size_limit.h"
+#include "tests/common/write_failures.h"
 #include "tests/training/test_data.h"
 
 namespace mia::training {
