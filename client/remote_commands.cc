@@ -342,8 +342,15 @@ class Client {
             << " (the request id was used before with a different spec)\n";
         break;
       case grpc::StatusCode::FAILED_PRECONDITION:
-        err << "mia: error: " << what << ": not possible in the audit's current state: " << msg
-            << "\n";
+        // The server's own store, not the audit, may be what refuses (a
+        // read-only or otherwise unusable jobs.db): its message says so, and
+        // blaming the audit's state would send the user the wrong way.
+        if (absl::StartsWith(msg, "the job store")) {
+          err << "mia: error: " << what << ": the server cannot record changes: " << msg << "\n";
+        } else {
+          err << "mia: error: " << what << ": not possible in the audit's current state: " << msg
+              << "\n";
+        }
         break;
       case grpc::StatusCode::RESOURCE_EXHAUSTED:
         err << "mia: error: " << what << ": the server is at a limit: " << msg

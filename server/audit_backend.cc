@@ -143,12 +143,11 @@ std::string HideServerPaths(std::string text, const ServerRoots& roots, const st
   return text;
 }
 
-absl::Status ErrnoStatus(const char* what) {
-  const int err = errno;
-  const std::string message =
-      absl::StrCat("artifact store: ", what, ": ", std::generic_category().message(err));
-  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(message);
-  return absl::InternalError(message);
+// A failed system call of an upload, naming the artifact as a client knows
+// it ("artifacts/<sha256>", not a server path): RESOURCE_EXHAUSTED for a full
+// disk or a file-size limit, as for every other write of the server.
+absl::Status UploadErrnoStatus(const std::string& name, const char* what) {
+  return FileErrnoStatus(errno, name, what);
 }
 
 }  // namespace
@@ -179,7 +178,7 @@ absl::Status ArtifactUpload::Append(absl::string_view bytes) {
     const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      return ErrnoStatus("write");
+      return UploadErrnoStatus(name_, "write");
     }
     bytes.remove_prefix(static_cast<size_t>(n));
   }
@@ -198,13 +197,17 @@ absl::StatusOr<v1::Artifact> ArtifactUpload::Commit() {
   }
   if (fd_ >= 0) {
     // Durable before it is visible under its address.
-    if (::fsync(fd_) != 0) return ErrnoStatus("fsync");
+    if (::fsync(fd_) != 0) return UploadErrnoStatus(name_, "sync");
     if (::close(fd_) != 0) {
       fd_ = -1;
-      return ErrnoStatus("close");
+      return UploadErrnoStatus(name_, "close");
     }
     fd_ = -1;
-    MIA_RETURN_IF_ERROR(CommitTempFile(temp_path_, final_path_));
+    if (absl::Status s = CommitTempFile(temp_path_, final_path_); !s.ok()) {
+      std::string message(s.message());
+      ReplaceAll(&message, final_path_, name_);
+      return absl::Status(s.code(), message);
+    }
   }
   committed_ = true;
   v1::Artifact artifact;
@@ -474,13 +477,14 @@ absl::StatusOr<std::unique_ptr<ArtifactUpload>> AuditBackend::BeginUpload(
   upload->declared_size_ = header.size();
   upload->declared_sha256_ = header.sha256();
   upload->final_path_ = (fs::path(options_.roots.artifact_dir) / header.sha256()).string();
+  upload->name_ = absl::StrCat("artifacts/", header.sha256());
   std::error_code ec;
   if (fs::exists(upload->final_path_, ec)) return upload;  // stored: verify only
   upload->temp_path_ = UniqueTempPath(upload->final_path_);
   upload->fd_ = ::open(upload->temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (upload->fd_ < 0) {
     upload->temp_path_.clear();
-    return ErrnoStatus("open");
+    return UploadErrnoStatus(upload->name_, "create a temporary file");
   }
   return upload;
 }

@@ -56,8 +56,9 @@ class ArtifactUpload {
   ArtifactUpload& operator=(const ArtifactUpload&) = delete;
 
   // The next bytes. INVALID_ARGUMENT past the declared size or for more than
-  // kMaxChunkBytes at once; INTERNAL or
-  // RESOURCE_EXHAUSTED (disk full) when writing fails.
+  // kMaxChunkBytes at once; RESOURCE_EXHAUSTED naming "artifacts/<sha256>"
+  // when the disk is full (or a file-size limit is hit), INTERNAL for other
+  // write errors.
   absl::Status Append(absl::string_view bytes);
   // The end of the stream: INVALID_ARGUMENT when fewer bytes than declared
   // arrived or the SHA-256 differs from the header's.
@@ -70,6 +71,7 @@ class ArtifactUpload {
   ArtifactUpload() = default;
 
   std::string final_path_;
+  std::string name_;       // "artifacts/<sha256>": the file as messages name it
   std::string temp_path_;  // empty when the content is already stored
   int fd_ = -1;
   int64_t declared_size_ = 0;

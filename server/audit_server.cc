@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/common/file_util.h"
 #include "core/jobs/bundle_runner.h"
 #include "nlohmann/json.hpp"
 #include "prometheus/registry.h"
@@ -111,6 +112,23 @@ absl::Status AuditServer::Init() {
   for (const std::string& dir : {roots.jobs_dir, roots.artifact_dir, roots.cache_dir}) {
     if (absl::Status s = MakeDir(dir); !s.ok()) return s;
   }
+  // Temporary files of writers killed mid-write (kill -9 during an upload or
+  // a model save) are never renamed or removed by anyone else and would fill
+  // the disk over restarts. Nothing of this server writes yet, and the data
+  // dir belongs to one server, so every temporary here is stale.
+  for (const std::string& dir : {roots.jobs_dir, roots.artifact_dir, roots.cache_dir}) {
+    absl::StatusOr<TempSweep> swept = RemoveTempFiles(dir);
+    if (!swept.ok()) {
+      Log(logger_.get(), spdlog::level::warn, "stale temporary files not removed",
+          {{"folder", fs::path(dir).filename().string()},
+           {"code", StatusCodeName(swept.status().code())}});
+    } else if (swept->files > 0) {
+      Log(logger_.get(), spdlog::level::info, "stale temporary files removed",
+          {{"folder", fs::path(dir).filename().string()},
+           {"files", swept->files},
+           {"bytes", swept->bytes}});
+    }
+  }
   for (const std::string& root : config.data_roots) {
     const fs::path canonical = fs::canonical(root, ec);
     if (ec || !fs::is_directory(canonical)) {
@@ -128,10 +146,29 @@ absl::Status AuditServer::Init() {
 
   // Jobs: store, runners, manager.
   metrics_ = std::make_unique<ServerMetrics>(MIA_VERSION);
+  jobs::SqliteJobStoreOptions store_options;
+  store_options.read_only = options_.store_read_only;
+  // Readiness follows the store: a read-only store serves reads, but no new
+  // work belongs here.
+  store_options.on_writable_change = [this](bool) { UpdateReadiness(); };
   absl::StatusOr<std::unique_ptr<jobs::SqliteJobStore>> store =
-      jobs::SqliteJobStore::Open((data_dir / "jobs.db").string());
+      jobs::SqliteJobStore::Open((data_dir / "jobs.db").string(), store_options);
   if (!store.ok()) return store.status();
   store_ = *std::move(store);
+  {
+    // Rows the store cannot read (a state written past its CHECK, by hand)
+    // are left out of listings; each is named here once so that an operator
+    // can mend or delete it.
+    absl::StatusOr<std::vector<std::string>> unreadable = store_->ListUnreadable();
+    if (!unreadable.ok()) return unreadable.status();
+    for (const std::string& id : *unreadable) {
+      Log(logger_.get(), spdlog::level::err, "job unreadable",
+          {{"audit_id", id},
+           {"reason",
+            "its state in jobs.db is not one of PENDING, RUNNING, SUCCEEDED, FAILED, "
+            "CANCELLED; it is not listed or resumed"}});
+    }
+  }
   {
     // The jobs-by-state gauge starts from the store; the manager's hooks
     // keep it current from here on.
@@ -171,6 +208,12 @@ absl::Status AuditServer::Init() {
   };
   manager_ = std::make_unique<jobs::JobManager>(store_.get(), runner, manager_options);
   if (absl::Status s = manager_->Start(); !s.ok()) return s;
+  for (const jobs::JobManager::ResumeFailure& failure : manager_->ResumeFailures()) {
+    Log(logger_.get(), spdlog::level::err, "job not resumed",
+        {{"audit_id", failure.id},
+         {"code", StatusCodeName(failure.status.code())},
+         {"error", std::string(failure.status.message())}});
+  }
 
   // The service.
   BackendOptions backend_options;
@@ -217,10 +260,12 @@ absl::Status AuditServer::Init() {
         absl::StrCat("cannot listen on ", config.listen_address, " (in use, or not an address)"));
   }
   grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  if (health != nullptr) {
-    health->SetServingStatus("", true);
-    health->SetServingStatus(kReadinessService, true);
+  if (health != nullptr) health->SetServingStatus("", true);
+  {
+    absl::MutexLock lock(&readiness_mu_);
+    health_ = health;
   }
+  UpdateReadiness();
 
   if (config.metrics_port > 0) {
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http = MetricsHttpServer::Start(
@@ -245,15 +290,38 @@ AuditServer::~AuditServer() {
     const absl::Status status = Drain(absl::Now());
     (void)status;  // the manager's destructor waits for any job still running
   }
+  // Jobs still running write to the store until the manager is gone; the
+  // health service goes with server_ before that.
+  absl::MutexLock lock(&readiness_mu_);
+  health_ = nullptr;
+}
+
+void AuditServer::UpdateReadiness() {
+  const bool writable = store_ != nullptr && store_->writable();
+  absl::MutexLock lock(&readiness_mu_);
+  if (health_ == nullptr) return;
+  health_->SetServingStatus(kReadinessService, writable && !draining_);
+  if (writable != readiness_writable_) {
+    readiness_writable_ = writable;
+    // Only the file's name: the message is about the store, not the data.
+    Log(logger_.get(), writable ? spdlog::level::info : spdlog::level::err,
+        writable ? "job store writable again" : "job store not writable",
+        {{"file", "jobs.db"},
+         {"readiness", writable && !draining_ ? "SERVING" : "NOT_SERVING"},
+         {"effect", writable ? "audits can be created and run again"
+                             : "audits are shown but none can be created, cancelled or run "
+                               "until jobs.db (and its folder) can be written"}});
+  }
 }
 
 std::string AuditServer::target() const { return absl::StrCat("127.0.0.1:", port_); }
 
 void AuditServer::BeginDrain() {
-  if (server_ != nullptr) {
-    grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-    if (health != nullptr) health->SetServingStatus(kReadinessService, false);
+  {
+    absl::MutexLock lock(&readiness_mu_);
+    draining_ = true;
   }
+  UpdateReadiness();
   if (service_ != nullptr) service_->BeginDrain();
 }
 

@@ -10,9 +10,14 @@
 // The gRPC port is bound exclusively (no SO_REUSEPORT), so a second server on
 // the same port fails to start instead of taking half of the calls.
 //
+// Start-up removes stale temporary files ("*.tmp.<pid>.<n>") under jobs/,
+// artifacts/ and cache/, left by writers killed mid-write, and logs rows of
+// jobs.db it cannot read (they are skipped; every other job is served).
+//
 // Health (grpc.health.v1): "" is SERVING from start to shutdown (liveness);
-// "mia.v1.AuditService" is SERVING once started and NOT_SERVING from the
-// start of a drain (readiness: send no new work here).
+// "mia.v1.AuditService" is SERVING once started, NOT_SERVING while the job
+// store is read-only and from the start of a drain (readiness: send no new
+// work here).
 //
 // Thread-safety: BeginDrain and Drain may be called from any thread (Drain
 // from one at a time); accessors are safe at any time.
@@ -36,6 +41,7 @@
 #include "spdlog/logger.h"
 
 namespace grpc {
+class HealthCheckServiceInterface;
 class Server;
 }  // namespace grpc
 
@@ -55,6 +61,9 @@ struct AuditServerOptions {
   // For tests: wraps the server's job runner (e.g. to hold jobs at a gate);
   // the returned runner is used instead and receives the real one.
   std::function<std::unique_ptr<jobs::JobRunner>(jobs::JobRunner* real)> wrap_runner;
+  // Opens jobs.db for reading only, as SQLite opens a file the server may not
+  // write (tests; inspecting a copy of a store).
+  bool store_read_only = false;
 };
 
 class AuditServer {
@@ -97,6 +106,8 @@ class AuditServer {
  private:
   explicit AuditServer(AuditServerOptions options);
   absl::Status Init();
+  // Sets readiness from the store's writability and the drain; any thread.
+  void UpdateReadiness() ABSL_LOCKS_EXCLUDED(readiness_mu_);
 
   AuditServerOptions options_;
   std::shared_ptr<spdlog::logger> logger_;
@@ -116,6 +127,12 @@ class AuditServer {
   std::unique_ptr<AuditServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<MetricsHttpServer> metrics_http_;
+
+  // Readiness inputs; the store's callback may run on any thread.
+  absl::Mutex readiness_mu_;
+  grpc::HealthCheckServiceInterface* health_ ABSL_GUARDED_BY(readiness_mu_) = nullptr;
+  bool draining_ ABSL_GUARDED_BY(readiness_mu_) = false;
+  bool readiness_writable_ ABSL_GUARDED_BY(readiness_mu_) = true;  // last logged
 
   absl::Mutex drain_mu_;
   bool drained_ ABSL_GUARDED_BY(drain_mu_) = false;

@@ -3,10 +3,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 
 #include "absl/strings/str_cat.h"
 
@@ -14,20 +17,7 @@ namespace mia {
 namespace {
 
 absl::Status ErrnoStatus(int err, const std::string& path, const char* what) {
-  const std::string message = absl::StrCat(path, ": cannot ", what, ": ", std::strerror(err));
-  switch (err) {
-    case ENOENT:
-    case ENOTDIR:
-      return absl::NotFoundError(message);
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(message);
-    case ENOSPC:
-    case EDQUOT:
-      return absl::ResourceExhaustedError(message);
-    default:
-      return absl::InternalError(message);
-  }
+  return FileErrnoStatus(err, path, what);
 }
 
 void SyncFolderOf(const std::string& path) {
@@ -41,6 +31,64 @@ void SyncFolderOf(const std::string& path) {
 }
 
 }  // namespace
+
+absl::Status FileErrnoStatus(int err, absl::string_view path, absl::string_view what) {
+  const std::string message = absl::StrCat(path, ": cannot ", what, ": ", std::strerror(err));
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+      return absl::NotFoundError(message);
+    case EACCES:
+    case EPERM:
+      return absl::PermissionDeniedError(message);
+    case EROFS:
+      return absl::FailedPreconditionError(message);
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG:  // a file-size limit (RLIMIT_FSIZE, a file system's maximum)
+      return absl::ResourceExhaustedError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+bool IsTempFileName(absl::string_view name) {
+  // "<path>.tmp.<pid>.<counter>": two runs of digits after ".tmp.".
+  const size_t at = name.rfind(".tmp.");
+  if (at == absl::string_view::npos || at == 0) return false;
+  const absl::string_view rest = name.substr(at + 5);
+  const size_t dot = rest.find('.');
+  if (dot == absl::string_view::npos) return false;
+  const absl::string_view pid = rest.substr(0, dot);
+  const absl::string_view counter = rest.substr(dot + 1);
+  auto digits = [](absl::string_view s) {
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  return digits(pid) && digits(counter);
+}
+
+absl::StatusOr<TempSweep> RemoveTempFiles(const std::string& dir) {
+  namespace fs = std::filesystem;
+  TempSweep sweep;
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(dir, ec))) return sweep;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec);
+  if (ec) return absl::InternalError(absl::StrCat(dir, ": cannot list the folder: ", ec.message()));
+  for (const fs::recursive_directory_iterator end; it != end; it.increment(ec)) {
+    if (ec) break;  // the rest stays for the next start
+    const fs::directory_entry& entry = *it;
+    std::error_code file_ec;
+    if (!entry.is_regular_file(file_ec) || entry.is_symlink(file_ec)) continue;
+    if (!IsTempFileName(entry.path().filename().string())) continue;
+    const uintmax_t size = entry.file_size(file_ec);
+    if (fs::remove(entry.path(), file_ec) && !file_ec) {
+      ++sweep.files;
+      sweep.bytes += static_cast<int64_t>(size);
+    }
+  }
+  return sweep;
+}
 
 std::string UniqueTempPath(const std::string& path) {
   static std::atomic<uint64_t> counter{0};

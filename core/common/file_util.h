@@ -6,9 +6,11 @@
 #ifndef MIA_CORE_COMMON_FILE_UTIL_H_
 #define MIA_CORE_COMMON_FILE_UTIL_H_
 
+#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace mia {
@@ -20,12 +22,39 @@ std::string UniqueTempPath(const std::string& path);
 // Writes `contents` to a temporary file next to `path`, fsyncs it, renames it
 // over `path` and fsyncs the folder. Errors name `path` and what failed:
 // NotFound when the folder does not exist, ResourceExhausted when the disk is
-// full, Internal otherwise. The temporary file never survives a failure.
+// full (ENOSPC, EDQUOT) or a file-size limit is hit (EFBIG), Internal
+// otherwise. The temporary file never survives a failure.
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents);
 
 // Renames a finished temporary file over `path` and fsyncs the folder (for
 // writers such as LibTorch archives that produce the file themselves).
 absl::Status CommitTempFile(const std::string& temp_path, const std::string& path);
+
+// The canonical status for a failed system call on `path` (errno `err`):
+// "<path>: cannot <what>: <reason>". ResourceExhausted for a full disk, a
+// quota or a file-size limit (ENOSPC, EDQUOT, EFBIG), NotFound, PermissionDenied,
+// FailedPrecondition for a read-only file system (EROFS), Internal otherwise.
+absl::Status FileErrnoStatus(int err, absl::string_view path, absl::string_view what);
+
+// True for a name UniqueTempPath makes: "<anything>.tmp.<digits>.<digits>".
+bool IsTempFileName(absl::string_view name);
+
+// What RemoveTempFiles removed.
+struct TempSweep {
+  int64_t files = 0;
+  int64_t bytes = 0;
+};
+
+// Removes every regular file under `dir` (recursively; links are not
+// followed) whose name IsTempFileName: the leftovers of writers killed before
+// they could rename or unlink them (kill -9, a crash, a power cut), which
+// would otherwise fill the disk. Only for a folder no other process writes
+// to, before this process writes to it: a temporary being written now would
+// be removed too (names carry a pid, but a container's server is often pid 1
+// at every start, so the pid cannot tell a stale file from a live one).
+// A missing `dir` is an empty sweep; files that cannot be removed are left
+// and skipped. Internal only when `dir` cannot be listed.
+absl::StatusOr<TempSweep> RemoveTempFiles(const std::string& dir);
 
 }  // namespace mia
 

@@ -89,6 +89,7 @@ absl::Status JobManager::Start() {
   absl::Status loaded = [&]() -> absl::Status {
     MIA_ASSIGN_OR_RETURN(std::vector<JobRecord> unfinished, store_->ListUnfinished());
     std::vector<std::shared_ptr<Entry>> entries;
+    std::vector<ResumeFailure> failures;
     for (JobRecord& record : unfinished) {
       if (record.state == JobState::kRunning) {
         // The process that ran it is gone; it starts over from its units.
@@ -101,7 +102,11 @@ absl::Status JobManager::Start() {
         if (!requeued.ok()) {
           change.store_error_code = absl::StatusCodeToString(requeued.status().code());
           ReportStateChange(change);
-          return requeued.status();
+          // A store that cannot record the requeue (full disk, read-only
+          // file) must not keep the server from starting: every other job
+          // is still served, and the next start tries this one again.
+          failures.push_back({record.id, requeued.status()});
+          continue;
         }
         record = *std::move(requeued);
         metrics_->OnStateChange(JobState::kRunning, JobState::kPending);
@@ -111,6 +116,7 @@ absl::Status JobManager::Start() {
     }
     absl::MutexLock lock(&mu_);
     resumed_jobs_ = static_cast<int64_t>(entries.size());
+    resume_failures_ = std::move(failures);
     for (const std::shared_ptr<Entry>& entry : entries) {
       entries_[entry->id] = entry;
       if (!entry->record.request_id.empty()) {
@@ -358,6 +364,11 @@ int64_t JobManager::ResumedJobs() const {
 int64_t JobManager::QueueDepth() const {
   absl::ReaderMutexLock lock(&mu_);
   return static_cast<int64_t>(queue_.size());
+}
+
+std::vector<JobManager::ResumeFailure> JobManager::ResumeFailures() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return resume_failures_;
 }
 
 int JobManager::RunningJobs() const {

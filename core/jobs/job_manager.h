@@ -232,8 +232,19 @@ class JobManager {
   // Loads every unfinished job from the store (RUNNING ones become PENDING:
   // their process died), queues them by priority then age, and starts the
   // workers. InvalidArgument for bad options; FailedPrecondition when called
-  // twice or after Drain; the store's error when it cannot be read.
+  // twice or after Drain; the store's error when it cannot be read. A RUNNING
+  // job whose requeue cannot be written (a full disk, a read-only store) is
+  // left as it is, not resumed, and listed by ResumeFailures(); the rest
+  // start anyway.
   absl::Status Start();
+
+  // A job Start() could not resume, and why (the store's error).
+  struct ResumeFailure {
+    std::string id;
+    absl::Status status;
+  };
+  // What the last Start() could not resume; for the server's log.
+  std::vector<ResumeFailure> ResumeFailures() const;
 
   // Creates a PENDING job and queues it. Fills an empty `record.id` (see
   // JobManagerOptions::new_job_id) and an empty spec_hash (SHA-256 of
@@ -393,6 +404,7 @@ class JobManager {
   // request_id -> job id, for the jobs in entries_.
   std::map<std::string, std::string, std::less<>> request_ids_ ABSL_GUARDED_BY(mu_);
   std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<ResumeFailure> resume_failures_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   int reserved_ ABSL_GUARDED_BY(mu_) = 0;  // queue slots held by Submits in flight
   int running_ ABSL_GUARDED_BY(mu_) = 0;

@@ -17,6 +17,7 @@
 #ifndef MIA_CORE_JOBS_JOB_STORE_H_
 #define MIA_CORE_JOBS_JOB_STORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -135,6 +136,19 @@ class JobStore {
   // The units a job has done, unit -> value. NotFound for an unknown job.
   virtual absl::StatusOr<std::map<std::string, std::string>> ListUnitsDone(
       absl::string_view job_id) = 0;
+
+  // Ids of stored jobs that cannot be read as jobs (e.g. a state the
+  // lifecycle does not know, written by hand). List and ListUnfinished leave
+  // them out so that the rest is served; Get of one is DataLoss. The server
+  // reports them at start.
+  virtual absl::StatusOr<std::vector<std::string>> ListUnreadable() {
+    return std::vector<std::string>();
+  }
+  // False while writes fail because the store cannot be written at all (a
+  // read-only file or file system), true again after a write succeeds. A
+  // full disk does not count: it fails each write with ResourceExhausted and
+  // heals without help. For readiness: such a store still serves reads.
+  virtual bool writable() const { return true; }
 };
 
 // Settings of SqliteJobStore::Open.
@@ -145,6 +159,16 @@ struct SqliteJobStoreOptions {
   // The clock for create, start and end times. Injected so tests control
   // time; must be safe to call from any thread.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Open the file for reading only (to inspect a store; every write is then
+  // FailedPrecondition "... is read-only"). A file the process may not write
+  // is opened this way too, without being asked.
+  bool read_only = false;
+  // Most bytes the database may grow to (a quota on a shared disk); a write
+  // beyond it fails as on a full disk, ResourceExhausted. 0: no limit.
+  int64_t max_bytes = 0;
+  // Called when writable() changes, on the thread whose write changed it, with
+  // no lock of the store held; must be cheap and must not call the store.
+  std::function<void(bool writable)> on_writable_change;
 };
 
 // JobStore on one SQLite database file.
@@ -192,14 +216,40 @@ class SqliteJobStore final : public JobStore {
                             absl::string_view value) override;
   absl::StatusOr<std::map<std::string, std::string>> ListUnitsDone(
       absl::string_view job_id) override;
+  absl::StatusOr<std::vector<std::string>> ListUnreadable() override;
+  bool writable() const override { return writable_.load(); }
 
  private:
   SqliteJobStore(sqlite3* db, std::string path, SqliteJobStoreOptions options);
+
+  // The writes; the public methods run them through Tracked.
+  absl::StatusOr<CreateResult> CreateImpl(const JobRecord& record);
+  absl::StatusOr<JobRecord> UpdateImpl(const JobRecord& record);
+  absl::StatusOr<JobRecord> TransitionImpl(absl::string_view id, JobState to,
+                                           const TransitionDetails& details);
+  absl::StatusOr<JobRecord> UpdateProgressImpl(absl::string_view id, const JobProgress& progress);
+  absl::Status DeleteImpl(absl::string_view id);
+  absl::Status MarkUnitDoneImpl(absl::string_view job_id, absl::string_view unit,
+                                absl::string_view value);
+  // Keeps writable_ current from the outcome of a write (called without mu_):
+  // false after a read-only failure, true after a success.
+  void Track(const absl::Status& status);
+  template <typename T>
+  absl::StatusOr<T> Tracked(absl::StatusOr<T> result) {
+    Track(result.status());
+    return result;
+  }
+  absl::Status Tracked(absl::Status status) {
+    Track(status);
+    return status;
+  }
 
   const std::string path_;  // for messages
   const SqliteJobStoreOptions options_;
   absl::Mutex mu_;
   sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);  // owned; closed by the destructor
+  std::atomic<bool> writable_{true};
+  bool read_only_ = false;  // opened for reading only: never writable
 };
 
 // Page tokens shared by JobStore implementations: the position after the last

@@ -4,10 +4,15 @@
 // when COMMIT returns.
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <iterator>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 #include "core/jobs/job_store.h"
@@ -72,6 +77,12 @@ CREATE TABLE job_units (
 )sql"},
 };
 
+// The states a row may have (as the CHECK of the jobs table says). Rows with
+// any other state (written past the CHECK, by hand or by another tool) are
+// left out of listings and reported by ListUnreadable, so that one bad row
+// does not hide every other job.
+constexpr const char* kValidStates = "('PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED')";
+
 // The columns ReadJob expects, in order.
 constexpr const char* kJobColumns =
     "id, request_id, spec_json, spec_hash, state, version, progress_stage, progress_done, "
@@ -87,32 +98,87 @@ std::string Quoted(absl::string_view text) {
                       text.size() > kMaxShown ? "...\"" : "\"");
 }
 
+// The payload that marks a status as SQLite's, with its extended result code
+// (SqliteJobStore tells failures of the storage from refused requests by it).
+constexpr char kSqlitePayload[] = "mia.sqlite_result_code";
+
+// The database file as messages name it: its name, not the server's path to
+// it (clients see these messages).
+std::string DbFileName(sqlite3* db) {
+  const char* path = db != nullptr ? sqlite3_db_filename(db, "main") : nullptr;
+  if (path == nullptr || *path == '\0') return "the job store";
+  absl::string_view name(path);
+  const size_t slash = name.rfind('/');
+  if (slash != absl::string_view::npos) name.remove_prefix(slash + 1);
+  return absl::StrCat("the job store (", name, ")");
+}
+
 // Maps an SQLite result code to a canonical status. Busy or failing storage is
-// Unavailable (retry later); a damaged file DataLoss; files the process
-// cannot use FailedPrecondition (an operator has to act).
+// Unavailable (retry later); a full disk, a quota or a file-size limit
+// ResourceExhausted; a damaged file DataLoss; files the process cannot use
+// (read-only ones included) FailedPrecondition: an operator has to act.
 absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
   const char* detail = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  // SQLite reports a failed write() as an I/O error; its errno says whether
+  // the disk was full (SQLite itself maps only ENOSPC to SQLITE_FULL).
+  const int sys_errno = db != nullptr ? sqlite3_system_errno(db) : 0;
   const std::string message =
       absl::StrCat("job store: ", what, ": ", detail, " (SQLite code ", rc, ")");
+  absl::Status status;
   switch (rc & 0xff) {
+    case SQLITE_IOERR:
+      if (sys_errno == ENOSPC || sys_errno == EDQUOT || sys_errno == EFBIG) {
+        status = absl::ResourceExhaustedError(
+            absl::StrCat("job store: ", what, ": cannot write ", DbFileName(db), ": ",
+                         std::strerror(sys_errno), " (SQLite code ", rc, ")"));
+      } else {
+        status = absl::UnavailableError(message);
+      }
+      break;
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
-    case SQLITE_IOERR:
     case SQLITE_PROTOCOL:
-      return absl::UnavailableError(message);
+      status = absl::UnavailableError(message);
+      break;
     case SQLITE_CORRUPT:
-      return absl::DataLossError(message);
+      status = absl::DataLossError(message);
+      break;
+    case SQLITE_READONLY:
+      status = absl::FailedPreconditionError(
+          absl::StrCat(DbFileName(db),
+                       " is read-only: the server shows audits but cannot record changes; "
+                       "make the file and its folder writable by the server and restart it (",
+                       what, ": ", detail, ", SQLite code ", rc, ")"));
+      break;
     case SQLITE_NOTADB:
     case SQLITE_CANTOPEN:
     case SQLITE_PERM:
-    case SQLITE_READONLY:
     case SQLITE_AUTH:
-      return absl::FailedPreconditionError(message);
+      status = absl::FailedPreconditionError(message);
+      break;
     case SQLITE_FULL:
-      return absl::ResourceExhaustedError(message);
+      status = absl::ResourceExhaustedError(absl::StrCat("job store: ", what, ": cannot write ",
+                                                         DbFileName(db), ": the disk is full (",
+                                                         detail, ", SQLite code ", rc, ")"));
+      break;
     default:
-      return absl::InternalError(message);
+      status = absl::InternalError(message);
+      break;
   }
+  status.SetPayload(kSqlitePayload, absl::Cord(absl::StrCat(rc)));
+  return status;
+}
+
+// True for a write refused because the file cannot be written at all (read
+// only), which lasts until an operator acts. A full disk or an I/O error is
+// not counted: each such write fails on its own (RESOURCE_EXHAUSTED,
+// UNAVAILABLE), and marking the server not ready for them would keep away
+// the very writes that show the disk has room again.
+bool IsReadOnlyFailure(const absl::Status& status) {
+  const absl::optional<absl::Cord> payload = status.GetPayload(kSqlitePayload);
+  int rc = 0;
+  if (!payload.has_value() || !absl::SimpleAtoi(std::string(*payload), &rc)) return false;
+  return (rc & 0xff) == SQLITE_READONLY;
 }
 
 int64_t TimeToColumn(absl::Time t) { return absl::ToUnixNanos(t); }
@@ -494,9 +560,9 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(
     const std::string& path, const SqliteJobStoreOptions& options) {
   sqlite3* raw = nullptr;
   // NOMUTEX: the store's own mutex serializes every use of the connection.
-  const int rc =
-      sqlite3_open_v2(path.c_str(), &raw,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  const int mode =
+      options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, mode | SQLITE_OPEN_NOMUTEX, nullptr);
   // Owns the handle until the store does; sqlite3_open_v2 returns one even on
   // failure.
   std::unique_ptr<sqlite3, int (*)(sqlite3*)> db(raw, &sqlite3_close_v2);
@@ -504,7 +570,19 @@ absl::StatusOr<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(
   sqlite3_busy_timeout(db.get(), static_cast<int>(absl::ToInt64Milliseconds(options.busy_timeout)));
   MIA_RETURN_IF_ERROR(Configure(db.get(), path));
   MIA_RETURN_IF_ERROR(Migrate(db.get(), path, options.clock()));
-  return std::unique_ptr<SqliteJobStore>(new SqliteJobStore(db.release(), path, options));
+  if (options.max_bytes > 0) {
+    MIA_ASSIGN_OR_RETURN(const int64_t page_size, QueryInt(db.get(), "PRAGMA page_size"));
+    const int64_t pages = std::max<int64_t>(1, options.max_bytes / std::max<int64_t>(page_size, 1));
+    MIA_RETURN_IF_ERROR(Exec(db.get(), absl::StrCat("PRAGMA max_page_count = ", pages).c_str(),
+                             "set max_page_count"));
+  }
+  // SQLite opens a file it may not write (its mode, a read-only mount) for
+  // reading without a word; reads work, every write fails.
+  const bool read_only = sqlite3_db_readonly(db.get(), "main") == 1;
+  std::unique_ptr<SqliteJobStore> store(new SqliteJobStore(db.release(), path, options));
+  store->read_only_ = read_only;
+  store->writable_.store(!read_only);
+  return store;
 }
 
 SqliteJobStore::SqliteJobStore(sqlite3* db, std::string path, SqliteJobStoreOptions options)
@@ -512,7 +590,43 @@ SqliteJobStore::SqliteJobStore(sqlite3* db, std::string path, SqliteJobStoreOpti
 
 SqliteJobStore::~SqliteJobStore() { sqlite3_close_v2(db_); }
 
+void SqliteJobStore::Track(const absl::Status& status) {
+  bool now;
+  if (read_only_) {
+    return;  // writable_ stays false; a call that wrote nothing proves nothing
+  } else if (status.ok()) {
+    now = true;
+  } else if (IsReadOnlyFailure(status)) {
+    now = false;
+  } else {
+    return;  // a refused request, or a passing failure, says nothing lasting
+  }
+  if (writable_.exchange(now) != now && options_.on_writable_change) {
+    options_.on_writable_change(now);
+  }
+}
+
 absl::StatusOr<CreateResult> SqliteJobStore::Create(const JobRecord& record) {
+  return Tracked(CreateImpl(record));
+}
+absl::StatusOr<JobRecord> SqliteJobStore::Update(const JobRecord& record) {
+  return Tracked(UpdateImpl(record));
+}
+absl::StatusOr<JobRecord> SqliteJobStore::Transition(absl::string_view id, JobState to,
+                                                     const TransitionDetails& details) {
+  return Tracked(TransitionImpl(id, to, details));
+}
+absl::StatusOr<JobRecord> SqliteJobStore::UpdateProgress(absl::string_view id,
+                                                         const JobProgress& progress) {
+  return Tracked(UpdateProgressImpl(id, progress));
+}
+absl::Status SqliteJobStore::Delete(absl::string_view id) { return Tracked(DeleteImpl(id)); }
+absl::Status SqliteJobStore::MarkUnitDone(absl::string_view job_id, absl::string_view unit,
+                                          absl::string_view value) {
+  return Tracked(MarkUnitDoneImpl(job_id, unit, value));
+}
+
+absl::StatusOr<CreateResult> SqliteJobStore::CreateImpl(const JobRecord& record) {
   MIA_RETURN_IF_ERROR(ValidateJobId(record.id));
   if (record.spec_hash.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("job ", record.id, ": spec_hash is required"));
@@ -576,7 +690,8 @@ absl::StatusOr<JobPage> SqliteJobStore::List(const ListOptions& options) {
     }
   }
   // Only placeholders are spliced into the SQL, never values.
-  std::string sql = absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE 1");
+  std::string sql =
+      absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE state IN ", kValidStates);
   if (options.state.has_value()) absl::StrAppend(&sql, " AND state = ?1");
   if (cursor.has_value()) absl::StrAppend(&sql, " AND (create_time, id) > (?2, ?3)");
   absl::StrAppend(&sql, " ORDER BY create_time, id LIMIT ?4");
@@ -602,7 +717,7 @@ absl::StatusOr<JobPage> SqliteJobStore::List(const ListOptions& options) {
   return page;
 }
 
-absl::StatusOr<JobRecord> SqliteJobStore::Update(const JobRecord& record) {
+absl::StatusOr<JobRecord> SqliteJobStore::UpdateImpl(const JobRecord& record) {
   MIA_RETURN_IF_ERROR(ValidateProgress(record.progress));
   const absl::Time now = options_.clock();
   absl::MutexLock lock(&mu_);
@@ -629,8 +744,8 @@ absl::StatusOr<JobRecord> SqliteJobStore::Update(const JobRecord& record) {
   return next;
 }
 
-absl::StatusOr<JobRecord> SqliteJobStore::Transition(absl::string_view id, JobState to,
-                                                     const TransitionDetails& details) {
+absl::StatusOr<JobRecord> SqliteJobStore::TransitionImpl(absl::string_view id, JobState to,
+                                                         const TransitionDetails& details) {
   if (to == JobState::kFailed && details.error_code.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("job ", Quoted(id), ": a transition to FAILED needs an error code"));
@@ -652,8 +767,8 @@ absl::StatusOr<JobRecord> SqliteJobStore::Transition(absl::string_view id, JobSt
   return job;
 }
 
-absl::StatusOr<JobRecord> SqliteJobStore::UpdateProgress(absl::string_view id,
-                                                         const JobProgress& progress) {
+absl::StatusOr<JobRecord> SqliteJobStore::UpdateProgressImpl(absl::string_view id,
+                                                             const JobProgress& progress) {
   MIA_RETURN_IF_ERROR(ValidateProgress(progress));
   absl::MutexLock lock(&mu_);
   Transaction txn(db_);
@@ -667,7 +782,7 @@ absl::StatusOr<JobRecord> SqliteJobStore::UpdateProgress(absl::string_view id,
   return job;
 }
 
-absl::Status SqliteJobStore::Delete(absl::string_view id) {
+absl::Status SqliteJobStore::DeleteImpl(absl::string_view id) {
   absl::MutexLock lock(&mu_);
   Transaction txn(db_);
   MIA_RETURN_IF_ERROR(txn.BeginWrite());
@@ -681,6 +796,24 @@ absl::Status SqliteJobStore::Delete(absl::string_view id) {
   del.BindText(1, job.id);
   MIA_RETURN_IF_ERROR(del.Run());
   return txn.Commit();
+}
+
+absl::StatusOr<std::vector<std::string>> SqliteJobStore::ListUnreadable() {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  MIA_RETURN_IF_ERROR(txn.BeginRead());
+  MIA_ASSIGN_OR_RETURN(
+      Statement q,
+      Statement::Prepare(db_, absl::StrCat("SELECT id FROM jobs WHERE state NOT IN ", kValidStates,
+                                           " ORDER BY create_time, id")));
+  std::vector<std::string> ids;
+  while (true) {
+    MIA_ASSIGN_OR_RETURN(const bool row, q.Step());
+    if (!row) break;
+    ids.push_back(Quoted(q.Text(0)));
+  }
+  MIA_RETURN_IF_ERROR(txn.Commit());
+  return ids;
 }
 
 absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::ListUnfinished() {
@@ -697,8 +830,8 @@ absl::StatusOr<std::vector<JobRecord>> SqliteJobStore::ListUnfinished() {
   return jobs;
 }
 
-absl::Status SqliteJobStore::MarkUnitDone(absl::string_view job_id, absl::string_view unit,
-                                          absl::string_view value) {
+absl::Status SqliteJobStore::MarkUnitDoneImpl(absl::string_view job_id, absl::string_view unit,
+                                              absl::string_view value) {
   if (unit.empty() || unit.size() > kMaxUnitBytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("unit: must have 1 to ", kMaxUnitBytes, " bytes"));

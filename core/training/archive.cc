@@ -1,9 +1,8 @@
 #include "core/training/archive.h"
 
-#include <unistd.h>
-
 #include <cstdio>
 #include <filesystem>
+#include <new>
 #include <set>
 #include <sstream>
 
@@ -22,7 +21,14 @@ std::string ShapeString(const torch::Tensor& t) {
 
 absl::Status SaveModelState(const std::vector<models::NamedTensor>& state,
                             const std::string& path) {
-  const std::string tmp = UniqueTempPath(path);
+  // The archive is built in memory and written by WriteFileAtomically, not by
+  // save_to(file): LibTorch's file writer throws c10::Error from its
+  // destructor when a write failed (a full disk), which during the unwinding
+  // of the first error calls std::terminate and takes the whole server down.
+  // Writing to memory cannot fail that way, and the file write is then ours:
+  // checked, with the errno mapped to a status (RESOURCE_EXHAUSTED for a full
+  // disk) that names the file.
+  std::string bytes;
   try {
     torch::serialize::OutputArchive archive;
     for (const models::NamedTensor& t : state) {
@@ -31,12 +37,19 @@ absl::Status SaveModelState(const std::vector<models::NamedTensor>& state,
       torch::Tensor copy = t.value.detach().to(torch::kCPU).clone(at::MemoryFormat::Contiguous);
       archive.write(t.name, copy, t.buffer);
     }
-    archive.save_to(tmp);
+    archive.save_to([&bytes](const void* data, size_t size) -> size_t {
+      bytes.append(static_cast<const char*>(data), size);
+      return size;
+    });
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("model archive ", path, ": out of memory while serializing"));
   } catch (const std::exception& e) {
-    std::remove(tmp.c_str());
-    return absl::InternalError(absl::StrCat("cannot write model archive ", path));
+    // what() is not echoed: LibTorch messages may quote tensor contents.
+    return absl::InternalError(
+        absl::StrCat("model archive ", path, ": cannot serialize the model"));
   }
-  return CommitTempFile(tmp, path);
+  return WriteFileAtomically(path, bytes);
 }
 
 absl::Status LoadModelState(const std::string& path, models::Classifier& model) {

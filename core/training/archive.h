@@ -4,7 +4,8 @@
 // training write the same format, so readers never know how a model was
 // trained.
 //
-// Writes are atomic: the archive goes to `path.tmp.<pid>` and is renamed.
+// Writes are atomic: the archive is serialized in memory, written to
+// `path.tmp.<pid>.<n>` and renamed (WriteFileAtomically).
 // Functions are reentrant; concurrent writers need distinct paths.
 // LibTorch header: include only from core/training and its tests.
 #ifndef MIA_CORE_TRAINING_ARCHIVE_H_
@@ -22,8 +23,9 @@
 
 namespace mia::training {
 
-// Writes `state` (CPU copies of each tensor) to `path` atomically.
-// Internal when the file cannot be written.
+// Writes `state` (CPU copies of each tensor) to `path` atomically. Errors
+// name `path`: ResourceExhausted for a full disk, a quota or a file-size limit
+// (the server fails the job and stays up), else as WriteFileAtomically.
 absl::Status SaveModelState(const std::vector<models::NamedTensor>& state, const std::string& path);
 
 // Copies the archive's tensors into `model`'s parameters and buffers. NotFound

@@ -690,6 +690,18 @@ TEST_F(RemoteCommandsTest, StatusCodesGiveExitCodes) {
                                     "state: audit is RUNNING"));
 }
 
+// A server whose jobs.db is read-only refuses changes with FAILED_PRECONDITION;
+// the audit's state is not the reason, and the CLI must not say it is.
+TEST_F(RemoteCommandsTest, AReadOnlyJobStoreIsNotBlamedOnTheAudit) {
+  fake_.get_status = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                  "the job store (jobs.db) is read-only: the server shows audits "
+                                  "but cannot record changes");
+  EXPECT_EQ(RunCancel(remote_, "zz", console_), kExitInvalidInput);
+  EXPECT_THAT(err_.str(), HasSubstr("cancel audits/zz: the server cannot record changes: the job "
+                                    "store (jobs.db) is read-only"));
+  EXPECT_THAT(err_.str(), Not(HasSubstr("current state")));
+}
+
 TEST_F(RemoteCommandsTest, DeadlineExceededGivesExit5) {
   fake_.get_blocks = true;
   remote_.timeout_seconds = 0.2;

@@ -681,6 +681,12 @@ if [ "${1:-}" = RUNNING ] && [ "${2:-}" = train ] && [ "${3:-0}" -ge 1 ] && [ "$
   while read -r pt; do [ -s "${pt%.pt}.json" ] && n_json=$((n_json + 1)); done < before_kill.txt
   xargs -r stat -c '%n %i %y' < before_kill.txt > before_kill.stat
   ok "server killed with $n_done saved model(s) of 6 ($n_json with cache metadata)"
+  # What a kill -9 leaves when it lands mid-write: a half-received upload and
+  # a half-saved model. The next start removes them (they would fill the disk).
+  STALE_UPLOAD="$WORK/data-a/artifacts/$(printf 'e%.0s' $(seq 64)).tmp.999999.0"
+  STALE_MODEL="$MODELS/$(printf 'f%.0s' $(seq 64)).pt.tmp.999999.3"
+  head -c 20971520 /dev/zero > "$STALE_UPLOAD"
+  head -c 4096 /dev/zero > "$STALE_MODEL"
   start_server A "$WORK/data-a" "$PORT_A" && ok "server A restarted on the same data dir" \
     || { bad "server A restarted on the same data dir"; finish; }
   if $PY - "$WORK/data-a.log" "$XNAME" >restartlog.txt 2>&1 <<'PY'
@@ -698,6 +704,10 @@ assert any(l.get("msg") == "audit state" and l.get("audit") == sys.argv[2] and
 PY
   then ok "restart: the requeue is logged and the serving line counts the resumed audit"
   else bad "restart: requeue and resumed_jobs in the log"; show restartlog.txt; fi
+  [ ! -e "$STALE_UPLOAD" ] && [ ! -e "$STALE_MODEL" ] \
+    && grep -q '"stale temporary files removed"' "$WORK/data-a.log" \
+    && ok "stale temporaries of the killed server removed at start (and logged)" \
+    || { bad "stale temporaries of the killed server removed at start"; ls -la "$STALE_UPLOAD" "$STALE_MODEL" 2>&1 | head -2; }
   expect "crash job resumes and SUCCEEDS (watch)" 0 "SUCCEEDED" -- timeout 120 "$MIA" watch "$XNAME"
   cp err.txt resume_watch.txt
   # A watcher may skip intermediate progress versions (by design), so read the

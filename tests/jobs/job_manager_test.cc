@@ -573,6 +573,38 @@ TEST_F(JobManagerTest, StateChangesTheStoreCannotRecordAreReported) {
   EXPECT_EQ(Stored(id).state, JobState::kRunning);
 }
 
+// A job left RUNNING whose requeue the store cannot write (a read-only file,
+// a full disk) used to fail Start and so the whole server's start, at every
+// restart. It is now left as it is and reported; every other job is held.
+TEST_F(JobManagerTest, AJobWhoseRequeueCannotBeWrittenDoesNotStopTheStart) {
+  JobRecord orphan = NewJob(R"({"steps": 3})", "", 0, "orphan");
+  orphan.spec_hash = "h";
+  ASSERT_TRUE(store_->Create(orphan).ok());
+  ASSERT_TRUE(store_->Transition("orphan", JobState::kRunning, {}).ok());
+  JobRecord waiting = NewJob(R"({"steps": 1})", "", 0, "waiting");
+  waiting.spec_hash = "h2";
+  ASSERT_TRUE(store_->Create(waiting).ok());
+  store_.reset();
+  SqliteJobStoreOptions read_only;
+  read_only.read_only = true;
+  absl::StatusOr<std::unique_ptr<SqliteJobStore>> store =
+      SqliteJobStore::Open(dir_ + "/jobs.db", read_only);
+  ASSERT_TRUE(store.ok()) << store.status();
+  store_ = std::move(*store);
+
+  manager_ = std::make_unique<JobManager>(store_.get(), &runner_, Options());
+  const absl::Status started = manager_->Start();
+  ASSERT_TRUE(started.ok()) << started;
+  const std::vector<JobManager::ResumeFailure> failures = manager_->ResumeFailures();
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0].id, "orphan");
+  EXPECT_THAT(failures[0].status.message(), HasSubstr("read-only"));
+  absl::StatusOr<JobSnapshot> held = manager_->Get("waiting");
+  ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_EQ(held->job.state, JobState::kPending);  // it cannot be marked RUNNING either
+  EXPECT_EQ(manager_->Get("orphan")->job.state, JobState::kRunning);
+}
+
 TEST_F(JobManagerTest, SubmitBeforeStartAndAfterDrainIsUnavailable) {
   manager_ = std::make_unique<JobManager>(store_.get(), &runner_, Options());
   EXPECT_EQ(manager_->Submit(NewJob(R"({"steps": 1})")).status().code(),

@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/common/write_failures.h"
 
 namespace mia::pipeline {
 namespace {
@@ -186,6 +187,29 @@ TEST(PipelineTest, ModelsFinishedBeforeAnInterruptionAreNotRetrained) {
   for (const auto& model : resumed->models) from_cache += model.source == "cache" ? 1 : 0;
   EXPECT_GE(from_cache, 2);
   EXPECT_EQ(from_cache + resumed->models_trained, 6);
+}
+
+// A full disk while trained models are saved to the cache (here a file-size
+// limit, which fails write() as ENOSPC does) used to abort the process from
+// LibTorch's archive writer; the audit now fails with RESOURCE_EXHAUSTED
+// naming the model file, and no temporary file is left in the cache.
+TEST(PipelineTest, AFullDiskFailsTheAuditWithResourceExhausted) {
+  const std::string root = TempRoot("pipeline_full_disk");
+  const std::string data = WriteDataset(root);
+  auto config = ParseConfig(ConfigText(root, data, 0.01, 1), root + "/audit.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  absl::StatusOr<PipelineOutput> out;
+  {
+    testutil::ScopedFileSizeLimit limit(2048);  // a model archive is larger
+    ASSERT_TRUE(limit.ok());
+    out = RunAudit(*config, PipelineContext{});
+  }
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kResourceExhausted) << out.status();
+  EXPECT_THAT(out.status().message(), ::testing::HasSubstr(".pt: cannot write"));
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
+    EXPECT_THAT(entry.path().filename().string(), ::testing::Not(::testing::HasSubstr(".tmp.")));
+  }
 }
 
 TEST(PipelineTest, BadDataIsAClearError) {

@@ -4,6 +4,7 @@
 // with a generous deadline; nothing asserts on wall-clock durations.
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,6 +37,7 @@
 #include "server/metrics.h"
 #include "server/metrics_http.h"
 #include "spdlog/sinks/ostream_sink.h"
+#include "tests/common/write_failures.h"
 
 namespace mia::server {
 namespace {
@@ -160,7 +162,8 @@ class ServiceTest : public ::testing::Test {
     server_.reset();
   }
 
-  void StartServer(const std::function<void(ServerConfig&)>& tweak = {}) {
+  void StartServer(const std::function<void(ServerConfig&)>& tweak = {},
+                   const std::function<void(AuditServerOptions&)>& tweak_options = {}) {
     AuditServerOptions options;
     ServerConfig& c = options.config;
     c.listen_address = "127.0.0.1:0";
@@ -176,6 +179,7 @@ class ServiceTest : public ::testing::Test {
     options.wrap_runner = [this](jobs::JobRunner* real) {
       return std::make_unique<GateRunner>(real, &gate_);
     };
+    if (tweak_options) tweak_options(options);
     absl::StatusOr<std::unique_ptr<AuditServer>> server = AuditServer::Start(std::move(options));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
@@ -830,6 +834,131 @@ TEST_F(ServiceTest, CancelRunning) {
   ASSERT_TRUE(Watch(held.name(), 0, &snapshots).ok());
   ASSERT_FALSE(snapshots.empty());
   EXPECT_EQ(snapshots.back().state(), v1::Audit::CANCELLED);
+}
+
+// A write error while an upload is stored (a full disk; here a file-size
+// limit, which fails write() as ENOSPC does) is RESOURCE_EXHAUSTED naming the
+// artifact as the client knows it, leaves no temporary file, and the server
+// goes on.
+TEST_F(ServiceTest, UploadWriteFailureIsResourceExhaustedNamingTheArtifact) {
+  std::string content(200 << 10, '\0');
+  for (size_t i = 0; i < content.size(); ++i) content[i] = static_cast<char>(i * 131 % 251);
+  const std::string sha = Sha256Hex(content);
+  v1::ArtifactHeader header;
+  header.set_filename("big.npz");
+  header.set_size(static_cast<int64_t>(content.size()));
+  header.set_sha256(sha);
+  v1::Artifact artifact;
+  grpc::Status status;
+  {
+    testutil::ScopedFileSizeLimit limit(64 << 10);
+    ASSERT_TRUE(limit.ok());
+    status = Upload(content, header, &artifact);
+  }
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("artifacts/" + sha));
+  EXPECT_THAT(status.error_message(), Not(HasSubstr(dir_)));
+  // The temporary goes when the call is done (just after the client hears).
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (!fs::is_empty(dir_ + "/data/artifacts") && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_TRUE(fs::is_empty(dir_ + "/data/artifacts"));
+  ExpectAlive();
+  ASSERT_TRUE(Upload(content, header, &artifact).ok());  // room again
+  EXPECT_EQ(ReadAll(dir_ + "/data/artifacts/" + sha), content);
+}
+
+// Temporaries of writers killed mid-write (kill -9 during an upload or a
+// model save) are removed when a server starts; other files stay.
+TEST_F(ServiceTest, StaleTemporaryFilesAreRemovedAtStart) {
+  server_.reset();
+  const fs::path data = dir_ + "/data";
+  const std::vector<fs::path> stale = {
+      data / "artifacts" / (std::string(64, 'a') + ".tmp.4242.0"),
+      data / "cache" / "models" / (std::string(64, 'b') + ".pt.tmp.4242.3"),
+      data / "jobs" / "somejob" / "report" / "result.json.tmp.17.1"};
+  const std::vector<fs::path> kept = {data / "artifacts" / std::string(64, 'a'),
+                                      data / "cache" / "models" / (std::string(64, 'b') + ".pt"),
+                                      data / "jobs" / "somejob" / "report" / "result.json"};
+  for (const fs::path& p : stale) {
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << std::string(1000, 'x');
+  }
+  for (const fs::path& p : kept) std::ofstream(p) << "keep";
+  StartServer();
+  for (const fs::path& p : stale) EXPECT_FALSE(fs::exists(p)) << p;
+  for (const fs::path& p : kept) EXPECT_EQ(ReadAll(p.string()), "keep") << p;
+}
+
+// Runs SQL on the server's jobs.db directly, as a hand edit would.
+void RunSql(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+  EXPECT_EQ(rc, SQLITE_OK) << (error != nullptr ? error : "");
+  sqlite3_free(error);
+  sqlite3_close(db);
+}
+
+// One row of jobs.db with a state no server wrote used to stop the server
+// from starting. Now it starts; the row is left out and the rest is served.
+TEST_F(ServiceTest, AJobRowWithAnInvalidStateDoesNotStopTheServer) {
+  v1::Audit good;
+  v1::Audit bad;
+  ASSERT_TRUE(Create(BundleSpec(), &good).ok());
+  ASSERT_TRUE(Create(BundleSpec(), &bad, "second").ok());
+  WaitForState(good.name(), v1::Audit::SUCCEEDED);
+  WaitForState(bad.name(), v1::Audit::SUCCEEDED);
+  server_.reset();
+  const std::string bad_id = bad.name().substr(std::string("audits/").size());
+  RunSql(dir_ + "/data/jobs.db", absl::StrCat("PRAGMA ignore_check_constraints = ON; "
+                                              "UPDATE jobs SET state = 'running' WHERE id = '",
+                                              bad_id, "';"));
+  StartServer();
+  v1::ListAuditsResponse listed;
+  const grpc::Status status = stub_->ListAudits(Ctx().get(), v1::ListAuditsRequest(), &listed);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(listed.audits_size(), 1);
+  EXPECT_EQ(listed.audits(0).name(), good.name());
+  v1::Audit got;
+  const grpc::Status unreadable = Get(bad.name(), &got);
+  EXPECT_EQ(unreadable.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_THAT(unreadable.error_message(), HasSubstr(bad_id));
+  v1::Audit again;
+  ASSERT_TRUE(Create(BundleSpec(), &again).ok());
+  WaitForState(again.name(), v1::Audit::SUCCEEDED);
+}
+
+// A jobs.db the server cannot write: audits are still shown, liveness stays
+// SERVING, readiness is NOT_SERVING, and a change is refused with a message
+// that says the job store is read-only.
+TEST_F(ServiceTest, AReadOnlyJobStoreIsNotReadyAndSaysSo) {
+  v1::Audit done;
+  ASSERT_TRUE(Create(BundleSpec(), &done).ok());
+  WaitForState(done.name(), v1::Audit::SUCCEEDED);
+  server_.reset();
+  StartServer({}, [](AuditServerOptions& options) { options.store_read_only = true; });
+  std::unique_ptr<Health::Stub> health = Health::NewStub(channel_);
+  auto check = [&](const std::string& service) {
+    HealthCheckRequest request;
+    request.set_service(service);
+    HealthCheckResponse response;
+    const grpc::Status status = health->Check(Ctx().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.status();
+  };
+  EXPECT_EQ(check(""), HealthCheckResponse::SERVING);
+  EXPECT_EQ(check(kReadinessService), HealthCheckResponse::NOT_SERVING);
+  v1::Audit got;
+  ASSERT_TRUE(Get(done.name(), &got).ok());
+  EXPECT_EQ(got.state(), v1::Audit::SUCCEEDED);
+  v1::Audit refused;
+  const grpc::Status created = Create(BundleSpec(), &refused);
+  EXPECT_EQ(created.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(created.error_message(), HasSubstr("the job store (jobs.db) is read-only"));
+  EXPECT_THAT(created.error_message(), Not(HasSubstr(dir_)));
 }
 
 TEST_F(ServiceTest, HealthDrainAndResume) {

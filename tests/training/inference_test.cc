@@ -15,6 +15,7 @@
 #include "core/training/engine.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/common/write_failures.h"
 #include "tests/training/test_data.h"
 
 namespace mia::training {
@@ -22,6 +23,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::Images;
+using ::testing::Not;
 using testing::Range;
 using testing::Tabular;
 using testing::TestDir;
@@ -73,7 +75,36 @@ TEST(ArchiveTest, RoundtripGivesIdenticalLogits) {
   const torch::Tensor x = Rows(d, Range(0, 20));
   EXPECT_TRUE(torch::equal(original->forward(x), (*loaded)->forward(x)));
   // No temporary file is left behind.
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp." + std::to_string(::getpid())));
+  for (const auto& entry : std::filesystem::directory_iterator(TestDir())) {
+    EXPECT_THAT(entry.path().filename().string(), Not(HasSubstr(".tmp.")));
+  }
+}
+
+// A full disk while a model is saved used to end the whole server: LibTorch's
+// file writer threw from its destructor during unwinding (std::terminate).
+// Now the save fails, names the file, and leaves nothing behind.
+TEST(ArchiveTest, AWriteFailureIsResourceExhaustedAndNotACrash) {
+  const data::Dataset d = Images(20, 1, 8, 1);
+  const std::string dir = TestDir() + "/full";
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/cnn.pt";
+  ModelSpec spec;
+  spec.architecture = "cnn";
+  spec.width = 1;
+  auto model = models::BuildModel(spec, {d.sample_shape, d.num_classes}, 3);
+  ASSERT_TRUE(model.ok()) << model.status();
+  absl::Status saved;
+  {
+    testutil::ScopedFileSizeLimit limit(512);  // the disk fills after 512 bytes
+    ASSERT_TRUE(limit.ok());
+    saved = SaveModelState((*model)->State(), path);
+  }
+  EXPECT_EQ(saved.code(), absl::StatusCode::kResourceExhausted) << saved;
+  EXPECT_THAT(saved.message(), HasSubstr(path));
+  EXPECT_TRUE(std::filesystem::is_empty(dir));  // no partial archive, no temporary
+  // The disk has room again: the same save works.
+  ASSERT_TRUE(SaveModelState((*model)->State(), path).ok());
+  EXPECT_TRUE(LoadModel(spec, {d.sample_shape, d.num_classes}, path).ok());
 }
 
 TEST(ArchiveTest, BatchNormBuffersRoundtrip) {
