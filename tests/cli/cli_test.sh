@@ -3,6 +3,7 @@
 # exit codes, messages and report files. Usage: cli_test.sh PATH_TO_MIA
 set -u
 MIA=$(readlink -f "${1:?path to the mia binary}")
+TESTS=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3   # Debian's python3 with numpy (scripts/install-deps.sh)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -102,34 +103,7 @@ expect "missing flag" 2 "--out" -- "$MIA" score --bundle b.npz
 
 # A few megabytes of deflated zeros declaring keep and signals of [4, 1e8]
 # (2 GB decoded): sized from the headers and refused before decoding.
-$PY - <<'PYEOF'
-import struct, zlib
-def member(name, descr, item, shape):
-    d = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (descr, ", ".join(map(str, shape)))
-    d += " " * ((64 - (11 + len(d)) % 64) % 64) + "\n"
-    header = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(d)) + d.encode()
-    size = item
-    for s in shape:
-        size *= s
-    block = bytes(1 << 20)
-    c = zlib.compressobj(9, zlib.DEFLATED, -15)
-    # After a full flush the compressor starts afresh: every zero block compresses alike.
-    data = c.compress(header) + c.flush(zlib.Z_FULL_FLUSH)
-    one = c.compress(block) + c.flush(zlib.Z_FULL_FLUSH)
-    data += one * (size // len(block) - 1) + c.compress(bytes(size % len(block))) + c.flush()
-    crc = zlib.crc32(header)
-    for _ in range(size // len(block)):
-        crc = zlib.crc32(block, crc)
-    crc = zlib.crc32(bytes(size % len(block)), crc)
-    return name + ".npy", data, crc, len(header) + size
-out, central = b"", b""
-for name, data, crc, size in [member("keep", "|b1", 1, (4, 10**8)), member("signals", "<f4", 4, (4, 10**8))]:
-    n = name.encode()
-    central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014b50, 20, 20, 0, 8, 0, 0, crc, len(data), size, len(n), 0, 0, 0, 0, 0, len(out)) + n
-    out += struct.pack("<IHHHHHIIIHH", 0x04034b50, 20, 0, 8, 0, 0, crc, len(data), size, len(n), 0) + n + data
-out += central + struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, 2, 2, len(central), len(out), 0)
-open("zeros.npz", "wb").write(out)
-PYEOF
+$PY "$TESTS/io/make_zeros_npz.py" zeros.npz
 expect "memory budget" 4 "for scoring a bundle of 4 models x 100000000 points x 1 query (2 arrays, 2.00 GB decoded) exceeds this machine's memory budget 1.05 GB; see --memory-budget-mb" -- "$MIA" score --bundle zeros.npz --memory-budget-mb 1000 --out r
 expect "declared array too large" 4 "zeros.npz: member 'signals.npy': declared size" -- "$MIA" score --bundle zeros.npz --max-bundle-mb 1000 --out r
 expect "report folder not writable" 1 "rep/result.json" -- "$MIA" score --bundle b.npz --attack loss --out rep/result.json
