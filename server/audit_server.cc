@@ -220,6 +220,8 @@ absl::Status AuditServer::Init() {
        {"tls", TlsMode(config)},
        {"reflection", config.enable_reflection},
        {"training", pipeline_runner_ != nullptr},
+       // The effective budget: the configuration says 0 for "from the machine".
+       {"memory_budget_bytes", backend_options.memory_budget_bytes},
        {"resumed_jobs", manager_->QueueDepth()}});
   return absl::OkStatus();
 }

@@ -594,6 +594,11 @@ if start_server C "$WORK/data-c" "$PORT_C" --max_message_bytes=65536 --max_uploa
   grep -qF "$WORK" all.txt && { bad "memory refusal names server paths"; show all.txt; } \
     || ok "memory refusal names no server path"
   alive_c && ok "server C up after memory refusals" || bad "server C up after memory refusals"
+  grep -q '"msg":"serving".*"memory_budget_bytes":1000000000' "$WORK/data-c.log" \
+    && ok "server C logs its memory budget" || { bad "server C logs its memory budget"; show "$WORK/data-c.log"; }
+  grep -q '"msg":"serving".*"memory_budget_bytes":[1-9]' "$WORK/data-a.log" \
+    && ok "server A logs the budget it derived from the machine" \
+    || { bad "server A logs the budget it derived from the machine"; show "$WORK/data-a.log"; }
   kill -TERM "$C_PID"; wait "$C_PID"; c_rc=$?
   [ "$c_rc" -eq 0 ] && ok "server C: SIGTERM exits 0" || bad "server C: SIGTERM exit $c_rc"
 else
