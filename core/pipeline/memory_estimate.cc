@@ -76,18 +76,33 @@ std::string ArchitectureText(const training::ModelSpec& spec) {
   return absl::StrCat("'", spec.architecture, "'");
 }
 
-// Bytes of the files at `path` (a file, or the regular files of a folder).
+// The bytes of a file once decompressed: for gzip its trailer's ISIZE (the
+// size modulo 4 GiB, which is what the loaders read), else its size.
+uint64_t ContentBytes(const fs::path& file) {
+  std::error_code ec;
+  const uint64_t size = fs::file_size(file, ec);
+  if (ec) return 0;
+  if (file.extension() != ".gz" || size < 18) return size;
+  std::ifstream in(file, std::ios::binary);
+  unsigned char trailer[4] = {0, 0, 0, 0};
+  in.seekg(static_cast<std::streamoff>(size - 4));
+  in.read(reinterpret_cast<char*>(trailer), 4);
+  if (!in) return size;
+  const uint64_t isize = trailer[0] | (uint64_t{trailer[1]} << 8) | (uint64_t{trailer[2]} << 16) |
+                         (uint64_t{trailer[3]} << 24);
+  return std::max(size, isize);
+}
+
+// Decompressed bytes of the files at `path` (a file, or the regular files of
+// a folder).
 uint64_t DiskBytes(const std::string& path) {
   std::error_code ec;
-  if (fs::is_regular_file(path, ec)) return fs::file_size(path, ec);
+  if (fs::is_regular_file(path, ec)) return ContentBytes(path);
   uint64_t total = 0;
   if (!fs::is_directory(path, ec)) return 0;
   for (fs::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec)) {
-    std::error_code size_ec;
-    if (it->is_regular_file(size_ec)) {
-      const uint64_t size = it->file_size(size_ec);
-      if (!size_ec) total = Add(total, size);
-    }
+    std::error_code type_ec;
+    if (it->is_regular_file(type_ec)) total = Add(total, ContentBytes(it->path()));
   }
   return total;
 }

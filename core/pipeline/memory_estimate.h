@@ -66,7 +66,8 @@ absl::StatusOr<MemoryEstimate> EstimatePipelineMemory(const Config& config, cons
 // The data's shape without loading it: sample shape and classes of the named
 // datasets; for npy the arrays' headers (io::ReadArrayInfos); for csv the
 // first line (classes are then unknown until loaded and taken as 2). Rows are
-// estimated from the size of the files (the smallest a row can be on disk),
+// estimated from the size of the files (the smallest a row can be on disk;
+// gzip files by the decompressed size their trailer records),
 // so a missing or unreadable path gives 0 rows, and the loader reports the
 // problem when the job runs.
 DataShape ProbeDataShape(const Config& config);

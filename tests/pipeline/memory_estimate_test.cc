@@ -184,6 +184,15 @@ TEST(ProbeDataShape, NamedDatasetsCsvAndNpy) {
   EXPECT_EQ(shape.sample_shape, (std::vector<int64_t>{3, 2, 2}));
   EXPECT_EQ(shape.rows, 7);
 
+  // Gzipped files count by their decompressed size (the gzip trailer).
+  c.data.dataset = "purchase100";
+  c.data.source.format = "purchase100";
+  c.data.source.path = dir + "/purchase.csv";
+  ASSERT_EQ(std::system(("gzip -k -f '" + c.data.source.path + "'").c_str()), 0);
+  c.data.source.path += ".gz";
+  ASSERT_LT(fs::file_size(c.data.source.path), 1200u);
+  EXPECT_EQ(ProbeDataShape(c).rows, 3);
+
   // Nothing there: no rows, and the loader reports the problem later.
   c.data.source.path = dir + "/missing";
   EXPECT_EQ(ProbeDataShape(c).rows, 0);
