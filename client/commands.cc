@@ -41,9 +41,10 @@ void PrintSummary(const audit::AuditResult& result) {
     return -1;
   };
   const int at_1 = column(0.01), at_01 = column(0.001);
-  const std::string ci_header = result.bootstrap_resamples > 0
-                                    ? absl::StrFormat("AUC %g%% CI", result.confidence * 100)
-                                    : std::string("AUC CI");
+  const std::string ci_header =
+      result.bootstrap_resamples > 0
+          ? absl::StrFormat("AUC %g%% CI", result.confidence * 100)
+          : std::string("AUC CI");
   std::printf("%-34s %6s %8s %17s %12s %12s %8s %8s\n", "attack", "target", "AUC",
               ci_header.c_str(), "TPR@1%FPR", "TPR@0.1%FPR", "eps_lb", "excluded");
   for (const audit::AttackTargetResult& r : result.results) {
@@ -51,8 +52,9 @@ void PrintSummary(const audit::AuditResult& result) {
     const std::string ci = std::isfinite(r.auc_ci.low) && std::isfinite(r.auc_ci.high)
                                ? absl::StrFormat("[%6.4f, %6.4f]", r.auc_ci.low, r.auc_ci.high)
                                : std::string("-");
-    std::printf("%-34s %6d %8.4f %17s %12s %12s %8.3f %8lld\n", r.attack.c_str(), r.target, r.auc,
-                ci.c_str(), at_1 >= 0 ? Percent(r.tpr_at_fpr[at_1]).c_str() : "-",
+    std::printf("%-34s %6d %8.4f %17s %12s %12s %8.3f %8lld\n", r.attack.c_str(), r.target,
+                r.auc, ci.c_str(),
+                at_1 >= 0 ? Percent(r.tpr_at_fpr[at_1]).c_str() : "-",
                 at_01 >= 0 ? Percent(r.tpr_at_fpr[at_01]).c_str() : "-", r.epsilon.epsilon,
                 static_cast<long long>(r.excluded));
   }

@@ -44,9 +44,9 @@ std::string DTypeName(DType dtype);
 // machine's byte order: the reader converts big-endian and Fortran-ordered input.
 struct NpyArray {
   DType dtype = DType::kFloat64;
-  size_t item_size = 8;        // bytes per element
-  std::vector<int64_t> shape;  // empty for a 0-d (scalar) array
-  std::vector<uint8_t> data;   // num_elements() * item_size bytes
+  size_t item_size = 8;          // bytes per element
+  std::vector<int64_t> shape;    // empty for a 0-d (scalar) array
+  std::vector<uint8_t> data;     // num_elements() * item_size bytes
 
   int64_t num_elements() const;
 

@@ -1082,6 +1082,7 @@ absl::StatusOr<std::string> BuildNpz(const std::string& path, const NpyMap& arra
   return out;
 }
 
+
 }  // namespace
 
 absl::StatusOr<NpyMap> ParseNpz(absl::string_view bytes, absl::string_view source,
