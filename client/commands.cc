@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "core/attacks/registry.h"
 #include "core/audit/bundle.h"
+#include "core/common/memory_budget.h"
 #include "core/common/version.h"
 #include "core/io/npy.h"
 #include "core/report/report.h"
@@ -105,6 +106,22 @@ int RunScore(const ScoreCommandOptions& options) {
   io::ReadLimits limits;
   limits.max_total_bytes = options.max_bundle_bytes;
   limits.max_array_bytes = std::min(limits.max_array_bytes, options.max_bundle_bytes);
+  // Headers first: a bundle that declares more than the limits or the memory
+  // budget is refused before anything is decoded or allocated.
+  const absl::StatusOr<io::NpyInfoMap> declared = io::ReadArrayInfos(options.bundle, limits);
+  if (!declared.ok()) {
+    PrintError(declared.status());
+    return ExitCodeFor(declared.status());
+  }
+  const audit::BundleMemoryEstimate estimate = audit::EstimateBundleMemory(*declared);
+  const absl::Status admitted = CheckMemoryBudget(
+      estimate.bytes, estimate.what,
+      options.memory_budget_bytes > 0 ? options.memory_budget_bytes : DefaultMemoryBudgetBytes(),
+      "this machine's", "see --memory-budget-mb");
+  if (!admitted.ok()) {
+    PrintError(admitted);
+    return ExitCodeFor(admitted);
+  }
   absl::StatusOr<audit::Bundle> bundle = audit::LoadBundle(options.bundle, limits);
   if (!bundle.ok()) {
     PrintError(bundle.status());

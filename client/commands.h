@@ -36,6 +36,10 @@ struct ScoreCommandOptions {
   audit::ScoringOptions scoring;
   bool all_targets = false;  // attack every model in turn (overrides scoring.targets)
   uint64_t max_bundle_bytes = uint64_t{16} << 30;
+  // Most memory the bundle's estimate (decoded arrays, their copies and the
+  // signals scoring computes) may reach; checked from the arrays' headers
+  // before anything is decoded. 0: DefaultMemoryBudgetBytes() of this machine.
+  uint64_t memory_budget_bytes = 0;
   bool quiet = false;  // no progress lines on stderr
 };
 

@@ -82,6 +82,13 @@ int main(int argc, char** argv) {
   score_cmd->add_option("--max-bundle-mb", max_bundle_mb, "Largest decoded bundle accepted")
       ->check(CLI::Range(1, 1 << 30))
       ->capture_default_str();
+  uint64_t memory_budget_mb = 0;
+  score_cmd
+      ->add_option("--memory-budget-mb", memory_budget_mb,
+                   "Most memory the bundle may be estimated to need (0: 80% of this machine's "
+                   "or container's memory)")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 40))
+      ->capture_default_str();
   score_cmd->add_flag("--quiet,-q", score.quiet, "No progress lines");
 
   // mia make-bundle
@@ -266,6 +273,7 @@ int main(int argc, char** argv) {
     score.scoring.attacks = absl::StrSplit(attacks, ',', absl::SkipWhitespace());
     score.scoring.fprs = fprs;
     score.max_bundle_bytes = max_bundle_mb << 20;
+    score.memory_budget_bytes = memory_budget_mb << 20;
     if (!ParseTargets(targets, &score.scoring.targets)) {
       std::fprintf(stderr, "mia: error: --targets must be comma-separated model indices\n");
       return mia::client::kExitInvalidInput;

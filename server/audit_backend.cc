@@ -15,8 +15,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "core/audit/bundle.h"
 #include "core/common/file_util.h"
+#include "core/common/memory_budget.h"
 #include "core/common/status_macros.h"
+#include "core/pipeline/memory_estimate.h"
 #include "server/json_log.h"
 #include "server/metrics.h"
 
@@ -281,6 +284,7 @@ absl::StatusOr<v1::Audit> AuditBackend::CreateAudit(const v1::CreateAuditRequest
     if (converted.ok()) spec = *std::move(converted);
   }
   MIA_RETURN_IF_ERROR(ViolationsToStatus(violations));
+  MIA_RETURN_IF_ERROR(AdmitMemory(spec));
 
   jobs::JobRecord record;
   record.request_id = request.request_id();
@@ -294,6 +298,35 @@ absl::StatusOr<v1::Audit> AuditBackend::CreateAudit(const v1::CreateAuditRequest
        {"request_id", request.request_id()},
        {"kind", spec.kind == JobSpec::Kind::kBundle ? "bundle" : "pipeline"}});
   return ToProto(submitted.snapshot, v1::AUDIT_VIEW_FULL);
+}
+
+absl::Status AuditBackend::AdmitMemory(const JobSpec& spec) const {
+  constexpr absl::string_view kHint = "see --memory_budget_bytes";
+  if (spec.kind == JobSpec::Kind::kBundle) {
+    const std::string& path = spec.bundle.bundle_path;
+    absl::StatusOr<io::NpyInfoMap> arrays = io::ReadArrayInfos(path, options_.bundle_limits);
+    if (!arrays.ok()) {
+      // The loader's message names the server's path; the client knows the
+      // bundle by its field. The limits are flags of this server.
+      std::string message(arrays.status().message());
+      ReplaceAll(&message, path, "spec.signals_bundle.bundle");
+      if (arrays.status().code() == absl::StatusCode::kResourceExhausted) {
+        absl::StrAppend(&message, "; see --max_bundle_array_bytes and --max_bundle_total_bytes");
+      }
+      return absl::Status(arrays.status().code(), message);
+    }
+    const audit::BundleMemoryEstimate estimate = audit::EstimateBundleMemory(*arrays);
+    return CheckMemoryBudget(estimate.bytes, estimate.what, options_.memory_budget_bytes,
+                             "the server's", kHint);
+  }
+  const pipeline::DataShape shape = pipeline::ProbeDataShape(spec.config);
+  absl::StatusOr<pipeline::MemoryEstimate> estimate =
+      pipeline::EstimatePipelineMemory(spec.config, shape, options_.training_lanes);
+  // An architecture that does not take the data fails when the job runs,
+  // with the trainer's message; only the budget is decided here.
+  if (!estimate.ok()) return absl::OkStatus();
+  return CheckMemoryBudget(estimate->bytes, estimate->what, options_.memory_budget_bytes,
+                           "the server's", kHint);
 }
 
 absl::StatusOr<v1::Audit> AuditBackend::GetAudit(const v1::GetAuditRequest& request) {

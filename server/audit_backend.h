@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "core/common/sha256.h"
+#include "core/io/npy.h"
 #include "core/jobs/job_manager.h"
 #include "core/jobs/job_store.h"
 #include "mia/v1/audit.pb.h"
@@ -44,6 +45,14 @@ struct BackendOptions {
   ServerRoots roots;
   // Largest upload accepted, in bytes.
   int64_t max_upload_bytes = int64_t{1} << 30;
+  // Most memory one audit may be estimated to need (resolved: never the
+  // config's 0); CreateAudit refuses larger estimates. 0 admits everything.
+  uint64_t memory_budget_bytes = 0;
+  // Decode limits of signals bundles, checked from their headers at
+  // CreateAudit (the bundle runner applies the same ones).
+  io::ReadLimits bundle_limits;
+  // Models a pipeline audit trains at once (its compute threads on a CPU).
+  int training_lanes = 1;
 };
 
 // One upload being received: bytes go to a temporary file beside the store,
@@ -128,6 +137,11 @@ class AuditBackend {
   // The API form of a snapshot (view resolved by the caller).
   absl::StatusOr<mia::v1::Audit> ToProto(const jobs::JobSnapshot& snapshot,
                                          mia::v1::AuditView view);
+  // The admission check: RESOURCE_EXHAUSTED (naming the estimate and the
+  // budget) when the audit is estimated to need more memory than
+  // options_.memory_budget_bytes, or when a bundle's headers declare more
+  // than the decode limits; reads only headers and file sizes.
+  absl::Status AdmitMemory(const JobSpec& spec) const;
   // The job; NOT_FOUND names it as the API does ("audits/{id} not found").
   absl::StatusOr<jobs::JobSnapshot> FindJob(const std::string& id);
   // The job, which must be SUCCEEDED (FAILED_PRECONDITION otherwise).

@@ -10,11 +10,14 @@
 #include <filesystem>
 #include <map>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/common/file_util.h"
+#include "core/common/memory_budget.h"
+#include "core/io/npy.h"
 #include "core/jobs/bundle_runner.h"
 #include "nlohmann/json.hpp"
 #include "prometheus/registry.h"
@@ -183,7 +186,12 @@ absl::Status AuditServer::Init() {
     } while (!list.page_token.empty());
     for (const auto& [state, count] : counts) metrics_->SetJobs(state, count);
   }
-  bundle_runner_ = std::make_unique<jobs::BundleJobRunner>();
+  io::ReadLimits bundle_limits;
+  bundle_limits.max_array_bytes = static_cast<uint64_t>(config.max_bundle_array_bytes);
+  bundle_limits.max_total_bytes = static_cast<uint64_t>(config.max_bundle_total_bytes);
+  jobs::BundleJobRunnerOptions bundle_options;
+  bundle_options.limits = bundle_limits;
+  bundle_runner_ = std::make_unique<jobs::BundleJobRunner>(bundle_options);
 #if MIA_WITH_TORCH
   jobs::PipelineJobRunnerOptions pipeline_options;
   pipeline_options.artifact_dir = roots.ModelCacheDir();
@@ -219,6 +227,16 @@ absl::Status AuditServer::Init() {
   BackendOptions backend_options;
   backend_options.roots = roots;
   backend_options.max_upload_bytes = config.max_upload_bytes;
+  backend_options.memory_budget_bytes = config.memory_budget_bytes > 0
+                                            ? static_cast<uint64_t>(config.memory_budget_bytes)
+                                            : DefaultMemoryBudgetBytes();
+  backend_options.bundle_limits = bundle_limits;
+  // A CPU job trains as many models at once as it has compute threads.
+  backend_options.training_lanes =
+      config.threads_per_job > 0
+          ? config.threads_per_job
+          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
+                            std::max(1, manager_options.workers));
   backend_ = std::make_unique<AuditBackend>(manager_.get(), store_.get(), metrics_.get(), logger_,
                                             backend_options);
   ServiceOptions service_options;
@@ -281,6 +299,8 @@ absl::Status AuditServer::Init() {
        {"tls", TlsMode(config)},
        {"reflection", config.enable_reflection},
        {"training", pipeline_runner_ != nullptr},
+       // The effective budget: the configuration says 0 for "from the machine".
+       {"memory_budget_bytes", backend_options.memory_budget_bytes},
        {"resumed_jobs", manager_->ResumedJobs()}});
   return absl::OkStatus();
 }

@@ -53,6 +53,16 @@ struct ServerConfig {
   int64_t max_message_bytes = 4 << 20;
   // Largest artifact UploadArtifact accepts, in bytes.
   int64_t max_upload_bytes = int64_t{1} << 30;
+  // Most memory one audit may be estimated to need, in bytes: CreateAudit
+  // refuses a larger estimate (the decoded bundle and its signals, or the
+  // data, the models in training and their logits) with RESOURCE_EXHAUSTED
+  // before the job is queued. 0: 80% of the smaller of the machine's memory
+  // and its cgroup (container) limit.
+  int64_t memory_budget_bytes = 0;
+  // Largest decoded array of a signals bundle, and of all its arrays, in
+  // bytes; checked from the headers before anything is decoded.
+  int64_t max_bundle_array_bytes = int64_t{8} << 30;
+  int64_t max_bundle_total_bytes = int64_t{16} << 30;
   // Seconds between heartbeats on a watch stream while nothing changes.
   double heartbeat_seconds = 10;
   // Port of the Prometheus /metrics endpoint; 0 turns it off.

@@ -127,6 +127,13 @@ ABSL_FLAG(int, max_watchers, kDefaults.max_watchers, "most WatchAudit streams op
 ABSL_FLAG(int64_t, max_message_bytes, kDefaults.max_message_bytes,
           "largest gRPC message received or sent");
 ABSL_FLAG(int64_t, max_upload_bytes, kDefaults.max_upload_bytes, "largest artifact upload");
+ABSL_FLAG(int64_t, memory_budget_bytes, kDefaults.memory_budget_bytes,
+          "most memory one audit may be estimated to need; larger ones are refused "
+          "(0: 80% of the machine's or container's memory)");
+ABSL_FLAG(int64_t, max_bundle_array_bytes, kDefaults.max_bundle_array_bytes,
+          "largest decoded array of a signals bundle");
+ABSL_FLAG(int64_t, max_bundle_total_bytes, kDefaults.max_bundle_total_bytes,
+          "largest decoded signals bundle, all arrays together");
 ABSL_FLAG(double, heartbeat_seconds, kDefaults.heartbeat_seconds,
           "heartbeat interval of idle watch streams");
 ABSL_FLAG(int, metrics_port, kDefaults.metrics_port, "Prometheus /metrics port (0: off)");

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/common/memory_budget.h"
 #include "core/common/status_macros.h"
 
 namespace mia::audit {
@@ -118,6 +119,64 @@ const std::vector<std::string>& BundleArrayNames() {
                                    "row_ids",
                                    "targets"};
   return *kNames;
+}
+
+BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays) {
+  // Signal kinds scoring may compute (prob, logit_scaled, loss).
+  constexpr uint64_t kSignalKinds = 3;
+  auto add = [](uint64_t a, uint64_t b) {
+    uint64_t sum;
+    return __builtin_add_overflow(a, b, &sum) ? UINT64_MAX : sum;
+  };
+  auto mul = [](uint64_t a, uint64_t b) {
+    uint64_t product;
+    return __builtin_mul_overflow(a, b, &product) ? UINT64_MAX : product;
+  };
+  auto elements = [&](const io::NpyArrayInfo& a) {
+    uint64_t n = 1;
+    for (int64_t d : a.shape) n = mul(n, static_cast<uint64_t>(std::max<int64_t>(d, 0)));
+    return n;
+  };
+  auto dim = [&](const char* name, size_t i) -> uint64_t {
+    auto it = arrays.find(name);
+    if (it == arrays.end() || it->second.shape.size() <= i) return 0;
+    return static_cast<uint64_t>(std::max<int64_t>(it->second.shape[i], 0));
+  };
+  uint64_t decoded = 0, converted = 0;
+  for (const auto& [name, a] : arrays) {
+    decoded = add(decoded, a.data_bytes);
+    const uint64_t n = elements(a);
+    if (name == "logits" || name == "population_logits") {
+      converted = add(converted, mul(n, 4));
+    } else if (name == "signals" || name == "population_signals" || name == "labels" ||
+               name == "population_labels" || name == "row_ids") {
+      converted = add(converted, mul(n, 8));
+    } else if (name == "keep") {
+      converted = add(converted, n);
+    }
+  }
+  const bool logits = arrays.count("logits") > 0;
+  const char* audit_name = logits ? "logits" : "signals";
+  uint64_t models = std::max(dim(audit_name, 0), dim("keep", 0));
+  uint64_t points = std::max(dim(audit_name, 1), dim("keep", 1));
+  auto queries_of = [&](const char* name, size_t rank_with_queries) -> uint64_t {
+    auto it = arrays.find(name);
+    if (it == arrays.end() || it->second.shape.size() != rank_with_queries) return 1;
+    return static_cast<uint64_t>(std::max<int64_t>(it->second.shape[2], 1));
+  };
+  const uint64_t queries = logits ? queries_of("logits", 4) : queries_of("signals", 3);
+  const uint64_t population = std::max(dim("population_logits", 1), dim("population_signals", 1));
+  const uint64_t signals =
+      mul(mul(mul(models, add(points, population)), queries), 8 * kSignalKinds);
+  BundleMemoryEstimate estimate;
+  estimate.bytes = add(add(decoded, converted), signals);
+  estimate.what =
+      absl::StrCat("scoring a bundle of ", models, " models x ", points, " points x ", queries,
+                   queries == 1 ? " query" : " queries",
+                   population > 0 ? absl::StrCat(" and ", population, " population points") : "",
+                   " (", arrays.size(), arrays.size() == 1 ? " array, " : " arrays, ",
+                   FormatBytes(decoded), " decoded)");
+  return estimate;
 }
 
 absl::StatusOr<Bundle> BundleFromArrays(io::NpyMap arrays, const std::string& path) {

@@ -57,6 +57,19 @@ absl::StatusOr<Bundle> BundleFromArrays(io::NpyMap arrays, const std::string& pa
 // Reads and validates a bundle: an .npz archive or a folder of .npy files.
 absl::StatusOr<Bundle> LoadBundle(const std::string& path, const io::ReadLimits& limits = {});
 
+// The estimated peak memory of loading and scoring a bundle, from its
+// arrays' headers alone (io::ReadArrayInfos): the decoded arrays, the copies
+// validation converts them to (logits as float, signals as double, keep as
+// bytes, labels and ids as int64) and the signals scoring computes (up to 3
+// kinds of 8 bytes on every model, point and query).
+struct BundleMemoryEstimate {
+  uint64_t bytes = 0;
+  // "scoring a bundle of 4 models x 100000000 points x 1 query (2 arrays,
+  // 2.00 GB decoded)": shapes and sizes only, for a refusal's message.
+  std::string what;
+};
+BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays);
+
 // Computes the signal kinds in `kinds` for the audit points and, if the bundle
 // has them, the population points. From logits each kind is computed directly
 // (temperature applies to prob and logit_scaled); from a given signal the other

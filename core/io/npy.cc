@@ -416,8 +416,21 @@ class HeaderParser {
   size_t pos_ = 0;
 };
 
-absl::StatusOr<NpyArray> ParseNpyImpl(absl::string_view bytes, absl::string_view source,
-                                      const ReadLimits& limits) {
+// What a .npy header declares, and where its data starts.
+struct ParsedHeader {
+  Header header;
+  Descr descr{DType::kFloat64, 8, false};
+  int64_t elements = 0;
+  uint64_t data_bytes = 0;
+  uint64_t data_start = 0;
+};
+
+// Parses the preamble and header dict of a .npy image and checks the declared
+// size against the limits. `bytes` need only hold the header (a prefix of the
+// image): nothing after it is read, so callers can learn an array's shape
+// without decoding its data.
+absl::StatusOr<ParsedHeader> ParseNpyHeaderImpl(absl::string_view bytes, absl::string_view source,
+                                                const ReadLimits& limits) {
   if (bytes.size() < kMagic.size() || bytes.substr(0, kMagic.size()) != kMagic) {
     return ErrorAt(source, "not a .npy image (bad magic; expected \\x93NUMPY)", 0);
   }
@@ -463,7 +476,24 @@ absl::StatusOr<NpyArray> ParseNpyImpl(absl::string_view bytes, absl::string_view
                      " bytes, above the limit of ", limits.max_array_bytes,
                      " bytes (ReadLimits::max_array_bytes) at offset ", header_start));
   }
-  const uint64_t data_start = header_start + header_len;
+  ParsedHeader parsed;
+  parsed.header = std::move(header);
+  parsed.descr = std::move(descr);
+  parsed.elements = elements;
+  parsed.data_bytes = data_bytes;
+  parsed.data_start = header_start + header_len;
+  return parsed;
+}
+
+absl::StatusOr<NpyArray> ParseNpyImpl(absl::string_view bytes, absl::string_view source,
+                                      const ReadLimits& limits) {
+  MIA_ASSIGN_OR_RETURN(ParsedHeader parsed, ParseNpyHeaderImpl(bytes, source, limits));
+  Header& header = parsed.header;
+  const Descr& descr = parsed.descr;
+  const int64_t elements = parsed.elements;
+  const uint64_t data_bytes = parsed.data_bytes;
+  const uint64_t data_start = parsed.data_start;
+  const uint8_t* raw = reinterpret_cast<const uint8_t*>(bytes.data());
   const uint64_t present = bytes.size() - data_start;
   if (present < data_bytes) {
     return ErrorAt(source,
@@ -887,6 +917,18 @@ absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes, absl::string_view sou
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(absl::StrCat(source, ": out of memory"));
   }
+}
+
+absl::StatusOr<NpyArrayInfo> ParseNpyHeader(absl::string_view prefix, absl::string_view source,
+                                            const ReadLimits& limits) {
+  MIA_ASSIGN_OR_RETURN(ParsedHeader parsed, ParseNpyHeaderImpl(prefix, source, limits));
+  NpyArrayInfo info;
+  info.dtype = parsed.descr.dtype;
+  info.item_size = parsed.descr.item_size;
+  info.shape = std::move(parsed.header.shape);
+  info.data_bytes = parsed.data_bytes;
+  info.data_offset = parsed.data_start;
+  return info;
 }
 
 std::string SerializeNpy(const NpyArray& array) {

@@ -83,6 +83,22 @@ struct ReadLimits {
 absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes, absl::string_view source,
                                   const ReadLimits& limits = {});
 
+// What a .npy header declares about its array, read without its data.
+struct NpyArrayInfo {
+  DType dtype = DType::kFloat64;
+  size_t item_size = 8;
+  std::vector<int64_t> shape;
+  uint64_t data_bytes = 0;   // elements * item_size: what decoding allocates
+  uint64_t data_offset = 0;  // where the data starts in the .npy image
+};
+
+// Parses only the preamble and header of a .npy image; `prefix` needs to hold
+// no more than the header. Checks the declared size against `limits`
+// (ResourceExhausted naming the array), so a caller can refuse an array
+// before decoding or allocating anything for it.
+absl::StatusOr<NpyArrayInfo> ParseNpyHeader(absl::string_view prefix, absl::string_view source,
+                                            const ReadLimits& limits = {});
+
 // Serializes as .npy format 1.0 (2.0 if the header needs it), little-endian, C order.
 std::string SerializeNpy(const NpyArray& array);
 
@@ -105,6 +121,20 @@ absl::StatusOr<NpyMap> ReadNpyDir(const std::string& path, const ReadLimits& lim
 
 // Reads `path` as an .npz archive, or as a folder of .npy files when it is a folder.
 absl::StatusOr<NpyMap> ReadArrays(const std::string& path, const ReadLimits& limits = {});
+
+// Array headers by name, as ReadArrays would name the arrays.
+using NpyInfoMap = std::map<std::string, NpyArrayInfo>;
+
+// The declared sizes pass: reads an .npz archive's zip directory and each
+// member's .npy header (inflating only the header of a deflated member), or
+// the header of each .npy file of a folder, and checks every limit that
+// ReadArrays checks on sizes (members, bytes per array, bytes in total), with
+// the same messages. Nothing is decoded: the cost is the directory and the
+// headers, whatever the arrays declare, so a server can refuse a bundle that
+// would not fit before it allocates for it. A member's declared size must
+// agree with its header (InvalidArgument otherwise); CRCs and data are not
+// checked (ReadArrays does that).
+absl::StatusOr<NpyInfoMap> ReadArrayInfos(const std::string& path, const ReadLimits& limits = {});
 
 // Writes an .npz archive (deflated when `compress`, stored otherwise) that NumPy
 // reads; written to a temporary file in the same folder and renamed into place.

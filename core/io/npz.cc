@@ -7,6 +7,7 @@
 // as output would pass the declared size (zip bombs), and verifies CRC-32.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -649,7 +650,10 @@ absl::StatusOr<NpyMap> ParseNpzImpl(absl::string_view archive, absl::string_view
   return arrays;
 }
 
-absl::StatusOr<NpyMap> ReadNpyDirImpl(const std::string& path, const ReadLimits& limits) {
+// The *.npy files of folder `path`, sorted, as full paths with their array
+// names; ResourceExhausted above ReadLimits::max_members.
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListNpyFiles(
+    const std::string& path, const ReadLimits& limits) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
     if (errno == ENOENT || errno == ENOTDIR) {
@@ -685,11 +689,20 @@ absl::StatusOr<NpyMap> ReadNpyDirImpl(const std::string& path, const ReadLimits&
   }
   std::sort(files.begin(), files.end());
   const std::string base = absl::EndsWith(path, "/") ? path : path + "/";
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(files.size());
+  for (const std::string& file : files) {
+    out.emplace_back(base + file, file.substr(0, file.size() - kNpySuffix.size()));
+  }
+  return out;
+}
+
+absl::StatusOr<NpyMap> ReadNpyDirImpl(const std::string& path, const ReadLimits& limits) {
+  MIA_ASSIGN_OR_RETURN(const auto files, ListNpyFiles(path, limits));
   const uint64_t file_limit = SaturatingAdd(limits.max_array_bytes, kNpyHeaderAllowance);
   NpyMap arrays;
   uint64_t total = 0;
-  for (const std::string& file : files) {
-    const std::string full = base + file;
+  for (const auto& [full, name] : files) {
     std::string bytes;
     MIA_RETURN_IF_ERROR(ReadWholeFile(full, file_limit, &bytes));
     MIA_ASSIGN_OR_RETURN(NpyArray array, ParseNpy(bytes, full, limits));
@@ -699,9 +712,242 @@ absl::StatusOr<NpyMap> ReadNpyDirImpl(const std::string& path, const ReadLimits&
           absl::StrCat(full, ": arrays of the folder exceed the limit of ", limits.max_total_bytes,
                        " bytes in total (ReadLimits::max_total_bytes)"));
     }
-    arrays.emplace(file.substr(0, file.size() - kNpySuffix.size()), std::move(array));
+    arrays.emplace(name, std::move(array));
   }
   return arrays;
+}
+
+// Declared sizes ------------------------------------------------------------
+
+// Bytes of a member or file read first to find its .npy header: NumPy writes
+// headers of a few hundred bytes; a longer one is read again in full.
+constexpr uint64_t kHeaderProbeBytes = 4096;
+// Preamble bytes before the header dict (magic, version, length) in format 2.0+.
+constexpr uint64_t kNpyPreambleBytes = 12;
+
+// Where the header of the .npy image starting with `prefix` ends, as its
+// preamble says; 0 when the prefix is too short or not a .npy preamble
+// (ParseNpyHeader then reports the problem).
+uint64_t NpyHeaderEnd(absl::string_view prefix) {
+  if (prefix.size() < 10 || prefix.substr(0, 6) != absl::string_view("\x93NUMPY", 6)) return 0;
+  const auto* raw = reinterpret_cast<const uint8_t*>(prefix.data());
+  if (raw[6] == 1) return 10 + (raw[8] | (uint64_t{raw[9]} << 8));
+  if (prefix.size() < kNpyPreambleBytes) return 0;
+  return kNpyPreambleBytes + Le32(prefix, 8);
+}
+
+// The first `want` bytes (fewer if the stream ends first) of raw deflate
+// `input`; stops inflating as soon as it has them, so the cost is the header,
+// not the member.
+absl::StatusOr<std::string> InflatePrefix(absl::string_view input, uint64_t input_offset,
+                                          uint64_t want, absl::string_view where) {
+  std::string out(static_cast<size_t>(want), '\0');
+  z_stream zs;
+  std::memset(&zs, 0, sizeof(zs));
+  if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) {
+    return absl::ResourceExhaustedError(absl::StrCat(where, ": cannot initialize zlib"));
+  }
+  struct InflateEnder {
+    z_stream* zs;
+    ~InflateEnder() { inflateEnd(zs); }
+  } ender{&zs};
+  uint64_t in_pos = 0;
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(want);
+  while (zs.avail_out > 0) {
+    const size_t in_chunk =
+        static_cast<size_t>(std::min<uint64_t>(input.size() - in_pos, kZlibChunk));
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data() + in_pos));
+    zs.avail_in = static_cast<uInt>(in_chunk);
+    const uInt before_out = zs.avail_out;
+    const int rc = inflate(&zs, Z_NO_FLUSH);
+    const uint64_t consumed = in_chunk - zs.avail_in;
+    in_pos += consumed;
+    if (rc == Z_STREAM_END) break;
+    if (rc == Z_DATA_ERROR || rc == Z_NEED_DICT) {
+      return Bad(where,
+                 absl::StrCat("corrupt deflate stream (zlib: ",
+                              zs.msg != nullptr ? zs.msg : "invalid data", ")"),
+                 input_offset + in_pos);
+    }
+    if (rc == Z_MEM_ERROR) {
+      return absl::ResourceExhaustedError(absl::StrCat(where, ": zlib is out of memory"));
+    }
+    if (rc != Z_OK && rc != Z_BUF_ERROR) {
+      return Bad(where, absl::StrCat("zlib error ", rc), input_offset + in_pos);
+    }
+    if (consumed == 0 && zs.avail_out == before_out) {
+      if (in_pos == input.size())
+        return Bad(where, "truncated deflate stream", input_offset + in_pos);
+      return Bad(where, "deflate stream makes no progress", input_offset + in_pos);
+    }
+  }
+  out.resize(static_cast<size_t>(want - zs.avail_out));
+  return out;
+}
+
+// A read-only mapping of a whole file: the declared-sizes pass touches only
+// the pages of the directory and the headers. Inputs are uploads (immutable
+// once stored) or operator files; one truncated while mapped would fault.
+class MappedFile {
+ public:
+  ~MappedFile() {
+    if (data_ != nullptr) munmap(data_, size_);
+  }
+  absl::Status Open(const std::string& path, uint64_t max_bytes) {
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+      const int err = errno;
+      if (err == ENOENT || err == ENOTDIR) {
+        return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+      }
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": cannot open: ", std::generic_category().message(err)));
+    }
+    struct FdCloser {
+      int fd;
+      ~FdCloser() { close(fd); }
+    } closer{fd};
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": cannot stat: ", std::generic_category().message(errno)));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
+    }
+    if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(path, ": file is ", st.st_size,
+                                                       " bytes, above the ", max_bytes,
+                                                       "-byte limit implied by ReadLimits"));
+    }
+    size_ = static_cast<size_t>(st.st_size);
+    if (size_ == 0) return absl::OkStatus();
+    void* data = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (data == MAP_FAILED) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(path, ": cannot map: ", std::generic_category().message(errno)));
+    }
+    data_ = data;
+    return absl::OkStatus();
+  }
+  absl::string_view bytes() const {
+    return data_ == nullptr ? absl::string_view()
+                            : absl::string_view(static_cast<char*>(data_), size_);
+  }
+
+ private:
+  void* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Checks that a header's data fills its member or file exactly, as decoding
+// will, and adds it to the running total.
+absl::Status CheckDeclared(const NpyArrayInfo& info, uint64_t stored_bytes, absl::string_view where,
+                           absl::string_view unit, uint64_t* total, const ReadLimits& limits,
+                           uint64_t offset) {
+  if (info.data_offset > stored_bytes || stored_bytes - info.data_offset != info.data_bytes) {
+    return Bad(where,
+               absl::StrCat("header declares ", info.data_bytes, " bytes of array data but the ",
+                            unit, " holds ",
+                            stored_bytes > info.data_offset ? stored_bytes - info.data_offset : 0),
+               offset);
+  }
+  *total = SaturatingAdd(*total, info.data_bytes);
+  if (*total > limits.max_total_bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(where, ": arrays exceed the limit of ", limits.max_total_bytes,
+                     " bytes in total (ReadLimits::max_total_bytes) at offset ", offset));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<NpyInfoMap> NpzInfosImpl(const std::string& path, const ReadLimits& limits) {
+  MappedFile file;
+  MIA_RETURN_IF_ERROR(file.Open(path, MaxArchiveBytes(limits)));
+  const absl::string_view archive = file.bytes();
+  MIA_ASSIGN_OR_RETURN(const Directory dir, FindDirectory(archive, path, limits));
+  MIA_ASSIGN_OR_RETURN(std::vector<Member> members,
+                       ReadCentralDirectory(archive, path, dir, limits));
+  NpyInfoMap infos;
+  uint64_t total = 0;
+  for (Member& m : members) {
+    MIA_RETURN_IF_ERROR(ReadLocalHeader(archive, path, dir.offset, &m));
+    const std::string where = Where(path, m.name);
+    const absl::string_view stored = archive.substr(m.data_offset, m.compressed_size);
+    auto prefix = [&](uint64_t want) -> absl::StatusOr<std::string> {
+      want = std::min(want, m.uncompressed_size);
+      if (m.method == kMethodDeflated) return InflatePrefix(stored, m.data_offset, want, where);
+      return std::string(stored.substr(0, static_cast<size_t>(want)));
+    };
+    MIA_ASSIGN_OR_RETURN(std::string head, prefix(kHeaderProbeBytes));
+    const uint64_t header_end = NpyHeaderEnd(head);
+    if (header_end > head.size() && head.size() < m.uncompressed_size) {
+      MIA_ASSIGN_OR_RETURN(head,
+                           prefix(std::min(header_end, kNpyHeaderAllowance + kNpyPreambleBytes)));
+    }
+    MIA_ASSIGN_OR_RETURN(NpyArrayInfo info, ParseNpyHeader(head, where, limits));
+    MIA_RETURN_IF_ERROR(
+        CheckDeclared(info, m.uncompressed_size, where, "member", &total, limits, m.local_offset));
+    infos.emplace(m.name.substr(0, m.name.size() - kNpySuffix.size()), std::move(info));
+  }
+  return infos;
+}
+
+// Reads up to `want` bytes from the start of `fd`.
+absl::StatusOr<std::string> ReadPrefix(int fd, uint64_t want, const std::string& path) {
+  std::string out(static_cast<size_t>(want), '\0');
+  uint64_t done = 0;
+  while (done < want) {
+    const ssize_t got = pread(fd, out.data() + done, want - done, static_cast<off_t>(done));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return absl::InvalidArgumentError(absl::StrCat(path, ": read failed at offset ", done, ": ",
+                                                     std::generic_category().message(errno)));
+    }
+    if (got == 0) break;
+    done += static_cast<uint64_t>(got);
+  }
+  out.resize(static_cast<size_t>(done));
+  return out;
+}
+
+absl::StatusOr<NpyInfoMap> NpyDirInfosImpl(const std::string& path, const ReadLimits& limits) {
+  MIA_ASSIGN_OR_RETURN(const auto files, ListNpyFiles(path, limits));
+  const uint64_t file_limit = SaturatingAdd(limits.max_array_bytes, kNpyHeaderAllowance);
+  NpyInfoMap infos;
+  uint64_t total = 0;
+  for (const auto& [full, name] : files) {
+    const int fd = open(full.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(full, ": cannot open: ", std::generic_category().message(errno)));
+    }
+    struct FdCloser {
+      int fd;
+      ~FdCloser() { close(fd); }
+    } closer{fd};
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      return absl::InvalidArgumentError(absl::StrCat(full, ": not a regular file"));
+    }
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (size > file_limit) {
+      return absl::ResourceExhaustedError(absl::StrCat(full, ": file is ", size,
+                                                       " bytes, above the ", file_limit,
+                                                       "-byte limit implied by ReadLimits"));
+    }
+    MIA_ASSIGN_OR_RETURN(std::string head, ReadPrefix(fd, std::min(size, kHeaderProbeBytes), full));
+    const uint64_t header_end = NpyHeaderEnd(head);
+    if (header_end > head.size() && head.size() < size) {
+      MIA_ASSIGN_OR_RETURN(head,
+                           ReadPrefix(fd, std::min({size, header_end, kNpyHeaderAllowance}), full));
+    }
+    MIA_ASSIGN_OR_RETURN(NpyArrayInfo info, ParseNpyHeader(head, full, limits));
+    MIA_RETURN_IF_ERROR(CheckDeclared(info, size, full, "file", &total, limits, 0));
+    infos.emplace(name, std::move(info));
+  }
+  return infos;
 }
 
 // Writing -------------------------------------------------------------------
@@ -877,6 +1123,23 @@ absl::StatusOr<NpyMap> ReadArrays(const std::string& path, const ReadLimits& lim
   }
   if (S_ISDIR(st.st_mode)) return ReadNpyDir(path, limits);
   return ReadNpz(path, limits);
+}
+
+absl::StatusOr<NpyInfoMap> ReadArrayInfos(const std::string& path, const ReadLimits& limits) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) {
+      return absl::NotFoundError(absl::StrCat(path, ": no such file or folder"));
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": cannot stat: ", std::generic_category().message(errno)));
+  }
+  try {
+    if (S_ISDIR(st.st_mode)) return NpyDirInfosImpl(path, limits);
+    return NpzInfosImpl(path, limits);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(path, ": out of memory"));
+  }
 }
 
 absl::Status WriteNpz(const std::string& path, const NpyMap& arrays, bool compress) {

@@ -218,5 +218,62 @@ TEST(BundleTest, FolderOfNpyFiles) {
   EXPECT_EQ(b->points(), 20);
 }
 
+io::NpyArrayInfo Info(io::DType dtype, size_t item_size, std::vector<int64_t> shape) {
+  io::NpyArrayInfo info;
+  info.dtype = dtype;
+  info.item_size = item_size;
+  info.shape = std::move(shape);
+  uint64_t n = 1;
+  for (int64_t d : info.shape) n *= static_cast<uint64_t>(d);
+  info.data_bytes = n * item_size;
+  return info;
+}
+
+// Sizes worked out by hand: decoded arrays + converted copies + 3 signal
+// kinds of doubles on every model, point and query.
+TEST(BundleMemory, SignalsBundle) {
+  io::NpyInfoMap arrays;
+  arrays["keep"] = Info(io::DType::kBool, 1, {4, 100});
+  arrays["signals"] = Info(io::DType::kFloat64, 8, {4, 100});
+  const BundleMemoryEstimate e = EstimateBundleMemory(arrays);
+  EXPECT_EQ(e.bytes, (400 + 3200) + (400 + 3200) + 4 * 100 * 24);
+  EXPECT_EQ(e.what,
+            "scoring a bundle of 4 models x 100 points x 1 query (2 arrays, 3.60 kB decoded)");
+}
+
+TEST(BundleMemory, LogitsBundleWithQueriesAndPopulation) {
+  io::NpyInfoMap arrays;
+  arrays["keep"] = Info(io::DType::kBool, 1, {4, 100});
+  arrays["logits"] = Info(io::DType::kFloat32, 4, {4, 100, 2, 10});
+  arrays["labels"] = Info(io::DType::kInt32, 4, {100});
+  arrays["population_logits"] = Info(io::DType::kFloat64, 8, {4, 50, 2, 10});
+  arrays["population_labels"] = Info(io::DType::kInt64, 8, {50});
+  // keep, logits (8000 floats), labels (int32), population logits (4000
+  // doubles) and labels.
+  const uint64_t decoded = 400 + 8000 * 4 + 100 * 4 + 4000 * 8 + 50 * 8;
+  // keep, logits as float, labels as int64, population logits as float.
+  const uint64_t converted = 400 + 8000 * 4 + 100 * 8 + 4000 * 4 + 50 * 8;
+  EXPECT_EQ(EstimateBundleMemory(arrays).bytes, decoded + converted + 4 * 150 * 2 * 24);
+  EXPECT_THAT(EstimateBundleMemory(arrays).what,
+              HasSubstr("4 models x 100 points x 2 queries and 50 population points"));
+}
+
+// The estimate of a real bundle's headers covers at least its decoded arrays.
+TEST(BundleMemory, CoversTheDecodedArrays) {
+  SyntheticOptions options;
+  options.models = 4;
+  options.points = 300;
+  options.population = 50;
+  const io::NpyMap arrays = *MakeSyntheticBundle(options);
+  const std::string path = ::testing::TempDir() + "/bundle_memory.npz";
+  ASSERT_TRUE(io::WriteNpz(path, arrays, /*compress=*/true).ok());
+  const absl::StatusOr<io::NpyInfoMap> infos = io::ReadArrayInfos(path);
+  ASSERT_TRUE(infos.ok()) << infos.status();
+  uint64_t decoded = 0;
+  for (const auto& [name, array] : arrays) decoded += array.data.size();
+  EXPECT_GT(EstimateBundleMemory(*infos).bytes, decoded);
+  EXPECT_THAT(EstimateBundleMemory(*infos).what, HasSubstr("4 models x 300 points"));
+}
+
 }  // namespace
 }  // namespace mia::audit

@@ -3,6 +3,7 @@
 # exit codes, messages and report files. Usage: cli_test.sh PATH_TO_MIA
 set -u
 MIA=$(readlink -f "${1:?path to the mia binary}")
+TESTS=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3   # Debian's python3 with numpy (scripts/install-deps.sh)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -99,6 +100,12 @@ expect "bad target" 2 "target model 9" -- "$MIA" score --bundle b.npz --targets 
 expect "big bundle" 0 "" -- "$MIA" make-bundle --out big.npz --points 20000 --population 10
 expect "too large" 4 "big.npz" -- "$MIA" score --bundle big.npz --max-bundle-mb 1 --out r
 expect "missing flag" 2 "--out" -- "$MIA" score --bundle b.npz
+
+# A few megabytes of deflated zeros declaring keep and signals of [4, 1e8]
+# (2 GB decoded): sized from the headers and refused before decoding.
+$PY "$TESTS/io/make_zeros_npz.py" zeros.npz
+expect "memory budget" 4 "for scoring a bundle of 4 models x 100000000 points x 1 query (2 arrays, 2.00 GB decoded) exceeds this machine's memory budget 1.05 GB; see --memory-budget-mb" -- "$MIA" score --bundle zeros.npz --memory-budget-mb 1000 --out r
+expect "declared array too large" 4 "zeros.npz: member 'signals.npy': declared size" -- "$MIA" score --bundle zeros.npz --max-bundle-mb 1000 --out r
 expect "report folder not writable" 1 "rep/result.json" -- "$MIA" score --bundle b.npz --attack loss --out rep/result.json
 expect "list attacks" 0 "" -- "$MIA" attacks
 grep -q "rmia-offline" out.txt && ok "attacks lists rmia-offline" || bad "attacks lists rmia-offline"

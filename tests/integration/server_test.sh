@@ -8,6 +8,7 @@ set -u
 SERVER=$(readlink -f "${1:?path to the mia-server binary}")
 MIA=$(readlink -f "${2:?path to the mia binary}")
 STUBS=$(readlink -f "${3:?folder with mia/v1/audit_pb2.py}")
+TESTS=$(cd "$(dirname "$0")/.." && pwd)   # tests/, for its helper scripts
 PY=/usr/bin/python3   # Debian's python3 with grpcio and protobuf (scripts/install-deps.sh)
 GRPC_PROTO=/usr/share/grpc-proto   # Debian's grpc-proto: health and reflection .proto
 WORK=$(mktemp -d)
@@ -597,7 +598,8 @@ alive && ok "server up after corrupt uploads" || bad "server up after corrupt up
 # Limits: server C, short-lived, with a 64 KiB message limit and a 20000-byte
 # upload limit.
 PORT_C=$(free_port)
-if start_server C "$WORK/data-c" "$PORT_C" --max_message_bytes=65536 --max_upload_bytes=20000; then
+if start_server C "$WORK/data-c" "$PORT_C" --max_message_bytes=65536 --max_upload_bytes=20000 \
+    --memory_budget_bytes=1000000000; then
   ok "server C (small limits) healthy"
   alive_c() { kill -0 "$C_PID" 2>/dev/null && wait_health "$PORT_C" 5; }
   # gRPC refuses a message above the server's receive limit before the
@@ -625,6 +627,24 @@ if start_server C "$WORK/data-c" "$PORT_C" --max_message_bytes=65536 --max_uploa
   expect "upload below max_upload_bytes is accepted" 0 "$(sha256sum small.bin | cut -d' ' -f1)" -- \
     "$MIA" upload small.bin --server "127.0.0.1:$PORT_C"
   alive_c && ok "server C up after oversized uploads" || bad "server C up after oversized uploads"
+  # Memory admission: sized before queueing, refused with the estimate.
+  sed -e 's/hidden: \[32\]/hidden: [65536, 65536, 65536]/' train.yaml > wide.yaml
+  expect "training above memory_budget_bytes: exit 4" 4 "exceeds the server's memory budget 1.00 GB" -- \
+    "$MIA" submit wide.yaml --server "127.0.0.1:$PORT_C"
+  grep -qF "training 'mlp' with hidden [65536, 65536, 65536]" all.txt \
+    && ok "memory refusal names the architecture" || { bad "memory refusal names the architecture"; show all.txt; }
+  $PY "$TESTS/io/make_zeros_npz.py" root/zeros.npz
+  sed -e 's/path: b.npz/path: zeros.npz/' bundle.yaml > zeros.yaml
+  expect "bundle above memory_budget_bytes: exit 4" 4 "scoring a bundle of 4 models x 100000000 points" -- \
+    "$MIA" submit zeros.yaml --server "127.0.0.1:$PORT_C"
+  grep -qF "$WORK" all.txt && { bad "memory refusal names server paths"; show all.txt; } \
+    || ok "memory refusal names no server path"
+  alive_c && ok "server C up after memory refusals" || bad "server C up after memory refusals"
+  grep -q '"msg":"serving".*"memory_budget_bytes":1000000000' "$WORK/data-c.log" \
+    && ok "server C logs its memory budget" || { bad "server C logs its memory budget"; show "$WORK/data-c.log"; }
+  grep -q '"msg":"serving".*"memory_budget_bytes":[1-9]' "$WORK/data-a.log" \
+    && ok "server A logs the budget it derived from the machine" \
+    || { bad "server A logs the budget it derived from the machine"; show "$WORK/data-a.log"; }
   kill -TERM "$C_PID"; wait "$C_PID"; c_rc=$?
   [ "$c_rc" -eq 0 ] && ok "server C: SIGTERM exits 0" || bad "server C: SIGTERM exit $c_rc"
 else

@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include "core/io/npy.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/io/zeros_npz.h"
 
 namespace mia::io {
 namespace {
@@ -904,6 +906,119 @@ TEST(NpzZip, NamesInMessagesAreEscaped) {
   const absl::Status s = ParseError(BuildZip({{"evil\n\x1b[31m.txt", "x"}}).bytes);
   EXPECT_THAT(s.message(), HasSubstr("member 'evil\\n\\x1b[31m.txt'"));
   EXPECT_EQ(s.message().find('\n'), absl::string_view::npos);
+}
+
+// Declared sizes ----------------------------------------------------------
+
+void ExpectInfosMatch(const NpyMap& arrays, const NpyInfoMap& infos) {
+  ASSERT_EQ(arrays.size(), infos.size());
+  for (const auto& [name, array] : arrays) {
+    auto it = infos.find(name);
+    ASSERT_NE(it, infos.end()) << name;
+    EXPECT_EQ(it->second.dtype, array.dtype) << name;
+    EXPECT_EQ(it->second.item_size, array.item_size) << name;
+    EXPECT_EQ(it->second.shape, array.shape) << name;
+    EXPECT_EQ(it->second.data_bytes, array.data.size()) << name;
+  }
+}
+
+TEST(NpzInfos, AgreeWithWhatReadArraysDecodes) {
+  const ScratchDir scratch;
+  const std::string& dir = scratch.path();
+  const NpyMap arrays = SampleArrays();
+  for (bool compress : {false, true}) {
+    const std::string path = absl::StrCat(dir, compress ? "/packed.npz" : "/plain.npz");
+    ASSERT_TRUE(WriteNpz(path, arrays, compress).ok());
+    ExpectInfosMatch(arrays, Get(ReadArrayInfos(path)));
+  }
+  const std::string folder = dir + "/arrays";
+  ASSERT_EQ(mkdir(folder.c_str(), 0755), 0);
+  for (const auto& [name, array] : arrays) {
+    ASSERT_TRUE(WriteNpy(absl::StrCat(folder, "/", name, ".npy"), array).ok());
+  }
+  ExpectInfosMatch(arrays, Get(ReadArrayInfos(folder)));
+  EXPECT_EQ(ReadArrayInfos(dir + "/nope.npz").status().code(), absl::StatusCode::kNotFound);
+}
+
+// A header longer than the first read (NumPy pads, and format 2.0 allows
+// long ones) is read again in full.
+TEST(NpzInfos, LongHeaders) {
+  const ScratchDir scratch;
+  std::string dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }";
+  dict.append(9000 - dict.size(), ' ');
+  dict.push_back('\n');
+  std::string npy("\x93NUMPY\x02\x00", 8);
+  Put32(&npy, static_cast<uint32_t>(dict.size()));
+  npy += dict + std::string(24, '\0');
+  const std::string path = scratch.path() + "/long.npz";
+  WriteFile(path, BuildZip({ZipMember("x.npy", npy, /*deflate=*/true)}).bytes);
+  const NpyInfoMap infos = Get(ReadArrayInfos(path));
+  ASSERT_EQ(infos.count("x"), 1u);
+  EXPECT_EQ(infos.at("x").shape, std::vector<int64_t>{3});
+  EXPECT_EQ(infos.at("x").data_bytes, 24u);
+  ExpectInfosMatch(Get(ReadNpz(path)), infos);
+}
+
+TEST(NpzInfos, HeaderThatDisagreesWithItsMemberIsRefused) {
+  const ScratchDir scratch;
+  // Declares 3 doubles; the member holds 2.
+  std::string npy = SmallNpy();
+  npy.resize(npy.size() - 8);
+  const std::string path = scratch.path() + "/short.npz";
+  WriteFile(path, BuildZip({ZipMember("x.npy", npy, /*deflate=*/true)}).bytes);
+  const absl::Status s = ReadArrayInfos(path).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(s.message(), HasSubstr("member 'x.npy'"));
+  EXPECT_THAT(s.message(), HasSubstr("header declares 24 bytes of array data"));
+}
+
+// The attack of the review: a few megabytes of deflated zeros declaring
+// [4, 1e8] arrays. The declared pass reads the shapes without decoding; the
+// limits refuse it from the headers alone.
+TEST(NpzInfos, DeflatedZerosDeclaringGigabytesAreSizedWithoutDecoding) {
+  const ScratchDir scratch;
+  const std::string path = scratch.path() + "/huge.npz";
+  const std::string archive = testdata::HugeZerosBundle();
+  ASSERT_LT(archive.size(), 8u << 20);
+  WriteFile(path, archive);
+
+  const NpyInfoMap infos = Get(ReadArrayInfos(path));
+  ASSERT_EQ(infos.size(), 2u);
+  EXPECT_EQ(infos.at("keep").shape, (std::vector<int64_t>{4, 100'000'000}));
+  EXPECT_EQ(infos.at("keep").dtype, DType::kBool);
+  EXPECT_EQ(infos.at("keep").data_bytes, 400'000'000u);
+  EXPECT_EQ(infos.at("signals").data_bytes, 1'600'000'000u);
+
+  ReadLimits per_array;
+  per_array.max_array_bytes = uint64_t{1} << 30;
+  absl::Status s = ReadArrayInfos(path, per_array).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_THAT(s.message(), HasSubstr("member 'signals.npy'"));
+  EXPECT_THAT(s.message(), HasSubstr("ReadLimits::max_array_bytes"));
+
+  ReadLimits total;
+  total.max_total_bytes = 1'000'000'000;
+  s = ReadArrayInfos(path, total).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_THAT(s.message(), HasSubstr("ReadLimits::max_total_bytes"));
+}
+
+// The helper's archives are real: a smaller one decodes to zeros with every
+// CRC and size right, so a refusal of the large one is the limits' doing.
+TEST(NpzInfos, ZerosArchivesDecode) {
+  const ScratchDir scratch;
+  const std::string path = scratch.path() + "/zeros.npz";
+  WriteFile(path, testdata::ZerosNpz(
+                      {{"keep", "|b1", 1, {2, 3'000'000}}, {"signals", "<f4", 4, {2, 1'500'001}}}));
+  const NpyMap arrays = Get(ReadNpz(path));
+  ASSERT_EQ(arrays.size(), 2u);
+  EXPECT_EQ(arrays.at("keep").data.size(), 6'000'000u);
+  EXPECT_EQ(arrays.at("signals").data.size(), 12'000'008u);
+  for (const auto& [name, array] : arrays) {
+    EXPECT_TRUE(std::all_of(array.data.begin(), array.data.end(), [](uint8_t b) { return b == 0; }))
+        << name;
+  }
+  ExpectInfosMatch(arrays, Get(ReadArrayInfos(path)));
 }
 
 }  // namespace

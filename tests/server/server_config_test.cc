@@ -73,6 +73,31 @@ TEST(ServerConfigTest, ConfigFileFromEnvironmentAndListsAsText) {
   EXPECT_THAT(config->data_roots, ElementsAre("/x", "/y"));
 }
 
+TEST(ServerConfigTest, MemoryBudgetAndBundleLimits) {
+  const ServerConfig defaults;
+  EXPECT_EQ(defaults.memory_budget_bytes, 0);  // 0: from the machine or container
+  EXPECT_EQ(defaults.max_bundle_array_bytes, int64_t{8} << 30);
+  EXPECT_EQ(defaults.max_bundle_total_bytes, int64_t{16} << 30);
+  const std::string file = WriteFile("memory.yaml", "max_bundle_total_bytes: 3000\n");
+  ConfigSources sources;
+  sources.flags = {{"config", file}, {"memory_budget_bytes", "19200000000"}};
+  sources.env = {{"MIA_MAX_BUNDLE_ARRAY_BYTES", "1000"}};
+  absl::StatusOr<ServerConfig> config = LoadServerConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->memory_budget_bytes, 19'200'000'000);
+  EXPECT_EQ(config->max_bundle_array_bytes, 1000);
+  EXPECT_EQ(config->max_bundle_total_bytes, 3000);
+
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"memory_budget_bytes", "-1"}, {"max_bundle_array_bytes", "0"}}) {
+    ConfigSources bad;
+    bad.flags = {{key, value}};
+    const absl::Status s = LoadServerConfig(bad).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << key;
+    EXPECT_THAT(s.message(), HasSubstr(key));
+  }
+}
+
 TEST(ServerConfigTest, UnknownFileKeyIsAnError) {
   const std::string file = WriteFile("unknown.yaml", "workers: 2\nworkerz: 3\n");
   ConfigSources sources;

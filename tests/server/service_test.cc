@@ -38,6 +38,7 @@
 #include "server/metrics_http.h"
 #include "spdlog/sinks/ostream_sink.h"
 #include "tests/common/write_failures.h"
+#include "tests/io/zeros_npz.h"
 
 namespace mia::server {
 namespace {
@@ -731,6 +732,116 @@ TEST_F(ServiceTest, UploadThenAuditByArtifactId) {
     EXPECT_EQ(entry.path().filename().string(), sha);
   }
   ExpectAlive();
+}
+
+// The review's upload: 2 MB of deflated zeros declaring keep and signals of
+// [4, 1e8]. CreateAudit sizes it from the headers and refuses it before a job
+// exists, naming the estimate and the budget; nothing is decoded.
+TEST_F(ServiceTest, BundleAboveTheMemoryBudgetIsRefusedBeforeQueueing) {
+  server_.reset();
+  StartServer([](ServerConfig& c) {
+    c.memory_budget_bytes = 1'000'000'000;
+    c.max_upload_bytes = 8 << 20;
+  });
+  const std::string content = testdata::HugeZerosBundle();
+  {
+    std::ofstream out(roots_ + "/huge.npz", std::ios::binary);
+    out << content;
+  }
+  v1::Audit created;
+  grpc::Status status = Create(BundleSpec("huge.npz"), &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("estimated "));
+  EXPECT_THAT(status.error_message(), HasSubstr("scoring a bundle of 4 models x 100000000 points"));
+  EXPECT_THAT(status.error_message(), HasSubstr("exceeds the server's memory budget 1.00 GB"));
+  EXPECT_THAT(status.error_message(), HasSubstr("--memory_budget_bytes"));
+  EXPECT_THAT(status.error_message(), Not(HasSubstr(roots_)));
+
+  // The same bytes uploaded, referenced by artifact id.
+  v1::ArtifactHeader header;
+  header.set_filename("huge.npz");
+  header.set_size(static_cast<int64_t>(content.size()));
+  header.set_sha256(Sha256Hex(content));
+  v1::Artifact artifact;
+  const grpc::Status uploaded = Upload(content, header, &artifact);
+  ASSERT_TRUE(uploaded.ok()) << uploaded.error_message();
+  v1::AuditSpec spec = BundleSpec();
+  spec.mutable_signals_bundle()->mutable_bundle()->set_artifact_id(artifact.artifact_id());
+  status = Create(spec, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("exceeds the server's memory budget"));
+  EXPECT_THAT(status.error_message(), Not(HasSubstr(dir_)));
+
+  // No job was queued; a bundle that fits still runs.
+  v1::ListAuditsResponse listed;
+  ASSERT_TRUE(stub_->ListAudits(Ctx().get(), v1::ListAuditsRequest(), &listed).ok());
+  EXPECT_EQ(listed.audits_size(), 0);
+  ASSERT_TRUE(Create(BundleSpec(), &created).ok());
+  std::vector<v1::Audit> snapshots;
+  ASSERT_TRUE(Watch(created.name(), 0, &snapshots).ok());
+  EXPECT_EQ(snapshots.back().state(), v1::Audit::SUCCEEDED);
+}
+
+// The decode limits are the server's flags, checked from the headers.
+TEST_F(ServiceTest, BundleDecodeLimitsAreServerSettings) {
+  server_.reset();
+  StartServer([](ServerConfig& c) { c.max_bundle_array_bytes = int64_t{1} << 30; });
+  {
+    std::ofstream out(roots_ + "/huge.npz", std::ios::binary);
+    out << testdata::HugeZerosBundle();
+  }
+  v1::Audit created;
+  grpc::Status status = Create(BundleSpec("huge.npz"), &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("spec.signals_bundle.bundle: member 'signals.npy': declared size"));
+  EXPECT_THAT(status.error_message(), HasSubstr("--max_bundle_array_bytes"));
+  EXPECT_THAT(status.error_message(), Not(HasSubstr(roots_)));
+
+  server_.reset();
+  StartServer([](ServerConfig& c) { c.max_bundle_total_bytes = 1'000'000'000; });
+  status = Create(BundleSpec("huge.npz"), &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("--max_bundle_total_bytes"));
+}
+
+// Training specs are sized from the architecture and the data's shape.
+TEST_F(ServiceTest, TrainingAboveTheMemoryBudgetIsRefusedBeforeQueueing) {
+  server_.reset();
+  StartServer([](ServerConfig& c) { c.memory_budget_bytes = 1'000'000'000; });
+  {
+    std::ofstream out(roots_ + "/purchase.csv");
+    for (int row = 0; row < 2000; ++row) {
+      out << 1 + row % 100;
+      for (int f = 0; f < 600; ++f) out << (f % 3 == 0 ? ",1" : ",0");
+      out << "\n";
+    }
+  }
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("purchase100");
+  spec.mutable_data()->mutable_data_dir()->set_server_path("purchase.csv");
+  spec.mutable_data()->set_population_size(4);
+  for (int i = 0; i < 3; ++i) spec.mutable_train()->mutable_hidden()->add_widths(65536);
+  v1::Audit created;
+  grpc::Status status = Create(spec, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("for training 'mlp' with hidden [65536, 65536, 65536]"));
+  EXPECT_THAT(status.error_message(), HasSubstr("exceeds the server's memory budget 1.00 GB"));
+  EXPECT_THAT(status.error_message(), Not(HasSubstr(roots_)));
+
+  // 1,024 experiments with 4,096 references: sized by their signals.
+  v1::AuditSpec crowd;
+  *crowd.mutable_data() = spec.data();
+  crowd.mutable_run()->set_num_experiments(1024);
+  crowd.mutable_audit()->set_num_ref_models(4096);
+  status = Create(crowd, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("5120 models x "));
+
+  v1::ListAuditsResponse listed;
+  ASSERT_TRUE(stub_->ListAudits(Ctx().get(), v1::ListAuditsRequest(), &listed).ok());
+  EXPECT_EQ(listed.audits_size(), 0);
 }
 
 TEST_F(ServiceTest, CancelPendingHeartbeatsAndWatcherLimit) {

@@ -9,6 +9,7 @@
 
 #include "core/models/layers.h"
 #include "core/models/registry.h"
+#include "core/pipeline/memory_estimate.h"
 #include "core/training/optimizer.h"
 #include "core/training/recipe.h"
 #include "core/training/torch_error.h"
@@ -32,6 +33,41 @@ int64_t ParameterCount(const Classifier& model) {
   int64_t n = 0;
   for (const auto& p : model.parameters()) n += p.numel();
   return n;
+}
+
+// The server's torch-free estimate (core/pipeline/memory_estimate.h) counts
+// exactly the parameters the builders create.
+TEST(ModelsTest, TorchFreeParameterCountMatchesTheBuiltModels) {
+  struct Case {
+    ModelSpec spec;
+    std::vector<int64_t> shape;
+    int64_t classes;
+  };
+  std::vector<Case> cases;
+  auto spec = [](const std::string& name, std::vector<int> hidden, int width, int depth) {
+    ModelSpec s;
+    s.architecture = name;
+    s.hidden = std::move(hidden);
+    s.width = width;
+    s.depth = depth;
+    return s;
+  };
+  cases.push_back({spec("mlp", {128}, 1, 28), {600}, 100});
+  cases.push_back({spec("mlp", {}, 1, 28), {20}, 3});
+  cases.push_back({spec("mlp", {32, 16}, 1, 28), {1, 28, 28}, 10});
+  cases.push_back({spec("cnn", {}, 1, 28), {3, 32, 32}, 10});
+  cases.push_back({spec("cnn", {}, 2, 28), {1, 28, 28}, 10});
+  cases.push_back({spec("alexnet", {}, 1, 28), {3, 32, 32}, 100});
+  cases.push_back({spec("wrn", {}, 1, 10), {3, 32, 32}, 10});
+  cases.push_back({spec("wrn", {}, 2, 16), {3, 16, 16}, 100});
+  for (const Case& c : cases) {
+    const std::shared_ptr<Classifier> model = Build(c.spec, c.shape, c.classes);
+    ASSERT_NE(model, nullptr) << c.spec.architecture;
+    const absl::StatusOr<uint64_t> estimated = pipeline::ParameterCount(c.spec, c.shape, c.classes);
+    ASSERT_TRUE(estimated.ok()) << estimated.status();
+    EXPECT_EQ(*estimated, static_cast<uint64_t>(ParameterCount(*model)))
+        << c.spec.architecture << " width " << c.spec.width << " depth " << c.spec.depth;
+  }
 }
 
 TEST(ModelsTest, MlpGivesLogitsOfTheRightShape) {
