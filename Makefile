@@ -13,6 +13,9 @@ ifneq ($(CI),)
 CMAKE_ARGS += -DMIA_WERROR=ON
 endif
 JOBS ?= $(shell nproc)
+# ccache keys on paths relative to the checkout, so that a fresh clone in
+# another folder (CI) reuses what an earlier build of the same sources compiled.
+export CCACHE_BASEDIR ?= $(CURDIR)
 
 .PHONY: all deps configure build test demo demo-local bench clean
 
