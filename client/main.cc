@@ -281,7 +281,7 @@ int main(int argc, char** argv) {
   }
   if (*attacks_cmd) return mia::client::RunListAttacks();
 #if MIA_WITH_TORCH
-  if (*audit_cmd) return mia::client::RunAudit(audit);
+  if (*audit_cmd) return mia::client::RunAuditCommand(audit);
 #endif
   const bool remote_command = *submit_cmd || *get_cmd || *list_cmd || *watch_cmd || *cancel_cmd ||
                               *delete_cmd || *scores_cmd || *report_cmd || *upload_cmd;
