@@ -61,6 +61,20 @@ loads_no_torch "mia list" "$MIA" list --server 127.0.0.1:1 --timeout 1
 "$MIA" make-bundle --out b.npz --points 200 --population 100 2>/dev/null
 loads_no_torch "mia score" "$MIA" score --bundle b.npz --attack rmia-offline --out rep -q
 
+# The bootstrap's threads change no figure.
+"$MIA" score --bundle b.npz --attack rmia-offline,loss --out rep_t1 -q --threads 1 --bootstrap 300 \
+  >/dev/null 2>&1
+"$MIA" score --bundle b.npz --attack rmia-offline,loss --out rep_t3 -q --threads 3 --bootstrap 300 \
+  >/dev/null 2>&1
+$PY - <<'PY' && ok "score --threads 1 and 3 agree" || bad "score --threads 1 and 3 agree"
+import json
+a, b = (json.load(open(f"rep_t{t}/result.json"))["results"] for t in (1, 3))
+assert [(x["auc"], x["auc_ci"], x["tpr_at_fpr"]) for x in a] == \
+       [(x["auc"], x["auc_ci"], x["tpr_at_fpr"]) for x in b]
+assert all(x["auc_ci"] is not None for x in a)
+PY
+expect "score --threads -1 refused" 2 "--threads" -- "$MIA" score --bundle b.npz --out r --threads -1
+
 [ "$WITH_TORCH" = 1 ] || { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit; }
 
 # A tiny tabular audit: 300 rows, 6 features, 3 classes, 4 small MLPs.
