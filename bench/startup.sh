@@ -74,7 +74,7 @@ measure() {
   rss=$(tail -1 "$tmp/time.txt")
   read -r kb user sys <<<"$rss"
   printf '| %s | %d ms | %d ms | %.1f MB | %s + %s s |\n' "$label" $((total / reps)) "$best" \
-    "$(echo "$kb / 1024" | bc -l)" "$user" "$sys"
+    "$(awk -v kb="$kb" 'BEGIN { print kb / 1024 }')" "$user" "$sys"
 }
 
 echo "| command | mean wall | best wall | peak RSS | user + sys (one run) |"
