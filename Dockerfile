@@ -37,8 +37,12 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin mia
 
+# `mia audit` runs in libmia_audit_command.so, which mia opens from
+# ../lib/mia/ beside itself only for that command (the others never load
+# LibTorch).
 FROM runtime AS cli
 COPY --from=build /build/client/mia /usr/local/bin/mia
+COPY --from=build /build/client/libmia_audit_command.so /usr/local/lib/mia/libmia_audit_command.so
 USER 10001:10001
 WORKDIR /work
 ENTRYPOINT ["mia"]

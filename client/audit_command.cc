@@ -74,8 +74,8 @@ int RunAudit(const AuditCommandOptions& options) {
     std::fprintf(stderr, "mia: error: %s\n", std::string(out.status().message()).c_str());
     return ExitCodeFor(out.status());
   }
-  std::printf("%-10s %-9s %-8s %9s %9s %9s\n", "model", "role", "source", "train_acc",
-              "test_acc", "seconds");
+  std::printf("%-10s %-9s %-8s %9s %9s %9s\n", "model", "role", "source", "train_acc", "test_acc",
+              "seconds");
   for (const pipeline::ModelRecord& m : out->models) {
     std::printf("%-10d %-9s %-8s %9.4f %9.4f %9.2f\n", m.index, m.target ? "target" : "reference",
                 m.source.size() > 8 ? "file" : m.source.c_str(), m.report.train_accuracy,
@@ -91,3 +91,20 @@ int RunAudit(const AuditCommandOptions& options) {
 }
 
 }  // namespace mia::client
+
+extern "C" int mia_audit_command_main(const MiaAuditArgs* args) {
+  if (args == nullptr || args->abi_version != kMiaAuditAbiVersion) {
+    std::fprintf(stderr,
+                 "mia: error: %s is from another build of mia (interface version %d, "
+                 "expected %d): rebuild or reinstall mia\n",
+                 mia::client::kAuditLibraryName, args == nullptr ? -1 : args->abi_version,
+                 kMiaAuditAbiVersion);
+    return mia::client::kExitFailure;
+  }
+  mia::client::AuditCommandOptions options;
+  options.config = args->config != nullptr ? args->config : "";
+  options.out_dir = args->out_dir != nullptr ? args->out_dir : "";
+  options.threads = args->threads;
+  options.quiet = args->quiet != 0;
+  return mia::client::RunAudit(options);
+}

@@ -68,6 +68,13 @@ int main(int argc, char** argv) {
                    "Bootstrap resamples for confidence intervals (0: none)")
       ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
+  // The bootstrap is most of a score's time: on every core unless told.
+  score.scoring.bootstrap.threads = 0;
+  score_cmd
+      ->add_option("--threads", score.scoring.bootstrap.threads,
+                   "Threads for the bootstrap (0: all cores); the result does not depend on it")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
   score_cmd->add_option("--confidence", score.scoring.bootstrap.confidence, "Interval level")
       ->check(CLI::Range(0.5, 0.9999))
       ->capture_default_str();
@@ -290,7 +297,7 @@ int main(int argc, char** argv) {
   }
   if (*attacks_cmd) return mia::client::RunListAttacks();
 #if MIA_WITH_TORCH
-  if (*audit_cmd) return mia::client::RunAudit(audit);
+  if (*audit_cmd) return mia::client::RunAuditCommand(audit);
 #endif
   const bool remote_command = *submit_cmd || *get_cmd || *list_cmd || *watch_cmd || *cancel_cmd ||
                               *delete_cmd || *scores_cmd || *report_cmd || *upload_cmd;

@@ -61,6 +61,9 @@ absl::StatusOr<std::optional<SignalSource>> ReadSource(io::NpyMap& arrays,
       return ShapeError(logits_name, a, "at least 1 model, 1 point, 1 query and 2 classes");
     }
     MIA_ASSIGN_OR_RETURN(src.logits, a.ToFloat(logits_name));
+    // The decoded bytes are not needed again: free them now, or a large bundle
+    // is held twice while the rest converts.
+    std::vector<uint8_t>().swap(arrays.at(logits_name).data);
     auto labels_it = arrays.find(labels_name);
     if (labels_it == arrays.end()) {
       return absl::InvalidArgumentError(absl::StrCat("array '", labels_name, "' is missing: '",
@@ -98,6 +101,7 @@ absl::StatusOr<std::optional<SignalSource>> ReadSource(io::NpyMap& arrays,
     src.signal.points = a.shape[1];
     src.signal.queries = a.shape.size() == 3 ? static_cast<int>(a.shape[2]) : 1;
     MIA_ASSIGN_OR_RETURN(src.signal.values, a.ToDouble(signals_name));
+    std::vector<uint8_t>().swap(arrays.at(signals_name).data);  // as for logits
     MIA_RETURN_IF_ERROR(
         attacks::ValidateSignal(src.signal, kind, absl::StrCat("array '", signals_name, "'")));
   }

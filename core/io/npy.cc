@@ -485,8 +485,10 @@ absl::StatusOr<ParsedHeader> ParseNpyHeaderImpl(absl::string_view bytes, absl::s
   return parsed;
 }
 
+// `owned`, when given, holds `bytes`: its buffer becomes the array's data.
 absl::StatusOr<NpyArray> ParseNpyImpl(absl::string_view bytes, absl::string_view source,
-                                      const ReadLimits& limits) {
+                                      const ReadLimits& limits,
+                                      std::vector<uint8_t>* owned = nullptr) {
   MIA_ASSIGN_OR_RETURN(ParsedHeader parsed, ParseNpyHeaderImpl(bytes, source, limits));
   Header& header = parsed.header;
   const Descr& descr = parsed.descr;
@@ -511,7 +513,14 @@ absl::StatusOr<NpyArray> ParseNpyImpl(absl::string_view bytes, absl::string_view
   array.dtype = descr.dtype;
   array.item_size = descr.item_size;
   array.shape = std::move(header.shape);
-  array.data.assign(raw + data_start, raw + data_start + data_bytes);
+  if (owned != nullptr) {
+    // Drop the preamble in place: one buffer of a large array, not two.
+    owned->erase(owned->begin(), owned->begin() + static_cast<std::ptrdiff_t>(data_start));
+    owned->resize(data_bytes);
+    array.data = std::move(*owned);
+  } else {
+    array.data.assign(raw + data_start, raw + data_start + data_bytes);
+  }
   if (descr.swap) ByteSwapUnits(&array.data, descr.dtype == DType::kUnicode ? 4 : descr.item_size);
   if (header.fortran_order && array.shape.size() >= 2 && elements > 1) {
     array.data =
@@ -914,6 +923,17 @@ absl::StatusOr<NpyArray> ParseNpy(absl::string_view bytes, absl::string_view sou
   // The only exceptions reachable here are allocation failures within limits.
   try {
     return ParseNpyImpl(bytes, source, limits);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(source, ": out of memory"));
+  }
+}
+
+absl::StatusOr<NpyArray> ParseNpyBuffer(std::vector<uint8_t>&& bytes, absl::string_view source,
+                                        const ReadLimits& limits) {
+  try {
+    std::vector<uint8_t> owned = std::move(bytes);
+    const absl::string_view view(reinterpret_cast<const char*>(owned.data()), owned.size());
+    return ParseNpyImpl(view, source, limits, &owned);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(absl::StrCat(source, ": out of memory"));
   }

@@ -99,6 +99,12 @@ struct NpyArrayInfo {
 absl::StatusOr<NpyArrayInfo> ParseNpyHeader(absl::string_view prefix, absl::string_view source,
                                             const ReadLimits& limits = {});
 
+// ParseNpy of the image in `bytes`, whose buffer becomes the array's data
+// instead of being copied (a member just inflated from an archive): a large
+// array is then held once, not twice, while it is read. `bytes` is consumed.
+absl::StatusOr<NpyArray> ParseNpyBuffer(std::vector<uint8_t>&& bytes, absl::string_view source,
+                                        const ReadLimits& limits = {});
+
 // Serializes as .npy format 1.0 (2.0 if the header needs it), little-endian, C order.
 std::string SerializeNpy(const NpyArray& array);
 

@@ -256,9 +256,13 @@ uint32_t Crc32(absl::string_view data) {
 // a stream longer than declared is caught the moment it overflows, without
 // inflating the rest of a bomb.
 absl::Status Inflate(absl::string_view input, uint64_t input_offset, uint64_t declared,
-                     absl::string_view where, std::unique_ptr<char[]>* output) {
-  output->reset(new (std::nothrow) char[declared + 1]);
-  if (*output == nullptr) {
+                     absl::string_view where, std::vector<uint8_t>* output) {
+  // Reserved, not sized: the pages of a declared size are touched only as
+  // the stream really fills them, as a bomb's declared size is not trusted.
+  try {
+    output->clear();
+    output->reserve(declared + 1);
+  } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(
         absl::StrCat(where, ": out of memory for ", declared, " bytes"));
   }
@@ -280,7 +284,8 @@ absl::Status Inflate(absl::string_view input, uint64_t input_offset, uint64_t de
         static_cast<size_t>(std::min<uint64_t>(capacity - out_pos, kZlibChunk));
     zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data() + in_pos));
     zs.avail_in = static_cast<uInt>(in_chunk);
-    zs.next_out = reinterpret_cast<Bytef*>(output->get() + out_pos);
+    output->resize(out_pos + out_chunk);  // within the reserve: never moves
+    zs.next_out = reinterpret_cast<Bytef*>(output->data() + out_pos);
     zs.avail_out = static_cast<uInt>(out_chunk);
     const int rc = inflate(&zs, Z_NO_FLUSH);
     const uint64_t consumed = in_chunk - zs.avail_in;
@@ -327,6 +332,7 @@ absl::Status Inflate(absl::string_view input, uint64_t input_offset, uint64_t de
         absl::StrCat("deflate stream inflates to ", out_pos, " bytes, not the declared ", declared),
         input_offset + in_pos);
   }
+  output->resize(declared);
   return absl::OkStatus();
 }
 
@@ -628,16 +634,19 @@ absl::StatusOr<NpyMap> ParseNpzImpl(absl::string_view archive, absl::string_view
   for (const Member& m : members) {
     const std::string where = Where(path, m.name);
     const absl::string_view stored = archive.substr(m.data_offset, m.compressed_size);
-    std::unique_ptr<char[]> inflated;
+    std::vector<uint8_t> inflated;
     absl::string_view npy = stored;
     if (m.method == kMethodDeflated) {
       MIA_RETURN_IF_ERROR(Inflate(stored, m.data_offset, m.uncompressed_size, where, &inflated));
-      npy = absl::string_view(inflated.get(), m.uncompressed_size);
+      npy = absl::string_view(reinterpret_cast<const char*>(inflated.data()), inflated.size());
     }
     if (Crc32(npy) != m.crc) {
       return Bad(where, "CRC-32 mismatch: the member data is corrupt", m.data_offset);
     }
-    MIA_ASSIGN_OR_RETURN(NpyArray array, ParseNpy(npy, where, limits));
+    // An inflated member's buffer becomes the array's data (no second copy).
+    MIA_ASSIGN_OR_RETURN(NpyArray array, m.method == kMethodDeflated
+                                             ? ParseNpyBuffer(std::move(inflated), where, limits)
+                                             : ParseNpy(npy, where, limits));
     total = SaturatingAdd(total, array.data.size());
     if (total > limits.max_total_bytes) {
       return absl::ResourceExhaustedError(
@@ -1081,7 +1090,6 @@ absl::StatusOr<std::string> BuildNpz(const std::string& path, const NpyMap& arra
   Put16(&out, 0);  // comment length
   return out;
 }
-
 
 }  // namespace
 

@@ -1,10 +1,13 @@
 #include "core/metrics/bootstrap.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <numeric>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -149,66 +152,110 @@ absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
   std::sort(alpha_order.begin(), alpha_order.end(),
             [&alphas](size_t a, size_t b) { return alphas[a] < alphas[b]; });
 
-  // Buffers reused by every replicate: no allocation inside the loop.
-  std::vector<uint32_t> multiplicity(n);
-  std::vector<int64_t> fp_limit(num_alphas);  // in alpha_order order
-  std::vector<double> tpr(num_alphas);        // in caller's order
-  ReplicateSink sink(num_alphas, options.resamples);
+  // Replicate r's figures, by r: threads fill disjoint slots, and the sink
+  // takes them in order of r, so the result does not depend on the threads.
+  const int resamples = options.resamples;
+  std::vector<double> auc_of(static_cast<size_t>(resamples));
+  std::vector<double> tpr_of(static_cast<size_t>(resamples) * num_alphas);
+  std::vector<uint8_t> degenerate_of(static_cast<size_t>(resamples), 0);
+  std::atomic<bool> cancelled{false};
+  std::atomic<int> next_replicate{0};
 
-  for (int r = 0; r < options.resamples; ++r) {
-    if (r % 64 == 0 && options.cancel != nullptr && options.cancel->load()) {
-      return absl::CancelledError("bootstrap cancelled");
+  // Each thread takes the next replicate not yet taken until none is left, so
+  // the work is shared evenly whatever else the cores are doing.
+  auto run_replicates = [&]() {
+    // Buffers reused by every replicate of this share: no allocation inside the loop.
+    std::vector<uint32_t> multiplicity(n);
+    std::vector<int64_t> fp_limit(num_alphas);  // in alpha_order order
+    int done = 0;
+    for (int r = next_replicate.fetch_add(1); r < resamples;
+         r = next_replicate.fetch_add(1), ++done) {
+      if (done % 64 == 0 && ((options.cancel != nullptr && options.cancel->load()) ||
+                             cancelled.load(std::memory_order_relaxed))) {
+        cancelled.store(true, std::memory_order_relaxed);
+        return;
+      }
+      double* tpr = tpr_of.data() + static_cast<size_t>(r) * num_alphas;  // caller's order
+      std::fill(multiplicity.begin(), multiplicity.end(), 0u);
+      Rng rng(DeriveSeed(options.seed, static_cast<uint64_t>(r)));
+      int64_t positives = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const uint64_t entry = rank_label[rng.UniformInt(n)];
+        ++multiplicity[entry >> 1];
+        positives += static_cast<int64_t>(entry & 1);
+      }
+      const int64_t negatives = static_cast<int64_t>(n) - positives;
+      if (positives == 0 || negatives == 0) {
+        degenerate_of[static_cast<size_t>(r)] = 1;
+        continue;
+      }
+      for (size_t j = 0; j < num_alphas; ++j) {
+        fp_limit[j] = MaxFalsePositives(alphas[alpha_order[j]], negatives);
+      }
+
+      // One pass over the tie groups in decreasing score: twice the Mann-Whitney U
+      // (non-members count 2 per member above, 1 per tied member), and for each
+      // alpha the TP count just before FP first exceeds its limit.
+      int64_t tp = 0;
+      int64_t fp = 0;
+      int64_t twice_u = 0;
+      size_t next_alpha = 0;
+      size_t pos = 0;
+      for (const size_t end : group_end) {
+        // Draws of this group, and of its members; kept in registers and free of
+        // label-dependent branches, which random labels would mispredict.
+        int64_t group_all = 0;
+        int64_t group_pos = 0;
+        for (; pos < end; ++pos) {
+          group_all += multiplicity[pos];
+          group_pos += multiplicity[pos] * sorted_label[pos];
+        }
+        const int64_t group_neg = group_all - group_pos;
+        twice_u += group_neg * (2 * tp + group_pos);
+        // The loop below rarely runs.
+        const int64_t new_fp = fp + group_neg;
+        while (next_alpha < num_alphas && new_fp > fp_limit[next_alpha]) {
+          tpr[alpha_order[next_alpha]] = static_cast<double>(tp) / static_cast<double>(positives);
+          ++next_alpha;
+        }
+        fp = new_fp;
+        tp += group_pos;
+      }
+      for (; next_alpha < num_alphas; ++next_alpha) tpr[alpha_order[next_alpha]] = 1.0;
+
+      auc_of[static_cast<size_t>(r)] =
+          static_cast<double>(twice_u) / static_cast<double>(2 * positives * negatives);
     }
-    std::fill(multiplicity.begin(), multiplicity.end(), 0u);
-    Rng rng(DeriveSeed(options.seed, static_cast<uint64_t>(r)));
-    int64_t positives = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const uint64_t entry = rank_label[rng.UniformInt(n)];
-      ++multiplicity[entry >> 1];
-      positives += static_cast<int64_t>(entry & 1);
+  };
+
+  int threads = options.threads > 0
+                    ? options.threads
+                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  // A thread per 16 replicates at least: fewer are not worth starting one.
+  threads = std::max(1, std::min(threads, (resamples + 15) / 16));
+  std::vector<std::thread> workers;
+  workers.reserve(static_cast<size_t>(threads - 1));
+  for (int t = 1; t < threads; ++t) {
+    // A thread that cannot start leaves its share to the others.
+    try {
+      workers.emplace_back(run_replicates);
+    } catch (const std::system_error&) {
+      break;
     }
-    const int64_t negatives = static_cast<int64_t>(n) - positives;
-    if (positives == 0 || negatives == 0) {
+  }
+  run_replicates();
+  for (std::thread& w : workers) w.join();
+  if (cancelled.load()) return absl::CancelledError("bootstrap cancelled");
+
+  ReplicateSink sink(num_alphas, resamples);
+  for (int r = 0; r < resamples; ++r) {
+    if (degenerate_of[static_cast<size_t>(r)] != 0) {
       sink.AddDegenerate();
-      continue;
+    } else {
+      sink.Add(
+          auc_of[static_cast<size_t>(r)],
+          absl::MakeConstSpan(tpr_of.data() + static_cast<size_t>(r) * num_alphas, num_alphas));
     }
-    for (size_t j = 0; j < num_alphas; ++j) {
-      fp_limit[j] = MaxFalsePositives(alphas[alpha_order[j]], negatives);
-    }
-
-    // One pass over the tie groups in decreasing score: twice the Mann-Whitney U
-    // (non-members count 2 per member above, 1 per tied member), and for each
-    // alpha the TP count just before FP first exceeds its limit.
-    int64_t tp = 0;
-    int64_t fp = 0;
-    int64_t twice_u = 0;
-    size_t next_alpha = 0;
-    size_t pos = 0;
-    for (const size_t end : group_end) {
-      // Draws of this group, and of its members; kept in registers and free of
-      // label-dependent branches, which random labels would mispredict.
-      int64_t group_all = 0;
-      int64_t group_pos = 0;
-      for (; pos < end; ++pos) {
-        group_all += multiplicity[pos];
-        group_pos += multiplicity[pos] * sorted_label[pos];
-      }
-      const int64_t group_neg = group_all - group_pos;
-      twice_u += group_neg * (2 * tp + group_pos);
-      // The loop below rarely runs.
-      const int64_t new_fp = fp + group_neg;
-      while (next_alpha < num_alphas && new_fp > fp_limit[next_alpha]) {
-        tpr[alpha_order[next_alpha]] = static_cast<double>(tp) / static_cast<double>(positives);
-        ++next_alpha;
-      }
-      fp = new_fp;
-      tp += group_pos;
-    }
-    for (; next_alpha < num_alphas; ++next_alpha) tpr[alpha_order[next_alpha]] = 1.0;
-
-    const double auc =
-        static_cast<double>(twice_u) / static_cast<double>(2 * positives * negatives);
-    sink.Add(auc, tpr);
   }
   return sink.Finish(alphas, CountNegatives(members), options.confidence);
 }

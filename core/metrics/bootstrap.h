@@ -3,7 +3,8 @@
 //
 // Fast path: scores are sorted once; a resample is a vector of multiplicities
 // per point, so each replicate costs O(n) instead of O(n log n).
-// Plain functions; safe from any thread.
+// Plain functions; safe from any thread. BootstrapCi may start
+// options.threads - 1 threads of its own and joins them before returning.
 #ifndef MIA_CORE_METRICS_BOOTSTRAP_H_
 #define MIA_CORE_METRICS_BOOTSTRAP_H_
 
@@ -20,6 +21,10 @@ struct BootstrapOptions {
   int resamples = 1000;      // number of bootstrap replicates
   double confidence = 0.95;  // two-sided percentile interval level
   uint64_t seed = 0;         // replicates depend on the seed only, not on threads
+  // Threads computing replicates (0: one per core). Replicate r is the same
+  // whichever thread draws it, and they are collected in order of r, so the
+  // result does not depend on this.
+  int threads = 1;
   // Checked every 64 replicates: when it turns true, Cancelled.
   const std::atomic<bool>* cancel = nullptr;
 };

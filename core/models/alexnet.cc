@@ -55,7 +55,7 @@ class AlexNet : public Classifier {
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<Classifier>> BuildAlexNet(const training::ModelSpec& spec,
+absl::StatusOr<std::shared_ptr<Classifier>> BuildAlexNet(const ModelSpec& spec,
                                                          const InputSpec& input,
                                                          Initializer& init) {
   if (input.sample_shape.size() != 3) {

@@ -119,8 +119,8 @@ class StackedCnn : public ModelGroup {
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<Classifier>> BuildCnn(const training::ModelSpec& spec,
-                                                     const InputSpec& input, Initializer& init) {
+absl::StatusOr<std::shared_ptr<Classifier>> BuildCnn(const ModelSpec& spec, const InputSpec& input,
+                                                     Initializer& init) {
   if (input.sample_shape.size() != 3) {
     return absl::InvalidArgumentError(
         "sample_shape: cnn needs images shaped {C, H, W}, got tabular rows");

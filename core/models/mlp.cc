@@ -234,8 +234,8 @@ class StackedMlp : public ModelGroup {
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<Classifier>> BuildMlp(const training::ModelSpec& spec,
-                                                     const InputSpec& input, Initializer& init) {
+absl::StatusOr<std::shared_ptr<Classifier>> BuildMlp(const ModelSpec& spec, const InputSpec& input,
+                                                     Initializer& init) {
   MlpConfig config;
   for (const ActivationEntry& entry : kActivations) {
     if (spec.activation == entry.name) config.activation = entry.fn;

@@ -10,7 +10,7 @@ namespace mia::models {
 namespace {
 
 // Checks that hold for every architecture; the builders check the rest.
-absl::Status ValidateCommon(const training::ModelSpec& spec, const InputSpec& input) {
+absl::Status ValidateCommon(const ModelSpec& spec, const InputSpec& input) {
   if (!(spec.dropout >= 0.0 && spec.dropout < 1.0)) {
     return absl::InvalidArgumentError("spec.dropout must be in [0, 1)");
   }
@@ -53,8 +53,8 @@ absl::StatusOr<const Architecture*> FindArchitecture(const std::string& name) {
 
 namespace {
 
-absl::StatusOr<std::shared_ptr<Classifier>> Build(const training::ModelSpec& spec,
-                                                  const InputSpec& input, Initializer& init) {
+absl::StatusOr<std::shared_ptr<Classifier>> Build(const ModelSpec& spec, const InputSpec& input,
+                                                  Initializer& init) {
   auto arch = FindArchitecture(spec.architecture);
   if (!arch.ok()) return arch.status();
   absl::Status common = ValidateCommon(spec, input);
@@ -64,13 +64,13 @@ absl::StatusOr<std::shared_ptr<Classifier>> Build(const training::ModelSpec& spe
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<Classifier>> BuildModel(const training::ModelSpec& spec,
+absl::StatusOr<std::shared_ptr<Classifier>> BuildModel(const ModelSpec& spec,
                                                        const InputSpec& input, uint64_t init_seed) {
   Initializer init(init_seed);
   return Build(spec, input, init);
 }
 
-absl::StatusOr<std::shared_ptr<Classifier>> BuildModelForLoading(const training::ModelSpec& spec,
+absl::StatusOr<std::shared_ptr<Classifier>> BuildModelForLoading(const ModelSpec& spec,
                                                                  const InputSpec& input) {
   Initializer init = Initializer::None();
   return Build(spec, input, init);

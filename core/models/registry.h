@@ -16,7 +16,7 @@
 #include "absl/status/statusor.h"
 #include "core/models/classifier.h"
 #include "core/models/layers.h"
-#include "core/training/engine.h"
+#include "core/models/model_spec.h"
 
 namespace mia::models {
 
@@ -26,7 +26,7 @@ struct InputSpec {
   int64_t num_classes = 0;
 };
 
-using BuildFn = absl::StatusOr<std::shared_ptr<Classifier>> (*)(const training::ModelSpec& spec,
+using BuildFn = absl::StatusOr<std::shared_ptr<Classifier>> (*)(const ModelSpec& spec,
                                                                 const InputSpec& input,
                                                                 Initializer& init);
 // Stacks K freshly built models (same spec and input) into one group whose
@@ -48,24 +48,24 @@ const std::vector<Architecture>& Architectures();
 absl::StatusOr<const Architecture*> FindArchitecture(const std::string& name);
 
 // Builds `spec` for `input`, weights drawn from Rng(init_seed).
-absl::StatusOr<std::shared_ptr<Classifier>> BuildModel(const training::ModelSpec& spec,
+absl::StatusOr<std::shared_ptr<Classifier>> BuildModel(const ModelSpec& spec,
                                                        const InputSpec& input, uint64_t init_seed);
 // Builds `spec` for `input` with zero weights, to load an archive into.
-absl::StatusOr<std::shared_ptr<Classifier>> BuildModelForLoading(const training::ModelSpec& spec,
+absl::StatusOr<std::shared_ptr<Classifier>> BuildModelForLoading(const ModelSpec& spec,
                                                                  const InputSpec& input);
 
 // The builders, one per architecture file.
-absl::StatusOr<std::shared_ptr<Classifier>> BuildMlp(const training::ModelSpec& spec,
-                                                     const InputSpec& input, Initializer& init);
+absl::StatusOr<std::shared_ptr<Classifier>> BuildMlp(const ModelSpec& spec, const InputSpec& input,
+                                                     Initializer& init);
 absl::StatusOr<std::shared_ptr<ModelGroup>> StackMlps(
     const std::vector<std::shared_ptr<Classifier>>& models);
-absl::StatusOr<std::shared_ptr<Classifier>> BuildCnn(const training::ModelSpec& spec,
-                                                     const InputSpec& input, Initializer& init);
+absl::StatusOr<std::shared_ptr<Classifier>> BuildCnn(const ModelSpec& spec, const InputSpec& input,
+                                                     Initializer& init);
 absl::StatusOr<std::shared_ptr<ModelGroup>> StackCnns(
     const std::vector<std::shared_ptr<Classifier>>& models);
-absl::StatusOr<std::shared_ptr<Classifier>> BuildAlexNet(const training::ModelSpec& spec,
+absl::StatusOr<std::shared_ptr<Classifier>> BuildAlexNet(const ModelSpec& spec,
                                                          const InputSpec& input, Initializer& init);
-absl::StatusOr<std::shared_ptr<Classifier>> BuildWideResNet(const training::ModelSpec& spec,
+absl::StatusOr<std::shared_ptr<Classifier>> BuildWideResNet(const ModelSpec& spec,
                                                             const InputSpec& input,
                                                             Initializer& init);
 

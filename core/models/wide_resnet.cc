@@ -100,7 +100,7 @@ class WideResNet : public Classifier {
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<Classifier>> BuildWideResNet(const training::ModelSpec& spec,
+absl::StatusOr<std::shared_ptr<Classifier>> BuildWideResNet(const ModelSpec& spec,
                                                             const InputSpec& input,
                                                             Initializer& init) {
   if (input.sample_shape.size() != 3) {

@@ -18,18 +18,13 @@
 
 #include "absl/status/statusor.h"
 #include "core/data/dataset.h"
+#include "core/models/model_spec.h"
 
 namespace mia::training {
 
-// An architecture by registry name with its parameters.
-struct ModelSpec {
-  std::string architecture = "mlp";  // mlp | cnn | alexnet | wrn (registry in core/models)
-  std::vector<int> hidden = {128};   // mlp: hidden layer widths
-  std::string activation = "tanh";   // mlp: tanh | relu
-  int depth = 28;                    // wrn: depth (6n + 4)
-  int width = 2;                     // wrn: widening factor k (1, 2, 10); cnn: channel multiplier
-  double dropout = 0.0;              // mlp / alexnet / wrn dropout probability
-};
+// The model spec lives below the trainer (core/models/model_spec.h); this
+// name keeps the engine's callers unchanged.
+using ModelSpec = models::ModelSpec;
 
 // How one model is trained. Every field matters for the model artifact key.
 struct TrainRecipe {

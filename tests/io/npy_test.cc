@@ -498,5 +498,45 @@ TEST(NpyErrors, RandomCorruptionNeverCrashes) {
   EXPECT_GT(errors, 100);
 }
 
+// ParseNpyBuffer is ParseNpy on a buffer it takes: the same arrays and
+// errors, and the array's data is that very buffer (a large member is held
+// once while it is read, not twice).
+TEST(NpyParseBuffer, SameAsParseNpyWithoutACopy) {
+  std::vector<double> values(1000);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = 0.5 * static_cast<double>(i) - 7;
+  const std::vector<std::string> images = {
+      SerializeNpy(Make(DType::kFloat64, {10, 100}, values)),
+      Npy("{'descr': '>f8', 'fortran_order': True, 'shape': (2, 2), }",
+          BigEndianBytes(Bytes<double>({1, 3, 2, 4}), 8)),
+      Npy("{'descr': '<i4', 'fortran_order': False, 'shape': (3,), }", Bytes<int32_t>({1, 2, 3}),
+          2)};
+  for (const std::string& image : images) {
+    const NpyArray want = Get(ParseNpy(image, "a.npy"));
+    std::vector<uint8_t> buffer(image.begin(), image.end());
+    const NpyArray got = Get(ParseNpyBuffer(std::move(buffer), "a.npy"));
+    EXPECT_EQ(got.dtype, want.dtype);
+    EXPECT_EQ(got.item_size, want.item_size);
+    EXPECT_EQ(got.shape, want.shape);
+    EXPECT_EQ(got.data, want.data);
+  }
+  // Native order, C order: no conversion, so the data is the buffer itself.
+  const std::string image = SerializeNpy(Make(DType::kFloat64, {10, 100}, values));
+  std::vector<uint8_t> buffer(image.begin(), image.end());
+  const uint8_t* storage = buffer.data();
+  const NpyArray got = Get(ParseNpyBuffer(std::move(buffer), "a.npy"));
+  EXPECT_EQ(got.data.data(), storage);
+  EXPECT_EQ(Get(got.ToDouble("a")), values);
+
+  // Errors are ParseNpy's, word for word.
+  for (const size_t cut : {size_t{3}, size_t{40}, image.size() - 1}) {
+    const std::string part = image.substr(0, cut);
+    absl::StatusOr<NpyArray> a = ParseNpy(part, "cut.npy");
+    absl::StatusOr<NpyArray> b =
+        ParseNpyBuffer(std::vector<uint8_t>(part.begin(), part.end()), "cut.npy");
+    ASSERT_FALSE(a.ok());
+    EXPECT_EQ(b.status(), a.status()) << cut;
+  }
+}
+
 }  // namespace
 }  // namespace mia::io

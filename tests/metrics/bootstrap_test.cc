@@ -1,5 +1,6 @@
 #include "core/metrics/bootstrap.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -75,6 +76,51 @@ TEST(BootstrapTest, FastEqualsNaiveWithDegenerateReplicates) {
   ASSERT_TRUE(naive.ok());
   ExpectSameResult(*fast, *naive);
   EXPECT_GT(fast->degenerate, 0);
+}
+
+// Replicates computed on several threads are the same replicates, collected
+// in the same order: identical to one thread and to the plain definition.
+TEST(BootstrapTest, ThreadsDoNotChangeTheResult) {
+  const std::vector<double> alphas = {0.1, 0.01, 0.0, 0.3, 1.0};
+  std::vector<double> scores;
+  std::vector<uint8_t> members;
+  TiedData(11, 500, &scores, &members);
+  BootstrapOptions options;
+  options.resamples = 203;  // not a multiple of any thread count below
+  options.seed = 17;
+  auto naive = BootstrapCiNaive(scores, members, alphas, options);
+  ASSERT_TRUE(naive.ok()) << naive.status();
+  for (int threads : {1, 2, 3, 8, 0}) {
+    options.threads = threads;
+    auto fast = BootstrapCi(scores, members, alphas, options);
+    ASSERT_TRUE(fast.ok()) << fast.status();
+    ExpectSameResult(*fast, *naive);
+    EXPECT_EQ(fast->resamples, 203) << threads;
+  }
+  // Degenerate replicates are counted by the replicate, not by the thread.
+  const std::vector<double> tiny_scores = {0.3, 0.3, 0.1, 0.5, 0.2, 0.3};
+  const std::vector<uint8_t> tiny_members = {1, 0, 0, 0, 0, 0};
+  options.resamples = 300;
+  options.threads = 1;
+  auto one = BootstrapCi(tiny_scores, tiny_members, alphas, options);
+  options.threads = 4;
+  auto four = BootstrapCi(tiny_scores, tiny_members, alphas, options);
+  ASSERT_TRUE(one.ok());
+  ASSERT_TRUE(four.ok());
+  ExpectSameResult(*four, *one);
+  EXPECT_GT(four->degenerate, 0);
+}
+
+TEST(BootstrapTest, CancelledOnEveryThread) {
+  std::vector<double> scores;
+  std::vector<uint8_t> members;
+  TiedData(12, 300, &scores, &members);
+  const std::atomic<bool> cancel{true};
+  BootstrapOptions options;
+  options.threads = 4;
+  options.cancel = &cancel;
+  auto result = BootstrapCi(scores, members, DefaultFprs(), options);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kCancelled);
 }
 
 TEST(BootstrapTest, SeedDeterminesResult) {

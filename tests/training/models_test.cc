@@ -20,7 +20,6 @@ namespace mia::models {
 namespace {
 
 using ::testing::HasSubstr;
-using training::ModelSpec;
 
 std::shared_ptr<Classifier> Build(const ModelSpec& spec, std::vector<int64_t> shape,
                                   int64_t classes, uint64_t seed = 1) {
