@@ -183,7 +183,8 @@ inline constexpr int64_t kMaxScoresPageSize = 10000;
 // `target` keeps only that target's rows. The page token is opaque: it holds
 // the file position of the next row and is bound to this file and filter; a
 // malformed token, or one issued for another listing, is INVALID_ARGUMENT.
-// NOT_FOUND when the file is missing; DATA_LOSS when it is not a scores file.
+// NOT_FOUND when the file is missing; DATA_LOSS, naming the line and field or
+// column, when it is not a scores file.
 // Reads only the rows of the page (plus the header), not the whole file.
 absl::Status ScoresPage(const std::string& scores_csv_path, int64_t page_size,
                         const std::string& page_token, mia::v1::ListAuditScoresResponse* out,
