@@ -102,12 +102,6 @@ absl::StatusOr<std::string> ResolveServerPath(const std::string& raw, const Serv
   return absl::NotFoundError("no such file or folder under the server's data roots");
 }
 
-bool IsArtifactId(const std::string& id) {
-  return id.size() == 64 && std::all_of(id.begin(), id.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
-
 // ---------------------------------------------------------------------------
 // Spec validation: problems are collected, the valid values written as the
 // YAML keys of docs/config.md for ParseConfig.
@@ -252,7 +246,7 @@ std::optional<std::string> ResolveRef(const v1::DataRef& ref, const std::string&
     }
     case v1::DataRef::kArtifactId: {
       const std::string& id = ref.artifact_id();
-      if (!IsArtifactId(id)) {
+      if (!IsSha256Hex(id)) {
         problems->Add(field, "artifact_id must be 64 lowercase hex digits (a SHA-256)");
         return std::nullopt;
       }
@@ -551,7 +545,7 @@ void CheckAcross(const Effective& e, Problems* problems) {
 }
 
 void CheckBundle(const v1::SignalsBundleInput& b, const ServerRoots& roots, Problems* problems,
-                 BundleAudit* out) {
+                 jobs::BundleAuditSpec* out) {
   const std::string path = "spec.signals_bundle";
   if (!b.has_bundle()) {
     problems->Add(path + ".bundle", "required");
@@ -754,17 +748,6 @@ absl::StatusOr<JobSpec> SpecFromProto(const v1::AuditSpec& spec, const ServerRoo
   job.config = *std::move(config);
   job.config_json = std::move(config_text);
   return job;
-}
-
-void PlaceJobFiles(JobSpec* spec, const std::string& job_dir) {
-  spec->report_dir = (Tidy(job_dir) / "report").string();
-  if (spec->kind == JobSpec::Kind::kPipeline) {
-    spec->config.run.log_dir = spec->model_cache_dir;
-    // Absolute, so log_dir / report_log is the report folder itself.
-    std::error_code ec;
-    const fs::path absolute = fs::absolute(spec->report_dir, ec);
-    spec->config.audit.report_log = ec ? spec->report_dir : absolute.lexically_normal().string();
-  }
 }
 
 // ---------------------------------------------------------------------------

@@ -458,15 +458,12 @@ TEST(SpecFromProtoTest, ArtifactIds) {
   EXPECT_THAT(Fields(violations), ElementsAre("spec.models.keep"));
 }
 
-TEST(SpecFromProtoTest, PlaceJobFilesUsesTheSharedCacheAndTheJobFolder) {
+TEST(SpecFromProtoTest, ModelsGoToTheSharedCache) {
   const Layout l;
   absl::StatusOr<JobSpec> job = SpecFromProto(FullSpec(), l.roots);
   ASSERT_TRUE(job.ok()) << job.status();
-  PlaceJobFiles(&*job, l.roots.jobs_dir + "/job-1/");
-  EXPECT_EQ(job->report_dir, l.roots.jobs_dir + "/job-1/report");
   EXPECT_EQ(job->config.run.log_dir, l.dir + "/cache");
-  EXPECT_EQ((fs::path(job->config.run.log_dir) / job->config.audit.report_log).string(),
-            job->report_dir);
+  EXPECT_EQ(job->model_cache_dir, l.dir + "/cache");
 
   ServerRoots custom = l.roots;
   custom.cache_dir = l.dir + "/models/";
