@@ -99,12 +99,6 @@ absl::StatusOr<std::string> FileSha256(const std::string& path) {
   return hash.HexDigest();
 }
 
-bool IsSha256Hex(const std::string& s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
-
 // The API names an audit "audits/{id}"; the job store says "job ... not
 // found", which is not a name a client can use.
 absl::Status NameNotFound(const absl::Status& status, const std::string& id) {

@@ -19,8 +19,10 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "core/attacks/registry.h"
+#include "core/common/csv.h"
 #include "core/common/sha256.h"
 #include "core/metrics/roc.h"
+#include "core/report/report.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
 
@@ -98,12 +100,6 @@ absl::StatusOr<std::string> ResolveServerPath(const std::string& raw, const Serv
     return absl::InvalidArgumentError("path is outside the server's data roots");
   }
   return absl::NotFoundError("no such file or folder under the server's data roots");
-}
-
-bool IsArtifactId(const std::string& id) {
-  return id.size() == 64 && std::all_of(id.begin(), id.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
 }
 
 // ---------------------------------------------------------------------------
@@ -250,7 +246,7 @@ std::optional<std::string> ResolveRef(const v1::DataRef& ref, const std::string&
     }
     case v1::DataRef::kArtifactId: {
       const std::string& id = ref.artifact_id();
-      if (!IsArtifactId(id)) {
+      if (!IsSha256Hex(id)) {
         problems->Add(field, "artifact_id must be 64 lowercase hex digits (a SHA-256)");
         return std::nullopt;
       }
@@ -549,7 +545,7 @@ void CheckAcross(const Effective& e, Problems* problems) {
 }
 
 void CheckBundle(const v1::SignalsBundleInput& b, const ServerRoots& roots, Problems* problems,
-                 BundleAudit* out) {
+                 jobs::BundleAuditSpec* out) {
   const std::string path = "spec.signals_bundle";
   if (!b.has_bundle()) {
     problems->Add(path + ".bundle", "required");
@@ -752,17 +748,6 @@ absl::StatusOr<JobSpec> SpecFromProto(const v1::AuditSpec& spec, const ServerRoo
   job.config = *std::move(config);
   job.config_json = std::move(config_text);
   return job;
-}
-
-void PlaceJobFiles(JobSpec* spec, const std::string& job_dir) {
-  spec->report_dir = (Tidy(job_dir) / "report").string();
-  if (spec->kind == JobSpec::Kind::kPipeline) {
-    spec->config.run.log_dir = spec->model_cache_dir;
-    // Absolute, so log_dir / report_log is the report folder itself.
-    std::error_code ec;
-    const fs::path absolute = fs::absolute(spec->report_dir, ec);
-    spec->config.audit.report_log = ec ? spec->report_dir : absolute.lexically_normal().string();
-  }
 }
 
 // ---------------------------------------------------------------------------
@@ -1002,7 +987,9 @@ absl::Status JobToProto(const jobs::JobRecord& job, const audit::AuditResult* re
 
 namespace {
 
-constexpr char kTokenVersion[] = "s1";
+// s2 tokens also hold the line number of the next row, for error messages
+// (s1 tokens, without it, from an older server, read as malformed).
+constexpr char kTokenVersion[] = "s2";
 
 // Binds a page token to one file (by path and size) and one filter, so that a
 // token from another listing is recognized instead of misread.
@@ -1012,48 +999,9 @@ std::string TokenBinding(const std::string& path, uint64_t size, std::optional<i
       .substr(0, 16);
 }
 
-std::string EncodeToken(int64_t offset, const std::string& binding) {
-  return absl::WebSafeBase64Escape(absl::StrCat(kTokenVersion, ":", offset, ":", binding));
-}
-
-// One CSV record per RFC 4180 (quoted fields may hold commas, quotes and line
-// breaks). False at the end of the input or on an unterminated quote.
-bool ReadCsvRecord(std::istream& in, std::vector<std::string>* fields) {
-  fields->clear();
-  std::string field;
-  bool quoted = false, any = false;
-  char c;
-  while (in.get(c)) {
-    any = true;
-    if (quoted) {
-      if (c == '"') {
-        if (in.peek() == '"') {
-          in.get(c);
-          field += '"';
-        } else {
-          quoted = false;
-        }
-      } else {
-        field += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields->push_back(std::move(field));
-      field.clear();
-    } else if (c == '\n') {
-      break;
-    } else if (c != '\r') {
-      field += c;
-    }
-  }
-  if (!any || quoted) return false;
-  fields->push_back(std::move(field));
-  return true;
-}
-
-absl::Status BadFile(absl::string_view what) {
-  return absl::DataLossError(absl::StrCat("scores.csv: ", what));
+std::string EncodeToken(int64_t offset, int64_t line, const std::string& binding) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat(kTokenVersion, ":", offset, ":", line, ":", binding));
 }
 
 }  // namespace
@@ -1071,29 +1019,35 @@ absl::Status ScoresPage(const std::string& scores_csv_path, int64_t page_size,
   std::ifstream in(scores_csv_path, std::ios::binary);
   if (ec || !in) return absl::NotFoundError("scores.csv: the audit has no scores file");
 
-  std::vector<std::string> header;
-  if (!ReadCsvRecord(in, &header) || header.size() < 3 || header[0] != "row_id" ||
-      header[1] != "target" || header[2] != "member") {
-    return BadFile("no header row_id,target,member");
+  std::vector<std::string> fields;
+  absl::StatusOr<std::vector<std::string>> attacks;
+  int64_t header_end = 0, first_row_line = 0;
+  {
+    CsvReader header(&in, "scores.csv");
+    absl::StatusOr<bool> read = header.Next(&fields);
+    if (!read.ok()) return read.status();
+    if (!*read) return absl::DataLossError("scores.csv: line 1: no header");
+    attacks = report::ParseScoresHeader(header, fields);
+    if (!attacks.ok()) return attacks.status();
+    header_end = header.offset();
+    first_row_line = header.line();
   }
-  const size_t columns = header.size();
-  in.clear();  // a file of only a header ends without a line break
-  for (size_t i = 3; i < columns; ++i) out->add_attacks(header[i]);
-  const int64_t header_end = static_cast<int64_t>(in.tellg());
+  for (const std::string& name : *attacks) out->add_attacks(name);
   const std::string binding = TokenBinding(scores_csv_path, size, target);
 
   int64_t offset = header_end;
+  int64_t line = first_row_line;
   if (!page_token.empty()) {
     std::string decoded;
     std::vector<std::string> parts;
     if (absl::WebSafeBase64Unescape(page_token, &decoded)) {
       parts = absl::StrSplit(decoded, ':');
     }
-    if (parts.size() != 3 || parts[0] != kTokenVersion || !absl::SimpleAtoi(parts[1], &offset) ||
-        parts[2].size() != 16) {
+    if (parts.size() != 4 || parts[0] != kTokenVersion || !absl::SimpleAtoi(parts[1], &offset) ||
+        !absl::SimpleAtoi(parts[2], &line) || line < first_row_line || parts[3].size() != 16) {
       return absl::InvalidArgumentError("page_token: malformed");
     }
-    if (parts[2] != binding) {
+    if (parts[3] != binding) {
       return absl::InvalidArgumentError(
           "page_token: issued for another listing (another audit or target filter)");
     }
@@ -1107,47 +1061,34 @@ absl::Status ScoresPage(const std::string& scores_csv_path, int64_t page_size,
   in.clear();
   in.seekg(offset);
 
-  int64_t position = offset;
-  int64_t next = -1;
+  CsvReader reader(&in, "scores.csv", line);
+  report::ScoresRow row;
+  int64_t next = -1, next_line = 0;
   bool matched = false;
-  std::string line;
-  while (std::getline(in, line)) {
-    const int64_t line_start = position;
-    position += static_cast<int64_t>(line.size()) + (in.eof() ? 0 : 1);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) continue;
-    const std::vector<absl::string_view> fields = absl::StrSplit(line, ',');
-    int row_target = 0;
-    if (fields.size() != columns || !absl::SimpleAtoi(fields[1], &row_target)) {
-      return BadFile("a row does not match the header");
-    }
-    if (target.has_value() && row_target != *target) {
+  while (true) {
+    absl::StatusOr<bool> read = reader.Next(&fields);
+    if (!read.ok()) return read.status();
+    if (!*read) break;
+    const absl::Status parsed = report::ParseScoresRow(reader, fields, attacks->size(), &row);
+    if (!parsed.ok()) return parsed;
+    if (target.has_value() && row.target != *target) {
       // Rows are grouped by target: past the requested one, nothing follows.
       if (matched) break;
       continue;
     }
     matched = true;
     if (out->rows_size() == page_size) {
-      next = line_start;
+      next = offset + reader.record_offset();
+      next_line = reader.record_line();
       break;
     }
-    v1::ScoreRow* row = out->add_rows();
-    int64_t row_id = 0;
-    if (!absl::SimpleAtoi(fields[0], &row_id) || (fields[2] != "0" && fields[2] != "1")) {
-      return BadFile("a row has a malformed row_id or member field");
-    }
-    row->set_row_id(row_id);
-    row->set_target(row_target);
-    row->set_member(fields[2] == "1");
-    for (size_t c = 3; c < columns; ++c) {
-      double score = std::numeric_limits<double>::quiet_NaN();  // empty: not scored
-      if (!fields[c].empty() && !absl::SimpleAtod(fields[c], &score)) {
-        return BadFile("a row has a malformed score");
-      }
-      row->add_scores(score);
-    }
+    v1::ScoreRow* proto = out->add_rows();
+    proto->set_row_id(row.row_id);
+    proto->set_target(row.target);
+    proto->set_member(row.member);
+    for (double score : row.scores) proto->add_scores(score);
   }
-  if (next >= 0) out->set_next_page_token(EncodeToken(next, binding));
+  if (next >= 0) out->set_next_page_token(EncodeToken(next, next_line, binding));
   return absl::OkStatus();
 }
 

@@ -29,6 +29,7 @@
 #include "core/audit/result.h"
 #include "core/audit/scoring.h"
 #include "core/jobs/job.h"
+#include "core/jobs/job_spec.h"
 #include "core/pipeline/config.h"
 #include "mia/v1/audit.pb.h"
 
@@ -75,13 +76,6 @@ inline constexpr char kBadRequestTypeUrl[] = "type.googleapis.com/google.rpc.Bad
 // kBadRequestTypeUrl holds them as a google.rpc.BadRequest. OK when empty.
 absl::Status ViolationsToStatus(const std::vector<FieldViolation>& violations);
 
-// An audit of a signals bundle computed elsewhere (`mia score`): no training.
-struct BundleAudit {
-  std::string bundle_path;        // resolved, inside the roots
-  audit::ScoringOptions scoring;  // attacks, targets, temperature, metrics, seed
-  bool all_targets = false;       // attack every model in turn; scoring.targets is empty
-};
-
 // A validated spec, ready for a job to run.
 struct JobSpec {
   enum class Kind {
@@ -89,23 +83,23 @@ struct JobSpec {
     kBundle,    // score a signals bundle
   };
   Kind kind = Kind::kPipeline;
-  // kPipeline: the configuration ParseConfig built. Paths in it are resolved
-  // and inside the roots; run.log_dir is the shared model cache.
+  // kPipeline: the configuration ParseConfig built from config_json, for the
+  // server's own checks (the memory estimate). Paths in it are resolved and
+  // inside the roots; run.log_dir is the shared model cache.
   pipeline::Config config;
   // kPipeline: the text ParseConfig read (the YAML keys of docs/config.md, as
-  // JSON), for runners that decode a job's configuration again themselves
-  // (jobs::DecodePipelineSpec in PipelineJobRunner).
+  // JSON): what the job runs, decoded again by the pipeline runner
+  // (jobs::DecodePipelineSpec in PipelineJobRunner), which puts the report in
+  // the job's folder and models in the shared cache.
   std::string config_json;
-  // kBundle: what to score.
-  BundleAudit bundle;
+  // kBundle: what to score; bundle_path is resolved and inside the roots.
+  jobs::BundleAuditSpec bundle;
   // CanonicalSpecJson of the spec: what the store keeps (JobRecord.spec_json).
   std::string spec_json;
   // SHA-256 hex of spec_json: what idempotency compares (JobRecord.spec_hash).
   std::string spec_hash;
   // ServerRoots::ModelCacheDir() at conversion.
   std::string model_cache_dir;
-  // The job's report folder; empty until PlaceJobFiles.
-  std::string report_dir;
 };
 
 // Validates `spec` and converts it. Problems are collected, not stopped at:
@@ -118,14 +112,6 @@ struct JobSpec {
 // too (empty on success).
 absl::StatusOr<JobSpec> SpecFromProto(const mia::v1::AuditSpec& spec, const ServerRoots& roots,
                                       std::vector<FieldViolation>* violations = nullptr);
-
-// Puts a job's files under `job_dir` (normally jobs_dir/<job id>): the report
-// in job_dir/report, and models and signals in the shared cache
-// (spec->model_cache_dir) so that jobs reuse each other's models. For a
-// pipeline job the runner should also pass report_dir as
-// PipelineContext::report_dir (config.audit.report_log is set to it as well,
-// absolute, so either route lands in the same folder).
-void PlaceJobFiles(JobSpec* spec, const std::string& job_dir);
 
 // The storage form of a spec: proto3 JSON with the .proto field names, fields
 // in field-number order and nothing else, so the same spec always gives the
@@ -183,7 +169,8 @@ inline constexpr int64_t kMaxScoresPageSize = 10000;
 // `target` keeps only that target's rows. The page token is opaque: it holds
 // the file position of the next row and is bound to this file and filter; a
 // malformed token, or one issued for another listing, is INVALID_ARGUMENT.
-// NOT_FOUND when the file is missing; DATA_LOSS when it is not a scores file.
+// NOT_FOUND when the file is missing; DATA_LOSS, naming the line and field or
+// column, when it is not a scores file.
 // Reads only the rows of the page (plus the header), not the whole file.
 absl::Status ScoresPage(const std::string& scores_csv_path, int64_t page_size,
                         const std::string& page_token, mia::v1::ListAuditScoresResponse* out,

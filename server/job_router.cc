@@ -17,16 +17,11 @@ absl::StatusOr<jobs::RunOutcome> RoutingJobRunner::Run(const jobs::JobRecord& jo
   if (!proto.ok()) return proto.status();
   absl::StatusOr<JobSpec> spec = SpecFromProto(*proto, roots_);
   if (!spec.ok()) return spec.status();
-  PlaceJobFiles(&*spec, ctx.work_dir);
 
   jobs::JobRecord routed = job;
   absl::StatusOr<jobs::RunOutcome> outcome;
   if (spec->kind == JobSpec::Kind::kBundle) {
-    jobs::BundleAuditSpec bundle;
-    bundle.bundle_path = spec->bundle.bundle_path;
-    bundle.scoring = spec->bundle.scoring;
-    bundle.all_targets = spec->bundle.all_targets;
-    routed.spec_json = jobs::EncodeBundleSpec(bundle);
+    routed.spec_json = jobs::EncodeBundleSpec(spec->bundle);
     outcome = bundle_->Run(routed, ctx);
   } else if (pipeline_ == nullptr) {
     return absl::UnimplementedError(

@@ -2,10 +2,10 @@
 // (proto3 JSON, so GetAudit can return it), while the core runners take the
 // job-layer spec of core/jobs/job_spec.h. RoutingJobRunner converts one into
 // the other with convert.h, re-checking the spec against today's roots (an
-// operator may have changed them since the job was accepted), puts the job's
-// files in place, and hands the job to the bundle runner or, in builds with
-// LibTorch, the pipeline runner. A job that succeeds gets its report manifest
-// (result_loader.h WriteReportManifest).
+// operator may have changed them since the job was accepted), and hands the
+// job to the bundle runner or, in builds with LibTorch, the pipeline runner
+// (each puts the report in the job's folder, RunContext::work_dir). A job that succeeds gets its
+// report manifest (result_loader.h WriteReportManifest).
 //
 // Thread-safety: Run() may be called from several workers at once; the
 // router holds only immutable settings and the runners, which allow that too.

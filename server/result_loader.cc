@@ -16,8 +16,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/common/csv.h"
 #include "core/common/file_util.h"
 #include "core/metrics/roc.h"
+#include "core/report/report.h"
 #include "nlohmann/json.hpp"
 #include "server/convert.h"
 
@@ -54,79 +56,43 @@ metrics::Spread SpreadOf(const Json& j) {
   return s;
 }
 
-// One CSV record of a line (scores.csv quotes only attack names in its header).
-std::vector<std::string> SplitCsvLine(const std::string& line) {
-  std::vector<std::string> fields(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        fields.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        fields.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.emplace_back();
-    } else if (c != '\r') {
-      fields.back() += c;
-    }
-  }
-  return fields;
-}
-
 // Fills results[].roc from scores.csv: one exact curve per (attack, target)
 // over the points that attack scored.
 absl::Status AddRocs(const std::string& path, audit::AuditResult* result) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) return absl::OkStatus();  // curves stay empty
-  const auto bad = [&] { return absl::DataLossError(absl::StrCat(path, ": not a scores file")); };
-  std::string line;
-  if (!std::getline(in, line)) return bad();
-  const std::vector<std::string> header = SplitCsvLine(line);
-  if (header.size() < 3 || header[0] != "row_id" || header[1] != "target" ||
-      header[2] != "member") {
-    return bad();
-  }
-  const size_t attacks = header.size() - 3;
+  CsvReader reader(&in, path);
+  std::vector<std::string> fields;
+  absl::StatusOr<bool> read = reader.Next(&fields);
+  if (!read.ok()) return read.status();
+  if (!*read) return absl::DataLossError(absl::StrCat(path, ": line 1: no header"));
+  const absl::StatusOr<std::vector<std::string>> header = report::ParseScoresHeader(reader, fields);
+  if (!header.ok()) return header.status();
+  const size_t attacks = header->size();
   // (column, target) -> scores and labels of scored points.
   std::map<std::pair<size_t, int>, std::pair<std::vector<double>, std::vector<uint8_t>>> points;
   std::optional<int> first_target;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const std::vector<std::string> f = SplitCsvLine(line);
-    int target = 0;
-    if (f.size() != header.size() || !absl::SimpleAtoi(f[1], &target) ||
-        (f[2] != "0" && f[2] != "1")) {
-      return bad();
-    }
-    const uint8_t member = f[2] == "1" ? 1 : 0;
+  report::ScoresRow row;
+  while (true) {
+    read = reader.Next(&fields);
+    if (!read.ok()) return read.status();
+    if (!*read) break;
+    const absl::Status parsed = report::ParseScoresRow(reader, fields, attacks, &row);
+    if (!parsed.ok()) return parsed;
     // Rows come target by target, each listing every audit point once: the
     // first target's rows give the audit points (AuditResult.audit_points).
-    if (!first_target.has_value()) first_target = target;
-    if (target == *first_target) {
-      int64_t row_id = 0;
-      if (!absl::SimpleAtoi(f[0], &row_id)) return bad();
-      result->row_ids.push_back(row_id);
-    }
+    if (!first_target.has_value()) first_target = row.target;
+    if (row.target == *first_target) result->row_ids.push_back(row.row_id);
     for (size_t c = 0; c < attacks; ++c) {
-      if (f[3 + c].empty()) continue;  // not scored by this attack
-      double score = 0;
-      if (!absl::SimpleAtod(f[3 + c], &score)) return bad();
-      if (!std::isfinite(score)) continue;
-      auto& [scores, members] = points[{c, target}];
-      scores.push_back(score);
-      members.push_back(member);
+      if (!std::isfinite(row.scores[c])) continue;  // empty: not scored by this attack
+      auto& [scores, members] = points[{c, row.target}];
+      scores.push_back(row.scores[c]);
+      members.push_back(row.member ? 1 : 0);
     }
   }
   for (audit::AttackTargetResult& r : result->results) {
     for (size_t c = 0; c < attacks; ++c) {
-      if (header[3 + c] != r.attack) continue;
+      if ((*header)[c] != r.attack) continue;
       const auto it = points.find({c, r.target});
       if (it == points.end()) break;
       // One class missing: no curve, which ResultToProto leaves empty.

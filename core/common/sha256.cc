@@ -2,8 +2,9 @@
 
 #include <openssl/evp.h>
 
-#include <cstdlib>
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 namespace mia {
 namespace {
@@ -71,6 +72,12 @@ std::string Sha256Hex(absl::string_view bytes) {
   Sha256 hasher;
   hasher.Update(bytes);
   return hasher.HexDigest();
+}
+
+bool IsSha256Hex(absl::string_view text) {
+  return text.size() == 2 * Sha256::kDigestBytes &&
+         std::all_of(text.begin(), text.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 }  // namespace mia

@@ -49,6 +49,11 @@ class Sha256 {
 // SHA-256 of `bytes` as 64 lowercase hex digits.
 std::string Sha256Hex(absl::string_view bytes);
 
+// Whether `text` has the form Sha256Hex returns (64 lowercase hex digits):
+// the check on digests and content-addressed ids (artifacts, uploads) that
+// clients send.
+bool IsSha256Hex(absl::string_view text);
+
 }  // namespace mia
 
 #endif  // MIA_CORE_COMMON_SHA256_H_

@@ -6,7 +6,9 @@
 // The CSV dialect is numeric only: no quoting (a header line, when declared,
 // is skipped unread), LF or CRLF line ends, optional spaces or tabs around a
 // field, an optional UTF-8 byte order mark. Lines and columns in messages are
-// 1-based.
+// 1-based. (Quoted text, as in scores.csv, goes through the RFC 4180 reader of
+// core/common/csv.h; a numeric table has nothing to quote, and this parser
+// keeps its fast path: no string per field.)
 #include <sys/stat.h>
 
 #include <algorithm>

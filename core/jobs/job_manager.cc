@@ -37,16 +37,6 @@ JobProgress Sanitized(JobProgress p) {
 
 }  // namespace
 
-absl::StatusOr<RunOutcome> RoutingJobRunner::Run(const JobRecord& job, const RunContext& ctx) {
-  MIA_ASSIGN_OR_RETURN(const JobSpecKind kind, JobSpecKindOf(job.spec_json));
-  const auto it = routes_.find(kind);
-  if (it == routes_.end() || it->second == nullptr) {
-    return absl::UnimplementedError(
-        absl::StrCat("this server does not run ", JobSpecKindName(kind), " audits"));
-  }
-  return it->second->Run(job, ctx);
-}
-
 int DefaultComputeThreads(int cores, int workers) {
   return std::max(1, cores / std::max(1, workers));
 }

@@ -130,20 +130,6 @@ class JobRunner {
   virtual absl::StatusOr<RunOutcome> Run(const JobRecord& job, const RunContext& ctx) = 0;
 };
 
-// Sends each job to the runner for its spec kind (JobSpecKindOf); a kind
-// without a runner (pipeline audits in a build without LibTorch) fails the
-// job with UNIMPLEMENTED. Configure with Route() before the manager starts;
-// Run() is then safe from any thread.
-class RoutingJobRunner final : public JobRunner {
- public:
-  // `runner` (not owned, outlives this) handles specs of `kind`.
-  void Route(JobSpecKind kind, JobRunner* runner) { routes_[kind] = runner; }
-  absl::StatusOr<RunOutcome> Run(const JobRecord& job, const RunContext& ctx) override;
-
- private:
-  std::map<JobSpecKind, JobRunner*> routes_;
-};
-
 // Bits of a watch version below the store's version: the number of
 // memory-only progress updates since the last durable write.
 inline constexpr int kWatchVersionShift = 20;

@@ -196,16 +196,6 @@ absl::Status DecodeScoring(Fields& f, BundleAuditSpec* spec) {
 
 }  // namespace
 
-absl::string_view JobSpecKindName(JobSpecKind kind) {
-  switch (kind) {
-    case JobSpecKind::kPipeline:
-      return "pipeline";
-    case JobSpecKind::kBundle:
-      return "bundle";
-  }
-  return "unknown";
-}
-
 absl::StatusOr<JobSpecKind> JobSpecKindOf(absl::string_view spec_json) {
   MIA_ASSIGN_OR_RETURN(const Json j, ParseObject(spec_json));
   return KindOf(j);

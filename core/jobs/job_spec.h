@@ -9,25 +9,25 @@
 //
 //      {"run": {"random_seed": 7, "num_experiments": 1},
 //       "data": {"dataset": "purchase100", "data_dir": "/srv/data/purchase100"},
-//       "train": {"architecture": "mlp", "epochs": 20},
+//       "train": {"model_name": "mlp", "epochs": 20},
 //       "audit": {"attacks": ["rmia"], "num_ref_models": 4}}
 //
 // 2. A bundle audit: score a signals bundle computed elsewhere
 //    (docs/bundle-format.md); no training.
 //
 //      {"kind": "bundle",
-//       "bundle_path": "/srv/inputs/signals.npz",   // required: .npz or folder
-//       "scoring": {                                // optional, as are its keys
-//         "attacks": ["rmia", "lira"],              // default ["rmia", "lira"]
-//         "targets": [0],                           // default: the bundle's list
-//         "all_targets": false,                     // attack every model in turn
-//         "temperature": 1.0,                       // (0, 1e6]
-//         "fprs": [0.1, 0.01, 0.001],               // each in [0, 1]; default: the standard grid
-//         "bootstrap": 1000,                        // resamples, [0, 1e6]; 0: no intervals
-//         "confidence": 0.95,                       // [0.5, 0.9999]
-//         "delta": 1e-5,                            // [0, 0.5]
-//         "beta": 0.05,                             // [1e-9, 0.5]
-//         "seed": 0}}                               // unsigned 64-bit integer
+//       "bundle_path": "/srv/inputs/signals.npz",
+//       "scoring": {"attacks": ["rmia", "lira"], "targets": [0], "all_targets": false,
+//                   "temperature": 1.0, "fprs": [0.1, 0.01, 0.001], "bootstrap": 1000,
+//                   "confidence": 0.95, "delta": 1e-5, "beta": 0.05, "seed": 0}}
+//
+//    bundle_path (an .npz file or a folder) is required; "scoring" and each
+//    of its keys are optional: attacks (default ["rmia", "lira"]), targets
+//    (default: the bundle's list), all_targets (attack every model in turn),
+//    temperature in (0, 1e6], fprs each in [0, 1] (default: the standard
+//    grid), bootstrap resamples in [0, 1e6] (0: no intervals), confidence in
+//    [0.5, 0.9999], delta in [0, 0.5], beta in [1e-9, 0.5], seed an unsigned
+//    64-bit integer. (tests/jobs/job_manager_test.cc decodes both examples.)
 //
 //    The key names match the `audit` section of the configuration and the
 //    flags of `mia score`. Unknown keys and wrong types are InvalidArgument
@@ -54,9 +54,6 @@ enum class JobSpecKind {
   kPipeline,  // an audit configuration: RunAudit
   kBundle,    // a signals bundle: LoadBundle + ScoreBundle
 };
-
-// "pipeline" or "bundle": the values of the "kind" key.
-absl::string_view JobSpecKindName(JobSpecKind kind);
 
 // A bundle audit, decoded.
 struct BundleAuditSpec {

@@ -144,70 +144,93 @@ absl::Status WriteModelsJson(const std::string& path, const std::vector<ModelRec
   return WriteFileAtomically(path, j.dump(2) + "\n");
 }
 
-}  // namespace
+void SendProgress(const PipelineContext& ctx, const std::string& stage, int64_t done, int64_t total,
+                  const std::string& detail, double stage_fraction = -1) {
+  if (ctx.progress) ctx.progress({stage, done, total, detail, stage_fraction});
+}
 
-absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& ctx) {
-  auto progress = [&](const std::string& stage, int64_t done, int64_t total,
-                      const std::string& detail, double stage_fraction = -1) {
-    if (ctx.progress) ctx.progress({stage, done, total, detail, stage_fraction});
-  };
-  PipelineOutput output;
-  std::vector<audit::StageTiming> timings;
-  training::SetComputeThreads(c.run.threads);
+// The stages of one audit, in the order RunAudit calls them. Each adds its
+// time to `timings` (a stage line per name: audit::AddStageTime) and reports
+// its progress; what a stage hands on is its return value.
 
-  // Load the dataset.
-  Clock::time_point t = Clock::now();
-  progress("data", 0, 1, c.data.dataset);
-  MIA_ASSIGN_OR_RETURN(data::Dataset ds, data::LoadDataset(c.data.source));
-  const std::string fingerprint = data::Fingerprint(ds);
-  audit::AddStageTime(&timings, "load", SecondsSince(t));
-  progress("data", 1, 1, absl::StrCat(ds.size(), " rows, ", ds.num_classes, " classes"));
+struct LoadedData {
+  data::Dataset ds;
+  std::string fingerprint;  // data::Fingerprint(ds): part of every model key
+};
 
-  // Split: pool, population, keep matrix, audit set.
-  t = Clock::now();
-  std::vector<int64_t> pool, population;
-  MIA_RETURN_IF_ERROR(ChoosePoolAndPopulation(c, ds.size(), &pool, &population));
-  const int64_t p = static_cast<int64_t>(pool.size());
+absl::StatusOr<LoadedData> LoadStage(const Config& c, const PipelineContext& ctx,
+                                     std::vector<audit::StageTiming>* timings) {
+  const Clock::time_point t = Clock::now();
+  SendProgress(ctx, "data", 0, 1, c.data.dataset);
+  LoadedData out;
+  MIA_ASSIGN_OR_RETURN(out.ds, data::LoadDataset(c.data.source));
+  out.fingerprint = data::Fingerprint(out.ds);
+  audit::AddStageTime(timings, "load", SecondsSince(t));
+  SendProgress(ctx, "data", 1, 1,
+               absl::StrCat(out.ds.size(), " rows, ", out.ds.num_classes, " classes"));
+  return out;
+}
+
+// Which rows each model trains on and which rows are audited.
+struct Split {
+  std::vector<int64_t> pool, population;  // dataset rows, disjoint
+  int64_t p = 0;                          // pool.size()
+  std::vector<uint8_t> keep;              // [models, p]: 1 where a model trains on a pool row
+  std::vector<int64_t> audit_points;      // pool indices
+};
+
+absl::StatusOr<Split> SplitStage(const Config& c, const PipelineContext& ctx, int64_t rows,
+                                 std::vector<audit::StageTiming>* timings) {
+  const Clock::time_point t = Clock::now();
+  Split s;
+  MIA_RETURN_IF_ERROR(ChoosePoolAndPopulation(c, rows, &s.pool, &s.population));
+  s.p = static_cast<int64_t>(s.pool.size());
   const int m_count = c.num_models();
-  const bool external = !c.external.torchscript.empty();
-  std::vector<uint8_t> keep;
-  if (external) {
-    MIA_ASSIGN_OR_RETURN(keep, ReadExternalKeep(c, p));
+  if (!c.external.torchscript.empty()) {
+    MIA_ASSIGN_OR_RETURN(s.keep, ReadExternalKeep(c, s.p));
   } else {
     MIA_ASSIGN_OR_RETURN(SplitScheme scheme, ParseSplitScheme(c.audit.splits));
     MIA_ASSIGN_OR_RETURN(
-        keep, MakeKeepMatrix(m_count, p, scheme, DeriveSeed(c.run.random_seed, kSeedSplits)));
+        s.keep, MakeKeepMatrix(m_count, s.p, scheme, DeriveSeed(c.run.random_seed, kSeedSplits)));
   }
-  std::vector<int64_t> audit_points(p);  // pool indices
-  std::iota(audit_points.begin(), audit_points.end(), 0);
-  if (c.audit.data_size > 0 && c.audit.data_size < p) {
-    MIA_ASSIGN_OR_RETURN(audit_points,
-                         BalancedAuditSet(keep, p, 0, c.audit.data_size,
+  s.audit_points.resize(s.p);
+  std::iota(s.audit_points.begin(), s.audit_points.end(), 0);
+  if (c.audit.data_size > 0 && c.audit.data_size < s.p) {
+    MIA_ASSIGN_OR_RETURN(s.audit_points,
+                         BalancedAuditSet(s.keep, s.p, 0, c.audit.data_size,
                                           DeriveSeed(c.run.random_seed, kSeedAuditSet)));
-  } else if (c.audit.data_size > p) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("audit.data_size (", c.audit.data_size, ") exceeds the pool (", p, " rows)"));
+  } else if (c.audit.data_size > s.p) {
+    return absl::InvalidArgumentError(absl::StrCat("audit.data_size (", c.audit.data_size,
+                                                   ") exceeds the pool (", s.p, " rows)"));
   }
-  audit::AddStageTime(&timings, "load", SecondsSince(t));  // choosing the splits
-  progress("split", 1, 1,
-           absl::StrCat(m_count, " models, pool ", p, ", population ", population.size(),
-                        ", audit points ", audit_points.size()));
-  MIA_RETURN_IF_ERROR(CheckCancel(ctx));
+  audit::AddStageTime(timings, "load", SecondsSince(t));  // choosing the splits
+  SendProgress(ctx, "split", 1, 1,
+               absl::StrCat(m_count, " models, pool ", s.p, ", population ", s.population.size(),
+                            ", audit points ", s.audit_points.size()));
+  return s;
+}
 
-  // Train the models the store lacks; reuse the rest.
-  t = Clock::now();
-  ArtifactStore store(c.run.log_dir);
-  MIA_RETURN_IF_ERROR(store.Init());
+// Trains the models the store lacks and reuses the rest (or takes the models
+// trained elsewhere, models.torchscript); fills output->models and
+// models_trained. The path of each model's file, by model index.
+absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const PipelineContext& ctx,
+                                                    const LoadedData& data, const Split& split,
+                                                    ArtifactStore* store, PipelineOutput* output,
+                                                    std::vector<audit::StageTiming>* timings) {
+  const Clock::time_point t = Clock::now();
+  MIA_RETURN_IF_ERROR(store->Init());
+  const int m_count = c.num_models();
+  const bool external = !c.external.torchscript.empty();
   std::vector<ModelKeyMaterial> materials(m_count);
   std::vector<std::string> model_paths(m_count);
-  output.models.resize(m_count);
+  output->models.resize(m_count);
   std::vector<int> to_train;
   std::vector<std::vector<int64_t>> train_rows(m_count);
   for (int m = 0; m < m_count; ++m) {
-    ModelRecord& rec = output.models[m];
+    ModelRecord& rec = output->models[m];
     rec.index = m;
     rec.target = m < c.run.num_experiments;
-    train_rows[m] = Gather(pool, TrainingPoints(keep, p, m));
+    train_rows[m] = Gather(split.pool, TrainingPoints(split.keep, split.p, m));
     rec.train_rows = static_cast<int64_t>(train_rows[m].size());
     if (external) {
       model_paths[m] = c.external.torchscript[m];
@@ -217,24 +240,24 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
       continue;
     }
     ModelKeyMaterial& km = materials[m];
-    km.dataset_fingerprint = fingerprint;
+    km.dataset_fingerprint = data.fingerprint;
     km.spec = c.model;
     km.recipe = c.recipe;
     km.rows_sha256 = RowsSha256(train_rows[m]);
     km.seed = DeriveSeed(c.run.random_seed, kSeedModels + m);
     rec.key = km.Key();
-    model_paths[m] = store.ModelPath(rec.key);
-    if (store.HasModel(km)) {
+    model_paths[m] = store->ModelPath(rec.key);
+    if (store->HasModel(km)) {
       rec.source = "cache";
-      MIA_ASSIGN_OR_RETURN(rec.report, store.ReadReport(km));
+      MIA_ASSIGN_OR_RETURN(rec.report, store->ReadReport(km));
     } else {
       to_train.push_back(m);
     }
   }
   const int cached = m_count - static_cast<int>(to_train.size());
-  progress("train", cached, m_count,
-           absl::StrCat(cached, " from the cache, ", to_train.size(), " to train"),
-           static_cast<double>(cached) / std::max(1, m_count));
+  SendProgress(ctx, "train", cached, m_count,
+               absl::StrCat(cached, " from the cache, ", to_train.size(), " to train"),
+               static_cast<double>(cached) / std::max(1, m_count));
   if (!to_train.empty()) {
     std::vector<std::vector<int64_t>> rows;
     std::vector<uint64_t> seeds;
@@ -276,48 +299,68 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
         followed = model;
       }
       followed_done = epoch + 1 == c.recipe.epochs && batch + 1 == batches;
-      progress("train", cached + saved, m_count,
-               absl::StrFormat("model %d/%d epoch %d/%d batch %d/%d", to_train[model] + 1, m_count,
-                               epoch + 1, c.recipe.epochs, batch + 1, batches),
-               train_share());
+      SendProgress(ctx, "train", cached + saved, m_count,
+                   absl::StrFormat("model %d/%d epoch %d/%d batch %d/%d", to_train[model] + 1,
+                                   m_count, epoch + 1, c.recipe.epochs, batch + 1, batches),
+                   train_share());
     };
     // Commit each model the moment its archive exists, so that a crash or a
     // drain loses only the models still in training.
     tctx.model_saved = [&](int k, const training::ModelReport& report) {
       const int m = to_train[k];
-      output.models[m].source = "trained";
-      output.models[m].report = report;
-      MIA_RETURN_IF_ERROR(store.CommitModel(materials[m], report));
+      output->models[m].source = "trained";
+      output->models[m].report = report;
+      MIA_RETURN_IF_ERROR(store->CommitModel(materials[m], report));
       ++saved;
       model_share[k] = 1.0;
-      progress("train", cached + saved, m_count, absl::StrCat(saved, " trained"), train_share());
+      SendProgress(ctx, "train", cached + saved, m_count, absl::StrCat(saved, " trained"),
+                   train_share());
       return absl::OkStatus();
     };
-    MIA_RETURN_IF_ERROR(
-        training::TrainModels(ds, c.model, c.recipe, rows, population, seeds, paths, tctx)
-            .status());
-    output.models_trained = static_cast<int>(to_train.size());
+    MIA_RETURN_IF_ERROR(training::TrainModels(data.ds, c.model, c.recipe, rows, split.population,
+                                              seeds, paths, tctx)
+                            .status());
+    output->models_trained = static_cast<int>(to_train.size());
   }
-  audit::AddStageTime(&timings, "train", SecondsSince(t));
-  progress("train", m_count, m_count, absl::StrCat(output.models_trained, " trained"), 1.0);
-  MIA_RETURN_IF_ERROR(CheckCancel(ctx));
+  audit::AddStageTime(timings, "train", SecondsSince(t));
+  SendProgress(ctx, "train", m_count, m_count, absl::StrCat(output->models_trained, " trained"),
+               1.0);
+  return model_paths;
+}
 
-  // Signals: logits of every model on the audit points and the population.
-  t = Clock::now();
-  const std::vector<int64_t> audit_rows = Gather(pool, audit_points);
-  std::vector<int64_t> query_rows = audit_rows;
-  query_rows.insert(query_rows.end(), population.begin(), population.end());
-  const std::string rows_sha = RowsSha256(query_rows);
-  const int64_t n = static_cast<int64_t>(audit_rows.size());
-  const int64_t z = static_cast<int64_t>(population.size());
-  const int a_count = c.audit.augmentation.NumQueries(ds.is_image());
+// Every model's logits on the audit points and on the population.
+struct Signals {
+  std::vector<int64_t> audit_rows;  // dataset rows of the audit points
+  int64_t n = 0;                    // audit points
+  int64_t z = 0;                    // population points
+  int a_count = 0;                  // queries per point (augmentations)
   int classes = 0;
-  std::vector<float> audit_logits, pop_logits;
+  std::vector<float> audit_logits;  // [models, n, a_count, classes]
+  std::vector<float> pop_logits;    // [models, z, a_count, classes]
+};
+
+// Cached signals are read first; the rest are computed in parallel lanes
+// (ComputeLogitsMany) and cached as each model finishes.
+absl::StatusOr<Signals> SignalsStage(const Config& c, const PipelineContext& ctx,
+                                     const LoadedData& data, const Split& split,
+                                     const std::vector<std::string>& model_paths,
+                                     const std::vector<ModelRecord>& models,
+                                     const ArtifactStore& store,
+                                     std::vector<audit::StageTiming>* timings) {
+  const Clock::time_point t = Clock::now();
+  const int m_count = c.num_models();
+  const bool external = !c.external.torchscript.empty();
+  Signals s;
+  s.audit_rows = Gather(split.pool, split.audit_points);
+  std::vector<int64_t> query_rows = s.audit_rows;
+  query_rows.insert(query_rows.end(), split.population.begin(), split.population.end());
+  const std::string rows_sha = RowsSha256(query_rows);
+  const int64_t n = s.n = static_cast<int64_t>(s.audit_rows.size());
+  const int64_t z = s.z = static_cast<int64_t>(split.population.size());
+  const int a_count = s.a_count = c.audit.augmentation.NumQueries(data.ds.is_image());
   training::TrainContext ictx;
   ictx.device = c.audit.device;
   ictx.cancel = ctx.cancel;
-  // Cached signals are read first; the rest are computed in parallel lanes
-  // (ComputeLogitsMany) and cached as each model finishes.
   std::vector<std::vector<float>> model_logits(m_count);
   std::vector<int> model_classes(m_count, 0);
   std::vector<std::string> signal_paths(m_count);
@@ -325,12 +368,12 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   int signals_done = 0;
   auto signal_done = [&] {
     ++signals_done;
-    progress("signals", signals_done, m_count,
-             absl::StrCat("signals of ", signals_done, "/", m_count, " models"));
+    SendProgress(ctx, "signals", signals_done, m_count,
+                 absl::StrCat("signals of ", signals_done, "/", m_count, " models"));
   };
   for (int m = 0; m < m_count; ++m) {
     MIA_RETURN_IF_ERROR(CheckCancel(ctx));
-    std::string model_id = output.models[m].key;
+    std::string model_id = models[m].key;
     if (external) {
       MIA_ASSIGN_OR_RETURN(model_id, FileSha256(model_paths[m]));
     }
@@ -352,7 +395,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
     std::vector<std::string> compute_paths;
     for (int m : to_compute) compute_paths.push_back(model_paths[m]);
     MIA_RETURN_IF_ERROR(training::ComputeLogitsMany(
-        compute_paths, external, c.model, c.recipe, ds, query_rows, c.audit.augmentation, ictx,
+        compute_paths, external, c.model, c.recipe, data.ds, query_rows, c.audit.augmentation, ictx,
         [&](int i, std::vector<float> logits, int classes) -> absl::Status {
           const int m = to_compute[i];
           MIA_RETURN_IF_ERROR(io::WriteNpy(
@@ -363,37 +406,44 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
           return absl::OkStatus();
         }));
   }
+  int& classes = s.classes;
   for (int m = 0; m < m_count; ++m) {
     if (m == 0) {
       classes = model_classes[m];
-      audit_logits.reserve(static_cast<size_t>(m_count) * n * a_count * classes);
-      pop_logits.reserve(static_cast<size_t>(m_count) * z * a_count * classes);
+      s.audit_logits.reserve(static_cast<size_t>(m_count) * n * a_count * classes);
+      s.pop_logits.reserve(static_cast<size_t>(m_count) * z * a_count * classes);
     } else if (model_classes[m] != classes) {
       return absl::InvalidArgumentError(absl::StrCat("model ", m, " outputs ", model_classes[m],
                                                      " classes, model 0 outputs ", classes));
     }
     const std::vector<float>& logits = model_logits[m];
-    const size_t split = static_cast<size_t>(n) * a_count * classes;
-    audit_logits.insert(audit_logits.end(), logits.begin(), logits.begin() + split);
-    pop_logits.insert(pop_logits.end(), logits.begin() + split, logits.end());
+    const size_t cut = static_cast<size_t>(n) * a_count * classes;
+    s.audit_logits.insert(s.audit_logits.end(), logits.begin(), logits.begin() + cut);
+    s.pop_logits.insert(s.pop_logits.end(), logits.begin() + cut, logits.end());
     std::vector<float>().swap(model_logits[m]);
   }
-  audit::AddStageTime(&timings, "signals", SecondsSince(t));
+  audit::AddStageTime(timings, "signals", SecondsSince(t));
+  return s;
+}
 
-  // The audit itself: a bundle in memory, scored like `mia score` does.
+// The audit as a bundle in memory, as `mia score` reads one from a file.
+audit::Bundle MakeBundle(const Config& c, const LoadedData& data, const Split& split,
+                         Signals signals) {
+  const int m_count = c.num_models();
+  const int64_t n = signals.n, z = signals.z;
   audit::Bundle bundle;
   bundle.path = c.path;
   bundle.audit.has_logits = true;
-  bundle.audit.logits = std::move(audit_logits);
-  bundle.audit.logits_shape = {m_count, n, a_count, classes};
-  bundle.audit.labels = Gather(ds.labels, audit_rows);
+  bundle.audit.logits = std::move(signals.audit_logits);
+  bundle.audit.logits_shape = {m_count, n, signals.a_count, signals.classes};
+  bundle.audit.labels = Gather(data.ds.labels, signals.audit_rows);
   bundle.audit.array_name = "logits";
   if (z > 0) {
     audit::SignalSource pop;
     pop.has_logits = true;
-    pop.logits = std::move(pop_logits);
-    pop.logits_shape = {m_count, z, a_count, classes};
-    pop.labels = Gather(ds.labels, population);
+    pop.logits = std::move(signals.pop_logits);
+    pop.logits_shape = {m_count, z, signals.a_count, signals.classes};
+    pop.labels = Gather(data.ds.labels, split.population);
     pop.array_name = "population_logits";
     bundle.population = std::move(pop);
   }
@@ -401,34 +451,47 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   for (int m = 0; m < m_count; ++m) {
     for (int64_t i = 0; i < n; ++i) {
       bundle.keep[static_cast<size_t>(m) * n + i] =
-          keep[static_cast<size_t>(m) * p + audit_points[i]];
+          split.keep[static_cast<size_t>(m) * split.p + split.audit_points[i]];
     }
   }
-  bundle.row_ids = audit_rows;
+  bundle.row_ids = std::move(signals.audit_rows);
   for (int k = 0; k < c.run.num_experiments; ++k) bundle.targets.push_back(k);
+  return bundle;
+}
 
-  progress("audit", 0, 1, "");
+// Scores the bundle like `mia score` does; fills output->result, its timings
+// the pipeline's stages first, then scoring's.
+absl::Status ScoreStage(const Config& c, const PipelineContext& ctx, const audit::Bundle& bundle,
+                        std::vector<audit::StageTiming> timings, PipelineOutput* output) {
+  SendProgress(ctx, "audit", 0, 1, "");
   audit::ScoringOptions scoring = c.audit.scoring;
   scoring.seed = DeriveSeed(c.run.random_seed, kSeedScoring);
   scoring.cancel = ctx.cancel;
-  MIA_ASSIGN_OR_RETURN(output.result, audit::ScoreBundle(bundle, scoring));
-  output.result.spec_json = ConfigJson(c);
+  MIA_ASSIGN_OR_RETURN(output->result, audit::ScoreBundle(bundle, scoring));
+  output->result.spec_json = ConfigJson(c);
   // Every report says which mia made it (`mia audit` and the server alike).
-  output.result.tool_version = MIA_VERSION;
+  output->result.tool_version = MIA_VERSION;
   // The pipeline's stages first, then scoring's (whose signals from logits add
   // to the signals stage): one line per stage.
-  for (const audit::StageTiming& st : output.result.timings) {
+  for (const audit::StageTiming& st : output->result.timings) {
     audit::AddStageTime(&timings, st.stage, st.seconds);
   }
-  output.result.timings = std::move(timings);
-  progress("audit", 1, 1, "");
+  output->result.timings = std::move(timings);
+  SendProgress(ctx, "audit", 1, 1, "");
+  return absl::OkStatus();
+}
 
-  // Report: the audit's files, models.json, and the signals as a bundle that
-  // `mia score` can re-audit.
-  t = Clock::now();
-  output.report_dir = ctx.report_dir.empty()
-                          ? (std::filesystem::path(c.run.log_dir) / c.audit.report_log).string()
-                          : ctx.report_dir;
+// The audit's files, models.json, and the signals as a bundle that `mia
+// score` can re-audit; sets output->report_dir.
+absl::Status ReportStage(const Config& c, const PipelineContext& ctx, const audit::Bundle& bundle,
+                         PipelineOutput* output) {
+  const Clock::time_point t = Clock::now();
+  output->report_dir = ctx.report_dir.empty()
+                           ? (std::filesystem::path(c.run.log_dir) / c.audit.report_log).string()
+                           : ctx.report_dir;
+  const attacks::LogitsShape& dims = bundle.audit.logits_shape;
+  const int64_t m_count = dims.models, n = dims.points, a_count = dims.queries;
+  const int64_t classes = dims.classes;
   io::NpyMap arrays;
   arrays["keep"] = io::NpyArray::FromBool({m_count, n}, bundle.keep);
   std::vector<int64_t> shape = {m_count, n};
@@ -437,6 +500,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   arrays["logits"] = io::NpyArray::FromFloat(shape, bundle.audit.logits);
   arrays["labels"] = io::NpyArray::FromInt64({n}, bundle.audit.labels);
   if (bundle.population.has_value()) {
+    const int64_t z = bundle.population->logits_shape.points;
     shape[1] = z;
     arrays["population_logits"] = io::NpyArray::FromFloat(shape, bundle.population->logits);
     arrays["population_labels"] = io::NpyArray::FromInt64({z}, bundle.population->labels);
@@ -445,13 +509,35 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   std::vector<int64_t> targets(bundle.targets.begin(), bundle.targets.end());
   arrays["targets"] = io::NpyArray::FromInt64({static_cast<int64_t>(targets.size())}, targets);
   std::error_code ec;
-  std::filesystem::create_directories(output.report_dir, ec);
-  MIA_RETURN_IF_ERROR(io::WriteNpz(output.report_dir + "/signals.npz", arrays, /*compress=*/false));
-  MIA_RETURN_IF_ERROR(WriteModelsJson(output.report_dir + "/models.json", output.models, c));
-  audit::AddStageTime(&output.result.timings, "report", SecondsSince(t));
-  if (!c.run.time_log) output.result.timings.clear();
-  MIA_RETURN_IF_ERROR(report::WriteReport(output.result, output.report_dir));
-  progress("report", 1, 1, "report written");  // never a server path
+  std::filesystem::create_directories(output->report_dir, ec);
+  MIA_RETURN_IF_ERROR(
+      io::WriteNpz(output->report_dir + "/signals.npz", arrays, /*compress=*/false));
+  MIA_RETURN_IF_ERROR(WriteModelsJson(output->report_dir + "/models.json", output->models, c));
+  audit::AddStageTime(&output->result.timings, "report", SecondsSince(t));
+  if (!c.run.time_log) output->result.timings.clear();
+  MIA_RETURN_IF_ERROR(report::WriteReport(output->result, output->report_dir));
+  SendProgress(ctx, "report", 1, 1, "report written");  // never a server path
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& ctx) {
+  training::SetComputeThreads(c.run.threads);
+  PipelineOutput output;
+  std::vector<audit::StageTiming> timings;
+  MIA_ASSIGN_OR_RETURN(const LoadedData data, LoadStage(c, ctx, &timings));
+  MIA_ASSIGN_OR_RETURN(const Split split, SplitStage(c, ctx, data.ds.size(), &timings));
+  MIA_RETURN_IF_ERROR(CheckCancel(ctx));
+  ArtifactStore store(c.run.log_dir);
+  MIA_ASSIGN_OR_RETURN(const std::vector<std::string> model_paths,
+                       TrainStage(c, ctx, data, split, &store, &output, &timings));
+  MIA_RETURN_IF_ERROR(CheckCancel(ctx));
+  MIA_ASSIGN_OR_RETURN(Signals signals, SignalsStage(c, ctx, data, split, model_paths,
+                                                     output.models, store, &timings));
+  const audit::Bundle bundle = MakeBundle(c, data, split, std::move(signals));
+  MIA_RETURN_IF_ERROR(ScoreStage(c, ctx, bundle, std::move(timings), &output));
+  MIA_RETURN_IF_ERROR(ReportStage(c, ctx, bundle, &output));
   return output;
 }
 

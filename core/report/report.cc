@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <string>
 #include <string_view>
@@ -19,7 +20,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/csv.h"
 #include "core/common/file_util.h"
 #include "core/report/svg_plot.h"
 #include "nlohmann/json.hpp"
@@ -175,21 +178,6 @@ Json SummaryJson(const audit::AttackSummary& s, const std::vector<double>& fprs)
   }
   j["tpr_at_fpr"] = std::move(tprs);
   return j;
-}
-
-// ---------------------------------------------------------------------------
-// scores.csv
-
-// RFC 4180: quote a field holding a comma, quote or line break; double quotes.
-std::string CsvField(std::string_view text) {
-  if (text.find_first_of(",\"\r\n") == std::string_view::npos) return std::string(text);
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  out += '"';
-  return out;
 }
 
 // ---------------------------------------------------------------------------
@@ -408,9 +396,11 @@ std::string ScoresCsv(const audit::AuditResult& result) {
   }
   for (const std::vector<uint8_t>& m : result.membership) points = std::max(points, m.size());
 
-  std::string out = "row_id,target,member";
-  for (const std::string& a : attacks) out += "," + CsvField(a);
-  out += "\n";
+  std::vector<std::string> header = {"row_id", "target", "member"};
+  header.insert(header.end(), attacks.begin(), attacks.end());
+  std::string out;
+  AppendCsvRecord(header, &out);
+  // The rows hold only numbers, which CSV never quotes: written directly.
   for (size_t t = 0; t < targets.size(); ++t) {
     const int target = targets[t];
     const std::vector<uint8_t>* membership =
@@ -436,6 +426,42 @@ std::string ScoresCsv(const audit::AuditResult& result) {
     }
   }
   return out;
+}
+
+absl::StatusOr<std::vector<std::string>> ParseScoresHeader(const CsvReader& reader,
+                                                           const std::vector<std::string>& fields) {
+  const char* const fixed[] = {"row_id", "target", "member"};
+  for (size_t i = 0; i < 3; ++i) {
+    if (i >= fields.size() || fields[i] != fixed[i]) {
+      return reader.FieldError(i, "the header must start with row_id,target,member");
+    }
+  }
+  return std::vector<std::string>(fields.begin() + 3, fields.end());
+}
+
+absl::Status ParseScoresRow(const CsvReader& reader, const std::vector<std::string>& fields,
+                            size_t attacks, ScoresRow* row) {
+  if (fields.size() != attacks + 3) {
+    return reader.FieldError(
+        std::min(fields.size(), attacks + 3),
+        absl::StrCat(fields.size(), " fields where the header has ", attacks + 3));
+  }
+  if (!absl::SimpleAtoi(fields[0], &row->row_id)) {
+    return reader.FieldError(0, "row_id is not an integer");
+  }
+  if (!absl::SimpleAtoi(fields[1], &row->target)) {
+    return reader.FieldError(1, "target is not an integer");
+  }
+  if (fields[2] != "0" && fields[2] != "1") return reader.FieldError(2, "member is not 0 or 1");
+  row->member = fields[2] == "1";
+  row->scores.assign(attacks, std::numeric_limits<double>::quiet_NaN());
+  for (size_t c = 0; c < attacks; ++c) {
+    const std::string& f = fields[3 + c];
+    if (!f.empty() && !absl::SimpleAtod(f, &row->scores[c])) {
+      return reader.FieldError(3 + c, "the score is not a number");
+    }
+  }
+  return absl::OkStatus();
 }
 
 std::string SummaryMarkdown(const audit::AuditResult& result) {

@@ -11,7 +11,9 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "core/audit/result.h"
+#include "core/common/csv.h"
 
 namespace mia::report {
 
@@ -41,6 +43,25 @@ std::string ResultJson(const audit::AuditResult& result);
 
 // scores.csv: one row per (target, audit point), one score column per attack.
 std::string ScoresCsv(const audit::AuditResult& result);
+
+// Reading scores.csv back (the server's score pages and result loader), record
+// by record through a CsvReader (core/common/csv.h). Errors are DATA_LOSS
+// naming the file, the line and the field, never the field's text.
+//
+// The attack names of a header record; an error unless it starts with
+// row_id,target,member.
+absl::StatusOr<std::vector<std::string>> ParseScoresHeader(const CsvReader& reader,
+                                                           const std::vector<std::string>& fields);
+// One row of scores.csv; a score left empty (not scored) is NaN.
+struct ScoresRow {
+  int64_t row_id = 0;
+  int target = 0;
+  bool member = false;
+  std::vector<double> scores;  // one per attack column
+};
+// Parses a row record of a file with `attacks` attack columns.
+absl::Status ParseScoresRow(const CsvReader& reader, const std::vector<std::string>& fields,
+                            size_t attacks, ScoresRow* row);
 
 // summary.md: per-attack tables of the headline figures.
 std::string SummaryMarkdown(const audit::AuditResult& result);

@@ -111,5 +111,15 @@ TEST(Sha256Test, DigestDoesNotEndTheStream) {
   EXPECT_EQ(digest[31], 0xad);
 }
 
+TEST(Sha256Test, HexFormIsRecognized) {
+  EXPECT_TRUE(IsSha256Hex(Sha256Hex("abc")));
+  EXPECT_TRUE(IsSha256Hex(std::string(64, '0')));
+  EXPECT_FALSE(IsSha256Hex(std::string(63, 'a')));
+  EXPECT_FALSE(IsSha256Hex(std::string(65, 'a')));
+  EXPECT_FALSE(IsSha256Hex(std::string(64, 'A')));  // lowercase only
+  EXPECT_FALSE(IsSha256Hex(std::string(64, 'g')));
+  EXPECT_FALSE(IsSha256Hex(""));
+}
+
 }  // namespace
 }  // namespace mia

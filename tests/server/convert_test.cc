@@ -458,15 +458,12 @@ TEST(SpecFromProtoTest, ArtifactIds) {
   EXPECT_THAT(Fields(violations), ElementsAre("spec.models.keep"));
 }
 
-TEST(SpecFromProtoTest, PlaceJobFilesUsesTheSharedCacheAndTheJobFolder) {
+TEST(SpecFromProtoTest, ModelsGoToTheSharedCache) {
   const Layout l;
   absl::StatusOr<JobSpec> job = SpecFromProto(FullSpec(), l.roots);
   ASSERT_TRUE(job.ok()) << job.status();
-  PlaceJobFiles(&*job, l.roots.jobs_dir + "/job-1/");
-  EXPECT_EQ(job->report_dir, l.roots.jobs_dir + "/job-1/report");
   EXPECT_EQ(job->config.run.log_dir, l.dir + "/cache");
-  EXPECT_EQ((fs::path(job->config.run.log_dir) / job->config.audit.report_log).string(),
-            job->report_dir);
+  EXPECT_EQ(job->model_cache_dir, l.dir + "/cache");
 
   ServerRoots custom = l.roots;
   custom.cache_dir = l.dir + "/models/";
@@ -842,6 +839,57 @@ TEST(ScoresPageTest, BadTokensAndSizes) {
   const std::string junk = dir + "/junk.csv";
   std::ofstream(junk) << "a,b\n1,2\n";
   EXPECT_EQ(ScoresPage(junk, 10, "", &page).code(), absl::StatusCode::kDataLoss);
+}
+
+// Attack names holding a comma, quotes and a line break come back whole, and
+// rows are read as CSV records (quoted fields too); a malformed row is named
+// by its line in the file, also on a page reached through a token.
+TEST(ScoresPageTest, QuotedNamesAndRowsAndLinesInErrors) {
+  const std::string dir = TempDir();
+  audit::AuditResult r;
+  r.row_ids = {10, 11, 12, 13, 14};
+  r.targets = {0};
+  r.membership = {{1, 0, 1, 0, 1}};
+  for (const char* name : {"a,b", "say \"hi\"\nnow"}) {
+    audit::AttackTargetResult a;
+    a.attack = name;
+    a.scores = {0.5, 1.5, 2.5, 3.5, 4.5};
+    r.results.push_back(a);
+  }
+  const std::string path = dir + "/quoted.csv";
+  // Lines 1-2: the header; 3-7: the rows; 8: a row with quoted fields.
+  std::ofstream(path, std::ios::binary) << report::ScoresCsv(r) << "\"15\",\"0\",\"1\",\"5.5\",\n";
+
+  std::vector<v1::ScoreRow> rows;
+  std::string token;
+  int pages = 0;
+  do {
+    v1::ListAuditScoresResponse page;
+    const absl::Status s = ScoresPage(path, 2, token, &page);
+    ASSERT_TRUE(s.ok()) << s;
+    EXPECT_THAT(page.attacks(), ElementsAre("a,b", "say \"hi\"\nnow"));
+    rows.insert(rows.end(), page.rows().begin(), page.rows().end());
+    token = page.next_page_token();
+  } while (!token.empty() && ++pages < 10);
+  ASSERT_EQ(rows.size(), 6u);
+  EXPECT_EQ(rows[5].row_id(), 15);
+  EXPECT_TRUE(rows[5].member());
+  EXPECT_DOUBLE_EQ(rows[5].scores(0), 5.5);
+  EXPECT_TRUE(std::isnan(rows[5].scores(1)));
+
+  // Line 9: a score that is no number; line 10: a quote left open.
+  std::ofstream(path, std::ios::app | std::ios::binary) << "16,0,1,x,1\n17,0,\"1,2,3\n";
+  v1::ListAuditScoresResponse page;
+  ASSERT_TRUE(ScoresPage(path, 3, "", &page).ok());  // lines 3-5
+  token = page.next_page_token();
+  // Lines 6-8, and line 9 read to see whether the page is full.
+  absl::Status s = ScoresPage(path, 3, token, &page);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("scores.csv: line 9, field 4"));
+  std::ofstream(path, std::ios::binary) << report::ScoresCsv(r) << "17,0,\"1,2,3\n";
+  s = ScoresPage(path, 10, "", &page);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("scores.csv: line 8, column 6"));
 }
 
 }  // namespace

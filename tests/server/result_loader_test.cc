@@ -1,0 +1,74 @@
+#include "server/result_loader.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "core/report/report.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace mia::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string TempDir(const std::string& name) {
+  const char* env = std::getenv("MIA_TEST_TMPDIR");
+  const fs::path dir =
+      fs::path(env != nullptr ? env : ::testing::TempDir()) / "result_loader_test" / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+// Two attacks whose names need CSV quoting (a comma, quotes, a line break),
+// written by the report writer and read back with a curve for each.
+TEST(LoadReportResultTest, AttackNamesNeedingQuotesKeepTheirCurves) {
+  const std::string dir = TempDir("quoted");
+  audit::AuditResult r;
+  r.row_ids = {10, 11, 12, 13};
+  r.targets = {0};
+  r.membership = {{1, 0, 1, 0}};
+  for (const char* name : {"rmia:gamma=2,offline", "say \"hi\"\nnow"}) {
+    audit::AttackTargetResult a;
+    a.attack = name;
+    a.scores = {0.9, 0.1, 0.8, 0.2};
+    a.members = 2;
+    a.non_members = 2;
+    r.results.push_back(a);
+  }
+  std::ofstream(dir + "/result.json") << report::ResultJson(r);
+  std::ofstream(dir + "/scores.csv") << report::ScoresCsv(r);
+
+  absl::StatusOr<audit::AuditResult> back = LoadReportResult(dir);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_THAT(back->row_ids, ::testing::ElementsAre(10, 11, 12, 13));
+  ASSERT_EQ(back->results.size(), 2u);
+  EXPECT_EQ(back->results[1].attack, "say \"hi\"\nnow");
+  for (const audit::AttackTargetResult& a : back->results) {
+    EXPECT_THAT(a.roc.fpr, ::testing::Not(::testing::IsEmpty())) << a.attack;
+  }
+}
+
+TEST(LoadReportResultTest, MalformedScoresNameLineAndColumn) {
+  const std::string dir = TempDir("malformed");
+  audit::AuditResult r;
+  std::ofstream(dir + "/result.json") << report::ResultJson(r);
+  std::ofstream(dir + "/scores.csv") << "row_id,target,member,a\n1,0,1,0.5\n2,0,\"1,0.5\n";
+  absl::StatusOr<audit::AuditResult> back = LoadReportResult(dir);
+  EXPECT_EQ(back.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(back.status().message()),
+              ::testing::HasSubstr("scores.csv: line 3, column 5"));
+
+  std::ofstream(dir + "/scores.csv") << "row_id,target,member,a\n1,0,2,0.5\n";
+  back = LoadReportResult(dir);
+  EXPECT_EQ(back.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(back.status().message()),
+              ::testing::HasSubstr("scores.csv: line 2, field 3"));
+}
+
+}  // namespace
+}  // namespace mia::server
