@@ -146,8 +146,7 @@ absl::Status ReadWholeFile(const std::string& path, uint64_t max_bytes, std::str
     const int err = errno;
     if (err == ENOENT || err == ENOTDIR)
       return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot open: ", std::generic_category().message(err)));
+    return FileErrnoStatus(err, path, "open");
   }
   struct FdCloser {
     int fd;
@@ -155,8 +154,7 @@ absl::Status ReadWholeFile(const std::string& path, uint64_t max_bytes, std::str
   } closer{fd};
   struct stat st;
   if (fstat(fd, &st) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot stat: ", std::generic_category().message(errno)));
+    return FileErrnoStatus(errno, path, "stat");
   }
   if (S_ISDIR(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(path, ": is a folder"));
   // A FIFO or device could block or never end.
@@ -176,8 +174,7 @@ absl::Status ReadWholeFile(const std::string& path, uint64_t max_bytes, std::str
     const ssize_t got = read(fd, out->data() + done, want);
     if (got < 0) {
       if (errno == EINTR) continue;
-      return absl::InvalidArgumentError(absl::StrCat(path, ": read failed at offset ", done, ": ",
-                                                     std::generic_category().message(errno)));
+      return FileErrnoStatus(errno, path, absl::StrCat("read at offset ", done));
     }
     if (got == 0) break;  // the file shrank while we read it
     done += static_cast<uint64_t>(got);
@@ -659,14 +656,12 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListNpyFiles(
     if (errno == ENOENT || errno == ENOTDIR) {
       return absl::NotFoundError(absl::StrCat(path, ": no such folder"));
     }
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot stat: ", std::generic_category().message(errno)));
+    return FileErrnoStatus(errno, path, "stat");
   }
   if (!S_ISDIR(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(path, ": not a folder"));
   DIR* dir = opendir(path.c_str());
   if (dir == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot open folder: ", std::generic_category().message(errno)));
+    return FileErrnoStatus(errno, path, "open folder");
   }
   std::vector<std::string> files;
   const uint64_t max_members =
@@ -801,8 +796,7 @@ class MappedFile {
       if (err == ENOENT || err == ENOTDIR) {
         return absl::NotFoundError(absl::StrCat(path, ": no such file"));
       }
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": cannot open: ", std::generic_category().message(err)));
+      return FileErrnoStatus(err, path, "open");
     }
     struct FdCloser {
       int fd;
@@ -810,8 +804,7 @@ class MappedFile {
     } closer{fd};
     struct stat st;
     if (fstat(fd, &st) != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": cannot stat: ", std::generic_category().message(errno)));
+      return FileErrnoStatus(errno, path, "stat");
     }
     if (!S_ISREG(st.st_mode)) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
@@ -902,8 +895,7 @@ absl::StatusOr<std::string> ReadPrefix(int fd, uint64_t want, const std::string&
     const ssize_t got = pread(fd, out.data() + done, want - done, static_cast<off_t>(done));
     if (got < 0) {
       if (errno == EINTR) continue;
-      return absl::InvalidArgumentError(absl::StrCat(path, ": read failed at offset ", done, ": ",
-                                                     std::generic_category().message(errno)));
+      return FileErrnoStatus(errno, path, absl::StrCat("read at offset ", done));
     }
     if (got == 0) break;
     done += static_cast<uint64_t>(got);
@@ -920,8 +912,7 @@ absl::StatusOr<NpyInfoMap> NpyDirInfosImpl(const std::string& path, const ReadLi
   for (const auto& [full, name] : files) {
     const int fd = open(full.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(full, ": cannot open: ", std::generic_category().message(errno)));
+      return FileErrnoStatus(errno, full, "open");
     }
     struct FdCloser {
       int fd;
@@ -1118,8 +1109,7 @@ absl::StatusOr<NpyMap> ReadArrays(const std::string& path, const ReadLimits& lim
     if (errno == ENOENT || errno == ENOTDIR) {
       return absl::NotFoundError(absl::StrCat(path, ": no such file or folder"));
     }
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot stat: ", std::generic_category().message(errno)));
+    return FileErrnoStatus(errno, path, "stat");
   }
   if (S_ISDIR(st.st_mode)) return ReadNpyDir(path, limits);
   return ReadNpz(path, limits);
@@ -1131,8 +1121,7 @@ absl::StatusOr<NpyInfoMap> ReadArrayInfos(const std::string& path, const ReadLim
     if (errno == ENOENT || errno == ENOTDIR) {
       return absl::NotFoundError(absl::StrCat(path, ": no such file or folder"));
     }
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot stat: ", std::generic_category().message(errno)));
+    return FileErrnoStatus(errno, path, "stat");
   }
   try {
     if (S_ISDIR(st.st_mode)) return NpyDirInfosImpl(path, limits);
