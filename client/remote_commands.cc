@@ -28,17 +28,16 @@
 #include "client/spec_from_yaml.h"
 #include "core/common/file_util.h"
 #include "core/common/sha256.h"
-#include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/support/error_details.h"
 #include "mia/v1/audit.grpc.pb.h"
 
 namespace mia::client {
 namespace {
-
-using ::google::protobuf::UnknownField;
-using ::google::protobuf::UnknownFieldSet;
 
 // Upload chunk size: the API's limit per message.
 constexpr size_t kChunkBytes = size_t{1} << 20;
@@ -77,50 +76,20 @@ struct Violation {
   std::string description;
 };
 
-// The length-delimited values of field `number` in a serialized message.
-std::vector<std::string> Fields(const UnknownFieldSet& set, int number) {
-  std::vector<std::string> values;
-  for (int i = 0; i < set.field_count(); ++i) {
-    const UnknownField& f = set.field(i);
-    if (f.number() == number && f.type() == UnknownField::TYPE_LENGTH_DELIMITED) {
-      values.push_back(f.length_delimited());
+// The field violations a server attached to an error: grpc-status-details-bin
+// holds a google.rpc.Status whose details may include a google.rpc.BadRequest.
+// Details that do not parse are ignored: the message still says what is wrong.
+std::vector<Violation> ViolationsFromDetails(const grpc::Status& status) {
+  if (status.error_details().empty()) return {};
+  google::rpc::Status details;
+  if (!grpc::ExtractErrorDetails(status, &details).ok()) return {};
+  std::vector<Violation> out;
+  for (const google::protobuf::Any& any : details.details()) {
+    google::rpc::BadRequest bad_request;
+    if (!any.Is<google::rpc::BadRequest>() || !any.UnpackTo(&bad_request)) continue;
+    for (const google::rpc::BadRequest::FieldViolation& v : bad_request.field_violations()) {
+      out.push_back({v.field(), v.description()});
     }
-  }
-  return values;
-}
-
-// google.rpc.BadRequest { repeated FieldViolation field_violations = 1; }
-// FieldViolation { string field = 1; string description = 2; }
-std::vector<Violation> ParseBadRequest(const std::string& bytes) {
-  std::vector<Violation> out;
-  UnknownFieldSet bad_request;
-  if (!bad_request.ParseFromString(bytes)) return out;
-  for (const std::string& v : Fields(bad_request, 1)) {
-    UnknownFieldSet fv;
-    if (!fv.ParseFromString(v)) continue;
-    const std::vector<std::string> field = Fields(fv, 1), description = Fields(fv, 2);
-    if (field.empty() && description.empty()) continue;
-    out.push_back({field.empty() ? "" : field[0], description.empty() ? "" : description[0]});
-  }
-  return out;
-}
-
-// The field violations a server attached to an error: a google.rpc.Status
-// (code = 1, details = 3 as Any{type_url = 1, value = 2}) holding a
-// google.rpc.BadRequest. Decoded from the wire format so that the client does
-// not need the googleapis protos.
-std::vector<Violation> ViolationsFromDetails(const std::string& details) {
-  if (details.empty()) return {};
-  UnknownFieldSet status;
-  if (!status.ParseFromString(details)) return {};
-  std::vector<Violation> out;
-  for (const std::string& any_bytes : Fields(status, 3)) {
-    UnknownFieldSet any;
-    if (!any.ParseFromString(any_bytes)) continue;
-    const std::vector<std::string> type_url = Fields(any, 1), value = Fields(any, 2);
-    if (type_url.empty() || value.empty()) continue;
-    if (!absl::EndsWith(type_url[0], "google.rpc.BadRequest")) continue;
-    for (Violation& v : ParseBadRequest(value[0])) out.push_back(std::move(v));
   }
   return out;
 }
@@ -319,7 +288,7 @@ class Client {
       case grpc::StatusCode::INVALID_ARGUMENT:
       case grpc::StatusCode::NOT_FOUND: {
         const bool invalid = s.error_code() == grpc::StatusCode::INVALID_ARGUMENT;
-        std::vector<Violation> violations = ViolationsFromDetails(s.error_details());
+        std::vector<Violation> violations = ViolationsFromDetails(s);
         std::vector<std::string> lines;
         for (const Violation& v : violations) {
           lines.push_back(v.field.empty() ? v.description

@@ -287,7 +287,7 @@ absl::Status AuditServer::Init() {
 
   if (config.metrics_port > 0) {
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http = MetricsHttpServer::Start(
-        config.metrics_address, config.metrics_port, metrics_->collectable());
+        MetricsHost(config), config.metrics_port, metrics_->collectable());
     if (!http.ok()) return http.status();
     metrics_http_ = std::move(*http);
     metrics_port_ = metrics_http_->port();

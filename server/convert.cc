@@ -24,6 +24,7 @@
 #include "core/metrics/roc.h"
 #include "core/report/report.h"
 #include "google/protobuf/util/json_util.h"
+#include "google/rpc/error_details.pb.h"
 #include "nlohmann/json.hpp"
 
 namespace mia::server {
@@ -615,19 +616,14 @@ FieldViolation ViolationFromParseError(const absl::Status& status) {
   return v;
 }
 
-// google.rpc.BadRequest { repeated FieldViolation field_violations = 1; }
-// FieldViolation { string field = 1; string description = 2; }, encoded by
-// hand (AppendBytesField): the status payload needs the bytes, not a
-// generated class.
 std::string BadRequestBytes(const std::vector<FieldViolation>& violations) {
-  std::string out;
+  google::rpc::BadRequest bad_request;
   for (const FieldViolation& v : violations) {
-    std::string entry;
-    AppendBytesField(1, v.field, &entry);
-    AppendBytesField(2, v.description, &entry);
-    AppendBytesField(1, entry, &out);
+    google::rpc::BadRequest::FieldViolation* out = bad_request.add_field_violations();
+    out->set_field(v.field);
+    out->set_description(v.description);
   }
-  return out;
+  return bad_request.SerializeAsString();
 }
 
 }  // namespace
@@ -892,38 +888,20 @@ std::optional<google::protobuf::Timestamp> TimestampFor(absl::Time t) {
   return ts;
 }
 
-constexpr std::pair<absl::StatusCode, const char*> kCodeNames[] = {
-    {absl::StatusCode::kOk, "OK"},
-    {absl::StatusCode::kCancelled, "CANCELLED"},
-    {absl::StatusCode::kUnknown, "UNKNOWN"},
-    {absl::StatusCode::kInvalidArgument, "INVALID_ARGUMENT"},
-    {absl::StatusCode::kDeadlineExceeded, "DEADLINE_EXCEEDED"},
-    {absl::StatusCode::kNotFound, "NOT_FOUND"},
-    {absl::StatusCode::kAlreadyExists, "ALREADY_EXISTS"},
-    {absl::StatusCode::kPermissionDenied, "PERMISSION_DENIED"},
-    {absl::StatusCode::kResourceExhausted, "RESOURCE_EXHAUSTED"},
-    {absl::StatusCode::kFailedPrecondition, "FAILED_PRECONDITION"},
-    {absl::StatusCode::kAborted, "ABORTED"},
-    {absl::StatusCode::kOutOfRange, "OUT_OF_RANGE"},
-    {absl::StatusCode::kUnimplemented, "UNIMPLEMENTED"},
-    {absl::StatusCode::kInternal, "INTERNAL"},
-    {absl::StatusCode::kUnavailable, "UNAVAILABLE"},
-    {absl::StatusCode::kDataLoss, "DATA_LOSS"},
-    {absl::StatusCode::kUnauthenticated, "UNAUTHENTICATED"},
-};
-
 }  // namespace
 
 std::string StatusCodeName(absl::StatusCode code) {
-  for (const auto& [c, name] : kCodeNames) {
-    if (c == code) return name;
-  }
-  return "UNKNOWN";
+  // absl spells the canonical names as google.rpc.Code does; it returns ""
+  // for a number outside them.
+  const std::string name = absl::StatusCodeToString(code);
+  return name.empty() ? "UNKNOWN" : name;
 }
 
 std::optional<absl::StatusCode> StatusCodeFromName(absl::string_view name) {
-  for (const auto& [c, n] : kCodeNames) {
-    if (name == n) return c;
+  // The canonical codes are 0 (OK) to 16 (UNAUTHENTICATED).
+  for (int c = 0; c <= static_cast<int>(absl::StatusCode::kUnauthenticated); ++c) {
+    const auto code = static_cast<absl::StatusCode>(c);
+    if (name == absl::StatusCodeToString(code)) return code;
   }
   return std::nullopt;
 }
@@ -1090,20 +1068,6 @@ absl::Status ScoresPage(const std::string& scores_csv_path, int64_t page_size,
   }
   if (next >= 0) out->set_next_page_token(EncodeToken(next, next_line, binding));
   return absl::OkStatus();
-}
-
-void AppendVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-void AppendBytesField(int number, absl::string_view bytes, std::string* out) {
-  AppendVarint(static_cast<uint64_t>(number) << 3 | 2, out);
-  AppendVarint(bytes.size(), out);
-  out->append(bytes.data(), bytes.size());
 }
 
 }  // namespace mia::server

@@ -176,12 +176,6 @@ absl::Status ScoresPage(const std::string& scores_csv_path, int64_t page_size,
                         const std::string& page_token, mia::v1::ListAuditScoresResponse* out,
                         std::optional<int> target = std::nullopt);
 
-// Protobuf wire encoding by hand, for status details (google.rpc.Status,
-// BadRequest) whose bytes are needed without the generated classes: a varint,
-// and a length-delimited field (wire type 2) numbered `number`.
-void AppendVarint(uint64_t v, std::string* out);
-void AppendBytesField(int number, absl::string_view bytes, std::string* out);
-
 }  // namespace mia::server
 
 #endif  // MIA_SERVER_CONVERT_H_

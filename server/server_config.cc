@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -310,6 +311,24 @@ absl::Status ValidateServerConfig(const ServerConfig& c) {
 std::string TlsMode(const ServerConfig& config) {
   if (config.tls_cert_file.empty()) return "off";
   return config.tls_client_ca_file.empty() ? "tls" : "mtls";
+}
+
+std::string MetricsHost(const ServerConfig& config) {
+  if (!config.metrics_address.empty()) return config.metrics_address;
+  std::string address = config.listen_address;
+  if (absl::StartsWith(address, "unix:") || absl::StartsWith(address, "unix-abstract:")) {
+    return "127.0.0.1";
+  }
+  // gRPC also accepts a scheme before the address.
+  for (const char* scheme : {"ipv4:", "ipv6:", "dns:"}) {
+    if (absl::StartsWith(address, scheme)) address = address.substr(std::strlen(scheme));
+  }
+  if (absl::StartsWith(address, "[")) {
+    const size_t close = address.find(']');
+    return address.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+  }
+  const size_t colon = address.rfind(':');
+  return colon == std::string::npos ? address : address.substr(0, colon);
 }
 
 absl::StatusOr<std::string> ReadTlsFile(const std::string& key, const std::string& path) {

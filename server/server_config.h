@@ -67,8 +67,9 @@ struct ServerConfig {
   double heartbeat_seconds = 10;
   // Port of the Prometheus /metrics endpoint; 0 turns it off.
   int metrics_port = 0;
-  // Address the metrics endpoint binds to.
-  std::string metrics_address = "0.0.0.0";
+  // Address the metrics endpoint binds to; empty: the host of listen_address,
+  // so a server kept on loopback does not publish its metrics everywhere.
+  std::string metrics_address;
   // Serve gRPC server reflection (grpc.reflection.v1alpha); off by default
   // because it tells any caller the whole API.
   bool enable_reflection = false;
@@ -114,6 +115,11 @@ std::string TlsMode(const ServerConfig& config);
 // InvalidArgument naming the key and path (never the contents) when it cannot
 // be read or holds no PEM block of the kind the key needs.
 absl::StatusOr<std::string> ReadTlsFile(const std::string& key, const std::string& path);
+
+// The host the metrics endpoint binds: metrics_address, or when that is empty
+// the host of listen_address ("[::1]:50051" gives "::1"; a unix: socket gives
+// 127.0.0.1).
+std::string MetricsHost(const ServerConfig& config);
 
 // The configuration as one JSON object (every key), for the start-up log.
 std::string ServerConfigJson(const ServerConfig& config);

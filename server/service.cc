@@ -1,5 +1,7 @@
 #include "server/service.h"
 
+#include <grpcpp/support/error_details.h>
+
 #include <algorithm>
 #include <fstream>
 #include <map>
@@ -13,6 +15,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "core/common/sha256.h"
+#include "google/rpc/status.pb.h"
 #include "server/convert.h"
 #include "server/json_log.h"
 #include "server/metrics.h"
@@ -31,17 +34,17 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   std::string message(status.message());
   const absl::optional<absl::Cord> bad_request = status.GetPayload(kBadRequestTypeUrl);
   if (!bad_request.has_value()) return grpc::Status(code, message);
-  // google.rpc.Status {int32 code = 1; string message = 2; repeated Any
-  // details = 3;} with one Any {string type_url = 1; bytes value = 2;}.
-  std::string any;
-  AppendBytesField(1, kBadRequestTypeUrl, &any);
-  AppendBytesField(2, std::string(*bad_request), &any);
-  std::string details;
-  AppendVarint(1 << 3 | 0, &details);
-  AppendVarint(static_cast<uint64_t>(status.code()), &details);
-  AppendBytesField(2, message, &details);
-  AppendBytesField(3, any, &details);
-  return grpc::Status(code, message, details);
+  // The payload already is a serialized google.rpc.BadRequest (convert.h).
+  google::rpc::Status details;
+  details.set_code(static_cast<int32_t>(status.code()));
+  details.set_message(message);
+  google::protobuf::Any* any = details.add_details();
+  any->set_type_url(kBadRequestTypeUrl);
+  any->set_value(std::string(*bad_request));
+  grpc::Status out;
+  // Sent as grpc-status-details-bin; fails only for a null target.
+  grpc::SetErrorDetails(details, &out);
+  return out;
 }
 
 // ---------------------------------------------------------------------------

@@ -33,22 +33,21 @@ void SyncFolderOf(const std::string& path) {
 }  // namespace
 
 absl::Status FileErrnoStatus(int err, absl::string_view path, absl::string_view what) {
-  const std::string message = absl::StrCat(path, ": cannot ", what, ": ", std::strerror(err));
+  const std::string context = absl::StrCat(path, ": cannot ", what);
+  // absl::ErrnoToStatus maps errno to canonical codes; three of its choices are
+  // overridden where this project promises otherwise: a missing folder on the
+  // way is as missing as the file, a read-only store is a precondition (a
+  // restart with a writable volume fixes it, not a permission), and a
+  // file-size limit is a full disk in all but name.
   switch (err) {
-    case ENOENT:
     case ENOTDIR:
-      return absl::NotFoundError(message);
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(message);
+      return absl::NotFoundError(absl::StrCat(context, ": ", std::strerror(err)));
     case EROFS:
-      return absl::FailedPreconditionError(message);
-    case ENOSPC:
-    case EDQUOT:
-    case EFBIG:  // a file-size limit (RLIMIT_FSIZE, a file system's maximum)
-      return absl::ResourceExhaustedError(message);
+      return absl::FailedPreconditionError(absl::StrCat(context, ": ", std::strerror(err)));
+    case EFBIG:  // RLIMIT_FSIZE, a file system's maximum
+      return absl::ResourceExhaustedError(absl::StrCat(context, ": ", std::strerror(err)));
     default:
-      return absl::InternalError(message);
+      return absl::ErrnoToStatus(err, context);
   }
 }
 

@@ -31,9 +31,11 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
 absl::Status CommitTempFile(const std::string& temp_path, const std::string& path);
 
 // The canonical status for a failed system call on `path` (errno `err`):
-// "<path>: cannot <what>: <reason>". ResourceExhausted for a full disk, a
-// quota or a file-size limit (ENOSPC, EDQUOT, EFBIG), NotFound, PermissionDenied,
-// FailedPrecondition for a read-only file system (EROFS), Internal otherwise.
+// "<path>: cannot <what>: <reason>", coded by absl::ErrnoToStatus (EACCES
+// PermissionDenied, ENOENT NotFound, ENOSPC and EMFILE ResourceExhausted, EIO
+// Unknown, ...) except ENOTDIR NotFound, EROFS FailedPrecondition (a read-only
+// store) and EFBIG ResourceExhausted (a file-size limit). Never
+// InvalidArgument for a disk or permission problem.
 absl::Status FileErrnoStatus(int err, absl::string_view path, absl::string_view what);
 
 // True for a name UniqueTempPath makes: "<anything>.tmp.<digits>.<digits>".

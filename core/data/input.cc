@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/file_util.h"
 #include "core/data/internal.h"
 
 namespace mia::data::internal {
@@ -24,9 +25,10 @@ namespace {
 // zlib counts input and output in 32-bit uInt; feed it at most this much at once.
 constexpr uint64_t kZlibChunk = uint64_t{1} << 30;
 
+// A failed system call is not bad input: EACCES is PERMISSION_DENIED, EIO
+// UNKNOWN and so on (FileErrnoStatus, after absl::ErrnoToStatus).
 absl::Status ErrnoError(const std::string& path, absl::string_view what, int err) {
-  return absl::InvalidArgumentError(
-      absl::StrCat(path, ": ", what, ": ", std::generic_category().message(err)));
+  return FileErrnoStatus(err, path, what);
 }
 
 bool Exists(const std::string& path) {
@@ -47,14 +49,14 @@ absl::Status ReadWholeFile(const std::string& path, uint64_t max_bytes, std::str
     if (err == ENOENT || err == ENOTDIR) {
       return absl::NotFoundError(absl::StrCat(path, ": no such file"));
     }
-    return ErrnoError(path, "cannot open", err);
+    return ErrnoError(path, "open", err);
   }
   struct FdCloser {
     int fd;
     ~FdCloser() { close(fd); }
   } closer{fd};
   struct stat st;
-  if (fstat(fd, &st) != 0) return ErrnoError(path, "cannot stat", errno);
+  if (fstat(fd, &st) != 0) return ErrnoError(path, "stat", errno);
   if (S_ISDIR(st.st_mode)) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": is a folder, expected a file"));
   }
@@ -74,7 +76,7 @@ absl::Status ReadWholeFile(const std::string& path, uint64_t max_bytes, std::str
     const ssize_t got = read(fd, out->data() + done, want);
     if (got < 0) {
       if (errno == EINTR) continue;
-      return ErrnoError(path, absl::StrCat("read failed at offset ", done), errno);
+      return ErrnoError(path, absl::StrCat("read at offset ", done), errno);
     }
     if (got == 0) break;  // the file shrank while we read it
     done += static_cast<uint64_t>(got);

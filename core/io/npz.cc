@@ -5,6 +5,26 @@
 // bounds every offset by the file, refuses overlapping members, checks
 // declared sizes against ReadLimits before allocating, stops inflating as soon
 // as output would pass the declared size (zip bombs), and verifies CRC-32.
+//
+// Why not libzip (Debian libzip-dev 1.7.3), weighed in issue 10: the zip
+// records are the small part of this file; the checks around them are what
+// the hostile-archive tests (npz_test.cc: truncation at every length, every
+// single-byte corruption, deflate bombs, overlapping members) exercise, and
+// libzip does not make them:
+// - it has no check that members do not share bytes (the overlapping-entry
+//   zip bomb), so that pass would stay here;
+// - it reports a size or CRC mismatch when a member's stream ends, so
+//   stopping inflation at the declared size would stay here too;
+// - zip_open reads the whole central directory into its own allocations
+//   before a caller can apply ReadLimits::max_members; this reader refuses
+//   from the end record's count, before reading the directory;
+// - its errors (ZIP_ER_INCONS "Zip archive inconsistent", ...) name neither
+//   the member nor the offset; these messages do, and never echo data;
+// - the declared-sizes pass (ReadArrayInfos) reads only headers of a mapped
+//   file; libzip would read through its own stdio source.
+// Keeping it costs about 650 lines of parsing that these tests pin down; a
+// port would keep most of them and add a runtime dependency to mia and
+// mia-server.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -146,8 +166,7 @@ absl::Status ReadWholeFile(const std::string& path, uint64_t max_bytes, std::str
     const int err = errno;
     if (err == ENOENT || err == ENOTDIR)
       return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot open: ", std::generic_category().message(err)));
+    return FileErrnoStatus(err, path, "open");
   }
   struct FdCloser {
     int fd;
@@ -155,8 +174,7 @@ absl::Status ReadWholeFile(const std::string& path, uint64_t max_bytes, std::str
   } closer{fd};
   struct stat st;
   if (fstat(fd, &st) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot stat: ", std::generic_category().message(errno)));
+    return FileErrnoStatus(errno, path, "stat");
   }
   if (S_ISDIR(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(path, ": is a folder"));
   // A FIFO or device could block or never end.
@@ -176,8 +194,7 @@ absl::Status ReadWholeFile(const std::string& path, uint64_t max_bytes, std::str
     const ssize_t got = read(fd, out->data() + done, want);
     if (got < 0) {
       if (errno == EINTR) continue;
-      return absl::InvalidArgumentError(absl::StrCat(path, ": read failed at offset ", done, ": ",
-                                                     std::generic_category().message(errno)));
+      return FileErrnoStatus(errno, path, absl::StrCat("read at offset ", done));
     }
     if (got == 0) break;  // the file shrank while we read it
     done += static_cast<uint64_t>(got);
@@ -668,14 +685,12 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListNpyFiles(
     if (errno == ENOENT || errno == ENOTDIR) {
       return absl::NotFoundError(absl::StrCat(path, ": no such folder"));
     }
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot stat: ", std::generic_category().message(errno)));
+    return FileErrnoStatus(errno, path, "stat");
   }
   if (!S_ISDIR(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(path, ": not a folder"));
   DIR* dir = opendir(path.c_str());
   if (dir == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot open folder: ", std::generic_category().message(errno)));
+    return FileErrnoStatus(errno, path, "open folder");
   }
   std::vector<std::string> files;
   const uint64_t max_members =
@@ -810,8 +825,7 @@ class MappedFile {
       if (err == ENOENT || err == ENOTDIR) {
         return absl::NotFoundError(absl::StrCat(path, ": no such file"));
       }
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": cannot open: ", std::generic_category().message(err)));
+      return FileErrnoStatus(err, path, "open");
     }
     struct FdCloser {
       int fd;
@@ -819,8 +833,7 @@ class MappedFile {
     } closer{fd};
     struct stat st;
     if (fstat(fd, &st) != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": cannot stat: ", std::generic_category().message(errno)));
+      return FileErrnoStatus(errno, path, "stat");
     }
     if (!S_ISREG(st.st_mode)) {
       return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
@@ -911,8 +924,7 @@ absl::StatusOr<std::string> ReadPrefix(int fd, uint64_t want, const std::string&
     const ssize_t got = pread(fd, out.data() + done, want - done, static_cast<off_t>(done));
     if (got < 0) {
       if (errno == EINTR) continue;
-      return absl::InvalidArgumentError(absl::StrCat(path, ": read failed at offset ", done, ": ",
-                                                     std::generic_category().message(errno)));
+      return FileErrnoStatus(errno, path, absl::StrCat("read at offset ", done));
     }
     if (got == 0) break;
     done += static_cast<uint64_t>(got);
@@ -929,8 +941,7 @@ absl::StatusOr<NpyInfoMap> NpyDirInfosImpl(const std::string& path, const ReadLi
   for (const auto& [full, name] : files) {
     const int fd = open(full.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(full, ": cannot open: ", std::generic_category().message(errno)));
+      return FileErrnoStatus(errno, full, "open");
     }
     struct FdCloser {
       int fd;
@@ -1126,8 +1137,7 @@ absl::StatusOr<NpyMap> ReadArrays(const std::string& path, const ReadLimits& lim
     if (errno == ENOENT || errno == ENOTDIR) {
       return absl::NotFoundError(absl::StrCat(path, ": no such file or folder"));
     }
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot stat: ", std::generic_category().message(errno)));
+    return FileErrnoStatus(errno, path, "stat");
   }
   if (S_ISDIR(st.st_mode)) return ReadNpyDir(path, limits);
   return ReadNpz(path, limits);
@@ -1139,8 +1149,7 @@ absl::StatusOr<NpyInfoMap> ReadArrayInfos(const std::string& path, const ReadLim
     if (errno == ENOENT || errno == ENOTDIR) {
       return absl::NotFoundError(absl::StrCat(path, ": no such file or folder"));
     }
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot stat: ", std::generic_category().message(errno)));
+    return FileErrnoStatus(errno, path, "stat");
   }
   try {
     if (S_ISDIR(st.st_mode)) return NpyDirInfosImpl(path, limits);

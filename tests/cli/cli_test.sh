@@ -90,6 +90,12 @@ expect "object array refused" 2 "signals" -- "$MIA" score --bundle object_bundle
 expect "missing file" 3 "no_such.npz" -- "$MIA" score --bundle no_such.npz --attack rmia --out r
 head -c 3000 b.npz > cut.npz
 expect "truncated zip" 2 "cut.npz" -- "$MIA" score --bundle cut.npz --attack rmia --out r
+# A bundle mia may not read is a permission problem, not bad input: exit 1,
+# not 2 (root reads anything, so as root this runs as nobody).
+cp b.npz locked.npz && chmod 000 locked.npz && chmod 755 "$WORK"
+as_user=()
+if [ "$(id -u)" -eq 0 ]; then as_user=(setpriv --reuid=65534 --regid=65534 --clear-groups); fi
+expect "unreadable bundle" 1 "locked.npz: cannot open: Permission denied" -- "${as_user[@]}" "$MIA" score --bundle locked.npz --attack rmia --out r
 printf 'PK\003\004garbage' > junk.npz
 expect "corrupt zip" 2 "junk.npz" -- "$MIA" score --bundle junk.npz --attack rmia --out r
 expect "unknown attack" 2 "unknown attack 'rmiax'" -- "$MIA" score --bundle b.npz --attack rmiax --out r

@@ -20,8 +20,9 @@
 #include "client/commands.h"
 #include "core/common/sha256.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/unknown_field_set.h"
 #include "google/protobuf/util/json_util.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "mia/v1/audit.grpc.pb.h"
@@ -104,29 +105,17 @@ v1::WatchAuditResponse Snapshot(const v1::Audit& a) {
 // google.rpc.Status{code, message, details: [Any(google.rpc.BadRequest)]},
 // serialized, as a server sends it in grpc-status-details-bin.
 std::string BadRequestDetails(const std::vector<std::pair<std::string, std::string>>& v) {
-  google::protobuf::UnknownFieldSet bad_request;
+  google::rpc::BadRequest bad_request;
   for (const auto& [field, description] : v) {
-    google::protobuf::UnknownFieldSet fv;
-    fv.AddLengthDelimited(1, field);
-    fv.AddLengthDelimited(2, description);
-    std::string bytes;
-    fv.SerializeToString(&bytes);
-    bad_request.AddLengthDelimited(1, bytes);
+    google::rpc::BadRequest::FieldViolation* fv = bad_request.add_field_violations();
+    fv->set_field(field);
+    fv->set_description(description);
   }
-  std::string bad_request_bytes;
-  bad_request.SerializeToString(&bad_request_bytes);
-  google::protobuf::UnknownFieldSet any;
-  any.AddLengthDelimited(1, "type.googleapis.com/google.rpc.BadRequest");
-  any.AddLengthDelimited(2, bad_request_bytes);
-  std::string any_bytes;
-  any.SerializeToString(&any_bytes);
-  google::protobuf::UnknownFieldSet status;
-  status.AddVarint(1, 3);
-  status.AddLengthDelimited(2, "spec has problems");
-  status.AddLengthDelimited(3, any_bytes);
-  std::string out;
-  status.SerializeToString(&out);
-  return out;
+  google::rpc::Status status;
+  status.set_code(3);
+  status.set_message("spec has problems");
+  status.add_details()->PackFrom(bad_request);
+  return status.SerializeAsString();
 }
 
 // Canned answers set by a test before it runs a command; requests recorded

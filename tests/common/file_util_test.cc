@@ -73,7 +73,7 @@ TEST(FileErrnoStatusTest, FullDiskQuotaAndSizeLimitAreResourceExhausted) {
     EXPECT_THAT(status.message(), HasSubstr("cache/models/k.pt: cannot write"));
   }
   EXPECT_EQ(FileErrnoStatus(EROFS, "f", "write").code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(FileErrnoStatus(EIO, "f", "write").code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(FileErrnoStatus(EIO, "f", "write").code(), absl::StatusCode::kUnknown);
 }
 
 TEST(IsTempFileNameTest, MatchesWhatUniqueTempPathMakes) {

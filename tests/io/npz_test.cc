@@ -399,6 +399,30 @@ TEST(Npz, MissingPathsAreNotFound) {
             absl::StatusCode::kNotFound);
 }
 
+// The code ReadNpz gives `path` as a user without root's override of file
+// permissions (a child process; as root it drops to nobody first).
+int CodeReadingAsAnUnprivilegedUser(const std::string& path) {
+  const pid_t child = fork();
+  if (child == 0) {
+    if (geteuid() == 0 && setuid(65534) != 0) _exit(100);
+    _exit(static_cast<int>(ReadNpz(path).status().code()));
+  }
+  int wstatus = 0;
+  if (child < 0 || waitpid(child, &wstatus, 0) != child || !WIFEXITED(wstatus)) return -1;
+  return WEXITSTATUS(wstatus);
+}
+
+// Issue 10: every errno became INVALID_ARGUMENT; an unreadable file is a
+// permission problem, not bad input (and the CLI's exit code says so).
+TEST(Npz, UnreadableFileIsPermissionDenied) {
+  const ScratchDir scratch;
+  const std::string path = scratch.path() + "/locked.npz";
+  ASSERT_TRUE(WriteNpz(path, SampleArrays(), false).ok());
+  ASSERT_EQ(chmod(path.c_str(), 0), 0);
+  EXPECT_EQ(CodeReadingAsAnUnprivilegedUser(path),
+            static_cast<int>(absl::StatusCode::kPermissionDenied));
+}
+
 TEST(Npz, WriterRefusesInconsistentArrays) {
   const ScratchDir scratch;
   const std::string& dir = scratch.path();

@@ -271,5 +271,20 @@ TEST(ServerConfigTest, EnvironmentMapSplitsAtTheFirstEquals) {
   EXPECT_EQ(env.count("NOVALUE"), 0u);
 }
 
+TEST(ServerConfigTest, MetricsHostIsTheListenHostUnlessSet) {
+  ServerConfig config;
+  EXPECT_EQ(MetricsHost(config), "127.0.0.1");  // the default listen_address
+  config.listen_address = "0.0.0.0:50051";
+  EXPECT_EQ(MetricsHost(config), "0.0.0.0");
+  config.listen_address = "[::1]:0";
+  EXPECT_EQ(MetricsHost(config), "::1");
+  config.listen_address = "ipv4:10.1.2.3:50051";
+  EXPECT_EQ(MetricsHost(config), "10.1.2.3");
+  config.listen_address = "unix:/run/mia.sock";
+  EXPECT_EQ(MetricsHost(config), "127.0.0.1");
+  config.metrics_address = "0.0.0.0";
+  EXPECT_EQ(MetricsHost(config), "0.0.0.0");
+}
+
 }  // namespace
 }  // namespace mia::server
