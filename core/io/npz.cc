@@ -158,40 +158,59 @@ uint64_t MaxArchiveBytes(const ReadLimits& limits) {
   return SaturatingAdd(bytes, 2 * kMaxCommentSize + 1024);
 }
 
+// A regular file opened for reading, with its size; closes on destruction.
+class OpenedFile {
+ public:
+  OpenedFile() = default;
+  OpenedFile(const OpenedFile&) = delete;
+  OpenedFile& operator=(const OpenedFile&) = delete;
+  ~OpenedFile() {
+    if (fd_ >= 0) close(fd_);
+  }
+
+  // Opens `path`, refusing what is not a regular file (a FIFO or device could
+  // block or never end) and files larger than `max_bytes`.
+  absl::Status Open(const std::string& path, uint64_t max_bytes) {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (refused below).
+    fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd_ < 0) {
+      const int err = errno;
+      if (err == ENOENT || err == ENOTDIR)
+        return absl::NotFoundError(absl::StrCat(path, ": no such file"));
+      return FileErrnoStatus(err, path, "open");
+    }
+    struct stat st;
+    if (fstat(fd_, &st) != 0) return FileErrnoStatus(errno, path, "stat");
+    if (S_ISDIR(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(path, ": is a folder"));
+    if (!S_ISREG(st.st_mode)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
+    }
+    size_ = static_cast<uint64_t>(st.st_size);
+    if (size_ > max_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(path, ": file is ", size_,
+                                                       " bytes, above the ", max_bytes,
+                                                       "-byte limit implied by ReadLimits"));
+    }
+    return absl::OkStatus();
+  }
+  int fd() const { return fd_; }
+  uint64_t size() const { return size_; }
+
+ private:
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
 // Reads a whole regular file, refusing files larger than `max_bytes`.
 absl::Status ReadWholeFile(const std::string& path, uint64_t max_bytes, std::string* out) {
-  // O_NONBLOCK: opening a FIFO must not wait for a writer (refused below).
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == ENOENT || err == ENOTDIR)
-      return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-    return FileErrnoStatus(err, path, "open");
-  }
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { close(fd); }
-  } closer{fd};
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    return FileErrnoStatus(errno, path, "stat");
-  }
-  if (S_ISDIR(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(path, ": is a folder"));
-  // A FIFO or device could block or never end.
-  if (!S_ISREG(st.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
-  }
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (size > max_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(path, ": file is ", size, " bytes, above the ",
-                                                     max_bytes,
-                                                     "-byte limit implied by ReadLimits"));
-  }
+  OpenedFile file;
+  MIA_RETURN_IF_ERROR(file.Open(path, max_bytes));
+  const uint64_t size = file.size();
   out->resize(size);
   uint64_t done = 0;
   while (done < size) {
     const size_t want = static_cast<size_t>(std::min<uint64_t>(size - done, kZlibChunk));
-    const ssize_t got = read(fd, out->data() + done, want);
+    const ssize_t got = read(file.fd(), out->data() + done, want);
     if (got < 0) {
       if (errno == EINTR) continue;
       return FileErrnoStatus(errno, path, absl::StrCat("read at offset ", done));
@@ -268,6 +287,22 @@ uint32_t Crc32(absl::string_view data) {
       crc32_z(crc32_z(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(data.data()), data.size()));
 }
 
+// What an inflate() return code means for the member at `where`: OK to go
+// on (Z_OK, Z_BUF_ERROR, Z_STREAM_END), else the error at `offset`.
+absl::Status InflateError(int rc, const z_stream& zs, absl::string_view where, uint64_t offset) {
+  if (rc == Z_OK || rc == Z_BUF_ERROR || rc == Z_STREAM_END) return absl::OkStatus();
+  if (rc == Z_DATA_ERROR || rc == Z_NEED_DICT) {
+    return Bad(where,
+               absl::StrCat("corrupt deflate stream (zlib: ",
+                            zs.msg != nullptr ? zs.msg : "invalid data", ")"),
+               offset);
+  }
+  if (rc == Z_MEM_ERROR) {
+    return absl::ResourceExhaustedError(absl::StrCat(where, ": zlib is out of memory"));
+  }
+  return Bad(where, absl::StrCat("zlib error ", rc), offset);
+}
+
 // Inflates raw deflate `input` (which starts at file offset `input_offset`)
 // into exactly `declared` bytes. The output buffer has one spare byte so that
 // a stream longer than declared is caught the moment it overflows, without
@@ -316,18 +351,7 @@ absl::Status Inflate(absl::string_view input, uint64_t input_offset, uint64_t de
                  input_offset + in_pos);
     }
     if (rc == Z_STREAM_END) break;
-    if (rc == Z_DATA_ERROR || rc == Z_NEED_DICT) {
-      return Bad(where,
-                 absl::StrCat("corrupt deflate stream (zlib: ",
-                              zs.msg != nullptr ? zs.msg : "invalid data", ")"),
-                 input_offset + in_pos);
-    }
-    if (rc == Z_MEM_ERROR) {
-      return absl::ResourceExhaustedError(absl::StrCat(where, ": zlib is out of memory"));
-    }
-    if (rc != Z_OK && rc != Z_BUF_ERROR) {
-      return Bad(where, absl::StrCat("zlib error ", rc), input_offset + in_pos);
-    }
+    MIA_RETURN_IF_ERROR(InflateError(rc, zs, where, input_offset + in_pos));
     // Output space left and all input consumed, yet no end of stream: the
     // stream needs bytes the member does not have.
     if (in_pos == input.size() && zs.avail_out > 0) {
@@ -788,18 +812,7 @@ absl::StatusOr<std::string> InflatePrefix(absl::string_view input, uint64_t inpu
     const uint64_t consumed = in_chunk - zs.avail_in;
     in_pos += consumed;
     if (rc == Z_STREAM_END) break;
-    if (rc == Z_DATA_ERROR || rc == Z_NEED_DICT) {
-      return Bad(where,
-                 absl::StrCat("corrupt deflate stream (zlib: ",
-                              zs.msg != nullptr ? zs.msg : "invalid data", ")"),
-                 input_offset + in_pos);
-    }
-    if (rc == Z_MEM_ERROR) {
-      return absl::ResourceExhaustedError(absl::StrCat(where, ": zlib is out of memory"));
-    }
-    if (rc != Z_OK && rc != Z_BUF_ERROR) {
-      return Bad(where, absl::StrCat("zlib error ", rc), input_offset + in_pos);
-    }
+    MIA_RETURN_IF_ERROR(InflateError(rc, zs, where, input_offset + in_pos));
     if (consumed == 0 && zs.avail_out == before_out) {
       if (in_pos == input.size())
         return Bad(where, "truncated deflate stream", input_offset + in_pos);
@@ -819,33 +832,11 @@ class MappedFile {
     if (data_ != nullptr) munmap(data_, size_);
   }
   absl::Status Open(const std::string& path, uint64_t max_bytes) {
-    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-      const int err = errno;
-      if (err == ENOENT || err == ENOTDIR) {
-        return absl::NotFoundError(absl::StrCat(path, ": no such file"));
-      }
-      return FileErrnoStatus(err, path, "open");
-    }
-    struct FdCloser {
-      int fd;
-      ~FdCloser() { close(fd); }
-    } closer{fd};
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-      return FileErrnoStatus(errno, path, "stat");
-    }
-    if (!S_ISREG(st.st_mode)) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
-    }
-    if (static_cast<uint64_t>(st.st_size) > max_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(path, ": file is ", st.st_size,
-                                                       " bytes, above the ", max_bytes,
-                                                       "-byte limit implied by ReadLimits"));
-    }
-    size_ = static_cast<size_t>(st.st_size);
+    OpenedFile file;
+    MIA_RETURN_IF_ERROR(file.Open(path, max_bytes));
+    size_ = static_cast<size_t>(file.size());
     if (size_ == 0) return absl::OkStatus();
-    void* data = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    void* data = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, file.fd(), 0);
     if (data == MAP_FAILED) {
       return absl::ResourceExhaustedError(
           absl::StrCat(path, ": cannot map: ", std::generic_category().message(errno)));
@@ -939,24 +930,10 @@ absl::StatusOr<NpyInfoMap> NpyDirInfosImpl(const std::string& path, const ReadLi
   NpyInfoMap infos;
   uint64_t total = 0;
   for (const auto& [full, name] : files) {
-    const int fd = open(full.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-      return FileErrnoStatus(errno, full, "open");
-    }
-    struct FdCloser {
-      int fd;
-      ~FdCloser() { close(fd); }
-    } closer{fd};
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-      return absl::InvalidArgumentError(absl::StrCat(full, ": not a regular file"));
-    }
-    const uint64_t size = static_cast<uint64_t>(st.st_size);
-    if (size > file_limit) {
-      return absl::ResourceExhaustedError(absl::StrCat(full, ": file is ", size,
-                                                       " bytes, above the ", file_limit,
-                                                       "-byte limit implied by ReadLimits"));
-    }
+    OpenedFile file;
+    MIA_RETURN_IF_ERROR(file.Open(full, file_limit));
+    const int fd = file.fd();
+    const uint64_t size = file.size();
     MIA_ASSIGN_OR_RETURN(std::string head, ReadPrefix(fd, std::min(size, kHeaderProbeBytes), full));
     const uint64_t header_end = NpyHeaderEnd(head);
     if (header_end > head.size() && head.size() < size) {
