@@ -73,11 +73,11 @@ class Section {
   bool Valid(const std::string& key) const { return invalid_.count(key) == 0; }
 
   // A problem with `key` (or, with a suffix such as "[2]", with an element
-  // of it), at the key's line when it is present.
+  // of it), at the key's line when it is present. A problem with an element
+  // leaves the list's length valid for rules across fields.
   void Add(const std::string& key, std::string message, const std::string& suffix = "") {
-    invalid_.insert(key);
-    problems_->push_back(
-        {Path(key) + suffix, std::move(message), Has(key) ? Line(node_[key]) : 0});
+    if (suffix.empty()) invalid_.insert(key);
+    problems_->push_back({Path(key) + suffix, std::move(message), Has(key) ? Line(node_[key]) : 0});
   }
 
   template <typename T>
@@ -140,7 +140,7 @@ class Section {
     if (!Has(key)) return true;
     const YAML::Node v = node_[key];
     if (v.IsSequence() && v.size() > max_entries) {
-      Add(key, absl::StrCat("has ", v.size(), " entries; at most ", max_entries));
+      Add(key, absl::StrCat("must have at most ", max_entries, " entries"));
       return false;
     }
     std::vector<T> values;
@@ -172,6 +172,9 @@ class Section {
     return Section(node, Path(key), problems_);
   }
 
+  // Marks `key` invalid for rules across fields without a message of its own.
+  void Invalidate(const std::string& key) { invalid_.insert(key); }
+
   // Marks `key` as read without reading it (a key another rule refuses).
   void Use(const std::string& key) { used_.insert(key); }
 
@@ -181,10 +184,9 @@ class Section {
     for (const auto& kv : node_) {
       const std::string key = kv.first.as<std::string>();
       if (used_.count(key) == 0) {
-        problems_->push_back({Path(key),
-                              absl::StrCat("unknown key; known keys here: ",
-                                           absl::StrJoin(known, ", ")),
-                              Line(kv.first)});
+        problems_->push_back(
+            {Path(key), absl::StrCat("unknown key; known keys here: ", absl::StrJoin(known, ", ")),
+             Line(kv.first)});
       }
     }
   }
@@ -345,6 +347,7 @@ void CheckAttackSpecs(const std::vector<std::string>& specs, Section* s, const s
                       bool element_paths) {
   for (const ConfigProblem& p : AttackListProblems(specs, "")) {
     s->Add(key, p.message, element_paths ? p.field : "");
+    s->Invalidate(key);  // the reference counts need every attack known, once
   }
 }
 
@@ -375,15 +378,22 @@ void ParseAudit(Section& s, AuditConfig* a) {
   aug.Get("flip", &a->augmentation.flip);
   aug.GetInRange("shift", &a->augmentation.shift, 0, kMaxShift);
   aug.Finish();
+  // Read for their types here, checked by ScoringProblems (shared with the
+  // server's signals-bundle spec).
   audit::ScoringOptions& sc = a->scoring;
-  s.GetInRange("temperature", &sc.temperature, 1e-6, 1e6);
-  if (s.GetList("fprs", &sc.fprs, kMaxFprs)) {
-    for (const ConfigProblem& p : FprListProblems(sc.fprs, "")) s.Add("fprs", p.message, p.field);
+  s.Get("temperature", &sc.temperature);
+  s.GetList("fprs", &sc.fprs, kMaxFprs);
+  s.Get("bootstrap", &sc.bootstrap.resamples);
+  s.Get("confidence", &sc.bootstrap.confidence);
+  s.Get("delta", &sc.epsilon.delta);
+  s.Get("beta", &sc.epsilon.beta);
+  if (s.Valid("fprs")) {
+    for (const ConfigProblem& p : ScoringProblems(sc, "")) {
+      const size_t bracket = p.field.find('[');
+      s.Add(p.field.substr(0, bracket), p.message,
+            bracket == std::string::npos ? "" : p.field.substr(bracket));
+    }
   }
-  s.GetInRange("bootstrap", &sc.bootstrap.resamples, 0, kMaxBootstrap);
-  s.GetInRange("confidence", &sc.bootstrap.confidence, 0.5, 0.9999);
-  s.GetInRange("delta", &sc.epsilon.delta, 0.0, 0.5);
-  s.GetInRange("beta", &sc.epsilon.beta, 1e-9, 0.5);
   s.Finish();
 }
 
@@ -440,7 +450,7 @@ std::vector<ConfigProblem> AttackListProblems(const std::vector<std::string>& sp
                                               const std::string& field) {
   std::vector<ConfigProblem> problems;
   if (specs.size() > kMaxAttacks) {
-    problems.push_back({field, absl::StrCat("has ", specs.size(), " entries; at most ", kMaxAttacks)});
+    problems.push_back({field, absl::StrCat("must have at most ", kMaxAttacks, " entries")});
     return problems;
   }
   std::set<std::string> seen;
@@ -460,7 +470,7 @@ std::vector<ConfigProblem> FprListProblems(const std::vector<double>& fprs,
                                            const std::string& field) {
   std::vector<ConfigProblem> problems;
   if (fprs.size() > kMaxFprs) {
-    problems.push_back({field, absl::StrCat("has ", fprs.size(), " entries; at most ", kMaxFprs)});
+    problems.push_back({field, absl::StrCat("must have at most ", kMaxFprs, " entries")});
     return problems;
   }
   for (size_t i = 0; i < fprs.size(); ++i) {
@@ -468,6 +478,23 @@ std::vector<ConfigProblem> FprListProblems(const std::vector<double>& fprs,
       problems.push_back({absl::StrCat(field, "[", i, "]"), "must be in [0, 1]"});
     }
   }
+  return problems;
+}
+
+std::vector<ConfigProblem> ScoringProblems(const audit::ScoringOptions& s,
+                                           const std::string& prefix) {
+  std::vector<ConfigProblem> problems;
+  auto range = [&](const char* key, auto value, auto min, auto max) {
+    if (!(value >= min && value <= max)) {  // also refuses NaN
+      problems.push_back({prefix + key, RangeMessage<decltype(min)>(min, max)});
+    }
+  };
+  range("temperature", s.temperature, 1e-6, 1e6);
+  for (ConfigProblem& p : FprListProblems(s.fprs, prefix + "fprs")) problems.push_back(p);
+  range("bootstrap", s.bootstrap.resamples, 0, kMaxBootstrap);
+  range("confidence", s.bootstrap.confidence, 0.5, 0.9999);
+  range("delta", s.epsilon.delta, 0.0, 0.5);
+  range("beta", s.epsilon.beta, 1e-9, 0.5);
   return problems;
 }
 
@@ -502,8 +529,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   top.Finish();
 
   // Rules across sections, on valid values only (one mistake, one message).
-  const bool counts_valid = run.Valid("num_experiments") && audit.Valid("num_ref_models") &&
-                            models.Valid("torchscript");
+  const bool counts_valid =
+      run.Valid("num_experiments") && audit.Valid("num_ref_models") && models.Valid("torchscript");
   if (!c.external.torchscript.empty()) {
     if (c.external.keep.empty() && models.Valid("keep")) {
       models.Add("keep", "required with torchscript (which pool row each model trained on)");

@@ -80,18 +80,24 @@ struct Config {
 // Limits on what one spec may ask for, checked before any work so that a
 // request cannot buy unbounded memory, output or log lines with a long list
 // (docs/config.md, "Limits", lists them; keep the two together).
-inline constexpr int kMaxTargets = 1024;            // run.num_experiments
-inline constexpr int kMaxReferenceModels = 4096;    // audit.num_ref_models
-inline constexpr size_t kMaxModelFiles = 5120;      // models.torchscript entries
-inline constexpr size_t kMaxAttacks = 32;           // audit.attacks entries
-inline constexpr size_t kMaxFprs = 64;              // audit.fprs entries
-inline constexpr size_t kMaxHiddenLayers = 16;      // train.hidden entries
-inline constexpr int kMaxHiddenWidth = 65536;       // each train.hidden entry
-inline constexpr size_t kMaxChannels = 16;          // train.normalize_mean / _std entries
-inline constexpr int kMaxEpochs = 100000;           // train.epochs, train.warmup_epochs
-inline constexpr int64_t kMaxRows = 100'000'000;    // data.pool_size, population_size, audit.data_size
-inline constexpr int kMaxShift = 16;                // audit.augmentation.shift (pixels)
-inline constexpr int kMaxBootstrap = 1'000'000;     // audit.bootstrap resamples
+inline constexpr int kMaxTargets = 1024;              // run.num_experiments
+inline constexpr int kMaxReferenceModels = 4096;      // audit.num_ref_models
+inline constexpr size_t kMaxModels = 5120;            // models in one audit (bundle targets too)
+inline constexpr size_t kMaxModelFiles = kMaxModels;  // models.torchscript entries
+inline constexpr size_t kMaxAttacks = 32;             // audit.attacks entries
+inline constexpr size_t kMaxFprs = 64;                // audit.fprs entries
+inline constexpr size_t kMaxHiddenLayers = 16;        // train.hidden entries
+inline constexpr int kMaxHiddenWidth = 65536;         // each train.hidden entry
+inline constexpr size_t kMaxChannels = 16;            // train.normalize_mean / _std entries
+inline constexpr int kMaxEpochs = 100000;             // train.epochs, train.warmup_epochs
+inline constexpr int64_t kMaxRows =
+    100'000'000;                                 // data.pool_size, population_size, audit.data_size
+inline constexpr int kMaxShift = 16;             // audit.augmentation.shift (pixels)
+inline constexpr int kMaxBootstrap = 1'000'000;  // audit.bootstrap resamples
+// No list in a spec may be longer (the largest list limit above): a caller
+// that copies a list into a spec may stop after kMaxListEntries + 1 entries
+// and still have it refused.
+inline constexpr size_t kMaxListEntries = kMaxModelFiles;
 
 // One problem with a spec. `field` is the key path ("train.learning_rate",
 // "audit.fprs[2]"; empty for the text as a whole, e.g. not YAML); `message`
@@ -126,6 +132,11 @@ std::vector<ConfigProblem> AttackListProblems(const std::vector<std::string>& sp
                                               const std::string& field);
 std::vector<ConfigProblem> FprListProblems(const std::vector<double>& fprs,
                                            const std::string& field);
+// The ranges of the scoring options (temperature, fprs, bootstrap,
+// confidence, delta, beta), each problem's field being `prefix` + the key
+// ("audit." + "fprs[2]"). Attacks and targets are not looked at.
+std::vector<ConfigProblem> ScoringProblems(const audit::ScoringOptions& scoring,
+                                           const std::string& prefix);
 
 // Everything that determines how a model is trained (architecture and recipe)
 // as canonical JSON: part of model artifact keys and of the echoed settings.

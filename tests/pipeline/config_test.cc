@@ -258,8 +258,7 @@ TEST(ConfigTest, ListsAndSizesHaveLimits) {
       {"run:\n  num_experiments: 1025\n", "run.num_experiments"},
       {"audit:\n  num_ref_models: 4097\n", "audit.num_ref_models"},
       {"train:\n  epochs: 100001\n", "train.epochs"},
-      {"data:\n  dataset: purchase100\n  data_dir: x\n  pool_size: 100000001\n",
-       "data.pool_size"},
+      {"data:\n  dataset: purchase100\n  data_dir: x\n  pool_size: 100000001\n", "data.pool_size"},
       {"audit:\n  augmentation:\n    shift: 17\n", "audit.augmentation.shift"},
   };
   for (const Case& k : cases) {
@@ -273,8 +272,8 @@ TEST(ConfigTest, ListsAndSizesHaveLimits) {
   // Exactly at the limits is fine.
   std::string ok_fprs = "0.5";
   for (size_t i = 1; i < kMaxFprs; ++i) ok_fprs += ", " + std::to_string(i / 100.0);
-  auto at_limit = ParseConfig(std::string(kMinimal) + "audit:\n  fprs: [" + ok_fprs + "]\n",
-                              "ok.yaml");
+  auto at_limit =
+      ParseConfig(std::string(kMinimal) + "audit:\n  fprs: [" + ok_fprs + "]\n", "ok.yaml");
   EXPECT_TRUE(at_limit.ok()) << at_limit.status();
   // The list checks the server's bundle path shares.
   EXPECT_THAT(Fields(FprListProblems(std::vector<double>(400000, 0.5), "f")), ElementsAre("f"));
