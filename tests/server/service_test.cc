@@ -486,6 +486,34 @@ TEST_F(ServiceTest, InvalidSpecListsEveryProblem) {
   ExpectAlive();
 }
 
+// Issue 10: 400,000 FPRs were accepted (a 285 MB result.json, `mia list`
+// broken for every client) and 100,000 duplicate attacks failed as
+// RESOURCE_EXHAUSTED on the size of the error's metadata. Both are
+// INVALID_ARGUMENT now, with a short message and short details (5,000 of each
+// here: this server takes requests of at most 64 KiB).
+TEST_F(ServiceTest, LongListsAreRefusedWithSmallErrors) {
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("purchase100");
+  spec.mutable_data()->mutable_data_dir()->set_server_path("purchase.csv");
+  spec.mutable_data()->set_population_size(4);
+  for (int i = 0; i < 5000; ++i) spec.mutable_audit()->add_fprs(0.5);
+  v1::Audit created;
+  grpc::Status status = Create(spec, &created);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("spec.audit.fprs: must have at most 64 entries"));
+  EXPECT_LT(status.error_message().size(), 1000u);
+  EXPECT_LT(status.error_details().size(), 1000u);
+
+  v1::AuditSpec attacks = BundleSpec();
+  for (int i = 0; i < 5000; ++i) attacks.mutable_signals_bundle()->add_attacks("loss");
+  status = Create(attacks, &created);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("spec.signals_bundle.attacks: must have at most"));
+  EXPECT_LT(status.error_message().size(), 1000u);
+  EXPECT_LT(status.error_details().size(), 1000u);
+  ExpectAlive();
+}
+
 TEST_F(ServiceTest, PathsOutsideTheRootsAreRefused) {
   fs::create_directories(dir_ + "/outside");
   std::ofstream(dir_ + "/outside/bundle.npz") << "x";
