@@ -535,7 +535,6 @@ absl::StatusOr<JobSpec> SpecFromProto(const v1::AuditSpec& spec, const ServerRoo
   AddConfigProblems(config_problems, &problems);
   if (!problems.empty()) return fail();
   job.config = *std::move(config);
-  job.config_json = std::move(config_text);
   return job;
 }
 

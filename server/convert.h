@@ -93,10 +93,6 @@ struct JobSpec {
   // kPipeline: the configuration ParseConfig built. Paths in it are resolved
   // and inside the roots; run.log_dir is the shared model cache.
   pipeline::Config config;
-  // kPipeline: the text ParseConfig read (the YAML keys of docs/config.md, as
-  // JSON), for runners that decode a job's configuration again themselves
-  // (jobs::DecodePipelineSpec in PipelineJobRunner).
-  std::string config_json;
   // kBundle: what to score.
   BundleAudit bundle;
   // CanonicalSpecJson of the spec: what the store keeps (JobRecord.spec_json).

@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -33,6 +34,7 @@
 #include "mia/v1/audit.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "server/audit_server.h"
+#include "server/job_router.h"
 #include "server/json_log.h"
 #include "server/metrics.h"
 #include "server/metrics_http.h"
@@ -1348,6 +1350,54 @@ TEST(MetricsHttpTest, ServesTheRegistryAndNothingElse) {
   EXPECT_THAT(second.status().message(), HasSubstr("cannot serve metrics on 127.0.0.1:"));
   http->reset();
   EXPECT_EQ(HttpRequest(port, "GET /metrics HTTP/1.1\r\n\r\n"), "connect failed");
+}
+
+// Records the configuration it is handed.
+class RecordingConfigRunner final : public jobs::PipelineConfigRunner {
+ public:
+  absl::StatusOr<jobs::RunOutcome> RunConfig(pipeline::Config config,
+                                             const jobs::RunContext& ctx) override {
+    config_ = std::move(config);
+    fs::create_directories(ctx.work_dir + "/report");
+    return jobs::RunOutcome{ctx.work_dir + "/report"};
+  }
+  const std::optional<pipeline::Config>& config() const { return config_; }
+
+ private:
+  std::optional<pipeline::Config> config_;
+};
+
+// Issue 10: the worker gets the validated spec as a typed value (the one
+// SpecFromProto built, with the job's files placed), not JSON to decode again.
+TEST(RoutingJobRunnerTest, PipelineJobsGetTheValidatedConfigAsAValue) {
+  const char* env = std::getenv("MIA_TEST_TMPDIR");
+  const fs::path dir = fs::path(env != nullptr ? env : ::testing::TempDir()) / "router_test";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "data");
+  std::ofstream(dir / "data" / "purchase.csv") << "1,0\n";
+  ServerRoots roots;
+  roots.data_roots = {(dir / "data").string()};
+  roots.jobs_dir = (dir / "jobs").string();
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("purchase100");
+  spec.mutable_data()->mutable_data_dir()->set_server_path("purchase.csv");
+  spec.mutable_data()->set_population_size(4);
+  spec.mutable_train()->set_learning_rate(0.125);
+  jobs::JobRecord job;
+  job.spec_json = CanonicalSpecJson(spec);
+  jobs::RunContext ctx;
+  ctx.work_dir = (dir / "jobs" / "j1").string();
+
+  RecordingConfigRunner pipeline;
+  RoutingJobRunner router(roots, /*bundle=*/nullptr, &pipeline);
+  absl::StatusOr<jobs::RunOutcome> outcome = router.Run(job, ctx);
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  ASSERT_TRUE(pipeline.config().has_value());
+  EXPECT_EQ(pipeline.config()->recipe.learning_rate, 0.125);
+  EXPECT_EQ(pipeline.config()->data.population_size, 4);
+  EXPECT_EQ(fs::path(pipeline.config()->data.source.path),
+            fs::weakly_canonical(dir / "data" / "purchase.csv"));
+  EXPECT_EQ(pipeline.config()->audit.report_log, ctx.work_dir + "/report");
 }
 
 }  // namespace
