@@ -36,6 +36,7 @@
 #include "core/jobs/data_dir_lock.h"
 #include "core/jobs/job_manager.h"
 #include "core/jobs/job_store.h"
+#include "core/jobs/pipeline_runner.h"
 #include "server/metrics_http.h"
 #include "server/server_config.h"
 #include "spdlog/logger.h"
@@ -119,7 +120,7 @@ class AuditServer {
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<jobs::JobStore> store_;
   std::unique_ptr<jobs::JobRunner> bundle_runner_;
-  std::unique_ptr<jobs::JobRunner> pipeline_runner_;  // null without LibTorch
+  std::unique_ptr<jobs::PipelineConfigRunner> pipeline_runner_;  // null without LibTorch
   std::unique_ptr<jobs::JobRunner> router_;
   std::unique_ptr<jobs::JobRunner> wrapped_runner_;  // tests only
   std::unique_ptr<jobs::JobManager> manager_;

@@ -104,8 +104,12 @@ absl::StatusOr<std::string> ResolveServerPath(const std::string& raw, const Serv
 }
 
 // ---------------------------------------------------------------------------
-// Spec validation: problems are collected, the valid values written as the
-// YAML keys of docs/config.md for ParseConfig.
+// Spec conversion. pipeline::ParseConfig is the one validator of the pipeline
+// sections (ranges, choices, lists and their limits, rules across fields);
+// this file only maps the proto onto its YAML keys (docs/config.md) and adds
+// what is the server's own: paths inside the data roots, artifact ids, the
+// fields it refuses (run.log_dir, audit.report_log), exactly one of data and
+// signals_bundle, and attacks' need of a population.
 
 class Problems {
  public:
@@ -120,118 +124,26 @@ class Problems {
   std::vector<FieldViolation> list_;
 };
 
-std::string Join(const std::vector<std::string>& words) { return absl::StrJoin(words, ", "); }
-
-// Lowercase `value` if it is one of `allowed` (compared case-insensitively,
-// as ParseConfig does), else nullopt.
-std::optional<std::string> MatchChoice(const std::string& value,
-                                       const std::vector<std::string>& allowed) {
-  const std::string lower = absl::AsciiStrToLower(value);
-  for (const std::string& a : allowed) {
-    if (lower == a) return a;
-  }
-  return std::nullopt;
+// A proto double as YAML reads it: JSON has no NaN or infinity, YAML's
+// .nan / .inf do (so ParseConfig refuses them by range, as a file's).
+Json Number(double v) {
+  if (std::isnan(v)) return ".nan";
+  if (std::isinf(v)) return v > 0 ? ".inf" : "-.inf";
+  return v;
 }
 
-// "auto", "cpu", "cuda" or "cuda:N".
-bool IsDevice(const std::string& value) {
-  const std::string d = absl::AsciiStrToLower(value);
-  if (d == "auto" || d == "cpu" || d == "cuda") return true;
-  int index = 0;
-  return absl::StartsWith(d, "cuda:") && d.size() > 5 && d.size() < 9 &&
-         std::all_of(d.begin() + 5, d.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
-         absl::SimpleAtoi(d.substr(5), &index);
+// A repeated field copied for ParseConfig: at most one entry more than any
+// list may hold, which is enough for ParseConfig to refuse an oversized list
+// without the server building a YAML node per entry of it.
+template <typename List, typename Convert>
+Json ListJson(const List& values, Convert convert) {
+  Json out = Json::array();
+  const int n = static_cast<int>(std::min<size_t>(values.size(), pipeline::kMaxListEntries + 1));
+  for (int i = 0; i < n; ++i) out.push_back(convert(values[i]));
+  return out;
 }
-
-// One proto section being checked; `json` receives its valid keys.
-class Section {
- public:
-  Section(Problems* problems, std::string path) : problems_(problems), path_(std::move(path)) {}
-
-  std::string Path(absl::string_view key) const { return absl::StrCat(path_, ".", key); }
-  Json& json() { return json_; }
-  Problems& problems() { return *problems_; }
-
-  // Values that need no check (bools, seeds).
-  template <typename T>
-  void Plain(const char* key, bool has, const T& value) {
-    if (has) json_[key] = value;
-  }
-
-  template <typename T>
-  void Range(const char* key, bool has, T value, T min, T max) {
-    if (!has) return;
-    // Written so that NaN fails too.
-    if (!(value >= min && value <= max)) {
-      problems_->Add(Path(key), absl::StrCat("must be in [", min, ", ", max, "]"));
-    } else {
-      json_[key] = value;
-    }
-  }
-
-  void Choice(const char* key, bool has, const std::string& value,
-              const std::vector<std::string>& allowed) {
-    if (!has) return;
-    const std::optional<std::string> match = MatchChoice(value, allowed);
-    if (!match.has_value()) {
-      problems_->Add(Path(key), absl::StrCat("must be one of ", Join(allowed)));
-    } else {
-      json_[key] = *match;
-    }
-  }
-
-  void Device(const char* key, bool has, const std::string& value) {
-    if (!has) return;
-    if (!IsDevice(value)) {
-      problems_->Add(Path(key), "must be auto, cpu, cuda or cuda:N");
-    } else {
-      json_[key] = absl::AsciiStrToLower(value);
-    }
-  }
-
-  // FPRs: each in [0, 1].
-  template <typename List>
-  void Fprs(const char* key, const List& values) {
-    if (values.empty()) return;
-    Json list = Json::array();
-    for (int i = 0; i < static_cast<int>(values.size()); ++i) {
-      if (!(values[i] >= 0 && values[i] <= 1)) {
-        problems_->Add(absl::StrCat(Path(key), "[", i, "]"), "must be in [0, 1]");
-      }
-      list.push_back(values[i]);
-    }
-    json_[key] = std::move(list);
-  }
-
- private:
-  Problems* problems_;
-  std::string path_;
-  Json json_ = Json::object();
-};
-
-// Attack specs: each known to the registry, none twice. Returns the specs
-// that made an attack, for the needs check.
-template <typename List>
-std::vector<std::string> CheckAttacks(const List& specs, const std::string& path,
-                                      Problems* problems) {
-  std::vector<std::string> ok;
-  std::set<std::string> seen;
-  for (int i = 0; i < static_cast<int>(specs.size()); ++i) {
-    const std::string field = absl::StrCat(path, "[", i, "]");
-    const std::string& spec = specs[i];
-    if (!seen.insert(spec).second) {
-      problems->Add(field, "the same attack is given twice");
-      continue;
-    }
-    absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(spec);
-    if (!made.ok()) {
-      problems->Add(field, std::string(made.status().message()));
-    } else {
-      ok.push_back(spec);
-    }
-  }
-  return ok;
-}
+const auto kSame = [](const auto& v) { return v; };
+const auto kNumber = [](double v) { return Number(v); };
 
 // Resolves a DataRef to a path the job may read, or records why not.
 std::optional<std::string> ResolveRef(const v1::DataRef& ref, const std::string& field,
@@ -267,16 +179,9 @@ std::optional<std::string> ResolveRef(const v1::DataRef& ref, const std::string&
   return std::nullopt;
 }
 
-// The dataset names ParseConfig knows (core/pipeline/config.cc); ParseConfig
-// stays the authority, this list only makes the message complete.
-const std::vector<std::string>& DatasetNames() {
-  static const auto* const kNames = new std::vector<std::string>{
-      "cifar10", "cifar100", "csv", "fashion-mnist", "mnist", "npy", "purchase100", "texas100"};
-  return *kNames;
-}
-
 // The default data_dir of a dataset, asked of ParseConfig itself so that the
-// defaults live in one place; nullopt when the dataset has none.
+// defaults live in one place; nullopt when the dataset is unknown or has none
+// (ParseConfig then reports it).
 std::optional<std::string> DefaultDataDir(const std::string& dataset) {
   Json probe;
   probe["data"]["dataset"] = dataset;
@@ -285,263 +190,183 @@ std::optional<std::string> DefaultDataDir(const std::string& dataset) {
   return c->data.source.path;
 }
 
-// What the cross-section checks need to know of the pipeline sections, with
-// the defaults of core's structs where a field is unset.
-struct Effective {
-  int num_experiments = pipeline::RunConfig().num_experiments;
-  int num_ref_models = pipeline::AuditConfig().num_ref_models;
-  bool counts_known = true;  // false when a model count was given but is invalid
-  bool has_data = false;
-  int64_t population_size = 0;
-  std::string splits = pipeline::AuditConfig().splits;
-  std::vector<std::string> attacks = audit::ScoringOptions().attacks;
-  std::string attacks_field = "spec.audit.attacks";
-  int torchscript_models = 0;
-};
-
-void CheckRun(const v1::RunSection& run, Section* s, Effective* e) {
-  s->Plain("random_seed", run.has_random_seed(), run.random_seed());
-  if (run.has_log_dir() && !run.log_dir().empty()) {
-    s->problems().Add(s->Path("log_dir"),
-                      "must be unset: the server decides where a job's files go");
-  }
-  s->Plain("time_log", run.has_time_log(), run.time_log());
-  s->Range("num_experiments", run.has_num_experiments(), run.num_experiments(), 1, 1024);
-  s->Range("threads", run.has_threads(), run.threads(), 0, 1024);
-  // Cross-section checks use valid values only, so one mistake is reported once.
-  if (run.has_num_experiments()) {
-    if (run.num_experiments() >= 1 && run.num_experiments() <= 1024) {
-      e->num_experiments = run.num_experiments();
-    } else {
-      e->counts_known = false;
-    }
-  }
+// Sets yaml[key] when the proto field is set.
+template <typename T>
+void Put(Json& yaml, const char* key, bool has, const T& value) {
+  if (has) yaml[key] = value;
 }
 
-void CheckData(const v1::DataSection& data, const ServerRoots& roots, Section* s, Effective* e) {
-  std::optional<std::string> dataset;
-  if (!data.has_dataset()) {
-    s->problems().Add(s->Path("dataset"), absl::StrCat("required; one of ", Join(DatasetNames())));
-  } else {
-    dataset = MatchChoice(data.dataset(), DatasetNames());
-    s->Choice("dataset", true, data.dataset(), DatasetNames());
+Json MapRun(const v1::RunSection& run, Problems* problems) {
+  Json y = Json::object();
+  Put(y, "random_seed", run.has_random_seed(), run.random_seed());
+  if (run.has_log_dir() && !run.log_dir().empty()) {
+    problems->Add("spec.run.log_dir", "must be unset: the server decides where a job's files go");
   }
-  const std::string dir_field = s->Path("data_dir");
+  Put(y, "time_log", run.has_time_log(), run.time_log());
+  Put(y, "num_experiments", run.has_num_experiments(), run.num_experiments());
+  Put(y, "threads", run.has_threads(), run.threads());
+  return y;
+}
+
+Json MapData(const v1::DataSection& data, const ServerRoots& roots, Problems* problems) {
+  Json y = Json::object();
+  Put(y, "dataset", data.has_dataset(), data.dataset());
+  const std::string dir_field = "spec.data.data_dir";
   if (data.has_data_dir()) {
-    std::optional<std::string> dir = ResolveRef(data.data_dir(), dir_field, roots, &s->problems());
-    if (dir.has_value()) s->json()["data_dir"] = *dir;
-  } else if (dataset.has_value()) {
-    const std::optional<std::string> fallback = DefaultDataDir(*dataset);
-    if (!fallback.has_value()) {
-      s->problems().Add(dir_field, absl::StrCat("required for dataset ", *dataset));
-    } else {
-      // The default location is held to the same roots as a given one.
+    std::optional<std::string> dir = ResolveRef(data.data_dir(), dir_field, roots, problems);
+    if (dir.has_value()) y["data_dir"] = *dir;
+  } else if (data.has_dataset()) {
+    // The default location is held to the same roots as a given one.
+    if (const std::optional<std::string> fallback = DefaultDataDir(data.dataset())) {
       absl::StatusOr<std::string> dir = ResolveServerPath(*fallback, roots);
       if (!dir.ok()) {
-        s->problems().Add(dir_field,
-                          absl::StrCat("unset, and the default location of dataset ", *dataset,
-                                       ": ", dir.status().message()),
-                          dir.status().code());
+        problems->Add(
+            dir_field,
+            absl::StrCat("unset, and the default location of dataset ",
+                         absl::AsciiStrToLower(data.dataset()), ": ", dir.status().message()),
+            dir.status().code());
       } else {
-        s->json()["data_dir"] = *dir;
+        y["data_dir"] = *dir;
       }
     }
   }
-  s->Choice("split", data.has_split(), data.split(), {"train", "test", "all"});
-  s->Range("label_column", data.has_label_column(), data.label_column(), 0, 1 << 20);
-  s->Plain("header", data.has_header(), data.header());
-  s->Choice("cifar100_labels", data.has_cifar100_labels(), data.cifar100_labels(),
-            {"fine", "coarse"});
-  s->Range<int64_t>("pool_size", data.has_pool_size(), data.pool_size(), 0, 100'000'000);
-  s->Range<int64_t>("population_size", data.has_population_size(), data.population_size(), 0,
-                    100'000'000);
-  s->Plain("shuffle", data.has_shuffle(), data.shuffle());
-  e->has_data = true;
-  if (data.has_population_size()) e->population_size = data.population_size();
+  Put(y, "split", data.has_split(), data.split());
+  Put(y, "label_column", data.has_label_column(), data.label_column());
+  Put(y, "header", data.has_header(), data.header());
+  Put(y, "cifar100_labels", data.has_cifar100_labels(), data.cifar100_labels());
+  Put(y, "pool_size", data.has_pool_size(), data.pool_size());
+  Put(y, "population_size", data.has_population_size(), data.population_size());
+  Put(y, "shuffle", data.has_shuffle(), data.shuffle());
+  return y;
 }
 
-void CheckTrain(const v1::TrainSection& t, Section* s) {
-  const std::vector<std::string> models = {"mlp",     "cnn",     "alexnet",
-                                           "wrn28-1", "wrn28-2", "wrn28-10"};
-  s->Choice("model_name", t.has_model_name(), t.model_name(), models);
-  const std::string model =
-      MatchChoice(t.has_model_name() ? t.model_name() : "mlp", models).value_or("");
-  if (t.has_hidden()) {
-    Json widths = Json::array();
-    for (int i = 0; i < t.hidden().widths_size(); ++i) {
-      const int w = t.hidden().widths(i);
-      if (w < 1 || w > 1 << 16) {
-        s->problems().Add(absl::StrCat(s->Path("hidden.widths"), "[", i, "]"),
-                          "must be in [1, 65536]");
-      }
-      widths.push_back(w);
-    }
-    s->json()["hidden"] = std::move(widths);
-  }
-  s->Choice("activation", t.has_activation(), t.activation(), {"tanh", "relu"});
-  s->Range("dropout", t.has_dropout(), t.dropout(), 0.0, 0.95);
-  if (t.has_width() && !model.empty() && model != "cnn") {
-    s->problems().Add(s->Path("width"), "only for model_name cnn");
-  } else {
-    s->Range("width", t.has_width(), t.width(), 1, 64);
-  }
-  s->Device("device", t.has_device(), t.device());
-  s->Plain("batched", t.has_batched(), t.batched());
-  s->Choice("optimizer", t.has_optimizer(), t.optimizer(), {"sgd", "adam", "adamw"});
-  s->Range("learning_rate", t.has_learning_rate(), t.learning_rate(), 1e-12, 100.0);
-  s->Range("momentum", t.has_momentum(), t.momentum(), 0.0, 0.9999);
-  s->Plain("nesterov", t.has_nesterov(), t.nesterov());
-  s->Range("weight_decay", t.has_weight_decay(), t.weight_decay(), 0.0, 1.0);
-  s->Range("epochs", t.has_epochs(), t.epochs(), 1, 100000);
-  s->Range("batch_size", t.has_batch_size(), t.batch_size(), 1, 1 << 20);
-  s->Choice("schedule", t.has_schedule(), t.schedule(), {"constant", "cosine"});
-  s->Range("warmup_epochs", t.has_warmup_epochs(), t.warmup_epochs(), 0, 100000);
-  s->Plain("random_crop", t.has_random_crop(), t.random_crop());
-  s->Range("crop_padding", t.has_crop_padding(), t.crop_padding(), 0, 64);
-  s->Plain("horizontal_flip", t.has_horizontal_flip(), t.horizontal_flip());
-
-  // Rules across fields use only valid values, so that one mistake is
-  // reported once.
-  const training::TrainRecipe defaults;
-  const int epochs = t.has_epochs() ? t.epochs() : defaults.epochs;
-  const bool epochs_valid = epochs >= 1 && epochs <= 100000;
-  if (epochs_valid && t.has_warmup_epochs() && t.warmup_epochs() > 0 &&
-      t.warmup_epochs() >= epochs) {
-    s->problems().Add(s->Path("warmup_epochs"), "must be less than epochs");
-  }
-  if (t.has_nesterov() && t.nesterov()) {
-    const std::string optimizer =
-        t.has_optimizer() ? absl::AsciiStrToLower(t.optimizer()) : defaults.optimizer;
-    const double momentum = t.has_momentum() ? t.momentum() : defaults.momentum;
-    if (optimizer != "sgd" || momentum == 0) {
-      s->problems().Add(s->Path("nesterov"), "needs optimizer sgd with momentum > 0");
-    }
-  }
-  if (t.normalize_mean_size() != t.normalize_std_size()) {
-    s->problems().Add(s->Path("normalize_std"), "must have as many entries as normalize_mean");
-  }
-  Json mean = Json::array();
-  for (int i = 0; i < t.normalize_mean_size(); ++i) {
-    if (!std::isfinite(t.normalize_mean(i))) {
-      s->problems().Add(absl::StrCat(s->Path("normalize_mean"), "[", i, "]"), "must be finite");
-    }
-    mean.push_back(t.normalize_mean(i));
-  }
-  Json stddev = Json::array();
-  for (int i = 0; i < t.normalize_std_size(); ++i) {
-    const float v = t.normalize_std(i);
-    if (!(v > 0) || !std::isfinite(v)) {
-      s->problems().Add(absl::StrCat(s->Path("normalize_std"), "[", i, "]"),
-                        "must be finite and > 0");
-    }
-    stddev.push_back(v);
-  }
-  if (!mean.empty()) s->json()["normalize_mean"] = std::move(mean);
-  if (!stddev.empty()) s->json()["normalize_std"] = std::move(stddev);
+Json MapTrain(const v1::TrainSection& t) {
+  Json y = Json::object();
+  Put(y, "model_name", t.has_model_name(), t.model_name());
+  if (t.has_hidden()) y["hidden"] = ListJson(t.hidden().widths(), kSame);
+  Put(y, "activation", t.has_activation(), t.activation());
+  Put(y, "dropout", t.has_dropout(), Number(t.dropout()));
+  Put(y, "width", t.has_width(), t.width());
+  Put(y, "device", t.has_device(), t.device());
+  Put(y, "batched", t.has_batched(), t.batched());
+  Put(y, "optimizer", t.has_optimizer(), t.optimizer());
+  Put(y, "learning_rate", t.has_learning_rate(), Number(t.learning_rate()));
+  Put(y, "momentum", t.has_momentum(), Number(t.momentum()));
+  Put(y, "nesterov", t.has_nesterov(), t.nesterov());
+  Put(y, "weight_decay", t.has_weight_decay(), Number(t.weight_decay()));
+  Put(y, "epochs", t.has_epochs(), t.epochs());
+  Put(y, "batch_size", t.has_batch_size(), t.batch_size());
+  Put(y, "schedule", t.has_schedule(), t.schedule());
+  Put(y, "warmup_epochs", t.has_warmup_epochs(), t.warmup_epochs());
+  Put(y, "random_crop", t.has_random_crop(), t.random_crop());
+  Put(y, "crop_padding", t.has_crop_padding(), t.crop_padding());
+  Put(y, "horizontal_flip", t.has_horizontal_flip(), t.horizontal_flip());
+  if (t.normalize_mean_size() > 0) y["normalize_mean"] = ListJson(t.normalize_mean(), kNumber);
+  if (t.normalize_std_size() > 0) y["normalize_std"] = ListJson(t.normalize_std(), kNumber);
+  return y;
 }
 
-void CheckAudit(const v1::AuditSection& a, Section* s, Effective* e) {
-  if (a.attacks_size() > 0 && a.has_algorithm()) {
-    s->problems().Add(s->Path("algorithm"), "give attacks or algorithm, not both");
-  } else if (a.attacks_size() > 0) {
-    e->attacks = CheckAttacks(a.attacks(), s->Path("attacks"), &s->problems());
-    s->json()["attacks"] = std::vector<std::string>(a.attacks().begin(), a.attacks().end());
-  } else if (a.has_algorithm()) {
-    e->attacks = CheckAttacks(std::vector<std::string>{absl::AsciiStrToLower(a.algorithm())},
-                              s->Path("algorithm"), &s->problems());
-    // CheckAttacks names the list element; the algorithm is a single value.
-    for (FieldViolation& v : s->problems().list()) {
-      if (v.field == s->Path("algorithm[0]")) v.field = s->Path("algorithm");
-    }
-    e->attacks_field = s->Path("algorithm");
-    s->json()["algorithm"] = a.algorithm();
-  }
-  s->Choice("privacy_game", a.has_privacy_game(), a.privacy_game(), {"privacy_loss_model"});
-  s->Range("num_ref_models", a.has_num_ref_models(), a.num_ref_models(), 0, 4096);
-  s->Device("device", a.has_device(), a.device());
-  s->Range("batch_size", a.has_batch_size(), a.batch_size(), 1, 1 << 20);
-  s->Range<int64_t>("data_size", a.has_data_size(), a.data_size(), 0, 100'000'000);
+Json MapAudit(const v1::AuditSection& a, Problems* problems) {
+  Json y = Json::object();
+  if (a.attacks_size() > 0) y["attacks"] = ListJson(a.attacks(), kSame);
+  Put(y, "algorithm", a.has_algorithm(), a.algorithm());
+  Put(y, "privacy_game", a.has_privacy_game(), a.privacy_game());
+  Put(y, "num_ref_models", a.has_num_ref_models(), a.num_ref_models());
+  Put(y, "device", a.has_device(), a.device());
+  Put(y, "batch_size", a.has_batch_size(), a.batch_size());
+  Put(y, "data_size", a.has_data_size(), a.data_size());
   if (a.has_report_log() && !a.report_log().empty()) {
-    s->problems().Add(s->Path("report_log"),
-                      "must be unset: the server decides where a job's report goes");
+    problems->Add("spec.audit.report_log",
+                  "must be unset: the server decides where a job's report goes");
   }
-  s->Choice("splits", a.has_splits(), a.splits(), {"balanced", "paired"});
+  Put(y, "splits", a.has_splits(), a.splits());
   if (a.has_augmentation()) {
-    Section aug(&s->problems(), s->Path("augmentation"));
-    aug.Plain("flip", a.augmentation().has_flip(), a.augmentation().flip());
-    aug.Range("shift", a.augmentation().has_shift(), a.augmentation().shift(), 0, 16);
-    s->json()["augmentation"] = std::move(aug.json());
+    Json aug = Json::object();
+    Put(aug, "flip", a.augmentation().has_flip(), a.augmentation().flip());
+    Put(aug, "shift", a.augmentation().has_shift(), a.augmentation().shift());
+    y["augmentation"] = std::move(aug);
   }
-  s->Range("temperature", a.has_temperature(), a.temperature(), 1e-6, 1e6);
-  s->Fprs("fprs", a.fprs());
-  s->Range("bootstrap", a.has_bootstrap(), a.bootstrap(), 0, 1000000);
-  s->Range("confidence", a.has_confidence(), a.confidence(), 0.5, 0.9999);
-  s->Range("delta", a.has_delta(), a.delta(), 0.0, 0.5);
-  s->Range("beta", a.has_beta(), a.beta(), 1e-9, 0.5);
-  if (a.has_num_ref_models()) {
-    if (a.num_ref_models() >= 0 && a.num_ref_models() <= 4096) {
-      e->num_ref_models = a.num_ref_models();
+  Put(y, "temperature", a.has_temperature(), Number(a.temperature()));
+  if (a.fprs_size() > 0) y["fprs"] = ListJson(a.fprs(), kNumber);
+  Put(y, "bootstrap", a.has_bootstrap(), a.bootstrap());
+  Put(y, "confidence", a.has_confidence(), Number(a.confidence()));
+  Put(y, "delta", a.has_delta(), Number(a.delta()));
+  Put(y, "beta", a.has_beta(), Number(a.beta()));
+  return y;
+}
+
+Json MapModels(const v1::ModelsSection& m, const ServerRoots& roots, Problems* problems) {
+  Json y = Json::object();
+  if (m.torchscript_size() > 0) {
+    Json files = Json::array();
+    if (static_cast<size_t>(m.torchscript_size()) > pipeline::kMaxModelFiles) {
+      // Too many for ParseConfig, which says so; no file system work for them.
+      files = ListJson(m.torchscript(), [](const v1::DataRef&) { return ""; });
     } else {
-      e->counts_known = false;
+      for (int i = 0; i < m.torchscript_size(); ++i) {
+        // An unresolved entry keeps its place (the count matters to ParseConfig).
+        files.push_back(ResolveRef(m.torchscript(i),
+                                   absl::StrCat("spec.models.torchscript[", i, "]"), roots,
+                                   problems)
+                            .value_or(""));
+      }
     }
+    y["torchscript"] = std::move(files);
   }
-  if (a.has_splits()) {
-    e->splits = MatchChoice(a.splits(), {"balanced", "paired"}).value_or(e->splits);
-  }
-}
-
-void CheckModels(const v1::ModelsSection& m, const ServerRoots& roots, Section* s, Effective* e) {
-  Json files = Json::array();
-  for (int i = 0; i < m.torchscript_size(); ++i) {
-    std::optional<std::string> path = ResolveRef(
-        m.torchscript(i), absl::StrCat(s->Path("torchscript"), "[", i, "]"), roots, &s->problems());
-    if (path.has_value()) files.push_back(*path);
-  }
-  if (!files.empty()) s->json()["torchscript"] = std::move(files);
   if (m.has_keep()) {
-    std::optional<std::string> keep = ResolveRef(m.keep(), s->Path("keep"), roots, &s->problems());
-    if (keep.has_value()) s->json()["keep"] = *keep;
+    y["keep"] = ResolveRef(m.keep(), "spec.models.keep", roots, problems).value_or("");
   }
-  e->torchscript_models = m.torchscript_size();
-  if (m.torchscript_size() > 0 && !m.has_keep()) {
-    s->problems().Add(s->Path("keep"),
-                      "required with torchscript (which pool row each model trained on)");
-  } else if (m.torchscript_size() == 0 && m.has_keep()) {
-    s->problems().Add(s->Path("keep"), "only meaningful with torchscript");
+  return y;
+}
+
+// Attacks that need population points (rows no model trains on), found here
+// rather than after every model is trained. A server rule: `mia audit` falls
+// back on other rows.
+void CheckPopulation(const v1::AuditSpec& spec, Problems* problems) {
+  std::vector<std::string> attacks = pipeline::DefaultAttacks();
+  if (spec.audit().attacks_size() > 0) {
+    attacks.assign(spec.audit().attacks().begin(), spec.audit().attacks().end());
+  } else if (spec.audit().has_algorithm()) {
+    attacks = {absl::AsciiStrToLower(spec.audit().algorithm())};
+  }
+  if (attacks.size() > pipeline::kMaxAttacks) return;  // ParseConfig refuses the list
+  std::vector<std::string> need_population;
+  for (const std::string& a : attacks) {
+    absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(a);
+    if (made.ok() && (*made)->needs().population) need_population.push_back(a);
+  }
+  if (!need_population.empty() && spec.data().population_size() == 0) {
+    problems->Add("spec.data.population_size",
+                  absl::StrCat("must be > 0: attack", need_population.size() > 1 ? "s " : " ",
+                               absl::StrJoin(need_population, ", "), " need",
+                               need_population.size() > 1 ? "" : "s",
+                               " population points (rows no model trains on)"));
   }
 }
 
-// Checks that span sections: model counts and what the attacks need.
-void CheckAcross(const Effective& e, Problems* problems) {
-  if (!e.counts_known) {
-    // Model counts are unknown: nothing to say about them.
-  } else if (e.torchscript_models > 0) {
-    if (e.torchscript_models <= e.num_experiments) {
-      problems->Add("spec.models.torchscript",
-                    "needs more models than run.num_experiments (targets first, then references)");
-    }
-  } else if (e.num_experiments + e.num_ref_models < 2) {
-    problems->Add("spec.audit.num_ref_models",
-                  "with run.num_experiments it must give at least 2 models");
-  }
-  const int models =
-      e.torchscript_models > 0 ? e.torchscript_models : e.num_experiments + e.num_ref_models;
-  if (e.counts_known && e.splits == "paired" && models % 2 != 0) {
-    problems->Add("spec.audit.splits",
-                  absl::StrCat("paired halves need an even number of models (", models, " here)"));
-  }
-  // Found here rather than after all models are trained.
-  std::vector<std::string> need_population;
-  for (const std::string& spec : e.attacks) {
-    absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(spec);
-    if (made.ok() && (*made)->needs().population) need_population.push_back(spec);
-  }
-  if (!need_population.empty() && e.has_data && e.population_size == 0) {
-    problems->Add(
-        "spec.data.population_size",
-        absl::StrCat("must be > 0: attack", need_population.size() > 1 ? "s " : " ",
-                     Join(need_population), " need", need_population.size() > 1 ? "" : "s",
-                     " population points (rows no model trains on)"));
+// The API's name for a ParseConfig key path: "spec." before it, and the
+// proto's message for the hidden widths (train.hidden is a LayerWidths so that
+// "no hidden layer" differs from "unset").
+std::string SpecField(const std::string& config_field) {
+  if (config_field.empty()) return "spec";
+  std::string field = config_field;
+  if (absl::StartsWith(field, "train.hidden")) field.insert(12, ".widths");
+  return "spec." + field;
+}
+
+// ParseConfig's problems, named as the API names them, after the server's
+// own: a field the server already refused (an unresolved data_dir, say) is
+// not reported twice.
+void AddConfigProblems(const std::vector<pipeline::ConfigProblem>& config_problems,
+                       Problems* problems) {
+  const std::vector<FieldViolation> server = problems->list();
+  for (const pipeline::ConfigProblem& p : config_problems) {
+    const std::string field = SpecField(p.field);
+    const bool reported = std::any_of(server.begin(), server.end(), [&](const FieldViolation& v) {
+      return field == v.field || absl::StartsWith(field, v.field + ".") ||
+             absl::StartsWith(field, v.field + "[");
+    });
+    if (!reported) problems->Add(field, p.message);
   }
 }
 
@@ -556,64 +381,42 @@ void CheckBundle(const v1::SignalsBundleInput& b, const ServerRoots& roots, Prob
   }
   audit::ScoringOptions& sc = out->scoring;
   if (b.attacks_size() > 0) {
-    CheckAttacks(b.attacks(), path + ".attacks", problems);
     sc.attacks.assign(b.attacks().begin(), b.attacks().end());
-  }
-  std::set<int> targets;
-  for (int i = 0; i < b.targets_size(); ++i) {
-    if (b.targets(i) < 0) {
-      problems->Add(absl::StrCat(path, ".targets[", i, "]"), "must be >= 0");
-    } else if (!targets.insert(b.targets(i)).second) {
-      problems->Add(absl::StrCat(path, ".targets[", i, "]"), "the same target is given twice");
+    for (const pipeline::ConfigProblem& p :
+         pipeline::AttackListProblems(sc.attacks, path + ".attacks")) {
+      problems->Add(p.field, p.message);
     }
   }
-  sc.targets.assign(b.targets().begin(), b.targets().end());
+  if (static_cast<size_t>(b.targets_size()) > pipeline::kMaxModels) {
+    problems->Add(path + ".targets",
+                  absl::StrCat("must have at most ", pipeline::kMaxModels, " entries"));
+  } else {
+    std::set<int> targets;
+    for (int i = 0; i < b.targets_size(); ++i) {
+      if (b.targets(i) < 0) {
+        problems->Add(absl::StrCat(path, ".targets[", i, "]"), "must be >= 0");
+      } else if (!targets.insert(b.targets(i)).second) {
+        problems->Add(absl::StrCat(path, ".targets[", i, "]"), "the same target is given twice");
+      }
+    }
+    sc.targets.assign(b.targets().begin(), b.targets().end());
+  }
   out->all_targets = b.has_all_targets() && b.all_targets();
   if (out->all_targets && b.targets_size() > 0) {
     problems->Add(path + ".targets", "must be empty with all_targets");
   }
-  // The ranges of the YAML's audit section, which the same fields have there.
-  Section s(problems, path);
-  s.Range("temperature", b.has_temperature(), b.temperature(), 1e-6, 1e6);
-  s.Fprs("fprs", b.fprs());
-  s.Range("bootstrap", b.has_bootstrap(), b.bootstrap(), 0, 1000000);
-  s.Range("confidence", b.has_confidence(), b.confidence(), 0.5, 0.9999);
-  s.Range("delta", b.has_delta(), b.delta(), 0.0, 0.5);
-  s.Range("beta", b.has_beta(), b.beta(), 1e-9, 0.5);
   if (b.has_temperature()) sc.temperature = b.temperature();
-  sc.fprs.assign(b.fprs().begin(), b.fprs().end());
+  sc.fprs.assign(b.fprs().begin(),
+                 b.fprs().begin() + std::min<size_t>(b.fprs_size(), pipeline::kMaxListEntries + 1));
   if (b.has_bootstrap()) sc.bootstrap.resamples = b.bootstrap();
   if (b.has_confidence()) sc.bootstrap.confidence = b.confidence();
   if (b.has_delta()) sc.epsilon.delta = b.delta();
   if (b.has_beta()) sc.epsilon.beta = b.beta();
   if (b.has_seed()) sc.seed = b.seed();
-}
-
-// A ParseConfig error ("spec: train.x: message (line 1)") as a violation.
-FieldViolation ViolationFromParseError(const absl::Status& status) {
-  std::string message(status.message());
-  if (absl::StartsWith(message, "spec: ")) message = message.substr(6);
-  // The line refers to generated text, not to anything the client sent.
-  const size_t line = message.find(" (line ");
-  if (line != std::string::npos) {
-    const size_t close = message.find(')', line);
-    if (close != std::string::npos) message.erase(line, close - line + 1);
+  // The ranges of the YAML's audit section, which the same fields have there.
+  for (const pipeline::ConfigProblem& p : pipeline::ScoringProblems(sc, path + ".")) {
+    problems->Add(p.field, p.message);
   }
-  FieldViolation v;
-  v.field = "spec";
-  v.description = message;
-  const size_t colon = message.find(": ");
-  if (colon != std::string::npos) {
-    const std::string key = message.substr(0, colon);
-    const bool is_path = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
-      return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' || c == '.';
-    });
-    if (is_path) {
-      v.field = "spec." + key;
-      v.description = message.substr(colon + 2);
-    }
-  }
-  return v;
 }
 
 std::string BadRequestBytes(const std::vector<FieldViolation>& violations) {
@@ -700,49 +503,30 @@ absl::StatusOr<JobSpec> SpecFromProto(const v1::AuditSpec& spec, const ServerRoo
   }
 
   job.kind = JobSpec::Kind::kPipeline;
-  Effective effective;
   Json yaml = Json::object();
-  Section run(&problems, "spec.run");
-  CheckRun(spec.run(), &run, &effective);
+  yaml["run"] = MapRun(spec.run(), &problems);
   // Never a working-directory default: the shared cache from the start.
-  run.json()["log_dir"] = job.model_cache_dir;
-  yaml["run"] = std::move(run.json());
+  yaml["run"]["log_dir"] = job.model_cache_dir;
   if (!spec.has_data()) {
     problems.Add("spec.data",
                  "required: set data (train and audit models) or signals_bundle (score signals "
                  "computed elsewhere)");
   } else {
-    Section data(&problems, "spec.data");
-    CheckData(spec.data(), roots, &data, &effective);
-    yaml["data"] = std::move(data.json());
+    yaml["data"] = MapData(spec.data(), roots, &problems);
+    CheckPopulation(spec, &problems);
   }
-  if (spec.has_train()) {
-    Section train(&problems, "spec.train");
-    CheckTrain(spec.train(), &train);
-    yaml["train"] = std::move(train.json());
-  }
-  if (spec.has_audit()) {
-    Section audit_section(&problems, "spec.audit");
-    CheckAudit(spec.audit(), &audit_section, &effective);
-    yaml["audit"] = std::move(audit_section.json());
-  }
-  if (spec.has_models()) {
-    Section models(&problems, "spec.models");
-    CheckModels(spec.models(), roots, &models, &effective);
-    yaml["models"] = std::move(models.json());
-  }
-  CheckAcross(effective, &problems);
-  if (!problems.empty()) return fail();
+  if (spec.has_train()) yaml["train"] = MapTrain(spec.train());
+  if (spec.has_audit()) yaml["audit"] = MapAudit(spec.audit(), &problems);
+  if (spec.has_models()) yaml["models"] = MapModels(spec.models(), roots, &problems);
 
   // YAML is a superset of JSON: the proto path goes through the YAML parser.
   std::string config_text = yaml.dump(-1, ' ', false, Json::error_handler_t::replace);
-  absl::StatusOr<pipeline::Config> config = pipeline::ParseConfig(config_text, "spec");
-  if (!config.ok()) {
-    problems.list().push_back(ViolationFromParseError(config.status()));
-    return fail();
-  }
+  std::vector<pipeline::ConfigProblem> config_problems;
+  absl::StatusOr<pipeline::Config> config =
+      pipeline::ParseConfig(config_text, "spec", &config_problems);
+  AddConfigProblems(config_problems, &problems);
+  if (!problems.empty()) return fail();
   job.config = *std::move(config);
-  job.config_json = std::move(config_text);
   return job;
 }
 

@@ -3,11 +3,12 @@
 // transport-free function, convert the answer here, and turn the Status into a
 // grpc::Status once at the edge. Nothing in this header depends on gRPC.
 //
-// - Specs: SpecFromProto validates an AuditSpec (every problem at once, each
-//   with its field path), checks that inputs are references under the
-//   operator's roots, and builds the core configuration through
-//   pipeline::ParseConfig, so the API and `mia audit --config` share one
-//   validator and one set of defaults.
+// - Specs: SpecFromProto maps an AuditSpec onto the YAML keys of
+//   docs/config.md and validates it with pipeline::ParseConfig, so the API and
+//   `mia audit --config` share one validator, one set of limits and defaults,
+//   and report the same problems by the same names. It adds only the server's
+//   own checks (inputs are references under the operator's roots, artifact
+//   ids, fields the server refuses).
 // - Storage: a spec is stored as its canonical proto3 JSON (CanonicalSpecJson);
 //   GetAudit returns it parsed back (SpecProtoFromJson), i.e. the spec as the
 //   client sent it, normalized by the JSON encoding.
@@ -83,15 +84,11 @@ struct JobSpec {
     kBundle,    // score a signals bundle
   };
   Kind kind = Kind::kPipeline;
-  // kPipeline: the configuration ParseConfig built from config_json, for the
-  // server's own checks (the memory estimate). Paths in it are resolved and
-  // inside the roots; run.log_dir is the shared model cache.
+  // kPipeline: the validated configuration, what the job runs (handed to the
+  // pipeline runner as a value) and what the server's own checks read (the
+  // memory estimate). Paths in it are resolved and inside the roots;
+  // run.log_dir is the shared model cache.
   pipeline::Config config;
-  // kPipeline: the text ParseConfig read (the YAML keys of docs/config.md, as
-  // JSON): what the job runs, decoded again by the pipeline runner
-  // (jobs::DecodePipelineSpec in PipelineJobRunner), which puts the report in
-  // the job's folder and models in the shared cache.
-  std::string config_json;
   // kBundle: what to score; bundle_path is resolved and inside the roots.
   jobs::BundleAuditSpec bundle;
   // CanonicalSpecJson of the spec: what the store keeps (JobRecord.spec_json).
@@ -102,12 +99,16 @@ struct JobSpec {
   std::string model_cache_dir;
 };
 
-// Validates `spec` and converts it. Problems are collected, not stopped at:
-// ranges, choices, required fields, exactly one of data / signals_bundle,
-// attack specs (core/attacks/registry.h), attacks' needs (a population for
-// RMIA), server paths inside roots.data_roots, artifact ids present, and the
-// refused fields run.log_dir and audit.report_log (the server decides where
-// files go). Then ParseConfig has the final word. On failure the status is
+// Validates `spec` and converts it, collecting every problem rather than
+// stopping at the first. Pipeline sections: ParseConfig's problems (ranges,
+// choices, list limits, rules across fields), each named "spec." + its key
+// path (train.hidden as spec.train.hidden.widths). The server's own: exactly
+// one of data / signals_bundle, server paths inside roots.data_roots, artifact
+// ids present, attacks' need of a population, and the refused fields
+// run.log_dir and audit.report_log (the server decides where files go); a
+// field the server refused is not reported again by ParseConfig. A signals
+// bundle: its attacks, targets and scoring ranges by the same shared checks
+// (pipeline::AttackListProblems, ScoringProblems). On failure the status is
 // ViolationsToStatus(all problems); `violations`, when given, receives them
 // too (empty on success).
 absl::StatusOr<JobSpec> SpecFromProto(const mia::v1::AuditSpec& spec, const ServerRoots& roots,

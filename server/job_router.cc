@@ -8,7 +8,7 @@
 namespace mia::server {
 
 RoutingJobRunner::RoutingJobRunner(ServerRoots roots, jobs::JobRunner* bundle,
-                                   jobs::JobRunner* pipeline)
+                                   jobs::PipelineConfigRunner* pipeline)
     : roots_(std::move(roots)), bundle_(bundle), pipeline_(pipeline) {}
 
 absl::StatusOr<jobs::RunOutcome> RoutingJobRunner::Run(const jobs::JobRecord& job,
@@ -28,8 +28,7 @@ absl::StatusOr<jobs::RunOutcome> RoutingJobRunner::Run(const jobs::JobRecord& jo
         "this server was built without LibTorch and cannot train models; audit a "
         "signals_bundle instead, or use a server built with LibTorch");
   } else {
-    routed.spec_json = spec->config_json;
-    outcome = pipeline_->Run(routed, ctx);
+    outcome = pipeline_->RunConfig(std::move(spec->config), ctx);
   }
   // The report is complete: record its files, so that one deleted later is
   // reported missing (ListReportFiles) instead of the report passing as whole.

@@ -2,10 +2,12 @@
 // (proto3 JSON, so GetAudit can return it), while the core runners take the
 // job-layer spec of core/jobs/job_spec.h. RoutingJobRunner converts one into
 // the other with convert.h, re-checking the spec against today's roots (an
-// operator may have changed them since the job was accepted), and hands the
-// job to the bundle runner or, in builds with LibTorch, the pipeline runner
-// (each puts the report in the job's folder, RunContext::work_dir). A job that succeeds gets its
-// report manifest (result_loader.h WriteReportManifest).
+// operator may have changed them since the job was accepted), puts the job's
+// files in place, and hands the job to the bundle runner or, in builds with
+// LibTorch, the pipeline runner, which gets the validated configuration as a
+// typed value (PipelineConfigRunner), not JSON to parse again. The store keeps
+// the spec's JSON, for restarts. A job that succeeds gets its report manifest
+// (result_loader.h WriteReportManifest).
 //
 // Thread-safety: Run() may be called from several workers at once; the
 // router holds only immutable settings and the runners, which allow that too.
@@ -13,6 +15,7 @@
 #define MIA_SERVER_JOB_ROUTER_H_
 
 #include "core/jobs/job_manager.h"
+#include "core/jobs/pipeline_runner.h"
 #include "server/convert.h"
 
 namespace mia::server {
@@ -22,7 +25,8 @@ class RoutingJobRunner final : public jobs::JobRunner {
   // `bundle` runs signals-bundle audits; `pipeline` runs training audits and
   // is null in builds without LibTorch (such jobs then fail UNIMPLEMENTED).
   // Neither is owned; both must outlive the router.
-  RoutingJobRunner(ServerRoots roots, jobs::JobRunner* bundle, jobs::JobRunner* pipeline);
+  RoutingJobRunner(ServerRoots roots, jobs::JobRunner* bundle,
+                   jobs::PipelineConfigRunner* pipeline);
 
   absl::StatusOr<jobs::RunOutcome> Run(const jobs::JobRecord& job,
                                        const jobs::RunContext& ctx) override;
@@ -30,7 +34,7 @@ class RoutingJobRunner final : public jobs::JobRunner {
  private:
   const ServerRoots roots_;
   jobs::JobRunner* const bundle_;
-  jobs::JobRunner* const pipeline_;
+  jobs::PipelineConfigRunner* const pipeline_;
 };
 
 }  // namespace mia::server

@@ -1,6 +1,7 @@
 #include "core/jobs/job_spec.h"
 
 #include <cstdint>
+#include <limits>
 #include <set>
 #include <vector>
 
@@ -164,33 +165,45 @@ class Fields {
   std::set<std::string> used_;
 };
 
+// Types here; ranges and list limits by the checks the YAML's audit section
+// and the server's signals_bundle use (core/pipeline/config.h), so the bounds
+// are written once.
 absl::Status DecodeScoring(Fields& f, BundleAuditSpec* spec) {
+  constexpr double kAny = std::numeric_limits<double>::infinity();
+  constexpr int kAnyInt = std::numeric_limits<int>::max();
   audit::ScoringOptions& sc = spec->scoring;
   MIA_RETURN_IF_ERROR(f.GetStringList("attacks", &sc.attacks));
   if (sc.attacks.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(f.Path("attacks"), ": must name at least one attack"));
   }
-  for (const std::string& attack : sc.attacks) {
-    absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(attack);
-    if (!made.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(f.Path("attacks"), ": ", made.status().message()));
-    }
-  }
-  MIA_RETURN_IF_ERROR(f.GetIntList("targets", &sc.targets, 0, 1 << 20));
+  MIA_RETURN_IF_ERROR(f.GetIntList("targets", &sc.targets, 0, kAnyInt));
   MIA_RETURN_IF_ERROR(f.GetBool("all_targets", &spec->all_targets));
   if (spec->all_targets && !sc.targets.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(f.Path("all_targets"), ": give targets or all_targets, not both"));
   }
-  MIA_RETURN_IF_ERROR(f.GetDouble("temperature", &sc.temperature, 1e-6, 1e6));
-  MIA_RETURN_IF_ERROR(f.GetDoubleList("fprs", &sc.fprs, 0.0, 1.0));
-  MIA_RETURN_IF_ERROR(f.GetInt("bootstrap", &sc.bootstrap.resamples, 0, 1000000));
-  MIA_RETURN_IF_ERROR(f.GetDouble("confidence", &sc.bootstrap.confidence, 0.5, 0.9999));
-  MIA_RETURN_IF_ERROR(f.GetDouble("delta", &sc.epsilon.delta, 0.0, 0.5));
-  MIA_RETURN_IF_ERROR(f.GetDouble("beta", &sc.epsilon.beta, 1e-9, 0.5));
+  MIA_RETURN_IF_ERROR(f.GetDouble("temperature", &sc.temperature, -kAny, kAny));
+  MIA_RETURN_IF_ERROR(f.GetDoubleList("fprs", &sc.fprs, -kAny, kAny));
+  MIA_RETURN_IF_ERROR(f.GetInt("bootstrap", &sc.bootstrap.resamples, -kAnyInt, kAnyInt));
+  MIA_RETURN_IF_ERROR(f.GetDouble("confidence", &sc.bootstrap.confidence, -kAny, kAny));
+  MIA_RETURN_IF_ERROR(f.GetDouble("delta", &sc.epsilon.delta, -kAny, kAny));
+  MIA_RETURN_IF_ERROR(f.GetDouble("beta", &sc.epsilon.beta, -kAny, kAny));
   MIA_RETURN_IF_ERROR(f.GetUint64("seed", &sc.seed));
+  std::vector<pipeline::ConfigProblem> problems =
+      pipeline::AttackListProblems(sc.attacks, f.Path("attacks"));
+  if (sc.targets.size() > pipeline::kMaxModels) {
+    problems.push_back(
+        {f.Path("targets"), absl::StrCat("must have at most ", pipeline::kMaxModels, " entries")});
+  }
+  for (pipeline::ConfigProblem& p : pipeline::ScoringProblems(sc, f.Path(""))) {
+    problems.push_back(std::move(p));
+  }
+  if (!problems.empty()) {
+    std::vector<std::string> parts;
+    for (const pipeline::ConfigProblem& p : problems) parts.push_back(p.ToString());
+    return absl::InvalidArgumentError(absl::StrJoin(parts, "; "));
+  }
   return f.Finish();
 }
 

@@ -16,10 +16,15 @@ PipelineJobRunner::PipelineJobRunner(PipelineJobRunnerOptions options)
     : options_(std::move(options)) {}
 
 absl::StatusOr<RunOutcome> PipelineJobRunner::Run(const JobRecord& job, const RunContext& ctx) {
+  MIA_ASSIGN_OR_RETURN(pipeline::Config config, DecodePipelineSpec(job.spec_json));
+  return RunConfig(std::move(config), ctx);
+}
+
+absl::StatusOr<RunOutcome> PipelineJobRunner::RunConfig(pipeline::Config config,
+                                                        const RunContext& ctx) {
   if (ctx.work_dir.empty()) {
     return absl::FailedPreconditionError("pipeline audit: the job has no work folder");
   }
-  MIA_ASSIGN_OR_RETURN(pipeline::Config config, DecodePipelineSpec(job.spec_json));
   if (!options_.artifact_dir.empty()) config.run.log_dir = options_.artifact_dir;
   if (config.run.threads == 0) config.run.threads = ctx.compute_threads;
 

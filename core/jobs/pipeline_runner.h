@@ -17,9 +17,24 @@
 
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "core/jobs/job_manager.h"
+#include "core/pipeline/config.h"
 
 namespace mia::jobs {
+
+// Runs a pipeline audit handed over as a validated configuration, a typed
+// value: a caller that has validated a spec (the server's router) does not
+// encode it as JSON for the runner to parse and validate again. An interface,
+// torch-free, so that code built without LibTorch can hold a null one.
+class PipelineConfigRunner {
+ public:
+  virtual ~PipelineConfigRunner() = default;
+
+  // `config` comes from pipeline::ParseConfig. Safe from several workers at
+  // once.
+  virtual absl::StatusOr<RunOutcome> RunConfig(pipeline::Config config, const RunContext& ctx) = 0;
+};
 
 struct PipelineJobRunnerOptions {
   // Non-empty: replaces every spec's run.log_dir, so that all jobs share one
@@ -28,7 +43,7 @@ struct PipelineJobRunnerOptions {
   std::string artifact_dir;
 };
 
-class PipelineJobRunner final : public JobRunner {
+class PipelineJobRunner final : public JobRunner, public PipelineConfigRunner {
  public:
   explicit PipelineJobRunner(PipelineJobRunnerOptions options = {});
 
@@ -38,6 +53,9 @@ class PipelineJobRunner final : public JobRunner {
   // run.threads 0 becomes ctx.compute_threads. Cancellation is checked
   // between batches and models (by the pipeline) and ends with CANCELLED.
   absl::StatusOr<RunOutcome> Run(const JobRecord& job, const RunContext& ctx) override;
+
+  // What Run does once job.spec_json is decoded (DecodePipelineSpec).
+  absl::StatusOr<RunOutcome> RunConfig(pipeline::Config config, const RunContext& ctx) override;
 
  private:
   const PipelineJobRunnerOptions options_;

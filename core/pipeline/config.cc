@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/attacks/registry.h"
@@ -21,18 +25,43 @@
 namespace mia::pipeline {
 namespace {
 
-// One YAML mapping with its key path; typed getters record which keys were
-// read so that Finish() can reject the rest.
+template <typename T>
+std::string RangeMessage(T min, T max) {
+  return absl::StrCat("must be in [", min, ", ", max, "]");
+}
+
+// Lowercase `value` if it is one of `allowed` (compared case-insensitively).
+std::optional<std::string> MatchChoice(const std::string& value,
+                                       const std::vector<std::string>& allowed) {
+  const std::string lower = absl::AsciiStrToLower(value);
+  for (const std::string& a : allowed) {
+    if (lower == a) return a;
+  }
+  return std::nullopt;
+}
+
+// "auto", "cpu", "cuda" or "cuda:N".
+bool IsDevice(const std::string& value) {
+  const std::string d = absl::AsciiStrToLower(value);
+  if (d == "auto" || d == "cpu" || d == "cuda") return true;
+  int index = 0;
+  return absl::StartsWith(d, "cuda:") && d.size() > 5 && d.size() < 9 &&
+         std::all_of(d.begin() + 5, d.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
+         absl::SimpleAtoi(d.substr(5), &index);
+}
+
+// One YAML mapping with its key path. Typed getters record which keys were
+// read, so that Finish() can reject the rest, and record every problem in the
+// shared list instead of stopping at the first: a file with three mistakes
+// gets three messages. A getter that refuses a value leaves the default in
+// place and marks the key invalid (Valid), so that rules across fields use
+// only valid values and one mistake is reported once.
 class Section {
  public:
-  Section(YAML::Node node, std::string path) : node_(std::move(node)), path_(std::move(path)) {}
+  Section(YAML::Node node, std::string path, std::vector<ConfigProblem>* problems)
+      : node_(std::move(node)), path_(std::move(path)), problems_(problems) {}
 
-  absl::Status CheckIsMap() const {
-    if (node_ && !node_.IsNull() && !node_.IsMap()) {
-      return absl::InvalidArgumentError(absl::StrCat(path_, ": must be a mapping of keys"));
-    }
-    return absl::OkStatus();
-  }
+  bool IsMap() const { return node_ && !node_.IsNull() && node_.IsMap(); }
 
   bool Has(const std::string& key) const { return node_ && node_.IsMap() && node_[key]; }
 
@@ -40,94 +69,130 @@ class Section {
     return path_.empty() ? key : absl::StrCat(path_, ".", key);
   }
 
+  // False when a getter refused the value of `key` or Add named it.
+  bool Valid(const std::string& key) const { return invalid_.count(key) == 0; }
+
+  // A problem with `key` (or, with a suffix such as "[2]", with an element
+  // of it), at the key's line when it is present. A problem with an element
+  // leaves the list's length valid for rules across fields.
+  void Add(const std::string& key, std::string message, const std::string& suffix = "") {
+    if (suffix.empty()) invalid_.insert(key);
+    problems_->push_back({Path(key) + suffix, std::move(message), Has(key) ? Line(node_[key]) : 0});
+  }
+
   template <typename T>
-  absl::Status Get(const std::string& key, T* out) {
+  bool Get(const std::string& key, T* out) {
     used_.insert(key);
-    if (!Has(key)) return absl::OkStatus();
+    if (!Has(key)) return true;
     const YAML::Node v = node_[key];
     try {
       if (!v.IsScalar()) throw YAML::Exception(v.Mark(), "not a scalar");
       *out = v.as<T>();
     } catch (const YAML::Exception&) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(Path(key), ": expected ", TypeName<T>(), Where(v)));
+      Add(key, absl::StrCat("expected ", TypeName<T>()));
+      return false;
     }
-    return absl::OkStatus();
+    return true;
   }
 
   template <typename T>
-  absl::Status GetInRange(const std::string& key, T* out, T min, T max) {
-    MIA_RETURN_IF_ERROR(Get(key, out));
-    if (!(*out >= min && *out <= max)) {  // also refuses NaN
-      return absl::InvalidArgumentError(
-          absl::StrCat(Path(key), ": must be in [", min, ", ", max, "]", Where(node_[key])));
+  bool GetInRange(const std::string& key, T* out, T min, T max) {
+    T value = *out;
+    if (!Get(key, &value)) return false;
+    if (!(value >= min && value <= max)) {  // also refuses NaN
+      Add(key, RangeMessage(min, max));
+      return false;
     }
-    return absl::OkStatus();
+    *out = value;
+    return true;
   }
 
-  absl::Status GetChoice(const std::string& key, std::string* out,
-                         const std::vector<std::string>& allowed) {
-    MIA_RETURN_IF_ERROR(Get(key, out));
-    std::string lower = absl::AsciiStrToLower(*out);
-    for (const std::string& a : allowed) {
-      if (lower == a) {
-        *out = a;
-        return absl::OkStatus();
-      }
+  bool GetChoice(const std::string& key, std::string* out,
+                 const std::vector<std::string>& allowed) {
+    std::string value = *out;
+    if (!Get(key, &value)) return false;
+    const std::optional<std::string> match = MatchChoice(value, allowed);
+    if (!match.has_value()) {
+      Add(key, absl::StrCat(Quoted(value), " is not one of ", absl::StrJoin(allowed, ", ")));
+      return false;
     }
-    return absl::InvalidArgumentError(absl::StrCat(Path(key), ": ", Quoted(*out), " is not one of ",
-                                                   absl::StrJoin(allowed, ", "),
-                                                   Has(key) ? Where(node_[key]) : ""));
+    *out = *match;
+    return true;
   }
 
+  bool GetDevice(const std::string& key, std::string* out) {
+    std::string value = *out;
+    if (!Get(key, &value)) return false;
+    if (!IsDevice(value)) {
+      Add(key, absl::StrCat(Quoted(value), " is not one of auto, cpu, cuda, cuda:N"));
+      return false;
+    }
+    *out = absl::AsciiStrToLower(value);
+    return true;
+  }
+
+  // A scalar counts as a list of one. The length is checked against
+  // `max_entries` before any entry is converted, so an oversized list costs
+  // one message and no work.
   template <typename T>
-  absl::Status GetList(const std::string& key, std::vector<T>* out) {
+  bool GetList(const std::string& key, std::vector<T>* out, size_t max_entries) {
     used_.insert(key);
-    if (!Has(key)) return absl::OkStatus();
+    if (!Has(key)) return true;
     const YAML::Node v = node_[key];
+    if (v.IsSequence() && v.size() > max_entries) {
+      Add(key, absl::StrCat("must have at most ", max_entries, " entries"));
+      return false;
+    }
+    std::vector<T> values;
     try {
-      out->clear();
       if (v.IsScalar()) {
-        out->push_back(v.as<T>());
+        values.push_back(v.as<T>());
       } else if (v.IsSequence()) {
-        for (const auto& item : v) out->push_back(item.as<T>());
+        for (const auto& item : v) values.push_back(item.as<T>());
       } else {
         throw YAML::Exception(v.Mark(), "not a list");
       }
     } catch (const YAML::Exception&) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(Path(key), ": expected a list of ", TypeName<T>(), Where(v)));
+      Add(key, absl::StrCat("expected a list of ", TypeName<T>()));
+      return false;
     }
-    return absl::OkStatus();
+    *out = std::move(values);
+    return true;
   }
 
-  absl::StatusOr<Section> Child(const std::string& key) {
+  // A nested mapping; a value that is not one is a problem, and the child
+  // then reads as empty.
+  Section Child(const std::string& key) {
     used_.insert(key);
-    Section child(Has(key) ? node_[key] : YAML::Node(), Path(key));
-    MIA_RETURN_IF_ERROR(child.CheckIsMap());
-    return child;
+    YAML::Node node = Has(key) ? node_[key] : YAML::Node();
+    if (node && !node.IsNull() && !node.IsMap()) {
+      Add(key, "must be a mapping of keys");
+      node = YAML::Node();
+    }
+    return Section(node, Path(key), problems_);
   }
 
-  absl::Status Finish() const {
-    if (!node_ || !node_.IsMap()) return absl::OkStatus();
+  // Marks `key` invalid for rules across fields without a message of its own.
+  void Invalidate(const std::string& key) { invalid_.insert(key); }
+
+  // Marks `key` as read without reading it (a key another rule refuses).
+  void Use(const std::string& key) { used_.insert(key); }
+
+  void Finish() {
+    if (!IsMap()) return;
+    std::vector<std::string> known(used_.begin(), used_.end());
     for (const auto& kv : node_) {
       const std::string key = kv.first.as<std::string>();
       if (used_.count(key) == 0) {
-        std::vector<std::string> known(used_.begin(), used_.end());
-        return absl::InvalidArgumentError(
-            absl::StrCat(Path(key), ": unknown key", Where(kv.first),
-                         "; known keys here: ", absl::StrJoin(known, ", ")));
+        problems_->push_back(
+            {Path(key), absl::StrCat("unknown key; known keys here: ", absl::StrJoin(known, ", ")),
+             Line(kv.first)});
       }
     }
-    return absl::OkStatus();
   }
 
  private:
-  static std::string Where(const YAML::Node& n) {
-    const YAML::Mark m = n.Mark();
-    if (m.line < 0) return "";
-    return absl::StrCat(" (line ", m.line + 1, ")");
-  }
+  static int Line(const YAML::Node& n) { return n.Mark().line < 0 ? 0 : n.Mark().line + 1; }
   template <typename T>
   static const char* TypeName() {
     if constexpr (std::is_same_v<T, bool>) return "true or false";
@@ -138,7 +203,9 @@ class Section {
 
   YAML::Node node_;
   std::string path_;
+  std::vector<ConfigProblem>* problems_;
   std::set<std::string> used_;
+  std::set<std::string> invalid_;
 };
 
 // dataset name -> loader format and default location.
@@ -161,48 +228,46 @@ const std::map<std::string, DatasetDefaults>& KnownDatasets() {
   return *kDatasets;
 }
 
-absl::Status ParseRun(Section& s, RunConfig* run) {
-  MIA_RETURN_IF_ERROR(s.Get("random_seed", &run->random_seed));
-  MIA_RETURN_IF_ERROR(s.Get("log_dir", &run->log_dir));
-  MIA_RETURN_IF_ERROR(s.Get("time_log", &run->time_log));
-  MIA_RETURN_IF_ERROR(s.GetInRange("num_experiments", &run->num_experiments, 1, 1024));
-  MIA_RETURN_IF_ERROR(s.GetInRange("threads", &run->threads, 0, 1024));
-  if (run->log_dir.empty()) return absl::InvalidArgumentError("run.log_dir: must not be empty");
-  return s.Finish();
+void ParseRun(Section& s, RunConfig* run) {
+  s.Get("random_seed", &run->random_seed);
+  s.Get("log_dir", &run->log_dir);
+  s.Get("time_log", &run->time_log);
+  s.GetInRange("num_experiments", &run->num_experiments, 1, kMaxTargets);
+  s.GetInRange("threads", &run->threads, 0, 1024);
+  if (s.Valid("log_dir") && run->log_dir.empty()) s.Add("log_dir", "must not be empty");
+  s.Finish();
 }
 
-absl::Status ParseData(Section& s, DataConfig* data) {
+void ParseData(Section& s, DataConfig* data) {
   std::vector<std::string> names;
   for (const auto& [name, d] : KnownDatasets()) names.push_back(name);
   if (!s.Has("dataset")) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data.dataset: missing; one of ", absl::StrJoin(names, ", ")));
+    s.Add("dataset", absl::StrCat("missing; one of ", absl::StrJoin(names, ", ")));
+    s.Use("data_dir");
+  } else if (s.GetChoice("dataset", &data->dataset, names)) {
+    const DatasetDefaults& d = KnownDatasets().at(data->dataset);
+    data->source.format = d.format;
+    data->source.path = d.data_dir;
+    if (s.Get("data_dir", &data->source.path) && data->source.path.empty()) {
+      s.Add("data_dir", absl::StrCat("required for dataset ", data->dataset));
+    }
+  } else {
+    s.Get("data_dir", &data->source.path);
   }
-  MIA_RETURN_IF_ERROR(s.GetChoice("dataset", &data->dataset, names));
-  const DatasetDefaults& d = KnownDatasets().at(data->dataset);
-  data->source.format = d.format;
-  data->source.path = d.data_dir;
-  MIA_RETURN_IF_ERROR(s.Get("data_dir", &data->source.path));
-  if (data->source.path.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("data.data_dir: required for dataset ", data->dataset));
-  }
-  MIA_RETURN_IF_ERROR(s.GetChoice("split", &data->source.split, {"train", "test", "all"}));
-  MIA_RETURN_IF_ERROR(s.GetInRange("label_column", &data->source.label_column, 0, 1 << 20));
-  MIA_RETURN_IF_ERROR(s.Get("header", &data->source.header));
-  MIA_RETURN_IF_ERROR(
-      s.GetChoice("cifar100_labels", &data->source.cifar100_labels, {"fine", "coarse"}));
-  MIA_RETURN_IF_ERROR(s.GetInRange<int64_t>("pool_size", &data->pool_size, 0, 100'000'000));
-  MIA_RETURN_IF_ERROR(
-      s.GetInRange<int64_t>("population_size", &data->population_size, 0, 100'000'000));
-  MIA_RETURN_IF_ERROR(s.Get("shuffle", &data->shuffle));
-  return s.Finish();
+  s.GetChoice("split", &data->source.split, {"train", "test", "all"});
+  s.GetInRange("label_column", &data->source.label_column, 0, 1 << 20);
+  s.Get("header", &data->source.header);
+  s.GetChoice("cifar100_labels", &data->source.cifar100_labels, {"fine", "coarse"});
+  s.GetInRange<int64_t>("pool_size", &data->pool_size, 0, kMaxRows);
+  s.GetInRange<int64_t>("population_size", &data->population_size, 0, kMaxRows);
+  s.Get("shuffle", &data->shuffle);
+  s.Finish();
 }
 
-absl::Status ParseTrain(Section& s, Config* c) {
+void ParseTrain(Section& s, Config* c) {
   std::string model_name = "mlp";
-  MIA_RETURN_IF_ERROR(s.GetChoice("model_name", &model_name,
-                                  {"mlp", "cnn", "alexnet", "wrn28-1", "wrn28-2", "wrn28-10"}));
+  s.GetChoice("model_name", &model_name,
+              {"mlp", "cnn", "alexnet", "wrn28-1", "wrn28-2", "wrn28-10"});
   training::ModelSpec& m = c->model;
   if (model_name.rfind("wrn28-", 0) == 0) {
     m.architecture = "wrn";
@@ -212,101 +277,124 @@ absl::Status ParseTrain(Section& s, Config* c) {
     m.architecture = model_name;
     if (model_name == "cnn") m.width = 1;
   }
-  MIA_RETURN_IF_ERROR(s.GetList("hidden", &m.hidden));
-  for (int h : m.hidden) {
-    if (h < 1 || h > 1 << 16) {
-      return absl::InvalidArgumentError("train.hidden: widths must be in [1, 65536]");
+  if (s.GetList("hidden", &m.hidden, kMaxHiddenLayers)) {
+    for (size_t i = 0; i < m.hidden.size(); ++i) {
+      if (m.hidden[i] < 1 || m.hidden[i] > kMaxHiddenWidth) {
+        s.Add("hidden", RangeMessage(1, kMaxHiddenWidth), absl::StrCat("[", i, "]"));
+      }
     }
   }
-  MIA_RETURN_IF_ERROR(s.GetChoice("activation", &m.activation, {"tanh", "relu"}));
-  MIA_RETURN_IF_ERROR(s.GetInRange("dropout", &m.dropout, 0.0, 0.95));
-  if (m.architecture == "cnn") MIA_RETURN_IF_ERROR(s.GetInRange("width", &m.width, 1, 64));
-  MIA_RETURN_IF_ERROR(s.Get("device", &c->train_device));
+  s.GetChoice("activation", &m.activation, {"tanh", "relu"});
+  s.GetInRange("dropout", &m.dropout, 0.0, 0.95);
+  if (m.architecture == "cnn") {
+    s.GetInRange("width", &m.width, 1, 64);
+  } else if (s.Has("width") && s.Valid("model_name")) {
+    s.Use("width");
+    s.Add("width", "only for model_name cnn");
+  }
+  s.GetDevice("device", &c->train_device);
   if (s.Has("batched")) {
     bool batched = true;
-    MIA_RETURN_IF_ERROR(s.Get("batched", &batched));
-    c->batched_training = batched;
+    if (s.Get("batched", &batched)) c->batched_training = batched;
   }
   training::TrainRecipe& r = c->recipe;
-  MIA_RETURN_IF_ERROR(s.GetInRange("batch_size", &r.batch_size, 1, 1 << 20));
-  MIA_RETURN_IF_ERROR(s.GetChoice("optimizer", &r.optimizer, {"sgd", "adam", "adamw"}));
-  MIA_RETURN_IF_ERROR(s.GetInRange("learning_rate", &r.learning_rate, 1e-12, 100.0));
-  MIA_RETURN_IF_ERROR(s.GetInRange("momentum", &r.momentum, 0.0, 0.9999));
-  MIA_RETURN_IF_ERROR(s.Get("nesterov", &r.nesterov));
-  MIA_RETURN_IF_ERROR(s.GetInRange("weight_decay", &r.weight_decay, 0.0, 1.0));
-  MIA_RETURN_IF_ERROR(s.GetInRange("epochs", &r.epochs, 1, 100000));
-  MIA_RETURN_IF_ERROR(s.GetChoice("schedule", &r.schedule, {"constant", "cosine"}));
-  MIA_RETURN_IF_ERROR(s.GetInRange("warmup_epochs", &r.warmup_epochs, 0, 100000));
-  MIA_RETURN_IF_ERROR(s.Get("random_crop", &r.random_crop));
-  MIA_RETURN_IF_ERROR(s.GetInRange("crop_padding", &r.crop_padding, 0, 64));
-  MIA_RETURN_IF_ERROR(s.Get("horizontal_flip", &r.horizontal_flip));
-  MIA_RETURN_IF_ERROR(s.GetList("normalize_mean", &r.normalize_mean));
-  MIA_RETURN_IF_ERROR(s.GetList("normalize_std", &r.normalize_std));
-  if (r.normalize_mean.size() != r.normalize_std.size()) {
-    return absl::InvalidArgumentError(
-        "train.normalize_std: must have as many entries as train.normalize_mean");
+  s.GetInRange("batch_size", &r.batch_size, 1, 1 << 20);
+  s.GetChoice("optimizer", &r.optimizer, {"sgd", "adam", "adamw"});
+  s.GetInRange("learning_rate", &r.learning_rate, 1e-12, 100.0);
+  s.GetInRange("momentum", &r.momentum, 0.0, 0.9999);
+  s.Get("nesterov", &r.nesterov);
+  s.GetInRange("weight_decay", &r.weight_decay, 0.0, 1.0);
+  s.GetInRange("epochs", &r.epochs, 1, kMaxEpochs);
+  s.GetChoice("schedule", &r.schedule, {"constant", "cosine"});
+  s.GetInRange("warmup_epochs", &r.warmup_epochs, 0, kMaxEpochs);
+  s.Get("random_crop", &r.random_crop);
+  s.GetInRange("crop_padding", &r.crop_padding, 0, 64);
+  s.Get("horizontal_flip", &r.horizontal_flip);
+  if (s.GetList("normalize_mean", &r.normalize_mean, kMaxChannels)) {
+    for (size_t i = 0; i < r.normalize_mean.size(); ++i) {
+      if (!std::isfinite(r.normalize_mean[i])) {
+        s.Add("normalize_mean", "must be finite", absl::StrCat("[", i, "]"));
+      }
+    }
   }
-  for (float v : r.normalize_std) {
-    if (!(v > 0)) return absl::InvalidArgumentError("train.normalize_std: entries must be > 0");
+  if (s.GetList("normalize_std", &r.normalize_std, kMaxChannels)) {
+    for (size_t i = 0; i < r.normalize_std.size(); ++i) {
+      const float v = r.normalize_std[i];
+      if (!(v > 0) || !std::isfinite(v)) {
+        s.Add("normalize_std", "must be finite and > 0", absl::StrCat("[", i, "]"));
+      }
+    }
   }
-  if (r.warmup_epochs >= r.epochs && r.warmup_epochs > 0) {
-    return absl::InvalidArgumentError("train.warmup_epochs: must be less than train.epochs");
+  if (s.Valid("normalize_mean") && s.Valid("normalize_std") &&
+      r.normalize_mean.size() != r.normalize_std.size()) {
+    s.Add("normalize_std", "must have as many entries as normalize_mean");
   }
-  if (r.nesterov && (r.optimizer != "sgd" || r.momentum == 0)) {
-    return absl::InvalidArgumentError("train.nesterov: needs optimizer sgd with momentum > 0");
+  if (s.Valid("epochs") && s.Valid("warmup_epochs") && r.warmup_epochs > 0 &&
+      r.warmup_epochs >= r.epochs) {
+    s.Add("warmup_epochs", "must be less than epochs");
   }
-  return s.Finish();
+  if (s.Valid("nesterov") && s.Valid("optimizer") && s.Valid("momentum") && r.nesterov &&
+      (r.optimizer != "sgd" || r.momentum == 0)) {
+    s.Add("nesterov", "needs optimizer sgd with momentum > 0");
+  }
+  s.Finish();
 }
 
-absl::Status ParseAudit(Section& s, AuditConfig* a) {
+// Registry and duplicate checks of attack specs, recorded against `key`
+// (each element named when `element_paths`; the single algorithm is not a
+// list).
+void CheckAttackSpecs(const std::vector<std::string>& specs, Section* s, const std::string& key,
+                      bool element_paths) {
+  for (const ConfigProblem& p : AttackListProblems(specs, "")) {
+    s->Add(key, p.message, element_paths ? p.field : "");
+    s->Invalidate(key);  // the reference counts need every attack known, once
+  }
+}
+
+void ParseAudit(Section& s, AuditConfig* a) {
   std::string game = "privacy_loss_model";
-  MIA_RETURN_IF_ERROR(s.GetChoice("privacy_game", &game, {"privacy_loss_model"}));
+  s.GetChoice("privacy_game", &game, {"privacy_loss_model"});
   std::string algorithm;
-  MIA_RETURN_IF_ERROR(s.Get("algorithm", &algorithm));
-  MIA_RETURN_IF_ERROR(s.GetList("attacks", &a->scoring.attacks));
-  if (!algorithm.empty()) {
-    if (s.Has("attacks")) {
-      return absl::InvalidArgumentError(
-          "audit.algorithm: give audit.attacks (a list) or audit.algorithm, not both");
-    }
+  s.Get("algorithm", &algorithm);
+  if (!algorithm.empty() && s.Has("attacks")) {
+    s.Use("attacks");
+    s.Add("algorithm", "give attacks or algorithm, not both");
+  } else if (!algorithm.empty()) {
     a->scoring.attacks = {absl::AsciiStrToLower(algorithm)};
+    CheckAttackSpecs(a->scoring.attacks, &s, "algorithm", /*element_paths=*/false);
+  } else if (!s.Has("attacks")) {
+    a->scoring.attacks = DefaultAttacks();
+  } else if (s.GetList("attacks", &a->scoring.attacks, kMaxAttacks)) {
+    if (a->scoring.attacks.empty()) s.Add("attacks", "must name at least one attack");
+    CheckAttackSpecs(a->scoring.attacks, &s, "attacks", /*element_paths=*/true);
   }
-  if (!s.Has("attacks") && algorithm.empty()) {
-    // The default audit (1 target + 4 references) feeds both: online LiRA
-    // would need 6 models (2 IN references per point).
-    a->scoring.attacks = {"rmia", "lira-offline"};
-  }
-  if (a->scoring.attacks.empty()) {
-    return absl::InvalidArgumentError("audit.attacks: must name at least one attack");
-  }
-  for (const std::string& spec : a->scoring.attacks) {
-    absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(spec);
-    if (!made.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          s.Path(s.Has("attacks") ? "attacks" : "algorithm"), ": ", made.status().message()));
+  s.GetInRange("num_ref_models", &a->num_ref_models, 0, kMaxReferenceModels);
+  s.GetDevice("device", &a->device);
+  s.GetInRange("batch_size", &a->batch_size, 1, 1 << 20);
+  s.GetInRange<int64_t>("data_size", &a->data_size, 0, kMaxRows);
+  s.Get("report_log", &a->report_log);
+  s.GetChoice("splits", &a->splits, {"balanced", "paired"});
+  Section aug = s.Child("augmentation");
+  aug.Get("flip", &a->augmentation.flip);
+  aug.GetInRange("shift", &a->augmentation.shift, 0, kMaxShift);
+  aug.Finish();
+  // Read for their types here, checked by ScoringProblems (shared with the
+  // server's signals-bundle spec).
+  audit::ScoringOptions& sc = a->scoring;
+  s.Get("temperature", &sc.temperature);
+  s.GetList("fprs", &sc.fprs, kMaxFprs);
+  s.Get("bootstrap", &sc.bootstrap.resamples);
+  s.Get("confidence", &sc.bootstrap.confidence);
+  s.Get("delta", &sc.epsilon.delta);
+  s.Get("beta", &sc.epsilon.beta);
+  if (s.Valid("fprs")) {
+    for (const ConfigProblem& p : ScoringProblems(sc, "")) {
+      const size_t bracket = p.field.find('[');
+      s.Add(p.field.substr(0, bracket), p.message,
+            bracket == std::string::npos ? "" : p.field.substr(bracket));
     }
   }
-  MIA_RETURN_IF_ERROR(s.GetInRange("num_ref_models", &a->num_ref_models, 0, 4096));
-  MIA_RETURN_IF_ERROR(s.Get("device", &a->device));
-  MIA_RETURN_IF_ERROR(s.GetInRange("batch_size", &a->batch_size, 1, 1 << 20));
-  MIA_RETURN_IF_ERROR(s.GetInRange<int64_t>("data_size", &a->data_size, 0, 100'000'000));
-  MIA_RETURN_IF_ERROR(s.Get("report_log", &a->report_log));
-  MIA_RETURN_IF_ERROR(s.GetChoice("splits", &a->splits, {"balanced", "paired"}));
-  MIA_ASSIGN_OR_RETURN(Section aug, s.Child("augmentation"));
-  MIA_RETURN_IF_ERROR(aug.Get("flip", &a->augmentation.flip));
-  MIA_RETURN_IF_ERROR(aug.GetInRange("shift", &a->augmentation.shift, 0, 16));
-  MIA_RETURN_IF_ERROR(aug.Finish());
-  audit::ScoringOptions& sc = a->scoring;
-  MIA_RETURN_IF_ERROR(s.GetInRange("temperature", &sc.temperature, 1e-6, 1e6));
-  MIA_RETURN_IF_ERROR(s.GetList("fprs", &sc.fprs));
-  for (double f : sc.fprs) {
-    if (!(f >= 0 && f <= 1)) return absl::InvalidArgumentError("audit.fprs: values in [0, 1]");
-  }
-  MIA_RETURN_IF_ERROR(s.GetInRange("bootstrap", &sc.bootstrap.resamples, 0, 1000000));
-  MIA_RETURN_IF_ERROR(s.GetInRange("confidence", &sc.bootstrap.confidence, 0.5, 0.9999));
-  MIA_RETURN_IF_ERROR(s.GetInRange("delta", &sc.epsilon.delta, 0.0, 0.5));
-  MIA_RETURN_IF_ERROR(s.GetInRange("beta", &sc.epsilon.beta, 1e-9, 0.5));
-  return s.Finish();
+  s.Finish();
 }
 
 // Refuses, before any training, attacks that the splits cannot feed. Both
@@ -316,7 +404,7 @@ absl::Status ParseAudit(Section& s, AuditConfig* a) {
 // OUT fewer), and every point is scored with those counts (ATTACKS.md,
 // "Corrections"). An attack short of its minimum would train every model and
 // then fail, losing the other attacks' results too.
-absl::Status CheckReferenceCounts(const Config& c) {
+void CheckReferenceCounts(const Config& c, std::vector<ConfigProblem>* out) {
   const int m = c.num_models();
   const int in_refs = m / 2 - 1;
   const int out_refs = (m + 1) / 2 - 1;
@@ -340,65 +428,142 @@ absl::Status CheckReferenceCounts(const Config& c) {
         " OUT; it needs at least ", least,
         " models (audit.num_ref_models >= ", least - c.run.num_experiments, ")"));
   }
-  if (problems.empty()) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat("audit.attacks: ", absl::StrJoin(problems, "; ")));
+  if (!problems.empty()) out->push_back({"audit.attacks", absl::StrJoin(problems, "; ")});
 }
 
 }  // namespace
 
-absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& path) {
-  MIA_ASSIGN_OR_RETURN(YAML::Node root,
-                       LoadYamlMapping(yaml_text, path, " with run, data, train, audit"));
+std::string ConfigProblem::ToString() const {
+  std::string out = field.empty() ? message : absl::StrCat(field, ": ", message);
+  if (line > 0) absl::StrAppend(&out, " (line ", line, ")");
+  return out;
+}
+
+const std::vector<std::string>& DefaultAttacks() {
+  // The default audit (1 target + 4 references) feeds both: online LiRA
+  // would need 6 models (2 IN references per point).
+  static const auto* const kDefault = new std::vector<std::string>{"rmia", "lira-offline"};
+  return *kDefault;
+}
+
+std::vector<ConfigProblem> AttackListProblems(const std::vector<std::string>& specs,
+                                              const std::string& field) {
+  std::vector<ConfigProblem> problems;
+  if (specs.size() > kMaxAttacks) {
+    problems.push_back({field, absl::StrCat("must have at most ", kMaxAttacks, " entries")});
+    return problems;
+  }
+  std::set<std::string> seen;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const std::string element = absl::StrCat(field, "[", i, "]");
+    if (!seen.insert(specs[i]).second) {
+      problems.push_back({element, "the same attack is given twice"});
+      continue;
+    }
+    absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(specs[i]);
+    if (!made.ok()) problems.push_back({element, std::string(made.status().message())});
+  }
+  return problems;
+}
+
+std::vector<ConfigProblem> FprListProblems(const std::vector<double>& fprs,
+                                           const std::string& field) {
+  std::vector<ConfigProblem> problems;
+  if (fprs.size() > kMaxFprs) {
+    problems.push_back({field, absl::StrCat("must have at most ", kMaxFprs, " entries")});
+    return problems;
+  }
+  for (size_t i = 0; i < fprs.size(); ++i) {
+    if (!(fprs[i] >= 0 && fprs[i] <= 1)) {
+      problems.push_back({absl::StrCat(field, "[", i, "]"), "must be in [0, 1]"});
+    }
+  }
+  return problems;
+}
+
+std::vector<ConfigProblem> ScoringProblems(const audit::ScoringOptions& s,
+                                           const std::string& prefix) {
+  std::vector<ConfigProblem> problems;
+  auto range = [&](const char* key, auto value, auto min, auto max) {
+    if (!(value >= min && value <= max)) {  // also refuses NaN
+      problems.push_back({prefix + key, RangeMessage<decltype(min)>(min, max)});
+    }
+  };
+  range("temperature", s.temperature, 1e-6, 1e6);
+  for (ConfigProblem& p : FprListProblems(s.fprs, prefix + "fprs")) problems.push_back(p);
+  range("bootstrap", s.bootstrap.resamples, 0, kMaxBootstrap);
+  range("confidence", s.bootstrap.confidence, 0.5, 0.9999);
+  range("delta", s.epsilon.delta, 0.0, 0.5);
+  range("beta", s.epsilon.beta, 1e-9, 0.5);
+  return problems;
+}
+
+absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& path,
+                                   std::vector<ConfigProblem>* problems_out) {
+  if (problems_out != nullptr) problems_out->clear();
+  absl::StatusOr<YAML::Node> root =
+      LoadYamlMapping(yaml_text, path, " with run, data, train, audit");
+  if (!root.ok()) {
+    // Not YAML at all: one problem with the file as a whole.
+    if (problems_out != nullptr) {
+      problems_out->push_back({"", std::string(root.status().message())});
+    }
+    return root.status();
+  }
   Config c;
   c.path = path;
-  auto with_path = [&](const absl::Status& s) {
-    return s.ok() ? s : absl::Status(s.code(), absl::StrCat(path, ": ", s.message()));
-  };
-  Section top(root, "");
-  absl::Status status = [&]() -> absl::Status {
-    MIA_ASSIGN_OR_RETURN(Section run, top.Child("run"));
-    MIA_RETURN_IF_ERROR(ParseRun(run, &c.run));
-    MIA_ASSIGN_OR_RETURN(Section data, top.Child("data"));
-    MIA_RETURN_IF_ERROR(ParseData(data, &c.data));
-    MIA_ASSIGN_OR_RETURN(Section train, top.Child("train"));
-    MIA_RETURN_IF_ERROR(ParseTrain(train, &c));
-    MIA_ASSIGN_OR_RETURN(Section audit, top.Child("audit"));
-    MIA_RETURN_IF_ERROR(ParseAudit(audit, &c.audit));
-    MIA_ASSIGN_OR_RETURN(Section models, top.Child("models"));
-    MIA_RETURN_IF_ERROR(models.GetList("torchscript", &c.external.torchscript));
-    MIA_RETURN_IF_ERROR(models.Get("keep", &c.external.keep));
-    MIA_RETURN_IF_ERROR(models.Finish());
-    MIA_RETURN_IF_ERROR(top.Finish());
-    if (!c.external.torchscript.empty()) {
-      if (c.external.keep.empty()) {
-        return absl::InvalidArgumentError(
-            "models.keep: required with models.torchscript (who trained on which pool row)");
-      }
-      if (static_cast<int>(c.external.torchscript.size()) <= c.run.num_experiments) {
-        return absl::InvalidArgumentError(
-            "models.torchscript: needs more models than run.num_experiments (targets first, "
-            "then references)");
-      }
-    } else if (!c.external.keep.empty()) {
-      return absl::InvalidArgumentError("models.keep: only meaningful with models.torchscript");
+  std::vector<ConfigProblem> problems;
+  Section top(*root, "", &problems);
+  Section run = top.Child("run");
+  ParseRun(run, &c.run);
+  Section data = top.Child("data");
+  ParseData(data, &c.data);
+  Section train = top.Child("train");
+  ParseTrain(train, &c);
+  Section audit = top.Child("audit");
+  ParseAudit(audit, &c.audit);
+  Section models = top.Child("models");
+  models.GetList("torchscript", &c.external.torchscript, kMaxModelFiles);
+  models.Get("keep", &c.external.keep);
+  models.Finish();
+  top.Finish();
+
+  // Rules across sections, on valid values only (one mistake, one message).
+  const bool counts_valid =
+      run.Valid("num_experiments") && audit.Valid("num_ref_models") && models.Valid("torchscript");
+  if (!c.external.torchscript.empty()) {
+    if (c.external.keep.empty() && models.Valid("keep")) {
+      models.Add("keep", "required with torchscript (which pool row each model trained on)");
     }
-    if (c.num_models() < 2) {
-      return absl::InvalidArgumentError(
-          "audit.num_ref_models: with run.num_experiments it must give at least 2 models");
+    if (counts_valid && static_cast<int>(c.external.torchscript.size()) <= c.run.num_experiments) {
+      models.Add("torchscript",
+                 "needs more models than run.num_experiments (targets first, then references)");
     }
-    if (c.audit.splits == "paired" && c.num_models() % 2 != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "audit.splits: paired halves need an even number of models (num_experiments + "
-          "num_ref_models = ",
-          c.num_models(), ")"));
-    }
-    if (c.external.torchscript.empty()) {
-      MIA_RETURN_IF_ERROR(CheckReferenceCounts(c));
-    }
-    return absl::OkStatus();
-  }();
-  if (!status.ok()) return with_path(status);
-  return c;
+  } else if (!c.external.keep.empty()) {
+    models.Add("keep", "only meaningful with torchscript");
+  }
+  if (counts_valid && c.num_models() < 2) {
+    audit.Add("num_ref_models", "with run.num_experiments it must give at least 2 models");
+  }
+  if (counts_valid && audit.Valid("splits") && c.audit.splits == "paired" &&
+      c.num_models() % 2 != 0) {
+    audit.Add("splits", absl::StrCat("paired halves need an even number of models ("
+                                     "num_experiments + num_ref_models = ",
+                                     c.num_models(), ")"));
+  }
+  if (counts_valid && c.num_models() >= 2 && c.external.torchscript.empty() &&
+      audit.Valid("attacks") && audit.Valid("algorithm")) {
+    CheckReferenceCounts(c, &problems);
+  }
+
+  if (problems_out != nullptr) *problems_out = problems;
+  if (problems.empty()) return c;
+  std::vector<std::string> lines;
+  for (const ConfigProblem& p : problems) lines.push_back(p.ToString());
+  return absl::InvalidArgumentError(
+      problems.size() == 1
+          ? absl::StrCat(path, ": ", lines[0])
+          : absl::StrCat(path, ": ", problems.size(), " problems: ", absl::StrJoin(lines, "; ")));
 }
 
 absl::StatusOr<Config> LoadConfigFile(const std::string& path) {

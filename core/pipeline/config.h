@@ -4,8 +4,11 @@
 // elsewhere). Every key, its default and an example: docs/config.md.
 //
 // Parsing is strict: an unknown key or a value of the wrong type or range is an
-// error naming the key path ("train.learning_rate"). Plain data; no I/O besides
-// reading the file in LoadConfigFile.
+// error naming the key path ("train.learning_rate"), and every problem of a
+// file is reported, not only the first. This is the one validator of an audit
+// spec: `mia audit`, `mia submit` and the server's CreateAudit (which maps its
+// proto onto these keys, server/convert.cc) all go through ParseConfig. Plain
+// data; no I/O besides reading the file in LoadConfigFile.
 #ifndef MIA_CORE_PIPELINE_CONFIG_H_
 #define MIA_CORE_PIPELINE_CONFIG_H_
 
@@ -74,9 +77,66 @@ struct Config {
   }
 };
 
-// Parses YAML text; `path` is used in messages and to resolve relative paths.
-absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& path);
+// Limits on what one spec may ask for, checked before any work so that a
+// request cannot buy unbounded memory, output or log lines with a long list
+// (docs/config.md, "Limits", lists them; keep the two together).
+inline constexpr int kMaxTargets = 1024;              // run.num_experiments
+inline constexpr int kMaxReferenceModels = 4096;      // audit.num_ref_models
+inline constexpr size_t kMaxModels = 5120;            // models in one audit (bundle targets too)
+inline constexpr size_t kMaxModelFiles = kMaxModels;  // models.torchscript entries
+inline constexpr size_t kMaxAttacks = 32;             // audit.attacks entries
+inline constexpr size_t kMaxFprs = 64;                // audit.fprs entries
+inline constexpr size_t kMaxHiddenLayers = 16;        // train.hidden entries
+inline constexpr int kMaxHiddenWidth = 65536;         // each train.hidden entry
+inline constexpr size_t kMaxChannels = 16;            // train.normalize_mean / _std entries
+inline constexpr int kMaxEpochs = 100000;             // train.epochs, train.warmup_epochs
+inline constexpr int64_t kMaxRows =
+    100'000'000;                                 // data.pool_size, population_size, audit.data_size
+inline constexpr int kMaxShift = 16;             // audit.augmentation.shift (pixels)
+inline constexpr int kMaxBootstrap = 1'000'000;  // audit.bootstrap resamples
+// No list in a spec may be longer (the largest list limit above): a caller
+// that copies a list into a spec may stop after kMaxListEntries + 1 entries
+// and still have it refused.
+inline constexpr size_t kMaxListEntries = kMaxModelFiles;
+
+// One problem with a spec. `field` is the key path ("train.learning_rate",
+// "audit.fprs[2]"; empty for the text as a whole, e.g. not YAML); `message`
+// says what is wrong and quotes a value at most 100 bytes (mia::Quoted);
+// `line` is 1-based in the text, 0 when unknown.
+struct ConfigProblem {
+  std::string field;
+  std::string message;
+  int line = 0;
+
+  // "field: message (line N)".
+  std::string ToString() const;
+};
+
+// Parses and validates YAML text; `path` is used in messages and to resolve
+// relative paths. Every problem is collected: on failure the status is
+// INVALID_ARGUMENT listing them all ("path: 3 problems: a: ...; b: ...; c:
+// ..."), and `problems`, when given, receives them one by one (empty on
+// success) for callers that report them as structured field violations.
+absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& path,
+                                   std::vector<ConfigProblem>* problems = nullptr);
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// audit.attacks when a file names neither attacks nor algorithm.
+const std::vector<std::string>& DefaultAttacks();
+
+// The checks of an attack list and an FPR list, for callers that take them
+// from elsewhere than a config file (the server's signals-bundle spec). Each
+// problem's field is `field` or `field[i]`; a list over its limit (kMaxAttacks,
+// kMaxFprs) is one problem and its entries are not looked at.
+std::vector<ConfigProblem> AttackListProblems(const std::vector<std::string>& specs,
+                                              const std::string& field);
+std::vector<ConfigProblem> FprListProblems(const std::vector<double>& fprs,
+                                           const std::string& field);
+// The ranges of the scoring options (temperature, fprs, bootstrap,
+// confidence, delta, beta), each problem's field being `prefix` + the key
+// ("audit." + "fprs[2]"). Attacks and targets are not looked at.
+std::vector<ConfigProblem> ScoringProblems(const audit::ScoringOptions& scoring,
+                                           const std::string& prefix);
 
 // Everything that determines how a model is trained (architecture and recipe)
 // as canonical JSON: part of model artifact keys and of the echoed settings.

@@ -103,6 +103,13 @@ expect "unknown option" 2 "unknown option 'gama'" -- "$MIA" score --bundle b.npz
 rm -f bdir/population_logits.npy bdir/population_labels.npy
 expect "population missing" 2 "needs population points" -- "$MIA" score --bundle bdir --attack rmia --out r
 expect "bad target" 2 "target model 9" -- "$MIA" score --bundle b.npz --targets 9 --out r
+# One validator that reports every problem: `mia audit` on the file of issue 10
+# names all three fields, as CreateAudit does (it stopped at the first).
+printf 'data:\n  dataset: purchase100\n  data_dir: x.csv\ntrain:\n  learning_rate: 0\n  epochs: 0\n  batch_size: 0\n' >bad_config.yaml
+expect "audit: every problem" 2 "bad_config.yaml: 3 problems: " -- "$MIA" audit --config bad_config.yaml
+for field in train.learning_rate train.epochs train.batch_size; do
+  if grep -qF "$field: must be in" err.txt; then ok "audit names $field"; else bad "audit lacks $field"; fi
+done
 expect "big bundle" 0 "" -- "$MIA" make-bundle --out big.npz --points 20000 --population 10
 expect "too large" 4 "big.npz" -- "$MIA" score --bundle big.npz --max-bundle-mb 1 --out r
 expect "missing flag" 2 "--out" -- "$MIA" score --bundle b.npz

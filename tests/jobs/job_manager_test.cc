@@ -851,7 +851,16 @@ TEST(JobSpecTest, BadBundleSpecsNameTheKey) {
   EXPECT_THAT(error(R"({"kind": "bundle", "bundle_path": "b", "scoring": {"bootstrap": "x"}})"),
               HasSubstr("scoring.bootstrap: expected an integer"));
   EXPECT_THAT(error(R"({"kind": "bundle", "bundle_path": "b", "scoring": {"fprs": [2]}})"),
-              HasSubstr("scoring.fprs: must be in"));
+              HasSubstr("scoring.fprs[0]: must be in [0, 1]"));
+  // The limits of the YAML's audit section hold here too (one copy of them).
+  std::string fprs = "0.5";
+  for (int i = 1; i < 65; ++i) fprs += ", 0.5";
+  EXPECT_THAT(
+      error(R"({"kind": "bundle", "bundle_path": "b", "scoring": {"fprs": [)" + fprs + "]}}"),
+      HasSubstr("scoring.fprs: must have at most 64 entries"));
+  EXPECT_THAT(
+      error(R"({"kind": "bundle", "bundle_path": "b", "scoring": {"attacks": ["loss", "loss"]}})"),
+      HasSubstr("scoring.attacks[1]: the same attack is given twice"));
   EXPECT_THAT(error(R"({"kind": "bundle", "bundle_path": "b", "scoring": {"attacks": ["nope"]}})"),
               HasSubstr("scoring.attacks"));
   EXPECT_THAT(error(R"({"kind": "bundle", "bundle_path": "b", "scoring": {"seed": -1}})"),

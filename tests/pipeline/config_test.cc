@@ -2,6 +2,7 @@
 
 #include <fstream>
 
+#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -9,8 +10,11 @@
 namespace mia::pipeline {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::Not;
+using ::testing::UnorderedElementsAre;
 
 constexpr char kMinimal[] = R"(
 data:
@@ -156,7 +160,7 @@ TEST(ConfigTest, AttacksShortOfReferencesAreRefusedBeforeTraining) {
 TEST(ConfigTest, ErrorsNameTheKey) {
   const std::vector<Bad> cases = {
       {"data:\n  dataset: purchase100\n  data_dir: x\ntrain:\n  learing_rate: 0.1\n",
-       "train.learing_rate: unknown key (line 5)"},
+       "train.learing_rate: unknown key; known keys here: "},
       {"data:\n  dataset: purchase100\n  data_dir: x\ntrain:\n  learning_rate: fast\n",
        "train.learning_rate: expected a number (line 5)"},
       {"data:\n  dataset: purchase100\n  data_dir: x\ntrain:\n  epochs: 0\n",
@@ -165,7 +169,7 @@ TEST(ConfigTest, ErrorsNameTheKey) {
       {"data:\n  data_dir: x\n", "data.dataset: missing"},
       {"data:\n  dataset: csv\n", "data.data_dir: required for dataset csv"},
       {"data:\n  dataset: purchase100\n  data_dir: x\naudit:\n  attacks: [rmia, lirra]\n",
-       "audit.attacks: unknown attack 'lirra'"},
+       "audit.attacks[1]: unknown attack 'lirra'"},
       {"data:\n  dataset: purchase100\n  data_dir: x\naudit:\n  attacks: [rmia:gama=2]\n",
        "unknown option 'gama'"},
       {"data:\n  dataset: purchase100\n  data_dir: x\naudit:\n  attacks: [rmia]\n  algorithm: "
@@ -195,6 +199,88 @@ TEST(ConfigTest, ErrorsNameTheKey) {
     EXPECT_THAT(c.status().message(), HasSubstr("bad.yaml")) << b.yaml;
   }
   EXPECT_EQ(LoadConfigFile("/no/such/config.yaml").status().code(), absl::StatusCode::kNotFound);
+}
+
+std::vector<std::string> Fields(const std::vector<ConfigProblem>& problems) {
+  std::vector<std::string> out;
+  for (const ConfigProblem& p : problems) out.push_back(p.field);
+  return out;
+}
+
+// The file of issue 10: `mia audit` used to stop at the first problem where
+// CreateAudit listed all three.
+TEST(ConfigTest, EveryProblemIsReportedWithItsFieldAndLine) {
+  const std::string yaml = std::string(kMinimal) +
+                           "train:\n  learning_rate: 0\n  epochs: 0\n  batch_size: 0\n"
+                           "audit:\n  fprs: [0.1, 2]\n  attacks: [rmia, rmia]\n";
+  std::vector<ConfigProblem> problems;
+  auto c = ParseConfig(yaml, "bad.yaml", &problems);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Fields(problems),
+              UnorderedElementsAre("train.learning_rate", "train.epochs", "train.batch_size",
+                                   "audit.fprs[1]", "audit.attacks[1]"));
+  const std::string m(c.status().message());
+  EXPECT_THAT(m, HasSubstr("bad.yaml: 5 problems: "));
+  EXPECT_THAT(m, HasSubstr("train.learning_rate: must be in [1e-12, 100] (line 6)"));
+  EXPECT_THAT(m, HasSubstr("train.epochs: must be in [1, 100000] (line 7)"));
+  EXPECT_THAT(m, HasSubstr("train.batch_size: must be in [1, 1048576] (line 8)"));
+  EXPECT_THAT(m, HasSubstr("audit.attacks[1]: the same attack is given twice"));
+
+  // Rules across fields see only valid values: a bad epochs is one message,
+  // not also a warmup one.
+  auto warmup = ParseConfig(std::string(kMinimal) + "train:\n  epochs: -1\n  warmup_epochs: 5\n",
+                            "w.yaml", &problems);
+  ASSERT_FALSE(warmup.ok());
+  EXPECT_THAT(Fields(problems), ElementsAre("train.epochs"));
+
+  EXPECT_TRUE(ParseConfig(kMinimal, "min.yaml", &problems).ok());
+  EXPECT_THAT(problems, IsEmpty());
+}
+
+// Long lists cost one short message and no work per entry (a CreateAudit with
+// 400,000 FPRs used to write a 285 MB result.json).
+TEST(ConfigTest, ListsAndSizesHaveLimits) {
+  struct Case {
+    std::string yaml;
+    std::string field;
+  };
+  std::string fprs = "0.5";
+  for (int i = 1; i < 400000; ++i) fprs += ", 0.5";
+  std::string attacks = "loss";
+  for (int i = 1; i < 100000; ++i) attacks += ", loss";
+  const std::vector<Case> cases = {
+      {"audit:\n  fprs: [" + fprs + "]\n", "audit.fprs"},
+      {"audit:\n  attacks: [" + attacks + "]\n", "audit.attacks"},
+      {"train:\n  hidden: [8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8]\n", "train.hidden"},
+      {"train:\n  hidden: [65537]\n", "train.hidden[0]"},
+      {"train:\n  normalize_mean: [" + fprs.substr(0, 17 * 5) + "]\n", "train.normalize_mean"},
+      {"run:\n  num_experiments: 1025\n", "run.num_experiments"},
+      {"audit:\n  num_ref_models: 4097\n", "audit.num_ref_models"},
+      {"train:\n  epochs: 100001\n", "train.epochs"},
+      {"data:\n  dataset: purchase100\n  data_dir: x\n  pool_size: 100000001\n", "data.pool_size"},
+      {"audit:\n  augmentation:\n    shift: 17\n", "audit.augmentation.shift"},
+  };
+  for (const Case& k : cases) {
+    const std::string yaml = absl::StartsWith(k.yaml, "data:") ? k.yaml : kMinimal + k.yaml;
+    std::vector<ConfigProblem> problems;
+    auto c = ParseConfig(yaml, "big.yaml", &problems);
+    ASSERT_FALSE(c.ok()) << k.field;
+    EXPECT_THAT(Fields(problems), ElementsAre(k.field));
+    EXPECT_LT(c.status().message().size(), 1000u) << k.field;
+  }
+  // Exactly at the limits is fine.
+  std::string ok_fprs = "0.5";
+  for (size_t i = 1; i < kMaxFprs; ++i) ok_fprs += ", " + std::to_string(i / 100.0);
+  auto at_limit =
+      ParseConfig(std::string(kMinimal) + "audit:\n  fprs: [" + ok_fprs + "]\n", "ok.yaml");
+  EXPECT_TRUE(at_limit.ok()) << at_limit.status();
+  // The list checks the server's bundle path shares.
+  EXPECT_THAT(Fields(FprListProblems(std::vector<double>(400000, 0.5), "f")), ElementsAre("f"));
+  EXPECT_THAT(Fields(AttackListProblems(std::vector<std::string>(100000, "loss"), "a")),
+              ElementsAre("a"));
+  EXPECT_THAT(Fields(AttackListProblems({"loss", "rmia", "loss", "nope"}, "a")),
+              ElementsAre("a[2]", "a[3]"));
 }
 
 }  // namespace

@@ -302,6 +302,85 @@ TEST(SpecFromProtoTest, CrossFieldRulesAndAttackNeeds) {
                                          "spec.data.population_size"}));
 }
 
+// One validator: the same bad spec through CreateAudit's proto and through a
+// YAML file (`mia audit`) gets the same problems, by the same names (the
+// proto's "spec." prefix and its LayerWidths aside), with the same messages.
+TEST(SpecFromProtoTest, SameProblemsAsTheYamlPath) {
+  const Layout l;
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("purchase100");
+  spec.mutable_data()->mutable_data_dir()->set_server_path("purchase.csv");
+  spec.mutable_data()->set_population_size(10);
+  v1::TrainSection* t = spec.mutable_train();
+  t->set_learning_rate(0);
+  t->set_epochs(0);
+  t->set_batch_size(0);
+  t->set_optimizer("rmsprop");
+  t->set_device("tpu");
+  t->mutable_hidden()->add_widths(64);
+  t->mutable_hidden()->add_widths(0);
+  spec.mutable_audit()->add_attacks("rmia");
+  spec.mutable_audit()->add_attacks("rmia");
+  spec.mutable_audit()->add_fprs(0.1);
+  spec.mutable_audit()->add_fprs(2);
+  std::vector<FieldViolation> violations;
+  ASSERT_FALSE(SpecFromProto(spec, l.roots, &violations).ok());
+
+  const std::string yaml =
+      "data: {dataset: purchase100, data_dir: x.csv, population_size: 10}\n"
+      "train: {learning_rate: 0, epochs: 0, batch_size: 0, optimizer: rmsprop, device: tpu, "
+      "hidden: [64, 0]}\n"
+      "audit: {attacks: [rmia, rmia], fprs: [0.1, 2]}\n";
+  std::vector<pipeline::ConfigProblem> problems;
+  ASSERT_FALSE(pipeline::ParseConfig(yaml, "bad.yaml", &problems).ok());
+
+  std::vector<std::string> from_proto;
+  for (const FieldViolation& v : violations) from_proto.push_back(v.field + ": " + v.description);
+  std::vector<std::string> from_yaml;
+  for (const pipeline::ConfigProblem& p : problems) {
+    std::string field = p.field == "train.hidden[1]" ? "train.hidden.widths[1]" : p.field;
+    from_yaml.push_back("spec." + field + ": " + p.message);
+  }
+  EXPECT_THAT(from_proto, UnorderedElementsAreArray(from_yaml));
+  EXPECT_EQ(from_proto.size(), 8u);
+}
+
+// Long lists are refused with one short message and a small BadRequest (400,000
+// FPRs used to make a 285 MB result.json; 100,000 attacks a 6.8 MB log line).
+TEST(SpecFromProtoTest, LongListsAreRefusedBriefly) {
+  const Layout l;
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("purchase100");
+  spec.mutable_data()->mutable_data_dir()->set_server_path("purchase.csv");
+  spec.mutable_data()->set_population_size(10);
+  for (int i = 0; i < 400000; ++i) spec.mutable_audit()->add_fprs(0.5);
+  for (int i = 0; i < 100000; ++i) spec.mutable_audit()->add_attacks("loss");
+  for (int i = 0; i < 100; ++i) spec.mutable_train()->mutable_hidden()->add_widths(8);
+  std::vector<FieldViolation> violations;
+  absl::StatusOr<JobSpec> job = SpecFromProto(spec, l.roots, &violations);
+  ASSERT_FALSE(job.ok());
+  EXPECT_THAT(Fields(violations),
+              UnorderedElementsAreArray(
+                  {"spec.audit.fprs", "spec.audit.attacks", "spec.train.hidden.widths"}));
+  EXPECT_LT(job.status().message().size(), 1000u);
+  EXPECT_THAT(std::string(job.status().message()),
+              HasSubstr("spec.audit.fprs: must have at most 64 entries"));
+  EXPECT_LT(job.status().GetPayload(kBadRequestTypeUrl)->size(), 1000u);
+
+  v1::AuditSpec bundle;
+  v1::SignalsBundleInput* b = bundle.mutable_signals_bundle();
+  b->mutable_bundle()->set_server_path("keep.npy");
+  for (int i = 0; i < 400000; ++i) b->add_fprs(0.5);
+  for (int i = 0; i < 100000; ++i) b->add_attacks("loss");
+  for (int i = 0; i < 100000; ++i) b->add_targets(i);
+  job = SpecFromProto(bundle, l.roots, &violations);
+  ASSERT_FALSE(job.ok());
+  EXPECT_THAT(Fields(violations),
+              UnorderedElementsAreArray({"spec.signals_bundle.fprs", "spec.signals_bundle.attacks",
+                                         "spec.signals_bundle.targets"}));
+  EXPECT_LT(job.status().message().size(), 1000u);
+}
+
 TEST(SpecFromProtoTest, ExactlyOneOfDataAndSignalsBundle) {
   const Layout l;
   std::vector<FieldViolation> violations;

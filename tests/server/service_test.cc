@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -39,6 +40,7 @@
 #include "mia/v1/audit.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "server/audit_server.h"
+#include "server/job_router.h"
 #include "server/json_log.h"
 #include "server/metrics.h"
 #include "server/metrics_http.h"
@@ -501,6 +503,34 @@ TEST_F(ServiceTest, InvalidSpecListsEveryProblem) {
   v1::CreateAuditRequest no_spec;
   EXPECT_EQ(stub_->CreateAudit(Ctx().get(), no_spec, &audit).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+  ExpectAlive();
+}
+
+// Issue 10: 400,000 FPRs were accepted (a 285 MB result.json, `mia list`
+// broken for every client) and 100,000 duplicate attacks failed as
+// RESOURCE_EXHAUSTED on the size of the error's metadata. Both are
+// INVALID_ARGUMENT now, with a short message and short details (5,000 of each
+// here: this server takes requests of at most 64 KiB).
+TEST_F(ServiceTest, LongListsAreRefusedWithSmallErrors) {
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("purchase100");
+  spec.mutable_data()->mutable_data_dir()->set_server_path("purchase.csv");
+  spec.mutable_data()->set_population_size(4);
+  for (int i = 0; i < 5000; ++i) spec.mutable_audit()->add_fprs(0.5);
+  v1::Audit created;
+  grpc::Status status = Create(spec, &created);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("spec.audit.fprs: must have at most 64 entries"));
+  EXPECT_LT(status.error_message().size(), 1000u);
+  EXPECT_LT(status.error_details().size(), 1000u);
+
+  v1::AuditSpec attacks = BundleSpec();
+  for (int i = 0; i < 5000; ++i) attacks.mutable_signals_bundle()->add_attacks("loss");
+  status = Create(attacks, &created);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("spec.signals_bundle.attacks: must have at most"));
+  EXPECT_LT(status.error_message().size(), 1000u);
+  EXPECT_LT(status.error_details().size(), 1000u);
   ExpectAlive();
 }
 
@@ -1428,6 +1458,52 @@ TEST_F(ServiceTest, MetricsBindTheListenHostByDefault) {
   const int other = ConnectTo("127.0.0.2", free_port);
   EXPECT_EQ(other, -1);
   if (other >= 0) ::close(other);
+// Records the configuration it is handed.
+class RecordingConfigRunner final : public jobs::PipelineConfigRunner {
+ public:
+  absl::StatusOr<jobs::RunOutcome> RunConfig(pipeline::Config config,
+                                             const jobs::RunContext& ctx) override {
+    config_ = std::move(config);
+    fs::create_directories(ctx.work_dir + "/report");
+    return jobs::RunOutcome{ctx.work_dir + "/report"};
+  }
+  const std::optional<pipeline::Config>& config() const { return config_; }
+
+ private:
+  std::optional<pipeline::Config> config_;
+};
+
+// Issue 10: the worker gets the validated spec as a typed value (the one
+// SpecFromProto built, with the job's files placed), not JSON to decode again.
+TEST(RoutingJobRunnerTest, PipelineJobsGetTheValidatedConfigAsAValue) {
+  const char* env = std::getenv("MIA_TEST_TMPDIR");
+  const fs::path dir = fs::path(env != nullptr ? env : ::testing::TempDir()) / "router_test";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "data");
+  std::ofstream(dir / "data" / "purchase.csv") << "1,0\n";
+  ServerRoots roots;
+  roots.data_roots = {(dir / "data").string()};
+  roots.jobs_dir = (dir / "jobs").string();
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("purchase100");
+  spec.mutable_data()->mutable_data_dir()->set_server_path("purchase.csv");
+  spec.mutable_data()->set_population_size(4);
+  spec.mutable_train()->set_learning_rate(0.125);
+  jobs::JobRecord job;
+  job.spec_json = CanonicalSpecJson(spec);
+  jobs::RunContext ctx;
+  ctx.work_dir = (dir / "jobs" / "j1").string();
+
+  RecordingConfigRunner pipeline;
+  RoutingJobRunner router(roots, /*bundle=*/nullptr, &pipeline);
+  absl::StatusOr<jobs::RunOutcome> outcome = router.Run(job, ctx);
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  ASSERT_TRUE(pipeline.config().has_value());
+  EXPECT_EQ(pipeline.config()->recipe.learning_rate, 0.125);
+  EXPECT_EQ(pipeline.config()->data.population_size, 4);
+  EXPECT_EQ(fs::path(pipeline.config()->data.source.path),
+            fs::weakly_canonical(dir / "data" / "purchase.csv"));
+  EXPECT_EQ(pipeline.config()->audit.report_log, ctx.work_dir + "/report");
 }
 
 }  // namespace
