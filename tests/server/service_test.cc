@@ -1458,6 +1458,8 @@ TEST_F(ServiceTest, MetricsBindTheListenHostByDefault) {
   const int other = ConnectTo("127.0.0.2", free_port);
   EXPECT_EQ(other, -1);
   if (other >= 0) ::close(other);
+}
+
 // Records the configuration it is handed.
 class RecordingConfigRunner final : public jobs::PipelineConfigRunner {
  public:
