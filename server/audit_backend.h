@@ -28,7 +28,9 @@
 #include "core/jobs/job_manager.h"
 #include "core/jobs/job_store.h"
 #include "mia/v1/audit.pb.h"
-#include "server/convert.h"
+#include "server/result_convert.h"
+#include "server/scores_page.h"
+#include "server/spec_convert.h"
 #include "server/result_loader.h"
 #include "spdlog/logger.h"
 
@@ -41,7 +43,7 @@ class ServerMetrics;
 inline constexpr int64_t kMaxChunkBytes = int64_t{1} << 20;
 
 struct BackendOptions {
-  // Inputs, uploads, job folders and the model cache (see convert.h).
+  // Inputs, uploads, job folders and the model cache (see path_sandbox.h).
   ServerRoots roots;
   // Largest upload accepted, in bytes.
   int64_t max_upload_bytes = int64_t{1} << 30;

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/common/file_util.h"
 #include "core/common/memory_budget.h"
+#include "core/common/version.h"
 #include "core/io/npy.h"
 #include "core/jobs/bundle_runner.h"
 #include "nlohmann/json.hpp"

@@ -1,7 +1,7 @@
 // The JobRunner of mia-server: jobs store their spec as the API's AuditSpec
 // (proto3 JSON, so GetAudit can return it), while the core runners take the
 // job-layer spec of core/jobs/job_spec.h. RoutingJobRunner converts one into
-// the other with convert.h, re-checking the spec against today's roots (an
+// the other with spec_convert.h, re-checking the spec against today's roots (an
 // operator may have changed them since the job was accepted), puts the job's
 // files in place, and hands the job to the bundle runner or, in builds with
 // LibTorch, the pipeline runner, which gets the validated configuration as a
@@ -16,7 +16,7 @@
 
 #include "core/jobs/job_manager.h"
 #include "core/jobs/pipeline_runner.h"
-#include "server/convert.h"
+#include "server/spec_convert.h"
 
 namespace mia::server {
 

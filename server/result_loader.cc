@@ -21,7 +21,8 @@
 #include "core/metrics/roc.h"
 #include "core/report/report.h"
 #include "nlohmann/json.hpp"
-#include "server/convert.h"
+#include "server/result_convert.h"
+#include "server/spec_convert.h"
 
 namespace mia::server {
 namespace {

@@ -2,7 +2,7 @@
 // and WatchAudit: the figures from result.json, and the exact ROC of every
 // (attack, target) recomputed from scores.csv (result.json does not hold the
 // curves: one point per distinct score is too big for it). ResultToProto
-// (convert.h) then downsamples the curves for the API.
+// (result_convert.h) then downsamples the curves for the API.
 //
 // ResultCache keeps the converted results of recent audits, since a report
 // never changes once its job SUCCEEDED and a thousand watchers of one audit

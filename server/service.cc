@@ -16,7 +16,8 @@
 #include "absl/synchronization/mutex.h"
 #include "core/common/sha256.h"
 #include "google/rpc/status.pb.h"
-#include "server/convert.h"
+#include "server/result_convert.h"
+#include "server/spec_convert.h"
 #include "server/json_log.h"
 #include "server/metrics.h"
 
@@ -34,7 +35,7 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   std::string message(status.message());
   const absl::optional<absl::Cord> bad_request = status.GetPayload(kBadRequestTypeUrl);
   if (!bad_request.has_value()) return grpc::Status(code, message);
-  // The payload already is a serialized google.rpc.BadRequest (convert.h).
+  // The payload already is a serialized google.rpc.BadRequest (spec_convert.h).
   google::rpc::Status details;
   details.set_code(static_cast<int32_t>(status.code()));
   details.set_message(message);

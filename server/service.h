@@ -51,7 +51,7 @@ struct ServiceOptions {
 
 // One conversion at the edge: the absl code becomes the gRPC code (their
 // numbers agree) and the message is kept. A google.rpc.BadRequest payload
-// (convert.h ViolationsToStatus) travels as grpc-status-details-bin, a
+// (spec_convert.h ViolationsToStatus) travels as grpc-status-details-bin, a
 // serialized google.rpc.Status, so clients can list the field violations.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 

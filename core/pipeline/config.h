@@ -7,7 +7,7 @@
 // error naming the key path ("train.learning_rate"), and every problem of a
 // file is reported, not only the first. This is the one validator of an audit
 // spec: `mia audit`, `mia submit` and the server's CreateAudit (which maps its
-// proto onto these keys, server/convert.cc) all go through ParseConfig. Plain
+// proto onto these keys, server/spec_convert.cc) all go through ParseConfig. Plain
 // data; no I/O besides reading the file in LoadConfigFile.
 #ifndef MIA_CORE_PIPELINE_CONFIG_H_
 #define MIA_CORE_PIPELINE_CONFIG_H_

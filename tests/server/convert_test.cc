@@ -1,8 +1,12 @@
-// server/convert: a proto spec gives the same configuration as the equivalent
+// server/spec_convert, result_convert, scores_page (the API <-> core
+// conversions): a proto spec gives the same configuration as the equivalent
 // YAML, every problem of a bad spec is reported with its field path, inputs
 // stay under the operator's roots, the stored spec is canonical, results and
 // jobs convert with the documented conventions, and score pages chain.
-#include "server/convert.h"
+#include "server/path_sandbox.h"
+#include "server/result_convert.h"
+#include "server/scores_page.h"
+#include "server/spec_convert.h"
 
 #include <sys/stat.h>
 
