@@ -1476,7 +1476,7 @@ class RecordingConfigRunner final : public jobs::PipelineConfigRunner {
 };
 
 // Issue 10: the worker gets the validated spec as a typed value (the one
-// SpecFromProto built, with the job's files placed), not JSON to decode again.
+// SpecFromProto built), not JSON to decode again.
 TEST(RoutingJobRunnerTest, PipelineJobsGetTheValidatedConfigAsAValue) {
   const char* env = std::getenv("MIA_TEST_TMPDIR");
   const fs::path dir = fs::path(env != nullptr ? env : ::testing::TempDir()) / "router_test";
@@ -1505,7 +1505,9 @@ TEST(RoutingJobRunnerTest, PipelineJobsGetTheValidatedConfigAsAValue) {
   EXPECT_EQ(pipeline.config()->data.population_size, 4);
   EXPECT_EQ(fs::path(pipeline.config()->data.source.path),
             fs::weakly_canonical(dir / "data" / "purchase.csv"));
-  EXPECT_EQ(pipeline.config()->audit.report_log, ctx.work_dir + "/report");
+  // Models go to the shared cache; the runner puts the report in the job's
+  // folder (PipelineJobRunner: ctx.work_dir/report).
+  EXPECT_EQ(pipeline.config()->run.log_dir, roots.ModelCacheDir());
 }
 
 }  // namespace
