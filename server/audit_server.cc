@@ -116,6 +116,13 @@ absl::Status AuditServer::Init() {
   for (const std::string& dir : {roots.jobs_dir, roots.artifact_dir, roots.cache_dir}) {
     if (absl::Status s = MakeDir(dir); !s.ok()) return s;
   }
+  // One server per data dir: a second would requeue and run the jobs this
+  // one runs, and the sweep below would delete the temporaries it is writing.
+  // Held until the server is destroyed.
+  absl::StatusOr<std::unique_ptr<jobs::DataDirLock>> lock =
+      jobs::DataDirLock::Acquire(data_dir.string());
+  if (!lock.ok()) return lock.status();
+  data_dir_lock_ = *std::move(lock);
   // Temporary files of writers killed mid-write (kill -9 during an upload or
   // a model save) are never renamed or removed by anyone else and would fill
   // the disk over restarts. Nothing of this server writes yet, and the data
@@ -140,13 +147,6 @@ absl::Status AuditServer::Init() {
     }
     roots.data_roots.push_back(canonical.string());
   }
-
-  // One server per data dir: a second would requeue and run the jobs this
-  // one runs. Held until the server is destroyed.
-  absl::StatusOr<std::unique_ptr<jobs::DataDirLock>> lock =
-      jobs::DataDirLock::Acquire(data_dir.string());
-  if (!lock.ok()) return lock.status();
-  data_dir_lock_ = *std::move(lock);
 
   // Jobs: store, runners, manager.
   metrics_ = std::make_unique<ServerMetrics>(MIA_VERSION);

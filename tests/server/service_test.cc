@@ -1264,6 +1264,10 @@ TEST_F(ServiceTest, ServingLineCountsResumedAudits) {
 // One server per data dir and per port: a second one refuses to start and
 // says why; the first goes on serving.
 TEST_F(ServiceTest, SecondServerOnTheSameDataDirOrPortIsRefused) {
+  // A temporary the running server is writing (an upload under way): the
+  // refused second server must not sweep it as stale.
+  const std::string writing = dir_ + "/data/artifacts/" + std::string(64, 'c') + ".tmp.1.0";
+  std::ofstream(writing) << "partial upload";
   AuditServerOptions same_dir;
   same_dir.config.listen_address = "127.0.0.1:0";
   same_dir.config.data_dir = dir_ + "/data";
@@ -1273,6 +1277,7 @@ TEST_F(ServiceTest, SecondServerOnTheSameDataDirOrPortIsRefused) {
   EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(second.status().message(), HasSubstr(dir_ + "/data/LOCK"));
   EXPECT_THAT(second.status().message(), HasSubstr(absl::StrCat("pid ", getpid())));
+  EXPECT_TRUE(fs::exists(writing)) << "the refused server removed the running one's temporary";
 
   AuditServerOptions same_port;
   same_port.config.listen_address = server_->target();
