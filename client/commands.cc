@@ -6,13 +6,16 @@
 #include <filesystem>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "core/attacks/registry.h"
 #include "core/audit/bundle.h"
 #include "core/common/memory_budget.h"
 #include "core/common/version.h"
 #include "core/io/npy.h"
+#include "core/pipeline/config.h"
 #include "core/report/report.h"
 
 namespace mia::client {
@@ -42,10 +45,9 @@ void PrintSummary(const audit::AuditResult& result) {
     return -1;
   };
   const int at_1 = column(0.01), at_01 = column(0.001);
-  const std::string ci_header =
-      result.bootstrap_resamples > 0
-          ? absl::StrFormat("AUC %g%% CI", result.confidence * 100)
-          : std::string("AUC CI");
+  const std::string ci_header = result.bootstrap_resamples > 0
+                                    ? absl::StrFormat("AUC %g%% CI", result.confidence * 100)
+                                    : std::string("AUC CI");
   std::printf("%-34s %6s %8s %17s %12s %12s %8s %8s\n", "attack", "target", "AUC",
               ci_header.c_str(), "TPR@1%FPR", "TPR@0.1%FPR", "eps_lb", "excluded");
   for (const audit::AttackTargetResult& r : result.results) {
@@ -53,9 +55,8 @@ void PrintSummary(const audit::AuditResult& result) {
     const std::string ci = std::isfinite(r.auc_ci.low) && std::isfinite(r.auc_ci.high)
                                ? absl::StrFormat("[%6.4f, %6.4f]", r.auc_ci.low, r.auc_ci.high)
                                : std::string("-");
-    std::printf("%-34s %6d %8.4f %17s %12s %12s %8.3f %8lld\n", r.attack.c_str(), r.target,
-                r.auc, ci.c_str(),
-                at_1 >= 0 ? Percent(r.tpr_at_fpr[at_1]).c_str() : "-",
+    std::printf("%-34s %6d %8.4f %17s %12s %12s %8.3f %8lld\n", r.attack.c_str(), r.target, r.auc,
+                ci.c_str(), at_1 >= 0 ? Percent(r.tpr_at_fpr[at_1]).c_str() : "-",
                 at_01 >= 0 ? Percent(r.tpr_at_fpr[at_01]).c_str() : "-", r.epsilon.epsilon,
                 static_cast<long long>(r.excluded));
   }
@@ -98,8 +99,28 @@ int ExitCodeFor(const absl::Status& status) {
   }
 }
 
+// The scoring flags checked by core's one validator of scoring options (the
+// rules a config file's audit section and the server's bundle specs obey),
+// each problem named by its flag: "--fpr[2]: must be in [0, 1]".
+absl::Status ScoringFlagProblems(const audit::ScoringOptions& scoring) {
+  std::vector<pipeline::ConfigProblem> problems =
+      pipeline::AttackListProblems(scoring.attacks, "--attack");
+  for (pipeline::ConfigProblem& p : pipeline::ScoringProblems(scoring, "--")) {
+    if (absl::StartsWith(p.field, "--fprs")) p.field.replace(0, 6, "--fpr");
+    problems.push_back(std::move(p));
+  }
+  if (problems.empty()) return absl::OkStatus();
+  std::vector<std::string> lines;
+  for (const pipeline::ConfigProblem& p : problems) lines.push_back(p.ToString());
+  return absl::InvalidArgumentError(absl::StrJoin(lines, "; "));
+}
+
 int RunScore(const ScoreCommandOptions& options) {
   const Clock::time_point start = Clock::now();
+  if (const absl::Status flags = ScoringFlagProblems(options.scoring); !flags.ok()) {
+    PrintError(flags);
+    return ExitCodeFor(flags);
+  }
   auto progress = [&](const std::string& stage) {
     if (!options.quiet) std::fprintf(stderr, "[%7.2fs] %s\n", SecondsSince(start), stage.c_str());
   };

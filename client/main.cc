@@ -57,16 +57,15 @@ int main(int argc, char** argv) {
   score_cmd->add_option("--targets", targets,
                         "Comma-separated target model indices (default: the bundle's 'targets')");
   score_cmd->add_flag("--all-targets", score.all_targets, "Attack every model in turn");
+  // The scoring flags' ranges and list limits are checked once, by core's
+  // validator (pipeline::ScoringProblems, AttackListProblems, in RunScore).
   score_cmd->add_option("--temperature", score.scoring.temperature, "Softmax temperature")
-      ->check(CLI::PositiveNumber)
       ->capture_default_str();
   score_cmd->add_option("--fpr", fprs, "FPRs to report TPR at (default 0.1 ... 1e-5, 0)")
-      ->delimiter(',')
-      ->check(CLI::Range(0.0, 1.0));
+      ->delimiter(',');
   score_cmd
       ->add_option("--bootstrap", score.scoring.bootstrap.resamples,
                    "Bootstrap resamples for confidence intervals (0: none)")
-      ->check(CLI::Range(0, 1000000))
       ->capture_default_str();
   // The bootstrap is most of a score's time: on every core unless told.
   score.scoring.bootstrap.threads = 0;
@@ -76,13 +75,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   score_cmd->add_option("--confidence", score.scoring.bootstrap.confidence, "Interval level")
-      ->check(CLI::Range(0.5, 0.9999))
       ->capture_default_str();
   score_cmd->add_option("--delta", score.scoring.epsilon.delta, "delta of the epsilon bound")
-      ->check(CLI::Range(0.0, 0.5))
       ->capture_default_str();
   score_cmd->add_option("--beta", score.scoring.epsilon.beta, "Error level of the epsilon bound")
-      ->check(CLI::Range(1e-9, 0.5))
       ->capture_default_str();
   score_cmd->add_option("--seed", score.scoring.seed, "Seed of bootstrap and splits")
       ->capture_default_str();

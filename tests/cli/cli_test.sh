@@ -53,6 +53,19 @@ assert rows[1][0] == "10000"
 PY
 grep -q "AUC" out.txt && ok "summary table on stdout" || bad "summary table on stdout"
 
+# The scoring flags go through core's one validator of scoring options (the
+# rules of a config file's audit section), every problem at once, named by flag.
+many_fprs=$(seq -s, 0.001 0.001 0.065)
+many_attacks=$(printf 'loss:x%d=1,' $(seq 1 40))
+expect "score: every flag problem at once" 2 "--fpr: must have at most 64 entries" -- "$MIA" score --bundle b.npz \
+  --out rep_bad --fpr "$many_fprs" --bootstrap -1 --confidence 2
+grep -q -- "--bootstrap: " err.txt && grep -q -- "--confidence: " err.txt \
+  && ok "score: --bootstrap and --confidence named too" || { bad "score: all flags named"; cat err.txt; }
+expect "score: too many attacks" 2 "--attack: must have at most 32 entries" -- "$MIA" score --bundle b.npz \
+  --out rep_bad --attack "$many_attacks"
+expect "score: an FPR out of range" 2 "--fpr[1]: must be in [0, 1]" -- "$MIA" score \
+  --bundle b.npz --out rep_bad --fpr 0.1,2
+
 # The same bundle as a folder of .npy files, and written by numpy itself.
 expect "folder bundle" 0 "" -- "$MIA" make-bundle --out bdir --folder --points 100 --population 50
 expect "score folder" 0 "" -- "$MIA" score --bundle bdir --attack lira --out rep2 -q
