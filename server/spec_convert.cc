@@ -40,7 +40,7 @@ using Json = nlohmann::json;
 // this file only maps the proto onto its YAML keys (docs/config.md) and adds
 // what is the server's own: paths inside the data roots, artifact ids, the
 // fields it refuses (run.log_dir, audit.report_log), exactly one of data and
-// signals_bundle, and attacks' need of a population.
+// signals_bundle.
 
 class Problems {
  public:
@@ -116,6 +116,8 @@ std::optional<std::string> ResolveRef(const v1::DataRef& ref, const std::string&
 std::optional<std::string> DefaultDataDir(const std::string& dataset) {
   Json probe;
   probe["data"]["dataset"] = dataset;
+  // An attack that needs nothing more, so that only the dataset is probed.
+  probe["audit"]["attacks"] = Json::array({"loss"});
   absl::StatusOr<pipeline::Config> c = pipeline::ParseConfig(probe.dump(), "spec");
   if (!c.ok() || c->data.source.path.empty()) return std::nullopt;
   return c->data.source.path;
@@ -248,31 +250,6 @@ Json MapModels(const v1::ModelsSection& m, const ServerRoots& roots, Problems* p
     y["keep"] = ResolveRef(m.keep(), "spec.models.keep", roots, problems).value_or("");
   }
   return y;
-}
-
-// Attacks that need population points (rows no model trains on), found here
-// rather than after every model is trained. A server rule: `mia audit` falls
-// back on other rows.
-void CheckPopulation(const v1::AuditSpec& spec, Problems* problems) {
-  std::vector<std::string> attacks = pipeline::DefaultAttacks();
-  if (spec.audit().attacks_size() > 0) {
-    attacks.assign(spec.audit().attacks().begin(), spec.audit().attacks().end());
-  } else if (spec.audit().has_algorithm()) {
-    attacks = {absl::AsciiStrToLower(spec.audit().algorithm())};
-  }
-  if (attacks.size() > pipeline::kMaxAttacks) return;  // ParseConfig refuses the list
-  std::vector<std::string> need_population;
-  for (const std::string& a : attacks) {
-    absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(a);
-    if (made.ok() && (*made)->needs().population) need_population.push_back(a);
-  }
-  if (!need_population.empty() && spec.data().population_size() == 0) {
-    problems->Add("spec.data.population_size",
-                  absl::StrCat("must be > 0: attack", need_population.size() > 1 ? "s " : " ",
-                               absl::StrJoin(need_population, ", "), " need",
-                               need_population.size() > 1 ? "" : "s",
-                               " population points (rows no model trains on)"));
-  }
 }
 
 // The API's name for a ParseConfig key path: "spec." before it, and the
@@ -439,7 +416,6 @@ absl::StatusOr<JobSpec> SpecFromProto(const v1::AuditSpec& spec, const ServerRoo
                  "computed elsewhere)");
   } else {
     yaml["data"] = MapData(spec.data(), roots, &problems);
-    CheckPopulation(spec, &problems);
   }
   if (spec.has_train()) yaml["train"] = MapTrain(spec.train());
   if (spec.has_audit()) yaml["audit"] = MapAudit(spec.audit(), &problems);

@@ -69,7 +69,7 @@ struct JobSpec {
 // choices, list limits, rules across fields), each named "spec." + its key
 // path (train.hidden as spec.train.hidden.widths). The server's own: exactly
 // one of data / signals_bundle, server paths inside roots.data_roots, artifact
-// ids present, attacks' need of a population, and the refused fields
+// ids present, and the refused fields
 // run.log_dir and audit.report_log (the server decides where files go); a
 // field the server refused is not reported again by ParseConfig. A signals
 // bundle: its attacks, targets and scoring ranges by the same shared checks

@@ -8,7 +8,8 @@
 //    strictly: an unknown key is an error naming its path.
 //
 //      {"run": {"random_seed": 7, "num_experiments": 1},
-//       "data": {"dataset": "purchase100", "data_dir": "/srv/data/purchase100"},
+//       "data": {"dataset": "purchase100", "data_dir": "/srv/data/purchase100",
+//                "population_size": 10000},
 //       "train": {"model_name": "mlp", "epochs": 20},
 //       "audit": {"attacks": ["rmia"], "num_ref_models": 4}}
 //

@@ -404,6 +404,21 @@ void ParseAudit(Section& s, AuditConfig* a) {
 // OUT fewer), and every point is scored with those counts (ATTACKS.md,
 // "Corrections"). An attack short of its minimum would train every model and
 // then fail, losing the other attacks' results too.
+// Attacks that compare with population points (RMIA, Attack-P) cannot run
+// without them: refused before any training (they used to fail at scoring).
+void CheckPopulationNeed(const Config& c, std::vector<ConfigProblem>* out) {
+  std::vector<std::string> need;
+  for (const std::string& spec : c.audit.scoring.attacks) {
+    absl::StatusOr<std::unique_ptr<attacks::Attack>> attack = attacks::MakeAttack(spec);
+    if (attack.ok() && (*attack)->needs().population) need.push_back((*attack)->name());
+  }
+  if (need.empty()) return;
+  out->push_back({"data.population_size",
+                  absl::StrCat("must be > 0: attack", need.size() > 1 ? "s " : " ",
+                               absl::StrJoin(need, ", "), " need", need.size() > 1 ? "" : "s",
+                               " population points (rows no model trains on)")});
+}
+
 void CheckReferenceCounts(const Config& c, std::vector<ConfigProblem>* out) {
   const int m = c.num_models();
   const int in_refs = m / 2 - 1;
@@ -554,6 +569,10 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   if (counts_valid && c.num_models() >= 2 && c.external.torchscript.empty() &&
       audit.Valid("attacks") && audit.Valid("algorithm")) {
     CheckReferenceCounts(c, &problems);
+  }
+  if (audit.Valid("attacks") && audit.Valid("algorithm") && data.Valid("population_size") &&
+      c.data.population_size == 0) {
+    CheckPopulationNeed(c, &problems);
   }
 
   if (problems_out != nullptr) *problems_out = problems;

@@ -874,7 +874,8 @@ TEST(JobSpecTest, BadBundleSpecsNameTheKey) {
 TEST(JobSpecTest, PipelineSpecIsTheConfigSchemaAsJson) {
   const std::string config = R"({
     "run": {"random_seed": 7, "num_experiments": 1, "log_dir": "runs/x"},
-    "data": {"dataset": "purchase100", "data_dir": "/srv/data/purchase"},
+    "data": {"dataset": "purchase100", "data_dir": "/srv/data/purchase",
+             "population_size": 100},
     "audit": {"attacks": ["rmia"], "num_ref_models": 3}})";
   absl::StatusOr<pipeline::Config> c = DecodePipelineSpec(config);
   ASSERT_TRUE(c.ok()) << c.status();

@@ -20,6 +20,7 @@ constexpr char kMinimal[] = R"(
 data:
   dataset: purchase100
   data_dir: x.csv
+  population_size: 100
 )";
 
 TEST(ConfigTest, DefaultsFromAMinimalFile) {
@@ -157,6 +158,24 @@ TEST(ConfigTest, AttacksShortOfReferencesAreRefusedBeforeTraining) {
               HasSubstr("'reference' needs at least 1 OUT reference model per point"));
 }
 
+// RMIA and Attack-P need population points: refused before any training
+// without them, as the server does, by the same name (it used to train every
+// model and fail at scoring).
+TEST(ConfigTest, AttacksThatNeedAPopulationNeedPopulationSize) {
+  auto c = ParseConfig(
+      "data:\n  dataset: csv\n  data_dir: a.csv\naudit:\n  attacks: [rmia, "
+      "population, lira-offline]\n",
+      "pop.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_THAT(std::string(c.status().message()),
+              HasSubstr("data.population_size: must be > 0: attacks rmia, population need "
+                        "population points (rows no model trains on)"));
+  EXPECT_TRUE(ParseConfig("data:\n  dataset: csv\n  data_dir: a.csv\naudit:\n  attacks: "
+                          "[lira-offline, loss]\n",
+                          "pop.yaml")
+                  .ok());
+}
+
 TEST(ConfigTest, ErrorsNameTheKey) {
   const std::vector<Bad> cases = {
       {"data:\n  dataset: purchase100\n  data_dir: x\ntrain:\n  learing_rate: 0.1\n",
@@ -222,9 +241,9 @@ TEST(ConfigTest, EveryProblemIsReportedWithItsFieldAndLine) {
                                    "audit.fprs[1]", "audit.attacks[1]"));
   const std::string m(c.status().message());
   EXPECT_THAT(m, HasSubstr("bad.yaml: 5 problems: "));
-  EXPECT_THAT(m, HasSubstr("train.learning_rate: must be in [1e-12, 100] (line 6)"));
-  EXPECT_THAT(m, HasSubstr("train.epochs: must be in [1, 100000] (line 7)"));
-  EXPECT_THAT(m, HasSubstr("train.batch_size: must be in [1, 1048576] (line 8)"));
+  EXPECT_THAT(m, HasSubstr("train.learning_rate: must be in [1e-12, 100] (line 7)"));
+  EXPECT_THAT(m, HasSubstr("train.epochs: must be in [1, 100000] (line 8)"));
+  EXPECT_THAT(m, HasSubstr("train.batch_size: must be in [1, 1048576] (line 9)"));
   EXPECT_THAT(m, HasSubstr("audit.attacks[1]: the same attack is given twice"));
 
   // Rules across fields see only valid values: a bad epochs is one message,
@@ -258,7 +277,8 @@ TEST(ConfigTest, ListsAndSizesHaveLimits) {
       {"run:\n  num_experiments: 1025\n", "run.num_experiments"},
       {"audit:\n  num_ref_models: 4097\n", "audit.num_ref_models"},
       {"train:\n  epochs: 100001\n", "train.epochs"},
-      {"data:\n  dataset: purchase100\n  data_dir: x\n  pool_size: 100000001\n", "data.pool_size"},
+      {"data:\n  dataset: purchase100\n  data_dir: x\n  population_size: 10\n  pool_size: 100000001\n",
+       "data.pool_size"},
       {"audit:\n  augmentation:\n    shift: 17\n", "audit.augmentation.shift"},
   };
   for (const Case& k : cases) {
