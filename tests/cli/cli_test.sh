@@ -118,7 +118,7 @@ expect "population missing" 2 "needs population points" -- "$MIA" score --bundle
 expect "bad target" 2 "target model 9" -- "$MIA" score --bundle b.npz --targets 9 --out r
 # One validator that reports every problem: `mia audit` on the file of issue 10
 # names all three fields, as CreateAudit does (it stopped at the first).
-printf 'data:\n  dataset: purchase100\n  data_dir: x.csv\ntrain:\n  learning_rate: 0\n  epochs: 0\n  batch_size: 0\n' >bad_config.yaml
+printf 'data:\n  dataset: purchase100\n  data_dir: x.csv\n  population_size: 10\ntrain:\n  learning_rate: 0\n  epochs: 0\n  batch_size: 0\n' >bad_config.yaml
 expect "audit: every problem" 2 "bad_config.yaml: 3 problems: " -- "$MIA" audit --config bad_config.yaml
 for field in train.learning_rate train.epochs train.batch_size; do
   if grep -qF "$field: must be in" err.txt; then ok "audit names $field"; else bad "audit lacks $field"; fi
