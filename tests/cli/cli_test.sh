@@ -5,29 +5,12 @@ set -u
 MIA=$(readlink -f "${1:?path to the mia binary}")
 TESTS=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3   # Debian's python3 with numpy (scripts/install-deps.sh)
+CHECKS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/checks.sh"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
-pass=0
-fail=0
-
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-
-# expect NAME WANT_EXIT WANT_STDERR_SUBSTRING -- command...
-expect() {
-  local name=$1 want=$2 msg=$3
-  shift 4
-  "$@" >out.txt 2>err.txt
-  local got=$?
-  if [ "$got" -ne "$want" ]; then
-    bad "$name: exit $got, wanted $want"; sed 's/^/     /' err.txt | head -5; return
-  fi
-  if [ -n "$msg" ] && ! grep -qF -- "$msg" err.txt; then
-    bad "$name: stderr lacks '$msg'"; sed 's/^/     /' err.txt | head -5; return
-  fi
-  ok "$name"
-}
+# shellcheck source=checks.sh
+source "$CHECKS"
 
 $PY -c 'import numpy' 2>/dev/null || { echo "FAIL numpy missing for $PY: run scripts/install-deps.sh"; echo "0 passed, 1 failed"; exit 1; }
 
@@ -146,5 +129,4 @@ expect "no server" 5 "cannot reach the mia server at 127.0.0.1:1: is it running?
 expect "no server (env)" 5 "127.0.0.1:1" -- env MIA_SERVER=127.0.0.1:1 "$MIA" list
 expect "bad state" 2 "--state" -- "$MIA" list --state sleeping --server 127.0.0.1:1
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish_checks

@@ -7,29 +7,13 @@ set -u
 MIA=$(readlink -f "${1:?path to the mia binary}")
 WITH_TORCH=${2:-1}
 PY=/usr/bin/python3
+CHECKS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/checks.sh"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
+# shellcheck source=checks.sh
+source "$CHECKS"
 torch_libs='lib(torch|c10)[a-z_]*\.so'
-
-# expect NAME WANT_EXIT WANT_STDERR_SUBSTRING -- command...
-expect() {
-  local name=$1 want=$2 msg=$3
-  shift 4
-  "$@" >out.txt 2>err.txt
-  local got=$?
-  if [ "$got" -ne "$want" ]; then
-    bad "$name: exit $got, wanted $want"; sed 's/^/     /' err.txt | tail -5; return
-  fi
-  if [ -n "$msg" ] && ! grep -qF -- "$msg" err.txt; then
-    bad "$name: stderr lacks '$msg'"; sed 's/^/     /' err.txt | tail -5; return
-  fi
-  ok "$name"
-}
 
 # The binary's dynamic dependencies, all of them (ldd is recursive).
 if ldd "$MIA" > ldd.txt 2>&1; then
@@ -130,5 +114,4 @@ fi
 # Bad input still gets the command's own clear error through the library.
 expect "audit missing config" 3 "nope.yaml" -- "$MIA" audit --config nope.yaml
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish_checks
