@@ -29,7 +29,10 @@ std::string SelfExe() {
 std::string AuditLibraryPath(const std::string& exe) {
   if (const char* env = std::getenv(kAuditLibraryEnv); env != nullptr && *env != '\0') return env;
   const size_t slash = exe.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : exe.substr(0, slash);
+  // Never a folder relative to the working directory (that would run code
+  // from wherever the user happens to be): without the binary's own path,
+  // only the installed location.
+  const std::string dir = slash == std::string::npos ? "/usr/local/bin" : exe.substr(0, slash);
   const std::vector<std::string> candidates = {dir + "/" + kAuditLibraryName,
                                                dir + "/../lib/mia/" + kAuditLibraryName};
   for (const std::string& c : candidates) {

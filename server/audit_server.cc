@@ -287,8 +287,8 @@ absl::Status AuditServer::Init() {
   UpdateReadiness();
 
   if (config.metrics_port > 0) {
-    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http = MetricsHttpServer::Start(
-        MetricsHost(config), config.metrics_port, metrics_->collectable());
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
+        MetricsHttpServer::Start(MetricsHost(config), config.metrics_port, metrics_->collectable());
     if (!http.ok()) return http.status();
     metrics_http_ = std::move(*http);
     metrics_port_ = metrics_http_->port();
@@ -318,8 +318,10 @@ AuditServer::~AuditServer() {
 }
 
 void AuditServer::UpdateReadiness() {
-  const bool writable = store_ != nullptr && store_->writable();
+  // Read under the lock: two stores' callbacks racing (one write failing,
+  // one succeeding) must leave the status of the last change, not the first.
   absl::MutexLock lock(&readiness_mu_);
+  const bool writable = store_ != nullptr && store_->writable();
   if (health_ == nullptr) return;
   health_->SetServingStatus(kReadinessService, writable && !draining_);
   if (writable != readiness_writable_) {

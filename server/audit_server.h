@@ -115,6 +115,14 @@ class AuditServer {
   int port_ = 0;
   int metrics_port_ = 0;
 
+  // Readiness inputs; the store's callback may run on any thread, jobs still
+  // running while the manager is destroyed included: declared before the
+  // parts below, so destroyed after them.
+  absl::Mutex readiness_mu_;
+  grpc::HealthCheckServiceInterface* health_ ABSL_GUARDED_BY(readiness_mu_) = nullptr;
+  bool draining_ ABSL_GUARDED_BY(readiness_mu_) = false;
+  bool readiness_writable_ ABSL_GUARDED_BY(readiness_mu_) = true;  // last logged
+
   // Declared in dependency order; destroyed in reverse (the lock last).
   std::unique_ptr<jobs::DataDirLock> data_dir_lock_;
   std::unique_ptr<ServerMetrics> metrics_;
@@ -128,12 +136,6 @@ class AuditServer {
   std::unique_ptr<AuditServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<MetricsHttpServer> metrics_http_;
-
-  // Readiness inputs; the store's callback may run on any thread.
-  absl::Mutex readiness_mu_;
-  grpc::HealthCheckServiceInterface* health_ ABSL_GUARDED_BY(readiness_mu_) = nullptr;
-  bool draining_ ABSL_GUARDED_BY(readiness_mu_) = false;
-  bool readiness_writable_ ABSL_GUARDED_BY(readiness_mu_) = true;  // last logged
 
   absl::Mutex drain_mu_;
   bool drained_ ABSL_GUARDED_BY(drain_mu_) = false;

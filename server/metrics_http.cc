@@ -156,7 +156,14 @@ void MetricsHttpServer::Loop() {
     if (polled[0].revents & POLLIN) {
       for (;;) {
         const int client = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (client < 0) break;  // EAGAIN: none left (or a transient error)
+        if (client < 0) {
+          // Out of descriptors or memory: the connection stays queued and
+          // poll() would report it at once, forever; wait a moment instead.
+          if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            absl::SleepFor(absl::Milliseconds(50));
+          }
+          break;  // EAGAIN: none left
+        }
         if (connections.size() >= kMaxConnections) {
           ::close(connections.front().fd);
           connections.pop_front();

@@ -16,10 +16,10 @@
 #include "absl/synchronization/mutex.h"
 #include "core/common/sha256.h"
 #include "google/rpc/status.pb.h"
-#include "server/result_convert.h"
-#include "server/spec_convert.h"
 #include "server/json_log.h"
 #include "server/metrics.h"
+#include "server/result_convert.h"
+#include "server/spec_convert.h"
 
 namespace mia::server {
 
@@ -588,8 +588,14 @@ class RpcTimerFactory final : public grpc::experimental::ServerInterceptorFactor
       grpc::experimental::ServerRpcInfo* info) override {
     // "/mia.v1.AuditService/GetAudit": the registered methods only, so the
     // label values stay a small fixed set.
+    // A call to a method the service lacks still passes here with the
+    // client's own path: it must not make a new label value.
     absl::string_view method = info->method() != nullptr ? info->method() : "";
-    if (metrics_ == nullptr || !absl::ConsumePrefix(&method, "/mia.v1.AuditService/")) {
+    if (metrics_ == nullptr || !absl::ConsumePrefix(&method, "/mia.v1.AuditService/") ||
+        v1::Audit::descriptor()
+                ->file()
+                ->FindServiceByName("AuditService")
+                ->FindMethodByName(std::string(method)) == nullptr) {
       return nullptr;
     }
     return new RpcTimer(metrics_, std::string(method));

@@ -182,7 +182,12 @@ class Section {
     if (!IsMap()) return;
     std::vector<std::string> known(used_.begin(), used_.end());
     for (const auto& kv : node_) {
-      const std::string key = kv.first.as<std::string>();
+      if (!kv.first.IsScalar()) {
+        problems_->push_back(
+            {path_, "a key must be a plain name, not a list or mapping", Line(kv.first)});
+        continue;
+      }
+      const std::string key = kv.first.Scalar();
       if (used_.count(key) == 0) {
         problems_->push_back(
             {Path(key), absl::StrCat("unknown key; known keys here: ", absl::StrJoin(known, ", ")),
@@ -432,7 +437,8 @@ void CheckReferenceCounts(const Config& c, std::vector<ConfigProblem>* out) {
     const int k = needs.min_per_side;
     if (out_refs >= k && (!needs.in_references || in_refs >= k)) continue;
     // Least M with ceil(M/2) - 1 >= k (and floor(M/2) - 1 >= k online).
-    const int least = needs.in_references ? 2 * (k + 1) : 2 * k + 1;
+    int least = needs.in_references ? 2 * (k + 1) : 2 * k + 1;
+    if (c.audit.splits == "paired" && least % 2 != 0) ++least;  // paired needs an even count
     const int refs = m - c.run.num_experiments;
     problems.push_back(absl::StrCat(
         "'", (*attack)->name(), "' needs at least ",
@@ -468,15 +474,17 @@ std::vector<ConfigProblem> AttackListProblems(const std::vector<std::string>& sp
     problems.push_back({field, absl::StrCat("must have at most ", kMaxAttacks, " entries")});
     return problems;
   }
+  // By the attack's canonical name, as scoring does: an alias (rmia and
+  // rmia-online) or options in another order are the same attack.
   std::set<std::string> seen;
   for (size_t i = 0; i < specs.size(); ++i) {
     const std::string element = absl::StrCat(field, "[", i, "]");
-    if (!seen.insert(specs[i]).second) {
-      problems.push_back({element, "the same attack is given twice"});
-      continue;
-    }
     absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(specs[i]);
-    if (!made.ok()) problems.push_back({element, std::string(made.status().message())});
+    if (!made.ok()) {
+      problems.push_back({element, std::string(made.status().message())});
+    } else if (!seen.insert((*made)->name()).second) {
+      problems.push_back({element, "the same attack is given twice"});
+    }
   }
   return problems;
 }

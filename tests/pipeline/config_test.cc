@@ -176,6 +176,47 @@ TEST(ConfigTest, AttacksThatNeedAPopulationNeedPopulationSize) {
                   .ok());
 }
 
+// Found in review: duplicates by the attack's canonical name (an alias, or
+// options in another order), as scoring sees them; keys that are not names;
+// a YAML alias bomb; paired splits told an even count.
+TEST(ConfigTest, ReviewedEdgesAreRefusedNotCrashedOn) {
+  auto alias =
+      ParseConfig(std::string(kMinimal) + "audit:\n  attacks: [rmia, rmia-online]\n", "a.yaml");
+  ASSERT_FALSE(alias.ok());
+  EXPECT_THAT(std::string(alias.status().message()),
+              HasSubstr("audit.attacks[1]: the same attack is given twice"));
+  auto order = ParseConfig(std::string(kMinimal) +
+                               "audit:\n  attacks: [\"lira-offline:variance=fixed:center=median\", "
+                               "\"lira-offline:center=median:variance=fixed\"]\n",
+                           "a.yaml");
+  ASSERT_FALSE(order.ok());
+  EXPECT_THAT(std::string(order.status().message()),
+              HasSubstr("audit.attacks[1]: the same attack is given twice"));
+
+  auto key = ParseConfig(std::string(kMinimal) + "? [a, b]\n: 1\n", "k.yaml");
+  ASSERT_FALSE(key.ok());
+  EXPECT_THAT(std::string(key.status().message()), HasSubstr("a key must be a plain name"));
+
+  std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'j'; ++c) {
+    const std::string prev(1, static_cast<char>(c - 1));
+    bomb += std::string(1, c) + ": &" + std::string(1, c) + " [*" + prev;
+    for (int k = 0; k < 9; ++k) bomb += ", *" + prev;
+    bomb += "]\n";
+  }
+  auto expanded = ParseConfig(bomb, "bomb.yaml");
+  ASSERT_FALSE(expanded.ok());
+  EXPECT_THAT(std::string(expanded.status().message()), HasSubstr("aliases"));
+
+  auto paired = ParseConfig(std::string(kMinimal) +
+                                "audit:\n  attacks: [lira-offline]\n  splits: paired\n"
+                                "  num_ref_models: 3\n",
+                            "p.yaml");
+  ASSERT_FALSE(paired.ok());
+  EXPECT_THAT(std::string(paired.status().message()),
+              HasSubstr("it needs at least 6 models (audit.num_ref_models >= 5)"));
+}
+
 TEST(ConfigTest, ErrorsNameTheKey) {
   const std::vector<Bad> cases = {
       {"data:\n  dataset: purchase100\n  data_dir: x\ntrain:\n  learing_rate: 0.1\n",
@@ -277,7 +318,8 @@ TEST(ConfigTest, ListsAndSizesHaveLimits) {
       {"run:\n  num_experiments: 1025\n", "run.num_experiments"},
       {"audit:\n  num_ref_models: 4097\n", "audit.num_ref_models"},
       {"train:\n  epochs: 100001\n", "train.epochs"},
-      {"data:\n  dataset: purchase100\n  data_dir: x\n  population_size: 10\n  pool_size: 100000001\n",
+      {"data:\n  dataset: purchase100\n  data_dir: x\n  population_size: 10\n  pool_size: "
+       "100000001\n",
        "data.pool_size"},
       {"audit:\n  augmentation:\n    shift: 17\n", "audit.augmentation.shift"},
   };

@@ -4,6 +4,7 @@
 // with a generous deadline; no wall-clock duration is asserted beyond
 // functional bounds with wide margins (a scrape beside a slow client).
 #include <arpa/inet.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -1306,6 +1307,26 @@ TEST_F(ServiceTest, MetricsTimeEveryMethodAndShowTheProcess) {
   ASSERT_TRUE(health->Check(Ctx().get(), HealthCheckRequest(), &response).ok());
   std::vector<v1::Audit> snapshots;
   EXPECT_EQ(Watch("audits/nope", 0, &snapshots).error_code(), grpc::StatusCode::NOT_FOUND);
+  // A method the service lacks, under its path: answered UNIMPLEMENTED, and
+  // no new label value (a client could otherwise grow /metrics at will).
+  {
+    grpc::GenericStub generic(channel_);
+    grpc::CompletionQueue cq;
+    grpc::ClientContext context;
+    grpc::ByteBuffer request, reply;
+    grpc::Status status;
+    std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
+        generic.PrepareUnaryCall(&context, "/mia.v1.AuditService/NoSuchMethod", request, &cq);
+    call->StartCall();
+    call->Finish(&reply, &status, reinterpret_cast<void*>(1));
+    void* tag = nullptr;
+    bool ok = false;
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
+  }
 
   // Observed as each status goes out, before the client sees it.
   const std::string text = server_->metrics()->Text();
@@ -1313,6 +1334,7 @@ TEST_F(ServiceTest, MetricsTimeEveryMethodAndShowTheProcess) {
   EXPECT_THAT(text, HasSubstr("mia_rpc_duration_seconds_count{method=\"ListAudits\"} 1"));
   EXPECT_THAT(text, HasSubstr("mia_rpc_duration_seconds_count{method=\"WatchAudit\"} 1"));
   EXPECT_THAT(text, Not(HasSubstr("method=\"Check\"")));
+  EXPECT_THAT(text, Not(HasSubstr("NoSuchMethod")));
   EXPECT_THAT(text, Not(HasSubstr("grpc.health")));
   EXPECT_THAT(text,
               testing::ContainsRegex("mia_build_info\\{version=\"[0-9]+\\.[0-9]+\\.[0-9]+\"\\} 1"));
