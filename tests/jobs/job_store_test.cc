@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/common/run_sql.h"
 #include "tests/common/write_failures.h"
 
 namespace mia::jobs {
@@ -631,16 +632,7 @@ TEST_F(JobStoreTest, ConcurrentWritersFromManyThreads) {
             kProgressThreads * kProgressEach);
 }
 
-// Runs SQL on a database file directly (to fake other writers).
-void RunSql(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
-  EXPECT_EQ(rc, SQLITE_OK) << (error != nullptr ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-}
+using ::mia::test_util::RunSql;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

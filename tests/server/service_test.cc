@@ -46,6 +46,7 @@
 #include "server/metrics.h"
 #include "server/metrics_http.h"
 #include "spdlog/sinks/ostream_sink.h"
+#include "tests/common/run_sql.h"
 #include "tests/common/write_failures.h"
 #include "tests/io/zeros_npz.h"
 
@@ -153,6 +154,17 @@ v1::AuditSpec BundleSpec(const std::string& server_path = "bundle.npz") {
 
 class ServiceTest : public ::testing::Test {
  protected:
+  // grpc.health.v1 Check of `service` ("" overall, kReadinessService).
+  HealthCheckResponse::ServingStatus HealthOf(const std::string& service) {
+    std::unique_ptr<Health::Stub> health = Health::NewStub(channel_);
+    HealthCheckRequest request;
+    request.set_service(service);
+    HealthCheckResponse response;
+    const grpc::Status status = health->Check(Ctx().get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.status();
+  }
+
   void SetUp() override {
     dir_ = TempDir();
     roots_ = dir_ + "/roots";
@@ -1051,16 +1063,7 @@ TEST_F(ServiceTest, StaleTemporaryFilesAreRemovedAtStart) {
   for (const fs::path& p : kept) EXPECT_EQ(ReadAll(p.string()), "keep") << p;
 }
 
-// Runs SQL on the server's jobs.db directly, as a hand edit would.
-void RunSql(const std::string& path, const std::string& sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
-  EXPECT_EQ(rc, SQLITE_OK) << (error != nullptr ? error : "");
-  sqlite3_free(error);
-  sqlite3_close(db);
-}
+using ::mia::test_util::RunSql;
 
 // One row of jobs.db with a state no server wrote used to stop the server
 // from starting. Now it starts; the row is left out and the rest is served.
@@ -1100,15 +1103,7 @@ TEST_F(ServiceTest, AReadOnlyJobStoreIsNotReadyAndSaysSo) {
   WaitForState(done.name(), v1::Audit::SUCCEEDED);
   server_.reset();
   StartServer({}, [](AuditServerOptions& options) { options.store_read_only = true; });
-  std::unique_ptr<Health::Stub> health = Health::NewStub(channel_);
-  auto check = [&](const std::string& service) {
-    HealthCheckRequest request;
-    request.set_service(service);
-    HealthCheckResponse response;
-    const grpc::Status status = health->Check(Ctx().get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.status();
-  };
+  auto check = [&](const std::string& service) { return HealthOf(service); };
   EXPECT_EQ(check(""), HealthCheckResponse::SERVING);
   EXPECT_EQ(check(kReadinessService), HealthCheckResponse::NOT_SERVING);
   v1::Audit got;
@@ -1122,15 +1117,7 @@ TEST_F(ServiceTest, AReadOnlyJobStoreIsNotReadyAndSaysSo) {
 }
 
 TEST_F(ServiceTest, HealthDrainAndResume) {
-  std::unique_ptr<Health::Stub> health = Health::NewStub(channel_);
-  auto check = [&](const std::string& service) {
-    HealthCheckRequest request;
-    request.set_service(service);
-    HealthCheckResponse response;
-    const grpc::Status status = health->Check(Ctx().get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    return response.status();
-  };
+  auto check = [&](const std::string& service) { return HealthOf(service); };
   EXPECT_EQ(check(""), HealthCheckResponse::SERVING);
   EXPECT_EQ(check(kReadinessService), HealthCheckResponse::SERVING);
 
@@ -1396,7 +1383,6 @@ TEST(MetricsHttpTest, ServesTheRegistryAndNothingElse) {
   http->reset();
   EXPECT_EQ(HttpRequest(port, "GET /metrics HTTP/1.1\r\n\r\n"), "connect failed");
 }
-
 
 // A connected socket to 127.0.0.x:port, or -1.
 int ConnectTo(const char* ip, int port) {
