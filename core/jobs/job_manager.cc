@@ -173,6 +173,16 @@ absl::StatusOr<SubmitResult> JobManager::Submit(JobRecord record) {
     ++reserved_;  // the slot is ours while the store writes
   }
   absl::StatusOr<CreateResult> created = store_->Create(record);
+  if (created.ok() && created->created) {
+    // Told before the job is queued: once queued, a worker may report it
+    // RUNNING at once, and PENDING must come first.
+    JobStateChange change;
+    change.id = created->job.id;
+    change.to = JobState::kPending;
+    change.stage = created->job.progress.stage;
+    metrics_->OnStateChange(std::nullopt, JobState::kPending);
+    ReportStateChange(change);
+  }
   SubmitResult result;
   {
     absl::MutexLock lock(&mu_);
@@ -194,12 +204,6 @@ absl::StatusOr<SubmitResult> JobManager::Submit(JobRecord record) {
     result.snapshot = SnapshotOf(*entry);
     result.created = true;
   }
-  metrics_->OnStateChange(std::nullopt, JobState::kPending);
-  JobStateChange change;
-  change.id = result.snapshot.job.id;
-  change.to = JobState::kPending;
-  change.stage = result.snapshot.job.progress.stage;
-  ReportStateChange(change);
   ReportQueueDepth();
   // For watchers that subscribed to the id before it existed.
   Notify(result.snapshot.job.id, result.snapshot.version);

@@ -506,6 +506,26 @@ TEST_F(JobManagerTest, StateChangesAreReportedWithStageDurationAndCode) {
                                 "full:RUNNING->FAILED@queued:RESOURCE_EXHAUSTED:"));
 }
 
+// PENDING is told before the job can be taken by a worker: a slow listener
+// of the creation (a log sink) never sees RUNNING first.
+TEST_F(JobManagerTest, ANewJobIsReportedPendingBeforeRunning) {
+  absl::Mutex mu;
+  std::vector<JobState> states;
+  JobManagerOptions options = Options();
+  options.on_state_change = [&](const JobStateChange& change) {
+    // Widens the window in which a worker could start the job.
+    if (change.to == JobState::kPending) absl::SleepFor(absl::Milliseconds(200));
+    absl::MutexLock lock(&mu);
+    states.push_back(change.to);
+  };
+  StartManager(std::move(options));
+  const std::string id = Submit(R"({"steps": 1})");
+  EXPECT_EQ(WaitFinished(id).job.state, JobState::kSucceeded);
+  manager_.reset();
+  absl::MutexLock lock(&mu);
+  EXPECT_THAT(states, ElementsAre(JobState::kPending, JobState::kRunning, JobState::kSucceeded));
+}
+
 // A real store whose writes of a final state fail as on a full disk.
 class FullDiskStore final : public JobStore {
  public:
