@@ -21,16 +21,8 @@ for b in "$MIA" "$SERVER_BIN" /usr/bin/time; do
   [[ -x "$b" ]] || { echo "startup.sh: $b is missing (build it; Debian package time)" >&2; exit 2; }
 done
 
-tmp=$(mktemp -d)
-server_pid=""
-cleanup() {
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 echo "# $(date -u '+%Y-%m-%d %H:%M') UTC on $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
