@@ -1,0 +1,34 @@
+// Per-token signals of language models on texts: what the sequence attacks
+// (../shared/spec/ATTACKS.md, "Sequences") and the sequence loss read.
+// Plain data; no shared state.
+#ifndef MIA_CORE_ATTACKS_TOKEN_SIGNALS_H_
+#define MIA_CORE_ATTACKS_TOKEN_SIGNALS_H_
+
+#include <cstdint>
+#include <vector>
+
+namespace mia::attacks {
+
+// For M models on N texts of at most L scored positions each. Text i has
+// lengths[i] scored positions t = 1..T (T = lengths[i], 1 <= T <= L);
+// values at positions past T are ignored (whatever they hold).
+struct TokenSignals {
+  int models = 0;
+  int64_t points = 0;
+  int64_t max_length = 0;        // L
+  std::vector<int64_t> lengths;  // [N]
+  std::vector<float> logprobs;   // [M, N, L]: lp_m(x, t) = log p_m(x_t | x_<t)
+  // Optional (Min-K%++): over the model's next-token distribution at t,
+  // mean[...] = sum_v p(v) log p(v) and var[...] = sum_v p(v) (log p(v))^2 - mean^2.
+  std::vector<float> mean;  // [M, N, L] or empty
+  std::vector<float> var;   // [M, N, L] or empty
+
+  bool has_stats() const { return !mean.empty() && !var.empty(); }
+  int64_t offset(int m, int64_t i) const {
+    return (static_cast<int64_t>(m) * points + i) * max_length;
+  }
+};
+
+}  // namespace mia::attacks
+
+#endif  // MIA_CORE_ATTACKS_TOKEN_SIGNALS_H_
