@@ -76,6 +76,19 @@ Json ListJson(const List& values, Convert convert) {
 const auto kSame = [](const auto& v) { return v; };
 const auto kNumber = [](double v) { return Number(v); };
 
+// A tokenizer: "bpe" (trained by the job) stays; anything else is a folder
+// on the server, resolved against its data roots like a server_path.
+std::string ResolveTokenizer(const std::string& value, const std::string& field,
+                             const ServerRoots& roots, Problems* problems) {
+  if (value == "bpe") return value;
+  absl::StatusOr<std::string> path = ResolveServerPath(value, roots);
+  if (!path.ok()) {
+    problems->Add(field, std::string(path.status().message()), path.status().code());
+    return "";
+  }
+  return *path;
+}
+
 // Resolves a DataRef to a path the job may read, or records why not.
 std::optional<std::string> ResolveRef(const v1::DataRef& ref, const std::string& field,
                                       const ServerRoots& roots, Problems* problems) {
@@ -170,11 +183,47 @@ Json MapData(const v1::DataSection& data, const ServerRoots& roots, Problems* pr
   Put(y, "pool_size", data.has_pool_size(), data.pool_size());
   Put(y, "population_size", data.has_population_size(), data.population_size());
   Put(y, "shuffle", data.has_shuffle(), data.shuffle());
+  Put(y, "text_field", data.has_text_field(), data.text_field());
+  Put(y, "label_field", data.has_label_field(), data.label_field());
+  Put(y, "tokenize", data.has_tokenize(), data.tokenize());
+  if (data.has_tokenizer()) {
+    y["tokenizer"] = ResolveTokenizer(data.tokenizer(), "spec.data.tokenizer", roots, problems);
+  }
   return y;
 }
 
-Json MapTrain(const v1::TrainSection& t) {
+Json MapTrain(const v1::TrainSection& t, const ServerRoots& roots, Problems* problems) {
   Json y = Json::object();
+  if (t.has_tokenizer()) {
+    y["tokenizer"] = ResolveTokenizer(t.tokenizer(), "spec.train.tokenizer", roots, problems);
+  }
+  Put(y, "vocab_size", t.has_vocab_size(), t.vocab_size());
+  if (t.has_checkpoint()) {
+    if (t.checkpoint().has_artifact_id()) {
+      problems->Add("spec.train.checkpoint",
+                    "must be a server_path: a checkpoint is a folder, not an artifact");
+    } else {
+      y["checkpoint"] =
+          ResolveRef(t.checkpoint(), "spec.train.checkpoint", roots, problems).value_or("");
+    }
+  }
+  Put(y, "n_layer", t.has_n_layer(), t.n_layer());
+  Put(y, "n_head", t.has_n_head(), t.n_head());
+  Put(y, "n_embd", t.has_n_embd(), t.n_embd());
+  Put(y, "block_size", t.has_block_size(), t.block_size());
+  Put(y, "warmup_ratio", t.has_warmup_ratio(), Number(t.warmup_ratio()));
+  Put(y, "max_grad_norm", t.has_max_grad_norm(), Number(t.max_grad_norm()));
+  if (t.has_peft()) {
+    const v1::PeftSection& p = t.peft();
+    Json peft = Json::object();
+    Put(peft, "type", p.has_type(), p.type());
+    Put(peft, "r", p.has_r(), p.r());
+    Put(peft, "lora_alpha", p.has_lora_alpha(), Number(p.lora_alpha()));
+    Put(peft, "lora_dropout", p.has_lora_dropout(), Number(p.lora_dropout()));
+    if (p.target_modules_size() > 0) peft["target_modules"] = ListJson(p.target_modules(), kSame);
+    Put(peft, "fan_in_fan_out", p.has_fan_in_fan_out(), p.fan_in_fan_out());
+    y["peft"] = std::move(peft);
+  }
   Put(y, "model_name", t.has_model_name(), t.model_name());
   if (t.has_hidden()) y["hidden"] = ListJson(t.hidden().widths(), kSame);
   Put(y, "activation", t.has_activation(), t.activation());
@@ -417,7 +466,7 @@ absl::StatusOr<JobSpec> SpecFromProto(const v1::AuditSpec& spec, const ServerRoo
   } else {
     yaml["data"] = MapData(spec.data(), roots, &problems);
   }
-  if (spec.has_train()) yaml["train"] = MapTrain(spec.train());
+  if (spec.has_train()) yaml["train"] = MapTrain(spec.train(), roots, &problems);
   if (spec.has_audit()) yaml["audit"] = MapAudit(spec.audit(), &problems);
   if (spec.has_models()) yaml["models"] = MapModels(spec.models(), roots, &problems);
 

@@ -19,7 +19,9 @@ namespace mia::pipeline {
 std::string ModelKeyMaterial::Json() const {
   nlohmann::json j = {{"version", "mia-model-v1"},
                       {"dataset", dataset_fingerprint},
-                      {"train", nlohmann::json::parse(TrainingJson(spec, recipe))},
+                      {"train", nlohmann::json::parse(lm_train_json.empty()
+                                                          ? TrainingJson(spec, recipe)
+                                                          : lm_train_json)},
                       {"rows", rows_sha256},
                       {"seed", seed}};
   return j.dump();  // nlohmann sorts object keys: canonical

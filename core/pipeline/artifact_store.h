@@ -27,6 +27,9 @@ struct ModelKeyMaterial {
   std::string dataset_fingerprint;
   training::ModelSpec spec;
   training::TrainRecipe recipe;
+  // A language model's training JSON (LmTrainingJson plus the tokenizer's
+  // and checkpoint's hashes); when set it stands for spec and recipe.
+  std::string lm_train_json;
   std::string rows_sha256;  // SHA-256 of the sorted training row ids (int64 LE)
   uint64_t seed = 0;
   std::string Json() const;      // canonical JSON of all of the above

@@ -229,8 +229,35 @@ const std::map<std::string, DatasetDefaults>& KnownDatasets() {
       {"texas100", {"texas100", "data/texas/100"}},
       {"csv", {"csv", ""}},
       {"npy", {"npy", ""}},
+      // Text corpora for language models (docs/datasets.md, "Text").
+      {"agnews", {"agnews", "data/ag_news_csv"}},
+      {"fortunes", {"fortunes", "/usr/share/games/fortunes"}},
+      {"lines", {"lines", ""}},
+      {"jsonl", {"jsonl", ""}},
+      {"txt-folder", {"txt-folder", ""}},
   };
   return *kDatasets;
+}
+
+bool IsTextDataset(const std::string& dataset) {
+  return dataset == "agnews" || dataset == "fortunes" || dataset == "lines" ||
+         dataset == "jsonl" || dataset == "txt-folder";
+}
+
+// The causal language models of train.model_name and their sizes (GPT-2's
+// four published sizes; `gpt` takes n_layer, n_head, n_embd from the file).
+struct LmSize {
+  int n_layer, n_head, n_embd;
+};
+const std::map<std::string, LmSize>& LmModels() {
+  static const auto* const kModels = new std::map<std::string, LmSize>{
+      {"gpt", {2, 2, 64}},
+      {"gpt2", {12, 12, 768}},
+      {"gpt2-medium", {24, 16, 1024}},
+      {"gpt2-large", {36, 20, 1280}},
+      {"gpt2-xl", {48, 25, 1600}},
+  };
+  return *kModels;
 }
 
 void ParseRun(Section& s, RunConfig* run) {
@@ -243,7 +270,8 @@ void ParseRun(Section& s, RunConfig* run) {
   s.Finish();
 }
 
-void ParseData(Section& s, DataConfig* data) {
+void ParseData(Section& s, Config* c) {
+  DataConfig* data = &c->data;
   std::vector<std::string> names;
   for (const auto& [name, d] : KnownDatasets()) names.push_back(name);
   if (!s.Has("dataset")) {
@@ -260,6 +288,31 @@ void ParseData(Section& s, DataConfig* data) {
     s.Get("data_dir", &data->source.path);
   }
   s.GetChoice("split", &data->source.split, {"train", "test", "all"});
+  if (IsTextDataset(data->dataset)) {
+    // A language-model audit; train decides the model (ParseTrain).
+    LanguageModelConfig& lm = c->lm.emplace();
+    s.Get("text_field", &lm.text_field);
+    s.Get("label_field", &lm.label_field);
+    if (s.Valid("text_field") && lm.text_field.empty()) s.Add("text_field", "must not be empty");
+    if ((s.Has("text_field") || s.Has("label_field")) && data->dataset != "jsonl") {
+      s.Add(s.Has("text_field") ? "text_field" : "label_field", "only for dataset jsonl");
+    }
+    // Privacy Meter's keys: texts are always tokenized here, by the tokenizer
+    // that train.tokenizer names (data.tokenizer may repeat it).
+    bool tokenize = true;
+    if (s.Get("tokenize", &tokenize) && !tokenize) {
+      s.Add("tokenize", "must be true: a language model reads tokens (train.tokenizer)");
+    }
+    std::string tokenizer;
+    if (s.Get("tokenizer", &tokenizer) && s.Has("tokenizer")) lm.tokenizer = tokenizer;
+  } else {
+    for (const char* key : {"text_field", "label_field", "tokenize", "tokenizer"}) {
+      if (s.Has(key) && s.Valid("dataset")) {
+        s.Use(key);
+        s.Add(key, "only for text datasets (agnews, fortunes, lines, jsonl, txt-folder)");
+      }
+    }
+  }
   s.GetInRange("label_column", &data->source.label_column, 0, 1 << 20);
   s.Get("header", &data->source.header);
   s.GetChoice("cifar100_labels", &data->source.cifar100_labels, {"fine", "coarse"});
@@ -269,10 +322,110 @@ void ParseData(Section& s, DataConfig* data) {
   s.Finish();
 }
 
-void ParseTrain(Section& s, Config* c) {
-  std::string model_name = "mlp";
-  s.GetChoice("model_name", &model_name,
-              {"mlp", "cnn", "alexnet", "wrn28-1", "wrn28-2", "wrn28-10"});
+// train for a causal language model (c->lm is set by ParseData, or here when
+// the data section is not a text dataset, so that the keys are still read).
+void ParseLmTrain(Section& s, const std::string& model_name, Config* c) {
+  LanguageModelConfig& lm = c->lm.has_value() ? *c->lm : c->lm.emplace();
+  training::LmSpec& m = lm.spec;
+  const LmSize size = LmModels().at(model_name);
+  m.architecture = model_name == "gpt" ? "gpt" : "gpt2";
+  m.n_layer = size.n_layer;
+  m.n_head = size.n_head;
+  m.n_embd = size.n_embd;
+  m.block_size = model_name == "gpt" ? 64 : 1024;
+  // Tokenizer: train's key wins over data's only when they agree (Privacy
+  // Meter's files give both, the same).
+  const std::string from_data = lm.tokenizer;
+  if (s.Get("tokenizer", &lm.tokenizer) && s.Has("tokenizer") && from_data != "bpe" &&
+      from_data != lm.tokenizer) {
+    s.Add("tokenizer", "differs from data.tokenizer: give one tokenizer");
+  }
+  if (s.Valid("tokenizer") && lm.tokenizer.empty()) s.Add("tokenizer", "must not be empty");
+  s.GetInRange("vocab_size", &lm.vocab_size, 258, kMaxLmVocab);
+  if (s.Has("vocab_size") && lm.tokenizer != "bpe") {
+    s.Add("vocab_size", "only with tokenizer bpe (a GPT-2 tokenizer brings its own)");
+  }
+  s.Get("checkpoint", &m.checkpoint);
+  if (s.Has("checkpoint") && s.Valid("checkpoint") && m.checkpoint.empty()) {
+    s.Add("checkpoint", "must not be empty");
+  }
+  if (model_name != "gpt" && !s.Has("checkpoint") && lm.tokenizer != "bpe") {
+    // Hugging Face's convention, which Privacy Meter's "gpt2" relies on: one
+    // folder holds the tokenizer and the weights.
+    m.checkpoint = lm.tokenizer;
+  }
+  if (model_name == "gpt") {
+    s.GetInRange("n_layer", &m.n_layer, 1, kMaxLmLayers);
+    s.GetInRange("n_head", &m.n_head, 1, kMaxLmHeads);
+    s.GetInRange("n_embd", &m.n_embd, 1, kMaxLmWidth);
+    if (s.Valid("n_head") && s.Valid("n_embd") && m.n_embd % m.n_head != 0) {
+      s.Add("n_embd", absl::StrCat("must be a multiple of n_head (", m.n_head, ")"));
+    }
+    if (!m.checkpoint.empty()) s.Add("checkpoint", "only for gpt2 models (Hugging Face GPT-2)");
+  } else {
+    for (const char* key : {"n_layer", "n_head", "n_embd"}) {
+      if (s.Has(key)) {
+        s.Use(key);
+        s.Add(key, absl::StrCat("only for model_name gpt; ", model_name, " has its own size"));
+      }
+    }
+  }
+  s.GetInRange("block_size", &m.block_size, 2, kMaxLmBlock);
+  s.GetInRange("dropout", &m.dropout, 0.0, 0.95);
+  s.GetDevice("device", &c->train_device);
+  training::LmRecipe& r = lm.recipe;
+  std::string optimizer = "adamw";
+  // adamw_torch: Privacy Meter's (Hugging Face Trainer's) name for AdamW.
+  s.GetChoice("optimizer", &optimizer, {"adamw", "adamw_torch"});
+  s.GetInRange("learning_rate", &r.learning_rate, 1e-12, 100.0);
+  s.GetInRange("weight_decay", &r.weight_decay, 0.0, 1.0);
+  s.GetInRange("epochs", &r.epochs, 1, kMaxEpochs);
+  s.GetInRange("batch_size", &r.batch_size, 1, 1 << 16);
+  s.GetInRange("warmup_ratio", &r.warmup_fraction, 0.0, 0.99);
+  s.GetInRange("max_grad_norm", &r.grad_clip, 0.0, 1e6);
+  Section peft = s.Child("peft");
+  if (peft.IsMap()) {
+    training::LoraSpec& lora = m.lora;
+    std::string type = "lora";
+    peft.GetChoice("type", &type, {"lora"});
+    lora.rank = 8;  // peft's LoraConfig defaults: r 8, lora_alpha 8, no dropout
+    peft.GetInRange("r", &lora.rank, 1, kMaxLoraRank);
+    peft.GetInRange("lora_alpha", &lora.alpha, 1e-6, 1e6);
+    peft.GetInRange("lora_dropout", &lora.dropout, 0.0, 0.95);
+    // GPT-2 keeps its projections as Conv1D ([in, out]); peft needs this
+    // true for them and mia always handles the layout, so it is only read.
+    bool fan_in_fan_out = true;
+    peft.Get("fan_in_fan_out", &fan_in_fan_out);
+    if (peft.GetList("target_modules", &lora.target_modules, 3)) {
+      std::set<std::string> seen;
+      for (size_t i = 0; i < lora.target_modules.size(); ++i) {
+        const std::string& t = lora.target_modules[i];
+        if (t != "c_attn" && t != "c_proj" && t != "c_fc") {
+          peft.Add("target_modules",
+                   absl::StrCat(Quoted(t), " is not one of c_attn, c_proj, c_fc"),
+                   absl::StrCat("[", i, "]"));
+        } else if (!seen.insert(t).second) {
+          peft.Add("target_modules", "named twice", absl::StrCat("[", i, "]"));
+        }
+      }
+      if (lora.target_modules.empty()) peft.Add("target_modules", "must name a module");
+    }
+    peft.Finish();
+  }
+  s.Finish();
+}
+
+// Returns whether the model is a language model.
+bool ParseTrain(Section& s, Config* c) {
+  // A text dataset's default model is the small GPT.
+  std::string model_name = c->lm.has_value() ? "gpt" : "mlp";
+  std::vector<std::string> names = {"mlp", "cnn", "alexnet", "wrn28-1", "wrn28-2", "wrn28-10"};
+  for (const auto& [name, size] : LmModels()) names.push_back(name);
+  s.GetChoice("model_name", &model_name, names);
+  if (LmModels().count(model_name) > 0) {
+    ParseLmTrain(s, model_name, c);
+    return true;
+  }
   training::ModelSpec& m = c->model;
   if (model_name.rfind("wrn28-", 0) == 0) {
     m.architecture = "wrn";
@@ -343,6 +496,7 @@ void ParseTrain(Section& s, Config* c) {
     s.Add("nesterov", "needs optimizer sgd with momentum > 0");
   }
   s.Finish();
+  return false;
 }
 
 // Registry and duplicate checks of attack specs, recorded against `key`
@@ -356,7 +510,7 @@ void CheckAttackSpecs(const std::vector<std::string>& specs, Section* s, const s
   }
 }
 
-void ParseAudit(Section& s, AuditConfig* a) {
+void ParseAudit(Section& s, AuditConfig* a, bool language_model) {
   std::string game = "privacy_loss_model";
   s.GetChoice("privacy_game", &game, {"privacy_loss_model"});
   std::string algorithm;
@@ -368,7 +522,7 @@ void ParseAudit(Section& s, AuditConfig* a) {
     a->scoring.attacks = {absl::AsciiStrToLower(algorithm)};
     CheckAttackSpecs(a->scoring.attacks, &s, "algorithm", /*element_paths=*/false);
   } else if (!s.Has("attacks")) {
-    a->scoring.attacks = DefaultAttacks();
+    a->scoring.attacks = language_model ? DefaultLmAttacks() : DefaultAttacks();
   } else if (s.GetList("attacks", &a->scoring.attacks, kMaxAttacks)) {
     if (a->scoring.attacks.empty()) s.Add("attacks", "must name at least one attack");
     CheckAttackSpecs(a->scoring.attacks, &s, "attacks", /*element_paths=*/true);
@@ -467,6 +621,14 @@ const std::vector<std::string>& DefaultAttacks() {
   return *kDefault;
 }
 
+const std::vector<std::string>& DefaultLmAttacks() {
+  // The sequence attacks of ATTACKS.md ("Sequences"), all offline: the
+  // default 1 target + 4 references feed lm-reference.
+  static const auto* const kDefault = new std::vector<std::string>{
+      "loss", "zlib", "min-k", "min-k++", "lm-reference", "lira-offline"};
+  return *kDefault;
+}
+
 std::vector<ConfigProblem> AttackListProblems(const std::vector<std::string>& specs,
                                               const std::string& field) {
   std::vector<ConfigProblem> problems;
@@ -540,11 +702,12 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   Section run = top.Child("run");
   ParseRun(run, &c.run);
   Section data = top.Child("data");
-  ParseData(data, &c.data);
+  ParseData(data, &c);
+  const bool text_data = c.lm.has_value();
   Section train = top.Child("train");
-  ParseTrain(train, &c);
+  const bool lm_model = ParseTrain(train, &c);
   Section audit = top.Child("audit");
-  ParseAudit(audit, &c.audit);
+  ParseAudit(audit, &c.audit, lm_model);
   Section models = top.Child("models");
   models.GetList("torchscript", &c.external.torchscript, kMaxModelFiles);
   models.Get("keep", &c.external.keep);
@@ -552,6 +715,20 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   top.Finish();
 
   // Rules across sections, on valid values only (one mistake, one message).
+  if (data.Valid("dataset") && train.Valid("model_name") && text_data && !lm_model) {
+    train.Add("model_name", "a classifier cannot train on a text dataset (gpt or gpt2*)");
+  } else if (data.Valid("dataset") && train.Valid("model_name") && !text_data && lm_model) {
+    train.Add("model_name",
+              absl::StrCat("a language model needs a text dataset (agnews, fortunes, lines, "
+                           "jsonl, txt-folder), not ",
+                           c.data.dataset));
+  }
+  if (c.lm.has_value() && !c.external.torchscript.empty()) {
+    models.Add("torchscript", "not for language models: score their signals as a bundle");
+  }
+  if (c.lm.has_value() && (c.audit.augmentation.flip || c.audit.augmentation.shift > 0)) {
+    audit.Add("augmentation", "only for image classifiers");
+  }
   const bool counts_valid =
       run.Valid("num_experiments") && audit.Valid("num_ref_models") && models.Valid("torchscript");
   if (!c.external.torchscript.empty()) {
@@ -625,6 +802,37 @@ std::string TrainingJson(const training::ModelSpec& m, const training::TrainReci
   return j.dump();  // keys sorted: canonical
 }
 
+std::string LmTrainingJson(const LanguageModelConfig& lm) {
+  const training::LmSpec& m = lm.spec;
+  const training::LmRecipe& r = lm.recipe;
+  nlohmann::json j = {{"architecture", m.architecture},
+                      {"n_layer", m.n_layer},
+                      {"n_head", m.n_head},
+                      {"n_embd", m.n_embd},
+                      {"block_size", m.block_size},
+                      {"dropout", m.dropout},
+                      {"vocab_size", m.vocab_size},
+                      {"checkpoint", m.checkpoint},
+                      {"tokenizer", lm.tokenizer},
+                      {"bpe_vocab_size", lm.tokenizer == "bpe" ? lm.vocab_size : 0},
+                      {"learning_rate", r.learning_rate},
+                      {"weight_decay", r.weight_decay},
+                      {"betas", {r.beta1, r.beta2}},
+                      {"eps", r.eps},
+                      {"epochs", r.epochs},
+                      {"batch_size", r.batch_size},
+                      {"warmup_ratio", r.warmup_fraction},
+                      {"max_grad_norm", r.grad_clip}};
+  if (m.lora.rank > 0) {
+    j["peft"] = {{"type", "lora"},
+                 {"r", m.lora.rank},
+                 {"lora_alpha", m.lora.alpha},
+                 {"lora_dropout", m.lora.dropout},
+                 {"target_modules", m.lora.target_modules}};
+  }
+  return j.dump();  // keys sorted: canonical
+}
+
 std::string ConfigJson(const Config& c) {
   nlohmann::json j;
   j["kind"] = "audit";
@@ -636,7 +844,12 @@ std::string ConfigJson(const Config& c) {
                {"data_dir", c.data.source.path}, {"split", c.data.source.split},
                {"pool_size", c.data.pool_size},  {"population_size", c.data.population_size},
                {"shuffle", c.data.shuffle}};
-  j["train"] = nlohmann::json::parse(TrainingJson(c.model, c.recipe));
+  j["train"] = nlohmann::json::parse(c.lm.has_value() ? LmTrainingJson(*c.lm)
+                                                      : TrainingJson(c.model, c.recipe));
+  if (c.lm.has_value()) {
+    j["data"]["text_field"] = c.lm->text_field;
+    j["data"]["label_field"] = c.lm->label_field;
+  }
   if (!c.external.torchscript.empty()) {
     j["models"] = {{"torchscript", c.external.torchscript}, {"keep", c.external.keep}};
   }

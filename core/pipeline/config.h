@@ -21,6 +21,7 @@
 #include "core/audit/scoring.h"
 #include "core/data/loaders.h"
 #include "core/training/engine.h"
+#include "core/training/lm_engine.h"
 
 namespace mia::pipeline {
 
@@ -57,6 +58,21 @@ struct AuditConfig {
   audit::ScoringOptions scoring;    // attacks, temperature, fprs, bootstrap, epsilon
 };
 
+// A language-model audit: data.dataset is a text format and train.model_name
+// a causal LM (gpt, gpt2, gpt2-medium, gpt2-large, gpt2-xl). docs/config.md,
+// "Language models".
+struct LanguageModelConfig {
+  std::string text_field = "text";  // jsonl: the key holding each text
+  std::string label_field;          // jsonl: an optional label key
+  // "bpe": a byte-level BPE trained on the pool's texts (vocab_size tokens);
+  // otherwise a local folder with GPT-2's tokenizer files (vocab.json +
+  // merges.txt, or encoder.json + vocab.bpe). Never downloaded.
+  std::string tokenizer = "bpe";
+  int vocab_size = 2048;            // bpe: tokens, 256 bytes + merges + end-of-text
+  training::LmSpec spec;            // spec.vocab_size is the tokenizer's, set at run time
+  training::LmRecipe recipe;
+};
+
 struct Config {
   std::string path;                 // the file it came from
   RunConfig run;
@@ -70,7 +86,11 @@ struct Config {
   std::optional<bool> batched_training;
   ExternalModels external;          // non-empty: audit these models, train nothing
   AuditConfig audit;
+  // Set for a language-model audit (then `model`, `recipe` and the
+  // classifier's data keys are unused).
+  std::optional<LanguageModelConfig> lm;
 
+  bool language_model() const { return lm.has_value(); }
   int num_models() const {
     return external.torchscript.empty() ? run.num_experiments + audit.num_ref_models
                                         : static_cast<int>(external.torchscript.size());
@@ -93,6 +113,15 @@ inline constexpr int kMaxEpochs = 100000;             // train.epochs, train.war
 inline constexpr int64_t kMaxRows =
     100'000'000;                                 // data.pool_size, population_size, audit.data_size
 inline constexpr int kMaxShift = 16;             // audit.augmentation.shift (pixels)
+// Language models (train.*): sizes bounded so that one spec cannot ask for
+// more than the largest GPT-2 (gpt2-xl: 48 layers, 25 heads, 1600 wide, 1024
+// positions) by much.
+inline constexpr int kMaxLmLayers = 96;          // train.n_layer
+inline constexpr int kMaxLmHeads = 128;          // train.n_head
+inline constexpr int kMaxLmWidth = 8192;         // train.n_embd
+inline constexpr int kMaxLmBlock = 8192;         // train.block_size (tokens per text)
+inline constexpr int kMaxLmVocab = 1 << 20;      // train.vocab_size
+inline constexpr int kMaxLoraRank = 1024;        // train.peft.r
 inline constexpr int kMaxBootstrap = 1'000'000;  // audit.bootstrap resamples
 // No list in a spec may be longer (the largest list limit above): a caller
 // that copies a list into a spec may stop after kMaxListEntries + 1 entries
@@ -121,8 +150,10 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
                                    std::vector<ConfigProblem>* problems = nullptr);
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 
-// audit.attacks when a file names neither attacks nor algorithm.
+// audit.attacks when a file names neither attacks nor algorithm: for
+// classifiers, and for language models.
 const std::vector<std::string>& DefaultAttacks();
+const std::vector<std::string>& DefaultLmAttacks();
 
 // The checks of an attack list and an FPR list, for callers that take them
 // from elsewhere than a config file (the server's signals-bundle spec). Each
@@ -141,6 +172,10 @@ std::vector<ConfigProblem> ScoringProblems(const audit::ScoringOptions& scoring,
 // Everything that determines how a model is trained (architecture and recipe)
 // as canonical JSON: part of model artifact keys and of the echoed settings.
 std::string TrainingJson(const training::ModelSpec& model, const training::TrainRecipe& recipe);
+
+// The same for a language model: architecture, tokenizer, checkpoint path,
+// LoRA and recipe (the run adds the tokenizer's and checkpoint's hashes).
+std::string LmTrainingJson(const LanguageModelConfig& lm);
 
 // The settings that matter for results, as JSON (echoed into result.json).
 std::string ConfigJson(const Config& config);

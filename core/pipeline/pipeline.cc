@@ -19,23 +19,14 @@
 #include "core/io/npy.h"
 #include "core/pipeline/artifact_store.h"
 #include "core/pipeline/splits.h"
+#include "core/pipeline/stages.h"
 #include "core/report/report.h"
 #include "nlohmann/json.hpp"
 
 namespace mia::pipeline {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// Streams of the run seed, one per use, so that changing one use (say the
-// audit set size) never changes another (say the splits).
-enum SeedStream : uint64_t {
-  kSeedRows = 1,
-  kSeedSplits = 2,
-  kSeedAuditSet = 3,
-  kSeedScoring = 4,
-  kSeedModels = 1000,  // + model index
-};
+// The stages shared with the language-model audit (core/pipeline/stages.h)
+// and the classifier's own; only RunAudit is public.
+namespace internal {
 
 double SecondsSince(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
@@ -44,14 +35,6 @@ double SecondsSince(Clock::time_point t) {
 absl::Status CheckCancel(const PipelineContext& ctx) {
   if (ctx.cancel != nullptr && ctx.cancel->load()) return absl::CancelledError("audit cancelled");
   return absl::OkStatus();
-}
-
-template <typename T>
-std::vector<T> Gather(const std::vector<T>& values, const std::vector<int64_t>& index) {
-  std::vector<T> out;
-  out.reserve(index.size());
-  for (int64_t i : index) out.push_back(values[i]);
-  return out;
 }
 
 // Pool and population rows of the dataset (row ids), disjoint.
@@ -145,7 +128,7 @@ absl::Status WriteModelsJson(const std::string& path, const std::vector<ModelRec
 }
 
 void SendProgress(const PipelineContext& ctx, const std::string& stage, int64_t done, int64_t total,
-                  const std::string& detail, double stage_fraction = -1) {
+                  const std::string& detail, double stage_fraction) {
   if (ctx.progress) ctx.progress({stage, done, total, detail, stage_fraction});
 }
 
@@ -170,14 +153,6 @@ absl::StatusOr<LoadedData> LoadStage(const Config& c, const PipelineContext& ctx
                absl::StrCat(out.ds.size(), " rows, ", out.ds.num_classes, " classes"));
   return out;
 }
-
-// Which rows each model trains on and which rows are audited.
-struct Split {
-  std::vector<int64_t> pool, population;  // dataset rows, disjoint
-  int64_t p = 0;                          // pool.size()
-  std::vector<uint8_t> keep;              // [models, p]: 1 where a model trains on a pool row
-  std::vector<int64_t> audit_points;      // pool indices
-};
 
 absl::StatusOr<Split> SplitStage(const Config& c, const PipelineContext& ctx, int64_t rows,
                                  std::vector<audit::StageTiming>* timings) {
@@ -520,24 +495,28 @@ absl::Status ReportStage(const Config& c, const PipelineContext& ctx, const audi
   return absl::OkStatus();
 }
 
-}  // namespace
+}  // namespace internal
 
 absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& ctx) {
+  using internal::LoadedData;
+  using internal::Signals;
+  using internal::Split;
+  if (c.language_model()) return internal::RunLmAudit(c, ctx);
   training::SetComputeThreads(c.run.threads);
   PipelineOutput output;
   std::vector<audit::StageTiming> timings;
-  MIA_ASSIGN_OR_RETURN(const LoadedData data, LoadStage(c, ctx, &timings));
-  MIA_ASSIGN_OR_RETURN(const Split split, SplitStage(c, ctx, data.ds.size(), &timings));
-  MIA_RETURN_IF_ERROR(CheckCancel(ctx));
+  MIA_ASSIGN_OR_RETURN(const LoadedData data, internal::LoadStage(c, ctx, &timings));
+  MIA_ASSIGN_OR_RETURN(const Split split, internal::SplitStage(c, ctx, data.ds.size(), &timings));
+  MIA_RETURN_IF_ERROR(internal::CheckCancel(ctx));
   ArtifactStore store(c.run.log_dir);
   MIA_ASSIGN_OR_RETURN(const std::vector<std::string> model_paths,
-                       TrainStage(c, ctx, data, split, &store, &output, &timings));
-  MIA_RETURN_IF_ERROR(CheckCancel(ctx));
-  MIA_ASSIGN_OR_RETURN(Signals signals, SignalsStage(c, ctx, data, split, model_paths,
-                                                     output.models, store, &timings));
-  const audit::Bundle bundle = MakeBundle(c, data, split, std::move(signals));
-  MIA_RETURN_IF_ERROR(ScoreStage(c, ctx, bundle, std::move(timings), &output));
-  MIA_RETURN_IF_ERROR(ReportStage(c, ctx, bundle, &output));
+                       internal::TrainStage(c, ctx, data, split, &store, &output, &timings));
+  MIA_RETURN_IF_ERROR(internal::CheckCancel(ctx));
+  MIA_ASSIGN_OR_RETURN(Signals signals, internal::SignalsStage(c, ctx, data, split, model_paths,
+                                                               output.models, store, &timings));
+  const audit::Bundle bundle = internal::MakeBundle(c, data, split, std::move(signals));
+  MIA_RETURN_IF_ERROR(internal::ScoreStage(c, ctx, bundle, std::move(timings), &output));
+  MIA_RETURN_IF_ERROR(internal::ReportStage(c, ctx, bundle, &output));
   return output;
 }
 

@@ -1,0 +1,391 @@
+// The language-model audit: RunAudit for a config whose data is a text
+// corpus and whose model is a causal LM (docs/config.md, "Language models"):
+//   load texts -> split -> tokenizer (trained or read) -> tokenize ->
+//   train (or reuse) LMs -> per-token signals -> the sequence attacks ->
+//   metrics -> report
+// Models and signals are cached in the artifact store under run.log_dir, keyed
+// by everything that determines them, like the classifiers'.
+//
+// The texts are training records: nothing here logs, reports or writes them
+// (the report's signals.npz holds each text's zlib-compressed size, which the
+// zlib attack needs, not the text).
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <numeric>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/attacks/registry.h"
+#include "core/attacks/sequence_attacks.h"
+#include "core/audit/bundle.h"
+#include "core/common/random.h"
+#include "core/common/sha256.h"
+#include "core/common/status_macros.h"
+#include "core/data/text_corpus.h"
+#include "core/io/npy.h"
+#include "core/pipeline/artifact_store.h"
+#include "core/pipeline/splits.h"
+#include "core/pipeline/stages.h"
+#include "core/report/report.h"
+#include "core/text/bpe_trainer.h"
+#include "core/text/gpt2_bpe.h"
+#include "core/training/lm_engine.h"
+#include "nlohmann/json.hpp"
+
+namespace mia::pipeline::internal {
+namespace {
+
+// SHA-256 of the corpus: every text's length and bytes, and its label.
+std::string TextFingerprint(const data::TextDataset& ds) {
+  Sha256 h;
+  h.Update(absl::string_view("mia-text-v1"));
+  auto put = [&h](uint64_t v) {
+    char b[8];
+    for (int k = 0; k < 8; ++k) b[k] = static_cast<char>((v >> (8 * k)) & 0xFF);
+    h.Update(absl::string_view(b, 8));
+  };
+  put(static_cast<uint64_t>(ds.size()));
+  for (int64_t i = 0; i < ds.size(); ++i) {
+    put(ds.texts[i].size());
+    h.Update(ds.texts[i]);
+    put(ds.labels.empty() ? ~uint64_t{0} : static_cast<uint64_t>(ds.labels[i]));
+  }
+  return h.HexDigest();
+}
+
+// Which of the audit's attacks need per-token statistics (Min-K%++).
+bool NeedsTokenStats(const Config& c) {
+  for (const std::string& spec : c.audit.scoring.attacks) {
+    absl::StatusOr<std::unique_ptr<attacks::Attack>> a = attacks::MakeAttack(spec);
+    if (a.ok() && (*a)->needs().token_stats) return true;
+  }
+  return false;
+}
+
+struct LmData {
+  data::TextDataset texts;
+  std::string fingerprint;
+};
+
+absl::StatusOr<LmData> LoadTextStage(const Config& c, const PipelineContext& ctx,
+                                     std::vector<audit::StageTiming>* timings) {
+  const Clock::time_point t = Clock::now();
+  SendProgress(ctx, "data", 0, 1, c.data.dataset);
+  data::TextSource source;
+  source.format = c.data.source.format;
+  source.path = c.data.source.path;
+  source.text_field = c.lm->text_field;
+  source.label_field = c.lm->label_field;
+  LmData out;
+  MIA_ASSIGN_OR_RETURN(out.texts, data::LoadTextDataset(source));
+  out.fingerprint = TextFingerprint(out.texts);
+  audit::AddStageTime(timings, "load", SecondsSince(t));
+  SendProgress(ctx, "data", 1, 1, absl::StrCat(out.texts.size(), " texts"));
+  return out;
+}
+
+// The tokenizer: GPT-2's files from a folder, or a byte-level BPE trained on
+// the pool's texts (every model's candidates; never the population) and kept
+// under log_dir/tokenizers/<key>/ in GPT-2's file layout, so that a rerun
+// reads it back instead of training it again.
+absl::StatusOr<std::unique_ptr<text::Tokenizer>> TokenizerStage(
+    const Config& c, const PipelineContext& ctx, const LmData& data, const Split& split,
+    std::vector<audit::StageTiming>* timings) {
+  const Clock::time_point t = Clock::now();
+  const LanguageModelConfig& lm = *c.lm;
+  std::unique_ptr<text::Tokenizer> tokenizer;
+  if (lm.tokenizer != "bpe") {
+    SendProgress(ctx, "data", 0, 1, "reading the tokenizer");
+    MIA_ASSIGN_OR_RETURN(tokenizer, text::LoadGpt2Tokenizer(lm.tokenizer));
+  } else {
+    const std::string key = Sha256Hex(absl::StrCat("mia-bpe-v1 ", data.fingerprint, " ",
+                                                   RowsSha256(split.pool), " ", lm.vocab_size));
+    const std::filesystem::path dir = std::filesystem::path(c.run.log_dir) / "tokenizers" / key;
+    std::error_code ec;
+    if (std::filesystem::exists(dir / "merges.txt", ec)) {
+      MIA_ASSIGN_OR_RETURN(tokenizer, text::LoadGpt2Tokenizer(dir.string()));
+    } else {
+      SendProgress(ctx, "data", 0, 1, absl::StrCat("training a ", lm.vocab_size, "-token BPE"));
+      std::vector<std::string> pool_texts = Gather(data.texts.texts, split.pool);
+      MIA_ASSIGN_OR_RETURN(tokenizer, text::TrainByteBpe(pool_texts, lm.vocab_size));
+      std::filesystem::create_directories(dir, ec);
+      if (ec) {
+        return absl::InternalError(
+            absl::StrCat(dir.string(), ": cannot create folder: ", ec.message()));
+      }
+      MIA_RETURN_IF_ERROR(text::WriteGpt2TokenizerFiles(*tokenizer, dir.string()));
+    }
+  }
+  audit::AddStageTime(timings, "load", SecondsSince(t));
+  return tokenizer;
+}
+
+// The corpus the engine reads: the pool's texts (indices 0..p-1, as the keep
+// matrix counts them) then the population's (p..p+z-1).
+training::TokenizedCorpus Tokenize(const LmData& data, const Split& split,
+                                   const text::Tokenizer& tokenizer, int block_size) {
+  training::TokenizedCorpus corpus;
+  corpus.vocab_size = tokenizer.vocab_size();
+  corpus.bos_id = tokenizer.eot_id();
+  corpus.tokens.reserve(split.pool.size() + split.population.size());
+  for (const std::vector<int64_t>* rows : {&split.pool, &split.population}) {
+    for (int64_t row : *rows) {
+      std::vector<int32_t> ids = tokenizer.Encode(data.texts.texts[row]);
+      if (static_cast<int>(ids.size()) > block_size) ids.resize(block_size);
+      corpus.tokens.push_back(std::move(ids));
+    }
+  }
+  return corpus;
+}
+
+// The training JSON of the models' key: the config's, plus what the run
+// learned (the tokenizer's fingerprint and the checkpoint's hash).
+absl::StatusOr<std::string> LmKeyJson(const Config& c, const text::Tokenizer& tokenizer) {
+  LanguageModelConfig lm = *c.lm;
+  lm.spec.vocab_size = tokenizer.vocab_size();
+  nlohmann::json j = nlohmann::json::parse(LmTrainingJson(lm));
+  j["tokenizer_sha256"] = tokenizer.Fingerprint();
+  if (!lm.spec.checkpoint.empty()) {
+    // The weights decide the model, not the folder's name.
+    MIA_ASSIGN_OR_RETURN(j["checkpoint_sha256"],
+                         FileSha256(lm.spec.checkpoint + "/model.safetensors"));
+    j["checkpoint"] = "";
+  }
+  return j.dump();
+}
+
+absl::StatusOr<std::vector<std::string>> LmTrainStage(
+    const Config& c, const PipelineContext& ctx, const LmData& data, const Split& split,
+    const training::LmSpec& spec, const training::TokenizedCorpus& corpus,
+    const std::string& key_json, ArtifactStore* store, PipelineOutput* output,
+    std::vector<audit::StageTiming>* timings) {
+  const Clock::time_point t = Clock::now();
+  MIA_RETURN_IF_ERROR(store->Init());
+  const int m_count = c.num_models();
+  std::vector<ModelKeyMaterial> materials(m_count);
+  std::vector<std::string> model_paths(m_count);
+  std::vector<std::vector<int64_t>> train_points(m_count);
+  output->models.resize(m_count);
+  std::vector<int> to_train;
+  for (int m = 0; m < m_count; ++m) {
+    ModelRecord& rec = output->models[m];
+    rec.index = m;
+    rec.target = m < c.run.num_experiments;
+    train_points[m] = TrainingPoints(split.keep, split.p, m);  // corpus indices = pool indices
+    rec.train_rows = static_cast<int64_t>(train_points[m].size());
+    ModelKeyMaterial& km = materials[m];
+    km.dataset_fingerprint = data.fingerprint;
+    km.lm_train_json = key_json;
+    km.rows_sha256 = RowsSha256(Gather(split.pool, train_points[m]));
+    km.seed = DeriveSeed(c.run.random_seed, kSeedModels + m);
+    rec.key = km.Key();
+    model_paths[m] = store->ModelPath(rec.key);
+    if (store->HasModel(km)) {
+      rec.source = "cache";
+      MIA_ASSIGN_OR_RETURN(rec.report, store->ReadReport(km));
+    } else {
+      to_train.push_back(m);
+    }
+  }
+  const int cached = m_count - static_cast<int>(to_train.size());
+  SendProgress(ctx, "train", cached, m_count,
+               absl::StrCat(cached, " from the cache, ", to_train.size(), " to train"),
+               static_cast<double>(cached) / std::max(1, m_count));
+  if (!to_train.empty()) {
+    std::vector<std::vector<int64_t>> rows;
+    std::vector<uint64_t> seeds;
+    std::vector<std::string> paths;
+    for (int m : to_train) {
+      rows.push_back(train_points[m]);
+      seeds.push_back(materials[m].seed);
+      paths.push_back(model_paths[m]);
+    }
+    // Held-out loss on the population texts (corpus indices p..p+z-1).
+    std::vector<int64_t> test_points(split.population.size());
+    std::iota(test_points.begin(), test_points.end(), split.p);
+    training::TrainContext tctx;
+    tctx.device = c.train_device;
+    tctx.cancel = ctx.cancel;
+    int saved = 0;
+    std::vector<double> model_share(to_train.size(), 0.0);
+    auto train_share = [&] {
+      const double sum = std::accumulate(model_share.begin(), model_share.end(), 0.0);
+      return std::min(1.0, (cached + sum) / m_count);
+    };
+    const int epochs = c.lm->recipe.epochs;
+    tctx.progress = [&](int model, int epoch, int batch, int batches) {
+      const double share =
+          std::min(1.0, (static_cast<double>(epoch) * batches + batch + 1) /
+                            (static_cast<double>(std::max(1, epochs)) * std::max(1, batches)));
+      if (model >= 0 && model < static_cast<int>(model_share.size())) {
+        model_share[model] = std::max(model_share[model], share);
+      }
+      SendProgress(ctx, "train", cached + saved, m_count,
+                   absl::StrFormat("model %d/%d epoch %d/%d batch %d/%d", to_train[model] + 1,
+                                   m_count, epoch + 1, epochs, batch + 1, batches),
+                   train_share());
+    };
+    tctx.model_saved = [&](int k, const training::ModelReport& report) {
+      const int m = to_train[k];
+      output->models[m].source = "trained";
+      output->models[m].report = report;
+      MIA_RETURN_IF_ERROR(store->CommitModel(materials[m], report));
+      ++saved;
+      model_share[k] = 1.0;
+      SendProgress(ctx, "train", cached + saved, m_count, absl::StrCat(saved, " trained"),
+                   train_share());
+      return absl::OkStatus();
+    };
+    MIA_RETURN_IF_ERROR(training::TrainLanguageModels(corpus, spec, c.lm->recipe, rows,
+                                                      test_points, seeds, paths, tctx)
+                            .status());
+    output->models_trained = static_cast<int>(to_train.size());
+  }
+  audit::AddStageTime(timings, "train", SecondsSince(t));
+  SendProgress(ctx, "train", m_count, m_count, absl::StrCat(output->models_trained, " trained"),
+               1.0);
+  return model_paths;
+}
+
+// One model's cached per-token signals: a .npz of token_logprobs [P, L],
+// lengths [P] and, with statistics, token_mean and token_var [P, L].
+absl::Status WriteTokenCache(const std::string& path, const attacks::TokenSignals& s) {
+  io::NpyMap arrays;
+  const int64_t p = s.points, l = s.max_length;
+  arrays["token_logprobs"] = io::NpyArray::FromFloat({p, l}, s.logprobs);
+  arrays["lengths"] = io::NpyArray::FromInt64({p}, s.lengths);
+  if (s.has_stats()) {
+    arrays["token_mean"] = io::NpyArray::FromFloat({p, l}, s.mean);
+    arrays["token_var"] = io::NpyArray::FromFloat({p, l}, s.var);
+  }
+  return io::WriteNpz(path, arrays, /*compress=*/false);
+}
+
+// The cached signals when they hold what is asked (points, stats); else nullopt.
+std::optional<attacks::TokenSignals> ReadTokenCache(const std::string& path, int64_t points,
+                                                    bool with_stats) {
+  absl::StatusOr<io::NpyMap> arrays = io::ReadArrays(path);
+  if (!arrays.ok()) return std::nullopt;
+  auto lp = arrays->find("token_logprobs");
+  auto len = arrays->find("lengths");
+  if (lp == arrays->end() || len == arrays->end() || lp->second.shape.size() != 2 ||
+      lp->second.shape[0] != points || len->second.shape != std::vector<int64_t>{points}) {
+    return std::nullopt;
+  }
+  attacks::TokenSignals s;
+  s.models = 1;
+  s.points = points;
+  s.max_length = lp->second.shape[1];
+  absl::StatusOr<std::vector<float>> v = lp->second.ToFloat("token_logprobs");
+  absl::StatusOr<std::vector<int64_t>> n = len->second.ToInt64("lengths");
+  if (!v.ok() || !n.ok()) return std::nullopt;
+  s.logprobs = std::move(*v);
+  s.lengths = std::move(*n);
+  if (with_stats) {
+    auto mean = arrays->find("token_mean");
+    auto var = arrays->find("token_var");
+    if (mean == arrays->end() || var == arrays->end() || mean->second.shape != lp->second.shape ||
+        var->second.shape != lp->second.shape) {
+      return std::nullopt;
+    }
+    absl::StatusOr<std::vector<float>> mv = mean->second.ToFloat("token_mean");
+    absl::StatusOr<std::vector<float>> vv = var->second.ToFloat("token_var");
+    if (!mv.ok() || !vv.ok()) return std::nullopt;
+    s.mean = std::move(*mv);
+    s.var = std::move(*vv);
+  }
+  if (!attacks::ValidateTokenSignals(s).ok()) return std::nullopt;
+  return s;
+}
+
+// Every model's per-token signals on the audit texts then the population's:
+// per model [n + z, L].
+absl::StatusOr<std::vector<attacks::TokenSignals>> LmSignalsStage(
+    const Config& c, const PipelineContext& ctx, const Split& split,
+    const training::LmSpec& spec, const training::TokenizedCorpus& corpus,
+    const std::vector<std::string>& model_paths, const std::vector<ModelRecord>& models,
+    const ArtifactStore& store, std::vector<audit::StageTiming>* timings) {
+  const Clock::time_point t = Clock::now();
+  const int m_count = c.num_models();
+  const bool with_stats = NeedsTokenStats(c);
+  std::vector<int64_t> points = split.audit_points;  // corpus indices
+  for (size_t j = 0; j < split.population.size(); ++j) {
+    points.push_back(split.p + static_cast<int64_t>(j));
+  }
+  const int64_t count = static_cast<int64_t>(points.size());
+  const std::string rows_sha = RowsSha256(points);
+  std::vector<attacks::TokenSignals> out(m_count);
+  std::vector<std::string> paths(m_count);
+  std::vector<int> to_compute;
+  int done = 0;
+  auto signal_done = [&] {
+    ++done;
+    SendProgress(ctx, "signals", done, m_count, absl::StrCat("signals of ", done, "/", m_count,
+                                                             " models"));
+  };
+  for (int m = 0; m < m_count; ++m) {
+    MIA_RETURN_IF_ERROR(CheckCancel(ctx));
+    nlohmann::json key = {{"version", "mia-token-signals-v1"},
+                          {"model", models[m].key},
+                          {"rows", rows_sha},
+                          {"block_size", spec.block_size}};
+    paths[m] = store.SignalsPath(Sha256Hex(key.dump())) + ".npz";
+    std::optional<attacks::TokenSignals> cached = ReadTokenCache(paths[m], count, with_stats);
+    if (cached.has_value()) {
+      out[m] = std::move(*cached);
+      signal_done();
+    } else {
+      to_compute.push_back(m);
+    }
+  }
+  if (!to_compute.empty()) {
+    std::vector<std::string> compute_paths;
+    for (int m : to_compute) compute_paths.push_back(model_paths[m]);
+    training::TrainContext ictx;
+    ictx.device = c.audit.device;
+    ictx.cancel = ctx.cancel;
+    MIA_RETURN_IF_ERROR(training::ComputeTokenSignalsMany(
+        compute_paths, spec, corpus, points, with_stats, c.audit.batch_size, ictx,
+        [&](int i, attacks::TokenSignals signals) -> absl::Status {
+          const int m = to_compute[i];
+          MIA_RETURN_IF_ERROR(WriteTokenCache(paths[m], signals));
+          out[m] = std::move(signals);
+          signal_done();
+          return absl::OkStatus();
+        }));
+  }
+  audit::AddStageTime(timings, "signals", SecondsSince(t));
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<PipelineOutput> RunLmAudit(const Config& c, const PipelineContext& ctx) {
+  training::SetComputeThreads(c.run.threads);
+  PipelineOutput output;
+  std::vector<audit::StageTiming> timings;
+  MIA_ASSIGN_OR_RETURN(const LmData data, LoadTextStage(c, ctx, &timings));
+  MIA_ASSIGN_OR_RETURN(const Split split, SplitStage(c, ctx, data.texts.size(), &timings));
+  MIA_RETURN_IF_ERROR(CheckCancel(ctx));
+  MIA_ASSIGN_OR_RETURN(const std::unique_ptr<text::Tokenizer> tokenizer,
+                       TokenizerStage(c, ctx, data, split, &timings));
+  training::LmSpec spec = c.lm->spec;
+  spec.vocab_size = tokenizer->vocab_size();
+  const training::TokenizedCorpus corpus = Tokenize(data, split, *tokenizer, spec.block_size);
+  MIA_ASSIGN_OR_RETURN(const std::string key_json, LmKeyJson(c, *tokenizer));
+  ArtifactStore store(c.run.log_dir);
+  MIA_ASSIGN_OR_RETURN(const std::vector<std::string> model_paths,
+                       LmTrainStage(c, ctx, data, split, spec, corpus, key_json, &store, &output,
+                                    &timings));
+  MIA_RETURN_IF_ERROR(CheckCancel(ctx));
+  MIA_ASSIGN_OR_RETURN(std::vector<attacks::TokenSignals> signals,
+                       LmSignalsStage(c, ctx, split, spec, corpus, model_paths, output.models,
+                                      store, &timings));
+  // TODO(lm): the language-model bundle, scoring and the report.
+  return absl::UnimplementedError("language-model audit: scoring not wired yet");
+}
+
+}  // namespace mia::pipeline::internal
