@@ -274,6 +274,7 @@ Json MapAudit(const v1::AuditSection& a, Problems* problems) {
   Put(y, "confidence", a.has_confidence(), Number(a.confidence()));
   Put(y, "delta", a.has_delta(), Number(a.delta()));
   Put(y, "beta", a.has_beta(), Number(a.beta()));
+  Put(y, "population_size", a.has_population_size(), a.population_size());
   return y;
 }
 

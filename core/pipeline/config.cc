@@ -510,7 +510,15 @@ void CheckAttackSpecs(const std::vector<std::string>& specs, Section* s, const s
   }
 }
 
-void ParseAudit(Section& s, AuditConfig* a, bool language_model) {
+void ParseAudit(Section& s, Config* c, bool language_model, bool data_population_given) {
+  AuditConfig* a = &c->audit;
+  // Privacy Meter's language-model configs give the population size here.
+  if (s.Has("population_size") && data_population_given) {
+    s.Use("population_size");
+    s.Add("population_size", "give data.population_size or audit.population_size, not both");
+  } else {
+    s.GetInRange<int64_t>("population_size", &c->data.population_size, 0, kMaxRows);
+  }
   std::string game = "privacy_loss_model";
   s.GetChoice("privacy_game", &game, {"privacy_loss_model"});
   std::string algorithm;
@@ -707,7 +715,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   Section train = top.Child("train");
   const bool lm_model = ParseTrain(train, &c);
   Section audit = top.Child("audit");
-  ParseAudit(audit, &c.audit, lm_model);
+  ParseAudit(audit, &c, lm_model, data.Has("population_size"));
   Section models = top.Child("models");
   models.GetList("torchscript", &c.external.torchscript, kMaxModelFiles);
   models.Get("keep", &c.external.keep);
@@ -756,7 +764,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
     CheckReferenceCounts(c, &problems);
   }
   if (audit.Valid("attacks") && audit.Valid("algorithm") && data.Valid("population_size") &&
-      c.data.population_size == 0) {
+      audit.Valid("population_size") && c.data.population_size == 0) {
     CheckPopulationNeed(c, &problems);
   }
 
