@@ -3,6 +3,8 @@
 // an independent encoder (the npm package gpt-3-encoder, run with node).
 #include "core/text/gpt2_bpe.h"
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -276,9 +278,18 @@ TEST(Gpt2BpeTest, RealGpt2MatchesGpt3EncoderExactly) {
   TempFolder dir;
   const std::vector<std::vector<int32_t>> expected = ReferenceIds(package, inputs, dir);
   ASSERT_EQ(expected.size(), inputs.size());
+  size_t bytes = 0;
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::vector<int32_t>> encoded;
+  for (const std::string& input : inputs) {
+    encoded.push_back(gpt2.Encode(input));
+    bytes += input.size();
+  }
+  std::printf("GPT-2 encoded %zu bytes in %.2f s\n", bytes,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   int mismatches = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const std::vector<int32_t> ids = gpt2.Encode(inputs[i]);
+    const std::vector<int32_t>& ids = encoded[i];
     if (ids != expected[i] && ++mismatches <= 10) {
       ADD_FAILURE() << "input " << i << " (" << inputs[i].size() << " bytes): "
                     << ::testing::PrintToString(ids) << " vs gpt-3-encoder "
