@@ -86,14 +86,15 @@ class Collector {
   absl::StatusOr<bool> Add(absl::string_view text, const std::string& path, int64_t line) {
     if (IsBlank(text)) return false;
     if (dataset_.size() >= limits_.max_rows) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          path, ": line ", line, ": more texts than the LoadLimits max_rows of ", limits_.max_rows));
+      return absl::ResourceExhaustedError(
+          absl::StrCat(path, ": line ", line, ": more texts than the LoadLimits max_rows of ",
+                       limits_.max_rows));
     }
     bytes_ += text.size();
     if (bytes_ > limits_.max_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          path, ": line ", line, ": the texts exceed the LoadLimits max_bytes of ",
-          limits_.max_bytes));
+      return absl::ResourceExhaustedError(
+          absl::StrCat(path, ": line ", line, ": the texts exceed the LoadLimits max_bytes of ",
+                       limits_.max_bytes));
     }
     dataset_.texts.emplace_back(text);
     return true;
@@ -158,9 +159,8 @@ absl::Status MapLabels(const std::vector<RawLabel>& raw, const std::string& path
   std::map<RawLabel, int64_t> index;
   for (const RawLabel& label : raw) index.emplace(label, 0);
   if (static_cast<int64_t>(index.size()) > kMaxClasses) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": ", index.size(),
-                                                   " distinct labels, above the limit of ",
-                                                   kMaxClasses));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": ", index.size(), " distinct labels, above the limit of ", kMaxClasses));
   }
   int64_t next = 0;
   for (auto& [label, i] : index) {
@@ -185,55 +185,58 @@ absl::StatusOr<TextDataset> LoadJsonl(const TextSource& source, const LoadLimits
   const bool labelled = !source.label_field.empty();
   std::vector<RawLabel> raw_labels;
   const std::string& path = source.path;
-  MIA_RETURN_IF_ERROR(ForEachLine(file.bytes, [&](int64_t line_no,
-                                                   absl::string_view line) -> absl::Status {
-    if (IsBlank(line)) return absl::OkStatus();
-    const auto error = [&](absl::string_view what) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": line ", line_no, ": ", what));
-    };
-    json row;
-    try {
-      row = json::parse(line.begin(), line.end());
-    } catch (const json::exception& e) {
-      // Not e.what(): nlohmann quotes the text it read last.
-      const auto* parse = dynamic_cast<const json::parse_error*>(&e);
-      return error(parse != nullptr ? absl::StrCat("invalid JSON at column ", parse->byte)
-                                    : std::string("invalid JSON"));
-    }
-    if (!row.is_object()) return error("not a JSON object");
-    const auto text = row.find(source.text_field);
-    if (text == row.end()) return error(absl::StrCat("no member \"", source.text_field, "\""));
-    if (!text->is_string()) {
-      return error(absl::StrCat("member \"", source.text_field, "\" is not a string"));
-    }
-    RawLabel label;
-    if (labelled) {
-      const auto value = row.find(source.label_field);
-      if (value == row.end()) return error(absl::StrCat("no member \"", source.label_field, "\""));
-      if (value->is_number_integer()) {
-        if (value->is_number_unsigned() &&
-            value->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-          return error(absl::StrCat("label \"", source.label_field, "\" is out of the int64 range"));
+  MIA_RETURN_IF_ERROR(
+      ForEachLine(file.bytes, [&](int64_t line_no, absl::string_view line) -> absl::Status {
+        if (IsBlank(line)) return absl::OkStatus();
+        const auto error = [&](absl::string_view what) {
+          return absl::InvalidArgumentError(absl::StrCat(path, ": line ", line_no, ": ", what));
+        };
+        json row;
+        try {
+          row = json::parse(line.begin(), line.end());
+        } catch (const json::exception& e) {
+          // Not e.what(): nlohmann quotes the text it read last.
+          const auto* parse = dynamic_cast<const json::parse_error*>(&e);
+          return error(parse != nullptr ? absl::StrCat("invalid JSON at column ", parse->byte)
+                                        : std::string("invalid JSON"));
         }
-        label = value->get<int64_t>();
-      } else if (value->is_string()) {
-        label = value->get<std::string>();
-      } else {
-        return error(
-            absl::StrCat("label \"", source.label_field, "\" is neither an integer nor a string"));
-      }
-      if (!raw_labels.empty() && raw_labels.front().index() != label.index()) {
-        return error(absl::StrCat("label \"", source.label_field, "\" is ",
-                                  label.index() == 0 ? "an integer" : "a string",
-                                  ", earlier labels are ",
-                                  label.index() == 0 ? "strings" : "integers"));
-      }
-    }
-    MIA_ASSIGN_OR_RETURN(const bool added,
-                         out.Add(text->get_ref<const std::string&>(), path, line_no));
-    if (added && labelled) raw_labels.push_back(std::move(label));
-    return absl::OkStatus();
-  }));
+        if (!row.is_object()) return error("not a JSON object");
+        const auto text = row.find(source.text_field);
+        if (text == row.end()) return error(absl::StrCat("no member \"", source.text_field, "\""));
+        if (!text->is_string()) {
+          return error(absl::StrCat("member \"", source.text_field, "\" is not a string"));
+        }
+        RawLabel label;
+        if (labelled) {
+          const auto value = row.find(source.label_field);
+          if (value == row.end())
+            return error(absl::StrCat("no member \"", source.label_field, "\""));
+          if (value->is_number_integer()) {
+            if (value->is_number_unsigned() &&
+                value->get<uint64_t>() >
+                    static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+              return error(
+                  absl::StrCat("label \"", source.label_field, "\" is out of the int64 range"));
+            }
+            label = value->get<int64_t>();
+          } else if (value->is_string()) {
+            label = value->get<std::string>();
+          } else {
+            return error(absl::StrCat("label \"", source.label_field,
+                                      "\" is neither an integer nor a string"));
+          }
+          if (!raw_labels.empty() && raw_labels.front().index() != label.index()) {
+            return error(absl::StrCat("label \"", source.label_field, "\" is ",
+                                      label.index() == 0 ? "an integer" : "a string",
+                                      ", earlier labels are ",
+                                      label.index() == 0 ? "strings" : "integers"));
+          }
+        }
+        MIA_ASSIGN_OR_RETURN(const bool added,
+                             out.Add(text->get_ref<const std::string&>(), path, line_no));
+        if (added && labelled) raw_labels.push_back(std::move(label));
+        return absl::OkStatus();
+      }));
   if (labelled) MIA_RETURN_IF_ERROR(MapLabels(raw_labels, path, &out.dataset()));
   return std::move(out).Finish(path);
 }
@@ -260,14 +263,14 @@ absl::StatusOr<TextDataset> LoadAgNews(const TextSource& source, const LoadLimit
           absl::StrCat(path, ": line ", reader.record_line(), ": ", what));
     };
     if (fields.size() != 3) {
-      return error(absl::StrCat(fields.size(),
-                                " fields, expected 3 (class index, title, description)"));
+      return error(
+          absl::StrCat(fields.size(), " fields, expected 3 (class index, title, description)"));
     }
     if (fields[0].size() != 1 || fields[0][0] < '1' || fields[0][0] > '4') {
       return error("the class index is not 1, 2, 3 or 4");
     }
-    MIA_ASSIGN_OR_RETURN(const bool added,
-                         out.Add(absl::StrCat(fields[1], " ", fields[2]), path, reader.record_line()));
+    MIA_ASSIGN_OR_RETURN(const bool added, out.Add(absl::StrCat(fields[1], " ", fields[2]), path,
+                                                   reader.record_line()));
     if (added) labels.push_back(fields[0][0] - '1');
   }
   TextDataset& dataset = out.dataset();
@@ -317,16 +320,17 @@ absl::StatusOr<TextDataset> LoadFortunes(const TextSource& source, const LoadLim
   // Debian's folder holds each fortune file X with X.dat (strfile's binary
   // index) and X.u8 (a symlink to X): read the regular files only, without
   // the indexes and hidden files.
-  MIA_ASSIGN_OR_RETURN(
-      const std::vector<std::string> names,
-      ListFolder(source.path, [](const fs::directory_entry& entry) {
-        std::error_code error;
-        const std::string name = entry.path().filename().string();
-        return entry.symlink_status(error).type() == fs::file_type::regular && !error &&
-               name[0] != '.' && !absl::EndsWith(name, ".dat") && !absl::EndsWith(name, ".u8");
-      }));
+  MIA_ASSIGN_OR_RETURN(const std::vector<std::string> names,
+                       ListFolder(source.path, [](const fs::directory_entry& entry) {
+                         std::error_code error;
+                         const std::string name = entry.path().filename().string();
+                         return entry.symlink_status(error).type() == fs::file_type::regular &&
+                                !error && name[0] != '.' && !absl::EndsWith(name, ".dat") &&
+                                !absl::EndsWith(name, ".u8");
+                       }));
   if (names.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(source.path, ": no fortune files in the folder"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source.path, ": no fortune files in the folder"));
   }
   for (const std::string& name : names) {
     MIA_RETURN_IF_ERROR(AddFortunes(absl::StrCat(source.path, "/", name), limits, &out));
@@ -387,8 +391,7 @@ constexpr FormatEntry kFormats[] = {
      "Debian fortune files (records separated by lines \"%\"): a file, or a folder such as "
      "/usr/share/games/fortunes",
      LoadFortunes},
-    {"txt-folder", "every .txt file of a folder, sorted by name, one text per file",
-     LoadTxtFolder},
+    {"txt-folder", "every .txt file of a folder, sorted by name, one text per file", LoadTxtFolder},
 };
 
 }  // namespace
@@ -412,7 +415,8 @@ absl::StatusOr<TextDataset> LoadTextDataset(const TextSource& source, const Load
     }
   }
   std::string names;
-  for (const FormatEntry& entry : kFormats) absl::StrAppend(&names, names.empty() ? "" : ", ", entry.name);
+  for (const FormatEntry& entry : kFormats)
+    absl::StrAppend(&names, names.empty() ? "" : ", ", entry.name);
   return absl::InvalidArgumentError(
       absl::StrCat("unknown text format \"", source.format, "\" (one of ", names, ")"));
 }

@@ -15,8 +15,7 @@ namespace mia::text {
 namespace {
 
 uint64_t PairKey(int32_t left, int32_t right) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
-         static_cast<uint32_t>(right);
+  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
 }
 int32_t Left(uint64_t key) { return static_cast<int32_t>(key >> 32); }
 int32_t Right(uint64_t key) { return static_cast<int32_t>(key & 0xFFFFFFFFu); }
@@ -40,8 +39,9 @@ struct Candidate {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ByteBpeTokenizer>> TrainByteBpe(
-    absl::Span<const std::string> texts, int32_t vocab_size, const BpeTrainOptions& options) {
+absl::StatusOr<std::unique_ptr<ByteBpeTokenizer>> TrainByteBpe(absl::Span<const std::string> texts,
+                                                               int32_t vocab_size,
+                                                               const BpeTrainOptions& options) {
   if (vocab_size < 257 || vocab_size > kMaxTrainedVocab) {
     return absl::InvalidArgumentError(absl::StrCat("BPE training: vocab_size ", vocab_size,
                                                    " is outside 257..", kMaxTrainedVocab,
@@ -57,8 +57,7 @@ absl::StatusOr<std::unique_ptr<ByteBpeTokenizer>> TrainByteBpe(
   if (word_counts.empty()) {
     return absl::InvalidArgumentError("BPE training: the corpus has no text");
   }
-  std::vector<std::pair<absl::string_view, int64_t>> sorted(word_counts.begin(),
-                                                           word_counts.end());
+  std::vector<std::pair<absl::string_view, int64_t>> sorted(word_counts.begin(), word_counts.end());
   std::sort(sorted.begin(), sorted.end());
   word_counts.clear();
   std::vector<Word> words(sorted.size());

@@ -44,8 +44,9 @@ inline constexpr int32_t kMaxTrainedVocab = 1 << 20;
 // tokenizer has exactly vocab_size tokens unless the corpus ran out of pairs
 // (see BpeTrainOptions). InvalidArgument for a vocab_size out of
 // [257, kMaxTrainedVocab] or a corpus with no text.
-absl::StatusOr<std::unique_ptr<ByteBpeTokenizer>> TrainByteBpe(
-    absl::Span<const std::string> texts, int32_t vocab_size, const BpeTrainOptions& options = {});
+absl::StatusOr<std::unique_ptr<ByteBpeTokenizer>> TrainByteBpe(absl::Span<const std::string> texts,
+                                                               int32_t vocab_size,
+                                                               const BpeTrainOptions& options = {});
 
 }  // namespace mia::text
 

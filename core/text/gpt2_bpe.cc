@@ -76,8 +76,8 @@ void SplitValidRun(absl::string_view run, pcre2_match_data* match,
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(run.data());
   size_t offset = 0;
   while (offset < run.size()) {
-    int rc = pcre2_match(Pattern(), subject, run.size(), offset, PCRE2_NO_UTF_CHECK, match,
-                         nullptr);
+    int rc =
+        pcre2_match(Pattern(), subject, run.size(), offset, PCRE2_NO_UTF_CHECK, match, nullptr);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT) {
       rc = pcre2_match(Pattern(), subject, run.size(), offset, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT,
                        match, nullptr);
@@ -140,8 +140,7 @@ bool TokenStringToBytes(absl::string_view text, std::string* bytes) {
 }
 
 uint64_t PairKey(int32_t left, int32_t right) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
-         static_cast<uint32_t>(right);
+  return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
 }
 
 void HashU64(Sha256* hasher, uint64_t value) {
@@ -344,9 +343,7 @@ ByteBpeTokenizer::~ByteBpeTokenizer() = default;
 absl::StatusOr<std::unique_ptr<ByteBpeTokenizer>> ByteBpeTokenizer::Create(
     std::vector<std::string> tokens, std::vector<std::pair<int32_t, int32_t>> merges,
     int32_t eot_id, const std::function<std::string(size_t)>& where) {
-  const auto name = [&](size_t rank) {
-    return where ? where(rank) : absl::StrCat("merge ", rank);
-  };
+  const auto name = [&](size_t rank) { return where ? where(rank) : absl::StrCat("merge ", rank); };
   if (tokens.empty() || tokens.size() > static_cast<size_t>(INT32_MAX)) {
     return absl::InvalidArgumentError("byte BPE: the vocabulary is empty or too large");
   }
@@ -357,16 +354,16 @@ absl::StatusOr<std::unique_ptr<ByteBpeTokenizer>> ByteBpeTokenizer::Create(
       return absl::InvalidArgumentError(absl::StrCat("byte BPE: token ", i, " is empty"));
     }
     if (!id_of.emplace(tokens[i], i).second) {
-      return absl::InvalidArgumentError(absl::StrCat("byte BPE: tokens ", id_of[tokens[i]],
-                                                     " and ", i, " are the same"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("byte BPE: tokens ", id_of[tokens[i]], " and ", i, " are the same"));
     }
   }
   if (eot_id < 0 || eot_id >= count || tokens[eot_id] != kEndOfText) {
     const auto it = id_of.find(kEndOfText);
     return absl::InvalidArgumentError(
-        it == id_of.end() ? std::string("byte BPE: no \"<|endoftext|>\" token")
-                          : absl::StrCat("byte BPE: the end-of-text token is ", it->second,
-                                         ", not ", eot_id));
+        it == id_of.end()
+            ? std::string("byte BPE: no \"<|endoftext|>\" token")
+            : absl::StrCat("byte BPE: the end-of-text token is ", it->second, ", not ", eot_id));
   }
   auto tokenizer = std::unique_ptr<ByteBpeTokenizer>(new ByteBpeTokenizer());
   // Tokens the merge loop can reach so far: bytes, then merge results.
@@ -387,9 +384,9 @@ absl::StatusOr<std::unique_ptr<ByteBpeTokenizer>> ByteBpeTokenizer::Create(
       return absl::InvalidArgumentError(absl::StrCat(name(rank), ": a token id out of range"));
     }
     if (!reachable[left] || !reachable[right]) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          name(rank), ": the ", reachable[left] ? "right" : "left",
-          " token is neither a byte nor the result of an earlier merge"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(name(rank), ": the ", reachable[left] ? "right" : "left",
+                       " token is neither a byte nor the result of an earlier merge"));
     }
     merged = tokens[left] + tokens[right];
     const auto it = id_of.find(merged);
@@ -398,11 +395,10 @@ absl::StatusOr<std::unique_ptr<ByteBpeTokenizer>> ByteBpeTokenizer::Create(
           absl::StrCat(name(rank), ": the merged token is not in the vocabulary"));
     }
     if (!tokenizer->ranks_
-             .emplace(PairKey(left, right),
-                      std::make_pair(static_cast<int32_t>(rank), it->second))
+             .emplace(PairKey(left, right), std::make_pair(static_cast<int32_t>(rank), it->second))
              .second) {
-      return absl::InvalidArgumentError(absl::StrCat(name(rank), ": the same merge as ",
-                                                     name(tokenizer->ranks_[PairKey(left, right)].first)));
+      return absl::InvalidArgumentError(absl::StrCat(
+          name(rank), ": the same merge as ", name(tokenizer->ranks_[PairKey(left, right)].first)));
     }
     reachable[it->second] = true;
   }
@@ -531,7 +527,7 @@ absl::Status ByteBpeTokenizer::Save(const std::string& folder) const {
 }
 
 absl::StatusOr<std::unique_ptr<ByteBpeTokenizer>> LoadGpt2Bpe(const std::string& vocab_path,
-                                                            const std::string& merges_path) {
+                                                              const std::string& merges_path) {
   MIA_ASSIGN_OR_RETURN(std::vector<std::string> tokens, ReadVocab(vocab_path));
   MIA_ASSIGN_OR_RETURN(MergesFile merges, ReadMerges(merges_path, tokens));
   int32_t eot_id = -1;
@@ -546,22 +542,22 @@ absl::StatusOr<std::unique_ptr<ByteBpeTokenizer>> LoadGpt2Bpe(const std::string&
       std::move(tokens), std::move(merges.merges), eot_id,
       [&](size_t rank) { return absl::StrCat(merges_path, ": line ", lines[rank]); });
   if (!tokenizer.ok() && !absl::StartsWith(tokenizer.status().message(), merges_path)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(vocab_path, ": ", tokenizer.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat(vocab_path, ": ", tokenizer.status().message()));
   }
   return tokenizer;
 }
 
 absl::StatusOr<std::unique_ptr<ByteBpeTokenizer>> LoadGpt2Bpe(const std::string& folder) {
   const auto exists = [](const std::string& path) { return std::ifstream(path).good(); };
-  for (const auto& [vocab, merges] : {std::pair<const char*, const char*>{"vocab.json", "merges.txt"},
-                                      {"encoder.json", "vocab.bpe"}}) {
+  for (const auto& [vocab, merges] :
+       {std::pair<const char*, const char*>{"vocab.json", "merges.txt"},
+        {"encoder.json", "vocab.bpe"}}) {
     const std::string vocab_path = absl::StrCat(folder, "/", vocab);
     const std::string merges_path = absl::StrCat(folder, "/", merges);
     if (exists(vocab_path) && exists(merges_path)) return LoadGpt2Bpe(vocab_path, merges_path);
   }
-  return absl::NotFoundError(absl::StrCat(
-      folder, ": neither vocab.json + merges.txt nor encoder.json + vocab.bpe"));
+  return absl::NotFoundError(
+      absl::StrCat(folder, ": neither vocab.json + merges.txt nor encoder.json + vocab.bpe"));
 }
 
 }  // namespace mia::text

@@ -103,7 +103,7 @@ absl::StatusOr<std::unique_ptr<ByteBpeTokenizer>> LoadGpt2Bpe(const std::string&
 // one merge "left right" a line). Errors name the file and the line, or for
 // the vocabulary the byte offset (syntax) or the member's 1-based position.
 absl::StatusOr<std::unique_ptr<ByteBpeTokenizer>> LoadGpt2Bpe(const std::string& vocab_path,
-                                                            const std::string& merges_path);
+                                                              const std::string& merges_path);
 
 }  // namespace mia::text
 

@@ -64,17 +64,17 @@ TEST(Utf8Test, FourByteBoundaries) {
   EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));  // U+110000
   EXPECT_FALSE(IsValidUtf8("\xF0\x8F\xBF\xBF"));  // overlong U+FFFF
   EXPECT_FALSE(IsValidUtf8("\xF5\x80\x80\x80"));
-  EXPECT_FALSE(IsValidUtf8("\xF0\x9F\x98"));      // cut short
-  EXPECT_TRUE(IsValidUtf8("\xF0\x9F\x98\x80"));   // U+1F600
+  EXPECT_FALSE(IsValidUtf8("\xF0\x9F\x98"));     // cut short
+  EXPECT_TRUE(IsValidUtf8("\xF0\x9F\x98\x80"));  // U+1F600
 }
 
 TEST(Utf8Test, ReportsTheOffsetOfTheFirstBadSequence) {
   EXPECT_EQ(FindInvalidUtf8("plain ascii text, longer than eight bytes"), absl::string_view::npos);
   EXPECT_EQ(FindInvalidUtf8("caf\xC3\xA9 ok"), absl::string_view::npos);
-  EXPECT_EQ(FindInvalidUtf8("abcdefghij\xC0\x80"), 10u);        // overlong NUL
-  EXPECT_EQ(FindInvalidUtf8("abc\xED\xA0\x80xyz"), 3u);          // surrogate U+D800
-  EXPECT_EQ(FindInvalidUtf8("ab\xC3\xA9\xE2\x82"), 4u);          // truncated at the end
-  EXPECT_EQ(FindInvalidUtf8("\x80"), 0u);                        // stray continuation
+  EXPECT_EQ(FindInvalidUtf8("abcdefghij\xC0\x80"), 10u);  // overlong NUL
+  EXPECT_EQ(FindInvalidUtf8("abc\xED\xA0\x80xyz"), 3u);   // surrogate U+D800
+  EXPECT_EQ(FindInvalidUtf8("ab\xC3\xA9\xE2\x82"), 4u);   // truncated at the end
+  EXPECT_EQ(FindInvalidUtf8("\x80"), 0u);                 // stray continuation
   EXPECT_EQ(FindInvalidUtf8(absl::string_view("a\0b\xFF", 4)), 3u);
   EXPECT_EQ(Utf8SequenceLength("\xE2\x82\xAC", 0), 3u);
   EXPECT_EQ(Utf8SequenceLength("x", 1), 0u);

@@ -40,9 +40,11 @@ constexpr char kSecret[] = "SECRETWORD";
 
 TEST(TextCorpusTest, LinesSkipsBlankLinesAndKeepsTheRest) {
   TestDir dir;
-  WriteFile(dir / "a.txt", "\xEF\xBB\xBF first line\r\n\n  \nsecond\tline \ncaf\xC3\xA9 \xF0\x9F\x98\x80");
+  WriteFile(dir / "a.txt",
+            "\xEF\xBB\xBF first line\r\n\n  \nsecond\tline \ncaf\xC3\xA9 \xF0\x9F\x98\x80");
   const TextDataset data = Get(LoadTextDataset(Source("lines", dir / "a.txt")));
-  EXPECT_THAT(data.texts, ElementsAre(" first line", "second\tline ", "caf\xC3\xA9 \xF0\x9F\x98\x80"));
+  EXPECT_THAT(data.texts,
+              ElementsAre(" first line", "second\tline ", "caf\xC3\xA9 \xF0\x9F\x98\x80"));
   EXPECT_TRUE(data.labels.empty());
   EXPECT_EQ(data.num_classes, 0);
   EXPECT_EQ(data.name, "lines:" + (dir / "a.txt"));
@@ -54,17 +56,17 @@ TEST(TextCorpusTest, LinesSkipsBlankLinesAndKeepsTheRest) {
 TEST(TextCorpusTest, InvalidUtf8NamesLineAndOffsetButNotTheText) {
   TestDir dir;
   const std::vector<std::pair<std::string, std::string>> bad = {
-      {"overlong", "\xC0\xAF"},          {"surrogate", "\xED\xA0\x80"},
-      {"truncated", "\xE2\x82"},         {"above U+10FFFF", "\xF4\x90\x80\x80"},
-      {"stray continuation", "\x80"},    {"FF", "\xFF"}};
+      {"overlong", "\xC0\xAF"},       {"surrogate", "\xED\xA0\x80"},
+      {"truncated", "\xE2\x82"},      {"above U+10FFFF", "\xF4\x90\x80\x80"},
+      {"stray continuation", "\x80"}, {"FF", "\xFF"}};
   for (const auto& [what, bytes] : bad) {
     // Offset 24: "ok line\n" (8) + "SECRETWORD and " (15) + "x" (1).
     WriteFile(dir / "bad.txt", absl::StrCat("ok line\n", kSecret, " and x", bytes, "\nlast\n"));
     const absl::Status status = LoadError(Source("lines", dir / "bad.txt"));
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << what;
-    EXPECT_THAT(status.message(), AllOf(HasSubstr(dir / "bad.txt"), HasSubstr("line 2"),
-                                        HasSubstr("invalid UTF-8 at offset 24"),
-                                        Not(HasSubstr(kSecret))))
+    EXPECT_THAT(status.message(),
+                AllOf(HasSubstr(dir / "bad.txt"), HasSubstr("line 2"),
+                      HasSubstr("invalid UTF-8 at offset 24"), Not(HasSubstr(kSecret))))
         << what;
   }
 }
@@ -81,7 +83,9 @@ TEST(TextCorpusTest, JsonlTextAndIntegerLabelsInSortedOrder) {
   source.text_field = "body";
   source.label_field = "y";
   const TextDataset data = Get(LoadTextDataset(source));
-  EXPECT_THAT(data.texts, ElementsAre("b\xC3\xA9" "b\xF0\x9F\x98\x80", "a", "c"));
+  EXPECT_THAT(data.texts, ElementsAre("b\xC3\xA9"
+                                      "b\xF0\x9F\x98\x80",
+                                      "a", "c"));
   EXPECT_THAT(data.labels, ElementsAre(1, 0, 1));
   EXPECT_EQ(data.num_classes, 2);
   EXPECT_THAT(data.class_names, ElementsAre("-2", "7"));
@@ -92,9 +96,10 @@ TEST(TextCorpusTest, JsonlTextAndIntegerLabelsInSortedOrder) {
 
 TEST(TextCorpusTest, JsonlStringLabelsInBytewiseOrder) {
   TestDir dir;
-  WriteFile(dir / "d.jsonl",
-            "{\"text\": \"one\", \"label\": \"neg\"}\n{\"text\": \"two\", \"label\": \"pos\"}\n"
-            "{\"text\": \"three\", \"label\": \"Neutral\"}\n{\"text\": \"four\", \"label\": \"neg\"}\n");
+  WriteFile(
+      dir / "d.jsonl",
+      "{\"text\": \"one\", \"label\": \"neg\"}\n{\"text\": \"two\", \"label\": \"pos\"}\n"
+      "{\"text\": \"three\", \"label\": \"Neutral\"}\n{\"text\": \"four\", \"label\": \"neg\"}\n");
   TextSource source = Source("jsonl", dir / "d.jsonl");
   source.label_field = "label";
   const TextDataset data = Get(LoadTextDataset(source));
@@ -143,9 +148,10 @@ TEST(TextCorpusTest, AgNewsFileAndFolder) {
   WriteFile(dir / "ag/train.csv", kAgNews);
   for (const std::string& path : {dir / "ag/train.csv", dir / "ag"}) {
     const TextDataset data = Get(LoadTextDataset(Source("agnews", path)));
-    EXPECT_THAT(data.texts,
-                ElementsAre("Wall St. Bears Claw Back Reuters - Short-sellers, \"the\" ultra-cynics.",
-                            "Title, with comma Line one\nline two", "World news", "Sports scores"));
+    EXPECT_THAT(
+        data.texts,
+        ElementsAre("Wall St. Bears Claw Back Reuters - Short-sellers, \"the\" ultra-cynics.",
+                    "Title, with comma Line one\nline two", "World news", "Sports scores"));
     EXPECT_THAT(data.labels, ElementsAre(2, 3, 0, 1));
     EXPECT_EQ(data.num_classes, 4);
     EXPECT_THAT(data.class_names, ElementsAre("World", "Sports", "Business", "Sci/Tech"));
@@ -158,10 +164,12 @@ TEST(TextCorpusTest, AgNewsErrorsNameTheLine) {
   TestDir dir;
   const std::string ok = absl::StrCat("\"1\",\"", kSecret, "\",\"x\"\n");
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {absl::StrCat("\"5\",\"", kSecret, "\",\"x\"\n"), "line 3: the class index is not 1, 2, 3 or 4"},
+      {absl::StrCat("\"5\",\"", kSecret, "\",\"x\"\n"),
+       "line 3: the class index is not 1, 2, 3 or 4"},
       {absl::StrCat("\"0\",\"", kSecret, "\",\"x\"\n"), "line 3: the class index"},
       {absl::StrCat("\"1\",\"", kSecret, "\"\n"), "line 3: 2 fields, expected 3"},
-      {absl::StrCat("\"1\",\"", kSecret, "\",\"x\n"), "line 3, column 18: a quoted field is not closed"},
+      {absl::StrCat("\"1\",\"", kSecret, "\",\"x\n"),
+       "line 3, column 18: a quoted field is not closed"},
       {absl::StrCat("\"1\",\"", kSecret, "\"x,\"x\"\n"), "line 3, column 17: expected a comma"},
   };
   for (const auto& [row, what] : cases) {
@@ -184,8 +192,8 @@ TEST(TextCorpusTest, FortunesFileAndFolderLikeDebians) {
   WriteFile(dir / "f/.hidden", "\xFF");
   std::filesystem::create_directories(dir / "f/off");
   const TextDataset folder = Get(LoadTextDataset(Source("fortunes", dir / "f")));
-  EXPECT_THAT(folder.texts, ElementsAre("First fortune,\n  two lines.", "Second.", "Last, no percent",
-                                        "Second file."));
+  EXPECT_THAT(folder.texts, ElementsAre("First fortune,\n  two lines.", "Second.",
+                                        "Last, no percent", "Second file."));
   EXPECT_EQ(folder.name, "fortunes:" + (dir / "f"));
   const TextDataset file = Get(LoadTextDataset(Source("fortunes", dir / "f/b")));
   EXPECT_THAT(file.texts, ElementsAre("Second file."));
@@ -197,7 +205,9 @@ TEST(TextCorpusTest, FortunesFileAndFolderLikeDebians) {
 TEST(TextCorpusTest, TxtFolderReadsEveryTxtFileSorted) {
   TestDir dir;
   WriteFile(dir / "t/b.txt", "bee\n");
-  WriteFile(dir / "t/a.txt", "\xEF\xBB\xBF" "ay\r\nsecond line");
+  WriteFile(dir / "t/a.txt",
+            "\xEF\xBB\xBF"
+            "ay\r\nsecond line");
   WriteFile(dir / "t/c.txt", " \n");  // blank: skipped
   WriteFile(dir / "t/notes.md", "ignored");
   std::filesystem::create_directories(dir / "t/sub.txt");

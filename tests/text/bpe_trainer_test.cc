@@ -7,8 +7,8 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
-#include <set>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -67,8 +67,9 @@ TEST(BpeTrainerTest, RejectsBadArguments) {
 // multibyte characters and invalid bytes.
 std::vector<std::string> SyntheticCorpus(size_t bytes, uint32_t seed) {
   std::mt19937 rng(seed);
-  const std::vector<std::string> letters = {"e", "t", "a", "o", "n", "\xC3\xA9", "\xE6\x97\xA5",
-                                            "s", "h", "r", "1", "'", ".", "\xF0\x9F\x98\x80"};
+  const std::vector<std::string> letters = {
+      "e", "t", "a", "o", "n", "\xC3\xA9", "\xE6\x97\xA5",
+      "s", "h", "r", "1", "'", ".",        "\xF0\x9F\x98\x80"};
   std::geometric_distribution<int> pick(0.25);
   std::vector<std::string> texts;
   size_t total = 0;

@@ -61,7 +61,9 @@ TEST(Gpt2BpeTest, PreTokenizeSplitsAsGpt2) {
   EXPECT_THAT(Pieces("a\xE1\xA0\x8E\xE1\xA0\x8E  b"),
               ElementsAre("a", "\xE1\xA0\x8E\xE1\xA0\x8E", " ", " b"));
   EXPECT_THAT(Pieces("\xE1\xA0\x8E "), ElementsAre("\xE1\xA0\x8E", " "));
-  EXPECT_THAT(Pieces("a \xC2\x85\xC2\x85" "b"), ElementsAre("a", " \xC2\x85", "\xC2\x85", "b"));
+  EXPECT_THAT(Pieces("a \xC2\x85\xC2\x85"
+                     "b"),
+              ElementsAre("a", " \xC2\x85", "\xC2\x85", "b"));
   // Invalid UTF-8: each bad byte a piece of its own, the rest as usual.
   EXPECT_THAT(Pieces("ab\xFFgh i"), ElementsAre("ab", "\xFF", "gh", " i"));
 }
@@ -70,13 +72,14 @@ TEST(Gpt2BpeTest, PreTokenizeSplitsAsGpt2) {
 std::unique_ptr<ByteBpeTokenizer> SmallTokenizer() {
   std::vector<std::string> tokens;
   for (int b = 0; b < 256; ++b) tokens.emplace_back(1, static_cast<char>(b));
-  tokens.push_back("aa");    // 256
-  tokens.push_back("ab");    // 257
-  tokens.push_back("aab");   // 258
-  tokens.push_back(" a");    // 259
+  tokens.push_back("aa");                     // 256
+  tokens.push_back("ab");                     // 257
+  tokens.push_back("aab");                    // 258
+  tokens.push_back(" a");                     // 259
   tokens.push_back(std::string(kEndOfText));  // 260
   // Ranks: (a,a) first, then (a,b), then (aa,b), then (space,a).
-  std::vector<std::pair<int32_t, int32_t>> merges = {{'a', 'a'}, {'a', 'b'}, {256, 'b'}, {' ', 'a'}};
+  std::vector<std::pair<int32_t, int32_t>> merges = {
+      {'a', 'a'}, {'a', 'b'}, {256, 'b'}, {' ', 'a'}};
   return *ByteBpeTokenizer::Create(std::move(tokens), std::move(merges), 260);
 }
 
@@ -116,7 +119,8 @@ TEST(Gpt2BpeTest, CreateChecksTheData) {
   EXPECT_THAT(make({{256, 'c'}, {'a', 'b'}}).message(),
               HasSubstr("merge 0: the left token is neither a byte nor the result of an earlier"));
   EXPECT_THAT(make({{'a', 'c'}}).message(), HasSubstr("merged token is not in the vocabulary"));
-  EXPECT_THAT(make({{'a', 'b'}, {'a', 'b'}}).message(), HasSubstr("merge 1: the same merge as merge 0"));
+  EXPECT_THAT(make({{'a', 'b'}, {'a', 'b'}}).message(),
+              HasSubstr("merge 1: the same merge as merge 0"));
   EXPECT_THAT(make({}, 257).message(), HasSubstr("end-of-text token is 258, not 257"));
 }
 
@@ -148,7 +152,8 @@ TEST(Gpt2BpeTest, LoadErrorsNameFileAndPlace) {
   };
   const std::string vocab_path = dir / "vocab.json";
   const std::string merges_path = dir / "merges.txt";
-  EXPECT_THAT(load_error("{\"a\": 1,, }", merges), HasSubstr(vocab_path + ": invalid JSON at offset 8"));
+  EXPECT_THAT(load_error("{\"a\": 1,, }", merges),
+              HasSubstr(vocab_path + ": invalid JSON at offset 8"));
   EXPECT_THAT(load_error("[1]", merges), HasSubstr(vocab_path + ": not a JSON object"));
   EXPECT_THAT(load_error("{\"a\": 0, \"b\": \"x\"}", merges),
               HasSubstr(vocab_path + ": member 2: the id is not a non-negative integer"));
