@@ -176,6 +176,23 @@ TEST(Gpt2BpeTest, LoadErrorsNameFileAndPlace) {
   EXPECT_EQ(LoadGpt2Bpe(dir / "nothing").status().code(), absl::StatusCode::kNotFound);
 }
 
+// A megabyte in one piece (one word, one white-space run) takes linear-ish
+// time: the merge loop is a heap, not a rescan per merge.
+TEST(Gpt2BpeTest, LongPiecesRoundTrip) {
+  const auto tokenizer = SmallTokenizer();
+  for (const std::string& text :
+       {std::string(1 << 20, 'a'), std::string(1 << 20, ' ') + "ab", std::string(1 << 20, '\n'),
+        std::string(1 << 18, '\xC3') + "x", [] {
+          std::string s;
+          for (int i = 0; i < (1 << 18); ++i) s += "\xF0\x9F\x98\x80";
+          return s;
+        }()}) {
+    const std::vector<int32_t> ids = tokenizer->Encode(text);
+    ASSERT_EQ(*tokenizer->Decode(ids), text);
+  }
+  EXPECT_EQ(tokenizer->Encode(std::string(1 << 20, 'a')).size(), size_t{1} << 19);
+}
+
 TEST(Gpt2BpeTest, ConcurrentEncodesAgree) {
   const auto tokenizer = SmallTokenizer();
   const std::string text = "aab aaab x a ab \xF0\x9F\x98\x80 aaaa";
