@@ -262,6 +262,12 @@ absl::StatusOr<TextDataset> LoadAgNews(const TextSource& source, const LoadLimit
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": line ", reader.record_line(), ": ", what));
     };
+    // The original release has no header; copies re-published elsewhere
+    // (e.g. Kaggle) start with "Class Index,Title,Description".
+    if (reader.record_line() == 1 && !fields.empty() &&
+        absl::EqualsIgnoreCase(fields[0], "Class Index")) {
+      continue;
+    }
     if (fields.size() != 3) {
       return error(
           absl::StrCat(fields.size(), " fields, expected 3 (class index, title, description)"));

@@ -156,6 +156,9 @@ TEST(TextCorpusTest, AgNewsFileAndFolder) {
     EXPECT_EQ(data.num_classes, 4);
     EXPECT_THAT(data.class_names, ElementsAre("World", "Sports", "Business", "Sci/Tech"));
   }
+  // With the header of the Kaggle copies.
+  WriteFile(dir / "kaggle.csv", std::string("Class Index,Title,Description\r\n") + kAgNews);
+  EXPECT_EQ(Get(LoadTextDataset(Source("agnews", dir / "kaggle.csv"))).size(), 4);
   EXPECT_EQ(LoadError(Source("agnews", dir / "missing")).code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(LoadError(Source("agnews", dir.path())).code(), absl::StatusCode::kNotFound);
 }
