@@ -28,6 +28,8 @@ BUILD_PACKAGES=(
   # core libraries
   libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev zlib1g-dev
   libssl-dev
+  # tokenizers: GPT-2's pre-tokenization regex (Unicode properties) through PCRE2
+  libpcre2-dev
   # training engine: LibTorch (CPU) on OpenBLAS
   libtorch-dev libopenblas0-openmp
   # service: gRPC, protobuf (protoc and its C++/Python plugins), storage, metrics
@@ -42,8 +44,9 @@ TEST_PACKAGES=(
   grpc-proto python3-grpcio python3-protobuf sqlite3
   # throwaway TLS certificates in tests/integration/server_test.sh and deploy/validate.sh
   openssl
-  # real data shipped as a package
-  dataset-fashion-mnist
+  # real data shipped as a package: images, and text (/usr/share/games/fortunes;
+  # `fortunes` pulls in `fortunes-min`)
+  dataset-fashion-mnist fortunes
   # deploy/validate.sh (a test): Go with sprig renders the Helm chart
   golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
 )

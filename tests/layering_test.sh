@@ -29,7 +29,7 @@ check "core/models/model_spec.h is torch-free" "$torch|#include \"core/models/(l
 check "engine.h is torch-free" "$torch|#include \"core/models/(layers|classifier|registry|mlp|cnn)" \
   core/training/engine.h
 # Only models/ and training/ use LibTorch.
-torch_free=$(ls core/{common,io,metrics,attacks,report,audit,data,pipeline,jobs}/*.{h,cc} \
+torch_free=$(ls core/{common,io,metrics,attacks,report,audit,data,text,pipeline,jobs}/*.{h,cc} \
   client/*.{h,cc} server/*.{h,cc} 2>/dev/null)
 # shellcheck disable=SC2086
 check "no LibTorch outside core/models and core/training" "$torch" $torch_free

@@ -1,4 +1,4 @@
-// An in-memory text corpus, as every text loader returns it and the
+// An in-memory text corpus, as every text loader (core/data/text_corpus.h) returns it and the
 // language-model stages (tokenizer training, splits, training, signals) read
 // it. Torch-free plain data; immutable once loaded, shareable across threads.
 //
@@ -14,10 +14,11 @@
 namespace mia::data {
 
 struct TextDataset {
-  std::string name;                // e.g. "fortunes:/usr/share/games/fortunes", for messages
+  std::string name;                // "<format>:<path>", e.g. "fortunes:/usr/share/games/fortunes"
   std::vector<std::string> texts;  // valid UTF-8, each non-empty
-  std::vector<int64_t> labels;     // empty, or [size()] 0-based class indices (AG News)
+  std::vector<int64_t> labels;     // empty, or [size()] 0-based class indices (agnews, jsonl)
   int num_classes = 0;             // 0 when unlabelled
+  std::vector<std::string> class_names;  // empty, or [num_classes]: what each label stands for
 
   int64_t size() const { return static_cast<int64_t>(texts.size()); }
 };
