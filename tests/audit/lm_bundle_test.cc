@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -331,6 +332,38 @@ TEST(LmScoringTest, NoLeakageFoundWhereThereIsNone) {
   }
   for (size_t k = 0; k < sum.size(); ++k) {
     EXPECT_NEAR(sum[k] / 3, 0.5, 0.05) << EveryAttack()[k];
+  }
+}
+
+// ATTACKS.md, "Corrections": a model that leaks nothing gives an epsilon
+// lower bound of 0 in at least 95% of seeds, for every attack, on texts too.
+TEST(LmScoringTest, NoLeakageNoEpsilonForAnyAttackOverManySeeds) {
+  constexpr int kSeeds = 40;
+  std::map<std::string, int> eps_zero, ci_holds_half;
+  for (int seed = 1; seed <= kSeeds; ++seed) {
+    SyntheticLmOptions o;
+    o.models = 8;
+    o.points = 1000;
+    o.population = 500;
+    o.max_length = 16;
+    o.leak = 0;
+    o.seed = static_cast<uint64_t>(seed);
+    const Bundle b = *BundleFromArrays(*MakeSyntheticLmBundle(o), "null");
+    ScoringOptions so = Options(EveryAttack());
+    so.bootstrap.resamples = 200;
+    so.seed = static_cast<uint64_t>(seed) * 7919;
+    auto r = ScoreBundle(b, so);
+    ASSERT_TRUE(r.ok()) << r.status();
+    for (const AttackTargetResult& t : r->results) {
+      if (t.epsilon.epsilon == 0) ++eps_zero[t.attack];
+      if (t.auc_ci.low <= 0.5 && t.auc_ci.high >= 0.5) ++ci_holds_half[t.attack];
+    }
+  }
+  for (const std::string& a : EveryAttack()) {
+    EXPECT_GE(eps_zero[a], (95 * kSeeds + 99) / 100) << a << ": epsilon > 0 in "
+                                                     << kSeeds - eps_zero[a] << " seeds";
+    EXPECT_GE(ci_holds_half[a], (90 * kSeeds + 99) / 100)
+        << a << ": the AUC interval missed 0.5 in " << kSeeds - ci_holds_half[a] << " seeds";
   }
 }
 
