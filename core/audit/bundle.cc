@@ -161,15 +161,15 @@ absl::StatusOr<std::vector<float>> ReadTokenArray(io::NpyMap& arrays, const std:
   return values;
 }
 
+struct TextSource {
+  attacks::TokenSignals tokens;    // values held as float (float64 arrays rounded)
+  std::vector<std::string> texts;  // UTF-8; empty when the bundle has none
+};
+
 // The per-token signals and texts of a language-model bundle under `prefix`
 // ("" for the audit texts, "population_" for the population's); nothing when
 // the bundle has no prefix + "token_logprobs". `models` (> 0) is the models
 // every array must have, once known.
-struct TextSource {
-  attacks::TokenSignals tokens;
-  std::vector<std::string> texts;
-};
-
 absl::StatusOr<std::optional<TextSource>> ReadTextSource(io::NpyMap& arrays,
                                                          const std::string& prefix, int models) {
   const std::string lp_name = prefix + "token_logprobs";
