@@ -2,9 +2,13 @@
 // Min-K%, Min-K%++ and the reference loss, and the sequence loss that feeds
 // the classifier attacks (LOSS, Attack-P, Attack-R, LiRA, RMIA) on texts.
 //
-// How an audit of language models calls them: build the audit points'
-// SignalSet with SequenceSignalSet(tokens) (and the population's, from the
-// population's TokenSignals, for Attack-P and RMIA); set AttackInput.audit /
+// How an audit of language models calls them. Simplest, with every check and
+// metric: stack the per-model TokenSignals (StackTokenSignals), make a
+// bundle's arrays (audit::LanguageModelBundleArrays, core/audit/bundle.h),
+// load them (audit::BundleFromArrays) and score (audit::ScoreBundle); the
+// same arrays written with io::WriteNpz are a bundle `mia score` reads.
+// Directly: build the audit points' SignalSet with SequenceSignalSet(tokens)
+// (and the population's, for Attack-P and RMIA); set AttackInput.audit /
 // .population to them, AttackInput.tokens to the audit TokenSignals and, for
 // zlib, AttackInput.compressed_sizes to ZlibCompressedSizes(texts). Every
 // registered attack then runs through Attack::Run as for classifiers.

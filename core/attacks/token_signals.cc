@@ -89,6 +89,56 @@ absl::Status ValidateTokenSignals(const TokenSignals& s, absl::string_view prefi
   return absl::OkStatus();
 }
 
+absl::StatusOr<TokenSignals> StackTokenSignals(absl::Span<const TokenSignals> parts) {
+  if (parts.empty()) return absl::InvalidArgumentError("no token signals to stack");
+  TokenSignals out;
+  out.points = parts[0].points;
+  out.lengths = parts[0].lengths;
+  const bool stats = parts[0].has_stats();
+  for (size_t k = 0; k < parts.size(); ++k) {
+    const TokenSignals& p = parts[k];
+    if (p.points != out.points || p.lengths != out.lengths) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "token signals ", k, " are of other texts or lengths than token signals 0"));
+    }
+    if (p.has_stats() != stats) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "token signals ", k, (stats ? " lack" : " have"), " the mean and variance that ",
+          "token signals 0 ", (stats ? "have" : "lack")));
+    }
+    const int64_t cells = static_cast<int64_t>(p.models) * p.points * p.max_length;
+    if (p.models < 1 || static_cast<int64_t>(p.logprobs.size()) != cells ||
+        (stats && (static_cast<int64_t>(p.mean.size()) != cells ||
+                   static_cast<int64_t>(p.var.size()) != cells))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("token signals ", k, ": sizes disagree with their shape"));
+    }
+    out.models += p.models;
+    out.max_length = std::max(out.max_length, p.max_length);
+  }
+  const size_t cells = static_cast<size_t>(out.models) * out.points * out.max_length;
+  out.logprobs.assign(cells, 0.0f);
+  if (stats) {
+    out.mean.assign(cells, 0.0f);
+    out.var.assign(cells, 0.0f);
+  }
+  int m_out = 0;
+  for (const TokenSignals& p : parts) {
+    for (int m = 0; m < p.models; ++m, ++m_out) {
+      for (int64_t i = 0; i < p.points; ++i) {
+        const int64_t from = p.offset(m, i);
+        const int64_t to = out.offset(m_out, i);
+        std::copy_n(p.logprobs.begin() + from, p.max_length, out.logprobs.begin() + to);
+        if (stats) {
+          std::copy_n(p.mean.begin() + from, p.max_length, out.mean.begin() + to);
+          std::copy_n(p.var.begin() + from, p.max_length, out.var.begin() + to);
+        }
+      }
+    }
+  }
+  return out;
+}
+
 void ClampTokenSignals(TokenSignals* s) {
   for (int m = 0; m < s->models; ++m) {
     for (int64_t i = 0; i < s->points; ++i) {

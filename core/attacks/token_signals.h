@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 
 namespace mia::attacks {
 
@@ -44,6 +46,12 @@ inline constexpr double kTokenTolerance = 1e-4;
 // Errors (InvalidArgument) name the arrays as a bundle does, with `prefix`
 // ("" or "population_"): "array 'token_logprobs': value above 0 at [m, i, t]".
 absl::Status ValidateTokenSignals(const TokenSignals& signals, absl::string_view prefix = "");
+
+// Stacks the signals of models computed one at a time (each `models` >= 1,
+// e.g. training::ComputeTokenSignalsMany's) into one TokenSignals, models in
+// order. All must be of the same texts with the same lengths, and all or none
+// with mean and var; max_length is the largest, shorter ones padded with 0.
+absl::StatusOr<TokenSignals> StackTokenSignals(absl::Span<const TokenSignals> parts);
 
 // Rounds within tolerance into range, at the scored positions: log-probs above
 // 0 become 0, negative variances 0. For signals that passed ValidateTokenSignals.

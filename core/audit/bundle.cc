@@ -499,6 +499,39 @@ absl::StatusOr<Bundle> BundleFromArrays(io::NpyMap arrays, const std::string& pa
   return b;
 }
 
+io::NpyMap LanguageModelBundleArrays(const LanguageModelSignals& signals,
+                                     const std::vector<uint8_t>& keep,
+                                     const std::vector<int64_t>& row_ids,
+                                     const std::vector<int>& targets) {
+  io::NpyMap arrays;
+  auto add = [&arrays](const std::string& prefix, const attacks::TokenSignals& t,
+                       const std::vector<std::string>& texts) {
+    const std::vector<int64_t> shape = {t.models, t.points, t.max_length};
+    arrays[prefix + "token_logprobs"] = io::NpyArray::FromFloat(shape, t.logprobs);
+    arrays[prefix + "lengths"] = io::NpyArray::FromInt64({t.points}, t.lengths);
+    if (t.has_stats()) {
+      arrays[prefix + "token_mean"] = io::NpyArray::FromFloat(shape, t.mean);
+      arrays[prefix + "token_var"] = io::NpyArray::FromFloat(shape, t.var);
+    }
+    if (!texts.empty()) arrays[prefix + "texts"] = io::NpyArray::FromStrings(texts);
+  };
+  const attacks::TokenSignals& audit = signals.audit;
+  arrays["keep"] = io::NpyArray::FromBool({audit.models, audit.points}, keep);
+  add("", audit, signals.texts);
+  if (signals.population.has_value()) {
+    add("population_", *signals.population, signals.population_texts);
+  }
+  if (!row_ids.empty()) {
+    arrays["row_ids"] =
+        io::NpyArray::FromInt64({static_cast<int64_t>(row_ids.size())}, row_ids);
+  }
+  if (!targets.empty()) {
+    arrays["targets"] = io::NpyArray::FromInt64({static_cast<int64_t>(targets.size())},
+                                                std::vector<int64_t>(targets.begin(), targets.end()));
+  }
+  return arrays;
+}
+
 absl::StatusOr<Bundle> LoadBundle(const std::string& path, const io::ReadLimits& limits) {
   MIA_ASSIGN_OR_RETURN(io::NpyMap arrays, io::ReadArrays(path, limits));
   absl::StatusOr<Bundle> bundle = BundleFromArrays(std::move(arrays), path);

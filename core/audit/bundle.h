@@ -62,6 +62,25 @@ struct Bundle {
   int queries() const { return audit.queries(); }
 };
 
+// A language-model audit's signals computed in-process (an LM pipeline), to
+// be turned into a bundle's arrays by LanguageModelBundleArrays.
+struct LanguageModelSignals {
+  attacks::TokenSignals audit;                       // [M, N, L]
+  std::optional<attacks::TokenSignals> population;   // [M, Z, L'], or none
+  std::vector<std::string> texts;                    // [N] UTF-8, or empty
+  std::vector<std::string> population_texts;         // [Z] UTF-8, or empty
+};
+
+// The arrays of a language-model bundle (docs/bundle-format.md, "Language
+// models"): the format's one writer, for a pipeline's report and the
+// synthetic generator. `keep` is [M * N]; empty `row_ids` or `targets` are
+// left out (the defaults). Nothing is validated here: BundleFromArrays on the
+// result checks everything, as for a bundle read from a file.
+io::NpyMap LanguageModelBundleArrays(const LanguageModelSignals& signals,
+                                     const std::vector<uint8_t>& keep,
+                                     const std::vector<int64_t>& row_ids = {},
+                                     const std::vector<int>& targets = {});
+
 // The arrays a bundle may hold; any other name is an error.
 const std::vector<std::string>& BundleArrayNames();
 

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/attacks/token_signals.h"
+#include "core/audit/bundle.h"
 #include "core/common/random.h"
 
 namespace mia::audit {
@@ -93,60 +95,58 @@ std::string Word(Rng& rng) {
   return word;
 }
 
-// Per-token arrays of `points` texts under `prefix`. Each position has a
-// difficulty (its log-odds, shared by all models) and a next-token
-// distribution's mean and variance of log p; each model adds noise, and a
-// text in its training set (`keep`) gets the text's vulnerability added to
-// every position's log-odds. Positions past a text's length hold 0.
+// Per-token signals of `points` texts (and the texts, when asked). Each
+// position has a difficulty (its log-odds, shared by all models) and a
+// next-token distribution's mean and variance of log p; each model adds
+// noise, and a text in its training set (`keep`) gets the text's
+// vulnerability added to every position's log-odds. Positions past a text's
+// length hold 0.
 void FillTokens(Rng& rng, const SyntheticLmOptions& o, int64_t points,
-                const std::vector<uint8_t>* keep, const std::string& prefix, io::NpyMap* arrays) {
+                const std::vector<uint8_t>* keep, attacks::TokenSignals* s,
+                std::vector<std::string>* texts) {
   const int64_t l = o.max_length;
-  std::vector<int64_t> lengths(points);
+  s->models = o.models;
+  s->points = points;
+  s->max_length = l;
+  s->lengths.resize(points);
   const int64_t shortest = std::max<int64_t>(1, l / 4);
-  for (auto& t : lengths) t = shortest + static_cast<int64_t>(rng.UniformInt(l - shortest + 1));
+  for (auto& t : s->lengths) t = shortest + static_cast<int64_t>(rng.UniformInt(l - shortest + 1));
   const size_t cells = static_cast<size_t>(o.models) * points * l;
-  std::vector<float> lp(cells, 0.0f), mean, var;
+  s->logprobs.assign(cells, 0.0f);
   if (o.stats) {
-    mean.assign(cells, 0.0f);
-    var.assign(cells, 0.0f);
+    s->mean.assign(cells, 0.0f);
+    s->var.assign(cells, 0.0f);
   }
   std::vector<double> difficulty(l), entropy(l), spread(l);
   for (int64_t i = 0; i < points; ++i) {
     const double vulnerability = o.leak * std::exp(0.75 * rng.Normal() - 0.28);
-    for (int64_t t = 0; t < lengths[i]; ++t) {
+    for (int64_t t = 0; t < s->lengths[i]; ++t) {
       difficulty[t] = 1.0 + 1.5 * rng.Normal();
       entropy[t] = 0.5 + 3.0 * rng.Uniform01();
       spread[t] = 0.3 + 2.0 * rng.Uniform01();
     }
     for (int m = 0; m < o.models; ++m) {
       const bool member = keep != nullptr && (*keep)[static_cast<size_t>(m) * points + i];
-      const size_t base = (static_cast<size_t>(m) * points + i) * l;
-      for (int64_t t = 0; t < lengths[i]; ++t) {
+      const int64_t base = s->offset(m, i);
+      for (int64_t t = 0; t < s->lengths[i]; ++t) {
         const double x = difficulty[t] + 0.5 * rng.Normal() + (member ? vulnerability : 0.0);
-        lp[base + t] = static_cast<float>(LogSigmoid(x));
+        s->logprobs[base + t] = static_cast<float>(LogSigmoid(x));
         if (o.stats) {
-          mean[base + t] = static_cast<float>(std::min(0.0, -entropy[t] + 0.1 * rng.Normal()));
-          var[base + t] = static_cast<float>(spread[t]);
+          s->mean[base + t] = static_cast<float>(std::min(0.0, -entropy[t] + 0.1 * rng.Normal()));
+          s->var[base + t] = static_cast<float>(spread[t]);
         }
       }
     }
   }
-  const std::vector<int64_t> shape = {o.models, points, l};
-  (*arrays)[prefix + "token_logprobs"] = io::NpyArray::FromFloat(shape, lp);
-  (*arrays)[prefix + "lengths"] = io::NpyArray::FromInt64({points}, lengths);
-  if (o.stats) {
-    (*arrays)[prefix + "token_mean"] = io::NpyArray::FromFloat(shape, mean);
-    (*arrays)[prefix + "token_var"] = io::NpyArray::FromFloat(shape, var);
-  }
+  texts->clear();
   if (o.texts) {
-    std::vector<std::string> texts(points);
+    texts->resize(points);
     for (int64_t i = 0; i < points; ++i) {
-      for (int64_t t = 0; t < lengths[i]; ++t) {
-        if (t > 0) texts[i] += ' ';
-        texts[i] += Word(rng);
+      for (int64_t t = 0; t < s->lengths[i]; ++t) {
+        if (t > 0) (*texts)[i] += ' ';
+        (*texts)[i] += Word(rng);
       }
     }
-    (*arrays)[prefix + "texts"] = io::NpyArray::FromStrings(texts);
   }
 }
 
@@ -211,10 +211,13 @@ absl::StatusOr<io::NpyMap> MakeSyntheticLmBundle(const SyntheticLmOptions& o) {
 
   Rng rng(o.seed);
   const std::vector<uint8_t> keep = BalancedKeep(rng, o.models, o.points);
-  io::NpyMap arrays;
-  arrays["keep"] = io::NpyArray::FromBool({o.models, o.points}, keep);
-  FillTokens(rng, o, o.points, &keep, "", &arrays);
-  if (o.population > 0) FillTokens(rng, o, o.population, nullptr, "population_", &arrays);
+  LanguageModelSignals signals;
+  FillTokens(rng, o, o.points, &keep, &signals.audit, &signals.texts);
+  if (o.population > 0) {
+    signals.population.emplace();
+    FillTokens(rng, o, o.population, nullptr, &*signals.population, &signals.population_texts);
+  }
+  io::NpyMap arrays = LanguageModelBundleArrays(signals, keep);
   AddIdsAndTargets(o.points, o.targets, &arrays);
   return arrays;
 }

@@ -249,6 +249,47 @@ TEST(LmBundleTest, LanguageModelArraysInAClassifierBundleAreRefused) {
                         "'token_logprobs'"));
 }
 
+// The format's writer and its reader agree: per-model signals stacked,
+// written as arrays, read back unchanged, and scored.
+TEST(LmBundleTest, WriterAndLoaderAgree) {
+  const Bundle source = *BundleFromArrays(LmArrays(1.0, 60, 4), "source");
+  // As a pipeline gets them: one model at a time.
+  std::vector<attacks::TokenSignals> per_model;
+  for (int m = 0; m < source.tokens->models; ++m) {
+    attacks::TokenSignals one = *source.tokens;
+    one.models = 1;
+    const int64_t cells = one.points * one.max_length;
+    auto slice = [&](const std::vector<float>& v) {
+      return std::vector<float>(v.begin() + m * cells, v.begin() + (m + 1) * cells);
+    };
+    one.logprobs = slice(source.tokens->logprobs);
+    one.mean = slice(source.tokens->mean);
+    one.var = slice(source.tokens->var);
+    per_model.push_back(std::move(one));
+  }
+  LanguageModelSignals signals;
+  signals.audit = *attacks::StackTokenSignals(per_model);
+  signals.population = *source.population_tokens;
+  signals.texts = source.texts;
+  signals.population_texts = source.population_texts;
+  const io::NpyMap arrays =
+      LanguageModelBundleArrays(signals, source.keep, source.row_ids, {0, 2});
+  auto b = BundleFromArrays(arrays, "written");
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->tokens->logprobs, source.tokens->logprobs);
+  EXPECT_EQ(b->tokens->var, source.tokens->var);
+  EXPECT_EQ(b->population_tokens->logprobs, source.population_tokens->logprobs);
+  EXPECT_EQ(b->texts, source.texts);
+  EXPECT_EQ(b->population_texts, source.population_texts);
+  EXPECT_EQ(b->keep, source.keep);
+  EXPECT_EQ(b->row_ids, source.row_ids);
+  EXPECT_EQ(b->targets, (std::vector<int>{0, 2}));
+  ScoringOptions o;
+  o.attacks = {"zlib", "min-k++", "rmia"};
+  o.bootstrap.resamples = 0;
+  EXPECT_TRUE(ScoreBundle(*b, o).ok());
+}
+
 io::NpyArrayInfo Info(io::DType dtype, size_t item_size, std::vector<int64_t> shape) {
   io::NpyArrayInfo info;
   info.dtype = dtype;
