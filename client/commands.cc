@@ -149,11 +149,20 @@ int RunScore(const ScoreCommandOptions& options) {
     return ExitCodeFor(bundle.status());
   }
   const double load_seconds = SecondsSince(start);
-  progress(absl::StrFormat(
-      "loaded bundle: %d models, %d audit points, %d population points, "
-      "%d queries",
-      bundle->models(), bundle->points(),
-      bundle->population.has_value() ? bundle->population->points() : 0, bundle->queries()));
+  if (bundle->language_model()) {
+    progress(absl::StrFormat(
+        "loaded language-model bundle: %d models, %d audit texts, %d population texts, "
+        "at most %d tokens a text",
+        bundle->models(), bundle->points(),
+        bundle->population.has_value() ? bundle->population->points() : 0,
+        bundle->tokens->max_length));
+  } else {
+    progress(absl::StrFormat(
+        "loaded bundle: %d models, %d audit points, %d population points, "
+        "%d queries",
+        bundle->models(), bundle->points(),
+        bundle->population.has_value() ? bundle->population->points() : 0, bundle->queries()));
+  }
   audit::ScoringOptions scoring = options.scoring;
   if (options.all_targets) {
     scoring.targets.clear();
@@ -178,7 +187,19 @@ int RunScore(const ScoreCommandOptions& options) {
 }
 
 int RunMakeBundle(const MakeBundleOptions& options) {
-  absl::StatusOr<io::NpyMap> arrays = audit::MakeSyntheticBundle(options.synthetic);
+  absl::StatusOr<io::NpyMap> arrays;
+  if (options.language_model) {
+    audit::SyntheticLmOptions lm = options.synthetic_lm;
+    lm.models = options.synthetic.models;
+    lm.points = options.synthetic.points;
+    lm.population = options.synthetic.population;
+    lm.leak = options.synthetic.leak;
+    lm.targets = options.synthetic.targets;
+    lm.seed = options.synthetic.seed;
+    arrays = audit::MakeSyntheticLmBundle(lm);
+  } else {
+    arrays = audit::MakeSyntheticBundle(options.synthetic);
+  }
   if (!arrays.ok()) {
     PrintError(arrays.status());
     return ExitCodeFor(arrays.status());
@@ -201,8 +222,9 @@ int RunMakeBundle(const MakeBundleOptions& options) {
     PrintError(status);
     return ExitCodeFor(status);
   }
-  std::fprintf(stderr, "wrote %s: %d models, %lld audit points, %lld population points\n",
-               options.out.c_str(), options.synthetic.models,
+  std::fprintf(stderr, "wrote %s: %s%d models, %lld audit points, %lld population points\n",
+               options.out.c_str(), options.language_model ? "language-model bundle, " : "",
+               options.synthetic.models,
                static_cast<long long>(options.synthetic.points),
                static_cast<long long>(options.synthetic.population));
   return kExitOk;
@@ -214,6 +236,9 @@ int RunListAttacks() {
     if (info.needs.references) needs += ", references";
     if (info.needs.in_references) needs += " (IN and OUT)";
     if (info.needs.population) needs += ", population";
+    if (info.needs.token_logprobs) needs += ", token_logprobs";
+    if (info.needs.token_stats) needs += ", token_mean and token_var";
+    if (info.needs.texts) needs += ", texts";
     std::printf("%-14s %s\n", info.name.c_str(), info.summary.c_str());
     std::printf("%-14s needs: %s\n", "", needs.c_str());
     if (!info.aliases.empty()) {

@@ -51,6 +51,10 @@ struct MakeBundleOptions {
   bool folder = false;   // write a folder of .npy files instead of an .npz
   bool compress = true;  // deflate the .npz members
   audit::SyntheticOptions synthetic;
+  // A language-model bundle (token log-probs of texts) instead; its models,
+  // points, population, leak, targets and seed are taken from `synthetic`.
+  bool language_model = false;
+  audit::SyntheticLmOptions synthetic_lm;
 };
 
 // `mia make-bundle`: write a synthetic example bundle.

@@ -112,6 +112,13 @@ int main(int argc, char** argv) {
   make_cmd->add_option("--targets", make.synthetic.targets, "Models 0..k-1 listed as targets")
       ->capture_default_str();
   make_cmd->add_option("--seed", make.synthetic.seed)->capture_default_str();
+  make_cmd->add_flag("--lm", make.language_model,
+                     "A language-model bundle: per-token log-probs of texts");
+  make_cmd->add_option("--max-length", make.synthetic_lm.max_length, "Tokens per text at most (--lm)")
+      ->capture_default_str();
+  bool no_token_stats = false, no_texts = false;
+  make_cmd->add_flag("--no-token-stats", no_token_stats, "Leave out token_mean and token_var (--lm)");
+  make_cmd->add_flag("--no-texts", no_texts, "Leave out the texts (--lm)");
 
   CLI::App* attacks_cmd = app.add_subcommand("attacks", "List the attacks and their options");
 
@@ -289,6 +296,8 @@ int main(int argc, char** argv) {
   }
   if (*make_cmd) {
     make.compress = !stored;
+    make.synthetic_lm.stats = !no_token_stats;
+    make.synthetic_lm.texts = !no_texts;
     return mia::client::RunMakeBundle(make);
   }
   if (*attacks_cmd) return mia::client::RunListAttacks();

@@ -48,6 +48,37 @@ absl::Status ValidateInput(const AttackInput& input, const AttackNeeds& needs) {
   if (needs.references && input.references.empty()) {
     return absl::InvalidArgumentError("the attack needs at least one reference model");
   }
+  if (needs.token_logprobs || needs.token_stats) {
+    if (input.tokens == nullptr || input.tokens->logprobs.empty()) {
+      return absl::InvalidArgumentError(
+          "the attack needs the per-token log-probs of the audit texts (token_logprobs)");
+    }
+    const TokenSignals& tokens = *input.tokens;
+    if (tokens.models != m_count || tokens.points != audit.points) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "token signals are of ", tokens.models, " models x ", tokens.points,
+          " texts, the audit signals of ", m_count, " x ", audit.points));
+    }
+    if (absl::Status s = ValidateTokenSignals(tokens); !s.ok()) return s;
+    if (needs.token_stats && !tokens.has_stats()) {
+      return absl::InvalidArgumentError(
+          "the attack needs the mean and variance of log p over each next-token distribution "
+          "(token_mean and token_var)");
+    }
+  }
+  if (needs.texts) {
+    if (static_cast<int64_t>(input.compressed_sizes.size()) != audit.points) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the attack needs the audit texts (texts): ", input.compressed_sizes.size(),
+          " compressed sizes for ", audit.points, " points"));
+    }
+    for (size_t i = 0; i < input.compressed_sizes.size(); ++i) {
+      if (input.compressed_sizes[i] < 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("compressed size of text ", i, " is not positive"));
+      }
+    }
+  }
   if (needs.population) {
     if (input.population == nullptr || input.population->Get(needs.signal).empty()) {
       return absl::InvalidArgumentError(

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "core/attacks/signals.h"
+#include "core/attacks/token_signals.h"
 
 namespace mia::attacks {
 
@@ -29,6 +30,13 @@ struct AttackNeeds {
   // Least references per point on each side it uses (OUT; and IN when
   // in_references): a deviation (LiRA) needs 2.
   int min_per_side = 1;
+  // Sequence attacks (ATTACKS.md, "Sequences") read more than `signal` (the
+  // sequence loss, for them): the per-token log-probs of the audit texts
+  // (Min-K%), also their next-token mean and variance (Min-K%++), or the
+  // texts' zlib-compressed sizes (zlib). Only a language-model audit has them.
+  bool token_logprobs = false;
+  bool token_stats = false;
+  bool texts = false;
 };
 
 // Signals of every model: audit points [M, N, A] and population points [M, Z, A].
@@ -59,6 +67,12 @@ struct AttackInput {
   // Seeds the order in which each point's references are taken when the counts
   // are equalized (ReferenceSelection); the audit derives it from its own seed.
   uint64_t seed = 0;
+  // Language models only (needs.token_logprobs / token_stats): the audit
+  // texts' per-token signals [M, N, L], the same models and points as `audit`.
+  const TokenSignals* tokens = nullptr;
+  // Language models only (needs.texts): zlib-compressed byte length of each
+  // audit text's UTF-8 [N] (ZlibCompressedSizes, core/attacks/sequence_attacks.h).
+  absl::Span<const int64_t> compressed_sizes = {};
 };
 
 struct AttackOutput {

@@ -10,6 +10,7 @@
 #include "core/attacks/baseline_attacks.h"
 #include "core/attacks/lira.h"
 #include "core/attacks/rmia.h"
+#include "core/attacks/sequence_attacks.h"
 #include "core/common/quote.h"
 #include "core/common/status_macros.h"
 
@@ -73,6 +74,21 @@ absl::StatusOr<std::unique_ptr<Attack>> MakeRmia(AttackOptions& o, bool online,
       [rmia](const AttackInput& in) { return RmiaAttack(in, rmia); });
 }
 
+absl::StatusOr<std::unique_ptr<Attack>> MakeMinK(AttackOptions& o, bool plus_plus,
+                                                 const AttackNeeds& needs) {
+  MIA_ASSIGN_OR_RETURN(const double k, o.GetDouble("k", 0.2, 0.0, 1.0));
+  const std::string base = plus_plus ? "min-k++" : "min-k";
+  if (!(k > 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("attack '", base, "': option k must be in (0, 1]"));
+  }
+  std::vector<std::string> given;
+  if (k != 0.2) given.push_back(absl::StrCat("k=", k));
+  RunFn run = plus_plus ? RunFn([k](const AttackInput& in) { return MinKPlusPlusAttack(in, k); })
+                        : RunFn([k](const AttackInput& in) { return MinKAttack(in, k); });
+  return std::make_unique<BoundAttack>(CanonicalName(base, given), needs, std::move(run));
+}
+
 std::vector<AttackInfo> BuildCatalog() {
   std::vector<AttackInfo> c;
   auto simple = [](std::string name, RunFn fn, AttackNeeds needs) {
@@ -132,6 +148,33 @@ std::vector<AttackInfo> BuildCatalog() {
                "gamma=<number > 0> (1); a=<0..1> (tuned on references)",
                rmia_off,
                [rmia_off](AttackOptions& o) { return MakeRmia(o, false, rmia_off); }});
+  // Sequence attacks (language models; ATTACKS.md, "Sequences"). The
+  // classifier attacks above run on texts too, on the sequence loss.
+  c.push_back({"zlib",
+               {},
+               "zlib: -loss of the target over the zlib-compressed size of the text (texts)",
+               "",
+               kZlibNeeds,
+               simple("zlib", ZlibAttack, kZlibNeeds)});
+  const std::string k_help = "k=<0..1, > 0> (0.2): the fraction of positions averaged";
+  c.push_back({"min-k",
+               {"mink"},
+               "Min-K%: mean of the k T lowest token log-probs of the target",
+               k_help,
+               kMinKNeeds,
+               [](AttackOptions& o) { return MakeMinK(o, false, kMinKNeeds); }});
+  c.push_back({"min-k++",
+               {"mink++"},
+               "Min-K%++: mean of the k T lowest standardized token log-probs of the target",
+               k_help,
+               kMinKPlusPlusNeeds,
+               [](AttackOptions& o) { return MakeMinK(o, true, kMinKPlusPlusNeeds); }});
+  c.push_back({"lm-reference",
+               {"reference-loss"},
+               "Reference loss: mean loss of the OUT references minus the target's loss",
+               "",
+               kLmReferenceNeeds,
+               simple("lm-reference", LmReferenceAttack, kLmReferenceNeeds)});
   return c;
 }
 

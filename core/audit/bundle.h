@@ -1,6 +1,8 @@
 // A signals bundle: membership signals (or logits) that models trained
 // elsewhere produced, with the membership (keep) matrix: everything an audit
-// needs without training anything. Format: docs/bundle-format.md.
+// needs without training anything. Format: docs/bundle-format.md. A
+// language-model bundle holds per-token log-probs of texts instead
+// (token_logprobs); it is read by the same loader into the same Bundle.
 //
 // Loading validates every array (presence, dtype, shape, finiteness, ranges)
 // and reports the first problem naming the array. Plain data; a loaded Bundle is
@@ -16,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "core/attacks/attack.h"
 #include "core/attacks/signals.h"
+#include "core/attacks/token_signals.h"
 #include "core/io/npy.h"
 
 namespace mia::audit {
@@ -43,10 +46,40 @@ struct Bundle {
   std::vector<int64_t> row_ids;            // [N]; 0..N-1 when the bundle has none
   std::vector<int> targets;                // target models; {0} when the bundle has none
 
+  // Language-model bundles only (the bundle has 'token_logprobs'): the
+  // per-token signals of the audit texts [M, N, L] and of the population
+  // texts [M, Z, L'], and the texts themselves (UTF-8; empty when not given).
+  // `audit` and `population` then hold each text's sequence loss as a loss
+  // signal (attacks::SequenceLoss), so every classifier attack runs unchanged.
+  std::optional<attacks::TokenSignals> tokens;
+  std::optional<attacks::TokenSignals> population_tokens;
+  std::vector<std::string> texts;             // [N] or empty
+  std::vector<std::string> population_texts;  // [Z] or empty
+
+  bool language_model() const { return tokens.has_value(); }
   int models() const { return audit.models(); }
   int64_t points() const { return audit.points(); }
   int queries() const { return audit.queries(); }
 };
+
+// A language-model audit's signals computed in-process (an LM pipeline), to
+// be turned into a bundle's arrays by LanguageModelBundleArrays.
+struct LanguageModelSignals {
+  attacks::TokenSignals audit;                       // [M, N, L]
+  std::optional<attacks::TokenSignals> population;   // [M, Z, L'], or none
+  std::vector<std::string> texts;                    // [N] UTF-8, or empty
+  std::vector<std::string> population_texts;         // [Z] UTF-8, or empty
+};
+
+// The arrays of a language-model bundle (docs/bundle-format.md, "Language
+// models"): the format's one writer, for a pipeline's report and the
+// synthetic generator. `keep` is [M * N]; empty `row_ids` or `targets` are
+// left out (the defaults). Nothing is validated here: BundleFromArrays on the
+// result checks everything, as for a bundle read from a file.
+io::NpyMap LanguageModelBundleArrays(const LanguageModelSignals& signals,
+                                     const std::vector<uint8_t>& keep,
+                                     const std::vector<int64_t>& row_ids = {},
+                                     const std::vector<int>& targets = {});
 
 // The arrays a bundle may hold; any other name is an error.
 const std::vector<std::string>& BundleArrayNames();
@@ -59,9 +92,10 @@ absl::StatusOr<Bundle> LoadBundle(const std::string& path, const io::ReadLimits&
 
 // The estimated peak memory of loading and scoring a bundle, from its
 // arrays' headers alone (io::ReadArrayInfos): the decoded arrays, the copies
-// validation converts them to (logits as float, signals as double, keep as
-// bytes, labels and ids as int64) and the signals scoring computes (up to 3
-// kinds of 8 bytes on every model, point and query).
+// validation converts them to (logits and token arrays as float, signals as
+// double, keep as bytes, labels, lengths and ids as int64, texts as UTF-8
+// strings) and the signals scoring computes (up to 3 kinds of 8 bytes on
+// every model, point and query; one sequence loss per model and text).
 struct BundleMemoryEstimate {
   uint64_t bytes = 0;
   // "scoring a bundle of 4 models x 100000000 points x 1 query (2 arrays,

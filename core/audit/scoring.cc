@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/attacks/registry.h"
+#include "core/attacks/sequence_attacks.h"
 #include "core/common/random.h"
 #include "core/common/status_macros.h"
 #include "core/metrics/roc.h"
@@ -34,8 +35,14 @@ std::string SpecJson(const Bundle& bundle, const ScoringOptions& options,
       {"points", bundle.points()},
       {"queries", bundle.queries()},
       {"population_points", bundle.population.has_value() ? bundle.population->points() : 0},
-      {"input", bundle.audit.has_logits ? "logits"
-                                        : "signals:" + attacks::SignalKindName(bundle.audit.kind)}};
+      {"input", bundle.language_model() ? "token_logprobs"
+                : bundle.audit.has_logits ? "logits"
+                                          : "signals:" + attacks::SignalKindName(bundle.audit.kind)}};
+  if (bundle.language_model()) {
+    j["bundle"]["max_length"] = bundle.tokens->max_length;
+    j["bundle"]["token_stats"] = bundle.tokens->has_stats();
+    j["bundle"]["texts"] = !bundle.texts.empty();
+  }
   j["attacks"] = options.attacks;
   j["targets"] = targets;
   j["temperature"] = options.temperature;
@@ -128,6 +135,29 @@ absl::Status FillMetrics(const std::vector<double>& scores, absl::Span<const uin
   return absl::OkStatus();
 }
 
+// Sequence attacks read what only a language-model bundle holds; each
+// refusal names the arrays to add.
+absl::Status CheckSequenceNeeds(const Bundle& bundle, const attacks::Attack& attack) {
+  const attacks::AttackNeeds needs = attack.needs();
+  if (!needs.token_logprobs && !needs.token_stats && !needs.texts) return absl::OkStatus();
+  if (!bundle.language_model()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "attack '", attack.name(),
+        "' is for language models: it needs a bundle with 'token_logprobs' and 'lengths' "
+        "(docs/bundle-format.md), this one is of a classifier"));
+  }
+  if (needs.token_stats && !bundle.tokens->has_stats()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "attack '", attack.name(), "' needs token_mean and token_var: add the arrays "
+        "'token_mean' and 'token_var' to the bundle"));
+  }
+  if (needs.texts && bundle.texts.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "attack '", attack.name(), "' needs texts: add the array 'texts' to the bundle"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptions& options,
@@ -162,10 +192,13 @@ absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptio
     }
     if (needs.population && !bundle.population.has_value()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "attack '", a->name(),
-          "' needs population points: add 'population_logits' (with 'population_labels') or "
-          "'population_signals' to the bundle"));
+          "attack '", a->name(), "' needs population points: add ",
+          bundle.language_model()
+              ? "'population_token_logprobs' (with 'population_lengths')"
+              : "'population_logits' (with 'population_labels') or 'population_signals'",
+          " to the bundle"));
     }
+    MIA_RETURN_IF_ERROR(CheckSequenceNeeds(bundle, *a));
     if (needs.references && m < 2) {
       return absl::InvalidArgumentError(absl::StrCat(
           "attack '", a->name(), "' needs reference models: the bundle has only one model"));
@@ -194,6 +227,12 @@ absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptio
   attacks::SignalSet audit_signals, population_signals;
   MIA_RETURN_IF_ERROR(
       ComputeSignals(bundle, kinds, options.temperature, &audit_signals, &population_signals));
+  // zlib's compressed sizes, once, when an attack reads them.
+  std::vector<int64_t> compressed_sizes;
+  for (const auto& a : attack_list) {
+    if (!a->needs().texts || !compressed_sizes.empty()) continue;
+    MIA_ASSIGN_OR_RETURN(compressed_sizes, attacks::ZlibCompressedSizes(bundle.texts));
+  }
   AddStageTime(&result.timings, "signals", SecondsSince(start));
   report("signals computed");
 
@@ -211,6 +250,8 @@ absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptio
       input.keep = bundle.keep;
       input.target = t;
       input.seed = DeriveSeed(options.seed, kReferenceOrderStream);
+      if (bundle.language_model()) input.tokens = &*bundle.tokens;
+      input.compressed_sizes = compressed_sizes;
       for (int r = 0; r < m; ++r) {
         if (r != t) input.references.push_back(r);
       }

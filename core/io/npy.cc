@@ -6,6 +6,7 @@
 // which keeps the attack surface of untrusted headers small.
 #include "core/io/npy.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -891,6 +892,30 @@ absl::StatusOr<std::string> NpyArray::ToString(absl::string_view name) const {
   return out;
 }
 
+absl::StatusOr<std::vector<std::string>> NpyArray::ToStrings(absl::string_view name) const {
+  if (dtype != DType::kUnicode) {
+    return ConversionError(name,
+                           absl::StrCat("is a ", DTypeName(dtype), " array; expected strings"));
+  }
+  MIA_ASSIGN_OR_RETURN(const int64_t n, CheckConsistent(*this, name));
+  const size_t chars = item_size / 4;
+  std::vector<std::string> out(static_cast<size_t>(n));
+  for (int64_t e = 0; e < n; ++e) {
+    const uint8_t* base = data.data() + static_cast<size_t>(e) * item_size;
+    size_t used = chars;
+    while (used > 0 && Load<uint32_t>(base + 4 * (used - 1)) == 0) --used;
+    std::string& text = out[static_cast<size_t>(e)];
+    text.reserve(used);
+    for (size_t i = 0; i < used; ++i) {
+      if (!AppendUtf8(Load<uint32_t>(base + 4 * i), &text)) {
+        return ConversionError(name, absl::StrCat("element ", e, ": character ", i,
+                                                  " is not a valid Unicode code point"));
+      }
+    }
+  }
+  return out;
+}
+
 NpyArray NpyArray::FromDouble(std::vector<int64_t> shape, const std::vector<double>& values) {
   return FromValues(DType::kFloat64, std::move(shape), values);
 }
@@ -915,6 +940,23 @@ NpyArray NpyArray::FromString(const std::string& value) {
   if (code_points.empty()) code_points.push_back(0);
   NpyArray array = FromValues(DType::kUnicode, {}, code_points);
   array.item_size = 4 * code_points.size();
+  return array;
+}
+
+NpyArray NpyArray::FromStrings(const std::vector<std::string>& values) {
+  std::vector<std::vector<uint32_t>> decoded;
+  size_t width = 1;
+  for (const std::string& v : values) {
+    decoded.push_back(DecodeUtf8(v));
+    width = std::max(width, decoded.back().size());
+  }
+  std::vector<uint32_t> code_points(values.size() * width, 0);
+  for (size_t e = 0; e < decoded.size(); ++e) {
+    std::copy(decoded[e].begin(), decoded[e].end(), code_points.begin() + e * width);
+  }
+  NpyArray array =
+      FromValues(DType::kUnicode, {static_cast<int64_t>(values.size())}, code_points);
+  array.item_size = 4 * width;
   return array;
 }
 

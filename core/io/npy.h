@@ -60,6 +60,11 @@ struct NpyArray {
   absl::StatusOr<std::vector<uint8_t>> ToBool(absl::string_view name) const;
   // A 0-d or 1-element unicode array as UTF-8 (ASCII is enough for mia's use).
   absl::StatusOr<std::string> ToString(absl::string_view name) const;
+  // Every element of a unicode array of any shape, in C order, as UTF-8 (the
+  // NUL padding NumPy adds to shorter strings removed). A code unit that is
+  // not a Unicode scalar value (a surrogate, above U+10FFFF) is an error
+  // naming the element and character.
+  absl::StatusOr<std::vector<std::string>> ToStrings(absl::string_view name) const;
 
   // Builders for writers and tests.
   static NpyArray FromDouble(std::vector<int64_t> shape, const std::vector<double>& values);
@@ -67,6 +72,9 @@ struct NpyArray {
   static NpyArray FromInt64(std::vector<int64_t> shape, const std::vector<int64_t>& values);
   static NpyArray FromBool(std::vector<int64_t> shape, const std::vector<uint8_t>& values);
   static NpyArray FromString(const std::string& value);  // 0-d <U{n}
+  // A 1-d <U{n} array, n the longest string's length in code points (at
+  // least 1, as NumPy); malformed UTF-8 becomes U+FFFD.
+  static NpyArray FromStrings(const std::vector<std::string>& values);
 };
 
 struct ReadLimits {

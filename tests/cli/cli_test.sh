@@ -106,6 +106,32 @@ expect "audit: every problem" 2 "bad_config.yaml: 3 problems: " -- "$MIA" audit 
 for field in train.learning_rate train.epochs train.batch_size; do
   if grep -qF "$field: must be in" err.txt; then ok "audit names $field"; else bad "audit lacks $field"; fi
 done
+# A synthetic language-model bundle: every attack, sequence and classifier,
+# finds its leak; with --leak 0 none does; missing arrays are named.
+expect "make-bundle --lm" 0 "wrote lm.npz: language-model bundle" -- "$MIA" make-bundle --lm --out lm.npz --points 600 --population 300
+expect "score lm" 0 "report written" -- "$MIA" score --bundle lm.npz --attack loss,zlib,min-k,min-k++,lm-reference,rmia-offline --out lmrep --bootstrap 50
+$PY - <<'PY' && ok "lm result.json and scores.csv" || bad "lm result.json and scores.csv"
+import json, csv
+r = json.load(open("lmrep/result.json"))
+names = [x["attack"] for x in r["results"]]
+assert names == ["loss", "zlib", "min-k", "min-k++", "lm-reference", "rmia-offline"], names
+for x in r["results"]:
+    assert 0.6 < x["auc"] <= 1, (x["attack"], x["auc"])
+rows = list(csv.reader(open("lmrep/scores.csv")))
+assert rows[0] == ["row_id", "target", "member"] + names, rows[0]
+assert len(rows) == 601, len(rows)
+PY
+expect "make-bundle --lm --leak 0" 0 "" -- "$MIA" make-bundle --lm --leak 0 --out lm0.npz --points 1000 --population 300 --no-texts
+expect "score lm without leak" 0 "" -- "$MIA" score --bundle lm0.npz --attack loss,min-k,min-k++,lm-reference,rmia-offline --out lmrep0 --bootstrap 0 -q
+$PY - <<'PY' && ok "lm without leak: AUC near 0.5" || bad "lm without leak: AUC near 0.5"
+import json
+for x in json.load(open("lmrep0/result.json"))["results"]:
+    assert abs(x["auc"] - 0.5) < 0.07, (x["attack"], x["auc"])
+PY
+expect "zlib needs texts" 2 "attack 'zlib' needs texts: add the array 'texts' to the bundle" -- "$MIA" score --bundle lm0.npz --attack zlib --out r
+expect "min-k on a classifier" 2 "attack 'min-k' is for language models" -- "$MIA" score --bundle b.npz --attack min-k --out r
+grep -q "^min-k++" <("$MIA" attacks) && ok "attacks lists min-k++" || bad "attacks lists min-k++"
+
 expect "big bundle" 0 "" -- "$MIA" make-bundle --out big.npz --points 20000 --population 10
 expect "too large" 4 "big.npz" -- "$MIA" score --bundle big.npz --max-bundle-mb 1 --out r
 expect "missing flag" 2 "--out" -- "$MIA" score --bundle b.npz

@@ -351,6 +351,30 @@ TEST(NpyConvert, ToString) {
   EXPECT_THAT(s.message(), HasSubstr("character 1"));
 }
 
+TEST(NpyConvert, ToStringsAndFromStrings) {
+  // A 1-d array of texts: <U{longest}, shorter ones NUL padded, any Unicode.
+  const std::vector<std::string> texts = {"na\xC3\xAFve", "", "\xF0\x9F\x98\x80 ok", "abc"};
+  const NpyArray a = NpyArray::FromStrings(texts);
+  EXPECT_EQ(a.dtype, DType::kUnicode);
+  EXPECT_EQ(a.shape, std::vector<int64_t>{4});
+  EXPECT_EQ(a.item_size, 4u * 5);
+  ExpectRoundTrip(a);
+  EXPECT_THAT(SerializeNpy(a), HasSubstr("'descr': '<U5'"));
+  EXPECT_EQ(Get(ParseNpy(SerializeNpy(a), "t.npy")->ToStrings("texts")), texts);
+  // Any shape, in C order; an empty list is <U1 with no element.
+  NpyArray grid = Make<uint32_t>(DType::kUnicode, {2, 2}, {'a', 0, 'b', 'c', 'd', 0, 0, 0});
+  grid.item_size = 8;
+  EXPECT_EQ(Get(grid.ToStrings("g")), (std::vector<std::string>{"a", "bc", "d", ""}));
+  EXPECT_TRUE(Get(NpyArray::FromStrings({}).ToStrings("e")).empty());
+  // Errors name the element and the character.
+  NpyArray bad = Make<uint32_t>(DType::kUnicode, {2}, {'a', 'b', 'c', 0x110000});
+  bad.item_size = 8;
+  EXPECT_THAT(bad.ToStrings("texts").status().message(),
+              AllOf(HasSubstr("texts"), HasSubstr("element 1: character 1")));
+  EXPECT_THAT(NpyArray::FromDouble({1}, {1.0}).ToStrings("texts").status().message(),
+              HasSubstr("expected strings"));
+}
+
 TEST(NpyConvert, InconsistentArrayIsAnError) {
   NpyArray a = NpyArray::FromDouble({3}, {1, 2});
   absl::Status s = a.ToDouble("x").status();

@@ -996,5 +996,43 @@ TEST_F(JobManagerTest, BundleAuditRunsEndToEnd) {
   manager_.reset();  // before the runners go
 }
 
+// A language-model bundle goes through the same runner and loader unchanged:
+// the sequence attacks run and the report has a column for each.
+TEST_F(JobManagerTest, LanguageModelBundleAuditRunsEndToEnd) {
+  audit::SyntheticLmOptions synthetic;
+  synthetic.models = 4;
+  synthetic.points = 200;
+  synthetic.population = 100;
+  synthetic.max_length = 12;
+  absl::StatusOr<io::NpyMap> arrays = audit::MakeSyntheticLmBundle(synthetic);
+  ASSERT_TRUE(arrays.ok()) << arrays.status();
+  const std::string bundle_path = dir_ + "/lm.npz";
+  ASSERT_TRUE(io::WriteNpz(bundle_path, *arrays, /*compress=*/true).ok());
+
+  BundleJobRunner bundles;
+  StartManager(Options(), &bundles);
+
+  BundleAuditSpec spec;
+  spec.bundle_path = bundle_path;
+  spec.scoring.attacks = {"zlib", "min-k++", "lm-reference", "rmia-offline"};
+  spec.scoring.bootstrap.resamples = 0;
+  const JobSnapshot done = WaitFinished(Submit(EncodeBundleSpec(spec)));
+  ASSERT_EQ(done.job.state, JobState::kSucceeded)
+      << done.job.error_code << ": " << done.job.error_message;
+  std::ifstream scores(std::filesystem::path(done.job.result_dir) / "scores.csv");
+  std::string header;
+  std::getline(scores, header);
+  EXPECT_EQ(header, "row_id,target,member,zlib,min-k++,lm-reference,rmia-offline");
+
+  // An attack whose arrays the bundle lacks fails the job, naming them.
+  arrays->erase("texts");
+  ASSERT_TRUE(io::WriteNpz(bundle_path, *arrays, /*compress=*/true).ok());
+  const JobSnapshot refused = WaitFinished(Submit(EncodeBundleSpec(spec)));
+  EXPECT_EQ(refused.job.state, JobState::kFailed);
+  EXPECT_EQ(refused.job.error_code, "INVALID_ARGUMENT");
+  EXPECT_THAT(refused.job.error_message, HasSubstr("needs texts"));
+  manager_.reset();  // before the runners go
+}
+
 }  // namespace
 }  // namespace mia::jobs
