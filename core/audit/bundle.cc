@@ -126,6 +126,7 @@ const std::vector<std::string>& LanguageModelArrays() {
       "token_mean",
       "token_var",
       "texts",
+      "text_zlib_sizes",
       "population_token_logprobs",
       "population_lengths",
       "population_token_mean",
@@ -164,6 +165,7 @@ absl::StatusOr<std::vector<float>> ReadTokenArray(io::NpyMap& arrays, const std:
 struct TextSource {
   attacks::TokenSignals tokens;    // values held as float (float64 arrays rounded)
   std::vector<std::string> texts;  // UTF-8; empty when the bundle has none
+  std::vector<int64_t> zlib_sizes;  // text_zlib_sizes (audit texts only); empty when none
 };
 
 // The per-token signals and texts of a language-model bundle under `prefix`
@@ -174,7 +176,7 @@ absl::StatusOr<std::optional<TextSource>> ReadTextSource(io::NpyMap& arrays,
                                                          const std::string& prefix, int models) {
   const std::string lp_name = prefix + "token_logprobs";
   if (arrays.count(lp_name) == 0) {
-    for (const char* name : {"lengths", "token_mean", "token_var", "texts"}) {
+    for (const char* name : {"lengths", "token_mean", "token_var", "texts", "text_zlib_sizes"}) {
       if (arrays.count(prefix + name) > 0) {
         return absl::InvalidArgumentError(absl::StrCat("array '", prefix, name, "' given without '",
                                                        lp_name, "'"));
@@ -245,6 +247,25 @@ absl::StatusOr<std::optional<TextSource>> ReadTextSource(io::NpyMap& arrays,
     MIA_ASSIGN_OR_RETURN(src.texts, it->second.ToStrings(texts_name));
     std::vector<uint8_t>().swap(arrays.at(texts_name).data);
   }
+  // What zlib reads of the texts, for bundles that must not hold them (a
+  // pipeline's report): each text's zlib-compressed size.
+  const std::string sizes_name = prefix + "text_zlib_sizes";
+  if (auto it = arrays.find(sizes_name); it != arrays.end()) {
+    if (!src.texts.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "arrays '", texts_name, "' and '", sizes_name, "': give one (the sizes are the texts')"));
+    }
+    if (it->second.shape != std::vector<int64_t>{t.points}) {
+      return ShapeError(sizes_name, it->second, absl::StrCat("(", t.points, ",)"));
+    }
+    MIA_ASSIGN_OR_RETURN(src.zlib_sizes, it->second.ToInt64(sizes_name));
+    for (size_t i = 0; i < src.zlib_sizes.size(); ++i) {
+      if (src.zlib_sizes[i] < 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("array '", sizes_name, "': value below 1 at [", i, "]"));
+      }
+    }
+  }
   return std::optional<TextSource>(std::move(src));
 }
 
@@ -305,7 +326,7 @@ BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays) {
       // UTF-8 takes at most the 4 bytes of a UCS-4 code point, plus a
       // std::string per text.
       converted = add(converted, add(a.data_bytes, mul(n, sizeof(std::string))));
-    } else if (name == "lengths" || name == "population_lengths") {
+    } else if (name == "lengths" || name == "population_lengths" || name == "text_zlib_sizes") {
       converted = add(converted, mul(n, 8));
     } else if (name == "signals" || name == "population_signals" || name == "labels" ||
                name == "population_labels" || name == "row_ids") {
@@ -433,6 +454,7 @@ absl::StatusOr<Bundle> BundleFromArrays(io::NpyMap arrays, const std::string& pa
     b.audit = SequenceLossSource(audit->tokens, "token_logprobs");
     b.tokens = std::move(audit->tokens);
     b.texts = std::move(audit->texts);
+    b.text_zlib_sizes = std::move(audit->zlib_sizes);
     MIA_ASSIGN_OR_RETURN(std::optional<TextSource> population,
                          ReadTextSource(arrays, "population_", b.tokens->models));
     if (population.has_value()) {
@@ -515,6 +537,10 @@ io::NpyMap LanguageModelBundleArrays(const LanguageModelSignals& signals,
     }
     if (!texts.empty()) arrays[prefix + "texts"] = io::NpyArray::FromStrings(texts);
   };
+  if (!signals.text_zlib_sizes.empty()) {
+    arrays["text_zlib_sizes"] = io::NpyArray::FromInt64(
+        {static_cast<int64_t>(signals.text_zlib_sizes.size())}, signals.text_zlib_sizes);
+  }
   const attacks::TokenSignals& audit = signals.audit;
   arrays["keep"] = io::NpyArray::FromBool({audit.models, audit.points}, keep);
   add("", audit, signals.texts);

@@ -55,6 +55,10 @@ struct Bundle {
   std::optional<attacks::TokenSignals> population_tokens;
   std::vector<std::string> texts;             // [N] or empty
   std::vector<std::string> population_texts;  // [Z] or empty
+  // Each audit text's zlib-compressed size [N] (array 'text_zlib_sizes'),
+  // what zlib needs when the texts may not travel (a pipeline's report); a
+  // bundle has this or texts, not both.
+  std::vector<int64_t> text_zlib_sizes;
 
   bool language_model() const { return tokens.has_value(); }
   int models() const { return audit.models(); }
@@ -69,6 +73,7 @@ struct LanguageModelSignals {
   std::optional<attacks::TokenSignals> population;   // [M, Z, L'], or none
   std::vector<std::string> texts;                    // [N] UTF-8, or empty
   std::vector<std::string> population_texts;         // [Z] UTF-8, or empty
+  std::vector<int64_t> text_zlib_sizes;              // [N], or empty (instead of texts)
 };
 
 // The arrays of a language-model bundle (docs/bundle-format.md, "Language

@@ -151,7 +151,7 @@ absl::Status CheckSequenceNeeds(const Bundle& bundle, const attacks::Attack& att
         "attack '", attack.name(), "' needs token_mean and token_var: add the arrays "
         "'token_mean' and 'token_var' to the bundle"));
   }
-  if (needs.texts && bundle.texts.empty()) {
+  if (needs.texts && bundle.texts.empty() && bundle.text_zlib_sizes.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "attack '", attack.name(), "' needs texts: add the array 'texts' to the bundle"));
   }
@@ -231,7 +231,11 @@ absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptio
   std::vector<int64_t> compressed_sizes;
   for (const auto& a : attack_list) {
     if (!a->needs().texts || !compressed_sizes.empty()) continue;
-    MIA_ASSIGN_OR_RETURN(compressed_sizes, attacks::ZlibCompressedSizes(bundle.texts));
+    if (!bundle.text_zlib_sizes.empty()) {
+      compressed_sizes = bundle.text_zlib_sizes;
+    } else {
+      MIA_ASSIGN_OR_RETURN(compressed_sizes, attacks::ZlibCompressedSizes(bundle.texts));
+    }
   }
   AddStageTime(&result.timings, "signals", SecondsSince(start));
   report("signals computed");

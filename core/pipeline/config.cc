@@ -586,6 +586,24 @@ void CheckPopulationNeed(const Config& c, std::vector<ConfigProblem>* out) {
                                " population points (rows no model trains on)")});
 }
 
+// Sequence attacks read texts' per-token signals: only a language-model audit
+// has them (refused before training, not when scoring).
+void CheckSequenceAttacks(const Config& c, std::vector<ConfigProblem>* out) {
+  if (c.language_model()) return;
+  for (size_t i = 0; i < c.audit.scoring.attacks.size(); ++i) {
+    absl::StatusOr<std::unique_ptr<attacks::Attack>> attack =
+        attacks::MakeAttack(c.audit.scoring.attacks[i]);
+    if (!attack.ok()) continue;
+    const attacks::AttackNeeds needs = (*attack)->needs();
+    if (needs.token_logprobs || needs.token_stats || needs.texts) {
+      out->push_back({absl::StrCat("audit.attacks[", i, "]"),
+                      absl::StrCat("'", (*attack)->name(),
+                                   "' is for language models (a text dataset); this audit "
+                                   "trains classifiers")});
+    }
+  }
+}
+
 void CheckReferenceCounts(const Config& c, std::vector<ConfigProblem>* out) {
   const int m = c.num_models();
   const int in_refs = m / 2 - 1;
@@ -762,6 +780,9 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   if (counts_valid && c.num_models() >= 2 && c.external.torchscript.empty() &&
       audit.Valid("attacks") && audit.Valid("algorithm")) {
     CheckReferenceCounts(c, &problems);
+  }
+  if (audit.Valid("attacks") && audit.Valid("algorithm") && train.Valid("model_name")) {
+    CheckSequenceAttacks(c, &problems);
   }
   if (audit.Valid("attacks") && audit.Valid("algorithm") && data.Valid("population_size") &&
       audit.Valid("population_size") && c.data.population_size == 0) {

@@ -99,24 +99,26 @@ absl::StatusOr<std::unique_ptr<text::Tokenizer>> TokenizerStage(
   std::unique_ptr<text::Tokenizer> tokenizer;
   if (lm.tokenizer != "bpe") {
     SendProgress(ctx, "data", 0, 1, "reading the tokenizer");
-    MIA_ASSIGN_OR_RETURN(tokenizer, text::LoadGpt2Tokenizer(lm.tokenizer));
+    MIA_ASSIGN_OR_RETURN(tokenizer, text::LoadGpt2Bpe(lm.tokenizer));
   } else {
     const std::string key = Sha256Hex(absl::StrCat("mia-bpe-v1 ", data.fingerprint, " ",
                                                    RowsSha256(split.pool), " ", lm.vocab_size));
     const std::filesystem::path dir = std::filesystem::path(c.run.log_dir) / "tokenizers" / key;
     std::error_code ec;
     if (std::filesystem::exists(dir / "merges.txt", ec)) {
-      MIA_ASSIGN_OR_RETURN(tokenizer, text::LoadGpt2Tokenizer(dir.string()));
+      MIA_ASSIGN_OR_RETURN(tokenizer, text::LoadGpt2Bpe(dir.string()));
     } else {
       SendProgress(ctx, "data", 0, 1, absl::StrCat("training a ", lm.vocab_size, "-token BPE"));
       std::vector<std::string> pool_texts = Gather(data.texts.texts, split.pool);
-      MIA_ASSIGN_OR_RETURN(tokenizer, text::TrainByteBpe(pool_texts, lm.vocab_size));
+      MIA_ASSIGN_OR_RETURN(std::unique_ptr<text::ByteBpeTokenizer> trained,
+                           text::TrainByteBpe(pool_texts, lm.vocab_size));
       std::filesystem::create_directories(dir, ec);
       if (ec) {
         return absl::InternalError(
             absl::StrCat(dir.string(), ": cannot create folder: ", ec.message()));
       }
-      MIA_RETURN_IF_ERROR(text::WriteGpt2TokenizerFiles(*tokenizer, dir.string()));
+      MIA_RETURN_IF_ERROR(trained->Save(dir.string()));
+      tokenizer = std::move(trained);
     }
   }
   audit::AddStageTime(timings, "load", SecondsSince(t));
@@ -361,6 +363,81 @@ absl::StatusOr<std::vector<attacks::TokenSignals>> LmSignalsStage(
   return out;
 }
 
+// Rows [from, from + count) of a one-model TokenSignals.
+attacks::TokenSignals SliceTexts(const attacks::TokenSignals& s, int64_t from, int64_t count) {
+  attacks::TokenSignals out;
+  out.models = 1;
+  out.points = count;
+  out.max_length = s.max_length;
+  out.lengths.assign(s.lengths.begin() + from, s.lengths.begin() + from + count);
+  auto slice = [&](const std::vector<float>& v) {
+    return std::vector<float>(v.begin() + from * s.max_length,
+                              v.begin() + (from + count) * s.max_length);
+  };
+  out.logprobs = slice(s.logprobs);
+  if (s.has_stats()) {
+    out.mean = slice(s.mean);
+    out.var = slice(s.var);
+  }
+  return out;
+}
+
+// The audit as a language-model bundle's arrays (the report's signals.npz,
+// texts replaced by their zlib sizes) and the bundle read from them, so that
+// what is scored is exactly what the report holds.
+absl::StatusOr<std::pair<io::NpyMap, audit::Bundle>> MakeLmBundle(
+    const Config& c, const LmData& data, const Split& split,
+    std::vector<attacks::TokenSignals> per_model) {
+  const int m_count = c.num_models();
+  const int64_t n = static_cast<int64_t>(split.audit_points.size());
+  const int64_t z = static_cast<int64_t>(split.population.size());
+  std::vector<attacks::TokenSignals> audit_parts, pop_parts;
+  for (attacks::TokenSignals& s : per_model) {
+    audit_parts.push_back(SliceTexts(s, 0, n));
+    if (z > 0) pop_parts.push_back(SliceTexts(s, n, z));
+    s = attacks::TokenSignals();
+  }
+  audit::LanguageModelSignals signals;
+  MIA_ASSIGN_OR_RETURN(signals.audit, attacks::StackTokenSignals(audit_parts));
+  audit_parts.clear();
+  if (z > 0) {
+    MIA_ASSIGN_OR_RETURN(signals.population, attacks::StackTokenSignals(pop_parts));
+  }
+  const std::vector<int64_t> audit_rows = Gather(split.pool, split.audit_points);
+  MIA_ASSIGN_OR_RETURN(signals.text_zlib_sizes,
+                       attacks::ZlibCompressedSizes(Gather(data.texts.texts, audit_rows)));
+  std::vector<uint8_t> keep(static_cast<size_t>(m_count) * n);
+  for (int m = 0; m < m_count; ++m) {
+    for (int64_t i = 0; i < n; ++i) {
+      keep[static_cast<size_t>(m) * n + i] =
+          split.keep[static_cast<size_t>(m) * split.p + split.audit_points[i]];
+    }
+  }
+  std::vector<int> targets;
+  for (int k = 0; k < c.run.num_experiments; ++k) targets.push_back(k);
+  io::NpyMap arrays = audit::LanguageModelBundleArrays(signals, keep, audit_rows, targets);
+  MIA_ASSIGN_OR_RETURN(audit::Bundle bundle, audit::BundleFromArrays(arrays, c.path));
+  return std::make_pair(std::move(arrays), std::move(bundle));
+}
+
+absl::Status LmReportStage(const Config& c, const PipelineContext& ctx, const io::NpyMap& arrays,
+                           PipelineOutput* output) {
+  const Clock::time_point t = Clock::now();
+  output->report_dir = ctx.report_dir.empty()
+                           ? (std::filesystem::path(c.run.log_dir) / c.audit.report_log).string()
+                           : ctx.report_dir;
+  std::error_code ec;
+  std::filesystem::create_directories(output->report_dir, ec);
+  MIA_RETURN_IF_ERROR(
+      io::WriteNpz(output->report_dir + "/signals.npz", arrays, /*compress=*/false));
+  MIA_RETURN_IF_ERROR(WriteModelsJson(output->report_dir + "/models.json", output->models, c));
+  audit::AddStageTime(&output->result.timings, "report", SecondsSince(t));
+  if (!c.run.time_log) output->result.timings.clear();
+  MIA_RETURN_IF_ERROR(report::WriteReport(output->result, output->report_dir));
+  SendProgress(ctx, "report", 1, 1, "report written");
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<PipelineOutput> RunLmAudit(const Config& c, const PipelineContext& ctx) {
@@ -384,8 +461,11 @@ absl::StatusOr<PipelineOutput> RunLmAudit(const Config& c, const PipelineContext
   MIA_ASSIGN_OR_RETURN(std::vector<attacks::TokenSignals> signals,
                        LmSignalsStage(c, ctx, split, spec, corpus, model_paths, output.models,
                                       store, &timings));
-  // TODO(lm): the language-model bundle, scoring and the report.
-  return absl::UnimplementedError("language-model audit: scoring not wired yet");
+  MIA_ASSIGN_OR_RETURN(auto arrays_and_bundle, MakeLmBundle(c, data, split, std::move(signals)));
+  const audit::Bundle& bundle = arrays_and_bundle.second;
+  MIA_RETURN_IF_ERROR(ScoreStage(c, ctx, bundle, std::move(timings), &output));
+  MIA_RETURN_IF_ERROR(LmReportStage(c, ctx, arrays_and_bundle.first, &output));
+  return output;
 }
 
 }  // namespace mia::pipeline::internal

@@ -84,6 +84,122 @@ train:
   EXPECT_EQ(c->num_models(), 4);
 }
 
+// Privacy Meter's agnews.yaml and agnews_lora.yaml keys (with enough
+// references for RMIA's equal reference counts), pointing at local folders.
+constexpr char kAgNews[] = R"(
+run:
+  random_seed: 12345
+  log_dir: demo_agnews
+  time_log: True
+  num_experiments: 1
+audit:
+  privacy_game: privacy_loss_model
+  algorithm: RMIA
+  num_ref_models: 4
+  device: cuda:0
+  report_log: report_rmia
+  batch_size: 10
+  data_size: 1000
+  population_size: 100
+train:
+  model_name: gpt2
+  tokenizer: models/gpt2
+  device: cuda:0
+  batch_size: 8
+  learning_rate: 0.00005
+  weight_decay: 0.01
+  epochs: 1
+  optimizer: adamw_torch
+data:
+  dataset: agnews
+  data_dir: data
+  tokenize: True
+  tokenizer: models/gpt2
+)";
+
+TEST(ConfigTest, PrivacyMeterLanguageModelKeys) {
+  auto c = ParseConfig(kAgNews, "agnews.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->language_model());
+  EXPECT_EQ(c->data.source.format, "agnews");
+  EXPECT_EQ(c->data.source.path, "data");
+  EXPECT_EQ(c->data.population_size, 100);
+  EXPECT_EQ(c->lm->tokenizer, "models/gpt2");
+  EXPECT_EQ(c->lm->spec.architecture, "gpt2");
+  EXPECT_EQ(c->lm->spec.n_layer, 12);
+  EXPECT_EQ(c->lm->spec.n_embd, 768);
+  EXPECT_EQ(c->lm->spec.block_size, 1024);
+  // Hugging Face's convention: the tokenizer's folder holds the weights.
+  EXPECT_EQ(c->lm->spec.checkpoint, "models/gpt2");
+  EXPECT_EQ(c->lm->spec.lora.rank, 0);
+  EXPECT_EQ(c->lm->recipe.learning_rate, 0.00005);
+  EXPECT_EQ(c->audit.scoring.attacks, (std::vector<std::string>{"rmia"}));
+  EXPECT_TRUE(nlohmann::json::parse(ConfigJson(*c)).is_object());
+
+  // agnews_lora.yaml: the peft section applies.
+  std::string lora = kAgNews;
+  lora.replace(lora.find("data:\n"), 0, R"(  peft:
+    type: lora
+    fan_in_fan_out: True
+    r: 16
+    target_modules: ["c_attn", "c_proj", "c_fc"]
+)");
+  auto l = ParseConfig(lora, "agnews_lora.yaml");
+  ASSERT_TRUE(l.ok()) << l.status();
+  EXPECT_EQ(l->lm->spec.lora.rank, 16);
+  EXPECT_EQ(l->lm->spec.lora.alpha, 8);
+  EXPECT_EQ(l->lm->spec.lora.target_modules,
+            (std::vector<std::string>{"c_attn", "c_proj", "c_fc"}));
+  EXPECT_NE(LmTrainingJson(*l->lm), LmTrainingJson(*c->lm));
+}
+
+TEST(ConfigTest, LanguageModelDefaultsAndProblems) {
+  auto c = ParseConfig("data:\n  dataset: fortunes\n", "lm.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data.source.path, "/usr/share/games/fortunes");
+  EXPECT_EQ(c->lm->spec.architecture, "gpt");
+  EXPECT_EQ(c->lm->tokenizer, "bpe");
+  EXPECT_EQ(c->audit.scoring.attacks, DefaultLmAttacks());
+
+  std::vector<ConfigProblem> problems;
+  auto bad = ParseConfig(R"(
+data:
+  dataset: jsonl
+  data_dir: x.jsonl
+  tokenize: false
+train:
+  model_name: gpt
+  n_head: 3
+  n_embd: 64
+  hidden: [4]
+  peft:
+    target_modules: [c_attn, q_proj, c_attn]
+audit:
+  augmentation:
+    flip: true
+)",
+                         "bad.yaml", &problems);
+  ASSERT_FALSE(bad.ok());
+  std::vector<std::string> fields;
+  for (const ConfigProblem& p : problems) fields.push_back(p.field);
+  EXPECT_THAT(fields, UnorderedElementsAre("data.tokenize", "train.n_embd", "train.hidden",
+                                           "train.peft.target_modules[1]",
+                                           "train.peft.target_modules[2]", "audit.augmentation"));
+  // A classifier on texts, and a language model on images.
+  EXPECT_THAT(ParseConfig("data:\n  dataset: fortunes\ntrain:\n  model_name: mlp\n", "a.yaml")
+                  .status()
+                  .message(),
+              HasSubstr("train.model_name: a classifier cannot train on a text dataset"));
+  EXPECT_THAT(ParseConfig(std::string(kMinimal) + "audit:\n  attacks: [rmia, min-k]\n", "c.yaml")
+                  .status()
+                  .message(),
+              HasSubstr("audit.attacks[1]: 'min-k' is for language models"));
+  EXPECT_THAT(ParseConfig(std::string(kMinimal) + "train:\n  model_name: gpt\n", "b.yaml")
+                  .status()
+                  .message(),
+              HasSubstr("a language model needs a text dataset"));
+}
+
 struct Bad {
   std::string yaml;
   std::string message;
