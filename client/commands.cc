@@ -224,8 +224,7 @@ int RunMakeBundle(const MakeBundleOptions& options) {
   }
   std::fprintf(stderr, "wrote %s: %s%d models, %lld audit points, %lld population points\n",
                options.out.c_str(), options.language_model ? "language-model bundle, " : "",
-               options.synthetic.models,
-               static_cast<long long>(options.synthetic.points),
+               options.synthetic.models, static_cast<long long>(options.synthetic.points),
                static_cast<long long>(options.synthetic.population));
   return kExitOk;
 }

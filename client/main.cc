@@ -114,10 +114,12 @@ int main(int argc, char** argv) {
   make_cmd->add_option("--seed", make.synthetic.seed)->capture_default_str();
   make_cmd->add_flag("--lm", make.language_model,
                      "A language-model bundle: per-token log-probs of texts");
-  make_cmd->add_option("--max-length", make.synthetic_lm.max_length, "Tokens per text at most (--lm)")
+  make_cmd
+      ->add_option("--max-length", make.synthetic_lm.max_length, "Tokens per text at most (--lm)")
       ->capture_default_str();
   bool no_token_stats = false, no_texts = false;
-  make_cmd->add_flag("--no-token-stats", no_token_stats, "Leave out token_mean and token_var (--lm)");
+  make_cmd->add_flag("--no-token-stats", no_token_stats,
+                     "Leave out token_mean and token_var (--lm)");
   make_cmd->add_flag("--no-texts", no_texts, "Leave out the texts (--lm)");
 
   CLI::App* attacks_cmd = app.add_subcommand("attacks", "List the attacks and their options");

@@ -55,9 +55,9 @@ absl::Status ValidateInput(const AttackInput& input, const AttackNeeds& needs) {
     }
     const TokenSignals& tokens = *input.tokens;
     if (tokens.models != m_count || tokens.points != audit.points) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "token signals are of ", tokens.models, " models x ", tokens.points,
-          " texts, the audit signals of ", m_count, " x ", audit.points));
+      return absl::InvalidArgumentError(
+          absl::StrCat("token signals are of ", tokens.models, " models x ", tokens.points,
+                       " texts, the audit signals of ", m_count, " x ", audit.points));
     }
     if (absl::Status s = ValidateTokenSignals(tokens); !s.ok()) return s;
     if (needs.token_stats && !tokens.has_stats()) {
@@ -68,9 +68,9 @@ absl::Status ValidateInput(const AttackInput& input, const AttackNeeds& needs) {
   }
   if (needs.texts) {
     if (static_cast<int64_t>(input.compressed_sizes.size()) != audit.points) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "the attack needs the audit texts (texts): ", input.compressed_sizes.size(),
-          " compressed sizes for ", audit.points, " points"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("the attack needs the audit texts (texts): ", input.compressed_sizes.size(),
+                       " compressed sizes for ", audit.points, " points"));
     }
     for (size_t i = 0; i < input.compressed_sizes.size(); ++i) {
       if (input.compressed_sizes[i] < 1) {

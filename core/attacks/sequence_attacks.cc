@@ -76,8 +76,8 @@ absl::StatusOr<std::vector<int64_t>> ZlibCompressedSizes(absl::Span<const std::s
     const int rc = compress2(buffer.data(), &out_len, reinterpret_cast<const Bytef*>(text.data()),
                              static_cast<uLong>(text.size()), 6);
     if (rc != Z_OK) {
-      return absl::InternalError(absl::StrCat("zlib could not compress text ", i, " (code ", rc,
-                                              ")"));
+      return absl::InternalError(
+          absl::StrCat("zlib could not compress text ", i, " (code ", rc, ")"));
     }
     sizes[i] = static_cast<int64_t>(out_len);
   }

@@ -37,9 +37,8 @@ SignalTensor SequenceLoss(const TokenSignals& tokens);
 // `kinds` (all three by default) as loss, p = exp(-loss) and
 // phi = -loss - log(-expm1(-loss)) (ConvertSignal).
 SignalSet SequenceSignalSet(const TokenSignals& tokens,
-                            absl::Span<const SignalKind> kinds = {SignalKind::kProb,
-                                                                  SignalKind::kLogitScaled,
-                                                                  SignalKind::kLoss});
+                            absl::Span<const SignalKind> kinds = {
+                                SignalKind::kProb, SignalKind::kLogitScaled, SignalKind::kLoss});
 
 // Zl(x): the byte length of zlib's compress2 at level 6 of each text (UTF-8).
 absl::StatusOr<std::vector<int64_t>> ZlibCompressedSizes(absl::Span<const std::string> texts);
@@ -52,14 +51,14 @@ int64_t MinKCount(double k, int64_t length);
 // What each attack needs (the registry declares the same).
 // Fields: signal, references, in_references, population, min_per_side,
 // token_logprobs, token_stats, texts.
-inline constexpr AttackNeeds kZlibNeeds{SignalKind::kLoss, false, false, false, 1,
-                                        false, false, true};
-inline constexpr AttackNeeds kMinKNeeds{SignalKind::kLoss, false, false, false, 1,
-                                        true, false, false};
-inline constexpr AttackNeeds kMinKPlusPlusNeeds{SignalKind::kLoss, false, false, false, 1,
-                                                true, true, false};
-inline constexpr AttackNeeds kLmReferenceNeeds{SignalKind::kLoss, true, false, false, 1,
-                                               false, false, false};
+inline constexpr AttackNeeds kZlibNeeds{
+    SignalKind::kLoss, false, false, false, 1, false, false, true};
+inline constexpr AttackNeeds kMinKNeeds{
+    SignalKind::kLoss, false, false, false, 1, true, false, false};
+inline constexpr AttackNeeds kMinKPlusPlusNeeds{
+    SignalKind::kLoss, false, false, false, 1, true, true, false};
+inline constexpr AttackNeeds kLmReferenceNeeds{
+    SignalKind::kLoss, true, false, false, 1, false, false, false};
 
 // zlib: score = -loss_t(x) / Zl(x). Needs the sequence loss and compressed_sizes.
 absl::StatusOr<AttackOutput> ZlibAttack(const AttackInput& input);

@@ -44,9 +44,8 @@ absl::Status ValidateTokenSignals(const TokenSignals& s, absl::string_view prefi
     return SizeError(prefix, "token_var", s.var.size(), cells);
   }
   if (static_cast<int64_t>(s.lengths.size()) != s.points) {
-    return absl::InvalidArgumentError(absl::StrCat(ArrayName(prefix, "lengths"), ": has ",
-                                                   s.lengths.size(), " entries, expected ",
-                                                   s.points));
+    return absl::InvalidArgumentError(absl::StrCat(
+        ArrayName(prefix, "lengths"), ": has ", s.lengths.size(), " entries, expected ", s.points));
   }
   for (int64_t i = 0; i < s.points; ++i) {
     if (s.lengths[i] < 1 || s.lengths[i] > s.max_length) {
@@ -54,7 +53,9 @@ absl::Status ValidateTokenSignals(const TokenSignals& s, absl::string_view prefi
                                                      " is outside [1, ", s.max_length, "]"));
     }
   }
-  auto where = [](int m, int64_t i, int64_t t) { return absl::StrCat("[", m, ", ", i, ", ", t, "]"); };
+  auto where = [](int m, int64_t i, int64_t t) {
+    return absl::StrCat("[", m, ", ", i, ", ", t, "]");
+  };
   for (int m = 0; m < s.models; ++m) {
     for (int64_t i = 0; i < s.points; ++i) {
       const int64_t base = s.offset(m, i);
@@ -66,22 +67,22 @@ absl::Status ValidateTokenSignals(const TokenSignals& s, absl::string_view prefi
                                                          where(m, i, t)));
         }
         if (lp > kTokenTolerance) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(ArrayName(prefix, "token_logprobs"), ": value above 0 at ",
-                           where(m, i, t), " (a log-probability is <= 0)"));
+          return absl::InvalidArgumentError(absl::StrCat(ArrayName(prefix, "token_logprobs"),
+                                                         ": value above 0 at ", where(m, i, t),
+                                                         " (a log-probability is <= 0)"));
         }
         if (!s.has_stats()) continue;
         const double mu = s.mean[base + t];
         const double var = s.var[base + t];
         if (!std::isfinite(mu) || mu > kTokenTolerance) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              ArrayName(prefix, "token_mean"), ": non-finite or positive value at ", where(m, i, t),
-              " (the mean of log p over the vocabulary is <= 0)"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(ArrayName(prefix, "token_mean"), ": non-finite or positive value at ",
+                           where(m, i, t), " (the mean of log p over the vocabulary is <= 0)"));
         }
         if (!std::isfinite(var) || var < -kTokenTolerance * (1 + mu * mu)) {
-          return absl::InvalidArgumentError(
-              absl::StrCat(ArrayName(prefix, "token_var"), ": non-finite or negative value at ",
-                           where(m, i, t), " (a variance is >= 0)"));
+          return absl::InvalidArgumentError(absl::StrCat(ArrayName(prefix, "token_var"),
+                                                         ": non-finite or negative value at ",
+                                                         where(m, i, t), " (a variance is >= 0)"));
         }
       }
     }
@@ -98,8 +99,8 @@ absl::StatusOr<TokenSignals> StackTokenSignals(absl::Span<const TokenSignals> pa
   for (size_t k = 0; k < parts.size(); ++k) {
     const TokenSignals& p = parts[k];
     if (p.points != out.points || p.lengths != out.lengths) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "token signals ", k, " are of other texts or lengths than token signals 0"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("token signals ", k, " are of other texts or lengths than token signals 0"));
     }
     if (p.has_stats() != stats) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -113,9 +113,14 @@ absl::StatusOr<std::optional<SignalSource>> ReadSource(io::NpyMap& arrays,
 // The arrays of a classifier bundle and of a language-model bundle; a
 // bundle holds arrays of one kind only (keep, row_ids and targets are common).
 const std::vector<std::string>& ClassifierArrays() {
-  static const std::vector<std::string>* const kNames = new std::vector<std::string>{
-      "logits",  "labels", "signals", "signal_type", "population_logits", "population_labels",
-      "population_signals"};
+  static const std::vector<std::string>* const kNames =
+      new std::vector<std::string>{"logits",
+                                   "labels",
+                                   "signals",
+                                   "signal_type",
+                                   "population_logits",
+                                   "population_labels",
+                                   "population_signals"};
   return *kNames;
 }
 
@@ -149,13 +154,11 @@ absl::StatusOr<std::vector<float>> ReadTokenArray(io::NpyMap& arrays, const std:
                                                   const std::vector<int64_t>& shape) {
   const io::NpyArray& a = arrays.at(name);
   if (!IsFloating(a.dtype)) {
-    return absl::InvalidArgumentError(absl::StrCat("array '", name, "': dtype ",
-                                                   io::DTypeName(a.dtype),
-                                                   ", expected float32 or float64"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "array '", name, "': dtype ", io::DTypeName(a.dtype), ", expected float32 or float64"));
   }
   if (a.shape != shape) {
-    return ShapeError(name, a,
-                      absl::StrCat(ShapeString(shape), " (models, texts, max length)"));
+    return ShapeError(name, a, absl::StrCat(ShapeString(shape), " (models, texts, max length)"));
   }
   MIA_ASSIGN_OR_RETURN(std::vector<float> values, a.ToFloat(name));
   std::vector<uint8_t>().swap(arrays.at(name).data);  // as for logits
@@ -178,8 +181,8 @@ absl::StatusOr<std::optional<TextSource>> ReadTextSource(io::NpyMap& arrays,
   if (arrays.count(lp_name) == 0) {
     for (const char* name : {"lengths", "token_mean", "token_var", "texts", "text_zlib_sizes"}) {
       if (arrays.count(prefix + name) > 0) {
-        return absl::InvalidArgumentError(absl::StrCat("array '", prefix, name, "' given without '",
-                                                       lp_name, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("array '", prefix, name, "' given without '", lp_name, "'"));
       }
     }
     return std::optional<TextSource>();
@@ -190,10 +193,9 @@ absl::StatusOr<std::optional<TextSource>> ReadTextSource(io::NpyMap& arrays,
     const io::NpyArray& a = arrays.at(lp_name);
     if (a.shape.size() != 3 || a.shape[0] < 1 || a.shape[1] < 1 || a.shape[2] < 1 ||
         a.shape[0] > (1 << 20) || (models > 0 && a.shape[0] != models)) {
-      return ShapeError(
-          lp_name, a,
-          models > 0 ? absl::StrCat("(", models, ", texts, max length)")
-                     : "(models, texts, max length), each at least 1");
+      return ShapeError(lp_name, a,
+                        models > 0 ? absl::StrCat("(", models, ", texts, max length)")
+                                   : "(models, texts, max length), each at least 1");
     }
     t.models = static_cast<int>(a.shape[0]);
     t.points = a.shape[1];
@@ -282,15 +284,14 @@ SignalSource SequenceLossSource(const attacks::TokenSignals& tokens, const std::
 }  // namespace
 
 const std::vector<std::string>& BundleArrayNames() {
-  static const std::vector<std::string>* const kNames =
-      new std::vector<std::string>([] {
-        std::vector<std::string> names = {"keep"};
-        names.insert(names.end(), ClassifierArrays().begin(), ClassifierArrays().end());
-        names.insert(names.end(), LanguageModelArrays().begin(), LanguageModelArrays().end());
-        names.push_back("row_ids");
-        names.push_back("targets");
-        return names;
-      }());
+  static const std::vector<std::string>* const kNames = new std::vector<std::string>([] {
+    std::vector<std::string> names = {"keep"};
+    names.insert(names.end(), ClassifierArrays().begin(), ClassifierArrays().end());
+    names.insert(names.end(), LanguageModelArrays().begin(), LanguageModelArrays().end());
+    names.push_back("row_ids");
+    names.push_back("targets");
+    return names;
+  }());
   return *kNames;
 }
 
@@ -319,8 +320,7 @@ BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays) {
   for (const auto& [name, a] : arrays) {
     decoded = add(decoded, a.data_bytes);
     const uint64_t n = elements(a);
-    if (name == "logits" || name == "population_logits" ||
-        absl::StrContains(name, "token_")) {
+    if (name == "logits" || name == "population_logits" || absl::StrContains(name, "token_")) {
       converted = add(converted, mul(n, 4));
     } else if (name == "texts" || name == "population_texts") {
       // UTF-8 takes at most the 4 bytes of a UCS-4 code point, plus a
@@ -348,9 +348,8 @@ BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays) {
     estimate.bytes = add(add(decoded, converted), signals);
     estimate.what = absl::StrCat(
         "scoring a language-model bundle of ", models, " models x ", texts, " texts x ", length,
-        " positions",
-        population > 0 ? absl::StrCat(" and ", population, " population texts") : "", " (",
-        arrays.size(), arrays.size() == 1 ? " array, " : " arrays, ", FormatBytes(decoded),
+        " positions", population > 0 ? absl::StrCat(" and ", population, " population texts") : "",
+        " (", arrays.size(), arrays.size() == 1 ? " array, " : " arrays, ", FormatBytes(decoded),
         " decoded)");
     return estimate;
   }
@@ -548,12 +547,12 @@ io::NpyMap LanguageModelBundleArrays(const LanguageModelSignals& signals,
     add("population_", *signals.population, signals.population_texts);
   }
   if (!row_ids.empty()) {
-    arrays["row_ids"] =
-        io::NpyArray::FromInt64({static_cast<int64_t>(row_ids.size())}, row_ids);
+    arrays["row_ids"] = io::NpyArray::FromInt64({static_cast<int64_t>(row_ids.size())}, row_ids);
   }
   if (!targets.empty()) {
-    arrays["targets"] = io::NpyArray::FromInt64({static_cast<int64_t>(targets.size())},
-                                                std::vector<int64_t>(targets.begin(), targets.end()));
+    arrays["targets"] =
+        io::NpyArray::FromInt64({static_cast<int64_t>(targets.size())},
+                                std::vector<int64_t>(targets.begin(), targets.end()));
   }
   return arrays;
 }

@@ -69,11 +69,11 @@ struct Bundle {
 // A language-model audit's signals computed in-process (an LM pipeline), to
 // be turned into a bundle's arrays by LanguageModelBundleArrays.
 struct LanguageModelSignals {
-  attacks::TokenSignals audit;                       // [M, N, L]
-  std::optional<attacks::TokenSignals> population;   // [M, Z, L'], or none
-  std::vector<std::string> texts;                    // [N] UTF-8, or empty
-  std::vector<std::string> population_texts;         // [Z] UTF-8, or empty
-  std::vector<int64_t> text_zlib_sizes;              // [N], or empty (instead of texts)
+  attacks::TokenSignals audit;                      // [M, N, L]
+  std::optional<attacks::TokenSignals> population;  // [M, Z, L'], or none
+  std::vector<std::string> texts;                   // [N] UTF-8, or empty
+  std::vector<std::string> population_texts;        // [Z] UTF-8, or empty
+  std::vector<int64_t> text_zlib_sizes;             // [N], or empty (instead of texts)
 };
 
 // The arrays of a language-model bundle (docs/bundle-format.md, "Language

@@ -207,7 +207,8 @@ absl::StatusOr<io::NpyMap> MakeSyntheticLmBundle(const SyntheticLmOptions& o) {
   if (!(o.leak >= 0 && o.leak < 100)) return absl::InvalidArgumentError("leak: [0, 100)");
   const double cells =
       static_cast<double>(o.models) * (o.points + o.population) * o.max_length * (o.stats ? 3 : 1);
-  if (cells > 2e9) return absl::InvalidArgumentError("the bundle would exceed 8 GB of token arrays");
+  if (cells > 2e9)
+    return absl::InvalidArgumentError("the bundle would exceed 8 GB of token arrays");
 
   Rng rng(o.seed);
   const std::vector<uint8_t> keep = BalancedKeep(rng, o.models, o.points);

@@ -33,14 +33,14 @@ absl::StatusOr<io::NpyMap> MakeSyntheticBundle(const SyntheticOptions& options);
 // trained on raised by a per-text "memorization" amount (heavy-tailed, as for
 // classifiers); leak = 0 makes the models' signals exchangeable.
 struct SyntheticLmOptions {
-  int models = 8;              // target + reference models
-  int64_t points = 1000;       // audit texts
-  int64_t population = 500;    // population texts (0: none)
-  int64_t max_length = 32;     // L: each text has between L/4 and L tokens (at least 1)
-  double leak = 1.0;           // mean log-odds gain per token on training texts (0: none)
-  bool stats = true;           // write token_mean and token_var (Min-K%++)
-  bool texts = true;           // write texts (zlib): made-up words, one per token
-  int targets = 1;             // models 0..targets-1 are listed as targets
+  int models = 8;            // target + reference models
+  int64_t points = 1000;     // audit texts
+  int64_t population = 500;  // population texts (0: none)
+  int64_t max_length = 32;   // L: each text has between L/4 and L tokens (at least 1)
+  double leak = 1.0;         // mean log-odds gain per token on training texts (0: none)
+  bool stats = true;         // write token_mean and token_var (Min-K%++)
+  bool texts = true;         // write texts (zlib): made-up words, one per token
+  int targets = 1;           // models 0..targets-1 are listed as targets
   uint64_t seed = 1;
 };
 

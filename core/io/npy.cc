@@ -954,8 +954,7 @@ NpyArray NpyArray::FromStrings(const std::vector<std::string>& values) {
   for (size_t e = 0; e < decoded.size(); ++e) {
     std::copy(decoded[e].begin(), decoded[e].end(), code_points.begin() + e * width);
   }
-  NpyArray array =
-      FromValues(DType::kUnicode, {static_cast<int64_t>(values.size())}, code_points);
+  NpyArray array = FromValues(DType::kUnicode, {static_cast<int64_t>(values.size())}, code_points);
   array.item_size = 4 * width;
   return array;
 }

@@ -18,8 +18,8 @@
 namespace mia::attacks {
 namespace {
 
-using ::testing::HasSubstr;
 using testing::AucAgainst;
+using ::testing::HasSubstr;
 
 constexpr float kNan = std::numeric_limits<float>::quiet_NaN();
 
@@ -179,7 +179,7 @@ TEST(SequenceLossTest, SumsInDoubleAndNeverGoesNegative) {
 
 TEST(MinKCountTest, HandWorked) {
   EXPECT_EQ(MinKCount(0.2, 5), 1);
-  EXPECT_EQ(MinKCount(0.2, 4), 1);   // floor(0.8) = 0 -> 1
+  EXPECT_EQ(MinKCount(0.2, 4), 1);  // floor(0.8) = 0 -> 1
   EXPECT_EQ(MinKCount(0.2, 1), 1);
   EXPECT_EQ(MinKCount(0.2, 10), 2);
   EXPECT_EQ(MinKCount(0.57, 100), 57);  // 0.57 * 100 = 56.99999999999999 in double
@@ -227,8 +227,7 @@ TEST(MinKPlusPlusAttackTest, HandWorked) {
   // T = 3: lp = {-1, -2, -4}, mu = {-1.5, -1.5, -2}, var = {0.25, 1, 0}:
   // z = {(-1 + 1.5) / 0.5, (-2 + 1.5) / 1, 0 (var = 0)} = {1, -0.5, 0}.
   // k = 0.5: n = 1, score -0.5; k = 1: n = 3, score 0.5 / 3.
-  const TokenSignals s =
-      Tokens({{{-1, -2, -4}}}, {{{-1.5f, -1.5f, -2}}}, {{{0.25f, 1, 0}}});
+  const TokenSignals s = Tokens({{{-1, -2, -4}}}, {{{-1.5f, -1.5f, -2}}}, {{{0.25f, 1, 0}}});
   SignalSet audit;
   audit.loss = SequenceLoss(s);
   const std::vector<uint8_t> keep = {1};
@@ -296,16 +295,16 @@ TEST(LmReferenceAttackTest, EveryPointUsesTheSameNumberOfOutReferences) {
   // Point 0 has 3 OUT references, point 1 has 1, point 2 has none (excluded):
   // each scorable point averages exactly 1 of its OUT references.
   SignalSet audit;
-  audit.loss = testing::Tensor({{1.0, 1.0, 1.0}, {2.0, 3.0, 0.1}, {4.0, 8.0, 0.2}, {8.0, 16.0, 0.3}});
-  const std::vector<uint8_t> keep =
-      testing::Keep({{0, 0, 0}, {0, 1, 1}, {0, 1, 1}, {0, 0, 1}});
+  audit.loss =
+      testing::Tensor({{1.0, 1.0, 1.0}, {2.0, 3.0, 0.1}, {4.0, 8.0, 0.2}, {8.0, 16.0, 0.3}});
+  const std::vector<uint8_t> keep = testing::Keep({{0, 0, 0}, {0, 1, 1}, {0, 1, 1}, {0, 0, 1}});
   AttackInput in{&audit, nullptr, keep, 0, {1, 2, 3}};
   for (uint64_t seed = 0; seed < 20; ++seed) {
     in.seed = seed;
     auto out = LmReferenceAttack(in);
     ASSERT_TRUE(out.ok());
     EXPECT_THAT(out->scores[0], ::testing::AnyOf(1.0, 3.0, 7.0));  // one of 2, 4, 8, minus 1
-    EXPECT_DOUBLE_EQ(out->scores[1], 15.0);                      // only reference 3: 16 - 1
+    EXPECT_DOUBLE_EQ(out->scores[1], 15.0);                        // only reference 3: 16 - 1
     EXPECT_TRUE(std::isnan(out->scores[2]));
     EXPECT_EQ(out->excluded, 1);
   }
@@ -475,7 +474,7 @@ TEST(SequenceRegistryTest, NamesOptionsAndNeeds) {
 
 const std::vector<std::string>& AllSequenceAttacks() {
   static const std::vector<std::string>* const kAll = new std::vector<std::string>{
-      "loss",  "zlib",         "min-k",        "min-k++",  "lm-reference", "population",
+      "loss",      "zlib", "min-k",        "min-k++",      "lm-reference", "population",
       "reference", "rmia", "rmia-offline", "lira-offline", "lira"};
   return *kAll;
 }

@@ -138,19 +138,30 @@ TEST(LmBundleTest, RefusesBadArraysNamingThem) {
   const std::vector<BadCase> cases = {
       {"no lengths", [](io::NpyMap& a) { a.erase("lengths"); },
        "array 'lengths' is missing: 'token_logprobs' needs"},
-      {"length 0", [](io::NpyMap& a) { a["lengths"] = io::NpyArray::FromInt64({2}, {3, 0}); },
+      {"length 0",
+       [](io::NpyMap& a) {
+         a["lengths"] = io::NpyArray::FromInt64({2}, {3, 0});
+       },
        "array 'lengths': entry 1 is outside [1, 3]"},
       {"length past L",
-       [](io::NpyMap& a) { a["lengths"] = io::NpyArray::FromInt64({2}, {4, 1}); },
+       [](io::NpyMap& a) {
+         a["lengths"] = io::NpyArray::FromInt64({2}, {4, 1});
+       },
        "array 'lengths': entry 0 is outside [1, 3]"},
       {"float lengths",
-       [](io::NpyMap& a) { a["lengths"] = io::NpyArray::FromDouble({2}, {3, 1}); },
+       [](io::NpyMap& a) {
+         a["lengths"] = io::NpyArray::FromDouble({2}, {3, 1});
+       },
        "array 'lengths': dtype float64, expected integers"},
       {"lengths shape",
-       [](io::NpyMap& a) { a["lengths"] = io::NpyArray::FromInt64({3}, {3, 1, 1}); },
+       [](io::NpyMap& a) {
+         a["lengths"] = io::NpyArray::FromInt64({3}, {3, 1, 1});
+       },
        "array 'lengths': shape (3), expected (2,)"},
       {"rank 2",
-       [](io::NpyMap& a) { a["token_logprobs"] = io::NpyArray::FromFloat({2, 2}, {-1, -1, -1, -1}); },
+       [](io::NpyMap& a) {
+         a["token_logprobs"] = io::NpyArray::FromFloat({2, 2}, {-1, -1, -1, -1});
+       },
        "array 'token_logprobs': shape (2, 2)"},
       {"integer log-probs",
        [](io::NpyMap& a) {
@@ -189,13 +200,19 @@ TEST(LmBundleTest, RefusesBadArraysNamingThem) {
        },
        "array 'token_var': shape (2, 2, 2), expected (2, 2, 3)"},
       {"texts not strings",
-       [](io::NpyMap& a) { a["texts"] = io::NpyArray::FromDouble({2}, {1, 2}); },
+       [](io::NpyMap& a) {
+         a["texts"] = io::NpyArray::FromDouble({2}, {1, 2});
+       },
        "array 'texts': dtype float64, expected a unicode string array"},
       {"texts shape",
-       [](io::NpyMap& a) { a["texts"] = io::NpyArray::FromStrings({"a", "b", "c"}); },
+       [](io::NpyMap& a) {
+         a["texts"] = io::NpyArray::FromStrings({"a", "b", "c"});
+       },
        "array 'texts': shape (3), expected (2,)"},
       {"keep shape",
-       [](io::NpyMap& a) { a["keep"] = io::NpyArray::FromBool({2, 3}, std::vector<uint8_t>(6, 0)); },
+       [](io::NpyMap& a) {
+         a["keep"] = io::NpyArray::FromBool({2, 3}, std::vector<uint8_t>(6, 0));
+       },
        "array 'keep': shape (2, 3), expected (2, 2)"},
       {"mixed with logits",
        [](io::NpyMap& a) {
@@ -222,7 +239,8 @@ TEST(LmBundleTest, RefusesBadArraysNamingThem) {
          a["population_lengths"] = io::NpyArray::FromInt64({1}, {2});
        },
        "'population_token_logprobs' given without 'token_logprobs'"},
-      {"unknown array", [](io::NpyMap& a) { a["token_entropy"] = io::NpyArray::FromInt64({1}, {1}); },
+      {"unknown array",
+       [](io::NpyMap& a) { a["token_entropy"] = io::NpyArray::FromInt64({1}, {1}); },
        "unknown array 'token_entropy'"},
   };
   for (const BadCase& c : cases) {
@@ -272,8 +290,7 @@ TEST(LmBundleTest, WriterAndLoaderAgree) {
   signals.population = *source.population_tokens;
   signals.texts = source.texts;
   signals.population_texts = source.population_texts;
-  const io::NpyMap arrays =
-      LanguageModelBundleArrays(signals, source.keep, source.row_ids, {0, 2});
+  const io::NpyMap arrays = LanguageModelBundleArrays(signals, source.keep, source.row_ids, {0, 2});
   auto b = BundleFromArrays(arrays, "written");
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_EQ(b->tokens->logprobs, source.tokens->logprobs);
@@ -401,8 +418,8 @@ TEST(LmScoringTest, NoLeakageNoEpsilonForAnyAttackOverManySeeds) {
     }
   }
   for (const std::string& a : EveryAttack()) {
-    EXPECT_GE(eps_zero[a], (95 * kSeeds + 99) / 100) << a << ": epsilon > 0 in "
-                                                     << kSeeds - eps_zero[a] << " seeds";
+    EXPECT_GE(eps_zero[a], (95 * kSeeds + 99) / 100)
+        << a << ": epsilon > 0 in " << kSeeds - eps_zero[a] << " seeds";
     EXPECT_GE(ci_holds_half[a], (90 * kSeeds + 99) / 100)
         << a << ": the AUC interval missed 0.5 in " << kSeeds - ci_holds_half[a] << " seeds";
   }
