@@ -440,6 +440,40 @@ TEST(LmScoringTest, ScoresAreTheDefinitions) {
   }
 }
 
+// A pipeline's report keeps the texts' zlib sizes, not the texts: zlib
+// scores the same from either, and a bundle holds one of the two.
+TEST(LmScoringTest, ZlibSizesStandForTheTexts) {
+  io::NpyMap with_texts = LmArrays(1.0, 40, 3);
+  ASSERT_TRUE(with_texts.count("texts") > 0);
+  auto texts = with_texts.at("texts").ToStrings("texts");
+  ASSERT_TRUE(texts.ok());
+  auto sizes = attacks::ZlibCompressedSizes(*texts);
+  ASSERT_TRUE(sizes.ok());
+  io::NpyMap with_sizes = with_texts;
+  with_sizes.erase("texts");
+  with_sizes["text_zlib_sizes"] =
+      io::NpyArray::FromInt64({static_cast<int64_t>(sizes->size())}, *sizes);
+  auto a = BundleFromArrays(with_texts, "texts");
+  auto b = BundleFromArrays(with_sizes, "sizes");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_TRUE(b->texts.empty());
+  auto ra = ScoreBundle(*a, Options({"zlib"}));
+  auto rb = ScoreBundle(*b, Options({"zlib"}));
+  ASSERT_TRUE(ra.ok() && rb.ok());
+  EXPECT_EQ(ra->results[0].scores, rb->results[0].scores);
+
+  io::NpyMap both = with_texts;
+  both["text_zlib_sizes"] = with_sizes.at("text_zlib_sizes");
+  EXPECT_THAT(BundleFromArrays(both, "both").status().message(), HasSubstr("give one"));
+  io::NpyMap zero = with_sizes;
+  std::vector<int64_t> bad = *sizes;
+  bad[3] = 0;
+  zero["text_zlib_sizes"] = io::NpyArray::FromInt64({static_cast<int64_t>(bad.size())}, bad);
+  EXPECT_THAT(BundleFromArrays(zero, "zero").status().message(),
+              HasSubstr("array 'text_zlib_sizes': value below 1 at [3]"));
+}
+
 TEST(LmScoringTest, RefusesAttacksWhoseArraysAreMissing) {
   const Bundle plain = SyntheticLm(1.0, 9, /*stats=*/false, /*texts=*/false);
   auto r = ScoreBundle(plain, Options({"min-k++"}));
