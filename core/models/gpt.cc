@@ -253,6 +253,31 @@ std::vector<NamedTensor> Gpt::MergedState() const {
   return out;
 }
 
+std::vector<std::pair<std::string, std::vector<int64_t>>> GptParameterShapes(
+    const GptConfig& c) {
+  const int64_t C = c.n_embd;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out = {
+      {"transformer.wte.weight", {c.vocab_size, C}}, {"transformer.wpe.weight", {c.block_size, C}}};
+  for (int64_t i = 0; i < c.n_layer; ++i) {
+    const std::string p = absl::StrCat("transformer.h.", i, ".");
+    out.push_back({p + "ln_1.weight", {C}});
+    out.push_back({p + "ln_1.bias", {C}});
+    out.push_back({p + "attn.c_attn.weight", {3 * C, C}});
+    out.push_back({p + "attn.c_attn.bias", {3 * C}});
+    out.push_back({p + "attn.c_proj.weight", {C, C}});
+    out.push_back({p + "attn.c_proj.bias", {C}});
+    out.push_back({p + "ln_2.weight", {C}});
+    out.push_back({p + "ln_2.bias", {C}});
+    out.push_back({p + "mlp.c_fc.weight", {4 * C, C}});
+    out.push_back({p + "mlp.c_fc.bias", {4 * C}});
+    out.push_back({p + "mlp.c_proj.weight", {C, 4 * C}});
+    out.push_back({p + "mlp.c_proj.bias", {C}});
+  }
+  out.push_back({"transformer.ln_f.weight", {C}});
+  out.push_back({"transformer.ln_f.bias", {C}});
+  return out;
+}
+
 absl::Status LoadGptState(const std::vector<NamedTensor>& source, Gpt& model) {
   std::map<std::string, const torch::Tensor*> by_name;
   for (const NamedTensor& t : source) by_name.emplace(t.name, &t.value);
@@ -357,8 +382,6 @@ absl::StatusOr<Gpt2Checkpoint> ReadGpt2Checkpoint(const std::string& folder) {
   }
 
   // The model's own names and shapes are what the checkpoint must provide.
-  Initializer none = Initializer::None();
-  Gpt shape_model(c, none);
   std::map<std::string, std::string> stored_name;  // mia name -> name in the file
   for (const auto& [name, t] : index->tensors) {
     const std::string full =
@@ -372,15 +395,15 @@ absl::StatusOr<Gpt2Checkpoint> ReadGpt2Checkpoint(const std::string& folder) {
   std::ifstream in(weights_path, std::ios::binary);
   if (!in) return FileErrnoStatus(errno, weights_path, "open");
   std::set<std::string> used;
-  for (const NamedTensor& p : shape_model.State()) {
-    auto it = stored_name.find(p.name);
+  for (const auto& [param, shape] : GptParameterShapes(c)) {
+    auto it = stored_name.find(param);
     if (it == stored_name.end()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("safetensors ", weights_path, ": tensor '", p.name, "' is missing"));
+          absl::StrCat("safetensors ", weights_path, ": tensor '", param, "' is missing"));
     }
     const StoredTensor& t = index->tensors.at(it->second);
-    const bool conv1d = IsConv1dWeight(p.name);
-    std::vector<int64_t> expected = p.value.sizes().vec();
+    const bool conv1d = IsConv1dWeight(param);
+    std::vector<int64_t> expected = shape;
     if (conv1d) std::swap(expected[0], expected[1]);  // Conv1D: [in, out]
     if (t.shape != expected) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -390,8 +413,8 @@ absl::StatusOr<Gpt2Checkpoint> ReadGpt2Checkpoint(const std::string& folder) {
     absl::StatusOr<torch::Tensor> value = ReadStored(in, weights_path, it->second, t);
     if (!value.ok()) return value.status();
     torch::Tensor v = conv1d ? value->t().contiguous() : *value;
-    out.weights.push_back({p.name, v, false});
-    used.insert(p.name);
+    out.weights.push_back({param, v, false});
+    used.insert(param);
   }
   for (const auto& [full, name] : stored_name) {
     if (used.count(full) > 0 || IsIgnoredBuffer(full)) continue;

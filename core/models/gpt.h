@@ -128,6 +128,12 @@ class Gpt : public torch::nn::Module {
   std::optional<torch::Generator> generator_;
 };
 
+// Every parameter's name and shape of a plain GPT of `config` (no adapters),
+// in registration order, as Gpt::State() lists them: without building one
+// (a gpt2-xl would be 6 GB of zeros).
+std::vector<std::pair<std::string, std::vector<int64_t>>> GptParameterShapes(
+    const GptConfig& config);
+
 // Copies `source` tensors into `model`'s parameters by name (no autograd).
 // Every parameter of the model except adapters must be present with its
 // shape (InvalidArgument naming the first that is not); extra names are

@@ -79,6 +79,16 @@ TEST(GptTest, ParameterNamesAreHuggingFaces) {
                   "transformer.h.0.mlp.c_proj.bias", "transformer.ln_f.weight",
                   "transformer.ln_f.bias"));
   EXPECT_EQ(model.State()[4].value.sizes(), (std::vector<int64_t>{48, 16}));  // [out, in]
+  // The shapes the checkpoint reader expects are the model's own.
+  Initializer init2(1);
+  Gpt two(Tiny(), init2);
+  const auto shapes = GptParameterShapes(Tiny());
+  const auto state = two.State();
+  ASSERT_EQ(shapes.size(), state.size());
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    EXPECT_EQ(shapes[i].first, state[i].name);
+    EXPECT_EQ(shapes[i].second, state[i].value.sizes().vec()) << state[i].name;
+  }
 }
 
 TEST(GptTest, SameSeedSameWeights) {
