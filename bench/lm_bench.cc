@@ -114,8 +114,8 @@ int main(int argc, char** argv) {
     last_step_done = Clock::now();
   };
   const Clock::time_point start = Clock::now();
-  auto reports = mia::training::TrainLanguageModels(corpus, spec, recipe, {train}, test, {1},
-                                                    {path}, ctx);
+  auto reports =
+      mia::training::TrainLanguageModels(corpus, spec, recipe, {train}, test, {1}, {path}, ctx);
   const double total_seconds = Seconds(start);
   if (!reports.ok()) {
     std::fprintf(stderr, "training failed: %s\n", reports.status().ToString().c_str());
@@ -128,14 +128,16 @@ int main(int argc, char** argv) {
   const double step_seconds =
       std::chrono::duration<double>(last_step_done - first_step_done).count();
   const double tokens = timed_steps * batch * T;
-  std::printf("model: gpt n_layer %d n_head %d n_embd %d block %d vocab %d (%.2fM params without wpe)\n",
-              n_layer, spec.n_head, n_embd, block, vocab, params_no_wpe / 1e6);
+  std::printf(
+      "model: gpt n_layer %d n_head %d n_embd %d block %d vocab %d (%.2fM params without wpe)\n",
+      n_layer, spec.n_head, n_embd, block, vocab, params_no_wpe / 1e6);
   std::printf("threads: %d; batch %d x %d tokens; %d steps (first untimed)\n", used_threads, batch,
               block, seen);
-  std::printf("train: %.2f s for %.0f timed steps: %.0f tokens/s, %.2f GFLOP/s "
-              "(%.2f MFLOP per token); whole call %.2f s\n",
-              step_seconds, timed_steps, tokens / step_seconds,
-              tokens * flops_per_token / step_seconds / 1e9, flops_per_token / 1e6, total_seconds);
+  std::printf(
+      "train: %.2f s for %.0f timed steps: %.0f tokens/s, %.2f GFLOP/s "
+      "(%.2f MFLOP per token); whole call %.2f s\n",
+      step_seconds, timed_steps, tokens / step_seconds,
+      tokens * flops_per_token / step_seconds / 1e9, flops_per_token / 1e6, total_seconds);
   std::printf("sgemm 1024^3: %.2f GFLOP/s (achieved/sgemm %.0f%%)\n", sgemm,
               100.0 * tokens * flops_per_token / step_seconds / 1e9 / sgemm);
 
@@ -144,20 +146,21 @@ int main(int argc, char** argv) {
   const double rss_before = PeakRssMiB(/*reset=*/true);
   const Clock::time_point infer_start = Clock::now();
   int64_t scored = 0;
-  absl::Status s = mia::training::ComputeTokenSignalsMany(
-      {path}, spec, corpus, indices, /*with_stats=*/true, 16, ctx,
-      [&](int, mia::attacks::TokenSignals signals) {
-        for (int64_t n : signals.lengths) scored += n;
-        return absl::OkStatus();
-      });
+  absl::Status s =
+      mia::training::ComputeTokenSignalsMany({path}, spec, corpus, indices, /*with_stats=*/true, 16,
+                                             ctx, [&](int, mia::attacks::TokenSignals signals) {
+                                               for (int64_t n : signals.lengths) scored += n;
+                                               return absl::OkStatus();
+                                             });
   const double infer_seconds = Seconds(infer_start);
   if (!s.ok()) {
     std::fprintf(stderr, "signals failed: %s\n", s.ToString().c_str());
     return 1;
   }
-  std::printf("signals (lp, mean, var) of %d texts, batch 16: %.3f s, %.0f tokens/s; "
-              "peak RSS %.0f MiB (%.0f MiB at the start)\n",
-              texts, infer_seconds, scored / infer_seconds, PeakRssMiB(false), rss_before);
+  std::printf(
+      "signals (lp, mean, var) of %d texts, batch 16: %.3f s, %.0f tokens/s; "
+      "peak RSS %.0f MiB (%.0f MiB at the start)\n",
+      texts, infer_seconds, scored / infer_seconds, PeakRssMiB(false), rss_before);
   std::filesystem::remove_all(dir);
   return 0;
 }

@@ -52,8 +52,8 @@ absl::StatusOr<GptConfig> Gpt2Size(const std::string& name) {
       return c;
     }
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown GPT-2 size '", name, "' (gpt2, gpt2-medium, gpt2-large, gpt2-xl)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown GPT-2 size '", name, "' (gpt2, gpt2-medium, gpt2-large, gpt2-xl)"));
 }
 
 absl::Status ValidateGptConfig(const GptConfig& c) {
@@ -125,7 +125,7 @@ torch::Tensor Gpt::Linear(const GptLinear& layer, const torch::Tensor& x) {
   torch::Tensor y = torch::linear(x, layer->weight, layer->bias);  // [..., out]
   if (!layer->lora_a.defined()) return y;
   torch::Tensor a = torch::linear(Dropout(x, layer->lora_dropout), layer->lora_a);  // [..., r]
-  return y + torch::linear(a, layer->lora_b) * layer->lora_scale;                  // [..., out]
+  return y + torch::linear(a, layer->lora_b) * layer->lora_scale;                   // [..., out]
 }
 
 torch::Tensor Gpt::Attention(const Block& block, const torch::Tensor& x) {
@@ -139,7 +139,7 @@ torch::Tensor Gpt::Attention(const Block& block, const torch::Tensor& x) {
                       (1.0 / std::sqrt(static_cast<double>(D)));  // [B, H, T, T]
   torch::Tensor future =
       torch::ones({T, T}, torch::TensorOptions().dtype(torch::kBool).device(x.device()))
-          .triu(1);                                                       // [T, T]
+          .triu(1);                                                        // [T, T]
   att = att.masked_fill(future, -std::numeric_limits<float>::infinity());  // [B, H, T, T]
   att = Dropout(torch::softmax(att, -1), config_.dropout);                 // [B, H, T, T]
   torch::Tensor y = torch::matmul(att, v);                                 // [B, H, T, D]
@@ -150,14 +150,14 @@ torch::Tensor Gpt::Attention(const Block& block, const torch::Tensor& x) {
 torch::Tensor Gpt::forward(const torch::Tensor& idx) {
   const int64_t T = idx.size(1);
   TORCH_CHECK(T <= config_.block_size, "sequence longer than block_size");
-  torch::Tensor pos = torch::arange(T, idx.options().dtype(torch::kLong));        // [T]
+  torch::Tensor pos = torch::arange(T, idx.options().dtype(torch::kLong));      // [T]
   torch::Tensor x = torch::embedding(wte_, idx) + torch::embedding(wpe_, pos);  // [B, T, C]
-  x = Dropout(x, config_.dropout);                                             // [B, T, C]
+  x = Dropout(x, config_.dropout);                                              // [B, T, C]
   for (const Block& b : blocks_) {
-    x = x + Attention(b, LayerNorm(x, b.ln_1_weight, b.ln_1_bias));             // [B, T, C]
+    x = x + Attention(b, LayerNorm(x, b.ln_1_weight, b.ln_1_bias));              // [B, T, C]
     torch::Tensor m = Linear(b.c_fc, LayerNorm(x, b.ln_2_weight, b.ln_2_bias));  // [B, T, 4C]
-    m = torch::gelu(m, "tanh");  // GPT-2's "gelu_new"                          // [B, T, 4C]
-    x = x + Dropout(Linear(b.mlp_c_proj, m), config_.dropout);                 // [B, T, C]
+    m = torch::gelu(m, "tanh");                                 // [B, T, 4C], GPT-2's "gelu_new"
+    x = x + Dropout(Linear(b.mlp_c_proj, m), config_.dropout);  // [B, T, C]
   }
   x = LayerNorm(x, ln_f_weight_, ln_f_bias_);  // [B, T, C]
   return torch::linear(x, wte_);               // [B, T, V]
@@ -193,8 +193,8 @@ absl::Status Gpt::AddLora(const LoraConfig& lora, Initializer& init) {
       if (name == target || absl::EndsWith(name, "." + target)) matched = true;
     }
     if (!matched) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("lora target module '", target, "' matches no layer (c_attn, c_proj, c_fc)"));
+      return absl::InvalidArgumentError(absl::StrCat("lora target module '", target,
+                                                     "' matches no layer (c_attn, c_proj, c_fc)"));
     }
   }
   for (torch::Tensor& p : parameters()) p.requires_grad_(false);
@@ -210,8 +210,8 @@ absl::Status Gpt::AddLora(const LoraConfig& lora, Initializer& init) {
     layer->lora_a = layer->register_parameter(
         "lora_A",
         init.Uniform({lora.rank, in}, 1.0 / std::sqrt(static_cast<double>(in))).to(device));
-    layer->lora_b =
-        layer->register_parameter("lora_B", torch::zeros({out, lora.rank}, torch::TensorOptions().device(device)));
+    layer->lora_b = layer->register_parameter(
+        "lora_B", torch::zeros({out, lora.rank}, torch::TensorOptions().device(device)));
     layer->lora_scale = lora.alpha / static_cast<double>(lora.rank);
     layer->lora_dropout = lora.dropout;
   }
@@ -253,8 +253,7 @@ std::vector<NamedTensor> Gpt::MergedState() const {
   return out;
 }
 
-std::vector<std::pair<std::string, std::vector<int64_t>>> GptParameterShapes(
-    const GptConfig& c) {
+std::vector<std::pair<std::string, std::vector<int64_t>>> GptParameterShapes(const GptConfig& c) {
   const int64_t C = c.n_embd;
   std::vector<std::pair<std::string, std::vector<int64_t>>> out = {
       {"transformer.wte.weight", {c.vocab_size, C}}, {"transformer.wpe.weight", {c.block_size, C}}};
@@ -291,10 +290,9 @@ absl::Status LoadGptState(const std::vector<NamedTensor>& source, Gpt& model) {
       return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name, "' is missing"));
     }
     if (it->second->sizes() != t.value.sizes()) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name, "' has shape ",
-                                                     ShapeString(it->second->sizes()),
-                                                     ", the model expects ",
-                                                     ShapeString(t.value.sizes())));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor '", t.name, "' has shape ", ShapeString(it->second->sizes()),
+                       ", the model expects ", ShapeString(t.value.sizes())));
     }
     torch::Tensor target = t.value;
     target.copy_(*it->second);
@@ -318,8 +316,9 @@ absl::Status LoadGptState(const std::vector<NamedTensor>& source, Gpt& model) {
 namespace {
 
 bool IsConv1dWeight(const std::string& name) {
-  return absl::EndsWith(name, ".attn.c_attn.weight") || absl::EndsWith(name, ".attn.c_proj.weight") ||
-         absl::EndsWith(name, ".mlp.c_fc.weight") || absl::EndsWith(name, ".mlp.c_proj.weight");
+  return absl::EndsWith(name, ".attn.c_attn.weight") ||
+         absl::EndsWith(name, ".attn.c_proj.weight") || absl::EndsWith(name, ".mlp.c_fc.weight") ||
+         absl::EndsWith(name, ".mlp.c_proj.weight");
 }
 
 bool IsIgnoredBuffer(const std::string& name) {
@@ -384,9 +383,9 @@ absl::StatusOr<Gpt2Checkpoint> ReadGpt2Checkpoint(const std::string& folder) {
   // The model's own names and shapes are what the checkpoint must provide.
   std::map<std::string, std::string> stored_name;  // mia name -> name in the file
   for (const auto& [name, t] : index->tensors) {
-    const std::string full =
-        absl::StartsWith(name, "transformer.") || name == "lm_head.weight" ? name
-                                                                           : "transformer." + name;
+    const std::string full = absl::StartsWith(name, "transformer.") || name == "lm_head.weight"
+                                 ? name
+                                 : "transformer." + name;
     if (!stored_name.emplace(full, name).second) {
       return absl::InvalidArgumentError(absl::StrCat("safetensors ", weights_path, ": tensor '",
                                                      name, "' appears with and without prefix"));

@@ -48,9 +48,9 @@ absl::StatusOr<GptConfig> Gpt2Size(const std::string& name);
 absl::Status ValidateGptConfig(const GptConfig& config);
 
 struct LoraConfig {
-  int64_t rank = 0;     // r; 0: no adapters
-  double alpha = 8;     // the adapter's output is scaled by alpha / rank
-  double dropout = 0;   // on the adapter's input only
+  int64_t rank = 0;    // r; 0: no adapters
+  double alpha = 8;    // the adapter's output is scaled by alpha / rank
+  double dropout = 0;  // on the adapter's input only
   // Module names matched by suffix as Hugging Face peft does: "c_proj"
   // matches attn.c_proj and mlp.c_proj, "attn.c_proj" only the former.
   std::vector<std::string> target_modules = {"c_attn"};
@@ -62,10 +62,10 @@ class GptLinearImpl : public torch::nn::Module {
  public:
   GptLinearImpl(int64_t in, int64_t out, double init_std, Initializer& init);
 
-  torch::Tensor weight;  // [out, in]
-  torch::Tensor bias;    // [out]
-  torch::Tensor lora_a;  // [r, in], registered as "lora_A" when adapted
-  torch::Tensor lora_b;  // [out, r], registered as "lora_B" when adapted
+  torch::Tensor weight;     // [out, in]
+  torch::Tensor bias;       // [out]
+  torch::Tensor lora_a;     // [r, in], registered as "lora_A" when adapted
+  torch::Tensor lora_b;     // [out, r], registered as "lora_B" when adapted
   double lora_scale = 0;    // alpha / r
   double lora_dropout = 0;  // on the adapter's input
 };
@@ -120,8 +120,8 @@ class Gpt : public torch::nn::Module {
   std::vector<std::pair<std::string, GptLinear>> Linears() const;
 
   GptConfig config_;
-  torch::Tensor wte_;                 // [V, C], tied to the output head
-  torch::Tensor wpe_;                 // [block_size, C]
+  torch::Tensor wte_;                      // [V, C], tied to the output head
+  torch::Tensor wpe_;                      // [block_size, C]
   torch::Tensor ln_f_weight_, ln_f_bias_;  // [C] each
   std::vector<Block> blocks_;
   int64_t lora_rank_ = 0;
@@ -143,9 +143,9 @@ absl::Status LoadGptState(const std::vector<NamedTensor>& source, Gpt& model);
 // A GPT-2 checkpoint in the Hugging Face layout, read into memory: its
 // config and its weights in mia's names and layout (float32, CPU).
 struct Gpt2Checkpoint {
-  GptConfig config;             // dropout 0
+  GptConfig config;  // dropout 0
   std::vector<NamedTensor> weights;
-  std::string sha256;           // of model.safetensors, hex
+  std::string sha256;  // of model.safetensors, hex
 };
 
 // Reads folder/config.json and folder/model.safetensors (no network, ever).

@@ -71,8 +71,7 @@ int64_t StoredTypeBytes(StoredType type) {
   return 0;
 }
 
-absl::StatusOr<SafetensorsIndex> ParseSafetensorsIndex(const std::string& prefix,
-                                                       int64_t file_size,
+absl::StatusOr<SafetensorsIndex> ParseSafetensorsIndex(const std::string& prefix, int64_t file_size,
                                                        const std::string& path) {
   if (file_size < 8 || prefix.size() < 8) return Bad(path, "shorter than the 8-byte header length");
   uint64_t n = 0;
@@ -128,15 +127,15 @@ absl::StatusOr<SafetensorsIndex> ParseSafetensorsIndex(const std::string& prefix
       return Bad(path, absl::StrCat(where, " has no data_offsets [begin, end]"));
     }
     if (begin > end || end > data_size) {
-      return Bad(path, absl::StrCat(where, " data_offsets [", begin, ", ", end,
-                                    "] are outside the data (", data_size,
-                                    " bytes from byte offset ", data_start, ")"));
+      return Bad(
+          path, absl::StrCat(where, " data_offsets [", begin, ", ", end, "] are outside the data (",
+                             data_size, " bytes from byte offset ", data_start, ")"));
     }
     const int64_t item = StoredTypeBytes(t.type);
     if (item > 0 && end - begin != numel * item) {
-      return Bad(path, absl::StrCat(where, " at byte offset ", data_start + begin, " has ",
-                                    end - begin, " bytes, its shape and ", t.dtype, " need ",
-                                    numel * item));
+      return Bad(path,
+                 absl::StrCat(where, " at byte offset ", data_start + begin, " has ", end - begin,
+                              " bytes, its shape and ", t.dtype, " need ", numel * item));
     }
     t.begin = data_start + begin;
     t.bytes = end - begin;
@@ -179,7 +178,8 @@ absl::StatusOr<Gpt2FileConfig> ParseGpt2Config(const std::string& json, const st
     auto it = c.find(key);
     if (it == c.end()) return absl::InvalidArgumentError(absl::StrCat(path, ": no ", key));
     if (!AsCount(*it, v) || *v <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": ", key, " must be a positive integer"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": ", key, " must be a positive integer"));
     }
     return absl::OkStatus();
   };

@@ -25,7 +25,7 @@ namespace mia::models {
 enum class StoredType { kF32, kF16, kBF16, kOther };
 
 struct StoredTensor {
-  std::string dtype;           // as written ("F32", "F16", "BF16", or another, e.g. "U8")
+  std::string dtype;  // as written ("F32", "F16", "BF16", or another, e.g. "U8")
   StoredType type = StoredType::kOther;
   std::vector<int64_t> shape;  // row-major
   int64_t begin = 0;           // absolute byte offset of the data in the file
@@ -48,8 +48,8 @@ int64_t StoredTypeBytes(StoredType type);
 // not sized: a caller that reads one rejects it) end - begin equals the
 // shape's element count times the type's size. `path` only names the file in
 // errors.
-absl::StatusOr<SafetensorsIndex> ParseSafetensorsIndex(const std::string& prefix,
-                                                       int64_t file_size, const std::string& path);
+absl::StatusOr<SafetensorsIndex> ParseSafetensorsIndex(const std::string& prefix, int64_t file_size,
+                                                       const std::string& path);
 
 // Reads `path`'s header and parses it (NotFound for a missing file).
 absl::StatusOr<SafetensorsIndex> ReadSafetensorsIndex(const std::string& path);

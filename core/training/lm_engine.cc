@@ -10,8 +10,9 @@
 //     linear weights [out, in]);
 //   LoRA: only the adapters ("transformer.h.0.attn.c_attn.lora_A" [r, in],
 //     "...lora_B" [out, r]) plus "mia.lora.base_sha256" (the 64 hex digits of
-//     the base checkpoint's model.safetensors as uint8) and "mia.lora.alpha"
-//     (float64 [1]). The base comes from LmSpec::checkpoint at load time and
+//     the base checkpoint's model.safetensors as uint8), "mia.lora.alpha"
+//     (float64 [1]) and "mia.lora.base_path" (the checkpoint folder as uint8,
+//     for provenance). The base comes from LmSpec::checkpoint at load time and
 //     must hash the same: a few MB per model instead of a full copy per
 //     shadow model (gpt2: 500 MB each).
 #include "core/training/lm_engine.h"
@@ -49,6 +50,7 @@ constexpr int64_t kBucketWindow = 32;  // batches per length-sorting window
 constexpr int64_t kEvalTexts = 16;     // texts per evaluation pass
 constexpr char kBaseShaKey[] = "mia.lora.base_sha256";
 constexpr char kAlphaKey[] = "mia.lora.alpha";
+constexpr char kBasePathKey[] = "mia.lora.base_path";
 
 // What a spec resolves to: the model's shape, the context length texts are
 // cut to, and the checkpoint (null: from scratch).
@@ -283,13 +285,13 @@ std::pair<double, double> Evaluate(models::Gpt& model, const TokenizedCorpus& co
   for (int64_t begin = 0; begin < static_cast<int64_t>(texts.size()); begin += kEvalTexts) {
     const int64_t count = std::min<int64_t>(kEvalTexts, texts.size() - begin);
     LmBatch b = Assemble(corpus, texts.data() + begin, count, context);
-    torch::Tensor targets = b.targets.to(device);                  // [B, T]
-    torch::Tensor logits = model.forward(b.input.to(device));      // [B, T, V]
+    torch::Tensor targets = b.targets.to(device);                   // [B, T]
+    torch::Tensor logits = model.forward(b.input.to(device));       // [B, T, V]
     torch::Tensor flat = logits.flatten(0, 1).to(torch::kFloat32);  // [B*T, V]
     torch::Tensor loss = torch::nn::functional::cross_entropy(
         flat, targets.flatten(),
         torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-1).reduction(torch::kSum));
-    const torch::Tensor mask = targets >= 0;                         // [B, T]
+    const torch::Tensor mask = targets >= 0;  // [B, T]
     loss_sum += loss.item<double>();
     correct += ((logits.argmax(2) == targets) & mask).sum().item<int64_t>();
     tokens += mask.sum().item<int64_t>();
@@ -308,6 +310,12 @@ absl::Status SaveLm(models::Gpt& model, const LmSetup& setup, const LmSpec& spec
   std::copy(sha.begin(), sha.end(), digest.data_ptr<uint8_t>());
   state.push_back({kBaseShaKey, digest, false});
   state.push_back({kAlphaKey, torch::full({1}, spec.lora.alpha, torch::kFloat64), false});
+  // Provenance only: loading takes the base from LmSpec::checkpoint (a folder
+  // may move) and trusts the hash, not the path.
+  const std::string& base = spec.checkpoint;
+  torch::Tensor base_path = torch::empty({static_cast<int64_t>(base.size())}, torch::kUInt8);
+  std::copy(base.begin(), base.end(), base_path.data_ptr<uint8_t>());
+  state.push_back({kBasePathKey, base_path, false});
   return SaveModelState(state, path);
 }
 
@@ -350,8 +358,8 @@ absl::StatusOr<ModelReport> TrainOne(int k, const TokenizedCorpus& corpus, const
   trainable.insert(trainable.end(), no_decay.begin(), no_decay.end());
 
   Rng order_rng(DeriveSeed(seed, kOrderStream));
-  const int64_t per_epoch = (static_cast<int64_t>(train.size()) + recipe.batch_size - 1) /
-                            recipe.batch_size;
+  const int64_t per_epoch =
+      (static_cast<int64_t>(train.size()) + recipe.batch_size - 1) / recipe.batch_size;
   const int64_t total = per_epoch * recipe.epochs;
   int64_t step = 0;
   model->train();
@@ -406,7 +414,8 @@ absl::StatusOr<std::vector<ModelReport>> TrainImpl(
     if (train_indices[k].empty()) {
       return absl::InvalidArgumentError(absl::StrCat("train_indices[", k, "] is empty"));
     }
-    MIA_RETURN_IF_ERROR(CheckIndices(train_indices[k], texts, absl::StrCat("train_indices[", k, "]")));
+    MIA_RETURN_IF_ERROR(
+        CheckIndices(train_indices[k], texts, absl::StrCat("train_indices[", k, "]")));
     if (out_paths[k].empty()) {
       return absl::InvalidArgumentError(absl::StrCat("out_paths[", k, "] is empty"));
     }
@@ -470,7 +479,8 @@ absl::StatusOr<std::shared_ptr<models::Gpt>> LoadLm(const std::string& path, con
   auto plain = std::make_shared<models::Gpt>(setup.config, none);
   if (spec.lora.rank == 0) {
     absl::Status s = models::LoadGptState(stored, *plain);
-    if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("model archive ", path, ": ", s.message()));
+    if (!s.ok())
+      return absl::InvalidArgumentError(absl::StrCat("model archive ", path, ": ", s.message()));
     return plain;
   }
   std::vector<models::NamedTensor> adapters;
@@ -480,6 +490,8 @@ absl::StatusOr<std::shared_ptr<models::Gpt>> LoadLm(const std::string& path, con
       sha = t.value;
     } else if (t.name == kAlphaKey) {
       alpha = t.value;
+    } else if (t.name == kBasePathKey) {
+      continue;
     } else {
       adapters.push_back(std::move(t));
     }
@@ -503,27 +515,25 @@ absl::StatusOr<std::shared_ptr<models::Gpt>> LoadLm(const std::string& path, con
   auto adapted = std::make_shared<models::Gpt>(setup.config, none);
   MIA_RETURN_IF_ERROR(adapted->AddLora(ToLora(spec.lora), none));
   if (adapters.size() != adapted->LoraState().size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model archive ", path, ": holds ", adapters.size(), " adapter tensors, the spec implies ",
-        adapted->LoraState().size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("model archive ", path, ": holds ", adapters.size(),
+                     " adapter tensors, the spec implies ", adapted->LoraState().size()));
   }
   std::vector<models::NamedTensor> all = setup.checkpoint->weights;
   all.insert(all.end(), adapters.begin(), adapters.end());
   absl::Status s = models::LoadGptState(all, *adapted);
-  if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("model archive ", path, ": ", s.message()));
+  if (!s.ok())
+    return absl::InvalidArgumentError(absl::StrCat("model archive ", path, ": ", s.message()));
   MIA_RETURN_IF_ERROR(models::LoadGptState(adapted->MergedState(), *plain));
   return plain;
 }
 
 // Signals of one model on `indices`, texts processed in length-sorted
 // batches; each batch's [B, T, V] tensors are dropped before the next.
-absl::StatusOr<attacks::TokenSignals> SignalsOfModel(const std::string& path, const LmSetup& setup,
-                                                     const LmSpec& spec,
-                                                     const TokenizedCorpus& corpus,
-                                                     const std::vector<int64_t>& indices,
-                                                     bool with_stats, int64_t batch_size,
-                                                     const TrainContext& ctx,
-                                                     const torch::Device& device) {
+absl::StatusOr<attacks::TokenSignals> SignalsOfModel(
+    const std::string& path, const LmSetup& setup, const LmSpec& spec,
+    const TokenizedCorpus& corpus, const std::vector<int64_t>& indices, bool with_stats,
+    int64_t batch_size, const TrainContext& ctx, const torch::Device& device) {
   MIA_ASSIGN_OR_RETURN(std::shared_ptr<models::Gpt> model, LoadLm(path, setup, spec));
   model->to(device);
   model->eval();
@@ -555,16 +565,17 @@ absl::StatusOr<attacks::TokenSignals> SignalsOfModel(const std::string& path, co
     for (int64_t i = 0; i < count; ++i) rows.push_back(indices[order[begin + i]]);
     LmBatch b = Assemble(corpus, rows.data(), count, setup.context);
     const int64_t T = b.input.size(1);
-    torch::Tensor targets = b.targets.clamp_min(0).to(device);              // [B, T]
-    torch::Tensor logp = torch::log_softmax(
-        model->forward(b.input.to(device)).to(torch::kFloat32), -1);         // [B, T, V]
-    torch::Tensor lp = logp.gather(2, targets.unsqueeze(2)).squeeze(2).cpu().contiguous();  // [B, T]
+    torch::Tensor targets = b.targets.clamp_min(0).to(device);  // [B, T]
+    torch::Tensor logp = torch::log_softmax(model->forward(b.input.to(device)).to(torch::kFloat32),
+                                            -1);  // [B, T, V]
+    torch::Tensor lp =
+        logp.gather(2, targets.unsqueeze(2)).squeeze(2).cpu().contiguous();  // [B, T]
     torch::Tensor mean, var;
     if (with_stats) {
-      torch::Tensor plogp = logp.exp().mul_(logp);                          // [B, T, V]
-      mean = plogp.sum(-1);                                                 // [B, T]
-      torch::Tensor second = plogp.mul_(logp).sum(-1);                      // [B, T]
-      var = (second - mean * mean).clamp_min_(0.0).cpu().contiguous();      // [B, T]
+      torch::Tensor plogp = logp.exp().mul_(logp);                      // [B, T, V]
+      mean = plogp.sum(-1);                                             // [B, T]
+      torch::Tensor second = plogp.mul_(logp).sum(-1);                  // [B, T]
+      var = (second - mean * mean).clamp_min_(0.0).cpu().contiguous();  // [B, T]
       mean = mean.cpu().contiguous();
     }
     for (int64_t i = 0; i < count; ++i) {
@@ -581,9 +592,8 @@ absl::StatusOr<attacks::TokenSignals> SignalsOfModel(const std::string& path, co
 }
 
 absl::Status SignalsImpl(
-    const std::vector<std::string>& model_paths, const LmSpec& spec,
-    const TokenizedCorpus& corpus, const std::vector<int64_t>& indices, bool with_stats,
-    int batch_size, const TrainContext& ctx,
+    const std::vector<std::string>& model_paths, const LmSpec& spec, const TokenizedCorpus& corpus,
+    const std::vector<int64_t>& indices, bool with_stats, int batch_size, const TrainContext& ctx,
     const std::function<absl::Status(int model, attacks::TokenSignals signals)>& done) {
   if (batch_size < 1) return absl::InvalidArgumentError("batch_size must be >= 1");
   MIA_RETURN_IF_ERROR(CheckIndices(indices, static_cast<int64_t>(corpus.tokens.size()), "indices"));
@@ -636,9 +646,8 @@ absl::StatusOr<std::vector<ModelReport>> TrainLanguageModels(
 }
 
 absl::Status ComputeTokenSignalsMany(
-    const std::vector<std::string>& model_paths, const LmSpec& spec,
-    const TokenizedCorpus& corpus, const std::vector<int64_t>& indices, bool with_stats,
-    int batch_size, const TrainContext& ctx,
+    const std::vector<std::string>& model_paths, const LmSpec& spec, const TokenizedCorpus& corpus,
+    const std::vector<int64_t>& indices, bool with_stats, int batch_size, const TrainContext& ctx,
     const std::function<absl::Status(int model, attacks::TokenSignals signals)>& done) {
   try {
     return SignalsImpl(model_paths, spec, corpus, indices, with_stats, batch_size, ctx, done);

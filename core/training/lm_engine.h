@@ -32,8 +32,8 @@ struct TokenizedCorpus {
 // LoRA adapters (Hu et al. 2021) on the named Linear/Conv1D modules; rank 0: off.
 struct LoraSpec {
   int rank = 0;
-  double alpha = 8;        // scale = alpha / rank
-  double dropout = 0.0;    // on the adapter's input
+  double alpha = 8;                                      // scale = alpha / rank
+  double dropout = 0.0;                                  // on the adapter's input
   std::vector<std::string> target_modules = {"c_attn"};  // c_attn | c_proj | c_fc
 };
 
@@ -48,8 +48,9 @@ struct LmSpec {
   std::string architecture = "gpt";  // gpt | gpt2 | gpt2-medium | gpt2-large | gpt2-xl
   int n_layer = 2, n_head = 2, n_embd = 64, block_size = 64;
   double dropout = 0.0;
-  int vocab_size = 0;       // 0: the corpus's; with a checkpoint, 0 or its vocab_size
-  std::string checkpoint;   // Hugging Face GPT-2 folder (config.json, model.safetensors); empty: from scratch
+  int vocab_size = 0;      // 0: the corpus's; with a checkpoint, 0 or its vocab_size
+  std::string checkpoint;  // Hugging Face GPT-2 folder (config.json, model.safetensors); empty:
+                           // from scratch
   LoraSpec lora;
 };
 
@@ -63,7 +64,7 @@ struct LmRecipe {
   double weight_decay = 0.01;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   int epochs = 1;
-  int batch_size = 8;           // texts per step
+  int batch_size = 8;            // texts per step
   double warmup_fraction = 0.1;  // linear warm-up over this fraction of the steps, then cosine to 0
   double grad_clip = 1.0;        // global L2 norm; 0: none
 };
@@ -85,8 +86,9 @@ struct LmRecipe {
 // full model under Hugging Face's names (linear weights [out, in]), or, with
 // LoRA, only the adapters ("<module>.lora_A" [r, in], "<module>.lora_B"
 // [out, r]) plus "mia.lora.base_sha256" (uint8, the 64 hex digits of the base
-// model.safetensors) and "mia.lora.alpha" (float64 [1]): the base is read from
-// spec.checkpoint when the model is loaded and must hash the same.
+// model.safetensors), "mia.lora.alpha" (float64 [1]) and
+// "mia.lora.base_path" (spec.checkpoint as uint8, provenance only): the base
+// is read from spec.checkpoint when the model is loaded and must hash the same.
 absl::StatusOr<std::vector<ModelReport>> TrainLanguageModels(
     const TokenizedCorpus& corpus, const LmSpec& spec, const LmRecipe& recipe,
     const std::vector<std::vector<int64_t>>& train_indices,
@@ -103,9 +105,8 @@ absl::StatusOr<std::vector<ModelReport>> TrainLanguageModels(
 // artifact whose base checkpoint no longer hashes the same is
 // FailedPrecondition; a missing artifact NotFound.
 absl::Status ComputeTokenSignalsMany(
-    const std::vector<std::string>& model_paths, const LmSpec& spec,
-    const TokenizedCorpus& corpus, const std::vector<int64_t>& indices, bool with_stats,
-    int batch_size, const TrainContext& ctx,
+    const std::vector<std::string>& model_paths, const LmSpec& spec, const TokenizedCorpus& corpus,
+    const std::vector<int64_t>& indices, bool with_stats, int batch_size, const TrainContext& ctx,
     const std::function<absl::Status(int model, attacks::TokenSignals signals)>& done);
 
 }  // namespace mia::training

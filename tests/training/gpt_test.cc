@@ -68,16 +68,15 @@ TEST(GptTest, ParameterNamesAreHuggingFaces) {
   Gpt model(c, init);
   std::vector<std::string> names;
   for (const NamedTensor& t : model.State()) names.push_back(t.name);
-  EXPECT_THAT(names,
-              ::testing::ElementsAre(
-                  "transformer.wte.weight", "transformer.wpe.weight", "transformer.h.0.ln_1.weight",
-                  "transformer.h.0.ln_1.bias", "transformer.h.0.attn.c_attn.weight",
-                  "transformer.h.0.attn.c_attn.bias", "transformer.h.0.attn.c_proj.weight",
-                  "transformer.h.0.attn.c_proj.bias", "transformer.h.0.ln_2.weight",
-                  "transformer.h.0.ln_2.bias", "transformer.h.0.mlp.c_fc.weight",
-                  "transformer.h.0.mlp.c_fc.bias", "transformer.h.0.mlp.c_proj.weight",
-                  "transformer.h.0.mlp.c_proj.bias", "transformer.ln_f.weight",
-                  "transformer.ln_f.bias"));
+  EXPECT_THAT(names, ::testing::ElementsAre(
+                         "transformer.wte.weight", "transformer.wpe.weight",
+                         "transformer.h.0.ln_1.weight", "transformer.h.0.ln_1.bias",
+                         "transformer.h.0.attn.c_attn.weight", "transformer.h.0.attn.c_attn.bias",
+                         "transformer.h.0.attn.c_proj.weight", "transformer.h.0.attn.c_proj.bias",
+                         "transformer.h.0.ln_2.weight", "transformer.h.0.ln_2.bias",
+                         "transformer.h.0.mlp.c_fc.weight", "transformer.h.0.mlp.c_fc.bias",
+                         "transformer.h.0.mlp.c_proj.weight", "transformer.h.0.mlp.c_proj.bias",
+                         "transformer.ln_f.weight", "transformer.ln_f.bias"));
   EXPECT_EQ(model.State()[4].value.sizes(), (std::vector<int64_t>{48, 16}));  // [out, in]
   // The shapes the checkpoint reader expects are the model's own.
   Initializer init2(1);
@@ -177,8 +176,9 @@ TEST(GptTest, LoraStartsAtTheBaseAndMergesExactly) {
     return torch::Tensor();
   };
   const std::string w = "transformer.h.1.mlp.c_proj.";
-  const torch::Tensor expect = find(state, w + "weight") +
-                               2.0 * torch::mm(find(state, w + "lora_B"), find(state, w + "lora_A"));
+  const torch::Tensor expect =
+      find(state, w + "weight") +
+      2.0 * torch::mm(find(state, w + "lora_B"), find(state, w + "lora_A"));
   EXPECT_TRUE(torch::allclose(find(merged.State(), w + "weight"), expect, 1e-6, 1e-6));
   // Unmatched targets are an error, as in peft.
   Gpt other(Tiny(), init);
@@ -238,8 +238,7 @@ class GptCheckpointTest : public ::testing::TestWithParam<std::pair<const char*,
 TEST_P(GptCheckpointTest, LogitsMatchANumPyForwardPass) {
   const auto [dtype, prefix] = GetParam();
   const std::string dir = TestDir() + "/ckpt";
-  const std::string script =
-      std::string(MIA_SOURCE_DIR) + "/tests/training/gpt2_reference.py";
+  const std::string script = std::string(MIA_SOURCE_DIR) + "/tests/training/gpt2_reference.py";
   ASSERT_TRUE(RunCommand(absl::StrCat(kPython, " ", script, " ", dir, " ", dtype, " ", prefix)))
       << "needs " << kPython << " with numpy (scripts/install-deps.sh)";
   absl::StatusOr<Gpt2Checkpoint> ckpt = ReadGpt2Checkpoint(dir);
@@ -352,18 +351,15 @@ TEST(SafetensorsTest, IndexChecks) {
   EXPECT_EQ(ok->tensors.at("a").bytes, 12);
   EXPECT_GT(ok->tensors.at("a").begin, 8);
   EXPECT_EQ(ok->tensors.at("a").type, StoredType::kF16);
-  EXPECT_THAT(parse(R"({"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,12]}})", 12)
-                  .status()
-                  .message(),
-              HasSubstr("tensor 'a' at byte offset"));
-  EXPECT_THAT(parse(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4)
-                  .status()
-                  .message(),
-              HasSubstr("bad shape"));
-  EXPECT_THAT(parse(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", 4)
-                  .status()
-                  .message(),
-              HasSubstr("outside the data"));
+  EXPECT_THAT(
+      parse(R"({"a":{"dtype":"F32","shape":[2,3],"data_offsets":[0,12]}})", 12).status().message(),
+      HasSubstr("tensor 'a' at byte offset"));
+  EXPECT_THAT(
+      parse(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4).status().message(),
+      HasSubstr("bad shape"));
+  EXPECT_THAT(
+      parse(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", 4).status().message(),
+      HasSubstr("outside the data"));
   EXPECT_THAT(parse(R"({"a":{"dtype":"F32","shape":[1]}})", 4).status().message(),
               HasSubstr("data_offsets"));
   EXPECT_THAT(parse("{not json", 0).status().message(), HasSubstr("not valid JSON"));
@@ -387,11 +383,11 @@ TEST(SafetensorsTest, Gpt2Config) {
                   .status()
                   .message(),
               HasSubstr("no n_ctx"));
-  EXPECT_THAT(ParseGpt2Config(R"({"n_layer":0,"n_head":2,"n_embd":8,"n_ctx":4,"vocab_size":5})",
-                              "c.json")
-                  .status()
-                  .message(),
-              HasSubstr("n_layer must be a positive integer"));
+  EXPECT_THAT(
+      ParseGpt2Config(R"({"n_layer":0,"n_head":2,"n_embd":8,"n_ctx":4,"vocab_size":5})", "c.json")
+          .status()
+          .message(),
+      HasSubstr("n_layer must be a positive integer"));
 }
 
 }  // namespace

@@ -95,14 +95,14 @@ attacks::TokenSignals Signals(const std::string& path, const LmSpec& spec,
                               bool stats, int batch) {
   attacks::TokenSignals out;
   int calls = 0;
-  absl::Status s = ComputeTokenSignalsMany(
-      {path}, spec, corpus, indices, stats, batch, TrainContext{},
-      [&](int m, attacks::TokenSignals signals) {
-        EXPECT_EQ(m, 0);
-        ++calls;
-        out = std::move(signals);
-        return absl::OkStatus();
-      });
+  absl::Status s =
+      ComputeTokenSignalsMany({path}, spec, corpus, indices, stats, batch, TrainContext{},
+                              [&](int m, attacks::TokenSignals signals) {
+                                EXPECT_EQ(m, 0);
+                                ++calls;
+                                out = std::move(signals);
+                                return absl::OkStatus();
+                              });
   EXPECT_TRUE(s.ok()) << s;
   EXPECT_EQ(calls, 1);
   return out;
@@ -242,10 +242,11 @@ TEST(LmEngineTest, LoraArtifactsHoldAdaptersAndNameTheirBase) {
   for (const auto& t : stored) {
     if (t.name.rfind("mia.", 0) != 0) adapters.push_back(t);
   }
-  EXPECT_EQ(stored.size(), adapters.size() + 2);  // + base hash, alpha
+  EXPECT_EQ(stored.size(), adapters.size() + 3);  // + base hash, alpha, base path
   ASSERT_EQ(adapters.size(), 2u * 3 * 2);
   for (const auto& t : adapters) {
-    EXPECT_THAT(t.name, ::testing::AnyOf(::testing::EndsWith(".lora_A"), ::testing::EndsWith(".lora_B")));
+    EXPECT_THAT(t.name,
+                ::testing::AnyOf(::testing::EndsWith(".lora_A"), ::testing::EndsWith(".lora_B")));
     if (t.name.find("lora_B") != std::string::npos) {
       EXPECT_GT(t.value.abs().max().item<float>(), 0);
     }
@@ -272,9 +273,10 @@ TEST(LmEngineTest, LoraArtifactsHoldAdaptersAndNameTheirBase) {
   LmSpec other = spec;
   other.lora.alpha = 8;
   auto ignore = [](int, attacks::TokenSignals) { return absl::OkStatus(); };
-  EXPECT_EQ(ComputeTokenSignalsMany({path}, other, corpus, indices, false, 4, TrainContext{}, ignore)
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      ComputeTokenSignalsMany({path}, other, corpus, indices, false, 4, TrainContext{}, ignore)
+          .code(),
+      absl::StatusCode::kInvalidArgument);
   models::Initializer init2(6);
   models::Gpt changed(config, init2);
   WriteHfCheckpoint(changed, ckpt, true);
@@ -353,10 +355,10 @@ TEST(LmEngineTest, RefusesBadCallsAndStopsOnCancel) {
                                     TrainContext{}, ignore)
                 .code(),
             absl::StatusCode::kNotFound);
-  EXPECT_EQ(ComputeTokenSignalsMany({path}, TinySpec(), corpus, {0}, false, 0, TrainContext{},
-                                    ignore)
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      ComputeTokenSignalsMany({path}, TinySpec(), corpus, {0}, false, 0, TrainContext{}, ignore)
+          .code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

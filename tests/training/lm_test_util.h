@@ -62,7 +62,8 @@ inline void WriteHfCheckpoint(const models::Gpt& model, const std::string& dir, 
     const std::string name = prefix ? t.name : t.name.substr(std::string("transformer.").size());
     const size_t begin = data.size();
     data.append(static_cast<const char*>(v.data_ptr()), v.numel() * sizeof(float));
-    header[name] = {{"dtype", "F32"}, {"shape", v.sizes().vec()}, {"data_offsets", {begin, data.size()}}};
+    header[name] = {
+        {"dtype", "F32"}, {"shape", v.sizes().vec()}, {"data_offsets", {begin, data.size()}}};
   }
   const std::string text = header.dump();
   std::string bytes(8, '\0');
