@@ -38,6 +38,7 @@
 #include "core/training/archive.h"
 #include "core/training/device.h"
 #include "core/training/lanes.h"
+#include "core/training/lm_recipe.h"
 #include "core/training/recipe.h"
 #include "core/training/torch_error.h"
 
@@ -46,8 +47,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr int64_t kBucketWindow = 32;  // batches per length-sorting window
-constexpr int64_t kEvalTexts = 16;     // texts per evaluation pass
+constexpr int64_t kEvalTexts = 16;  // texts per evaluation pass
 constexpr char kBaseShaKey[] = "mia.lora.base_sha256";
 constexpr char kAlphaKey[] = "mia.lora.alpha";
 constexpr char kBasePathKey[] = "mia.lora.base_path";
@@ -150,37 +150,11 @@ int64_t ScoredLength(const TokenizedCorpus& corpus, int64_t text, int64_t contex
   return std::min<int64_t>(static_cast<int64_t>(corpus.tokens[text].size()), context);
 }
 
-void Shuffle(std::vector<int64_t>& v, Rng& rng) {
-  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.UniformInt(i)]);
-}
-
-// One epoch's batches: the texts shuffled, cut into windows of kBucketWindow
-// batches, each window sorted by length (stable) and cut into batches, and
-// the batches shuffled, so a batch holds texts of similar length (little
-// padding) while the order still varies per epoch and seed.
-std::vector<std::vector<int64_t>> LengthBucketedBatches(const TokenizedCorpus& corpus,
-                                                        std::vector<int64_t> texts,
-                                                        int64_t batch_size, int64_t context,
-                                                        Rng& rng) {
-  Shuffle(texts, rng);
-  const int64_t window = batch_size * kBucketWindow;
-  std::vector<std::vector<int64_t>> batches;
-  for (int64_t begin = 0; begin < static_cast<int64_t>(texts.size()); begin += window) {
-    const auto first = texts.begin() + begin;
-    const auto last = texts.begin() + std::min<int64_t>(begin + window, texts.size());
-    std::stable_sort(first, last, [&](int64_t a, int64_t b) {
-      return ScoredLength(corpus, a, context) < ScoredLength(corpus, b, context);
-    });
-    for (auto it = first; it < last; it += std::min<int64_t>(batch_size, last - it)) {
-      batches.emplace_back(it, it + std::min<int64_t>(batch_size, last - it));
-    }
-  }
-  std::vector<int64_t> order(batches.size());
-  std::iota(order.begin(), order.end(), 0);
-  Shuffle(order, rng);
-  std::vector<std::vector<int64_t>> out;
-  out.reserve(batches.size());
-  for (int64_t i : order) out.push_back(std::move(batches[i]));
+std::vector<TextLength> ScoredLengths(const TokenizedCorpus& corpus,
+                                      const std::vector<int64_t>& texts, int64_t context) {
+  std::vector<TextLength> out;
+  out.reserve(texts.size());
+  for (int64_t t : texts) out.push_back({t, ScoredLength(corpus, t, context)});
   return out;
 }
 
@@ -209,39 +183,6 @@ LmBatch Assemble(const TokenizedCorpus& corpus, const int64_t* rows, int64_t cou
     }
   }
   return b;
-}
-
-// Learning rate at 0-based step `step` of `total`: linear warm-up over the
-// first ceil(warmup_fraction * total) steps (from lr / warmup up to lr), then
-// a half cosine from lr down to 0 at the last step.
-double LmLearningRate(const LmRecipe& recipe, int64_t step, int64_t total) {
-  const int64_t warmup =
-      static_cast<int64_t>(std::ceil(recipe.warmup_fraction * static_cast<double>(total)));
-  if (step < warmup) {
-    return recipe.learning_rate * static_cast<double>(step + 1) / static_cast<double>(warmup);
-  }
-  const int64_t decay = total - warmup;
-  if (decay <= 1) return recipe.learning_rate;
-  const double progress = static_cast<double>(step - warmup) / static_cast<double>(decay - 1);
-  return recipe.learning_rate * 0.5 * (1.0 + std::cos(M_PI * progress));
-}
-
-absl::Status ValidateRecipe(const LmRecipe& r) {
-  if (!(r.learning_rate > 0) || !std::isfinite(r.learning_rate)) {
-    return absl::InvalidArgumentError("learning_rate must be positive");
-  }
-  if (!(r.weight_decay >= 0)) return absl::InvalidArgumentError("weight_decay must be >= 0");
-  if (!(r.beta1 >= 0 && r.beta1 < 1) || !(r.beta2 >= 0 && r.beta2 < 1)) {
-    return absl::InvalidArgumentError("beta1 and beta2 must be in [0, 1)");
-  }
-  if (!(r.eps > 0)) return absl::InvalidArgumentError("eps must be positive");
-  if (r.epochs < 1) return absl::InvalidArgumentError("epochs must be >= 1");
-  if (r.batch_size < 1) return absl::InvalidArgumentError("batch_size must be >= 1");
-  if (!(r.warmup_fraction >= 0 && r.warmup_fraction <= 1)) {
-    return absl::InvalidArgumentError("warmup_fraction must be in [0, 1]");
-  }
-  if (!(r.grad_clip >= 0)) return absl::InvalidArgumentError("grad_clip must be >= 0");
-  return absl::OkStatus();
 }
 
 absl::Status CheckIndices(const std::vector<int64_t>& indices, int64_t texts,
@@ -361,11 +302,11 @@ absl::StatusOr<ModelReport> TrainOne(int k, const TokenizedCorpus& corpus, const
   const int64_t per_epoch =
       (static_cast<int64_t>(train.size()) + recipe.batch_size - 1) / recipe.batch_size;
   const int64_t total = per_epoch * recipe.epochs;
+  const std::vector<TextLength> lengths = ScoredLengths(corpus, train, setup.context);
   int64_t step = 0;
   model->train();
   for (int epoch = 0; epoch < recipe.epochs; ++epoch) {
-    const auto batches =
-        LengthBucketedBatches(corpus, train, recipe.batch_size, setup.context, order_rng);
+    const auto batches = LengthBucketedBatches(lengths, recipe.batch_size, order_rng);
     for (size_t bi = 0; bi < batches.size(); ++bi, ++step) {
       if (ctx.cancel != nullptr && ctx.cancel->load()) {
         return absl::CancelledError("training cancelled");
@@ -403,7 +344,7 @@ absl::StatusOr<std::vector<ModelReport>> TrainImpl(
     const std::vector<std::vector<int64_t>>& train_indices,
     const std::vector<int64_t>& test_indices, const std::vector<uint64_t>& seeds,
     const std::vector<std::string>& out_paths, const TrainContext& ctx) {
-  MIA_RETURN_IF_ERROR(ValidateRecipe(recipe));
+  MIA_RETURN_IF_ERROR(ValidateLmRecipe(recipe));
   if (seeds.empty()) return absl::InvalidArgumentError("seeds: no models to train");
   if (train_indices.size() != seeds.size() || out_paths.size() != seeds.size()) {
     return absl::InvalidArgumentError(
