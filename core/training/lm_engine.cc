@@ -47,7 +47,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr int64_t kEvalTexts = 16;  // texts per evaluation pass
 constexpr char kBaseShaKey[] = "mia.lora.base_sha256";
 constexpr char kAlphaKey[] = "mia.lora.alpha";
 constexpr char kBasePathKey[] = "mia.lora.base_path";
@@ -212,9 +211,10 @@ absl::StatusOr<std::shared_ptr<models::Gpt>> BuildModel(const LmSetup& setup, co
   return model;
 }
 
-// Mean per-token cross-entropy and next-token accuracy of `model` on `texts`.
+// Mean per-token cross-entropy and next-token accuracy of `model` on `texts`,
+// `batch` texts per pass (the training batch: memory sized for training fits).
 std::pair<double, double> Evaluate(models::Gpt& model, const TokenizedCorpus& corpus,
-                                   std::vector<int64_t> texts, int64_t context,
+                                   std::vector<int64_t> texts, int64_t context, int64_t batch,
                                    const torch::Device& device) {
   torch::NoGradGuard no_grad;
   model.eval();
@@ -223,8 +223,8 @@ std::pair<double, double> Evaluate(models::Gpt& model, const TokenizedCorpus& co
   });
   double loss_sum = 0;
   int64_t correct = 0, tokens = 0;
-  for (int64_t begin = 0; begin < static_cast<int64_t>(texts.size()); begin += kEvalTexts) {
-    const int64_t count = std::min<int64_t>(kEvalTexts, texts.size() - begin);
+  for (int64_t begin = 0; begin < static_cast<int64_t>(texts.size()); begin += batch) {
+    const int64_t count = std::min<int64_t>(batch, texts.size() - begin);
     LmBatch b = Assemble(corpus, texts.data() + begin, count, context);
     torch::Tensor targets = b.targets.to(device);                   // [B, T]
     torch::Tensor logits = model.forward(b.input.to(device));       // [B, T, V]
@@ -331,9 +331,9 @@ absl::StatusOr<ModelReport> TrainOne(int k, const TokenizedCorpus& corpus, const
   model->eval();
   ModelReport report;
   std::tie(report.train_loss, report.train_accuracy) =
-      Evaluate(*model, corpus, train, setup.context, device);
+      Evaluate(*model, corpus, train, setup.context, recipe.batch_size, device);
   std::tie(report.test_loss, report.test_accuracy) =
-      Evaluate(*model, corpus, test, setup.context, device);
+      Evaluate(*model, corpus, test, setup.context, recipe.batch_size, device);
   MIA_RETURN_IF_ERROR(SaveLm(*model, setup, spec, out_path));
   report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return report;

@@ -97,7 +97,8 @@ absl::StatusOr<std::vector<ModelReport>> TrainLanguageModels(
 
 // Per-token signals of saved models on corpus texts `indices`, no gradients,
 // batched (memory bounded by batch x block_size x vocabulary, never by all
-// texts). `done(m, signals)` gets model m's TokenSignals (models = 1, points =
+// texts: about 3 float32 copies of [batch_size, T, V] at a time, e.g. 4.8 GB
+// for GPT-2's vocabulary at batch 8 and T 1024, plus the model). `done(m, signals)` gets model m's TokenSignals (models = 1, points =
 // indices.size(), mean/var filled when with_stats), once per model, never
 // concurrently; models run in lanes on a CPU as ComputeLogitsMany. lp at
 // scored position t is log_softmax(logits at t - 1)[x_t]; mean and var are
