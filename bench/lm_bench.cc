@@ -3,7 +3,12 @@
 // distribution statistics.
 //
 //   mia_lm_bench [steps=30] [threads=0] [n_layer=4] [n_embd=128] [block=128] [vocab=2000]
-//                [batch=16] [texts=256]
+//                [batch=16] [texts=256] [models=1]
+//
+// models > 1 trains that many models (seeds 1..K, the same texts) in one
+// call: on T threads they run in min(T, K) lanes of one thread each, and the
+// tokens/s printed are all models' together (every step after the first
+// step of any model).
 //
 // Every text is `block` tokens long (random, so only the timing matters), so
 // a step sees batch x block tokens. Prints, for training: tokens/s and the
@@ -69,6 +74,7 @@ int main(int argc, char** argv) {
   auto arg = [&](int i, int fallback) { return argc > i ? std::atoi(argv[i]) : fallback; };
   const int steps = arg(1, 30), threads = arg(2, 0), n_layer = arg(3, 4), n_embd = arg(4, 128);
   const int block = arg(5, 128), vocab = arg(6, 2000), batch = arg(7, 16), texts = arg(8, 256);
+  const int models = arg(9, 1);
   mia::training::SetComputeThreads(threads);
   const int used_threads = torch::get_num_threads();
 
@@ -102,6 +108,13 @@ int main(int argc, char** argv) {
           .string();
   std::filesystem::create_directories(dir);
   const std::string path = dir + "/model.pt";
+  std::vector<std::vector<int64_t>> trains(models, train);
+  std::vector<uint64_t> seeds;
+  std::vector<std::string> paths;
+  for (int k = 0; k < models; ++k) {
+    seeds.push_back(k + 1);
+    paths.push_back(k == 0 ? path : dir + "/model" + std::to_string(k) + ".pt");
+  }
 
   const double sgemm = SgemmGflops();
   Clock::time_point first_step_done;
@@ -115,7 +128,7 @@ int main(int argc, char** argv) {
   };
   const Clock::time_point start = Clock::now();
   auto reports =
-      mia::training::TrainLanguageModels(corpus, spec, recipe, {train}, test, {1}, {path}, ctx);
+      mia::training::TrainLanguageModels(corpus, spec, recipe, trains, test, seeds, paths, ctx);
   const double total_seconds = Seconds(start);
   if (!reports.ok()) {
     std::fprintf(stderr, "training failed: %s\n", reports.status().ToString().c_str());
@@ -131,8 +144,8 @@ int main(int argc, char** argv) {
   std::printf(
       "model: gpt n_layer %d n_head %d n_embd %d block %d vocab %d (%.2fM params without wpe)\n",
       n_layer, spec.n_head, n_embd, block, vocab, params_no_wpe / 1e6);
-  std::printf("threads: %d; batch %d x %d tokens; %d steps (first untimed)\n", used_threads, batch,
-              block, seen);
+  std::printf("threads: %d; models: %d; batch %d x %d tokens; %d steps (first untimed)\n",
+              used_threads, models, batch, block, seen);
   std::printf(
       "train: %.2f s for %.0f timed steps: %.0f tokens/s, %.2f GFLOP/s "
       "(%.2f MFLOP per token); whole call %.2f s\n",
