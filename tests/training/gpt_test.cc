@@ -337,7 +337,7 @@ TEST(GptCheckpointErrorsTest, RoundTripAndHostileFiles) {
   EXPECT_EQ(error().code(), absl::StatusCode::kNotFound);
 }
 
-TEST(SafetensorsTest, IndexChecks) {
+TEST(GptSafetensorsTest, IndexChecks) {
   auto parse = [](const std::string& json, int64_t data) {
     std::string bytes(8, '\0');
     for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((json.size() >> (8 * i)) & 0xFF);
@@ -367,7 +367,7 @@ TEST(SafetensorsTest, IndexChecks) {
   EXPECT_FALSE(ParseSafetensorsIndex("1234", 4, "x").ok());
 }
 
-TEST(SafetensorsTest, Gpt2Config) {
+TEST(GptSafetensorsTest, Gpt2Config) {
   absl::StatusOr<Gpt2FileConfig> c = ParseGpt2Config(
       R"({"n_layer":2,"n_head":2,"n_embd":8,"n_ctx":16,"vocab_size":5,"layer_norm_epsilon":1e-6})",
       "config.json");
