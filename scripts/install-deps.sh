@@ -5,6 +5,8 @@
 # Makefile calls it when something is missing. Safe to run again at any time.
 #
 #   scripts/install-deps.sh               build, test, benchmark, validate deploy/
+#   scripts/install-deps.sh --bench       also the comparison benchmarks' packages
+#                                         (PyTorch for bench/lm_bench_torch.py)
 #   scripts/install-deps.sh --build-only  only what building mia and mia-server
 #                                         needs (the Dockerfile's build stage;
 #                                         configure with -DMIA_BUILD_TESTS=OFF
@@ -17,8 +19,9 @@ list=false
 for arg in "$@"; do
   case "$arg" in
     --build-only) mode=build ;;
+    --bench) mode=bench ;;
     --list) list=true ;;
-    *) echo "install-deps: unknown argument $arg (--build-only, --list)" >&2; exit 2 ;;
+    *) echo "install-deps: unknown argument $arg (--build-only, --bench, --list)" >&2; exit 2 ;;
   esac
 done
 
@@ -50,7 +53,14 @@ TEST_PACKAGES=(
   # deploy/validate.sh (a test): Go with sprig renders the Helm chart
   golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
 )
+# Only for comparisons outside the tests (bench/lm_bench_torch.py): large, and
+# nothing mia builds or runs needs it.
+BENCH_PACKAGES=(python3-torch)
 PACKAGES=("${BUILD_PACKAGES[@]}")
+if [ "$mode" = bench ]; then
+  PACKAGES+=("${BENCH_PACKAGES[@]}")
+  mode=all
+fi
 if [ "$mode" = all ]; then
   PACKAGES+=("${TEST_PACKAGES[@]}")
   # ... and Node.js with npm for the Kubernetes schemas; a machine that already

@@ -28,6 +28,9 @@ check "core/models/model_spec.h is torch-free" "$torch|#include \"core/models/(l
   core/models/model_spec.h
 check "engine.h is torch-free" "$torch|#include \"core/models/(layers|classifier|registry|mlp|cnn)" \
   core/training/engine.h
+check "lm_engine.h is torch-free" "$torch|#include \"core/models/(layers|classifier|registry|gpt)" \
+  core/training/lm_engine.h
+check "core/models/safetensors.h is torch-free" "$torch" core/models/safetensors.h core/models/safetensors.cc
 # Only models/ and training/ use LibTorch.
 torch_free=$(ls core/{common,io,metrics,attacks,report,audit,data,text,pipeline,jobs}/*.{h,cc} \
   client/*.{h,cc} server/*.{h,cc} 2>/dev/null)
@@ -35,7 +38,7 @@ torch_free=$(ls core/{common,io,metrics,attacks,report,audit,data,text,pipeline,
 check "no LibTorch outside core/models and core/training" "$torch" $torch_free
 # shellcheck disable=SC2086
 check "torch-free modules include no LibTorch model headers" \
-  '#include "core/models/(layers|classifier|registry|mlp|cnn|alexnet|wide_resnet|sparse_linear)\.h"' \
+  '#include "core/models/(layers|classifier|registry|mlp|cnn|alexnet|wide_resnet|sparse_linear|gpt)\.h"' \
   $torch_free
 # `mia` itself loads no LibTorch: in client/, only the audit command (a
 # library of its own) reaches the training pipeline.

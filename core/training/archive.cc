@@ -101,6 +101,29 @@ absl::Status LoadModelState(const std::string& path, models::Classifier& model) 
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<models::NamedTensor>> ReadModelState(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return absl::NotFoundError(absl::StrCat("model archive not found: ", path));
+  }
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path, torch::Device(torch::kCPU));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model archive ", path, " is not a readable LibTorch archive (truncated or corrupt?)"));
+  }
+  std::vector<models::NamedTensor> out;
+  for (const std::string& key : archive.keys()) {
+    c10::IValue value;
+    // Non-tensor attributes of the archive's module (its training flag) are skipped.
+    if (archive.try_read(key, value) && value.isTensor()) {
+      out.push_back({key, value.toTensor(), false});
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<std::shared_ptr<models::Classifier>> LoadModel(const ModelSpec& spec,
                                                               const models::InputSpec& input,
                                                               const std::string& path) {

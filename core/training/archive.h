@@ -34,6 +34,12 @@ absl::Status SaveModelState(const std::vector<models::NamedTensor>& state, const
 // the model.
 absl::Status LoadModelState(const std::string& path, models::Classifier& model);
 
+// Every tensor of the archive at `path` by name (CPU), in the archive's key
+// order. NotFound for a missing file; InvalidArgument for an unreadable one.
+// For models that are not a Classifier (core/models/gpt.h), which check names
+// and shapes themselves.
+absl::StatusOr<std::vector<models::NamedTensor>> ReadModelState(const std::string& path);
+
 // Builds `spec` for `input` and loads `path` into it (on the CPU).
 absl::StatusOr<std::shared_ptr<models::Classifier>> LoadModel(const ModelSpec& spec,
                                                               const models::InputSpec& input,
