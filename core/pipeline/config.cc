@@ -411,6 +411,10 @@ void ParseLmTrain(Section& s, const std::string& model_name, Config* c) {
       if (lora.target_modules.empty()) peft.Add("target_modules", "must name a module");
     }
     peft.Finish();
+    if (m.checkpoint.empty() && peft.Valid("r")) {
+      s.Add("peft", "LoRA adapts a pretrained model: needs train.checkpoint (a gpt2* model from "
+                    "a Hugging Face folder)");
+    }
   }
   s.Finish();
 }

@@ -126,9 +126,11 @@ absl::StatusOr<std::unique_ptr<text::Tokenizer>> TokenizerStage(
 }
 
 // The corpus the engine reads: the pool's texts (indices 0..p-1, as the keep
-// matrix counts them) then the population's (p..p+z-1).
+// matrix counts them) then the population's (p..p+z-1). `truncated` marks the
+// texts cut to block_size tokens.
 training::TokenizedCorpus Tokenize(const LmData& data, const Split& split,
-                                   const text::Tokenizer& tokenizer, int block_size) {
+                                   const text::Tokenizer& tokenizer, int block_size,
+                                   std::vector<bool>* truncated) {
   training::TokenizedCorpus corpus;
   corpus.vocab_size = tokenizer.vocab_size();
   corpus.bos_id = tokenizer.eot_id();
@@ -136,7 +138,8 @@ training::TokenizedCorpus Tokenize(const LmData& data, const Split& split,
   for (const std::vector<int64_t>* rows : {&split.pool, &split.population}) {
     for (int64_t row : *rows) {
       std::vector<int32_t> ids = tokenizer.Encode(data.texts.texts[row]);
-      if (static_cast<int>(ids.size()) > block_size) ids.resize(block_size);
+      truncated->push_back(static_cast<int>(ids.size()) > block_size);
+      if (truncated->back()) ids.resize(block_size);
       corpus.tokens.push_back(std::move(ids));
     }
   }
@@ -387,7 +390,8 @@ attacks::TokenSignals SliceTexts(const attacks::TokenSignals& s, int64_t from, i
 // what is scored is exactly what the report holds.
 absl::StatusOr<std::pair<io::NpyMap, audit::Bundle>> MakeLmBundle(
     const Config& c, const LmData& data, const Split& split,
-    std::vector<attacks::TokenSignals> per_model) {
+    const training::TokenizedCorpus& corpus, const std::vector<bool>& truncated,
+    const text::Tokenizer& tokenizer, std::vector<attacks::TokenSignals> per_model) {
   const int m_count = c.num_models();
   const int64_t n = static_cast<int64_t>(split.audit_points.size());
   const int64_t z = static_cast<int64_t>(split.population.size());
@@ -404,8 +408,20 @@ absl::StatusOr<std::pair<io::NpyMap, audit::Bundle>> MakeLmBundle(
     MIA_ASSIGN_OR_RETURN(signals.population, attacks::StackTokenSignals(pop_parts));
   }
   const std::vector<int64_t> audit_rows = Gather(split.pool, split.audit_points);
-  MIA_ASSIGN_OR_RETURN(signals.text_zlib_sizes,
-                       attacks::ZlibCompressedSizes(Gather(data.texts.texts, audit_rows)));
+  // zlib compresses the text the models scored: a text cut to block_size
+  // tokens is compressed as cut (the decoded tokens), not whole.
+  std::vector<std::string> scored_texts;
+  scored_texts.reserve(audit_rows.size());
+  for (size_t i = 0; i < audit_rows.size(); ++i) {
+    const int64_t k = split.audit_points[i];
+    if (truncated[k]) {
+      MIA_ASSIGN_OR_RETURN(std::string cut, tokenizer.Decode(corpus.tokens[k]));
+      scored_texts.push_back(std::move(cut));
+    } else {
+      scored_texts.push_back(data.texts.texts[audit_rows[i]]);
+    }
+  }
+  MIA_ASSIGN_OR_RETURN(signals.text_zlib_sizes, attacks::ZlibCompressedSizes(scored_texts));
   std::vector<uint8_t> keep(static_cast<size_t>(m_count) * n);
   for (int m = 0; m < m_count; ++m) {
     for (int64_t i = 0; i < n; ++i) {
@@ -451,7 +467,9 @@ absl::StatusOr<PipelineOutput> RunLmAudit(const Config& c, const PipelineContext
                        TokenizerStage(c, ctx, data, split, &timings));
   training::LmSpec spec = c.lm->spec;
   spec.vocab_size = tokenizer->vocab_size();
-  const training::TokenizedCorpus corpus = Tokenize(data, split, *tokenizer, spec.block_size);
+  std::vector<bool> truncated;
+  const training::TokenizedCorpus corpus =
+      Tokenize(data, split, *tokenizer, spec.block_size, &truncated);
   MIA_ASSIGN_OR_RETURN(const std::string key_json, LmKeyJson(c, *tokenizer));
   ArtifactStore store(c.run.log_dir);
   MIA_ASSIGN_OR_RETURN(const std::vector<std::string> model_paths,
@@ -461,7 +479,8 @@ absl::StatusOr<PipelineOutput> RunLmAudit(const Config& c, const PipelineContext
   MIA_ASSIGN_OR_RETURN(std::vector<attacks::TokenSignals> signals,
                        LmSignalsStage(c, ctx, split, spec, corpus, model_paths, output.models,
                                       store, &timings));
-  MIA_ASSIGN_OR_RETURN(auto arrays_and_bundle, MakeLmBundle(c, data, split, std::move(signals)));
+  MIA_ASSIGN_OR_RETURN(auto arrays_and_bundle, MakeLmBundle(c, data, split, corpus, truncated,
+                                                           *tokenizer, std::move(signals)));
   const audit::Bundle& bundle = arrays_and_bundle.second;
   MIA_RETURN_IF_ERROR(ScoreStage(c, ctx, bundle, std::move(timings), &output));
   MIA_RETURN_IF_ERROR(LmReportStage(c, ctx, arrays_and_bundle.first, &output));
