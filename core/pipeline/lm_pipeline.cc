@@ -26,6 +26,7 @@
 #include "core/common/status_macros.h"
 #include "core/data/text_corpus.h"
 #include "core/io/npy.h"
+#include "core/models/safetensors.h"
 #include "core/pipeline/artifact_store.h"
 #include "core/pipeline/splits.h"
 #include "core/pipeline/stages.h"
@@ -467,6 +468,19 @@ absl::StatusOr<PipelineOutput> RunLmAudit(const Config& c, const PipelineContext
                        TokenizerStage(c, ctx, data, split, &timings));
   training::LmSpec spec = c.lm->spec;
   spec.vocab_size = tokenizer->vocab_size();
+  if (!spec.checkpoint.empty()) {
+    // A checkpoint's positions bound the context (texts are cut to them, and
+    // zlib compresses what is scored); its vocabulary is the tokenizer's.
+    MIA_ASSIGN_OR_RETURN(const models::Gpt2FileConfig file,
+                         models::ReadGpt2Config(spec.checkpoint + "/config.json"));
+    spec.block_size = static_cast<int>(std::min<int64_t>(spec.block_size, file.n_positions));
+    if (file.vocab_size != tokenizer->vocab_size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "train.tokenizer has ", tokenizer->vocab_size(), " tokens but the checkpoint's ",
+          spec.checkpoint, "/config.json has vocab_size ", file.vocab_size,
+          ": they must be the same tokenizer"));
+    }
+  }
   std::vector<bool> truncated;
   const training::TokenizedCorpus corpus =
       Tokenize(data, split, *tokenizer, spec.block_size, &truncated);

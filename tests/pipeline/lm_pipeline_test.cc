@@ -1,5 +1,6 @@
 // End-to-end language-model audits on a tiny synthetic corpus: a one-layer
 // GPT trained from scratch in seconds.
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -10,6 +11,7 @@
 #include "core/audit/bundle.h"
 #include "core/common/random.h"
 #include "core/pipeline/pipeline.h"
+#include "core/text/bpe_trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -122,6 +124,83 @@ TEST(LmPipelineTest, LanguageModelsThatNeverLearnedTheirTextsShowNoLeakage) {
   for (const auto& r : out->result.results) {
     EXPECT_NEAR(r.auc, 0.5, 0.1) << r.attack;
   }
+}
+
+// Privacy Meter's agnews_lora.yaml keys: AG News in its CSV form, a `gpt2`
+// folder holding the tokenizer and a Hugging Face checkpoint (a small random
+// one, written by tests/training/gpt2_reference.py for this tokenizer), and
+// LoRA adapters on c_attn, c_proj and c_fc.
+TEST(LmPipelineTest, PrivacyMeterAgNewsLoraConfigRunsOnLocalFiles) {
+  const std::string root = TempRoot("lm_pipeline_agnews");
+  std::filesystem::create_directories(root + "/data");
+  std::vector<std::string> texts;
+  {
+    std::ofstream csv(root + "/data/train.csv");
+    Rng rng(11);
+    for (int i = 0; i < 240; ++i) {
+      std::string title = "Story " + std::to_string(i);
+      std::string body;
+      for (int k = 0; k < 8; ++k) body += " w" + std::to_string(rng.UniformInt(30));
+      csv << "\"" << 1 + i % 4 << "\",\"" << title << "\",\"" << body << "\"\n";
+      texts.push_back(title + " " + body);
+    }
+  }
+  const std::string gpt2 = root + "/gpt2";
+  auto tokenizer = text::TrainByteBpe(texts, 300);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  std::filesystem::create_directories(gpt2);
+  ASSERT_TRUE((*tokenizer)->Save(gpt2).ok());
+  const std::string cmd = std::string("/usr/bin/python3 ") + MIA_SOURCE_DIR +
+                          "/tests/training/gpt2_reference.py " + gpt2 + " F32 1 " +
+                          std::to_string((*tokenizer)->vocab_size()) + " 24";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+
+  std::ostringstream y;
+  y << "run:\n  random_seed: 12345\n  log_dir: " << root << "/runs\n  time_log: True\n"
+    << "  num_experiments: 1\n"
+    << "audit:\n  privacy_game: privacy_loss_model\n  algorithm: RMIA\n  num_ref_models: 4\n"
+    << "  device: cpu\n  report_log: report_rmia\n  batch_size: 10\n  data_size: 100\n"
+    << "  population_size: 40\n  bootstrap: 0\n"
+    << "train:\n  model_name: gpt2\n  tokenizer: " << gpt2 << "\n  device: cpu\n"
+    << "  batch_size: 8\n  learning_rate: 0.01\n  weight_decay: 0.01\n  epochs: 2\n"
+    << "  optimizer: adamw_torch\n"
+    << "  peft:\n    type: lora\n    fan_in_fan_out: True\n    r: 4\n"
+    << "    target_modules: [\"c_attn\", \"c_proj\", \"c_fc\"]\n"
+    << "data:\n  dataset: agnews\n  data_dir: " << root << "/data\n  tokenize: True\n"
+    << "  tokenizer: " << gpt2 << "\n";
+  auto config = ParseConfig(y.str(), root + "/agnews_lora.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->lm->spec.checkpoint, gpt2);
+  auto out = RunAudit(*config, PipelineContext{});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->models_trained, 5);
+  ASSERT_EQ(out->result.results.size(), 1u);
+  EXPECT_EQ(out->result.results[0].attack, "rmia");
+  EXPECT_EQ(out->result.results[0].scores.size(), 100u);
+  // LoRA models are their adapters, far smaller than the base.
+  const auto base = std::filesystem::file_size(gpt2 + "/model.safetensors");
+  for (const auto& entry : std::filesystem::directory_iterator(root + "/runs/models")) {
+    if (entry.path().extension() == ".pt") {
+      EXPECT_LT(std::filesystem::file_size(entry.path()), base) << entry.path();
+    }
+  }
+
+  // A tokenizer that is not the checkpoint's is refused, naming both sizes.
+  const std::string other = root + "/other";
+  auto small = text::TrainByteBpe(texts, 280);
+  std::filesystem::create_directories(other);
+  ASSERT_TRUE(small.ok() && (*small)->Save(other).ok());
+  std::string mismatched = y.str();
+  for (size_t at; (at = mismatched.find("tokenizer: " + gpt2)) != std::string::npos;) {
+    mismatched.replace(at, 11 + gpt2.size(), "tokenizer: " + other);
+  }
+  mismatched += "  \n";
+  auto bad = ParseConfig(mismatched, root + "/mismatch.yaml");
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  bad->lm->spec.checkpoint = gpt2;
+  auto refused = RunAudit(*bad, PipelineContext{});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), ::testing::HasSubstr("must be the same tokenizer"));
 }
 
 TEST(LmPipelineTest, ACorruptCorpusIsAClearErrorNamingTheLine) {

@@ -11,7 +11,7 @@ weights as stored) over fixed token ids and writes OUT/tokens.bin (int64
 [B, T]) and OUT/logits.bin (float64 [B, T, V]).
 
 Written for mia's gpt tests (tests/training/gpt_test.cc) from the GPT-2
-definition, independently of mia's code. Usage: gpt2_reference.py OUT DTYPE PREFIX
+definition, independently of mia's code. Usage: gpt2_reference.py OUT DTYPE PREFIX [VOCAB POSITIONS]
 """
 import json
 import os
@@ -45,6 +45,8 @@ def main():
     out, dtype, prefix = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
     rng = np.random.default_rng(20240611)
     C, P, V = N_EMBD, N_POSITIONS, VOCAB
+    if len(sys.argv) > 5:  # a checkpoint for a given tokenizer (pipeline tests)
+        V, P = int(sys.argv[4]), int(sys.argv[5])
 
     def rand(*shape, scale=0.3):
         return rng.standard_normal(shape).astype(np.float32) * scale
