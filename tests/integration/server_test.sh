@@ -308,6 +308,56 @@ printf 'bundle:\n  path: upload:up.npz\n  attacks: [rmia]\n  bootstrap: 0\n' > u
 expect "submit upload: job --follow" 0 "SUCCEEDED" -- "$MIA" submit upl.yaml --follow
 
 # ---------------------------------------------------------------------------
+# 1b. A language-model audit: a text corpus in the data root, a small GPT
+# trained from scratch with a BPE trained on the pool, the sequence attacks.
+$PY - <<'PY'
+import random
+r = random.Random(3)
+words = ["w%d" % i for i in range(40)]
+with open("root/corpus.txt", "w") as f:
+    for i in range(300):
+        f.write("qx%dz %s\n" % (i, " ".join(r.choice(words) for _ in range(r.randrange(6, 12)))))
+PY
+cat > lm.yaml <<'EOF2'
+run:
+  random_seed: 4
+  threads: 1
+data:
+  dataset: lines
+  data_dir: corpus.txt
+  pool_size: 200
+  population_size: 100
+train:
+  model_name: gpt
+  vocab_size: 300
+  n_layer: 1
+  n_embd: 32
+  block_size: 32
+  epochs: 60
+  batch_size: 16
+  learning_rate: 0.01
+audit:
+  bootstrap: 50
+EOF2
+expect "language-model audit --follow" 0 "SUCCEEDED" -- "$MIA" submit lm.yaml --follow
+LM_NAME=$(head -1 out.txt)
+expect "language-model scores" 0 "" -- "$MIA" scores "$LM_NAME" --out lm_scores.csv
+head -1 lm_scores.csv | grep -q '^row_id,target,member,loss,zlib,min-k,min-k++,lm-reference,lira-offline' \
+  && ok "language-model scores.csv has the sequence attacks" \
+  || bad "language-model scores.csv header: $(head -1 lm_scores.csv)"
+$PY - <<'PY' && ok "an overfit GPT leaks (loss AUC > 0.7)" || bad "an overfit GPT leaks (loss AUC > 0.7)"
+import csv
+rows = list(csv.DictReader(open("lm_scores.csv")))
+pos = [float(r["loss"]) for r in rows if r["member"] == "1"]
+neg = [float(r["loss"]) for r in rows if r["member"] == "0"]
+wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+assert wins / (len(pos) * len(neg)) > 0.7
+PY
+! grep -q "qx1" "$WORK"/data-a.log && ok "no text in the server's log" || bad "a text in the server's log"
+printf 'data:\n  dataset: lines\n  data_dir: corpus.txt\ntrain:\n  model_name: gpt\n  peft: {r: 4}\n' > lm_bad.yaml
+expect "LoRA without a checkpoint is refused before training: exit 2" 2 "spec.train.peft" -- "$MIA" submit lm_bad.yaml
+
+# ---------------------------------------------------------------------------
 # 2. The Python client: CreateAudit, WatchAudit to the end, GetAudit, health,
 # reflection.
 $PY - "$STUBS" "$PORT_A" "$WORK/gen" >py.out 2>&1 <<'PY'
