@@ -5,8 +5,8 @@
 # Makefile calls it when something is missing. Safe to run again at any time.
 #
 #   scripts/install-deps.sh               build, test, benchmark, validate deploy/
-#   scripts/install-deps.sh --bench       also the comparison benchmarks' packages
-#                                         (PyTorch for bench/lm_bench_torch.py)
+#   scripts/install-deps.sh --bench       the same (the benchmarks' peers, PyTorch
+#                                         included, are test packages)
 #   scripts/install-deps.sh --build-only  only what building mia and mia-server
 #                                         needs (the Dockerfile's build stage;
 #                                         configure with -DMIA_BUILD_TESTS=OFF
@@ -50,15 +50,18 @@ TEST_PACKAGES=(
   # real data shipped as a package: images, and text (/usr/share/games/fortunes;
   # `fortunes` pulls in `fortunes-min`)
   dataset-fashion-mnist fortunes
+  # examples/lm_bundle.py's PyTorch half (tests/cli/lm_bundle_example_test.py)
+  # and the plain-PyTorch peer of the language-model benchmark
+  python3-torch
   # deploy/validate.sh (a test): Go with sprig renders the Helm chart
   golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
 )
-# Only for comparisons outside the tests (bench/lm_bench_torch.py): large, and
-# nothing mia builds or runs needs it.
-BENCH_PACKAGES=(python3-torch)
+# The comparison benchmarks need nothing beyond the test packages today
+# (python3-torch is one of them); --bench stays for scripts that pass it.
+BENCH_PACKAGES=()
 PACKAGES=("${BUILD_PACKAGES[@]}")
 if [ "$mode" = bench ]; then
-  PACKAGES+=("${BENCH_PACKAGES[@]}")
+  PACKAGES+=(${BENCH_PACKAGES[@]+"${BENCH_PACKAGES[@]}"})
   mode=all
 fi
 if [ "$mode" = all ]; then

@@ -5,7 +5,8 @@ Builds per-token signals from random logits with the example's own functions,
 writes a language-model bundle with write_lm_bundle, scores it with the real
 `mia score`, and checks every score against the definitions of
 shared/spec/ATTACKS.md ("Sequences") computed here independently (Python's
-zlib, exact fractions for n = max(1, floor(k T))). PyTorch is not needed.
+zlib, exact fractions for n = max(1, floor(k T))); then checks the PyTorch
+half (token_signals) against the numpy one on a small causal model.
 
 Usage: lm_bundle_example_test.py PATH_TO_MIA REPO_ROOT
 """
@@ -133,6 +134,43 @@ for row in rows:
         check("member column", False, f"row {row['row_id']}")
 for a, err in worst.items():
     check(f"{a} scores are the definition", err < 1e-9, f"max error {err}")
+
+# The PyTorch half: token_signals on a small causal model equals
+# signals_from_logits on that model's logits (python3-torch is a test
+# package: its absence is a failure, not a skip).
+import torch  # noqa: E402
+
+torch.manual_seed(0)
+
+
+class TinyLm(torch.nn.Module):
+    """A causal model: position t sees tokens 0..t only (cumulative sum)."""
+
+    def __init__(self, vocab=23, width=8):
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, width)
+        self.head = torch.nn.Linear(width, vocab)
+
+    def forward(self, input_ids, attention_mask=None):
+        class Out:
+            pass
+
+        out = Out()
+        out.logits = self.head(torch.cumsum(self.embed(input_ids), dim=1))
+        return out
+
+
+model = TinyLm().eval()
+ids_list = [[3, 4, 5, 6, 7], [8, 9], [10], [11, 12, 13]]
+got = lm_bundle.token_signals(model, ids_list, bos_id=0, with_stats=True)
+worst = 0.0
+for ids, (g_lp, g_mean, g_var) in zip(ids_list, got):
+    with torch.no_grad():
+        logits = model(torch.tensor([[0] + ids[:-1]])).logits[0].double().numpy()
+    lp, mean, var = lm_bundle.signals_from_logits(logits, np.array(ids))
+    for a, b in ((g_lp, lp), (g_mean, mean), (g_var, var)):
+        worst = max(worst, float(np.max(np.abs(np.asarray(a, dtype=np.float64) - b))))
+check("token_signals (PyTorch) equals signals_from_logits", worst < 1e-4, f"max error {worst}")
 
 result = json.load(open(os.path.join(out, "result.json")))
 for x in result["results"]:
