@@ -59,6 +59,9 @@ struct AttackInput {
   // Seeds the order in which each point's references are taken when the counts
   // are equalized (ReferenceSelection); the audit derives it from its own seed.
   uint64_t seed = 0;
+  // Threads an attack may use (RMIA tunes its candidates in parallel); the
+  // output does not depend on it.
+  int threads = 1;
 };
 
 struct AttackOutput {

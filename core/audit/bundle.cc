@@ -281,8 +281,9 @@ absl::StatusOr<Bundle> BundleFromArrays(io::NpyMap arrays, const std::string& pa
   return b;
 }
 
-absl::StatusOr<Bundle> LoadBundle(const std::string& path, const io::ReadLimits& limits) {
-  MIA_ASSIGN_OR_RETURN(io::NpyMap arrays, io::ReadArrays(path, limits));
+absl::StatusOr<Bundle> LoadBundle(const std::string& path, const io::ReadLimits& limits,
+                                  int threads) {
+  MIA_ASSIGN_OR_RETURN(io::NpyMap arrays, io::ReadArrays(path, limits, threads));
   absl::StatusOr<Bundle> bundle = BundleFromArrays(std::move(arrays), path);
   if (!bundle.ok()) {
     return absl::Status(bundle.status().code(),
@@ -294,10 +295,10 @@ absl::StatusOr<Bundle> LoadBundle(const std::string& path, const io::ReadLimits&
 namespace {
 
 absl::StatusOr<attacks::SignalTensor> SignalOf(const SignalSource& src, SignalKind kind,
-                                               double temperature) {
+                                               double temperature, int threads) {
   if (src.has_logits) {
     return attacks::SignalFromLogits(src.logits, src.logits_shape, src.labels, kind, temperature,
-                                     absl::StrCat("array '", src.array_name, "'"));
+                                     absl::StrCat("array '", src.array_name, "'"), threads);
   }
   if (temperature != 1.0) {
     return absl::InvalidArgumentError(
@@ -307,13 +308,13 @@ absl::StatusOr<attacks::SignalTensor> SignalOf(const SignalSource& src, SignalKi
 }
 
 absl::Status Fill(const SignalSource& src, const std::vector<SignalKind>& kinds, double temperature,
-                  attacks::SignalSet* set) {
+                  int threads, attacks::SignalSet* set) {
   for (SignalKind kind : kinds) {
     attacks::SignalTensor* slot = kind == SignalKind::kProb          ? &set->prob
                                   : kind == SignalKind::kLogitScaled ? &set->logit_scaled
                                                                      : &set->loss;
     if (!slot->empty()) continue;
-    MIA_ASSIGN_OR_RETURN(*slot, SignalOf(src, kind, temperature));
+    MIA_ASSIGN_OR_RETURN(*slot, SignalOf(src, kind, temperature, threads));
   }
   return absl::OkStatus();
 }
@@ -322,10 +323,10 @@ absl::Status Fill(const SignalSource& src, const std::vector<SignalKind>& kinds,
 
 absl::Status ComputeSignals(const Bundle& bundle, const std::vector<SignalKind>& kinds,
                             double temperature, attacks::SignalSet* audit,
-                            attacks::SignalSet* population) {
-  MIA_RETURN_IF_ERROR(Fill(bundle.audit, kinds, temperature, audit));
+                            attacks::SignalSet* population, int threads) {
+  MIA_RETURN_IF_ERROR(Fill(bundle.audit, kinds, temperature, threads, audit));
   if (bundle.population.has_value()) {
-    MIA_RETURN_IF_ERROR(Fill(*bundle.population, kinds, temperature, population));
+    MIA_RETURN_IF_ERROR(Fill(*bundle.population, kinds, temperature, threads, population));
   }
   return absl::OkStatus();
 }

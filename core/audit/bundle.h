@@ -55,7 +55,10 @@ const std::vector<std::string>& BundleArrayNames();
 absl::StatusOr<Bundle> BundleFromArrays(io::NpyMap arrays, const std::string& path);
 
 // Reads and validates a bundle: an .npz archive or a folder of .npy files.
-absl::StatusOr<Bundle> LoadBundle(const std::string& path, const io::ReadLimits& limits = {});
+// `threads`: members of an archive decoded in parallel (io::ReadNpz); the
+// bundle is the same for any count.
+absl::StatusOr<Bundle> LoadBundle(const std::string& path, const io::ReadLimits& limits = {},
+                                  int threads = 1);
 
 // The estimated peak memory of loading and scoring a bundle, from its
 // arrays' headers alone (io::ReadArrayInfos): the decoded arrays, the copies
@@ -74,9 +77,10 @@ BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays);
 // has them, the population points. From logits each kind is computed directly
 // (temperature applies to prob and logit_scaled); from a given signal the other
 // kinds are converted (temperature must then be 1).
+// `threads`: as for attacks::SignalFromLogits (the values do not depend on it).
 absl::Status ComputeSignals(const Bundle& bundle, const std::vector<attacks::SignalKind>& kinds,
                             double temperature, attacks::SignalSet* audit,
-                            attacks::SignalSet* population);
+                            attacks::SignalSet* population, int threads = 1);
 
 }  // namespace mia::audit
 

@@ -116,7 +116,12 @@ using NpyMap = std::map<std::string, NpyArray>;
 // local headers, sizes and CRC-32 of every member. Offsets in messages are
 // archive offsets, except for errors inside a member's .npy image (header,
 // descr, shape), whose offsets count from the start of that member's data.
-absl::StatusOr<NpyMap> ReadNpz(const std::string& path, const ReadLimits& limits = {});
+//
+// `threads` > 1 decodes members on that many threads (each member on one; the
+// largest first). The arrays, and the first error in member order, are the
+// same for any count.
+absl::StatusOr<NpyMap> ReadNpz(const std::string& path, const ReadLimits& limits = {},
+                               int threads = 1);
 
 // ReadNpz on an archive already in memory; `source` names it in error messages.
 absl::StatusOr<NpyMap> ParseNpz(absl::string_view bytes, absl::string_view source,
@@ -126,7 +131,9 @@ absl::StatusOr<NpyMap> ParseNpz(absl::string_view bytes, absl::string_view sourc
 absl::StatusOr<NpyMap> ReadNpyDir(const std::string& path, const ReadLimits& limits = {});
 
 // Reads `path` as an .npz archive, or as a folder of .npy files when it is a folder.
-absl::StatusOr<NpyMap> ReadArrays(const std::string& path, const ReadLimits& limits = {});
+// `threads`: as for ReadNpz (a folder is read on the calling thread).
+absl::StatusOr<NpyMap> ReadArrays(const std::string& path, const ReadLimits& limits = {},
+                                  int threads = 1);
 
 // Array headers by name, as ReadArrays would name the arrays.
 using NpyInfoMap = std::map<std::string, NpyArrayInfo>;
