@@ -136,7 +136,8 @@ int RunScore(const ScoreCommandOptions& options) {
     PrintError(declared.status());
     return ExitCodeFor(declared.status());
   }
-  const audit::BundleMemoryEstimate estimate = audit::EstimateBundleMemory(*declared);
+  const audit::BundleMemoryEstimate estimate = audit::EstimateBundleMemory(
+      *declared, options.scoring.bootstrap, options.scoring.fprs.size());
   const absl::Status admitted = CheckMemoryBudget(
       estimate.bytes, estimate.what,
       options.memory_budget_bytes > 0 ? options.memory_budget_bytes : DefaultMemoryBudgetBytes(),

@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "core/common/memory_budget.h"
 #include "core/common/status_macros.h"
+#include "core/metrics/roc.h"
 
 namespace mia::audit {
 namespace {
@@ -125,7 +126,9 @@ const std::vector<std::string>& BundleArrayNames() {
   return *kNames;
 }
 
-BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays) {
+BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays,
+                                          const metrics::BootstrapOptions& bootstrap,
+                                          size_t fprs) {
   // Signal kinds scoring may compute (prob, logit_scaled, loss).
   constexpr uint64_t kSignalKinds = 3;
   auto add = [](uint64_t a, uint64_t b) {
@@ -172,8 +175,16 @@ BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays) {
   const uint64_t population = std::max(dim("population_logits", 1), dim("population_signals", 1));
   const uint64_t signals =
       mul(mul(mul(models, add(points, population)), queries), 8 * kSignalKinds);
+  // The metrics of one attack on one target at a time: the copies of its
+  // scores, labels and epsilon split (8 + 1 + 1 bytes a point) and the
+  // bootstrap's buffers.
+  const uint64_t metrics_bytes =
+      add(mul(points, 10),
+          metrics::BootstrapPeakBytes(points, bootstrap.resamples,
+                                      fprs > 0 ? fprs : metrics::DefaultFprs().size(),
+                                      bootstrap.threads));
   BundleMemoryEstimate estimate;
-  estimate.bytes = add(add(decoded, converted), signals);
+  estimate.bytes = add(add(add(decoded, converted), signals), metrics_bytes);
   estimate.what =
       absl::StrCat("scoring a bundle of ", models, " models x ", points, " points x ", queries,
                    queries == 1 ? " query" : " queries",

@@ -17,6 +17,7 @@
 #include "core/attacks/attack.h"
 #include "core/attacks/signals.h"
 #include "core/io/npy.h"
+#include "core/metrics/bootstrap.h"
 
 namespace mia::audit {
 
@@ -71,7 +72,14 @@ struct BundleMemoryEstimate {
   // 2.00 GB decoded)": shapes and sizes only, for a refusal's message.
   std::string what;
 };
-BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays);
+//
+// Scoring's metrics add the bootstrap's buffers for the audit points
+// (metrics::BootstrapPeakBytes of `bootstrap`'s resamples and threads and
+// `fprs` FPRs, 0: the default list) and the copies of one attack's scores
+// it is given (10 bytes a point).
+BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays,
+                                          const metrics::BootstrapOptions& bootstrap = {},
+                                          size_t fprs = 0);
 
 // Computes the signal kinds in `kinds` for the audit points and, if the bundle
 // has them, the population points. From logits each kind is computed directly
