@@ -57,7 +57,7 @@
 namespace mia::io {
 namespace {
 
-using internal::kNpyHeaderAllowance;
+using internal::kMaxNpyHeaderBytes;
 using internal::SafeName;
 using internal::SaturatingAdd;
 using internal::SaturatingMul;
@@ -157,7 +157,7 @@ std::string MethodName(uint16_t method) {
 uint64_t MaxArchiveBytes(const ReadLimits& limits) {
   const uint64_t members = limits.max_members > 0 ? static_cast<uint64_t>(limits.max_members) : 0;
   uint64_t bytes = SaturatingAdd(limits.max_total_bytes, limits.max_total_bytes / 64);
-  bytes = SaturatingAdd(bytes, SaturatingMul(members, 4 * kMaxCommentSize + kNpyHeaderAllowance));
+  bytes = SaturatingAdd(bytes, SaturatingMul(members, 4 * kMaxCommentSize + kMaxNpyHeaderBytes));
   return SaturatingAdd(bytes, 2 * kMaxCommentSize + 1024);
 }
 
@@ -588,7 +588,7 @@ absl::StatusOr<std::vector<Member>> ReadCentralDirectory(absl::string_view archi
                               " but uncompressed size ", m.uncompressed_size),
                  at);
     }
-    const uint64_t member_limit = SaturatingAdd(limits.max_array_bytes, kNpyHeaderAllowance);
+    const uint64_t member_limit = SaturatingAdd(limits.max_array_bytes, kMaxNpyHeaderBytes);
     if (m.uncompressed_size > member_limit) {
       return absl::ResourceExhaustedError(absl::StrCat(
           where, ": declared size ", m.uncompressed_size, " bytes is above the limit of ",
@@ -596,7 +596,7 @@ absl::StatusOr<std::vector<Member>> ReadCentralDirectory(absl::string_view archi
     }
     // The array data is at least the member minus any plausible header.
     min_total_data +=
-        m.uncompressed_size > kNpyHeaderAllowance ? m.uncompressed_size - kNpyHeaderAllowance : 0;
+        m.uncompressed_size > kMaxNpyHeaderBytes ? m.uncompressed_size - kMaxNpyHeaderBytes : 0;
     if (min_total_data > limits.max_total_bytes) {
       return absl::ResourceExhaustedError(
           absl::StrCat(where, ": members declare more than the limit of ", limits.max_total_bytes,
@@ -845,7 +845,7 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListNpyFiles(
 
 absl::StatusOr<NpyMap> ReadNpyDirImpl(const std::string& path, const ReadLimits& limits) {
   MIA_ASSIGN_OR_RETURN(const auto files, ListNpyFiles(path, limits));
-  const uint64_t file_limit = SaturatingAdd(limits.max_array_bytes, kNpyHeaderAllowance);
+  const uint64_t file_limit = SaturatingAdd(limits.max_array_bytes, kMaxNpyHeaderBytes);
   NpyMap arrays;
   uint64_t total = 0;
   for (const auto& [full, name] : files) {
@@ -995,7 +995,7 @@ absl::StatusOr<NpyInfoMap> NpzInfosImpl(const std::string& path, const ReadLimit
     const uint64_t header_end = NpyHeaderEnd(head);
     if (header_end > head.size() && head.size() < m.uncompressed_size) {
       MIA_ASSIGN_OR_RETURN(head,
-                           prefix(std::min(header_end, kNpyHeaderAllowance + kNpyPreambleBytes)));
+                           prefix(std::min(header_end, kMaxNpyHeaderBytes)));
     }
     MIA_ASSIGN_OR_RETURN(NpyArrayInfo info, ParseNpyHeader(head, where, limits));
     MIA_RETURN_IF_ERROR(
@@ -1024,7 +1024,7 @@ absl::StatusOr<std::string> ReadPrefix(int fd, uint64_t want, const std::string&
 
 absl::StatusOr<NpyInfoMap> NpyDirInfosImpl(const std::string& path, const ReadLimits& limits) {
   MIA_ASSIGN_OR_RETURN(const auto files, ListNpyFiles(path, limits));
-  const uint64_t file_limit = SaturatingAdd(limits.max_array_bytes, kNpyHeaderAllowance);
+  const uint64_t file_limit = SaturatingAdd(limits.max_array_bytes, kMaxNpyHeaderBytes);
   NpyInfoMap infos;
   uint64_t total = 0;
   for (const auto& [full, name] : files) {
@@ -1036,7 +1036,7 @@ absl::StatusOr<NpyInfoMap> NpyDirInfosImpl(const std::string& path, const ReadLi
     const uint64_t header_end = NpyHeaderEnd(head);
     if (header_end > head.size() && head.size() < size) {
       MIA_ASSIGN_OR_RETURN(head,
-                           ReadPrefix(fd, std::min({size, header_end, kNpyHeaderAllowance}), full));
+                           ReadPrefix(fd, std::min({size, header_end, kMaxNpyHeaderBytes}), full));
     }
     MIA_ASSIGN_OR_RETURN(NpyArrayInfo info, ParseNpyHeader(head, full, limits));
     MIA_RETURN_IF_ERROR(CheckDeclared(info, size, full, "file", &total, limits, 0));

@@ -1031,6 +1031,55 @@ TEST(NpzInfos, LongHeaders) {
   ExpectInfosMatch(Get(ReadNpz(path)), infos);
 }
 
+// One header cap (1 MiB, preamble and dict) for every reader: a header one
+// byte over it is refused by ReadArrays and by ReadArrayInfos, in an archive
+// (stored or deflated) and in a folder, with the same message; one exactly
+// at the cap is read by both.
+TEST(NpzInfos, HeaderCapIsTheSameForEveryReader) {
+  constexpr size_t kCap = size_t{1} << 20;
+  auto npy_with_header = [](size_t header_bytes) {
+    std::string dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }";
+    dict.append(header_bytes - 12 - dict.size() - 1, ' ');
+    dict.push_back('\n');
+    std::string npy("\x93NUMPY\x02\x00", 8);
+    Put32(&npy, static_cast<uint32_t>(dict.size()));
+    return npy + dict + std::string(24, '\0');
+  };
+  const ScratchDir scratch;
+  const std::string& dir = scratch.path();
+  for (size_t header : {kCap, kCap + 1}) {
+    const std::string npy = npy_with_header(header);
+    std::vector<std::string> paths;
+    for (bool deflate : {false, true}) {
+      const std::string path = absl::StrCat(dir, "/h", header, deflate ? "_deflated" : "_stored",
+                                            ".npz");
+      WriteFile(path, BuildZip({ZipMember("x.npy", npy, deflate)}).bytes);
+      paths.push_back(path);
+    }
+    const std::string folder = absl::StrCat(dir, "/h", header);
+    ASSERT_EQ(mkdir(folder.c_str(), 0755), 0);
+    WriteFile(folder + "/x.npy", npy);
+    paths.push_back(folder);
+    for (const std::string& path : paths) {
+      SCOPED_TRACE(path);
+      const absl::StatusOr<NpyMap> full = ReadArrays(path);
+      const absl::StatusOr<NpyInfoMap> infos = ReadArrayInfos(path);
+      if (header == kCap) {
+        ASSERT_TRUE(full.ok()) << full.status();
+        ExpectInfosMatch(*full, Get(infos));
+        continue;
+      }
+      ASSERT_FALSE(full.ok());
+      ASSERT_FALSE(infos.ok());
+      EXPECT_EQ(full.status(), infos.status());
+      EXPECT_EQ(full.status().code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_THAT(full.status().message(),
+                  HasSubstr("header of 1048577 bytes is above the limit of 1048576 bytes at "
+                            "offset 8"));
+    }
+  }
+}
+
 TEST(NpzInfos, HeaderThatDisagreesWithItsMemberIsRefused) {
   const ScratchDir scratch;
   // Declares 3 doubles; the member holds 2.
