@@ -119,7 +119,10 @@ using NpyMap = std::map<std::string, NpyArray>;
 //
 // `threads` > 1 decodes members on that many threads (each member on one; the
 // largest first). The arrays, and the first error in member order, are the
-// same for any count.
+// same for any count. The file is mapped, not read into a buffer, and each
+// member's compressed pages are handed back as it is inflated, so the archive
+// is never held whole; like ReadArrayInfos, it expects a file nobody
+// truncates while it is read (uploads are immutable once stored).
 absl::StatusOr<NpyMap> ReadNpz(const std::string& path, const ReadLimits& limits = {},
                                int threads = 1);
 
