@@ -130,8 +130,7 @@ absl::StatusOr<SignalTensor> SignalFromLogits(absl::Span<const float> logits,
   // Rows are independent: each thread takes a contiguous share, and the
   // values do not depend on the split. The first bad logit in row order is
   // the one reported, as on one thread.
-  const int64_t shares =
-      std::max<int64_t>(1, std::min<int64_t>(threads, rows / kMinRowsPerThread));
+  const int64_t shares = std::max<int64_t>(1, std::min<int64_t>(threads, rows / kMinRowsPerThread));
   std::vector<int64_t> bad(static_cast<size_t>(shares), -1);
   std::vector<std::thread> workers;
   auto run_share = [&](int64_t k) {

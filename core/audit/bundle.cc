@@ -127,8 +127,7 @@ const std::vector<std::string>& BundleArrayNames() {
 }
 
 BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays,
-                                          const metrics::BootstrapOptions& bootstrap,
-                                          size_t fprs) {
+                                          const metrics::BootstrapOptions& bootstrap, size_t fprs) {
   // Signal kinds scoring may compute (prob, logit_scaled, loss).
   constexpr uint64_t kSignalKinds = 3;
   auto add = [](uint64_t a, uint64_t b) {
@@ -179,10 +178,9 @@ BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays,
   // scores, labels and epsilon split (8 + 1 + 1 bytes a point) and the
   // bootstrap's buffers.
   const uint64_t metrics_bytes =
-      add(mul(points, 10),
-          metrics::BootstrapPeakBytes(points, bootstrap.resamples,
-                                      fprs > 0 ? fprs : metrics::DefaultFprs().size(),
-                                      bootstrap.threads));
+      add(mul(points, 10), metrics::BootstrapPeakBytes(
+                               points, bootstrap.resamples,
+                               fprs > 0 ? fprs : metrics::DefaultFprs().size(), bootstrap.threads));
   BundleMemoryEstimate estimate;
   estimate.bytes = add(add(add(decoded, converted), signals), metrics_bytes);
   estimate.what =

@@ -455,11 +455,11 @@ absl::StatusOr<ParsedHeader> ParseNpyHeaderImpl(absl::string_view bytes, absl::s
   // (ReadArrayInfos) then refuses it with the same message as one that holds
   // the whole image.
   if (header_start + header_len > internal::kMaxNpyHeaderBytes) {
-    return ErrorAt(source,
-                   absl::StrCat("header of ", header_start + header_len,
-                                " bytes is above the limit of ", internal::kMaxNpyHeaderBytes,
-                                " bytes"),
-                   8);
+    return ErrorAt(
+        source,
+        absl::StrCat("header of ", header_start + header_len, " bytes is above the limit of ",
+                     internal::kMaxNpyHeaderBytes, " bytes"),
+        8);
   }
   if (header_len > bytes.size() - header_start) {
     return ErrorAt(source,

@@ -291,8 +291,9 @@ constexpr uint64_t kReleaseChunk = uint64_t{1} << 20;
 // file mapping) in [from, to), as MADV_DONTNEED: they leave the resident set
 // and would be read again from the page cache if touched. Returns the new
 // low-water mark (the end of the last page released). A page shared with the
-// next member is kept; runs shorter than `min_bytes` wait for more. Dropping one that another thread reads is harmless too,
-// since a private read-only mapping refaults the file's bytes.
+// next member is kept; runs shorter than `min_bytes` wait for more. Dropping
+// one that another thread reads is harmless too, since a private read-only
+// mapping refaults the file's bytes.
 uint64_t ReleaseMappedPages(absl::string_view mapped, uint64_t from, uint64_t to,
                             uint64_t min_bytes = kReleaseChunk / 2) {
   static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
@@ -707,11 +708,9 @@ absl::StatusOr<NpyArray> DecodeMember(absl::string_view archive, absl::string_vi
 // Decodes every member, on up to `threads` threads: each takes the next
 // member not yet taken, the largest first, so one large member does not wait
 // behind small ones. Results are by member, whatever thread decoded them.
-std::vector<std::optional<absl::StatusOr<NpyArray>>> DecodeMembers(absl::string_view archive,
-                                                    absl::string_view path,
-                                                    const std::vector<Member>& members,
-                                                    const ReadLimits& limits, bool mapped,
-                                                    int threads) {
+std::vector<std::optional<absl::StatusOr<NpyArray>>> DecodeMembers(
+    absl::string_view archive, absl::string_view path, const std::vector<Member>& members,
+    const ReadLimits& limits, bool mapped, int threads) {
   // Members not decoded (the threads stop after a failure) stay empty optionals.
   std::vector<std::optional<absl::StatusOr<NpyArray>>> decoded(members.size());
   std::vector<size_t> queue(members.size());
@@ -788,9 +787,9 @@ absl::StatusOr<NpyMap> ParseNpzImpl(absl::string_view archive, absl::string_view
     NpyArray& array = **decoded[i];
     total = SaturatingAdd(total, array.data.size());
     if (total > limits.max_total_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          Where(path, m.name), ": arrays exceed the limit of ", limits.max_total_bytes,
-          " bytes in total (ReadLimits::max_total_bytes) at offset ", m.local_offset));
+      return absl::ResourceExhaustedError(
+          absl::StrCat(Where(path, m.name), ": arrays exceed the limit of ", limits.max_total_bytes,
+                       " bytes in total (ReadLimits::max_total_bytes) at offset ", m.local_offset));
     }
     std::string name = m.name.substr(0, m.name.size() - kNpySuffix.size());
     arrays.emplace(std::move(name), std::move(array));
@@ -994,8 +993,7 @@ absl::StatusOr<NpyInfoMap> NpzInfosImpl(const std::string& path, const ReadLimit
     MIA_ASSIGN_OR_RETURN(std::string head, prefix(kHeaderProbeBytes));
     const uint64_t header_end = NpyHeaderEnd(head);
     if (header_end > head.size() && head.size() < m.uncompressed_size) {
-      MIA_ASSIGN_OR_RETURN(head,
-                           prefix(std::min(header_end, kMaxNpyHeaderBytes)));
+      MIA_ASSIGN_OR_RETURN(head, prefix(std::min(header_end, kMaxNpyHeaderBytes)));
     }
     MIA_ASSIGN_OR_RETURN(NpyArrayInfo info, ParseNpyHeader(head, where, limits));
     MIA_RETURN_IF_ERROR(
@@ -1208,8 +1206,7 @@ absl::StatusOr<NpyMap> ReadNpyDir(const std::string& path, const ReadLimits& lim
   }
 }
 
-absl::StatusOr<NpyMap> ReadArrays(const std::string& path, const ReadLimits& limits,
-                                  int threads) {
+absl::StatusOr<NpyMap> ReadArrays(const std::string& path, const ReadLimits& limits, int threads) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
     if (errno == ENOENT || errno == ENOTDIR) {

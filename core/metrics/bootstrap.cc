@@ -264,8 +264,8 @@ absl::StatusOr<BootstrapResult> BootstrapCiImpl(absl::Span<const double> scores,
   run_replicates();
   for (std::thread& w : workers) w.join();
   if (out_of_memory.load()) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "bootstrap: out of memory for the buffers of ", n, " points per replicate"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("bootstrap: out of memory for the buffers of ", n, " points per replicate"));
   }
   if (cancelled.load()) return absl::CancelledError("bootstrap cancelled");
 
@@ -292,9 +292,9 @@ absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
   try {
     return BootstrapCiImpl(scores, members, alphas, options);
   } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("bootstrap: out of memory for ", scores.size(), " points and ",
-                     options.resamples, " replicates"));
+    return absl::ResourceExhaustedError(absl::StrCat("bootstrap: out of memory for ", scores.size(),
+                                                     " points and ", options.resamples,
+                                                     " replicates"));
   }
 }
 

@@ -267,11 +267,10 @@ absl::StatusOr<MemoryEstimate> EstimatePipelineMemory(const Config& config, cons
   // the audit points (10 bytes a point) and the bootstrap's buffers.
   const audit::ScoringOptions& scoring = config.audit.scoring;
   const uint64_t metrics_bytes = Add(
-      Mul(pool, 10),
-      metrics::BootstrapPeakBytes(
-          pool, scoring.bootstrap.resamples,
-          scoring.fprs.empty() ? metrics::DefaultFprs().size() : scoring.fprs.size(),
-          config.run.threads));
+      Mul(pool, 10), metrics::BootstrapPeakBytes(
+                         pool, scoring.bootstrap.resamples,
+                         scoring.fprs.empty() ? metrics::DefaultFprs().size() : scoring.fprs.size(),
+                         config.run.threads));
 
   MemoryEstimate estimate;
   estimate.bytes = Add(Add(Add(data_bytes, training_bytes), signal_bytes), metrics_bytes);

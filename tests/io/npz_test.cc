@@ -1051,8 +1051,8 @@ TEST(NpzInfos, HeaderCapIsTheSameForEveryReader) {
     const std::string npy = npy_with_header(header);
     std::vector<std::string> paths;
     for (bool deflate : {false, true}) {
-      const std::string path = absl::StrCat(dir, "/h", header, deflate ? "_deflated" : "_stored",
-                                            ".npz");
+      const std::string path =
+          absl::StrCat(dir, "/h", header, deflate ? "_deflated" : "_stored", ".npz");
       WriteFile(path, BuildZip({ZipMember("x.npy", npy, deflate)}).bytes);
       paths.push_back(path);
     }

@@ -353,14 +353,14 @@ TEST(ConfigTest, EpochsTimesPoolRowsHasALimit) {
   const std::string data =
       "data:\n  dataset: purchase100\n  data_dir: x.csv\n  population_size: 100\n";
   std::vector<ConfigProblem> problems;
-  auto over = ParseConfig(data + "  pool_size: 100000001\ntrain:\n  epochs: 100000\n",
-                          "work.yaml", &problems);
+  auto over = ParseConfig(data + "  pool_size: 100000001\ntrain:\n  epochs: 100000\n", "work.yaml",
+                          &problems);
   ASSERT_FALSE(over.ok());
   // pool_size is itself over kMaxRows there: one problem, not two.
   EXPECT_THAT(Fields(problems), ElementsAre("data.pool_size"));
 
-  auto big = ParseConfig(data + "  pool_size: 100000000\ntrain:\n  epochs: 101\n",
-                         "work.yaml", &problems);
+  auto big =
+      ParseConfig(data + "  pool_size: 100000000\ntrain:\n  epochs: 101\n", "work.yaml", &problems);
   ASSERT_FALSE(big.ok());
   ASSERT_THAT(Fields(problems), ElementsAre("train.epochs"));
   EXPECT_THAT(problems[0].message, HasSubstr("train.epochs (101) x data.pool_size (100000000"));
@@ -369,11 +369,11 @@ TEST(ConfigTest, EpochsTimesPoolRowsHasALimit) {
   EXPECT_THAT(big.status().message(), HasSubstr("work.yaml: train.epochs: "));
 
   // Exactly kMaxEpochRows: accepted.
-  auto at_limit = ParseConfig(data + "  pool_size: 100000000\ntrain:\n  epochs: 100\n",
-                              "work.yaml", &problems);
+  auto at_limit =
+      ParseConfig(data + "  pool_size: 100000000\ntrain:\n  epochs: 100\n", "work.yaml", &problems);
   EXPECT_TRUE(at_limit.ok()) << at_limit.status();
-  auto many_epochs = ParseConfig(data + "  pool_size: 100000\ntrain:\n  epochs: 100000\n",
-                                 "work.yaml", &problems);
+  auto many_epochs =
+      ParseConfig(data + "  pool_size: 100000\ntrain:\n  epochs: 100000\n", "work.yaml", &problems);
   EXPECT_TRUE(many_epochs.ok()) << many_epochs.status();
 
   // The helper the pipeline uses once the data fixes the pool.
