@@ -1,10 +1,12 @@
 #include "client/commands.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -134,7 +136,8 @@ int RunScore(const ScoreCommandOptions& options) {
     PrintError(declared.status());
     return ExitCodeFor(declared.status());
   }
-  const audit::BundleMemoryEstimate estimate = audit::EstimateBundleMemory(*declared);
+  const audit::BundleMemoryEstimate estimate = audit::EstimateBundleMemory(
+      *declared, options.scoring.bootstrap, options.scoring.fprs.size());
   const absl::Status admitted = CheckMemoryBudget(
       estimate.bytes, estimate.what,
       options.memory_budget_bytes > 0 ? options.memory_budget_bytes : DefaultMemoryBudgetBytes(),
@@ -143,7 +146,10 @@ int RunScore(const ScoreCommandOptions& options) {
     PrintError(admitted);
     return ExitCodeFor(admitted);
   }
-  absl::StatusOr<audit::Bundle> bundle = audit::LoadBundle(options.bundle, limits);
+  const int threads = options.scoring.bootstrap.threads > 0
+                          ? options.scoring.bootstrap.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  absl::StatusOr<audit::Bundle> bundle = audit::LoadBundle(options.bundle, limits, threads);
   if (!bundle.ok()) {
     PrintError(bundle.status());
     return ExitCodeFor(bundle.status());

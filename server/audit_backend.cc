@@ -309,7 +309,8 @@ absl::Status AuditBackend::AdmitMemory(const JobSpec& spec) const {
       }
       return absl::Status(arrays.status().code(), message);
     }
-    const audit::BundleMemoryEstimate estimate = audit::EstimateBundleMemory(*arrays);
+    const audit::BundleMemoryEstimate estimate = audit::EstimateBundleMemory(
+        *arrays, spec.bundle.scoring.bootstrap, spec.bundle.scoring.fprs.size());
     return CheckMemoryBudget(estimate.bytes, estimate.what, options_.memory_budget_bytes,
                              "the server's", kHint);
   }

@@ -159,6 +159,10 @@ absl::Status AuditServer::Init() {
       jobs::SqliteJobStore::Open((data_dir / "jobs.db").string(), store_options);
   if (!store.ok()) return store.status();
   store_ = *std::move(store);
+  jobs::StoreProbeOptions probe_options;
+  probe_options.interval = options_.store_probe_interval;
+  store_probe_ = std::make_unique<jobs::StoreWritableProbe>(store_.get(), probe_options);
+  store_probe_->Start();
   {
     // Rows the store cannot read (a state written past its CHECK, by hand)
     // are left out of listings; each is named here once so that an operator

@@ -17,7 +17,8 @@
 // Health (grpc.health.v1): "" is SERVING from start to shutdown (liveness);
 // "mia.v1.AuditService" is SERVING once started, NOT_SERVING while the job
 // store is read-only and from the start of a drain (readiness: send no new
-// work here).
+// work here). A store that cannot be written is probed every
+// store_probe_interval, so readiness returns without waiting for a job write.
 //
 // Thread-safety: BeginDrain and Drain may be called from any thread (Drain
 // from one at a time); accessors are safe at any time.
@@ -37,6 +38,7 @@
 #include "core/jobs/job_manager.h"
 #include "core/jobs/job_store.h"
 #include "core/jobs/pipeline_runner.h"
+#include "core/jobs/store_probe.h"
 #include "server/metrics_http.h"
 #include "server/server_config.h"
 #include "spdlog/logger.h"
@@ -65,6 +67,10 @@ struct AuditServerOptions {
   // Opens jobs.db for reading only, as SQLite opens a file the server may not
   // write (tests; inspecting a copy of a store).
   bool store_read_only = false;
+  // While jobs.db is not writable, a write that changes no job is tried this
+  // often, so that readiness returns once the store can be written again
+  // even when no job is written (jobs::StoreWritableProbe).
+  absl::Duration store_probe_interval = absl::Seconds(15);
 };
 
 class AuditServer {
@@ -127,6 +133,7 @@ class AuditServer {
   std::unique_ptr<jobs::DataDirLock> data_dir_lock_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<jobs::JobStore> store_;
+  std::unique_ptr<jobs::StoreWritableProbe> store_probe_;  // stopped before the store goes
   std::unique_ptr<jobs::JobRunner> bundle_runner_;
   std::unique_ptr<jobs::PipelineConfigRunner> pipeline_runner_;  // null without LibTorch
   std::unique_ptr<jobs::JobRunner> router_;

@@ -73,6 +73,9 @@ struct AttackInput {
   // Language models only (needs.texts): zlib-compressed byte length of each
   // audit text's UTF-8 [N] (ZlibCompressedSizes, core/attacks/sequence_attacks.h).
   absl::Span<const int64_t> compressed_sizes = {};
+  // Threads an attack may use (RMIA tunes its candidates in parallel); the
+  // output does not depend on it.
+  int threads = 1;
 };
 
 struct AttackOutput {

@@ -1,8 +1,12 @@
 #include "core/attacks/rmia.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
+#include <system_error>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
@@ -211,10 +215,32 @@ absl::StatusOr<AttackOutput> RmiaAttack(const AttackInput& input, const RmiaOpti
       tuning.references.assign(input.references.begin() + 1, input.references.end());
       const ReferenceSums sums = SumReferences(tuning, /*online=*/false);
       double& best_auc = best_auc_seen;
-      std::vector<int64_t> counts;
-      for (double candidate : RmiaAGrid()) {
-        CountTarget(input, pseudo_target, sums, false, candidate, options.gamma, &counts);
-        const double auc = AucOfCounts(input, pseudo_target, counts, max_count);
+      const std::vector<double> grid = RmiaAGrid();
+      // Each candidate's AUC is computed on its own (in parallel when
+      // input.threads > 1), then chosen in grid order as on one thread.
+      std::vector<double> aucs(grid.size(), kNaN);
+      std::atomic<size_t> next{0};
+      auto tune = [&]() {
+        std::vector<int64_t> counts;
+        for (size_t g = next.fetch_add(1); g < grid.size(); g = next.fetch_add(1)) {
+          CountTarget(input, pseudo_target, sums, false, grid[g], options.gamma, &counts);
+          aucs[g] = AucOfCounts(input, pseudo_target, counts, max_count);
+        }
+      };
+      std::vector<std::thread> workers;
+      const int threads = std::max(1, std::min<int>(input.threads, static_cast<int>(grid.size())));
+      for (int t = 1; t < threads; ++t) {
+        try {
+          workers.emplace_back(tune);
+        } catch (const std::system_error&) {
+          break;  // the others take its share
+        }
+      }
+      tune();
+      for (std::thread& w : workers) w.join();
+      for (size_t g = 0; g < grid.size(); ++g) {
+        const double candidate = grid[g];
+        const double auc = aucs[g];
         if (auc > best_auc) {  // ties keep the smaller a
           best_auc = auc;
           a = candidate;

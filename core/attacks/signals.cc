@@ -3,12 +3,18 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <system_error>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/common/quote.h"
 
 namespace mia::attacks {
 namespace {
+
+// Fewer rows than this per thread are not worth starting one.
+constexpr int64_t kMinRowsPerThread = 16384;
 
 // log(1 + exp(x)) without overflow.
 double Softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
@@ -46,7 +52,8 @@ absl::StatusOr<SignalKind> ParseSignalKind(absl::string_view name) {
 absl::StatusOr<SignalTensor> SignalFromLogits(absl::Span<const float> logits,
                                               const LogitsShape& shape,
                                               absl::Span<const int64_t> labels, SignalKind kind,
-                                              double temperature, absl::string_view array_name) {
+                                              double temperature, absl::string_view array_name,
+                                              int threads) {
   if (shape.classes < 2) {
     return absl::InvalidArgumentError(
         absl::StrCat(array_name, ": needs at least 2 classes, has ", shape.classes));
@@ -76,47 +83,74 @@ absl::StatusOr<SignalTensor> SignalFromLogits(absl::Span<const float> logits,
   out.values.resize(rows);
   const double scale = kind == SignalKind::kLoss ? 1.0 : 1.0 / temperature;
   const int c_count = shape.classes;
-  for (int64_t row = 0; row < rows; ++row) {
-    const float* z = logits.data() + row * c_count;
-    const int64_t point = (row / shape.queries) % shape.points;
-    const int y = static_cast<int>(labels[point]);
-    // Max over all classes and over the classes other than y, for stable logsumexp.
-    double max_all = -std::numeric_limits<double>::infinity();
-    double max_other = max_all;
-    for (int c = 0; c < c_count; ++c) {
-      const double v = static_cast<double>(z[c]);
-      if (!std::isfinite(v)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(array_name, ": non-finite value at flat index ", row * c_count + c));
+  // Rows [begin, end): the flat index of the first non-finite logit, or -1.
+  auto compute = [&](int64_t begin, int64_t end) -> int64_t {
+    for (int64_t row = begin; row < end; ++row) {
+      const float* z = logits.data() + row * c_count;
+      const int64_t point = (row / shape.queries) % shape.points;
+      const int y = static_cast<int>(labels[point]);
+      // Max over all classes and over the classes other than y, for stable logsumexp.
+      double max_all = -std::numeric_limits<double>::infinity();
+      double max_other = max_all;
+      for (int c = 0; c < c_count; ++c) {
+        const double v = static_cast<double>(z[c]);
+        if (!std::isfinite(v)) return row * c_count + c;
+        const double s = v * scale;
+        max_all = std::max(max_all, s);
+        if (c != y) max_other = std::max(max_other, s);
       }
-      const double s = v * scale;
-      max_all = std::max(max_all, s);
-      if (c != y) max_other = std::max(max_other, s);
+      // The sum over the other classes is needed only for the scaled logit,
+      // and its terms are the same exponentials unless y is the unique max.
+      const bool need_other = kind == SignalKind::kLogitScaled;
+      const bool same_max = max_other == max_all;
+      double sum_all = 0, sum_other = 0;
+      for (int c = 0; c < c_count; ++c) {
+        const double s = static_cast<double>(z[c]) * scale;
+        const double e = std::exp(s - max_all);
+        sum_all += e;
+        if (need_other && c != y) sum_other += same_max ? e : std::exp(s - max_other);
+      }
+      const double zy = static_cast<double>(z[y]) * scale;
+      const double log_p = zy - (max_all + std::log(sum_all));
+      switch (kind) {
+        case SignalKind::kProb:
+          out.values[row] = std::exp(log_p);
+          break;
+        case SignalKind::kLoss:
+          out.values[row] = -log_p;
+          break;
+        case SignalKind::kLogitScaled:
+          // Exact from logits, however large the margin: no clamp.
+          out.values[row] = zy - (max_other + std::log(sum_other));
+          break;
+      }
     }
-    // The sum over the other classes is needed only for the scaled logit,
-    // and its terms are the same exponentials unless y is the unique max.
-    const bool need_other = kind == SignalKind::kLogitScaled;
-    const bool same_max = max_other == max_all;
-    double sum_all = 0, sum_other = 0;
-    for (int c = 0; c < c_count; ++c) {
-      const double s = static_cast<double>(z[c]) * scale;
-      const double e = std::exp(s - max_all);
-      sum_all += e;
-      if (need_other && c != y) sum_other += same_max ? e : std::exp(s - max_other);
+    return -1;
+  };
+  // Rows are independent: each thread takes a contiguous share, and the
+  // values do not depend on the split. The first bad logit in row order is
+  // the one reported, as on one thread.
+  const int64_t shares = std::max<int64_t>(1, std::min<int64_t>(threads, rows / kMinRowsPerThread));
+  std::vector<int64_t> bad(static_cast<size_t>(shares), -1);
+  std::vector<std::thread> workers;
+  auto run_share = [&](int64_t k) {
+    bad[static_cast<size_t>(k)] = compute(rows * k / shares, rows * (k + 1) / shares);
+  };
+  int64_t started = 1;
+  for (; started < shares; ++started) {
+    try {
+      workers.emplace_back(run_share, started);
+    } catch (const std::system_error&) {
+      break;
     }
-    const double zy = static_cast<double>(z[y]) * scale;
-    const double log_p = zy - (max_all + std::log(sum_all));
-    switch (kind) {
-      case SignalKind::kProb:
-        out.values[row] = std::exp(log_p);
-        break;
-      case SignalKind::kLoss:
-        out.values[row] = -log_p;
-        break;
-      case SignalKind::kLogitScaled:
-        // Exact from logits, however large the margin: no clamp.
-        out.values[row] = zy - (max_other + std::log(sum_other));
-        break;
+  }
+  run_share(0);
+  for (int64_t k = started; k < shares; ++k) run_share(k);  // shares no thread took
+  for (std::thread& w : workers) w.join();
+  for (int64_t first : bad) {
+    if (first >= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(array_name, ": non-finite value at flat index ", first));
     }
   }
   return out;

@@ -58,10 +58,13 @@ struct LogitsShape {
 // z_y / T - logsumexp_{y' != y} z_y' / T; loss is the cross-entropy at T = 1.
 // Errors (InvalidArgument) name `array_name` and the first offending index:
 // a label outside [0, classes), a non-finite logit, fewer than 2 classes.
+// `threads` > 1 splits the rows between threads; the values, and the error,
+// are the same for any count.
 absl::StatusOr<SignalTensor> SignalFromLogits(absl::Span<const float> logits,
                                               const LogitsShape& shape,
                                               absl::Span<const int64_t> labels, SignalKind kind,
-                                              double temperature, absl::string_view array_name);
+                                              double temperature, absl::string_view array_name,
+                                              int threads = 1);
 
 // Converts a signal of one kind into another (same shape), with stable formulas:
 // p = exp(-loss) = sigmoid(phi); phi = log p - log1p(-p) = -loss - log(-expm1(-loss));

@@ -10,6 +10,7 @@
 #include "core/attacks/sequence_attacks.h"
 #include "core/common/memory_budget.h"
 #include "core/common/status_macros.h"
+#include "core/metrics/roc.h"
 
 namespace mia::audit {
 namespace {
@@ -295,7 +296,8 @@ const std::vector<std::string>& BundleArrayNames() {
   return *kNames;
 }
 
-BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays) {
+BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays,
+                                          const metrics::BootstrapOptions& bootstrap, size_t fprs) {
   // Signal kinds scoring may compute (prob, logit_scaled, loss).
   constexpr uint64_t kSignalKinds = 3;
   auto add = [](uint64_t a, uint64_t b) {
@@ -366,8 +368,15 @@ BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays) {
   const uint64_t population = std::max(dim("population_logits", 1), dim("population_signals", 1));
   const uint64_t signals =
       mul(mul(mul(models, add(points, population)), queries), 8 * kSignalKinds);
+  // The metrics of one attack on one target at a time: the copies of its
+  // scores, labels and epsilon split (8 + 1 + 1 bytes a point) and the
+  // bootstrap's buffers.
+  const uint64_t metrics_bytes =
+      add(mul(points, 10), metrics::BootstrapPeakBytes(
+                               points, bootstrap.resamples,
+                               fprs > 0 ? fprs : metrics::DefaultFprs().size(), bootstrap.threads));
   BundleMemoryEstimate estimate;
-  estimate.bytes = add(add(decoded, converted), signals);
+  estimate.bytes = add(add(add(decoded, converted), signals), metrics_bytes);
   estimate.what =
       absl::StrCat("scoring a bundle of ", models, " models x ", points, " points x ", queries,
                    queries == 1 ? " query" : " queries",
@@ -557,8 +566,9 @@ io::NpyMap LanguageModelBundleArrays(const LanguageModelSignals& signals,
   return arrays;
 }
 
-absl::StatusOr<Bundle> LoadBundle(const std::string& path, const io::ReadLimits& limits) {
-  MIA_ASSIGN_OR_RETURN(io::NpyMap arrays, io::ReadArrays(path, limits));
+absl::StatusOr<Bundle> LoadBundle(const std::string& path, const io::ReadLimits& limits,
+                                  int threads) {
+  MIA_ASSIGN_OR_RETURN(io::NpyMap arrays, io::ReadArrays(path, limits, threads));
   absl::StatusOr<Bundle> bundle = BundleFromArrays(std::move(arrays), path);
   if (!bundle.ok()) {
     return absl::Status(bundle.status().code(),
@@ -570,10 +580,10 @@ absl::StatusOr<Bundle> LoadBundle(const std::string& path, const io::ReadLimits&
 namespace {
 
 absl::StatusOr<attacks::SignalTensor> SignalOf(const SignalSource& src, SignalKind kind,
-                                               double temperature) {
+                                               double temperature, int threads) {
   if (src.has_logits) {
     return attacks::SignalFromLogits(src.logits, src.logits_shape, src.labels, kind, temperature,
-                                     absl::StrCat("array '", src.array_name, "'"));
+                                     absl::StrCat("array '", src.array_name, "'"), threads);
   }
   if (temperature != 1.0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -583,13 +593,13 @@ absl::StatusOr<attacks::SignalTensor> SignalOf(const SignalSource& src, SignalKi
 }
 
 absl::Status Fill(const SignalSource& src, const std::vector<SignalKind>& kinds, double temperature,
-                  attacks::SignalSet* set) {
+                  int threads, attacks::SignalSet* set) {
   for (SignalKind kind : kinds) {
     attacks::SignalTensor* slot = kind == SignalKind::kProb          ? &set->prob
                                   : kind == SignalKind::kLogitScaled ? &set->logit_scaled
                                                                      : &set->loss;
     if (!slot->empty()) continue;
-    MIA_ASSIGN_OR_RETURN(*slot, SignalOf(src, kind, temperature));
+    MIA_ASSIGN_OR_RETURN(*slot, SignalOf(src, kind, temperature, threads));
   }
   return absl::OkStatus();
 }
@@ -598,10 +608,10 @@ absl::Status Fill(const SignalSource& src, const std::vector<SignalKind>& kinds,
 
 absl::Status ComputeSignals(const Bundle& bundle, const std::vector<SignalKind>& kinds,
                             double temperature, attacks::SignalSet* audit,
-                            attacks::SignalSet* population) {
-  MIA_RETURN_IF_ERROR(Fill(bundle.audit, kinds, temperature, audit));
+                            attacks::SignalSet* population, int threads) {
+  MIA_RETURN_IF_ERROR(Fill(bundle.audit, kinds, temperature, threads, audit));
   if (bundle.population.has_value()) {
-    MIA_RETURN_IF_ERROR(Fill(*bundle.population, kinds, temperature, population));
+    MIA_RETURN_IF_ERROR(Fill(*bundle.population, kinds, temperature, threads, population));
   }
   return absl::OkStatus();
 }

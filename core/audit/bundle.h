@@ -20,6 +20,7 @@
 #include "core/attacks/signals.h"
 #include "core/attacks/token_signals.h"
 #include "core/io/npy.h"
+#include "core/metrics/bootstrap.h"
 
 namespace mia::audit {
 
@@ -93,7 +94,10 @@ const std::vector<std::string>& BundleArrayNames();
 absl::StatusOr<Bundle> BundleFromArrays(io::NpyMap arrays, const std::string& path);
 
 // Reads and validates a bundle: an .npz archive or a folder of .npy files.
-absl::StatusOr<Bundle> LoadBundle(const std::string& path, const io::ReadLimits& limits = {});
+// `threads`: members of an archive decoded in parallel (io::ReadNpz); the
+// bundle is the same for any count.
+absl::StatusOr<Bundle> LoadBundle(const std::string& path, const io::ReadLimits& limits = {},
+                                  int threads = 1);
 
 // The estimated peak memory of loading and scoring a bundle, from its
 // arrays' headers alone (io::ReadArrayInfos): the decoded arrays, the copies
@@ -107,15 +111,23 @@ struct BundleMemoryEstimate {
   // 2.00 GB decoded)": shapes and sizes only, for a refusal's message.
   std::string what;
 };
-BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays);
+//
+// Scoring's metrics add the bootstrap's buffers for the audit points
+// (metrics::BootstrapPeakBytes of `bootstrap`'s resamples and threads and
+// `fprs` FPRs, 0: the default list) and the copies of one attack's scores
+// it is given (10 bytes a point).
+BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays,
+                                          const metrics::BootstrapOptions& bootstrap = {},
+                                          size_t fprs = 0);
 
 // Computes the signal kinds in `kinds` for the audit points and, if the bundle
 // has them, the population points. From logits each kind is computed directly
 // (temperature applies to prob and logit_scaled); from a given signal the other
 // kinds are converted (temperature must then be 1).
+// `threads`: as for attacks::SignalFromLogits (the values do not depend on it).
 absl::Status ComputeSignals(const Bundle& bundle, const std::vector<attacks::SignalKind>& kinds,
                             double temperature, attacks::SignalSet* audit,
-                            attacks::SignalSet* population);
+                            attacks::SignalSet* population, int threads = 1);
 
 }  // namespace mia::audit
 

@@ -1,9 +1,11 @@
 #include "core/audit/scoring.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <memory>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -223,10 +225,14 @@ absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptio
         DeriveSeed(DeriveSeed(options.seed, kEpsilonSplitStream), static_cast<uint64_t>(t))));
   }
 
+  // Threads for signals and attacks: those of the bootstrap (0: every core).
+  const int threads = options.bootstrap.threads > 0
+                          ? options.bootstrap.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   Clock::time_point start = Clock::now();
   attacks::SignalSet audit_signals, population_signals;
-  MIA_RETURN_IF_ERROR(
-      ComputeSignals(bundle, kinds, options.temperature, &audit_signals, &population_signals));
+  MIA_RETURN_IF_ERROR(ComputeSignals(bundle, kinds, options.temperature, &audit_signals,
+                                     &population_signals, threads));
   // zlib's compressed sizes, once, when an attack reads them.
   std::vector<int64_t> compressed_sizes;
   for (const auto& a : attack_list) {
@@ -256,6 +262,7 @@ absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptio
       input.seed = DeriveSeed(options.seed, kReferenceOrderStream);
       if (bundle.language_model()) input.tokens = &*bundle.tokens;
       input.compressed_sizes = compressed_sizes;
+      input.threads = threads;
       for (int r = 0; r < m; ++r) {
         if (r != t) input.references.push_back(r);
       }

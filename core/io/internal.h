@@ -12,10 +12,14 @@
 
 namespace mia::io::internal {
 
-// Bytes a .npy header may add to its array data. NumPy writes headers of a few
-// hundred bytes (format 1.0 caps them at 64 KiB); the allowance bounds what a
-// reader accepts on top of ReadLimits::max_array_bytes for one member or file.
-inline constexpr uint64_t kNpyHeaderAllowance = uint64_t{1} << 20;
+// The largest .npy header (preamble and dict) any reader accepts, and so the
+// bytes a header may add to its array data. NumPy writes headers of a few
+// hundred bytes (format 1.0 caps them at 64 KiB). One constant for every
+// path: ParseNpy / ParseNpyHeader refuse a longer header from its preamble
+// alone, with the same message whether ReadArrays or ReadArrayInfos reads
+// it; readers bound what they accept on top of ReadLimits::max_array_bytes
+// for one member or file by it.
+inline constexpr uint64_t kMaxNpyHeaderBytes = uint64_t{1} << 20;
 
 // Printable form of an untrusted name (member name, descr, dict key) for error
 // messages: a hostile file could otherwise inject control characters or a

@@ -452,6 +452,16 @@ absl::StatusOr<ParsedHeader> ParseNpyHeaderImpl(absl::string_view bytes, absl::s
   const uint8_t* raw = reinterpret_cast<const uint8_t*>(bytes.data());
   uint64_t header_len = raw[8] | (uint64_t{raw[9]} << 8);
   if (length_bytes == 4) header_len |= (uint64_t{raw[10]} << 16) | (uint64_t{raw[11]} << 24);
+  // Before anything else about the header: a reader that holds only a prefix
+  // (ReadArrayInfos) then refuses it with the same message as one that holds
+  // the whole image.
+  if (header_start + header_len > internal::kMaxNpyHeaderBytes) {
+    return ErrorAt(
+        source,
+        absl::StrCat("header of ", header_start + header_len, " bytes is above the limit of ",
+                     internal::kMaxNpyHeaderBytes, " bytes"),
+        8);
+  }
   if (header_len > bytes.size() - header_start) {
     return ErrorAt(source,
                    absl::StrCat("header length ", header_len, " runs past the end of the data (",

@@ -124,7 +124,15 @@ using NpyMap = std::map<std::string, NpyArray>;
 // local headers, sizes and CRC-32 of every member. Offsets in messages are
 // archive offsets, except for errors inside a member's .npy image (header,
 // descr, shape), whose offsets count from the start of that member's data.
-absl::StatusOr<NpyMap> ReadNpz(const std::string& path, const ReadLimits& limits = {});
+//
+// `threads` > 1 decodes members on that many threads (each member on one; the
+// largest first). The arrays, and the first error in member order, are the
+// same for any count. The file is mapped, not read into a buffer, and each
+// member's compressed pages are handed back as it is inflated, so the archive
+// is never held whole; like ReadArrayInfos, it expects a file nobody
+// truncates while it is read (uploads are immutable once stored).
+absl::StatusOr<NpyMap> ReadNpz(const std::string& path, const ReadLimits& limits = {},
+                               int threads = 1);
 
 // ReadNpz on an archive already in memory; `source` names it in error messages.
 absl::StatusOr<NpyMap> ParseNpz(absl::string_view bytes, absl::string_view source,
@@ -134,7 +142,9 @@ absl::StatusOr<NpyMap> ParseNpz(absl::string_view bytes, absl::string_view sourc
 absl::StatusOr<NpyMap> ReadNpyDir(const std::string& path, const ReadLimits& limits = {});
 
 // Reads `path` as an .npz archive, or as a folder of .npy files when it is a folder.
-absl::StatusOr<NpyMap> ReadArrays(const std::string& path, const ReadLimits& limits = {});
+// `threads`: as for ReadNpz (a folder is read on the calling thread).
+absl::StatusOr<NpyMap> ReadArrays(const std::string& path, const ReadLimits& limits = {},
+                                  int threads = 1);
 
 // Array headers by name, as ReadArrays would name the arrays.
 using NpyInfoMap = std::map<std::string, NpyArrayInfo>;

@@ -33,13 +33,16 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <memory>
 #include <new>
+#include <optional>
 #include <set>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -54,7 +57,7 @@
 namespace mia::io {
 namespace {
 
-using internal::kNpyHeaderAllowance;
+using internal::kMaxNpyHeaderBytes;
 using internal::SafeName;
 using internal::SaturatingAdd;
 using internal::SaturatingMul;
@@ -154,7 +157,7 @@ std::string MethodName(uint16_t method) {
 uint64_t MaxArchiveBytes(const ReadLimits& limits) {
   const uint64_t members = limits.max_members > 0 ? static_cast<uint64_t>(limits.max_members) : 0;
   uint64_t bytes = SaturatingAdd(limits.max_total_bytes, limits.max_total_bytes / 64);
-  bytes = SaturatingAdd(bytes, SaturatingMul(members, 4 * kMaxCommentSize + kNpyHeaderAllowance));
+  bytes = SaturatingAdd(bytes, SaturatingMul(members, 4 * kMaxCommentSize + kMaxNpyHeaderBytes));
   return SaturatingAdd(bytes, 2 * kMaxCommentSize + 1024);
 }
 
@@ -281,6 +284,27 @@ absl::Status ReadZip64Extra(absl::string_view archive, uint64_t extra_offset, ui
   return absl::OkStatus();
 }
 
+// Input fed to zlib at a time when the input's pages are released as it goes.
+constexpr uint64_t kReleaseChunk = uint64_t{1} << 20;
+
+// Hands back to the kernel the whole pages of `mapped` (bytes of a read-only
+// file mapping) in [from, to), as MADV_DONTNEED: they leave the resident set
+// and would be read again from the page cache if touched. Returns the new
+// low-water mark (the end of the last page released). A page shared with the
+// next member is kept; runs shorter than `min_bytes` wait for more. Dropping
+// one that another thread reads is harmless too, since a private read-only
+// mapping refaults the file's bytes.
+uint64_t ReleaseMappedPages(absl::string_view mapped, uint64_t from, uint64_t to,
+                            uint64_t min_bytes = kReleaseChunk / 2) {
+  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t base = reinterpret_cast<uintptr_t>(mapped.data());
+  const uintptr_t start = (base + from + page - 1) / page * page;
+  const uintptr_t end = (base + to) / page * page;
+  if (end <= start || end - start < min_bytes) return from;
+  madvise(reinterpret_cast<void*>(start), end - start, MADV_DONTNEED);
+  return static_cast<uint64_t>(end - base);
+}
+
 // Streams `data` through zlib's crc32_z.
 uint32_t Crc32(absl::string_view data) {
   return static_cast<uint32_t>(
@@ -307,8 +331,13 @@ absl::Status InflateError(int rc, const z_stream& zs, absl::string_view where, u
 // into exactly `declared` bytes. The output buffer has one spare byte so that
 // a stream longer than declared is caught the moment it overflows, without
 // inflating the rest of a bomb.
+//
+// `release_input`: `input` lies in a read-only mapping of the file; the pages
+// already inflated are handed back as the stream goes (MADV_DONTNEED), so a
+// large member is not held in memory twice (compressed and inflated).
 absl::Status Inflate(absl::string_view input, uint64_t input_offset, uint64_t declared,
-                     absl::string_view where, std::vector<uint8_t>* output) {
+                     absl::string_view where, std::vector<uint8_t>* output,
+                     bool release_input = false) {
   // Reserved, not sized: the pages of a declared size are touched only as
   // the stream really fills them, as a bomb's declared size is not trusted.
   try {
@@ -328,10 +357,12 @@ absl::Status Inflate(absl::string_view input, uint64_t input_offset, uint64_t de
     ~InflateEnder() { inflateEnd(zs); }
   } ender{&zs};
   const uint64_t capacity = declared + 1;
-  uint64_t in_pos = 0, out_pos = 0;
+  const uint64_t input_step = release_input ? kReleaseChunk : kZlibChunk;
+  uint64_t in_pos = 0, out_pos = 0, released = 0;
   while (true) {
+    if (release_input) released = ReleaseMappedPages(input, released, in_pos);
     const size_t in_chunk =
-        static_cast<size_t>(std::min<uint64_t>(input.size() - in_pos, kZlibChunk));
+        static_cast<size_t>(std::min<uint64_t>(input.size() - in_pos, input_step));
     const size_t out_chunk =
         static_cast<size_t>(std::min<uint64_t>(capacity - out_pos, kZlibChunk));
     zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(input.data() + in_pos));
@@ -373,6 +404,7 @@ absl::Status Inflate(absl::string_view input, uint64_t input_offset, uint64_t de
         absl::StrCat("deflate stream inflates to ", out_pos, " bytes, not the declared ", declared),
         input_offset + in_pos);
   }
+  if (release_input) ReleaseMappedPages(input, released, in_pos, 0);
   output->resize(declared);
   return absl::OkStatus();
 }
@@ -557,7 +589,7 @@ absl::StatusOr<std::vector<Member>> ReadCentralDirectory(absl::string_view archi
                               " but uncompressed size ", m.uncompressed_size),
                  at);
     }
-    const uint64_t member_limit = SaturatingAdd(limits.max_array_bytes, kNpyHeaderAllowance);
+    const uint64_t member_limit = SaturatingAdd(limits.max_array_bytes, kMaxNpyHeaderBytes);
     if (m.uncompressed_size > member_limit) {
       return absl::ResourceExhaustedError(absl::StrCat(
           where, ": declared size ", m.uncompressed_size, " bytes is above the limit of ",
@@ -565,7 +597,7 @@ absl::StatusOr<std::vector<Member>> ReadCentralDirectory(absl::string_view archi
     }
     // The array data is at least the member minus any plausible header.
     min_total_data +=
-        m.uncompressed_size > kNpyHeaderAllowance ? m.uncompressed_size - kNpyHeaderAllowance : 0;
+        m.uncompressed_size > kMaxNpyHeaderBytes ? m.uncompressed_size - kMaxNpyHeaderBytes : 0;
     if (min_total_data > limits.max_total_bytes) {
       return absl::ResourceExhaustedError(
           absl::StrCat(where, ": members declare more than the limit of ", limits.max_total_bytes,
@@ -647,8 +679,82 @@ absl::Status ReadLocalHeader(absl::string_view archive, absl::string_view path,
   return absl::OkStatus();
 }
 
+// Decodes one member: inflates (or takes) its bytes, checks its CRC-32 and
+// parses its .npy image. `mapped`: the archive is a file mapping whose pages
+// may be handed back once read.
+absl::StatusOr<NpyArray> DecodeMember(absl::string_view archive, absl::string_view path,
+                                      const Member& m, const ReadLimits& limits, bool mapped) {
+  const std::string where = Where(path, m.name);
+  const absl::string_view stored = archive.substr(m.data_offset, m.compressed_size);
+  if (m.method != kMethodDeflated) {
+    if (Crc32(stored) != m.crc) {
+      return Bad(where, "CRC-32 mismatch: the member data is corrupt", m.data_offset);
+    }
+    absl::StatusOr<NpyArray> array = ParseNpy(stored, where, limits);
+    if (mapped) ReleaseMappedPages(stored, 0, stored.size(), 0);
+    return array;
+  }
+  std::vector<uint8_t> inflated;
+  MIA_RETURN_IF_ERROR(
+      Inflate(stored, m.data_offset, m.uncompressed_size, where, &inflated, mapped));
+  const absl::string_view npy(reinterpret_cast<const char*>(inflated.data()), inflated.size());
+  if (Crc32(npy) != m.crc) {
+    return Bad(where, "CRC-32 mismatch: the member data is corrupt", m.data_offset);
+  }
+  // An inflated member's buffer becomes the array's data (no second copy).
+  return ParseNpyBuffer(std::move(inflated), where, limits);
+}
+
+// Decodes every member, on up to `threads` threads: each takes the next
+// member not yet taken, the largest first, so one large member does not wait
+// behind small ones. Results are by member, whatever thread decoded them.
+std::vector<std::optional<absl::StatusOr<NpyArray>>> DecodeMembers(
+    absl::string_view archive, absl::string_view path, const std::vector<Member>& members,
+    const ReadLimits& limits, bool mapped, int threads) {
+  // Members not decoded (the threads stop after a failure) stay empty optionals.
+  std::vector<std::optional<absl::StatusOr<NpyArray>>> decoded(members.size());
+  std::vector<size_t> queue(members.size());
+  for (size_t i = 0; i < queue.size(); ++i) queue[i] = i;
+  if (threads > 1) {
+    std::stable_sort(queue.begin(), queue.end(), [&](size_t a, size_t b) {
+      return members[a].compressed_size > members[b].compressed_size;
+    });
+  }
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  auto work = [&]() {
+    for (size_t k = next.fetch_add(1); k < queue.size(); k = next.fetch_add(1)) {
+      // After a failure the threads stop; the caller decodes what is left
+      // before it in member order, so the error is the one a serial read
+      // meets first.
+      if (failed.load(std::memory_order_relaxed)) return;
+      const size_t i = queue[k];
+      try {
+        decoded[i] = DecodeMember(archive, path, members[i], limits, mapped);
+      } catch (const std::bad_alloc&) {
+        decoded[i] = absl::ResourceExhaustedError(
+            absl::StrCat(Where(path, members[i].name), ": out of memory"));
+      }
+      if (!decoded[i]->ok()) failed.store(true, std::memory_order_relaxed);
+    }
+  };
+  threads = std::max(1, std::min<int>(threads, static_cast<int>(members.size())));
+  std::vector<std::thread> workers;
+  for (int t = 1; t < threads; ++t) {
+    try {
+      workers.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // the others take its share
+    }
+  }
+  work();
+  for (std::thread& w : workers) w.join();
+  return decoded;
+}
+
 absl::StatusOr<NpyMap> ParseNpzImpl(absl::string_view archive, absl::string_view path,
-                                    const ReadLimits& limits) {
+                                    const ReadLimits& limits, bool mapped = false,
+                                    int threads = 1) {
   MIA_ASSIGN_OR_RETURN(const Directory dir, FindDirectory(archive, path, limits));
   MIA_ASSIGN_OR_RETURN(std::vector<Member> members,
                        ReadCentralDirectory(archive, path, dir, limits));
@@ -670,28 +776,19 @@ absl::StatusOr<NpyMap> ParseNpzImpl(absl::string_view archive, absl::string_view
     }
   }
 
+  std::vector<std::optional<absl::StatusOr<NpyArray>>> decoded =
+      DecodeMembers(archive, path, members, limits, mapped, threads);
   NpyMap arrays;
   uint64_t total = 0;
-  for (const Member& m : members) {
-    const std::string where = Where(path, m.name);
-    const absl::string_view stored = archive.substr(m.data_offset, m.compressed_size);
-    std::vector<uint8_t> inflated;
-    absl::string_view npy = stored;
-    if (m.method == kMethodDeflated) {
-      MIA_RETURN_IF_ERROR(Inflate(stored, m.data_offset, m.uncompressed_size, where, &inflated));
-      npy = absl::string_view(reinterpret_cast<const char*>(inflated.data()), inflated.size());
-    }
-    if (Crc32(npy) != m.crc) {
-      return Bad(where, "CRC-32 mismatch: the member data is corrupt", m.data_offset);
-    }
-    // An inflated member's buffer becomes the array's data (no second copy).
-    MIA_ASSIGN_OR_RETURN(NpyArray array, m.method == kMethodDeflated
-                                             ? ParseNpyBuffer(std::move(inflated), where, limits)
-                                             : ParseNpy(npy, where, limits));
+  for (size_t i = 0; i < members.size(); ++i) {
+    const Member& m = members[i];
+    if (!decoded[i].has_value()) decoded[i] = DecodeMember(archive, path, m, limits, mapped);
+    if (!decoded[i]->ok()) return decoded[i]->status();
+    NpyArray& array = **decoded[i];
     total = SaturatingAdd(total, array.data.size());
     if (total > limits.max_total_bytes) {
       return absl::ResourceExhaustedError(
-          absl::StrCat(where, ": arrays exceed the limit of ", limits.max_total_bytes,
+          absl::StrCat(Where(path, m.name), ": arrays exceed the limit of ", limits.max_total_bytes,
                        " bytes in total (ReadLimits::max_total_bytes) at offset ", m.local_offset));
     }
     std::string name = m.name.substr(0, m.name.size() - kNpySuffix.size());
@@ -747,7 +844,7 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListNpyFiles(
 
 absl::StatusOr<NpyMap> ReadNpyDirImpl(const std::string& path, const ReadLimits& limits) {
   MIA_ASSIGN_OR_RETURN(const auto files, ListNpyFiles(path, limits));
-  const uint64_t file_limit = SaturatingAdd(limits.max_array_bytes, kNpyHeaderAllowance);
+  const uint64_t file_limit = SaturatingAdd(limits.max_array_bytes, kMaxNpyHeaderBytes);
   NpyMap arrays;
   uint64_t total = 0;
   for (const auto& [full, name] : files) {
@@ -896,8 +993,7 @@ absl::StatusOr<NpyInfoMap> NpzInfosImpl(const std::string& path, const ReadLimit
     MIA_ASSIGN_OR_RETURN(std::string head, prefix(kHeaderProbeBytes));
     const uint64_t header_end = NpyHeaderEnd(head);
     if (header_end > head.size() && head.size() < m.uncompressed_size) {
-      MIA_ASSIGN_OR_RETURN(head,
-                           prefix(std::min(header_end, kNpyHeaderAllowance + kNpyPreambleBytes)));
+      MIA_ASSIGN_OR_RETURN(head, prefix(std::min(header_end, kMaxNpyHeaderBytes)));
     }
     MIA_ASSIGN_OR_RETURN(NpyArrayInfo info, ParseNpyHeader(head, where, limits));
     MIA_RETURN_IF_ERROR(
@@ -926,7 +1022,7 @@ absl::StatusOr<std::string> ReadPrefix(int fd, uint64_t want, const std::string&
 
 absl::StatusOr<NpyInfoMap> NpyDirInfosImpl(const std::string& path, const ReadLimits& limits) {
   MIA_ASSIGN_OR_RETURN(const auto files, ListNpyFiles(path, limits));
-  const uint64_t file_limit = SaturatingAdd(limits.max_array_bytes, kNpyHeaderAllowance);
+  const uint64_t file_limit = SaturatingAdd(limits.max_array_bytes, kMaxNpyHeaderBytes);
   NpyInfoMap infos;
   uint64_t total = 0;
   for (const auto& [full, name] : files) {
@@ -938,7 +1034,7 @@ absl::StatusOr<NpyInfoMap> NpyDirInfosImpl(const std::string& path, const ReadLi
     const uint64_t header_end = NpyHeaderEnd(head);
     if (header_end > head.size() && head.size() < size) {
       MIA_ASSIGN_OR_RETURN(head,
-                           ReadPrefix(fd, std::min({size, header_end, kNpyHeaderAllowance}), full));
+                           ReadPrefix(fd, std::min({size, header_end, kMaxNpyHeaderBytes}), full));
     }
     MIA_ASSIGN_OR_RETURN(NpyArrayInfo info, ParseNpyHeader(head, full, limits));
     MIA_RETURN_IF_ERROR(CheckDeclared(info, size, full, "file", &total, limits, 0));
@@ -1090,11 +1186,13 @@ absl::StatusOr<NpyMap> ParseNpz(absl::string_view bytes, absl::string_view sourc
   }
 }
 
-absl::StatusOr<NpyMap> ReadNpz(const std::string& path, const ReadLimits& limits) {
+absl::StatusOr<NpyMap> ReadNpz(const std::string& path, const ReadLimits& limits, int threads) {
   try {
-    std::string bytes;
-    MIA_RETURN_IF_ERROR(ReadWholeFile(path, MaxArchiveBytes(limits), &bytes));
-    return ParseNpzImpl(bytes, path, limits);
+    // Mapped, not read into a buffer: each member's pages are read as it is
+    // inflated and handed back behind it, so the archive is never held whole.
+    MappedFile file;
+    MIA_RETURN_IF_ERROR(file.Open(path, MaxArchiveBytes(limits)));
+    return ParseNpzImpl(file.bytes(), path, limits, /*mapped=*/true, threads);
   } catch (const std::bad_alloc&) {
     return absl::ResourceExhaustedError(absl::StrCat(path, ": out of memory"));
   }
@@ -1108,7 +1206,7 @@ absl::StatusOr<NpyMap> ReadNpyDir(const std::string& path, const ReadLimits& lim
   }
 }
 
-absl::StatusOr<NpyMap> ReadArrays(const std::string& path, const ReadLimits& limits) {
+absl::StatusOr<NpyMap> ReadArrays(const std::string& path, const ReadLimits& limits, int threads) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
     if (errno == ENOENT || errno == ENOTDIR) {
@@ -1117,7 +1215,7 @@ absl::StatusOr<NpyMap> ReadArrays(const std::string& path, const ReadLimits& lim
     return FileErrnoStatus(errno, path, "stat");
   }
   if (S_ISDIR(st.st_mode)) return ReadNpyDir(path, limits);
-  return ReadNpz(path, limits);
+  return ReadNpz(path, limits, threads);
 }
 
 absl::StatusOr<NpyInfoMap> ReadArrayInfos(const std::string& path, const ReadLimits& limits) {

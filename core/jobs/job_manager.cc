@@ -231,8 +231,13 @@ absl::StatusOr<JobSnapshot> JobManager::Cancel(absl::string_view id) {
     }
   }
   if (entry == nullptr) {
-    // Finished (returned unchanged) or unknown (NotFound).
     MIA_ASSIGN_OR_RETURN(JobRecord record, store_->Get(id));
+    if (record.state == JobState::kRunning) {
+      if (std::optional<absl::StatusOr<JobSnapshot>> cancelled = CancelUnresumed(record)) {
+        return *std::move(cancelled);
+      }
+    }
+    // Finished (returned unchanged) or unknown (NotFound above).
     const int64_t version = WatchVersion(record.version);
     return JobSnapshot{std::move(record), version};
   }
@@ -258,6 +263,49 @@ absl::StatusOr<JobSnapshot> JobManager::Cancel(absl::string_view id) {
   }
   Notify(entry->id, *version);
   return snapshot;
+}
+
+std::optional<absl::StatusOr<JobSnapshot>> JobManager::CancelUnresumed(const JobRecord& record) {
+  {
+    // Claimed under the lock, so that two Cancel calls write once.
+    absl::MutexLock lock(&mu_);
+    const auto it =
+        std::find_if(resume_failures_.begin(), resume_failures_.end(),
+                     [&](const ResumeFailure& failure) { return failure.id == record.id; });
+    // RUNNING in the store but not held here: a job a concurrent worker
+    // is finishing (its entry just left), not ours to write.
+    if (it == resume_failures_.end()) return std::nullopt;
+    resume_failures_.erase(it);
+  }
+  // No process runs it: Start could not write its requeue. Cancelling writes
+  // CANCELLED directly, after which it can be deleted like any finished job.
+  TransitionDetails details;
+  details.error_code = "CANCELLED";
+  details.error_message =
+      "cancelled on request (it had not been resumed: the store could not record its requeue "
+      "when the server started)";
+  absl::StatusOr<JobRecord> written = store_->Transition(record.id, JobState::kCancelled, details);
+  JobStateChange change;
+  change.id = record.id;
+  change.from = JobState::kRunning;
+  change.to = JobState::kCancelled;
+  change.stage = record.progress.stage;
+  change.error_code = "CANCELLED";
+  if (!written.ok()) {
+    change.store_error_code = absl::StatusCodeToString(written.status().code());
+    ReportStateChange(change);
+    absl::MutexLock lock(&mu_);
+    resume_failures_.push_back({record.id, written.status()});  // still as it was
+    return absl::Status(written.status().code(),
+                        absl::StrCat("cannot cancel job ", record.id,
+                                     " (left RUNNING by a server that stopped, and not resumed): ",
+                                     written.status().message()));
+  }
+  metrics_->OnStateChange(JobState::kRunning, JobState::kCancelled);
+  ReportStateChange(change);
+  const int64_t version = WatchVersion(written->version);
+  Notify(record.id, version);
+  return JobSnapshot{*std::move(written), version};
 }
 
 absl::StatusOr<JobSnapshot> JobManager::Get(absl::string_view id) {

@@ -245,7 +245,10 @@ class JobManager {
   // Best effort. A pending job becomes CANCELLED before this returns; a
   // running one is told to stop and ends CANCELLED when its runner returns
   // (or SUCCEEDED if it finished first): watch it. A finished job is returned
-  // unchanged. NotFound for an unknown id.
+  // unchanged. NotFound for an unknown id. A job Start() could not resume
+  // (RUNNING in the store, listed by ResumeFailures()) becomes CANCELLED
+  // before this returns, and can then be deleted; if the store still cannot
+  // record it, the store's error, and the job stays as it was.
   absl::StatusOr<JobSnapshot> Cancel(absl::string_view id);
 
   // The latest snapshot: from memory for jobs this manager holds (no store
@@ -290,6 +293,11 @@ class JobManager {
 
  private:
   enum class StopReason { kNone, kCancel, kDrain };
+
+  // Cancel of a job Start() could not resume (`record` is RUNNING in the
+  // store): writes CANCELLED and forgets the failure. Nullopt when the job is
+  // not one of those.
+  std::optional<absl::StatusOr<JobSnapshot>> CancelUnresumed(const JobRecord& record);
 
   // One unfinished job held in memory. Fields without their own annotation
   // are guarded by JobManager::mu_ (the analysis cannot name it from here).

@@ -149,6 +149,11 @@ class JobStore {
   // full disk does not count: it fails each write with ResourceExhausted and
   // heals without help. For readiness: such a store still serves reads.
   virtual bool writable() const { return true; }
+  // A write that changes no job: whether the store can be written now. Like
+  // any write it updates writable(), so a store that became writable again
+  // says so without waiting for a job to be written (the server probes a
+  // store that is not writable() this way, periodically, for readiness).
+  virtual absl::Status ProbeWrite() { return absl::OkStatus(); }
 };
 
 // Settings of SqliteJobStore::Open.
@@ -218,6 +223,10 @@ class SqliteJobStore final : public JobStore {
       absl::string_view job_id) override;
   absl::StatusOr<std::vector<std::string>> ListUnreadable() override;
   bool writable() const override { return writable_.load(); }
+  // A write transaction that rewrites the latest schema_migrations row with
+  // its own values. FailedPrecondition without writing for a store opened
+  // for reading only (it never becomes writable: reopen it).
+  absl::Status ProbeWrite() override;
 
  private:
   SqliteJobStore(sqlite3* db, std::string path, SqliteJobStoreOptions options);
@@ -229,6 +238,7 @@ class SqliteJobStore final : public JobStore {
                                            const TransitionDetails& details);
   absl::StatusOr<JobRecord> UpdateProgressImpl(absl::string_view id, const JobProgress& progress);
   absl::Status DeleteImpl(absl::string_view id);
+  absl::Status ProbeWriteImpl();
   absl::Status MarkUnitDoneImpl(absl::string_view job_id, absl::string_view unit,
                                 absl::string_view value);
   // Keeps writable_ current from the outcome of a write (called without mu_):

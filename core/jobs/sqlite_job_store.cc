@@ -798,6 +798,30 @@ absl::Status SqliteJobStore::DeleteImpl(absl::string_view id) {
   return txn.Commit();
 }
 
+absl::Status SqliteJobStore::ProbeWrite() {
+  if (read_only_) {
+    return absl::FailedPreconditionError(
+        "the job store (jobs.db) was opened for reading only; restart the server once it can be "
+        "written");
+  }
+  return Tracked(ProbeWriteImpl());
+}
+
+absl::Status SqliteJobStore::ProbeWriteImpl() {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  MIA_RETURN_IF_ERROR(txn.BeginWrite());
+  // A row rewritten with its own values: SQLite still writes the page, so the
+  // commit needs a writable file, and nothing changes.
+  MIA_ASSIGN_OR_RETURN(
+      Statement probe,
+      Statement::Prepare(db_,
+                         "UPDATE schema_migrations SET version = version WHERE version = "
+                         "(SELECT MAX(version) FROM schema_migrations)"));
+  MIA_RETURN_IF_ERROR(probe.Run());
+  return txn.Commit();
+}
+
 absl::StatusOr<std::vector<std::string>> SqliteJobStore::ListUnreadable() {
   absl::MutexLock lock(&mu_);
   Transaction txn(db_);

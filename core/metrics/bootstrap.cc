@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <numeric>
 #include <system_error>
 #include <thread>
@@ -116,13 +117,10 @@ int64_t MaxFalsePositives(double alpha, int64_t negatives) {
   return f;
 }
 
-}  // namespace
-
-absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
-                                            absl::Span<const uint8_t> members,
-                                            absl::Span<const double> alphas,
-                                            const BootstrapOptions& options) {
-  MIA_RETURN_IF_ERROR(ValidateInputs(scores, members, alphas, options));
+absl::StatusOr<BootstrapResult> BootstrapCiImpl(absl::Span<const double> scores,
+                                                absl::Span<const uint8_t> members,
+                                                absl::Span<const double> alphas,
+                                                const BootstrapOptions& options) {
   const size_t n = scores.size();
 
   // Sort once. Everything per replicate is indexed by sorted position, so the
@@ -163,8 +161,14 @@ absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
 
   // Each thread takes the next replicate not yet taken until none is left, so
   // the work is shared evenly whatever else the cores are doing.
-  auto run_replicates = [&]() {
+  std::atomic<bool> out_of_memory{false};
+  // An exception escaping a std::thread ends the process: a worker that
+  // cannot allocate its buffers records it, and the call returns
+  // ResourceExhausted once every thread has stopped.
+  auto replicates = [&]() {
     // Buffers reused by every replicate of this share: no allocation inside the loop.
+    // All zero between replicates: the pass below clears what it reads, so
+    // no replicate pays a separate fill of n counts.
     std::vector<uint32_t> multiplicity(n);
     std::vector<int64_t> fp_limit(num_alphas);  // in alpha_order order
     int done = 0;
@@ -176,7 +180,6 @@ absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
         return;
       }
       double* tpr = tpr_of.data() + static_cast<size_t>(r) * num_alphas;  // caller's order
-      std::fill(multiplicity.begin(), multiplicity.end(), 0u);
       Rng rng(DeriveSeed(options.seed, static_cast<uint64_t>(r)));
       int64_t positives = 0;
       for (size_t i = 0; i < n; ++i) {
@@ -187,6 +190,7 @@ absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
       const int64_t negatives = static_cast<int64_t>(n) - positives;
       if (positives == 0 || negatives == 0) {
         degenerate_of[static_cast<size_t>(r)] = 1;
+        std::fill(multiplicity.begin(), multiplicity.end(), 0u);
         continue;
       }
       for (size_t j = 0; j < num_alphas; ++j) {
@@ -207,8 +211,10 @@ absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
         int64_t group_all = 0;
         int64_t group_pos = 0;
         for (; pos < end; ++pos) {
-          group_all += multiplicity[pos];
-          group_pos += multiplicity[pos] * sorted_label[pos];
+          const uint32_t count = multiplicity[pos];
+          multiplicity[pos] = 0;
+          group_all += count;
+          group_pos += count * sorted_label[pos];
         }
         const int64_t group_neg = group_all - group_pos;
         twice_u += group_neg * (2 * tp + group_pos);
@@ -228,6 +234,15 @@ absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
     }
   };
 
+  auto run_replicates = [&]() {
+    try {
+      replicates();
+    } catch (const std::bad_alloc&) {
+      out_of_memory.store(true);
+      cancelled.store(true, std::memory_order_relaxed);  // the others stop early
+    }
+  };
+
   int threads = options.threads > 0
                     ? options.threads
                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -236,15 +251,22 @@ absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
   std::vector<std::thread> workers;
   workers.reserve(static_cast<size_t>(threads - 1));
   for (int t = 1; t < threads; ++t) {
-    // A thread that cannot start leaves its share to the others.
+    // A thread that cannot start leaves its share to the others (and the
+    // started ones are joined below: a bad_alloc here must not skip that).
     try {
       workers.emplace_back(run_replicates);
     } catch (const std::system_error&) {
+      break;
+    } catch (const std::bad_alloc&) {
       break;
     }
   }
   run_replicates();
   for (std::thread& w : workers) w.join();
+  if (out_of_memory.load()) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("bootstrap: out of memory for the buffers of ", n, " points per replicate"));
+  }
   if (cancelled.load()) return absl::CancelledError("bootstrap cancelled");
 
   ReplicateSink sink(num_alphas, resamples);
@@ -258,6 +280,44 @@ absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
     }
   }
   return sink.Finish(alphas, CountNegatives(members), options.confidence);
+}
+
+}  // namespace
+
+absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
+                                            absl::Span<const uint8_t> members,
+                                            absl::Span<const double> alphas,
+                                            const BootstrapOptions& options) {
+  MIA_RETURN_IF_ERROR(ValidateInputs(scores, members, alphas, options));
+  try {
+    return BootstrapCiImpl(scores, members, alphas, options);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat("bootstrap: out of memory for ", scores.size(),
+                                                     " points and ", options.resamples,
+                                                     " replicates"));
+  }
+}
+
+uint64_t BootstrapPeakBytes(uint64_t points, int resamples, size_t fprs, int threads) {
+  if (resamples < 1) return 0;
+  auto add = [](uint64_t a, uint64_t b) {
+    uint64_t sum;
+    return __builtin_add_overflow(a, b, &sum) ? UINT64_MAX : sum;
+  };
+  auto mul = [](uint64_t a, uint64_t b) {
+    uint64_t product;
+    return __builtin_mul_overflow(a, b, &product) ? UINT64_MAX : product;
+  };
+  const uint64_t cores = std::max(1u, std::thread::hardware_concurrency());
+  uint64_t workers = threads > 0 ? static_cast<uint64_t>(threads) : cores;
+  // BootstrapCi starts a thread per 16 replicates at most.
+  workers = std::max<uint64_t>(1, std::min<uint64_t>(workers, (resamples + 15) / 16));
+  // order (8), rank and label (8), label by position (4), tie group ends (8).
+  const uint64_t tables = mul(points, 28);
+  const uint64_t counts = mul(mul(points, 4), workers);
+  const uint64_t replicates =
+      mul(static_cast<uint64_t>(resamples), add(17, mul(16, static_cast<uint64_t>(fprs))));
+  return add(add(tables, counts), replicates);
 }
 
 absl::StatusOr<BootstrapResult> BootstrapCiNaive(absl::Span<const double> scores,

@@ -61,6 +61,13 @@ absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
                                             absl::Span<const double> alphas,
                                             const BootstrapOptions& options);
 
+// The bytes BootstrapCi holds at its peak for `points` scores, `resamples`
+// replicates and `fprs` FPRs on `threads` threads (0: one per core): the sort
+// order and rank tables (28 bytes a point), each thread's counts (4 bytes a
+// point), and the replicates' figures and their sorted copies (about 17 + 16 x
+// fprs bytes a replicate). For memory estimates made before scoring starts.
+uint64_t BootstrapPeakBytes(uint64_t points, int resamples, size_t fprs, int threads);
+
 // Definitional version for tests: materializes every resample and recomputes
 // ComputeRoc/Auc from scratch with the same draws. O(resamples * n log n).
 absl::StatusOr<BootstrapResult> BootstrapCiNaive(absl::Span<const double> scores,

@@ -792,6 +792,13 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
       audit.Valid("population_size") && c.data.population_size == 0) {
     CheckPopulationNeed(c, &problems);
   }
+  // Training work, when the pool is given (models given as files train nothing).
+  if (c.external.torchscript.empty() && train.Valid("epochs") && data.Valid("pool_size") &&
+      c.data.pool_size > 0) {
+    if (std::optional<ConfigProblem> p = EpochRowsProblem(c.recipe.epochs, c.data.pool_size)) {
+      train.Add("epochs", std::move(p->message));
+    }
+  }
 
   if (problems_out != nullptr) *problems_out = problems;
   if (problems.empty()) return c;
@@ -801,6 +808,18 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
       problems.size() == 1
           ? absl::StrCat(path, ": ", lines[0])
           : absl::StrCat(path, ": ", problems.size(), " problems: ", absl::StrJoin(lines, "; ")));
+}
+
+std::optional<ConfigProblem> EpochRowsProblem(int epochs, int64_t pool_rows) {
+  const int64_t e = std::max(epochs, 0);
+  const int64_t rows = std::max<int64_t>(pool_rows, 0);
+  int64_t product = 0;
+  if (!__builtin_mul_overflow(e, rows, &product) && product <= kMaxEpochRows) return std::nullopt;
+  return ConfigProblem{
+      "train.epochs",
+      absl::StrCat("train.epochs (", e, ") x data.pool_size (", rows,
+                   " rows the models may train on) is above the limit of ", kMaxEpochRows,
+                   " row passes per model; lower train.epochs or data.pool_size")};
 }
 
 absl::StatusOr<Config> LoadConfigFile(const std::string& path) {

@@ -112,6 +112,10 @@ inline constexpr size_t kMaxChannels = 16;            // train.normalize_mean / 
 inline constexpr int kMaxEpochs = 100000;             // train.epochs, train.warmup_epochs
 inline constexpr int64_t kMaxRows =
     100'000'000;                                 // data.pool_size, population_size, audit.data_size
+// Training work: train.epochs x the rows the models may train on (data.pool_size,
+// or, when it is 0, the pool the data leaves once loaded), so that two
+// in-range values cannot ask for 10^13 row passes per model together.
+inline constexpr int64_t kMaxEpochRows = 10'000'000'000;
 inline constexpr int kMaxShift = 16;             // audit.augmentation.shift (pixels)
 // Language models (train.*): sizes bounded so that one spec cannot ask for
 // more than the largest GPT-2 (gpt2-xl: 48 layers, 25 heads, 1600 wide, 1024
@@ -149,6 +153,12 @@ struct ConfigProblem {
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& path,
                                    std::vector<ConfigProblem>* problems = nullptr);
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// The problem with training `epochs` passes over a pool of `pool_rows` rows
+// when their product is above kMaxEpochRows (field "train.epochs", the
+// message naming data.pool_size too); none otherwise. ParseConfig checks it
+// when data.pool_size is given, the pipeline once the data fixes the pool.
+std::optional<ConfigProblem> EpochRowsProblem(int epochs, int64_t pool_rows);
 
 // audit.attacks when a file names neither attacks nor algorithm: for
 // classifiers, and for language models.

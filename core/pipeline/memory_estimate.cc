@@ -14,6 +14,8 @@
 #include "core/common/memory_budget.h"
 #include "core/common/status_macros.h"
 #include "core/io/npy.h"
+#include "core/metrics/bootstrap.h"
+#include "core/metrics/roc.h"
 
 namespace mia::pipeline {
 namespace {
@@ -261,8 +263,17 @@ absl::StatusOr<MemoryEstimate> EstimatePipelineMemory(const Config& config, cons
   const uint64_t signal_bytes =
       Add(Add(Mul(Mul(values, classes), 4), Mul(values, 8 * kSignalKinds)), Mul(models, points));
 
+  // Metrics of one attack on one target at a time: copies of its scores over
+  // the audit points (10 bytes a point) and the bootstrap's buffers.
+  const audit::ScoringOptions& scoring = config.audit.scoring;
+  const uint64_t metrics_bytes = Add(
+      Mul(pool, 10), metrics::BootstrapPeakBytes(
+                         pool, scoring.bootstrap.resamples,
+                         scoring.fprs.empty() ? metrics::DefaultFprs().size() : scoring.fprs.size(),
+                         config.run.threads));
+
   MemoryEstimate estimate;
-  estimate.bytes = Add(Add(data_bytes, training_bytes), signal_bytes);
+  estimate.bytes = Add(Add(Add(data_bytes, training_bytes), signal_bytes), metrics_bytes);
   std::string training_text =
       config.external.torchscript.empty()
           ? absl::StrCat("training ", ArchitectureText(config.model), " (", params, " parameters; ",

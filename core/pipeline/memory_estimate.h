@@ -59,7 +59,9 @@ struct MemoryEstimate {
 // `concurrent_models` models trained at once (lanes, or a batched group):
 // the dataset as floats + the models in training + the logits (4 bytes) and
 // signals (8 bytes per kind) of every model on the audited and population
-// points. InvalidArgument when the architecture does not take the data.
+// points + the metrics of one attack's scores (10 bytes per audited point and
+// metrics::BootstrapPeakBytes for audit.bootstrap on run.threads). InvalidArgument when the
+// architecture does not take the data.
 absl::StatusOr<MemoryEstimate> EstimatePipelineMemory(const Config& config, const DataShape& shape,
                                                       int concurrent_models);
 

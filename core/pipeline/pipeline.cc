@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -46,6 +47,13 @@ absl::Status ChoosePoolAndPopulation(const Config& c, int64_t rows, std::vector<
     return absl::InvalidArgumentError(
         absl::StrCat("data.pool_size (", p, ") + data.population_size (", z,
                      ") must fit the dataset's ", rows, " rows, with a pool of at least 2"));
+  }
+  // ParseConfig checked the training work when data.pool_size was given;
+  // otherwise the pool is known only now, before any training.
+  if (c.external.torchscript.empty()) {
+    if (std::optional<ConfigProblem> problem = EpochRowsProblem(c.recipe.epochs, p)) {
+      return absl::InvalidArgumentError(problem->ToString());
+    }
   }
   std::vector<int64_t> order(rows);
   std::iota(order.begin(), order.end(), 0);

@@ -195,6 +195,31 @@ TEST(RmiaTest, TunedAIsTheArgmaxOfReferenceAuc) {
   }
 }
 
+// Tuning a on several threads (AttackInput::threads) chooses the same a and
+// gives the same scores, bit for bit, as on one.
+TEST(RmiaTest, ThreadsGiveTheSameOutput) {
+  auto g = testing::MakeRandomGame(6, 500, 300, 2, 1.5, 21);
+  RmiaOptions tuned;
+  tuned.online = false;
+  AttackInput input{&g.audit, &g.population, g.keep, 0, {1, 2, 3, 4, 5}};
+  auto serial = RmiaAttack(input, tuned);
+  ASSERT_TRUE(serial.ok()) << serial.status();
+  for (int threads : {2, 3, 16}) {
+    input.threads = threads;
+    auto parallel = RmiaAttack(input, tuned);
+    ASSERT_TRUE(parallel.ok()) << parallel.status();
+    EXPECT_EQ(parallel->chosen, serial->chosen) << threads;
+    ASSERT_EQ(parallel->scores.size(), serial->scores.size());
+    for (size_t i = 0; i < serial->scores.size(); ++i) {
+      if (std::isnan(serial->scores[i])) {
+        EXPECT_TRUE(std::isnan(parallel->scores[i])) << i;
+      } else {
+        EXPECT_EQ(parallel->scores[i], serial->scores[i]) << i;
+      }
+    }
+  }
+}
+
 TEST(RmiaTest, UntunableAWarns) {
   HandCase c;
   RmiaOptions o;

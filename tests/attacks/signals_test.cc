@@ -11,6 +11,36 @@ namespace {
 
 using ::testing::HasSubstr;
 
+// Rows split between threads give the same values, bit for bit, and the
+// same first bad logit, as one thread.
+TEST(SignalFromLogitsTest, ThreadsGiveTheSameValues) {
+  const LogitsShape shape{3, 20000, 2, 5};  // 120,000 rows: several shares
+  const int64_t rows = 3 * 20000 * 2;
+  std::vector<float> logits(static_cast<size_t>(rows * 5));
+  for (size_t k = 0; k < logits.size(); ++k) {
+    logits[k] = static_cast<float>(std::sin(0.37 * static_cast<double>(k)) * 6);
+  }
+  std::vector<int64_t> labels(20000);
+  for (size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int64_t>(i % 5);
+  for (SignalKind kind : {SignalKind::kProb, SignalKind::kLogitScaled, SignalKind::kLoss}) {
+    auto serial = SignalFromLogits(logits, shape, labels, kind, 1.5, "logits", 1);
+    ASSERT_TRUE(serial.ok()) << serial.status();
+    for (int threads : {2, 3, 7}) {
+      auto parallel = SignalFromLogits(logits, shape, labels, kind, 1.5, "logits", threads);
+      ASSERT_TRUE(parallel.ok()) << parallel.status();
+      EXPECT_EQ(parallel->values, serial->values) << threads;
+    }
+  }
+  // Two bad logits in different shares: the first is reported either way.
+  logits[7 * 5 + 1] = std::numeric_limits<float>::infinity();
+  logits[100000 * 5 + 3] = std::numeric_limits<float>::quiet_NaN();
+  for (int threads : {1, 2, 7}) {
+    auto bad = SignalFromLogits(logits, shape, labels, SignalKind::kProb, 1.0, "logits", threads);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_THAT(bad.status().message(), HasSubstr("non-finite value at flat index 36")) << threads;
+  }
+}
+
 TEST(SignalFromLogitsTest, HandWorkedThreeClasses) {
   // logits (2, 0, 0), label 0: p = e^2 / (e^2 + 2) = 7.389056 / 9.389056 = 0.786986;
   // phi = 2 - log(e^0 + e^0) = 2 - log 2 = 1.306853; loss = -log p = log(9.389056 / 7.389056) =

@@ -6,6 +6,8 @@
 #include <limits>
 
 #include "core/audit/synthetic.h"
+#include "core/metrics/bootstrap.h"
+#include "core/metrics/roc.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -235,8 +237,11 @@ TEST(BundleMemory, SignalsBundle) {
   io::NpyInfoMap arrays;
   arrays["keep"] = Info(io::DType::kBool, 1, {4, 100});
   arrays["signals"] = Info(io::DType::kFloat64, 8, {4, 100});
-  const BundleMemoryEstimate e = EstimateBundleMemory(arrays);
-  EXPECT_EQ(e.bytes, (400 + 3200) + (400 + 3200) + 4 * 100 * 24);
+  metrics::BootstrapOptions none;
+  none.resamples = 0;
+  const BundleMemoryEstimate e = EstimateBundleMemory(arrays, none);
+  // Without bootstrap, the metrics add their copies of the scores only.
+  EXPECT_EQ(e.bytes, (400 + 3200) + (400 + 3200) + 4 * 100 * 24 + 100 * 10);
   EXPECT_EQ(e.what,
             "scoring a bundle of 4 models x 100 points x 1 query (2 arrays, 3.60 kB decoded)");
 }
@@ -253,9 +258,37 @@ TEST(BundleMemory, LogitsBundleWithQueriesAndPopulation) {
   const uint64_t decoded = 400 + 8000 * 4 + 100 * 4 + 4000 * 8 + 50 * 8;
   // keep, logits as float, labels as int64, population logits as float.
   const uint64_t converted = 400 + 8000 * 4 + 100 * 8 + 4000 * 4 + 50 * 8;
-  EXPECT_EQ(EstimateBundleMemory(arrays).bytes, decoded + converted + 4 * 150 * 2 * 24);
+  metrics::BootstrapOptions none;
+  none.resamples = 0;
+  EXPECT_EQ(EstimateBundleMemory(arrays, none).bytes,
+            decoded + converted + 4 * 150 * 2 * 24 + 100 * 10);
   EXPECT_THAT(EstimateBundleMemory(arrays).what,
               HasSubstr("4 models x 100 points x 2 queries and 50 population points"));
+}
+
+// The bootstrap's buffers are part of the estimate: 28 bytes a point of
+// tables, 4 a point per thread, and per replicate 17 + 16 per FPR bytes. A
+// million resamples on a small bundle cost far more than its arrays.
+TEST(BundleMemory, IncludesTheBootstrapBuffers) {
+  EXPECT_EQ(metrics::BootstrapPeakBytes(1000, 100, 3, 2), 1000 * 28 + 2 * 1000 * 4 + 100 * 65);
+  // One thread per 16 replicates at most; none without resamples.
+  EXPECT_EQ(metrics::BootstrapPeakBytes(1000, 16, 3, 8), 1000 * 32 + 16 * 65);
+  EXPECT_EQ(metrics::BootstrapPeakBytes(1000, 0, 3, 8), 0u);
+  io::NpyInfoMap arrays;
+  arrays["keep"] = Info(io::DType::kBool, 1, {4, 100});
+  arrays["signals"] = Info(io::DType::kFloat64, 8, {4, 100});
+  metrics::BootstrapOptions none;
+  none.resamples = 0;
+  const uint64_t without = EstimateBundleMemory(arrays, none).bytes;
+  metrics::BootstrapOptions many;
+  many.resamples = 1'000'000;
+  many.threads = 2;
+  EXPECT_EQ(EstimateBundleMemory(arrays, many, 5).bytes,
+            without + metrics::BootstrapPeakBytes(100, 1'000'000, 5, 2));
+  EXPECT_GT(EstimateBundleMemory(arrays, many, 5).bytes, uint64_t{97'000'000});
+  // The default options (1,000 resamples, the default FPRs) count too.
+  EXPECT_EQ(EstimateBundleMemory(arrays).bytes,
+            without + metrics::BootstrapPeakBytes(100, 1000, metrics::DefaultFprs().size(), 1));
 }
 
 // The estimate of a real bundle's headers covers at least its decoded arrays.

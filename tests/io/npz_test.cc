@@ -332,6 +332,54 @@ TEST(Npz, WriteReadRoundTrip) {
   EXPECT_EQ(stored.substr(0, 4), "PK\x03\x04");
 }
 
+// Members decoded on several threads (ReadNpz's `threads`) give the same
+// arrays as one thread, byte for byte, for stored and deflated archives with
+// members large enough that the mapped input is handed back as it is read; and
+// a corrupt archive gives the same first error (in member order) either way.
+TEST(Npz, ParallelReadGivesTheSameArraysAsSerial) {
+  const ScratchDir scratch;
+  const std::string& dir = scratch.path();
+  NpyMap arrays = SampleArrays();
+  Rng rng(11);
+  std::vector<float> big(3 << 20);  // 12 MiB: several release chunks
+  for (float& v : big) v = static_cast<float>(rng.Normal());
+  arrays["big"] = NpyArray::FromFloat({3, 1 << 20}, big);
+  std::vector<int64_t> mid(300000);
+  for (int64_t& v : mid) v = static_cast<int64_t>(rng.UniformInt(1000));
+  arrays["mid"] = NpyArray::FromInt64({300000}, mid);
+  for (bool compress : {false, true}) {
+    const std::string path = absl::StrCat(dir, compress ? "/packed.npz" : "/plain.npz");
+    ASSERT_TRUE(WriteNpz(path, arrays, compress).ok());
+    const NpyMap serial = Get(ReadNpz(path, {}, 1));
+    ExpectSameMaps(arrays, serial);
+    for (int threads : {2, 3, 8}) {
+      SCOPED_TRACE(absl::StrCat(compress ? "deflated" : "stored", ", threads ", threads));
+      ExpectSameMaps(serial, Get(ReadNpz(path, {}, threads)));
+      ExpectSameMaps(serial, Get(ReadArrays(path, {}, threads)));
+    }
+  }
+  // Corrupt the last byte of every member's data: each member fails its CRC
+  // (or its stream); the error reported is the first member's, as serially.
+  const std::string valid = ReadFile(dir + "/packed.npz");
+  std::string bytes = valid;
+  size_t at = 0;
+  while (Get32(bytes, at) == 0x04034b50) {
+    const size_t name_len = static_cast<unsigned char>(bytes[at + 26]) |
+                            (static_cast<size_t>(static_cast<unsigned char>(bytes[at + 27])) << 8);
+    const size_t size = Get32(bytes, at + 18);
+    const size_t data = at + 30 + name_len;
+    bytes[data + size - 1] = static_cast<char>(bytes[data + size - 1] ^ 0x55);
+    at = data + size;
+  }
+  WriteFile(dir + "/bad.npz", bytes);
+  const absl::Status serial = ReadNpz(dir + "/bad.npz", {}, 1).status();
+  ASSERT_FALSE(serial.ok());
+  EXPECT_THAT(serial.message(), HasSubstr("member 'big.npy'")) << serial;
+  for (int threads : {2, 8}) {
+    EXPECT_EQ(ReadNpz(dir + "/bad.npz", {}, threads).status(), serial) << threads;
+  }
+}
+
 TEST(Npz, EmptyArchiveAndEmptyArrays) {
   const ScratchDir scratch;
   const std::string& dir = scratch.path();
@@ -981,6 +1029,55 @@ TEST(NpzInfos, LongHeaders) {
   EXPECT_EQ(infos.at("x").shape, std::vector<int64_t>{3});
   EXPECT_EQ(infos.at("x").data_bytes, 24u);
   ExpectInfosMatch(Get(ReadNpz(path)), infos);
+}
+
+// One header cap (1 MiB, preamble and dict) for every reader: a header one
+// byte over it is refused by ReadArrays and by ReadArrayInfos, in an archive
+// (stored or deflated) and in a folder, with the same message; one exactly
+// at the cap is read by both.
+TEST(NpzInfos, HeaderCapIsTheSameForEveryReader) {
+  constexpr size_t kCap = size_t{1} << 20;
+  auto npy_with_header = [](size_t header_bytes) {
+    std::string dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }";
+    dict.append(header_bytes - 12 - dict.size() - 1, ' ');
+    dict.push_back('\n');
+    std::string npy("\x93NUMPY\x02\x00", 8);
+    Put32(&npy, static_cast<uint32_t>(dict.size()));
+    return npy + dict + std::string(24, '\0');
+  };
+  const ScratchDir scratch;
+  const std::string& dir = scratch.path();
+  for (size_t header : {kCap, kCap + 1}) {
+    const std::string npy = npy_with_header(header);
+    std::vector<std::string> paths;
+    for (bool deflate : {false, true}) {
+      const std::string path =
+          absl::StrCat(dir, "/h", header, deflate ? "_deflated" : "_stored", ".npz");
+      WriteFile(path, BuildZip({ZipMember("x.npy", npy, deflate)}).bytes);
+      paths.push_back(path);
+    }
+    const std::string folder = absl::StrCat(dir, "/h", header);
+    ASSERT_EQ(mkdir(folder.c_str(), 0755), 0);
+    WriteFile(folder + "/x.npy", npy);
+    paths.push_back(folder);
+    for (const std::string& path : paths) {
+      SCOPED_TRACE(path);
+      const absl::StatusOr<NpyMap> full = ReadArrays(path);
+      const absl::StatusOr<NpyInfoMap> infos = ReadArrayInfos(path);
+      if (header == kCap) {
+        ASSERT_TRUE(full.ok()) << full.status();
+        ExpectInfosMatch(*full, Get(infos));
+        continue;
+      }
+      ASSERT_FALSE(full.ok());
+      ASSERT_FALSE(infos.ok());
+      EXPECT_EQ(full.status(), infos.status());
+      EXPECT_EQ(full.status().code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_THAT(full.status().message(),
+                  HasSubstr("header of 1048577 bytes is above the limit of 1048576 bytes at "
+                            "offset 8"));
+    }
+  }
 }
 
 TEST(NpzInfos, HeaderThatDisagreesWithItsMemberIsRefused) {

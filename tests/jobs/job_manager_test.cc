@@ -627,6 +627,95 @@ TEST_F(JobManagerTest, AJobWhoseRequeueCannotBeWrittenDoesNotStopTheStart) {
   EXPECT_EQ(manager_->Get("orphan")->job.state, JobState::kRunning);
 }
 
+// A store whose writes fail while `read_only` is set, as a read-only
+// database file does; reads pass through.
+class SwitchableStore final : public JobStore {
+ public:
+  explicit SwitchableStore(JobStore* real) : real_(real) {}
+  std::atomic<bool> read_only{false};
+
+  absl::StatusOr<CreateResult> Create(const JobRecord& record) override {
+    if (read_only) return Refused();
+    return real_->Create(record);
+  }
+  absl::StatusOr<JobRecord> Get(absl::string_view id) override { return real_->Get(id); }
+  absl::StatusOr<JobPage> List(const ListOptions& options) override { return real_->List(options); }
+  absl::StatusOr<JobRecord> Update(const JobRecord& record) override {
+    if (read_only) return Refused();
+    return real_->Update(record);
+  }
+  absl::StatusOr<JobRecord> Transition(absl::string_view id, JobState to,
+                                       const TransitionDetails& details) override {
+    if (read_only) return Refused();
+    return real_->Transition(id, to, details);
+  }
+  absl::StatusOr<JobRecord> UpdateProgress(absl::string_view id,
+                                           const JobProgress& progress) override {
+    if (read_only) return Refused();
+    return real_->UpdateProgress(id, progress);
+  }
+  absl::Status Delete(absl::string_view id) override {
+    if (read_only) return Refused();
+    return real_->Delete(id);
+  }
+  absl::StatusOr<std::vector<JobRecord>> ListUnfinished() override {
+    return real_->ListUnfinished();
+  }
+  absl::Status MarkUnitDone(absl::string_view job_id, absl::string_view unit,
+                            absl::string_view value) override {
+    if (read_only) return Refused();
+    return real_->MarkUnitDone(job_id, unit, value);
+  }
+  absl::StatusOr<std::map<std::string, std::string>> ListUnitsDone(
+      absl::string_view job_id) override {
+    return real_->ListUnitsDone(job_id);
+  }
+
+ private:
+  static absl::Status Refused() {
+    return absl::FailedPreconditionError("jobs.db: attempt to write a readonly database");
+  }
+  JobStore* const real_;
+};
+
+// A job left RUNNING whose requeue failed at start is run by no process. It
+// used to stay RUNNING for good: Cancel returned it unchanged and it could
+// never be deleted. Cancel now writes CANCELLED (an error while the store is
+// still read-only, the job kept as it was), and the job can then be deleted.
+TEST_F(JobManagerTest, AJobWhoseRequeueFailedCanBeCancelledAndDeleted) {
+  JobRecord orphan = NewJob(R"({"steps": 3})", "", 0, "orphan");
+  orphan.spec_hash = "h";
+  ASSERT_TRUE(store_->Create(orphan).ok());
+  ASSERT_TRUE(store_->Transition("orphan", JobState::kRunning, {}).ok());
+  SwitchableStore store(store_.get());
+  store.read_only = true;
+  manager_ = std::make_unique<JobManager>(&store, &runner_, Options());
+  ASSERT_TRUE(manager_->Start().ok());
+  ASSERT_EQ(manager_->ResumeFailures().size(), 1u);
+
+  // Still read-only: an error, not a silent RUNNING; nothing is lost.
+  const absl::StatusOr<JobSnapshot> refused = manager_->Cancel("orphan");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().message(), HasSubstr("cannot cancel job orphan"));
+  EXPECT_EQ(Stored("orphan").state, JobState::kRunning);
+  EXPECT_EQ(manager_->ResumeFailures().size(), 1u);
+
+  store.read_only = false;
+  const absl::StatusOr<JobSnapshot> cancelled = manager_->Cancel("orphan");
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->job.state, JobState::kCancelled);
+  EXPECT_EQ(cancelled->job.error_code, "CANCELLED");
+  EXPECT_EQ(Stored("orphan").state, JobState::kCancelled);
+  EXPECT_EQ(manager_->Get("orphan")->job.state, JobState::kCancelled);
+  EXPECT_TRUE(manager_->ResumeFailures().empty());
+  // Cancelling again returns the finished job unchanged.
+  EXPECT_EQ(manager_->Cancel("orphan")->job.state, JobState::kCancelled);
+  // Finished, so it can be deleted (the backend's DeleteAudit is this call).
+  EXPECT_TRUE(store.Delete("orphan").ok());
+  EXPECT_EQ(store_->Get("orphan").status().code(), absl::StatusCode::kNotFound);
+  manager_.reset();  // before `store`
+}
+
 TEST_F(JobManagerTest, SubmitBeforeStartAndAfterDrainIsUnavailable) {
   manager_ = std::make_unique<JobManager>(store_.get(), &runner_, Options());
   EXPECT_EQ(manager_->Submit(NewJob(R"({"steps": 1})")).status().code(),

@@ -693,6 +693,27 @@ TEST_F(JobStoreTest, AReadOnlyStoreServesReadsAndSaysWhyWritesFail) {
   EXPECT_FALSE(store_->writable());
 }
 
+// ProbeWrite changes nothing and keeps a writable store writable; a store
+// opened for reading only refuses it without writing and stays not writable.
+TEST_F(JobStoreTest, ProbeWriteChangesNothing) {
+  MustCreate(NewJob("job-a"));
+  const JobRecord before = *store_->Get("job-a");
+  EXPECT_TRUE(store_->ProbeWrite().ok());
+  EXPECT_TRUE(store_->writable());
+  const JobRecord after = *store_->Get("job-a");
+  EXPECT_EQ(after.version, before.version);
+  store_.reset();
+  SqliteJobStoreOptions options;
+  options.read_only = true;
+  absl::StatusOr<std::unique_ptr<SqliteJobStore>> store = SqliteJobStore::Open(path_, options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  const absl::Status probed = (*store)->ProbeWrite();
+  EXPECT_TRUE(absl::IsFailedPrecondition(probed)) << probed;
+  EXPECT_THAT(probed.message(), HasSubstr("opened for reading only"));
+  EXPECT_FALSE((*store)->writable());
+  store_ = std::move(*store);
+}
+
 // Without root, a file the process may not write is what makes a store
 // read-only in practice; root writes any file, so there it is skipped (the
 // test above covers the same path with an explicit read-only open).

@@ -461,5 +461,43 @@ TEST(ConfigTest, ListsAndSizesHaveLimits) {
               ElementsAre("a[2]", "a[3]"));
 }
 
+// Training work is bounded as a product: train.epochs and data.pool_size may
+// each be in range and still ask for more row passes than kMaxEpochRows. The
+// problem names both fields; at the limit is fine; models given as files
+// train nothing and are not bounded.
+TEST(ConfigTest, EpochsTimesPoolRowsHasALimit) {
+  const std::string data =
+      "data:\n  dataset: purchase100\n  data_dir: x.csv\n  population_size: 100\n";
+  std::vector<ConfigProblem> problems;
+  auto over = ParseConfig(data + "  pool_size: 100000001\ntrain:\n  epochs: 100000\n", "work.yaml",
+                          &problems);
+  ASSERT_FALSE(over.ok());
+  // pool_size is itself over kMaxRows there: one problem, not two.
+  EXPECT_THAT(Fields(problems), ElementsAre("data.pool_size"));
+
+  auto big =
+      ParseConfig(data + "  pool_size: 100000000\ntrain:\n  epochs: 101\n", "work.yaml", &problems);
+  ASSERT_FALSE(big.ok());
+  ASSERT_THAT(Fields(problems), ElementsAre("train.epochs"));
+  EXPECT_THAT(problems[0].message, HasSubstr("train.epochs (101) x data.pool_size (100000000"));
+  EXPECT_THAT(problems[0].message, HasSubstr("above the limit of 10000000000"));
+  EXPECT_GT(problems[0].line, 0);
+  EXPECT_THAT(big.status().message(), HasSubstr("work.yaml: train.epochs: "));
+
+  // Exactly kMaxEpochRows: accepted.
+  auto at_limit =
+      ParseConfig(data + "  pool_size: 100000000\ntrain:\n  epochs: 100\n", "work.yaml", &problems);
+  EXPECT_TRUE(at_limit.ok()) << at_limit.status();
+  auto many_epochs =
+      ParseConfig(data + "  pool_size: 100000\ntrain:\n  epochs: 100000\n", "work.yaml", &problems);
+  EXPECT_TRUE(many_epochs.ok()) << many_epochs.status();
+
+  // The helper the pipeline uses once the data fixes the pool.
+  EXPECT_FALSE(EpochRowsProblem(100, 100'000'000).has_value());
+  EXPECT_TRUE(EpochRowsProblem(100'000, 100'001).has_value());
+  EXPECT_TRUE(EpochRowsProblem(kMaxEpochs, INT64_MAX).has_value());  // no overflow
+  EXPECT_EQ(EpochRowsProblem(kMaxEpochs, INT64_MAX)->field, "train.epochs");
+}
+
 }  // namespace
 }  // namespace mia::pipeline

@@ -8,6 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "core/common/memory_budget.h"
 #include "core/io/npy.h"
+#include "core/metrics/bootstrap.h"
+#include "core/metrics/roc.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -110,7 +112,12 @@ TEST(PipelineEstimate, SumsDataTrainingAndSignals) {
   // classes: float logits, 3 double signals, the keep bytes.
   const uint64_t values = 4 * 1100;
   const uint64_t signals = values * 100 * 4 + values * 24 + 4 * 1100;
-  EXPECT_EQ(one.bytes, data + training + signals);
+  // Metrics on the 1000 audited points: score copies and the bootstrap.
+  const uint64_t metrics_bytes =
+      1000 * 10 + metrics::BootstrapPeakBytes(1000, c.audit.scoring.bootstrap.resamples,
+                                              metrics::DefaultFprs().size(), c.run.threads);
+  EXPECT_GT(metrics_bytes, 1000u * 28);
+  EXPECT_EQ(one.bytes, data + training + signals + metrics_bytes);
   EXPECT_THAT(one.what, HasSubstr("training 'mlp' with hidden [128]"));
   EXPECT_THAT(one.what, HasSubstr("1 model at once"));
   EXPECT_THAT(one.what, HasSubstr("4 models x 1100 points x 1 query x 100 classes"));
