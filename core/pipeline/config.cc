@@ -795,7 +795,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   // Training work, when the pool is given (models given as files train nothing).
   if (c.external.torchscript.empty() && train.Valid("epochs") && data.Valid("pool_size") &&
       c.data.pool_size > 0) {
-    if (std::optional<ConfigProblem> p = EpochRowsProblem(c.recipe.epochs, c.data.pool_size)) {
+    const int epochs = lm_model ? c.lm->recipe.epochs : c.recipe.epochs;
+    if (std::optional<ConfigProblem> p = EpochRowsProblem(epochs, c.data.pool_size)) {
       train.Add("epochs", std::move(p->message));
     }
   }

@@ -51,7 +51,8 @@ absl::Status ChoosePoolAndPopulation(const Config& c, int64_t rows, std::vector<
   // ParseConfig checked the training work when data.pool_size was given;
   // otherwise the pool is known only now, before any training.
   if (c.external.torchscript.empty()) {
-    if (std::optional<ConfigProblem> problem = EpochRowsProblem(c.recipe.epochs, p)) {
+    const int epochs = c.language_model() ? c.lm->recipe.epochs : c.recipe.epochs;
+    if (std::optional<ConfigProblem> problem = EpochRowsProblem(epochs, p)) {
       return absl::InvalidArgumentError(problem->ToString());
     }
   }
