@@ -74,8 +74,15 @@ TEST(SpecFromYamlTest, ShippedConfigsConvertWithEveryKey) {
     EXPECT_EQ(spec.run().random_seed(), config->run.random_seed);
     EXPECT_EQ(spec.data().pool_size(), config->data.pool_size);
     EXPECT_EQ(spec.data().population_size(), config->data.population_size);
-    EXPECT_DOUBLE_EQ(spec.train().learning_rate(), config->recipe.learning_rate);
-    EXPECT_EQ(spec.train().epochs(), config->recipe.epochs);
+    if (config->language_model()) {
+      EXPECT_DOUBLE_EQ(spec.train().learning_rate(), config->lm->recipe.learning_rate);
+      EXPECT_EQ(spec.train().epochs(), config->lm->recipe.epochs);
+      EXPECT_EQ(spec.train().n_embd(), config->lm->spec.n_embd);
+      EXPECT_EQ(spec.train().vocab_size(), config->lm->vocab_size);
+    } else {
+      EXPECT_DOUBLE_EQ(spec.train().learning_rate(), config->recipe.learning_rate);
+      EXPECT_EQ(spec.train().epochs(), config->recipe.epochs);
+    }
     EXPECT_EQ(spec.audit().num_ref_models(), config->audit.num_ref_models);
     EXPECT_EQ(spec.audit().data_size(), config->audit.data_size);
     if (spec.audit().attacks_size() > 0) {

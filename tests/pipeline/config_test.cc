@@ -184,7 +184,8 @@ audit:
   for (const ConfigProblem& p : problems) fields.push_back(p.field);
   EXPECT_THAT(fields, UnorderedElementsAre("data.tokenize", "train.n_embd", "train.hidden",
                                            "train.peft.target_modules[1]",
-                                           "train.peft.target_modules[2]", "audit.augmentation"));
+                                           "train.peft.target_modules[2]", "train.peft",
+                                           "audit.augmentation"));
   // A classifier on texts, and a language model on images.
   EXPECT_THAT(ParseConfig("data:\n  dataset: fortunes\ntrain:\n  model_name: mlp\n", "a.yaml")
                   .status()

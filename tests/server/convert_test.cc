@@ -349,6 +349,68 @@ TEST(SpecFromProtoTest, SameProblemsAsTheYamlPath) {
   EXPECT_EQ(from_proto.size(), 8u);
 }
 
+// A language-model spec through the proto: the text and tokenizer fields map
+// onto the YAML keys (tokenizer and checkpoint folders resolved against the
+// data roots) and get the YAML path's problems, by the same names.
+TEST(SpecFromProtoTest, LanguageModelSpec) {
+  const Layout l;
+  Touch(fs::path(l.dir) / "data" / "corpus.txt");
+  Touch(fs::path(l.dir) / "data" / "gpt2" / "vocab.json");
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("lines");
+  spec.mutable_data()->mutable_data_dir()->set_server_path("corpus.txt");
+  spec.mutable_data()->set_tokenize(true);
+  v1::TrainSection* t = spec.mutable_train();
+  t->set_model_name("gpt2");
+  t->set_tokenizer("gpt2");
+  t->mutable_peft()->set_r(4);
+  t->mutable_peft()->add_target_modules("c_attn");
+  t->mutable_peft()->add_target_modules("c_fc");
+  t->set_epochs(2);
+  std::vector<FieldViolation> violations;
+  absl::StatusOr<JobSpec> job = SpecFromProto(spec, l.roots, &violations);
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(job->config.language_model());
+  EXPECT_EQ(fs::path(job->config.lm->tokenizer), fs::path(l.Data("gpt2")));
+  EXPECT_EQ(fs::path(job->config.lm->spec.checkpoint), fs::path(l.Data("gpt2")));
+  EXPECT_EQ(job->config.lm->spec.lora.rank, 4);
+  EXPECT_EQ(job->config.lm->spec.lora.target_modules,
+            (std::vector<std::string>{"c_attn", "c_fc"}));
+  EXPECT_EQ(job->config.lm->recipe.epochs, 2);
+
+  // Bad values: the YAML path's problems, prefixed "spec.".
+  t->set_model_name("gpt");
+  t->clear_tokenizer();
+  t->set_n_head(3);
+  t->set_n_embd(64);
+  t->mutable_peft()->add_target_modules("q_proj");
+  spec.mutable_data()->set_tokenize(false);
+  violations.clear();
+  ASSERT_FALSE(SpecFromProto(spec, l.roots, &violations).ok());
+  const std::string yaml =
+      "data: {dataset: lines, data_dir: x.txt, tokenize: false}\n"
+      "train: {model_name: gpt, n_head: 3, n_embd: 64, epochs: 2,"
+      " peft: {r: 4, target_modules: [c_attn, c_fc, q_proj]}}\n";
+  std::vector<pipeline::ConfigProblem> problems;
+  ASSERT_FALSE(pipeline::ParseConfig(yaml, "lm.yaml", &problems).ok());
+  std::vector<std::string> from_proto;
+  for (const FieldViolation& v : violations) from_proto.push_back(v.field + ": " + v.description);
+  std::vector<std::string> from_yaml;
+  for (const pipeline::ConfigProblem& p : problems) {
+    from_yaml.push_back("spec." + p.field + ": " + p.message);
+  }
+  EXPECT_THAT(from_proto, UnorderedElementsAreArray(from_yaml));
+  EXPECT_THAT(Fields(violations),
+              UnorderedElementsAreArray({"spec.data.tokenize", "spec.train.n_embd",
+                                         "spec.train.peft.target_modules[2]", "spec.train.peft"}));
+
+  // A tokenizer folder outside the roots is the server's own problem.
+  t->set_tokenizer("/etc");
+  violations.clear();
+  ASSERT_FALSE(SpecFromProto(spec, l.roots, &violations).ok());
+  EXPECT_THAT(Fields(violations), ::testing::Contains("spec.train.tokenizer"));
+}
+
 // Long lists are refused with one short message and a small BadRequest (400,000
 // FPRs used to make a 285 MB result.json; 100,000 attacks a 6.8 MB log line).
 TEST(SpecFromProtoTest, LongListsAreRefusedBriefly) {
