@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "core/attacks/sequence_attacks.h"
 #include "core/common/memory_budget.h"
+#include "core/common/saturating.h"
 #include "core/common/status_macros.h"
 #include "core/metrics/roc.h"
 
@@ -300,14 +301,8 @@ BundleMemoryEstimate EstimateBundleMemory(const io::NpyInfoMap& arrays,
                                           const metrics::BootstrapOptions& bootstrap, size_t fprs) {
   // Signal kinds scoring may compute (prob, logit_scaled, loss).
   constexpr uint64_t kSignalKinds = 3;
-  auto add = [](uint64_t a, uint64_t b) {
-    uint64_t sum;
-    return __builtin_add_overflow(a, b, &sum) ? UINT64_MAX : sum;
-  };
-  auto mul = [](uint64_t a, uint64_t b) {
-    uint64_t product;
-    return __builtin_mul_overflow(a, b, &product) ? UINT64_MAX : product;
-  };
+  const auto add = &SaturatingAdd;
+  const auto mul = &SaturatingMul;
   auto elements = [&](const io::NpyArrayInfo& a) {
     uint64_t n = 1;
     for (int64_t d : a.shape) n = mul(n, static_cast<uint64_t>(std::max<int64_t>(d, 0)));

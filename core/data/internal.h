@@ -22,6 +22,25 @@ struct InputFile {
   bool gzipped = false;
 };
 
+// Calls fn(line_number, line) for every line of `text` (1-based, without the
+// LF or CRLF ending); stops at the first error.
+template <typename Fn>
+absl::Status ForEachLine(absl::string_view text, Fn fn) {
+  int64_t line_no = 0;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t eol = text.find('\n', pos);
+    if (eol == absl::string_view::npos) eol = text.size();
+    absl::string_view line = text.substr(pos, eol - pos);
+    pos = eol + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    absl::Status status = fn(line_no, line);
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
 // Reads `path` whole. NotFound when it does not exist; ResourceExhausted when
 // the file or its decompressed contents exceed `max_bytes`; InvalidArgument for
 // a folder, a special file, or a corrupt or truncated gzip stream (with the

@@ -30,6 +30,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using internal::InputFile;
+using internal::ForEachLine;
 
 constexpr absl::string_view kBom = "\xEF\xBB\xBF";
 
@@ -56,23 +57,6 @@ absl::StatusOr<InputFile> ReadTextFile(const std::string& path, const LoadLimits
   return file;
 }
 
-// Calls fn(line_number, line) for every line of `text` (1-based, without the
-// LF or CRLF ending); stops at the first error.
-template <typename Fn>
-absl::Status ForEachLine(absl::string_view text, Fn fn) {
-  int64_t line_no = 0;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t eol = text.find('\n', pos);
-    if (eol == absl::string_view::npos) eol = text.size();
-    absl::string_view line = text.substr(pos, eol - pos);
-    pos = eol + 1;
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    MIA_RETURN_IF_ERROR(fn(line_no, line));
-  }
-  return absl::OkStatus();
-}
 
 // Collects texts and enforces LoadLimits on their number and total size.
 class Collector {

@@ -122,93 +122,87 @@ absl::StatusOr<Table> ParseTable(const InputFile& file, const TableSpec& spec,
   Table table;
   int64_t width = -1;  // fields per line, fixed by the first data line
   float* out = nullptr;
-  int64_t line_no = 0;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t eol = text.find('\n', pos);
-    if (eol == absl::string_view::npos) eol = text.size();
-    absl::string_view line = text.substr(pos, eol - pos);
-    pos = eol + 1;
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (spec.header && line_no == 1) continue;
-    if (line.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(file.path, ": line ", line_no, ": empty line"));
-    }
-
-    if (width < 0) {
-      width = CountFields(line);
-      const int64_t features = width - has_label;
-      if (spec.label_column >= width) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(file.path, ": line ", line_no, " has ", width, " columns; label column ",
-                         spec.label_column, " (0-based) is beyond them"));
-      }
-      if (spec.expected_features >= 0 && features != spec.expected_features) {
-        return absl::InvalidArgumentError(absl::StrCat(file.path, ": line ", line_no, " has ",
-                                                       features, " features, expected ",
-                                                       spec.expected_features));
-      }
-      if (features == 0 && spec.expected_features != 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            file.path, ": line ", line_no, " has no feature columns besides the label"));
-      }
-      MIA_RETURN_IF_ERROR(CheckSize(file.path, static_cast<uint64_t>(data_lines),
-                                    static_cast<uint64_t>(features), limits));
-      table.features_per_row = features;
-      table.features.resize(static_cast<size_t>(data_lines * features));
-      table.labels.reserve(has_label ? static_cast<size_t>(data_lines) : 0);
-      out = table.features.data();
-    }
-
-    const char* p = line.data();
-    const char* const line_end = line.data() + line.size();
-    int64_t column = 0;
-    while (true) {
-      const char* q = p;
-      while (q < line_end && *q != ',') ++q;
-      if (column >= width) {
-        return absl::InvalidArgumentError(absl::StrCat(file.path, ": line ", line_no, " has ",
-                                                       CountFields(line) - has_label,
-                                                       " features, expected ", width - has_label));
-      }
-      if (column == spec.label_column) {
-        const char* b = p;
-        const char* e = q;
-        Trim(b, e);
-        int64_t label = 0;
-        const std::from_chars_result result = std::from_chars(b, e, label);
-        if (b == e || result.ec != std::errc() || result.ptr != e) {
+  MIA_RETURN_IF_ERROR(
+      ForEachLine(text, [&](int64_t line_no, absl::string_view line) -> absl::Status {
+        if (spec.header && line_no == 1) return absl::OkStatus();
+        if (line.empty()) {
           return absl::InvalidArgumentError(
-              absl::StrCat(file.path, ": line ", line_no, ", column ", column + 1,
-                           b == e ? ": empty label" : ": label is not an integer"));
+              absl::StrCat(file.path, ": line ", line_no, ": empty line"));
         }
-        if (label < spec.label_min || label > spec.label_max) {
-          return absl::InvalidArgumentError(absl::StrCat(file.path, ": line ", line_no, ", column ",
-                                                         column + 1, ": label out of range ",
-                                                         spec.label_min, "..", spec.label_max));
+
+        if (width < 0) {
+          width = CountFields(line);
+          const int64_t features = width - has_label;
+          if (spec.label_column >= width) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                file.path, ": line ", line_no, " has ", width, " columns; label column ",
+                spec.label_column, " (0-based) is beyond them"));
+          }
+          if (spec.expected_features >= 0 && features != spec.expected_features) {
+            return absl::InvalidArgumentError(absl::StrCat(file.path, ": line ", line_no, " has ",
+                                                           features, " features, expected ",
+                                                           spec.expected_features));
+          }
+          if (features == 0 && spec.expected_features != 0) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                file.path, ": line ", line_no, " has no feature columns besides the label"));
+          }
+          MIA_RETURN_IF_ERROR(CheckSize(file.path, static_cast<uint64_t>(data_lines),
+                                        static_cast<uint64_t>(features), limits));
+          table.features_per_row = features;
+          table.features.resize(static_cast<size_t>(data_lines * features));
+          table.labels.reserve(has_label ? static_cast<size_t>(data_lines) : 0);
+          out = table.features.data();
         }
-        table.labels.push_back(label);
-      } else {
-        const FieldError error = ParseFeature(p, q, spec.binary_features, out);
-        if (error != FieldError::kNone) {
-          return absl::InvalidArgumentError(absl::StrCat(file.path, ": line ", line_no, ", column ",
-                                                         column + 1, ": ", Describe(error)));
+
+        const char* p = line.data();
+        const char* const line_end = line.data() + line.size();
+        int64_t column = 0;
+        while (true) {
+          const char* q = p;
+          while (q < line_end && *q != ',') ++q;
+          if (column >= width) {
+            return absl::InvalidArgumentError(
+                absl::StrCat(file.path, ": line ", line_no, " has ", CountFields(line) - has_label,
+                             " features, expected ", width - has_label));
+          }
+          if (column == spec.label_column) {
+            const char* b = p;
+            const char* e = q;
+            Trim(b, e);
+            int64_t label = 0;
+            const std::from_chars_result result = std::from_chars(b, e, label);
+            if (b == e || result.ec != std::errc() || result.ptr != e) {
+              return absl::InvalidArgumentError(
+                  absl::StrCat(file.path, ": line ", line_no, ", column ", column + 1,
+                               b == e ? ": empty label" : ": label is not an integer"));
+            }
+            if (label < spec.label_min || label > spec.label_max) {
+              return absl::InvalidArgumentError(
+                  absl::StrCat(file.path, ": line ", line_no, ", column ", column + 1,
+                               ": label out of range ", spec.label_min, "..", spec.label_max));
+            }
+            table.labels.push_back(label);
+          } else {
+            const FieldError error = ParseFeature(p, q, spec.binary_features, out);
+            if (error != FieldError::kNone) {
+              return absl::InvalidArgumentError(absl::StrCat(
+                  file.path, ": line ", line_no, ", column ", column + 1, ": ", Describe(error)));
+            }
+            ++out;
+          }
+          ++column;
+          if (q == line_end) break;
+          p = q + 1;
         }
-        ++out;
-      }
-      ++column;
-      if (q == line_end) break;
-      p = q + 1;
-    }
-    if (column != width) {
-      return absl::InvalidArgumentError(absl::StrCat(file.path, ": line ", line_no, " has ",
-                                                     column - has_label, " features, expected ",
-                                                     width - has_label));
-    }
-    ++table.rows;
-  }
+        if (column != width) {
+          return absl::InvalidArgumentError(absl::StrCat(file.path, ": line ", line_no, " has ",
+                                                         column - has_label, " features, expected ",
+                                                         width - has_label));
+        }
+        ++table.rows;
+        return absl::OkStatus();
+      }));
   // Every line was a data line (empty ones are errors), so the count is exact.
   if (table.rows != data_lines) {
     return absl::InternalError(

@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/string_view.h"
+#include "core/common/saturating.h"
 #include "core/io/npy.h"
 
 namespace mia::io::internal {
@@ -32,15 +33,8 @@ inline std::string SafeName(absl::string_view name) {
   return absl::CHexEscape(name);
 }
 
-inline uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
-  uint64_t sum;
-  return __builtin_add_overflow(a, b, &sum) ? UINT64_MAX : sum;
-}
-
-inline uint64_t SaturatingMul(uint64_t a, uint64_t b) {
-  uint64_t product;
-  return __builtin_mul_overflow(a, b, &product) ? UINT64_MAX : product;
-}
+using ::mia::SaturatingAdd;
+using ::mia::SaturatingMul;
 
 // Checks that an array's fields agree (item size fits the dtype, data size
 // fits shape * item size; arrays built by hand may not) and returns its element

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "core/common/random.h"
+#include "core/common/saturating.h"
 #include "core/common/status_macros.h"
 #include "core/metrics/roc.h"
 
@@ -300,14 +301,8 @@ absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
 
 uint64_t BootstrapPeakBytes(uint64_t points, int resamples, size_t fprs, int threads) {
   if (resamples < 1) return 0;
-  auto add = [](uint64_t a, uint64_t b) {
-    uint64_t sum;
-    return __builtin_add_overflow(a, b, &sum) ? UINT64_MAX : sum;
-  };
-  auto mul = [](uint64_t a, uint64_t b) {
-    uint64_t product;
-    return __builtin_mul_overflow(a, b, &product) ? UINT64_MAX : product;
-  };
+  const auto add = &SaturatingAdd;
+  const auto mul = &SaturatingMul;
   const uint64_t cores = std::max(1u, std::thread::hardware_concurrency());
   uint64_t workers = threads > 0 ? static_cast<uint64_t>(threads) : cores;
   // BootstrapCi starts a thread per 16 replicates at most.

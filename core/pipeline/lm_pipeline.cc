@@ -163,11 +163,13 @@ absl::StatusOr<std::string> LmKeyJson(const Config& c, const text::Tokenizer& to
   return j.dump();
 }
 
-absl::StatusOr<std::vector<std::string>> LmTrainStage(
-    const Config& c, const PipelineContext& ctx, const LmData& data, const Split& split,
-    const training::LmSpec& spec, const training::TokenizedCorpus& corpus,
-    const std::string& key_json, ArtifactStore* store, PipelineOutput* output,
-    std::vector<audit::StageTiming>* timings) {
+absl::StatusOr<std::vector<std::string>> LmTrainStage(const Config& c, const PipelineContext& ctx,
+                                                      const LmData& data, const Split& split,
+                                                      const training::LmSpec& spec,
+                                                      const training::TokenizedCorpus& corpus,
+                                                      const std::string& key_json,
+                                                      ArtifactStore* store, PipelineOutput* output,
+                                                      std::vector<audit::StageTiming>* timings) {
   const Clock::time_point t = Clock::now();
   MIA_RETURN_IF_ERROR(store->Init());
   const int m_count = c.num_models();
@@ -215,38 +217,15 @@ absl::StatusOr<std::vector<std::string>> LmTrainStage(
     training::TrainContext tctx;
     tctx.device = c.train_device;
     tctx.cancel = ctx.cancel;
-    int saved = 0;
-    std::vector<double> model_share(to_train.size(), 0.0);
-    auto train_share = [&] {
-      const double sum = std::accumulate(model_share.begin(), model_share.end(), 0.0);
-      return std::min(1.0, (cached + sum) / m_count);
-    };
-    const int epochs = c.lm->recipe.epochs;
-    tctx.progress = [&](int model, int epoch, int batch, int batches) {
-      const double share =
-          std::min(1.0, (static_cast<double>(epoch) * batches + batch + 1) /
-                            (static_cast<double>(std::max(1, epochs)) * std::max(1, batches)));
-      if (model >= 0 && model < static_cast<int>(model_share.size())) {
-        model_share[model] = std::max(model_share[model], share);
-      }
-      SendProgress(ctx, "train", cached + saved, m_count,
-                   absl::StrFormat("model %d/%d epoch %d/%d batch %d/%d", to_train[model] + 1,
-                                   m_count, epoch + 1, epochs, batch + 1, batches),
-                   train_share());
-    };
-    tctx.model_saved = [&](int k, const training::ModelReport& report) {
-      const int m = to_train[k];
-      output->models[m].source = "trained";
-      output->models[m].report = report;
-      MIA_RETURN_IF_ERROR(store->CommitModel(materials[m], report));
-      ++saved;
-      model_share[k] = 1.0;
-      SendProgress(ctx, "train", cached + saved, m_count, absl::StrCat(saved, " trained"),
-                   train_share());
-      return absl::OkStatus();
-    };
-    MIA_RETURN_IF_ERROR(training::TrainLanguageModels(corpus, spec, c.lm->recipe, rows,
-                                                      test_points, seeds, paths, tctx)
+    TrainProgress progress(ctx, m_count, to_train, c.lm->recipe.epochs,
+                           [&](int m, const training::ModelReport& report) {
+                             output->models[m].source = "trained";
+                             output->models[m].report = report;
+                             return store->CommitModel(materials[m], report);
+                           });
+    progress.Attach(&tctx);
+    MIA_RETURN_IF_ERROR(training::TrainLanguageModels(corpus, spec, c.lm->recipe, rows, test_points,
+                                                      seeds, paths, tctx)
                             .status());
     output->models_trained = static_cast<int>(to_train.size());
   }
@@ -310,10 +289,10 @@ std::optional<attacks::TokenSignals> ReadTokenCache(const std::string& path, int
 // Every model's per-token signals on the audit texts then the population's:
 // per model [n + z, L].
 absl::StatusOr<std::vector<attacks::TokenSignals>> LmSignalsStage(
-    const Config& c, const PipelineContext& ctx, const Split& split,
-    const training::LmSpec& spec, const training::TokenizedCorpus& corpus,
-    const std::vector<std::string>& model_paths, const std::vector<ModelRecord>& models,
-    const ArtifactStore& store, std::vector<audit::StageTiming>* timings) {
+    const Config& c, const PipelineContext& ctx, const Split& split, const training::LmSpec& spec,
+    const training::TokenizedCorpus& corpus, const std::vector<std::string>& model_paths,
+    const std::vector<ModelRecord>& models, const ArtifactStore& store,
+    std::vector<audit::StageTiming>* timings) {
   const Clock::time_point t = Clock::now();
   const int m_count = c.num_models();
   const bool with_stats = NeedsTokenStats(c);
@@ -329,8 +308,8 @@ absl::StatusOr<std::vector<attacks::TokenSignals>> LmSignalsStage(
   int done = 0;
   auto signal_done = [&] {
     ++done;
-    SendProgress(ctx, "signals", done, m_count, absl::StrCat("signals of ", done, "/", m_count,
-                                                             " models"));
+    SendProgress(ctx, "signals", done, m_count,
+                 absl::StrCat("signals of ", done, "/", m_count, " models"));
   };
   for (int m = 0; m < m_count; ++m) {
     MIA_RETURN_IF_ERROR(CheckCancel(ctx));
@@ -486,15 +465,15 @@ absl::StatusOr<PipelineOutput> RunLmAudit(const Config& c, const PipelineContext
       Tokenize(data, split, *tokenizer, spec.block_size, &truncated);
   MIA_ASSIGN_OR_RETURN(const std::string key_json, LmKeyJson(c, *tokenizer));
   ArtifactStore store(c.run.log_dir);
-  MIA_ASSIGN_OR_RETURN(const std::vector<std::string> model_paths,
-                       LmTrainStage(c, ctx, data, split, spec, corpus, key_json, &store, &output,
-                                    &timings));
+  MIA_ASSIGN_OR_RETURN(
+      const std::vector<std::string> model_paths,
+      LmTrainStage(c, ctx, data, split, spec, corpus, key_json, &store, &output, &timings));
   MIA_RETURN_IF_ERROR(CheckCancel(ctx));
-  MIA_ASSIGN_OR_RETURN(std::vector<attacks::TokenSignals> signals,
-                       LmSignalsStage(c, ctx, split, spec, corpus, model_paths, output.models,
-                                      store, &timings));
+  MIA_ASSIGN_OR_RETURN(
+      std::vector<attacks::TokenSignals> signals,
+      LmSignalsStage(c, ctx, split, spec, corpus, model_paths, output.models, store, &timings));
   MIA_ASSIGN_OR_RETURN(auto arrays_and_bundle, MakeLmBundle(c, data, split, corpus, truncated,
-                                                           *tokenizer, std::move(signals)));
+                                                            *tokenizer, std::move(signals)));
   const audit::Bundle& bundle = arrays_and_bundle.second;
   MIA_RETURN_IF_ERROR(ScoreStage(c, ctx, bundle, std::move(timings), &output));
   MIA_RETURN_IF_ERROR(LmReportStage(c, ctx, arrays_and_bundle.first, &output));

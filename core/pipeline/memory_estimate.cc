@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/common/memory_budget.h"
+#include "core/common/saturating.h"
 #include "core/common/status_macros.h"
 #include "core/io/npy.h"
 #include "core/metrics/bootstrap.h"
@@ -26,14 +27,8 @@ namespace fs = std::filesystem;
 // attack may ask for, 8 bytes per value.
 constexpr uint64_t kSignalKinds = 3;
 
-uint64_t Mul(uint64_t a, uint64_t b) {
-  uint64_t product;
-  return __builtin_mul_overflow(a, b, &product) ? UINT64_MAX : product;
-}
-uint64_t Add(uint64_t a, uint64_t b) {
-  uint64_t sum;
-  return __builtin_add_overflow(a, b, &sum) ? UINT64_MAX : sum;
-}
+uint64_t Mul(uint64_t a, uint64_t b) { return SaturatingMul(a, b); }
+uint64_t Add(uint64_t a, uint64_t b) { return SaturatingAdd(a, b); }
 
 uint64_t Product(const std::vector<int64_t>& dims) {
   uint64_t p = 1;

@@ -141,6 +141,50 @@ void SendProgress(const PipelineContext& ctx, const std::string& stage, int64_t 
   if (ctx.progress) ctx.progress({stage, done, total, detail, stage_fraction});
 }
 
+TrainProgress::TrainProgress(const PipelineContext& ctx, int m_count, std::vector<int> to_train,
+                             int epochs, Commit commit)
+    : ctx_(ctx),
+      m_count_(m_count),
+      to_train_(std::move(to_train)),
+      epochs_(std::max(1, epochs)),
+      cached_(m_count - static_cast<int>(to_train_.size())),
+      commit_(std::move(commit)),
+      model_share_(to_train_.size(), 0.0) {}
+
+double TrainProgress::Share() const {
+  // Summed afresh in a fixed order: floating-point addition is monotone in
+  // each term, a running total updated by differences is not.
+  const double sum = std::accumulate(model_share_.begin(), model_share_.end(), 0.0);
+  return std::min(1.0, (cached_ + sum) / std::max(1, m_count_));
+}
+
+void TrainProgress::Attach(training::TrainContext* tctx) {
+  tctx->progress = [this](int model, int epoch, int batch, int batches) {
+    const double share = std::min(1.0, (static_cast<double>(epoch) * batches + batch + 1) /
+                                           (static_cast<double>(epochs_) * std::max(1, batches)));
+    if (model >= 0 && model < static_cast<int>(model_share_.size())) {
+      model_share_[model] = std::max(model_share_[model], share);
+    }
+    if (model != followed_) {
+      if (!followed_done_) return;
+      followed_ = model;
+    }
+    followed_done_ = epoch + 1 == epochs_ && batch + 1 == batches;
+    SendProgress(ctx_, "train", cached_ + saved_, m_count_,
+                 absl::StrFormat("model %d/%d epoch %d/%d batch %d/%d", to_train_[model] + 1,
+                                 m_count_, epoch + 1, epochs_, batch + 1, batches),
+                 Share());
+  };
+  tctx->model_saved = [this](int k, const training::ModelReport& report) {
+    MIA_RETURN_IF_ERROR(commit_(to_train_[k], report));
+    ++saved_;
+    model_share_[k] = 1.0;
+    SendProgress(ctx_, "train", cached_ + saved_, m_count_, absl::StrCat(saved_, " trained"),
+                 Share());
+    return absl::OkStatus();
+  };
+}
+
 // The stages of one audit, in the order RunAudit calls them. Each adds its
 // time to `timings` (a stage line per name: audit::AddStageTime) and reports
 // its progress; what a stage hands on is its return value.
@@ -256,51 +300,15 @@ absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const Pipel
     tctx.cancel = ctx.cancel;
     tctx.allow_batched =
         c.batched_training.value_or(training::ResolveDevice(c.train_device) != "cpu");
-    // The count is the models saved so far (batched groups and parallel
-    // lanes finish models in any order); the stage's share moves with every
-    // batch of every model; the detail follows one model at a time until it
-    // finishes. The engine never calls these two at once.
-    int saved = 0;
-    int followed = -1;
-    bool followed_done = true;
-    // Each model's share of its batches done; summed afresh in a fixed order
-    // (floating-point addition is monotone in each term, a running total
-    // updated by differences is not).
-    std::vector<double> model_share(to_train.size(), 0.0);
-    auto train_share = [&] {
-      const double sum = std::accumulate(model_share.begin(), model_share.end(), 0.0);
-      return std::min(1.0, (cached + sum) / m_count);
-    };
-    tctx.progress = [&](int model, int epoch, int batch, int batches) {
-      const double share = std::min(
-          1.0, (static_cast<double>(epoch) * batches + batch + 1) /
-                   (static_cast<double>(std::max(1, c.recipe.epochs)) * std::max(1, batches)));
-      if (model >= 0 && model < static_cast<int>(model_share.size())) {
-        model_share[model] = std::max(model_share[model], share);
-      }
-      if (model != followed) {
-        if (!followed_done) return;
-        followed = model;
-      }
-      followed_done = epoch + 1 == c.recipe.epochs && batch + 1 == batches;
-      SendProgress(ctx, "train", cached + saved, m_count,
-                   absl::StrFormat("model %d/%d epoch %d/%d batch %d/%d", to_train[model] + 1,
-                                   m_count, epoch + 1, c.recipe.epochs, batch + 1, batches),
-                   train_share());
-    };
     // Commit each model the moment its archive exists, so that a crash or a
     // drain loses only the models still in training.
-    tctx.model_saved = [&](int k, const training::ModelReport& report) {
-      const int m = to_train[k];
-      output->models[m].source = "trained";
-      output->models[m].report = report;
-      MIA_RETURN_IF_ERROR(store->CommitModel(materials[m], report));
-      ++saved;
-      model_share[k] = 1.0;
-      SendProgress(ctx, "train", cached + saved, m_count, absl::StrCat(saved, " trained"),
-                   train_share());
-      return absl::OkStatus();
-    };
+    TrainProgress progress(ctx, m_count, to_train, c.recipe.epochs,
+                           [&](int m, const training::ModelReport& report) {
+                             output->models[m].source = "trained";
+                             output->models[m].report = report;
+                             return store->CommitModel(materials[m], report);
+                           });
+    progress.Attach(&tctx);
     MIA_RETURN_IF_ERROR(training::TrainModels(data.ds, c.model, c.recipe, rows, split.population,
                                               seeds, paths, tctx)
                             .status());

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "core/audit/result.h"
 #include "core/pipeline/config.h"
 #include "core/pipeline/pipeline.h"
+#include "core/training/engine.h"
 
 namespace mia::pipeline::internal {
 
@@ -58,6 +60,37 @@ struct Split {
 };
 absl::StatusOr<Split> SplitStage(const Config& c, const PipelineContext& ctx, int64_t rows,
                                  std::vector<audit::StageTiming>* timings);
+
+// The train stage's progress around one engine call, for classifiers and
+// language models alike: the count is the models saved so far (batched groups
+// and parallel lanes finish models in any order); the stage's share moves with
+// every batch of every model and never goes back; the detail follows one model
+// at a time until it finishes. `commit(m, report)` records model m (an audit
+// index) the moment its archive exists, so that a crash or a drain loses only
+// the models still training. The engine calls the two callbacks from one
+// thread at a time; the object must outlive the call.
+class TrainProgress {
+ public:
+  using Commit = std::function<absl::Status(int model, const training::ModelReport& report)>;
+  TrainProgress(const PipelineContext& ctx, int m_count, std::vector<int> to_train, int epochs,
+                Commit commit);
+  // Sets tctx->progress and tctx->model_saved.
+  void Attach(training::TrainContext* tctx);
+
+ private:
+  double Share() const;
+
+  const PipelineContext& ctx_;
+  const int m_count_;
+  const std::vector<int> to_train_;  // audit index of each model the engine trains
+  const int epochs_;
+  const int cached_;
+  const Commit commit_;
+  std::vector<double> model_share_;  // each trained model's share of its batches done
+  int saved_ = 0;
+  int followed_ = -1;
+  bool followed_done_ = true;
+};
 
 // Scores the bundle like `mia score` does; fills output->result, its timings
 // the pipeline's stages first, then scoring's.

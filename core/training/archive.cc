@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/common/file_util.h"
+#include "core/common/status_macros.h"
 
 namespace mia::training {
 namespace {
@@ -52,18 +53,28 @@ absl::Status SaveModelState(const std::vector<models::NamedTensor>& state,
   return WriteFileAtomically(path, bytes);
 }
 
-absl::Status LoadModelState(const std::string& path, models::Classifier& model) {
+namespace {
+
+// Reads the archive at `path` onto the CPU.
+absl::Status OpenArchive(const std::string& path, torch::serialize::InputArchive* archive) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     return absl::NotFoundError(absl::StrCat("model archive not found: ", path));
   }
-  torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path, torch::Device(torch::kCPU));
+    archive->load_from(path, torch::Device(torch::kCPU));
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model archive ", path, " is not a readable LibTorch archive (truncated or corrupt?)"));
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status LoadModelState(const std::string& path, models::Classifier& model) {
+  torch::serialize::InputArchive archive;
+  MIA_RETURN_IF_ERROR(OpenArchive(path, &archive));
   std::set<std::string> names;
   torch::NoGradGuard no_grad;
   for (const models::NamedTensor& t : model.State()) {
@@ -102,17 +113,8 @@ absl::Status LoadModelState(const std::string& path, models::Classifier& model) 
 }
 
 absl::StatusOr<std::vector<models::NamedTensor>> ReadModelState(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    return absl::NotFoundError(absl::StrCat("model archive not found: ", path));
-  }
   torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(path, torch::Device(torch::kCPU));
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model archive ", path, " is not a readable LibTorch archive (truncated or corrupt?)"));
-  }
+  MIA_RETURN_IF_ERROR(OpenArchive(path, &archive));
   std::vector<models::NamedTensor> out;
   for (const std::string& key : archive.keys()) {
     c10::IValue value;

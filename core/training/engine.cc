@@ -193,11 +193,7 @@ absl::StatusOr<std::vector<ModelReport>> TrainModelsImpl(
     lane_status[lane] = status;
   };
   RunLanes(lanes, run_lane);
-  // The first real failure wins over the Aborted of lanes stopped because of it.
-  for (const absl::Status& status : lane_status) {
-    if (!status.ok() && !absl::IsAborted(status)) return status;
-  }
-  for (const absl::Status& status : lane_status) MIA_RETURN_IF_ERROR(status);
+  MIA_RETURN_IF_ERROR(FirstLaneFailure(lane_status));
   return reports;
 }
 

@@ -29,4 +29,14 @@ void RunLanes(int lanes, const std::function<void(int lane)>& body) {
   });
 }
 
+absl::Status FirstLaneFailure(const std::vector<absl::Status>& lane_status) {
+  for (const absl::Status& status : lane_status) {
+    if (!status.ok() && !absl::IsAborted(status)) return status;
+  }
+  for (const absl::Status& status : lane_status) {
+    if (!status.ok()) return status;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace mia::training

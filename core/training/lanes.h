@@ -10,6 +10,9 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <vector>
+
+#include "absl/status/status.h"
 
 namespace mia::training {
 
@@ -21,6 +24,10 @@ int LaneCount(const torch::Device& device, int work);
 // OpenBLAS and oneDNN all see one thread inside each lane. body must not
 // throw.
 void RunLanes(int lanes, const std::function<void(int lane)>& body);
+
+// The outcome of lanes that stop each other on failure: the first real
+// failure wins over the Aborted of lanes stopped because of it; OK if all are.
+absl::Status FirstLaneFailure(const std::vector<absl::Status>& lane_status);
 
 }  // namespace mia::training
 

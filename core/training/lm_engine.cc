@@ -403,10 +403,7 @@ absl::StatusOr<std::vector<ModelReport>> TrainImpl(
     lane_status[lane] = status;
   };
   RunLanes(lanes, run_lane);
-  for (const absl::Status& status : lane_status) {
-    if (!status.ok() && !absl::IsAborted(status)) return status;
-  }
-  for (const absl::Status& status : lane_status) MIA_RETURN_IF_ERROR(status);
+  MIA_RETURN_IF_ERROR(FirstLaneFailure(lane_status));
   return reports;
 }
 

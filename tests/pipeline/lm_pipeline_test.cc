@@ -14,17 +14,12 @@
 #include "core/text/bpe_trainer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/common/temp_root.h"
 
 namespace mia::pipeline {
 namespace {
 
-std::string TempRoot(const std::string& name) {
-  const char* env = std::getenv("MIA_TEST_TMPDIR");
-  const std::string root = std::string(env != nullptr ? env : ::testing::TempDir()) + "/" + name;
-  std::filesystem::remove_all(root);
-  std::filesystem::create_directories(root);
-  return root;
-}
+std::string TempRoot(const std::string& name) { return testing_util::FreshTempRoot(name); }
 
 // 400 texts of 6 to 12 words drawn at random from 40: nothing to learn but
 // the texts themselves, so a model that fits its texts leaks membership.

@@ -11,19 +11,14 @@
 #include "core/common/random.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/common/temp_root.h"
 #include "nlohmann/json.hpp"
 #include "tests/common/write_failures.h"
 
 namespace mia::pipeline {
 namespace {
 
-std::string TempRoot(const std::string& name) {
-  const char* env = std::getenv("MIA_TEST_TMPDIR");
-  const std::string root = std::string(env != nullptr ? env : ::testing::TempDir()) + "/" + name;
-  std::filesystem::remove_all(root);
-  std::filesystem::create_directories(root);
-  return root;
-}
+std::string TempRoot(const std::string& name) { return testing_util::FreshTempRoot(name); }
 
 // 1,200 rows, 10 features, 4 overlapping classes, 10% label noise: a small
 // MLP memorizes its training rows, so membership leaks.
