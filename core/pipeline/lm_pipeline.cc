@@ -170,69 +170,29 @@ absl::StatusOr<std::vector<std::string>> LmTrainStage(const Config& c, const Pip
                                                       const std::string& key_json,
                                                       ArtifactStore* store, PipelineOutput* output,
                                                       std::vector<audit::StageTiming>* timings) {
-  const Clock::time_point t = Clock::now();
-  MIA_RETURN_IF_ERROR(store->Init());
   const int m_count = c.num_models();
-  std::vector<ModelKeyMaterial> materials(m_count);
-  std::vector<std::string> model_paths(m_count);
-  std::vector<std::vector<int64_t>> train_points(m_count);
-  output->models.resize(m_count);
-  std::vector<int> to_train;
-  for (int m = 0; m < m_count; ++m) {
-    ModelRecord& rec = output->models[m];
-    rec.index = m;
-    rec.target = m < c.run.num_experiments;
-    train_points[m] = TrainingPoints(split.keep, split.p, m);  // corpus indices = pool indices
-    rec.train_rows = static_cast<int64_t>(train_points[m].size());
-    ModelKeyMaterial& km = materials[m];
-    km.dataset_fingerprint = data.fingerprint;
-    km.lm_train_json = key_json;
-    km.rows_sha256 = RowsSha256(Gather(split.pool, train_points[m]));
-    km.seed = DeriveSeed(c.run.random_seed, kSeedModels + m);
-    rec.key = km.Key();
-    model_paths[m] = store->ModelPath(rec.key);
-    if (store->HasModel(km)) {
-      rec.source = "cache";
-      MIA_ASSIGN_OR_RETURN(rec.report, store->ReadReport(km));
-    } else {
-      to_train.push_back(m);
-    }
-  }
-  const int cached = m_count - static_cast<int>(to_train.size());
-  SendProgress(ctx, "train", cached, m_count,
-               absl::StrCat(cached, " from the cache, ", to_train.size(), " to train"),
-               static_cast<double>(cached) / std::max(1, m_count));
-  if (!to_train.empty()) {
-    std::vector<std::vector<int64_t>> rows;
-    std::vector<uint64_t> seeds;
-    std::vector<std::string> paths;
-    for (int m : to_train) {
-      rows.push_back(train_points[m]);
-      seeds.push_back(materials[m].seed);
-      paths.push_back(model_paths[m]);
-    }
-    // Held-out loss on the population texts (corpus indices p..p+z-1).
-    std::vector<int64_t> test_points(split.population.size());
-    std::iota(test_points.begin(), test_points.end(), split.p);
-    training::TrainContext tctx;
-    tctx.device = c.train_device;
-    tctx.cancel = ctx.cancel;
-    TrainProgress progress(ctx, m_count, to_train, c.lm->recipe.epochs,
-                           [&](int m, const training::ModelReport& report) {
-                             output->models[m].source = "trained";
-                             output->models[m].report = report;
-                             return store->CommitModel(materials[m], report);
-                           });
-    progress.Attach(&tctx);
-    MIA_RETURN_IF_ERROR(training::TrainLanguageModels(corpus, spec, c.lm->recipe, rows, test_points,
-                                                      seeds, paths, tctx)
-                            .status());
-    output->models_trained = static_cast<int>(to_train.size());
-  }
-  audit::AddStageTime(timings, "train", SecondsSince(t));
-  SendProgress(ctx, "train", m_count, m_count, absl::StrCat(output->models_trained, " trained"),
-               1.0);
-  return model_paths;
+  std::vector<std::vector<int64_t>> train_points(m_count);  // corpus indices = pool indices
+  for (int m = 0; m < m_count; ++m) train_points[m] = TrainingPoints(split.keep, split.p, m);
+  // Held-out loss on the population texts (corpus indices p..p+z-1).
+  std::vector<int64_t> test_points(split.population.size());
+  std::iota(test_points.begin(), test_points.end(), split.p);
+  training::TrainContext tctx;
+  tctx.device = c.train_device;
+  return TrainOrReuse(
+      c, ctx, train_points,
+      [&](int m, ModelKeyMaterial* km) {
+        km->dataset_fingerprint = data.fingerprint;
+        km->lm_train_json = key_json;
+        km->rows_sha256 = RowsSha256(Gather(split.pool, train_points[m]));
+      },
+      c.lm->recipe.epochs, tctx,
+      [&](const std::vector<std::vector<int64_t>>& points, const std::vector<uint64_t>& seeds,
+          const std::vector<std::string>& paths, const training::TrainContext& engine_ctx) {
+        return training::TrainLanguageModels(corpus, spec, c.lm->recipe, points, test_points,
+                                             seeds, paths, engine_ctx)
+            .status();
+      },
+      store, output, timings);
 }
 
 // One model's cached per-token signals: a .npz of token_logprobs [P, L],

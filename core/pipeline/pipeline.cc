@@ -238,40 +238,25 @@ absl::StatusOr<Split> SplitStage(const Config& c, const PipelineContext& ctx, in
   return s;
 }
 
-// Trains the models the store lacks and reuses the rest (or takes the models
-// trained elsewhere, models.torchscript); fills output->models and
-// models_trained. The path of each model's file, by model index.
-absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const PipelineContext& ctx,
-                                                    const LoadedData& data, const Split& split,
-                                                    ArtifactStore* store, PipelineOutput* output,
-                                                    std::vector<audit::StageTiming>* timings) {
+absl::StatusOr<std::vector<std::string>> TrainOrReuse(
+    const Config& c, const PipelineContext& ctx,
+    const std::vector<std::vector<int64_t>>& train_points, const KeyFn& key, int epochs,
+    training::TrainContext tctx, const TrainFn& train, ArtifactStore* store,
+    PipelineOutput* output, std::vector<audit::StageTiming>* timings) {
   const Clock::time_point t = Clock::now();
   MIA_RETURN_IF_ERROR(store->Init());
   const int m_count = c.num_models();
-  const bool external = !c.external.torchscript.empty();
   std::vector<ModelKeyMaterial> materials(m_count);
   std::vector<std::string> model_paths(m_count);
   output->models.resize(m_count);
   std::vector<int> to_train;
-  std::vector<std::vector<int64_t>> train_rows(m_count);
   for (int m = 0; m < m_count; ++m) {
     ModelRecord& rec = output->models[m];
     rec.index = m;
     rec.target = m < c.run.num_experiments;
-    train_rows[m] = Gather(split.pool, TrainingPoints(split.keep, split.p, m));
-    rec.train_rows = static_cast<int64_t>(train_rows[m].size());
-    if (external) {
-      model_paths[m] = c.external.torchscript[m];
-      rec.source = model_paths[m];
-      rec.report.train_accuracy = rec.report.test_accuracy = std::nan("");
-      rec.report.train_loss = rec.report.test_loss = rec.report.seconds = std::nan("");
-      continue;
-    }
+    rec.train_rows = static_cast<int64_t>(train_points[m].size());
     ModelKeyMaterial& km = materials[m];
-    km.dataset_fingerprint = data.fingerprint;
-    km.spec = c.model;
-    km.recipe = c.recipe;
-    km.rows_sha256 = RowsSha256(train_rows[m]);
+    key(m, &km);
     km.seed = DeriveSeed(c.run.random_seed, kSeedModels + m);
     rec.key = km.Key();
     model_paths[m] = store->ModelPath(rec.key);
@@ -287,37 +272,79 @@ absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const Pipel
                absl::StrCat(cached, " from the cache, ", to_train.size(), " to train"),
                static_cast<double>(cached) / std::max(1, m_count));
   if (!to_train.empty()) {
-    std::vector<std::vector<int64_t>> rows;
+    std::vector<std::vector<int64_t>> points;
     std::vector<uint64_t> seeds;
     std::vector<std::string> paths;
     for (int m : to_train) {
-      rows.push_back(train_rows[m]);
+      points.push_back(train_points[m]);
       seeds.push_back(materials[m].seed);
       paths.push_back(model_paths[m]);
     }
-    training::TrainContext tctx;
-    tctx.device = c.train_device;
     tctx.cancel = ctx.cancel;
-    tctx.allow_batched =
-        c.batched_training.value_or(training::ResolveDevice(c.train_device) != "cpu");
-    // Commit each model the moment its archive exists, so that a crash or a
-    // drain loses only the models still in training.
-    TrainProgress progress(ctx, m_count, to_train, c.recipe.epochs,
+    TrainProgress progress(ctx, m_count, to_train, epochs,
                            [&](int m, const training::ModelReport& report) {
                              output->models[m].source = "trained";
                              output->models[m].report = report;
                              return store->CommitModel(materials[m], report);
                            });
     progress.Attach(&tctx);
-    MIA_RETURN_IF_ERROR(training::TrainModels(data.ds, c.model, c.recipe, rows, split.population,
-                                              seeds, paths, tctx)
-                            .status());
+    MIA_RETURN_IF_ERROR(train(points, seeds, paths, tctx));
     output->models_trained = static_cast<int>(to_train.size());
   }
   audit::AddStageTime(timings, "train", SecondsSince(t));
   SendProgress(ctx, "train", m_count, m_count, absl::StrCat(output->models_trained, " trained"),
                1.0);
   return model_paths;
+}
+
+// Trains the models the store lacks and reuses the rest (or takes the models
+// trained elsewhere, models.torchscript); fills output->models and
+// models_trained. The path of each model's file, by model index.
+absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const PipelineContext& ctx,
+                                                    const LoadedData& data, const Split& split,
+                                                    ArtifactStore* store, PipelineOutput* output,
+                                                    std::vector<audit::StageTiming>* timings) {
+  const int m_count = c.num_models();
+  std::vector<std::vector<int64_t>> train_rows(m_count);
+  for (int m = 0; m < m_count; ++m) {
+    train_rows[m] = Gather(split.pool, TrainingPoints(split.keep, split.p, m));
+  }
+  if (!c.external.torchscript.empty()) {
+    MIA_RETURN_IF_ERROR(store->Init());  // signals are cached there
+    output->models.resize(m_count);
+    for (int m = 0; m < m_count; ++m) {
+      ModelRecord& rec = output->models[m];
+      rec.index = m;
+      rec.target = m < c.run.num_experiments;
+      rec.train_rows = static_cast<int64_t>(train_rows[m].size());
+      rec.source = c.external.torchscript[m];
+      rec.report.train_accuracy = rec.report.test_accuracy = std::nan("");
+      rec.report.train_loss = rec.report.test_loss = rec.report.seconds = std::nan("");
+    }
+    audit::AddStageTime(timings, "train", 0.0);
+    SendProgress(ctx, "train", m_count, m_count, "0 trained", 1.0);
+    return c.external.torchscript;
+  }
+  training::TrainContext tctx;
+  tctx.device = c.train_device;
+  tctx.allow_batched =
+      c.batched_training.value_or(training::ResolveDevice(c.train_device) != "cpu");
+  return TrainOrReuse(
+      c, ctx, train_rows,
+      [&](int m, ModelKeyMaterial* km) {
+        km->dataset_fingerprint = data.fingerprint;
+        km->spec = c.model;
+        km->recipe = c.recipe;
+        km->rows_sha256 = RowsSha256(train_rows[m]);
+      },
+      c.recipe.epochs, tctx,
+      [&](const std::vector<std::vector<int64_t>>& rows, const std::vector<uint64_t>& seeds,
+          const std::vector<std::string>& paths, const training::TrainContext& engine_ctx) {
+        return training::TrainModels(data.ds, c.model, c.recipe, rows, split.population, seeds,
+                                     paths, engine_ctx)
+            .status();
+      },
+      store, output, timings);
 }
 
 // Every model's logits on the audit points and on the population.

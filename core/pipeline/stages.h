@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "core/audit/bundle.h"
 #include "core/audit/result.h"
+#include "core/pipeline/artifact_store.h"
 #include "core/pipeline/config.h"
 #include "core/pipeline/pipeline.h"
 #include "core/training/engine.h"
@@ -91,6 +92,23 @@ class TrainProgress {
   int followed_ = -1;
   bool followed_done_ = true;
 };
+
+// The train stage of classifiers and language models alike: each model's
+// record and artifact key (`key(m, material)` fills all that determines model
+// m but its seed), the models the store holds reused, the rest trained by one
+// call of `train` (the engine's arguments for those models, and `tctx` with
+// cancellation and the TrainProgress callbacks set), each committed as soon
+// as its archive exists. `train_points[m]`: what model m trains on, as the
+// engine indexes it. Returns every model's file.
+using KeyFn = std::function<void(int model, ModelKeyMaterial* material)>;
+using TrainFn = std::function<absl::Status(
+    const std::vector<std::vector<int64_t>>& points, const std::vector<uint64_t>& seeds,
+    const std::vector<std::string>& paths, const training::TrainContext& tctx)>;
+absl::StatusOr<std::vector<std::string>> TrainOrReuse(
+    const Config& c, const PipelineContext& ctx,
+    const std::vector<std::vector<int64_t>>& train_points, const KeyFn& key, int epochs,
+    training::TrainContext tctx, const TrainFn& train, ArtifactStore* store,
+    PipelineOutput* output, std::vector<audit::StageTiming>* timings);
 
 // Scores the bundle like `mia score` does; fills output->result, its timings
 // the pipeline's stages first, then scoring's.
