@@ -10,6 +10,7 @@
 #include "core/metrics/roc.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/audit/test_util.h"
 
 namespace mia::audit {
 namespace {
@@ -220,16 +221,7 @@ TEST(BundleTest, FolderOfNpyFiles) {
   EXPECT_EQ(b->points(), 20);
 }
 
-io::NpyArrayInfo Info(io::DType dtype, size_t item_size, std::vector<int64_t> shape) {
-  io::NpyArrayInfo info;
-  info.dtype = dtype;
-  info.item_size = item_size;
-  info.shape = std::move(shape);
-  uint64_t n = 1;
-  for (int64_t d : info.shape) n *= static_cast<uint64_t>(d);
-  info.data_bytes = n * item_size;
-  return info;
-}
+using testing_util::Info;
 
 // Sizes worked out by hand: decoded arrays + converted copies + 3 signal
 // kinds of doubles on every model, point and query.

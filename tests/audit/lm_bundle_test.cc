@@ -14,6 +14,7 @@
 #include "core/audit/synthetic.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/audit/test_util.h"
 
 namespace mia::audit {
 namespace {
@@ -307,16 +308,7 @@ TEST(LmBundleTest, WriterAndLoaderAgree) {
   EXPECT_TRUE(ScoreBundle(*b, o).ok());
 }
 
-io::NpyArrayInfo Info(io::DType dtype, size_t item_size, std::vector<int64_t> shape) {
-  io::NpyArrayInfo info;
-  info.dtype = dtype;
-  info.item_size = item_size;
-  info.shape = std::move(shape);
-  uint64_t n = 1;
-  for (int64_t d : info.shape) n *= static_cast<uint64_t>(d);
-  info.data_bytes = n * item_size;
-  return info;
-}
+using testing_util::Info;
 
 // Worked out by hand: decoded arrays + converted copies + 3 signal kinds of
 // doubles per model and text (audit and population) + one zlib size per text.
