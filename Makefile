@@ -3,7 +3,9 @@
 #                 demo audit with --follow, downloads the report to
 #                 demo-out/report and stops the server
 #   make test   - builds everything and runs the whole test suite
-# make demo-local runs the same audit without a server (mia audit).
+# make demo-local runs the same audit without a server (mia audit); make
+# demo-llm runs configs/llm-demo.yaml (a GPT on Debian's fortunes) through the
+# server, its report in demo-out/llm-demo.
 # Both install missing Debian packages first (scripts/install-deps.sh).
 BUILD ?= build
 BUILD_TYPE ?= Release
@@ -17,7 +19,7 @@ JOBS ?= $(shell nproc)
 # another folder (CI) reuses what an earlier build of the same sources compiled.
 export CCACHE_BASEDIR ?= $(CURDIR)
 
-.PHONY: all deps configure build test demo demo-local bench clean
+.PHONY: all deps configure build test demo demo-local demo-llm bench clean
 
 all: build
 
@@ -36,6 +38,10 @@ test: build
 demo: configure
 	cmake --build $(BUILD) -j $(JOBS) --target mia mia-server
 	bash scripts/demo-server.sh $(BUILD)
+
+demo-llm: configure
+	cmake --build $(BUILD) -j $(JOBS) --target mia mia-server
+	bash scripts/demo-server.sh $(BUILD) configs/llm-demo.yaml
 
 demo-local: configure
 	cmake --build $(BUILD) -j $(JOBS) --target mia

@@ -2,11 +2,17 @@
 # The README's main job: the demo audit (configs/demo.yaml) through the
 # service. Starts a local mia-server on its embedded defaults (SQLite and files
 # under mia-runs/server-data, so a rerun reuses the trained models; data roots:
-# this repository and /usr/share/datasets), submits the demo with
-# `mia submit --follow`, downloads the report to demo-out/report and stops the
-# server with SIGTERM.  Usage: scripts/demo-server.sh BUILD_DIR
+# this repository, /usr/share/datasets and /usr/share/games/fortunes), submits
+# the demo with `mia submit --follow`, downloads the report to demo-out/report
+# and stops the server with SIGTERM.
+#   Usage: scripts/demo-server.sh BUILD_DIR [CONFIG]
+# CONFIG defaults to configs/demo.yaml; `make demo-llm` passes
+# configs/llm-demo.yaml (its report goes to demo-out/llm-demo).
 set -euo pipefail
-BUILD=$(readlink -f "${1:?usage: $0 BUILD_DIR}")
+BUILD=$(readlink -f "${1:?usage: $0 BUILD_DIR [CONFIG]}")
+CONFIG=${2:-configs/demo.yaml}
+OUT=demo-out/report
+[ "$CONFIG" = configs/demo.yaml ] || OUT="demo-out/$(basename "$CONFIG" .yaml)"
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SERVER="$BUILD/server/mia-server"
 MIA="$BUILD/client/mia"
@@ -17,7 +23,7 @@ mkdir -p "$DATA"
 TMP=$(mktemp -d)
 PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$SERVER" --listen_address="127.0.0.1:$PORT" --data_dir="$DATA/mia-data" \
-  --data_roots="$REPO,/usr/share/datasets" >"$TMP/server.log" 2>&1 &
+  --data_roots="$REPO,/usr/share/datasets,/usr/share/games/fortunes" >"$TMP/server.log" 2>&1 &
 SPID=$!
 stop() {
   if kill -0 "$SPID" 2>/dev/null; then kill -TERM "$SPID"; wait "$SPID" || true; fi
@@ -36,9 +42,9 @@ done
 echo "demo-server: mia-server on $MIA_SERVER (data dir $DATA/mia-data)" >&2
 
 cd "$REPO"
-"$MIA" submit configs/demo.yaml --follow | tee "$TMP/submit.out"
+"$MIA" submit "$CONFIG" --follow | tee "$TMP/submit.out"
 NAME=$(grep -m1 -o 'audits/[a-z0-9]*' "$TMP/submit.out")
 mkdir -p demo-out
-rm -rf demo-out/report
-"$MIA" report "$NAME" --out demo-out/report
-echo "demo-server: report of $NAME in $REPO/demo-out/report (server log: $DATA/server.log)" >&2
+rm -rf "$OUT"
+"$MIA" report "$NAME" --out "$OUT"
+echo "demo-server: report of $NAME in $REPO/$OUT (server log: $DATA/server.log)" >&2

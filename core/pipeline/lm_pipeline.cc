@@ -246,6 +246,18 @@ std::optional<attacks::TokenSignals> ReadTokenCache(const std::string& path, int
   return s;
 }
 
+// Texts per inference batch. A batch holds a few arrays of batch x block x
+// vocabulary floats in each lane, so audit.batch_size (1,024 by default, a
+// classifier's batch) is capped to keep one such array within 16 MiB: the
+// demo's 1,024 texts of 64 positions over 1,024 tokens would otherwise take
+// 1.5 GB (measured), 64 of them take about 100 MB.
+int InferenceBatch(const Config& c, const training::LmSpec& spec) {
+  constexpr int64_t kMaxBatchFloats = int64_t{1} << 22;
+  const int64_t per_text = std::max<int64_t>(1, int64_t{spec.block_size} * spec.vocab_size);
+  return static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(c.audit.batch_size, kMaxBatchFloats / per_text)));
+}
+
 // Every model's per-token signals on the audit texts then the population's:
 // per model [n + z, L].
 absl::StatusOr<std::vector<attacks::TokenSignals>> LmSignalsStage(
@@ -293,7 +305,7 @@ absl::StatusOr<std::vector<attacks::TokenSignals>> LmSignalsStage(
     ictx.device = c.audit.device;
     ictx.cancel = ctx.cancel;
     MIA_RETURN_IF_ERROR(training::ComputeTokenSignalsMany(
-        compute_paths, spec, corpus, points, with_stats, c.audit.batch_size, ictx,
+        compute_paths, spec, corpus, points, with_stats, InferenceBatch(c, spec), ictx,
         [&](int i, attacks::TokenSignals signals) -> absl::Status {
           const int m = to_compute[i];
           MIA_RETURN_IF_ERROR(WriteTokenCache(paths[m], signals));

@@ -216,8 +216,65 @@ absl::StatusOr<uint64_t> TrainingBytesPerModel(const training::ModelSpec& spec,
   return Add(state, Mul(Mul(acts, batch), 4 * 2));
 }
 
+namespace {
+
+// A language model's audit: the texts (their files' size, as strings and
+// token ids), the models in training (4-byte parameters, their gradients and
+// AdamW's 2 moments, or with LoRA the frozen parameters alone; a batch's
+// activations, per token about 16 n_embd floats a layer and 3 rows as wide as
+// the vocabulary: logits, log-probs, their gradient), and the per-token
+// signals of every model (log-prob, mean, variance) on the audited and
+// population texts with their sequence losses, plus the metrics.
+MemoryEstimate EstimateLmMemory(const Config& c, uint64_t data_file_bytes, int concurrent_models) {
+  const LanguageModelConfig& lm = *c.lm;
+  const training::LmSpec& s = lm.spec;
+  const uint64_t models = static_cast<uint64_t>(std::max(c.num_models(), 1));
+  // GPT-2's tokenizer files hold 50,257 tokens.
+  const uint64_t vocab = lm.tokenizer == "bpe" ? static_cast<uint64_t>(lm.vocab_size) : 50257;
+  const uint64_t layers = static_cast<uint64_t>(s.n_layer);
+  const uint64_t width = static_cast<uint64_t>(s.n_embd);
+  const uint64_t block = static_cast<uint64_t>(s.block_size);
+  const uint64_t params =
+      Add(Mul(Mul(12, layers), Mul(width, width)), Mul(Add(vocab, block), width));
+  const uint64_t activations =
+      Mul(Mul(static_cast<uint64_t>(lm.recipe.batch_size), block),
+          Add(Mul(Mul(16, layers), width), Mul(3, vocab)));
+  const uint64_t per_model = Add(Mul(params, s.lora.rank > 0 ? 4 : 16), Mul(activations, 4));
+  const uint64_t at_once =
+      std::min<uint64_t>(models, static_cast<uint64_t>(std::max(concurrent_models, 1)));
+  const uint64_t training_bytes = Mul(per_model, at_once);
+  const uint64_t population = static_cast<uint64_t>(c.data.population_size);
+  const uint64_t pool = static_cast<uint64_t>(
+      c.audit.data_size > 0 ? c.audit.data_size : std::max<int64_t>(c.data.pool_size, 0));
+  const uint64_t points = Add(pool, population);
+  const uint64_t signal_bytes =
+      Add(Mul(Mul(Mul(models, points), block), 3 * 4), Mul(Mul(models, points), 8 * kSignalKinds));
+  // Texts as strings, and as 4-byte token ids (at most one per byte).
+  const uint64_t data_bytes = Mul(data_file_bytes, 5);
+  const audit::ScoringOptions& scoring = c.audit.scoring;
+  const uint64_t metrics_bytes = Add(
+      Mul(pool, 10), metrics::BootstrapPeakBytes(
+                         pool, scoring.bootstrap.resamples,
+                         scoring.fprs.empty() ? metrics::DefaultFprs().size() : scoring.fprs.size(),
+                         c.run.threads));
+  MemoryEstimate estimate;
+  estimate.bytes = Add(Add(Add(data_bytes, training_bytes), signal_bytes), metrics_bytes);
+  estimate.what = absl::StrCat(
+      "training ", s.architecture, " with ", s.n_layer, " layers of ", s.n_embd, " (", params,
+      " parameters, a ", vocab, "-token vocabulary; ", FormatBytes(training_bytes), " for ",
+      at_once, at_once == 1 ? " model" : " models", " at once), ", FormatBytes(data_bytes),
+      " of texts and ", FormatBytes(signal_bytes), " of per-token signals (", models,
+      " models x ", points, " texts x ", block, " positions)");
+  return estimate;
+}
+
+}  // namespace
+
 absl::StatusOr<MemoryEstimate> EstimatePipelineMemory(const Config& config, const DataShape& shape,
                                                       int concurrent_models) {
+  if (config.language_model()) {
+    return EstimateLmMemory(config, DiskBytes(config.data.source.path), concurrent_models);
+  }
   const uint64_t models = static_cast<uint64_t>(std::max(config.num_models(), 1));
   const uint64_t rows = static_cast<uint64_t>(std::max<int64_t>(shape.rows, 0));
   const uint64_t features = Product(shape.sample_shape);

@@ -151,6 +151,30 @@ TEST(PipelineEstimate, RefusesTheReviewsSpecs) {
   EXPECT_THAT(crowd.what, HasSubstr("5120 models x 197324 points"));
 }
 
+// Language models: the demo fits in well under a gigabyte; GPT-2 XL trained
+// fully in 4 lanes with large batches is refused from its settings alone.
+TEST(PipelineEstimate, LanguageModels) {
+  auto demo = LoadConfigFile(std::string(MIA_SOURCE_DIR) + "/configs/llm-demo.yaml");
+  ASSERT_TRUE(demo.ok()) << demo.status();
+  const MemoryEstimate small = *EstimatePipelineMemory(*demo, DataShape{}, 2);
+  EXPECT_LT(small.bytes, uint64_t{1} << 30);
+  EXPECT_GT(small.bytes, uint64_t{20} << 20);
+  EXPECT_THAT(small.what, HasSubstr("training gpt with 2 layers of 128"));
+  EXPECT_THAT(small.what, HasSubstr("5 models x 1500 texts x 64 positions"));
+
+  Config xl = *demo;
+  xl.lm->spec =
+      ParseConfig("data: {dataset: fortunes}\ntrain: {model_name: gpt2-xl}\n", "x.yaml")->lm->spec;
+  xl.lm->recipe.batch_size = 64;
+  const MemoryEstimate huge = *EstimatePipelineMemory(xl, DataShape{}, 4);
+  EXPECT_GT(huge.bytes, uint64_t{100'000'000'000});
+  EXPECT_THAT(huge.what, HasSubstr("training gpt2 with 48 layers of 1600"));
+  // LoRA keeps no gradients or optimizer state for the frozen base.
+  Config lora = xl;
+  lora.lm->spec.lora.rank = 8;
+  EXPECT_LT(EstimatePipelineMemory(lora, DataShape{}, 4)->bytes, huge.bytes);
+}
+
 TEST(ProbeDataShape, NamedDatasetsCsvAndNpy) {
   const std::string dir = TempDir();
   Config c = SmallConfig();
