@@ -106,8 +106,14 @@ absl::StatusOr<std::unique_ptr<text::Tokenizer>> TokenizerStage(
                                                    RowsSha256(split.pool), " ", lm.vocab_size));
     const std::filesystem::path dir = std::filesystem::path(c.run.log_dir) / "tokenizers" / key;
     std::error_code ec;
-    if (std::filesystem::exists(dir / "merges.txt", ec)) {
-      MIA_ASSIGN_OR_RETURN(tokenizer, text::LoadGpt2Bpe(dir.string()));
+    // A folder that does not read back (a crash between its two files) is
+    // trained again; what it holds is part of every model's key anyway.
+    absl::StatusOr<std::unique_ptr<text::ByteBpeTokenizer>> kept =
+        std::filesystem::exists(dir / "merges.txt", ec)
+            ? text::LoadGpt2Bpe(dir.string())
+            : absl::NotFoundError("no tokenizer kept");
+    if (kept.ok()) {
+      tokenizer = std::move(*kept);
     } else {
       SendProgress(ctx, "data", 0, 1, absl::StrCat("training a ", lm.vocab_size, "-token BPE"));
       std::vector<std::string> pool_texts = Gather(data.texts.texts, split.pool);

@@ -105,6 +105,19 @@ TEST(LmPipelineTest, AnOverfitLanguageModelLeaksAndTheReportHoldsNoText) {
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->models_trained, 0);
   EXPECT_EQ(again->result.results[0].scores, out->result.results[0].scores);
+
+  // A kept tokenizer that does not read back is trained again, to the same
+  // tokenizer (deterministic), so the models are still reused.
+  int corrupted = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(root + "/runs/tokenizers")) {
+    std::ofstream(entry.path() / "vocab.json") << "{\"trunc";
+    ++corrupted;
+  }
+  EXPECT_EQ(corrupted, 1);
+  auto third = RunAudit(*config, PipelineContext{});
+  ASSERT_TRUE(third.ok()) << third.status();
+  EXPECT_EQ(third->models_trained, 0);
+  EXPECT_EQ(third->result.results[0].scores, out->result.results[0].scores);
 }
 
 TEST(LmPipelineTest, LanguageModelsThatNeverLearnedTheirTextsShowNoLeakage) {
