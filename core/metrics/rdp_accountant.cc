@@ -46,7 +46,7 @@ class LogBinomials {
 double LogA(double q, double sigma, int a, const LogBinomials& log_binom) {
   if (q == 0) return 0;  // only k = 0 remains: (1 - 0)^a = 1
   const double log_q = std::log(q);
-  const double log_1mq = std::log1p(-q);  // -infinity at q = 1
+  const double log_1mq = std::log1p(-q);               // -infinity at q = 1
   const double inv_two_var = 1 / (2 * sigma * sigma);  // may be +infinity for tiny sigma
   std::vector<double> terms;
   terms.reserve(static_cast<size_t>(a) + 1);
@@ -75,8 +75,8 @@ absl::Status CheckRun(const DpSgdAccounting& run, bool check_sigma) {
         absl::StrCat("sample_rate: must be in (0, 1], got ", run.sample_rate));
   }
   if (check_sigma && !(run.noise_multiplier > 0 && Finite(run.noise_multiplier))) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "noise_multiplier: must be finite and > 0, got ", run.noise_multiplier));
+    return absl::InvalidArgumentError(
+        absl::StrCat("noise_multiplier: must be finite and > 0, got ", run.noise_multiplier));
   }
   if (run.steps < 1) {
     return absl::InvalidArgumentError(absl::StrCat("steps: must be >= 1, got ", run.steps));
@@ -126,8 +126,7 @@ absl::StatusOr<double> SubsampledGaussianRdp(double q, double sigma, int order) 
     return absl::InvalidArgumentError(absl::StrCat("q: must be in [0, 1], got ", q));
   }
   if (!(sigma > 0 && Finite(sigma))) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sigma: must be finite and > 0, got ", sigma));
+    return absl::InvalidArgumentError(absl::StrCat("sigma: must be finite and > 0, got ", sigma));
   }
   if (order < kRdpMinOrder || order > kMaxSingleOrder) {
     return absl::InvalidArgumentError(
@@ -143,8 +142,7 @@ absl::StatusOr<DpSgdEpsilon> ComputeDpSgdEpsilon(const DpSgdAccounting& run) {
 
 absl::StatusOr<int64_t> StepsForEpochs(double epochs, double q) {
   if (!(epochs > 0 && Finite(epochs))) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("epochs: must be finite and > 0, got ", epochs));
+    return absl::InvalidArgumentError(absl::StrCat("epochs: must be finite and > 0, got ", epochs));
   }
   if (!(q > 0 && q <= 1)) {
     return absl::InvalidArgumentError(absl::StrCat("sample_rate: must be in (0, 1], got ", q));
@@ -152,8 +150,8 @@ absl::StatusOr<int64_t> StepsForEpochs(double epochs, double q) {
   const double x = epochs / q;
   constexpr double kMaxSteps = 9007199254740992.0;  // 2^53
   if (!(x <= kMaxSteps)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "epochs: ", epochs, " epochs at sample rate ", q, " are more than 2^53 steps"));
+    return absl::InvalidArgumentError(absl::StrCat("epochs: ", epochs, " epochs at sample rate ", q,
+                                                   " are more than 2^53 steps"));
   }
   const double nearest = std::round(x);
   const double steps = std::fabs(x - nearest) <= 1e-9 * x ? nearest : std::ceil(x);
@@ -174,10 +172,10 @@ absl::StatusOr<double> NoiseMultiplierForEpsilon(const DpSgdAccounting& run,
     floor = std::min(floor, ConversionTerm(run.conversion, a, log_delta));
   }
   if (target_epsilon <= floor) {
-    return absl::OutOfRangeError(absl::StrCat(
-        "target_epsilon: ", target_epsilon, " is unreachable at delta ", run.delta,
-        " with the ", RdpConversionName(run.conversion),
-        " conversion: no noise brings epsilon to ", floor, " or below"));
+    return absl::OutOfRangeError(
+        absl::StrCat("target_epsilon: ", target_epsilon, " is unreachable at delta ", run.delta,
+                     " with the ", RdpConversionName(run.conversion),
+                     " conversion: no noise brings epsilon to ", floor, " or below"));
   }
   const LogBinomials log_binom(kRdpMaxOrder);
   DpSgdAccounting probe = run;
@@ -200,10 +198,12 @@ absl::StatusOr<double> NoiseMultiplierForEpsilon(const DpSgdAccounting& run,
       lo = hi;
       hi *= 2;
       if (hi > kMaxNoiseMultiplier) {
-        return absl::OutOfRangeError(absl::StrCat(
-            "target_epsilon: ", target_epsilon, " at delta ", run.delta, " needs a noise multiplier "
-            "above ", kMaxNoiseMultiplier, " (the ", RdpConversionName(run.conversion),
-            " conversion's floor is ", floor, ")"));
+        return absl::OutOfRangeError(
+            absl::StrCat("target_epsilon: ", target_epsilon, " at delta ", run.delta,
+                         " needs a noise multiplier "
+                         "above ",
+                         kMaxNoiseMultiplier, " (the ", RdpConversionName(run.conversion),
+                         " conversion's floor is ", floor, ")"));
       }
     }
   }

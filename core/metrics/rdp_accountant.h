@@ -88,8 +88,7 @@ inline constexpr double kNoiseMultiplierTolerance = 1e-9;
 // the target is unreachable: at or below the limit of eps as sigma grows (the
 // conversion's term alone, min over a of log((a - 1) / a) - (log delta + log a)
 // / (a - 1) or -log(delta) / (a - 1)), or reached only by a sigma above 1e8.
-absl::StatusOr<double> NoiseMultiplierForEpsilon(const DpSgdAccounting& run,
-                                                 double target_epsilon);
+absl::StatusOr<double> NoiseMultiplierForEpsilon(const DpSgdAccounting& run, double target_epsilon);
 
 }  // namespace mia::metrics
 
