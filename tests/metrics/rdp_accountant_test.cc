@@ -107,7 +107,7 @@ TEST(SubsampledGaussianRdpTest, RejectsBadInput) {
 // 12..63); over integer orders alone the minimum can only be as high or
 // higher, and here it is 3.0092 at a = 9. The tolerance 0.05 covers that
 // difference of order grids and the published value's two decimals.
-TEST(DpSgdEpsilonTest, PublishedMnistExample) {
+TEST(RdpAccountantEpsilonTest, PublishedMnistExample) {
   const double q = 256.0 / 60000;
   const absl::StatusOr<int64_t> steps = StepsForEpochs(60, q);
   ASSERT_TRUE(steps.ok()) << steps.status();
@@ -126,7 +126,7 @@ TEST(DpSgdEpsilonTest, PublishedMnistExample) {
   EXPECT_EQ(spec->order, 8);
 }
 
-TEST(DpSgdEpsilonTest, SpecConversionNeverAboveClassic) {
+TEST(RdpAccountantEpsilonTest, SpecConversionNeverAboveClassic) {
   for (double q : {0.001, 0.02, 0.5, 1.0}) {
     for (double sigma : {0.5, 1.0, 3.0, 30.0}) {
       for (int64_t steps : {1, 100, 100000}) {
@@ -139,7 +139,7 @@ TEST(DpSgdEpsilonTest, SpecConversionNeverAboveClassic) {
   }
 }
 
-TEST(DpSgdEpsilonTest, Monotone) {
+TEST(RdpAccountantEpsilonTest, Monotone) {
   for (RdpConversion conversion : {RdpConversion::kSpec, RdpConversion::kClassic}) {
     // More noise: less epsilon.
     double previous = kInf;
@@ -175,7 +175,7 @@ TEST(DpSgdEpsilonTest, Monotone) {
 // With q = 1 and one step the classic conversion has a closed form over real
 // orders: min_a a / (2 sigma^2) - log(delta) / (a - 1); over integers, check
 // it order by order.
-TEST(DpSgdEpsilonTest, FullBatchClassicIsTheGaussianBound) {
+TEST(RdpAccountantEpsilonTest, FullBatchClassicIsTheGaussianBound) {
   const double sigma = 3.0, delta = 1e-5;
   double want = kInf;
   int want_order = 0;
@@ -190,13 +190,13 @@ TEST(DpSgdEpsilonTest, FullBatchClassicIsTheGaussianBound) {
   EXPECT_EQ(got->order, want_order);
 }
 
-TEST(DpSgdEpsilonTest, TinySigmaIsInfinite) {
+TEST(RdpAccountantEpsilonTest, TinySigmaIsInfinite) {
   const absl::StatusOr<DpSgdEpsilon> got = ComputeDpSgdEpsilon({0.5, 1e-160, 10, 1e-5});
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->epsilon, kInf);
 }
 
-TEST(DpSgdEpsilonTest, RejectsBadInputNamingTheField) {
+TEST(RdpAccountantEpsilonTest, RejectsBadInputNamingTheField) {
   const DpSgdAccounting good{0.01, 1.0, 100, 1e-5, RdpConversion::kSpec};
   ASSERT_TRUE(ComputeDpSgdEpsilon(good).ok());
   auto expect_bad = [](const DpSgdAccounting& run, absl::string_view field) {
@@ -233,7 +233,7 @@ TEST(RdpConversionTest, NamesRoundTrip) {
   EXPECT_EQ(ParseRdpConversion("balle").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST(StepsForEpochsTest, CeilingWithIntegersKept) {
+TEST(RdpAccountantStepsTest, CeilingWithIntegersKept) {
   EXPECT_EQ(*StepsForEpochs(1, 0.01), 100);
   EXPECT_EQ(*StepsForEpochs(0.9, 0.03), 30);  // 0.9 / 0.03 = 30.000000000000004 in double
   EXPECT_EQ(*StepsForEpochs(60, 256.0 / 60000), 14063);
@@ -244,7 +244,7 @@ TEST(StepsForEpochsTest, CeilingWithIntegersKept) {
   EXPECT_EQ(StepsForEpochs(1e300, 1e-10).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST(NoiseMultiplierForEpsilonTest, RoundTrips) {
+TEST(RdpAccountantNoiseMultiplierTest, RoundTrips) {
   for (RdpConversion conversion : {RdpConversion::kSpec, RdpConversion::kClassic}) {
     for (double q : {0.001, 256.0 / 60000, 0.05, 1.0}) {
       for (int64_t steps : {1, 1000, 14063}) {
@@ -265,14 +265,14 @@ TEST(NoiseMultiplierForEpsilonTest, RoundTrips) {
   }
 }
 
-TEST(NoiseMultiplierForEpsilonTest, PublishedExampleBackwards) {
+TEST(RdpAccountantNoiseMultiplierTest, PublishedExampleBackwards) {
   const DpSgdAccounting run{256.0 / 60000, 0, 14063, 1e-5, RdpConversion::kClassic};
   const absl::StatusOr<double> sigma = NoiseMultiplierForEpsilon(run, 3.0092);
   ASSERT_TRUE(sigma.ok()) << sigma.status();
   EXPECT_NEAR(*sigma, 1.1, 1e-3);
 }
 
-TEST(NoiseMultiplierForEpsilonTest, UnreachableAndBadTargets) {
+TEST(RdpAccountantNoiseMultiplierTest, UnreachableAndBadTargets) {
   // As sigma grows, the classic eps falls to min_a -log(delta) / (a - 1) =
   // log(1e5) / 255 = 0.0451; no noise gets below it.
   const DpSgdAccounting run{0.01, 0, 1000, 1e-5, RdpConversion::kClassic};
