@@ -4,6 +4,8 @@
 #ifndef MIA_CLIENT_COMMANDS_H_
 #define MIA_CLIENT_COMMANDS_H_
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -62,6 +64,24 @@ int RunMakeBundle(const MakeBundleOptions& options);
 
 // `mia attacks`: list the registered attacks with their needs and options.
 int RunListAttacks();
+
+// `mia accountant` (client/accountant_command.cc): the DP-SGD RDP accountant
+// of core/metrics/rdp_accountant.h. Each field is a flag of the same name.
+struct AccountantOptions {
+  double sample_rate = 0;                  // --sample-rate q, in (0, 1]
+  std::optional<double> noise_multiplier;  // --noise-multiplier sigma
+  std::optional<double> target_epsilon;    // --target-epsilon: solve for sigma instead
+  std::optional<int64_t> steps;            // --steps T
+  std::optional<double> epochs;            // --epochs E instead: T = ceil(E / q)
+  double delta = 1e-5;                     // --delta
+  std::string conversion = "spec";         // --conversion: spec or classic
+  bool json = false;                       // --json: one JSON object on stdout
+};
+
+// Prints epsilon and the RDP order attaining it (or, with target_epsilon, the
+// noise multiplier reaching it). Bad flag values exit kExitInvalidInput with a
+// message naming the flag; an unreachable target too.
+int RunAccountant(const AccountantOptions& options);
 
 }  // namespace mia::client
 

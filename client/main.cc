@@ -124,6 +124,19 @@ int main(int argc, char** argv) {
 
   CLI::App* attacks_cmd = app.add_subcommand("attacks", "List the attacks and their options");
 
+  // mia accountant (client/accountant_command.cc; the values are checked there)
+  mia::client::AccountantOptions acct;
+  CLI::App* acct_cmd = app.add_subcommand("accountant", "DP-SGD's epsilon by the RDP accountant");
+  acct_cmd->add_option("--sample-rate", acct.sample_rate, "q = batch size / examples")->required();
+  acct_cmd->add_option("--noise-multiplier", acct.noise_multiplier, "sigma = noise std / clip");
+  acct_cmd->add_option("--target-epsilon", acct.target_epsilon, "Solve for sigma instead");
+  acct_cmd->add_option("--steps", acct.steps, "Training steps T");
+  acct_cmd->add_option("--epochs", acct.epochs, "Epochs E instead: T = ceil(E / q)");
+  acct_cmd->add_option("--delta", acct.delta, "delta of (epsilon, delta)")->capture_default_str();
+  acct_cmd->add_option("--conversion", acct.conversion, "RDP to (eps, delta): spec or classic")
+      ->capture_default_str();
+  acct_cmd->add_flag("--json", acct.json, "One JSON object on stdout");
+
 #if MIA_WITH_TORCH
   // mia audit
   mia::client::AuditCommandOptions audit;
@@ -303,6 +316,7 @@ int main(int argc, char** argv) {
     return mia::client::RunMakeBundle(make);
   }
   if (*attacks_cmd) return mia::client::RunListAttacks();
+  if (*acct_cmd) return mia::client::RunAccountant(acct);
 #if MIA_WITH_TORCH
   if (*audit_cmd) return mia::client::RunAuditCommand(audit);
 #endif

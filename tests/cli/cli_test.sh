@@ -145,6 +145,30 @@ expect "report folder not writable" 1 "rep/result.json" -- "$MIA" score --bundle
 expect "list attacks" 0 "" -- "$MIA" attacks
 grep -q "rmia-offline" out.txt && ok "attacks lists rmia-offline" || bad "attacks lists rmia-offline"
 
+# The DP-SGD accountant: the published MNIST example (q = 256/60000, sigma 1.1,
+# 60 epochs = 14063 steps, delta 1e-5) is eps 3.01 with the classic
+# conversion; the spec's conversion gives less. Bad values name their flag.
+expect "accountant" 0 "" -- "$MIA" accountant --sample-rate 0.00426666666667 --noise-multiplier 1.1 --epochs 60 --conversion classic
+grep -q "^epsilon *3.009" out.txt && grep -q "^steps *14063" out.txt && grep -q "^order *9" out.txt \
+  && ok "accountant: classic eps 3.009 at order 9" || { bad "accountant: classic eps"; cat out.txt; }
+expect "accountant --json" 0 "" -- "$MIA" accountant --sample-rate 0.00426666666667 --noise-multiplier 1.1 --steps 14063 --delta 1e-5 --json
+$PY - <<'PY' && ok "accountant JSON" || bad "accountant JSON"
+import json
+r = json.load(open("out.txt"))
+assert r["conversion"] == "spec" and r["steps"] == 14063 and r["noise_multiplier"] == 1.1, r
+assert 2.5 < r["epsilon"] < 3.0 and r["order"] == 8, r
+assert r["delta"] == 1e-5 and abs(r["sample_rate"] - 256 / 60000) < 1e-12, r
+PY
+expect "accountant --target-epsilon" 0 "" -- "$MIA" accountant --sample-rate 0.00426666666667 --target-epsilon 3.0092 --steps 14063 --conversion classic --json
+$PY -c 'import json; r = json.load(open("out.txt")); assert abs(r["noise_multiplier"] - 1.1) < 1e-3 and r["epsilon"] <= 3.0092, r' \
+  && ok "accountant solves sigma 1.1 back" || bad "accountant solves sigma 1.1 back"
+expect "accountant: bad sample rate" 2 "--sample-rate: must be in (0, 1]" -- "$MIA" accountant --sample-rate 1.5 --noise-multiplier 1 --steps 10
+expect "accountant: bad delta" 2 "--delta: must be in (0, 1)" -- "$MIA" accountant --sample-rate 0.1 --noise-multiplier 1 --steps 10 --delta 0
+expect "accountant: bad conversion" 2 "--conversion: 'rdp' is neither" -- "$MIA" accountant --sample-rate 0.1 --noise-multiplier 1 --steps 10 --conversion rdp
+expect "accountant: steps and epochs" 2 "give --steps or --epochs" -- "$MIA" accountant --sample-rate 0.1 --noise-multiplier 1 --steps 10 --epochs 2
+expect "accountant: not a number" 2 "--noise-multiplier" -- "$MIA" accountant --sample-rate 0.1 --noise-multiplier x --steps 10
+expect "accountant: unreachable target" 2 "--target-epsilon: 0.01 is unreachable" -- "$MIA" accountant --sample-rate 0.1 --target-epsilon 0.01 --steps 10
+
 # Remote commands without a server: the job file is checked first, then the
 # connection. Port 1 on the loopback has no mia server.
 printf 'train:\n  learing_rate: 0.1\n' > badjob.yaml
