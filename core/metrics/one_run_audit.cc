@@ -114,8 +114,7 @@ OneRunTerms Terms(const OneRunCounts& counts, double epsilon, const OneRunOption
   OneRunTerms t;
   t.tail = Tail(b, counts.correct);
   t.alpha = options.delta > 0 ? Alpha(b, counts.correct) : 0;
-  t.p = std::min(
-      1.0, t.tail + 2 * static_cast<double>(counts.canaries) * options.delta * t.alpha);
+  t.p = std::min(1.0, t.tail + 2 * static_cast<double>(counts.canaries) * options.delta * t.alpha);
   return t;
 }
 
@@ -123,16 +122,16 @@ OneRunTerms Terms(const OneRunCounts& counts, double epsilon, const OneRunOption
 
 absl::Status ValidateOneRun(const OneRunCounts& counts, const OneRunOptions& options) {
   if (counts.canaries < 0 || counts.canaries > kMaxOneRunCanaries) {
-    return absl::InvalidArgumentError(absl::StrCat("canaries: must lie in [0, ",
-                                                   kMaxOneRunCanaries, "]; got ", counts.canaries));
+    return absl::InvalidArgumentError(
+        absl::StrCat("canaries: must lie in [0, ", kMaxOneRunCanaries, "]; got ", counts.canaries));
   }
   if (counts.guesses < 0 || counts.guesses > counts.canaries) {
-    return absl::InvalidArgumentError(absl::StrCat("guesses: must lie in [0, canaries = ",
-                                                   counts.canaries, "]; got ", counts.guesses));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "guesses: must lie in [0, canaries = ", counts.canaries, "]; got ", counts.guesses));
   }
   if (counts.correct < 0 || counts.correct > counts.guesses) {
-    return absl::InvalidArgumentError(absl::StrCat("correct: must lie in [0, guesses = ",
-                                                   counts.guesses, "]; got ", counts.correct));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "correct: must lie in [0, guesses = ", counts.guesses, "]; got ", counts.correct));
   }
   if (!(options.delta >= 0 && options.delta < 1)) {
     return absl::InvalidArgumentError(
@@ -188,9 +187,8 @@ absl::StatusOr<OneRunGridResult> OneRunAuditGrid(absl::Span<const double> scores
                                                  absl::Span<const OneRunGuessSplit> grid,
                                                  const OneRunOptions& options) {
   if (scores.size() != included.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("one-run audit: ", scores.size(),
-                                                   " scores but ", included.size(),
-                                                   " inclusion bits"));
+    return absl::InvalidArgumentError(absl::StrCat("one-run audit: ", scores.size(), " scores but ",
+                                                   included.size(), " inclusion bits"));
   }
   for (size_t i = 0; i < scores.size(); ++i) {
     if (std::isnan(scores[i])) {
@@ -232,8 +230,7 @@ absl::StatusOr<OneRunGridResult> OneRunAuditGrid(absl::Span<const double> scores
     const int64_t right_in = in_before[static_cast<size_t>(s.k_plus)];
     const int64_t in_last = in_before[order.size()] - in_before[static_cast<size_t>(m - s.k_minus)];
     e.correct = right_in + (s.k_minus - in_last);
-    MIA_ASSIGN_OR_RETURN(e.epsilon,
-                         OneRunEpsilonLowerBound({m, e.guesses, e.correct}, options));
+    MIA_ASSIGN_OR_RETURN(e.epsilon, OneRunEpsilonLowerBound({m, e.guesses, e.correct}, options));
     if (!result.entries.empty() && e.epsilon > result.entries[result.best].epsilon) {
       result.best = result.entries.size();
     }

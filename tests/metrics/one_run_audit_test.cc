@@ -180,9 +180,9 @@ TEST(OneRunBoundTest, MatchesThePlainDefinitionOnLargerCases) {
 
 TEST(OneRunBoundTest, LargeRunsAreConsistent) {
   // r = 10^6 guesses: the bound passes the test and 2e-5 above it does not.
-  for (const OneRunCounts& c : {OneRunCounts{1000000, 1000000, 560000},
-                                OneRunCounts{1000000, 200000, 150000},
-                                OneRunCounts{1000000, 1000000, 999990}}) {
+  for (const OneRunCounts& c :
+       {OneRunCounts{1000000, 1000000, 560000}, OneRunCounts{1000000, 200000, 150000},
+        OneRunCounts{1000000, 1000000, 999990}}) {
     for (double delta : {0.0, 1e-6}) {
       const double eps = Bound(c.canaries, c.guesses, c.correct, delta);
       EXPECT_GT(eps, 0) << c.correct;
