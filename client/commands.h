@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "core/audit/scoring.h"
 #include "core/audit/synthetic.h"
+#include "core/metrics/one_run_audit.h"
 
 namespace mia::client {
 
@@ -82,6 +83,17 @@ struct AccountantOptions {
 // noise multiplier reaching it). Bad flag values exit kExitInvalidInput with a
 // message naming the flag; an unreachable target too.
 int RunAccountant(const AccountantOptions& options);
+
+struct OneRunBoundOptions {
+  metrics::OneRunCounts counts;  // --canaries, --guesses, --correct
+  metrics::OneRunOptions bound;  // --delta, --beta
+  bool json = false;             // one JSON object on stdout instead of text
+};
+
+// `mia one-run-bound`: the epsilon lower bound of a DP audit in one run from
+// its counts (client/one_run_command.cc). Bad counts or levels exit 2 with the
+// flag named.
+int RunOneRunBound(const OneRunBoundOptions& options);
 
 }  // namespace mia::client
 

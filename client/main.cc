@@ -136,6 +136,18 @@ int main(int argc, char** argv) {
   acct_cmd->add_option("--conversion", acct.conversion, "RDP to (eps, delta): spec or classic")
       ->capture_default_str();
   acct_cmd->add_flag("--json", acct.json, "One JSON object on stdout");
+  // mia one-run-bound (client/one_run_command.cc)
+  mia::client::OneRunBoundOptions one_run;
+  CLI::App* one_run_cmd = app.add_subcommand(
+      "one-run-bound", "Epsilon lower bound of a DP audit in one run, from its counts");
+  one_run_cmd->add_option("--canaries", one_run.counts.canaries, "Canaries m")->required();
+  one_run_cmd->add_option("--guesses", one_run.counts.guesses, "Guesses r = k+ + k-")->required();
+  one_run_cmd->add_option("--correct", one_run.counts.correct, "Right guesses v")->required();
+  one_run_cmd->add_option("--delta", one_run.bound.delta, "delta of the DP claim")
+      ->capture_default_str();
+  one_run_cmd->add_option("--beta", one_run.bound.beta, "Error level (confidence 1 - beta)")
+      ->capture_default_str();
+  one_run_cmd->add_flag("--json", one_run.json, "One JSON object instead of text");
 
 #if MIA_WITH_TORCH
   // mia audit
@@ -317,6 +329,7 @@ int main(int argc, char** argv) {
   }
   if (*attacks_cmd) return mia::client::RunListAttacks();
   if (*acct_cmd) return mia::client::RunAccountant(acct);
+  if (*one_run_cmd) return mia::client::RunOneRunBound(one_run);
 #if MIA_WITH_TORCH
   if (*audit_cmd) return mia::client::RunAuditCommand(audit);
 #endif

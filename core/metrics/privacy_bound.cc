@@ -22,6 +22,8 @@ namespace {
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+}  // namespace
+
 // log Gamma(x) for x > 0. Written here rather than calling std::lgamma, which
 // in glibc writes the global `signgam` and so is a data race when the bound is
 // computed from several threads. Stirling's series is used from x >= 10 (the
@@ -43,6 +45,8 @@ double LogGamma(double x) {
   constexpr double kHalfLogTwoPi = 0.91893853320467274178;
   return (x - 0.5) * std::log(x) - x + kHalfLogTwoPi + series - std::log(lift);
 }
+
+namespace {
 
 // Continued fraction of I_x(a, b) (the classic expansion with even and odd
 // steps), evaluated by the modified Lentz method. Converges quickly for

@@ -13,6 +13,10 @@
 
 namespace mia::metrics {
 
+// log Gamma(x) for x > 0 (Stirling's series, about 1e-16 relative); unlike
+// std::lgamma it writes no global, so it is safe from any thread.
+double LogGamma(double x);
+
 // Regularized incomplete beta function I_x(a, b), a, b > 0, x in [0, 1].
 double RegularizedIncompleteBeta(double a, double b, double x);
 

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "core/metrics/privacy_bound.h"
 
 namespace mia::metrics {
 namespace {
@@ -23,13 +24,13 @@ constexpr double kMaxNoiseMultiplier = 1e8;
 
 bool Finite(double x) { return std::isfinite(x); }
 
-// log(binom(n, k)) for 0 <= k <= n, from log n! summed term by term (exact to a
-// few ulps for the orders used here). Not std::lgamma: glibc's writes the
-// global `signgam`, a data race when several threads account at once.
+// log(binom(n, k)) for 0 <= k <= n, from a table of log n! = LogGamma(n + 1)
+// (privacy_bound.h's, not std::lgamma: glibc's writes the global `signgam`, a
+// data race when several threads account at once).
 class LogBinomials {
  public:
   explicit LogBinomials(int n) : log_factorial_(static_cast<size_t>(n) + 1, 0.0) {
-    for (int i = 2; i <= n; ++i) log_factorial_[i] = log_factorial_[i - 1] + std::log(i);
+    for (int i = 2; i <= n; ++i) log_factorial_[i] = LogGamma(i + 1.0);
   }
   double operator()(int n, int k) const {
     return log_factorial_[n] - log_factorial_[k] - log_factorial_[n - k];

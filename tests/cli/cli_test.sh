@@ -168,6 +168,27 @@ expect "accountant: bad conversion" 2 "--conversion: 'rdp' is neither" -- "$MIA"
 expect "accountant: steps and epochs" 2 "give --steps or --epochs" -- "$MIA" accountant --sample-rate 0.1 --noise-multiplier 1 --steps 10 --epochs 2
 expect "accountant: not a number" 2 "--noise-multiplier" -- "$MIA" accountant --sample-rate 0.1 --noise-multiplier x --steps 10
 expect "accountant: unreachable target" 2 "--target-epsilon: 0.01 is unreachable" -- "$MIA" accountant --sample-rate 0.1 --target-epsilon 0.01 --steps 10
+# The one-run DP audit bound from counts: text, JSON, and flags named in errors.
+# All 100 guesses right with delta 0: q^100 < 0.05 up to eps = log(q / (1 - q)),
+# q = 0.05^(1/100), i.e. 3.492965, less at most 1e-5 (bisection from below).
+expect "one-run-bound" 0 "" -- "$MIA" one-run-bound --canaries 1000 --guesses 100 --correct 100 --delta 0
+grep -qE "epsilon lower bound \(one run\): 3\.4929[56]" out.txt && ok "one-run-bound text" \
+  || { bad "one-run-bound text"; cat out.txt; }
+expect "one-run-bound --json" 0 "" -- "$MIA" one-run-bound --canaries 1000 --guesses 100 --correct 90 \
+  --delta 1e-5 --beta 0.05 --json
+$PY - <<'PY' && ok "one-run-bound JSON" || { bad "one-run-bound JSON"; cat out.txt; }
+import json
+r = json.load(open("out.txt"))
+assert 1.5 < r["epsilon"] < 1.7, r
+assert (r["canaries"], r["guesses"], r["correct"], r["delta"], r["beta"]) == (1000, 100, 90, 1e-5, 0.05), r
+PY
+expect "one-run-bound chance" 0 "" -- "$MIA" one-run-bound --canaries 100 --guesses 100 --correct 50 --json
+grep -q '"epsilon": 0.000000' out.txt && ok "one-run-bound half right gives 0" || bad "one-run-bound half right gives 0"
+expect "one-run-bound: more right than guessed" 2 "--correct: must lie in [0, guesses = 100]" -- "$MIA" \
+  one-run-bound --canaries 1000 --guesses 100 --correct 101
+expect "one-run-bound: delta out of range" 2 "--delta: must lie in [0, 1)" -- "$MIA" \
+  one-run-bound --canaries 1000 --guesses 100 --correct 90 --delta 1
+expect "one-run-bound: not a number" 2 "--canaries" -- "$MIA" one-run-bound --canaries many --guesses 1 --correct 1
 
 # Remote commands without a server: the job file is checked first, then the
 # connection. Port 1 on the loopback has no mia server.
