@@ -283,12 +283,8 @@ absl::StatusOr<std::vector<attacks::TokenSignals>> LmSignalsStage(
   std::vector<attacks::TokenSignals> out(m_count);
   std::vector<std::string> paths(m_count);
   std::vector<int> to_compute;
-  int done = 0;
-  auto signal_done = [&] {
-    ++done;
-    SendProgress(ctx, "signals", done, m_count,
-                 absl::StrCat("signals of ", done, "/", m_count, " models"));
-  };
+  const std::function<void()> signal_done = SignalsCounter(ctx, m_count);
+
   for (int m = 0; m < m_count; ++m) {
     MIA_RETURN_IF_ERROR(CheckCancel(ctx));
     nlohmann::json key = {{"version", "mia-token-signals-v1"},

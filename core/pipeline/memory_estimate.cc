@@ -218,6 +218,17 @@ absl::StatusOr<uint64_t> TrainingBytesPerModel(const training::ModelSpec& spec,
 
 namespace {
 
+// Metrics of one attack on one target at a time: copies of its scores over
+// the audit points (10 bytes a point) and the bootstrap's buffers.
+uint64_t MetricsBytes(const Config& c, uint64_t audited) {
+  const audit::ScoringOptions& scoring = c.audit.scoring;
+  return Add(Mul(audited, 10),
+             metrics::BootstrapPeakBytes(
+                 audited, scoring.bootstrap.resamples,
+                 scoring.fprs.empty() ? metrics::DefaultFprs().size() : scoring.fprs.size(),
+                 c.run.threads));
+}
+
 // A language model's audit: the texts (their files' size, as strings and
 // token ids), the models in training (4-byte parameters, their gradients and
 // AdamW's 2 moments, or with LoRA the frozen parameters alone; a batch's
@@ -251,12 +262,7 @@ MemoryEstimate EstimateLmMemory(const Config& c, uint64_t data_file_bytes, int c
       Add(Mul(Mul(Mul(models, points), block), 3 * 4), Mul(Mul(models, points), 8 * kSignalKinds));
   // Texts as strings, and as 4-byte token ids (at most one per byte).
   const uint64_t data_bytes = Mul(data_file_bytes, 5);
-  const audit::ScoringOptions& scoring = c.audit.scoring;
-  const uint64_t metrics_bytes = Add(
-      Mul(pool, 10), metrics::BootstrapPeakBytes(
-                         pool, scoring.bootstrap.resamples,
-                         scoring.fprs.empty() ? metrics::DefaultFprs().size() : scoring.fprs.size(),
-                         c.run.threads));
+  const uint64_t metrics_bytes = MetricsBytes(c, pool);
   MemoryEstimate estimate;
   estimate.bytes = Add(Add(Add(data_bytes, training_bytes), signal_bytes), metrics_bytes);
   estimate.what = absl::StrCat(
@@ -315,14 +321,7 @@ absl::StatusOr<MemoryEstimate> EstimatePipelineMemory(const Config& config, cons
   const uint64_t signal_bytes =
       Add(Add(Mul(Mul(values, classes), 4), Mul(values, 8 * kSignalKinds)), Mul(models, points));
 
-  // Metrics of one attack on one target at a time: copies of its scores over
-  // the audit points (10 bytes a point) and the bootstrap's buffers.
-  const audit::ScoringOptions& scoring = config.audit.scoring;
-  const uint64_t metrics_bytes = Add(
-      Mul(pool, 10), metrics::BootstrapPeakBytes(
-                         pool, scoring.bootstrap.resamples,
-                         scoring.fprs.empty() ? metrics::DefaultFprs().size() : scoring.fprs.size(),
-                         config.run.threads));
+  const uint64_t metrics_bytes = MetricsBytes(config, pool);
 
   MemoryEstimate estimate;
   estimate.bytes = Add(Add(Add(data_bytes, training_bytes), signal_bytes), metrics_bytes);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <numeric>
 #include <optional>
 
@@ -238,6 +239,15 @@ absl::StatusOr<Split> SplitStage(const Config& c, const PipelineContext& ctx, in
   return s;
 }
 
+std::function<void()> SignalsCounter(const PipelineContext& ctx, int m_count) {
+  auto done = std::make_shared<int>(0);
+  return [&ctx, m_count, done] {
+    ++*done;
+    SendProgress(ctx, "signals", *done, m_count,
+                 absl::StrCat("signals of ", *done, "/", m_count, " models"));
+  };
+}
+
 absl::StatusOr<std::vector<std::string>> TrainOrReuse(
     const Config& c, const PipelineContext& ctx,
     const std::vector<std::vector<int64_t>>& train_points, const KeyFn& key, int epochs,
@@ -384,12 +394,7 @@ absl::StatusOr<Signals> SignalsStage(const Config& c, const PipelineContext& ctx
   std::vector<int> model_classes(m_count, 0);
   std::vector<std::string> signal_paths(m_count);
   std::vector<int> to_compute;
-  int signals_done = 0;
-  auto signal_done = [&] {
-    ++signals_done;
-    SendProgress(ctx, "signals", signals_done, m_count,
-                 absl::StrCat("signals of ", signals_done, "/", m_count, " models"));
-  };
+  const std::function<void()> signal_done = SignalsCounter(ctx, m_count);
   for (int m = 0; m < m_count; ++m) {
     MIA_RETURN_IF_ERROR(CheckCancel(ctx));
     std::string model_id = models[m].key;

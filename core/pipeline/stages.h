@@ -93,6 +93,10 @@ class TrainProgress {
   bool followed_done_ = true;
 };
 
+// Counts the models whose signals are ready, reporting each one ("signals of
+// k/M models"); call it once per model, from one thread at a time.
+std::function<void()> SignalsCounter(const PipelineContext& ctx, int m_count);
+
 // The train stage of classifiers and language models alike: each model's
 // record and artifact key (`key(m, material)` fills all that determines model
 // m but its seed), the models the store holds reused, the rest trained by one
