@@ -84,6 +84,21 @@ train:
   EXPECT_EQ(c->num_models(), 4);
 }
 
+// Privacy Meter's speedyresnet (its CUDA-only fast CIFAR-10 trainer) is
+// refused with what to use instead.
+TEST(ConfigTest, PrivacyMeterImageModelNames) {
+  std::vector<ConfigProblem> problems;
+  auto speedy = ParseConfig(std::string(kMinimal) + "train:\n  model_name: SpeedyResNet\n",
+                            "speedy.yaml", &problems);
+  ASSERT_FALSE(speedy.ok());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].field, "train.model_name");
+  EXPECT_THAT(problems[0].message, HasSubstr("'speedyresnet'"));
+  EXPECT_THAT(problems[0].message, HasSubstr("not supported"));
+  EXPECT_THAT(problems[0].message, HasSubstr("use wrn28-2"));
+  EXPECT_THAT(problems[0].message, ::testing::Not(HasSubstr("not one of")));
+}
+
 // Privacy Meter's agnews.yaml and agnews_lora.yaml keys (with enough
 // references for RMIA's equal reference counts), pointing at local folders.
 constexpr char kAgNews[] = R"(
