@@ -84,9 +84,12 @@ train:
   EXPECT_EQ(c->num_models(), 4);
 }
 
-// Privacy Meter's speedyresnet (its CUDA-only fast CIFAR-10 trainer) is
-// refused with what to use instead.
+// Privacy Meter's image model names: vgg16 is built; speedyresnet (its
+// CUDA-only fast CIFAR-10 trainer) is refused with what to use instead.
 TEST(ConfigTest, PrivacyMeterImageModelNames) {
+  auto vgg = ParseConfig(std::string(kMinimal) + "train:\n  model_name: VGG16\n", "vgg.yaml");
+  ASSERT_TRUE(vgg.ok()) << vgg.status();
+  EXPECT_EQ(vgg->model.architecture, "vgg16");
   std::vector<ConfigProblem> problems;
   auto speedy = ParseConfig(std::string(kMinimal) + "train:\n  model_name: SpeedyResNet\n",
                             "speedy.yaml", &problems);
@@ -95,7 +98,7 @@ TEST(ConfigTest, PrivacyMeterImageModelNames) {
   EXPECT_EQ(problems[0].field, "train.model_name");
   EXPECT_THAT(problems[0].message, HasSubstr("'speedyresnet'"));
   EXPECT_THAT(problems[0].message, HasSubstr("not supported"));
-  EXPECT_THAT(problems[0].message, HasSubstr("use wrn28-2"));
+  EXPECT_THAT(problems[0].message, HasSubstr("use wrn28-2 or vgg16"));
   EXPECT_THAT(problems[0].message, ::testing::Not(HasSubstr("not one of")));
 }
 
