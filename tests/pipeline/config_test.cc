@@ -90,6 +90,11 @@ TEST(ConfigTest, PrivacyMeterImageModelNames) {
   auto vgg = ParseConfig(std::string(kMinimal) + "train:\n  model_name: VGG16\n", "vgg.yaml");
   ASSERT_TRUE(vgg.ok()) << vgg.status();
   EXPECT_EQ(vgg->model.architecture, "vgg16");
+  EXPECT_EQ(vgg->model.dropout, 0.5);  // torchvision's VGG classifier dropout
+  auto no_dropout = ParseConfig(
+      std::string(kMinimal) + "train:\n  model_name: vgg16\n  dropout: 0\n", "vgg0.yaml");
+  ASSERT_TRUE(no_dropout.ok()) << no_dropout.status();
+  EXPECT_EQ(no_dropout->model.dropout, 0.0);
   std::vector<ConfigProblem> problems;
   auto speedy = ParseConfig(std::string(kMinimal) + "train:\n  model_name: SpeedyResNet\n",
                             "speedy.yaml", &problems);
