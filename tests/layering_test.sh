@@ -38,7 +38,7 @@ torch_free=$(ls core/{common,io,metrics,attacks,report,audit,data,text,pipeline,
 check "no LibTorch outside core/models and core/training" "$torch" $torch_free
 # shellcheck disable=SC2086
 check "torch-free modules include no LibTorch model headers" \
-  '#include "core/models/(layers|classifier|registry|mlp|cnn|alexnet|wide_resnet|sparse_linear|gpt)\.h"' \
+  '#include "core/models/(layers|classifier|registry|mlp|cnn|alexnet|wide_resnet|vgg16|sparse_linear|gpt)\.h"' \
   $torch_free
 # `mia` itself loads no LibTorch: in client/, only the audit command (a
 # library of its own) reaches the training pipeline.

@@ -11,12 +11,12 @@
 namespace mia::models {
 
 struct ModelSpec {
-  std::string architecture = "mlp";  // mlp | cnn | alexnet | wrn (core/models/registry.h)
+  std::string architecture = "mlp";  // mlp | cnn | alexnet | wrn | vgg16 (core/models/registry.h)
   std::vector<int> hidden = {128};   // mlp: hidden layer widths
   std::string activation = "tanh";   // mlp: tanh | relu
   int depth = 28;                    // wrn: depth (6n + 4)
   int width = 2;                     // wrn: widening factor k (1, 2, 10); cnn: channel multiplier
-  double dropout = 0.0;              // mlp / alexnet / wrn dropout probability
+  double dropout = 0.0;              // mlp / alexnet / wrn / vgg16 dropout probability
 };
 
 }  // namespace mia::models

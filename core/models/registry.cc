@@ -37,6 +37,8 @@ const std::vector<Architecture>& Architectures() {
       {"alexnet", "AlexNet for small images: 5 conv + 3 FC", &BuildAlexNet, nullptr},
       {"wrn", "Wide ResNet depth 6n+4, widening `width`, pre-activation blocks", &BuildWideResNet,
        nullptr},
+      {"vgg16", "VGG-16 as torchvision (no batch norm): 13 conv + 3 FC, 7x7 pooled", &BuildVgg16,
+       nullptr},
   };
   return *kTable;
 }

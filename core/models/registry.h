@@ -68,6 +68,8 @@ absl::StatusOr<std::shared_ptr<Classifier>> BuildAlexNet(const ModelSpec& spec,
 absl::StatusOr<std::shared_ptr<Classifier>> BuildWideResNet(const ModelSpec& spec,
                                                             const InputSpec& input,
                                                             Initializer& init);
+absl::StatusOr<std::shared_ptr<Classifier>> BuildVgg16(const ModelSpec& spec,
+                                                       const InputSpec& input, Initializer& init);
 
 }  // namespace mia::models
 

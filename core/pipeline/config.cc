@@ -423,9 +423,20 @@ void ParseLmTrain(Section& s, const std::string& model_name, Config* c) {
 bool ParseTrain(Section& s, Config* c) {
   // A text dataset's default model is the small GPT.
   std::string model_name = c->lm.has_value() ? "gpt" : "mlp";
-  std::vector<std::string> names = {"mlp", "cnn", "alexnet", "wrn28-1", "wrn28-2", "wrn28-10"};
+  std::vector<std::string> names = {"mlp",     "cnn",      "alexnet", "wrn28-1",
+                                    "wrn28-2", "wrn28-10", "vgg16"};
   for (const auto& [name, size] : LmModels()) names.push_back(name);
-  s.GetChoice("model_name", &model_name, names);
+  // Privacy Meter's speedyresnet is its CUDA-only fast CIFAR-10 trainer
+  // (hlb-CIFAR10), not an architecture: say so rather than "not one of".
+  std::string requested;
+  if (s.Has("model_name") && s.Get("model_name", &requested) &&
+      absl::AsciiStrToLower(requested) == "speedyresnet") {
+    s.Add("model_name",
+          "'speedyresnet' (Privacy Meter's CUDA-only fast CIFAR-10 trainer) is not supported; "
+          "use wrn28-2 or vgg16 for a CIFAR-sized image model");
+  } else {
+    s.GetChoice("model_name", &model_name, names);
+  }
   if (LmModels().count(model_name) > 0) {
     ParseLmTrain(s, model_name, c);
     return true;
@@ -438,6 +449,7 @@ bool ParseTrain(Section& s, Config* c) {
   } else {
     m.architecture = model_name;
     if (model_name == "cnn") m.width = 1;
+    if (model_name == "vgg16") m.dropout = 0.5;  // torchvision's VGG classifier dropout
   }
   if (s.GetList("hidden", &m.hidden, kMaxHiddenLayers)) {
     for (size_t i = 0; i < m.hidden.size(); ++i) {

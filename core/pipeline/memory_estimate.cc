@@ -58,6 +58,17 @@ absl::StatusOr<Image> ImageInput(const training::ModelSpec& spec,
                static_cast<uint64_t>(sample_shape[2])};
 }
 
+// vgg16's conv widths, block by block; a 2x2 max-pool closes each block
+// (core/models/vgg16.cc). The classifier sees 512 x 7 x 7 pooled features.
+const std::vector<std::vector<uint64_t>>& Vgg16Blocks() {
+  static const std::vector<std::vector<uint64_t>>* const kBlocks =
+      new std::vector<std::vector<uint64_t>>{
+          {64, 64}, {128, 128}, {256, 256, 256}, {512, 512, 512}, {512, 512, 512}};
+  return *kBlocks;
+}
+constexpr uint64_t kVgg16Features = 512 * 7 * 7;
+constexpr uint64_t kVgg16Hidden = 4096;
+
 uint64_t WrnBlocks(const training::ModelSpec& spec) {
   return spec.depth >= 10 ? static_cast<uint64_t>((spec.depth - 4) / 6) : 1;
 }
@@ -142,6 +153,19 @@ absl::StatusOr<uint64_t> ParameterCount(const training::ModelSpec& spec,
     params = Add(params, Dense(Mul(256, (x.h / 8) * (x.w / 8)), 1024));
     return Add(Add(params, Dense(1024, 512)), Dense(512, c));
   }
+  if (spec.architecture == "vgg16") {
+    MIA_ASSIGN_OR_RETURN(const Image x, ImageInput(spec, sample_shape));
+    uint64_t params = 0, in = x.c;
+    for (const std::vector<uint64_t>& block : Vgg16Blocks()) {
+      for (uint64_t out : block) {
+        params = Add(params, Conv(in, out, 3, true));
+        in = out;
+      }
+    }
+    params = Add(params, Dense(kVgg16Features, kVgg16Hidden));
+    params = Add(params, Dense(kVgg16Hidden, kVgg16Hidden));
+    return Add(params, Dense(kVgg16Hidden, c));
+  }
   if (spec.architecture == "wrn") {
     MIA_ASSIGN_OR_RETURN(const Image x, ImageInput(spec, sample_shape));
     const uint64_t k = static_cast<uint64_t>(spec.width);
@@ -184,6 +208,17 @@ absl::StatusOr<uint64_t> ActivationsPerExample(const training::ModelSpec& spec,
   if (spec.architecture == "alexnet") {
     return input + 2 * 64 * pixels + 64 * pixels / 4 + 2 * 192 * pixels / 4 + 192 * pixels / 16 +
            2 * (384 + 256 + 256) * pixels / 16 + 256 * pixels / 64 + 2 * (1024 + 512) + c;
+  }
+  if (spec.architecture == "vgg16") {
+    // Per conv its output and its ReLU; per block the pooled output; then the
+    // 7x7 pooled features and, per hidden FC, its output, ReLU and dropout.
+    uint64_t acts = input;
+    for (size_t b = 0; b < Vgg16Blocks().size(); ++b) {
+      const uint64_t area = pixels >> (2 * b);
+      for (uint64_t width : Vgg16Blocks()[b]) acts = Add(acts, Mul(2 * width, area));
+      acts = Add(acts, Mul(Vgg16Blocks()[b].back(), pixels >> (2 * (b + 1))));
+    }
+    return Add(acts, kVgg16Features + 2 * 3 * kVgg16Hidden + c);
   }
   if (spec.architecture == "wrn") {
     const uint64_t k = static_cast<uint64_t>(spec.width);

@@ -84,6 +84,29 @@ train:
   EXPECT_EQ(c->num_models(), 4);
 }
 
+// Privacy Meter's image model names: vgg16 is built; speedyresnet (its
+// CUDA-only fast CIFAR-10 trainer) is refused with what to use instead.
+TEST(ConfigTest, PrivacyMeterImageModelNames) {
+  auto vgg = ParseConfig(std::string(kMinimal) + "train:\n  model_name: VGG16\n", "vgg.yaml");
+  ASSERT_TRUE(vgg.ok()) << vgg.status();
+  EXPECT_EQ(vgg->model.architecture, "vgg16");
+  EXPECT_EQ(vgg->model.dropout, 0.5);  // torchvision's VGG classifier dropout
+  auto no_dropout = ParseConfig(
+      std::string(kMinimal) + "train:\n  model_name: vgg16\n  dropout: 0\n", "vgg0.yaml");
+  ASSERT_TRUE(no_dropout.ok()) << no_dropout.status();
+  EXPECT_EQ(no_dropout->model.dropout, 0.0);
+  std::vector<ConfigProblem> problems;
+  auto speedy = ParseConfig(std::string(kMinimal) + "train:\n  model_name: SpeedyResNet\n",
+                            "speedy.yaml", &problems);
+  ASSERT_FALSE(speedy.ok());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].field, "train.model_name");
+  EXPECT_THAT(problems[0].message, HasSubstr("'speedyresnet'"));
+  EXPECT_THAT(problems[0].message, HasSubstr("not supported"));
+  EXPECT_THAT(problems[0].message, HasSubstr("use wrn28-2 or vgg16"));
+  EXPECT_THAT(problems[0].message, ::testing::Not(HasSubstr("not one of")));
+}
+
 // Privacy Meter's agnews.yaml and agnews_lora.yaml keys (with enough
 // references for RMIA's equal reference counts), pointing at local folders.
 constexpr char kAgNews[] = R"(

@@ -75,6 +75,22 @@ TEST(ParameterCount, ConvolutionalArchitectures) {
   const absl::StatusOr<uint64_t> tabular = ParameterCount(Arch("cnn", 1), {600}, 100);
   EXPECT_EQ(tabular.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(tabular.status().message(), HasSubstr("train.architecture"));
+  // vgg16 (torchvision's) on CIFAR-10: 13 convs with bias, fc 25088->4096->4096->10,
+  // whatever the image size (7x7 adaptive pooling).
+  const uint64_t vgg16 = 14714688 + (25088 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 10 + 10);
+  EXPECT_EQ(*ParameterCount(Arch("vgg16", 1), {3, 32, 32}, 10), vgg16);
+  EXPECT_EQ(*ParameterCount(Arch("vgg16", 1), {3, 64, 64}, 10), vgg16);
+  for (const auto& count : {ParameterCount(Arch("vgg16", 1), {600}, 100),
+                            ActivationsPerExample(Arch("vgg16", 1), {600}, 100)}) {
+    EXPECT_EQ(count.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(count.status().message(), HasSubstr("'vgg16' needs images"));
+  }
+  // Activations: 3x32x32 input; per conv output and ReLU; pooled maps; 7x7
+  // features; three tensors per hidden FC; logits.
+  EXPECT_EQ(*ActivationsPerExample(Arch("vgg16", 1), {3, 32, 32}, 10),
+            3072 + 2 * 2 * 64 * 1024 + 64 * 256 + 2 * 2 * 128 * 256 + 128 * 64 + 3 * 2 * 256 * 64 +
+                256 * 16 + 3 * 2 * 512 * 16 + 512 * 4 + 3 * 2 * 512 * 4 + 512 + 25088 + 6 * 4096 +
+                10);
 }
 
 TEST(TrainingBytes, WeightsGradientsOptimizerAndActivations) {

@@ -59,6 +59,7 @@ TEST(ModelsTest, TorchFreeParameterCountMatchesTheBuiltModels) {
   cases.push_back({spec("alexnet", {}, 1, 28), {3, 32, 32}, 100});
   cases.push_back({spec("wrn", {}, 1, 10), {3, 32, 32}, 10});
   cases.push_back({spec("wrn", {}, 2, 16), {3, 16, 16}, 100});
+  cases.push_back({spec("vgg16", {}, 1, 28), {1, 40, 36}, 7});
   for (const Case& c : cases) {
     const std::shared_ptr<Classifier> model = Build(c.spec, c.shape, c.classes);
     ASSERT_NE(model, nullptr) << c.spec.architecture;
@@ -129,10 +130,49 @@ TEST(ModelsTest, WideResNet28x10HasThePublishedSize) {
   EXPECT_NEAR(static_cast<double>(ParameterCount(*model)), 36.5e6, 0.1e6);
 }
 
+// torchvision's vgg16 (Privacy Meter's), with 10 classes instead of 1000.
+TEST(ModelsTest, Vgg16GivesLogitsOfTheRightShapeAndTorchvisionsSize) {
+  ModelSpec spec;
+  spec.architecture = "vgg16";
+  spec.dropout = 0.5;
+  auto model = Build(spec, {3, 32, 32}, 10);
+  ASSERT_NE(model, nullptr);
+  model->eval();
+  EXPECT_EQ(model->forward(torch::rand({2, 3, 32, 32})).sizes(), (std::vector<int64_t>{2, 10}));
+  // 13 convs with bias (14,714,688), fc 512*7*7->4096->4096->10.
+  EXPECT_EQ(ParameterCount(*model),
+            14714688 + (25088 * 4096 + 4096) + (4096 * 4096 + 4096) + (4096 * 10 + 10));
+  // torchvision's vgg16 with 1000 classes has 138,357,544 parameters.
+  EXPECT_EQ(ParameterCount(*model) - (4096 * 10 + 10) + (4096 * 1000 + 1000), 138357544);
+  // No batch norm: nothing but parameters.
+  for (const NamedTensor& t : model->State()) EXPECT_FALSE(t.buffer) << t.name;
+  // torchvision's initialization: zero biases, FC weights with std 0.01.
+  for (const auto& item : model->named_parameters()) {
+    if (item.key().find("bias") != std::string::npos) {
+      EXPECT_EQ(item.value().abs().max().item<float>(), 0.0f) << item.key();
+    }
+  }
+  const torch::Tensor fc2 = model->named_parameters()["fc2.weight"];
+  EXPECT_NEAR(fc2.std().item<double>(), 0.01, 0.0005);
+  const torch::Tensor conv = model->named_parameters()["conv5_3.weight"];
+  EXPECT_NEAR(conv.std().item<double>(), std::sqrt(2.0 / (512 * 9)), 0.001);
+}
+
+TEST(ModelsTest, Vgg16RefusesTabularRowsAndSmallImages) {
+  ModelSpec spec;
+  spec.architecture = "vgg16";
+  auto tabular = BuildModel(spec, InputSpec{{600}, 100}, 1);
+  EXPECT_EQ(tabular.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(tabular.status().message(), HasSubstr("vgg16 needs images shaped {C, H, W}"));
+  auto small = BuildModel(spec, InputSpec{{1, 28, 28}, 10}, 1);
+  EXPECT_EQ(small.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(small.status().message(), HasSubstr("at least 32x32"));
+}
+
 TEST(ModelsTest, RegistryListsEveryArchitecture) {
   std::vector<std::string> names;
   for (const Architecture& a : Architectures()) names.push_back(a.name);
-  EXPECT_THAT(names, ::testing::ElementsAre("mlp", "cnn", "alexnet", "wrn"));
+  EXPECT_THAT(names, ::testing::ElementsAre("mlp", "cnn", "alexnet", "wrn", "vgg16"));
   EXPECT_NE((*FindArchitecture("mlp"))->stack, nullptr);
   EXPECT_NE((*FindArchitecture("cnn"))->stack, nullptr);
   EXPECT_EQ((*FindArchitecture("wrn"))->stack, nullptr);
