@@ -327,6 +327,24 @@ absl::Status InflateError(int rc, const z_stream& zs, absl::string_view where, u
   return Bad(where, absl::StrCat("zlib error ", rc), offset);
 }
 
+// A raw-deflate (zip member) inflate stream, ended on scope exit.
+struct RawInflater {
+  z_stream stream;
+  RawInflater() { std::memset(&stream, 0, sizeof(stream)); }
+  RawInflater(const RawInflater&) = delete;
+  RawInflater& operator=(const RawInflater&) = delete;
+  ~RawInflater() {
+    if (initialized) inflateEnd(&stream);
+  }
+  absl::Status Init(absl::string_view where) {
+    if (inflateInit2(&stream, -MAX_WBITS) != Z_OK) {
+      return absl::ResourceExhaustedError(absl::StrCat(where, ": cannot initialize zlib"));
+    }
+    initialized = true;
+    return absl::OkStatus();
+  }
+  bool initialized = false;
+};
 // Inflates raw deflate `input` (which starts at file offset `input_offset`)
 // into exactly `declared` bytes. The output buffer has one spare byte so that
 // a stream longer than declared is caught the moment it overflows, without
@@ -347,15 +365,9 @@ absl::Status Inflate(absl::string_view input, uint64_t input_offset, uint64_t de
     return absl::ResourceExhaustedError(
         absl::StrCat(where, ": out of memory for ", declared, " bytes"));
   }
-  z_stream zs;
-  std::memset(&zs, 0, sizeof(zs));
-  if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) {
-    return absl::ResourceExhaustedError(absl::StrCat(where, ": cannot initialize zlib"));
-  }
-  struct InflateEnder {
-    z_stream* zs;
-    ~InflateEnder() { inflateEnd(zs); }
-  } ender{&zs};
+  RawInflater inflater;
+  MIA_RETURN_IF_ERROR(inflater.Init(where));
+  z_stream& zs = inflater.stream;
   const uint64_t capacity = declared + 1;
   const uint64_t input_step = release_input ? kReleaseChunk : kZlibChunk;
   uint64_t in_pos = 0, out_pos = 0, released = 0;
@@ -887,15 +899,9 @@ uint64_t NpyHeaderEnd(absl::string_view prefix) {
 absl::StatusOr<std::string> InflatePrefix(absl::string_view input, uint64_t input_offset,
                                           uint64_t want, absl::string_view where) {
   std::string out(static_cast<size_t>(want), '\0');
-  z_stream zs;
-  std::memset(&zs, 0, sizeof(zs));
-  if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) {
-    return absl::ResourceExhaustedError(absl::StrCat(where, ": cannot initialize zlib"));
-  }
-  struct InflateEnder {
-    z_stream* zs;
-    ~InflateEnder() { inflateEnd(zs); }
-  } ender{&zs};
+  RawInflater inflater;
+  MIA_RETURN_IF_ERROR(inflater.Init(where));
+  z_stream& zs = inflater.stream;
   uint64_t in_pos = 0;
   zs.next_out = reinterpret_cast<Bytef*>(out.data());
   zs.avail_out = static_cast<uInt>(want);

@@ -75,11 +75,8 @@ TEST(BundleTest, SignalsWithType) {
   EXPECT_FALSE(ComputeSignals(*b, {attacks::SignalKind::kProb}, 2.0, &audit2, &pop).ok());
 }
 
-struct BadCase {
-  std::string what;
-  std::function<void(io::NpyMap&)> mutate;
-  std::string message;
-};
+using testing_util::BadCase;
+using testing_util::ExpectEachRefused;
 
 TEST(BundleTest, EachProblemIsNamed) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -175,14 +172,7 @@ TEST(BundleTest, EachProblemIsNamed) {
        },
        "array 'signals': non-finite value (NaN or inf) at flat index 11"},
   };
-  for (const BadCase& c : cases) {
-    io::NpyMap a = SmallArrays();
-    c.mutate(a);
-    auto b = BundleFromArrays(a, "mem");
-    ASSERT_FALSE(b.ok()) << c.what;
-    EXPECT_EQ(b.status().code(), absl::StatusCode::kInvalidArgument) << c.what;
-    EXPECT_THAT(b.status().message(), HasSubstr(c.message)) << c.what;
-  }
+  ExpectEachRefused(SmallArrays, cases);
 }
 
 TEST(BundleTest, FilesTruncatedOrCorruptAreErrorsNamingTheFile) {

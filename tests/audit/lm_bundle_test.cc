@@ -128,11 +128,8 @@ TEST(LmBundleTest, RoundingAboveZeroIsClampedNotRefused) {
   EXPECT_DOUBLE_EQ(b->audit.signal.at(0, 0), 5.0 / 3);
 }
 
-struct BadCase {
-  std::string what;
-  std::function<void(io::NpyMap&)> edit;
-  std::string message;
-};
+using testing_util::BadCase;
+using testing_util::ExpectEachRefused;
 
 TEST(LmBundleTest, RefusesBadArraysNamingThem) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -244,14 +241,7 @@ TEST(LmBundleTest, RefusesBadArraysNamingThem) {
        [](io::NpyMap& a) { a["token_entropy"] = io::NpyArray::FromInt64({1}, {1}); },
        "unknown array 'token_entropy'"},
   };
-  for (const BadCase& c : cases) {
-    io::NpyMap a = Tiny();
-    c.edit(a);
-    auto b = BundleFromArrays(a, "mem");
-    ASSERT_FALSE(b.ok()) << c.what;
-    EXPECT_EQ(b.status().code(), absl::StatusCode::kInvalidArgument) << c.what;
-    EXPECT_THAT(b.status().message(), HasSubstr(c.message)) << c.what;
-  }
+  ExpectEachRefused(Tiny, cases);
 }
 
 TEST(LmBundleTest, LanguageModelArraysInAClassifierBundleAreRefused) {
