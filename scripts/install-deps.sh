@@ -30,6 +30,7 @@ BUILD_PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   # core libraries
   libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev zlib1g-dev
+  libdeflate-dev
   libssl-dev
   # tokenizers: GPT-2's pre-tokenization regex (Unicode properties) through PCRE2
   libpcre2-dev

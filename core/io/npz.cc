@@ -30,6 +30,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <libdeflate.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -286,6 +287,8 @@ absl::Status ReadZip64Extra(absl::string_view archive, uint64_t extra_offset, ui
 
 // Input fed to zlib at a time when the input's pages are released as it goes.
 constexpr uint64_t kReleaseChunk = uint64_t{1} << 20;
+// Members declaring at least this many bytes are inflated whole (InflateWhole).
+constexpr uint64_t kWholeInflateMin = uint64_t{1} << 20;
 
 // Hands back to the kernel the whole pages of `mapped` (bytes of a read-only
 // file mapping) in [from, to), as MADV_DONTNEED: they leave the resident set
@@ -305,10 +308,10 @@ uint64_t ReleaseMappedPages(absl::string_view mapped, uint64_t from, uint64_t to
   return static_cast<uint64_t>(end - base);
 }
 
-// Streams `data` through zlib's crc32_z.
+// The zip CRC-32 of `data` (libdeflate's: the same polynomial as zlib's
+// crc32, computed with carry-less multiplication where the CPU has it).
 uint32_t Crc32(absl::string_view data) {
-  return static_cast<uint32_t>(
-      crc32_z(crc32_z(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(data.data()), data.size()));
+  return libdeflate_crc32(0, data.data(), data.size());
 }
 
 // What an inflate() return code means for the member at `where`: OK to go
@@ -353,9 +356,43 @@ struct RawInflater {
 // `release_input`: `input` lies in a read-only mapping of the file; the pages
 // already inflated are handed back as the stream goes (MADV_DONTNEED), so a
 // large member is not held in memory twice (compressed and inflated).
+// Fast path: libdeflate inflates the whole member in one call (about twice
+// zlib's speed), into at most declared + 1 bytes, so a bomb stops there too.
+// Only a stream that inflates to exactly `declared` bytes and ends exactly at
+// the end of `input` is taken; anything else goes to the zlib path below,
+// which finds the same problem and names its byte offset (libdeflate does
+// not say where a stream goes wrong).
+bool InflateWhole(absl::string_view input, uint64_t declared, std::vector<uint8_t>* output) {
+  struct Free {
+    void operator()(libdeflate_decompressor* d) const { libdeflate_free_decompressor(d); }
+  };
+  const std::unique_ptr<libdeflate_decompressor, Free> d(libdeflate_alloc_decompressor());
+  if (d == nullptr) return false;
+  try {
+    output->clear();
+    output->resize(declared + 1);
+  } catch (const std::bad_alloc&) {
+    return false;
+  }
+  size_t in_used = 0;
+  size_t out_used = 0;
+  const libdeflate_result rc = libdeflate_deflate_decompress_ex(
+      d.get(), input.data(), input.size(), output->data(), output->size(), &in_used, &out_used);
+  if (rc != LIBDEFLATE_SUCCESS || in_used != input.size() || out_used != declared) return false;
+  output->resize(declared);
+  return true;
+}
+
 absl::Status Inflate(absl::string_view input, uint64_t input_offset, uint64_t declared,
                      absl::string_view where, std::vector<uint8_t>* output,
                      bool release_input = false) {
+  // Large members only: below that the zlib stream's set-up is as cheap, and
+  // a bomb's declared size is not allocated up front.
+  if (declared >= kWholeInflateMin && declared <= 64 * input.size() + kWholeInflateMin &&
+      InflateWhole(input, declared, output)) {
+    if (release_input) ReleaseMappedPages(input, 0, input.size(), 0);
+    return absl::OkStatus();
+  }
   // Reserved, not sized: the pages of a declared size are touched only as
   // the stream really fills them, as a bomb's declared size is not trusted.
   try {

@@ -118,6 +118,19 @@ int64_t MaxFalsePositives(double alpha, int64_t negatives) {
   return f;
 }
 
+// The order in which a replicate's draws index the points: by decreasing
+// score, ties by increasing index (deterministic). Draw u of a replicate picks
+// point order[u]; any fixed bijection gives the same bootstrap distribution,
+// and this one lets the fast path count draws by sorted position directly.
+std::vector<size_t> DrawOrder(absl::Span<const double> scores) {
+  std::vector<size_t> order(scores.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&scores](size_t a, size_t b) {
+    return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
+  });
+  return order;
+}
+
 absl::StatusOr<BootstrapResult> BootstrapCiImpl(absl::Span<const double> scores,
                                                 absl::Span<const uint8_t> members,
                                                 absl::Span<const double> alphas,
@@ -125,18 +138,12 @@ absl::StatusOr<BootstrapResult> BootstrapCiImpl(absl::Span<const double> scores,
   const size_t n = scores.size();
 
   // Sort once. Everything per replicate is indexed by sorted position, so the
-  // per-replicate pass walks memory in order.
-  std::vector<size_t> order(n);
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::sort(order.begin(), order.end(),
-            [&scores](size_t a, size_t b) { return scores[a] > scores[b]; });
-  // Original index -> 2 * sorted position + label: one load per draw gives
-  // both where to count it and which class it adds to.
-  std::vector<uint64_t> rank_label(n);
-  std::vector<uint32_t> sorted_label(n);  // label at sorted position
-  std::vector<size_t> group_end;          // exclusive end of each tie group
+  // per-replicate pass walks memory in order. A replicate draws sorted
+  // positions directly (DrawOrder): no lookup of where an index sorts.
+  const std::vector<size_t> order = DrawOrder(scores);
+  std::vector<uint8_t> sorted_label(n);  // label at sorted position
+  std::vector<size_t> group_end;         // exclusive end of each tie group
   for (size_t pos = 0; pos < n; ++pos) {
-    rank_label[order[pos]] = 2 * static_cast<uint64_t>(pos) + members[order[pos]];
     sorted_label[pos] = members[order[pos]];
     if (pos + 1 == n || scores[order[pos + 1]] != scores[order[pos]]) {
       group_end.push_back(pos + 1);
@@ -184,9 +191,9 @@ absl::StatusOr<BootstrapResult> BootstrapCiImpl(absl::Span<const double> scores,
       Rng rng(DeriveSeed(options.seed, static_cast<uint64_t>(r)));
       int64_t positives = 0;
       for (size_t i = 0; i < n; ++i) {
-        const uint64_t entry = rank_label[rng.UniformInt(n)];
-        ++multiplicity[entry >> 1];
-        positives += static_cast<int64_t>(entry & 1);
+        const size_t pos = static_cast<size_t>(rng.UniformInt(n));
+        ++multiplicity[pos];
+        positives += sorted_label[pos];
       }
       const int64_t negatives = static_cast<int64_t>(n) - positives;
       if (positives == 0 || negatives == 0) {
@@ -215,7 +222,7 @@ absl::StatusOr<BootstrapResult> BootstrapCiImpl(absl::Span<const double> scores,
           const uint32_t count = multiplicity[pos];
           multiplicity[pos] = 0;
           group_all += count;
-          group_pos += count * sorted_label[pos];
+          group_pos += count * static_cast<uint32_t>(sorted_label[pos]);
         }
         const int64_t group_neg = group_all - group_pos;
         twice_u += group_neg * (2 * tp + group_pos);
@@ -307,8 +314,8 @@ uint64_t BootstrapPeakBytes(uint64_t points, int resamples, size_t fprs, int thr
   uint64_t workers = threads > 0 ? static_cast<uint64_t>(threads) : cores;
   // BootstrapCi starts a thread per 16 replicates at most.
   workers = std::max<uint64_t>(1, std::min<uint64_t>(workers, (resamples + 15) / 16));
-  // order (8), rank and label (8), label by position (4), tie group ends (8).
-  const uint64_t tables = mul(points, 28);
+  // order (8), label by position (1), tie group ends (8).
+  const uint64_t tables = mul(points, 17);
   const uint64_t counts = mul(mul(points, 4), workers);
   const uint64_t replicates =
       mul(static_cast<uint64_t>(resamples), add(17, mul(16, static_cast<uint64_t>(fprs))));
@@ -325,12 +332,13 @@ absl::StatusOr<BootstrapResult> BootstrapCiNaive(absl::Span<const double> scores
   std::vector<double> resampled_scores(n);
   std::vector<uint8_t> resampled_members(n);
   std::vector<double> tpr(alphas.size());
+  const std::vector<size_t> order = DrawOrder(scores);
   for (int r = 0; r < options.resamples; ++r) {
     // The same draws as BootstrapCi, in the same order.
     Rng rng(DeriveSeed(options.seed, static_cast<uint64_t>(r)));
     int64_t positives = 0;
     for (size_t i = 0; i < n; ++i) {
-      const size_t idx = static_cast<size_t>(rng.UniformInt(n));
+      const size_t idx = order[static_cast<size_t>(rng.UniformInt(n))];
       resampled_scores[i] = scores[idx];
       resampled_members[i] = members[idx];
       positives += members[idx];

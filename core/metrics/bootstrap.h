@@ -45,8 +45,10 @@ struct BootstrapResult {
   int degenerate = 0;  // replicates skipped: one class missing
 };
 
-// Replicate r draws n indices uniformly with replacement from a generator seeded
-// by (seed, r); the same seed gives the same result on any machine.
+// Replicate r draws n ranks uniformly with replacement from a generator seeded
+// by (seed, r), rank u standing for the point at position u of the scores in
+// decreasing order (ties by index); the same seed gives the same result on
+// any machine.
 //
 // Interval rule: over the m replicates used, the q-quantile is the linear
 // interpolation between order statistics v[0] <= ... <= v[m-1] at position
@@ -63,7 +65,7 @@ absl::StatusOr<BootstrapResult> BootstrapCi(absl::Span<const double> scores,
 
 // The bytes BootstrapCi holds at its peak for `points` scores, `resamples`
 // replicates and `fprs` FPRs on `threads` threads (0: one per core): the sort
-// order and rank tables (28 bytes a point), each thread's counts (4 bytes a
+// order and label tables (17 bytes a point), each thread's counts (4 bytes a
 // point), and the replicates' figures and their sorted copies (about 17 + 16 x
 // fprs bytes a replicate). For memory estimates made before scoring starts.
 uint64_t BootstrapPeakBytes(uint64_t points, int resamples, size_t fprs, int threads);
