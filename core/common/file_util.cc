@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <system_error>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 
@@ -120,6 +121,76 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
     return ErrnoStatus(err, path, "close");
   }
   return CommitTempFile(tmp, path);
+}
+
+absl::Status WriteFilesAtomically(
+    const std::string& folder, const std::vector<std::pair<std::string, std::string>>& files) {
+  struct Pending {
+    std::string path;
+    std::string tmp;
+    int fd = -1;
+    int sync_errno = 0;
+  };
+  std::vector<Pending> pending;
+  pending.reserve(files.size());
+  // Closes and removes every temporary file not yet renamed.
+  auto abandon = [&pending](absl::Status status) {
+    for (Pending& p : pending) {
+      if (p.fd >= 0) ::close(p.fd);
+      if (!p.tmp.empty()) ::unlink(p.tmp.c_str());
+    }
+    return status;
+  };
+  for (const auto& [name, contents] : files) {
+    Pending p;
+    p.path = (std::filesystem::path(folder) / name).string();
+    p.tmp = UniqueTempPath(p.path);
+    p.fd = ::open(p.tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (p.fd < 0) return abandon(ErrnoStatus(errno, p.path, "create a temporary file"));
+    pending.push_back(p);
+    size_t done = 0;
+    while (done < contents.size()) {
+      const size_t want = std::min<size_t>(contents.size() - done, size_t{1} << 30);
+      const ssize_t n = ::write(pending.back().fd, contents.data() + done, want);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return abandon(ErrnoStatus(errno, pending.back().path, "write"));
+      }
+      done += static_cast<size_t>(n);
+    }
+  }
+  // One thread per file beyond the first; a thread that cannot start leaves
+  // its fsync to this one.
+  std::vector<std::thread> syncers;
+  std::vector<bool> synced(pending.size(), false);
+  for (size_t i = 1; i < pending.size(); ++i) {
+    try {
+      syncers.emplace_back([&pending, i] {
+        if (::fsync(pending[i].fd) != 0) pending[i].sync_errno = errno;
+      });
+      synced[i] = true;
+    } catch (const std::system_error&) {
+    }
+  }
+  if (!pending.empty() && ::fsync(pending[0].fd) != 0) pending[0].sync_errno = errno;
+  for (std::thread& t : syncers) t.join();
+  for (size_t i = 1; i < pending.size(); ++i) {
+    if (!synced[i] && ::fsync(pending[i].fd) != 0) pending[i].sync_errno = errno;
+  }
+  for (Pending& p : pending) {
+    if (p.sync_errno != 0) return abandon(ErrnoStatus(p.sync_errno, p.path, "sync"));
+    const int rc = ::close(p.fd);
+    p.fd = -1;
+    if (rc != 0) return abandon(ErrnoStatus(errno, p.path, "close"));
+  }
+  for (Pending& p : pending) {
+    if (std::rename(p.tmp.c_str(), p.path.c_str()) != 0) {
+      return abandon(ErrnoStatus(errno, p.path, "rename into place"));
+    }
+    p.tmp.clear();
+  }
+  if (!pending.empty()) SyncFolderOf(pending.front().path);
+  return absl::OkStatus();
 }
 
 absl::Status CommitTempFile(const std::string& temp_path, const std::string& path) {

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -25,6 +27,15 @@ std::string UniqueTempPath(const std::string& path);
 // full (ENOSPC, EDQUOT) or a file-size limit is hit (EFBIG), Internal
 // otherwise. The temporary file never survives a failure.
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents);
+
+// WriteFileAtomically for several files of one folder, each (name, contents)
+// with `name` a plain file name: all are written to temporary files, synced
+// together (the fsyncs run at once, so the file system can commit them in
+// one journal transaction), renamed into place, and the folder is synced
+// once. On an error no temporary file is left; files renamed before it stay.
+absl::Status WriteFilesAtomically(
+    const std::string& folder,
+    const std::vector<std::pair<std::string, std::string>>& files);
 
 // Renames a finished temporary file over `path` and fsyncs the folder (for
 // writers such as LibTorch archives that produce the file themselves).

@@ -619,7 +619,7 @@ absl::Status WriteReport(const audit::AuditResult& result, const std::string& ou
         absl::StrCat("cannot create report folder ", out_dir, ": not a directory"));
   }
 
-  const std::pair<const char*, std::string> files[] = {
+  const std::vector<std::pair<std::string, std::string>> files = {
       {"result.json", ResultJson(result)},
       {"scores.csv", ScoresCsv(result)},
       {"roc.svg", RocSvg(result, /*log_axes=*/false, options)},
@@ -627,11 +627,7 @@ absl::Status WriteReport(const audit::AuditResult& result, const std::string& ou
       {"summary.md", SummaryMarkdown(result)},
       {"timing.log", TimingLog(result)},
   };
-  for (const auto& [name, content] : files) {
-    const absl::Status status = mia::WriteFileAtomically((dir / name).string(), content);
-    if (!status.ok()) return status;
-  }
-  return absl::OkStatus();
+  return mia::WriteFilesAtomically(dir.string(), files);
 }
 
 }  // namespace mia::report

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -64,6 +65,36 @@ TEST(WriteFileAtomicallyTest, AFullTmpfsIsResourceExhaustedNamingTheFile) {
   EXPECT_THAT(status.message(), HasSubstr(path));
   EXPECT_THAT(status.message(), HasSubstr("No space left on device"));
   EXPECT_EQ(CountFiles(dir), 0);
+}
+
+TEST(WriteFilesAtomicallyTest, WritesEveryFileAndReplacesOldOnes) {
+  const std::string dir = TempDir();
+  WriteBytes(fs::path(dir) / "b.txt", 10);
+  ASSERT_TRUE(WriteFilesAtomically(dir, {{"a.txt", "alpha"}, {"b.txt", ""}, {"c.txt", "gamma"}})
+                  .ok());
+  auto read = [&dir](const char* name) {
+    std::ifstream in(fs::path(dir) / name, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  EXPECT_EQ(read("a.txt"), "alpha");
+  EXPECT_EQ(read("b.txt"), "");
+  EXPECT_EQ(read("c.txt"), "gamma");
+  EXPECT_EQ(CountFiles(dir), 3);  // no temporaries left
+  EXPECT_TRUE(WriteFilesAtomically(dir, {}).ok());
+}
+
+TEST(WriteFilesAtomicallyTest, AFailedWriteNamesTheFileAndLeavesNoTemporaries) {
+  const std::string dir = TempDir();
+  absl::Status status;
+  {
+    testutil::ScopedFileSizeLimit limit(4096);
+    ASSERT_TRUE(limit.ok());
+    status = WriteFilesAtomically(
+        dir, {{"small.txt", "ok"}, {"big.csv", std::string(64 << 10, 'x')}, {"late.txt", "z"}});
+  }
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(status.message(), HasSubstr(dir + "/big.csv"));
+  EXPECT_EQ(CountFiles(dir), 0);  // nothing was renamed: the failure came first
 }
 
 TEST(FileErrnoStatusTest, FullDiskQuotaAndSizeLimitAreResourceExhausted) {
