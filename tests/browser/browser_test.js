@@ -278,9 +278,11 @@ async function main() {
           'no file outside the report folder: ' + traversal.status);
   } finally {
     if (browser) await browser.close();
-    if (server) {
+    if (server && server.exitCode === null && server.signalCode === null) {
+      const exited = new Promise((r) => server.once('exit', r));
       server.kill('SIGTERM');
-      await new Promise((r) => server.once('exit', r));
+      await Promise.race([exited, sleep(10000)]);
+      if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
     }
     if (failures === 0 && !process.env.MIA_KEEP_WORK) {
       fs.rmSync(work, {recursive: true, force: true});

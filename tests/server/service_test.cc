@@ -1479,20 +1479,20 @@ TEST_F(ServiceTest, MetricsBindTheListenHostByDefault) {
 // fields a handler sees, and what it answers itself.
 TEST(HttpRouterTest, RoutesAnswersAndRefusals) {
   HttpRoutes routes;
-  HttpRequest seen;
-  routes.Get("/a", [](const HttpRequest&) {
+  mia::server::HttpRequest seen;
+  routes.Get("/a", [](const mia::server::HttpRequest&) {
     HttpResponse r;
     r.body = "A";
     r.headers.push_back({"X-Test", "1"});
     return r;
   });
-  routes.GetPrefix("/p/", [&seen](const HttpRequest& request) {
+  routes.GetPrefix("/p/", [&seen](const mia::server::HttpRequest& request) {
     seen = request;
     HttpResponse r;
     r.body = request.path;
     return r;
   });
-  routes.GetPrefix("/p/q/", [](const HttpRequest&) {
+  routes.GetPrefix("/p/q/", [](const mia::server::HttpRequest&) {
     HttpResponse r;
     r.status = 409;
     r.body = "longest prefix";
@@ -1539,7 +1539,7 @@ TEST(HttpRouterTest, RoutesAnswersAndRefusals) {
 TEST(DashboardTest, AuthorizeGatesEveryRoute) {
   HttpRoutes routes;
   DashboardOptions options;
-  options.authorize = [](const HttpRequest& request) {
+  options.authorize = [](const mia::server::HttpRequest& request) {
     const auto it = request.headers.find("authorization");
     if (it == request.headers.end()) return absl::UnauthenticatedError("a token is required");
     if (it->second != "Bearer good") return absl::PermissionDeniedError("not yours");
@@ -1637,7 +1637,8 @@ TEST_F(ServiceTest, DashboardShowsAuditsProgressAndReportFiles) {
   fs::create_symlink(dir_ + "/data/jobs.db", report_dir + "/link.db");
   ASSERT_TRUE(fs::is_symlink(report_dir + "/link.db"));
   for (const std::string& path :
-       {"/audits/" + id + "/../../jobs.db", "/audits/" + id + "/..", "/audits/../jobs.db"}) {
+       std::vector<std::string>{"/audits/" + id + "/../../jobs.db", "/audits/" + id + "/..",
+                                "/audits/../jobs.db"}) {
     EXPECT_THAT(HttpGet(port, path), StartsWith("HTTP/1.1 400")) << path;
   }
   for (const std::string& path :
