@@ -260,6 +260,8 @@ std::string PageHtml(const std::string& title, const std::string& body_attribute
                      const char* body, const char* script) {
   return absl::StrCat("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
                       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
+                      // An empty icon, so the browser asks for no /favicon.ico.
+                      "<link rel=\"icon\" href=\"data:,\">\n",
                       "<title>", report::XmlEscape(title), "</title>\n<style>", kStyle,
                       "</style>\n</head>\n<body", body_attributes, ">\n", body, kScriptCommon,
                       script, "</body>\n</html>\n");

@@ -79,7 +79,8 @@ std::string SummaryMarkdown(const audit::AuditResult& result);
 // tables, both ROC plots, the epsilon bounds, the spread over targets, the
 // models (options.models_json), the most exposed audit points by row id, every
 // warning, the spec and the timing. Its figures are result.json's: each figure
-// cell carries result.json's exact number in data-value.
+// cell carries result.json's exact number in data-value (a TPR cell its FPR in
+// data-fpr).
 std::string ReportHtml(const audit::AuditResult& result, const ReportOptions& options = {});
 // The same page with its figures (and the verdict of a `policy` object) taken
 // from `result_json`, the text of result.json that WriteReport writes beside

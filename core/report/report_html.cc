@@ -178,14 +178,17 @@ void AppendResults(const Json& j, const std::vector<std::string>& attacks, std::
                       FigureCell("auc", r["auc"], 4, r["auc_ci"]));
       for (size_t k = 0; k < fprs.size(); ++k) {
         const Json* t = k < r["tpr_at_fpr"].size() ? &r["tpr_at_fpr"][k] : nullptr;
-        const std::string field = absl::StrCat("tpr@", Exact(fprs[k]));
+        // data-fpr: the FPR exactly as result.json writes it.
+        const std::string fpr = absl::StrCat(" data-fpr=\"", Exact(fprs[k]), "\"");
         if (t == nullptr) {
-          absl::StrAppend(&out, "<td data-field=\"", Esc(field), "\">not computed</td>");
+          absl::StrAppend(&out, "<td data-field=\"tpr\"", fpr, ">not computed</td>");
         } else if (!(*t)["resolved"].get<bool>()) {
-          absl::StrAppend(&out, "<td class=\"muted\" data-field=\"", Esc(field),
-                          "\" data-value=\"null\">unresolved</td>");
+          absl::StrAppend(&out, "<td class=\"muted\" data-field=\"tpr\"", fpr,
+                          " data-value=\"null\">unresolved</td>");
         } else {
-          out += FigureCell(field, (*t)["tpr"], 4, (*t)["ci"]);
+          std::string cell = FigureCell("tpr", (*t)["tpr"], 4, (*t)["ci"]);
+          cell.insert(std::string("<td class=\"num\" data-field=\"tpr\"").size(), fpr);
+          out += cell;
         }
       }
       absl::StrAppend(&out, FigureCell("epsilon", r["epsilon"]["value"], 3), "</tr>\n");
@@ -214,16 +217,21 @@ void AppendSpread(const Json& j, std::string& out) {
          "<th>Mean</th><th>SD</th><th>Min</th><th>Max</th></tr></thead><tbody>\n";
   for (const Json& s : j["summaries"]) {
     const std::string attack = s["attack"].get<std::string>();
-    auto row = [&](const std::string& figure, const Json& spread) {
+    // figure: "auc", or "tpr" with data-fpr as result.json writes the FPR.
+    auto row = [&](const std::string& figure, const Json& fpr, const Json& spread) {
+      const std::string fpr_attribute =
+          fpr.is_null() ? "" : absl::StrCat(" data-fpr=\"", Exact(fpr), "\"");
+      const std::string label =
+          fpr.is_null() ? figure : absl::StrCat("TPR at ", PercentLabel(fpr), " FPR");
       absl::StrAppend(&out, "<tr data-attack=\"", Esc(attack), "\" data-figure=\"", Esc(figure),
-                      "\">", TextCell(attack), TextCell(figure),
+                      "\"", fpr_attribute, ">", TextCell(attack), TextCell(label),
                       FigureCell("count", spread["count"], -1),
                       FigureCell("mean", spread["mean"], 4), FigureCell("stddev", spread["stddev"], 4),
                       FigureCell("min", spread["min"], 4), FigureCell("max", spread["max"], 4),
                       "</tr>\n");
     };
-    row("auc", s["auc"]);
-    for (const Json& t : s["tpr_at_fpr"]) row(absl::StrCat("tpr@", Exact(t["fpr"])), t);
+    row("auc", Json(), s["auc"]);
+    for (const Json& t : s["tpr_at_fpr"]) row("tpr", t["fpr"], t);
   }
   out += "</tbody></table>\n";
   if (fprs.empty()) out += "<p class=\"muted\">No FPRs were asked for.</p>\n";

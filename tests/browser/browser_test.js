@@ -95,13 +95,20 @@ async function tableFigures(frame) {
     for (const tr of document.querySelectorAll('#results tr.result')) {
       const cells = {};
       for (const td of tr.querySelectorAll('td[data-field]')) {
-        cells[td.dataset.field] = {value: td.dataset.value, text: td.textContent};
+        const key = td.dataset.field + (td.dataset.fpr ? '@' + Number(td.dataset.fpr) : '');
+        cells[key] = {value: td.dataset.value, text: td.textContent};
       }
       rows.push({attack: tr.dataset.attack, target: Number(tr.dataset.target), cells});
     }
     const plots = [...document.querySelectorAll('#roc svg')].map(
         (svg) => svg.querySelectorAll('polyline.curve').length);
-    return {rows, plots};
+    const spread = {};
+    for (const tr of document.querySelectorAll('#spread tr[data-figure="auc"]')) {
+      spread[tr.dataset.attack] = tr.querySelector('td[data-field="mean"]').dataset.value;
+    }
+    const epsilon = [...document.querySelectorAll('#epsilon tbody tr')].map(
+        (tr) => tr.querySelector('td[data-field="value"]').dataset.value);
+    return {rows, plots, spread, epsilon};
   });
 }
 
@@ -126,7 +133,7 @@ function compareFigures(result, dom, label) {
     const expected = [
       ['members', r.counts.members, -1], ['non_members', r.counts.non_members, -1],
       ['excluded', r.counts.excluded, -1], ['auc', r.auc, 4], ['epsilon', r.epsilon.value, 3]];
-    for (const t of r.tpr_at_fpr) expected.push(['tpr@' + JSON.stringify(t.fpr), t.tpr, 4]);
+    for (const t of r.tpr_at_fpr) expected.push(['tpr@' + Number(t.fpr), t.tpr, 4]);
     for (const [field, value, decimals] of expected) {
       compared++;
       if (!same(row.cells[field], value, decimals)) {
@@ -135,7 +142,19 @@ function compareFigures(result, dom, label) {
       }
     }
   }
-  check(compared > 0, `${label}: ${compared} figures equal result.json`);
+  for (const sm of result.summaries) {
+    compared++;
+    if (Number(dom.spread[sm.attack]) !== sm.auc.mean) {
+      check(false, `${label}: ${sm.attack} mean AUC: page ${dom.spread[sm.attack]}, ` +
+                   `result.json ${sm.auc.mean}`);
+    }
+  }
+  const epsilons = result.results.map((r) => String(r.epsilon.value));
+  compared += epsilons.length;
+  if (JSON.stringify(dom.epsilon.map((v) => String(Number(v)))) !== JSON.stringify(epsilons)) {
+    check(false, `${label}: epsilon table ${JSON.stringify(dom.epsilon)} vs ${epsilons}`);
+  }
+  check(compared > 0 && failures === 0, `${label}: ${compared} figures equal result.json`);
 }
 
 async function main() {
