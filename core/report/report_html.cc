@@ -92,7 +92,8 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.6em; }
 h3 { font-size: 1.05em; }
 nav a { margin-right: 0.8em; }
-table { border-collapse: collapse; margin: 0.6em 0 1em; font-size: 0.92em; }
+table { border-collapse: collapse; margin: 0.6em 0 1em; font-size: 0.92em; display: block;
+  overflow-x: auto; max-width: 100%; }
 th, td { border: 1px solid #d0d0d0; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
@@ -111,6 +112,7 @@ ul.warnings li { margin-bottom: 0.2em; }
 @media print {
   body { max-width: none; padding: 0; font-size: 10pt; }
   nav { display: none; }
+  table { display: table; overflow: visible; }
   h2 { break-after: avoid; page-break-after: avoid; }
   table, .plots svg, pre { break-inside: avoid; page-break-inside: avoid; }
   .plots { display: block; }
@@ -225,10 +227,16 @@ void AppendSpread(const Json& j, std::string& out) {
           fpr.is_null() ? figure : absl::StrCat("TPR at ", PercentLabel(fpr), " FPR");
       absl::StrAppend(&out, "<tr data-attack=\"", Esc(attack), "\" data-figure=\"", Esc(figure),
                       "\"", fpr_attribute, ">", TextCell(attack), TextCell(label),
-                      FigureCell("count", spread["count"], -1),
-                      FigureCell("mean", spread["mean"], 4), FigureCell("stddev", spread["stddev"], 4),
-                      FigureCell("min", spread["min"], 4), FigureCell("max", spread["max"], 4),
-                      "</tr>\n");
+                      FigureCell("count", spread["count"], -1));
+      if (spread["count"] == 0) {
+        // Resolved on no target: result.json's zeros are no figures.
+        absl::StrAppend(&out, "<td class=\"muted\" colspan=\"4\">unresolved on every target</td>",
+                        "</tr>\n");
+        return;
+      }
+      absl::StrAppend(&out, FigureCell("mean", spread["mean"], 4),
+                      FigureCell("stddev", spread["stddev"], 4), FigureCell("min", spread["min"], 4),
+                      FigureCell("max", spread["max"], 4), "</tr>\n");
     };
     row("auc", Json(), s["auc"]);
     for (const Json& t : s["tpr_at_fpr"]) row("tpr", t["fpr"], t);

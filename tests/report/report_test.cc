@@ -796,6 +796,12 @@ TEST(ReportHtmlTest, EveryFigureEqualsResultJson) {
   EXPECT_THAT(spread, HasSubstr(Cell("mean", j["summaries"][0]["auc"]["mean"])));
   EXPECT_THAT(spread, HasSubstr(Cell("stddev", j["summaries"][0]["auc"]["stddev"])));
   EXPECT_THAT(spread, HasSubstr(Cell("count", 2)));
+  // TPR at 1% is resolved on no target of attack A: no mean shown.
+  const std::string unresolved = RowStartingWith(
+      html, "<tr data-attack=\"" + XmlEscape(kAttackA) + "\" data-figure=\"tpr\" data-fpr=\"0.01\">");
+  EXPECT_THAT(unresolved, HasSubstr(Cell("count", 0)));
+  EXPECT_THAT(unresolved, HasSubstr("unresolved on every target"));
+  EXPECT_THAT(unresolved, Not(HasSubstr("data-field=\"mean\"")));
 }
 
 TEST(ReportHtmlTest, MostExposedPointsAreTheTopScoresOfTheFirstTarget) {
