@@ -698,7 +698,7 @@ TEST_F(ServiceTest, ReportFilesDeletedUnderAFinishedAuditAreListedMissing) {
   request.set_name(created.name());
   v1::ListReportFilesResponse whole;
   ASSERT_TRUE(stub_->ListReportFiles(Ctx().get(), request, &whole).ok());
-  EXPECT_EQ(whole.files_size(), 6);  // result.json, scores.csv, 2 plots, summary, timing
+  EXPECT_EQ(whole.files_size(), 7);  // result.json, scores.csv, 2 plots, summary, html, timing
   EXPECT_EQ(whole.missing_files_size(), 0);
 
   const std::string report = dir_ + "/data/jobs/" + created.name().substr(7) + "/report";
@@ -706,7 +706,7 @@ TEST_F(ServiceTest, ReportFilesDeletedUnderAFinishedAuditAreListedMissing) {
   ASSERT_TRUE(fs::remove(report + "/result.json"));
   v1::ListReportFilesResponse partial;
   ASSERT_TRUE(stub_->ListReportFiles(Ctx().get(), request, &partial).ok());
-  EXPECT_EQ(partial.files_size(), 4);
+  EXPECT_EQ(partial.files_size(), 5);
   EXPECT_THAT(partial.missing_files(), ::testing::ElementsAre("result.json", "roc.svg"));
   // The audit stays readable, without the figures result.json held.
   v1::Audit audit;
