@@ -421,7 +421,13 @@ std::string ReportHtml(const audit::AuditResult& result, const std::string& resu
                        const ReportOptions& options) {
   // The figures from result.json itself (see the file comment).
   Json j = Json::parse(result_json, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) j = Json::parse(ResultJson(result));
+  // Anything but a result.json of this schema: the result's own.
+  bool complete = j.is_object();
+  for (const char* key : {"scoring", "fprs", "targets", "results", "summaries", "warnings",
+                          "timings", "spec"}) {
+    complete = complete && j.contains(key);
+  }
+  if (!complete) j = Json::parse(ResultJson(result));
   std::vector<std::string> attacks;
   for (const Json& r : j["results"]) {
     const std::string a = r["attack"].get<std::string>();

@@ -900,6 +900,13 @@ TEST(ReportHtmlTest, VerdictFromThePolicyInResultJson) {
               HasSubstr("<span class=\"verdict pass\" data-field=\"verdict\">PASS</span>"));
 }
 
+TEST(ReportHtmlTest, AForeignResultJsonFallsBackToTheResults) {
+  const audit::AuditResult result = MakeResult();
+  for (const char* text : {"", "not json", "[]", R"({"results": []})"}) {
+    EXPECT_EQ(ReportHtml(result, text, ReportOptions{}), ReportHtml(result)) << text;
+  }
+}
+
 TEST(ReportHtmlTest, EmptyResultStillRenders) {
   const std::string html = ReportHtml(audit::AuditResult{});
   EXPECT_THAT(html, HasSubstr("</html>"));
