@@ -56,6 +56,9 @@ TEST_PACKAGES=(
   python3-torch
   # deploy/validate.sh (a test): Go with sprig renders the Helm chart
   golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
+  # tests/browser: headless chromium renders report.html and the dashboard
+  # (driven by npm puppeteer-core; as root it runs with --no-sandbox)
+  chromium
 )
 # The comparison benchmarks need nothing beyond the test packages today
 # (python3-torch is one of them); --bench stays for scripts that pass it.

@@ -75,18 +75,6 @@ void CheckRequest(const v1::CreateAuditRequest& request, std::vector<FieldViolat
   }
 }
 
-std::string ContentType(const fs::path& file) {
-  const std::string ext = file.extension().string();
-  if (ext == ".json") return "application/json";
-  if (ext == ".csv") return "text/csv";
-  if (ext == ".svg") return "image/svg+xml";
-  if (ext == ".html" || ext == ".htm") return "text/html";
-  if (ext == ".md") return "text/markdown";
-  if (ext == ".log" || ext == ".txt") return "text/plain";
-  if (ext == ".npz") return "application/zip";
-  return "application/octet-stream";
-}
-
 absl::StatusOr<std::string> FileSha256(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError("a report file disappeared");
@@ -148,6 +136,19 @@ absl::Status UploadErrnoStatus(const std::string& name, const char* what) {
 }
 
 }  // namespace
+
+std::string ReportFileContentType(const std::string& name) {
+  const fs::path file(name);
+  const std::string ext = file.extension().string();
+  if (ext == ".json") return "application/json";
+  if (ext == ".csv") return "text/csv";
+  if (ext == ".svg") return "image/svg+xml";
+  if (ext == ".html" || ext == ".htm") return "text/html";
+  if (ext == ".md") return "text/markdown";
+  if (ext == ".log" || ext == ".txt") return "text/plain";
+  if (ext == ".npz") return "application/zip";
+  return "application/octet-stream";
+}
 
 // ---------------------------------------------------------------------------
 // Uploads.
@@ -440,7 +441,7 @@ absl::StatusOr<v1::ListReportFilesResponse> AuditBackend::ListReportFiles(
     v1::ReportFile* file = response.add_files();
     file->set_file(name);
     file->set_size_bytes(static_cast<int64_t>(fs::file_size(path, ec)));
-    file->set_content_type(ContentType(path));
+    file->set_content_type(ReportFileContentType(name));
     MIA_ASSIGN_OR_RETURN(*file->mutable_sha256(), FileSha256(path.string()));
   }
   for (std::string& name : MissingReportFiles(job.job.result_dir, *names)) {

@@ -42,6 +42,10 @@ class ServerMetrics;
 // downloads (FileChunk.data) and uploads (UploadArtifactRequest.chunk).
 inline constexpr int64_t kMaxChunkBytes = int64_t{1} << 20;
 
+// The media type of a report file, by its extension (application/octet-stream
+// for an unknown one); ListReportFiles and the dashboard's downloads use it.
+std::string ReportFileContentType(const std::string& name);
+
 struct BackendOptions {
   // Inputs, uploads, job folders and the model cache (see path_sandbox.h).
   ServerRoots roots;

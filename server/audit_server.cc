@@ -25,6 +25,7 @@
 #include "server/audit_backend.h"
 #include "server/job_router.h"
 #include "server/json_log.h"
+#include "server/dashboard.h"
 #include "server/metrics.h"
 #include "server/service.h"
 
@@ -291,8 +292,11 @@ absl::Status AuditServer::Init() {
   UpdateReadiness();
 
   if (config.metrics_port > 0) {
+    HttpRoutes routes;
+    routes.Get("/metrics", MetricsHandler(metrics_->collectable()));
+    if (config.dashboard) AddDashboardRoutes(backend_.get(), DashboardOptions{}, &routes);
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
-        MetricsHttpServer::Start(MetricsHost(config), config.metrics_port, metrics_->collectable());
+        MetricsHttpServer::Start(MetricsHost(config), config.metrics_port, std::move(routes));
     if (!http.ok()) return http.status();
     metrics_http_ = std::move(*http);
     metrics_port_ = metrics_http_->port();
@@ -301,6 +305,7 @@ absl::Status AuditServer::Init() {
   Log(logger_.get(), spdlog::level::info, "serving",
       {{"port", port_},
        {"metrics_port", metrics_port_},
+       {"dashboard", metrics_port_ > 0 && config.dashboard},
        {"tls", TlsMode(config)},
        {"reflection", config.enable_reflection},
        {"training", pipeline_runner_ != nullptr},

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <list>
@@ -25,22 +26,144 @@ namespace mia::server {
 namespace {
 
 constexpr size_t kMaxRequestBytes = 8192;
+// A response of n MiB gets n more seconds past the request deadline.
+constexpr double kMinSendBytesPerSecond = 1 << 20;
 // Connections served at once. When all are taken, a new one replaces the
 // oldest: a scrape takes milliseconds, so only a stalled client loses out.
 constexpr size_t kMaxConnections = 64;
 
-std::string Response(const std::string& status, const std::string& type, const std::string& body,
-                     bool head) {
-  return absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", type,
-                      "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n",
-                      head ? "" : body);
+const char* Reason(int status) {
+  switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+  }
+}
+
+std::string Serialize(const HttpResponse& r, bool head) {
+  std::string out = absl::StrCat("HTTP/1.1 ", r.status, " ", Reason(r.status),
+                                 "\r\nContent-Type: ", r.content_type,
+                                 "\r\nContent-Length: ", r.body.size(),
+                                 "\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n");
+  for (const auto& [name, value] : r.headers) absl::StrAppend(&out, name, ": ", value, "\r\n");
+  absl::StrAppend(&out, "\r\n", head ? "" : r.body);
+  return out;
+}
+
+HttpResponse Plain(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+std::string Lower(std::string text) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return text;
+}
+
+std::string Trim(const std::string& text) {
+  const size_t begin = text.find_first_not_of(" \t");
+  if (begin == std::string::npos) return "";
+  return text.substr(begin, text.find_last_not_of(" \t\r") - begin + 1);
+}
+
+// An absolute path without "." or ".." segments (and no backslash or NUL).
+bool SafePath(const std::string& path) {
+  if (path.empty() || path[0] != '/') return false;
+  if (path.find('\\') != std::string::npos || path.find('\0') != std::string::npos) return false;
+  size_t begin = 1;
+  while (begin <= path.size()) {
+    size_t end = path.find('/', begin);
+    if (end == std::string::npos) end = path.size();
+    const std::string segment = path.substr(begin, end - begin);
+    if (segment == "." || segment == "..") return false;
+    begin = end + 1;
+  }
+  return true;
 }
 
 }  // namespace
 
+const HttpHandler* HttpRoutes::Find(const std::string& path) const {
+  if (const auto it = exact_.find(path); it != exact_.end()) return &it->second;
+  const HttpHandler* found = nullptr;
+  size_t longest = 0;
+  for (const auto& [prefix, handler] : prefixes_) {
+    if (absl::StartsWith(path, prefix) && prefix.size() >= longest) {
+      found = &handler;
+      longest = prefix.size();
+    }
+  }
+  return found;
+}
+
+HttpHandler MetricsHandler(std::shared_ptr<prometheus::Collectable> registry) {
+  return [registry = std::move(registry)](const HttpRequest&) {
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = prometheus::TextSerializer().Serialize(registry->Collect());
+    return r;
+  };
+}
+
+std::string RouteRequest(const HttpRoutes& routes, const std::string& request) {
+  // Request line: METHOD SP TARGET SP VERSION.
+  const size_t line_end = request.find_first_of("\r\n");
+  const std::string line = request.substr(0, line_end);
+  const size_t sp1 = line.find(' ');
+  const size_t sp2 = sp1 == std::string::npos ? std::string::npos : line.find(' ', sp1 + 1);
+  if (sp2 == std::string::npos) return Serialize(Plain(400, "bad request\n"), false);
+  HttpRequest r;
+  r.method = line.substr(0, sp1);
+  const std::string target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const size_t question = target.find('?');
+  r.path = target.substr(0, question);
+  if (question != std::string::npos) r.query = target.substr(question + 1);
+  const bool head = r.method == "HEAD";
+  if (r.method != "GET" && !head) {
+    return Serialize(Plain(405, "read-only: GET and HEAD only\n"), false);
+  }
+  if (!SafePath(r.path)) return Serialize(Plain(400, "bad path\n"), head);
+  const HttpHandler* handler = routes.Find(r.path);
+  if (handler == nullptr) return Serialize(Plain(404, "not found\n"), head);
+  // Header fields, one per line up to the blank line.
+  size_t pos = line_end == std::string::npos ? request.size() : line_end;
+  while (pos < request.size()) {
+    pos = request.find('\n', pos);
+    if (pos == std::string::npos) break;
+    ++pos;
+    const size_t next = request.find('\n', pos);
+    const std::string field =
+        request.substr(pos, (next == std::string::npos ? request.size() : next) - pos);
+    const std::string trimmed = Trim(field);
+    if (trimmed.empty()) break;
+    const size_t colon = trimmed.find(':');
+    if (colon != std::string::npos) {
+      r.headers[Lower(trimmed.substr(0, colon))] = Trim(trimmed.substr(colon + 1));
+    }
+  }
+  return Serialize((*handler)(r), head);
+}
+
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     const std::string& host, int port, std::shared_ptr<prometheus::Collectable> registry,
     absl::Duration request_deadline) {
+  HttpRoutes routes;
+  routes.Get("/metrics", MetricsHandler(std::move(registry)));
+  return Start(host, port, std::move(routes), request_deadline);
+}
+
+absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
+    const std::string& host, int port, HttpRoutes routes, absl::Duration request_deadline) {
   const std::string where = absl::StrCat(host, ":", port);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -85,7 +208,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     }
   }
   return std::unique_ptr<MetricsHttpServer>(
-      new MetricsHttpServer(fd, actual, std::move(registry), request_deadline));
+      new MetricsHttpServer(fd, actual, std::move(routes), request_deadline));
 }
 
 struct MetricsHttpServer::Connection {
@@ -96,10 +219,9 @@ struct MetricsHttpServer::Connection {
   size_t sent = 0;
 };
 
-MetricsHttpServer::MetricsHttpServer(int fd, int port,
-                                     std::shared_ptr<prometheus::Collectable> registry,
+MetricsHttpServer::MetricsHttpServer(int fd, int port, HttpRoutes routes,
                                      absl::Duration request_deadline)
-    : fd_(fd), port_(port), registry_(std::move(registry)), request_deadline_(request_deadline) {
+    : fd_(fd), port_(port), routes_(std::move(routes)), request_deadline_(request_deadline) {
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -185,32 +307,13 @@ bool MetricsHttpServer::OnReadable(Connection& c) {
     c.request.append(buffer, static_cast<size_t>(n));
     if (c.request.find("\r\n\r\n") != std::string::npos ||
         c.request.find("\n\n") != std::string::npos) {
-      c.response = Respond(c.request);
+      c.response = RouteRequest(routes_, c.request);
+      // Time to send a large response (a report file) on a slow link.
+      c.deadline += absl::Seconds(static_cast<double>(c.response.size()) / kMinSendBytesPerSecond);
       return true;
     }
     if (c.request.size() > kMaxRequestBytes) return false;
   }
-}
-
-std::string MetricsHttpServer::Respond(const std::string& request) const {
-  // Request line: METHOD SP TARGET SP VERSION.
-  const size_t line_end = request.find_first_of("\r\n");
-  const std::string line = request.substr(0, line_end);
-  const size_t sp1 = line.find(' ');
-  const size_t sp2 = sp1 == std::string::npos ? std::string::npos : line.find(' ', sp1 + 1);
-  if (sp2 == std::string::npos) {
-    return Response("400 Bad Request", "text/plain", "bad request\n", false);
-  }
-  const std::string method = line.substr(0, sp1);
-  std::string target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-  target = target.substr(0, target.find('?'));
-  const bool head = method == "HEAD";
-  if (method != "GET" && !head) {
-    return Response("405 Method Not Allowed", "text/plain", "GET /metrics\n", false);
-  }
-  if (target != "/metrics") return Response("404 Not Found", "text/plain", "see /metrics\n", head);
-  const std::string body = prometheus::TextSerializer().Serialize(registry_->Collect());
-  return Response("200 OK", "text/plain; version=0.0.4; charset=utf-8", body, head);
 }
 
 }  // namespace mia::server

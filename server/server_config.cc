@@ -136,6 +136,7 @@ const std::vector<Field>& Fields() {
       DoubleField("heartbeat_seconds", &ServerConfig::heartbeat_seconds),
       IntField("metrics_port", &ServerConfig::metrics_port),
       StringField("metrics_address", &ServerConfig::metrics_address),
+      BoolField("dashboard", &ServerConfig::dashboard),
       BoolField("enable_reflection", &ServerConfig::enable_reflection),
       DoubleField("drain_timeout_seconds", &ServerConfig::drain_timeout_seconds),
       StringField("log_level", &ServerConfig::log_level),

@@ -65,11 +65,16 @@ struct ServerConfig {
   int64_t max_bundle_total_bytes = int64_t{16} << 30;
   // Seconds between heartbeats on a watch stream while nothing changes.
   double heartbeat_seconds = 10;
-  // Port of the Prometheus /metrics endpoint; 0 turns it off.
+  // Port of the HTTP endpoint: Prometheus /metrics and the read-only web
+  // dashboard (server/dashboard.h); 0 turns it off.
   int metrics_port = 0;
-  // Address the metrics endpoint binds to; empty: the host of listen_address,
+  // Address the HTTP endpoint binds to; empty: the host of listen_address,
   // so a server kept on loopback does not publish its metrics everywhere.
   std::string metrics_address;
+  // Serve the web dashboard on the metrics port beside /metrics (read-only:
+  // audits, progress, reports). Without auth it shows every audit to anyone
+  // who reaches the port; false leaves only /metrics.
+  bool dashboard = true;
   // Serve gRPC server reflection (grpc.reflection.v1alpha); off by default
   // because it tells any caller the whole API.
   bool enable_reflection = false;

@@ -136,9 +136,12 @@ ABSL_FLAG(int64_t, max_bundle_total_bytes, kDefaults.max_bundle_total_bytes,
           "largest decoded signals bundle, all arrays together");
 ABSL_FLAG(double, heartbeat_seconds, kDefaults.heartbeat_seconds,
           "heartbeat interval of idle watch streams");
-ABSL_FLAG(int, metrics_port, kDefaults.metrics_port, "Prometheus /metrics port (0: off)");
+ABSL_FLAG(int, metrics_port, kDefaults.metrics_port,
+          "HTTP port of Prometheus /metrics and the web dashboard (0: off)");
 ABSL_FLAG(std::string, metrics_address, kDefaults.metrics_address,
           "address the metrics endpoint binds to (default: the host of listen_address)");
+ABSL_FLAG(bool, dashboard, kDefaults.dashboard,
+          "serve the read-only web dashboard on the metrics port");
 ABSL_FLAG(bool, enable_reflection, kDefaults.enable_reflection, "serve gRPC server reflection");
 ABSL_FLAG(double, drain_timeout_seconds, kDefaults.drain_timeout_seconds,
           "most seconds a SIGTERM drain may take");

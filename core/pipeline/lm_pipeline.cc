@@ -21,6 +21,7 @@
 #include "core/attacks/registry.h"
 #include "core/attacks/sequence_attacks.h"
 #include "core/audit/bundle.h"
+#include "core/common/file_util.h"
 #include "core/common/random.h"
 #include "core/common/sha256.h"
 #include "core/common/status_macros.h"
@@ -400,10 +401,13 @@ absl::Status LmReportStage(const Config& c, const PipelineContext& ctx, const io
   std::filesystem::create_directories(output->report_dir, ec);
   MIA_RETURN_IF_ERROR(
       io::WriteNpz(output->report_dir + "/signals.npz", arrays, /*compress=*/false));
-  MIA_RETURN_IF_ERROR(WriteModelsJson(output->report_dir + "/models.json", output->models, c));
+  report::ReportOptions report_options;
+  report_options.models_json = ModelsJson(output->models, c);
+  MIA_RETURN_IF_ERROR(
+      WriteFileAtomically(output->report_dir + "/models.json", report_options.models_json));
   audit::AddStageTime(&output->result.timings, "report", SecondsSince(t));
   if (!c.run.time_log) output->result.timings.clear();
-  MIA_RETURN_IF_ERROR(report::WriteReport(output->result, output->report_dir));
+  MIA_RETURN_IF_ERROR(report::WriteReport(output->result, output->report_dir, report_options));
   SendProgress(ctx, "report", 1, 1, "report written");
   return absl::OkStatus();
 }

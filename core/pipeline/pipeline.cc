@@ -113,8 +113,7 @@ absl::StatusOr<std::string> FileSha256(const std::string& path) {
   return h.HexDigest();
 }
 
-absl::Status WriteModelsJson(const std::string& path, const std::vector<ModelRecord>& models,
-                             const Config& c) {
+std::string ModelsJson(const std::vector<ModelRecord>& models, const Config& c) {
   nlohmann::json list = nlohmann::json::array();
   for (const ModelRecord& m : models) {
     auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
@@ -134,7 +133,7 @@ absl::Status WriteModelsJson(const std::string& path, const std::vector<ModelRec
                       {"schema_version", 1},
                       {"recipe", nlohmann::json::parse(ConfigJson(c))["train"]},
                       {"models", list}};
-  return WriteFileAtomically(path, j.dump(2) + "\n");
+  return j.dump(2) + "\n";
 }
 
 void SendProgress(const PipelineContext& ctx, const std::string& stage, int64_t done, int64_t total,
@@ -536,10 +535,13 @@ absl::Status ReportStage(const Config& c, const PipelineContext& ctx, const audi
   std::filesystem::create_directories(output->report_dir, ec);
   MIA_RETURN_IF_ERROR(
       io::WriteNpz(output->report_dir + "/signals.npz", arrays, /*compress=*/false));
-  MIA_RETURN_IF_ERROR(WriteModelsJson(output->report_dir + "/models.json", output->models, c));
+  report::ReportOptions report_options;
+  report_options.models_json = ModelsJson(output->models, c);
+  MIA_RETURN_IF_ERROR(
+      WriteFileAtomically(output->report_dir + "/models.json", report_options.models_json));
   audit::AddStageTime(&output->result.timings, "report", SecondsSince(t));
   if (!c.run.time_log) output->result.timings.clear();
-  MIA_RETURN_IF_ERROR(report::WriteReport(output->result, output->report_dir));
+  MIA_RETURN_IF_ERROR(report::WriteReport(output->result, output->report_dir, report_options));
   SendProgress(ctx, "report", 1, 1, "report written");  // never a server path
   return absl::OkStatus();
 }

@@ -49,8 +49,9 @@ std::vector<T> Gather(const std::vector<T>& values, const std::vector<int64_t>& 
 }
 
 absl::StatusOr<std::string> FileSha256(const std::string& path);
-absl::Status WriteModelsJson(const std::string& path, const std::vector<ModelRecord>& models,
-                             const Config& c);
+// models.json's text (the models' records and the recipe), for the file and
+// for report.html's Models section.
+std::string ModelsJson(const std::vector<ModelRecord>& models, const Config& c);
 
 // Which rows each model trains on and which rows are audited.
 struct Split {

@@ -512,6 +512,7 @@ std::string SummaryMarkdown(const audit::AuditResult& result) {
   out += "- `roc.svg`: ROC curves, linear axes\n";
   out += "- `roc_log.svg`: ROC curves, log-log axes (the low-FPR region)\n";
   out += "- `summary.md`: this summary\n";
+  out += "- `report.html`: the whole report as one page (plots, models, exposed points, spec)\n";
   out += "- `timing.log`: time spent per stage\n";
   return out;
 }
@@ -619,12 +620,14 @@ absl::Status WriteReport(const audit::AuditResult& result, const std::string& ou
         absl::StrCat("cannot create report folder ", out_dir, ": not a directory"));
   }
 
+  const std::string result_json = ResultJson(result);
   const std::vector<std::pair<std::string, std::string>> files = {
-      {"result.json", ResultJson(result)},
+      {"result.json", result_json},
       {"scores.csv", ScoresCsv(result)},
       {"roc.svg", RocSvg(result, /*log_axes=*/false, options)},
       {"roc_log.svg", RocSvg(result, /*log_axes=*/true, options)},
       {"summary.md", SummaryMarkdown(result)},
+      {"report.html", ReportHtml(result, result_json, options)},
       {"timing.log", TimingLog(result)},
   };
   return mia::WriteFilesAtomically(dir.string(), files);

@@ -1,5 +1,6 @@
 // The report writer: turns an AuditResult into the files a user reads
-// (result.json, scores.csv, roc.svg, roc_log.svg, summary.md, timing.log).
+// (result.json, scores.csv, roc.svg, roc_log.svg, summary.md, report.html,
+// timing.log).
 // The format of each file is described in docs/report-format.md.
 //
 // The string builders are pure functions of the result (no I/O, no clock), so
@@ -22,10 +23,17 @@ struct ReportOptions {
   // per distinct score (up to the number of audit points); the curves are
   // thinned so their shape survives on the plot's axes (see ThinCurve).
   int max_plot_points = 400;
+  // models.json of the audit (the pipelines write it beside the report), shown
+  // in report.html's Models section; empty when the audit trained or loaded no
+  // models (bundle scoring), and the section says so.
+  std::string models_json;
+  // Audit points listed per attack in report.html's "most exposed" section
+  // (the highest scores on the first target). scores.csv holds them all.
+  int html_top_points = 20;
 };
 
-// Writes result.json, scores.csv, roc.svg, roc_log.svg, summary.md and
-// timing.log into `out_dir`, creating it (and its parents) if missing and
+// Writes result.json, scores.csv, roc.svg, roc_log.svg, summary.md,
+// report.html and timing.log into `out_dir`, creating it (and its parents) if missing and
 // replacing files of those names. Each file is written to a temporary file in
 // `out_dir` and renamed over its final name, so a reader never sees a partial
 // file. Errors name the path concerned: InvalidArgument when
@@ -65,6 +73,20 @@ absl::Status ParseScoresRow(const CsvReader& reader, const std::vector<std::stri
 
 // summary.md: per-attack tables of the headline figures.
 std::string SummaryMarkdown(const audit::AuditResult& result);
+
+// report.html: one self-contained page (inline CSS and SVG, no script, no
+// URL loaded) with the verdict (when result.json has a policy), per-attack
+// tables, both ROC plots, the epsilon bounds, the spread over targets, the
+// models (options.models_json), the most exposed audit points by row id, every
+// warning, the spec and the timing. Its figures are result.json's: each figure
+// cell carries result.json's exact number in data-value (a TPR cell its FPR in
+// data-fpr).
+std::string ReportHtml(const audit::AuditResult& result, const ReportOptions& options = {});
+// The same page with its figures (and the verdict of a `policy` object) taken
+// from `result_json`, the text of result.json that WriteReport writes beside
+// it; the ROC curves and exposed points come from `result`.
+std::string ReportHtml(const audit::AuditResult& result, const std::string& result_json,
+                       const ReportOptions& options);
 
 // timing.log: "stage<TAB>seconds" per stage, then a total line.
 std::string TimingLog(const audit::AuditResult& result);

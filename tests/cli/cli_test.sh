@@ -17,9 +17,11 @@ $PY -c 'import numpy' 2>/dev/null || { echo "FAIL numpy missing for $PY: run scr
 # A full audit of a synthetic bundle.
 expect "make-bundle" 0 "wrote b.npz" -- "$MIA" make-bundle --out b.npz --points 600 --population 300
 expect "score" 0 "report written" -- "$MIA" score --bundle b.npz --attack rmia,rmia-offline,lira,loss --out rep --bootstrap 100
-for f in result.json scores.csv roc.svg roc_log.svg summary.md timing.log; do
+for f in result.json scores.csv roc.svg roc_log.svg summary.md report.html timing.log; do
   [ -s "rep/$f" ] && ok "report has $f" || bad "report lacks $f"
 done
+! grep -qE 'https?://|<script' rep/report.html && ok "report.html loads nothing" \
+  || bad "report.html refers to a URL or has a script"
 $PY - <<'PY' && ok "result.json content" || bad "result.json content"
 import json, csv, sys
 r = json.load(open("rep/result.json"))

@@ -91,6 +91,8 @@ TEST(LmPipelineTest, AnOverfitLanguageModelLeaksAndTheReportHoldsNoText) {
   EXPECT_EQ(bundle->text_zlib_sizes.size(), bundle->row_ids.size());
   EXPECT_TRUE(bundle->tokens->has_stats());
 
+  // report.html too (it lists the most exposed points by row id only).
+  EXPECT_TRUE(std::filesystem::exists(out->report_dir + "/report.html"));
   // No text (no marker word) in any report file or progress message.
   for (const auto& entry : std::filesystem::directory_iterator(out->report_dir)) {
     std::ifstream in(entry.path(), std::ios::binary);

@@ -103,7 +103,7 @@ TEST(PipelineTest, OverfitModelsLeakAndTheCacheIsReused) {
   }
   const std::string report = first->report_dir;
   for (const char* f : {"result.json", "scores.csv", "roc.svg", "roc_log.svg", "summary.md",
-                        "timing.log", "models.json", "signals.npz"}) {
+                        "report.html", "timing.log", "models.json", "signals.npz"}) {
     EXPECT_TRUE(std::filesystem::exists(report + "/" + f)) << f;
   }
   std::ifstream models_json(report + "/models.json");
@@ -111,6 +111,20 @@ TEST(PipelineTest, OverfitModelsLeakAndTheCacheIsReused) {
   EXPECT_EQ(models["models"].size(), 6u);
   EXPECT_EQ(models["models"][0]["role"], "target");
   EXPECT_EQ(models["models"][0]["source"], "trained");
+  // report.html shows the models of models.json, with their accuracies.
+  {
+    std::ifstream html_file(report + "/report.html");
+    std::stringstream html;
+    html << html_file.rdbuf();
+    for (int i = 0; i < 6; ++i) {
+      EXPECT_NE(html.str().find("<tr data-index=\"" + std::to_string(i) + "\">"),
+                std::string::npos)
+          << i;
+    }
+    EXPECT_NE(html.str().find("data-field=\"test_accuracy\" data-value=\"" +
+                              models["models"][0]["test_accuracy"].dump() + "\""),
+              std::string::npos);
+  }
   // Audit rows are dataset rows of the pool, half members of target 0.
   int members = 0;
   for (size_t i = 0; i < first->result.row_ids.size(); ++i) {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -704,6 +705,215 @@ TEST(TimingLogTest, OneLinePerStageThenTotal) {
   EXPECT_EQ(TimingLog(audit::AuditResult{}), "total\t0.000\n");
 }
 
+// ---------------------------------------------------------------------------
+// report.html
+
+// The <tr> ... </tr> that starts with `opening`, or "" when there is none.
+std::string RowStartingWith(const std::string& html, const std::string& opening) {
+  const size_t begin = html.find(opening);
+  if (begin == std::string::npos) return "";
+  return html.substr(begin, html.find("</tr>", begin) - begin);
+}
+
+std::string Cell(const std::string& field, const nlohmann::json& value) {
+  return "data-field=\"" + XmlEscape(field) + "\" data-value=\"" + value.dump() + "\"";
+}
+
+TEST(ReportHtmlTest, SelfContainedPrintableAndEscaped) {
+  audit::AuditResult result = MakeResult();
+  result.spec_json = R"({"data": {"path": "</pre><script>alert(1)</script>"}})";
+  result.warnings.push_back("<img src=x onerror=alert(1)>");
+  const std::string html = ReportHtml(result);
+  // Nothing is loaded from anywhere: no URL, script, external style or image.
+  EXPECT_THAT(html, Not(HasSubstr("http://")));
+  EXPECT_THAT(html, Not(HasSubstr("https://")));
+  EXPECT_THAT(html, Not(HasSubstr("<script")));
+  EXPECT_THAT(html, Not(HasSubstr("<link")));
+  EXPECT_THAT(html, Not(HasSubstr("<img")));
+  EXPECT_THAT(html, Not(HasSubstr("url(")));
+  EXPECT_THAT(html, Not(HasSubstr("@import")));
+  EXPECT_THAT(html, HasSubstr("@media print"));
+  EXPECT_THAT(html, HasSubstr("&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;"));
+  EXPECT_THAT(html, HasSubstr("&lt;img src=x onerror=alert(1)&gt;"));
+  // The attack name is escaped wherever it appears.
+  EXPECT_THAT(html, Not(HasSubstr("offline<a>")));
+  EXPECT_THAT(html, HasSubstr("<code>rmia:gamma=2,offline&lt;a&gt;</code>"));
+  // Both plots inline, with their curves.
+  EXPECT_EQ(Count(html, "<svg "), 2u);
+  EXPECT_EQ(Count(html, "<polyline class=\"curve\""), 8u);
+  for (const char* id : {"results", "roc", "epsilon", "spread", "models", "exposed", "warnings",
+                         "spec", "timing"}) {
+    EXPECT_THAT(html, HasSubstr("<section id=\"" + std::string(id) + "\">")) << id;
+  }
+  EXPECT_THAT(html, Not(HasSubstr("<section id=\"verdict\">")));  // no policy
+  EXPECT_TRUE(html.rfind("<!DOCTYPE html>", 0) == 0);
+  EXPECT_EQ(html.substr(html.size() - 8), "</html>\n");
+  // Deterministic.
+  EXPECT_EQ(html, ReportHtml(result));
+}
+
+TEST(ReportHtmlTest, EveryFigureEqualsResultJson) {
+  const audit::AuditResult result = MakeResult();
+  const std::string html = ReportHtml(result);
+  const nlohmann::json j = nlohmann::json::parse(ResultJson(result));
+  size_t rows = 0;
+  for (const nlohmann::json& r : j["results"]) {
+    const std::string attack = r["attack"].get<std::string>();
+    const std::string row = RowStartingWith(
+        html, "<tr class=\"result\" data-attack=\"" + XmlEscape(attack) + "\" data-target=\"" +
+                  r["target"].dump() + "\">");
+    ASSERT_FALSE(row.empty()) << attack << " " << r["target"];
+    ++rows;
+    EXPECT_THAT(row, HasSubstr(Cell("members", r["counts"]["members"])));
+    EXPECT_THAT(row, HasSubstr(Cell("non_members", r["counts"]["non_members"])));
+    EXPECT_THAT(row, HasSubstr(Cell("excluded", r["counts"]["excluded"])));
+    EXPECT_THAT(row, HasSubstr(Cell("auc", r["auc"])));
+    EXPECT_THAT(row, HasSubstr(Cell("epsilon", r["epsilon"]["value"])));
+    for (const nlohmann::json& t : r["tpr_at_fpr"]) {
+      const std::string cell =
+          "data-field=\"tpr\" data-fpr=\"" + t["fpr"].dump() + "\" data-value=\"";
+      if (t["resolved"].get<bool>()) {
+        EXPECT_THAT(row, HasSubstr(cell + t["tpr"].dump() + "\""));
+      } else {
+        EXPECT_THAT(row, HasSubstr(cell + "null\">unresolved"));
+      }
+    }
+    const std::string eps_row = RowStartingWith(
+        html, "<tr data-attack=\"" + XmlEscape(attack) + "\" data-target=\"" +
+                  r["target"].dump() + "\">");
+    EXPECT_THAT(eps_row, HasSubstr(Cell("delta", r["epsilon"]["delta"])));
+    EXPECT_THAT(eps_row, HasSubstr(Cell("evaluation_points", r["epsilon"]["evaluation_points"])));
+  }
+  EXPECT_EQ(rows, result.results.size());
+  // Shown rounded, with the interval (a0: AUC 0.75 in [0.6, 0.9]; TPR at 10% 0.5).
+  EXPECT_THAT(html, HasSubstr(Cell("auc", 0.75) +
+                              ">0.7500 <span class=\"ci\">[0.6000, 0.9000]</span></td>"));
+  // An infinite threshold is no number in result.json, nor on the page.
+  EXPECT_THAT(html, HasSubstr("data-field=\"threshold\" data-value=\"null\">n/a"));
+  // The spread over targets: AUC of the first attack.
+  const std::string spread = RowStartingWith(
+      html, "<tr data-attack=\"" + XmlEscape(kAttackA) + "\" data-figure=\"auc\">");
+  EXPECT_THAT(spread, HasSubstr(Cell("mean", j["summaries"][0]["auc"]["mean"])));
+  EXPECT_THAT(spread, HasSubstr(Cell("stddev", j["summaries"][0]["auc"]["stddev"])));
+  EXPECT_THAT(spread, HasSubstr(Cell("count", 2)));
+  // TPR at 1% is resolved on no target of attack A: no mean shown.
+  const std::string unresolved = RowStartingWith(
+      html, "<tr data-attack=\"" + XmlEscape(kAttackA) + "\" data-figure=\"tpr\" data-fpr=\"0.01\">");
+  EXPECT_THAT(unresolved, HasSubstr(Cell("count", 0)));
+  EXPECT_THAT(unresolved, HasSubstr("unresolved on every target"));
+  EXPECT_THAT(unresolved, Not(HasSubstr("data-field=\"mean\"")));
+}
+
+TEST(ReportHtmlTest, MostExposedPointsAreTheTopScoresOfTheFirstTarget) {
+  const audit::AuditResult result = MakeResult();
+  ReportOptions options;
+  options.html_top_points = 4;
+  const std::string html = ReportHtml(result, options);
+  const size_t begin = html.find("<table class=\"exposed\" data-attack=\"" +
+                                 XmlEscape(kAttackA) + "\" data-target=\"0\">");
+  ASSERT_NE(begin, std::string::npos);
+  const std::string table = html.substr(begin, html.find("</table>", begin) - begin);
+  // Definition: sort the scored points of (attack A, target 0) by score, highest first.
+  const audit::AttackTargetResult& a0 = result.results[0];
+  std::vector<size_t> order;
+  for (size_t i = 0; i < a0.scores.size(); ++i) {
+    if (!std::isnan(a0.scores[i])) order.push_back(i);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return a0.scores[a] > a0.scores[b]; });
+  ASSERT_EQ(order, (std::vector<size_t>{4, 5, 1, 0, 3}));  // worked by hand
+  size_t pos = 0;
+  for (size_t k = 0; k < 4; ++k) {
+    const size_t i = order[k];
+    const std::string expected =
+        "<tr><td>" + std::to_string(k + 1) + "</td><td class=\"num\" data-field=\"row_id\">" +
+        std::to_string(result.row_ids[i]) + "</td>" + "<td class=\"num\" " +
+        Cell("score", a0.scores[i]);
+    const size_t at = table.find(expected, pos);
+    ASSERT_NE(at, std::string::npos) << expected;
+    pos = at;
+    EXPECT_THAT(table.substr(at, table.find("</tr>", at) - at),
+                HasSubstr(result.membership[0][i] ? ">yes<" : ">no<"));
+  }
+  EXPECT_EQ(Count(table, "<tr><td>"), 4u);  // the limit holds; NaN never listed
+  // Only target 0 is listed.
+  EXPECT_THAT(html, Not(HasSubstr("<table class=\"exposed\" data-attack=\"lira-offline\" "
+                                  "data-target=\"3\"")));
+}
+
+TEST(ReportHtmlTest, WarningsListEveryKind) {
+  const std::string html = ReportHtml(MakeResult());
+  const size_t begin = html.find("<section id=\"warnings\">");
+  ASSERT_NE(begin, std::string::npos);
+  const std::string section = html.substr(begin, html.find("</section>", begin) - begin);
+  EXPECT_THAT(section, HasSubstr("fewer than 32 references per side: fixed variance"));
+  EXPECT_THAT(section, HasSubstr("target 0: 1 audit points excluded"));
+  EXPECT_THAT(section, HasSubstr("point 12 has no OUT reference"));
+  EXPECT_THAT(section, HasSubstr("TPR at 1% FPR unresolved"));
+  EXPECT_THAT(section, HasSubstr("TPR at 0.1% FPR unresolved"));
+  // 1 audit-wide, 1 exclusion, 1 attack warning, 2 unresolved FPRs x 4 results.
+  EXPECT_THAT(section, HasSubstr("<h2>Warnings (11)</h2>"));
+  audit::AuditResult clean;
+  EXPECT_THAT(ReportHtml(clean), HasSubstr("<h2>Warnings (0)</h2>\n<p>None.</p>"));
+}
+
+TEST(ReportHtmlTest, ModelsShowAccuracyLossAndGap) {
+  ReportOptions options;
+  options.models_json = R"({"schema": "mia.models", "models": [
+      {"index": 0, "role": "target", "source": "trained", "train_rows": 100,
+       "train_accuracy": 0.75, "train_loss": 0.5, "test_accuracy": 0.5, "test_loss": 1.25,
+       "seconds": 2.5},
+      {"index": 1, "role": "reference", "source": "<cache>", "train_rows": 100,
+       "train_accuracy": null, "test_accuracy": 0.5}]})";
+  const std::string html = ReportHtml(MakeResult(), options);
+  const std::string row0 = RowStartingWith(html, "<tr data-index=\"0\">");
+  EXPECT_THAT(row0, HasSubstr(Cell("train_accuracy", 0.75)));
+  EXPECT_THAT(row0, HasSubstr(Cell("test_accuracy", 0.5)));
+  EXPECT_THAT(row0, HasSubstr(Cell("gap", 0.25) + ">0.2500<"));
+  EXPECT_THAT(row0, HasSubstr(Cell("test_loss", 1.25)));
+  const std::string row1 = RowStartingWith(html, "<tr data-index=\"1\">");
+  EXPECT_THAT(row1, HasSubstr("&lt;cache&gt;"));
+  EXPECT_THAT(row1, HasSubstr("data-field=\"gap\" data-value=\"null\">n/a"));
+  // Without models.json (a bundle audit) the section says why it is empty.
+  EXPECT_THAT(ReportHtml(MakeResult()), HasSubstr("No models were trained or loaded"));
+  options.models_json = "not json";
+  EXPECT_THAT(ReportHtml(MakeResult(), options), HasSubstr("No models were trained or loaded"));
+}
+
+TEST(ReportHtmlTest, VerdictFromThePolicyInResultJson) {
+  const audit::AuditResult result = MakeResult();
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(ResultJson(result));
+  j["policy"] = {{"verdict", "FAIL"},
+                 {"rules",
+                  {{{"rule", "max_auc"}, {"attack", "rmia<x>"}, {"target", 0}, {"value", 0.75},
+                    {"limit", 0.6}, {"pass", false}},
+                   {{"rule", "max_epsilon"}, {"attack", "lira"}, {"value", 0.1}, {"limit", 1},
+                    {"pass", true}}}}};
+  const std::string html = ReportHtml(result, j.dump(), ReportOptions{});
+  EXPECT_THAT(html, HasSubstr("<section id=\"verdict\">"));
+  EXPECT_THAT(html, HasSubstr("<span class=\"verdict fail\" data-field=\"verdict\">FAIL</span>"));
+  EXPECT_THAT(html, HasSubstr("<tr class=\"fail\"><td>max_auc</td><td>rmia&lt;x&gt;</td><td>0</td>"
+                              "<td>0.75</td><td>0.6</td><td>FAIL</td></tr>"));
+  EXPECT_THAT(html, HasSubstr("<tr class=\"pass\"><td>max_epsilon</td><td>lira</td><td>all</td>"));
+  j["policy"]["verdict"] = "PASS";
+  EXPECT_THAT(ReportHtml(result, j.dump(), ReportOptions{}),
+              HasSubstr("<span class=\"verdict pass\" data-field=\"verdict\">PASS</span>"));
+}
+
+TEST(ReportHtmlTest, AForeignResultJsonFallsBackToTheResults) {
+  const audit::AuditResult result = MakeResult();
+  for (const char* text : {"", "not json", "[]", R"({"results": []})"}) {
+    EXPECT_EQ(ReportHtml(result, text, ReportOptions{}), ReportHtml(result)) << text;
+  }
+}
+
+TEST(ReportHtmlTest, EmptyResultStillRenders) {
+  const std::string html = ReportHtml(audit::AuditResult{});
+  EXPECT_THAT(html, HasSubstr("</html>"));
+  EXPECT_THAT(html, HasSubstr("No target model."));
+  EXPECT_THAT(html, HasSubstr("Not recorded"));
+}
+
 TEST(WriteReportTest, CreatesFolderAndAllFilesWithoutTempFiles) {
   const audit::AuditResult result = MakeResult();
   const TestDir tmp;
@@ -720,7 +930,8 @@ TEST(WriteReportTest, CreatesFolderAndAllFilesWithoutTempFiles) {
     names.insert(entry.path().filename().string());
   }
   EXPECT_EQ(names, (std::set<std::string>{"result.json", "scores.csv", "roc.svg", "roc_log.svg",
-                                          "summary.md", "timing.log"}));
+                                          "summary.md", "report.html", "timing.log"}));
+  EXPECT_EQ(ReadFile(dir / "report.html"), ReportHtml(result));
   EXPECT_EQ(ReadFile(dir / "result.json"), ResultJson(result));
   EXPECT_EQ(ReadFile(dir / "scores.csv"), ScoresCsv(result));
   EXPECT_EQ(ReadFile(dir / "roc.svg"), RocSvg(result, false));

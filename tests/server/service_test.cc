@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -41,6 +42,7 @@
 #include "mia/v1/audit.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "server/audit_server.h"
+#include "server/dashboard.h"
 #include "server/job_router.h"
 #include "server/json_log.h"
 #include "server/metrics.h"
@@ -696,7 +698,7 @@ TEST_F(ServiceTest, ReportFilesDeletedUnderAFinishedAuditAreListedMissing) {
   request.set_name(created.name());
   v1::ListReportFilesResponse whole;
   ASSERT_TRUE(stub_->ListReportFiles(Ctx().get(), request, &whole).ok());
-  EXPECT_EQ(whole.files_size(), 6);  // result.json, scores.csv, 2 plots, summary, timing
+  EXPECT_EQ(whole.files_size(), 7);  // result.json, scores.csv, 2 plots, summary, html, timing
   EXPECT_EQ(whole.missing_files_size(), 0);
 
   const std::string report = dir_ + "/data/jobs/" + created.name().substr(7) + "/report";
@@ -704,7 +706,7 @@ TEST_F(ServiceTest, ReportFilesDeletedUnderAFinishedAuditAreListedMissing) {
   ASSERT_TRUE(fs::remove(report + "/result.json"));
   v1::ListReportFilesResponse partial;
   ASSERT_TRUE(stub_->ListReportFiles(Ctx().get(), request, &partial).ok());
-  EXPECT_EQ(partial.files_size(), 4);
+  EXPECT_EQ(partial.files_size(), 5);
   EXPECT_THAT(partial.missing_files(), ::testing::ElementsAre("result.json", "roc.svg"));
   // The audit stays readable, without the figures result.json held.
   v1::Audit audit;
@@ -1471,6 +1473,208 @@ TEST_F(ServiceTest, MetricsBindTheListenHostByDefault) {
   const int other = ConnectTo("127.0.0.2", free_port);
   EXPECT_EQ(other, -1);
   if (other >= 0) ::close(other);
+}
+
+// The router under the metrics endpoint: exact paths, prefixes, the header
+// fields a handler sees, and what it answers itself.
+TEST(HttpRouterTest, RoutesAnswersAndRefusals) {
+  HttpRoutes routes;
+  mia::server::HttpRequest seen;
+  routes.Get("/a", [](const mia::server::HttpRequest&) {
+    HttpResponse r;
+    r.body = "A";
+    r.headers.push_back({"X-Test", "1"});
+    return r;
+  });
+  routes.GetPrefix("/p/", [&seen](const mia::server::HttpRequest& request) {
+    seen = request;
+    HttpResponse r;
+    r.body = request.path;
+    return r;
+  });
+  routes.GetPrefix("/p/q/", [](const mia::server::HttpRequest&) {
+    HttpResponse r;
+    r.status = 409;
+    r.body = "longest prefix";
+    return r;
+  });
+  const std::string a = RouteRequest(routes, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_THAT(a, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(a, HasSubstr("\r\nX-Test: 1\r\n"));
+  EXPECT_THAT(a, HasSubstr("Content-Length: 1\r\n"));
+  EXPECT_THAT(a, testing::EndsWith("\r\n\r\nA"));
+  const std::string head = RouteRequest(routes, "HEAD /a HTTP/1.1\r\n\r\n");
+  EXPECT_THAT(head, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(head, testing::EndsWith("\r\n\r\n"));
+  EXPECT_THAT(RouteRequest(routes, "GET /a/ HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 404"));
+  EXPECT_THAT(RouteRequest(routes, "GET /b HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 404"));
+  EXPECT_THAT(RouteRequest(routes, "GET /p/x/y?k=v&w HTTP/1.1\r\nAuthorization:  Bearer t \r\n"
+                                   "X-Other: 2\r\n\r\n"),
+              testing::EndsWith("/p/x/y"));
+  EXPECT_EQ(seen.method, "GET");
+  EXPECT_EQ(seen.path, "/p/x/y");
+  EXPECT_EQ(seen.query, "k=v&w");
+  EXPECT_EQ(seen.headers["authorization"], "Bearer t");
+  EXPECT_EQ(seen.headers["x-other"], "2");
+  EXPECT_THAT(RouteRequest(routes, "GET /p/q/z HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 409"));
+  // Read-only: every other method, on any path.
+  for (const char* method : {"POST", "PUT", "DELETE", "PATCH", "OPTIONS"}) {
+    EXPECT_THAT(RouteRequest(routes, std::string(method) + " /a HTTP/1.1\r\n\r\n"),
+                StartsWith("HTTP/1.1 405"))
+        << method;
+  }
+  EXPECT_THAT(RouteRequest(routes, "POST /nowhere HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 405"));
+  // Dot segments never reach a handler, however they are placed.
+  for (const char* path : {"/p/../a", "/p/./x", "/p/..", "/..", "/p/x/../../etc/passwd", "p/x",
+                           "/p/x\\..\\y"}) {
+    EXPECT_THAT(RouteRequest(routes, "GET " + std::string(path) + " HTTP/1.1\r\n\r\n"),
+                StartsWith("HTTP/1.1 400"))
+        << path;
+  }
+  EXPECT_THAT(RouteRequest(routes, "GET\r\n\r\n"), StartsWith("HTTP/1.1 400"));
+}
+
+// The authorize hook gates every dashboard route before it reads anything
+// (the backend here is null: a refused request never reaches it).
+TEST(DashboardTest, AuthorizeGatesEveryRoute) {
+  HttpRoutes routes;
+  DashboardOptions options;
+  options.authorize = [](const mia::server::HttpRequest& request) {
+    const auto it = request.headers.find("authorization");
+    if (it == request.headers.end()) return absl::UnauthenticatedError("a token is required");
+    if (it->second != "Bearer good") return absl::PermissionDeniedError("not yours");
+    return absl::OkStatus();
+  };
+  AddDashboardRoutes(nullptr, options, &routes);
+  for (const char* path : {"/", "/api/audits", "/api/audits/abc", "/audits/abc",
+                           "/audits/abc/report.html"}) {
+    EXPECT_THAT(RouteRequest(routes, "GET " + std::string(path) + " HTTP/1.1\r\n\r\n"),
+                StartsWith("HTTP/1.1 401"))
+        << path;
+    EXPECT_THAT(RouteRequest(routes, "GET " + std::string(path) +
+                                         " HTTP/1.1\r\nAuthorization: Bearer bad\r\n\r\n"),
+                StartsWith("HTTP/1.1 403"))
+        << path;
+  }
+  EXPECT_THAT(RouteRequest(routes, "GET / HTTP/1.1\r\nAuthorization: Bearer good\r\n\r\n"),
+              StartsWith("HTTP/1.1 200"));
+}
+
+// The body of an HTTP response, after the header.
+std::string HttpBody(const std::string& response) {
+  const size_t end = response.find("\r\n\r\n");
+  return end == std::string::npos ? "" : response.substr(end + 4);
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  return HttpRequest(port, "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n");
+}
+
+// The dashboard on the metrics port reads what the gRPC API reads: the audits
+// with their state and progress, and once one SUCCEEDED its report files,
+// never a file outside its report folder.
+TEST_F(ServiceTest, DashboardShowsAuditsProgressAndReportFiles) {
+  int free_port = 0;
+  {
+    auto probe = MetricsHttpServer::Start("127.0.0.1", 0, ServerMetrics().collectable());
+    ASSERT_TRUE(probe.ok()) << probe.status();
+    free_port = (*probe)->port();
+  }
+  server_.reset();
+  StartServer([free_port](ServerConfig& c) { c.metrics_port = free_port; });
+  const int port = server_->metrics_port();
+  EXPECT_THAT(HttpGet(port, "/metrics"), StartsWith("HTTP/1.1 200"));
+
+  const std::string index = HttpGet(port, "/");
+  EXPECT_THAT(index, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(index, HasSubstr("Content-Type: text/html; charset=utf-8"));
+  EXPECT_THAT(index, HasSubstr("Content-Security-Policy: default-src 'none'"));
+  EXPECT_THAT(HttpBody(index), Not(HasSubstr("http://")));
+  EXPECT_THAT(HttpBody(index), Not(HasSubstr("https://")));
+  EXPECT_THAT(HttpBody(index), Not(HasSubstr(" src=")));
+  EXPECT_EQ(nlohmann::json::parse(HttpBody(HttpGet(port, "/api/audits")))["audits"].size(), 0u);
+
+  v1::Audit created;
+  ASSERT_TRUE(Create(BundleSpec(), &created, "", {{"hold", "1"}}).ok());
+  const std::string id = created.name().substr(std::string("audits/").size());
+  const nlohmann::json listed = nlohmann::json::parse(HttpBody(HttpGet(port, "/api/audits")));
+  ASSERT_EQ(listed["audits"].size(), 1u);
+  EXPECT_EQ(listed["audits"][0]["name"], created.name());
+  EXPECT_THAT(std::string(listed["audits"][0]["state"]), testing::AnyOf("PENDING", "RUNNING"));
+  EXPECT_EQ(listed["truncated"], false);
+  EXPECT_THAT(HttpGet(port, "/audits/" + id), StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(HttpGet(port, "/audits/" + id), HasSubstr("data-id=\"" + id + "\""));
+  // No report before it succeeded.
+  EXPECT_THAT(HttpGet(port, "/audits/" + id + "/report.html"), StartsWith("HTTP/1.1 409"));
+
+  gate_.Open();
+  WaitForState(created.name(), v1::Audit::SUCCEEDED);
+  const nlohmann::json one =
+      nlohmann::json::parse(HttpBody(HttpGet(port, "/api/audits/" + id)));
+  EXPECT_EQ(one["state"], "SUCCEEDED");
+  EXPECT_EQ(one["progress"]["stage"], "done");
+  const nlohmann::json files =
+      nlohmann::json::parse(HttpBody(HttpGet(port, "/api/audits/" + id + "/files")));
+  std::set<std::string> names;
+  for (const nlohmann::json& f : files["files"]) names.insert(f["file"]);
+  EXPECT_EQ(names.count("report.html"), 1u);
+  EXPECT_EQ(names.count("result.json"), 1u);
+  EXPECT_EQ(names.count("scores.csv"), 1u);
+
+  const std::string report_dir = dir_ + "/data/jobs/" + id + "/report";
+  const std::string html = HttpGet(port, "/audits/" + id + "/report.html");
+  EXPECT_THAT(html, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(html, HasSubstr("Content-Type: text/html; charset=utf-8"));
+  EXPECT_THAT(html, Not(HasSubstr("Content-Disposition")));
+  EXPECT_EQ(HttpBody(html), ReadAll(report_dir + "/report.html"));
+  const std::string result = HttpGet(port, "/audits/" + id + "/result.json");
+  EXPECT_THAT(result, HasSubstr("Content-Disposition: attachment; filename=\"result.json\""));
+  EXPECT_EQ(HttpBody(result), ReadAll(report_dir + "/result.json"));
+  EXPECT_THAT(HttpGet(port, "/audits/" + id + "/scores.csv"), StartsWith("HTTP/1.1 200"));
+
+  // Nothing outside the report folder: dot segments, encoded ones, hidden
+  // names, sub-paths, links out of the folder, ids of another shape.
+  fs::create_symlink(dir_ + "/data/jobs.db", report_dir + "/link.db");
+  ASSERT_TRUE(fs::is_symlink(report_dir + "/link.db"));
+  for (const std::string& path :
+       std::vector<std::string>{"/audits/" + id + "/../../jobs.db", "/audits/" + id + "/..",
+                                "/audits/../jobs.db"}) {
+    EXPECT_THAT(HttpGet(port, path), StartsWith("HTTP/1.1 400")) << path;
+  }
+  for (const std::string& path :
+       {"/audits/" + id + "/%2e%2e%2f%2e%2e%2fjobs.db", "/audits/" + id + "/link.db",
+        "/audits/" + id + "/report.html/x", "/audits/" + id + "/nothing.txt",
+        "/api/audits/" + id + "/other"}) {
+    const std::string response = HttpGet(port, path);
+    EXPECT_THAT(response, StartsWith("HTTP/1.1 404")) << path;
+    EXPECT_THAT(response, Not(HasSubstr("SQLite"))) << path;
+  }
+  EXPECT_THAT(HttpGet(port, "/audits/" + id + "/.hidden"), StartsWith("HTTP/1.1 400"));
+  EXPECT_THAT(HttpGet(port, "/audits/not%20an%20id/report.html"), StartsWith("HTTP/1.1 400"));
+  EXPECT_THAT(HttpGet(port, "/api/audits/" + std::string(id.size(), 'f')),
+              testing::AnyOf(StartsWith("HTTP/1.1 404"), StartsWith("HTTP/1.1 400")));
+  EXPECT_THAT(HttpRequest(port, "DELETE /audits/" + id + " HTTP/1.1\r\n\r\n"),
+              StartsWith("HTTP/1.1 405"));
+  // The request size cap still holds on the shared endpoint.
+  EXPECT_EQ(HttpRequest(port, "GET /" + std::string(20000, 'a')), "");
+  EXPECT_THAT(HttpGet(port, "/"), StartsWith("HTTP/1.1 200"));
+}
+
+TEST_F(ServiceTest, DashboardOffLeavesOnlyMetrics) {
+  int free_port = 0;
+  {
+    auto probe = MetricsHttpServer::Start("127.0.0.1", 0, ServerMetrics().collectable());
+    ASSERT_TRUE(probe.ok()) << probe.status();
+    free_port = (*probe)->port();
+  }
+  server_.reset();
+  StartServer([free_port](ServerConfig& c) {
+    c.metrics_port = free_port;
+    c.dashboard = false;
+  });
+  EXPECT_THAT(HttpGet(server_->metrics_port(), "/metrics"), StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(HttpGet(server_->metrics_port(), "/"), StartsWith("HTTP/1.1 404"));
+  EXPECT_THAT(HttpGet(server_->metrics_port(), "/api/audits"), StartsWith("HTTP/1.1 404"));
 }
 
 // Records the configuration it is handed.
