@@ -71,6 +71,9 @@ void PrintSummary(const audit::AuditResult& result) {
 }
 
 void PrintWarnings(const audit::AuditResult& result) {
+  // Audit-wide first (a CPU run of a config asking for CUDA, the splits auto
+  // chose), as `mia watch` prints a server's.
+  for (const std::string& w : result.warnings) std::fprintf(stderr, "mia: warning: %s\n", w.c_str());
   for (const audit::AttackTargetResult& r : result.results) {
     for (const std::string& w : r.warnings) {
       std::fprintf(stderr, "mia: warning: %s (target %d): %s\n", r.attack.c_str(), r.target,

@@ -25,11 +25,53 @@ struct CifarLayout {
   std::vector<const char*> label_names;  // for messages
   std::vector<std::string> train_files;
   std::vector<std::string> test_files;
+  // Where the archives extract to, and where Privacy Meter's data_dir keeps
+  // them (torchvision's root `<data_dir>/<dataset>`).
+  const char* bin_folder;      // cifar-10-batches-bin | cifar-100-binary
+  const char* python_folder;   // cifar-10-batches-py | cifar-100-python
+  CifarPythonLayout python_layout;
 };
 
-absl::StatusOr<Dataset> LoadCifar(const DataSource& source, const LoadLimits& limits,
+struct CifarFolder {
+  std::string path;
+  bool python = false;  // the python version's pickled batches
+};
+
+// data_dir may be the binary version's folder itself, or a folder holding it
+// (`cifar-10-batches-bin`, or `cifar10/cifar-10-batches-bin`), or the same
+// for the python version (`cifar-10-batches-py`, as torchvision extracts it
+// under Privacy Meter's `<data_dir>/cifar10`). The binary version wins when
+// both are there.
+absl::StatusOr<CifarFolder> FindCifarFolder(const std::string& path, const CifarLayout& layout) {
+  const std::string nested = absl::StrCat(path, "/", layout.format);
+  for (const std::string& folder : {path, absl::StrCat(path, "/", layout.bin_folder),
+                                    absl::StrCat(nested, "/", layout.bin_folder)}) {
+    if (FindFile(folder, layout.train_files.front()).ok()) return CifarFolder{folder, false};
+  }
+  for (const std::string& folder : {path, absl::StrCat(path, "/", layout.python_folder),
+                                    absl::StrCat(nested, "/", layout.python_folder)}) {
+    if (FindFile(folder, layout.python_layout.train_files.front()).ok()) {
+      return CifarFolder{folder, true};
+    }
+  }
+  return absl::NotFoundError(absl::StrCat(
+      path, ": no ", layout.format, " files: looked for ", layout.train_files.front(),
+      " (the binary version) in it, in ", layout.bin_folder, "/ and in ", layout.format, "/",
+      layout.bin_folder, "/, and for ", layout.python_layout.train_files.front(),
+      " (the python version) in it, in ", layout.python_folder, "/ and in ", layout.format, "/",
+      layout.python_folder, "/"));
+}
+
+absl::StatusOr<Dataset> LoadCifar(const DataSource& given, const LoadLimits& limits,
                                   const CifarLayout& layout, int label_index, int num_classes) {
-  MIA_ASSIGN_OR_RETURN(const std::vector<std::string> splits, SplitParts(source));
+  MIA_ASSIGN_OR_RETURN(const std::vector<std::string> splits, SplitParts(given));
+  MIA_ASSIGN_OR_RETURN(const CifarFolder folder, FindCifarFolder(given.path, layout));
+  if (folder.python) {
+    return LoadCifarPython(given, folder.path, limits, layout.python_layout, label_index,
+                           num_classes);
+  }
+  DataSource source = given;
+  source.path = folder.path;
   const uint64_t record = static_cast<uint64_t>(layout.label_bytes) + kPixels;
 
   // Read and validate every file before allocating the (4x larger) features.
@@ -97,13 +139,25 @@ absl::StatusOr<Dataset> LoadCifar10(const DataSource& source, const LoadLimits& 
                       {"label"},
                       {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
                        "data_batch_4.bin", "data_batch_5.bin"},
-                      {"test_batch.bin"}};
+                      {"test_batch.bin"},
+                      "cifar-10-batches-bin",
+                      "cifar-10-batches-py",
+                      {"cifar10",
+                       {"data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+                        "data_batch_5"},
+                       {"test_batch"},
+                       {"labels"},
+                       {10}}};
   return LoadCifar(source, limits, *kLayout, 0, 10);
 }
 
 absl::StatusOr<Dataset> LoadCifar100(const DataSource& source, const LoadLimits& limits) {
   static const CifarLayout* const kLayout = new CifarLayout{
-      "cifar100", 2, {20, 100}, {"coarse label", "fine label"}, {"train.bin"}, {"test.bin"}};
+      "cifar100",         2,
+      {20, 100},          {"coarse label", "fine label"},
+      {"train.bin"},      {"test.bin"},
+      "cifar-100-binary", "cifar-100-python",
+      {"cifar100", {"train"}, {"test"}, {"coarse_labels", "fine_labels"}, {20, 100}}};
   if (source.cifar100_labels == "fine") return LoadCifar(source, limits, *kLayout, 1, 100);
   if (source.cifar100_labels == "coarse") return LoadCifar(source, limits, *kLayout, 0, 20);
   return absl::InvalidArgumentError(absl::StrCat("cifar100: unknown cifar100_labels '",

@@ -76,6 +76,18 @@ const float* ByteToUnitTable();
 
 // The per-format loaders behind LoadDataset's registry.
 absl::StatusOr<Dataset> LoadIdx(const DataSource& source, const LoadLimits& limits);
+// CIFAR's python version (cifar_python.cc): pickled batches in `folder`.
+struct CifarPythonLayout {
+  std::string format;                    // cifar10 | cifar100, for names and messages
+  std::vector<std::string> train_files;  // data_batch_1 ... | train
+  std::vector<std::string> test_files;   // test_batch | test
+  std::vector<std::string> label_keys;   // labels | coarse_labels, fine_labels
+  std::vector<int> label_limits;         // exclusive bound of each label list
+};
+absl::StatusOr<Dataset> LoadCifarPython(const DataSource& source, const std::string& folder,
+                                        const LoadLimits& limits, const CifarPythonLayout& layout,
+                                        int label_index, int num_classes);
+
 absl::StatusOr<Dataset> LoadCifar10(const DataSource& source, const LoadLimits& limits);
 absl::StatusOr<Dataset> LoadCifar100(const DataSource& source, const LoadLimits& limits);
 absl::StatusOr<Dataset> LoadPurchase100(const DataSource& source, const LoadLimits& limits);

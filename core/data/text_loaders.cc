@@ -249,8 +249,13 @@ absl::StatusOr<Dataset> LoadPurchase100(const DataSource& source, const LoadLimi
 
 absl::StatusOr<Dataset> LoadTexas100(const DataSource& source, const LoadLimits& limits) {
   MIA_RETURN_IF_ERROR(CheckNoSplit(source));
-  MIA_ASSIGN_OR_RETURN(const std::string feats_path, FindFile(source.path, "feats"));
-  MIA_ASSIGN_OR_RETURN(const std::string labels_path, FindFile(source.path, "labels"));
+  // Privacy Meter's data_dir holds the extracted dataset_texas folder.
+  std::string folder = source.path;
+  if (!FindFile(folder, "feats").ok() && IsFolder(folder + "/dataset_texas")) {
+    folder += "/dataset_texas";
+  }
+  MIA_ASSIGN_OR_RETURN(const std::string feats_path, FindFile(folder, "feats"));
+  MIA_ASSIGN_OR_RETURN(const std::string labels_path, FindFile(folder, "labels"));
 
   // Labels first: the small file, and its row count bounds the features.
   TableSpec label_spec;

@@ -543,7 +543,11 @@ void ParseAudit(Section& s, Config* c, bool language_model, bool data_population
     s.Use("attacks");
     s.Add("algorithm", "give attacks or algorithm, not both");
   } else if (!algorithm.empty()) {
-    a->scoring.attacks = {absl::AsciiStrToLower(algorithm)};
+    // Privacy Meter's RMIA is offline RMIA: it averages the OUT references
+    // only, ((1 + a) P_out + (1 - a)) / 2 (its rmia.py), whatever their count.
+    std::string name = absl::AsciiStrToLower(algorithm);
+    if (name == "rmia") name = "rmia-offline";
+    a->scoring.attacks = {name};
     CheckAttackSpecs(a->scoring.attacks, &s, "algorithm", /*element_paths=*/false);
   } else if (!s.Has("attacks")) {
     a->scoring.attacks = language_model ? DefaultLmAttacks() : DefaultAttacks();
@@ -556,7 +560,7 @@ void ParseAudit(Section& s, Config* c, bool language_model, bool data_population
   s.GetInRange("batch_size", &a->batch_size, 1, 1 << 20);
   s.GetInRange<int64_t>("data_size", &a->data_size, 0, kMaxRows);
   s.Get("report_log", &a->report_log);
-  s.GetChoice("splits", &a->splits, {"balanced", "paired"});
+  s.GetChoice("splits", &a->splits, {"auto", "balanced", "paired", "disjoint"});
   Section aug = s.Child("augmentation");
   aug.Get("flip", &a->augmentation.flip);
   aug.GetInRange("shift", &a->augmentation.shift, 0, kMaxShift);
@@ -589,12 +593,17 @@ void ParseAudit(Section& s, Config* c, bool language_model, bool data_population
 // then fail, losing the other attacks' results too.
 // Attacks that compare with population points (RMIA, Attack-P) cannot run
 // without them: refused before any training (they used to fail at scoring).
-void CheckPopulationNeed(const Config& c, std::vector<ConfigProblem>* out) {
+std::vector<std::string> AttacksNeedingPopulation(const Config& c) {
   std::vector<std::string> need;
   for (const std::string& spec : c.audit.scoring.attacks) {
     absl::StatusOr<std::unique_ptr<attacks::Attack>> attack = attacks::MakeAttack(spec);
     if (attack.ok() && (*attack)->needs().population) need.push_back((*attack)->name());
   }
+  return need;
+}
+
+void CheckPopulationNeed(const Config& c, std::vector<ConfigProblem>* out) {
+  const std::vector<std::string> need = AttacksNeedingPopulation(c);
   if (need.empty()) return;
   out->push_back({"data.population_size",
                   absl::StrCat("must be > 0: attack", need.size() > 1 ? "s " : " ",
@@ -620,30 +629,85 @@ void CheckSequenceAttacks(const Config& c, std::vector<ConfigProblem>* out) {
   }
 }
 
-void CheckReferenceCounts(const Config& c, std::vector<ConfigProblem>* out) {
+// Resolves audit.splits "auto" and refuses attacks that the splits cannot
+// feed (see the comment above CheckPopulationNeed for the counts).
+// Disjoint splits give every audit point all num_ref_models references OUT
+// (and no IN reference); the other targets may add OUT references, the
+// scorer then uses the smallest count over the points.
+void CheckReferenceCounts(Config& c, std::vector<ConfigProblem>* out) {
   const int m = c.num_models();
+  const int refs = m - c.run.num_experiments;
   const int in_refs = m / 2 - 1;
   const int out_refs = (m + 1) / 2 - 1;
-  std::vector<std::string> problems;
+  struct Need {
+    std::string name;
+    int k;
+    bool online;
+  };
+  std::vector<Need> needs_list;
   for (const std::string& spec : c.audit.scoring.attacks) {
     absl::StatusOr<std::unique_ptr<attacks::Attack>> attack = attacks::MakeAttack(spec);
     if (!attack.ok()) continue;  // reported by ParseAudit
     const attacks::AttackNeeds needs = (*attack)->needs();
     if (!needs.references) continue;
-    const int k = needs.min_per_side;
-    if (out_refs >= k && (!needs.in_references || in_refs >= k)) continue;
+    needs_list.push_back({(*attack)->name(), needs.min_per_side, needs.in_references});
+  }
+  auto balanced_ok = [&](const Need& n) {
+    return out_refs >= n.k && (!n.online || in_refs >= n.k);
+  };
+  auto disjoint_ok = [&](const Need& n) { return !n.online && refs >= n.k; };
+  const bool all_balanced = std::all_of(needs_list.begin(), needs_list.end(), balanced_ok);
+  const bool all_disjoint =
+      refs >= 1 && std::all_of(needs_list.begin(), needs_list.end(), disjoint_ok);
+  if (c.audit.splits == "auto") {
+    if (all_balanced) {
+      c.audit.splits = "balanced";
+      return;
+    }
+    if (all_disjoint) {
+      c.audit.splits = "disjoint";
+      c.audit.splits_auto = true;
+      return;
+    }
+  }
+  std::vector<std::string> problems;
+  if (c.audit.splits == "disjoint") {
+    if (refs < 1) problems.push_back("disjoint splits need audit.num_ref_models >= 1");
+    for (const Need& n : needs_list) {
+      if (n.online) {
+        problems.push_back(absl::StrCat(
+            "'", n.name, "' needs IN references, which disjoint splits do not have (the "
+            "references never train on audit points); use its offline form or splits: "
+            "balanced with more models"));
+      } else if (refs < n.k) {
+        problems.push_back(absl::StrCat("'", n.name, "' needs at least ", n.k,
+                                        " OUT reference model", n.k > 1 ? "s" : "",
+                                        " per point; with disjoint splits that is "
+                                        "audit.num_ref_models >= ",
+                                        n.k));
+      }
+    }
+    if (!problems.empty()) out->push_back({"audit.attacks", absl::StrJoin(problems, "; ")});
+    return;
+  }
+  for (const Need& n : needs_list) {
+    if (balanced_ok(n)) continue;
+    const int k = n.k;
     // Least M with ceil(M/2) - 1 >= k (and floor(M/2) - 1 >= k online).
-    int least = needs.in_references ? 2 * (k + 1) : 2 * k + 1;
+    int least = n.online ? 2 * (k + 1) : 2 * k + 1;
     if (c.audit.splits == "paired" && least % 2 != 0) ++least;  // paired needs an even count
-    const int refs = m - c.run.num_experiments;
-    problems.push_back(absl::StrCat(
-        "'", (*attack)->name(), "' needs at least ",
-        needs.in_references ? absl::StrCat(k, " IN and ") : "", k, " OUT reference model",
-        k > 1 ? "s" : "", " per point; ", m, " models (", c.run.num_experiments, " target",
-        c.run.num_experiments > 1 ? "s" : "", " + ", refs, " reference", refs != 1 ? "s" : "",
-        ") give ", needs.in_references ? absl::StrCat(in_refs, " IN and ") : "", out_refs,
-        " OUT; it needs at least ", least,
-        " models (audit.num_ref_models >= ", least - c.run.num_experiments, ")"));
+    std::string problem = absl::StrCat(
+        "'", n.name, "' needs at least ", n.online ? absl::StrCat(k, " IN and ") : "", k,
+        " OUT reference model", k > 1 ? "s" : "", " per point; ", m, " models (",
+        c.run.num_experiments, " target", c.run.num_experiments > 1 ? "s" : "", " + ", refs,
+        " reference", refs != 1 ? "s" : "", ") give ",
+        n.online ? absl::StrCat(in_refs, " IN and ") : "", out_refs,
+        " OUT; it needs at least ", least, " models (audit.num_ref_models >= ",
+        least - c.run.num_experiments, ")");
+    if (!n.online) {
+      absl::StrAppend(&problem, ", or audit.splits: disjoint with audit.num_ref_models >= ", k);
+    }
+    problems.push_back(std::move(problem));
   }
   if (!problems.empty()) out->push_back({"audit.attacks", absl::StrJoin(problems, "; ")});
 }
@@ -797,12 +861,25 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
       audit.Valid("attacks") && audit.Valid("algorithm")) {
     CheckReferenceCounts(c, &problems);
   }
+  // Models trained elsewhere bring their own keep matrix; an audit that the
+  // rule above did not resolve has problems and is not run.
+  if (c.audit.splits == "auto") c.audit.splits = "balanced";
   if (audit.Valid("attacks") && audit.Valid("algorithm") && train.Valid("model_name")) {
     CheckSequenceAttacks(c, &problems);
   }
   if (audit.Valid("attacks") && audit.Valid("algorithm") && data.Valid("population_size") &&
       audit.Valid("population_size") && c.data.population_size == 0) {
-    CheckPopulationNeed(c, &problems);
+    // A Privacy Meter config (its single-attack key) that sizes neither the
+    // population nor the pool: its data comes with a population set, mia's
+    // does not. The last quarter of the rows become the population (reported
+    // as a warning); any other file must size it.
+    if (audit.Has("algorithm") && !data.Has("population_size") &&
+        !audit.Has("population_size") && !data.Has("pool_size") &&
+        !AttacksNeedingPopulation(c).empty()) {
+      c.data.population_quarter = true;
+    } else {
+      CheckPopulationNeed(c, &problems);
+    }
   }
   // Training work, when the pool is given (models given as files train nothing).
   if (c.external.torchscript.empty() && train.Valid("epochs") && data.Valid("pool_size") &&
@@ -909,6 +986,7 @@ std::string ConfigJson(const Config& c) {
                {"data_dir", c.data.source.path}, {"split", c.data.source.split},
                {"pool_size", c.data.pool_size},  {"population_size", c.data.population_size},
                {"shuffle", c.data.shuffle}};
+  if (c.data.population_quarter) j["data"]["population"] = "last quarter of the rows";
   j["train"] = nlohmann::json::parse(c.lm.has_value() ? LmTrainingJson(*c.lm)
                                                       : TrainingJson(c.model, c.recipe));
   if (c.lm.has_value()) {

@@ -40,6 +40,10 @@ struct DataConfig {
   int64_t population_size = 0;      // rows no model trains on, for RMIA / Attack-P (0: none)
   bool shuffle = false;             // pick pool and population at random (seeded), not as
                                     // contiguous blocks [0, pool) and [pool, pool + population)
+  // Set by ParseConfig for a Privacy Meter config (audit.algorithm) whose
+  // attack needs a population and that sizes neither it nor the pool: the
+  // last quarter of the rows (rows / 4) are the population.
+  bool population_quarter = false;
 };
 
 struct ExternalModels {
@@ -53,7 +57,13 @@ struct AuditConfig {
   int batch_size = 1024;            // inference batch size
   int64_t data_size = 0;            // audit points (0: the whole pool), balanced for target 0
   std::string report_log = "report";  // report folder, under run.log_dir
-  std::string splits = "balanced";  // balanced | paired
+  // auto | balanced | paired | disjoint. ParseConfig resolves auto (the
+  // default): balanced when every attack has its references under balanced
+  // splits, else disjoint when every attack is offline and num_ref_models
+  // feeds it (Privacy Meter's 1 target + 1 reference); a parsed Config never
+  // holds "auto".
+  std::string splits = "auto";
+  bool splits_auto = false;         // true when auto chose `splits`
   training::QueryAugmentation augmentation;  // test-time queries for signals
   audit::ScoringOptions scoring;    // attacks, temperature, fprs, bootstrap, epsilon
 };

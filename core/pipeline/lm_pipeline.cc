@@ -184,7 +184,8 @@ absl::StatusOr<std::vector<std::string>> LmTrainStage(const Config& c, const Pip
   std::vector<int64_t> test_points(split.population.size());
   std::iota(test_points.begin(), test_points.end(), split.p);
   training::TrainContext tctx;
-  tctx.device = c.train_device;
+  std::string unused_warning;  // reported by ScoreStage
+  tctx.device = training::UsableDevice(c.train_device, "train.device", &unused_warning);
   return TrainOrReuse(
       c, ctx, train_points,
       [&](int m, ModelKeyMaterial* km) {
@@ -305,7 +306,8 @@ absl::StatusOr<std::vector<attacks::TokenSignals>> LmSignalsStage(
     std::vector<std::string> compute_paths;
     for (int m : to_compute) compute_paths.push_back(model_paths[m]);
     training::TrainContext ictx;
-    ictx.device = c.audit.device;
+    std::string unused_warning;  // reported by ScoreStage
+    ictx.device = training::UsableDevice(c.audit.device, "audit.device", &unused_warning);
     ictx.cancel = ctx.cancel;
     MIA_RETURN_IF_ERROR(training::ComputeTokenSignalsMany(
         compute_paths, spec, corpus, points, with_stats, InferenceBatch(c, spec), ictx,

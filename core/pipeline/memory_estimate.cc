@@ -340,7 +340,9 @@ absl::StatusOr<MemoryEstimate> EstimatePipelineMemory(const Config& config, cons
 
   // Points every model is queried on: the audit set (all of the pool unless
   // data_size says fewer) and the population.
-  const uint64_t population = static_cast<uint64_t>(config.data.population_size);
+  const uint64_t population = config.data.population_quarter
+                                  ? rows / 4
+                                  : static_cast<uint64_t>(config.data.population_size);
   uint64_t pool = config.data.pool_size > 0 ? static_cast<uint64_t>(config.data.pool_size)
                                             : (rows > population ? rows - population : 0);
   if (config.audit.data_size > 0) {

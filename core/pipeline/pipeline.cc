@@ -42,7 +42,7 @@ absl::Status CheckCancel(const PipelineContext& ctx) {
 // Pool and population rows of the dataset (row ids), disjoint.
 absl::Status ChoosePoolAndPopulation(const Config& c, int64_t rows, std::vector<int64_t>* pool,
                                      std::vector<int64_t>* population) {
-  const int64_t z = c.data.population_size;
+  const int64_t z = c.data.population_quarter ? rows / 4 : c.data.population_size;
   const int64_t p = c.data.pool_size > 0 ? c.data.pool_size : rows - z;
   if (p < 2 || p + z > rows) {
     return absl::InvalidArgumentError(
@@ -218,18 +218,36 @@ absl::StatusOr<Split> SplitStage(const Config& c, const PipelineContext& ctx, in
     MIA_ASSIGN_OR_RETURN(s.keep, ReadExternalKeep(c, s.p));
   } else {
     MIA_ASSIGN_OR_RETURN(SplitScheme scheme, ParseSplitScheme(c.audit.splits));
-    MIA_ASSIGN_OR_RETURN(
-        s.keep, MakeKeepMatrix(m_count, s.p, scheme, DeriveSeed(c.run.random_seed, kSeedSplits)));
+    const uint64_t seed = DeriveSeed(c.run.random_seed, kSeedSplits);
+    if (scheme == SplitScheme::kDisjoint) {
+      MIA_ASSIGN_OR_RETURN(DisjointSplit d, MakeDisjointSplit(c.run.num_experiments,
+                                                              c.audit.num_ref_models, s.p, seed));
+      s.keep = std::move(d.keep);
+      s.audit_half = std::move(d.audit_half);
+    } else {
+      MIA_ASSIGN_OR_RETURN(s.keep, MakeKeepMatrix(m_count, s.p, scheme, seed));
+    }
   }
-  s.audit_points.resize(s.p);
-  std::iota(s.audit_points.begin(), s.audit_points.end(), 0);
-  if (c.audit.data_size > 0 && c.audit.data_size < s.p) {
+  // Audit points: the whole pool, or a disjoint split's audit half.
+  if (s.audit_half.empty()) {
+    s.audit_points.resize(s.p);
+    std::iota(s.audit_points.begin(), s.audit_points.end(), 0);
+  } else {
+    s.audit_points = s.audit_half;
+  }
+  const int64_t available = static_cast<int64_t>(s.audit_points.size());
+  if (c.audit.data_size > 0 && c.audit.data_size < available) {
     MIA_ASSIGN_OR_RETURN(s.audit_points,
-                         BalancedAuditSet(s.keep, s.p, 0, c.audit.data_size,
-                                          DeriveSeed(c.run.random_seed, kSeedAuditSet)));
-  } else if (c.audit.data_size > s.p) {
-    return absl::InvalidArgumentError(absl::StrCat("audit.data_size (", c.audit.data_size,
-                                                   ") exceeds the pool (", s.p, " rows)"));
+                         BalancedAuditSetFrom(s.keep, s.p, 0, s.audit_points, c.audit.data_size,
+                                              DeriveSeed(c.run.random_seed, kSeedAuditSet)));
+  } else if (c.audit.data_size > available) {
+    return absl::InvalidArgumentError(
+        s.audit_half.empty()
+            ? absl::StrCat("audit.data_size (", c.audit.data_size, ") exceeds the pool (", s.p,
+                           " rows)")
+            : absl::StrCat("audit.data_size (", c.audit.data_size,
+                           ") exceeds the audit half of the pool (", available,
+                           " of its ", s.p, " rows; audit.splits is disjoint)"));
   }
   audit::AddStageTime(timings, "load", SecondsSince(t));  // choosing the splits
   SendProgress(ctx, "split", 1, 1,
@@ -335,9 +353,9 @@ absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const Pipel
     return c.external.torchscript;
   }
   training::TrainContext tctx;
-  tctx.device = c.train_device;
-  tctx.allow_batched =
-      c.batched_training.value_or(training::ResolveDevice(c.train_device) != "cpu");
+  std::string unused_warning;  // reported by ScoreStage (DeviceWarnings)
+  tctx.device = training::UsableDevice(c.train_device, "train.device", &unused_warning);
+  tctx.allow_batched = c.batched_training.value_or(training::ResolveDevice(tctx.device) != "cpu");
   return TrainOrReuse(
       c, ctx, train_rows,
       [&](int m, ModelKeyMaterial* km) {
@@ -387,7 +405,8 @@ absl::StatusOr<Signals> SignalsStage(const Config& c, const PipelineContext& ctx
   const int64_t z = s.z = static_cast<int64_t>(split.population.size());
   const int a_count = s.a_count = c.audit.augmentation.NumQueries(data.ds.is_image());
   training::TrainContext ictx;
-  ictx.device = c.audit.device;
+  std::string unused_warning;  // reported by ScoreStage (DeviceWarnings)
+  ictx.device = training::UsableDevice(c.audit.device, "audit.device", &unused_warning);
   ictx.cancel = ctx.cancel;
   std::vector<std::vector<float>> model_logits(m_count);
   std::vector<int> model_classes(m_count, 0);
@@ -482,6 +501,16 @@ audit::Bundle MakeBundle(const Config& c, const LoadedData& data, const Split& s
   return bundle;
 }
 
+std::vector<std::string> DeviceWarnings(const Config& c) {
+  std::vector<std::string> warnings;
+  std::string w;
+  training::UsableDevice(c.train_device, "train.device", &w);
+  if (!w.empty()) warnings.push_back(w);
+  training::UsableDevice(c.audit.device, "audit.device", &w);
+  if (!w.empty()) warnings.push_back(w);
+  return warnings;
+}
+
 // Scores the bundle like `mia score` does; fills output->result, its timings
 // the pipeline's stages first, then scoring's.
 absl::Status ScoreStage(const Config& c, const PipelineContext& ctx, const audit::Bundle& bundle,
@@ -492,6 +521,20 @@ absl::Status ScoreStage(const Config& c, const PipelineContext& ctx, const audit
   scoring.cancel = ctx.cancel;
   MIA_ASSIGN_OR_RETURN(output->result, audit::ScoreBundle(bundle, scoring));
   output->result.spec_json = ConfigJson(c);
+  for (std::string& w : DeviceWarnings(c)) output->result.warnings.push_back(std::move(w));
+  if (c.data.population_quarter && bundle.population.has_value()) {
+    output->result.warnings.push_back(absl::StrCat(
+        "no population size given: the last quarter of the rows (",
+        bundle.population->logits_shape.points,
+        ") are the population, which no model trains on; set data.population_size to choose"));
+  }
+  if (c.audit.splits_auto && c.audit.splits == "disjoint") {
+    output->result.warnings.push_back(absl::StrCat(
+        "audit.splits auto chose disjoint: ", c.audit.num_ref_models,
+        " reference model(s) are too few for balanced splits, so the targets train on one "
+        "half of the pool and the references on the other; every audit point has all "
+        "references OUT (offline attacks only)"));
+  }
   // Every report says which mia made it (`mia audit` and the server alike).
   output->result.tool_version = MIA_VERSION;
   // The pipeline's stages first, then scoring's (whose signals from logits add

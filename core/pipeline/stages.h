@@ -59,6 +59,8 @@ struct Split {
   int64_t p = 0;                          // pool.size()
   std::vector<uint8_t> keep;              // [models, p]: 1 where a model trains on a pool row
   std::vector<int64_t> audit_points;      // pool indices
+  std::vector<int64_t> audit_half;        // disjoint splits: the pool indices audit points
+                                          // come from (sorted); empty otherwise
 };
 absl::StatusOr<Split> SplitStage(const Config& c, const PipelineContext& ctx, int64_t rows,
                                  std::vector<audit::StageTiming>* timings);

@@ -209,6 +209,15 @@ std::string ResolveDevice(const std::string& device) {
   return torch::cuda::is_available() ? "cuda" : "cpu";
 }
 
+std::string UsableDevice(const std::string& device, const std::string& key,
+                         std::string* warning) {
+  warning->clear();
+  if (device.rfind("cuda", 0) != 0 || torch::cuda::is_available()) return device;
+  *warning = absl::StrCat(key, " '", device,
+                          "' asked for, but no CUDA device is usable here: ran on the CPU");
+  return "cpu";
+}
+
 absl::StatusOr<std::vector<ModelReport>> TrainModels(
     const data::Dataset& dataset, const ModelSpec& spec, const TrainRecipe& recipe,
     const std::vector<std::vector<int64_t>>& train_indices,

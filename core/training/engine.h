@@ -79,6 +79,13 @@ struct ModelReport {
 void SetComputeThreads(int threads);
 // The device "auto" resolves to: "cuda" if a CUDA device is usable, else "cpu".
 std::string ResolveDevice(const std::string& device);
+// The device to run on when `device` (a config's train.device or
+// audit.device, named `key`) is asked for: `device` itself, or "cpu" when it
+// names CUDA ("cuda", "cuda:N") and no CUDA device is usable here, with a
+// warning for the report in *warning (empty otherwise). A shared config
+// written for a GPU machine (Privacy Meter's `device: cuda:0`) then runs on a
+// CPU, slower, instead of failing.
+std::string UsableDevice(const std::string& device, const std::string& key, std::string* warning);
 
 // Trains K = seeds.size() models of `spec` with `recipe`, model k on
 // dataset rows train_indices[k], seeded by seeds[k] (initialization, data

@@ -213,6 +213,25 @@ TEST(TexasLoaderTest, LoadsPlainAndGzipped) {
   EXPECT_EQ(Fingerprint(gz), Fingerprint(plain));
 }
 
+// Privacy Meter's data_dir holds the extracted dataset_texas folder; files
+// right in the folder given are read first.
+TEST(TexasLoaderTest, PrivacyMeterDataDirHoldsDatasetTexas) {
+  TestDir dir;
+  std::string feats;
+  for (int r = 0; r < 2; ++r) absl::StrAppend(&feats, BinaryRow(r, 6169), "\n");
+  WriteFile(dir / "dataset_texas/feats", feats);
+  WriteFile(dir / "dataset_texas/labels", "7\n8\n");
+  const Dataset nested = Get(LoadDataset(Source("texas100", dir.path())));
+  EXPECT_THAT(nested.labels, ElementsAre(6, 7));
+  WriteFile(dir / "feats", BinaryRow(0, 6169) + "\n");
+  WriteFile(dir / "labels", "3\n");
+  EXPECT_THAT(Get(LoadDataset(Source("texas100", dir.path()))).labels, ElementsAre(2));
+  TestDir empty;
+  const absl::Status status = LoadDataset(Source("texas100", empty.path())).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(status.message(), HasSubstr("feats"));
+}
+
 TEST(TexasLoaderTest, Validation) {
   TestDir dir;
   WriteTexas(dir, 4, {1, 2, 3}, false);

@@ -1,6 +1,8 @@
 #include "core/pipeline/config.h"
 
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "absl/strings/match.h"
 #include "gmock/gmock.h"
@@ -78,7 +80,7 @@ train:
 )",
                        "pm.yaml");
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->audit.scoring.attacks, (std::vector<std::string>{"rmia"}));
+  EXPECT_EQ(c->audit.scoring.attacks, (std::vector<std::string>{"rmia-offline"}));
   EXPECT_EQ(c->recipe.optimizer, "sgd");
   EXPECT_EQ(c->model.width, 10);
   EXPECT_EQ(c->num_models(), 4);
@@ -156,7 +158,7 @@ TEST(ConfigTest, PrivacyMeterLanguageModelKeys) {
   EXPECT_EQ(c->lm->spec.checkpoint, "models/gpt2");
   EXPECT_EQ(c->lm->spec.lora.rank, 0);
   EXPECT_EQ(c->lm->recipe.learning_rate, 0.00005);
-  EXPECT_EQ(c->audit.scoring.attacks, (std::vector<std::string>{"rmia"}));
+  EXPECT_EQ(c->audit.scoring.attacks, (std::vector<std::string>{"rmia-offline"}));
   EXPECT_TRUE(nlohmann::json::parse(ConfigJson(*c)).is_object());
 
   // agnews_lora.yaml: the peft section applies.
@@ -265,9 +267,12 @@ TEST(ConfigTest, AnInvalidValueIsQuotedAtMost100Bytes) {
 // the attack and the count it needs (it used to train every model and then
 // fail with "no member is left").
 TEST(ConfigTest, AttacksShortOfReferencesAreRefusedBeforeTraining) {
+  // With balanced splits given (auto would turn to disjoint splits where
+  // they feed every attack: AutoSplitsChooseDisjointForFewReferences).
   auto with = [](const std::string& attacks, int refs) {
     return ParseConfig(std::string(kMinimal) + "audit:\n  attacks: [" + attacks +
-                           "]\n  num_ref_models: " + std::to_string(refs) + "\n",
+                           "]\n  num_ref_models: " + std::to_string(refs) +
+                           "\n  splits: balanced\n",
                        "refs.yaml");
   };
   // 1 target + 2 references: a member has no IN reference.
@@ -286,7 +291,9 @@ TEST(ConfigTest, AttacksShortOfReferencesAreRefusedBeforeTraining) {
               HasSubstr("'lira' needs at least 2 IN and 2 OUT reference models"));
   EXPECT_THAT(std::string(lira.status().message()),
               HasSubstr("'lira-offline' needs at least 2 OUT reference models per point; 4 "
-                        "models (1 target + 3 references) give 1 OUT; it needs at least 5"));
+                        "models (1 target + 3 references) give 1 OUT; it needs at least 5 "
+                        "models (audit.num_ref_models >= 4), or audit.splits: disjoint with "
+                        "audit.num_ref_models >= 2"));
   EXPECT_TRUE(with("lira-offline", 4).ok());
   EXPECT_FALSE(with("lira", 4).ok());
   EXPECT_TRUE(with("lira", 5).ok());
@@ -296,6 +303,151 @@ TEST(ConfigTest, AttacksShortOfReferencesAreRefusedBeforeTraining) {
   ASSERT_FALSE(reference.ok());
   EXPECT_THAT(std::string(reference.status().message()),
               HasSubstr("'reference' needs at least 1 OUT reference model per point"));
+}
+
+// audit.splits auto (the default): balanced where balanced splits feed every
+// attack (today's audits unchanged), disjoint where only the references'
+// count per side is enough and every attack is offline (Privacy Meter's
+// 1 target + 1 reference), otherwise refused naming both ways out.
+TEST(ConfigTest, AutoSplitsChooseDisjointForFewReferences) {
+  auto with = [](const std::string& attacks, int refs, const std::string& splits = "") {
+    return ParseConfig(std::string(kMinimal) + "audit:\n  attacks: [" + attacks +
+                           "]\n  num_ref_models: " + std::to_string(refs) + "\n" +
+                           (splits.empty() ? "" : "  splits: " + splits + "\n"),
+                       "auto.yaml");
+  };
+  auto enough = with("rmia, lira-offline", 4);
+  ASSERT_TRUE(enough.ok()) << enough.status();
+  EXPECT_EQ(enough->audit.splits, "balanced");
+  EXPECT_FALSE(enough->audit.splits_auto);
+  auto one = with("rmia-offline", 1);
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->audit.splits, "disjoint");
+  EXPECT_TRUE(one->audit.splits_auto);
+  EXPECT_EQ(nlohmann::json::parse(ConfigJson(*one))["audit"]["splits"], "disjoint");
+  auto lira = with("lira-offline, reference, loss", 2);
+  ASSERT_TRUE(lira.ok()) << lira.status();
+  EXPECT_EQ(lira->audit.splits, "disjoint");
+  // Attacks without references keep balanced splits.
+  auto loss = with("loss", 1);
+  ASSERT_TRUE(loss.ok());
+  EXPECT_EQ(loss->audit.splits, "balanced");
+  // An online attack cannot run on disjoint splits: refused as before, the
+  // offline one told about disjoint splits.
+  auto online = with("rmia, lira-offline", 1);
+  ASSERT_FALSE(online.ok());
+  EXPECT_THAT(std::string(online.status().message()),
+              HasSubstr("'rmia' needs at least 1 IN and 1 OUT reference model per point"));
+  EXPECT_THAT(std::string(online.status().message()),
+              HasSubstr("'lira-offline' needs at least 2 OUT reference models per point; 2 "
+                        "models (1 target + 1 reference) give 0 OUT; it needs at least 5 models "
+                        "(audit.num_ref_models >= 4), or audit.splits: disjoint with "
+                        "audit.num_ref_models >= 2"));
+  // Too few references even for disjoint splits.
+  EXPECT_FALSE(with("lira-offline", 1).ok());
+  // disjoint given: offline attacks from 1 reference; online ones refused.
+  auto given = with("rmia-offline, reference", 1, "disjoint");
+  ASSERT_TRUE(given.ok()) << given.status();
+  EXPECT_EQ(given->audit.splits, "disjoint");
+  EXPECT_FALSE(given->audit.splits_auto);
+  std::vector<ConfigProblem> problems;
+  auto refused = ParseConfig(std::string(kMinimal) +
+                                 "audit:\n  attacks: [rmia, lira-offline]\n  num_ref_models: "
+                                 "8\n  splits: disjoint\n",
+                             "d.yaml", &problems);
+  ASSERT_FALSE(refused.ok());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].field, "audit.attacks");
+  EXPECT_THAT(problems[0].message, HasSubstr("'rmia' needs IN references, which disjoint splits "
+                                             "do not have"));
+  EXPECT_THAT(problems[0].message, Not(HasSubstr("lira-offline")));
+  EXPECT_FALSE(with("rmia-offline", 0, "disjoint").ok());
+  // Privacy Meter's algorithm: RMIA is its offline RMIA.
+  auto pm = ParseConfig(std::string(kMinimal) + "audit:\n  algorithm: RMIA\n  num_ref_models: 1\n",
+                        "pm.yaml");
+  ASSERT_TRUE(pm.ok()) << pm.status();
+  EXPECT_EQ(pm->audit.scoring.attacks, (std::vector<std::string>{"rmia-offline"}));
+  EXPECT_EQ(pm->audit.splits, "disjoint");
+  // A bad scheme name is one problem naming the choices.
+  auto bad = with("loss", 1, "halves");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("audit.splits: 'halves' is not one of auto, balanced, paired, disjoint"));
+}
+
+// Privacy Meter's shipped configs, copied into tests/incumbent_configs/ with
+// only data_dir and log_dir changed, parse with no problem, as do the other
+// engineers' files put there (a loop over the folder, not a list of names).
+TEST(ConfigTest, IncumbentConfigsParse) {
+  const std::filesystem::path folder =
+      std::filesystem::path(MIA_SOURCE_DIR) / "tests" / "incumbent_configs";
+  int parsed = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(folder)) {
+    if (entry.path().extension() != ".yaml") continue;
+    std::vector<ConfigProblem> problems;
+    std::ifstream in(entry.path());
+    std::stringstream text;
+    text << in.rdbuf();
+    auto c = ParseConfig(text.str(), entry.path().string(), &problems);
+    EXPECT_TRUE(c.ok()) << entry.path() << ": " << c.status();
+    for (const ConfigProblem& p : problems) {
+      EXPECT_THAT(p.message, Not(HasSubstr("unknown key"))) << entry.path() << ": " << p.field;
+    }
+    ++parsed;
+  }
+  EXPECT_GE(parsed, 5);
+  // What they mean in mia.
+  auto purchase = LoadConfigFile((folder / "purchase.yaml").string());
+  ASSERT_TRUE(purchase.ok()) << purchase.status();
+  EXPECT_EQ(purchase->audit.scoring.attacks, (std::vector<std::string>{"rmia-offline"}));
+  EXPECT_EQ(purchase->audit.splits, "disjoint");
+  EXPECT_TRUE(purchase->audit.splits_auto);
+  EXPECT_EQ(purchase->num_models(), 2);
+  EXPECT_EQ(purchase->data.population_size, 10000);
+  EXPECT_FALSE(purchase->data.population_quarter);
+  EXPECT_EQ(purchase->audit.device, "cuda:0");
+  EXPECT_EQ(purchase->train_device, "cuda:0");
+  EXPECT_EQ(purchase->recipe.optimizer, "sgd");
+  EXPECT_EQ(purchase->recipe.learning_rate, 0.1);  // as given
+  EXPECT_EQ(purchase->recipe.epochs, 100);
+  EXPECT_EQ(purchase->audit.report_log, "report_rmia");
+  auto cifar = LoadConfigFile((folder / "cifar10.yaml").string());
+  ASSERT_TRUE(cifar.ok()) << cifar.status();
+  EXPECT_EQ(cifar->model.architecture, "wrn");
+  EXPECT_EQ(cifar->model.width, 2);
+  EXPECT_TRUE(cifar->data.population_quarter);  // no population size given
+  EXPECT_EQ(cifar->data.source.format, "cifar10");
+  EXPECT_EQ(cifar->data.source.path, "data");
+  EXPECT_EQ(nlohmann::json::parse(ConfigJson(*cifar))["data"]["population"],
+            "last quarter of the rows");
+  auto lora = LoadConfigFile((folder / "agnews_lora.yaml").string());
+  ASSERT_TRUE(lora.ok()) << lora.status();
+  EXPECT_EQ(lora->lm->spec.lora.rank, 16);
+  EXPECT_EQ(lora->audit.splits, "disjoint");
+}
+
+// Privacy Meter's files without a population size: the last quarter of the
+// rows, only for its single-attack key and only when nothing sizes the pool
+// or population; mia's own files must still size it.
+TEST(ConfigTest, PopulationQuarterOnlyForPrivacyMeterFiles) {
+  constexpr char kData[] = "data:\n  dataset: purchase100\n  data_dir: x\n";
+  auto pm = ParseConfig(std::string(kData) + "audit:\n  algorithm: RMIA\n  num_ref_models: 4\n",
+                        "pm.yaml");
+  ASSERT_TRUE(pm.ok()) << pm.status();
+  EXPECT_TRUE(pm->data.population_quarter);
+  EXPECT_EQ(pm->audit.splits, "balanced");
+  auto loss = ParseConfig(std::string(kData) + "audit:\n  algorithm: LOSS\n", "loss.yaml");
+  ASSERT_TRUE(loss.ok()) << loss.status();
+  EXPECT_FALSE(loss->data.population_quarter);  // LOSS needs no population
+  EXPECT_FALSE(ParseConfig(std::string(kData) + "audit:\n  attacks: [rmia-offline]\n", "m.yaml")
+                   .ok());
+  EXPECT_FALSE(ParseConfig(std::string(kData) + "  pool_size: 100\naudit:\n  algorithm: RMIA\n",
+                           "pool.yaml")
+                   .ok());
+  auto given = ParseConfig(std::string(kData) + "  population_size: 7\naudit:\n  algorithm: RMIA\n",
+                           "given.yaml");
+  ASSERT_TRUE(given.ok()) << given.status();
+  EXPECT_FALSE(given->data.population_quarter);
 }
 
 // RMIA and Attack-P need population points: refused before any training

@@ -185,7 +185,7 @@ TEST(LmPipelineTest, PrivacyMeterAgNewsLoraConfigRunsOnLocalFiles) {
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->models_trained, 5);
   ASSERT_EQ(out->result.results.size(), 1u);
-  EXPECT_EQ(out->result.results[0].attack, "rmia");
+  EXPECT_EQ(out->result.results[0].attack, "rmia-offline");  // Privacy Meter's RMIA
   EXPECT_EQ(out->result.results[0].scores.size(), 100u);
   // LoRA models are their adapters, far smaller than the base.
   const auto base = std::filesystem::file_size(gpt2 + "/model.safetensors");

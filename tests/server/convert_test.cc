@@ -349,6 +349,40 @@ TEST(SpecFromProtoTest, SameProblemsAsTheYamlPath) {
   EXPECT_EQ(from_proto.size(), 8u);
 }
 
+// Privacy Meter's one-reference RMIA through the proto: audit.splits unset
+// is auto, which chooses disjoint splits as the YAML path does; disjoint
+// splits given with an online attack get the YAML path's problem.
+TEST(SpecFromProtoTest, DisjointSplitsAsTheYamlPath) {
+  const Layout l;
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("purchase100");
+  spec.mutable_data()->mutable_data_dir()->set_server_path("purchase.csv");
+  spec.mutable_data()->set_population_size(10);
+  spec.mutable_audit()->set_algorithm("RMIA");
+  spec.mutable_audit()->set_num_ref_models(1);
+  std::vector<FieldViolation> violations;
+  auto job = SpecFromProto(spec, l.roots, &violations);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->config.audit.splits, "disjoint");
+  EXPECT_EQ(job->config.audit.scoring.attacks, (std::vector<std::string>{"rmia-offline"}));
+
+  spec.mutable_audit()->clear_algorithm();
+  spec.mutable_audit()->add_attacks("rmia");
+  spec.mutable_audit()->set_splits("disjoint");
+  ASSERT_FALSE(SpecFromProto(spec, l.roots, &violations).ok());
+  std::vector<pipeline::ConfigProblem> problems;
+  ASSERT_FALSE(pipeline::ParseConfig(
+                   "data: {dataset: purchase100, data_dir: x.csv, population_size: 10}\n"
+                   "audit: {attacks: [rmia], num_ref_models: 1, splits: disjoint}\n",
+                   "d.yaml", &problems)
+                   .ok());
+  ASSERT_EQ(violations.size(), 1u);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(violations[0].field, "spec." + problems[0].field);
+  EXPECT_EQ(violations[0].description, problems[0].message);
+  EXPECT_THAT(violations[0].description, HasSubstr("disjoint splits do not have"));
+}
+
 // A language-model spec through the proto: the text and tokenizer fields map
 // onto the YAML keys (tokenizer and checkpoint folders resolved against the
 // data roots) and get the YAML path's problems, by the same names.
