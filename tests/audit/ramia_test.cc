@@ -311,5 +311,53 @@ TEST(RamiaScoringTest, RangeResultsAreMetricsOfTrimmedMeans) {
   EXPECT_FALSE(ScoreBundle(b, o, nullptr, &bad).ok());
 }
 
+// A model that leaks nothing shows no leakage on ranges either: logits drawn
+// independently of membership give an epsilon lower bound of 0 in at least
+// 95% of seeds, for an attack with references and a population and for one
+// without.
+TEST(RamiaScoringTest, NoLeakageGivesNoEpsilon) {
+  const int m = 3, s = 6, ranges = 200, classes = 4, z = 300;
+  const int64_t n = ranges * s;
+  int zero_bounds = 0, runs = 0;
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    Rng rng(seed);
+    Bundle b;
+    b.audit.has_logits = true;
+    b.audit.array_name = "logits";
+    b.audit.logits_shape = {m, n, 1, classes};
+    for (int64_t v = 0; v < m * n * classes; ++v) b.audit.logits.push_back(rng.Normal());
+    for (int64_t i = 0; i < n; ++i) b.audit.labels.push_back(rng.UniformInt(classes));
+    SignalSource pop;
+    pop.has_logits = true;
+    pop.array_name = "population_logits";
+    pop.logits_shape = {m, z, 1, classes};
+    for (int64_t v = 0; v < m * z * classes; ++v) pop.logits.push_back(rng.Normal());
+    for (int i = 0; i < z; ++i) pop.labels.push_back(rng.UniformInt(classes));
+    b.population = std::move(pop);
+    b.keep.assign(static_cast<size_t>(m) * n, 0);
+    b.row_ids.assign(n, 0);
+    b.targets = {0};
+    RangeGroups g;
+    g.size = s;
+    g.keep.assign(static_cast<size_t>(m) * ranges, 0);
+    for (int r = 0; r < ranges; ++r) {
+      g.keep[r] = r < ranges / 2;
+      g.row_ids.push_back(r);
+    }
+    ScoringOptions o;
+    o.attacks = {"loss", "rmia-offline:a=0.3"};
+    o.bootstrap.resamples = 0;
+    o.seed = seed;
+    absl::StatusOr<AuditResult> res = ScoreBundle(b, o, nullptr, &g);
+    ASSERT_TRUE(res.ok()) << res.status();
+    for (const AttackTargetResult& r : res->results) {
+      ++runs;
+      if (r.epsilon.epsilon == 0) ++zero_bounds;
+    }
+  }
+  EXPECT_EQ(runs, 40);
+  EXPECT_GE(zero_bounds, 38);  // 95%
+}
+
 }  // namespace
 }  // namespace mia::audit
