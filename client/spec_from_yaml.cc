@@ -127,6 +127,19 @@ class Converter {
             key_path, " is where `mia audit` writes locally; the server chooses: left out"));
         continue;
       }
+      if (d == v1::AuditSpec::descriptor() && key == "ramia") {
+        // Privacy Meter writes the range section at the top level; the API
+        // holds it in AuditSection (as YAML audit.ramia).
+        const YAML::Node audit = node["audit"];
+        if (audit && audit.IsMap() && audit["ramia"]) {
+          Problem("ramia", "give ramia (top level) or audit.ramia, not both", kv.first);
+          continue;
+        }
+        auto* spec = static_cast<v1::AuditSpec*>(msg);
+        Field(kv.second, key_path, v1::AuditSection::descriptor()->FindFieldByName("ramia"),
+              spec->mutable_audit());
+        continue;
+      }
       const FieldDescriptor* f = FieldFor(d, key);
       if (f == nullptr) {
         problems_.push_back(absl::StrCat(key_path, ": unknown key", Where(kv.first),
@@ -222,6 +235,27 @@ class Converter {
           return;
         }
         widths->add_widths(w);
+      }
+      return;
+    }
+    if (type == v1::RamiaColumnRange::descriptor()) {  // [[low, high], ...]
+      if (!value.IsSequence()) {
+        Problem(path, "expected a list of [low, high] pairs", value);
+        return;
+      }
+      int index = 0;
+      for (const YAML::Node& item : value) {
+        double low = 0, high = 0;
+        if (!item.IsSequence() || item.size() != 2 || !ScalarAs(item[0], &low) ||
+            !ScalarAs(item[1], &high)) {
+          Problem(absl::StrCat(path, "[", index, "]"), "must be [low, high] with finite low <= high",
+                  item);
+          return;
+        }
+        auto* range = static_cast<v1::RamiaColumnRange*>(r->AddMessage(msg, f));
+        range->set_low(low);
+        range->set_high(high);
+        ++index;
       }
       return;
     }

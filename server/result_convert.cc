@@ -115,6 +115,20 @@ void ResultToProto(const audit::AuditResult& result, v1::AuditResult* out, int r
     p->set_stage(t.stage);
     p->set_seconds(t.seconds);
   }
+  if (result.ramia.has_value()) {
+    const audit::RamiaSummary& r = *result.ramia;
+    v1::RamiaResult* p = out->mutable_ramia();
+    p->set_range_function(r.range_function);
+    p->set_sample_size(r.sample_size);
+    p->set_trim(r.trim);
+    p->set_trimmed_each_end(r.trimmed_each_end);
+    p->set_radius(r.radius);
+    p->set_num_missing_feats(r.num_missing_feats);
+    p->set_ranges(r.ranges);
+    p->set_member_ranges(r.member_ranges);
+    p->set_non_member_ranges(r.non_member_ranges);
+    p->set_population_points(r.population_points);
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -224,6 +224,21 @@ absl::StatusOr<audit::AuditResult> LoadReportResult(const std::string& report_di
     for (const Json& t : j.value("timings", Json::array())) {
       r.timings.push_back({t.value("stage", ""), Num(t, "seconds")});
     }
+    if (j.contains("ramia") && j["ramia"].is_object()) {
+      const Json& e = j["ramia"];
+      audit::RamiaSummary s;
+      s.range_function = e.value("range_function", "");
+      s.sample_size = e.value("sample_size", 0);
+      s.trim = Num(e, "trim");
+      s.trimmed_each_end = e.value("trimmed_each_end", 0);
+      s.radius = Num(e, "radius");
+      s.num_missing_feats = e.value("num_missing_feats", 0);
+      s.ranges = e.value("ranges", int64_t{0});
+      s.member_ranges = e.value("member_ranges", int64_t{0});
+      s.non_member_ranges = e.value("non_member_ranges", int64_t{0});
+      s.population_points = e.value("population_points", int64_t{0});
+      r.ramia = s;
+    }
   } catch (const Json::exception&) {
     return absl::DataLossError(absl::StrCat(path, ": a field has the wrong type"));
   }

@@ -248,6 +248,23 @@ Json MapTrain(const v1::TrainSection& t, const ServerRoots& roots, Problems* pro
   return y;
 }
 
+Json MapRamia(const v1::RamiaSection& r) {
+  Json y = Json::object();
+  Put(y, "range_function", r.has_range_function(), r.range_function());
+  Put(y, "sample_size", r.has_sample_size(), r.sample_size());
+  Put(y, "radius", r.has_radius(), Number(r.radius()));
+  Put(y, "trim", r.has_trim(), Number(r.trim()));
+  Put(y, "num_missing_feats", r.has_num_missing_feats(), r.num_missing_feats());
+  if (r.col_ranges_size() > 0) {
+    y["col_ranges"] = ListJson(r.col_ranges(), [](const v1::RamiaColumnRange& c) {
+      return Json::array({Number(c.low()), Number(c.high())});
+    });
+  }
+  Put(y, "is_categorical", r.has_is_categorical(), r.is_categorical());
+  if (r.transformations_size() > 0) y["transformations"] = ListJson(r.transformations(), kSame);
+  return y;
+}
+
 Json MapAudit(const v1::AuditSection& a, Problems* problems) {
   Json y = Json::object();
   if (a.attacks_size() > 0) y["attacks"] = ListJson(a.attacks(), kSame);
@@ -275,6 +292,7 @@ Json MapAudit(const v1::AuditSection& a, Problems* problems) {
   Put(y, "delta", a.has_delta(), Number(a.delta()));
   Put(y, "beta", a.has_beta(), Number(a.beta()));
   Put(y, "population_size", a.has_population_size(), a.population_size());
+  if (a.has_ramia()) y["ramia"] = MapRamia(a.ramia());
   return y;
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,21 @@ inline void AddStageTime(std::vector<StageTiming>* timings, const std::string& s
   timings->push_back({stage, seconds});
 }
 
+// A range audit's settings and counts (RaMIA, ATTACKS.md "Range
+// membership"); its attacks' results are on the ranges, named "<attack>@range".
+struct RamiaSummary {
+  std::string range_function;  // l2 | missing_values | geometric
+  int sample_size = 0;         // points sampled per range
+  double trim = 0;             // fraction dropped at each end of the sorted scores
+  int trimmed_each_end = 0;    // points dropped at each end: floor(trim * sample_size)
+  double radius = 0;           // l2 only (0 otherwise)
+  int num_missing_feats = 0;   // missing_values only
+  int64_t ranges = 0;          // ranges audited
+  int64_t member_ranges = 0;   // centred on (perturbed) training points of target 0
+  int64_t non_member_ranges = 0;  // centred on (perturbed) population points
+  int64_t population_points = 0;  // population points the attacks compared with
+};
+
 struct AuditResult {
   int schema_version = kResultSchemaVersion;
   std::string tool_version;      // mia version that produced it
@@ -84,6 +100,9 @@ struct AuditResult {
   std::vector<AttackSummary> summaries;     // one per attack
   std::vector<std::string> warnings;        // audit-wide
   std::vector<StageTiming> timings;
+  // Set for a range audit (audit.ramia): then row_ids and membership are per
+  // range (its centre's dataset row) and every result is a range result.
+  std::optional<RamiaSummary> ramia;
 };
 
 }  // namespace mia::audit

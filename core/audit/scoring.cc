@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "core/attacks/registry.h"
 #include "core/attacks/sequence_attacks.h"
+#include "core/audit/ramia.h"
 #include "core/common/random.h"
 #include "core/common/status_macros.h"
 #include "core/metrics/roc.h"
@@ -163,7 +164,7 @@ absl::Status CheckSequenceNeeds(const Bundle& bundle, const attacks::Attack& att
 }  // namespace
 
 absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptions& options,
-                                        const ProgressFn& progress) {
+                                        const ProgressFn& progress, const RangeGroups* ranges) {
   auto report = [&](const std::string& stage) {
     if (progress) progress(stage);
   };
@@ -216,10 +217,24 @@ absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptio
   result.row_ids = bundle.row_ids;
   result.targets = targets;
   const int64_t n = bundle.points();
+  // What the metrics are computed on: the audit points, or the ranges.
+  int64_t units = n;
+  const std::vector<uint8_t>* unit_keep = &bundle.keep;
+  if (ranges != nullptr) {
+    if (ranges->size < 1 || n % ranges->size != 0 ||
+        static_cast<int64_t>(ranges->row_ids.size()) * ranges->size != n ||
+        ranges->keep.size() != static_cast<size_t>(m) * ranges->row_ids.size()) {
+      return absl::InvalidArgumentError(
+          "range groups do not match the bundle's points and models");
+    }
+    units = static_cast<int64_t>(ranges->row_ids.size());
+    unit_keep = &ranges->keep;
+    result.row_ids = ranges->row_ids;
+  }
   std::vector<std::vector<uint8_t>> selections;  // per target, over all audit points
   for (int t : targets) {
-    result.membership.emplace_back(bundle.keep.begin() + static_cast<int64_t>(t) * n,
-                                   bundle.keep.begin() + static_cast<int64_t>(t + 1) * n);
+    result.membership.emplace_back(unit_keep->begin() + static_cast<int64_t>(t) * units,
+                                   unit_keep->begin() + static_cast<int64_t>(t + 1) * units);
     selections.push_back(metrics::StratifiedSelection(
         result.membership.back(), options.epsilon.selection_fraction,
         DeriveSeed(DeriveSeed(options.seed, kEpsilonSplitStream), static_cast<uint64_t>(t))));
@@ -275,7 +290,7 @@ absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptio
                                          out.status().message()));
       }
       AttackTargetResult r;
-      r.attack = attack.name();
+      r.attack = attack.name() + (ranges != nullptr ? ranges->name_suffix : "");
       r.target = t;
       r.excluded = out->excluded;
       r.chosen = out->chosen;
@@ -285,9 +300,19 @@ absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptio
             r.excluded, " of ", n, " audit points could not be scored (no OUT reference",
             attack.needs().in_references ? " or no IN reference" : "", ") and were excluded"));
       }
+      if (ranges != nullptr) {
+        out->scores = RangeScores(out->scores, ranges->size, ranges->trim);
+        r.excluded = std::count_if(out->scores.begin(), out->scores.end(),
+                                   [](double v) { return std::isnan(v); });
+        if (r.excluded > 0) {
+          r.warnings.push_back(absl::StrCat(r.excluded, " of ", units,
+                                            " ranges held a point that could not be scored and "
+                                            "were excluded"));
+        }
+      }
       start = Clock::now();
       const uint64_t bootstrap_seed = DeriveSeed(
-          DeriveSeed(DeriveSeed(options.seed, kBootstrapStream), NameHash(attack.name())),
+          DeriveSeed(DeriveSeed(options.seed, kBootstrapStream), NameHash(r.attack)),
           static_cast<uint64_t>(t));
       MIA_RETURN_IF_ERROR(FillMetrics(out->scores, absl::MakeConstSpan(result.membership[ti]),
                                       selections[ti], options, fprs, bootstrap_seed, &r));
@@ -300,11 +325,11 @@ absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptio
     AddStageTime(&result.timings, "metrics", metric_seconds);
 
     AttackSummary summary;
-    summary.attack = attack.name();
+    summary.attack = attack.name() + (ranges != nullptr ? ranges->name_suffix : "");
     std::vector<double> aucs;
     std::vector<std::vector<double>> tprs(fprs.size());
     for (const AttackTargetResult& r : result.results) {
-      if (r.attack != attack.name()) continue;
+      if (r.attack != summary.attack) continue;
       aucs.push_back(r.auc);
       for (size_t f = 0; f < fprs.size(); ++f) {
         if (r.tpr_at_fpr[f].resolved) tprs[f].push_back(r.tpr_at_fpr[f].tpr);

@@ -41,6 +41,21 @@ struct ScoringOptions {
   const std::atomic<bool>* cancel = nullptr;
 };
 
+// Range audits (RaMIA, core/audit/ramia.h): the bundle's audit points are the
+// points sampled from ranges, `size` consecutive points per range, none of
+// them trained on by any model (the bundle's keep is all 0, so every
+// reference is OUT for every point). Each attack's point scores become range
+// scores by the trimmed mean (TrimmedMean), and every metric is computed on
+// the ranges with their own membership.
+struct RangeGroups {
+  int size = 1;                  // points per range
+  double trim = 0.2;             // TrimmedMean's fraction at each end
+  std::vector<uint8_t> keep;     // [models * ranges]: 1 where the range holds a training point
+  std::vector<int64_t> row_ids;  // [ranges]: dataset row each range was built around
+  // Appended to each attack's name in the results ("rmia-offline@range").
+  std::string name_suffix = "@range";
+};
+
 // Called after each stage with a short description (no data values).
 using ProgressFn = std::function<void(const std::string& stage)>;
 
@@ -48,9 +63,11 @@ using ProgressFn = std::function<void(const std::string& stage)>;
 // computes ROC, AUC, TPR at FPR, bootstrap intervals and the epsilon bound, and
 // the mean and spread over targets. Fails with InvalidArgument when an attack's
 // needs are not met (e.g. no population for RMIA) or when, after excluding
-// unscorable points, a target has no member or no non-member left.
+// unscorable points, a target has no member or no non-member left. With
+// `ranges`, the results are those of the ranges (RangeGroups).
 absl::StatusOr<AuditResult> ScoreBundle(const Bundle& bundle, const ScoringOptions& options,
-                                        const ProgressFn& progress = nullptr);
+                                        const ProgressFn& progress = nullptr,
+                                        const RangeGroups* ranges = nullptr);
 
 }  // namespace mia::audit
 

@@ -203,6 +203,7 @@ class Section {
     if constexpr (std::is_same_v<T, bool>) return "true or false";
     if constexpr (std::is_integral_v<T>) return "an integer";
     if constexpr (std::is_floating_point_v<T>) return "a number";
+    if constexpr (std::is_same_v<T, std::vector<double>>) return "[low, high] pairs";
     return "a string";
   }
 
@@ -526,6 +527,117 @@ void CheckAttackSpecs(const std::vector<std::string>& specs, Section* s, const s
   }
 }
 
+// ramia: a range audit (RaMIA), at the top level as Privacy Meter writes it,
+// or under audit. Keys that belong to another range function are refused.
+void ParseRamia(Section& s, audit::RamiaOptions* r) {
+  std::string requested;
+  if (s.Has("range_function") && s.Get("range_function", &requested) &&
+      absl::AsciiStrToLower(requested) == "word_replace") {
+    s.Add("range_function",
+          "'word_replace' (Privacy Meter's text ranges) is not supported; supported: l2 and "
+          "missing_values (tabular rows and images), geometric (images)");
+  } else {
+    s.GetChoice("range_function", &r->range_function, {"l2", "missing_values", "geometric"});
+  }
+  const bool fn_valid = s.Valid("range_function");
+  const std::string& fn = r->range_function;
+  s.GetInRange("sample_size", &r->sample_size, 1, kMaxRamiaSampleSize);
+  if (s.Get("trim", &r->trim) && !(r->trim >= 0 && r->trim < 0.5)) {
+    s.Add("trim", "must be in [0, 0.5): the fraction dropped at each end");
+  }
+  auto only_for = [&](const char* key, const char* function) {
+    if (!s.Has(key)) return false;
+    if (fn_valid && fn != function) {
+      s.Use(key);
+      s.Add(key, absl::StrCat("only for range_function ", function));
+      return false;
+    }
+    return true;
+  };
+  if (only_for("radius", "l2")) {
+    if (s.GetInRange("radius", &r->radius, 0.0, kMaxRamiaRadius) && !(r->radius > 0)) {
+      s.Add("radius", "must be > 0");
+    }
+  } else if (fn_valid && fn == "l2") {
+    s.Add("radius", "required for range_function l2: the L2 ball's radius");
+  }
+  if (only_for("is_categorical", "missing_values")) s.Get("is_categorical", &r->is_categorical);
+  if (only_for("num_missing_feats", "missing_values")) {
+    s.GetInRange("num_missing_feats", &r->num_missing_feats, 1, kMaxRamiaMissingFeatures);
+  }
+  if (only_for("col_ranges", "missing_values")) {
+    std::vector<std::vector<double>> pairs;
+    if (s.GetList("col_ranges", &pairs, kMaxRamiaMissingFeatures)) {
+      bool ok = true;
+      for (size_t i = 0; i < pairs.size(); ++i) {
+        const std::vector<double>& p = pairs[i];
+        const std::string at = absl::StrCat("[", i, "]");
+        if (p.size() != 2 || !std::isfinite(p[0]) || !std::isfinite(p[1]) || p[0] > p[1]) {
+          s.Add("col_ranges", "must be [low, high] with finite low <= high", at);
+          ok = false;
+        } else if (r->is_categorical && (p[0] != std::floor(p[0]) || p[1] != std::floor(p[1]))) {
+          s.Add("col_ranges", "must be integers low..high with is_categorical", at);
+          ok = false;
+        } else {
+          r->col_ranges.emplace_back(p[0], p[1]);
+        }
+      }
+      if (!ok) s.Invalidate("col_ranges");
+      if (pairs.empty()) s.Add("col_ranges", "must give one [low, high] per missing feature");
+    }
+    if (s.Valid("col_ranges") && s.Valid("num_missing_feats")) {
+      const int given = static_cast<int>(r->col_ranges.size());
+      if (s.Has("num_missing_feats") && r->num_missing_feats != given) {
+        s.Add("col_ranges", absl::StrCat("has ", given, " entries; num_missing_feats is ",
+                                         r->num_missing_feats,
+                                         ": give one [low, high] per missing feature"));
+      }
+      r->num_missing_feats = given;
+      if (s.Valid("col_ranges") && s.Valid("sample_size") && r->is_categorical &&
+          audit::CategoricalCombinations(r->col_ranges) < r->sample_size) {
+        s.Add("sample_size",
+              absl::StrCat("exceeds the ", audit::CategoricalCombinations(r->col_ranges),
+                           " distinct categorical values col_ranges allow (the points of a "
+                           "range are distinct)"));
+      }
+    }
+  } else if (fn_valid && fn == "missing_values") {
+    s.Add("col_ranges",
+          "required for range_function missing_values: one [low, high] per missing feature "
+          "(the last num_missing_feats features)");
+  }
+  if (only_for("transformations", "geometric")) {
+    if (s.GetList("transformations", &r->transformations, kMaxRamiaTransformations)) {
+      for (size_t i = 0; i < r->transformations.size(); ++i) {
+        std::optional<std::string> t =
+            MatchChoice(r->transformations[i], {"horizontal_flip", "vertical_flip", "rotate"});
+        if (!t.has_value()) {
+          s.Add("transformations",
+                absl::StrCat(Quoted(r->transformations[i]),
+                             " is not one of horizontal_flip, vertical_flip, rotate"),
+                absl::StrCat("[", i, "]"));
+        } else {
+          r->transformations[i] = *t;
+        }
+      }
+      const int t = static_cast<int>(r->transformations.size());
+      if (t == 0) {
+        s.Add("transformations", "must name at least one transformation");
+      } else if (!s.Has("sample_size")) {
+        r->sample_size = t + 1;  // the centre and each transform
+      } else if (s.Valid("sample_size") && r->sample_size != t && r->sample_size != t + 1) {
+        s.Add("sample_size",
+              absl::StrCat("must be the number of transformations (", t,
+                           ") or one more (the centre itself first)"));
+      }
+    }
+  } else if (fn_valid && fn == "geometric") {
+    s.Add("transformations",
+          "required for range_function geometric: horizontal_flip, vertical_flip, rotate");
+  }
+  s.Finish();
+}
+
 void ParseAudit(Section& s, Config* c, bool language_model, bool data_population_given) {
   AuditConfig* a = &c->audit;
   // Privacy Meter's language-model configs give the population size here.
@@ -561,6 +673,10 @@ void ParseAudit(Section& s, Config* c, bool language_model, bool data_population
   s.GetInRange<int64_t>("data_size", &a->data_size, 0, kMaxRows);
   s.Get("report_log", &a->report_log);
   s.GetChoice("splits", &a->splits, {"auto", "balanced", "paired", "disjoint"});
+  if (s.Has("ramia")) {
+    Section ramia = s.Child("ramia");
+    ParseRamia(ramia, &a->ramia.emplace());
+  }
   Section aug = s.Child("augmentation");
   aug.Get("flip", &a->augmentation.flip);
   aug.GetInRange("shift", &a->augmentation.shift, 0, kMaxShift);
@@ -712,6 +828,98 @@ void CheckReferenceCounts(Config& c, std::vector<ConfigProblem>* out) {
   if (!problems.empty()) out->push_back({"audit.attacks", absl::StrJoin(problems, "; ")});
 }
 
+// Range audits (RaMIA). The sampled points of a range were never trained on,
+// so every model but the target is an OUT reference for every one of them:
+// online attacks (which need IN references) cannot score them, and an offline
+// attack needs only min_per_side models besides the target. Kept apart from
+// CheckReferenceCounts, which counts the references of pool points.
+void CheckRamiaReferenceCounts(const Config& c, std::vector<ConfigProblem>* out) {
+  const int refs = c.num_models() - 1;
+  for (size_t i = 0; i < c.audit.scoring.attacks.size(); ++i) {
+    absl::StatusOr<std::unique_ptr<attacks::Attack>> attack =
+        attacks::MakeAttack(c.audit.scoring.attacks[i]);
+    if (!attack.ok()) continue;  // reported by ParseAudit
+    const attacks::AttackNeeds needs = (*attack)->needs();
+    const std::string field = absl::StrCat("audit.attacks[", i, "]");
+    if (needs.in_references) {
+      out->push_back({field, absl::StrCat("'", (*attack)->name(),
+                                          "' is an online attack: a range's sampled points are "
+                                          "OUT of every model, so it has no IN reference; use an "
+                                          "offline attack (rmia-offline, lira-offline, loss, "
+                                          "attack-p, attack-r)")});
+    } else if (needs.references && refs < needs.min_per_side) {
+      out->push_back({field, absl::StrCat("'", (*attack)->name(), "' needs at least ",
+                                          needs.min_per_side, " models besides the target; ",
+                                          c.num_models(), " models give ", refs)});
+    }
+  }
+}
+
+// The rest of a range audit's rules across sections. `field`: where the
+// ramia section is ("ramia" or "audit.ramia").
+void CheckRamia(const Config& c, const std::string& field, bool population_valid,
+                std::vector<ConfigProblem>* out) {
+  const audit::RamiaOptions& r = *c.audit.ramia;
+  if (c.language_model()) {
+    out->push_back({field, "ranges of texts are not supported; supported: l2 and missing_values "
+                           "(tabular rows and images), geometric (images)"});
+    return;
+  }
+  if (r.range_function == "geometric" &&
+      (c.data.dataset == "purchase100" || c.data.dataset == "texas100")) {
+    out->push_back({field + ".range_function",
+                    absl::StrCat("geometric ranges transform images; ", c.data.dataset,
+                                 " holds tabular rows (use l2 or missing_values)")});
+  }
+  if (c.audit.data_size % 2 != 0) {
+    out->push_back({"audit.data_size", "must be even in a range audit: half member ranges, "
+                                       "half non-member ranges"});
+  }
+  if (c.audit.data_size > 0 && r.sample_size > kMaxRows / c.audit.data_size) {
+    out->push_back({field + ".sample_size",
+                    absl::StrCat("audit.data_size x sample_size is above the limit of ",
+                                 kMaxRows, " sampled points")});
+  }
+  if (!population_valid) return;
+  bool need_population = false;
+  for (const std::string& spec : c.audit.scoring.attacks) {
+    absl::StatusOr<std::unique_ptr<attacks::Attack>> attack = attacks::MakeAttack(spec);
+    if (attack.ok() && (*attack)->needs().population) need_population = true;
+  }
+  const int64_t z = c.data.population_size;
+  if (z == 0) {
+    // With an attack that needs a population, CheckPopulationNeed says so.
+    if (!need_population) {
+      out->push_back({"data.population_size",
+                      "must be > 0 in a range audit: non-member ranges are centred on "
+                      "population points"});
+    }
+    return;
+  }
+  const int64_t least = c.audit.data_size / 2 + (need_population ? 1 : 0);
+  if (c.audit.data_size > 0 && z < least) {
+    out->push_back({"data.population_size",
+                    absl::StrCat("must be at least ", least, " in this range audit: ",
+                                 c.audit.data_size / 2, " non-member range centres",
+                                 need_population ? ", and at least 1 point for the attacks to "
+                                                   "compare with"
+                                                 : "")});
+  }
+}
+
+// In a range audit, an attack chosen by Privacy Meter's `algorithm` key or by
+// default is taken offline (its RMIA with the sampled points is offline):
+// rmia -> rmia-offline, lira -> lira-offline, options kept.
+void RamiaOfflineAttacks(std::vector<std::string>* specs) {
+  for (std::string& spec : *specs) {
+    const size_t colon = spec.find(':');
+    const std::string base = absl::AsciiStrToLower(spec.substr(0, colon));
+    const std::string rest = colon == std::string::npos ? "" : spec.substr(colon);
+    if (base == "rmia" || base == "rmia-online") spec = "rmia-offline" + rest;
+    if (base == "lira" || base == "lira-online") spec = "lira-offline" + rest;
+  }
+}
+
 }  // namespace
 
 std::string ConfigProblem::ToString() const {
@@ -814,6 +1022,18 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   const bool lm_model = ParseTrain(train, &c);
   Section audit = top.Child("audit");
   ParseAudit(audit, &c, lm_model, data.Has("population_size"));
+  // Privacy Meter writes ramia at the top level; mia reads it there or under audit.
+  const std::string ramia_field = audit.Has("ramia") ? "audit.ramia" : "ramia";
+  if (top.Has("ramia") && audit.Has("ramia")) {
+    top.Use("ramia");
+    top.Add("ramia", "give ramia (top level) or audit.ramia, not both");
+  } else if (top.Has("ramia")) {
+    Section ramia = top.Child("ramia");
+    ParseRamia(ramia, &c.audit.ramia.emplace());
+  }
+  if (c.audit.ramia.has_value() && !audit.Has("attacks")) {
+    RamiaOfflineAttacks(&c.audit.scoring.attacks);
+  }
   Section models = top.Child("models");
   models.GetList("torchscript", &c.external.torchscript, kMaxModelFiles);
   models.Get("keep", &c.external.keep);
@@ -857,13 +1077,21 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
                                      "num_experiments + num_ref_models = ",
                                      c.num_models(), ")"));
   }
-  if (counts_valid && c.num_models() >= 2 && c.external.torchscript.empty() &&
+  if (counts_valid && c.num_models() >= 2 && c.audit.ramia.has_value() &&
       audit.Valid("attacks") && audit.Valid("algorithm")) {
+    CheckRamiaReferenceCounts(c, &problems);  // every reference is OUT for a sampled point
+  } else if (counts_valid && c.num_models() >= 2 && c.external.torchscript.empty() &&
+             audit.Valid("attacks") && audit.Valid("algorithm")) {
     CheckReferenceCounts(c, &problems);
   }
   // Models trained elsewhere bring their own keep matrix; an audit that the
   // rule above did not resolve has problems and is not run.
   if (c.audit.splits == "auto") c.audit.splits = "balanced";
+  if (c.audit.ramia.has_value() && audit.Valid("data_size") && audit.Valid("attacks") &&
+      audit.Valid("algorithm") && data.Valid("dataset")) {
+    CheckRamia(c, ramia_field,
+               data.Valid("population_size") && audit.Valid("population_size"), &problems);
+  }
   if (audit.Valid("attacks") && audit.Valid("algorithm") && train.Valid("model_name")) {
     CheckSequenceAttacks(c, &problems);
   }
@@ -1009,6 +1237,19 @@ std::string ConfigJson(const Config& c) {
                 {"confidence", s.bootstrap.confidence},
                 {"delta", s.epsilon.delta},
                 {"beta", s.epsilon.beta}};
+  if (c.audit.ramia.has_value()) {
+    const audit::RamiaOptions& r = *c.audit.ramia;
+    nlohmann::json ranges = nlohmann::json::array();
+    for (const auto& [low, high] : r.col_ranges) ranges.push_back({low, high});
+    j["audit"]["ramia"] = {{"range_function", r.range_function},
+                           {"sample_size", r.sample_size},
+                           {"trim", r.trim},
+                           {"radius", r.radius},
+                           {"num_missing_feats", r.num_missing_feats},
+                           {"col_ranges", ranges},
+                           {"is_categorical", r.is_categorical},
+                           {"transformations", r.transformations}};
+  }
   return j.dump();
 }
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/audit/ramia.h"
 #include "core/audit/scoring.h"
 #include "core/data/loaders.h"
 #include "core/training/engine.h"
@@ -66,6 +67,9 @@ struct AuditConfig {
   bool splits_auto = false;         // true when auto chose `splits`
   training::QueryAugmentation augmentation;  // test-time queries for signals
   audit::ScoringOptions scoring;    // attacks, temperature, fprs, bootstrap, epsilon
+  // Set for a range audit (RaMIA): YAML `ramia` (top level, as Privacy Meter
+  // writes it) or `audit.ramia`. docs/config.md, "Range membership".
+  std::optional<audit::RamiaOptions> ramia;
 };
 
 // A language-model audit: data.dataset is a text format and train.model_name
@@ -137,6 +141,14 @@ inline constexpr int kMaxLmBlock = 8192;         // train.block_size (tokens per
 inline constexpr int kMaxLmVocab = 1 << 20;      // train.vocab_size
 inline constexpr int kMaxLoraRank = 1024;        // train.peft.r
 inline constexpr int kMaxBootstrap = 1'000'000;  // audit.bootstrap resamples
+// Range audits (ramia.*; docs/config.md, "Range membership").
+inline constexpr int kMaxRamiaSampleSize = 1024;         // ramia.sample_size
+inline constexpr int kMaxRamiaMissingFeatures = 4096;    // ramia.num_missing_feats, col_ranges
+inline constexpr size_t kMaxRamiaTransformations = 16;   // ramia.transformations entries
+inline constexpr double kMaxRamiaRadius = 1e6;           // ramia.radius
+// Sampled feature values held at once (ranges x sample_size x features per
+// row), checked once the data is loaded, before any training (2 GB of floats).
+inline constexpr int64_t kMaxRamiaSampledValues = 500'000'000;
 // No list in a spec may be longer (the largest list limit above): a caller
 // that copies a list into a spec may stop after kMaxListEntries + 1 entries
 // and still have it refused.

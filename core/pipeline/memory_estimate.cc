@@ -349,7 +349,20 @@ absl::StatusOr<MemoryEstimate> EstimatePipelineMemory(const Config& config, cons
     pool = std::min(pool, static_cast<uint64_t>(config.audit.data_size));
     if (rows == 0) pool = static_cast<uint64_t>(config.audit.data_size);
   }
-  const uint64_t points = Add(pool, population);
+  uint64_t points = Add(pool, population);
+  // A range audit (RaMIA) queries sample_size generated points per range
+  // instead of the audit set, and holds them (with the population rows it
+  // compares with) as a dataset of their own.
+  uint64_t generated_bytes = 0;
+  if (config.audit.ramia.has_value()) {
+    const uint64_t ranges = config.audit.data_size > 0
+                                ? static_cast<uint64_t>(config.audit.data_size)
+                                : 2 * std::min(pool, population / 2);
+    const uint64_t s = static_cast<uint64_t>(std::max(config.audit.ramia->sample_size, 1));
+    points = Add(Mul(ranges, s), population);
+    generated_bytes = Mul(points, Add(Mul(features, 4), 8));
+    pool = ranges;
+  }
   const bool image = shape.sample_shape.size() == 3;
   const training::QueryAugmentation& aug = config.audit.augmentation;
   const uint64_t queries = image ? 1 + (aug.flip ? 1 : 0) + (aug.shift > 0 ? 4 : 0) : 1;
@@ -361,7 +374,8 @@ absl::StatusOr<MemoryEstimate> EstimatePipelineMemory(const Config& config, cons
   const uint64_t metrics_bytes = MetricsBytes(config, pool);
 
   MemoryEstimate estimate;
-  estimate.bytes = Add(Add(Add(data_bytes, training_bytes), signal_bytes), metrics_bytes);
+  estimate.bytes =
+      Add(Add(Add(Add(data_bytes, training_bytes), signal_bytes), metrics_bytes), generated_bytes);
   std::string training_text =
       config.external.torchscript.empty()
           ? absl::StrCat("training ", ArchitectureText(config.model), " (", params, " parameters; ",
@@ -373,6 +387,10 @@ absl::StatusOr<MemoryEstimate> EstimatePipelineMemory(const Config& config, cons
                    features, " features) and ", FormatBytes(signal_bytes),
                    " of logits and signals (", models, " models x ", points, " points x ", queries,
                    queries == 1 ? " query" : " queries", " x ", classes, " classes)");
+  if (generated_bytes > 0) {
+    absl::StrAppend(&estimate.what, ", ", FormatBytes(generated_bytes),
+                    " of points sampled from ranges");
+  }
   return estimate;
 }
 

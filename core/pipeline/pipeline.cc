@@ -189,11 +189,6 @@ void TrainProgress::Attach(training::TrainContext* tctx) {
 // time to `timings` (a stage line per name: audit::AddStageTime) and reports
 // its progress; what a stage hands on is its return value.
 
-struct LoadedData {
-  data::Dataset ds;
-  std::string fingerprint;  // data::Fingerprint(ds): part of every model key
-};
-
 absl::StatusOr<LoadedData> LoadStage(const Config& c, const PipelineContext& ctx,
                                      std::vector<audit::StageTiming>* timings) {
   const Clock::time_point t = Clock::now();
@@ -514,12 +509,13 @@ std::vector<std::string> DeviceWarnings(const Config& c) {
 // Scores the bundle like `mia score` does; fills output->result, its timings
 // the pipeline's stages first, then scoring's.
 absl::Status ScoreStage(const Config& c, const PipelineContext& ctx, const audit::Bundle& bundle,
-                        std::vector<audit::StageTiming> timings, PipelineOutput* output) {
+                        std::vector<audit::StageTiming> timings, PipelineOutput* output,
+                        const audit::RangeGroups* ranges) {
   SendProgress(ctx, "audit", 0, 1, "");
   audit::ScoringOptions scoring = c.audit.scoring;
   scoring.seed = DeriveSeed(c.run.random_seed, kSeedScoring);
   scoring.cancel = ctx.cancel;
-  MIA_ASSIGN_OR_RETURN(output->result, audit::ScoreBundle(bundle, scoring));
+  MIA_ASSIGN_OR_RETURN(output->result, audit::ScoreBundle(bundle, scoring, nullptr, ranges));
   output->result.spec_json = ConfigJson(c);
   for (std::string& w : DeviceWarnings(c)) output->result.warnings.push_back(std::move(w));
   if (c.data.population_quarter && bundle.population.has_value()) {
@@ -596,6 +592,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   using internal::Signals;
   using internal::Split;
   if (c.language_model()) return internal::RunLmAudit(c, ctx);
+  if (c.audit.ramia.has_value()) return internal::RunRamiaAudit(c, ctx);
   training::SetComputeThreads(c.run.threads);
   PipelineOutput output;
   std::vector<audit::StageTiming> timings;

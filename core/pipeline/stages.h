@@ -15,6 +15,8 @@
 #include "absl/status/statusor.h"
 #include "core/audit/bundle.h"
 #include "core/audit/result.h"
+#include "core/audit/scoring.h"
+#include "core/data/dataset.h"
 #include "core/pipeline/artifact_store.h"
 #include "core/pipeline/config.h"
 #include "core/pipeline/pipeline.h"
@@ -32,6 +34,8 @@ enum SeedStream : uint64_t {
   kSeedAuditSet = 3,
   kSeedScoring = 4,
   kSeedTokenizer = 5,
+  kSeedRamiaRanges = 6,   // which rows range centres are built around
+  kSeedRamiaPoints = 7,   // each range's centre and sampled points (per centre row)
   kSeedModels = 1000,  // + model index
 };
 
@@ -52,6 +56,14 @@ absl::StatusOr<std::string> FileSha256(const std::string& path);
 // models.json's text (the models' records and the recipe), for the file and
 // for report.html's Models section.
 std::string ModelsJson(const std::vector<ModelRecord>& models, const Config& c);
+
+// The loaded dataset and its fingerprint (part of every model key).
+struct LoadedData {
+  data::Dataset ds;
+  std::string fingerprint;  // data::Fingerprint(ds)
+};
+absl::StatusOr<LoadedData> LoadStage(const Config& c, const PipelineContext& ctx,
+                                     std::vector<audit::StageTiming>* timings);
 
 // Which rows each model trains on and which rows are audited.
 struct Split {
@@ -117,10 +129,22 @@ absl::StatusOr<std::vector<std::string>> TrainOrReuse(
     training::TrainContext tctx, const TrainFn& train, ArtifactStore* store,
     PipelineOutput* output, std::vector<audit::StageTiming>* timings);
 
+// The classifier's train stage (pipeline.cc): trains the models the store
+// lacks, reuses the rest, or takes models.torchscript; fills output->models.
+absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const PipelineContext& ctx,
+                                                    const LoadedData& data, const Split& split,
+                                                    ArtifactStore* store, PipelineOutput* output,
+                                                    std::vector<audit::StageTiming>* timings);
+
 // Scores the bundle like `mia score` does; fills output->result, its timings
-// the pipeline's stages first, then scoring's.
+// the pipeline's stages first, then scoring's. With `ranges`, a range audit's
+// scoring (audit::RangeGroups).
 absl::Status ScoreStage(const Config& c, const PipelineContext& ctx, const audit::Bundle& bundle,
-                        std::vector<audit::StageTiming> timings, PipelineOutput* output);
+                        std::vector<audit::StageTiming> timings, PipelineOutput* output,
+                        const audit::RangeGroups* ranges = nullptr);
+
+// The range audit (ramia_game.cc): RunAudit for c.audit.ramia.
+absl::StatusOr<PipelineOutput> RunRamiaAudit(const Config& c, const PipelineContext& ctx);
 
 // The language-model audit (lm_pipeline.cc): RunAudit for c.language_model().
 absl::StatusOr<PipelineOutput> RunLmAudit(const Config& c, const PipelineContext& ctx);

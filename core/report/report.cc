@@ -339,6 +339,26 @@ void AppendAttackSection(const audit::AuditResult& result, const std::string& at
   if (any_warning) out += "\n";
 }
 
+// The range audit's settings (RaMIA): what a "range" and its score are.
+void AppendRamiaSection(const audit::RamiaSummary& r, std::string& out) {
+  out += "## Ranges (RaMIA)\n\n";
+  out += "Each audit point is a range around a centre (" + MdCode(r.range_function, false);
+  if (r.range_function == "l2") out += ", radius " + Shortest(r.radius);
+  if (r.range_function == "missing_values") {
+    out += ", the last " + std::to_string(r.num_missing_feats) + " features missing";
+  }
+  out += "). A range is a member when it holds a training point of the target: member "
+         "ranges are centred on perturbed training points, non-member ranges on perturbed "
+         "population points. Each range's score is the mean of its " +
+         std::to_string(r.sample_size) + " sampled points' scores after dropping the " +
+         std::to_string(r.trimmed_each_end) + " lowest and " +
+         std::to_string(r.trimmed_each_end) + " highest (trim " + Shortest(r.trim) +
+         "); every figure below is on ranges, each attack named `<attack>@range`.\n\n";
+  out += "- Ranges: " + std::to_string(r.ranges) + " (" + std::to_string(r.member_ranges) +
+         " members, " + std::to_string(r.non_member_ranges) + " non-members of target 0)\n";
+  out += "- Population points compared with: " + std::to_string(r.population_points) + "\n\n";
+}
+
 // ---------------------------------------------------------------------------
 // Files.
 
@@ -378,6 +398,19 @@ std::string ResultJson(const audit::AuditResult& result) {
     timings.push_back({{"stage", t.stage}, {"seconds", Number(t.seconds)}});
   }
   j["timings"] = std::move(timings);
+  if (result.ramia.has_value()) {
+    const audit::RamiaSummary& r = *result.ramia;
+    j["ramia"] = {{"range_function", r.range_function},
+                  {"sample_size", r.sample_size},
+                  {"trim", Number(r.trim)},
+                  {"trimmed_each_end", r.trimmed_each_end},
+                  {"radius", Number(r.radius)},
+                  {"num_missing_feats", r.num_missing_feats},
+                  {"ranges", r.ranges},
+                  {"member_ranges", r.member_ranges},
+                  {"non_member_ranges", r.non_member_ranges},
+                  {"population_points", r.population_points}};
+  }
   // Names come from users and registries; replace invalid UTF-8 rather than
   // throw (dump's default) so a report is always produced.
   return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
@@ -495,9 +528,14 @@ std::string SummaryMarkdown(const audit::AuditResult& result) {
   } else {
     out += " No bootstrap resamples were asked for: no intervals.";
   }
-  out += " Scoring seed " + std::to_string(result.seed) +
-         " (`mia score --seed " + std::to_string(result.seed) +
-         "` on this report's signals reproduces these figures).\n\n";
+  if (result.ramia.has_value()) {
+    out += " Scoring seed " + std::to_string(result.seed) + ".\n\n";
+    AppendRamiaSection(*result.ramia, out);
+  } else {
+    out += " Scoring seed " + std::to_string(result.seed) +
+           " (`mia score --seed " + std::to_string(result.seed) +
+           "` on this report's signals reproduces these figures).\n\n";
+  }
 
   for (const std::string& attack : attacks) AppendAttackSection(result, attack, out);
 

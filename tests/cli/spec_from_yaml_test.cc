@@ -289,3 +289,40 @@ bundle:
 
 }  // namespace
 }  // namespace mia::client
+
+namespace mia::client {
+namespace {
+
+// The incumbent's range configs (top-level `ramia`, col_ranges as pairs) go
+// to AuditSection.ramia with every key; both places at once is refused.
+TEST(SpecFromYamlTest, RamiaSectionsOfTheIncumbent) {
+  absl::StatusOr<ConvertedSpec> l2 =
+      SpecFromYamlFile(MIA_SOURCE_DIR "/tests/incumbent_configs/ramia_purchase.yaml");
+  ASSERT_TRUE(l2.ok()) << l2.status();
+  ASSERT_TRUE(l2->spec.audit().has_ramia());
+  EXPECT_EQ(l2->spec.audit().ramia().range_function(), "l2");
+  EXPECT_EQ(l2->spec.audit().ramia().sample_size(), 10);
+  EXPECT_EQ(l2->spec.audit().ramia().radius(), 10);
+  absl::StatusOr<ConvertedSpec> mv = SpecFromYamlFile(
+      MIA_SOURCE_DIR "/tests/incumbent_configs/ramia_purchase_missingvalues.yaml");
+  ASSERT_TRUE(mv.ok()) << mv.status();
+  const v1::RamiaSection& r = mv->spec.audit().ramia();
+  EXPECT_EQ(r.range_function(), "missing_values");
+  EXPECT_EQ(r.num_missing_feats(), 10);
+  ASSERT_EQ(r.col_ranges_size(), 10);
+  EXPECT_EQ(r.col_ranges(3).low(), 0);
+  EXPECT_EQ(r.col_ranges(3).high(), 1);
+  EXPECT_TRUE(r.is_categorical());
+
+  absl::StatusOr<ConvertedSpec> both = SpecFromYaml(
+      "audit:\n  ramia: {radius: 1}\nramia: {radius: 1}\n", "both.yaml");
+  ASSERT_FALSE(both.ok());
+  EXPECT_THAT(std::string(both.status().message()), HasSubstr("ramia: give ramia"));
+  absl::StatusOr<ConvertedSpec> bad = SpecFromYaml(
+      "ramia: {range_function: missing_values, col_ranges: [[0, 1], [0, 1, 2]]}\n", "bad.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("ramia.col_ranges[1]"));
+}
+
+}  // namespace
+}  // namespace mia::client

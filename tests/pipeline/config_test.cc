@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -673,6 +674,217 @@ TEST(ConfigTest, EpochsTimesPoolRowsHasALimit) {
   EXPECT_TRUE(EpochRowsProblem(100'000, 100'001).has_value());
   EXPECT_TRUE(EpochRowsProblem(kMaxEpochs, INT64_MAX).has_value());  // no overflow
   EXPECT_EQ(EpochRowsProblem(kMaxEpochs, INT64_MAX)->field, "train.epochs");
+}
+
+}  // namespace
+}  // namespace mia::pipeline
+
+namespace mia::pipeline {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+// ---------------------------------------------------------------------------
+// Range audits (ramia).
+
+namespace ramia_test {
+
+std::vector<ConfigProblem> ProblemsOf(const std::string& text) {
+  std::vector<ConfigProblem> problems;
+  (void)ParseConfig(text, "ramia.yaml", &problems);
+  return problems;
+}
+
+std::vector<std::string> FieldsOf(const std::vector<ConfigProblem>& problems) {
+  std::vector<std::string> fields;
+  for (const ConfigProblem& p : problems) fields.push_back(p.field);
+  return fields;
+}
+
+constexpr char kRamiaBase[] = R"(
+data:
+  dataset: purchase100
+  data_dir: x.csv
+  population_size: 100
+audit:
+  num_ref_models: 2
+  data_size: 100
+)";
+
+}  // namespace ramia_test
+
+TEST(ConfigRamiaTest, TheIncumbentsPurchaseConfigsParse) {
+  auto l2 = LoadConfigFile(std::string(MIA_SOURCE_DIR) +
+                           "/tests/incumbent_configs/ramia_purchase.yaml");
+  ASSERT_TRUE(l2.ok()) << l2.status();
+  ASSERT_TRUE(l2->audit.ramia.has_value());
+  EXPECT_EQ(l2->audit.ramia->range_function, "l2");
+  EXPECT_EQ(l2->audit.ramia->sample_size, 10);
+  EXPECT_EQ(l2->audit.ramia->radius, 10);
+  EXPECT_EQ(l2->audit.ramia->trim, 0.2);
+  // Privacy Meter's `algorithm: RMIA` with sampled points is offline RMIA,
+  // and one reference model is enough: every reference is OUT for them.
+  EXPECT_EQ(l2->audit.scoring.attacks, (std::vector<std::string>{"rmia-offline"}));
+  EXPECT_EQ(l2->num_models(), 2);
+  EXPECT_EQ(l2->data.population_size, 10000);
+  auto mv = LoadConfigFile(std::string(MIA_SOURCE_DIR) +
+                           "/tests/incumbent_configs/ramia_purchase_missingvalues.yaml");
+  ASSERT_TRUE(mv.ok()) << mv.status();
+  ASSERT_TRUE(mv->audit.ramia.has_value());
+  EXPECT_EQ(mv->audit.ramia->range_function, "missing_values");
+  EXPECT_EQ(mv->audit.ramia->num_missing_feats, 10);
+  EXPECT_EQ(mv->audit.ramia->col_ranges.size(), 10u);
+  EXPECT_TRUE(mv->audit.ramia->is_categorical);
+  nlohmann::json j = nlohmann::json::parse(ConfigJson(*mv));
+  EXPECT_EQ(j["audit"]["ramia"]["range_function"], "missing_values");
+  EXPECT_EQ(j["audit"]["ramia"]["col_ranges"][0], nlohmann::json::array({0.0, 1.0}));
+}
+
+TEST(ConfigRamiaTest, TopLevelOrUnderAuditButNotBoth) {
+  const std::string section = "  range_function: l2\n  radius: 2\n";
+  auto top = ParseConfig(std::string(ramia_test::kRamiaBase) + "ramia:\n" + section, "a.yaml");
+  ASSERT_TRUE(top.ok()) << top.status();
+  auto under =
+      ParseConfig(std::string(ramia_test::kRamiaBase) + "  ramia:\n  " +
+                      absl::StrReplaceAll(section, {{"\n  ", "\n    "}}),
+                  "a.yaml");
+  ASSERT_TRUE(under.ok()) << under.status();
+  EXPECT_EQ(ConfigJson(*top), ConfigJson(*under));
+  EXPECT_EQ(under->audit.ramia->radius, 2);
+  // The default attacks of a range audit are offline.
+  EXPECT_EQ(top->audit.scoring.attacks,
+            (std::vector<std::string>{"rmia-offline", "lira-offline"}));
+  const auto both = ramia_test::ProblemsOf(std::string(ramia_test::kRamiaBase) +
+                                           "  ramia:\n    radius: 1\nramia:\n  radius: 1\n");
+  ASSERT_EQ(both.size(), 1u);
+  EXPECT_EQ(both[0].field, "ramia");
+  EXPECT_THAT(both[0].message, HasSubstr("audit.ramia"));
+}
+
+TEST(ConfigRamiaTest, ErrorsNameTheField) {
+  using ramia_test::FieldsOf;
+  using ramia_test::ProblemsOf;
+  const std::string base = ramia_test::kRamiaBase;
+  EXPECT_THAT(FieldsOf(ProblemsOf(base + "ramia:\n  range_function: l1\n  radius: 1\n")),
+              ElementsAre("ramia.range_function"));
+  EXPECT_THAT(FieldsOf(ProblemsOf(base + "ramia:\n  range_function: l2\n")),
+              ElementsAre("ramia.radius"));
+  EXPECT_THAT(FieldsOf(ProblemsOf(base + "ramia:\n  radius: -1\n")),
+              ElementsAre("ramia.radius"));
+  EXPECT_THAT(FieldsOf(ProblemsOf(base + "ramia:\n  radius: 1\n  trim: 0.5\n")),
+              ElementsAre("ramia.trim"));
+  EXPECT_THAT(FieldsOf(ProblemsOf(base + "ramia:\n  radius: 1\n  sample_size: 0\n")),
+              ElementsAre("ramia.sample_size"));
+  EXPECT_THAT(FieldsOf(ProblemsOf(base + "ramia:\n  radius: 1\n  sample_size: 1025\n")),
+              ElementsAre("ramia.sample_size"));
+  EXPECT_THAT(FieldsOf(ProblemsOf(base + "ramia:\n  radius: 1\n  col_ranges: [[0, 1]]\n")),
+              ElementsAre("ramia.col_ranges"));
+  EXPECT_THAT(FieldsOf(ProblemsOf(base + "ramia:\n  radius: 1\n  colour: red\n")),
+              ElementsAre("ramia.colour"));
+  // missing_values: col_ranges required, one per missing feature, low <= high.
+  const std::string mv = base + "ramia:\n  range_function: missing_values\n";
+  EXPECT_THAT(FieldsOf(ProblemsOf(mv)), ElementsAre("ramia.col_ranges"));
+  EXPECT_THAT(FieldsOf(ProblemsOf(mv + "  num_missing_feats: 2\n  col_ranges: [[0, 1]]\n")),
+              ElementsAre("ramia.col_ranges"));
+  EXPECT_THAT(FieldsOf(ProblemsOf(mv + "  col_ranges: [[0, 1], [3, 2]]\n")),
+              ElementsAre("ramia.col_ranges[1]"));
+  EXPECT_THAT(FieldsOf(ProblemsOf(mv + "  col_ranges: [[0, 1, 2]]\n")),
+              ElementsAre("ramia.col_ranges[0]"));
+  EXPECT_THAT(FieldsOf(ProblemsOf(mv + "  is_categorical: true\n  col_ranges: [[0, 0.5]]\n")),
+              ElementsAre("ramia.col_ranges[0]"));
+  // Two binary features hold 4 distinct values; 10 distinct points cannot be drawn.
+  EXPECT_THAT(FieldsOf(ProblemsOf(mv + "  is_categorical: true\n  col_ranges: [[0, 1], [0, 1]]\n")),
+              ElementsAre("ramia.sample_size"));
+  EXPECT_THAT(FieldsOf(ProblemsOf(mv + "  radius: 1\n  col_ranges: [[0, 1]]\n")),
+              ElementsAre("ramia.radius"));
+  auto ok = ParseConfig(mv + "  col_ranges: [[0, 1], [-1, 1]]\n", "a.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->audit.ramia->num_missing_feats, 2);
+  // geometric: transformations known, sample_size = transforms (+ 1), images only.
+  const std::string img = R"(
+data:
+  dataset: cifar10
+  population_size: 100
+audit:
+  data_size: 100
+ramia:
+  range_function: geometric
+)";
+  EXPECT_THAT(FieldsOf(ProblemsOf(img)), ElementsAre("ramia.transformations"));
+  EXPECT_THAT(FieldsOf(ProblemsOf(img + "  transformations: [rotate, shear]\n")),
+              ElementsAre("ramia.transformations[1]"));
+  EXPECT_THAT(FieldsOf(ProblemsOf(img + "  transformations: [rotate]\n  sample_size: 3\n")),
+              ElementsAre("ramia.sample_size"));
+  auto geo = ParseConfig(img + "  transformations: [horizontal_flip, vertical_flip, rotate]\n",
+                         "a.yaml");
+  ASSERT_TRUE(geo.ok()) << geo.status();
+  EXPECT_EQ(geo->audit.ramia->sample_size, 4);  // the centre and three transforms
+  EXPECT_THAT(FieldsOf(ProblemsOf(base + "ramia:\n  range_function: geometric\n"
+                                         "  transformations: [rotate]\n")),
+              ElementsAre("ramia.range_function"));
+  // Text ranges are refused saying what is supported.
+  const auto words = ProblemsOf(base + "ramia:\n  range_function: word_replace\n");
+  ASSERT_EQ(words.size(), 1u);
+  EXPECT_EQ(words[0].field, "ramia.range_function");
+  EXPECT_THAT(words[0].message, HasSubstr("supported: l2 and missing_values"));
+}
+
+TEST(ConfigRamiaTest, AttacksReferencesAndPopulation) {
+  using ramia_test::FieldsOf;
+  using ramia_test::ProblemsOf;
+  const std::string base = ramia_test::kRamiaBase;
+  const std::string ramia = "ramia:\n  radius: 1\n";
+  // Online attacks have no IN reference for a sampled point.
+  const auto online = ProblemsOf(base + "  attacks: [loss, rmia]\n" + ramia);
+  ASSERT_EQ(online.size(), 1u);
+  EXPECT_EQ(online[0].field, "audit.attacks[1]");
+  EXPECT_THAT(online[0].message, HasSubstr("online"));
+  // One reference suffices for rmia-offline (2 models), not for lira-offline.
+  const std::string one_ref =
+      absl::StrReplaceAll(base, {{"num_ref_models: 2", "num_ref_models: 1"}});
+  EXPECT_THAT(ProblemsOf(one_ref + "  attacks: [rmia-offline, loss, attack-p]\n" + ramia),
+              IsEmpty());
+  EXPECT_THAT(FieldsOf(ProblemsOf(one_ref + "  attacks: [lira-offline]\n" + ramia)),
+              ElementsAre("audit.attacks[0]"));
+  // The same attack list without ramia: CheckReferenceCounts refuses 2 models.
+  EXPECT_THAT(FieldsOf(ProblemsOf(one_ref + "  attacks: [rmia-offline]\n")),
+              ElementsAre("audit.attacks"));
+  // data_size even; population holds the non-member centres (+1 for RMIA).
+  EXPECT_THAT(FieldsOf(ProblemsOf(absl::StrReplaceAll(base, {{"data_size: 100", "data_size: 99"}}) +
+                                  ramia)),
+              ElementsAre("audit.data_size"));
+  EXPECT_THAT(FieldsOf(ProblemsOf(absl::StrReplaceAll(base, {{"population_size: 100",
+                                                              "population_size: 50"}}) +
+                                  ramia)),
+              ElementsAre("data.population_size"));
+  EXPECT_THAT(ProblemsOf(absl::StrReplaceAll(base, {{"population_size: 100",
+                                                     "population_size: 50"}}) +
+                         "  attacks: [loss]\n" + ramia),
+              IsEmpty());
+  EXPECT_THAT(FieldsOf(ProblemsOf(absl::StrReplaceAll(base, {{"population_size: 100",
+                                                              "population_size: 0"}}) +
+                                  "  attacks: [loss]\n" + ramia)),
+              ElementsAre("data.population_size"));
+  // Explicit online attacks stay refused; `algorithm: LiRA` is taken offline.
+  auto lira = ParseConfig(base + "  algorithm: LIRA\n" + ramia, "a.yaml");
+  ASSERT_TRUE(lira.ok()) << lira.status();
+  EXPECT_EQ(lira->audit.scoring.attacks, (std::vector<std::string>{"lira-offline"}));
+}
+
+TEST(ConfigRamiaTest, RangesOfTextsAreRefused) {
+  const auto problems = ramia_test::ProblemsOf(R"(
+data:
+  dataset: fortunes
+audit:
+  attacks: [loss]
+ramia:
+  radius: 1
+)");
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].field, "ramia");
+  EXPECT_THAT(problems[0].message, HasSubstr("texts are not supported"));
 }
 
 }  // namespace

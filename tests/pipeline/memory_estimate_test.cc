@@ -146,6 +146,28 @@ TEST(PipelineEstimate, SumsDataTrainingAndSignals) {
   EXPECT_LT(EstimatePipelineMemory(fewer, kPurchase, 1)->bytes, one.bytes);
 }
 
+// A range audit queries sample_size generated points per range and holds
+// them (and the population rows) as a dataset of their own.
+TEST(PipelineEstimate, RangeAuditsCountTheirSampledPoints) {
+  Config c = SmallConfig();
+  c.audit.data_size = 100;
+  c.audit.ramia.emplace();
+  c.audit.ramia->sample_size = 10;
+  const MemoryEstimate e = *EstimatePipelineMemory(c, kPurchase, 1);
+  const uint64_t data = 1100 * (600 * 4 + 8);
+  const uint64_t training = *TrainingBytesPerModel(c.model, c.recipe, {600}, 100);
+  const uint64_t points = 100 * 10 + 100;  // ranges x s + population
+  const uint64_t values = 4 * points;
+  const uint64_t signals = values * 100 * 4 + values * 24 + 4 * points;
+  const uint64_t metrics_bytes =
+      100 * 10 + metrics::BootstrapPeakBytes(100, c.audit.scoring.bootstrap.resamples,
+                                             metrics::DefaultFprs().size(), c.run.threads);
+  const uint64_t generated = points * (600 * 4 + 8);
+  EXPECT_EQ(e.bytes, data + training + signals + metrics_bytes + generated);
+  EXPECT_THAT(e.what, HasSubstr("4 models x 1100 points"));
+  EXPECT_THAT(e.what, HasSubstr("of points sampled from ranges"));
+}
+
 TEST(PipelineEstimate, RefusesTheReviewsSpecs) {
   Config wide = SmallConfig();
   wide.model = Mlp({65536, 65536, 65536});

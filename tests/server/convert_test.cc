@@ -24,6 +24,7 @@
 #include "core/report/report.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 
 namespace mia::server {
 namespace {
@@ -1069,6 +1070,129 @@ TEST(ScoresPageTest, QuotedNamesAndRowsAndLinesInErrors) {
   s = ScoresPage(path, 10, "", &page);
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(std::string(s.message()), HasSubstr("scores.csv: line 8, column 6"));
+}
+
+// ---------------------------------------------------------------------------
+// Range audits (RaMIA): AuditSection.ramia maps onto YAML audit.ramia and
+// gets the YAML path's configuration and problems; a result's ramia section
+// converts.
+
+namespace ramia_convert {
+
+v1::AuditSpec RamiaSpec(const std::string& data_path) {
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("purchase100");
+  spec.mutable_data()->mutable_data_dir()->set_server_path(data_path);
+  spec.mutable_data()->set_population_size(100);
+  spec.mutable_audit()->set_algorithm("RMIA");
+  spec.mutable_audit()->set_num_ref_models(1);
+  spec.mutable_audit()->set_data_size(100);
+  v1::RamiaSection* r = spec.mutable_audit()->mutable_ramia();
+  r->set_range_function("missing_values");
+  r->set_sample_size(4);
+  r->set_trim(0.25);
+  r->set_num_missing_feats(2);
+  r->set_is_categorical(true);
+  for (int i = 0; i < 2; ++i) {
+    v1::RamiaColumnRange* c = r->add_col_ranges();
+    c->set_low(0);
+    c->set_high(1);
+  }
+  return spec;
+}
+
+}  // namespace ramia_convert
+
+TEST(SpecFromProtoTest, RamiaSectionGivesTheConfigOfTheEquivalentYaml) {
+  const Layout l;
+  absl::StatusOr<JobSpec> job =
+      SpecFromProto(ramia_convert::RamiaSpec(l.Data("purchase.csv")), l.roots);
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(job->config.audit.ramia.has_value());
+  const std::string yaml = absl::StrCat(
+      "run: {log_dir: ", l.roots.ModelCacheDir(), "}\n",
+      "data: {dataset: purchase100, population_size: 100, data_dir: ", l.Data("purchase.csv"),
+      "}\n"
+      "audit:\n  algorithm: RMIA\n  num_ref_models: 1\n  data_size: 100\n"
+      "  ramia: {range_function: missing_values, sample_size: 4, trim: 0.25, "
+      "num_missing_feats: 2, is_categorical: true, col_ranges: [[0, 1], [0, 1]]}\n");
+  absl::StatusOr<pipeline::Config> expected = pipeline::ParseConfig(yaml, "ramia.yaml");
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  // The echo of every setting that matters, ramia's included.
+  nlohmann::json a = nlohmann::json::parse(pipeline::ConfigJson(job->config));
+  nlohmann::json b = nlohmann::json::parse(pipeline::ConfigJson(*expected));
+  a.erase("config_file");
+  b.erase("config_file");
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a["audit"]["ramia"]["col_ranges"].size(), 2u);
+  EXPECT_EQ(job->config.audit.scoring.attacks, std::vector<std::string>{"rmia-offline"});
+}
+
+TEST(SpecFromProtoTest, RamiaProblemsAreTheYamlPaths) {
+  const Layout l;
+  v1::AuditSpec spec = ramia_convert::RamiaSpec("purchase.csv");
+  v1::RamiaSection* r = spec.mutable_audit()->mutable_ramia();
+  r->set_trim(0.5);
+  r->set_num_missing_feats(3);  // two col_ranges given
+  r->mutable_col_ranges(1)->set_low(2);
+  r->add_transformations("rotate");
+  spec.mutable_audit()->clear_algorithm();
+  spec.mutable_audit()->add_attacks("rmia");  // online
+  std::vector<FieldViolation> violations;
+  ASSERT_FALSE(SpecFromProto(spec, l.roots, &violations).ok());
+  const std::string yaml =
+      "data: {dataset: purchase100, data_dir: x.csv, population_size: 100}\n"
+      "audit:\n  attacks: [rmia]\n  num_ref_models: 1\n  data_size: 100\n"
+      "  ramia: {range_function: missing_values, sample_size: 4, trim: 0.5, "
+      "num_missing_feats: 3, is_categorical: true, col_ranges: [[0, 1], [2, 1]], "
+      "transformations: [rotate]}\n";
+  std::vector<pipeline::ConfigProblem> problems;
+  ASSERT_FALSE(pipeline::ParseConfig(yaml, "bad.yaml", &problems).ok());
+  std::vector<std::string> from_proto;
+  for (const FieldViolation& v : violations) from_proto.push_back(v.field + ": " + v.description);
+  std::vector<std::string> from_yaml;
+  for (const pipeline::ConfigProblem& p : problems) {
+    from_yaml.push_back("spec." + p.field + ": " + p.message);
+  }
+  EXPECT_THAT(from_proto, UnorderedElementsAreArray(from_yaml));
+  EXPECT_THAT(Fields(violations),
+              UnorderedElementsAreArray({"spec.audit.ramia.trim", "spec.audit.ramia.col_ranges[1]",
+                                         "spec.audit.ramia.transformations",
+                                         "spec.audit.attacks[0]"}));
+}
+
+TEST(ResultToProtoTest, RamiaSection) {
+  audit::AuditResult result = HandResult();
+  v1::AuditResult p;
+  ResultToProto(result, &p);
+  EXPECT_FALSE(p.has_ramia());
+  audit::RamiaSummary s;
+  s.range_function = "l2";
+  s.sample_size = 10;
+  s.trim = 0.2;
+  s.trimmed_each_end = 2;
+  s.radius = 10;
+  s.ranges = 4;
+  s.member_ranges = 2;
+  s.non_member_ranges = 2;
+  s.population_points = 5000;
+  result.ramia = s;
+  ResultToProto(result, &p);
+  ASSERT_TRUE(p.has_ramia());
+  EXPECT_EQ(p.ramia().range_function(), "l2");
+  EXPECT_EQ(p.ramia().sample_size(), 10);
+  EXPECT_EQ(p.ramia().trim(), 0.2);
+  EXPECT_EQ(p.ramia().trimmed_each_end(), 2);
+  EXPECT_EQ(p.ramia().radius(), 10);
+  EXPECT_EQ(p.ramia().num_missing_feats(), 0);
+  EXPECT_EQ(p.ramia().ranges(), 4);
+  EXPECT_EQ(p.ramia().member_ranges(), 2);
+  EXPECT_EQ(p.ramia().non_member_ranges(), 2);
+  EXPECT_EQ(p.ramia().population_points(), 5000);
+  // result.json carries the same section.
+  const nlohmann::json j = nlohmann::json::parse(report::ResultJson(result));
+  EXPECT_EQ(j["ramia"]["range_function"], "l2");
+  EXPECT_EQ(j["ramia"]["trimmed_each_end"], 2);
 }
 
 }  // namespace

@@ -53,6 +53,52 @@ TEST(LoadReportResultTest, AttackNamesNeedingQuotesKeepTheirCurves) {
   }
 }
 
+// A range audit's section comes back from result.json (GetAudit serves it).
+TEST(LoadReportResultTest, RamiaSectionRoundTrips) {
+  const std::string dir = TempDir("ramia");
+  audit::AuditResult r;
+  r.row_ids = {10, 31000};
+  r.targets = {0};
+  r.membership = {{1, 0}};
+  audit::AttackTargetResult a;
+  a.attack = "rmia-offline@range";
+  a.scores = {0.9, 0.1};
+  a.members = 1;
+  a.non_members = 1;
+  r.results.push_back(a);
+  audit::RamiaSummary s;
+  s.range_function = "missing_values";
+  s.sample_size = 10;
+  s.trim = 0.2;
+  s.trimmed_each_end = 2;
+  s.num_missing_feats = 10;
+  s.ranges = 2;
+  s.member_ranges = 1;
+  s.non_member_ranges = 1;
+  s.population_points = 7;
+  r.ramia = s;
+  std::ofstream(dir + "/result.json") << report::ResultJson(r);
+  std::ofstream(dir + "/scores.csv") << report::ScoresCsv(r);
+  absl::StatusOr<audit::AuditResult> back = LoadReportResult(dir);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_TRUE(back->ramia.has_value());
+  EXPECT_EQ(back->ramia->range_function, "missing_values");
+  EXPECT_EQ(back->ramia->sample_size, 10);
+  EXPECT_EQ(back->ramia->trim, 0.2);
+  EXPECT_EQ(back->ramia->trimmed_each_end, 2);
+  EXPECT_EQ(back->ramia->num_missing_feats, 10);
+  EXPECT_EQ(back->ramia->ranges, 2);
+  EXPECT_EQ(back->ramia->member_ranges, 1);
+  EXPECT_EQ(back->ramia->non_member_ranges, 1);
+  EXPECT_EQ(back->ramia->population_points, 7);
+  // Other audits have none.
+  r.ramia.reset();
+  std::ofstream(dir + "/result.json") << report::ResultJson(r);
+  back = LoadReportResult(dir);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_FALSE(back->ramia.has_value());
+}
+
 TEST(LoadReportResultTest, MalformedScoresNameLineAndColumn) {
   const std::string dir = TempDir("malformed");
   audit::AuditResult r;
