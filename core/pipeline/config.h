@@ -127,6 +127,10 @@ inline constexpr int kMaxLmBlock = 8192;         // train.block_size (tokens per
 inline constexpr int kMaxLmVocab = 1 << 20;      // train.vocab_size
 inline constexpr int kMaxLoraRank = 1024;        // train.peft.r
 inline constexpr int kMaxBootstrap = 1'000'000;  // audit.bootstrap resamples
+// DP-SGD (train.dp.*): each in (0, max].
+inline constexpr double kMaxNoiseMultiplier = 1e6;  // train.dp.noise_multiplier
+inline constexpr double kMaxTargetEpsilon = 1e3;    // train.dp.target_epsilon
+inline constexpr double kMaxGradNorm = 1e6;         // train.dp.max_grad_norm
 // No list in a spec may be longer (the largest list limit above): a caller
 // that copies a list into a spec may stop after kMaxListEntries + 1 entries
 // and still have it refused.
