@@ -421,6 +421,10 @@ void ParseLmTrain(Section& s, const std::string& model_name, Config* c) {
 
 // A number in (0, max]; the problem names the range.
 bool GetPositive(Section& s, const std::string& key, double* out, double max) {
+  if (!s.Has(key)) {  // absent: the default stands (it may be "none")
+    s.Use(key);
+    return true;
+  }
   double value = *out;
   if (!s.Get(key, &value)) return false;
   if (!(value > 0 && value <= max)) {  // also refuses NaN

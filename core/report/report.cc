@@ -72,6 +72,13 @@ std::string Shortest(double value) {
   return buffer;
 }
 
+// `digits` significant digits (%g), for figures people read.
+std::string Significant(double value, int digits) {
+  char buffer[40];
+  std::snprintf(buffer, sizeof(buffer), "%.*g", digits, value);
+  return buffer;
+}
+
 bool SameFpr(double a, double b) { return std::fabs(a - b) <= 1e-9 * std::max(a, b); }
 
 // Attack names in first-seen order of result.results.
@@ -557,7 +564,7 @@ std::string SummaryMarkdown(const audit::AuditResult& result) {
       out += "| " + std::to_string(g.target) + " | " +
              (std::isfinite(g.epsilon) ? Fixed(g.epsilon, 4) : std::string("∞")) + " | " +
              Shortest(g.delta) + " | " + Shortest(g.noise_multiplier) + " | " +
-             Shortest(g.max_grad_norm) + " | " + Shortest(g.sample_rate) + " | " +
+             Shortest(g.max_grad_norm) + " | " + Significant(g.sample_rate, 4) + " | " +
              std::to_string(g.steps) + " |\n";
     }
     out += "\n";
