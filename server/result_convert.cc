@@ -129,6 +129,27 @@ void ResultToProto(const audit::AuditResult& result, v1::AuditResult* out, int r
     p->set_non_member_ranges(r.non_member_ranges);
     p->set_population_points(r.population_points);
   }
+  for (const audit::DpGuarantee& g : result.dp) {
+    v1::DpTargetGuarantee* p = out->add_dp_targets();
+    p->set_target(g.target);
+    p->set_epsilon(g.epsilon);
+    p->set_delta(g.delta);
+    p->set_order(g.order);
+    p->set_noise_multiplier(g.noise_multiplier);
+    p->set_max_grad_norm(g.max_grad_norm);
+    p->set_sample_rate(g.sample_rate);
+    p->set_steps(g.steps);
+  }
+  for (const audit::DpBoundCheck& c : result.dp_checks) {
+    v1::DpBoundCheck* p = out->add_dp_checks();
+    p->set_attack(c.attack);
+    p->set_target(c.target);
+    p->set_lower_bound(c.lower_bound);
+    p->set_lower_bound_delta(c.lower_bound_delta);
+    p->set_accountant_epsilon(c.accountant_epsilon);
+    p->set_accountant_delta(c.accountant_delta);
+    p->set_exceeded(c.exceeded);
+  }
 }
 
 // ---------------------------------------------------------------------------

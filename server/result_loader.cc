@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "core/audit/dp_guarantee.h"
 #include "core/common/csv.h"
 #include "core/common/file_util.h"
 #include "core/metrics/roc.h"
@@ -239,6 +240,21 @@ absl::StatusOr<audit::AuditResult> LoadReportResult(const std::string& report_di
       s.population_points = e.value("population_points", int64_t{0});
       r.ramia = s;
     }
+    for (const Json& g : j.value("dp", Json::array())) {
+      audit::DpGuarantee d;
+      d.target = g.value("target", 0);
+      // null is +infinity here: the accountant gave no bound.
+      d.epsilon = Num(g, "epsilon", std::numeric_limits<double>::infinity());
+      d.delta = Num(g, "delta");
+      d.order = g.value("order", 0);
+      d.noise_multiplier = Num(g, "noise_multiplier");
+      d.max_grad_norm = Num(g, "max_grad_norm");
+      d.sample_rate = Num(g, "sample_rate");
+      d.steps = g.value("steps", int64_t{0});
+      r.dp.push_back(d);
+    }
+    // Derived from the results and the guarantees (the warnings were read above).
+    r.dp_checks = audit::DpBoundChecks(r);
   } catch (const Json::exception&) {
     return absl::DataLossError(absl::StrCat(path, ": a field has the wrong type"));
   }

@@ -243,6 +243,16 @@ Json MapTrain(const v1::TrainSection& t, const ServerRoots& roots, Problems* pro
   Put(y, "random_crop", t.has_random_crop(), t.random_crop());
   Put(y, "crop_padding", t.has_crop_padding(), t.crop_padding());
   Put(y, "horizontal_flip", t.has_horizontal_flip(), t.horizontal_flip());
+  if (t.has_dp()) {
+    const v1::DpSection& d = t.dp();
+    Json dp = Json::object();
+    Put(dp, "noise_multiplier", d.has_noise_multiplier(), Number(d.noise_multiplier()));
+    Put(dp, "max_grad_norm", d.has_max_grad_norm(), Number(d.max_grad_norm()));
+    Put(dp, "delta", d.has_delta(), Number(d.delta()));
+    Put(dp, "target_epsilon", d.has_target_epsilon(), Number(d.target_epsilon()));
+    Put(dp, "poisson", d.has_poisson(), d.poisson());
+    y["dp"] = std::move(dp);
+  }
   if (t.normalize_mean_size() > 0) y["normalize_mean"] = ListJson(t.normalize_mean(), kNumber);
   if (t.normalize_std_size() > 0) y["normalize_std"] = ListJson(t.normalize_std(), kNumber);
   return y;

@@ -82,6 +82,34 @@ struct RamiaSummary {
   int64_t population_points = 0;  // population points the attacks compared with
 };
 
+// The RDP accountant's guarantee of a target trained with DP-SGD (ATTACKS.md,
+// "DP-SGD and its accountant"): the upper bound its empirical lower bounds
+// must stay below.
+struct DpGuarantee {
+  int target = 0;               // model index, as in AuditResult::targets
+  double epsilon = 0;           // +infinity when the accountant gives no bound
+  double delta = 0;
+  int order = 0;                // RDP order attaining epsilon
+  double noise_multiplier = 0;  // sigma
+  double max_grad_norm = 0;     // C
+  double sample_rate = 0;       // q
+  int64_t steps = 0;            // optimizer steps T
+};
+
+// One attack's empirical lower bound on a DP-SGD target beside that target's
+// accountant epsilon (audit/dp_guarantee.h computes them).
+struct DpBoundCheck {
+  std::string attack;
+  int target = 0;
+  double lower_bound = 0;         // AttackTargetResult::epsilon.epsilon
+  double lower_bound_delta = 0;   // the delta it holds for
+  double accountant_epsilon = 0;  // DpGuarantee::epsilon
+  double accountant_delta = 0;
+  // lower_bound > accountant_epsilon: impossible for a correct training and a
+  // correct audit (at the bound's confidence), so a bug in one of them.
+  bool exceeded = false;
+};
+
 struct AuditResult {
   int schema_version = kResultSchemaVersion;
   std::string tool_version;      // mia version that produced it
@@ -103,6 +131,11 @@ struct AuditResult {
   // Set for a range audit (audit.ramia): then row_ids and membership are per
   // range (its centre's dataset row) and every result is a range result.
   std::optional<RamiaSummary> ramia;
+  // Targets trained with DP-SGD, one entry each in target order (none when
+  // no target was), and each attack's lower bound on them beside the
+  // accountant's epsilon (FillDpChecks).
+  std::vector<DpGuarantee> dp;
+  std::vector<DpBoundCheck> dp_checks;
 };
 
 }  // namespace mia::audit

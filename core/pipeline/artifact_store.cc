@@ -8,6 +8,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <cmath>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -16,6 +18,19 @@
 #include "nlohmann/json.hpp"
 
 namespace mia::pipeline {
+
+std::string DpReportJson(const training::ModelReport::Dp& dp) {
+  auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
+  return nlohmann::json{{"epsilon", num(dp.epsilon)},
+          {"delta", dp.delta},
+          {"order", dp.order},
+          {"noise_multiplier", dp.noise_multiplier},
+          {"max_grad_norm", dp.max_grad_norm},
+          {"sample_rate", dp.sample_rate},
+          {"steps", dp.steps}}
+      .dump();
+}
+
 std::string ModelKeyMaterial::Json() const {
   nlohmann::json j = {{"version", "mia-model-v1"},
                       {"dataset", dataset_fingerprint},
@@ -84,6 +99,7 @@ absl::Status ArtifactStore::CommitModel(const ModelKeyMaterial& material,
                            {"test_loss", report.test_loss},
                            {"seconds", report.seconds},
                            {"batched", report.batched}}}};
+  if (report.dp.enabled) meta["report"]["dp"] = nlohmann::json::parse(DpReportJson(report.dp));
   return WriteFileAtomically(ModelMetaPath(material.Key()), meta.dump(2));
 }
 
@@ -106,6 +122,22 @@ absl::StatusOr<training::ModelReport> ArtifactStore::ReadReport(
   report.test_loss = num("test_loss");
   report.seconds = num("seconds");
   report.batched = r.contains("batched") && r["batched"].is_boolean() && r["batched"].get<bool>();
+  if (r.contains("dp") && r["dp"].is_object()) {
+    const nlohmann::json& d = r["dp"];
+    auto dnum = [&](const char* k) {
+      // Infinity is written as null.
+      return d.contains(k) && d[k].is_number() ? d[k].get<double>()
+                                               : std::numeric_limits<double>::infinity();
+    };
+    report.dp.enabled = true;
+    report.dp.epsilon = dnum("epsilon");
+    report.dp.delta = dnum("delta");
+    report.dp.order = d.value("order", 0);
+    report.dp.noise_multiplier = dnum("noise_multiplier");
+    report.dp.max_grad_norm = dnum("max_grad_norm");
+    report.dp.sample_rate = dnum("sample_rate");
+    report.dp.steps = d.value("steps", int64_t{0});
+  }
   return report;
 }
 

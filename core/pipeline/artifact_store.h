@@ -63,6 +63,12 @@ class ArtifactStore {
   std::string root_;
 };
 
+// A DP-SGD model's accountant record (ModelReport::Dp) as a JSON object's
+// text: epsilon (null when infinite), delta, order, noise_multiplier,
+// max_grad_norm, sample_rate, steps. The model's metadata and models.json
+// hold it under "dp".
+std::string DpReportJson(const training::ModelReport::Dp& dp);
+
 }  // namespace mia::pipeline
 
 #endif  // MIA_CORE_PIPELINE_ARTIFACT_STORE_H_

@@ -420,6 +420,58 @@ void ParseLmTrain(Section& s, const std::string& model_name, Config* c) {
   s.Finish();
 }
 
+// A number in (0, max]; the problem names the range.
+bool GetPositive(Section& s, const std::string& key, double* out, double max) {
+  if (!s.Has(key)) {  // absent: the default stands (it may be "none")
+    s.Use(key);
+    return true;
+  }
+  double value = *out;
+  if (!s.Get(key, &value)) return false;
+  if (!(value > 0 && value <= max)) {  // also refuses NaN
+    s.Add(key, absl::StrCat("must be in (0, ", max, "]"));
+    return false;
+  }
+  *out = value;
+  return true;
+}
+
+// train.dp: DP-SGD (docs/config.md, "DP-SGD"), read once train's model keys
+// are (`s` is train).
+void ParseDp(Section& s, Config* c) {
+  training::DpSgdRecipe& dp = c->recipe.dp;
+  Section d = s.Child("dp");
+  if (!s.Valid("dp")) return;  // not a mapping
+  dp.enabled = true;
+  const bool has_sigma = d.Has("noise_multiplier");
+  const bool has_target = d.Has("target_epsilon");
+  GetPositive(d, "noise_multiplier", &dp.noise_multiplier, kMaxNoiseMultiplier);
+  GetPositive(d, "target_epsilon", &dp.target_epsilon, kMaxTargetEpsilon);
+  GetPositive(d, "max_grad_norm", &dp.max_grad_norm, kMaxGradNorm);
+  if (d.Get("delta", &dp.delta) && !(dp.delta > 0 && dp.delta < 1)) d.Add("delta", "must be in (0, 1)");
+  bool poisson = true;
+  if (d.Get("poisson", &poisson) && !poisson) {
+    d.Add("poisson",
+          "only Poisson sampling (true) is supported: the accountant's epsilon holds only for "
+          "Poisson batches");
+  }
+  if (has_sigma && has_target && d.Valid("noise_multiplier") && d.Valid("target_epsilon")) {
+    d.Add("target_epsilon", "give noise_multiplier or target_epsilon, not both");
+  } else if (!has_sigma && !has_target) {
+    d.Add("noise_multiplier", "DP-SGD needs noise_multiplier or target_epsilon");
+  }
+  if (!has_target) dp.target_epsilon = 0;
+  d.Finish();
+  if (s.Valid("model_name") && c->model.architecture == "wrn") {
+    s.Add("dp",
+          "wide ResNets use batch normalization, whose batch statistics mix examples: "
+          "per-example gradients (DP-SGD) are undefined; use mlp, cnn, alexnet or vgg16");
+  }
+  if (c->batched_training.value_or(false)) {
+    s.Add("batched", "DP-SGD models train one at a time: leave batched unset or false");
+  }
+}
+
 // Returns whether the model is a language model.
 bool ParseTrain(Section& s, Config* c) {
   // A text dataset's default model is the small GPT.
@@ -512,6 +564,7 @@ bool ParseTrain(Section& s, Config* c) {
       (r.optimizer != "sgd" || r.momentum == 0)) {
     s.Add("nesterov", "needs optimizer sgd with momentum > 0");
   }
+  if (s.Has("dp")) ParseDp(s, c);
   s.Finish();
   return false;
 }
@@ -1169,6 +1222,18 @@ std::string TrainingJson(const training::ModelSpec& m, const training::TrainReci
                       {"horizontal_flip", r.horizontal_flip},
                       {"normalize_mean", r.normalize_mean},
                       {"normalize_std", r.normalize_std}};
+  // Only when on, so that the keys of models trained without DP stay as they were.
+  if (r.dp.enabled) {
+    nlohmann::json dp = {{"max_grad_norm", r.dp.max_grad_norm},
+                         {"delta", r.dp.delta},
+                         {"poisson", true}};
+    if (r.dp.target_epsilon > 0) {
+      dp["target_epsilon"] = r.dp.target_epsilon;
+    } else {
+      dp["noise_multiplier"] = r.dp.noise_multiplier;
+    }
+    j["dp"] = std::move(dp);
+  }
   return j.dump();  // keys sorted: canonical
 }
 

@@ -149,6 +149,10 @@ inline constexpr double kMaxRamiaRadius = 1e6;           // ramia.radius
 // Sampled feature values held at once (ranges x sample_size x features per
 // row), checked once the data is loaded, before any training (2 GB of floats).
 inline constexpr int64_t kMaxRamiaSampledValues = 500'000'000;
+// DP-SGD (train.dp.*): each in (0, max].
+inline constexpr double kMaxNoiseMultiplier = 1e6;  // train.dp.noise_multiplier
+inline constexpr double kMaxTargetEpsilon = 1e3;    // train.dp.target_epsilon
+inline constexpr double kMaxGradNorm = 1e6;         // train.dp.max_grad_norm
 // No list in a spec may be longer (the largest list limit above): a caller
 // that copies a list into a spec may stop after kMaxListEntries + 1 entries
 // and still have it refused.

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/audit/bundle.h"
+#include "core/audit/dp_guarantee.h"
 #include "core/audit/scoring.h"
 #include "core/common/random.h"
 #include "core/common/sha256.h"
@@ -128,6 +129,7 @@ std::string ModelsJson(const std::vector<ModelRecord>& models, const Config& c) 
                     {"test_loss", num(m.report.test_loss)},
                     {"seconds", num(m.report.seconds)},
                     {"batched", m.report.batched}});
+    if (m.report.dp.enabled) list.back()["dp"] = nlohmann::json::parse(DpReportJson(m.report.dp));
   }
   nlohmann::json j = {{"schema", "mia.models"},
                       {"schema_version", 1},
@@ -539,6 +541,15 @@ absl::Status ScoreStage(const Config& c, const PipelineContext& ctx, const audit
     audit::AddStageTime(&timings, st.stage, st.seconds);
   }
   output->result.timings = std::move(timings);
+  // DP-SGD targets: the accountant's epsilon beside each lower bound.
+  for (int t : output->result.targets) {
+    if (t < 0 || t >= static_cast<int>(output->models.size())) continue;
+    const training::ModelReport::Dp& dp = output->models[t].report.dp;
+    if (!dp.enabled) continue;
+    output->result.dp.push_back({t, dp.epsilon, dp.delta, dp.order, dp.noise_multiplier,
+                                 dp.max_grad_norm, dp.sample_rate, dp.steps});
+  }
+  audit::FillDpChecks(&output->result);
   SendProgress(ctx, "audit", 1, 1, "");
   return absl::OkStatus();
 }

@@ -74,6 +74,13 @@ std::string Shortest(double value) {
   return buffer;
 }
 
+// `digits` significant digits (%g), for figures people read.
+std::string Significant(double value, int digits) {
+  char buffer[40];
+  std::snprintf(buffer, sizeof(buffer), "%.*g", digits, value);
+  return buffer;
+}
+
 bool SameFpr(double a, double b) { return std::fabs(a - b) <= 1e-9 * std::max(a, b); }
 
 // Attack names in first-seen order of result.results.
@@ -130,6 +137,26 @@ Json SpreadJson(const metrics::Spread& spread) {
 Json ParseSpec(const std::string& spec_json) {
   if (spec_json.find_first_not_of(" \t\r\n") == std::string::npos) return Json::object();
   return Json::parse(spec_json, nullptr, /*allow_exceptions=*/false);
+}
+
+Json DpGuaranteeJson(const audit::DpGuarantee& g) {
+  return {{"target", g.target},
+          {"epsilon", Number(g.epsilon)},
+          {"delta", Number(g.delta)},
+          {"order", g.order},
+          {"noise_multiplier", Number(g.noise_multiplier)},
+          {"max_grad_norm", Number(g.max_grad_norm)},
+          {"sample_rate", Number(g.sample_rate)},
+          {"steps", g.steps}};
+}
+
+// The check of `r` in result.dp_checks, or null.
+const audit::DpBoundCheck* FindDpCheck(const audit::AuditResult& result,
+                                       const audit::AttackTargetResult& r) {
+  for (const audit::DpBoundCheck& c : result.dp_checks) {
+    if (c.attack == r.attack && c.target == r.target) return &c;
+  }
+  return nullptr;
 }
 
 Json AttackTargetJson(const audit::AttackTargetResult& r) {
@@ -259,16 +286,29 @@ void AppendAttackSection(const audit::AuditResult& result, const std::string& at
   out += "## Attack " + MdCode(attack, false) + "\n\n";
   out += "| Target | Members | Non-members | Excluded | AUC [CI] |";
   for (double alpha : kSummaryFprs) out += " TPR at " + PercentLabel(alpha) + " FPR [CI] |";
-  out += " ε lower bound |\n";
-  out += "|---:|---:|---:|---:|---|";
+  out += " ε lower bound |";
+  const bool dp = !result.dp.empty();
+  if (dp) out += " DP-SGD accountant ε |";
+  out += "\n|---:|---:|---:|---:|---|";
   for (size_t k = 0; k < std::size(kSummaryFprs); ++k) out += "---|";
-  out += "---:|\n";
+  out += dp ? "---:|---:|\n" : "---:|\n";
   for (const audit::AttackTargetResult* r : rows) {
     out += "| " + std::to_string(r->target) + " | " + std::to_string(r->members) + " | " +
            std::to_string(r->non_members) + " | " + std::to_string(r->excluded) + " | " +
            Fixed(r->auc, 4) + IntervalText(r->auc_ci, 4) + " |";
     for (double alpha : kSummaryFprs) out += " " + TprCell(*r, alpha) + " |";
-    out += " " + Fixed(r->epsilon.epsilon, 3) + " |\n";
+    out += " " + Fixed(r->epsilon.epsilon, 3) + " |";
+    if (dp) {
+      const audit::DpBoundCheck* c = FindDpCheck(result, *r);
+      if (c == nullptr) {
+        out += " n/a |";
+      } else {
+        out += " " + (std::isfinite(c->accountant_epsilon) ? Fixed(c->accountant_epsilon, 3)
+                                                            : std::string("∞"));
+        out += c->exceeded ? " **lower bound above it: error in training or audit** |" : " |";
+      }
+    }
+    out += "\n";
   }
 
   const audit::AttackSummary* summary = FindSummary(result, attack);
@@ -309,7 +349,7 @@ void AppendAttackSection(const audit::AuditResult& result, const std::string& at
       }
       out += " " + cell + " |";
     }
-    out += " " + Fixed(eps_mean, 3) + " ± " + Fixed(eps_sd, 3) + " |\n";
+    out += " " + Fixed(eps_mean, 3) + " ± " + Fixed(eps_sd, 3) + " |" + (dp ? " |" : "") + "\n";
   }
   out += "\n";
 
@@ -393,6 +433,22 @@ std::string ResultJson(const audit::AuditResult& result) {
   }
   j["summaries"] = std::move(summaries);
   j["warnings"] = result.warnings;
+  if (!result.dp.empty()) {
+    Json dp = Json::array();
+    for (const audit::DpGuarantee& g : result.dp) dp.push_back(DpGuaranteeJson(g));
+    j["dp"] = std::move(dp);
+    Json checks = Json::array();
+    for (const audit::DpBoundCheck& c : result.dp_checks) {
+      checks.push_back({{"attack", c.attack},
+                        {"target", c.target},
+                        {"lower_bound", Number(c.lower_bound)},
+                        {"lower_bound_delta", Number(c.lower_bound_delta)},
+                        {"accountant_epsilon", Number(c.accountant_epsilon)},
+                        {"accountant_delta", Number(c.accountant_delta)},
+                        {"exceeded", c.exceeded}});
+    }
+    j["dp_checks"] = std::move(checks);
+  }
   Json timings = Json::array();
   for (const audit::StageTiming& t : result.timings) {
     timings.push_back({{"stage", t.stage}, {"seconds", Number(t.seconds)}});
@@ -537,6 +593,22 @@ std::string SummaryMarkdown(const audit::AuditResult& result) {
            "` on this report's signals reproduces these figures).\n\n";
   }
 
+  if (!result.dp.empty()) {
+    out += "## DP-SGD targets\n\n";
+    out += "The RDP accountant's (ε, δ) of each target trained with DP-SGD: an upper bound on "
+           "its privacy loss. An empirical ε lower bound above it is an error in training or "
+           "audit.\n\n";
+    out += "| Target | ε | δ | Noise multiplier σ | Clip norm C | Sample rate q | Steps |\n";
+    out += "|---:|---:|---:|---:|---:|---:|---:|\n";
+    for (const audit::DpGuarantee& g : result.dp) {
+      out += "| " + std::to_string(g.target) + " | " +
+             (std::isfinite(g.epsilon) ? Fixed(g.epsilon, 4) : std::string("∞")) + " | " +
+             Shortest(g.delta) + " | " + Shortest(g.noise_multiplier) + " | " +
+             Shortest(g.max_grad_norm) + " | " + Significant(g.sample_rate, 4) + " | " +
+             std::to_string(g.steps) + " |\n";
+    }
+    out += "\n";
+  }
   for (const std::string& attack : attacks) AppendAttackSection(result, attack, out);
 
   if (!result.warnings.empty()) {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/status/status.h"
@@ -19,6 +20,7 @@
 #include "core/models/sparse_linear.h"
 #include "core/training/archive.h"
 #include "core/training/device.h"
+#include "core/training/dp_sgd.h"
 #include "core/training/lanes.h"
 #include "core/training/recipe.h"
 #include "core/training/torch_error.h"
@@ -102,7 +104,24 @@ absl::Status TrainAndSave(const models::Architecture& arch, bool stack, int firs
   built.clear();  // the stacked group holds its own copies
   group->to(device);
 
-  MIA_RETURN_IF_ERROR(TrainGroup(*group, job));
+  std::optional<DpSgdPlan> dp_plan;
+  if (recipe.dp.enabled) {
+    // Batch statistics mix the examples of a batch: a per-example gradient
+    // is not defined for them (docs/dp.md).
+    for (const models::NamedTensor& t : group->ModelState(0)) {
+      if (t.buffer) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "train.dp: architecture ", spec.architecture,
+            " has batch-norm statistics, which mix the examples of a batch, so per-example "
+            "gradients are not defined; use mlp, cnn, alexnet or vgg16 for DP-SGD"));
+      }
+    }
+    MIA_ASSIGN_OR_RETURN(dp_plan,
+                         PlanDpSgd(recipe, static_cast<int64_t>(train_indices[first].size())));
+    MIA_RETURN_IF_ERROR(TrainGroupDpSgd(*group, job, *dp_plan));
+  } else {
+    MIA_RETURN_IF_ERROR(TrainGroup(*group, job));
+  }
 
   const auto train_metrics = EvaluateGroup(*group, dataset, norm, job.train, device, sparse_rows);
   const std::vector<const std::vector<int64_t>*> test(count, &test_indices);
@@ -119,6 +138,7 @@ absl::Status TrainAndSave(const models::Architecture& arch, bool stack, int firs
     r.test_loss = test_metrics[i].second;
     r.seconds = seconds;
     r.batched = stack;
+    if (dp_plan.has_value()) r.dp = dp_plan->report;
     if (ctx.model_saved) MIA_RETURN_IF_ERROR(ctx.model_saved(first + i, r));
   }
   return absl::OkStatus();
@@ -137,7 +157,9 @@ absl::StatusOr<std::vector<ModelReport>> TrainModelsImpl(
   MIA_ASSIGN_OR_RETURN(const Normalization norm, Normalization::FromRecipe(recipe, dataset));
 
   const int total = static_cast<int>(seeds.size());
-  const bool stack = ctx.allow_batched && arch->stack != nullptr && total > 1;
+  // DP-SGD models train one at a time (per-example gradients of a single model).
+  const bool stack =
+      ctx.allow_batched && arch->stack != nullptr && total > 1 && !recipe.dp.enabled;
   const int per_pass =
       !stack ? 1 : (ctx.max_batched_models > 0 ? std::min(ctx.max_batched_models, total) : total);
   std::vector<ModelReport> reports(total);

@@ -26,6 +26,24 @@ namespace mia::training {
 // name keeps the engine's callers unchanged.
 using ModelSpec = models::ModelSpec;
 
+// DP-SGD (ATTACKS.md, "DP-SGD and its accountant"; docs/dp.md): each step
+// draws a Poisson batch (each training row with probability q = batch_size /
+// n, n the model's training rows), clips each example's gradient to L2 norm
+// max_grad_norm over all parameters together, sums, adds N(0, (sigma C)^2) to
+// each coordinate and divides by the expected batch size q n; the optimizer
+// then steps on that noisy gradient. Models train one at a time (never
+// stacked); models with batch-norm statistics are refused.
+struct DpSgdRecipe {
+  bool enabled = false;
+  // sigma, > 0. When target_epsilon > 0 it is ignored: each model's sigma is
+  // solved from target_epsilon (the smallest one reaching it at its own q and
+  // steps) by the RDP accountant.
+  double noise_multiplier = 0;
+  double target_epsilon = 0;  // > 0: solve sigma for this epsilon at delta
+  double max_grad_norm = 1.0;  // C, > 0
+  double delta = 1e-5;         // of the recorded (epsilon, delta), in (0, 1)
+};
+
 // How one model is trained. Every field matters for the model artifact key.
 struct TrainRecipe {
   std::string optimizer = "sgd";  // sgd | adam | adamw
@@ -45,6 +63,7 @@ struct TrainRecipe {
   // match); empty means none.
   std::vector<float> normalize_mean;
   std::vector<float> normalize_std;
+  DpSgdRecipe dp;  // DP-SGD when dp.enabled
 };
 
 struct ModelReport;
@@ -73,6 +92,17 @@ struct ModelReport {
   double test_accuracy = 0, test_loss = 0;    // on the held-out indices given
   double seconds = 0;                         // wall time attributed to this model
   bool batched = false;                       // trained together with others
+  // DP-SGD models: the accountant's guarantee for the run actually made.
+  struct Dp {
+    bool enabled = false;
+    double epsilon = 0;           // spec conversion at delta (+infinity if unbounded)
+    double delta = 0;
+    int order = 0;                // the RDP order attaining epsilon
+    double noise_multiplier = 0;  // sigma used (solved when target_epsilon was given)
+    double max_grad_norm = 0;     // C
+    double sample_rate = 0;       // q = min(1, batch_size / training rows)
+    int64_t steps = 0;            // optimizer steps taken (T)
+  } dp;
 };
 
 // Sets LibTorch's intra-op threads (0: all cores). Call once at start.

@@ -114,6 +114,20 @@ absl::Status ValidateRecipe(const TrainRecipe& recipe, const data::Dataset& data
        recipe.crop_padding >= dataset.sample_shape[2])) {
     return Invalid("recipe.crop_padding must be in [0, image height and width)");
   }
+  if (recipe.dp.enabled) {
+    const DpSgdRecipe& dp = recipe.dp;
+    if (!(std::isfinite(dp.max_grad_norm) && dp.max_grad_norm > 0)) {
+      return Invalid("recipe.dp.max_grad_norm must be positive and finite");
+    }
+    if (!(dp.delta > 0 && dp.delta < 1)) return Invalid("recipe.dp.delta must be in (0, 1)");
+    const bool target = dp.target_epsilon != 0;
+    if (target && !(std::isfinite(dp.target_epsilon) && dp.target_epsilon > 0)) {
+      return Invalid("recipe.dp.target_epsilon must be positive and finite");
+    }
+    if (!target && !(std::isfinite(dp.noise_multiplier) && dp.noise_multiplier > 0)) {
+      return Invalid("recipe.dp.noise_multiplier must be positive and finite");
+    }
+  }
   auto norm = Normalization::FromRecipe(recipe, dataset);
   return norm.status();
 }

@@ -28,6 +28,8 @@ enum SeedStream : uint64_t {
   kOrderStream = 1,    // per-epoch permutation of the training rows
   kAugmentStream = 2,  // random crop offsets and flips
   kDropoutStream = 3,  // dropout masks
+  kDpNoiseStream = 4,   // DP-SGD: the Gaussian noise added to each step's gradient
+  kDpSampleStream = 5,  // DP-SGD: the Poisson batches
 };
 
 // Shape, labels and feature count agree; at least 2 classes; labels in range.

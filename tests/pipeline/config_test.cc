@@ -676,6 +676,90 @@ TEST(ConfigTest, EpochsTimesPoolRowsHasALimit) {
   EXPECT_EQ(EpochRowsProblem(kMaxEpochs, INT64_MAX)->field, "train.epochs");
 }
 
+TEST(ConfigTest, DpSgdSectionParsesAndKeysTheModels) {
+  std::vector<ConfigProblem> problems;
+  auto plain = ParseConfig(kMinimal, "min.yaml", &problems);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->recipe.dp.enabled);
+  // No "dp" key at all when off: keys of models trained before stay the same.
+  EXPECT_FALSE(nlohmann::json::parse(TrainingJson(plain->model, plain->recipe)).contains("dp"));
+
+  auto c = ParseConfig(std::string(kMinimal) +
+                           "train:\n  model_name: cnn\n  dp:\n    noise_multiplier: 1.1\n"
+                           "    max_grad_norm: 0.5\n",
+                       "dp.yaml", &problems);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->recipe.dp.enabled);
+  EXPECT_EQ(c->recipe.dp.noise_multiplier, 1.1);
+  EXPECT_EQ(c->recipe.dp.max_grad_norm, 0.5);
+  EXPECT_EQ(c->recipe.dp.delta, 1e-5);  // default
+  EXPECT_EQ(c->recipe.dp.target_epsilon, 0);
+  const nlohmann::json j = nlohmann::json::parse(TrainingJson(c->model, c->recipe));
+  ASSERT_TRUE(j.contains("dp"));
+  EXPECT_EQ(j["dp"]["noise_multiplier"], 1.1);
+  EXPECT_EQ(j["dp"]["max_grad_norm"], 0.5);
+  EXPECT_TRUE(nlohmann::json::parse(ConfigJson(*c))["train"].contains("dp"));
+  // DP and non-DP models never share an artifact; nor do different sigmas.
+  training::TrainRecipe other = c->recipe;
+  other.dp.noise_multiplier = 1.2;
+  EXPECT_NE(TrainingJson(c->model, c->recipe), TrainingJson(c->model, other));
+  other.dp.enabled = false;
+  EXPECT_NE(TrainingJson(c->model, c->recipe), TrainingJson(c->model, other));
+
+  auto target = ParseConfig(std::string(kMinimal) +
+                                "train:\n  dp:\n    target_epsilon: 3\n    delta: 1e-6\n",
+                            "t.yaml", &problems);
+  ASSERT_TRUE(target.ok()) << target.status();
+  EXPECT_EQ(target->recipe.dp.target_epsilon, 3.0);
+  EXPECT_EQ(target->recipe.dp.delta, 1e-6);
+  EXPECT_EQ(nlohmann::json::parse(TrainingJson(target->model, target->recipe))["dp"]
+                ["target_epsilon"],
+            3.0);
+}
+
+TEST(ConfigTest, DpSgdProblemsNameTheField) {
+  std::vector<ConfigProblem> problems;
+  const std::string base = std::string(kMinimal) + "train:\n";
+  auto bad = ParseConfig(base +
+                             "  dp:\n    noise_multiplier: 0\n    max_grad_norm: -1\n"
+                             "    delta: 1\n    poisson: false\n    sigma: 2\n",
+                         "bad.yaml", &problems);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(Fields(problems),
+              UnorderedElementsAre("train.dp.noise_multiplier", "train.dp.max_grad_norm",
+                                   "train.dp.delta", "train.dp.poisson", "train.dp.sigma"));
+
+  auto both = ParseConfig(base + "  dp:\n    noise_multiplier: 1\n    target_epsilon: 2\n",
+                          "both.yaml", &problems);
+  ASSERT_FALSE(both.ok());
+  EXPECT_THAT(Fields(problems), ElementsAre("train.dp.target_epsilon"));
+  EXPECT_THAT(problems[0].message, HasSubstr("not both"));
+
+  auto neither = ParseConfig(base + "  dp:\n    max_grad_norm: 1\n", "n.yaml", &problems);
+  ASSERT_FALSE(neither.ok());
+  EXPECT_THAT(Fields(problems), ElementsAre("train.dp.noise_multiplier"));
+
+  auto over = ParseConfig(base + "  dp:\n    target_epsilon: 1001\n", "o.yaml", &problems);
+  ASSERT_FALSE(over.ok());
+  EXPECT_THAT(Fields(problems), ElementsAre("train.dp.target_epsilon"));
+  EXPECT_THAT(problems[0].message, HasSubstr("(0, 1000]"));
+
+  auto wrn = ParseConfig(base + "  model_name: wrn28-2\n  dp:\n    noise_multiplier: 1\n",
+                         "w.yaml", &problems);
+  ASSERT_FALSE(wrn.ok());
+  EXPECT_THAT(Fields(problems), ElementsAre("train.dp"));
+  EXPECT_THAT(problems[0].message, HasSubstr("batch normalization"));
+
+  auto batched = ParseConfig(base + "  batched: true\n  dp:\n    noise_multiplier: 1\n",
+                             "b.yaml", &problems);
+  ASSERT_FALSE(batched.ok());
+  EXPECT_THAT(Fields(problems), ElementsAre("train.batched"));
+
+  auto scalar = ParseConfig(base + "  dp: 3\n", "s.yaml", &problems);
+  ASSERT_FALSE(scalar.ok());
+  EXPECT_THAT(Fields(problems), ElementsAre("train.dp"));
+}
+
 }  // namespace
 }  // namespace mia::pipeline
 

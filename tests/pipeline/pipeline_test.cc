@@ -1,6 +1,7 @@
 // End-to-end audits on a small synthetic tabular dataset: trains in seconds.
 #include "core/pipeline/pipeline.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -326,6 +327,84 @@ TEST(PipelineTest, IncumbentCifarConfigsRunOnTinyFiles) {
     EXPECT_THAT(out->result.warnings,
                 ::testing::Contains(::testing::HasSubstr("last quarter of the rows (10)")));
   }
+}
+
+const audit::AttackTargetResult* ResultOf(const PipelineOutput& out, const std::string& attack,
+                                          int target) {
+  for (const auto& r : out.result.results) {
+    if (r.attack == attack && r.target == target) return &r;
+  }
+  return nullptr;
+}
+
+// ATTACKS.md, "DP-SGD and its accountant": a DP-SGD model with much noise
+// audits to a lower bound far below its accountant epsilon (and no flag),
+// while the same data and model trained without DP leak clearly.
+TEST(PipelineTest, DpSgdModelsStayBelowTheirAccountantEpsilon) {
+  const std::string root = TempRoot("pipeline_e2e_dpsgd");
+  const std::string data = WriteDataset(root);
+  auto plain = ParseConfig(ConfigText(root, data, 0.01, 40), root + "/audit.yaml");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  auto leaky = RunAudit(*plain, PipelineContext{});
+  ASSERT_TRUE(leaky.ok()) << leaky.status();
+  EXPECT_TRUE(leaky->result.dp.empty());
+  EXPECT_TRUE(leaky->result.dp_checks.empty());
+  double best = 0;
+  for (const auto& r : leaky->result.results) best = std::max(best, r.epsilon.epsilon);
+  EXPECT_GT(best, 0.2);
+
+  std::string text = ConfigText(root, data, 0.01, 4);
+  const std::string anchor = "  batch_size: 32\n";
+  text.replace(text.find(anchor), anchor.size(),
+               anchor + "  dp:\n    noise_multiplier: 5\n    max_grad_norm: 1\n");
+  auto config = ParseConfig(text, root + "/audit.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto out = RunAudit(*config, PipelineContext{});
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->result.dp.size(), 2u);  // both targets
+  for (const audit::DpGuarantee& g : out->result.dp) {
+    const ModelRecord& m = out->models[g.target];
+    EXPECT_TRUE(m.report.dp.enabled);
+    EXPECT_EQ(g.epsilon, m.report.dp.epsilon);
+    EXPECT_EQ(g.noise_multiplier, 5.0);
+    EXPECT_EQ(g.max_grad_norm, 1.0);
+    EXPECT_NEAR(g.sample_rate, 32.0 / 400, 0.02);
+    EXPECT_GT(g.steps, 40);
+    EXPECT_GT(g.epsilon, 0);
+  }
+  for (const ModelRecord& m : out->models) EXPECT_TRUE(m.report.dp.enabled) << m.index;
+  ASSERT_EQ(out->result.dp_checks.size(), out->result.results.size());
+  for (const audit::DpBoundCheck& c : out->result.dp_checks) {
+    EXPECT_FALSE(c.exceeded) << c.attack << " target " << c.target;
+    EXPECT_LT(c.lower_bound, 0.5 * c.accountant_epsilon) << c.attack << " target " << c.target;
+    const audit::AttackTargetResult* r = ResultOf(*out, c.attack, c.target);
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(c.lower_bound, r->epsilon.epsilon);
+  }
+  for (const std::string& w : out->result.warnings) {
+    EXPECT_THAT(w, ::testing::Not(::testing::HasSubstr("error in training or audit")));
+  }
+  // The report files carry the guarantee beside the bounds.
+  std::ifstream result_json(out->report_dir + "/result.json");
+  const nlohmann::json j = nlohmann::json::parse(result_json);
+  ASSERT_TRUE(j.contains("dp"));
+  EXPECT_EQ(j["dp"].size(), 2u);
+  EXPECT_EQ(j["dp_checks"].size(), out->result.results.size());
+  EXPECT_EQ(j["spec"]["train"]["dp"]["noise_multiplier"], 5.0);
+  std::ifstream models_json(out->report_dir + "/models.json");
+  const nlohmann::json models = nlohmann::json::parse(models_json);
+  EXPECT_EQ(models["models"][0]["dp"]["steps"], out->result.dp[0].steps);
+  std::ifstream summary(out->report_dir + "/summary.md");
+  std::stringstream md;
+  md << summary.rdbuf();
+  EXPECT_THAT(md.str(), ::testing::HasSubstr("## DP-SGD targets"));
+  EXPECT_THAT(md.str(), ::testing::HasSubstr("DP-SGD accountant ε"));
+  // DP models have their own artifacts: a rerun reuses them, with the record.
+  auto again = RunAudit(*config, PipelineContext{});
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->models_trained, 0);
+  EXPECT_EQ(again->result.dp.size(), 2u);
+  EXPECT_EQ(again->result.dp[0].epsilon, out->result.dp[0].epsilon);
 }
 
 TEST(PipelineTest, CancellationStopsTheRun) {

@@ -690,6 +690,47 @@ TEST(SummaryMarkdownTest, NoBootstrapShowsNoInterval) {
   EXPECT_THAT(md, HasSubstr("mia score --seed 77"));
 }
 
+// A DP-SGD target: its guarantee in result.json and summary.md, each lower
+// bound beside the accountant's epsilon, an exceeded one marked.
+TEST(SummaryMarkdownTest, DpSgdTargetsShowTheAccountantsEpsilon) {
+  audit::AuditResult result = MakeResult();
+  EXPECT_THAT(SummaryMarkdown(result), Not(HasSubstr("DP-SGD")));
+  EXPECT_FALSE(nlohmann::json::parse(ResultJson(result)).contains("dp"));
+
+  result.dp.push_back({0, 0.3, 1e-5, 14, 1.1, 1.0, 0.01, 6000});
+  for (const audit::AttackTargetResult& r : result.results) {
+    if (r.target != 0) continue;
+    result.dp_checks.push_back({r.attack, 0, r.epsilon.epsilon, r.epsilon.delta, 0.3, 1e-5,
+                                r.epsilon.epsilon > 0.3});
+  }
+  ASSERT_FALSE(result.dp_checks.empty());
+  const std::string md = SummaryMarkdown(result);
+  EXPECT_THAT(md, HasSubstr("## DP-SGD targets"));
+  EXPECT_THAT(md, HasSubstr("| 0 | 0.3000 | 1e-05 | 1.1 | 1 | 0.01 | 6000 |"));
+  EXPECT_THAT(md, HasSubstr("DP-SGD accountant ε |"));
+  // Target 0's bound 0.420 is above 0.3; target 3 has no guarantee.
+  EXPECT_THAT(md, HasSubstr("| 0.420 | 0.300 **lower bound above it: error in training or audit** |"));
+  EXPECT_THAT(md, HasSubstr(" | n/a |\n"));
+
+  const nlohmann::json j = nlohmann::json::parse(ResultJson(result));
+  ASSERT_TRUE(j.contains("dp"));
+  ASSERT_EQ(j["dp"].size(), 1u);
+  EXPECT_EQ(j["dp"][0]["target"], 0);
+  EXPECT_EQ(j["dp"][0]["epsilon"], 0.3);
+  EXPECT_EQ(j["dp"][0]["order"], 14);
+  EXPECT_EQ(j["dp"][0]["steps"], 6000);
+  EXPECT_EQ(j["dp"][0]["sample_rate"], 0.01);
+  ASSERT_EQ(j["dp_checks"].size(), result.dp_checks.size());
+  EXPECT_EQ(j["dp_checks"][0]["accountant_epsilon"], 0.3);
+  EXPECT_EQ(j["dp_checks"][0]["exceeded"], result.dp_checks[0].exceeded);
+
+  // An unbounded guarantee is null, not a literal infinity.
+  result.dp[0].epsilon = std::numeric_limits<double>::infinity();
+  const nlohmann::json inf = nlohmann::json::parse(ResultJson(result));
+  EXPECT_TRUE(inf["dp"][0]["epsilon"].is_null());
+  EXPECT_THAT(SummaryMarkdown(result), HasSubstr("| 0 | ∞ |"));
+}
+
 TEST(AddStageTimeTest, OneEntryPerStage) {
   std::vector<audit::StageTiming> timings;
   audit::AddStageTime(&timings, "signals", 1.0);

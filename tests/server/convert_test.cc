@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "core/audit/dp_guarantee.h"
 #include "core/report/report.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -382,6 +383,55 @@ TEST(SpecFromProtoTest, DisjointSplitsAsTheYamlPath) {
   EXPECT_EQ(violations[0].field, "spec." + problems[0].field);
   EXPECT_EQ(violations[0].description, problems[0].message);
   EXPECT_THAT(violations[0].description, HasSubstr("disjoint splits do not have"));
+}
+
+// train.dp through the proto: the same Config as the YAML section, and the
+// same problems by the same names.
+TEST(SpecFromProtoTest, DpSectionMapsOntoTrainDp) {
+  const Layout l;
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("purchase100");
+  spec.mutable_data()->mutable_data_dir()->set_server_path(l.Data("purchase.csv"));
+  spec.mutable_data()->set_population_size(100);
+  v1::DpSection* dp = spec.mutable_train()->mutable_dp();
+  dp->set_noise_multiplier(1.5);
+  dp->set_max_grad_norm(0.25);
+  dp->set_delta(1e-6);
+  dp->set_poisson(true);
+  absl::StatusOr<JobSpec> job = SpecFromProto(spec, l.roots);
+  ASSERT_TRUE(job.ok()) << job.status();
+  const std::string yaml = absl::StrCat(
+      "run: {log_dir: ", l.roots.ModelCacheDir(),
+      "}\ndata: {dataset: purchase100, population_size: 100, data_dir: ", l.Data("purchase.csv"),
+      "}\ntrain: {dp: {noise_multiplier: 1.5, max_grad_norm: 0.25, delta: 0.000001, "
+      "poisson: true}}\n");
+  absl::StatusOr<pipeline::Config> expected = pipeline::ParseConfig(yaml, "dp.yaml");
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  EXPECT_EQ(Describe(job->config), Describe(*expected));
+  EXPECT_TRUE(job->config.recipe.dp.enabled);
+  EXPECT_EQ(job->config.recipe.dp.noise_multiplier, 1.5);
+  EXPECT_EQ(job->config.recipe.dp.max_grad_norm, 0.25);
+
+  dp->Clear();
+  dp->set_noise_multiplier(2);
+  dp->set_target_epsilon(std::nan(""));
+  dp->set_poisson(false);
+  std::vector<FieldViolation> violations;
+  ASSERT_FALSE(SpecFromProto(spec, l.roots, &violations).ok());
+  std::vector<pipeline::ConfigProblem> problems;
+  ASSERT_FALSE(pipeline::ParseConfig(
+                   "data: {dataset: purchase100, data_dir: x.csv, population_size: 100}\n"
+                   "train: {dp: {noise_multiplier: 2, target_epsilon: .nan, poisson: false}}\n",
+                   "bad.yaml", &problems)
+                   .ok());
+  std::vector<std::string> from_proto, from_yaml;
+  for (const FieldViolation& v : violations) from_proto.push_back(v.field + ": " + v.description);
+  for (const pipeline::ConfigProblem& p : problems) {
+    from_yaml.push_back("spec." + p.field + ": " + p.message);
+  }
+  EXPECT_THAT(from_proto, UnorderedElementsAreArray(from_yaml));
+  EXPECT_THAT(Fields(violations), UnorderedElementsAreArray({"spec.train.dp.target_epsilon",
+                                                             "spec.train.dp.poisson"}));
 }
 
 // A language-model spec through the proto: the text and tokenizer fields map
@@ -822,6 +872,39 @@ TEST(ResultToProtoTest, FiguresAndConventions) {
   EXPECT_EQ(p.summaries(0).auc().mean(), 0.75);
   ASSERT_EQ(p.summaries(0).tpr_at_fpr_size(), 2);
   EXPECT_EQ(p.summaries(0).tpr_at_fpr(1).count(), 0);
+}
+
+TEST(ResultToProtoTest, DpGuaranteesAndChecks) {
+  audit::AuditResult r = HandResult();
+  v1::AuditResult plain;
+  ResultToProto(r, &plain);
+  EXPECT_EQ(plain.dp_targets_size(), 0);
+  EXPECT_EQ(plain.dp_checks_size(), 0);
+
+  // rmia's bound 1.5 is above the accountant's 1.0; lira has no bound (NaN).
+  r.dp.push_back({0, 1.0, 1e-5, 12, 1.1, 1.0, 0.01, 3000});
+  audit::FillDpChecks(&r);
+  v1::AuditResult p;
+  ResultToProto(r, &p);
+  ASSERT_EQ(p.dp_targets_size(), 1);
+  EXPECT_EQ(p.dp_targets(0).target(), 0);
+  EXPECT_EQ(p.dp_targets(0).epsilon(), 1.0);
+  EXPECT_EQ(p.dp_targets(0).delta(), 1e-5);
+  EXPECT_EQ(p.dp_targets(0).order(), 12);
+  EXPECT_EQ(p.dp_targets(0).noise_multiplier(), 1.1);
+  EXPECT_EQ(p.dp_targets(0).max_grad_norm(), 1.0);
+  EXPECT_EQ(p.dp_targets(0).sample_rate(), 0.01);
+  EXPECT_EQ(p.dp_targets(0).steps(), 3000);
+  ASSERT_EQ(p.dp_checks_size(), 2);
+  EXPECT_EQ(p.dp_checks(0).attack(), "rmia");
+  EXPECT_EQ(p.dp_checks(0).lower_bound(), 1.5);
+  EXPECT_EQ(p.dp_checks(0).accountant_epsilon(), 1.0);
+  EXPECT_TRUE(p.dp_checks(0).exceeded());
+  EXPECT_EQ(p.dp_checks(1).attack(), "lira");
+  EXPECT_FALSE(p.dp_checks(1).exceeded());
+  ASSERT_EQ(p.warnings_size(), 2);
+  EXPECT_THAT(p.warnings(1), HasSubstr("error in training or audit"));
+  EXPECT_THAT(p.warnings(1), HasSubstr("rmia"));
 }
 
 jobs::JobRecord Record(jobs::JobState state) {

@@ -99,6 +99,39 @@ TEST(LoadReportResultTest, RamiaSectionRoundTrips) {
   EXPECT_FALSE(back->ramia.has_value());
 }
 
+// A DP-SGD target's guarantee survives result.json; the checks are derived
+// again from it and the bounds.
+TEST(LoadReportResultTest, DpGuaranteesRoundTrip) {
+  const std::string dir = TempDir("dp");
+  audit::AuditResult r;
+  r.row_ids = {10, 11, 12, 13};
+  r.targets = {0};
+  r.membership = {{1, 0, 1, 0}};
+  audit::AttackTargetResult a;
+  a.attack = "rmia";
+  a.scores = {0.9, 0.1, 0.8, 0.2};
+  a.members = 2;
+  a.non_members = 2;
+  a.epsilon.epsilon = 0.7;
+  a.epsilon.delta = 1e-5;
+  r.results.push_back(a);
+  r.dp.push_back({0, 0.5, 1e-5, 20, 1.1, 1.0, 0.01, 6000});
+  r.dp_checks.push_back({"rmia", 0, 0.7, 1e-5, 0.5, 1e-5, true});
+  std::ofstream(dir + "/result.json") << report::ResultJson(r);
+  std::ofstream(dir + "/scores.csv") << report::ScoresCsv(r);
+
+  absl::StatusOr<audit::AuditResult> back = LoadReportResult(dir);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->dp.size(), 1u);
+  EXPECT_EQ(back->dp[0].epsilon, 0.5);
+  EXPECT_EQ(back->dp[0].order, 20);
+  EXPECT_EQ(back->dp[0].steps, 6000);
+  EXPECT_EQ(back->dp[0].sample_rate, 0.01);
+  ASSERT_EQ(back->dp_checks.size(), 1u);
+  EXPECT_TRUE(back->dp_checks[0].exceeded);
+  EXPECT_EQ(back->dp_checks[0].lower_bound, 0.7);
+}
+
 TEST(LoadReportResultTest, MalformedScoresNameLineAndColumn) {
   const std::string dir = TempDir("malformed");
   audit::AuditResult r;
