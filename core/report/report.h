@@ -73,6 +73,12 @@ std::string TimingLog(const audit::AuditResult& result);
 std::string RocSvg(const audit::AuditResult& result, bool log_axes,
                    const ReportOptions& options = {});
 
+// dp_audit.svg: a DP audit's epsilon lower bound against the number of
+// guesses, one line per attack over its grid, and Privacy Meter's best split
+// (chosen after looking) as a separate mark. Written by WriteReport when
+// result.dp_audit is set.
+std::string DpAuditSvg(const audit::DpAuditResult& dp_audit);
+
 }  // namespace mia::report
 
 #endif  // MIA_CORE_REPORT_REPORT_H_
