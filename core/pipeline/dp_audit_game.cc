@@ -61,8 +61,8 @@ std::vector<metrics::OneRunGuessSplit> IncumbentGrid(int64_t m) {
   return grid;
 }
 
-DpAuditEntry ToEntry(const metrics::OneRunGridEntry& e, bool after_looking) {
-  DpAuditEntry out;
+audit::DpAuditEntry ToEntry(const metrics::OneRunGridEntry& e, bool after_looking) {
+  audit::DpAuditEntry out;
   out.k_plus = e.split.k_plus;
   out.k_minus = e.split.k_minus;
   out.guesses = e.guesses;
@@ -104,7 +104,9 @@ absl::StatusOr<audit::DpAuditResult> DpAuditBounds(const DpAuditConfig& d,
     a.attack = r.attack;
     MIA_ASSIGN_OR_RETURN(metrics::OneRunGridResult fixed,
                          metrics::OneRunAuditGrid(r.scores, included, grid, options));
-    for (const metrics::OneRunGridEntry& e : fixed.entries) a.entries.push_back(ToEntry(e, false));
+    for (const metrics::OneRunGridEntry& e : fixed.entries) {
+      a.entries.push_back(ToEntry(e, false));
+    }
     a.best = fixed.best;
     out.note = fixed.note;
     if (!incumbent.empty()) {
