@@ -914,7 +914,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
     audit.Add("num_ref_models", "with run.num_experiments it must give at least 2 models");
   }
   if (counts_valid && audit.Valid("splits") && c.audit.splits == "paired" &&
-      c.num_models() % 2 != 0) {
+      c.num_models() % 2 != 0 && !c.dp_audit.has_value()) {  // dp_audit: no splits
     audit.Add("splits", absl::StrCat("paired halves need an even number of models ("
                                      "num_experiments + num_ref_models = ",
                                      c.num_models(), ")"));

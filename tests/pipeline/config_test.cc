@@ -692,9 +692,10 @@ audit:
 audit:
   attacks: [loss]
   num_ref_models: 0
+  splits: paired
   dp_audit: {canary_size: 10}
 )"),
-              IsEmpty());
+              IsEmpty());  // one model, and no splits to pair
 }
 
 TEST(DpAuditConfigTest, CanariesAndGridHaveLimits) {
