@@ -693,7 +693,8 @@ std::string DpAuditSvg(const audit::DpAuditResult& d) {
   spec.y_label = "ε lower bound";
   spec.chance_diagonal = false;
   spec.x_max = static_cast<double>(std::max<int64_t>(d.canaries, 1));
-  spec.y_max = eps_max > 0 ? eps_max * 1.1 : 1.0;
+  // A multiple of 0.5 above the largest bound: the fifths are exact tenths.
+  spec.y_max = eps_max > 0 ? std::ceil(eps_max * 1.05 / 0.5) * 0.5 : 1.0;
   return RenderLinePlot(spec, series);
 }
 

@@ -825,6 +825,7 @@ TEST(DpAuditReportTest, TableInResultJsonAndSummaryAndAPlot) {
   const std::string svg = DpAuditSvg(*result.dp_audit);
   EXPECT_EQ(svg.rfind("<svg", 0), 0u);
   EXPECT_THAT(svg, ::testing::HasSubstr(">100</text>"));  // the x axis ends at m
+  EXPECT_THAT(svg, ::testing::HasSubstr(">3.0</text>"));  // y: above the largest bound, 2.5
   EXPECT_THAT(svg, ::testing::HasSubstr("chosen after looking"));
   const std::vector<double> xs = {10, 20, 100};  // r of the grid, ascending
   const Axis x_axis{false, 0, 100, kPlotLeft, kPlotLeft + kPlotSize};
