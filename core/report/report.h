@@ -1,5 +1,6 @@
 // The report writer: turns an AuditResult into the files a user reads
-// (result.json, scores.csv, roc.svg, roc_log.svg, summary.md, timing.log).
+// (result.json, scores.csv, roc.svg, roc_log.svg, summary.md, timing.log, and
+// dp_audit.svg for a DP audit in one run).
 // The format of each file is described in docs/report-format.md.
 //
 // The string builders are pure functions of the result (no I/O, no clock), so
