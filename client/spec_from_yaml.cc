@@ -259,8 +259,20 @@ class Converter {
       }
       return;
     }
-    if (f->is_repeated()) {  // no such field in the spec today
-      Problem(path, "lists of sections are not supported", value);
+    if (f->is_repeated()) {  // a list of mappings (audit.dp_audit.grid)
+      if (!value.IsSequence()) {
+        Problem(path, "expected a list of mappings", value);
+        return;
+      }
+      int index = 0;
+      for (const YAML::Node& item : value) {
+        const std::string item_path = absl::StrCat(path, "[", index++, "]");
+        if (!item.IsMap()) {
+          Problem(item_path, "must be a mapping of keys", item);
+          continue;
+        }
+        Section(item, item_path, r->AddMessage(msg, f));
+      }
       return;
     }
     if (!value || value.IsNull()) return;
@@ -400,9 +412,26 @@ absl::StatusOr<ConvertedSpec> SpecFromYaml(const std::string& yaml_text, const s
       YAML::Node root,
       LoadYamlMapping(yaml_text, path, ": run, data, train, audit (and models), or bundle"));
   ConvertedSpec out;
+  std::vector<std::string> moved;
+  if (root.IsMap() && root["dp_audit"]) {
+    // Privacy Meter's top-level dp_audit is audit.dp_audit in the API.
+    if (root["audit"] && root["audit"].IsMap() && root["audit"]["dp_audit"]) {
+      moved.push_back(absl::StrCat("dp_audit: give audit.dp_audit or dp_audit, not both",
+                                   Where(root["dp_audit"])));
+    } else {
+      YAML::Node copy = YAML::Clone(root);
+      if (!copy["audit"] || copy["audit"].IsNull()) copy["audit"] = YAML::Node(YAML::NodeType::Map);
+      if (copy["audit"].IsMap()) {
+        copy["audit"]["dp_audit"] = copy["dp_audit"];
+        copy.remove("dp_audit");
+        root = copy;
+      }
+    }
+  }
   Converter converter(&out);
   converter.Section(root, "", &out.spec);
   std::vector<std::string> problems = converter.problems();
+  problems.insert(problems.begin(), moved.begin(), moved.end());
   if (root["bundle"]) {
     for (const char* section : {"run", "data", "train", "audit", "models"}) {
       if (root[section]) {

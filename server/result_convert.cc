@@ -150,6 +150,31 @@ void ResultToProto(const audit::AuditResult& result, v1::AuditResult* out, int r
     p->set_accountant_delta(c.accountant_delta);
     p->set_exceeded(c.exceeded);
   }
+  if (result.dp_audit.has_value()) {
+    const audit::DpAuditResult& d = *result.dp_audit;
+    v1::DpAuditResult* p = out->mutable_dp_audit();
+    p->set_canary_dataset(d.canary_dataset);
+    p->set_training_alg(d.training_alg);
+    p->set_canaries(d.canaries);
+    p->set_included(d.included);
+    p->set_delta(d.delta);
+    p->set_beta(d.beta);
+    for (const audit::DpAuditAttackResult& a : d.attacks) {
+      v1::DpAuditAttackResult* q = p->add_attacks();
+      q->set_attack(a.attack);
+      q->set_best(static_cast<int32_t>(a.best));
+      for (const audit::DpAuditEntry& e : a.entries) {
+        v1::DpAuditGuessResult* g = q->add_entries();
+        g->set_k_plus(e.k_plus);
+        g->set_k_minus(e.k_minus);
+        g->set_guesses(e.guesses);
+        g->set_correct(e.correct);
+        g->set_epsilon(e.epsilon);
+        g->set_chosen_after_looking(e.chosen_after_looking);
+      }
+    }
+    p->set_note(d.note);
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -255,6 +255,34 @@ absl::StatusOr<audit::AuditResult> LoadReportResult(const std::string& report_di
     }
     // Derived from the results and the guarantees (the warnings were read above).
     r.dp_checks = audit::DpBoundChecks(r);
+    if (j.contains("dp_audit") && j["dp_audit"].is_object()) {
+      const Json& dj = j["dp_audit"];
+      audit::DpAuditResult d;
+      d.canary_dataset = dj.value("canary_dataset", "");
+      d.training_alg = dj.value("training_alg", "");
+      d.canaries = dj.value("canaries", int64_t{0});
+      d.included = dj.value("included", int64_t{0});
+      d.delta = Num(dj, "delta");
+      d.beta = Num(dj, "beta");
+      for (const Json& a : dj.value("attacks", Json::array())) {
+        audit::DpAuditAttackResult attack;
+        attack.attack = a.value("attack", "");
+        attack.best = a.value("best", size_t{0});
+        for (const Json& e : a.value("entries", Json::array())) {
+          audit::DpAuditEntry entry;
+          entry.k_plus = e.value("k_plus", int64_t{0});
+          entry.k_minus = e.value("k_minus", int64_t{0});
+          entry.guesses = e.value("guesses", int64_t{0});
+          entry.correct = e.value("correct", int64_t{0});
+          entry.epsilon = Num(e, "epsilon");
+          entry.chosen_after_looking = e.value("chosen_after_looking", false);
+          attack.entries.push_back(entry);
+        }
+        d.attacks.push_back(std::move(attack));
+      }
+      d.note = dj.value("note", "");
+      r.dp_audit = std::move(d);
+    }
   } catch (const Json::exception&) {
     return absl::DataLossError(absl::StrCat(path, ": a field has the wrong type"));
   }

@@ -303,6 +303,24 @@ Json MapAudit(const v1::AuditSection& a, Problems* problems) {
   Put(y, "beta", a.has_beta(), Number(a.beta()));
   Put(y, "population_size", a.has_population_size(), a.population_size());
   if (a.has_ramia()) y["ramia"] = MapRamia(a.ramia());
+  if (a.has_dp_audit()) {
+    const v1::DpAuditSection& d = a.dp_audit();
+    Json dp = Json::object();
+    Put(dp, "canary_dataset", d.has_canary_dataset(), d.canary_dataset());
+    Put(dp, "canary_size", d.has_canary_size(), d.canary_size());
+    Put(dp, "training_alg", d.has_training_alg(), d.training_alg());
+    if (d.grid_size() > 0) {
+      dp["grid"] = ListJson(d.grid(), [](const v1::DpAuditGuessSplit& g) {
+        Json entry = Json::object();
+        Put(entry, "k_plus", g.has_k_plus(), g.k_plus());
+        Put(entry, "k_minus", g.has_k_minus(), g.k_minus());
+        return entry;
+      });
+    }
+    Put(dp, "delta", d.has_delta(), Number(d.delta()));
+    Put(dp, "beta", d.has_beta(), Number(d.beta()));
+    y["dp_audit"] = std::move(dp);
+  }
   return y;
 }
 

@@ -110,6 +110,40 @@ struct DpBoundCheck {
   bool exceeded = false;
 };
 
+// DP auditing in one run (ATTACKS.md, "DP auditing in one run"): one row of
+// an attack's table, the guesses of one (k+, k-) split and their bound.
+struct DpAuditEntry {
+  int64_t k_plus = 0;   // IN guessed for the k+ highest scores
+  int64_t k_minus = 0;  // OUT guessed for the k- lowest scores
+  int64_t guesses = 0;  // r = k+ + k-
+  int64_t correct = 0;  // v
+  double epsilon = 0;   // the lower bound at (m, r, v), delta, beta
+  // True for the split Privacy Meter would report ("best" over its grid of
+  // steps of floor(sqrt(m))): chosen after looking at the scores, so its
+  // bound is optimistic.
+  bool chosen_after_looking = false;
+};
+
+// One attack's guesses and bounds against the target.
+struct DpAuditAttackResult {
+  std::string attack;
+  std::vector<DpAuditEntry> entries;  // the grid asked for, then the chosen-after-looking split
+  size_t best = 0;  // entry with the largest epsilon among the grid asked for (first on ties)
+};
+
+struct DpAuditResult {
+  std::string canary_dataset;  // mislabelled | natural
+  std::string training_alg;    // nondp | dp
+  int64_t canaries = 0;        // m (the audit points, result.row_ids)
+  int64_t included = 0;        // canaries the target trained on
+  double delta = 0;
+  double beta = 0.05;
+  std::vector<DpAuditAttackResult> attacks;  // one per attack, in the audit's order
+  // Says that the largest bound over a grid is optimistic unless the grid
+  // was fixed before looking at the scores.
+  std::string note;
+};
+
 struct AuditResult {
   int schema_version = kResultSchemaVersion;
   std::string tool_version;      // mia version that produced it
@@ -136,6 +170,7 @@ struct AuditResult {
   // accountant's epsilon (FillDpChecks).
   std::vector<DpGuarantee> dp;
   std::vector<DpBoundCheck> dp_checks;
+  std::optional<DpAuditResult> dp_audit;    // a DP audit in one run
 };
 
 }  // namespace mia::audit

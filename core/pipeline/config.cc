@@ -172,6 +172,33 @@ class Section {
     return Section(node, Path(key), problems_);
   }
 
+  // A list of mappings, each a Section named `key[i]`; the length is checked
+  // against `max_entries` first. False (and a problem) when it is not a list
+  // or too long; an entry that is not a mapping is a problem and reads empty.
+  bool GetMapList(const std::string& key, size_t max_entries, std::vector<Section>* out) {
+    used_.insert(key);
+    if (!Has(key)) return true;
+    const YAML::Node v = node_[key];
+    if (!v.IsSequence()) {
+      Add(key, "expected a list of mappings");
+      return false;
+    }
+    if (v.size() > max_entries) {
+      Add(key, absl::StrCat("must have at most ", max_entries, " entries"));
+      return false;
+    }
+    for (size_t i = 0; i < v.size(); ++i) {
+      const std::string element = absl::StrCat(key, "[", i, "]");
+      YAML::Node item = v[i];
+      if (!item.IsMap()) {
+        Add(key, "must be a mapping of keys", absl::StrCat("[", i, "]"));
+        item = YAML::Node();
+      }
+      out->emplace_back(item, Path(element), problems_);
+    }
+    return true;
+  }
+
   // Marks `key` invalid for rules across fields without a message of its own.
   void Invalidate(const std::string& key) { invalid_.insert(key); }
 
@@ -691,6 +718,51 @@ void ParseRamia(Section& s, audit::RamiaOptions* r) {
   s.Finish();
 }
 
+// dp_audit (under audit, or Privacy Meter's top-level section).
+void ParseDpAudit(Section& s, DpAuditConfig* d) {
+  std::string dataset = d->canary_dataset;
+  // cifar10_canary and none: Privacy Meter's names.
+  if (s.GetChoice("canary_dataset", &dataset,
+                  {"mislabelled", "mislabeled", "cifar10_canary", "natural", "none"})) {
+    d->canary_dataset = dataset == "natural" || dataset == "none" ? "natural" : "mislabelled";
+  }
+  if (!s.Has("canary_size")) {
+    s.Add("canary_size", absl::StrCat("missing: the number of canaries m, in [2, ",
+                                      kMaxDpAuditCanaries, "]"));
+  } else {
+    s.GetInRange<int64_t>("canary_size", &d->canary_size, 2, kMaxDpAuditCanaries);
+  }
+  // "dp" trains the target with train.dp's DP-SGD (Privacy Meter's defaults
+  // when train.dp is absent: checked in ParseConfig, where train is known).
+  s.GetChoice("training_alg", &d->training_alg, {"nondp", "dp"});
+  std::vector<Section> entries;
+  if (s.GetMapList("grid", kMaxDpAuditGrid, &entries)) {
+    if (s.Has("grid") && entries.empty()) s.Add("grid", "must have at least one entry");
+    for (size_t i = 0; i < entries.size(); ++i) {
+      Section& e = entries[i];
+      DpAuditGuess g;
+      const bool plus = e.GetInRange<int64_t>("k_plus", &g.k_plus, 0, kMaxDpAuditCanaries);
+      const bool minus = e.GetInRange<int64_t>("k_minus", &g.k_minus, 0, kMaxDpAuditCanaries);
+      if (plus && minus && e.IsMap()) {
+        if (g.k_plus + g.k_minus == 0) {
+          s.Add("grid", "k_plus + k_minus must be at least 1", absl::StrCat("[", i, "]"));
+        } else if (s.Valid("canary_size") && d->canary_size > 0 &&
+                   g.k_plus + g.k_minus > d->canary_size) {
+          s.Add("grid",
+                absl::StrCat("k_plus + k_minus (", g.k_plus + g.k_minus,
+                             ") must not exceed canary_size (", d->canary_size, ")"),
+                absl::StrCat("[", i, "]"));
+        }
+      }
+      e.Finish();
+      d->grid.push_back(g);
+    }
+  }
+  s.GetInRange("delta", &d->delta, 0.0, 0.5);
+  s.GetInRange("beta", &d->beta, 1e-9, 0.5);
+  s.Finish();
+}
+
 void ParseAudit(Section& s, Config* c, bool language_model, bool data_population_given) {
   AuditConfig* a = &c->audit;
   // Privacy Meter's language-model configs give the population size here.
@@ -750,6 +822,12 @@ void ParseAudit(Section& s, Config* c, bool language_model, bool data_population
             bracket == std::string::npos ? "" : p.field.substr(bracket));
     }
   }
+  if (s.Has("dp_audit")) {
+    Section dp = s.Child("dp_audit");
+    ParseDpAudit(dp, &c->dp_audit.emplace());
+  } else {
+    s.Use("dp_audit");
+  }
   s.Finish();
 }
 
@@ -794,6 +872,31 @@ void CheckSequenceAttacks(const Config& c, std::vector<ConfigProblem>* out) {
                       absl::StrCat("'", (*attack)->name(),
                                    "' is for language models (a text dataset); this audit "
                                    "trains classifiers")});
+    }
+  }
+}
+
+// With dp_audit no reference trains on a canary: every canary has all
+// audit.num_ref_models references OUT and none IN, so online attacks cannot
+// run and the others need num_ref_models >= their minimum per side.
+void CheckDpAuditAttacks(const Config& c, const std::string& field, bool element_paths,
+                         std::vector<ConfigProblem>* out) {
+  const std::vector<std::string>& specs = c.audit.scoring.attacks;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    absl::StatusOr<std::unique_ptr<attacks::Attack>> attack = attacks::MakeAttack(specs[i]);
+    if (!attack.ok()) continue;  // reported by ParseAudit
+    const attacks::AttackNeeds needs = (*attack)->needs();
+    const std::string path = element_paths ? absl::StrCat(field, "[", i, "]") : field;
+    const std::string name = (*attack)->name();
+    if (needs.in_references) {
+      out->push_back({path, absl::StrCat("'", name,
+                                         "' needs IN references; with dp_audit no reference "
+                                         "model trains on a canary (use an offline attack: "
+                                         "rmia-offline, lira-offline, reference, loss)")});
+    } else if (needs.references && c.audit.num_ref_models < needs.min_per_side) {
+      out->push_back({path, absl::StrCat("'", name, "' needs at least ", needs.min_per_side,
+                                         " reference model", needs.min_per_side > 1 ? "s" : "",
+                                         " (audit.num_ref_models)")});
     }
   }
 }
@@ -988,6 +1091,13 @@ const std::vector<std::string>& DefaultAttacks() {
   return *kDefault;
 }
 
+const std::vector<std::string>& DefaultDpAuditAttacks() {
+  // Offline only (no reference trains on a canary), and nothing that needs
+  // population points, which a dp_audit spec need not give.
+  static const auto* const kDefault = new std::vector<std::string>{"loss", "lira-offline"};
+  return *kDefault;
+}
+
 const std::vector<std::string>& DefaultLmAttacks() {
   // The sequence attacks of ATTACKS.md ("Sequences"), all offline: the
   // default 1 target + 4 references feed lm-reference.
@@ -1091,7 +1201,43 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   models.GetList("torchscript", &c.external.torchscript, kMaxModelFiles);
   models.Get("keep", &c.external.keep);
   models.Finish();
+  if (top.Has("dp_audit")) {
+    // Privacy Meter's place for the section; mia's is audit.dp_audit.
+    if (c.dp_audit.has_value()) {
+      top.Use("dp_audit");
+      top.Add("dp_audit", "give audit.dp_audit or dp_audit, not both");
+    } else {
+      Section dp = top.Child("dp_audit");
+      ParseDpAudit(dp, &c.dp_audit.emplace());
+    }
+  } else {
+    top.Use("dp_audit");
+  }
   top.Finish();
+  const bool attacks_given = audit.Has("attacks") || audit.Has("algorithm");
+  if (c.dp_audit.has_value() && !attacks_given) c.audit.scoring.attacks = DefaultDpAuditAttacks();
+  if (c.dp_audit.has_value() && train.Valid("dp")) {
+    const std::string alg_field =
+        audit.Has("dp_audit") ? "audit.dp_audit.training_alg" : "dp_audit.training_alg";
+    if (c.dp_audit->training_alg == "dp" && !c.recipe.dp.enabled) {
+      // Privacy Meter's dpaudit configs say `training_alg: dp` and nothing
+      // more: its DP-SGD defaults (Opacus, noise multiplier 0.5, clipping
+      // norm 1.0, epsilon at delta 1e-5) apply, said in the report.
+      c.recipe.dp.enabled = true;
+      c.recipe.dp.noise_multiplier = kDpAuditDefaultNoiseMultiplier;
+      c.recipe.dp.max_grad_norm = kDpAuditDefaultMaxGradNorm;
+      c.recipe.dp.delta = 1e-5;
+      c.dp_audit->dp_defaults = true;
+      if (train.Valid("model_name") && c.model.architecture == "wrn") {
+        problems.push_back(
+            {alg_field, "dp trains with DP-SGD, which wide ResNets (batch normalization) do not "
+                        "allow: use mlp, cnn, alexnet or vgg16"});
+      }
+    } else if (c.dp_audit->training_alg == "nondp" && c.recipe.dp.enabled) {
+      problems.push_back({alg_field, "is nondp, but train.dp asks for DP-SGD: set training_alg: "
+                                     "dp or remove train.dp"});
+    }
+  }
 
   // Rules across sections, on valid values only (one mistake, one message).
   if (data.Valid("dataset") && train.Valid("model_name") && text_data && !lm_model) {
@@ -1121,17 +1267,42 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   } else if (!c.external.keep.empty()) {
     models.Add("keep", "only meaningful with torchscript");
   }
-  if (counts_valid && c.num_models() < 2) {
+  if (counts_valid && c.num_models() < 2 && !c.dp_audit.has_value()) {
     audit.Add("num_ref_models", "with run.num_experiments it must give at least 2 models");
   }
   if (counts_valid && audit.Valid("splits") && c.audit.splits == "paired" &&
-      c.num_models() % 2 != 0) {
+      c.num_models() % 2 != 0 && !c.dp_audit.has_value()) {  // dp_audit: no splits
     audit.Add("splits", absl::StrCat("paired halves need an even number of models ("
                                      "num_experiments + num_ref_models = ",
                                      c.num_models(), ")"));
   }
-  if (counts_valid && c.num_models() >= 2 && c.audit.ramia.has_value() &&
-      audit.Valid("attacks") && audit.Valid("algorithm")) {
+  if (c.dp_audit.has_value()) {
+    if (run.Valid("num_experiments") && c.run.num_experiments != 1) {
+      run.Add("num_experiments",
+              "must be 1 with dp_audit: one target, trained once on one draw of the canaries");
+    }
+    if (!c.external.torchscript.empty()) {
+      models.Add("torchscript", "not with dp_audit: the audit trains the target on its canaries");
+    }
+    if (c.lm.has_value() && data.Valid("dataset")) {
+      data.Add("dataset", "dp_audit needs a classifier dataset (canaries are labelled rows)");
+    }
+    if (audit.Valid("data_size") && c.audit.data_size > 0) {
+      audit.Add("data_size", "must be 0 with dp_audit: the canaries are the audit points");
+    }
+    if (data.Valid("pool_size") && c.data.pool_size > 0 &&
+        c.dp_audit->canary_size > c.data.pool_size) {
+      problems.push_back({"audit.dp_audit.canary_size",
+                          absl::StrCat("(", c.dp_audit->canary_size,
+                                       ") must not exceed data.pool_size (", c.data.pool_size,
+                                       "): canaries are pool rows")});
+    }
+    if (audit.Valid("attacks") && audit.Valid("algorithm") && audit.Valid("num_ref_models")) {
+      CheckDpAuditAttacks(c, audit.Has("algorithm") ? "audit.algorithm" : "audit.attacks",
+                          !audit.Has("algorithm"), &problems);
+    }
+  } else if (counts_valid && c.num_models() >= 2 && c.audit.ramia.has_value() &&
+             audit.Valid("attacks") && audit.Valid("algorithm")) {
     CheckRamiaReferenceCounts(c, &problems);  // every reference is OUT for a sampled point
   } else if (counts_valid && c.num_models() >= 2 && c.external.torchscript.empty() &&
              audit.Valid("attacks") && audit.Valid("algorithm")) {
@@ -1314,6 +1485,19 @@ std::string ConfigJson(const Config& c) {
                            {"col_ranges", ranges},
                            {"is_categorical", r.is_categorical},
                            {"transformations", r.transformations}};
+  }
+  if (c.dp_audit.has_value()) {
+    const DpAuditConfig& d = *c.dp_audit;
+    nlohmann::json grid = nlohmann::json::array();
+    for (const DpAuditGuess& g : d.grid) {
+      grid.push_back({{"k_plus", g.k_plus}, {"k_minus", g.k_minus}});
+    }
+    j["audit"]["dp_audit"] = {{"canary_dataset", d.canary_dataset},
+                              {"canary_size", d.canary_size},
+                              {"training_alg", d.training_alg},
+                              {"grid", grid},
+                              {"delta", d.delta},
+                              {"beta", d.beta}};
   }
   return j.dump();
 }

@@ -72,6 +72,40 @@ struct AuditConfig {
   std::optional<audit::RamiaOptions> ramia;
 };
 
+// DP auditing in one run (Steinke, Nasr, Jagielski 2023; ATTACKS.md, "DP
+// auditing in one run"): `audit.dp_audit` (or Privacy Meter's top-level
+// `dp_audit`). m canaries from the pool, each in the target's training set
+// with probability 1/2 (seeded); references never train on a canary; the
+// canaries' scores from each attack turn into guesses and epsilon lower
+// bounds for a grid of (k+, k-). docs/dp.md, "DP auditing in one run".
+struct DpAuditGuess {
+  int64_t k_plus = 0;   // guess IN for the k+ highest scores
+  int64_t k_minus = 0;  // guess OUT for the k- lowest scores
+};
+
+struct DpAuditConfig {
+  // "mislabelled": canaries are pool rows relabelled (seeded) to another
+  // class (Privacy Meter's cifar10_canary, for any classifier dataset);
+  // "natural": pool rows as they are (Privacy Meter's none).
+  std::string canary_dataset = "mislabelled";
+  int64_t canary_size = 0;  // m: canaries drawn from the pool (seeded); required
+  // "nondp" or "dp" (the target trains with DP-SGD: train.dp, or Privacy
+  // Meter's defaults when train.dp is absent).
+  std::string training_alg = "nondp";
+  // (k+, k-) splits to bound; empty: metrics::DefaultOneRunGrid(m). The
+  // largest bound over Privacy Meter's own grid (steps of floor(sqrt(m)),
+  // chosen after looking at the scores) is always added and marked so.
+  std::vector<DpAuditGuess> grid;
+  double delta = 1e-5;  // delta of the (epsilon, delta) claim audited, in [0, 0.5]
+  double beta = 0.05;   // the bounds hold with probability 1 - beta, in [1e-9, 0.5]
+  // Set when training_alg is dp and train.dp is absent: the target trains
+  // with Privacy Meter's DP-SGD defaults (kDpAuditDefault*), said in the report.
+  bool dp_defaults = false;
+};
+// Privacy Meter's DP-SGD settings for `dp_audit.training_alg: dp` (Opacus).
+inline constexpr double kDpAuditDefaultNoiseMultiplier = 0.5;
+inline constexpr double kDpAuditDefaultMaxGradNorm = 1.0;
+
 // A language-model audit: data.dataset is a text format and train.model_name
 // a causal LM (gpt, gpt2, gpt2-medium, gpt2-large, gpt2-xl). docs/config.md,
 // "Language models".
@@ -100,6 +134,8 @@ struct Config {
   std::optional<bool> batched_training;
   ExternalModels external;          // non-empty: audit these models, train nothing
   AuditConfig audit;
+  // Set for a DP audit in one run (audit.dp_audit or top-level dp_audit).
+  std::optional<DpAuditConfig> dp_audit;
   // Set for a language-model audit (then `model`, `recipe` and the
   // classifier's data keys are unused).
   std::optional<LanguageModelConfig> lm;
@@ -153,6 +189,11 @@ inline constexpr int64_t kMaxRamiaSampledValues = 500'000'000;
 inline constexpr double kMaxNoiseMultiplier = 1e6;  // train.dp.noise_multiplier
 inline constexpr double kMaxTargetEpsilon = 1e3;    // train.dp.target_epsilon
 inline constexpr double kMaxGradNorm = 1e6;         // train.dp.max_grad_norm
+// DP auditing in one run: canaries (dp_audit.canary_size; Privacy Meter's own
+// grid of (k+, k-) has about m/2 entries, each bounded by bisection) and
+// dp_audit.grid entries.
+inline constexpr int64_t kMaxDpAuditCanaries = 100'000;
+inline constexpr size_t kMaxDpAuditGrid = 64;
 // No list in a spec may be longer (the largest list limit above): a caller
 // that copies a list into a spec may stop after kMaxListEntries + 1 entries
 // and still have it refused.
@@ -190,6 +231,8 @@ std::optional<ConfigProblem> EpochRowsProblem(int epochs, int64_t pool_rows);
 // classifiers, and for language models.
 const std::vector<std::string>& DefaultAttacks();
 const std::vector<std::string>& DefaultLmAttacks();
+// audit.attacks of a dp_audit spec that names none: offline attacks only.
+const std::vector<std::string>& DefaultDpAuditAttacks();
 
 // The checks of an attack list and an FPR list, for callers that take them
 // from elsewhere than a config file (the server's signals-bundle spec). Each

@@ -40,7 +40,6 @@ absl::Status CheckCancel(const PipelineContext& ctx) {
   return absl::OkStatus();
 }
 
-// Pool and population rows of the dataset (row ids), disjoint.
 absl::Status ChoosePoolAndPopulation(const Config& c, int64_t rows, std::vector<int64_t>* pool,
                                      std::vector<int64_t>* population) {
   const int64_t z = c.data.population_quarter ? rows / 4 : c.data.population_size;
@@ -321,9 +320,6 @@ absl::StatusOr<std::vector<std::string>> TrainOrReuse(
   return model_paths;
 }
 
-// Trains the models the store lacks and reuses the rest (or takes the models
-// trained elsewhere, models.torchscript); fills output->models and
-// models_trained. The path of each model's file, by model index.
 absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const PipelineContext& ctx,
                                                     const LoadedData& data, const Split& split,
                                                     ArtifactStore* store, PipelineOutput* output,
@@ -370,17 +366,6 @@ absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const Pipel
       },
       store, output, timings);
 }
-
-// Every model's logits on the audit points and on the population.
-struct Signals {
-  std::vector<int64_t> audit_rows;  // dataset rows of the audit points
-  int64_t n = 0;                    // audit points
-  int64_t z = 0;                    // population points
-  int a_count = 0;                  // queries per point (augmentations)
-  int classes = 0;
-  std::vector<float> audit_logits;  // [models, n, a_count, classes]
-  std::vector<float> pop_logits;    // [models, z, a_count, classes]
-};
 
 // Cached signals are read first; the rest are computed in parallel lanes
 // (ComputeLogitsMany) and cached as each model finishes.
@@ -465,7 +450,6 @@ absl::StatusOr<Signals> SignalsStage(const Config& c, const PipelineContext& ctx
   return s;
 }
 
-// The audit as a bundle in memory, as `mia score` reads one from a file.
 audit::Bundle MakeBundle(const Config& c, const LoadedData& data, const Split& split,
                          Signals signals) {
   const int m_count = c.num_models();
@@ -526,6 +510,12 @@ absl::Status ScoreStage(const Config& c, const PipelineContext& ctx, const audit
         bundle.population->logits_shape.points,
         ") are the population, which no model trains on; set data.population_size to choose"));
   }
+  if (c.dp_audit.has_value() && c.dp_audit->dp_defaults) {
+    output->result.warnings.push_back(absl::StrCat(
+        "dp_audit.training_alg dp without train.dp: the target trained with DP-SGD at Privacy "
+        "Meter's defaults (noise_multiplier ", kDpAuditDefaultNoiseMultiplier, ", max_grad_norm ",
+        kDpAuditDefaultMaxGradNorm, ", delta 1e-05); set train.dp to choose"));
+  }
   if (c.audit.splits_auto && c.audit.splits == "disjoint") {
     output->result.warnings.push_back(absl::StrCat(
         "audit.splits auto chose disjoint: ", c.audit.num_ref_models,
@@ -554,8 +544,6 @@ absl::Status ScoreStage(const Config& c, const PipelineContext& ctx, const audit
   return absl::OkStatus();
 }
 
-// The audit's files, models.json, and the signals as a bundle that `mia
-// score` can re-audit; sets output->report_dir.
 absl::Status ReportStage(const Config& c, const PipelineContext& ctx, const audit::Bundle& bundle,
                          PipelineOutput* output) {
   const Clock::time_point t = Clock::now();
@@ -604,6 +592,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   using internal::Split;
   if (c.language_model()) return internal::RunLmAudit(c, ctx);
   if (c.audit.ramia.has_value()) return internal::RunRamiaAudit(c, ctx);
+  if (c.dp_audit.has_value()) return internal::RunDpAuditGame(c, ctx);
   training::SetComputeThreads(c.run.threads);
   PipelineOutput output;
   std::vector<audit::StageTiming> timings;

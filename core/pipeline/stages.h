@@ -36,6 +36,8 @@ enum SeedStream : uint64_t {
   kSeedTokenizer = 5,
   kSeedRamiaRanges = 6,   // which rows range centres are built around
   kSeedRamiaPoints = 7,   // each range's centre and sampled points (per centre row)
+  kSeedCanaries = 8,      // dp_audit: which pool rows are canaries, and which are included
+  kSeedCanaryLabels = 9,  // dp_audit: the canaries' new labels
   kSeedModels = 1000,  // + model index
 };
 
@@ -76,6 +78,53 @@ struct Split {
 };
 absl::StatusOr<Split> SplitStage(const Config& c, const PipelineContext& ctx, int64_t rows,
                                  std::vector<audit::StageTiming>* timings);
+
+// Pool and population rows of the dataset (row ids), disjoint.
+absl::Status ChoosePoolAndPopulation(const Config& c, int64_t rows, std::vector<int64_t>* pool,
+                                     std::vector<int64_t>* population);
+
+// The classifier audit's stages (pipeline.cc), in the order RunAudit calls
+// them; the DP audit in one run (dp_audit_game.cc) calls them too.
+struct LoadedData {
+  data::Dataset ds;
+  std::string fingerprint;  // data::Fingerprint(ds): part of every model key
+};
+absl::StatusOr<LoadedData> LoadStage(const Config& c, const PipelineContext& ctx,
+                                     std::vector<audit::StageTiming>* timings);
+
+// Trains the models the store lacks and reuses the rest (or takes the models
+// trained elsewhere, models.torchscript); fills output->models and
+// models_trained. The path of each model's file, by model index.
+absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const PipelineContext& ctx,
+                                                    const LoadedData& data, const Split& split,
+                                                    ArtifactStore* store, PipelineOutput* output,
+                                                    std::vector<audit::StageTiming>* timings);
+
+// Every model's logits on the audit points and on the population.
+struct Signals {
+  std::vector<int64_t> audit_rows;  // dataset rows of the audit points
+  int64_t n = 0;                    // audit points
+  int64_t z = 0;                    // population points
+  int a_count = 0;                  // queries per point (augmentations)
+  int classes = 0;
+  std::vector<float> audit_logits;  // [models, n, a_count, classes]
+  std::vector<float> pop_logits;    // [models, z, a_count, classes]
+};
+absl::StatusOr<Signals> SignalsStage(const Config& c, const PipelineContext& ctx,
+                                     const LoadedData& data, const Split& split,
+                                     const std::vector<std::string>& model_paths,
+                                     const std::vector<ModelRecord>& models,
+                                     const ArtifactStore& store,
+                                     std::vector<audit::StageTiming>* timings);
+
+// The audit as a bundle in memory, as `mia score` reads one from a file.
+audit::Bundle MakeBundle(const Config& c, const LoadedData& data, const Split& split,
+                         Signals signals);
+
+// The audit's files, models.json, and the signals as a bundle that `mia
+// score` can re-audit; sets output->report_dir.
+absl::Status ReportStage(const Config& c, const PipelineContext& ctx, const audit::Bundle& bundle,
+                         PipelineOutput* output);
 
 // The train stage's progress around one engine call, for classifiers and
 // language models alike: the count is the models saved so far (batched groups
@@ -145,6 +194,17 @@ absl::Status ScoreStage(const Config& c, const PipelineContext& ctx, const audit
 
 // The range audit (ramia_game.cc): RunAudit for c.audit.ramia.
 absl::StatusOr<PipelineOutput> RunRamiaAudit(const Config& c, const PipelineContext& ctx);
+
+// The dp_audit section of a result from its scored canaries: for each attack
+// against the (one) target, the guesses and bounds of each (k+, k-) of the
+// grid (d.grid, or metrics::DefaultOneRunGrid(m)), then Privacy Meter's
+// best split, marked as chosen after looking. `result.membership[0]` says
+// which canary the target trained on. Torch-free.
+absl::StatusOr<audit::DpAuditResult> DpAuditBounds(const DpAuditConfig& d,
+                                                   const audit::AuditResult& result);
+
+// The DP audit in one run (dp_audit_game.cc): RunAudit for c.dp_audit.
+absl::StatusOr<PipelineOutput> RunDpAuditGame(const Config& c, const PipelineContext& ctx);
 
 // The language-model audit (lm_pipeline.cc): RunAudit for c.language_model().
 absl::StatusOr<PipelineOutput> RunLmAudit(const Config& c, const PipelineContext& ctx);

@@ -25,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/common/csv.h"
 #include "core/common/file_util.h"
+#include "core/common/status_macros.h"
 #include "core/report/svg_plot.h"
 #include "nlohmann/json.hpp"
 
@@ -400,6 +401,60 @@ void AppendRamiaSection(const audit::RamiaSummary& r, std::string& out) {
 }
 
 // ---------------------------------------------------------------------------
+// DP auditing in one run.
+
+Json DpAuditJson(const audit::DpAuditResult& d) {
+  Json j = Json::object();
+  j["canary_dataset"] = d.canary_dataset;
+  j["training_alg"] = d.training_alg;
+  j["canaries"] = d.canaries;
+  j["included"] = d.included;
+  j["delta"] = Number(d.delta);
+  j["beta"] = Number(d.beta);
+  Json attacks = Json::array();
+  for (const audit::DpAuditAttackResult& a : d.attacks) {
+    Json entries = Json::array();
+    for (const audit::DpAuditEntry& e : a.entries) {
+      entries.push_back({{"k_plus", e.k_plus},
+                         {"k_minus", e.k_minus},
+                         {"guesses", e.guesses},
+                         {"correct", e.correct},
+                         {"epsilon", Number(e.epsilon)},
+                         {"chosen_after_looking", e.chosen_after_looking}});
+    }
+    attacks.push_back({{"attack", a.attack}, {"best", a.best}, {"entries", std::move(entries)}});
+  }
+  j["attacks"] = std::move(attacks);
+  j["note"] = d.note;
+  return j;
+}
+
+void AppendDpAuditSection(const audit::DpAuditResult& d, std::string& out) {
+  out += "## DP audit in one run\n\n";
+  out += "- Canaries: " + std::to_string(d.canaries) + " (" + MdText(d.canary_dataset) + "), " +
+         std::to_string(d.included) + " trained on by the target\n";
+  out += "- Training: " + MdText(d.training_alg) + "\n";
+  out += "- Bounds at δ = " + Shortest(d.delta) + ", confidence " +
+         Shortest((1 - d.beta) * 100) + "%\n\n";
+  for (const audit::DpAuditAttackResult& a : d.attacks) {
+    out += "### " + MdCode(a.attack, false) + "\n\n";
+    out += "| k+ | k- | guesses | correct | ε lower bound |\n";
+    out += "|---:|---:|---:|---:|---:|\n";
+    for (size_t i = 0; i < a.entries.size(); ++i) {
+      const audit::DpAuditEntry& e = a.entries[i];
+      std::string eps = Fixed(e.epsilon, 4);
+      if (i == a.best && !e.chosen_after_looking) eps = "**" + eps + "** (largest)";
+      if (e.chosen_after_looking) eps += " (Privacy Meter's best, chosen after looking)";
+      out += "| " + std::to_string(e.k_plus) + " | " + std::to_string(e.k_minus) + " | " +
+             std::to_string(e.guesses) + " | " + std::to_string(e.correct) + " | " + eps +
+             " |\n";
+    }
+    out += "\n";
+  }
+  if (!d.note.empty()) out += MdText(d.note) + "\n\n";
+}
+
+// ---------------------------------------------------------------------------
 // Files.
 
 
@@ -467,6 +522,7 @@ std::string ResultJson(const audit::AuditResult& result) {
                   {"non_member_ranges", r.non_member_ranges},
                   {"population_points", r.population_points}};
   }
+  if (result.dp_audit.has_value()) j["dp_audit"] = DpAuditJson(*result.dp_audit);
   // Names come from users and registries; replace invalid UTF-8 rather than
   // throw (dump's default) so a report is always produced.
   return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
@@ -610,6 +666,7 @@ std::string SummaryMarkdown(const audit::AuditResult& result) {
     out += "\n";
   }
   for (const std::string& attack : attacks) AppendAttackSection(result, attack, out);
+  if (result.dp_audit.has_value()) AppendDpAuditSection(*result.dp_audit, out);
 
   if (!result.warnings.empty()) {
     out += "## Warnings\n\n";
@@ -621,6 +678,9 @@ std::string SummaryMarkdown(const audit::AuditResult& result) {
   out += "- `scores.csv`: the score of every audit point, per target and attack\n";
   out += "- `roc.svg`: ROC curves, linear axes\n";
   out += "- `roc_log.svg`: ROC curves, log-log axes (the low-FPR region)\n";
+  if (result.dp_audit.has_value()) {
+    out += "- `dp_audit.svg`: the DP audit's ε lower bound against the number of guesses\n";
+  }
   out += "- `summary.md`: this summary\n";
   out += "- `report.html`: the whole report as one page (plots, models, exposed points, spec)\n";
   out += "- `timing.log`: time spent per stage\n";
@@ -706,6 +766,51 @@ std::string RocSvg(const audit::AuditResult& result, bool log_axes,
   return RenderLinePlot(spec, series);
 }
 
+std::string DpAuditSvg(const audit::DpAuditResult& d) {
+  std::vector<PlotSeries> series;
+  double eps_max = 0;
+  for (size_t a = 0; a < d.attacks.size(); ++a) {
+    const audit::DpAuditAttackResult& attack = d.attacks[a];
+    std::vector<std::pair<int64_t, double>> points;
+    for (const audit::DpAuditEntry& e : attack.entries) {
+      if (std::isfinite(e.epsilon)) eps_max = std::max(eps_max, e.epsilon);
+      if (!e.chosen_after_looking) points.push_back({e.guesses, e.epsilon});
+    }
+    std::sort(points.begin(), points.end());
+    PlotSeries s;
+    s.label = attack.attack;
+    s.color = SeriesColor(static_cast<int>(a));
+    for (const auto& [r, eps] : points) {
+      s.x.push_back(static_cast<double>(r));
+      s.y.push_back(eps);
+    }
+    series.push_back(std::move(s));
+    // Privacy Meter's best split as a one-point series: a mark, not a line.
+    for (const audit::DpAuditEntry& e : attack.entries) {
+      if (!e.chosen_after_looking) continue;
+      PlotSeries best;
+      best.label = attack.attack + " (Privacy Meter's best, chosen after looking)";
+      best.color = SeriesColor(static_cast<int>(a));
+      best.dash = SeriesDash(1);
+      best.x = {static_cast<double>(e.guesses), static_cast<double>(e.guesses)};
+      best.y = {0.0, e.epsilon};
+      series.push_back(std::move(best));
+    }
+  }
+  PlotSpec spec;
+  spec.title = "DP audit in one run: ε lower bound";
+  spec.subtitle = absl::StrCat(d.canaries, " canaries (", d.canary_dataset, "), δ = ",
+                               Shortest(d.delta), ", confidence ", Shortest((1 - d.beta) * 100),
+                               "%");
+  spec.x_label = "Guesses r = k+ + k-";
+  spec.y_label = "ε lower bound";
+  spec.chance_diagonal = false;
+  spec.x_max = static_cast<double>(std::max<int64_t>(d.canaries, 1));
+  // A multiple of 0.5 above the largest bound: the fifths are exact tenths.
+  spec.y_max = eps_max > 0 ? std::ceil(eps_max * 1.05 / 0.5) * 0.5 : 1.0;
+  return RenderLinePlot(spec, series);
+}
+
 absl::Status WriteReport(const audit::AuditResult& result, const std::string& out_dir,
                          const ReportOptions& options) {
   if (out_dir.empty()) return absl::InvalidArgumentError("report output folder path is empty");
@@ -731,7 +836,7 @@ absl::Status WriteReport(const audit::AuditResult& result, const std::string& ou
   }
 
   const std::string result_json = ResultJson(result);
-  const std::vector<std::pair<std::string, std::string>> files = {
+  std::vector<std::pair<std::string, std::string>> files = {
       {"result.json", result_json},
       {"scores.csv", ScoresCsv(result)},
       {"roc.svg", RocSvg(result, /*log_axes=*/false, options)},
@@ -740,6 +845,9 @@ absl::Status WriteReport(const audit::AuditResult& result, const std::string& ou
       {"report.html", ReportHtml(result, result_json, options)},
       {"timing.log", TimingLog(result)},
   };
+  if (result.dp_audit.has_value()) {
+    files.emplace_back("dp_audit.svg", DpAuditSvg(*result.dp_audit));
+  }
   return mia::WriteFilesAtomically(dir.string(), files);
 }
 

@@ -1,6 +1,6 @@
 // The report writer: turns an AuditResult into the files a user reads
 // (result.json, scores.csv, roc.svg, roc_log.svg, summary.md, report.html,
-// timing.log).
+// timing.log, and dp_audit.svg for a DP audit in one run).
 // The format of each file is described in docs/report-format.md.
 //
 // The string builders are pure functions of the result (no I/O, no clock), so
@@ -94,6 +94,12 @@ std::string TimingLog(const audit::AuditResult& result);
 // roc.svg (linear axes) or roc_log.svg (log-log axes from 1e-5 to 1).
 std::string RocSvg(const audit::AuditResult& result, bool log_axes,
                    const ReportOptions& options = {});
+
+// dp_audit.svg: a DP audit's epsilon lower bound against the number of
+// guesses, one line per attack over its grid, and Privacy Meter's best split
+// (chosen after looking) as a separate mark. Written by WriteReport when
+// result.dp_audit is set.
+std::string DpAuditSvg(const audit::DpAuditResult& dp_audit);
 
 }  // namespace mia::report
 

@@ -72,9 +72,10 @@ std::vector<Tick> Ticks(const Axis& axis) {
       ticks.push_back({std::pow(10.0, e), e == 0 ? "1" : "1e" + std::to_string(e)});
     }
   } else {
+    const int decimals = axis.max - axis.min >= 10 ? 0 : axis.max - axis.min >= 0.5 ? 1 : 3;
     for (int k = 0; k <= 5; ++k) {
       const double value = axis.min + (axis.max - axis.min) * k / 5.0;
-      std::string label = Fixed(value, 1);
+      std::string label = Fixed(value, decimals);
       if (label == "0.0") label = "0";
       if (label == "1.0") label = "1";
       ticks.push_back({value, label});
@@ -254,8 +255,12 @@ std::vector<size_t> ThinCurve(absl::Span<const double> x, absl::Span<const doubl
 }
 
 std::string RenderLinePlot(const PlotSpec& spec, const std::vector<PlotSeries>& series) {
-  const Axis x_axis = XAxis(spec.log_axes, spec.log_min);
-  const Axis y_axis = YAxis(spec.log_axes, spec.log_min);
+  Axis x_axis = XAxis(spec.log_axes, spec.log_min);
+  Axis y_axis = YAxis(spec.log_axes, spec.log_min);
+  if (!spec.log_axes) {
+    if (spec.x_max > 0 && std::isfinite(spec.x_max)) x_axis.max = spec.x_max;
+    if (spec.y_max > 0 && std::isfinite(spec.y_max)) y_axis.max = spec.y_max;
+  }
 
   size_t longest_label = 0;
   for (const PlotSeries& s : series) longest_label = std::max(longest_label, CodePoints(s.label));

@@ -57,9 +57,14 @@ struct PlotSpec {
   bool log_axes = false;  // log-log with decade ticks from log_min to 1
   double log_min = 1e-5;  // a power of ten below 1
   bool chance_diagonal = true;
+  // Linear axes only: the upper ends of the x and y axes (each > 0; both
+  // start at 0). Ticks are labelled without decimals when the end is >= 10.
+  double x_max = 1;
+  double y_max = 1;
 };
 
-// Renders one plot, both axes spanning [0, 1] (or [log_min, 1] on log axes),
+// Renders one plot, the axes spanning [0, x_max] and [0, y_max] (or
+// [log_min, 1] on log axes),
 // one <polyline> per series with at least one finite point, in order, and one
 // legend entry per series. The text starts with "<svg".
 std::string RenderLinePlot(const PlotSpec& spec, const std::vector<PlotSeries>& series);

@@ -192,6 +192,40 @@ expect "one-run-bound: delta out of range" 2 "--delta: must lie in [0, 1)" -- "$
   one-run-bound --canaries 1000 --guesses 100 --correct 90 --delta 1
 expect "one-run-bound: not a number" 2 "--canaries" -- "$MIA" one-run-bound --canaries many --guesses 1 --correct 1
 
+# A DP audit in one run through `mia audit`: its table in result.json holds the
+# bound `mia one-run-bound` prints for the same (m, r, v, delta, beta).
+$PY - <<'PY'
+import random
+rng = random.Random(5)
+with open("dp.csv", "w") as out:
+    for _ in range(500):
+        y = rng.randrange(3)
+        out.write(",".join([str(y)] + ["%.4f" % (y + rng.gauss(0, 1)) for _ in range(5)]) + "\n")
+PY
+cat > dp.yaml <<YAML
+run: {random_seed: 3, log_dir: $WORK/dpruns}
+data: {dataset: csv, data_dir: $WORK/dp.csv, pool_size: 400}
+train: {model_name: mlp, hidden: [32], optimizer: adam, learning_rate: 0.01, epochs: 10, batch_size: 32}
+audit: {attacks: [loss], num_ref_models: 0, bootstrap: 0}
+dp_audit: {canary_size: 100, grid: [{k_plus: 10, k_minus: 10}, {k_plus: 25, k_minus: 25}]}
+YAML
+expect "audit: dp_audit" 0 "" -- "$MIA" audit --config dp.yaml --out dprep
+[ -s dprep/dp_audit.svg ] && ok "dp_audit.svg written" || bad "dp_audit.svg written"
+$PY - "$MIA" <<'PY' && ok "dp_audit table = one-run-bound" || bad "dp_audit table = one-run-bound"
+import json, subprocess, sys
+d = json.load(open("dprep/result.json"))["dp_audit"]
+assert d["canaries"] == 100 and len(d["attacks"]) == 1, d
+entries = d["attacks"][0]["entries"]
+assert [(e["k_plus"], e["k_minus"]) for e in entries[:2]] == [(10, 10), (25, 25)], entries
+assert entries[-1]["chosen_after_looking"], entries
+for e in entries:
+    out = subprocess.run([sys.argv[1], "one-run-bound", "--canaries", "100", "--guesses",
+                          str(e["guesses"]), "--correct", str(e["correct"]), "--delta",
+                          repr(d["delta"]), "--beta", repr(d["beta"]), "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    assert abs(json.loads(out)["epsilon"] - e["epsilon"]) < 1e-6, (e, out)
+PY
+
 # Remote commands without a server: the job file is checked first, then the
 # connection. Port 1 on the loopback has no mia server.
 printf 'train:\n  learing_rate: 0.1\n' > badjob.yaml

@@ -139,6 +139,39 @@ audit:
   EXPECT_EQ(c->spec.audit().augmentation().shift(), 2);
 }
 
+// audit.dp_audit, its grid a list of mappings; Privacy Meter's top-level
+// dp_audit lands in the same place.
+TEST(SpecFromYamlTest, DpAuditSection) {
+  const std::string body =
+      " {canary_dataset: cifar10_canary, canary_size: 1000, training_alg: nondp,\n"
+      "   grid: [{k_plus: 10, k_minus: 20}, {k_plus: 5}], beta: 0.1}\n";
+  for (const std::string& yaml :
+       {"data: {dataset: cifar10}\naudit:\n  algorithm: loss\n  dp_audit:" + body,
+        "data: {dataset: cifar10}\naudit:\n  algorithm: loss\ndp_audit:" + body,
+        "data: {dataset: cifar10}\ndp_audit:" + body}) {
+    absl::StatusOr<ConvertedSpec> c = SpecFromYaml(yaml, "dp.yaml");
+    ASSERT_TRUE(c.ok()) << c.status() << "\n" << yaml;
+    const v1::DpAuditSection& d = c->spec.audit().dp_audit();
+    EXPECT_EQ(d.canary_dataset(), "cifar10_canary");
+    EXPECT_EQ(d.canary_size(), 1000);
+    EXPECT_EQ(d.training_alg(), "nondp");
+    ASSERT_EQ(d.grid_size(), 2);
+    EXPECT_EQ(d.grid(0).k_minus(), 20);
+    EXPECT_EQ(d.grid(1).k_plus(), 5);
+    EXPECT_FALSE(d.grid(1).has_k_minus());
+    EXPECT_EQ(d.beta(), 0.1);
+  }
+  absl::StatusOr<ConvertedSpec> both = SpecFromYaml(
+      "audit:\n  dp_audit: {canary_size: 10}\ndp_audit: {canary_size: 10}\n", "both.yaml");
+  ASSERT_FALSE(both.ok());
+  EXPECT_THAT(std::string(both.status().message()), HasSubstr("not both"));
+  absl::StatusOr<ConvertedSpec> bad =
+      SpecFromYaml("audit:\n  dp_audit: {grid: [5, {k_pluss: 1}]}\n", "bad.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("audit.dp_audit.grid[0]"));
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("audit.dp_audit.grid[1].k_pluss"));
+}
+
 TEST(SpecFromYamlTest, UnknownKeysAndWrongTypesNameThePathAndLine) {
   const std::string yaml = R"(run:
   random_seed: 3

@@ -972,4 +972,219 @@ ramia:
 }
 
 }  // namespace
+
+
+
+// Privacy Meter's dpaudit configs (configs/dpaudit/*.yaml there): a top-level
+// dp_audit section with its canary names; algorithm RMIA is its online RMIA,
+// which a one-run audit cannot feed (no reference trains on a canary).
+constexpr char kDpAuditPm[] = R"(
+run:
+  random_seed: 12345
+  log_dir: demo_nondp_train_mislabel_1000
+  num_experiments: 1
+audit:
+  privacy_game: privacy_loss_model
+  algorithm: RMIA-offline
+  num_ref_models: 1
+data:
+  dataset: cifar10
+  data_dir: data
+  population_size: 1000
+dp_audit:
+  canary_dataset: cifar10_canary
+  canary_size: 1000
+  training_alg: 'nondp'
+)";
+
+std::vector<std::string> ProblemFields(const std::string& yaml) {
+  std::vector<ConfigProblem> problems;
+  (void)ParseConfig(yaml, "dp.yaml", &problems);
+  std::vector<std::string> fields;
+  for (const ConfigProblem& p : problems) fields.push_back(p.field);
+  return fields;
+}
+
+TEST(DpAuditConfigTest, PrivacyMeterSectionAndDefaults) {
+  auto c = ParseConfig(kDpAuditPm, "pm.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->dp_audit.has_value());
+  EXPECT_EQ(c->dp_audit->canary_dataset, "mislabelled");
+  EXPECT_EQ(c->dp_audit->canary_size, 1000);
+  EXPECT_EQ(c->dp_audit->training_alg, "nondp");
+  EXPECT_TRUE(c->dp_audit->grid.empty());
+  EXPECT_EQ(c->dp_audit->delta, 1e-5);
+  EXPECT_EQ(c->dp_audit->beta, 0.05);
+  const auto spec = nlohmann::json::parse(ConfigJson(*c));
+  EXPECT_EQ(spec["audit"]["dp_audit"]["canary_size"], 1000);
+  EXPECT_EQ(spec["audit"]["dp_audit"]["canary_dataset"], "mislabelled");
+
+  auto natural = ParseConfig(std::string(kMinimal) + R"(
+audit:
+  dp_audit:
+    canary_dataset: none
+    canary_size: 50
+    grid: [{k_plus: 5, k_minus: 5}, {k_plus: 10, k_minus: 0}]
+    delta: 0
+    beta: 0.1
+)",
+                             "mia.yaml");
+  ASSERT_TRUE(natural.ok()) << natural.status();
+  EXPECT_EQ(natural->dp_audit->canary_dataset, "natural");
+  ASSERT_EQ(natural->dp_audit->grid.size(), 2u);
+  EXPECT_EQ(natural->dp_audit->grid[1].k_plus, 10);
+  EXPECT_EQ(natural->dp_audit->grid[1].k_minus, 0);
+  EXPECT_EQ(natural->dp_audit->delta, 0);
+  EXPECT_EQ(natural->dp_audit->beta, 0.1);
+  // No attack named: offline ones that need no population.
+  EXPECT_EQ(natural->audit.scoring.attacks, DefaultDpAuditAttacks());
+  auto mislabeled = ParseConfig(std::string(kMinimal) + R"(
+audit:
+  dp_audit: {canary_dataset: mislabeled, canary_size: 2}
+)",
+                                "us.yaml");
+  ASSERT_TRUE(mislabeled.ok()) << mislabeled.status();
+  EXPECT_EQ(mislabeled->dp_audit->canary_dataset, "mislabelled");
+  // Without dp_audit nothing changes.
+  EXPECT_FALSE(ParseConfig(kMinimal, "min.yaml")->dp_audit.has_value());
+}
+
+TEST(DpAuditConfigTest, ProblemsNameTheirFields) {
+  // Both places at once.
+  std::string both = std::string(kMinimal) + R"(
+audit:
+  attacks: [loss]
+  dp_audit: {canary_size: 10}
+dp_audit: {canary_size: 10}
+)";
+  EXPECT_THAT(ProblemFields(both), ElementsAre("dp_audit"));
+  std::vector<ConfigProblem> problems;
+  (void)ParseConfig(both, "b.yaml", &problems);
+  EXPECT_THAT(problems[0].message, HasSubstr("not both"));
+
+  // The section's own keys.
+  EXPECT_THAT(ProblemFields(std::string(kMinimal) + R"(
+audit:
+  attacks: [loss]
+  dp_audit:
+    canary_dataset: cifar100_canary
+    training_alg: sgd
+    grid: [{k_plus: 0, k_minus: 0}, {k_plus: -1}, {k_plus: 3, k_minus: 2, k_zero: 1}, 5]
+    delta: 0.7
+    beta: 0
+    extra: 1
+)"),
+              UnorderedElementsAre("audit.dp_audit.canary_dataset", "audit.dp_audit.canary_size",
+                                   "audit.dp_audit.training_alg", "audit.dp_audit.grid[0]",
+                                   "audit.dp_audit.grid[1].k_plus",
+                                   "audit.dp_audit.grid[2].k_zero", "audit.dp_audit.grid[3]",
+                                   "audit.dp_audit.delta", "audit.dp_audit.beta",
+                                   "audit.dp_audit.extra"));
+  // A split larger than the canaries; canaries more than the pool.
+  EXPECT_THAT(ProblemFields(std::string(kMinimal) + R"(
+  pool_size: 20
+audit:
+  attacks: [loss]
+  dp_audit: {canary_size: 30, grid: [{k_plus: 20, k_minus: 11}, {k_plus: 15, k_minus: 15}]}
+)"),
+              UnorderedElementsAre("audit.dp_audit.grid[0]", "audit.dp_audit.canary_size"));
+
+  // training_alg dp without train.dp: Privacy Meter's DP-SGD defaults.
+  auto dp = ParseConfig(std::string(kMinimal) + R"(
+audit:
+  attacks: [loss]
+  dp_audit: {canary_size: 10, training_alg: dp}
+)",
+                        "dp.yaml");
+  ASSERT_TRUE(dp.ok()) << dp.status();
+  EXPECT_TRUE(dp->dp_audit->dp_defaults);
+  EXPECT_TRUE(dp->recipe.dp.enabled);
+  EXPECT_EQ(dp->recipe.dp.noise_multiplier, kDpAuditDefaultNoiseMultiplier);
+  EXPECT_EQ(dp->recipe.dp.max_grad_norm, kDpAuditDefaultMaxGradNorm);
+
+  // With train.dp its settings are used as given.
+  dp = ParseConfig(std::string(kMinimal) + R"(
+train: {dp: {noise_multiplier: 2.0, max_grad_norm: 3.0}}
+audit:
+  attacks: [loss]
+  dp_audit: {canary_size: 10, training_alg: dp}
+)",
+                   "dp.yaml");
+  ASSERT_TRUE(dp.ok()) << dp.status();
+  EXPECT_FALSE(dp->dp_audit->dp_defaults);
+  EXPECT_EQ(dp->recipe.dp.noise_multiplier, 2.0);
+
+  // nondp with train.dp contradicts itself.
+  problems.clear();
+  (void)ParseConfig(std::string(kMinimal) + R"(
+train: {dp: {noise_multiplier: 2.0}}
+audit:
+  attacks: [loss]
+  dp_audit: {canary_size: 10, training_alg: nondp}
+)",
+                    "dp.yaml", &problems);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].field, "audit.dp_audit.training_alg");
+  EXPECT_THAT(problems[0].message, HasSubstr("train.dp asks for DP-SGD"));
+}
+
+TEST(DpAuditConfigTest, RulesAcrossSections) {
+  // One target, trained here, on a classifier; the canaries are the audit points.
+  EXPECT_THAT(ProblemFields(std::string(kMinimal) + R"(
+run: {num_experiments: 2}
+audit:
+  attacks: [loss]
+  data_size: 100
+  dp_audit: {canary_size: 10}
+models: {torchscript: [a.pt, b.pt, c.pt], keep: k.npy}
+)"),
+              UnorderedElementsAre("run.num_experiments", "audit.data_size", "models.torchscript"));
+  // Online attacks need IN references: refused, each by its entry.
+  std::vector<ConfigProblem> problems;
+  (void)ParseConfig(std::string(kMinimal) + R"(
+audit:
+  attacks: [loss, rmia, lira-offline, lira]
+  num_ref_models: 4
+  dp_audit: {canary_size: 10}
+)",
+                    "online.yaml", &problems);
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_EQ(problems[0].field, "audit.attacks[1]");
+  EXPECT_THAT(problems[0].message, HasSubstr("needs IN references"));
+  EXPECT_EQ(problems[1].field, "audit.attacks[3]");
+  // Privacy Meter's algorithm: RMIA is the online one.
+  std::string pm = kDpAuditPm;
+  pm.replace(pm.find("RMIA-offline"), 12, "RMIA");
+  EXPECT_THAT(ProblemFields(pm), ElementsAre("audit.algorithm"));
+  // Offline LiRA needs 2 references (all OUT for every canary); LOSS none,
+  // and one model in all is then enough.
+  EXPECT_THAT(ProblemFields(std::string(kMinimal) + R"(
+audit:
+  attacks: [lira-offline]
+  num_ref_models: 1
+  dp_audit: {canary_size: 10}
+)"),
+              ElementsAre("audit.attacks[0]"));
+  EXPECT_THAT(ProblemFields(std::string(kMinimal) + R"(
+audit:
+  attacks: [loss]
+  num_ref_models: 0
+  splits: paired
+  dp_audit: {canary_size: 10}
+)"),
+              IsEmpty());  // one model, and no splits to pair
+}
+
+TEST(DpAuditConfigTest, CanariesAndGridHaveLimits) {
+  EXPECT_THAT(ProblemFields(std::string(kMinimal) + "audit:\n  attacks: [loss]\n"
+                            "  dp_audit: {canary_size: " +
+                            std::to_string(kMaxDpAuditCanaries + 1) + "}\n"),
+              ElementsAre("audit.dp_audit.canary_size"));
+  std::string grid = "[";
+  for (size_t i = 0; i <= kMaxDpAuditGrid; ++i) grid += "{k_plus: 1, k_minus: 1},";
+  grid.back() = ']';
+  EXPECT_THAT(ProblemFields(std::string(kMinimal) + "audit:\n  attacks: [loss]\n"
+                            "  dp_audit: {canary_size: 10, grid: " + grid + "}\n"),
+              ElementsAre("audit.dp_audit.grid"));
+}
 }  // namespace mia::pipeline

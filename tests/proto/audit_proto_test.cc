@@ -152,6 +152,15 @@ Audit FullAudit() {
   audit->set_delta(1e-6);
   audit->set_population_size(100);
   audit->set_beta(0.01);
+  DpAuditSection* dp = audit->mutable_dp_audit();
+  dp->set_canary_dataset("mislabelled");
+  dp->set_canary_size(1000);
+  dp->set_training_alg("nondp");
+  DpAuditGuessSplit* split = dp->add_grid();
+  split->set_k_plus(50);
+  split->set_k_minus(40);
+  dp->set_delta(0);
+  dp->set_beta(0.05);
   ModelsSection* models = spec->mutable_models();
   models->add_torchscript()->set_artifact_id(std::string(64, 'a'));
   models->add_torchscript()->set_server_path("models/ref.pt");
@@ -221,6 +230,24 @@ Audit FullAudit() {
   StageTiming* timing = result->add_timings();
   timing->set_stage("attack:rmia");
   timing->set_seconds(1.5);
+  DpAuditResult* dp_result = result->mutable_dp_audit();
+  dp_result->set_canary_dataset("mislabelled");
+  dp_result->set_training_alg("nondp");
+  dp_result->set_canaries(1000);
+  dp_result->set_included(497);
+  dp_result->set_delta(1e-5);
+  dp_result->set_beta(0.05);
+  dp_result->set_note("the largest over a grid is optimistic");
+  DpAuditAttackResult* dp_attack = dp_result->add_attacks();
+  dp_attack->set_attack("loss");
+  dp_attack->set_best(1);
+  DpAuditGuessResult* guess = dp_attack->add_entries();
+  guess->set_k_plus(50);
+  guess->set_k_minus(40);
+  guess->set_guesses(90);
+  guess->set_correct(81);
+  guess->set_epsilon(0.75);
+  guess->set_chosen_after_looking(true);
 
   Error* error = a.mutable_error();  // only on FAILED in practice
   error->set_code("INVALID_ARGUMENT");

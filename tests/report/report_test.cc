@@ -1020,5 +1020,80 @@ TEST(WriteReportTest, InvalidSpecIsRejectedBeforeWriting) {
   EXPECT_EQ(WriteReport(result, dir.string()).code(), absl::StatusCode::kInvalidArgument);
 }
 
+
+audit::DpAuditResult HandDpAudit() {
+  audit::DpAuditResult d;
+  d.canary_dataset = "mislabelled";
+  d.training_alg = "nondp";
+  d.canaries = 100;
+  d.included = 48;
+  d.delta = 1e-5;
+  d.beta = 0.05;
+  d.note = "The largest bound over a grid of (k+, k-) is optimistic";
+  audit::DpAuditAttackResult a;
+  a.attack = "loss";
+  a.entries = {{10, 10, 20, 19, 1.25, false},
+               {50, 50, 100, 80, 0.75, false},
+               {5, 5, 10, 10, 0.5, false},
+               {30, 20, 50, 49, 2.5, true}};
+  a.best = 0;
+  d.attacks.push_back(a);
+  return d;
+}
+
+TEST(DpAuditReportTest, TableInResultJsonAndSummaryAndAPlot) {
+  audit::AuditResult result = MakeResult();
+  // Without a DP audit: no section, no plot.
+  EXPECT_FALSE(nlohmann::json::parse(ResultJson(result)).contains("dp_audit"));
+  EXPECT_THAT(SummaryMarkdown(result), ::testing::Not(::testing::HasSubstr("DP audit")));
+  result.dp_audit = HandDpAudit();
+
+  const nlohmann::json j = nlohmann::json::parse(ResultJson(result));
+  const nlohmann::json& d = j["dp_audit"];
+  EXPECT_EQ(d["canaries"], 100);
+  EXPECT_EQ(d["included"], 48);
+  EXPECT_EQ(d["delta"], 1e-5);
+  ASSERT_EQ(d["attacks"].size(), 1u);
+  EXPECT_EQ(d["attacks"][0]["best"], 0);
+  const nlohmann::json& e = d["attacks"][0]["entries"];
+  ASSERT_EQ(e.size(), 4u);
+  EXPECT_EQ(e[1]["k_plus"], 50);
+  EXPECT_EQ(e[1]["guesses"], 100);
+  EXPECT_EQ(e[1]["correct"], 80);
+  EXPECT_EQ(e[1]["epsilon"], 0.75);
+  EXPECT_EQ(e[3]["chosen_after_looking"], true);
+  EXPECT_THAT(d["note"].get<std::string>(), ::testing::HasSubstr("optimistic"));
+
+  const std::string md = SummaryMarkdown(result);
+  EXPECT_THAT(md, ::testing::HasSubstr("## DP audit in one run"));
+  EXPECT_THAT(md, ::testing::HasSubstr("| 10 | 10 | 20 | 19 | **1.2500** (largest) |"));
+  EXPECT_THAT(md, ::testing::HasSubstr("| 50 | 50 | 100 | 80 | 0.7500 |"));
+  EXPECT_THAT(md, ::testing::HasSubstr(
+                      "| 30 | 20 | 50 | 49 | 2.5000 (Privacy Meter's best, chosen after looking) |"));
+  EXPECT_THAT(md, ::testing::HasSubstr("`dp_audit.svg`"));
+
+  // The plot: x from 0 to m, the grid's line sorted by guesses, the
+  // chosen-after-looking split as its own mark.
+  const std::string svg = DpAuditSvg(*result.dp_audit);
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_THAT(svg, ::testing::HasSubstr(">100</text>"));  // the x axis ends at m
+  EXPECT_THAT(svg, ::testing::HasSubstr(">3.0</text>"));  // y: above the largest bound, 2.5
+  EXPECT_THAT(svg, ::testing::HasSubstr("chosen after looking"));
+  const std::vector<double> xs = {10, 20, 100};  // r of the grid, ascending
+  const Axis x_axis{false, 0, 100, kPlotLeft, kPlotLeft + kPlotSize};
+  size_t at = 0;
+  for (double x : xs) {
+    char buffer[32];
+    std::snprintf(buffer, sizeof(buffer), "%.2f,", x_axis.Map(x));
+    const size_t next = svg.find(buffer, at);
+    ASSERT_NE(next, std::string::npos) << x;
+    at = next;
+  }
+
+  const TestDir tmp;
+  ASSERT_TRUE(WriteReport(result, (tmp / "out").string()).ok());
+  EXPECT_TRUE(std::filesystem::exists(tmp / "out/dp_audit.svg"));
+}
+
 }  // namespace
 }  // namespace mia::report

@@ -1279,4 +1279,120 @@ TEST(ResultToProtoTest, RamiaSection) {
 }
 
 }  // namespace
+
+
+// The DP audit section through the proto: the same Config as the YAML, and
+// the same problems by the same names.
+TEST(SpecFromProtoTest, DpAuditSection) {
+  const Layout l;
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("purchase100");
+  spec.mutable_data()->mutable_data_dir()->set_server_path("purchase.csv");
+  spec.mutable_audit()->add_attacks("loss");
+  v1::DpAuditSection* d = spec.mutable_audit()->mutable_dp_audit();
+  d->set_canary_dataset("cifar10_canary");
+  d->set_canary_size(500);
+  d->set_training_alg("nondp");
+  v1::DpAuditGuessSplit* g = d->add_grid();
+  g->set_k_plus(10);
+  g->set_k_minus(20);
+  d->add_grid()->set_k_plus(5);
+  d->set_delta(0);
+  d->set_beta(0.1);
+  absl::StatusOr<JobSpec> job = SpecFromProto(spec, l.roots);
+  ASSERT_TRUE(job.ok()) << job.status();
+  const std::string yaml = absl::StrCat(
+      "run: {log_dir: ", l.roots.ModelCacheDir(), "}\ndata: {dataset: purchase100, data_dir: ",
+      l.Data("purchase.csv"),
+      "}\naudit:\n  attacks: [loss]\n  dp_audit:\n    canary_dataset: cifar10_canary\n"
+      "    canary_size: 500\n    training_alg: nondp\n"
+      "    grid: [{k_plus: 10, k_minus: 20}, {k_plus: 5}]\n    delta: 0\n    beta: 0.1\n");
+  absl::StatusOr<pipeline::Config> expected = pipeline::ParseConfig(yaml, "dp.yaml");
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  EXPECT_EQ(Describe(job->config), Describe(*expected));
+  ASSERT_TRUE(job->config.dp_audit.has_value());
+  EXPECT_EQ(job->config.dp_audit->canary_dataset, "mislabelled");
+  ASSERT_EQ(job->config.dp_audit->grid.size(), 2u);
+  EXPECT_EQ(job->config.dp_audit->grid[0].k_minus, 20);
+  EXPECT_EQ(job->config.dp_audit->grid[1].k_minus, 0);
+  EXPECT_EQ(job->config.dp_audit->beta, 0.1);
+
+  // Bad values: the YAML path's problems, by the same names.
+  d->set_canary_size(0);
+  d->set_training_alg("dp");
+  d->mutable_grid(1)->set_k_plus(0);
+  d->set_beta(std::nan(""));
+  spec.mutable_audit()->set_attacks(0, "lira");
+  spec.mutable_run()->set_num_experiments(2);
+  std::vector<FieldViolation> violations;
+  ASSERT_FALSE(SpecFromProto(spec, l.roots, &violations).ok());
+  std::vector<pipeline::ConfigProblem> problems;
+  ASSERT_FALSE(pipeline::ParseConfig(
+                   "run: {num_experiments: 2}\n"
+                   "data: {dataset: purchase100, data_dir: x.csv}\n"
+                   "audit:\n  attacks: [lira]\n  dp_audit:\n    canary_dataset: cifar10_canary\n"
+                   "    canary_size: 0\n    training_alg: dp\n"
+                   "    grid: [{k_plus: 10, k_minus: 20}, {k_plus: 0}]\n    delta: 0\n"
+                   "    beta: .nan\n",
+                   "bad.yaml", &problems)
+                   .ok());
+  std::vector<std::string> from_proto;
+  for (const FieldViolation& v : violations) from_proto.push_back(v.field + ": " + v.description);
+  std::vector<std::string> from_yaml;
+  for (const pipeline::ConfigProblem& p : problems) {
+    from_yaml.push_back("spec." + p.field + ": " + p.message);
+  }
+  EXPECT_THAT(from_proto, UnorderedElementsAreArray(from_yaml));
+  EXPECT_THAT(Fields(violations),
+              UnorderedElementsAreArray(
+                  {"spec.run.num_experiments", "spec.audit.dp_audit.canary_size",
+                   "spec.audit.dp_audit.training_alg", "spec.audit.dp_audit.grid[1]",
+                   "spec.audit.dp_audit.beta", "spec.audit.attacks[0]"}));
+}
+
+TEST(ResultToProtoTest, DpAuditTable) {
+  audit::AuditResult r = HandResult();
+  EXPECT_FALSE([&] {
+    v1::AuditResult p;
+    ResultToProto(r, &p);
+    return p.has_dp_audit();
+  }());
+  audit::DpAuditResult d;
+  d.canary_dataset = "mislabelled";
+  d.training_alg = "nondp";
+  d.canaries = 4;
+  d.included = 2;
+  d.delta = 1e-5;
+  d.beta = 0.05;
+  d.note = "optimistic";
+  audit::DpAuditAttackResult a;
+  a.attack = "loss";
+  a.entries = {{1, 1, 2, 2, 0.25, false}, {2, 2, 4, 3, 0.125, false}, {2, 1, 3, 3, 0.5, true}};
+  a.best = 0;
+  d.attacks.push_back(a);
+  r.dp_audit = d;
+  v1::AuditResult p;
+  ResultToProto(r, &p);
+  ASSERT_TRUE(p.has_dp_audit());
+  const v1::DpAuditResult& q = p.dp_audit();
+  EXPECT_EQ(q.canary_dataset(), "mislabelled");
+  EXPECT_EQ(q.training_alg(), "nondp");
+  EXPECT_EQ(q.canaries(), 4);
+  EXPECT_EQ(q.included(), 2);
+  EXPECT_EQ(q.delta(), 1e-5);
+  EXPECT_EQ(q.beta(), 0.05);
+  EXPECT_EQ(q.note(), "optimistic");
+  ASSERT_EQ(q.attacks_size(), 1);
+  EXPECT_EQ(q.attacks(0).attack(), "loss");
+  EXPECT_EQ(q.attacks(0).best(), 0);
+  ASSERT_EQ(q.attacks(0).entries_size(), 3);
+  const v1::DpAuditGuessResult& e = q.attacks(0).entries(1);
+  EXPECT_EQ(e.k_plus(), 2);
+  EXPECT_EQ(e.k_minus(), 2);
+  EXPECT_EQ(e.guesses(), 4);
+  EXPECT_EQ(e.correct(), 3);
+  EXPECT_EQ(e.epsilon(), 0.125);
+  EXPECT_FALSE(e.chosen_after_looking());
+  EXPECT_TRUE(q.attacks(0).entries(2).chosen_after_looking());
+}
 }  // namespace mia::server

@@ -9,6 +9,7 @@
 #include "core/report/report.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 
 namespace mia::server {
 namespace {
@@ -150,4 +151,42 @@ TEST(LoadReportResultTest, MalformedScoresNameLineAndColumn) {
 }
 
 }  // namespace
+
+// The DP audit's table survives result.json, so the API's AuditResult has it.
+TEST(LoadReportResultTest, DpAuditTableRoundTrips) {
+  const std::string dir = TempDir("dp_audit");
+  audit::AuditResult r;
+  r.row_ids = {10, 11, 12, 13};
+  r.targets = {0};
+  r.membership = {{1, 0, 1, 0}};
+  audit::AttackTargetResult a;
+  a.attack = "loss";
+  a.scores = {0.9, 0.1, 0.8, 0.2};
+  a.members = 2;
+  a.non_members = 2;
+  r.results.push_back(a);
+  audit::DpAuditResult d;
+  d.canary_dataset = "natural";
+  d.training_alg = "nondp";
+  d.canaries = 4;
+  d.included = 2;
+  d.delta = 0;
+  d.beta = 0.05;
+  d.note = "optimistic";
+  audit::DpAuditAttackResult t;
+  t.attack = "loss";
+  t.entries = {{1, 1, 2, 2, 0.25, false}, {2, 1, 3, 3, 0.5, true}};
+  t.best = 0;
+  d.attacks.push_back(t);
+  r.dp_audit = d;
+  std::ofstream(dir + "/result.json") << report::ResultJson(r);
+  std::ofstream(dir + "/scores.csv") << report::ScoresCsv(r);
+  absl::StatusOr<audit::AuditResult> back = LoadReportResult(dir);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_TRUE(back->dp_audit.has_value());
+  EXPECT_EQ(nlohmann::json::parse(report::ResultJson(*back))["dp_audit"],
+            nlohmann::json::parse(report::ResultJson(r))["dp_audit"]);
+  EXPECT_EQ(back->dp_audit->attacks[0].entries[1].epsilon, 0.5);
+  EXPECT_TRUE(back->dp_audit->attacks[0].entries[1].chosen_after_looking);
+}
 }  // namespace mia::server
