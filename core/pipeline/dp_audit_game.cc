@@ -178,6 +178,22 @@ absl::StatusOr<PipelineOutput> RunDpAuditGame(const Config& c, const PipelineCon
   MIA_RETURN_IF_ERROR(ScoreStage(c, ctx, bundle, std::move(timings), &output));
   const Clock::time_point bounds_start = Clock::now();
   MIA_ASSIGN_OR_RETURN(output.result.dp_audit, DpAuditBounds(d, output.result));
+  // A one-run lower bound above the target's DP-SGD accountant epsilon cannot
+  // happen with a correct training and audit (ATTACKS.md, "DP-SGD and its
+  // accountant"): flagged as an error, as the per-attack bounds are.
+  for (const audit::DpGuarantee& g : output.result.dp) {
+    if (g.target != 0) continue;
+    for (const audit::DpAuditAttackResult& a : output.result.dp_audit->attacks) {
+      for (const audit::DpAuditEntry& e : a.entries) {
+        if (e.epsilon > g.epsilon) {
+          output.result.warnings.push_back(absl::StrCat(
+              "dp_audit: ", a.attack, "'s one-run lower bound ", e.epsilon, " (k+ ", e.k_plus,
+              ", k- ", e.k_minus, ") is above the target's DP-SGD accountant epsilon ", g.epsilon,
+              ": an error in training or audit"));
+        }
+      }
+    }
+  }
   audit::AddStageTime(&output.result.timings, "metrics", SecondsSince(bounds_start));
   MIA_RETURN_IF_ERROR(ReportStage(c, ctx, bundle, &output));
   return output;

@@ -282,8 +282,10 @@ TEST(PipelineTest, IncumbentPurchaseConfigRuns) {
 // data_dir/cifar10), written here by python3's pickle and numpy. WRN-28-2 for
 // 100 epochs is GPU work: the test sets epochs to 1, and cifar10.yaml's
 // data_size of 10000 to 10 (the tiny pool's audit half has 15 points).
-TEST(PipelineTest, IncumbentCifarConfigsRunOnTinyFiles) {
-  const std::string root = TempRoot("pipeline_incumbent_cifar");
+// Writes 48 CIFAR-10 images (5 training batches and a test batch of 8) in
+// the python version's format, as torchvision leaves them under
+// data_dir/cifar10, with python3's pickle and numpy; returns data_dir.
+std::string WriteTinyCifarPython(const std::string& root) {
   const std::string batches = root + "/data/cifar10/cifar-10-batches-py";
   std::filesystem::create_directories(batches);
   {
@@ -298,7 +300,29 @@ TEST(PipelineTest, IncumbentCifarConfigsRunOnTinyFiles) {
               "        pickle.dump(obj, f, protocol=2)\n";
   }
   const std::string cmd = "/usr/bin/python3 " + root + "/write.py " + batches;
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  return root + "/data";
+}
+
+// A config of tests/incumbent_configs/ with `swaps` (from, to) applied, each
+// of which must be found.
+std::string IncumbentConfig(const std::string& name,
+                            const std::vector<std::pair<std::string, std::string>>& swaps) {
+  std::ifstream in(std::string(MIA_SOURCE_DIR) + "/tests/incumbent_configs/" + name);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  std::string text = buffer.str();
+  for (const auto& [from, to] : swaps) {
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << name << ": " << from;
+    if (at != std::string::npos) text.replace(at, from.size(), to);
+  }
+  return text;
+}
+
+TEST(PipelineTest, IncumbentCifarConfigsRunOnTinyFiles) {
+  const std::string root = TempRoot("pipeline_incumbent_cifar");
+  WriteTinyCifarPython(root);
   for (const std::string name : {"config.yaml", "cifar10.yaml"}) {
     std::ifstream in(std::string(MIA_SOURCE_DIR) + "/tests/incumbent_configs/" + name);
     std::stringstream buffer;
@@ -326,6 +350,41 @@ TEST(PipelineTest, IncumbentCifarConfigsRunOnTinyFiles) {
     EXPECT_EQ(out->result.row_ids.size(), name == "cifar10.yaml" ? 10u : 15u) << name;
     EXPECT_THAT(out->result.warnings,
                 ::testing::Contains(::testing::HasSubstr("last quarter of the rows (10)")));
+  }
+}
+
+// Privacy Meter's dpaudit configs (configs/dpaudit/ there) on the same tiny
+// files: its RMIA with one reference audits 20 canaries (canary_size 1000 is
+// more than 48 images hold) after one epoch (WRN-28-2 x 100 and CNN x 200
+// epochs of DP-SGD are GPU work). training_alg dp without train.dp trains
+// the target with Privacy Meter's DP-SGD defaults.
+TEST(PipelineTest, IncumbentDpAuditConfigsRunOnTinyFiles) {
+  const std::string root = TempRoot("pipeline_incumbent_dpaudit");
+  const std::string data = WriteTinyCifarPython(root);
+  for (const std::string name : {"dpaudit_cifar10_nondp_train_mislabel_1000.yaml",
+                                 "dpaudit_cifar10_nondp_train_natural_1000.yaml",
+                                 "dpaudit_cifar10_dp_train_natural_1000.yaml"}) {
+    const bool dp = name.find("_dp_") != std::string::npos;
+    const std::string text =
+        IncumbentConfig(name, {{"data_dir: data", "data_dir: " + data},
+                               {"log_dir: mia-runs/", "log_dir: " + root + "/runs/"},
+                               {dp ? "epochs: 200" : "epochs: 100", "epochs: 1"},
+                               {"canary_size: 1000", "canary_size: 20"}});
+    auto config = ParseConfig(text, root + "/" + name);
+    ASSERT_TRUE(config.ok()) << name << ": " << config.status();
+    ASSERT_TRUE(config->dp_audit.has_value()) << name;
+    EXPECT_EQ(config->recipe.dp.enabled, dp) << name;
+    auto out = RunAudit(*config, PipelineContext{});
+    ASSERT_TRUE(out.ok()) << name << ": " << out.status();
+    ASSERT_TRUE(out->result.dp_audit.has_value()) << name;
+    EXPECT_EQ(out->result.dp_audit->canaries, 20) << name;
+    ASSERT_EQ(out->result.dp_audit->attacks.size(), 1u) << name;
+    EXPECT_EQ(out->result.dp_audit->attacks[0].attack, "rmia-offline") << name;
+    EXPECT_EQ(out->result.dp.size(), dp ? 1u : 0u) << name;
+    if (dp) {
+      EXPECT_THAT(out->result.warnings,
+                  ::testing::Contains(::testing::HasSubstr("Privacy Meter's defaults")));
+    }
   }
 }
 
