@@ -557,6 +557,23 @@ void ParseAudit(Section& s, Config* c, bool language_model, bool data_population
   s.GetInRange<int64_t>("data_size", &a->data_size, 0, kMaxRows);
   s.Get("report_log", &a->report_log);
   s.GetChoice("splits", &a->splits, {"balanced", "paired"});
+  if (s.Has("duci")) {
+    Section d = s.Child("duci");
+    DuciConfig duci;
+    if (d.GetList("fractions", &duci.fractions, kMaxDuciFractions)) {
+      if (duci.fractions.empty()) d.Add("fractions", "must give at least one fraction");
+      for (size_t i = 0; i < duci.fractions.size(); ++i) {
+        if (!(duci.fractions[i] >= 0 && duci.fractions[i] <= 1)) {
+          d.Add("fractions", "must be in [0, 1]", absl::StrCat("[", i, "]"));
+        }
+      }
+    }
+    d.Finish();
+    if (!d.Valid("fractions")) s.Invalidate("duci");
+    a->duci = std::move(duci);
+  } else {
+    s.Use("duci");
+  }
   Section aug = s.Child("augmentation");
   aug.Get("flip", &a->augmentation.flip);
   aug.GetInRange("shift", &a->augmentation.shift, 0, kMaxShift);
@@ -617,6 +634,32 @@ void CheckSequenceAttacks(const Config& c, std::vector<ConfigProblem>* out) {
                                    "' is for language models (a text dataset); this audit "
                                    "trains classifiers")});
     }
+  }
+}
+
+// A DUCI audit: what its game can run (the counts its references need are
+// met by DuciReferenceModels itself).
+void CheckDuci(const Config& c, bool counts_valid, std::vector<ConfigProblem>* out) {
+  if (c.language_model()) {
+    out->push_back({"audit.duci", "not for language models (a classifier audit only)"});
+  }
+  if (!c.external.torchscript.empty()) {
+    out->push_back({"models.torchscript",
+                    "not with audit.duci: the DUCI game trains its own targets and references"});
+  }
+  if (!counts_valid) return;
+  const int64_t targets =
+      static_cast<int64_t>(c.audit.duci->fractions.size()) * c.run.num_experiments;
+  if (targets > kMaxTargets) {
+    out->push_back(
+        {"audit.duci.fractions",
+         absl::StrCat("with run.num_experiments (", c.run.num_experiments, ") it asks for ",
+                      targets, " target models; at most ", kMaxTargets)});
+  } else if (targets + DuciReferenceModels(c) > static_cast<int64_t>(kMaxModels)) {
+    out->push_back({"audit.num_ref_models",
+                    absl::StrCat("the DUCI game would train ", targets, " targets and ",
+                                 DuciReferenceModels(c), " references; at most ", kMaxModels,
+                                 " models in all")});
   }
 }
 
@@ -793,15 +836,22 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
                                      "num_experiments + num_ref_models = ",
                                      c.num_models(), ")"));
   }
-  if (counts_valid && c.num_models() >= 2 && c.external.torchscript.empty() &&
+  const bool duci = c.audit.duci.has_value();
+  if (duci && audit.Valid("duci")) {
+    CheckDuci(c, counts_valid && audit.Valid("attacks") && audit.Valid("algorithm"), &problems);
+  }
+  // A DUCI game sizes its references for the attacks and sets aside a
+  // population when they need one (core/pipeline/duci_game.cc).
+  if (!duci && counts_valid && c.num_models() >= 2 && c.external.torchscript.empty() &&
       audit.Valid("attacks") && audit.Valid("algorithm")) {
     CheckReferenceCounts(c, &problems);
   }
   if (audit.Valid("attacks") && audit.Valid("algorithm") && train.Valid("model_name")) {
     CheckSequenceAttacks(c, &problems);
   }
-  if (audit.Valid("attacks") && audit.Valid("algorithm") && data.Valid("population_size") &&
-      audit.Valid("population_size") && c.data.population_size == 0) {
+  if (!duci && audit.Valid("attacks") && audit.Valid("algorithm") &&
+      data.Valid("population_size") && audit.Valid("population_size") &&
+      c.data.population_size == 0) {
     CheckPopulationNeed(c, &problems);
   }
   // Training work, when the pool is given (models given as files train nothing).
@@ -833,6 +883,24 @@ std::optional<ConfigProblem> EpochRowsProblem(int epochs, int64_t pool_rows) {
       absl::StrCat("train.epochs (", e, ") x data.pool_size (", rows,
                    " rows the models may train on) is above the limit of ", kMaxEpochRows,
                    " row passes per model; lower train.epochs or data.pool_size")};
+}
+
+int DuciTargetModels(const Config& c) {
+  if (!c.audit.duci.has_value()) return 0;
+  return static_cast<int>(c.audit.duci->fractions.size()) * c.run.num_experiments;
+}
+
+int DuciReferenceModels(const Config& c) {
+  // Each reference r, attacked with the R - 1 others, has R/2 - 1 IN others on
+  // its members and R/2 - 1 OUT others on its non-members: R >= 2k + 2 for an
+  // attack that needs k a side.
+  int refs = std::max(4, 2 * c.audit.num_ref_models);
+  for (const std::string& spec : c.audit.scoring.attacks) {
+    absl::StatusOr<std::unique_ptr<attacks::Attack>> attack = attacks::MakeAttack(spec);
+    if (!attack.ok() || !(*attack)->needs().references) continue;
+    refs = std::max(refs, 2 * (*attack)->needs().min_per_side + 2);
+  }
+  return refs;
 }
 
 absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
@@ -931,6 +999,11 @@ std::string ConfigJson(const Config& c) {
                 {"confidence", s.bootstrap.confidence},
                 {"delta", s.epsilon.delta},
                 {"beta", s.epsilon.beta}};
+  if (c.audit.duci.has_value()) {
+    j["audit"]["duci"] = {{"fractions", c.audit.duci->fractions},
+                          {"targets", DuciTargetModels(c)},
+                          {"reference_models", DuciReferenceModels(c)}};
+  }
   return j.dump();
 }
 

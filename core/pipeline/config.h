@@ -47,6 +47,15 @@ struct ExternalModels {
   std::string keep;                      // .npy [models, pool] bool: who trained on which pool row
 };
 
+// A dataset usage audit (DUCI, audit.duci; docs/duci.md): instead of the
+// membership game, a game that trains one target per fraction (times
+// run.num_experiments) on that known fraction of a candidate dataset X (the
+// audit points) and estimates each fraction from the attacks, debiased on the
+// references.
+struct DuciConfig {
+  std::vector<double> fractions = {0, 0.25, 0.5, 0.75, 1};  // each in [0, 1]
+};
+
 struct AuditConfig {
   int num_ref_models = 4;           // reference models besides the targets
   std::string device = "auto";      // inference device
@@ -56,6 +65,7 @@ struct AuditConfig {
   std::string splits = "balanced";  // balanced | paired
   training::QueryAugmentation augmentation;  // test-time queries for signals
   audit::ScoringOptions scoring;    // attacks, temperature, fprs, bootstrap, epsilon
+  std::optional<DuciConfig> duci;   // set: a DUCI audit (audit.duci)
 };
 
 // A language-model audit: data.dataset is a text format and train.model_name
@@ -127,6 +137,7 @@ inline constexpr int kMaxLmBlock = 8192;         // train.block_size (tokens per
 inline constexpr int kMaxLmVocab = 1 << 20;      // train.vocab_size
 inline constexpr int kMaxLoraRank = 1024;        // train.peft.r
 inline constexpr int kMaxBootstrap = 1'000'000;  // audit.bootstrap resamples
+inline constexpr size_t kMaxDuciFractions = 64;  // audit.duci.fractions entries
 // No list in a spec may be longer (the largest list limit above): a caller
 // that copies a list into a spec may stop after kMaxListEntries + 1 entries
 // and still have it refused.
@@ -159,6 +170,14 @@ absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 // message naming data.pool_size too); none otherwise. ParseConfig checks it
 // when data.pool_size is given, the pipeline once the data fixes the pool.
 std::optional<ConfigProblem> EpochRowsProblem(int epochs, int64_t pool_rows);
+
+// A DUCI audit's models: its targets (one per audit.duci.fractions entry,
+// each run.num_experiments times) and its references, 2 x
+// audit.num_ref_models as Privacy Meter's run_duci.py takes, raised to the
+// least even count at which each reference, attacked with the others, has
+// the references every attack needs on each side (at least 4; 6 for LiRA).
+int DuciTargetModels(const Config& config);
+int DuciReferenceModels(const Config& config);
 
 // audit.attacks when a file names neither attacks nor algorithm: for
 // classifiers, and for language models.

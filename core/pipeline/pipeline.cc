@@ -190,11 +190,6 @@ void TrainProgress::Attach(training::TrainContext* tctx) {
 // time to `timings` (a stage line per name: audit::AddStageTime) and reports
 // its progress; what a stage hands on is its return value.
 
-struct LoadedData {
-  data::Dataset ds;
-  std::string fingerprint;  // data::Fingerprint(ds): part of every model key
-};
-
 absl::StatusOr<LoadedData> LoadStage(const Config& c, const PipelineContext& ctx,
                                      std::vector<audit::StageTiming>* timings) {
   const Clock::time_point t = Clock::now();
@@ -356,17 +351,6 @@ absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const Pipel
       },
       store, output, timings);
 }
-
-// Every model's logits on the audit points and on the population.
-struct Signals {
-  std::vector<int64_t> audit_rows;  // dataset rows of the audit points
-  int64_t n = 0;                    // audit points
-  int64_t z = 0;                    // population points
-  int a_count = 0;                  // queries per point (augmentations)
-  int classes = 0;
-  std::vector<float> audit_logits;  // [models, n, a_count, classes]
-  std::vector<float> pop_logits;    // [models, z, a_count, classes]
-};
 
 // Cached signals are read first; the rest are computed in parallel lanes
 // (ComputeLogitsMany) and cached as each model finishes.
@@ -551,6 +535,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   using internal::Signals;
   using internal::Split;
   if (c.language_model()) return internal::RunLmAudit(c, ctx);
+  if (c.audit.duci.has_value()) return internal::RunDuciGame(c, ctx);
   training::SetComputeThreads(c.run.threads);
   PipelineOutput output;
   std::vector<audit::StageTiming> timings;

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "core/audit/bundle.h"
 #include "core/audit/result.h"
+#include "core/data/dataset.h"
 #include "core/pipeline/artifact_store.h"
 #include "core/pipeline/config.h"
 #include "core/pipeline/pipeline.h"
@@ -32,6 +33,7 @@ enum SeedStream : uint64_t {
   kSeedAuditSet = 3,
   kSeedScoring = 4,
   kSeedTokenizer = 5,
+  kSeedDuci = 6,       // which rows each DUCI target trains on
   kSeedModels = 1000,  // + model index
 };
 
@@ -51,6 +53,11 @@ std::vector<T> Gather(const std::vector<T>& values, const std::vector<int64_t>& 
 absl::StatusOr<std::string> FileSha256(const std::string& path);
 absl::Status WriteModelsJson(const std::string& path, const std::vector<ModelRecord>& models,
                              const Config& c);
+
+// Pool and population rows of the dataset (row ids), disjoint; refuses a
+// pool the training work limit (EpochRowsProblem) refuses.
+absl::Status ChoosePoolAndPopulation(const Config& c, int64_t rows, std::vector<int64_t>* pool,
+                                     std::vector<int64_t>* population);
 
 // Which rows each model trains on and which rows are audited.
 struct Split {
@@ -118,6 +125,52 @@ absl::StatusOr<std::vector<std::string>> TrainOrReuse(
 // the pipeline's stages first, then scoring's.
 absl::Status ScoreStage(const Config& c, const PipelineContext& ctx, const audit::Bundle& bundle,
                         std::vector<audit::StageTiming> timings, PipelineOutput* output);
+
+// The classifier audit's stages (pipeline.cc), in the order RunAudit calls
+// them; the DUCI game (duci_game.cc) runs them with a split of its own.
+struct LoadedData {
+  data::Dataset ds;
+  std::string fingerprint;  // data::Fingerprint(ds): part of every model key
+};
+absl::StatusOr<LoadedData> LoadStage(const Config& c, const PipelineContext& ctx,
+                                     std::vector<audit::StageTiming>* timings);
+
+// Trains the models the store lacks and reuses the rest (or takes the models
+// trained elsewhere, models.torchscript); fills output->models and
+// models_trained. The path of each model's file, by model index.
+absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const PipelineContext& ctx,
+                                                    const LoadedData& data, const Split& split,
+                                                    ArtifactStore* store, PipelineOutput* output,
+                                                    std::vector<audit::StageTiming>* timings);
+
+// Every model's logits on the audit points and on the population.
+struct Signals {
+  std::vector<int64_t> audit_rows;  // dataset rows of the audit points
+  int64_t n = 0;                    // audit points
+  int64_t z = 0;                    // population points
+  int a_count = 0;                  // queries per point (augmentations)
+  int classes = 0;
+  std::vector<float> audit_logits;  // [models, n, a_count, classes]
+  std::vector<float> pop_logits;    // [models, z, a_count, classes]
+};
+absl::StatusOr<Signals> SignalsStage(const Config& c, const PipelineContext& ctx,
+                                     const LoadedData& data, const Split& split,
+                                     const std::vector<std::string>& model_paths,
+                                     const std::vector<ModelRecord>& models,
+                                     const ArtifactStore& store,
+                                     std::vector<audit::StageTiming>* timings);
+
+// The audit as a bundle in memory, as `mia score` reads one from a file.
+audit::Bundle MakeBundle(const Config& c, const LoadedData& data, const Split& split,
+                         Signals signals);
+
+// The audit's files, models.json, and the signals as a bundle that `mia
+// score` can re-audit; sets output->report_dir.
+absl::Status ReportStage(const Config& c, const PipelineContext& ctx, const audit::Bundle& bundle,
+                         PipelineOutput* output);
+
+// The DUCI game (duci_game.cc): RunAudit for c.audit.duci.
+absl::StatusOr<PipelineOutput> RunDuciGame(const Config& c, const PipelineContext& ctx);
 
 // The language-model audit (lm_pipeline.cc): RunAudit for c.language_model().
 absl::StatusOr<PipelineOutput> RunLmAudit(const Config& c, const PipelineContext& ctx);

@@ -25,12 +25,12 @@ struct ReportOptions {
 };
 
 // Writes result.json, scores.csv, roc.svg, roc_log.svg, summary.md and
-// timing.log into `out_dir`, creating it (and its parents) if missing and
-// replacing files of those names. Each file is written to a temporary file in
-// `out_dir` and renamed over its final name, so a reader never sees a partial
-// file. Errors name the path concerned: InvalidArgument when
-// `result.spec_json` is neither empty nor a JSON object, Internal for file
-// system failures.
+// timing.log (a DUCI audit: result.json, duci.svg, summary.md, timing.log)
+// into `out_dir`, creating it (and its parents) if missing and replacing
+// files of those names. Each file is written to a temporary file in `out_dir`
+// and renamed over its final name, so a reader never sees a partial file.
+// Errors name the path concerned: InvalidArgument when `result.spec_json` is
+// neither empty nor a JSON object, Internal for file system failures.
 absl::Status WriteReport(const audit::AuditResult& result, const std::string& out_dir,
                          const ReportOptions& options = {});
 
@@ -72,6 +72,10 @@ std::string TimingLog(const audit::AuditResult& result);
 // roc.svg (linear axes) or roc_log.svg (log-log axes from 1e-5 to 1).
 std::string RocSvg(const audit::AuditResult& result, bool log_axes,
                    const ReportOptions& options = {});
+
+// duci.svg (a DUCI audit's reports only): each attack's clipped estimate
+// against the true fraction, the diagonal being a perfect estimate.
+std::string DuciSvg(const audit::AuditResult& result);
 
 }  // namespace mia::report
 
