@@ -275,6 +275,13 @@ Json MapAudit(const v1::AuditSection& a, Problems* problems) {
   Put(y, "delta", a.has_delta(), Number(a.delta()));
   Put(y, "beta", a.has_beta(), Number(a.beta()));
   Put(y, "population_size", a.has_population_size(), a.population_size());
+  if (a.has_duci()) {
+    Json duci = Json::object();
+    if (a.duci().fractions_size() > 0) {
+      duci["fractions"] = ListJson(a.duci().fractions(), kNumber);
+    }
+    y["duci"] = std::move(duci);
+  }
   return y;
 }
 

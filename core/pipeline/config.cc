@@ -526,7 +526,8 @@ void CheckAttackSpecs(const std::vector<std::string>& specs, Section* s, const s
   }
 }
 
-void ParseAudit(Section& s, Config* c, bool language_model, bool data_population_given) {
+void ParseAudit(Section& s, Config* c, bool language_model, bool data_population_given,
+                bool duci_default) {
   AuditConfig* a = &c->audit;
   // Privacy Meter's language-model configs give the population size here.
   if (s.Has("population_size") && data_population_given) {
@@ -557,7 +558,7 @@ void ParseAudit(Section& s, Config* c, bool language_model, bool data_population
   s.GetInRange<int64_t>("data_size", &a->data_size, 0, kMaxRows);
   s.Get("report_log", &a->report_log);
   s.GetChoice("splits", &a->splits, {"balanced", "paired"});
-  if (s.Has("duci")) {
+  if (s.Has("duci") || duci_default) {
     Section d = s.Child("duci");
     DuciConfig duci;
     if (d.GetList("fractions", &duci.fractions, kMaxDuciFractions)) {
@@ -769,7 +770,7 @@ std::vector<ConfigProblem> ScoringProblems(const audit::ScoringOptions& s,
 }
 
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& path,
-                                   std::vector<ConfigProblem>* problems_out) {
+                                   std::vector<ConfigProblem>* problems_out, bool duci_default) {
   if (problems_out != nullptr) problems_out->clear();
   absl::StatusOr<YAML::Node> root =
       LoadYamlMapping(yaml_text, path, " with run, data, train, audit");
@@ -792,7 +793,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   Section train = top.Child("train");
   const bool lm_model = ParseTrain(train, &c);
   Section audit = top.Child("audit");
-  ParseAudit(audit, &c, lm_model, data.Has("population_size"));
+  ParseAudit(audit, &c, lm_model, data.Has("population_size"), duci_default);
   Section models = top.Child("models");
   models.GetList("torchscript", &c.external.torchscript, kMaxModelFiles);
   models.Get("keep", &c.external.keep);
@@ -903,12 +904,12 @@ int DuciReferenceModels(const Config& c) {
   return refs;
 }
 
-absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
+absl::StatusOr<Config> LoadConfigFile(const std::string& path, bool duci) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the config file"));
   std::stringstream text;
   text << in.rdbuf();
-  return ParseConfig(text.str(), path);
+  return ParseConfig(text.str(), path, nullptr, duci);
 }
 
 std::string TrainingJson(const training::ModelSpec& m, const training::TrainRecipe& r) {

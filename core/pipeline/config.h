@@ -161,9 +161,13 @@ struct ConfigProblem {
 // INVALID_ARGUMENT listing them all ("path: 3 problems: a: ...; b: ...; c:
 // ..."), and `problems`, when given, receives them one by one (empty on
 // success) for callers that report them as structured field violations.
+// `duci`: the file is run as a DUCI audit (`mia duci`, as Privacy Meter's
+// run_duci.py runs an ordinary config): audit.duci with its defaults when the
+// file has none.
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& path,
-                                   std::vector<ConfigProblem>* problems = nullptr);
-absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+                                   std::vector<ConfigProblem>* problems = nullptr,
+                                   bool duci = false);
+absl::StatusOr<Config> LoadConfigFile(const std::string& path, bool duci = false);
 
 // The problem with training `epochs` passes over a pool of `pool_rows` rows
 // when their product is above kMaxEpochRows (field "train.epochs", the
