@@ -59,18 +59,24 @@ absl::StatusOr<DuciThreshold> ChooseDuciThreshold(absl::Span<const double> score
   // its pairs to the predicted members.
   std::sort(pairs.begin(), pairs.end(),
             [](const auto& a, const auto& b) { return a.first > b.first; });
-  const double p = static_cast<double>(best.members), n = static_cast<double>(best.non_members);
+  // TPR - FPR = (tp N - fp P) / (P N): compared exactly as tp N - fp P, in
+  // 128 bits (counts up to 2^63), so that ties in exact arithmetic are ties
+  // (1 - 1/3 and 2/3 - 0 differ in doubles).
+  __extension__ using Wide = __int128;
+  const Wide p = best.members, n = best.non_members;
   int64_t tp = 0, fp = 0;
-  double best_j = -std::numeric_limits<double>::infinity();
+  bool first = true;
+  Wide best_j = 0;
   for (size_t k = 0; k < pairs.size();) {
     const double s = pairs[k].first;
     for (; k < pairs.size() && pairs[k].first == s; ++k) (pairs[k].second ? tp : fp) += 1;
-    const double tpr = static_cast<double>(tp) / p, fpr = static_cast<double>(fp) / n;
-    if (tpr - fpr > best_j) {  // strict: on a tie the higher threshold stays
-      best_j = tpr - fpr;
+    const Wide j = tp * n - fp * p;
+    if (first || j > best_j) {  // strict: on a tie the higher threshold stays
+      first = false;
+      best_j = j;
       best.threshold = s;
-      best.tpr = tpr;
-      best.fpr = fpr;
+      best.tpr = static_cast<double>(tp) / static_cast<double>(best.members);
+      best.fpr = static_cast<double>(fp) / static_cast<double>(best.non_members);
     }
   }
   return best;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <set>
 #include <vector>
 
@@ -67,21 +68,21 @@ TEST(DuciTest, RefusesPairsWithoutBothClasses) {
 }
 
 // The plain definition: every distinct score as a threshold, rates counted
-// afresh, TPR - FPR maximised, the highest threshold on a tie.
+// afresh, TPR - FPR = tp/P - fp/N maximised (compared exactly, as the
+// fractions tp N - fp P over P N), the highest threshold on a tie.
 DuciThreshold Definitional(const std::vector<double>& s, const std::vector<uint8_t>& y) {
   std::set<double> distinct(s.begin(), s.end());
   DuciThreshold best;
-  double best_j = -2;
+  int64_t best_j = INT64_MIN;
   for (auto it = distinct.rbegin(); it != distinct.rend(); ++it) {
     int64_t tp = 0, fp = 0, p = 0, n = 0;
     for (size_t i = 0; i < s.size(); ++i) {
       (y[i] ? p : n) += 1;
       if (s[i] >= *it) (y[i] ? tp : fp) += 1;
     }
-    const double tpr = static_cast<double>(tp) / p, fpr = static_cast<double>(fp) / n;
-    if (tpr - fpr > best_j) {
-      best_j = tpr - fpr;
-      best = {*it, tpr, fpr, p, n};
+    if (tp * n - fp * p > best_j) {
+      best_j = tp * n - fp * p;
+      best = {*it, static_cast<double>(tp) / p, static_cast<double>(fp) / n, p, n};
     }
   }
   return best;
@@ -202,6 +203,8 @@ TEST(DuciTest, SyntheticGameWithinATenthOfTheTruth) {
       sum += e.error;
     }
     EXPECT_NEAR(a.mean_error, sum / fractions.size(), 1e-12);
+    std::cerr << a.attack << ": TPR " << a.tpr << " FPR " << a.fpr << " mean |error| "
+              << a.mean_error << "\n";
   }
 }
 
