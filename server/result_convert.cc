@@ -69,7 +69,10 @@ void ResultToProto(const audit::AuditResult& result, v1::AuditResult* out, int r
   out->set_tool_version(result.tool_version);
   out->mutable_fprs()->Add(result.fprs.begin(), result.fprs.end());
   out->mutable_targets()->Add(result.targets.begin(), result.targets.end());
-  out->set_audit_points(static_cast<int64_t>(result.row_ids.size()));
+  // A DUCI report read back has no scores.csv (row ids): its X's size.
+  out->set_audit_points(result.row_ids.empty() && result.duci.has_value()
+                            ? result.duci->candidate_points
+                            : static_cast<int64_t>(result.row_ids.size()));
   for (const audit::AttackTargetResult& r : result.results) {
     v1::AttackTargetResult* p = out->add_results();
     p->set_attack(r.attack);
