@@ -828,7 +828,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   } else if (!c.external.keep.empty()) {
     models.Add("keep", "only meaningful with torchscript");
   }
-  if (counts_valid && c.num_models() < 2) {
+  if (counts_valid && c.num_models() < 2 && !c.audit.duci.has_value()) {
     audit.Add("num_ref_models", "with run.num_experiments it must give at least 2 models");
   }
   if (counts_valid && audit.Valid("splits") && c.audit.splits == "paired" &&
