@@ -241,8 +241,13 @@ TEST(PipelineTest, DuciGameEstimatesEachTargetsFraction) {
   EXPECT_EQ(out->models_trained, 13);
   for (const ModelRecord& m : out->models) {
     EXPECT_EQ(m.target, m.index < 5);
-    // Targets train on |X| = 400 rows; references on half the pool.
-    EXPECT_EQ(m.train_rows, 400) << "model " << m.index;
+    // Targets train on |X| = 400 rows; references on about half the pool
+    // (each pool row in exactly half of them).
+    if (m.target) {
+      EXPECT_EQ(m.train_rows, 400) << "model " << m.index;
+    } else {
+      EXPECT_NEAR(m.train_rows, 400, 60) << "model " << m.index;
+    }
   }
   const audit::AuditResult& r = out->result;
   ASSERT_TRUE(r.duci.has_value());
