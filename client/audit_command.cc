@@ -58,7 +58,7 @@ class ProgressPrinter {
 }  // namespace
 
 int RunAudit(const AuditCommandOptions& options) {
-  absl::StatusOr<pipeline::Config> config = pipeline::LoadConfigFile(options.config);
+  absl::StatusOr<pipeline::Config> config = pipeline::LoadConfigFile(options.config, options.duci);
   if (!config.ok()) {
     std::fprintf(stderr, "mia: error: %s\n", std::string(config.status().message()).c_str());
     return ExitCodeFor(config.status());
@@ -106,5 +106,6 @@ extern "C" int mia_audit_command_main(const MiaAuditArgs* args) {
   options.out_dir = args->out_dir != nullptr ? args->out_dir : "";
   options.threads = args->threads;
   options.quiet = args->quiet != 0;
+  options.duci = args->duci != 0;
   return mia::client::RunAudit(options);
 }

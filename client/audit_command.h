@@ -19,6 +19,9 @@ struct AuditCommandOptions {
   std::string out_dir;  // report folder; default run.log_dir/audit.report_log
   int threads = -1;     // overrides run.threads when >= 0
   bool quiet = false;
+  // `mia duci`: run the file as a DUCI audit (audit.duci's defaults when it
+  // has no audit.duci), as Privacy Meter's run_duci.py runs a config.
+  bool duci = false;
 };
 
 // Runs the audit in this process (libmia_audit_command.so only).
@@ -51,10 +54,11 @@ struct MiaAuditArgs {
   const char* out_dir;  // "" for the config's default
   int threads;          // -1: the config's run.threads
   int quiet;            // non-zero: no progress bars
+  int duci;             // non-zero: `mia duci`
 };
 
 // Bump on any change to MiaAuditArgs or to the entry point's meaning.
-inline constexpr int kMiaAuditAbiVersion = 1;
+inline constexpr int kMiaAuditAbiVersion = 2;
 inline constexpr char kMiaAuditEntryPoint[] = "mia_audit_command_main";
 
 // The library's one exported function: RunAudit on `args`; a process exit code.

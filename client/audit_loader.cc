@@ -68,7 +68,8 @@ int RunAuditCommand(const AuditCommandOptions& options) {
     return kExitFailure;
   }
   const MiaAuditArgs args = {kMiaAuditAbiVersion, options.config.c_str(), options.out_dir.c_str(),
-                             options.threads, options.quiet ? 1 : 0};
+                             options.threads, options.quiet ? 1 : 0,
+                             options.duci ? 1 : 0};
   // Both sides print to the same stdio streams: flush ours first so the
   // order on a terminal or in a pipe stays the order of events.
   std::fflush(stdout);

@@ -40,6 +40,20 @@ std::string Percent(const metrics::TprAtFpr& t) {
 }  // namespace
 
 void PrintSummary(const audit::AuditResult& result) {
+  if (result.duci.has_value()) {
+    // estimate: p_hat unclipped; clipped: p_hat in [0, 1] (docs/duci.md).
+    std::printf("%-34s %6s %8s %9s %8s %8s\n", "attack", "target", "true", "estimate",
+                "clipped", "error");
+    for (const audit::DuciAttackResult& a : result.duci->attacks) {
+      for (const audit::DuciTargetEstimate& e : a.targets) {
+        std::printf("%-34s %6d %8.4f %9.4f %8.4f %8.4f\n", a.attack.c_str(), e.target,
+                    e.true_fraction, e.estimate, e.estimate_clipped, e.error);
+      }
+      std::printf("%-34s %6s %8s %9s %8s %8.4f  (threshold TPR %.4f, FPR %.4f)\n",
+                  a.attack.c_str(), "mean", "", "", "", a.mean_error, a.tpr, a.fpr);
+    }
+    return;
+  }
   auto column = [&](double fpr) {
     for (size_t k = 0; k < result.fprs.size(); ++k) {
       if (result.fprs[k] == fpr) return static_cast<int>(k);
@@ -74,6 +88,13 @@ void PrintWarnings(const audit::AuditResult& result) {
   // Audit-wide first (a CPU run of a config asking for CUDA, the splits auto
   // chose), as `mia watch` prints a server's.
   for (const std::string& w : result.warnings) std::fprintf(stderr, "mia: warning: %s\n", w.c_str());
+  if (result.duci.has_value()) {
+    for (const audit::DuciAttackResult& a : result.duci->attacks) {
+      for (const std::string& w : a.warnings) {
+        std::fprintf(stderr, "mia: warning: %s (duci): %s\n", a.attack.c_str(), w.c_str());
+      }
+    }
+  }
   for (const audit::AttackTargetResult& r : result.results) {
     for (const std::string& w : r.warnings) {
       std::fprintf(stderr, "mia: warning: %s (target %d): %s\n", r.attack.c_str(), r.target,

@@ -160,6 +160,21 @@ int main(int argc, char** argv) {
   audit_cmd->add_option("--threads", audit.threads, "Compute threads (0: all cores)")
       ->check(CLI::Range(0, 1024));
   audit_cmd->add_flag("--quiet,-q", audit.quiet, "No progress bars");
+
+  // mia duci: the same run as a dataset usage (DUCI) game (docs/duci.md); a
+  // Privacy Meter config runs as its run_duci.py runs it (--cf).
+  mia::client::AuditCommandOptions duci;
+  duci.duci = true;
+  CLI::App* duci_cmd = app.add_subcommand(
+      "duci", "Run a dataset usage (DUCI) game locally: estimate what fraction of a dataset "
+              "each target trained on");
+  duci_cmd->add_option("--config,-c,--cf", duci.config, "Audit YAML (see docs/duci.md)")
+      ->required();
+  duci_cmd->add_option("--out", duci.out_dir,
+                       "Report folder (default: run.log_dir/audit.report_log)");
+  duci_cmd->add_option("--threads", duci.threads, "Compute threads (0: all cores)")
+      ->check(CLI::Range(0, 1024));
+  duci_cmd->add_flag("--quiet,-q", duci.quiet, "No progress bars");
 #endif
 
   // Remote commands (a mia server; docs/service.md). The default address comes
@@ -332,6 +347,7 @@ int main(int argc, char** argv) {
   if (*one_run_cmd) return mia::client::RunOneRunBound(one_run);
 #if MIA_WITH_TORCH
   if (*audit_cmd) return mia::client::RunAuditCommand(audit);
+  if (*duci_cmd) return mia::client::RunAuditCommand(duci);
 #endif
   const bool remote_command = *submit_cmd || *get_cmd || *list_cmd || *watch_cmd || *cancel_cmd ||
                               *delete_cmd || *scores_cmd || *report_cmd || *upload_cmd;

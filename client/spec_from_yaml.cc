@@ -49,6 +49,13 @@ const std::map<std::string, std::set<std::string>>& LocalOnlyKeys() {
   return *kLocal;
 }
 
+// Sections whose presence alone changes the audit, so that `key:` with no
+// value sets them (as `mia audit` reads it).
+const std::set<std::string>& PresenceSections() {
+  static const auto* const kSections = new std::set<std::string>{"mia.v1.DuciSection"};
+  return *kSections;
+}
+
 std::string Where(const YAML::Node& node) {
   const YAML::Mark mark = node.Mark();
   if (mark.line < 0) return "";
@@ -275,7 +282,14 @@ class Converter {
       }
       return;
     }
-    if (!value || value.IsNull()) return;
+    if (!value || value.IsNull()) {
+      // A section whose presence is its meaning (`audit.duci:` makes a DUCI
+      // audit) is set even when empty; others stay unset (their defaults).
+      if (PresenceSections().count(f->message_type()->full_name()) > 0) {
+        r->MutableMessage(msg, f);
+      }
+      return;
+    }
     if (!value.IsMap()) {
       Problem(path, "must be a mapping of keys", value);
       return;

@@ -69,7 +69,10 @@ void ResultToProto(const audit::AuditResult& result, v1::AuditResult* out, int r
   out->set_tool_version(result.tool_version);
   out->mutable_fprs()->Add(result.fprs.begin(), result.fprs.end());
   out->mutable_targets()->Add(result.targets.begin(), result.targets.end());
-  out->set_audit_points(static_cast<int64_t>(result.row_ids.size()));
+  // A DUCI report read back has no scores.csv (row ids): its X's size.
+  out->set_audit_points(result.row_ids.empty() && result.duci.has_value()
+                            ? result.duci->candidate_points
+                            : static_cast<int64_t>(result.row_ids.size()));
   for (const audit::AttackTargetResult& r : result.results) {
     v1::AttackTargetResult* p = out->add_results();
     p->set_attack(r.attack);
@@ -174,6 +177,36 @@ void ResultToProto(const audit::AuditResult& result, v1::AuditResult* out, int r
       }
     }
     p->set_note(d.note);
+  }
+  if (result.duci.has_value()) {
+    v1::DuciResult* d = out->mutable_duci();
+    d->set_candidate_points(result.duci->candidate_points);
+    d->mutable_references()->Add(result.duci->references.begin(), result.duci->references.end());
+    for (const audit::DuciAttackResult& a : result.duci->attacks) {
+      v1::DuciAttackResult* p = d->add_attacks();
+      p->set_attack(a.attack);
+      p->set_threshold(a.threshold);
+      p->set_tpr(a.tpr);
+      p->set_fpr(a.fpr);
+      p->set_reference_members(a.reference_members);
+      p->set_reference_non_members(a.reference_non_members);
+      p->set_signal(a.signal);
+      p->set_mean_error(a.mean_error);
+      p->set_mean_error_clipped(a.mean_error_clipped);
+      for (const std::string& w : a.warnings) p->add_warnings(w);
+      for (const audit::DuciTargetEstimate& e : a.targets) {
+        v1::DuciTargetEstimate* q = p->add_targets();
+        q->set_target(e.target);
+        q->set_true_fraction(e.true_fraction);
+        q->set_estimate(e.estimate);
+        q->set_estimate_clipped(e.estimate_clipped);
+        q->set_error(e.error);
+        q->set_error_clipped(e.error_clipped);
+        q->set_points(e.points);
+        q->set_excluded(e.excluded);
+        q->set_predicted_members(e.predicted_members);
+      }
+    }
   }
 }
 

@@ -283,6 +283,44 @@ absl::StatusOr<audit::AuditResult> LoadReportResult(const std::string& report_di
       d.note = dj.value("note", "");
       r.dp_audit = std::move(d);
     }
+    if (j.contains("duci") && j["duci"].is_object()) {
+      const Json& d = j["duci"];
+      audit::DuciResult duci;
+      duci.candidate_points = d.value("candidate_points", int64_t{0});
+      for (const Json& m : d.value("references", Json::array())) {
+        duci.references.push_back(m.get<int>());
+      }
+      for (const Json& e : d.value("attacks", Json::array())) {
+        audit::DuciAttackResult a;
+        a.attack = e.value("attack", "");
+        a.threshold = Num(e, "threshold");
+        a.tpr = Num(e, "tpr");
+        a.fpr = Num(e, "fpr");
+        a.reference_members = e.value("reference_members", int64_t{0});
+        a.reference_non_members = e.value("reference_non_members", int64_t{0});
+        a.signal = e.value("signal", false);
+        a.mean_error = Num(e, "mean_error");
+        a.mean_error_clipped = Num(e, "mean_error_clipped");
+        for (const Json& w : e.value("warnings", Json::array())) {
+          a.warnings.push_back(w.get<std::string>());
+        }
+        for (const Json& t : e.value("targets", Json::array())) {
+          audit::DuciTargetEstimate est;
+          est.target = t.value("target", 0);
+          est.true_fraction = Num(t, "true_fraction");
+          est.estimate = Num(t, "estimate");
+          est.estimate_clipped = Num(t, "estimate_clipped");
+          est.error = Num(t, "error");
+          est.error_clipped = Num(t, "error_clipped");
+          est.points = t.value("points", int64_t{0});
+          est.excluded = t.value("excluded", int64_t{0});
+          est.predicted_members = t.value("predicted_members", int64_t{0});
+          a.targets.push_back(est);
+        }
+        duci.attacks.push_back(std::move(a));
+      }
+      r.duci = std::move(duci);
+    }
   } catch (const Json::exception&) {
     return absl::DataLossError(absl::StrCat(path, ": a field has the wrong type"));
   }

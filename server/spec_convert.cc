@@ -321,6 +321,13 @@ Json MapAudit(const v1::AuditSection& a, Problems* problems) {
     Put(dp, "beta", d.has_beta(), Number(d.beta()));
     y["dp_audit"] = std::move(dp);
   }
+  if (a.has_duci()) {
+    Json duci = Json::object();
+    if (a.duci().fractions_size() > 0) {
+      duci["fractions"] = ListJson(a.duci().fractions(), kNumber);
+    }
+    y["duci"] = std::move(duci);
+  }
   return y;
 }
 

@@ -144,6 +144,45 @@ struct DpAuditResult {
   std::string note;
 };
 
+// Dataset usage cardinality inference (DUCI; ATTACKS.md, "Dataset usage"):
+// what fraction of a candidate dataset X each target trained on.
+// docs/duci.md. NaN (null in JSON) where a figure is undefined.
+
+// The estimate of one target by one attack.
+struct DuciTargetEstimate {
+  int target = 0;                 // model index in the bundle
+  double true_fraction = 0;       // what the game trained it on; NaN when unknown
+  int64_t points = 0;             // points of X scored
+  int64_t excluded = 0;           // points of X the attack could not score
+  int64_t predicted_members = 0;  // scored points with score >= the threshold
+  double estimate = 0;            // p_hat, unclipped (may leave [0, 1]); NaN: no signal
+  double estimate_clipped = 0;    // p_hat clipped to [0, 1]
+  double error = 0;               // |estimate - true_fraction| (unclipped)
+  double error_clipped = 0;       // |estimate_clipped - true_fraction|
+};
+
+// One attack's DUCI: the threshold chosen on the references (each attacked
+// with the others as its references; TPR - FPR maximised over all their
+// (score, membership) pairs), then every target's estimate.
+struct DuciAttackResult {
+  std::string attack;
+  double threshold = 0;           // member when score >= threshold
+  double tpr = 0, fpr = 0;        // of the threshold on the references' pairs
+  int64_t reference_members = 0;  // pairs the threshold was chosen on
+  int64_t reference_non_members = 0;
+  bool signal = false;  // tpr > fpr: false leaves every estimate NaN
+  std::vector<DuciTargetEstimate> targets;
+  double mean_error = 0;  // mean |estimate - truth| over targets (NaN: none known)
+  double mean_error_clipped = 0;
+  std::vector<std::string> warnings;
+};
+
+struct DuciResult {
+  int64_t candidate_points = 0;  // |X|: the audit points
+  std::vector<int> references;   // models the thresholds were chosen on
+  std::vector<DuciAttackResult> attacks;
+};
+
 struct AuditResult {
   int schema_version = kResultSchemaVersion;
   std::string tool_version;      // mia version that produced it
@@ -171,6 +210,8 @@ struct AuditResult {
   std::vector<DpGuarantee> dp;
   std::vector<DpBoundCheck> dp_checks;
   std::optional<DpAuditResult> dp_audit;    // a DP audit in one run
+  // A DUCI audit's estimates (`results` and `summaries` are then empty).
+  std::optional<DuciResult> duci;
 };
 
 }  // namespace mia::audit

@@ -169,8 +169,11 @@ absl::StatusOr<io::NpyMap> MakeSyntheticBundle(const SyntheticOptions& o) {
       static_cast<double>(o.models) * (o.points + o.population) * o.queries * o.classes;
   if (cells > 2e9) return absl::InvalidArgumentError("the bundle would exceed 8 GB of logits");
 
+  if (!o.keep.empty() && o.keep.size() != static_cast<size_t>(o.models) * o.points) {
+    return absl::InvalidArgumentError("keep must have models x points entries");
+  }
   Rng rng(o.seed);
-  const std::vector<uint8_t> keep = BalancedKeep(rng, o.models, o.points);
+  const std::vector<uint8_t> keep = o.keep.empty() ? BalancedKeep(rng, o.models, o.points) : o.keep;
   io::NpyMap arrays;
   std::vector<float> logits;
   std::vector<int64_t> labels;

@@ -7,6 +7,7 @@
 #define MIA_CORE_AUDIT_SYNTHETIC_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/io/npy.h"
@@ -22,6 +23,10 @@ struct SyntheticOptions {
   double leak = 1.0;  // mean margin gain on training points (0: no leakage)
   int targets = 1;    // models 0..targets-1 are listed as targets
   uint64_t seed = 1;
+  // Who trained on which point, [models * points] (0 or 1): a game with
+  // memberships of its own (DUCI's targets on known fractions); empty: each
+  // point in a random half of the models.
+  std::vector<uint8_t> keep;
 };
 
 // Arrays keep, logits, labels, population_logits, population_labels, row_ids,

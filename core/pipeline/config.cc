@@ -763,7 +763,8 @@ void ParseDpAudit(Section& s, DpAuditConfig* d) {
   s.Finish();
 }
 
-void ParseAudit(Section& s, Config* c, bool language_model, bool data_population_given) {
+void ParseAudit(Section& s, Config* c, bool language_model, bool data_population_given,
+                bool duci_default) {
   AuditConfig* a = &c->audit;
   // Privacy Meter's language-model configs give the population size here.
   if (s.Has("population_size") && data_population_given) {
@@ -801,6 +802,23 @@ void ParseAudit(Section& s, Config* c, bool language_model, bool data_population
   if (s.Has("ramia")) {
     Section ramia = s.Child("ramia");
     ParseRamia(ramia, &a->ramia.emplace());
+  }
+  if (s.Has("duci") || duci_default) {
+    Section d = s.Child("duci");
+    DuciConfig duci;
+    if (d.GetList("fractions", &duci.fractions, kMaxDuciFractions)) {
+      if (duci.fractions.empty()) d.Add("fractions", "must give at least one fraction");
+      for (size_t i = 0; i < duci.fractions.size(); ++i) {
+        if (!(duci.fractions[i] >= 0 && duci.fractions[i] <= 1)) {
+          d.Add("fractions", "must be in [0, 1]", absl::StrCat("[", i, "]"));
+        }
+      }
+    }
+    d.Finish();
+    if (!d.Valid("fractions")) s.Invalidate("duci");
+    a->duci = std::move(duci);
+  } else {
+    s.Use("duci");
   }
   Section aug = s.Child("augmentation");
   aug.Get("flip", &a->augmentation.flip);
@@ -873,6 +891,32 @@ void CheckSequenceAttacks(const Config& c, std::vector<ConfigProblem>* out) {
                                    "' is for language models (a text dataset); this audit "
                                    "trains classifiers")});
     }
+  }
+}
+
+// A DUCI audit: what its game can run (the counts its references need are
+// met by DuciReferenceModels itself).
+void CheckDuci(const Config& c, bool counts_valid, std::vector<ConfigProblem>* out) {
+  if (c.language_model()) {
+    out->push_back({"audit.duci", "not for language models (a classifier audit only)"});
+  }
+  if (!c.external.torchscript.empty()) {
+    out->push_back({"models.torchscript",
+                    "not with audit.duci: the DUCI game trains its own targets and references"});
+  }
+  if (!counts_valid) return;
+  const int64_t targets =
+      static_cast<int64_t>(c.audit.duci->fractions.size()) * c.run.num_experiments;
+  if (targets > kMaxTargets) {
+    out->push_back(
+        {"audit.duci.fractions",
+         absl::StrCat("with run.num_experiments (", c.run.num_experiments, ") it asks for ",
+                      targets, " target models; at most ", kMaxTargets)});
+  } else if (targets + DuciReferenceModels(c) > static_cast<int64_t>(kMaxModels)) {
+    out->push_back({"audit.num_ref_models",
+                    absl::StrCat("the DUCI game would train ", targets, " targets and ",
+                                 DuciReferenceModels(c), " references; at most ", kMaxModels,
+                                 " models in all")});
   }
 }
 
@@ -1161,7 +1205,7 @@ std::vector<ConfigProblem> ScoringProblems(const audit::ScoringOptions& s,
 }
 
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& path,
-                                   std::vector<ConfigProblem>* problems_out) {
+                                   std::vector<ConfigProblem>* problems_out, bool duci_default) {
   if (problems_out != nullptr) problems_out->clear();
   absl::StatusOr<YAML::Node> root =
       LoadYamlMapping(yaml_text, path, " with run, data, train, audit");
@@ -1184,7 +1228,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   Section train = top.Child("train");
   const bool lm_model = ParseTrain(train, &c);
   Section audit = top.Child("audit");
-  ParseAudit(audit, &c, lm_model, data.Has("population_size"));
+  ParseAudit(audit, &c, lm_model, data.Has("population_size"), duci_default);
   // Privacy Meter writes ramia at the top level; mia reads it there or under audit.
   const std::string ramia_field = audit.Has("ramia") ? "audit.ramia" : "ramia";
   if (top.Has("ramia") && audit.Has("ramia")) {
@@ -1267,7 +1311,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   } else if (!c.external.keep.empty()) {
     models.Add("keep", "only meaningful with torchscript");
   }
-  if (counts_valid && c.num_models() < 2 && !c.dp_audit.has_value()) {
+  if (counts_valid && c.num_models() < 2 && !c.dp_audit.has_value() &&
+      !c.audit.duci.has_value()) {
     audit.Add("num_ref_models", "with run.num_experiments it must give at least 2 models");
   }
   if (counts_valid && audit.Valid("splits") && c.audit.splits == "paired" &&
@@ -1275,6 +1320,24 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
     audit.Add("splits", absl::StrCat("paired halves need an even number of models ("
                                      "num_experiments + num_ref_models = ",
                                      c.num_models(), ")"));
+  }
+  const bool duci = c.audit.duci.has_value();
+  if (duci && audit.Valid("duci")) {
+    CheckDuci(c, counts_valid && audit.Valid("attacks") && audit.Valid("algorithm"), &problems);
+  }
+  // A DUCI game sizes its references for the attacks and sets aside a
+  // population when they need one (core/pipeline/duci_game.cc).
+  // One game per audit: a range audit, a DP audit in one run and a DUCI game
+  // each decide what is trained and scored.
+  {
+    std::vector<std::string> games;
+    if (c.audit.ramia.has_value()) games.push_back(ramia_field);
+    if (c.dp_audit.has_value()) games.push_back("dp_audit");
+    if (duci) games.push_back("audit.duci");
+    if (games.size() > 1) {
+      problems.push_back({games[1], absl::StrCat("give one of ", absl::StrJoin(games, ", "),
+                                                 ": each is a game of its own")});
+    }
   }
   if (c.dp_audit.has_value()) {
     if (run.Valid("num_experiments") && c.run.num_experiments != 1) {
@@ -1304,7 +1367,7 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   } else if (counts_valid && c.num_models() >= 2 && c.audit.ramia.has_value() &&
              audit.Valid("attacks") && audit.Valid("algorithm")) {
     CheckRamiaReferenceCounts(c, &problems);  // every reference is OUT for a sampled point
-  } else if (counts_valid && c.num_models() >= 2 && c.external.torchscript.empty() &&
+  } else if (!duci && counts_valid && c.num_models() >= 2 && c.external.torchscript.empty() &&
              audit.Valid("attacks") && audit.Valid("algorithm")) {
     CheckReferenceCounts(c, &problems);
   }
@@ -1319,7 +1382,8 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
   if (audit.Valid("attacks") && audit.Valid("algorithm") && train.Valid("model_name")) {
     CheckSequenceAttacks(c, &problems);
   }
-  if (audit.Valid("attacks") && audit.Valid("algorithm") && data.Valid("population_size") &&
+  if (!duci && audit.Valid("attacks") && audit.Valid("algorithm") &&
+      data.Valid("population_size") &&
       audit.Valid("population_size") && c.data.population_size == 0) {
     // A Privacy Meter config (its single-attack key) that sizes neither the
     // population nor the pool: its data comes with a population set, mia's
@@ -1364,12 +1428,30 @@ std::optional<ConfigProblem> EpochRowsProblem(int epochs, int64_t pool_rows) {
                    " row passes per model; lower train.epochs or data.pool_size")};
 }
 
-absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
+int DuciTargetModels(const Config& c) {
+  if (!c.audit.duci.has_value()) return 0;
+  return static_cast<int>(c.audit.duci->fractions.size()) * c.run.num_experiments;
+}
+
+int DuciReferenceModels(const Config& c) {
+  // Each reference r, attacked with the R - 1 others, has R/2 - 1 IN others on
+  // its members and R/2 - 1 OUT others on its non-members: R >= 2k + 2 for an
+  // attack that needs k a side.
+  int refs = std::max(4, 2 * c.audit.num_ref_models);
+  for (const std::string& spec : c.audit.scoring.attacks) {
+    absl::StatusOr<std::unique_ptr<attacks::Attack>> attack = attacks::MakeAttack(spec);
+    if (!attack.ok() || !(*attack)->needs().references) continue;
+    refs = std::max(refs, 2 * (*attack)->needs().min_per_side + 2);
+  }
+  return refs;
+}
+
+absl::StatusOr<Config> LoadConfigFile(const std::string& path, bool duci) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the config file"));
   std::stringstream text;
   text << in.rdbuf();
-  return ParseConfig(text.str(), path);
+  return ParseConfig(text.str(), path, nullptr, duci);
 }
 
 std::string TrainingJson(const training::ModelSpec& m, const training::TrainRecipe& r) {
@@ -1498,6 +1580,11 @@ std::string ConfigJson(const Config& c) {
                               {"grid", grid},
                               {"delta", d.delta},
                               {"beta", d.beta}};
+  }
+  if (c.audit.duci.has_value()) {
+    j["audit"]["duci"] = {{"fractions", c.audit.duci->fractions},
+                          {"targets", DuciTargetModels(c)},
+                          {"reference_models", DuciReferenceModels(c)}};
   }
   return j.dump();
 }

@@ -52,6 +52,15 @@ struct ExternalModels {
   std::string keep;                      // .npy [models, pool] bool: who trained on which pool row
 };
 
+// A dataset usage audit (DUCI, audit.duci; docs/duci.md): instead of the
+// membership game, a game that trains one target per fraction (times
+// run.num_experiments) on that known fraction of a candidate dataset X (the
+// audit points) and estimates each fraction from the attacks, debiased on the
+// references.
+struct DuciConfig {
+  std::vector<double> fractions = {0, 0.25, 0.5, 0.75, 1};  // each in [0, 1]
+};
+
 struct AuditConfig {
   int num_ref_models = 4;           // reference models besides the targets
   std::string device = "auto";      // inference device
@@ -70,6 +79,7 @@ struct AuditConfig {
   // Set for a range audit (RaMIA): YAML `ramia` (top level, as Privacy Meter
   // writes it) or `audit.ramia`. docs/config.md, "Range membership".
   std::optional<audit::RamiaOptions> ramia;
+  std::optional<DuciConfig> duci;   // set: a DUCI audit (audit.duci)
 };
 
 // DP auditing in one run (Steinke, Nasr, Jagielski 2023; ATTACKS.md, "DP
@@ -194,6 +204,7 @@ inline constexpr double kMaxGradNorm = 1e6;         // train.dp.max_grad_norm
 // dp_audit.grid entries.
 inline constexpr int64_t kMaxDpAuditCanaries = 100'000;
 inline constexpr size_t kMaxDpAuditGrid = 64;
+inline constexpr size_t kMaxDuciFractions = 64;  // audit.duci.fractions entries
 // No list in a spec may be longer (the largest list limit above): a caller
 // that copies a list into a spec may stop after kMaxListEntries + 1 entries
 // and still have it refused.
@@ -217,15 +228,27 @@ struct ConfigProblem {
 // INVALID_ARGUMENT listing them all ("path: 3 problems: a: ...; b: ...; c:
 // ..."), and `problems`, when given, receives them one by one (empty on
 // success) for callers that report them as structured field violations.
+// `duci`: the file is run as a DUCI audit (`mia duci`, as Privacy Meter's
+// run_duci.py runs an ordinary config): audit.duci with its defaults when the
+// file has none.
 absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::string& path,
-                                   std::vector<ConfigProblem>* problems = nullptr);
-absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+                                   std::vector<ConfigProblem>* problems = nullptr,
+                                   bool duci = false);
+absl::StatusOr<Config> LoadConfigFile(const std::string& path, bool duci = false);
 
 // The problem with training `epochs` passes over a pool of `pool_rows` rows
 // when their product is above kMaxEpochRows (field "train.epochs", the
 // message naming data.pool_size too); none otherwise. ParseConfig checks it
 // when data.pool_size is given, the pipeline once the data fixes the pool.
 std::optional<ConfigProblem> EpochRowsProblem(int epochs, int64_t pool_rows);
+
+// A DUCI audit's models: its targets (one per audit.duci.fractions entry,
+// each run.num_experiments times) and its references, 2 x
+// audit.num_ref_models as Privacy Meter's run_duci.py takes, raised to the
+// least even count at which each reference, attacked with the others, has
+// the references every attack needs on each side (at least 4; 6 for LiRA).
+int DuciTargetModels(const Config& config);
+int DuciReferenceModels(const Config& config);
 
 // audit.attacks when a file names neither attacks nor algorithm: for
 // classifiers, and for language models.

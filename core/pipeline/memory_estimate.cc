@@ -316,7 +316,11 @@ absl::StatusOr<MemoryEstimate> EstimatePipelineMemory(const Config& config, cons
   if (config.language_model()) {
     return EstimateLmMemory(config, DiskBytes(config.data.source.path), concurrent_models);
   }
-  const uint64_t models = static_cast<uint64_t>(std::max(config.num_models(), 1));
+  // A DUCI game trains its own targets and references (duci_game.cc).
+  const int model_count = config.audit.duci.has_value()
+                              ? DuciTargetModels(config) + DuciReferenceModels(config)
+                              : config.num_models();
+  const uint64_t models = static_cast<uint64_t>(std::max(model_count, 1));
   const uint64_t rows = static_cast<uint64_t>(std::max<int64_t>(shape.rows, 0));
   const uint64_t features = Product(shape.sample_shape);
   const uint64_t classes = static_cast<uint64_t>(std::max<int64_t>(shape.classes, 1));
@@ -340,9 +344,13 @@ absl::StatusOr<MemoryEstimate> EstimatePipelineMemory(const Config& config, cons
 
   // Points every model is queried on: the audit set (all of the pool unless
   // data_size says fewer) and the population.
-  const uint64_t population = config.data.population_quarter
-                                  ? rows / 4
-                                  : static_cast<uint64_t>(config.data.population_size);
+  // A DUCI game with no population given sets aside up to a fifth of the rows
+  // (counted whether or not its attacks need them: an upper bound).
+  const uint64_t population =
+      config.data.population_quarter ? rows / 4
+      : config.audit.duci.has_value() && config.data.population_size == 0
+          ? rows / 5
+          : static_cast<uint64_t>(config.data.population_size);
   uint64_t pool = config.data.pool_size > 0 ? static_cast<uint64_t>(config.data.pool_size)
                                             : (rows > population ? rows - population : 0);
   if (config.audit.data_size > 0) {

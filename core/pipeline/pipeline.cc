@@ -593,6 +593,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   if (c.language_model()) return internal::RunLmAudit(c, ctx);
   if (c.audit.ramia.has_value()) return internal::RunRamiaAudit(c, ctx);
   if (c.dp_audit.has_value()) return internal::RunDpAuditGame(c, ctx);
+  if (c.audit.duci.has_value()) return internal::RunDuciGame(c, ctx);
   training::SetComputeThreads(c.run.threads);
   PipelineOutput output;
   std::vector<audit::StageTiming> timings;

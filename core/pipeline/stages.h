@@ -38,6 +38,7 @@ enum SeedStream : uint64_t {
   kSeedRamiaPoints = 7,   // each range's centre and sampled points (per centre row)
   kSeedCanaries = 8,      // dp_audit: which pool rows are canaries, and which are included
   kSeedCanaryLabels = 9,  // dp_audit: the canaries' new labels
+  kSeedDuci = 10,         // which rows each DUCI target trains on
   kSeedModels = 1000,  // + model index
 };
 
@@ -66,6 +67,11 @@ struct LoadedData {
 };
 absl::StatusOr<LoadedData> LoadStage(const Config& c, const PipelineContext& ctx,
                                      std::vector<audit::StageTiming>* timings);
+
+// Pool and population rows of the dataset (row ids), disjoint; refuses a
+// pool the training work limit (EpochRowsProblem) refuses.
+absl::Status ChoosePoolAndPopulation(const Config& c, int64_t rows, std::vector<int64_t>* pool,
+                                     std::vector<int64_t>* population);
 
 // Which rows each model trains on and which rows are audited.
 struct Split {
@@ -205,6 +211,52 @@ absl::StatusOr<audit::DpAuditResult> DpAuditBounds(const DpAuditConfig& d,
 
 // The DP audit in one run (dp_audit_game.cc): RunAudit for c.dp_audit.
 absl::StatusOr<PipelineOutput> RunDpAuditGame(const Config& c, const PipelineContext& ctx);
+
+// The classifier audit's stages (pipeline.cc), in the order RunAudit calls
+// them; the DUCI game (duci_game.cc) runs them with a split of its own.
+struct LoadedData {
+  data::Dataset ds;
+  std::string fingerprint;  // data::Fingerprint(ds): part of every model key
+};
+absl::StatusOr<LoadedData> LoadStage(const Config& c, const PipelineContext& ctx,
+                                     std::vector<audit::StageTiming>* timings);
+
+// Trains the models the store lacks and reuses the rest (or takes the models
+// trained elsewhere, models.torchscript); fills output->models and
+// models_trained. The path of each model's file, by model index.
+absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const PipelineContext& ctx,
+                                                    const LoadedData& data, const Split& split,
+                                                    ArtifactStore* store, PipelineOutput* output,
+                                                    std::vector<audit::StageTiming>* timings);
+
+// Every model's logits on the audit points and on the population.
+struct Signals {
+  std::vector<int64_t> audit_rows;  // dataset rows of the audit points
+  int64_t n = 0;                    // audit points
+  int64_t z = 0;                    // population points
+  int a_count = 0;                  // queries per point (augmentations)
+  int classes = 0;
+  std::vector<float> audit_logits;  // [models, n, a_count, classes]
+  std::vector<float> pop_logits;    // [models, z, a_count, classes]
+};
+absl::StatusOr<Signals> SignalsStage(const Config& c, const PipelineContext& ctx,
+                                     const LoadedData& data, const Split& split,
+                                     const std::vector<std::string>& model_paths,
+                                     const std::vector<ModelRecord>& models,
+                                     const ArtifactStore& store,
+                                     std::vector<audit::StageTiming>* timings);
+
+// The audit as a bundle in memory, as `mia score` reads one from a file.
+audit::Bundle MakeBundle(const Config& c, const LoadedData& data, const Split& split,
+                         Signals signals);
+
+// The audit's files, models.json, and the signals as a bundle that `mia
+// score` can re-audit; sets output->report_dir.
+absl::Status ReportStage(const Config& c, const PipelineContext& ctx, const audit::Bundle& bundle,
+                         PipelineOutput* output);
+
+// The DUCI game (duci_game.cc): RunAudit for c.audit.duci.
+absl::StatusOr<PipelineOutput> RunDuciGame(const Config& c, const PipelineContext& ctx);
 
 // The language-model audit (lm_pipeline.cc): RunAudit for c.language_model().
 absl::StatusOr<PipelineOutput> RunLmAudit(const Config& c, const PipelineContext& ctx);

@@ -455,6 +455,91 @@ void AppendDpAuditSection(const audit::DpAuditResult& d, std::string& out) {
 }
 
 // ---------------------------------------------------------------------------
+// DUCI (result.duci).
+
+Json DuciJson(const audit::DuciResult& d) {
+  Json attacks = Json::array();
+  for (const audit::DuciAttackResult& a : d.attacks) {
+    Json targets = Json::array();
+    for (const audit::DuciTargetEstimate& e : a.targets) {
+      targets.push_back({{"target", e.target},
+                         {"true_fraction", Number(e.true_fraction)},
+                         {"estimate", Number(e.estimate)},
+                         {"estimate_clipped", Number(e.estimate_clipped)},
+                         {"error", Number(e.error)},
+                         {"error_clipped", Number(e.error_clipped)},
+                         {"points", e.points},
+                         {"excluded", e.excluded},
+                         {"predicted_members", e.predicted_members}});
+    }
+    attacks.push_back({{"attack", a.attack},
+                       {"threshold", Number(a.threshold)},
+                       {"tpr", Number(a.tpr)},
+                       {"fpr", Number(a.fpr)},
+                       {"reference_members", a.reference_members},
+                       {"reference_non_members", a.reference_non_members},
+                       {"signal", a.signal},
+                       {"mean_error", Number(a.mean_error)},
+                       {"mean_error_clipped", Number(a.mean_error_clipped)},
+                       {"targets", std::move(targets)},
+                       {"warnings", a.warnings}});
+  }
+  return {{"candidate_points", d.candidate_points},
+          {"references", d.references},
+          {"attacks", std::move(attacks)}};
+}
+
+std::string NumberCell(double value, int decimals) {
+  return std::isfinite(value) ? Fixed(value, decimals) : std::string("n/a");
+}
+
+std::string DuciMarkdown(const audit::AuditResult& result) {
+  const audit::DuciResult& d = *result.duci;
+  std::string out = "# Dataset usage (DUCI) audit summary\n\n";
+  out += "- Tool: mia " +
+         MdText(result.tool_version.empty() ? "(unknown version)" : result.tool_version) + "\n";
+  out += "- Candidate dataset X: " + std::to_string(d.candidate_points) + " points\n";
+  out += "- Target models: " + std::to_string(result.targets.size()) + "\n";
+  out += "- Reference models: " + std::to_string(d.references.size()) + "\n\n";
+  out +=
+      "Each target's estimate is the fraction of X it trained on, p̂ = mean over X of "
+      "(pred − FPR) / (TPR − FPR), where pred thresholds the attack's score and the "
+      "threshold, TPR and FPR were chosen on the reference models (each attacked with the "
+      "others as its references; TPR − FPR maximised). \"Estimate\" is p̂ unclipped, "
+      "\"clipped\" is p̂ clipped to [0, 1]; the error is |p̂ − true fraction| of the "
+      "unclipped p̂. n/a: no signal (TPR ≤ FPR on the references).\n\n";
+  for (const audit::DuciAttackResult& a : d.attacks) {
+    out += "## " + MdCode(a.attack, false) + "\n\n";
+    out += "Threshold " + NumberCell(a.threshold, 4) + ": TPR " + NumberCell(a.tpr, 4) + ", FPR " +
+           NumberCell(a.fpr, 4) + " on " + std::to_string(a.reference_members) + " member and " +
+           std::to_string(a.reference_non_members) +
+           " non-member reference pairs. Mean absolute error " + NumberCell(a.mean_error, 4) +
+           " (clipped " + NumberCell(a.mean_error_clipped, 4) + ").\n\n";
+    out += "| target | true fraction | estimate | clipped | error |\n";
+    out += "|---:|---:|---:|---:|---:|\n";
+    for (const audit::DuciTargetEstimate& e : a.targets) {
+      out += "| " + std::to_string(e.target) + " | " + NumberCell(e.true_fraction, 4) + " | " +
+             NumberCell(e.estimate, 4) + " | " + NumberCell(e.estimate_clipped, 4) + " | " +
+             NumberCell(e.error, 4) + " |\n";
+    }
+    out += "\n";
+    for (const std::string& w : a.warnings) out += "- Warning: " + MdText(w) + "\n";
+    if (!a.warnings.empty()) out += "\n";
+  }
+  if (!result.warnings.empty()) {
+    out += "## Warnings\n\n";
+    for (const std::string& w : result.warnings) out += "- " + MdText(w) + "\n";
+    out += "\n";
+  }
+  out += "## Files\n\n";
+  out += "- `result.json`: all figures above, machine-readable (schema mia.result, `duci`)\n";
+  out += "- `duci.svg`: estimate (clipped) against the true fraction, per attack\n";
+  out += "- `summary.md`: this summary\n";
+  out += "- `timing.log`: time spent per stage\n";
+  return out;
+}
+
+// ---------------------------------------------------------------------------
 // Files.
 
 
@@ -487,6 +572,7 @@ std::string ResultJson(const audit::AuditResult& result) {
     summaries.push_back(SummaryJson(s, result.fprs));
   }
   j["summaries"] = std::move(summaries);
+  if (result.duci.has_value()) j["duci"] = DuciJson(*result.duci);
   j["warnings"] = result.warnings;
   if (!result.dp.empty()) {
     Json dp = Json::array();
@@ -612,6 +698,7 @@ absl::Status ParseScoresRow(const CsvReader& reader, const std::vector<std::stri
 }
 
 std::string SummaryMarkdown(const audit::AuditResult& result) {
+  if (result.duci.has_value()) return DuciMarkdown(result);
   const std::vector<std::string> attacks = AttackNames(result);
   std::string out = "# Membership-inference audit summary\n\n";
   out += "- Tool: mia " + MdText(result.tool_version.empty() ? "(unknown version)"
@@ -811,6 +898,37 @@ std::string DpAuditSvg(const audit::DpAuditResult& d) {
   return RenderLinePlot(spec, series);
 }
 
+std::string DuciSvg(const audit::AuditResult& result) {
+  std::vector<PlotSeries> series;
+  if (result.duci.has_value()) {
+    const std::vector<audit::DuciAttackResult>& attacks = result.duci->attacks;
+    for (size_t a = 0; a < attacks.size(); ++a) {
+      std::vector<std::pair<double, double>> points;
+      for (const audit::DuciTargetEstimate& e : attacks[a].targets) {
+        if (std::isfinite(e.true_fraction) && std::isfinite(e.estimate_clipped)) {
+          points.emplace_back(e.true_fraction, e.estimate_clipped);
+        }
+      }
+      std::sort(points.begin(), points.end());
+      PlotSeries s;
+      s.label = absl::StrCat(attacks[a].attack, " (mean error ",
+                             NumberCell(attacks[a].mean_error, 3), ")");
+      s.color = SeriesColor(static_cast<int>(a));
+      for (const auto& [x, y] : points) {
+        s.x.push_back(x);
+        s.y.push_back(y);
+      }
+      series.push_back(std::move(s));
+    }
+  }
+  PlotSpec spec;
+  spec.title = "Dataset usage (DUCI): estimate against truth";
+  spec.subtitle = "estimates clipped to [0, 1]; the diagonal is a perfect estimate";
+  spec.x_label = "True fraction of X trained on";
+  spec.y_label = "Estimated fraction";
+  return RenderLinePlot(spec, series);
+}
+
 absl::Status WriteReport(const audit::AuditResult& result, const std::string& out_dir,
                          const ReportOptions& options) {
   if (out_dir.empty()) return absl::InvalidArgumentError("report output folder path is empty");
@@ -836,15 +954,18 @@ absl::Status WriteReport(const audit::AuditResult& result, const std::string& ou
   }
 
   const std::string result_json = ResultJson(result);
-  std::vector<std::pair<std::string, std::string>> files = {
-      {"result.json", result_json},
-      {"scores.csv", ScoresCsv(result)},
-      {"roc.svg", RocSvg(result, /*log_axes=*/false, options)},
-      {"roc_log.svg", RocSvg(result, /*log_axes=*/true, options)},
-      {"summary.md", SummaryMarkdown(result)},
-      {"report.html", ReportHtml(result, result_json, options)},
-      {"timing.log", TimingLog(result)},
-  };
+  std::vector<std::pair<std::string, std::string>> files;
+  files.emplace_back("result.json", result_json);
+  if (result.duci.has_value()) {
+    files.emplace_back("duci.svg", DuciSvg(result));
+  } else {
+    files.emplace_back("scores.csv", ScoresCsv(result));
+    files.emplace_back("roc.svg", RocSvg(result, /*log_axes=*/false, options));
+    files.emplace_back("roc_log.svg", RocSvg(result, /*log_axes=*/true, options));
+  }
+  files.emplace_back("summary.md", SummaryMarkdown(result));
+  files.emplace_back("report.html", ReportHtml(result, result_json, options));
+  files.emplace_back("timing.log", TimingLog(result));
   if (result.dp_audit.has_value()) {
     files.emplace_back("dp_audit.svg", DpAuditSvg(*result.dp_audit));
   }

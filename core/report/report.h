@@ -33,7 +33,9 @@ struct ReportOptions {
 };
 
 // Writes result.json, scores.csv, roc.svg, roc_log.svg, summary.md,
-// report.html and timing.log into `out_dir`, creating it (and its parents) if missing and
+// report.html and timing.log (a DUCI audit: result.json, duci.svg,
+// summary.md, report.html, timing.log; a DP audit in one run adds
+// dp_audit.svg) into `out_dir`, creating it (and its parents) if missing and
 // replacing files of those names. Each file is written to a temporary file in
 // `out_dir` and renamed over its final name, so a reader never sees a partial
 // file. Errors name the path concerned: InvalidArgument when
@@ -100,6 +102,10 @@ std::string RocSvg(const audit::AuditResult& result, bool log_axes,
 // (chosen after looking) as a separate mark. Written by WriteReport when
 // result.dp_audit is set.
 std::string DpAuditSvg(const audit::DpAuditResult& dp_audit);
+
+// duci.svg (a DUCI audit's reports only): each attack's clipped estimate
+// against the true fraction, the diagonal being a perfect estimate.
+std::string DuciSvg(const audit::AuditResult& result);
 
 }  // namespace mia::report
 

@@ -108,6 +108,10 @@ expect "audit: every problem" 2 "bad_config.yaml: 3 problems: " -- "$MIA" audit 
 for field in train.learning_rate train.epochs train.batch_size; do
   if grep -qF "$field: must be in" err.txt; then ok "audit names $field"; else bad "audit lacks $field"; fi
 done
+# `mia duci` (--cf as Privacy Meter's run_duci.py) goes through the same
+# validator, with audit.duci's checks.
+printf 'data:\n  dataset: purchase100\n  data_dir: x.csv\naudit:\n  algorithm: RMIA\n  num_ref_models: 1\n  duci:\n    fractions: [0.5, 2]\n' >bad_duci.yaml
+expect "duci: bad fraction" 2 "audit.duci.fractions[1]: must be in [0, 1]" -- "$MIA" duci --cf bad_duci.yaml
 # A synthetic language-model bundle: every attack, sequence and classifier,
 # finds its leak; with --leak 0 none does; missing arrays are named.
 expect "make-bundle --lm" 0 "wrote lm.npz: language-model bundle" -- "$MIA" make-bundle --lm --out lm.npz --points 600 --population 300

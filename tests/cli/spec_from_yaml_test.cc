@@ -358,4 +358,26 @@ TEST(SpecFromYamlTest, RamiaSectionsOfTheIncumbent) {
 }
 
 }  // namespace
+
+
+// audit.duci for `mia submit`: `duci:` with no value is a DUCI audit with
+// the defaults (as `mia audit` reads it), and its fractions carry over.
+TEST(SpecFromYamlTest, DuciSection) {
+  const std::string base = "data:\n  dataset: csv\n  data_dir: /srv/data/x.csv\naudit:\n";
+  absl::StatusOr<ConvertedSpec> empty = SpecFromYaml(base + "  duci:\n", "job.yaml");
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_TRUE(empty->spec.audit().has_duci());
+  EXPECT_EQ(empty->spec.audit().duci().fractions_size(), 0);
+  absl::StatusOr<ConvertedSpec> given =
+      SpecFromYaml(base + "  duci:\n    fractions: [0, 0.5]\n", "job.yaml");
+  ASSERT_TRUE(given.ok()) << given.status();
+  EXPECT_THAT(given->spec.audit().duci().fractions(), ElementsAre(0.0, 0.5));
+  absl::StatusOr<ConvertedSpec> none = SpecFromYaml(base + "  num_ref_models: 4\n", "job.yaml");
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->spec.audit().has_duci());
+  // Other sections given empty stay unset (their defaults).
+  absl::StatusOr<ConvertedSpec> aug = SpecFromYaml(base + "  augmentation:\n", "job.yaml");
+  ASSERT_TRUE(aug.ok()) << aug.status();
+  EXPECT_FALSE(aug->spec.audit().has_augmentation());
+}
 }  // namespace mia::client

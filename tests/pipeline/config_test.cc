@@ -1187,4 +1187,95 @@ TEST(DpAuditConfigTest, CanariesAndGridHaveLimits) {
                             "  dp_audit: {canary_size: 10, grid: " + grid + "}\n"),
               ElementsAre("audit.dp_audit.grid"));
 }
+
+
+// audit.duci (docs/duci.md): its fractions, their limits, the game's model
+// counts, and what a DUCI audit cannot be.
+TEST(ConfigTest, DuciSection) {
+  auto c = ParseConfig(std::string(kMinimal) + "audit:\n  duci:\n", "duci.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->audit.duci.has_value());
+  EXPECT_EQ(c->audit.duci->fractions, (std::vector<double>{0, 0.25, 0.5, 0.75, 1}));
+  EXPECT_EQ(DuciTargetModels(*c), 5);
+  // 2 x 4 references, more than lira-offline's 6.
+  EXPECT_EQ(DuciReferenceModels(*c), 8);
+  EXPECT_FALSE(ParseConfig(kMinimal, "min.yaml")->audit.duci.has_value());
+  EXPECT_EQ(DuciTargetModels(*ParseConfig(kMinimal, "min.yaml")), 0);
+
+  auto given = ParseConfig(std::string(kMinimal) +
+                               "run:\n  num_experiments: 2\naudit:\n  attacks: [loss]\n"
+                               "  num_ref_models: 1\n  duci:\n    fractions: [0.1, 0.9]\n",
+                           "duci.yaml");
+  ASSERT_TRUE(given.ok()) << given.status();
+  EXPECT_EQ(given->audit.duci->fractions, (std::vector<double>{0.1, 0.9}));
+  EXPECT_EQ(DuciTargetModels(*given), 4);
+  EXPECT_EQ(DuciReferenceModels(*given), 4);  // at least 4
+  auto lira = ParseConfig(std::string(kMinimal) +
+                              "audit:\n  attacks: [lira]\n  num_ref_models: 0\n  duci:\n",
+                          "duci.yaml");
+  ASSERT_TRUE(lira.ok()) << lira.status();
+  EXPECT_EQ(DuciReferenceModels(*lira), 6);  // 2 IN and 2 OUT others per reference
+  nlohmann::json j = nlohmann::json::parse(ConfigJson(*given));
+  EXPECT_EQ(j["audit"]["duci"]["fractions"], nlohmann::json({0.1, 0.9}));
+  EXPECT_EQ(j["audit"]["duci"]["reference_models"], 4);
+
+  std::vector<ConfigProblem> problems;
+  auto bad = ParseConfig(std::string(kMinimal) +
+                             "audit:\n  duci:\n    fractions: [0.5, 1.5, -0.1]\n    x: 1\n",
+                         "bad.yaml", &problems);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(Fields(problems), UnorderedElementsAre("audit.duci.fractions[1]",
+                                                     "audit.duci.fractions[2]", "audit.duci.x"));
+  EXPECT_GT(problems[0].line, 0);
+  auto empty = ParseConfig(std::string(kMinimal) + "audit:\n  duci:\n    fractions: []\n",
+                           "bad.yaml", &problems);
+  EXPECT_FALSE(empty.ok());
+  EXPECT_THAT(Fields(problems), ElementsAre("audit.duci.fractions"));
+  std::string list;
+  for (size_t i = 0; i <= kMaxDuciFractions; ++i) list += (i ? ", " : "") + std::string("0.5");
+  auto over = ParseConfig(std::string(kMinimal) + "audit:\n  duci:\n    fractions: [" + list +
+                              "]\n",
+                          "bad.yaml", &problems);
+  EXPECT_FALSE(over.ok());
+  ASSERT_THAT(Fields(problems), ElementsAre("audit.duci.fractions"));
+  EXPECT_THAT(problems[0].message, HasSubstr("at most 64 entries"));
+  auto targets = ParseConfig(std::string(kMinimal) +
+                                 "run:\n  num_experiments: 1000\naudit:\n  duci:\n",
+                             "bad.yaml", &problems);
+  EXPECT_FALSE(targets.ok());
+  ASSERT_THAT(Fields(problems), ElementsAre("audit.duci.fractions"));
+  EXPECT_THAT(problems[0].message, HasSubstr("5000 target models; at most 1024"));
+  auto not_a_map =
+      ParseConfig(std::string(kMinimal) + "audit:\n  duci: [1]\n", "bad.yaml", &problems);
+  EXPECT_FALSE(not_a_map.ok());
+  EXPECT_THAT(Fields(problems), ElementsAre("audit.duci"));
+  auto models = ParseConfig(std::string(kMinimal) +
+                                "models:\n  torchscript: [a.pt, b.pt]\n  keep: k.npy\n"
+                                "audit:\n  duci:\n",
+                            "bad.yaml", &problems);
+  EXPECT_FALSE(models.ok());
+  EXPECT_THAT(Fields(problems), ElementsAre("models.torchscript"));
+}
+
+// Privacy Meter's configs/duci/cifar10.yaml, as written there (its
+// num_ref_models: 1 with RMIA and no population, refused for a membership
+// audit), runs as a DUCI audit with `mia duci`: 4 references, a population
+// set aside by the game.
+TEST(ConfigTest, IncumbentDuciConfigParsesAsADuciAudit) {
+  const std::string path = std::string(MIA_SOURCE_DIR) + "/tests/incumbent_configs/duci_cifar10.yaml";
+  auto membership = LoadConfigFile(path);
+  EXPECT_FALSE(membership.ok());
+  auto c = LoadConfigFile(path, /*duci=*/true);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->audit.duci.has_value());
+  EXPECT_EQ(c->audit.scoring.attacks, (std::vector<std::string>{"rmia"}));
+  EXPECT_EQ(c->model.architecture, "wrn");
+  EXPECT_EQ(c->model.width, 2);
+  EXPECT_EQ(c->recipe.epochs, 50);
+  EXPECT_EQ(c->train_device, "cuda:0");
+  EXPECT_EQ(c->audit.report_log, "report_rmia");
+  EXPECT_EQ(c->data.population_size, 0);
+  EXPECT_EQ(DuciTargetModels(*c), 5);
+  EXPECT_EQ(DuciReferenceModels(*c), 4);
+}
 }  // namespace mia::pipeline

@@ -268,4 +268,17 @@ TEST(ProbeDataShape, NamedDatasetsCsvAndNpy) {
 }
 
 }  // namespace
+
+
+// A DUCI game counts its own models: 5 targets and 2 x 3 references (at
+// least 4; rmia and lira-offline need 6) instead of 1 + 3.
+TEST(PipelineEstimate, DuciCountsTheGamesModels) {
+  Config c = SmallConfig();
+  c.audit.duci = DuciConfig{};
+  const MemoryEstimate duci = *EstimatePipelineMemory(c, kPurchase, 1);
+  EXPECT_THAT(duci.what, HasSubstr("11 models x 1100 points"));
+  c.data.population_size = 0;  // the game sets aside a fifth of the rows
+  EXPECT_THAT(EstimatePipelineMemory(c, kPurchase, 1)->what,
+              HasSubstr("11 models x 1100 points"));
+}
 }  // namespace mia::pipeline

@@ -161,6 +161,7 @@ Audit FullAudit() {
   split->set_k_minus(40);
   dp->set_delta(0);
   dp->set_beta(0.05);
+  audit->mutable_duci()->add_fractions(0.25);
   ModelsSection* models = spec->mutable_models();
   models->add_torchscript()->set_artifact_id(std::string(64, 'a'));
   models->add_torchscript()->set_server_path("models/ref.pt");
@@ -248,6 +249,31 @@ Audit FullAudit() {
   guess->set_correct(81);
   guess->set_epsilon(0.75);
   guess->set_chosen_after_looking(true);
+  // A membership result has no duci section; set here to cover its fields.
+  mia::v1::DuciResult* duci = result->mutable_duci();
+  duci->set_candidate_points(400);
+  duci->add_references(5);
+  mia::v1::DuciAttackResult* duci_attack = duci->add_attacks();
+  duci_attack->set_attack("rmia");
+  duci_attack->set_threshold(0.7);
+  duci_attack->set_tpr(0.6);
+  duci_attack->set_fpr(0.1);
+  duci_attack->set_reference_members(800);
+  duci_attack->set_reference_non_members(800);
+  duci_attack->set_signal(true);
+  duci_attack->set_mean_error(0.05);
+  duci_attack->set_mean_error_clipped(0.04);
+  duci_attack->add_warnings("no signal");
+  mia::v1::DuciTargetEstimate* estimate = duci_attack->add_targets();
+  estimate->set_target(1);
+  estimate->set_true_fraction(0.5);
+  estimate->set_estimate(0.55);
+  estimate->set_estimate_clipped(0.55);
+  estimate->set_error(0.05);
+  estimate->set_error_clipped(0.05);
+  estimate->set_points(400);
+  estimate->set_excluded(1);
+  estimate->set_predicted_members(150);
 
   Error* error = a.mutable_error();  // only on FAILED in practice
   error->set_code("INVALID_ARGUMENT");

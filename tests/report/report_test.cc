@@ -1096,4 +1096,83 @@ TEST(DpAuditReportTest, TableInResultJsonAndSummaryAndAPlot) {
 }
 
 }  // namespace
+
+
+audit::AuditResult DuciResult() {
+  audit::AuditResult r;
+  r.tool_version = "0.1.0";
+  r.spec_json = "{}";
+  r.targets = {0, 1};
+  r.row_ids = {7, 8, 9, 10};
+  r.membership = {{0, 0, 0, 0}, {1, 1, 1, 1}};
+  audit::DuciResult d;
+  d.candidate_points = 4;
+  d.references = {2, 3, 4, 5};
+  audit::DuciAttackResult a;
+  a.attack = "rmia";
+  a.threshold = 0.75;
+  a.tpr = 0.5;
+  a.fpr = 0.125;
+  a.reference_members = 8;
+  a.reference_non_members = 8;
+  a.signal = true;
+  a.targets.push_back({0, 0.0, 4, 0, 0, -1.0 / 3, 0.0, 1.0 / 3, 0.0});
+  a.targets.push_back({1, 1.0, 4, 0, 2, 1.0, 1.0, 0.0, 0.0});
+  a.mean_error = 1.0 / 6;
+  a.mean_error_clipped = 0;
+  d.attacks.push_back(a);
+  audit::DuciAttackResult none = a;
+  none.attack = "loss";
+  none.signal = false;
+  for (auto& e : none.targets) e.estimate = e.estimate_clipped = e.error = e.error_clipped = NAN;
+  none.mean_error = none.mean_error_clipped = NAN;
+  none.warnings = {"no signal"};
+  d.attacks.push_back(none);
+  r.duci = d;
+  return r;
+}
+
+TEST(DuciReportTest, JsonSummaryAndPlot) {
+  const audit::AuditResult r = DuciResult();
+  const nlohmann::json j = nlohmann::json::parse(ResultJson(r));
+  ASSERT_TRUE(j.contains("duci"));
+  EXPECT_EQ(j["duci"]["candidate_points"], 4);
+  EXPECT_EQ(j["duci"]["references"], nlohmann::json({2, 3, 4, 5}));
+  const nlohmann::json& a = j["duci"]["attacks"][0];
+  EXPECT_EQ(a["attack"], "rmia");
+  EXPECT_EQ(a["threshold"], 0.75);
+  EXPECT_EQ(a["tpr"], 0.5);
+  EXPECT_EQ(a["fpr"], 0.125);
+  EXPECT_EQ(a["signal"], true);
+  EXPECT_EQ(a["targets"][0]["estimate"], -1.0 / 3);
+  EXPECT_EQ(a["targets"][0]["estimate_clipped"], 0.0);
+  EXPECT_EQ(a["targets"][0]["true_fraction"], 0.0);
+  EXPECT_EQ(a["targets"][1]["predicted_members"], 2);
+  // Undefined figures are null, not NaN literals.
+  const nlohmann::json& b = j["duci"]["attacks"][1];
+  EXPECT_TRUE(b["targets"][0]["estimate"].is_null());
+  EXPECT_TRUE(b["mean_error"].is_null());
+  EXPECT_EQ(b["warnings"], nlohmann::json({"no signal"}));
+  EXPECT_FALSE(nlohmann::json::parse(ResultJson(audit::AuditResult{})).contains("duci"));
+
+  const std::string md = SummaryMarkdown(r);
+  EXPECT_THAT(md, ::testing::HasSubstr("# Dataset usage (DUCI) audit summary"));
+  EXPECT_THAT(md, ::testing::HasSubstr("| target | true fraction | estimate | clipped | error |"));
+  EXPECT_THAT(md, ::testing::HasSubstr("| 0 | 0.0000 | -0.3333 | 0.0000 | 0.3333 |"));
+  EXPECT_THAT(md, ::testing::HasSubstr("| 1 | 1.0000 | 1.0000 | 1.0000 | 0.0000 |"));
+  EXPECT_THAT(md, ::testing::HasSubstr("| 0 | 0.0000 | n/a | n/a | n/a |"));
+  EXPECT_THAT(md, ::testing::HasSubstr("Warning: no signal"));
+
+  const std::string svg = DuciSvg(r);
+  EXPECT_THAT(svg, ::testing::HasSubstr("<svg"));
+  EXPECT_THAT(svg, ::testing::HasSubstr("rmia (mean error 0.167)"));
+
+  TestDir dir;
+  ASSERT_TRUE(WriteReport(r, (dir / "out").string()).ok());
+  for (const char* f : {"result.json", "duci.svg", "summary.md", "timing.log"}) {
+    EXPECT_TRUE(std::filesystem::exists(dir / ("out/" + std::string(f)))) << f;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "out/scores.csv"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "out/roc.svg"));
+}
 }  // namespace mia::report

@@ -256,6 +256,51 @@ TEST(SpecFromProtoTest, UnsetFieldsTakeTheYamlDefaults) {
   EXPECT_THAT(job->config.model.hidden, IsEmpty());
 }
 
+// audit.duci through the proto (AuditSection.duci): present (even empty) makes
+// a DUCI audit, its fractions map onto the YAML key, and a bad fraction gets
+// the YAML path's problem by the same name.
+TEST(SpecFromProtoTest, DuciSection) {
+  const Layout l;
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("purchase100");
+  spec.mutable_data()->mutable_data_dir()->set_server_path(l.Data("purchase.csv"));
+  spec.mutable_data()->set_population_size(100);
+  absl::StatusOr<JobSpec> plain = SpecFromProto(spec, l.roots);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->config.audit.duci.has_value());
+  spec.mutable_audit()->mutable_duci();
+  absl::StatusOr<JobSpec> defaults = SpecFromProto(spec, l.roots);
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  ASSERT_TRUE(defaults->config.audit.duci.has_value());
+  EXPECT_EQ(defaults->config.audit.duci->fractions, (std::vector<double>{0, 0.25, 0.5, 0.75, 1}));
+  spec.mutable_audit()->mutable_duci()->add_fractions(0.1);
+  spec.mutable_audit()->mutable_duci()->add_fractions(0.6);
+  absl::StatusOr<JobSpec> given = SpecFromProto(spec, l.roots);
+  ASSERT_TRUE(given.ok()) << given.status();
+  EXPECT_EQ(given->config.audit.duci->fractions, (std::vector<double>{0.1, 0.6}));
+  const std::string yaml = absl::StrCat("run: {log_dir: ", l.roots.ModelCacheDir(),
+                                        "}\ndata: {dataset: purchase100, population_size: 100, "
+                                        "data_dir: ",
+                                        l.Data("purchase.csv"),
+                                        "}\naudit: {duci: {fractions: [0.1, 0.6]}}\n");
+  absl::StatusOr<pipeline::Config> expected = pipeline::ParseConfig(yaml, "duci.yaml");
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  EXPECT_EQ(Describe(given->config), Describe(*expected));
+
+  spec.mutable_audit()->mutable_duci()->add_fractions(1.5);
+  std::vector<FieldViolation> violations;
+  ASSERT_FALSE(SpecFromProto(spec, l.roots, &violations).ok());
+  ASSERT_THAT(Fields(violations), ElementsAre("spec.audit.duci.fractions[2]"));
+  std::vector<pipeline::ConfigProblem> problems;
+  ASSERT_FALSE(pipeline::ParseConfig("data: {dataset: purchase100, data_dir: x.csv, "
+                                     "population_size: 100}\naudit: {duci: {fractions: [0.1, "
+                                     "0.6, 1.5]}}\n",
+                                     "bad.yaml", &problems)
+                   .ok());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(violations[0].description, problems[0].message);
+}
+
 TEST(SpecFromProtoTest, ReportsEveryProblemWithItsFieldPath) {
   const Layout l;
   v1::AuditSpec spec = FullSpec();
@@ -920,6 +965,63 @@ jobs::JobRecord Record(jobs::JobState state) {
   job.priority = 5;
   job.labels = {{"team", "privacy"}};
   return job;
+}
+
+// A DUCI result: every figure, NaN (no truth, no signal) kept as NaN.
+TEST(ResultToProtoTest, Duci) {
+  audit::AuditResult r;
+  r.targets = {0, 1};
+  audit::DuciResult d;
+  d.candidate_points = 400;
+  d.references = {2, 3, 4, 5};
+  audit::DuciAttackResult a;
+  a.attack = "rmia";
+  a.threshold = 0.7;
+  a.tpr = 0.6;
+  a.fpr = 0.1;
+  a.reference_members = 800;
+  a.reference_non_members = 800;
+  a.signal = true;
+  a.mean_error = 0.05;
+  a.mean_error_clipped = 0.04;
+  a.warnings = {"w"};
+  a.targets.push_back({0, 0.5, 400, 0, 140, 0.52, 0.52, 0.02, 0.02});
+  a.targets.push_back({1, std::nan(""), 400, 0, 300, 1.3, 1.0, std::nan(""), std::nan("")});
+  d.attacks.push_back(a);
+  r.duci = d;
+  v1::AuditResult p;
+  ResultToProto(r, &p);
+  ASSERT_TRUE(p.has_duci());
+  EXPECT_EQ(p.duci().candidate_points(), 400);
+  EXPECT_THAT(p.duci().references(), ElementsAre(2, 3, 4, 5));
+  ASSERT_EQ(p.duci().attacks_size(), 1);
+  const v1::DuciAttackResult& pa = p.duci().attacks(0);
+  EXPECT_EQ(pa.attack(), "rmia");
+  EXPECT_EQ(pa.threshold(), 0.7);
+  EXPECT_EQ(pa.tpr(), 0.6);
+  EXPECT_EQ(pa.fpr(), 0.1);
+  EXPECT_EQ(pa.reference_members(), 800);
+  EXPECT_EQ(pa.reference_non_members(), 800);
+  EXPECT_TRUE(pa.signal());
+  EXPECT_EQ(pa.mean_error(), 0.05);
+  EXPECT_EQ(pa.mean_error_clipped(), 0.04);
+  EXPECT_THAT(pa.warnings(), ElementsAre("w"));
+  ASSERT_EQ(pa.targets_size(), 2);
+  EXPECT_EQ(pa.targets(0).target(), 0);
+  EXPECT_EQ(pa.targets(0).true_fraction(), 0.5);
+  EXPECT_EQ(pa.targets(0).estimate(), 0.52);
+  EXPECT_EQ(pa.targets(0).estimate_clipped(), 0.52);
+  EXPECT_EQ(pa.targets(0).error(), 0.02);
+  EXPECT_EQ(pa.targets(0).points(), 400);
+  EXPECT_EQ(pa.targets(0).predicted_members(), 140);
+  EXPECT_EQ(pa.targets(1).estimate(), 1.3);
+  EXPECT_EQ(pa.targets(1).estimate_clipped(), 1.0);
+  EXPECT_TRUE(std::isnan(pa.targets(1).true_fraction()));
+  EXPECT_TRUE(std::isnan(pa.targets(1).error()));
+
+  // A membership result has none.
+  ResultToProto(audit::AuditResult{}, &p);
+  EXPECT_FALSE(p.has_duci());
 }
 
 TEST(JobToProtoTest, ViewsStatesAndErrors) {

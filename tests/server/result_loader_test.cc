@@ -1,5 +1,5 @@
 #include "server/result_loader.h"
-
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -188,5 +188,61 @@ TEST(LoadReportResultTest, DpAuditTableRoundTrips) {
             nlohmann::json::parse(report::ResultJson(r))["dp_audit"]);
   EXPECT_EQ(back->dp_audit->attacks[0].entries[1].epsilon, 0.5);
   EXPECT_TRUE(back->dp_audit->attacks[0].entries[1].chosen_after_looking);
+}
+
+
+
+// A DUCI report (result.json with `duci`, no scores.csv) reads back whole,
+// null figures as NaN.
+TEST(LoadReportResultTest, DuciRoundTrips) {
+  const std::string dir = TempDir("duci");
+  audit::AuditResult r;
+  r.targets = {0, 1};
+  audit::DuciResult d;
+  d.candidate_points = 40;
+  d.references = {2, 3, 4, 5};
+  audit::DuciAttackResult a;
+  a.attack = "rmia";
+  a.threshold = 0.5;
+  a.tpr = 0.75;
+  a.fpr = 0.25;
+  a.reference_members = 80;
+  a.reference_non_members = 80;
+  a.signal = true;
+  a.mean_error = 0.125;
+  a.mean_error_clipped = 0.0625;
+  a.warnings = {"w"};
+  a.targets.push_back({0, 0.0, 40, 0, 8, -0.125, 0.0, 0.125, 0.0});
+  a.targets.push_back({1, 1.0, 39, 1, 30, std::nan(""), std::nan(""), std::nan(""),
+                       std::nan("")});
+  d.attacks.push_back(a);
+  r.duci = d;
+  std::ofstream(dir + "/result.json") << report::ResultJson(r);
+
+  absl::StatusOr<audit::AuditResult> back = LoadReportResult(dir);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_TRUE(back->duci.has_value());
+  EXPECT_EQ(back->duci->candidate_points, 40);
+  EXPECT_THAT(back->duci->references, ::testing::ElementsAre(2, 3, 4, 5));
+  ASSERT_EQ(back->duci->attacks.size(), 1u);
+  const audit::DuciAttackResult& b = back->duci->attacks[0];
+  EXPECT_EQ(b.attack, "rmia");
+  EXPECT_EQ(b.threshold, 0.5);
+  EXPECT_EQ(b.tpr, 0.75);
+  EXPECT_EQ(b.fpr, 0.25);
+  EXPECT_EQ(b.reference_members, 80);
+  EXPECT_EQ(b.reference_non_members, 80);
+  EXPECT_TRUE(b.signal);
+  EXPECT_EQ(b.mean_error, 0.125);
+  EXPECT_EQ(b.mean_error_clipped, 0.0625);
+  EXPECT_THAT(b.warnings, ::testing::ElementsAre("w"));
+  ASSERT_EQ(b.targets.size(), 2u);
+  EXPECT_EQ(b.targets[0].estimate, -0.125);
+  EXPECT_EQ(b.targets[0].predicted_members, 8);
+  EXPECT_EQ(b.targets[1].points, 39);
+  EXPECT_EQ(b.targets[1].excluded, 1);
+  EXPECT_EQ(b.targets[1].true_fraction, 1.0);
+  EXPECT_TRUE(std::isnan(b.targets[1].estimate));
+  EXPECT_TRUE(std::isnan(b.targets[1].error_clipped));
 }
 }  // namespace mia::server
