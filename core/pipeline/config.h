@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/audit/policy.h"
 #include "core/audit/scoring.h"
 #include "core/data/loaders.h"
 #include "core/training/engine.h"
@@ -56,6 +57,8 @@ struct AuditConfig {
   std::string splits = "balanced";  // balanced | paired
   training::QueryAugmentation augmentation;  // test-time queries for signals
   audit::ScoringOptions scoring;    // attacks, temperature, fprs, bootstrap, epsilon
+  // The privacy gate (audit.policy); its FPRs are added to scoring.fprs.
+  audit::PolicySpec policy;
 };
 
 // A language-model audit: data.dataset is a text format and train.model_name
@@ -105,7 +108,10 @@ inline constexpr int kMaxReferenceModels = 4096;      // audit.num_ref_models
 inline constexpr size_t kMaxModels = 5120;            // models in one audit (bundle targets too)
 inline constexpr size_t kMaxModelFiles = kMaxModels;  // models.torchscript entries
 inline constexpr size_t kMaxAttacks = 32;             // audit.attacks entries
-inline constexpr size_t kMaxFprs = 64;                // audit.fprs entries
+inline constexpr size_t kMaxFprs = 64;                // audit.fprs entries (policy FPRs included)
+inline constexpr size_t kMaxPolicyFprs =
+    audit::kMaxPolicyFprs;  // audit.policy.max_tpr_at_fpr entries (each rule set)
+inline constexpr size_t kMaxPolicyAttacks = audit::kMaxPolicyAttacks;  // audit.policy.attacks
 inline constexpr size_t kMaxHiddenLayers = 16;        // train.hidden entries
 inline constexpr int kMaxHiddenWidth = 65536;         // each train.hidden entry
 inline constexpr size_t kMaxChannels = 16;            // train.normalize_mean / _std entries

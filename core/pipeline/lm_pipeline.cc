@@ -21,6 +21,7 @@
 #include "core/attacks/registry.h"
 #include "core/attacks/sequence_attacks.h"
 #include "core/audit/bundle.h"
+#include "core/audit/policy.h"
 #include "core/common/random.h"
 #include "core/common/sha256.h"
 #include "core/common/status_macros.h"
@@ -403,6 +404,11 @@ absl::Status LmReportStage(const Config& c, const PipelineContext& ctx, const io
   MIA_RETURN_IF_ERROR(WriteModelsJson(output->report_dir + "/models.json", output->models, c));
   audit::AddStageTime(&output->result.timings, "report", SecondsSince(t));
   if (!c.run.time_log) output->result.timings.clear();
+  if (c.audit.policy.enabled) {
+    absl::StatusOr<audit::PolicyVerdict> verdict = audit::Judge(output->result, c.audit.policy);
+    if (!verdict.ok()) return verdict.status();
+    output->result.policy = *std::move(verdict);
+  }
   MIA_RETURN_IF_ERROR(report::WriteReport(output->result, output->report_dir));
   SendProgress(ctx, "report", 1, 1, "report written");
   return absl::OkStatus();
