@@ -152,6 +152,12 @@ Audit FullAudit() {
   audit->set_delta(1e-6);
   audit->set_population_size(100);
   audit->set_beta(0.01);
+  PolicySection* policy = audit->mutable_policy();
+  policy->set_use("upper_ci");
+  policy->set_max_auc(0.6);
+  (*policy->mutable_max_tpr_at_fpr())["0.001"] = 0.01;
+  policy->set_max_epsilon_lower_bound(2);
+  (*policy->mutable_attacks())["rmia"].set_max_auc(0.55);
   ModelsSection* models = spec->mutable_models();
   models->add_torchscript()->set_artifact_id(std::string(64, 'a'));
   models->add_torchscript()->set_server_path("models/ref.pt");
@@ -221,6 +227,18 @@ Audit FullAudit() {
   StageTiming* timing = result->add_timings();
   timing->set_stage("attack:rmia");
   timing->set_seconds(1.5);
+  PolicyVerdict* verdict = result->mutable_policy();
+  verdict->set_pass(true);
+  verdict->set_verdict("PASS");
+  verdict->set_use("upper_ci");
+  PolicyRuleResult* rule = verdict->add_rules();
+  rule->set_rule("max_auc");
+  rule->set_attack("rmia");
+  rule->set_target(1);
+  rule->set_value(0.58);
+  rule->set_limit(0.6);
+  rule->set_pass(true);
+  rule->set_note("-");
 
   Error* error = a.mutable_error();  // only on FAILED in practice
   error->set_code("INVALID_ARGUMENT");
