@@ -307,6 +307,39 @@ ART_NAME=$(head -1 out.txt)
 printf 'bundle:\n  path: upload:up.npz\n  attacks: [rmia]\n  bootstrap: 0\n' > upl.yaml
 expect "submit upload: job --follow" 0 "SUCCEEDED" -- "$MIA" submit upl.yaml --follow
 
+# The privacy gate through the server: the spec's audit.policy travels as
+# AuditSection.policy, the verdict comes back in the AuditResult, and
+# `submit --follow` and `watch` exit 7 on FAIL (0 on PASS). Its own seed, so
+# that the crash test's models are not these.
+train_yaml train.csv 40 11 > gate_fail.yaml
+printf '  policy:\n    max_auc: 0.0\n    max_tpr_at_fpr: {0.005: 1}\n' >> gate_fail.yaml
+expect "policy FAIL: submit --follow exits 7" 7 "SUCCEEDED" -- "$MIA" submit gate_fail.yaml --follow
+GATE_FAIL=$(head -1 out.txt)
+grep -q "^policy: FAIL" out.txt && grep -q "FAIL max_auc" out.txt && ok "policy FAIL: the verdict and the failed rule printed" \
+  || { bad "policy FAIL: the verdict printed"; show all.txt; }
+expect "policy FAIL: watch exits 7" 7 "" -- "$MIA" watch "$GATE_FAIL"
+expect "policy FAIL: get --json has the verdict" 0 "" -- "$MIA" get "$GATE_FAIL" --json
+$PY - <<'PY' && ok "policy FAIL: AuditResult.policy, and the policy's FPR scored" || { bad "policy in get --json"; show all.txt; }
+import json
+r = json.load(open("out.txt"))["result"]
+assert r["policy"]["verdict"] == "FAIL" and r["policy"]["pass"] is False, r["policy"]
+assert 0.005 in r["fprs"], r["fprs"]
+assert {x["rule"] for x in r["policy"]["rules"]} == {"max_auc", "max_tpr_at_fpr[0.005]"}
+PY
+train_yaml train.csv 40 11 > gate_pass.yaml
+printf '  policy:\n    max_auc: 1.0\n' >> gate_pass.yaml
+expect "policy PASS: submit --follow exits 0" 0 "SUCCEEDED" -- "$MIA" submit gate_pass.yaml --follow
+GATE_PASS=$(head -1 out.txt)
+grep -q "^policy: PASS" out.txt && ok "policy PASS printed" || { bad "policy PASS printed"; show all.txt; }
+printf 'audit:\n  policy: {max_auc: 2, attacks: {nope: {max_auc: 0.5}}}\n' > gate_bad_part.yaml
+train_yaml train.csv 40 11 | sed '/^audit:/,$d' > gate_bad.yaml && cat gate_bad_part.yaml >> gate_bad.yaml
+expect "policy problems refused by the server: exit 2" 2 "spec.audit.policy.max_auc" -- "$MIA" submit gate_bad.yaml
+grep -qF "spec.audit.policy.attacks.nope" all.txt && ok "policy problems: the unknown attack named" \
+  || { bad "policy problems: the unknown attack named"; show all.txt; }
+# `mia compare` of two remote audits (the same models: nothing worse).
+expect "compare two remote audits" 0 "" -- "$MIA" compare "$GATE_FAIL" "$GATE_PASS"
+grep -q "B is not worse than A" out.txt && ok "compare of remote audits" || { bad "compare of remote audits"; show all.txt; }
+
 # ---------------------------------------------------------------------------
 # 1b. A language-model audit: a text corpus in the data root, a small GPT
 # trained from scratch with a BPE trained on the pool, the sequence attacks.
