@@ -75,7 +75,7 @@ max_tpr_at_fpr: {0.01: 0.1, 0.001: 0.02}
 max_epsilon_lower_bound: 2
 attacks:
   lira-offline: {max_auc: 0.55}
-  RMIA: {max_tpr_at_fpr: {1e-4: 0.01}}
+  rmia: {max_tpr_at_fpr: {1e-4: 0.01}}
 )");
   EXPECT_TRUE(p.enabled);
   EXPECT_EQ(p.use, "upper_ci");
