@@ -255,7 +255,7 @@ c = json.load(open("out.txt"))
 assert c["worse"] is True
 assert [a["attack"] for a in c["attacks"]] == ["rmia", "loss"]
 auc = c["attacks"][0]["figures"][0]
-assert auc["figure"] == "auc" and auc["threshold"] == 0.01 and auc["worse"]
+assert auc["figure"] == "auc" and auc["threshold"] == 0.02 and auc["worse"]  # the default
 assert abs(auc["diff"] - (auc["b"] - auc["a"])) < 1e-12
 lo, hi = auc["diff_ci"]
 assert lo < auc["diff"] < hi
