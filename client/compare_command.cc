@@ -312,8 +312,8 @@ int RunCompare(const CompareOptions& options, const RemoteOptions& remote,
     *console.out << "\n"
                  << (c.worse ? "B is worse than A beyond the threshold"
                              : "B is not worse than A beyond the threshold")
-                 << " (judged on the " << (options.use == "lower_ci" ? "lower end of the interval of " : "")
-                 << "B - A)\n";
+                 << (options.use == "lower_ci" ? " (judged on the lower end of the interval of B - A)\n"
+                                               : " (judged on B - A)\n");
   }
   return c.worse ? kExitPolicyFail : kExitOk;
 }

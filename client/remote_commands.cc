@@ -1224,9 +1224,20 @@ int FetchReportFile(const RemoteOptions& remote, const std::string& name, const 
                     const std::string& dir, const Console& console) {
   Client client(remote, console);
   if (const int rc = client.CheckSetup(); rc != kExitOk) return rc;
-  v1::ReportFile wanted;
-  wanted.set_file(file);
-  return DownloadReportFile(client, AuditName(name), wanted, dir);
+  const std::string audit = AuditName(name);
+  // The listing gives the size and checksum the download is checked against.
+  v1::ListReportFilesResponse listing;
+  grpc::ClientContext ctx;
+  client.SetDeadline(&ctx);
+  v1::ListReportFilesRequest request;
+  request.set_name(audit);
+  const grpc::Status status = client.stub()->ListReportFiles(&ctx, request, &listing);
+  if (!status.ok()) return client.Fail(status, absl::StrCat("report ", audit));
+  for (const v1::ReportFile& f : listing.files()) {
+    if (f.file() == file) return DownloadReportFile(client, audit, f, dir);
+  }
+  *console.err << "mia: error: " << audit << " has no report file " << file << "\n";
+  return kExitNotFound;
 }
 
 int RunUpload(const RemoteOptions& remote, const std::string& file, const Console& console) {

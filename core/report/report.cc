@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "core/common/csv.h"
 #include "core/common/file_util.h"
 #include "core/report/svg_plot.h"
@@ -394,10 +395,10 @@ void AppendPolicySection(const audit::PolicyVerdict& v, std::string& out) {
   out += "| rule | attack | target | value | limit | result |\n|---|---|---|---|---|---|\n";
   for (const audit::PolicyRuleResult& r : v.rules) {
     const std::string value = std::isnan(r.value) ? MdText(r.note.empty() ? "-" : r.note)
-                                                  : Shortest(r.value);
+                                                  : absl::StrFormat("%.6g", r.value);
     out += "| " + MdCode(r.rule, true) + " | " + MdCode(r.attack, true) + " | " +
-           std::to_string(r.target) + " | " + value + " | " + Shortest(r.limit) + " | " +
-           (r.pass ? "pass" : "**FAIL**") + " |\n";
+           std::to_string(r.target) + " | " + value + " | " + absl::StrFormat("%.6g", r.limit) +
+           " | " + (r.pass ? "pass" : "**FAIL**") + " |\n";
   }
   out += "\n";
 }
