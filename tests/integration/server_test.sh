@@ -998,6 +998,35 @@ except grpc.RpcError as e:
 print("ok   TLS: python plaintext client: UNAVAILABLE")
 PY
   relay_python $? py_tls.out "python TLS client"
+  # mia_client (clients/python) over TLS and mutual TLS, with a token.
+  MIA_PROTO_PYTHON="$STUBS" PYTHONPATH="$TESTS/../clients/python" $PY - "$T" "$PORT_T" "$PORT_M" \
+    >py_client_tls.out 2>&1 <<'PY'
+import sys
+import grpc
+from mia_client import Client, MiaError
+t, port_t, port_m = sys.argv[1], sys.argv[2], sys.argv[3]
+def not_found(client):
+    try:
+        client.get("audits/none")
+    except MiaError as e:
+        return e.code == grpc.StatusCode.NOT_FOUND
+    return False
+with Client.connect("127.0.0.1:" + port_t, root_cert=t + "/ca.pem", token="x") as c:
+    assert not_found(c)
+print("ok   mia_client: TLS with root_cert")
+with Client.connect("127.0.0.1:" + port_m, root_cert=t + "/ca.pem", client_cert=t + "/client.pem",
+                    client_key=t + "/client.key") as c:
+    assert not_found(c)
+print("ok   mia_client: mutual TLS with a client certificate")
+with Client("127.0.0.1:" + port_m, root_cert=t + "/ca.pem", timeout=5) as c:
+    try:
+        c.get("audits/none")
+        raise SystemExit("mTLS without a client certificate answered")
+    except MiaError as e:
+        assert e.code == grpc.StatusCode.UNAVAILABLE, e.code
+print("ok   mia_client: mutual TLS without a client certificate is UNAVAILABLE")
+PY
+  relay_python $? py_client_tls.out "mia_client over TLS"
 
   # Bad TLS settings stop the server at start like any bad configuration.
   expect "TLS: server with a missing key file: exit 2, the key named" 2 \
