@@ -93,8 +93,8 @@ int PrintPolicyVerdict(const audit::AuditResult& result) {
   for (const audit::PolicyRuleResult& r : v.rules) {
     if (r.pass) continue;
     const std::string value = std::isnan(r.value) ? r.note : absl::StrFormat("%.6g", r.value);
-    std::printf("  FAIL %s: %s, target %d: %s > %.6g\n", r.rule.c_str(), r.attack.c_str(),
-                r.target, value.c_str(), r.limit);
+    std::printf("  FAIL %s: %s, target %d: %s > %.6g\n", r.rule.c_str(), r.attack.c_str(), r.target,
+                value.c_str(), r.limit);
   }
   return v.pass ? kExitOk : kExitPolicyFail;
 }

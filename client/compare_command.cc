@@ -6,8 +6,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <sstream>
 #include <system_error>
@@ -221,8 +221,8 @@ Comparison CompareResults(const audit::AuditResult& a, const audit::AuditResult&
       *ci = {kNaN, kNaN};  // a one-sided bound: no interval
     };
     // A single target's epsilon has no interval; the mean over targets does.
-    c.figures.push_back(Compare("epsilon", Over(rows_a, z_a, eps), Over(rows_b, z_b, eps), z_a,
-                                z_b, z_a, options.epsilon_threshold, options.use));
+    c.figures.push_back(Compare("epsilon", Over(rows_a, z_a, eps), Over(rows_b, z_b, eps), z_a, z_b,
+                                z_a, options.epsilon_threshold, options.use));
     for (const ComparedFigure& f : c.figures) out.worse = out.worse || f.worse;
     out.attacks.push_back(std::move(c));
   }
@@ -235,8 +235,7 @@ Comparison CompareResults(const audit::AuditResult& a, const audit::AuditResult&
   return out;
 }
 
-int RunCompare(const CompareOptions& options, const RemoteOptions& remote,
-               const Console& console) {
+int RunCompare(const CompareOptions& options, const RemoteOptions& remote, const Console& console) {
   if (options.use != "estimate" && options.use != "lower_ci") {
     *console.err << "mia: error: --use must be estimate or lower_ci\n";
     return kExitInvalidInput;
@@ -312,8 +311,9 @@ int RunCompare(const CompareOptions& options, const RemoteOptions& remote,
     *console.out << "\n"
                  << (c.worse ? "B is worse than A beyond the threshold"
                              : "B is not worse than A beyond the threshold")
-                 << (options.use == "lower_ci" ? " (judged on the lower end of the interval of B - A)\n"
-                                               : " (judged on B - A)\n");
+                 << (options.use == "lower_ci"
+                         ? " (judged on the lower end of the interval of B - A)\n"
+                         : " (judged on B - A)\n");
   }
   return c.worse ? kExitPolicyFail : kExitOk;
 }

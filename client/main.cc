@@ -313,10 +313,10 @@ int main(int argc, char** argv) {
       ->add_option("--threshold", compare.auc_threshold,
                    "B is worse when its AUC exceeds A's by more than this")
       ->capture_default_str();
-  CLI::Option* tpr_opt = compare_cmd->add_option(
-      "--tpr-threshold", tpr_threshold, "Also judge each TPR at FPR with this threshold");
-  CLI::Option* eps_opt = compare_cmd->add_option(
-      "--epsilon-threshold", epsilon_threshold, "Also judge the epsilon lower bound");
+  CLI::Option* tpr_opt = compare_cmd->add_option("--tpr-threshold", tpr_threshold,
+                                                 "Also judge each TPR at FPR with this threshold");
+  CLI::Option* eps_opt = compare_cmd->add_option("--epsilon-threshold", epsilon_threshold,
+                                                 "Also judge the epsilon lower bound");
   compare_cmd
       ->add_option("--use", compare.use,
                    "Judge the difference's estimate, or the lower end of its interval (lower_ci)")

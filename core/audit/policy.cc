@@ -104,8 +104,8 @@ class RulesReader {
  private:
   void ReadTprs(const YAML::Node& v, const std::string& field, PolicyRules* rules) {
     if (!v.IsMap()) {
-      Add(field, "must be a mapping from an FPR to the largest TPR allowed there, e.g. {0.001: 0.01}",
-          v);
+      Add(field,
+          "must be a mapping from an FPR to the largest TPR allowed there, e.g. {0.001: 0.01}", v);
       return;
     }
     if (v.size() > kMaxPolicyFprs) {
@@ -186,8 +186,9 @@ PolicySpec ParsePolicy(const YAML::Node& node, const std::string& path,
   if (!node || node.IsNull()) return policy;
   RulesReader reader(problems);
   if (!node.IsMap()) {
-    reader.Add(path, "must be a mapping of keys (use, max_auc, max_tpr_at_fpr, "
-                     "max_epsilon_lower_bound, attacks)",
+    reader.Add(path,
+               "must be a mapping of keys (use, max_auc, max_tpr_at_fpr, "
+               "max_epsilon_lower_bound, attacks)",
                node);
     return policy;
   }
@@ -221,9 +222,10 @@ PolicySpec ParsePolicy(const YAML::Node& node, const std::string& path,
         const std::string element = Join(field, spec);
         absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(spec);
         if (!kv.first.IsScalar() || !made.ok()) {
-          reader.Add(element,
-                     made.ok() ? "the key must be an attack name" : std::string(made.status().message()),
-                     kv.first);
+          reader.Add(
+              element,
+              made.ok() ? "the key must be an attack name" : std::string(made.status().message()),
+              kv.first);
           continue;
         }
         if (!kv.second.IsMap()) {
@@ -328,8 +330,8 @@ absl::StatusOr<PolicyVerdict> Judge(const AuditResult& result, const PolicySpec&
                          " (its FPRs: ", absl::StrJoin(result.fprs, ", "), ")"));
       }
       const size_t k = static_cast<size_t>(it - result.fprs.begin());
-      defs.push_back({name, limit,
-                      [k, upper](const AttackTargetResult& r) { return TprOf(r, k, upper); }});
+      defs.push_back(
+          {name, limit, [k, upper](const AttackTargetResult& r) { return TprOf(r, k, upper); }});
     }
     if (rules.max_epsilon_lower_bound.has_value()) {
       defs.push_back({prefix + "max_epsilon_lower_bound", *rules.max_epsilon_lower_bound,
@@ -376,11 +378,12 @@ absl::StatusOr<PolicyVerdict> Judge(const AuditResult& result, const PolicySpec&
     const std::string prefix = absl::StrCat("attacks.", attack, ".");
     absl::StatusOr<std::vector<RuleDef>> defs = defs_of(rules, prefix);
     if (!defs.ok()) return defs.status();
-    const bool present = std::any_of(result.results.begin(), result.results.end(),
-                                     [&](const AttackTargetResult& r) { return r.attack == attack; });
+    const bool present =
+        std::any_of(result.results.begin(), result.results.end(),
+                    [&](const AttackTargetResult& r) { return r.attack == attack; });
     if (!present) {
       return absl::InvalidArgumentError(absl::StrCat("policy rules attacks.", attack,
-                                                      ": the result has no attack '", attack, "'"));
+                                                     ": the result has no attack '", attack, "'"));
     }
     for (const RuleDef& def : *defs) {
       for (const AttackTargetResult& r : result.results) {

@@ -553,9 +553,8 @@ void ParseAuditPolicy(Section& s, AuditConfig* a) {
       absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(spec);
       if (made.ok()) names.push_back((*made)->name());
     }
-    for (audit::PolicyProblem& p :
-         audit::PolicyAuditProblems(a->policy, names, a->scoring.bootstrap.resamples,
-                                    s.Path("policy"))) {
+    for (audit::PolicyProblem& p : audit::PolicyAuditProblems(
+             a->policy, names, a->scoring.bootstrap.resamples, s.Path("policy"))) {
       problems.push_back(std::move(p));
     }
   }

@@ -406,9 +406,8 @@ void AppendPolicySection(const audit::PolicyVerdict& v, std::string& out) {
 Json PolicyJson(const audit::PolicyVerdict& v) {
   Json rules = Json::array();
   for (const audit::PolicyRuleResult& r : v.rules) {
-    Json row = {{"rule", r.rule},         {"attack", r.attack},
-                {"target", r.target},     {"value", Number(r.value)},
-                {"limit", Number(r.limit)}, {"pass", r.pass}};
+    Json row = {{"rule", r.rule},           {"attack", r.attack},       {"target", r.target},
+                {"value", Number(r.value)}, {"limit", Number(r.limit)}, {"pass", r.pass}};
     if (!r.note.empty()) row["note"] = r.note;
     rules.push_back(std::move(row));
   }

@@ -36,9 +36,9 @@ std::vector<std::string> Fields(const std::vector<PolicyProblem>& problems) {
   return out;
 }
 
-AttackTargetResult Row(const std::string& attack, int target, double auc,
-                       metrics::Interval auc_ci, std::vector<metrics::TprAtFpr> tprs,
-                       std::vector<metrics::Interval> tpr_ci, double epsilon) {
+AttackTargetResult Row(const std::string& attack, int target, double auc, metrics::Interval auc_ci,
+                       std::vector<metrics::TprAtFpr> tprs, std::vector<metrics::Interval> tpr_ci,
+                       double epsilon) {
   AttackTargetResult r;
   r.attack = attack;
   r.target = target;
@@ -61,8 +61,7 @@ AuditResult OneTarget() {
   r.targets = {0};
   r.results.push_back(Row("rmia", 0, 0.60, {0.55, 0.65}, {{0.01, true, 0.05}, {0.001, false, 0}},
                           {{0.03, 0.07}, {kNaN, kNaN}}, 0.5));
-  r.results.push_back(Row("lira", 0, 0.70, {0.62, 0.78},
-                          {{0.01, true, 0.08}, {0.001, true, 0.02}},
+  r.results.push_back(Row("lira", 0, 0.70, {0.62, 0.78}, {{0.01, true, 0.08}, {0.001, true, 0.02}},
                           {{0.06, 0.10}, {0.01, 0.04}}, 1.2));
   return r;
 }
@@ -114,11 +113,11 @@ attacks:
         &problems);
   EXPECT_THAT(Fields(problems),
               ::testing::UnorderedElementsAre(
-                  "audit.policy.use", "audit.policy.max_auc",
-                  "audit.policy.max_tpr_at_fpr[0.001]", "audit.policy.max_tpr_at_fpr[abc]",
-                  "audit.policy.max_tpr_at_fpr[2]", "audit.policy.max_epsilon_lower_bound",
-                  "audit.policy.colour", "audit.policy.attacks.nope",
-                  "audit.policy.attacks.rmia.max_auc", "audit.policy.attacks.rmia.other"));
+                  "audit.policy.use", "audit.policy.max_auc", "audit.policy.max_tpr_at_fpr[0.001]",
+                  "audit.policy.max_tpr_at_fpr[abc]", "audit.policy.max_tpr_at_fpr[2]",
+                  "audit.policy.max_epsilon_lower_bound", "audit.policy.colour",
+                  "audit.policy.attacks.nope", "audit.policy.attacks.rmia.max_auc",
+                  "audit.policy.attacks.rmia.other"));
   for (const PolicyProblem& p : problems) EXPECT_GT(p.line, 0) << p.field;
 }
 
@@ -130,7 +129,8 @@ TEST(PolicyParseTest, SameFprTwiceAndLimits) {
   EXPECT_THAT(problems[0].message, HasSubstr("the same FPR as [0.001]"));
 
   std::string many = "max_tpr_at_fpr: {";
-  for (size_t i = 0; i <= kMaxPolicyFprs; ++i) many += absl::StrCat(i ? ", " : "", i * 0.001, ": 0.5");
+  for (size_t i = 0; i <= kMaxPolicyFprs; ++i)
+    many += absl::StrCat(i ? ", " : "", i * 0.001, ": 0.5");
   problems.clear();
   Parse(many + "}", &problems);
   ASSERT_EQ(problems.size(), 1u);
@@ -170,7 +170,8 @@ TEST(PolicyParseTest, LoadPolicyFile) {
   std::ofstream(path) << "max_auc: 0.6\nmax_tpr_at_fpr: {0.001: 3}\n";
   const absl::StatusOr<PolicySpec> bad = LoadPolicyFile(path);
   ASSERT_FALSE(bad.ok());
-  EXPECT_THAT(bad.status().message(), HasSubstr("max_tpr_at_fpr[0.001]: must be in [0, 1] (line 2)"));
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("max_tpr_at_fpr[0.001]: must be in [0, 1] (line 2)"));
   std::ofstream(path) << "max_auc: 0.6\n";
   ASSERT_TRUE(LoadPolicyFile(path).ok());
   EXPECT_EQ(LoadPolicyFile(path + ".missing").status().code(), absl::StatusCode::kNotFound);

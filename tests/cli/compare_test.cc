@@ -1,9 +1,8 @@
-#include "client/compare_command.h"
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "client/compare_command.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

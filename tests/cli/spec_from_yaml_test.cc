@@ -171,7 +171,8 @@ TEST(SpecFromYamlTest, PolicyMaps) {
                                                    "job.yaml");
   ASSERT_FALSE(bad.ok());
   const std::string m(bad.status().message());
-  EXPECT_THAT(m, HasSubstr("job.yaml: audit.policy.max_tpr_at_fpr[0.001]: expected a number (line 3)"));
+  EXPECT_THAT(
+      m, HasSubstr("job.yaml: audit.policy.max_tpr_at_fpr[0.001]: expected a number (line 3)"));
   EXPECT_THAT(m, HasSubstr("job.yaml: audit.policy.attacks[rmia].max_aux: unknown key (line 4)"));
 }
 

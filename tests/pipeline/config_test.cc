@@ -574,9 +574,9 @@ audit:
   ASSERT_FALSE(c.ok());
   std::vector<std::string> fields;
   for (const ConfigProblem& p : problems) fields.push_back(p.field);
-  EXPECT_THAT(fields, UnorderedElementsAre("audit.policy.max_auc",
-                                           "audit.policy.max_tpr_at_fpr[0.001]",
-                                           "audit.policy.attacks.lira", "audit.policy.use"));
+  EXPECT_THAT(fields,
+              UnorderedElementsAre("audit.policy.max_auc", "audit.policy.max_tpr_at_fpr[0.001]",
+                                   "audit.policy.attacks.lira", "audit.policy.use"));
   EXPECT_THAT(c.status().message(), HasSubstr("audit.policy.max_tpr_at_fpr[0.001]: must be in"));
   // Policy FPRs and audit.fprs together are held to kMaxFprs.
   std::string fprs = "[";

@@ -344,8 +344,7 @@ audit::PolicyVerdict HandVerdict() {
   v.pass = false;
   v.use = "estimate";
   v.rules.push_back({"max_auc", "rmia", 0, 0.75, 0.8, true, ""});
-  v.rules.push_back({"max_tpr_at_fpr[0.01]", "lira|x", 1, std::nan(""), 0.1, false,
-                     "unresolved"});
+  v.rules.push_back({"max_tpr_at_fpr[0.01]", "lira|x", 1, std::nan(""), 0.1, false, "unresolved"});
   return v;
 }
 
@@ -400,7 +399,6 @@ TEST(SummaryMarkdownTest, VerdictSectionAtTheTop) {
   result.policy->pass = true;
   EXPECT_THAT(SummaryMarkdown(result), HasSubstr("## Privacy policy: PASS"));
 }
-
 
 TEST(ResultJsonTest, NoNonFiniteLiterals) {
   const std::string text = ResultJson(MakeResult());

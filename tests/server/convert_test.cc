@@ -267,14 +267,14 @@ TEST(SpecFromProtoTest, PolicyMapsOntoTheYamlKeys) {
   p->set_max_auc(-1);
   ASSERT_FALSE(SpecFromProto(spec, l.roots, &violations).ok());
   std::vector<pipeline::ConfigProblem> problems;
-  ASSERT_FALSE(pipeline::ParseConfig(
-                   "data: {dataset: purchase100, data_dir: x.csv, population_size: 10}\n"
-                   "audit:\n  policy:\n    use: upper_ci\n    max_auc: -1\n"
-                   "    max_tpr_at_fpr: {0.005: 0.05, 0.001: 0.02, abc: 0.1}\n"
-                   "    max_epsilon_lower_bound: 1.5\n"
-                   "    attacks: {rmia: {max_auc: 0.55}, nope: {max_auc: 2}}\n",
-                   "bad.yaml", &problems)
-                   .ok());
+  ASSERT_FALSE(
+      pipeline::ParseConfig("data: {dataset: purchase100, data_dir: x.csv, population_size: 10}\n"
+                            "audit:\n  policy:\n    use: upper_ci\n    max_auc: -1\n"
+                            "    max_tpr_at_fpr: {0.005: 0.05, 0.001: 0.02, abc: 0.1}\n"
+                            "    max_epsilon_lower_bound: 1.5\n"
+                            "    attacks: {rmia: {max_auc: 0.55}, nope: {max_auc: 2}}\n",
+                            "bad.yaml", &problems)
+          .ok());
   std::vector<std::string> from_proto;
   for (const FieldViolation& v : violations) from_proto.push_back(v.field + ": " + v.description);
   std::vector<std::string> from_yaml;
@@ -287,7 +287,6 @@ TEST(SpecFromProtoTest, PolicyMapsOntoTheYamlKeys) {
                                          "spec.audit.policy.max_tpr_at_fpr[abc]",
                                          "spec.audit.policy.attacks.nope"}));
 }
-
 
 TEST(SpecFromProtoTest, UnsetFieldsTakeTheYamlDefaults) {
   const Layout l;
@@ -797,7 +796,6 @@ TEST(ResultToProtoTest, PolicyVerdict) {
   ResultToProto(r, &p);
   EXPECT_EQ(p.policy().verdict(), "PASS");
 }
-
 
 TEST(ResultToProtoTest, FiguresAndConventions) {
   v1::AuditResult p;
