@@ -87,7 +87,7 @@ int RunAudit(const AuditCommandOptions& options) {
   std::fprintf(stderr, "report written to %s (%d models trained, %zu reused)\n",
                out->report_dir.c_str(), out->models_trained,
                out->models.size() - static_cast<size_t>(out->models_trained));
-  return kExitOk;
+  return PrintPolicyVerdict(out->result);
 }
 
 }  // namespace mia::client

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -14,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "core/attacks/registry.h"
 #include "core/audit/bundle.h"
+#include "core/audit/policy.h"
 #include "core/common/memory_budget.h"
 #include "core/common/version.h"
 #include "core/io/npy.h"
@@ -103,6 +106,23 @@ void PrintWarnings(const audit::AuditResult& result) {
   }
 }
 
+int PrintPolicyVerdict(const audit::AuditResult& result) {
+  if (!result.policy.has_value()) return kExitOk;
+  const audit::PolicyVerdict& v = *result.policy;
+  int failed = 0;
+  for (const audit::PolicyRuleResult& r : v.rules) failed += r.pass ? 0 : 1;
+  std::printf("policy: %s (%zu rule checks, %d failed; judged on the %s)\n",
+              v.pass ? "PASS" : "FAIL", v.rules.size(), failed,
+              v.use == "upper_ci" ? "upper ends of the intervals" : "estimates");
+  for (const audit::PolicyRuleResult& r : v.rules) {
+    if (r.pass) continue;
+    const std::string value = std::isnan(r.value) ? r.note : absl::StrFormat("%.6g", r.value);
+    std::printf("  FAIL %s: %s, target %d: %s > %.6g\n", r.rule.c_str(), r.attack.c_str(), r.target,
+                value.c_str(), r.limit);
+  }
+  return v.pass ? kExitOk : kExitPolicyFail;
+}
+
 int ExitCodeFor(const absl::Status& status) {
   switch (status.code()) {
     case absl::StatusCode::kOk:
@@ -141,11 +161,50 @@ absl::Status ScoringFlagProblems(const audit::ScoringOptions& scoring) {
   return absl::InvalidArgumentError(absl::StrJoin(lines, "; "));
 }
 
+// The policy file of `mia score --policy`, read by the parser of
+// audit.policy and checked against the scoring flags as ParseConfig checks it
+// against the audit section; its FPRs are added to `scoring->fprs`.
+absl::StatusOr<audit::PolicySpec> LoadScorePolicy(const std::string& file,
+                                                  audit::ScoringOptions* scoring) {
+  absl::StatusOr<audit::PolicySpec> policy = audit::LoadPolicyFile(file);
+  if (!policy.ok()) return policy.status();
+  std::vector<std::string> names;
+  for (const std::string& spec : scoring->attacks) {
+    absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(spec);
+    if (made.ok()) names.push_back((*made)->name());
+  }
+  std::vector<std::string> lines;
+  for (const audit::PolicyProblem& p :
+       audit::PolicyAuditProblems(*policy, names, scoring->bootstrap.resamples, "")) {
+    lines.push_back(absl::StrCat(p.field, ": ", p.message));
+  }
+  std::vector<double> fprs = audit::WithPolicyFprs(scoring->fprs, *policy);
+  if (fprs.size() > pipeline::kMaxFprs) {
+    lines.push_back(absl::StrCat("max_tpr_at_fpr: its FPRs and --fpr together are ", fprs.size(),
+                                 ", above the limit of ", pipeline::kMaxFprs));
+  }
+  if (!lines.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": ", absl::StrJoin(lines, "; ")));
+  }
+  scoring->fprs = std::move(fprs);
+  return policy;
+}
+
 int RunScore(const ScoreCommandOptions& options) {
   const Clock::time_point start = Clock::now();
   if (const absl::Status flags = ScoringFlagProblems(options.scoring); !flags.ok()) {
     PrintError(flags);
     return ExitCodeFor(flags);
+  }
+  audit::ScoringOptions scoring = options.scoring;
+  std::optional<audit::PolicySpec> policy;
+  if (!options.policy_file.empty()) {
+    absl::StatusOr<audit::PolicySpec> loaded = LoadScorePolicy(options.policy_file, &scoring);
+    if (!loaded.ok()) {
+      PrintError(loaded.status());
+      return ExitCodeFor(loaded.status());
+    }
+    policy = *std::move(loaded);
   }
   auto progress = [&](const std::string& stage) {
     if (!options.quiet) std::fprintf(stderr, "[%7.2fs] %s\n", SecondsSince(start), stage.c_str());
@@ -160,8 +219,8 @@ int RunScore(const ScoreCommandOptions& options) {
     PrintError(declared.status());
     return ExitCodeFor(declared.status());
   }
-  const audit::BundleMemoryEstimate estimate = audit::EstimateBundleMemory(
-      *declared, options.scoring.bootstrap, options.scoring.fprs.size());
+  const audit::BundleMemoryEstimate estimate =
+      audit::EstimateBundleMemory(*declared, scoring.bootstrap, scoring.fprs.size());
   const absl::Status admitted = CheckMemoryBudget(
       estimate.bytes, estimate.what,
       options.memory_budget_bytes > 0 ? options.memory_budget_bytes : DefaultMemoryBudgetBytes(),
@@ -170,8 +229,8 @@ int RunScore(const ScoreCommandOptions& options) {
     PrintError(admitted);
     return ExitCodeFor(admitted);
   }
-  const int threads = options.scoring.bootstrap.threads > 0
-                          ? options.scoring.bootstrap.threads
+  const int threads = scoring.bootstrap.threads > 0
+                          ? scoring.bootstrap.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   absl::StatusOr<audit::Bundle> bundle = audit::LoadBundle(options.bundle, limits, threads);
   if (!bundle.ok()) {
@@ -193,7 +252,6 @@ int RunScore(const ScoreCommandOptions& options) {
         bundle->models(), bundle->points(),
         bundle->population.has_value() ? bundle->population->points() : 0, bundle->queries()));
   }
-  audit::ScoringOptions scoring = options.scoring;
   if (options.all_targets) {
     scoring.targets.clear();
     for (int m = 0; m < bundle->models(); ++m) scoring.targets.push_back(m);
@@ -205,6 +263,14 @@ int RunScore(const ScoreCommandOptions& options) {
   }
   result->tool_version = MIA_VERSION;
   result->timings.insert(result->timings.begin(), {"load", load_seconds});
+  if (policy.has_value()) {
+    absl::StatusOr<audit::PolicyVerdict> verdict = audit::Judge(*result, *policy);
+    if (!verdict.ok()) {
+      PrintError(verdict.status());
+      return ExitCodeFor(verdict.status());
+    }
+    result->policy = *std::move(verdict);
+  }
   const absl::Status written = report::WriteReport(*result, options.out_dir);
   if (!written.ok()) {
     PrintError(written);
@@ -213,7 +279,7 @@ int RunScore(const ScoreCommandOptions& options) {
   progress(absl::StrCat("report written to ", options.out_dir));
   PrintSummary(*result);
   PrintWarnings(*result);
-  return kExitOk;
+  return PrintPolicyVerdict(*result);
 }
 
 int RunMakeBundle(const MakeBundleOptions& options) {

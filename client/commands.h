@@ -23,6 +23,10 @@ inline constexpr int kExitNotFound = 3;      // a named file or audit does not e
 inline constexpr int kExitTooLarge = 4;      // input beyond the configured limits, a full queue
 inline constexpr int kExitUnavailable = 5;   // the server is unreachable or did not answer in time
 inline constexpr int kExitAuditFailed = 6;   // the audit ended FAILED or CANCELLED
+// The privacy gate said no: the audit ran, and its policy's verdict is FAIL
+// (`mia audit`, `mia score --policy`, `mia submit --follow`, `mia watch`), or
+// `mia compare` found B worse than A beyond its thresholds. Never an error.
+inline constexpr int kExitPolicyFail = 7;
 
 // The exit code for a status (also for gRPC statuses: the codes are the same).
 int ExitCodeFor(const absl::Status& status);
@@ -32,6 +36,10 @@ int ExitCodeFor(const absl::Status& status);
 void PrintSummary(const audit::AuditResult& result);
 // Each attack's warnings on stderr.
 void PrintWarnings(const audit::AuditResult& result);
+// The policy's verdict (when the result has one) on stdout: "policy: PASS" or
+// "policy: FAIL", then each failed rule; returns the exit code it implies
+// (kExitOk without a policy or on PASS, kExitPolicyFail on FAIL).
+int PrintPolicyVerdict(const audit::AuditResult& result);
 
 struct ScoreCommandOptions {
   std::string bundle;   // .npz file or folder of .npy
@@ -44,6 +52,9 @@ struct ScoreCommandOptions {
   // before anything is decoded. 0: DefaultMemoryBudgetBytes() of this machine.
   uint64_t memory_budget_bytes = 0;
   bool quiet = false;  // no progress lines on stderr
+  // A policy file (the keys of audit.policy, docs/config.md): the report gets
+  // its verdict and the command exits kExitPolicyFail on FAIL.
+  std::string policy_file;
 };
 
 // `mia score`: load a bundle, run the attacks, write the report, print a summary.

@@ -10,9 +10,11 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "client/commands.h"
+#include "client/compare_command.h"
 #include "client/remote_commands.h"
 #include "core/common/version.h"
 #if MIA_WITH_TORCH
@@ -93,6 +95,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(uint64_t{0}, uint64_t{1} << 40))
       ->capture_default_str();
   score_cmd->add_flag("--quiet,-q", score.quiet, "No progress lines");
+  score_cmd->add_option("--policy", score.policy_file,
+                        "Policy file (the keys of audit.policy): exit 7 when its verdict is FAIL");
 
   // mia make-bundle
   mia::client::MakeBundleOptions make;
@@ -314,6 +318,28 @@ int main(int argc, char** argv) {
   upload_cmd->add_option("file", upload_file, "The file")->required();
   add_remote_flags(upload_cmd);
 
+  mia::client::CompareOptions compare;
+  double tpr_threshold = 0, epsilon_threshold = 0;
+  CLI::App* compare_cmd = app.add_subcommand(
+      "compare", "Compare two audits (report folders or audits/ID): is B worse than A?");
+  compare_cmd->add_option("a", compare.a, "Baseline: report folder or audits/ID")->required();
+  compare_cmd->add_option("b", compare.b, "Candidate: report folder or audits/ID")->required();
+  compare_cmd
+      ->add_option("--threshold", compare.auc_threshold,
+                   "B is worse when its AUC exceeds A's by more than this")
+      ->capture_default_str();
+  CLI::Option* tpr_opt = compare_cmd->add_option("--tpr-threshold", tpr_threshold,
+                                                 "Also judge each TPR at FPR with this threshold");
+  CLI::Option* eps_opt = compare_cmd->add_option("--epsilon-threshold", epsilon_threshold,
+                                                 "Also judge the epsilon lower bound");
+  compare_cmd
+      ->add_option("--use", compare.use,
+                   "Judge the difference's estimate, or the lower end of its interval (lower_ci)")
+      ->check(CLI::IsMember({"estimate", "lower_ci"}))
+      ->capture_default_str();
+  compare_cmd->add_flag("--json", compare.json, "One JSON object instead of the tables");
+  add_remote_flags(compare_cmd);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -354,6 +380,17 @@ int main(int argc, char** argv) {
   if (remote_command && !tls_env_error.empty()) {
     std::fprintf(stderr, "mia: error: %s\n", tls_env_error.c_str());
     return mia::client::kExitInvalidInput;
+  }
+  if (*compare_cmd) {
+    if (*tpr_opt) compare.tpr_threshold = tpr_threshold;
+    if (*eps_opt) compare.epsilon_threshold = epsilon_threshold;
+    const bool remote_source =
+        absl::StartsWith(compare.a, "audits/") || absl::StartsWith(compare.b, "audits/");
+    if (remote_source && !tls_env_error.empty()) {
+      std::fprintf(stderr, "mia: error: %s\n", tls_env_error.c_str());
+      return mia::client::kExitInvalidInput;
+    }
+    return mia::client::RunCompare(compare, remote, console);
   }
   if (*submit_cmd) return mia::client::RunSubmit(remote, submit, console);
   if (*get_cmd) return mia::client::RunGet(remote, get_name, get_json, console);

@@ -515,9 +515,29 @@ std::optional<std::string> MessageJson(const google::protobuf::Message& message,
   return text;
 }
 
+// The verdict of the audit's policy, when it had one, as `mia score` prints
+// it; kExitPolicyFail on FAIL.
+int PolicyOutcome(const v1::AuditResult& result, std::ostream& out) {
+  if (!result.has_policy()) return kExitOk;
+  const v1::PolicyVerdict& v = result.policy();
+  int failed = 0;
+  for (const v1::PolicyRuleResult& r : v.rules()) failed += r.pass() ? 0 : 1;
+  out << absl::StrFormat("policy: %s (%d rule checks, %d failed; judged on the %s)\n",
+                         v.pass() ? "PASS" : "FAIL", v.rules_size(), failed,
+                         v.use() == "upper_ci" ? "upper ends of the intervals" : "estimates");
+  for (const v1::PolicyRuleResult& r : v.rules()) {
+    if (r.pass()) continue;
+    const std::string value = r.has_value() ? absl::StrFormat("%.6g", r.value()) : r.note();
+    out << absl::StrFormat("  FAIL %s: %s, target %d: %s > %.6g\n", r.rule(), r.attack(),
+                           r.target(), value, r.limit());
+  }
+  return v.pass() ? kExitOk : kExitPolicyFail;
+}
+
 // How a finished audit ends the command: the summary table (unless `json`:
-// the last snapshot line holds the result) and exit 0 when it SUCCEEDED,
-// kExitAuditFailed otherwise.
+// the last snapshot line holds the result) and exit 0 when it SUCCEEDED
+// (kExitPolicyFail when its policy's verdict is FAIL), kExitAuditFailed
+// otherwise.
 int Outcome(const v1::Audit& a, const Console& c, bool json) {
   switch (a.state()) {
     case v1::Audit::SUCCEEDED:
@@ -526,7 +546,7 @@ int Outcome(const v1::Audit& a, const Console& c, bool json) {
       // Its name and how to fetch the files: the folder on the server is no
       // place a client can reach.
       *c.err << a.name() << " SUCCEEDED; its report: mia report " << a.name() << " --out DIR\n";
-      return kExitOk;
+      return PolicyOutcome(a.result(), json ? *c.err : *c.out);
     case v1::Audit::FAILED:
       *c.err << "mia: error: " << a.name() << " FAILED " << ErrorText(a.error()) << "\n";
       return kExitAuditFailed;
@@ -976,6 +996,7 @@ int RunGet(const RemoteOptions& remote, const std::string& name, bool json,
     out << "\n";
     PrintResultTable(a.result(), out);
     PrintResultWarnings(a.result(), *console.err);
+    PolicyOutcome(a.result(), out);  // shown; `get` exits 0 whatever the verdict
   }
   return kExitOk;
 }
@@ -1197,6 +1218,26 @@ int RunReport(const RemoteOptions& remote, const std::string& name, const std::s
     return kExitNotFound;
   }
   return kExitOk;
+}
+
+int FetchReportFile(const RemoteOptions& remote, const std::string& name, const std::string& file,
+                    const std::string& dir, const Console& console) {
+  Client client(remote, console);
+  if (const int rc = client.CheckSetup(); rc != kExitOk) return rc;
+  const std::string audit = AuditName(name);
+  // The listing gives the size and checksum the download is checked against.
+  v1::ListReportFilesResponse listing;
+  grpc::ClientContext ctx;
+  client.SetDeadline(&ctx);
+  v1::ListReportFilesRequest request;
+  request.set_name(audit);
+  const grpc::Status status = client.stub()->ListReportFiles(&ctx, request, &listing);
+  if (!status.ok()) return client.Fail(status, absl::StrCat("report ", audit));
+  for (const v1::ReportFile& f : listing.files()) {
+    if (f.file() == file) return DownloadReportFile(client, audit, f, dir);
+  }
+  *console.err << "mia: error: " << audit << " has no report file " << file << "\n";
+  return kExitNotFound;
 }
 
 int RunUpload(const RemoteOptions& remote, const std::string& file, const Console& console) {

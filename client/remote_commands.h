@@ -91,7 +91,8 @@ int RunList(const RemoteOptions& remote, const ListOptions& options, const Conso
 
 // `mia watch NAME`: progress bars until the audit ends, then the summary
 // table; with `json` one JSON line per snapshot on `out` instead. Exit 0 only
-// when it SUCCEEDED; kExitAuditFailed for FAILED or CANCELLED;
+// when it SUCCEEDED (kExitPolicyFail when its policy says FAIL);
+// kExitAuditFailed for FAILED or CANCELLED;
 // kExitUnavailable when reconnecting gave up.
 int RunWatch(const RemoteOptions& remote, const std::string& name, int64_t from_version, bool json,
              const Console& console);
@@ -119,6 +120,11 @@ int RunReport(const RemoteOptions& remote, const std::string& name, const std::s
               const Console& console);
 
 // `mia upload FILE`: uploads a file and prints its artifact id on `out`.
+// Downloads one report file of a SUCCEEDED audit into `dir`, checked as
+// `mia report` checks every file (for `mia compare`). An exit code.
+int FetchReportFile(const RemoteOptions& remote, const std::string& name, const std::string& file,
+                    const std::string& dir, const Console& console);
+
 int RunUpload(const RemoteOptions& remote, const std::string& file, const Console& console);
 
 }  // namespace mia::client

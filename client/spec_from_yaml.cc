@@ -245,6 +245,24 @@ class Converter {
       }
       return;
     }
+    if (f->is_map()) {  // a YAML mapping with plain keys (audit.policy)
+      if (!value || value.IsNull()) return;
+      if (!value.IsMap()) {
+        Problem(path, "must be a mapping of keys", value);
+        return;
+      }
+      for (const auto& kv : value) {
+        std::string key;
+        if (!ScalarAs(kv.first, &key)) {
+          Problem(path, "keys must be plain names", kv.first);
+          continue;
+        }
+        Message* entry = r->AddMessage(msg, f);
+        entry->GetReflection()->SetString(entry, type->map_key(), key);
+        Field(kv.second, absl::StrCat(path, "[", key, "]"), type->map_value(), entry);
+      }
+      return;
+    }
     if (type == v1::RamiaColumnRange::descriptor()) {  // [[low, high], ...]
       if (!value.IsSequence()) {
         Problem(path, "expected a list of [low, high] pairs", value);

@@ -46,6 +46,8 @@ TEST_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev python3-numpy
   # the service's tests: health/reflection protos, Python clients, sqlite3 CLI
   grpc-proto python3-grpcio python3-protobuf sqlite3
+  # the Python client (clients/python): YAML job files
+  python3-yaml
   # throwaway TLS certificates in tests/integration/server_test.sh and deploy/validate.sh
   openssl
   # real data shipped as a package: images, and text (/usr/share/games/fortunes;

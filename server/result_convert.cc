@@ -208,6 +208,22 @@ void ResultToProto(const audit::AuditResult& result, v1::AuditResult* out, int r
       }
     }
   }
+  if (result.policy.has_value()) {
+    v1::PolicyVerdict* v = out->mutable_policy();
+    v->set_pass(result.policy->pass);
+    v->set_verdict(result.policy->pass ? "PASS" : "FAIL");
+    v->set_use(result.policy->use);
+    for (const audit::PolicyRuleResult& r : result.policy->rules) {
+      v1::PolicyRuleResult* p = v->add_rules();
+      p->set_rule(r.rule);
+      p->set_attack(r.attack);
+      p->set_target(r.target);
+      if (!std::isnan(r.value)) p->set_value(r.value);
+      p->set_limit(r.limit);
+      p->set_pass(r.pass);
+      p->set_note(r.note);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------

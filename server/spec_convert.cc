@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <set>
 #include <system_error>
 #include <utility>
@@ -275,6 +276,39 @@ Json MapRamia(const v1::RamiaSection& r) {
   return y;
 }
 
+// A policy's limits under their YAML keys. Map entries go in key order, so a
+// spec gives the same rules in the same order however its maps were built.
+template <typename Rules>
+void PutPolicyRules(const Rules& r, Json& y) {
+  Put(y, "max_auc", r.has_max_auc(), Number(r.max_auc()));
+  if (!r.max_tpr_at_fpr().empty()) {
+    const std::map<std::string, double> sorted(r.max_tpr_at_fpr().begin(),
+                                               r.max_tpr_at_fpr().end());
+    Json tprs = Json::object();
+    for (const auto& [fpr, tpr] : sorted) tprs[fpr] = Number(tpr);
+    y["max_tpr_at_fpr"] = std::move(tprs);
+  }
+  Put(y, "max_epsilon_lower_bound", r.has_max_epsilon_lower_bound(),
+      Number(r.max_epsilon_lower_bound()));
+}
+
+Json MapPolicy(const v1::PolicySection& p) {
+  Json y = Json::object();
+  Put(y, "use", p.has_use(), p.use());
+  PutPolicyRules(p, y);
+  if (!p.attacks().empty()) {
+    const std::map<std::string, v1::PolicyRules> sorted(p.attacks().begin(), p.attacks().end());
+    Json attacks = Json::object();
+    for (const auto& [attack, rules] : sorted) {
+      Json r = Json::object();
+      PutPolicyRules(rules, r);
+      attacks[attack] = std::move(r);
+    }
+    y["attacks"] = std::move(attacks);
+  }
+  return y;
+}
+
 Json MapAudit(const v1::AuditSection& a, Problems* problems) {
   Json y = Json::object();
   if (a.attacks_size() > 0) y["attacks"] = ListJson(a.attacks(), kSame);
@@ -328,6 +362,7 @@ Json MapAudit(const v1::AuditSection& a, Problems* problems) {
     }
     y["duci"] = std::move(duci);
   }
+  if (a.has_policy()) y["policy"] = MapPolicy(a.policy());
   return y;
 }
 

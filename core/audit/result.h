@@ -183,6 +183,27 @@ struct DuciResult {
   std::vector<DuciAttackResult> attacks;
 };
 
+// One rule of a privacy policy judged on one (attack, target)
+// (core/audit/policy.h).
+struct PolicyRuleResult {
+  // The rule's key path in the policy: "max_auc", "max_tpr_at_fpr[0.001]",
+  // "max_epsilon_lower_bound", or "attacks.rmia.max_auc" for a per-attack rule.
+  std::string rule;
+  std::string attack;  // the attack judged (for a top-level rule: the worst one)
+  int target = 0;
+  double value = 0;  // the figure judged; NaN when there is none (see note)
+  double limit = 0;
+  bool pass = false;  // value <= limit
+  std::string note;   // why there is no value: "unresolved", "no interval"
+};
+
+// The verdict of a policy on a result: PASS when every rule passes.
+struct PolicyVerdict {
+  bool pass = false;
+  std::string use;  // "estimate" or "upper_ci"
+  std::vector<PolicyRuleResult> rules;
+};
+
 struct AuditResult {
   int schema_version = kResultSchemaVersion;
   std::string tool_version;      // mia version that produced it
@@ -212,6 +233,8 @@ struct AuditResult {
   std::optional<DpAuditResult> dp_audit;    // a DP audit in one run
   // A DUCI audit's estimates (`results` and `summaries` are then empty).
   std::optional<DuciResult> duci;
+  // Set when the audit had a policy (audit.policy, `mia score --policy`).
+  std::optional<PolicyVerdict> policy;
 };
 
 }  // namespace mia::audit

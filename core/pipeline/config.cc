@@ -198,9 +198,18 @@ class Section {
     }
     return true;
   }
+  // A problem found by another parser, recorded as it is.
+  void AddProblem(ConfigProblem problem) { problems_->push_back(std::move(problem)); }
 
   // Marks `key` invalid for rules across fields without a message of its own.
   void Invalidate(const std::string& key) { invalid_.insert(key); }
+
+  // The node of `key` (null when absent), marked as read: for keys parsed by
+  // a parser of their own (audit.policy).
+  YAML::Node Raw(const std::string& key) {
+    used_.insert(key);
+    return Has(key) ? node_[key] : YAML::Node();
+  }
 
   // Marks `key` as read without reading it (a key another rule refuses).
   void Use(const std::string& key) { used_.insert(key); }
@@ -763,6 +772,44 @@ void ParseDpAudit(Section& s, DpAuditConfig* d) {
   s.Finish();
 }
 
+// audit.policy through the policy's own parser (core/audit/policy.h, shared
+// with `mia score --policy FILE`), then its rules against the audit: the
+// attacks it names must run, upper_ci needs intervals, and its FPRs are added
+// to audit.fprs so that every rule can be judged.
+void ParseAuditPolicy(Section& s, AuditConfig* a) {
+  if (!s.Has("policy")) {
+    s.Use("policy");
+    return;
+  }
+  std::vector<audit::PolicyProblem> problems;
+  a->policy = audit::ParsePolicy(s.Raw("policy"), s.Path("policy"), &problems);
+  if (s.Valid("attacks") && s.Valid("algorithm") && s.Valid("bootstrap")) {
+    std::vector<std::string> names;
+    for (const std::string& spec : a->scoring.attacks) {
+      absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(spec);
+      if (made.ok()) names.push_back((*made)->name());
+    }
+    for (audit::PolicyProblem& p : audit::PolicyAuditProblems(
+             a->policy, names, a->scoring.bootstrap.resamples, s.Path("policy"))) {
+      problems.push_back(std::move(p));
+    }
+  }
+  if (s.Valid("fprs")) {
+    std::vector<double> fprs = audit::WithPolicyFprs(a->scoring.fprs, a->policy);
+    if (fprs.size() > kMaxFprs) {
+      problems.push_back({s.Path("policy.max_tpr_at_fpr"),
+                          absl::StrCat("its FPRs and audit.fprs together are ", fprs.size(),
+                                       ", above the limit of ", kMaxFprs)});
+    } else {
+      a->scoring.fprs = std::move(fprs);
+    }
+  }
+  if (!problems.empty()) s.Invalidate("policy");
+  for (audit::PolicyProblem& p : problems) {
+    s.AddProblem({std::move(p.field), std::move(p.message), p.line});
+  }
+}
+
 void ParseAudit(Section& s, Config* c, bool language_model, bool data_population_given,
                 bool duci_default) {
   AuditConfig* a = &c->audit;
@@ -846,6 +893,7 @@ void ParseAudit(Section& s, Config* c, bool language_model, bool data_population
   } else {
     s.Use("dp_audit");
   }
+  ParseAuditPolicy(s, a);
   s.Finish();
 }
 
@@ -1585,6 +1633,27 @@ std::string ConfigJson(const Config& c) {
     j["audit"]["duci"] = {{"fractions", c.audit.duci->fractions},
                           {"targets", DuciTargetModels(c)},
                           {"reference_models", DuciReferenceModels(c)}};
+  }
+  if (c.audit.policy.enabled) {
+    auto rules_json = [](const audit::PolicyRules& r) {
+      nlohmann::json out = nlohmann::json::object();
+      if (r.max_auc.has_value()) out["max_auc"] = *r.max_auc;
+      if (!r.max_tpr_at_fpr.empty()) {
+        nlohmann::json tprs = nlohmann::json::object();
+        for (const auto& [fpr, tpr] : r.max_tpr_at_fpr) tprs[absl::StrCat(fpr)] = tpr;
+        out["max_tpr_at_fpr"] = std::move(tprs);
+      }
+      if (r.max_epsilon_lower_bound.has_value()) {
+        out["max_epsilon_lower_bound"] = *r.max_epsilon_lower_bound;
+      }
+      return out;
+    };
+    nlohmann::json policy = rules_json(c.audit.policy.all_attacks);
+    policy["use"] = c.audit.policy.use;
+    for (const auto& [attack, rules] : c.audit.policy.per_attack) {
+      policy["attacks"][attack] = rules_json(rules);
+    }
+    j["audit"]["policy"] = std::move(policy);
   }
   return j.dump();
 }

@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/audit/ramia.h"
+#include "core/audit/policy.h"
 #include "core/audit/scoring.h"
 #include "core/data/loaders.h"
 #include "core/training/engine.h"
@@ -80,6 +81,8 @@ struct AuditConfig {
   // writes it) or `audit.ramia`. docs/config.md, "Range membership".
   std::optional<audit::RamiaOptions> ramia;
   std::optional<DuciConfig> duci;   // set: a DUCI audit (audit.duci)
+  // The privacy gate (audit.policy); its FPRs are added to scoring.fprs.
+  audit::PolicySpec policy;
 };
 
 // DP auditing in one run (Steinke, Nasr, Jagielski 2023; ATTACKS.md, "DP
@@ -165,7 +168,10 @@ inline constexpr int kMaxReferenceModels = 4096;      // audit.num_ref_models
 inline constexpr size_t kMaxModels = 5120;            // models in one audit (bundle targets too)
 inline constexpr size_t kMaxModelFiles = kMaxModels;  // models.torchscript entries
 inline constexpr size_t kMaxAttacks = 32;             // audit.attacks entries
-inline constexpr size_t kMaxFprs = 64;                // audit.fprs entries
+inline constexpr size_t kMaxFprs = 64;                // audit.fprs entries (policy FPRs included)
+inline constexpr size_t kMaxPolicyFprs =
+    audit::kMaxPolicyFprs;  // audit.policy.max_tpr_at_fpr entries (each rule set)
+inline constexpr size_t kMaxPolicyAttacks = audit::kMaxPolicyAttacks;  // audit.policy.attacks
 inline constexpr size_t kMaxHiddenLayers = 16;        // train.hidden entries
 inline constexpr int kMaxHiddenWidth = 65536;         // each train.hidden entry
 inline constexpr size_t kMaxChannels = 16;            // train.normalize_mean / _std entries

@@ -23,6 +23,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/audit/dp_guarantee.h"
 #include "core/common/csv.h"
 #include "core/common/file_util.h"
 #include "core/common/status_macros.h"
@@ -540,6 +542,85 @@ std::string DuciMarkdown(const audit::AuditResult& result) {
 }
 
 // ---------------------------------------------------------------------------
+// Reading result.json back.
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// result.json writes every non-finite number as null.
+double Num(const Json& j, const char* key, double if_null = kNaN) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return if_null;
+  return j[key].get<double>();
+}
+
+metrics::Interval IntervalOf(const Json& j) {
+  metrics::Interval out{kNaN, kNaN};
+  if (j.is_array() && j.size() == 2) {
+    if (j[0].is_number()) out.low = j[0].get<double>();
+    if (j[1].is_number()) out.high = j[1].get<double>();
+  }
+  return out;
+}
+
+metrics::Spread SpreadOf(const Json& j) {
+  metrics::Spread s;
+  s.count = j.value("count", 0);
+  s.mean = Num(j, "mean");
+  s.stddev = Num(j, "stddev");
+  s.min = Num(j, "min");
+  s.max = Num(j, "max");
+  return s;
+}
+
+audit::PolicyVerdict PolicyOf(const Json& j) {
+  audit::PolicyVerdict v;
+  v.pass = j.value("verdict", "") == "PASS";
+  v.use = j.value("use", "");
+  for (const Json& e : j.value("rules", Json::array())) {
+    audit::PolicyRuleResult r;
+    r.rule = e.value("rule", "");
+    r.attack = e.value("attack", "");
+    r.target = e.value("target", 0);
+    r.value = Num(e, "value");
+    r.limit = Num(e, "limit");
+    r.pass = e.value("pass", false);
+    r.note = e.value("note", "");
+    v.rules.push_back(std::move(r));
+  }
+  return v;
+}
+
+// The verdict of the audit's policy: PASS or FAIL, then each rule.
+void AppendPolicySection(const audit::PolicyVerdict& v, std::string& out) {
+  out += std::string("## Privacy policy: ") + (v.pass ? "PASS" : "FAIL") + "\n\n";
+  out += "Judged on the " +
+         std::string(v.use == "upper_ci" ? "upper end of each bootstrap interval" : "estimates") +
+         ", every target on its own; a value equal to its limit passes.\n\n";
+  out += "| rule | attack | target | value | limit | result |\n|---|---|---|---|---|---|\n";
+  for (const audit::PolicyRuleResult& r : v.rules) {
+    const std::string value = std::isnan(r.value) ? MdText(r.note.empty() ? "-" : r.note)
+                                                  : absl::StrFormat("%.6g", r.value);
+    out += "| " + MdCode(r.rule, true) + " | " + MdCode(r.attack, true) + " | " +
+           std::to_string(r.target) + " | " + value + " | " + absl::StrFormat("%.6g", r.limit) +
+           " | " + (r.pass ? "pass" : "**FAIL**") + " |\n";
+  }
+  out += "\n";
+}
+
+Json PolicyJson(const audit::PolicyVerdict& v) {
+  Json rules = Json::array();
+  for (const audit::PolicyRuleResult& r : v.rules) {
+    Json row = {{"rule", r.rule},           {"attack", r.attack},       {"target", r.target},
+                {"value", Number(r.value)}, {"limit", Number(r.limit)}, {"pass", r.pass}};
+    if (!r.note.empty()) row["note"] = r.note;
+    rules.push_back(std::move(row));
+  }
+  return {{"verdict", v.pass ? "PASS" : "FAIL"},
+          {"use", v.use},
+          {"targets", "each"},
+          {"rules", std::move(rules)}};
+}
+
+// ---------------------------------------------------------------------------
 // Files.
 
 
@@ -609,9 +690,182 @@ std::string ResultJson(const audit::AuditResult& result) {
                   {"population_points", r.population_points}};
   }
   if (result.dp_audit.has_value()) j["dp_audit"] = DpAuditJson(*result.dp_audit);
+  if (result.policy.has_value()) j["policy"] = PolicyJson(*result.policy);
   // Names come from users and registries; replace invalid UTF-8 rather than
   // throw (dump's default) so a report is always produced.
   return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+absl::StatusOr<audit::AuditResult> ParseResultJson(const std::string& text,
+                                                   const std::string& path) {
+  const Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || j.value("schema", "") != "mia.result") {
+    return absl::DataLossError(absl::StrCat(path, ": not a mia result"));
+  }
+  audit::AuditResult r;
+  try {
+    r.schema_version = j.value("schema_version", 0);
+    r.tool_version = j.value("tool_version", "");
+    if (j.contains("spec")) r.spec_json = j["spec"].dump();
+    const Json scoring = j.value("scoring", Json::object());
+    if (scoring.is_object()) {
+      r.seed = scoring.value("seed", uint64_t{0});
+      r.bootstrap_resamples = scoring.value("bootstrap_resamples", 0);
+      r.confidence = Num(scoring, "confidence");
+    }
+    for (const Json& f : j.value("fprs", Json::array())) {
+      r.fprs.push_back(f.is_number() ? f.get<double>() : kNaN);
+    }
+    for (const Json& t : j.value("targets", Json::array())) r.targets.push_back(t.get<int>());
+    for (const Json& e : j.value("results", Json::array())) {
+      audit::AttackTargetResult a;
+      a.attack = e.value("attack", "");
+      a.target = e.value("target", 0);
+      const Json counts = e.value("counts", Json::object());
+      a.members = counts.value("members", int64_t{0});
+      a.non_members = counts.value("non_members", int64_t{0});
+      a.excluded = counts.value("excluded", int64_t{0});
+      a.auc = Num(e, "auc");
+      a.auc_ci = IntervalOf(e.value("auc_ci", Json()));
+      for (const Json& t : e.value("tpr_at_fpr", Json::array())) {
+        metrics::TprAtFpr tpr;
+        tpr.fpr = Num(t, "fpr");
+        tpr.resolved = t.value("resolved", false);
+        tpr.tpr = Num(t, "tpr");
+        a.tpr_at_fpr.push_back(tpr);
+        a.tpr_ci.push_back(IntervalOf(t.value("ci", Json())));
+      }
+      const Json eps = e.value("epsilon", Json::object());
+      a.epsilon.epsilon = Num(eps, "value");
+      a.epsilon.delta = Num(eps, "delta");
+      // null is +infinity here: nobody flagged.
+      a.epsilon.threshold = Num(eps, "threshold", std::numeric_limits<double>::infinity());
+      a.epsilon.fpr_upper = Num(eps, "fpr_upper");
+      a.epsilon.fnr_upper = Num(eps, "fnr_upper");
+      a.epsilon.selection_points = eps.value("selection_points", int64_t{0});
+      a.epsilon.evaluation_points = eps.value("evaluation_points", int64_t{0});
+      const Json chosen = e.value("chosen", Json::object());  // items() does not own it
+      for (const auto& [name, value] : chosen.items()) {
+        a.chosen[name] = value.is_number() ? value.get<double>() : kNaN;
+      }
+      for (const Json& w : e.value("warnings", Json::array()))
+        a.warnings.push_back(w.get<std::string>());
+      r.results.push_back(std::move(a));
+    }
+    for (const Json& e : j.value("summaries", Json::array())) {
+      audit::AttackSummary s;
+      s.attack = e.value("attack", "");
+      s.auc = SpreadOf(e.value("auc", Json::object()));
+      for (const Json& t : e.value("tpr_at_fpr", Json::array()))
+        s.tpr_at_fpr.push_back(SpreadOf(t));
+      r.summaries.push_back(std::move(s));
+    }
+    for (const Json& w : j.value("warnings", Json::array()))
+      r.warnings.push_back(w.get<std::string>());
+    for (const Json& t : j.value("timings", Json::array())) {
+      r.timings.push_back({t.value("stage", ""), Num(t, "seconds")});
+    }
+    if (j.contains("ramia") && j["ramia"].is_object()) {
+      const Json& e = j["ramia"];
+      audit::RamiaSummary s;
+      s.range_function = e.value("range_function", "");
+      s.sample_size = e.value("sample_size", 0);
+      s.trim = Num(e, "trim");
+      s.trimmed_each_end = e.value("trimmed_each_end", 0);
+      s.radius = Num(e, "radius");
+      s.num_missing_feats = e.value("num_missing_feats", 0);
+      s.ranges = e.value("ranges", int64_t{0});
+      s.member_ranges = e.value("member_ranges", int64_t{0});
+      s.non_member_ranges = e.value("non_member_ranges", int64_t{0});
+      s.population_points = e.value("population_points", int64_t{0});
+      r.ramia = s;
+    }
+    for (const Json& g : j.value("dp", Json::array())) {
+      audit::DpGuarantee d;
+      d.target = g.value("target", 0);
+      // null is +infinity here: the accountant gave no bound.
+      d.epsilon = Num(g, "epsilon", std::numeric_limits<double>::infinity());
+      d.delta = Num(g, "delta");
+      d.order = g.value("order", 0);
+      d.noise_multiplier = Num(g, "noise_multiplier");
+      d.max_grad_norm = Num(g, "max_grad_norm");
+      d.sample_rate = Num(g, "sample_rate");
+      d.steps = g.value("steps", int64_t{0});
+      r.dp.push_back(d);
+    }
+    // Derived from the results and the guarantees (the warnings were read above).
+    r.dp_checks = audit::DpBoundChecks(r);
+    if (j.contains("dp_audit") && j["dp_audit"].is_object()) {
+      const Json& dj = j["dp_audit"];
+      audit::DpAuditResult d;
+      d.canary_dataset = dj.value("canary_dataset", "");
+      d.training_alg = dj.value("training_alg", "");
+      d.canaries = dj.value("canaries", int64_t{0});
+      d.included = dj.value("included", int64_t{0});
+      d.delta = Num(dj, "delta");
+      d.beta = Num(dj, "beta");
+      for (const Json& a : dj.value("attacks", Json::array())) {
+        audit::DpAuditAttackResult attack;
+        attack.attack = a.value("attack", "");
+        attack.best = a.value("best", size_t{0});
+        for (const Json& e : a.value("entries", Json::array())) {
+          audit::DpAuditEntry entry;
+          entry.k_plus = e.value("k_plus", int64_t{0});
+          entry.k_minus = e.value("k_minus", int64_t{0});
+          entry.guesses = e.value("guesses", int64_t{0});
+          entry.correct = e.value("correct", int64_t{0});
+          entry.epsilon = Num(e, "epsilon");
+          entry.chosen_after_looking = e.value("chosen_after_looking", false);
+          attack.entries.push_back(entry);
+        }
+        d.attacks.push_back(std::move(attack));
+      }
+      d.note = dj.value("note", "");
+      r.dp_audit = std::move(d);
+    }
+    if (j.contains("duci") && j["duci"].is_object()) {
+      const Json& d = j["duci"];
+      audit::DuciResult duci;
+      duci.candidate_points = d.value("candidate_points", int64_t{0});
+      for (const Json& m : d.value("references", Json::array())) {
+        duci.references.push_back(m.get<int>());
+      }
+      for (const Json& e : d.value("attacks", Json::array())) {
+        audit::DuciAttackResult a;
+        a.attack = e.value("attack", "");
+        a.threshold = Num(e, "threshold");
+        a.tpr = Num(e, "tpr");
+        a.fpr = Num(e, "fpr");
+        a.reference_members = e.value("reference_members", int64_t{0});
+        a.reference_non_members = e.value("reference_non_members", int64_t{0});
+        a.signal = e.value("signal", false);
+        a.mean_error = Num(e, "mean_error");
+        a.mean_error_clipped = Num(e, "mean_error_clipped");
+        for (const Json& w : e.value("warnings", Json::array())) {
+          a.warnings.push_back(w.get<std::string>());
+        }
+        for (const Json& t : e.value("targets", Json::array())) {
+          audit::DuciTargetEstimate est;
+          est.target = t.value("target", 0);
+          est.true_fraction = Num(t, "true_fraction");
+          est.estimate = Num(t, "estimate");
+          est.estimate_clipped = Num(t, "estimate_clipped");
+          est.error = Num(t, "error");
+          est.error_clipped = Num(t, "error_clipped");
+          est.points = t.value("points", int64_t{0});
+          est.excluded = t.value("excluded", int64_t{0});
+          est.predicted_members = t.value("predicted_members", int64_t{0});
+          a.targets.push_back(est);
+        }
+        duci.attacks.push_back(std::move(a));
+      }
+      r.duci = std::move(duci);
+    }
+    if (j.contains("policy") && j["policy"].is_object()) r.policy = PolicyOf(j["policy"]);
+  } catch (const Json::exception&) {
+    return absl::DataLossError(absl::StrCat(path, ": a field has the wrong type"));
+  }
+  return r;
 }
 
 std::string ScoresCsv(const audit::AuditResult& result) {
@@ -701,6 +955,7 @@ std::string SummaryMarkdown(const audit::AuditResult& result) {
   if (result.duci.has_value()) return DuciMarkdown(result);
   const std::vector<std::string> attacks = AttackNames(result);
   std::string out = "# Membership-inference audit summary\n\n";
+  if (result.policy.has_value()) AppendPolicySection(*result.policy, out);
   out += "- Tool: mia " + MdText(result.tool_version.empty() ? "(unknown version)"
                                                                : result.tool_version) +
          "\n";

@@ -51,6 +51,13 @@ absl::Status WriteReport(const audit::AuditResult& result, const std::string& ou
 // it instead).
 std::string ResultJson(const audit::AuditResult& result);
 
+// Reads result.json's text back (the server's result loader, `mia compare`):
+// every figure and the policy verdict; the ROC curves and per-point arrays are
+// not in the file. DataLoss naming `path` when the text is not a mia result or
+// a field has the wrong type.
+absl::StatusOr<audit::AuditResult> ParseResultJson(const std::string& text,
+                                                   const std::string& path);
+
 // scores.csv: one row per (target, audit point), one score column per attack.
 std::string ScoresCsv(const audit::AuditResult& result);
 

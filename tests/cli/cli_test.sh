@@ -240,4 +240,70 @@ expect "no server" 5 "cannot reach the mia server at 127.0.0.1:1: is it running?
 expect "no server (env)" 5 "127.0.0.1:1" -- env MIA_SERVER=127.0.0.1:1 "$MIA" list
 expect "bad state" 2 "--state" -- "$MIA" list --state sleeping --server 127.0.0.1:1
 
+# The privacy gate: `mia score --policy FILE` (the keys of audit.policy) puts
+# the verdict in the report and exits 7 on FAIL, 0 on PASS; errors keep theirs.
+printf 'max_auc: 0.999\nmax_tpr_at_fpr: {0.005: 1}\n' > pass.yaml
+expect "score --policy: PASS exits 0" 0 "" -- "$MIA" score --bundle b.npz \
+  --attack rmia,loss --out gate_pass --bootstrap 50 -q --policy pass.yaml
+grep -q "^policy: PASS" out.txt && ok "score --policy: PASS printed" || { bad "score --policy: PASS printed"; cat out.txt; }
+$PY - <<'PY' && ok "score --policy: verdict in result.json and summary.md" || bad "score --policy: verdict in the report"
+import json
+r = json.load(open("gate_pass/result.json"))
+assert r["policy"]["verdict"] == "PASS", r["policy"]
+assert 0.005 in r["fprs"], r["fprs"]  # the policy's FPR was added
+rules = [(x["rule"], x["target"]) for x in r["policy"]["rules"]]
+assert rules == [("max_auc", 0), ("max_tpr_at_fpr[0.005]", 0)], rules
+md = open("gate_pass/summary.md").read()
+assert md.index("## Privacy policy: PASS") < md.index("- Tool:")
+PY
+printf 'max_auc: 0.55\nattacks:\n  loss: {max_epsilon_lower_bound: 100}\n' > fail.yaml
+expect "score --policy: FAIL exits 7" 7 "" -- "$MIA" score --bundle b.npz \
+  --attack rmia,loss --out gate_fail --bootstrap 0 -q --policy fail.yaml
+grep -q "^policy: FAIL" out.txt && grep -q "FAIL max_auc: rmia, target 0" out.txt && ok "score --policy: the failed rule named" \
+  || { bad "score --policy: the failed rule named"; cat out.txt; }
+grep -q '"verdict": "FAIL"' gate_fail/result.json && ok "score --policy: FAIL in result.json" \
+  || bad "score --policy: FAIL in result.json"
+printf 'max_auc: 2\nmax_tpr_at_fpr: {0.001: 0.1, 1e-3: 0.2}\n' > bad_policy.yaml
+expect "score --policy: every problem of the file, exit 2" 2 "bad_policy.yaml: max_auc: must be in [0, 1] (line 1)" -- \
+  "$MIA" score --bundle b.npz --out gate_bad --policy bad_policy.yaml
+grep -qF "max_tpr_at_fpr[1e-3]: the same FPR as [0.001]" err.txt && ok "score --policy: the repeated FPR named" \
+  || { bad "score --policy: the repeated FPR named"; cat err.txt; }
+printf 'use: upper_ci\nattacks: {lira: {max_auc: 0.5}}\n' > other_policy.yaml
+expect "score --policy: an attack not run, exit 2" 2 "attacks.lira: the audit does not run this attack" -- \
+  "$MIA" score --bundle b.npz --attack rmia --bootstrap 0 --out gate_bad --policy other_policy.yaml
+grep -qF "use: upper_ci needs bootstrap intervals" err.txt && ok "score --policy: upper_ci without intervals named" \
+  || { bad "score --policy: upper_ci without intervals"; cat err.txt; }
+expect "score --policy: missing file, exit 3" 3 "nopolicy.yaml" -- "$MIA" score --bundle b.npz \
+  --out gate_bad --policy nopolicy.yaml
+[ ! -e gate_bad ] && ok "score --policy: a bad policy is refused before any work" || bad "score --policy: gate_bad written"
+
+# `mia compare A B`: a leakier model B fails the regression test (exit 7).
+"$MIA" make-bundle --out low.npz --points 600 --population 300 --leak 0.2 --seed 4 >/dev/null 2>&1
+"$MIA" make-bundle --out high.npz --points 600 --population 300 --leak 3 --seed 4 >/dev/null 2>&1
+"$MIA" score --bundle low.npz --attack rmia,loss --out rep_low --bootstrap 100 -q >/dev/null 2>&1
+"$MIA" score --bundle high.npz --attack rmia,loss --out rep_high --bootstrap 100 -q >/dev/null 2>&1
+expect "compare: the same report is not worse" 0 "" -- "$MIA" compare rep_low rep_low
+grep -q "B is not worse than A" out.txt && ok "compare: says not worse" || { bad "compare: says not worse"; cat out.txt; }
+expect "compare: a leakier B exits 7" 7 "" -- "$MIA" compare rep_low rep_high --threshold 0.01
+grep -q "WORSE" out.txt && grep -q "B is worse than A" out.txt && ok "compare: the worse figure marked" \
+  || { bad "compare: the worse figure marked"; cat out.txt; }
+expect "compare: a less leaky B exits 0" 0 "" -- "$MIA" compare rep_high rep_low --use lower_ci
+expect "compare --json" 7 "" -- "$MIA" compare rep_low rep_high --json --tpr-threshold 0.01
+$PY - <<'PY' && ok "compare --json content" || bad "compare --json content"
+import json
+c = json.load(open("out.txt"))
+assert c["worse"] is True
+assert [a["attack"] for a in c["attacks"]] == ["rmia", "loss"]
+auc = c["attacks"][0]["figures"][0]
+assert auc["figure"] == "auc" and auc["threshold"] == 0.02 and auc["worse"]  # the default
+assert abs(auc["diff"] - (auc["b"] - auc["a"])) < 1e-12
+lo, hi = auc["diff_ci"]
+assert lo < auc["diff"] < hi
+a = json.load(open("rep_low/result.json"))["results"][0]
+assert auc["a"] == a["auc"] and auc["a_ci"] == a["auc_ci"]
+assert any(f["figure"] == "tpr@0.01" for f in c["attacks"][0]["figures"])
+PY
+expect "compare: no result.json, exit 3" 3 "no result.json" -- "$MIA" compare nowhere rep_low
+expect "compare: remote without a server, exit 5" 5 "cannot reach" -- "$MIA" compare audits/abc rep_low --server 127.0.0.1:1
+
 finish_checks

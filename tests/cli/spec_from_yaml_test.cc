@@ -380,4 +380,42 @@ TEST(SpecFromYamlTest, DuciSection) {
   ASSERT_TRUE(aug.ok()) << aug.status();
   EXPECT_FALSE(aug->spec.audit().has_augmentation());
 }
+
+
+// audit.policy's mappings (FPR -> TPR, attack -> rules) become the proto's
+// map fields, keyed by the YAML's text.
+TEST(SpecFromYamlTest, PolicyMaps) {
+  const std::string yaml = R"(audit:
+  policy:
+    use: upper_ci
+    max_auc: 0.6
+    max_tpr_at_fpr: {0.001: 0.01, 1e-4: 0.005}
+    attacks:
+      rmia: {max_auc: 0.55, max_tpr_at_fpr: {0.01: 0.1}}
+)";
+  absl::StatusOr<ConvertedSpec> c = SpecFromYaml(yaml, "job.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const v1::PolicySection& p = c->spec.audit().policy();
+  EXPECT_EQ(p.use(), "upper_ci");
+  EXPECT_EQ(p.max_auc(), 0.6);
+  EXPECT_FALSE(p.has_max_epsilon_lower_bound());
+  ASSERT_EQ(p.max_tpr_at_fpr().size(), 2u);
+  EXPECT_EQ(p.max_tpr_at_fpr().at("0.001"), 0.01);
+  EXPECT_EQ(p.max_tpr_at_fpr().at("1e-4"), 0.005);
+  ASSERT_EQ(p.attacks().size(), 1u);
+  EXPECT_EQ(p.attacks().at("rmia").max_auc(), 0.55);
+  EXPECT_EQ(p.attacks().at("rmia").max_tpr_at_fpr().at("0.01"), 0.1);
+
+  absl::StatusOr<ConvertedSpec> bad = SpecFromYaml(R"(audit:
+  policy:
+    max_tpr_at_fpr: {0.001: high}
+    attacks: {rmia: {max_aux: 1}}
+)",
+                                                   "job.yaml");
+  ASSERT_FALSE(bad.ok());
+  const std::string m(bad.status().message());
+  EXPECT_THAT(
+      m, HasSubstr("job.yaml: audit.policy.max_tpr_at_fpr[0.001]: expected a number (line 3)"));
+  EXPECT_THAT(m, HasSubstr("job.yaml: audit.policy.attacks[rmia].max_aux: unknown key (line 4)"));
+}
 }  // namespace mia::client

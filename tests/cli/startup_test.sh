@@ -44,6 +44,7 @@ loads_no_torch "mia --version" "$MIA" --version
 loads_no_torch "mia list" "$MIA" list --server 127.0.0.1:1 --timeout 1
 "$MIA" make-bundle --out b.npz --points 200 --population 100 2>/dev/null
 loads_no_torch "mia score" "$MIA" score --bundle b.npz --attack rmia-offline --out rep -q
+loads_no_torch "mia compare" "$MIA" compare rep rep
 
 # The bootstrap's threads change no figure.
 "$MIA" score --bundle b.npz --attack rmia-offline,loss --out rep_t1 -q --threads 1 --bootstrap 300 \

@@ -307,6 +307,40 @@ ART_NAME=$(head -1 out.txt)
 printf 'bundle:\n  path: upload:up.npz\n  attacks: [rmia]\n  bootstrap: 0\n' > upl.yaml
 expect "submit upload: job --follow" 0 "SUCCEEDED" -- "$MIA" submit upl.yaml --follow
 
+# The privacy gate through the server: the spec's audit.policy travels as
+# AuditSection.policy, the verdict comes back in the AuditResult, and
+# `submit --follow` and `watch` exit 7 on FAIL (0 on PASS). Its own seed, so
+# that the crash test's models are not these.
+train_yaml train.csv 40 11 > gate_fail.yaml
+printf '  policy:\n    max_auc: 0.0\n    max_tpr_at_fpr: {0.005: 1}\n' >> gate_fail.yaml
+expect "policy FAIL: submit --follow exits 7" 7 "SUCCEEDED" -- "$MIA" submit gate_fail.yaml --follow
+GATE_FAIL=$(head -1 out.txt)
+grep -q "^policy: FAIL" out.txt && grep -q "FAIL max_auc" out.txt && ok "policy FAIL: the verdict and the failed rule printed" \
+  || { bad "policy FAIL: the verdict printed"; show all.txt; }
+expect "policy FAIL: watch exits 7" 7 "" -- "$MIA" watch "$GATE_FAIL"
+expect "policy FAIL: get --json has the verdict" 0 "" -- "$MIA" get "$GATE_FAIL" --json
+$PY - <<'PY' && ok "policy FAIL: AuditResult.policy, and the policy's FPR scored" || { bad "policy in get --json"; show all.txt; }
+import json
+r = json.load(open("out.txt"))["result"]
+# Pretty JSON leaves fields at their default out: pass false is absent.
+assert r["policy"]["verdict"] == "FAIL" and not r["policy"].get("pass", False), r["policy"]
+assert 0.005 in r["fprs"], r["fprs"]
+assert {x["rule"] for x in r["policy"]["rules"]} == {"max_auc", "max_tpr_at_fpr[0.005]"}
+PY
+train_yaml train.csv 40 11 > gate_pass.yaml
+printf '  policy:\n    max_auc: 1.0\n' >> gate_pass.yaml
+expect "policy PASS: submit --follow exits 0" 0 "SUCCEEDED" -- "$MIA" submit gate_pass.yaml --follow
+GATE_PASS=$(head -1 out.txt)
+grep -q "^policy: PASS" out.txt && ok "policy PASS printed" || { bad "policy PASS printed"; show all.txt; }
+printf 'audit:\n  policy: {max_auc: 2, attacks: {nope: {max_auc: 0.5}}}\n' > gate_bad_part.yaml
+train_yaml train.csv 40 11 | sed '/^audit:/,$d' > gate_bad.yaml && cat gate_bad_part.yaml >> gate_bad.yaml
+expect "policy problems refused by the server: exit 2" 2 "spec.audit.policy.max_auc" -- "$MIA" submit gate_bad.yaml
+grep -qF "spec.audit.policy.attacks.nope" all.txt && ok "policy problems: the unknown attack named" \
+  || { bad "policy problems: the unknown attack named"; show all.txt; }
+# `mia compare` of two remote audits (the same models: nothing worse).
+expect "compare two remote audits" 0 "" -- "$MIA" compare "$GATE_FAIL" "$GATE_PASS"
+grep -q "B is not worse than A" out.txt && ok "compare of remote audits" || { bad "compare of remote audits"; show all.txt; }
+
 # ---------------------------------------------------------------------------
 # 1b. A language-model audit: a text corpus in the data root, a small GPT
 # trained from scratch with a BPE trained on the pool, the sequence attacks.
@@ -964,6 +998,35 @@ except grpc.RpcError as e:
 print("ok   TLS: python plaintext client: UNAVAILABLE")
 PY
   relay_python $? py_tls.out "python TLS client"
+  # mia_client (clients/python) over TLS and mutual TLS, with a token.
+  MIA_PROTO_PYTHON="$STUBS" PYTHONPATH="$TESTS/../clients/python" $PY - "$T" "$PORT_T" "$PORT_M" \
+    >py_client_tls.out 2>&1 <<'PY'
+import sys
+import grpc
+from mia_client import Client, MiaError
+t, port_t, port_m = sys.argv[1], sys.argv[2], sys.argv[3]
+def not_found(client):
+    try:
+        client.get("audits/none")
+    except MiaError as e:
+        return e.code == grpc.StatusCode.NOT_FOUND
+    return False
+with Client.connect("127.0.0.1:" + port_t, root_cert=t + "/ca.pem", token="x") as c:
+    assert not_found(c)
+print("ok   mia_client: TLS with root_cert")
+with Client.connect("127.0.0.1:" + port_m, root_cert=t + "/ca.pem", client_cert=t + "/client.pem",
+                    client_key=t + "/client.key") as c:
+    assert not_found(c)
+print("ok   mia_client: mutual TLS with a client certificate")
+with Client("127.0.0.1:" + port_m, root_cert=t + "/ca.pem", timeout=5) as c:
+    try:
+        c.get("audits/none")
+        raise SystemExit("mTLS without a client certificate answered")
+    except MiaError as e:
+        assert e.code == grpc.StatusCode.UNAVAILABLE, e.code
+print("ok   mia_client: mutual TLS without a client certificate is UNAVAILABLE")
+PY
+  relay_python $? py_client_tls.out "mia_client over TLS"
 
   # Bad TLS settings stop the server at start like any bad configuration.
   expect "TLS: server with a missing key file: exit 2, the key named" 2 \

@@ -1,3 +1,4 @@
+#include "absl/strings/str_cat.h"
 #include "core/pipeline/config.h"
 
 #include <filesystem>
@@ -1277,5 +1278,72 @@ TEST(ConfigTest, IncumbentDuciConfigParsesAsADuciAudit) {
   EXPECT_EQ(c->data.population_size, 0);
   EXPECT_EQ(DuciTargetModels(*c), 5);
   EXPECT_EQ(DuciReferenceModels(*c), 4);
+}
+
+
+TEST(ConfigTest, AuditPolicy) {
+  auto c = ParseConfig(std::string(kMinimal) + R"(
+audit:
+  attacks: [rmia, lira-offline]
+  fprs: [0.01]
+  policy:
+    use: upper_ci
+    max_auc: 0.6
+    max_tpr_at_fpr: {0.001: 0.02}
+    attacks:
+      lira-offline: {max_epsilon_lower_bound: 1}
+)",
+                       "policy.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const audit::PolicySpec& p = c->audit.policy;
+  EXPECT_TRUE(p.enabled);
+  EXPECT_EQ(p.use, "upper_ci");
+  EXPECT_EQ(p.all_attacks.max_auc, 0.6);
+  ASSERT_EQ(p.per_attack.size(), 1u);
+  EXPECT_EQ(p.per_attack[0].first, "lira-offline");
+  // The policy's FPR is added to the audit's so that the rule can be judged.
+  EXPECT_EQ(c->audit.scoring.fprs, (std::vector<double>{0.01, 0.001}));
+  const nlohmann::json echo = nlohmann::json::parse(ConfigJson(*c));
+  EXPECT_EQ(echo["audit"]["policy"]["max_auc"], 0.6);
+  EXPECT_EQ(echo["audit"]["policy"]["attacks"]["lira-offline"]["max_epsilon_lower_bound"], 1);
+
+  // No policy: nothing judged, FPRs untouched.
+  auto none = ParseConfig(kMinimal, "none.yaml");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->audit.policy.enabled);
+  EXPECT_TRUE(none->audit.scoring.fprs.empty());
+  EXPECT_FALSE(nlohmann::json::parse(ConfigJson(*none))["audit"].contains("policy"));
+}
+
+TEST(ConfigTest, AuditPolicyProblemsAreNamedByField) {
+  std::vector<ConfigProblem> problems;
+  auto c = ParseConfig(std::string(kMinimal) + R"(
+audit:
+  attacks: [rmia]
+  bootstrap: 0
+  policy:
+    use: upper_ci
+    max_auc: 2
+    max_tpr_at_fpr: {0.001: -1}
+    attacks: {lira: {max_auc: 0.5}}
+)",
+                       "bad.yaml", &problems);
+  ASSERT_FALSE(c.ok());
+  std::vector<std::string> fields;
+  for (const ConfigProblem& p : problems) fields.push_back(p.field);
+  EXPECT_THAT(fields,
+              UnorderedElementsAre("audit.policy.max_auc", "audit.policy.max_tpr_at_fpr[0.001]",
+                                   "audit.policy.attacks.lira", "audit.policy.use"));
+  EXPECT_THAT(c.status().message(), HasSubstr("audit.policy.max_tpr_at_fpr[0.001]: must be in"));
+  // Policy FPRs and audit.fprs together are held to kMaxFprs.
+  std::string fprs = "[";
+  for (size_t i = 0; i < kMaxFprs; ++i) fprs += absl::StrCat(i ? ", " : "", 0.5 + i * 0.001);
+  auto over = ParseConfig(std::string(kMinimal) + "audit:\n  fprs: " + fprs +
+                              "]\n  policy: {max_tpr_at_fpr: {0.001: 0.1}}\n",
+                          "over.yaml", &problems);
+  ASSERT_FALSE(over.ok());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].field, "audit.policy.max_tpr_at_fpr");
+  EXPECT_THAT(problems[0].message, HasSubstr("above the limit of 64"));
 }
 }  // namespace mia::pipeline

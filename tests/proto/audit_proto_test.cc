@@ -162,6 +162,12 @@ Audit FullAudit() {
   dp->set_delta(0);
   dp->set_beta(0.05);
   audit->mutable_duci()->add_fractions(0.25);
+  PolicySection* policy = audit->mutable_policy();
+  policy->set_use("upper_ci");
+  policy->set_max_auc(0.6);
+  (*policy->mutable_max_tpr_at_fpr())["0.001"] = 0.01;
+  policy->set_max_epsilon_lower_bound(2);
+  (*policy->mutable_attacks())["rmia"].set_max_auc(0.55);
   ModelsSection* models = spec->mutable_models();
   models->add_torchscript()->set_artifact_id(std::string(64, 'a'));
   models->add_torchscript()->set_server_path("models/ref.pt");
@@ -274,6 +280,18 @@ Audit FullAudit() {
   estimate->set_points(400);
   estimate->set_excluded(1);
   estimate->set_predicted_members(150);
+  PolicyVerdict* verdict = result->mutable_policy();
+  verdict->set_pass(true);
+  verdict->set_verdict("PASS");
+  verdict->set_use("upper_ci");
+  PolicyRuleResult* rule = verdict->add_rules();
+  rule->set_rule("max_auc");
+  rule->set_attack("rmia");
+  rule->set_target(1);
+  rule->set_value(0.58);
+  rule->set_limit(0.6);
+  rule->set_pass(true);
+  rule->set_note("-");
 
   Error* error = a.mutable_error();  // only on FAILED in practice
   error->set_code("INVALID_ARGUMENT");

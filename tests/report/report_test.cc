@@ -340,6 +340,67 @@ TEST(ResultJsonTest, ParsesWithSchemaAndRoundTripsValues) {
   EXPECT_EQ(j.at("timings")[0].at("seconds").get<double>(), 0.0123);
 }
 
+audit::PolicyVerdict HandVerdict() {
+  audit::PolicyVerdict v;
+  v.pass = false;
+  v.use = "estimate";
+  v.rules.push_back({"max_auc", "rmia", 0, 0.75, 0.8, true, ""});
+  v.rules.push_back({"max_tpr_at_fpr[0.01]", "lira|x", 1, std::nan(""), 0.1, false, "unresolved"});
+  return v;
+}
+
+TEST(ResultJsonTest, PolicyVerdictWrittenAndReadBack) {
+  audit::AuditResult result = MakeResult();
+  // No policy: no object.
+  EXPECT_FALSE(nlohmann::json::parse(ResultJson(result)).contains("policy"));
+  result.policy = HandVerdict();
+  const std::string text = ResultJson(result);
+  const nlohmann::json j = nlohmann::json::parse(text);
+  const nlohmann::json& p = j.at("policy");
+  EXPECT_EQ(p.at("verdict"), "FAIL");
+  EXPECT_EQ(p.at("use"), "estimate");
+  EXPECT_EQ(p.at("targets"), "each");
+  ASSERT_EQ(p.at("rules").size(), 2u);
+  EXPECT_EQ(p.at("rules")[0].at("rule"), "max_auc");
+  EXPECT_EQ(p.at("rules")[0].at("value").get<double>(), 0.75);
+  EXPECT_TRUE(p.at("rules")[0].at("pass").get<bool>());
+  EXPECT_FALSE(p.at("rules")[0].contains("note"));
+  EXPECT_TRUE(p.at("rules")[1].at("value").is_null());
+  EXPECT_EQ(p.at("rules")[1].at("note"), "unresolved");
+
+  // ParseResultJson reads back what ResultJson wrote.
+  absl::StatusOr<audit::AuditResult> back = ParseResultJson(text, "result.json");
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_TRUE(back->policy.has_value());
+  EXPECT_FALSE(back->policy->pass);
+  ASSERT_EQ(back->policy->rules.size(), 2u);
+  EXPECT_EQ(back->policy->rules[1].attack, "lira|x");
+  EXPECT_EQ(back->policy->rules[1].target, 1);
+  EXPECT_TRUE(std::isnan(back->policy->rules[1].value));
+  EXPECT_EQ(back->policy->rules[1].limit, 0.1);
+  EXPECT_EQ(back->results.size(), result.results.size());
+  EXPECT_EQ(back->results[0].auc, result.results[0].auc);
+  EXPECT_EQ(back->fprs, result.fprs);
+
+  EXPECT_EQ(ParseResultJson("{}", "x.json").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(ParseResultJson("not json", "x.json").status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(SummaryMarkdownTest, VerdictSectionAtTheTop) {
+  audit::AuditResult result = MakeResult();
+  EXPECT_THAT(SummaryMarkdown(result), Not(HasSubstr("Privacy policy")));
+  result.policy = HandVerdict();
+  const std::string md = SummaryMarkdown(result);
+  const size_t verdict = md.find("## Privacy policy: FAIL");
+  ASSERT_NE(verdict, std::string::npos);
+  EXPECT_LT(verdict, md.find("- Tool:"));  // first thing after the title
+  EXPECT_THAT(md, HasSubstr("| `max_auc` | `rmia` | 0 | 0.75 | 0.8 | pass |"));
+  // A table cell escapes '|'; a missing value shows why.
+  EXPECT_THAT(md, HasSubstr("`lira\\|x` | 1 | unresolved | 0.1 | **FAIL** |"));
+  result.policy->pass = true;
+  EXPECT_THAT(SummaryMarkdown(result), HasSubstr("## Privacy policy: PASS"));
+}
+
 TEST(ResultJsonTest, NoNonFiniteLiterals) {
   const std::string text = ResultJson(MakeResult());
   EXPECT_THAT(text, Not(HasSubstr("NaN")));

@@ -231,6 +231,65 @@ TEST(SpecFromProtoTest, FullSpecGivesTheConfigOfTheEquivalentYaml) {
   EXPECT_EQ(job->spec_hash.size(), 64u);
 }
 
+// audit.policy through the proto: its maps become the YAML's mappings, the
+// same Config comes out, and the same bad policy gets the same problems.
+TEST(SpecFromProtoTest, PolicyMapsOntoTheYamlKeys) {
+  const Layout l;
+  v1::AuditSpec spec;
+  spec.mutable_data()->set_dataset("purchase100");
+  spec.mutable_data()->mutable_data_dir()->set_server_path("purchase.csv");
+  spec.mutable_data()->set_population_size(10);
+  v1::PolicySection* p = spec.mutable_audit()->mutable_policy();
+  p->set_use("upper_ci");
+  p->set_max_auc(0.6);
+  (*p->mutable_max_tpr_at_fpr())["0.001"] = 0.02;
+  (*p->mutable_max_tpr_at_fpr())["0.005"] = 0.05;
+  p->set_max_epsilon_lower_bound(1.5);
+  (*p->mutable_attacks())["rmia"].set_max_auc(0.55);
+  std::vector<FieldViolation> violations;
+  absl::StatusOr<JobSpec> job = SpecFromProto(spec, l.roots, &violations);
+  ASSERT_TRUE(job.ok()) << job.status();
+  const std::string yaml =
+      "data: {dataset: purchase100, data_dir: x.csv, population_size: 10}\n"
+      "audit:\n  policy:\n    use: upper_ci\n    max_auc: 0.6\n"
+      "    max_tpr_at_fpr: {0.005: 0.05, 0.001: 0.02}\n    max_epsilon_lower_bound: 1.5\n"
+      "    attacks: {rmia: {max_auc: 0.55}}\n";
+  absl::StatusOr<pipeline::Config> config = pipeline::ParseConfig(yaml, "policy.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  job->config.data.source.path = config->data.source.path;
+  job->config.run.log_dir = config->run.log_dir;
+  EXPECT_EQ(Describe(job->config), Describe(*config));
+  EXPECT_TRUE(job->config.audit.policy.enabled);
+  // 0.005 is not a default FPR: added to the audit's.
+  EXPECT_EQ(job->config.audit.scoring.fprs.back(), 0.005);
+
+  // The same bad policy both ways.
+  (*p->mutable_max_tpr_at_fpr())["abc"] = 0.1;
+  (*p->mutable_attacks())["nope"].set_max_auc(2);
+  p->set_max_auc(-1);
+  ASSERT_FALSE(SpecFromProto(spec, l.roots, &violations).ok());
+  std::vector<pipeline::ConfigProblem> problems;
+  ASSERT_FALSE(
+      pipeline::ParseConfig("data: {dataset: purchase100, data_dir: x.csv, population_size: 10}\n"
+                            "audit:\n  policy:\n    use: upper_ci\n    max_auc: -1\n"
+                            "    max_tpr_at_fpr: {0.005: 0.05, 0.001: 0.02, abc: 0.1}\n"
+                            "    max_epsilon_lower_bound: 1.5\n"
+                            "    attacks: {rmia: {max_auc: 0.55}, nope: {max_auc: 2}}\n",
+                            "bad.yaml", &problems)
+          .ok());
+  std::vector<std::string> from_proto;
+  for (const FieldViolation& v : violations) from_proto.push_back(v.field + ": " + v.description);
+  std::vector<std::string> from_yaml;
+  for (const pipeline::ConfigProblem& q : problems) {
+    from_yaml.push_back("spec." + q.field + ": " + q.message);
+  }
+  EXPECT_THAT(from_proto, UnorderedElementsAreArray(from_yaml));
+  EXPECT_THAT(Fields(violations),
+              UnorderedElementsAreArray({"spec.audit.policy.max_auc",
+                                         "spec.audit.policy.max_tpr_at_fpr[abc]",
+                                         "spec.audit.policy.attacks.nope"}));
+}
+
 TEST(SpecFromProtoTest, UnsetFieldsTakeTheYamlDefaults) {
   const Layout l;
   v1::AuditSpec spec;
@@ -839,6 +898,33 @@ audit::AuditResult HandResult() {
   s.tpr_at_fpr = {{1, 0.5, 0, 0.5, 0.5}, {0, 0, 0, 0, 0}};
   r.summaries.push_back(s);
   return r;
+}
+
+TEST(ResultToProtoTest, PolicyVerdict) {
+  audit::AuditResult r = HandResult();
+  v1::AuditResult p;
+  ResultToProto(r, &p);
+  EXPECT_FALSE(p.has_policy());
+  audit::PolicyVerdict v;
+  v.pass = false;
+  v.use = "upper_ci";
+  v.rules.push_back({"max_auc", "rmia", 0, 0.9, 0.8, false, ""});
+  v.rules.push_back({"max_tpr_at_fpr[1e-06]", "lira", 0, std::nan(""), 0.1, false, "unresolved"});
+  r.policy = v;
+  ResultToProto(r, &p);
+  ASSERT_TRUE(p.has_policy());
+  EXPECT_FALSE(p.policy().pass());
+  EXPECT_EQ(p.policy().verdict(), "FAIL");
+  EXPECT_EQ(p.policy().use(), "upper_ci");
+  ASSERT_EQ(p.policy().rules_size(), 2);
+  EXPECT_EQ(p.policy().rules(0).rule(), "max_auc");
+  EXPECT_EQ(p.policy().rules(0).value(), 0.9);
+  EXPECT_EQ(p.policy().rules(0).limit(), 0.8);
+  EXPECT_FALSE(p.policy().rules(1).has_value());  // no figure: unset, with the reason
+  EXPECT_EQ(p.policy().rules(1).note(), "unresolved");
+  r.policy->pass = true;
+  ResultToProto(r, &p);
+  EXPECT_EQ(p.policy().verdict(), "PASS");
 }
 
 TEST(ResultToProtoTest, FiguresAndConventions) {
