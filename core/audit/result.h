@@ -18,7 +18,7 @@
 namespace mia::audit {
 
 // Version of the result.json schema; bump on any incompatible change.
-inline constexpr int kResultSchemaVersion = 1;
+inline constexpr int kResultSchemaVersion = 2;  // docs/report-format.md, "Changelog"
 
 // One attack run against one target model.
 struct AttackTargetResult {

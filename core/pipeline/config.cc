@@ -1387,6 +1387,10 @@ absl::StatusOr<Config> ParseConfig(const std::string& yaml_text, const std::stri
                                                  ": each is a game of its own")});
     }
   }
+  if (duci && c.audit.policy.enabled) {
+    problems.push_back({"audit.policy", "not for a DUCI audit: it estimates dataset usage and "
+                                        "has no membership figures (AUC, TPR, epsilon) to judge"});
+  }
   if (c.dp_audit.has_value()) {
     if (run.Valid("num_experiments") && c.run.num_experiments != 1) {
       run.Add("num_experiments",

@@ -21,7 +21,6 @@
 #include "core/attacks/registry.h"
 #include "core/attacks/sequence_attacks.h"
 #include "core/audit/bundle.h"
-#include "core/audit/policy.h"
 #include "core/common/file_util.h"
 #include "core/common/random.h"
 #include "core/common/sha256.h"
@@ -410,11 +409,7 @@ absl::Status LmReportStage(const Config& c, const PipelineContext& ctx, const io
       WriteFileAtomically(output->report_dir + "/models.json", report_options.models_json));
   audit::AddStageTime(&output->result.timings, "report", SecondsSince(t));
   if (!c.run.time_log) output->result.timings.clear();
-  if (c.audit.policy.enabled) {
-    absl::StatusOr<audit::PolicyVerdict> verdict = audit::Judge(output->result, c.audit.policy);
-    if (!verdict.ok()) return verdict.status();
-    output->result.policy = *std::move(verdict);
-  }
+  MIA_RETURN_IF_ERROR(JudgePolicy(c, &output->result));
   MIA_RETURN_IF_ERROR(report::WriteReport(output->result, output->report_dir, report_options));
   SendProgress(ctx, "report", 1, 1, "report written");
   return absl::OkStatus();

@@ -114,6 +114,14 @@ absl::StatusOr<std::string> FileSha256(const std::string& path) {
   return h.HexDigest();
 }
 
+absl::Status JudgePolicy(const Config& c, audit::AuditResult* result) {
+  if (!c.audit.policy.enabled) return absl::OkStatus();
+  absl::StatusOr<audit::PolicyVerdict> verdict = audit::Judge(*result, c.audit.policy);
+  if (!verdict.ok()) return verdict.status();
+  result->policy = *std::move(verdict);
+  return absl::OkStatus();
+}
+
 std::string ModelsJson(const std::vector<ModelRecord>& models, const Config& c) {
   nlohmann::json list = nlohmann::json::array();
   for (const ModelRecord& m : models) {
@@ -580,11 +588,7 @@ absl::Status ReportStage(const Config& c, const PipelineContext& ctx, const audi
       WriteFileAtomically(output->report_dir + "/models.json", report_options.models_json));
   audit::AddStageTime(&output->result.timings, "report", SecondsSince(t));
   if (!c.run.time_log) output->result.timings.clear();
-  if (c.audit.policy.enabled) {
-    absl::StatusOr<audit::PolicyVerdict> verdict = audit::Judge(output->result, c.audit.policy);
-    if (!verdict.ok()) return verdict.status();
-    output->result.policy = *std::move(verdict);
-  }
+  MIA_RETURN_IF_ERROR(JudgePolicy(c, &output->result));
   MIA_RETURN_IF_ERROR(report::WriteReport(output->result, output->report_dir, report_options));
   SendProgress(ctx, "report", 1, 1, "report written");  // never a server path
   return absl::OkStatus();

@@ -23,6 +23,7 @@
 #include "core/attacks/registry.h"
 #include "core/audit/ramia.h"
 #include "core/common/random.h"
+#include "core/common/file_util.h"
 #include "core/common/status_macros.h"
 #include "core/pipeline/splits.h"
 #include "core/pipeline/stages.h"
@@ -270,10 +271,14 @@ absl::StatusOr<PipelineOutput> RunRamiaAudit(const Config& c, const PipelineCont
                           : ctx.report_dir;
   std::error_code ec;
   std::filesystem::create_directories(output.report_dir, ec);
-  MIA_RETURN_IF_ERROR(WriteModelsJson(output.report_dir + "/models.json", output.models, c));
+  report::ReportOptions report_options;
+  report_options.models_json = ModelsJson(output.models, c);
+  MIA_RETURN_IF_ERROR(
+      WriteFileAtomically(output.report_dir + "/models.json", report_options.models_json));
   audit::AddStageTime(&output.result.timings, "report", SecondsSince(t));
   if (!c.run.time_log) output.result.timings.clear();
-  MIA_RETURN_IF_ERROR(report::WriteReport(output.result, output.report_dir));
+  MIA_RETURN_IF_ERROR(JudgePolicy(c, &output.result));
+  MIA_RETURN_IF_ERROR(report::WriteReport(output.result, output.report_dir, report_options));
   SendProgress(ctx, "report", 1, 1, "report written");
   return output;
 }

@@ -56,6 +56,9 @@ std::vector<T> Gather(const std::vector<T>& values, const std::vector<int64_t>& 
 }
 
 absl::StatusOr<std::string> FileSha256(const std::string& path);
+// The privacy gate: sets result->policy to the verdict of c.audit.policy on
+// the result, when the audit has one (every game's report goes through it).
+absl::Status JudgePolicy(const Config& c, audit::AuditResult* result);
 // models.json's text (the models' records and the recipe), for the file and
 // for report.html's Models section.
 std::string ModelsJson(const std::vector<ModelRecord>& models, const Config& c);
@@ -85,19 +88,10 @@ struct Split {
 absl::StatusOr<Split> SplitStage(const Config& c, const PipelineContext& ctx, int64_t rows,
                                  std::vector<audit::StageTiming>* timings);
 
-// Pool and population rows of the dataset (row ids), disjoint.
-absl::Status ChoosePoolAndPopulation(const Config& c, int64_t rows, std::vector<int64_t>* pool,
-                                     std::vector<int64_t>* population);
-
 // The classifier audit's stages (pipeline.cc), in the order RunAudit calls
-// them; the DP audit in one run (dp_audit_game.cc) calls them too.
-struct LoadedData {
-  data::Dataset ds;
-  std::string fingerprint;  // data::Fingerprint(ds): part of every model key
-};
-absl::StatusOr<LoadedData> LoadStage(const Config& c, const PipelineContext& ctx,
-                                     std::vector<audit::StageTiming>* timings);
-
+// them after LoadStage and SplitStage; the range audit, the DP audit in one
+// run and the DUCI game (ramia_game.cc, dp_audit_game.cc, duci_game.cc) call
+// them too.
 // Trains the models the store lacks and reuses the rest (or takes the models
 // trained elsewhere, models.torchscript); fills output->models and
 // models_trained. The path of each model's file, by model index.
@@ -184,13 +178,6 @@ absl::StatusOr<std::vector<std::string>> TrainOrReuse(
     training::TrainContext tctx, const TrainFn& train, ArtifactStore* store,
     PipelineOutput* output, std::vector<audit::StageTiming>* timings);
 
-// The classifier's train stage (pipeline.cc): trains the models the store
-// lacks, reuses the rest, or takes models.torchscript; fills output->models.
-absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const PipelineContext& ctx,
-                                                    const LoadedData& data, const Split& split,
-                                                    ArtifactStore* store, PipelineOutput* output,
-                                                    std::vector<audit::StageTiming>* timings);
-
 // Scores the bundle like `mia score` does; fills output->result, its timings
 // the pipeline's stages first, then scoring's. With `ranges`, a range audit's
 // scoring (audit::RangeGroups).
@@ -211,49 +198,6 @@ absl::StatusOr<audit::DpAuditResult> DpAuditBounds(const DpAuditConfig& d,
 
 // The DP audit in one run (dp_audit_game.cc): RunAudit for c.dp_audit.
 absl::StatusOr<PipelineOutput> RunDpAuditGame(const Config& c, const PipelineContext& ctx);
-
-// The classifier audit's stages (pipeline.cc), in the order RunAudit calls
-// them; the DUCI game (duci_game.cc) runs them with a split of its own.
-struct LoadedData {
-  data::Dataset ds;
-  std::string fingerprint;  // data::Fingerprint(ds): part of every model key
-};
-absl::StatusOr<LoadedData> LoadStage(const Config& c, const PipelineContext& ctx,
-                                     std::vector<audit::StageTiming>* timings);
-
-// Trains the models the store lacks and reuses the rest (or takes the models
-// trained elsewhere, models.torchscript); fills output->models and
-// models_trained. The path of each model's file, by model index.
-absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const PipelineContext& ctx,
-                                                    const LoadedData& data, const Split& split,
-                                                    ArtifactStore* store, PipelineOutput* output,
-                                                    std::vector<audit::StageTiming>* timings);
-
-// Every model's logits on the audit points and on the population.
-struct Signals {
-  std::vector<int64_t> audit_rows;  // dataset rows of the audit points
-  int64_t n = 0;                    // audit points
-  int64_t z = 0;                    // population points
-  int a_count = 0;                  // queries per point (augmentations)
-  int classes = 0;
-  std::vector<float> audit_logits;  // [models, n, a_count, classes]
-  std::vector<float> pop_logits;    // [models, z, a_count, classes]
-};
-absl::StatusOr<Signals> SignalsStage(const Config& c, const PipelineContext& ctx,
-                                     const LoadedData& data, const Split& split,
-                                     const std::vector<std::string>& model_paths,
-                                     const std::vector<ModelRecord>& models,
-                                     const ArtifactStore& store,
-                                     std::vector<audit::StageTiming>* timings);
-
-// The audit as a bundle in memory, as `mia score` reads one from a file.
-audit::Bundle MakeBundle(const Config& c, const LoadedData& data, const Split& split,
-                         Signals signals);
-
-// The audit's files, models.json, and the signals as a bundle that `mia
-// score` can re-audit; sets output->report_dir.
-absl::Status ReportStage(const Config& c, const PipelineContext& ctx, const audit::Bundle& bundle,
-                         PipelineOutput* output);
 
 // The DUCI game (duci_game.cc): RunAudit for c.audit.duci.
 absl::StatusOr<PipelineOutput> RunDuciGame(const Config& c, const PipelineContext& ctx);

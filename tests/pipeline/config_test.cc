@@ -1,4 +1,3 @@
-#include "absl/strings/str_cat.h"
 #include "core/pipeline/config.h"
 
 #include <filesystem>
@@ -6,6 +5,7 @@
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
