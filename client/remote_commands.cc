@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "client/commands.h"
 #include "client/spec_from_yaml.h"
+#include "core/common/csv.h"
 #include "core/common/file_util.h"
 #include "core/common/sha256.h"
 #include "google/protobuf/util/json_util.h"
@@ -777,17 +778,6 @@ int UploadFile(Client& client, const std::string& path, std::string* artifact_id
   return kExitOk;
 }
 
-// One CSV field, quoted per RFC 4180 when it needs to be (attack names can
-// hold ',').
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
-  std::string quoted = "\"";
-  for (char ch : s) {
-    if (ch == '"') quoted += '"';
-    quoted += ch;
-  }
-  return quoted + "\"";
-}
 
 // A report file name from the server must stay inside the output folder.
 bool SafeFileName(const std::string& name) {
@@ -1150,7 +1140,7 @@ int RunScores(const RemoteOptions& remote, const ScoresOptions& options, const C
       out << row.row_id() << "," << row.target() << "," << (row.member() ? 1 : 0);
       for (double s : row.scores()) {
         // As the report's scores.csv: exact doubles, an empty field for NaN.
-        out << "," << (std::isnan(s) ? std::string() : absl::StrFormat("%.17g", s));
+        out << "," << (std::isnan(s) ? std::string() : CsvNumber(s));
       }
       out << "\n";
       ++rows;

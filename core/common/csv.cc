@@ -1,5 +1,7 @@
 #include "core/common/csv.h"
 
+#include <charconv>
+
 #include <streambuf>
 #include <utility>
 
@@ -130,6 +132,12 @@ absl::StatusOr<bool> CsvReader::Next(std::vector<std::string>* fields) {
       state = State::kUnquoted;
     }
   }
+}
+
+std::string CsvNumber(double value) {
+  char buffer[40];
+  const std::to_chars_result r = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  return std::string(buffer, r.ptr);
 }
 
 }  // namespace mia

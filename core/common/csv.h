@@ -31,6 +31,10 @@ std::string CsvField(absl::string_view text);
 // Appends the fields, comma-separated, and a line break.
 void AppendCsvRecord(const std::vector<std::string>& fields, std::string* out);
 
+// A number field: the shortest decimal that parses back to exactly `value`
+// (std::to_chars), as scores.csv and `mia scores` write scores.
+std::string CsvNumber(double value);
+
 // Reads records from a stream, from its current position.
 class CsvReader {
  public:

@@ -58,14 +58,6 @@ std::string Fixed(double value, int decimals) {
   return buffer;
 }
 
-// The shortest text that strtod reads back as the same double (std::to_chars:
-// several times faster than printf's %.17g on scores.csv's many values).
-std::string RoundTrip(double value) {
-  char buffer[40];
-  const std::to_chars_result r = std::to_chars(buffer, buffer + sizeof(buffer), value);
-  return std::string(buffer, r.ptr);
-}
-
 // The shortest %g text that reads back as the same double, for figures people
 // read (summary.md: plain decimals where %g gives them).
 std::string Shortest(double value) {
@@ -906,7 +898,7 @@ std::string ScoresCsv(const audit::AuditResult& result) {
         out += ',';
         // Excluded points (NaN) and missing results stay empty.
         if (r != nullptr && i < r->scores.size() && !std::isnan(r->scores[i])) {
-          out += RoundTrip(r->scores[i]);
+          out += CsvNumber(r->scores[i]);
         }
       }
       out += '\n';

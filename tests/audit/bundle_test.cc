@@ -248,13 +248,13 @@ TEST(BundleMemory, LogitsBundleWithQueriesAndPopulation) {
               HasSubstr("4 models x 100 points x 2 queries and 50 population points"));
 }
 
-// The bootstrap's buffers are part of the estimate: 28 bytes a point of
+// The bootstrap's buffers are part of the estimate: 17 bytes a point of
 // tables, 4 a point per thread, and per replicate 17 + 16 per FPR bytes. A
 // million resamples on a small bundle cost far more than its arrays.
 TEST(BundleMemory, IncludesTheBootstrapBuffers) {
-  EXPECT_EQ(metrics::BootstrapPeakBytes(1000, 100, 3, 2), 1000 * 28 + 2 * 1000 * 4 + 100 * 65);
+  EXPECT_EQ(metrics::BootstrapPeakBytes(1000, 100, 3, 2), 1000 * 17 + 2 * 1000 * 4 + 100 * 65);
   // One thread per 16 replicates at most; none without resamples.
-  EXPECT_EQ(metrics::BootstrapPeakBytes(1000, 16, 3, 8), 1000 * 32 + 16 * 65);
+  EXPECT_EQ(metrics::BootstrapPeakBytes(1000, 16, 3, 8), 1000 * 21 + 16 * 65);
   EXPECT_EQ(metrics::BootstrapPeakBytes(1000, 0, 3, 8), 0u);
   io::NpyInfoMap arrays;
   arrays["keep"] = Info(io::DType::kBool, 1, {4, 100});

@@ -933,9 +933,9 @@ TEST(ConfigRamiaTest, AttacksReferencesAndPopulation) {
               IsEmpty());
   EXPECT_THAT(FieldsOf(ProblemsOf(one_ref + "  attacks: [lira-offline]\n" + ramia)),
               ElementsAre("audit.attacks[0]"));
-  // The same attack list without ramia: CheckReferenceCounts refuses 2 models.
-  EXPECT_THAT(FieldsOf(ProblemsOf(one_ref + "  attacks: [rmia-offline]\n")),
-              ElementsAre("audit.attacks"));
+  // The same attack list without ramia: 2 models are too few for balanced
+  // splits, and audit.splits auto chooses disjoint ones.
+  EXPECT_THAT(FieldsOf(ProblemsOf(one_ref + "  attacks: [rmia-offline]\n")), IsEmpty());
   // data_size even; population holds the non-member centres (+1 for RMIA).
   EXPECT_THAT(FieldsOf(ProblemsOf(absl::StrReplaceAll(base, {{"data_size: 100", "data_size: 99"}}) +
                                   ramia)),
@@ -1153,10 +1153,11 @@ audit:
   EXPECT_EQ(problems[0].field, "audit.attacks[1]");
   EXPECT_THAT(problems[0].message, HasSubstr("needs IN references"));
   EXPECT_EQ(problems[1].field, "audit.attacks[3]");
-  // Privacy Meter's algorithm: RMIA is the online one.
+  // Privacy Meter's algorithm: RMIA is its offline RMIA (docs/config.md),
+  // which a DP audit runs.
   std::string pm = kDpAuditPm;
   pm.replace(pm.find("RMIA-offline"), 12, "RMIA");
-  EXPECT_THAT(ProblemFields(pm), ElementsAre("audit.algorithm"));
+  EXPECT_THAT(ProblemFields(pm), IsEmpty());
   // Offline LiRA needs 2 references (all OUT for every canary); LOSS none,
   // and one model in all is then enough.
   EXPECT_THAT(ProblemFields(std::string(kMinimal) + R"(
@@ -1259,17 +1260,19 @@ TEST(ConfigTest, DuciSection) {
 }
 
 // Privacy Meter's configs/duci/cifar10.yaml, as written there (its
-// num_ref_models: 1 with RMIA and no population, refused for a membership
-// audit), runs as a DUCI audit with `mia duci`: 4 references, a population
-// set aside by the game.
+// num_ref_models: 1 with RMIA and no population: a membership audit on
+// disjoint splits), runs as a DUCI audit with `mia duci`: 4 references, a
+// population set aside by the game.
 TEST(ConfigTest, IncumbentDuciConfigParsesAsADuciAudit) {
   const std::string path = std::string(MIA_SOURCE_DIR) + "/tests/incumbent_configs/duci_cifar10.yaml";
   auto membership = LoadConfigFile(path);
-  EXPECT_FALSE(membership.ok());
+  ASSERT_TRUE(membership.ok()) << membership.status();
+  EXPECT_FALSE(membership->audit.duci.has_value());
+  EXPECT_EQ(membership->audit.splits, "disjoint");
   auto c = LoadConfigFile(path, /*duci=*/true);
   ASSERT_TRUE(c.ok()) << c.status();
   ASSERT_TRUE(c->audit.duci.has_value());
-  EXPECT_EQ(c->audit.scoring.attacks, (std::vector<std::string>{"rmia"}));
+  EXPECT_EQ(c->audit.scoring.attacks, (std::vector<std::string>{"rmia-offline"}));
   EXPECT_EQ(c->model.architecture, "wrn");
   EXPECT_EQ(c->model.width, 2);
   EXPECT_EQ(c->recipe.epochs, 50);

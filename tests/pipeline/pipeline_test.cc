@@ -590,10 +590,11 @@ TEST(PipelineTest, DuciGameEstimatesEachTargetsFraction) {
       const audit::DuciTargetEstimate& e = a.targets[t];
       EXPECT_EQ(e.true_fraction, fractions[t]);
       // A small real game (400 points, 8 references, an MLP's leak): RMIA's
-      // estimates came within 0.07 of the truth, LOSS's within 0.1 and
-      // offline LiRA's within 0.31 (mean 0.17); the synthetic game
-      // (tests/audit/duci_test.cc) holds every attack to 0.1.
-      EXPECT_NEAR(e.estimate, fractions[t], a.attack == "rmia-offline" ? 0.1 : 0.35)
+      // estimates came within 0.07 of the truth with one draw of the rows
+      // and within 0.21 with another, LOSS's within 0.1 and offline LiRA's
+      // within 0.31 (mean 0.17); the synthetic game (tests/audit/duci_test.cc)
+      // holds every attack to 0.1. Here: a sanity bound on the real game.
+      EXPECT_NEAR(e.estimate, fractions[t], 0.35)
           << a.attack << " target " << t;
       std::cerr << a.attack << " target " << t << " truth " << fractions[t] << " estimate "
                 << e.estimate << "\n";
@@ -686,7 +687,7 @@ TEST(PipelineTest, IncumbentDuciConfigRunsOnTinyCifar) {
   ASSERT_TRUE(out->result.duci.has_value());
   EXPECT_EQ(out->result.duci->candidate_points, 20);  // half of the 40-row pool
   ASSERT_EQ(out->result.duci->attacks.size(), 1u);
-  EXPECT_EQ(out->result.duci->attacks[0].attack, "rmia");
+  EXPECT_EQ(out->result.duci->attacks[0].attack, "rmia-offline");
   EXPECT_EQ(out->result.duci->attacks[0].targets.size(), 5u);
   EXPECT_TRUE(std::filesystem::exists(root + "/runs/report_rmia/result.json"));
 }

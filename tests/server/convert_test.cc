@@ -1534,7 +1534,7 @@ TEST(SpecFromProtoTest, DpAuditSection) {
   EXPECT_THAT(Fields(violations),
               UnorderedElementsAreArray(
                   {"spec.run.num_experiments", "spec.audit.dp_audit.canary_size",
-                   "spec.audit.dp_audit.training_alg", "spec.audit.dp_audit.grid[1]",
+                   "spec.audit.dp_audit.grid[1]",
                    "spec.audit.dp_audit.beta", "spec.audit.attacks[0]"}));
 }
 
