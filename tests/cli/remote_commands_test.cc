@@ -934,7 +934,7 @@ TEST_F(RemoteCommandsTest, ScoresWritesCsvAcrossPages) {
   EXPECT_EQ(ReadFile(dir_ / "scores.csv"),
             "row_id,target,member,rmia,\"rmia-offline:a=0.3,gamma=2\"\n"
             "10,0,1,0.5,\n"
-            "11,0,0,0.10000000000000001,-2\n");
+            "11,0,0,0.1,-2\n");
 }
 
 }  // namespace
