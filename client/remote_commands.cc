@@ -1166,20 +1166,25 @@ int RunScores(const RemoteOptions& remote, const ScoresOptions& options, const C
   return kExitOk;
 }
 
+// The audit's report files with their sizes and checksums (ListReportFiles).
+static int ListReportFiles(Client& client, const std::string& audit,
+                           v1::ListReportFilesResponse* listing) {
+  grpc::ClientContext ctx;
+  client.SetDeadline(&ctx);
+  v1::ListReportFilesRequest request;
+  request.set_name(audit);
+  const grpc::Status status = client.stub()->ListReportFiles(&ctx, request, listing);
+  if (!status.ok()) return client.Fail(status, absl::StrCat("report ", audit));
+  return kExitOk;
+}
+
 int RunReport(const RemoteOptions& remote, const std::string& name, const std::string& out_dir,
               const Console& console) {
   Client client(remote, console);
   if (const int rc = client.CheckSetup(); rc != kExitOk) return rc;
   const std::string audit = AuditName(name);
   v1::ListReportFilesResponse listing;
-  {
-    grpc::ClientContext ctx;
-    client.SetDeadline(&ctx);
-    v1::ListReportFilesRequest request;
-    request.set_name(audit);
-    const grpc::Status status = client.stub()->ListReportFiles(&ctx, request, &listing);
-    if (!status.ok()) return client.Fail(status, absl::StrCat("report ", audit));
-  }
+  if (const int rc = ListReportFiles(client, audit, &listing); rc != kExitOk) return rc;
   for (const v1::ReportFile& file : listing.files()) {
     if (!SafeFileName(file.file())) {
       *console.err << "mia: error: report " << audit
@@ -1217,12 +1222,7 @@ int FetchReportFile(const RemoteOptions& remote, const std::string& name, const 
   const std::string audit = AuditName(name);
   // The listing gives the size and checksum the download is checked against.
   v1::ListReportFilesResponse listing;
-  grpc::ClientContext ctx;
-  client.SetDeadline(&ctx);
-  v1::ListReportFilesRequest request;
-  request.set_name(audit);
-  const grpc::Status status = client.stub()->ListReportFiles(&ctx, request, &listing);
-  if (!status.ok()) return client.Fail(status, absl::StrCat("report ", audit));
+  if (const int rc = ListReportFiles(client, audit, &listing); rc != kExitOk) return rc;
   for (const v1::ReportFile& f : listing.files()) {
     if (f.file() == file) return DownloadReportFile(client, audit, f, dir);
   }

@@ -16,28 +16,16 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/common/temp_root.h"
+#include "tests/pipeline/test_data.h"
 
 namespace mia::pipeline {
 namespace {
 
 using ::testing::HasSubstr;
 
-// 1,000 rows, 10 features, 4 classes around random centres.
+// 1,000 rows, 10 features, 4 classes around random centres, no label noise.
 std::string WriteDataset(const std::string& root, std::vector<int64_t>* labels) {
-  const std::string path = root + "/data.csv";
-  std::ofstream out(path);
-  Rng rng(7);
-  std::vector<std::vector<double>> centers(4, std::vector<double>(10));
-  for (auto& c : centers)
-    for (double& v : c) v = rng.Normal();
-  for (int row = 0; row < 1000; ++row) {
-    const int label = static_cast<int>(rng.UniformInt(4));
-    labels->push_back(label);
-    out << label;
-    for (int f = 0; f < 10; ++f) out << "," << centers[label][f] + 1.0 * rng.Normal();
-    out << "\n";
-  }
-  return path;
+  return testing_util::WriteClusteredCsv(root, 1000, 7, 1.0, 0.0, labels);
 }
 
 std::string DpConfig(const std::string& root, const std::string& data, uint64_t seed,

@@ -17,31 +17,14 @@
 #include "tests/common/temp_root.h"
 #include "nlohmann/json.hpp"
 #include "tests/common/write_failures.h"
+#include "tests/pipeline/test_data.h"
 
 namespace mia::pipeline {
 namespace {
 
 std::string TempRoot(const std::string& name) { return testing_util::FreshTempRoot(name); }
 
-// 1,200 rows, 10 features, 4 overlapping classes, 10% label noise: a small
-// MLP memorizes its training rows, so membership leaks.
-std::string WriteDataset(const std::string& root) {
-  const std::string path = root + "/data.csv";
-  std::ofstream out(path);
-  Rng rng(42);
-  std::vector<std::vector<double>> centers(4, std::vector<double>(10));
-  for (auto& c : centers)
-    for (double& v : c) v = rng.Normal();
-  for (int row = 0; row < 1200; ++row) {
-    int label = static_cast<int>(rng.UniformInt(4));
-    const int cls = label;
-    if (rng.Uniform01() < 0.1) label = static_cast<int>(rng.UniformInt(4));
-    out << label;
-    for (int f = 0; f < 10; ++f) out << "," << centers[cls][f] + 1.2 * rng.Normal();
-    out << "\n";
-  }
-  return path;
-}
+std::string WriteDataset(const std::string& root) { return testing_util::WriteClusteredCsv(root); }
 
 std::string FormatNumber(double v) {
   std::ostringstream out;
@@ -243,45 +226,6 @@ TEST(PipelineTest, DisjointSplitsShowNoLeakageForModelsThatLearnNothing) {
   EXPECT_GE(zero, 22) << zero << " of " << runs << " bounds are 0";
 }
 
-// Privacy Meter's purchase.yaml as shipped (data_dir and log_dir changed):
-// RMIA with one reference, on the shared Purchase-100-format file.
-TEST(PipelineTest, IncumbentPurchaseConfigRuns) {
-  const std::string shared = std::string(MIA_SOURCE_DIR) + "/../shared/data/purchase_synth";
-  if (!std::filesystem::exists(shared + "/dataset_purchase.gz")) {
-    GTEST_SKIP() << "no " << shared << "/dataset_purchase.gz in this clone";
-  }
-  const std::string root = TempRoot("pipeline_incumbent_purchase");
-  std::ifstream in(std::string(MIA_SOURCE_DIR) + "/tests/incumbent_configs/purchase.yaml");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  std::string text = buffer.str();
-  auto swap = [&](const std::string& from, const std::string& to) {
-    const size_t at = text.find(from);
-    ASSERT_NE(at, std::string::npos) << from;
-    text.replace(at, from.size(), to);
-  };
-  swap("data_dir: ../shared/data/purchase_synth", "data_dir: " + shared);
-  swap("log_dir: mia-runs/pm_purchase", "log_dir: " + root + "/runs");
-  auto config = ParseConfig(text, root + "/purchase.yaml");
-  ASSERT_TRUE(config.ok()) << config.status();
-  auto out = RunAudit(*config, PipelineContext{});
-  ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(out->models_trained, 2);
-  ASSERT_EQ(out->result.results.size(), 1u);
-  EXPECT_EQ(out->result.results[0].attack, "rmia-offline");
-  EXPECT_EQ(out->result.row_ids.size(), 10000u);
-  EXPECT_EQ(out->result.results[0].excluded, 0);
-  EXPECT_GT(out->result.results[0].auc, 0.55);  // MLPs memorize Purchase's rows
-  EXPECT_EQ(out->report_dir, root + "/runs/report_rmia");
-  EXPECT_THAT(out->result.warnings,
-              ::testing::Contains(::testing::HasSubstr("audit.splits auto chose disjoint")));
-}
-
-// Privacy Meter's CIFAR-10 configs (config.yaml, cifar10.yaml) on tiny files
-// of the format its data_dir holds (torchvision's cifar-10-batches-py under
-// data_dir/cifar10), written here by python3's pickle and numpy. WRN-28-2 for
-// 100 epochs is GPU work: the test sets epochs to 1, and cifar10.yaml's
-// data_size of 10000 to 10 (the tiny pool's audit half has 15 points).
 // Writes 48 CIFAR-10 images (5 training batches and a test batch of 8) in
 // the python version's format, as torchvision leaves them under
 // data_dir/cifar10, with python3's pickle and numpy; returns data_dir.
@@ -320,23 +264,47 @@ std::string IncumbentConfig(const std::string& name,
   return text;
 }
 
+// Privacy Meter's purchase.yaml as shipped (data_dir and log_dir changed):
+// RMIA with one reference, on the shared Purchase-100-format file.
+TEST(PipelineTest, IncumbentPurchaseConfigRuns) {
+  const std::string shared = std::string(MIA_SOURCE_DIR) + "/../shared/data/purchase_synth";
+  if (!std::filesystem::exists(shared + "/dataset_purchase.gz")) {
+    GTEST_SKIP() << "no " << shared << "/dataset_purchase.gz in this clone";
+  }
+  const std::string root = TempRoot("pipeline_incumbent_purchase");
+  const std::string text =
+      IncumbentConfig("purchase.yaml", {{"data_dir: ../shared/data/purchase_synth", "data_dir: " + shared},
+                                        {"log_dir: mia-runs/pm_purchase", "log_dir: " + root + "/runs"}});
+  auto config = ParseConfig(text, root + "/purchase.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto out = RunAudit(*config, PipelineContext{});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->models_trained, 2);
+  ASSERT_EQ(out->result.results.size(), 1u);
+  EXPECT_EQ(out->result.results[0].attack, "rmia-offline");
+  EXPECT_EQ(out->result.row_ids.size(), 10000u);
+  EXPECT_EQ(out->result.results[0].excluded, 0);
+  EXPECT_GT(out->result.results[0].auc, 0.55);  // MLPs memorize Purchase's rows
+  EXPECT_EQ(out->report_dir, root + "/runs/report_rmia");
+  EXPECT_THAT(out->result.warnings,
+              ::testing::Contains(::testing::HasSubstr("audit.splits auto chose disjoint")));
+}
+
+// Privacy Meter's CIFAR-10 configs (config.yaml, cifar10.yaml) on tiny files
+// of the format its data_dir holds (torchvision's cifar-10-batches-py under
+// data_dir/cifar10), written here by python3's pickle and numpy. WRN-28-2 for
+// 100 epochs is GPU work: the test sets epochs to 1, and cifar10.yaml's
+// data_size of 10000 to 10 (the tiny pool's audit half has 15 points).
 TEST(PipelineTest, IncumbentCifarConfigsRunOnTinyFiles) {
   const std::string root = TempRoot("pipeline_incumbent_cifar");
   WriteTinyCifarPython(root);
   for (const std::string name : {"config.yaml", "cifar10.yaml"}) {
-    std::ifstream in(std::string(MIA_SOURCE_DIR) + "/tests/incumbent_configs/" + name);
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    std::string text = buffer.str();
-    auto swap = [&](const std::string& from, const std::string& to) {
-      const size_t at = text.find(from);
-      ASSERT_NE(at, std::string::npos) << from;
-      text.replace(at, from.size(), to);
-    };
-    swap("data_dir: data", "data_dir: " + root + "/data");
-    swap("log_dir: mia-runs/", "log_dir: " + root + "/runs/");
-    swap("epochs: 100", "epochs: 1");
-    if (name == "cifar10.yaml") swap("data_size: 10000", "data_size: 10");
+    std::vector<std::pair<std::string, std::string>> swaps = {
+        {"data_dir: data", "data_dir: " + root + "/data"},
+        {"log_dir: mia-runs/", "log_dir: " + root + "/runs/"},
+        {"epochs: 100", "epochs: 1"}};
+    if (name == "cifar10.yaml") swaps.push_back({"data_size: 10000", "data_size: 10"});
+    const std::string text = IncumbentConfig(name, swaps);
     auto config = ParseConfig(text, root + "/" + name);
     ASSERT_TRUE(config.ok()) << name << ": " << config.status();
     EXPECT_EQ(config->audit.splits, "disjoint");
@@ -663,22 +631,18 @@ TEST(PipelineTest, IncumbentDuciConfigRunsOnTinyCifar) {
   };
   for (int b = 1; b <= 5; ++b) batch("data_batch_" + std::to_string(b) + ".bin", 10);
   batch("test_batch.bin", 10);
-  std::ifstream in(std::string(MIA_SOURCE_DIR) + "/tests/incumbent_configs/duci_cifar10.yaml");
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string yaml = text.str();
-  auto replace = [&](const std::string& from, const std::string& to) {
-    const size_t at = yaml.find(from);
-    ASSERT_NE(at, std::string::npos) << from;
-    yaml.replace(at, from.size(), to);
-  };
-  replace("data_dir: data", "data_dir: " + dir);
-  replace("log_dir: demo", "log_dir: " + root + "/runs");
-  auto planned = ParseConfig(yaml, "duci_cifar10.yaml", nullptr, /*duci=*/true);
+  const std::vector<std::pair<std::string, std::string>> paths = {
+      {"data_dir: data", "data_dir: " + dir}, {"log_dir: demo", "log_dir: " + root + "/runs"}};
+  auto planned =
+      ParseConfig(IncumbentConfig("duci_cifar10.yaml", paths), "duci_cifar10.yaml", nullptr,
+                  /*duci=*/true);
   ASSERT_TRUE(planned.ok()) << planned.status();
   EXPECT_EQ(planned->recipe.epochs, 50);
-  replace("epochs: 50", "epochs: 1");
-  for (int k = 0; k < 2; ++k) replace("device: cuda:0", "device: cpu");
+  std::vector<std::pair<std::string, std::string>> swaps = paths;
+  swaps.push_back({"epochs: 50", "epochs: 1"});
+  swaps.push_back({"device: cuda:0", "device: cpu"});
+  swaps.push_back({"device: cuda:0", "device: cpu"});
+  const std::string yaml = IncumbentConfig("duci_cifar10.yaml", swaps);
   auto config = ParseConfig(yaml, "duci_cifar10.yaml", nullptr, /*duci=*/true);
   ASSERT_TRUE(config.ok()) << config.status();
   auto out = RunAudit(*config, PipelineContext{});

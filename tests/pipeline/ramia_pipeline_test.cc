@@ -15,31 +15,14 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/common/temp_root.h"
+#include "tests/pipeline/test_data.h"
 
 namespace mia::pipeline {
 namespace {
 
 using ::testing::HasSubstr;
 
-// 1,200 rows, 10 features, 4 overlapping classes, 10% label noise (as
-// pipeline_test.cc's): a small MLP memorizes its training rows.
-std::string WriteDataset(const std::string& root) {
-  const std::string path = root + "/data.csv";
-  std::ofstream out(path);
-  Rng rng(42);
-  std::vector<std::vector<double>> centers(4, std::vector<double>(10));
-  for (auto& c : centers)
-    for (double& v : c) v = rng.Normal();
-  for (int row = 0; row < 1200; ++row) {
-    int label = static_cast<int>(rng.UniformInt(4));
-    const int cls = label;
-    if (rng.Uniform01() < 0.1) label = static_cast<int>(rng.UniformInt(4));
-    out << label;
-    for (int f = 0; f < 10; ++f) out << "," << centers[cls][f] + 1.2 * rng.Normal();
-    out << "\n";
-  }
-  return path;
-}
+std::string WriteDataset(const std::string& root) { return testing_util::WriteClusteredCsv(root); }
 
 std::string ConfigText(const std::string& root, const std::string& data,
                        const std::string& ramia) {
