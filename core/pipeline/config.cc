@@ -628,6 +628,14 @@ void ParseRamia(Section& s, audit::RamiaOptions* r) {
   } else {
     s.GetChoice("range_function", &r->range_function, {"l2", "missing_values", "geometric"});
   }
+  // Privacy Meter's keys of its word_replace (text) ranges: documented there,
+  // not supported here yet.
+  for (const char* key : {"mask_model", "mask_tokenizer", "num_masks"}) {
+    if (!s.Has(key)) continue;
+    s.Use(key);
+    s.Add(key, "belongs to Privacy Meter's word_replace (text) ranges, which are not supported "
+               "yet; use range_function l2, missing_values or geometric");
+  }
   const bool fn_valid = s.Valid("range_function");
   const std::string& fn = r->range_function;
   s.GetInRange("sample_size", &r->sample_size, 1, kMaxRamiaSampleSize);

@@ -201,7 +201,8 @@ absl::StatusOr<PipelineOutput> RunRamiaAudit(const Config& c, const PipelineCont
   std::vector<int64_t> rows(n + z);
   std::iota(rows.begin(), rows.end(), 0);
   training::TrainContext ictx;
-  ictx.device = c.audit.device;
+  std::string unused_warning;  // reported by ScoreStage (DeviceWarnings)
+  ictx.device = training::UsableDevice(c.audit.device, "audit.device", &unused_warning);
   ictx.cancel = ctx.cancel;
   std::vector<std::vector<float>> logits(m_count);
   std::vector<int> classes(m_count, 0);

@@ -972,13 +972,35 @@ ramia:
   EXPECT_THAT(problems[0].message, HasSubstr("texts are not supported"));
 }
 
+// Privacy Meter documents word_replace's keys (configs/ramia/README.md
+// there): refused as not supported yet, never as unknown keys.
+TEST(ConfigRamiaTest, WordReplaceKeysAreNotSupportedYetNotUnknown) {
+  const auto problems = ramia_test::ProblemsOf(R"(
+data: {dataset: purchase100, data_dir: x.csv, population_size: 100}
+audit: {attacks: [loss], data_size: 10}
+ramia:
+  range_function: word_replace
+  sample_size: 4
+  mask_model: roberta-base
+  mask_tokenizer: roberta-base
+  num_masks: 2
+)");
+  std::vector<std::string> fields;
+  for (const ConfigProblem& p : problems) {
+    fields.push_back(p.field);
+    EXPECT_THAT(p.message, Not(HasSubstr("unknown key"))) << p.field;
+    EXPECT_THAT(p.message, HasSubstr("not supported")) << p.field;
+  }
+  EXPECT_THAT(fields, UnorderedElementsAre("ramia.range_function", "ramia.mask_model",
+                                           "ramia.mask_tokenizer", "ramia.num_masks"));
+}
+
 }  // namespace
 
-
-
 // Privacy Meter's dpaudit configs (configs/dpaudit/*.yaml there): a top-level
-// dp_audit section with its canary names; algorithm RMIA is its online RMIA,
-// which a one-run audit cannot feed (no reference trains on a canary).
+// dp_audit section with its canary names; its algorithm RMIA (offline RMIA
+// in mia) feeds a one-run audit with one reference (no reference trains on a
+// canary).
 constexpr char kDpAuditPm[] = R"(
 run:
   random_seed: 12345

@@ -356,6 +356,30 @@ TEST(PipelineTest, IncumbentDpAuditConfigsRunOnTinyFiles) {
   }
 }
 
+// Privacy Meter's configs/ramia/config.yaml (geometric ranges: flips and a
+// rotation of each centre) on the tiny CIFAR files, with epochs 1 and 10
+// ranges instead of 10,000.
+TEST(PipelineTest, IncumbentGeometricRangeConfigRunsOnTinyFiles) {
+  const std::string root = TempRoot("pipeline_incumbent_ramia_cifar");
+  const std::string data = WriteTinyCifarPython(root);
+  auto config = ParseConfig(
+      IncumbentConfig("ramia_config.yaml", {{"data_dir: data", "data_dir: " + data},
+                                            {"log_dir: mia-runs/", "log_dir: " + root + "/runs/"},
+                                            {"epochs: 100", "epochs: 1"},
+                                            {"data_size: 10000", "data_size: 10"}}),
+      root + "/ramia_config.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_TRUE(config->audit.ramia.has_value());
+  EXPECT_EQ(config->audit.ramia->range_function, "geometric");
+  auto out = RunAudit(*config, PipelineContext{});
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_TRUE(out->result.ramia.has_value());
+  EXPECT_EQ(out->result.ramia->ranges, 10);
+  EXPECT_EQ(out->result.ramia->sample_size, 4);
+  ASSERT_EQ(out->result.results.size(), 1u);
+  EXPECT_EQ(out->result.results[0].attack, "rmia-offline@range");
+}
+
 const audit::AttackTargetResult* ResultOf(const PipelineOutput& out, const std::string& attack,
                                           int target) {
   for (const auto& r : out.result.results) {
