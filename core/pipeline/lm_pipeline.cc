@@ -396,23 +396,10 @@ absl::StatusOr<std::pair<io::NpyMap, audit::Bundle>> MakeLmBundle(
 absl::Status LmReportStage(const Config& c, const PipelineContext& ctx, const io::NpyMap& arrays,
                            PipelineOutput* output) {
   const Clock::time_point t = Clock::now();
-  output->report_dir = ctx.report_dir.empty()
-                           ? (std::filesystem::path(c.run.log_dir) / c.audit.report_log).string()
-                           : ctx.report_dir;
-  std::error_code ec;
-  std::filesystem::create_directories(output->report_dir, ec);
+  MakeReportDir(c, ctx, output);
   MIA_RETURN_IF_ERROR(
       io::WriteNpz(output->report_dir + "/signals.npz", arrays, /*compress=*/false));
-  report::ReportOptions report_options;
-  report_options.models_json = ModelsJson(output->models, c);
-  MIA_RETURN_IF_ERROR(
-      WriteFileAtomically(output->report_dir + "/models.json", report_options.models_json));
-  audit::AddStageTime(&output->result.timings, "report", SecondsSince(t));
-  if (!c.run.time_log) output->result.timings.clear();
-  MIA_RETURN_IF_ERROR(JudgePolicy(c, &output->result));
-  MIA_RETURN_IF_ERROR(report::WriteReport(output->result, output->report_dir, report_options));
-  SendProgress(ctx, "report", 1, 1, "report written");
-  return absl::OkStatus();
+  return FinishReport(c, ctx, t, output);
 }
 
 }  // namespace

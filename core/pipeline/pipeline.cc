@@ -114,11 +114,29 @@ absl::StatusOr<std::string> FileSha256(const std::string& path) {
   return h.HexDigest();
 }
 
-absl::Status JudgePolicy(const Config& c, audit::AuditResult* result) {
-  if (!c.audit.policy.enabled) return absl::OkStatus();
-  absl::StatusOr<audit::PolicyVerdict> verdict = audit::Judge(*result, c.audit.policy);
-  if (!verdict.ok()) return verdict.status();
-  result->policy = *std::move(verdict);
+void MakeReportDir(const Config& c, const PipelineContext& ctx, PipelineOutput* output) {
+  output->report_dir = ctx.report_dir.empty()
+                           ? (std::filesystem::path(c.run.log_dir) / c.audit.report_log).string()
+                           : ctx.report_dir;
+  std::error_code ec;  // a folder that cannot be made fails the first write, naming it
+  std::filesystem::create_directories(output->report_dir, ec);
+}
+
+absl::Status FinishReport(const Config& c, const PipelineContext& ctx, Clock::time_point start,
+                          PipelineOutput* output) {
+  report::ReportOptions report_options;
+  report_options.models_json = ModelsJson(output->models, c);
+  MIA_RETURN_IF_ERROR(
+      WriteFileAtomically(output->report_dir + "/models.json", report_options.models_json));
+  audit::AddStageTime(&output->result.timings, "report", SecondsSince(start));
+  if (!c.run.time_log) output->result.timings.clear();
+  if (c.audit.policy.enabled) {
+    absl::StatusOr<audit::PolicyVerdict> verdict = audit::Judge(output->result, c.audit.policy);
+    if (!verdict.ok()) return verdict.status();
+    output->result.policy = *std::move(verdict);
+  }
+  MIA_RETURN_IF_ERROR(report::WriteReport(output->result, output->report_dir, report_options));
+  SendProgress(ctx, "report", 1, 1, "report written");  // never a server path
   return absl::OkStatus();
 }
 
@@ -556,9 +574,7 @@ absl::Status ScoreStage(const Config& c, const PipelineContext& ctx, const audit
 absl::Status ReportStage(const Config& c, const PipelineContext& ctx, const audit::Bundle& bundle,
                          PipelineOutput* output) {
   const Clock::time_point t = Clock::now();
-  output->report_dir = ctx.report_dir.empty()
-                           ? (std::filesystem::path(c.run.log_dir) / c.audit.report_log).string()
-                           : ctx.report_dir;
+  MakeReportDir(c, ctx, output);
   const attacks::LogitsShape& dims = bundle.audit.logits_shape;
   const int64_t m_count = dims.models, n = dims.points, a_count = dims.queries;
   const int64_t classes = dims.classes;
@@ -578,20 +594,9 @@ absl::Status ReportStage(const Config& c, const PipelineContext& ctx, const audi
   arrays["row_ids"] = io::NpyArray::FromInt64({n}, bundle.row_ids);
   std::vector<int64_t> targets(bundle.targets.begin(), bundle.targets.end());
   arrays["targets"] = io::NpyArray::FromInt64({static_cast<int64_t>(targets.size())}, targets);
-  std::error_code ec;
-  std::filesystem::create_directories(output->report_dir, ec);
   MIA_RETURN_IF_ERROR(
       io::WriteNpz(output->report_dir + "/signals.npz", arrays, /*compress=*/false));
-  report::ReportOptions report_options;
-  report_options.models_json = ModelsJson(output->models, c);
-  MIA_RETURN_IF_ERROR(
-      WriteFileAtomically(output->report_dir + "/models.json", report_options.models_json));
-  audit::AddStageTime(&output->result.timings, "report", SecondsSince(t));
-  if (!c.run.time_log) output->result.timings.clear();
-  MIA_RETURN_IF_ERROR(JudgePolicy(c, &output->result));
-  MIA_RETURN_IF_ERROR(report::WriteReport(output->result, output->report_dir, report_options));
-  SendProgress(ctx, "report", 1, 1, "report written");  // never a server path
-  return absl::OkStatus();
+  return FinishReport(c, ctx, t, output);
 }
 
 }  // namespace internal

@@ -267,20 +267,8 @@ absl::StatusOr<PipelineOutput> RunRamiaAudit(const Config& c, const PipelineCont
   // The report: no signals.npz (its points are generated, never trained on,
   // and `mia score` audits points, not ranges).
   t = Clock::now();
-  output.report_dir = ctx.report_dir.empty()
-                          ? (std::filesystem::path(c.run.log_dir) / c.audit.report_log).string()
-                          : ctx.report_dir;
-  std::error_code ec;
-  std::filesystem::create_directories(output.report_dir, ec);
-  report::ReportOptions report_options;
-  report_options.models_json = ModelsJson(output.models, c);
-  MIA_RETURN_IF_ERROR(
-      WriteFileAtomically(output.report_dir + "/models.json", report_options.models_json));
-  audit::AddStageTime(&output.result.timings, "report", SecondsSince(t));
-  if (!c.run.time_log) output.result.timings.clear();
-  MIA_RETURN_IF_ERROR(JudgePolicy(c, &output.result));
-  MIA_RETURN_IF_ERROR(report::WriteReport(output.result, output.report_dir, report_options));
-  SendProgress(ctx, "report", 1, 1, "report written");
+  MakeReportDir(c, ctx, &output);
+  MIA_RETURN_IF_ERROR(FinishReport(c, ctx, t, &output));
   return output;
 }
 

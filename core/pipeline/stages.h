@@ -56,9 +56,14 @@ std::vector<T> Gather(const std::vector<T>& values, const std::vector<int64_t>& 
 }
 
 absl::StatusOr<std::string> FileSha256(const std::string& path);
-// The privacy gate: sets result->policy to the verdict of c.audit.policy on
-// the result, when the audit has one (every game's report goes through it).
-absl::Status JudgePolicy(const Config& c, audit::AuditResult* result);
+// Every game's report folder: ctx.report_dir, else run.log_dir/audit.report_log;
+// sets output->report_dir and creates the folder.
+void MakeReportDir(const Config& c, const PipelineContext& ctx, PipelineOutput* output);
+// The end of every game's report stage (begun at `start`): models.json, the
+// stage's time, the privacy gate's verdict on the result (audit.policy), then
+// the report files (report::WriteReport) and the last progress event.
+absl::Status FinishReport(const Config& c, const PipelineContext& ctx, Clock::time_point start,
+                          PipelineOutput* output);
 // models.json's text (the models' records and the recipe), for the file and
 // for report.html's Models section.
 std::string ModelsJson(const std::vector<ModelRecord>& models, const Config& c);
