@@ -79,6 +79,9 @@ struct JobRecord {
   std::string result_dir;     // SUCCEEDED: folder of the result and report files
   int priority = 0;           // higher runs first among pending jobs
   std::map<std::string, std::string> labels;  // client labels, stored verbatim
+  // The tenant that owns the job (see server/auth); empty on a server without
+  // authentication. Immutable. request_id is unique per tenant.
+  std::string tenant;
 };
 
 }  // namespace mia::jobs

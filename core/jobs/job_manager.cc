@@ -21,6 +21,11 @@
 namespace mia::jobs {
 namespace {
 
+// request_ids_'s key: request ids are unique per tenant.
+std::string RequestKey(const JobRecord& record) {
+  return absl::StrCat(record.tenant, std::string(1, '\0'), record.request_id);
+}
+
 // Memory-only progress updates a watch version can count before a durable
 // write must bump the store version.
 constexpr int64_t kMaxMemoryUpdates = (int64_t{1} << kWatchVersionShift) - 1;
@@ -109,9 +114,7 @@ absl::Status JobManager::Start() {
     resume_failures_ = std::move(failures);
     for (const std::shared_ptr<Entry>& entry : entries) {
       entries_[entry->id] = entry;
-      if (!entry->record.request_id.empty()) {
-        request_ids_[entry->record.request_id] = entry->id;
-      }
+      if (!entry->record.request_id.empty()) request_ids_[RequestKey(entry->record)] = entry->id;
       Enqueue(entry);
     }
     if (stopping_) return absl::FailedPreconditionError("job manager: drained while starting");
@@ -156,7 +159,7 @@ absl::StatusOr<SubmitResult> JobManager::Submit(JobRecord record) {
     if (!record.request_id.empty()) {
       // A repeat of a job still held here needs no store call, and is
       // answered even when the queue is full.
-      const auto it = request_ids_.find(record.request_id);
+      const auto it = request_ids_.find(RequestKey(record));
       if (it != request_ids_.end()) {
         const Entry& existing = *entries_.at(it->second);
         if (existing.record.spec_hash != record.spec_hash) {
@@ -199,7 +202,7 @@ absl::StatusOr<SubmitResult> JobManager::Submit(JobRecord record) {
     // start runs it.
     auto entry = std::make_shared<Entry>(std::move(created->job), options_.clock());
     entries_[entry->id] = entry;
-    if (!entry->record.request_id.empty()) request_ids_[entry->record.request_id] = entry->id;
+    if (!entry->record.request_id.empty()) request_ids_[RequestKey(entry->record)] = entry->id;
     Enqueue(entry);
     result.snapshot = SnapshotOf(*entry);
     result.created = true;
@@ -675,9 +678,8 @@ void JobManager::Enqueue(const std::shared_ptr<Entry>& entry) {
 void JobManager::Forget(const std::string& id) {
   const auto it = entries_.find(id);
   if (it == entries_.end()) return;
-  const std::string& request_id = it->second->record.request_id;
-  if (!request_id.empty()) {
-    const auto r = request_ids_.find(request_id);
+  if (!it->second->record.request_id.empty()) {
+    const auto r = request_ids_.find(RequestKey(it->second->record));
     if (r != request_ids_.end() && r->second == id) request_ids_.erase(r);
   }
   entries_.erase(it);

@@ -395,7 +395,7 @@ class JobManager {
   int64_t resumed_jobs_ ABSL_GUARDED_BY(mu_) = 0;
   // Every unfinished job this manager holds (queued, running, or parked).
   std::map<std::string, std::shared_ptr<Entry>, std::less<>> entries_ ABSL_GUARDED_BY(mu_);
-  // request_id -> job id, for the jobs in entries_.
+  // (tenant, request_id) -> job id, for the jobs in entries_ (RequestKey).
   std::map<std::string, std::string, std::less<>> request_ids_ ABSL_GUARDED_BY(mu_);
   std::set<QueueKey> queue_ ABSL_GUARDED_BY(mu_);
   std::vector<ResumeFailure> resume_failures_ ABSL_GUARDED_BY(mu_);

@@ -53,6 +53,9 @@ struct ListOptions {
   std::string page_token;
   // Only jobs in this state; nullopt: all. Must not change between pages.
   std::optional<JobState> state;
+  // Only jobs of this tenant; nullopt: every tenant's. Must not change
+  // between pages.
+  std::optional<std::string> tenant;
 
   static constexpr int kDefaultPageSize = 50;
   static constexpr int kMaxPageSize = 1000;
@@ -79,7 +82,8 @@ class JobStore {
 
   // Stores a new job in state PENDING with version 1. `record.create_time`
   // is filled from the store's clock when it is InfinitePast. Idempotent by
-  // request_id: when a job with the same non-empty request_id exists, returns
+  // (tenant, request_id): when a job of the same tenant with the same
+  // non-empty request_id exists, returns
   // it (created = false) if its spec_hash matches, else AlreadyExists naming
   // the request_id. A new job whose id is taken is AlreadyExists.
   // InvalidArgument for a bad id, an empty spec_hash, a state other than

@@ -75,6 +75,13 @@ CREATE TABLE job_units (
   PRIMARY KEY (job_id, unit)
 ) WITHOUT ROWID;
 )sql"},
+    {2, "tenants: each job's owner, request ids unique per tenant", R"sql(
+ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+DROP INDEX jobs_by_request_id;
+CREATE UNIQUE INDEX jobs_by_tenant_request_id ON jobs (tenant, request_id)
+  WHERE request_id IS NOT NULL;
+CREATE INDEX jobs_by_tenant ON jobs (tenant, create_time, id);
+)sql"},
 };
 
 // The states a row may have (as the CHECK of the jobs table says). Rows with
@@ -87,7 +94,7 @@ constexpr const char* kValidStates = "('PENDING', 'RUNNING', 'SUCCEEDED', 'FAILE
 constexpr const char* kJobColumns =
     "id, request_id, spec_json, spec_hash, state, version, progress_stage, progress_done, "
     "progress_total, progress_fraction, progress_detail, create_time, start_time, end_time, "
-    "error_code, error_message, result_dir, priority";
+    "error_code, error_message, result_dir, priority, tenant";
 
 // An id or request id as it may appear in a message: verbatim when it is a
 // valid job id, else escaped and shortened (it may come from a client).
@@ -328,6 +335,7 @@ absl::StatusOr<JobRecord> ReadJob(const Statement& s) {
   r.error_message = s.Text(15);
   r.result_dir = s.Text(16);
   r.priority = static_cast<int>(s.Int64(17));
+  r.tenant = s.Text(18);
   return r;
 }
 
@@ -366,6 +374,20 @@ absl::StatusOr<std::optional<JobRecord>> FindJob(sqlite3* db, const char* column
       Statement q, Statement::Prepare(db, absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE ",
                                                        column, " = ?1")));
   q.BindText(1, value);
+  MIA_ASSIGN_OR_RETURN(std::vector<JobRecord> jobs, ReadJobs(db, q));
+  if (jobs.empty()) return std::optional<JobRecord>();
+  return std::optional<JobRecord>(std::move(jobs.front()));
+}
+
+// The job of `tenant` with this request id, if any.
+absl::StatusOr<std::optional<JobRecord>> FindRequest(sqlite3* db, absl::string_view tenant,
+                                                    absl::string_view request_id) {
+  MIA_ASSIGN_OR_RETURN(
+      Statement q,
+      Statement::Prepare(db, absl::StrCat("SELECT ", kJobColumns,
+                                          " FROM jobs WHERE tenant = ?1 AND request_id = ?2")));
+  q.BindText(1, tenant);
+  q.BindText(2, request_id);
   MIA_ASSIGN_OR_RETURN(std::vector<JobRecord> jobs, ReadJobs(db, q));
   if (jobs.empty()) return std::optional<JobRecord>();
   return std::optional<JobRecord>(std::move(jobs.front()));
@@ -420,9 +442,9 @@ absl::Status InsertJob(sqlite3* db, const JobRecord& r) {
                                           "progress_done, progress_total, progress_fraction, "
                                           "progress_detail, start_time, end_time, error_code, "
                                           "error_message, result_dir, priority, request_id, "
-                                          "spec_json, spec_hash, create_time) VALUES (?1, ?2, "
-                                          "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
-                                          "?15, ?16, ?17, ?18)")));
+                                          "spec_json, spec_hash, create_time, tenant) VALUES "
+                                          "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, "
+                                          "?13, ?14, ?15, ?16, ?17, ?18, ?19)")));
   s.BindText(1, r.id);
   BindMutable(s, r);
   if (r.request_id.empty()) {
@@ -433,6 +455,7 @@ absl::Status InsertJob(sqlite3* db, const JobRecord& r) {
   s.BindText(16, r.spec_json);
   s.BindText(17, r.spec_hash);
   s.BindTime(18, r.create_time);
+  s.BindText(19, r.tenant);
   MIA_RETURN_IF_ERROR(s.Run());
   return ReplaceLabels(db, r);
 }
@@ -651,7 +674,7 @@ absl::StatusOr<CreateResult> SqliteJobStore::CreateImpl(const JobRecord& record)
   MIA_RETURN_IF_ERROR(txn.BeginWrite());
   if (!record.request_id.empty()) {
     MIA_ASSIGN_OR_RETURN(std::optional<JobRecord> existing,
-                         FindJob(db_, "request_id", record.request_id));
+                         FindRequest(db_, record.tenant, record.request_id));
     if (existing.has_value()) {
       if (existing->spec_hash == record.spec_hash) return CreateResult{std::move(*existing), false};
       return absl::AlreadyExistsError(absl::StrCat("request_id ", Quoted(record.request_id),
@@ -693,6 +716,7 @@ absl::StatusOr<JobPage> SqliteJobStore::List(const ListOptions& options) {
   std::string sql =
       absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE state IN ", kValidStates);
   if (options.state.has_value()) absl::StrAppend(&sql, " AND state = ?1");
+  if (options.tenant.has_value()) absl::StrAppend(&sql, " AND tenant = ?5");
   if (cursor.has_value()) absl::StrAppend(&sql, " AND (create_time, id) > (?2, ?3)");
   absl::StrAppend(&sql, " ORDER BY create_time, id LIMIT ?4");
 
@@ -701,6 +725,7 @@ absl::StatusOr<JobPage> SqliteJobStore::List(const ListOptions& options) {
   MIA_RETURN_IF_ERROR(txn.BeginRead());
   MIA_ASSIGN_OR_RETURN(Statement q, Statement::Prepare(db_, sql));
   if (options.state.has_value()) q.BindText(1, JobStateName(*options.state));
+  if (options.tenant.has_value()) q.BindText(5, *options.tenant);
   if (cursor.has_value()) {
     q.BindInt64(2, TimeToColumn(cursor->create_time));
     q.BindText(3, cursor->id);
@@ -731,9 +756,12 @@ absl::StatusOr<JobRecord> SqliteJobStore::UpdateImpl(const JobRecord& record) {
   }
   MIA_RETURN_IF_ERROR(CheckWritable(stored));
   if (record.request_id != stored.request_id || record.spec_json != stored.spec_json ||
-      record.spec_hash != stored.spec_hash || record.create_time != stored.create_time) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "job ", stored.id, ": id, request_id, spec_json, spec_hash and create_time are immutable"));
+      record.spec_hash != stored.spec_hash || record.create_time != stored.create_time ||
+      record.tenant != stored.tenant) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("job ", stored.id,
+                     ": id, request_id, spec_json, spec_hash, create_time and tenant are "
+                     "immutable"));
   }
   JobRecord next = record;
   next.state = stored.state;

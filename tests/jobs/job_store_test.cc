@@ -223,6 +223,40 @@ TEST_F(JobStoreTest, CreateIsIdempotentByRequestId) {
   EXPECT_THAT(ListAll(std::nullopt, 10, &pages), ElementsAre("job-1", "job-4", "job-5"));
 }
 
+TEST_F(JobStoreTest, RequestIdsAndListingsAreScopedToTheTenant) {
+  JobRecord a = NewJob("job-a", "req-1");
+  a.tenant = "team-a";
+  JobRecord b = NewJob("job-b", "req-1", R"({"other": 1})");
+  b.tenant = "team-b";
+  EXPECT_EQ(MustCreate(a).tenant, "team-a");
+  // The same request id in another tenant is another job, not a conflict
+  // that would reveal the first one.
+  absl::StatusOr<CreateResult> second = store_->Create(b);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(second->created);
+  EXPECT_EQ(second->job.tenant, "team-b");
+  // A repeat within the tenant is still idempotent.
+  JobRecord again = NewJob("job-c", "req-1");
+  again.tenant = "team-a";
+  absl::StatusOr<CreateResult> repeat = store_->Create(again);
+  ASSERT_TRUE(repeat.ok()) << repeat.status();
+  EXPECT_FALSE(repeat->created);
+  EXPECT_EQ(repeat->job.id, "job-a");
+
+  ListOptions only_b;
+  only_b.tenant = "team-b";
+  absl::StatusOr<JobPage> page = store_->List(only_b);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->jobs.size(), 1u);
+  EXPECT_EQ(page->jobs[0].id, "job-b");
+  EXPECT_EQ(store_->Get("job-b")->tenant, "team-b");
+
+  // The tenant is immutable.
+  JobRecord moved = *store_->Get("job-a");
+  moved.tenant = "team-b";
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->Update(moved).status()));
+}
+
 TEST_F(JobStoreTest, ListPagesThroughManyJobsWithAStateFilter) {
   constexpr int kJobs = 137;
   std::vector<std::string> all, running, succeeded;
