@@ -141,6 +141,31 @@ class JobStore {
   virtual absl::StatusOr<std::map<std::string, std::string>> ListUnitsDone(
       absl::string_view job_id) = 0;
 
+  // How many jobs of `tenant` (nullopt: of every tenant) are in `state`:
+  // for per-tenant quotas.
+  // (Every store implements these; the defaults serve test doubles.)
+  virtual absl::StatusOr<int64_t> CountJobs(const std::optional<std::string>& /*tenant*/,
+                                            JobState /*state*/) {
+    return absl::UnimplementedError("CountJobs");
+  }
+
+  // Uploads: which tenant uploaded which content-addressed artifact
+  // ("sha256:<hex>"), so that a tenant reads and references only its own
+  // uploads, and how many bytes each tenant's uploads hold (a quota). Recording
+  // the same (tenant, digest) again changes nothing. InvalidArgument for an
+  // empty digest or negative size.
+  virtual absl::Status RecordUpload(absl::string_view /*tenant*/, absl::string_view /*digest*/,
+                                    int64_t /*bytes*/) {
+    return absl::UnimplementedError("RecordUpload");
+  }
+  virtual absl::StatusOr<bool> HasUpload(absl::string_view /*tenant*/,
+                                         absl::string_view /*digest*/) {
+    return absl::UnimplementedError("HasUpload");
+  }
+  virtual absl::StatusOr<int64_t> UploadBytes(absl::string_view /*tenant*/) {
+    return absl::UnimplementedError("UploadBytes");
+  }
+
   // Ids of stored jobs that cannot be read as jobs (e.g. a state the
   // lifecycle does not know, written by hand). List and ListUnfinished leave
   // them out so that the rest is served; Get of one is DataLoss. The server
@@ -225,6 +250,12 @@ class SqliteJobStore final : public JobStore {
                             absl::string_view value) override;
   absl::StatusOr<std::map<std::string, std::string>> ListUnitsDone(
       absl::string_view job_id) override;
+  absl::StatusOr<int64_t> CountJobs(const std::optional<std::string>& tenant,
+                                    JobState state) override;
+  absl::Status RecordUpload(absl::string_view tenant, absl::string_view digest,
+                            int64_t bytes) override;
+  absl::StatusOr<bool> HasUpload(absl::string_view tenant, absl::string_view digest) override;
+  absl::StatusOr<int64_t> UploadBytes(absl::string_view tenant) override;
   absl::StatusOr<std::vector<std::string>> ListUnreadable() override;
   bool writable() const override { return writable_.load(); }
   // A write transaction that rewrites the latest schema_migrations row with
@@ -245,6 +276,8 @@ class SqliteJobStore final : public JobStore {
   absl::Status ProbeWriteImpl();
   absl::Status MarkUnitDoneImpl(absl::string_view job_id, absl::string_view unit,
                                 absl::string_view value);
+  absl::Status RecordUploadImpl(absl::string_view tenant, absl::string_view digest,
+                                int64_t bytes);
   // Keeps writable_ current from the outcome of a write (called without mu_):
   // false after a read-only failure, true after a success.
   void Track(const absl::Status& status);

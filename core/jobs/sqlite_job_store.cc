@@ -81,6 +81,13 @@ DROP INDEX jobs_by_request_id;
 CREATE UNIQUE INDEX jobs_by_tenant_request_id ON jobs (tenant, request_id)
   WHERE request_id IS NOT NULL;
 CREATE INDEX jobs_by_tenant ON jobs (tenant, create_time, id);
+CREATE TABLE uploads (
+  tenant      TEXT NOT NULL,
+  digest      TEXT NOT NULL,     -- "sha256:<hex>"
+  bytes       INTEGER NOT NULL,
+  upload_time INTEGER NOT NULL,  -- Unix nanoseconds
+  PRIMARY KEY (tenant, digest)
+) WITHOUT ROWID;
 )sql"},
 };
 
@@ -649,6 +656,11 @@ absl::Status SqliteJobStore::MarkUnitDone(absl::string_view job_id, absl::string
   return Tracked(MarkUnitDoneImpl(job_id, unit, value));
 }
 
+absl::Status SqliteJobStore::RecordUpload(absl::string_view tenant, absl::string_view digest,
+                                          int64_t bytes) {
+  return Tracked(RecordUploadImpl(tenant, digest, bytes));
+}
+
 absl::StatusOr<CreateResult> SqliteJobStore::CreateImpl(const JobRecord& record) {
   MIA_RETURN_IF_ERROR(ValidateJobId(record.id));
   if (record.spec_hash.empty()) {
@@ -924,6 +936,74 @@ absl::StatusOr<std::map<std::string, std::string>> SqliteJobStore::ListUnitsDone
   }
   MIA_RETURN_IF_ERROR(txn.Commit());
   return units;
+}
+
+absl::StatusOr<int64_t> SqliteJobStore::CountJobs(const std::optional<std::string>& tenant,
+                                                  JobState state) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  MIA_RETURN_IF_ERROR(txn.BeginRead());
+  MIA_ASSIGN_OR_RETURN(
+      Statement q,
+      Statement::Prepare(db_, tenant.has_value()
+                                  ? "SELECT count(*) FROM jobs WHERE state = ?1 AND tenant = ?2"
+                                  : "SELECT count(*) FROM jobs WHERE state = ?1"));
+  q.BindText(1, JobStateName(state));
+  if (tenant.has_value()) q.BindText(2, *tenant);
+  MIA_ASSIGN_OR_RETURN(const bool row, q.Step());
+  const int64_t n = row ? q.Int64(0) : 0;
+  MIA_RETURN_IF_ERROR(txn.Commit());
+  return n;
+}
+
+absl::Status SqliteJobStore::RecordUploadImpl(absl::string_view tenant, absl::string_view digest,
+                                              int64_t bytes) {
+  if (digest.empty() || bytes < 0) {
+    return absl::InvalidArgumentError("upload: a digest and a size of at least 0 are required");
+  }
+  const absl::Time now = options_.clock();
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  MIA_RETURN_IF_ERROR(txn.BeginWrite());
+  MIA_ASSIGN_OR_RETURN(Statement s,
+                       Statement::Prepare(db_,
+                                          "INSERT INTO uploads (tenant, digest, bytes, upload_time) "
+                                          "VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING"));
+  s.BindText(1, tenant);
+  s.BindText(2, digest);
+  s.BindInt64(3, bytes);
+  s.BindTime(4, now);
+  MIA_RETURN_IF_ERROR(s.Run());
+  return txn.Commit();
+}
+
+absl::StatusOr<bool> SqliteJobStore::HasUpload(absl::string_view tenant,
+                                               absl::string_view digest) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  MIA_RETURN_IF_ERROR(txn.BeginRead());
+  MIA_ASSIGN_OR_RETURN(
+      Statement q,
+      Statement::Prepare(db_, "SELECT 1 FROM uploads WHERE tenant = ?1 AND digest = ?2"));
+  q.BindText(1, tenant);
+  q.BindText(2, digest);
+  MIA_ASSIGN_OR_RETURN(const bool row, q.Step());
+  MIA_RETURN_IF_ERROR(txn.Commit());
+  return row;
+}
+
+absl::StatusOr<int64_t> SqliteJobStore::UploadBytes(absl::string_view tenant) {
+  absl::MutexLock lock(&mu_);
+  Transaction txn(db_);
+  MIA_RETURN_IF_ERROR(txn.BeginRead());
+  MIA_ASSIGN_OR_RETURN(
+      Statement q,
+      Statement::Prepare(db_, "SELECT coalesce(sum(bytes), 0) FROM uploads WHERE tenant = ?1"));
+  q.BindText(1, tenant);
+  MIA_ASSIGN_OR_RETURN(const bool row, q.Step());
+  const int64_t n = row ? q.Int64(0) : 0;
+  MIA_RETURN_IF_ERROR(txn.Commit());
+  return n;
 }
 
 }  // namespace mia::jobs

@@ -257,6 +257,29 @@ TEST_F(JobStoreTest, RequestIdsAndListingsAreScopedToTheTenant) {
   EXPECT_TRUE(absl::IsInvalidArgument(store_->Update(moved).status()));
 }
 
+TEST_F(JobStoreTest, CountsJobsAndUploadsPerTenant) {
+  JobRecord a = NewJob("job-a");
+  a.tenant = "team-a";
+  JobRecord b = NewJob("job-b");
+  b.tenant = "team-b";
+  MustCreate(a);
+  MustCreate(b);
+  MustTransition("job-b", JobState::kRunning);
+  EXPECT_EQ(*store_->CountJobs(std::string("team-a"), JobState::kPending), 1);
+  EXPECT_EQ(*store_->CountJobs(std::string("team-a"), JobState::kRunning), 0);
+  EXPECT_EQ(*store_->CountJobs(std::nullopt, JobState::kRunning), 1);
+
+  ASSERT_TRUE(store_->RecordUpload("team-a", "sha256:aa", 100).ok());
+  ASSERT_TRUE(store_->RecordUpload("team-a", "sha256:aa", 100).ok());  // again: no change
+  ASSERT_TRUE(store_->RecordUpload("team-a", "sha256:bb", 5).ok());
+  ASSERT_TRUE(store_->RecordUpload("team-b", "sha256:aa", 100).ok());
+  EXPECT_TRUE(*store_->HasUpload("team-a", "sha256:bb"));
+  EXPECT_FALSE(*store_->HasUpload("team-b", "sha256:bb"));
+  EXPECT_EQ(*store_->UploadBytes("team-a"), 105);
+  EXPECT_EQ(*store_->UploadBytes("team-c"), 0);
+  EXPECT_TRUE(absl::IsInvalidArgument(store_->RecordUpload("team-a", "", 1)));
+}
+
 TEST_F(JobStoreTest, ListPagesThroughManyJobsWithAStateFilter) {
   constexpr int kJobs = 137;
   std::vector<std::string> all, running, succeeded;
