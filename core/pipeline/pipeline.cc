@@ -8,6 +8,9 @@
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -300,6 +303,7 @@ absl::StatusOr<std::vector<std::string>> TrainOrReuse(
   std::vector<std::string> model_paths(m_count);
   output->models.resize(m_count);
   std::vector<int> to_train;
+  const std::set<int> only(ctx.only_models.begin(), ctx.only_models.end());
   for (int m = 0; m < m_count; ++m) {
     ModelRecord& rec = output->models[m];
     rec.index = m;
@@ -310,7 +314,9 @@ absl::StatusOr<std::vector<std::string>> TrainOrReuse(
     km.seed = DeriveSeed(c.run.random_seed, kSeedModels + m);
     rec.key = km.Key();
     model_paths[m] = store->ModelPath(rec.key);
-    if (store->HasModel(km)) {
+    if (!only.empty() && only.count(m) == 0) {
+      rec.source = "other unit";  // another unit of work trains it
+    } else if (store->HasModel(km)) {
       rec.source = "cache";
       MIA_ASSIGN_OR_RETURN(rec.report, store->ReadReport(km));
     } else {
@@ -422,8 +428,10 @@ absl::StatusOr<Signals> SignalsStage(const Config& c, const PipelineContext& ctx
   std::vector<std::string> signal_paths(m_count);
   std::vector<int> to_compute;
   const std::function<void()> signal_done = SignalsCounter(ctx, m_count);
+  const std::set<int> only(ctx.only_models.begin(), ctx.only_models.end());
   for (int m = 0; m < m_count; ++m) {
     MIA_RETURN_IF_ERROR(CheckCancel(ctx));
+    if (!only.empty() && only.count(m) == 0) continue;  // another unit's
     std::string model_id = models[m].key;
     if (external) {
       MIA_ASSIGN_OR_RETURN(model_id, FileSha256(model_paths[m]));
@@ -456,6 +464,10 @@ absl::StatusOr<Signals> SignalsStage(const Config& c, const PipelineContext& ctx
           signal_done();
           return absl::OkStatus();
         }));
+  }
+  if (!only.empty()) {  // a unit of work: its signals are in the store
+    audit::AddStageTime(timings, "signals", SecondsSince(t));
+    return s;
   }
   int& classes = s.classes;
   for (int m = 0; m < m_count; ++m) {
@@ -601,7 +613,20 @@ absl::Status ReportStage(const Config& c, const PipelineContext& ctx, const audi
 
 }  // namespace internal
 
+std::vector<int> UnitModels(const Config& c) {
+  std::vector<int> units;
+  if (c.language_model() || c.audit.ramia.has_value() || c.dp_audit.has_value() ||
+      c.audit.duci.has_value() || !c.external.torchscript.empty()) {
+    return units;
+  }
+  for (int m = 0; m < c.num_models(); ++m) units.push_back(m);
+  return units;
+}
+
 absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& ctx) {
+  if (!ctx.only_models.empty() && UnitModels(c).empty()) {
+    return absl::InvalidArgumentError("this audit runs as one piece: it has no units of work");
+  }
   using internal::LoadedData;
   using internal::Signals;
   using internal::Split;
@@ -609,6 +634,15 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   if (c.audit.ramia.has_value()) return internal::RunRamiaAudit(c, ctx);
   if (c.dp_audit.has_value()) return internal::RunDpAuditGame(c, ctx);
   if (c.audit.duci.has_value()) return internal::RunDuciGame(c, ctx);
+  if (!ctx.only_models.empty()) {
+    const std::vector<int> units = UnitModels(c);
+    for (int m : ctx.only_models) {
+      if (std::find(units.begin(), units.end(), m) == units.end()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("model ", m, " is not a unit of work of this audit"));
+      }
+    }
+  }
   training::SetComputeThreads(c.run.threads);
   PipelineOutput output;
   std::vector<audit::StageTiming> timings;
@@ -621,6 +655,12 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   MIA_RETURN_IF_ERROR(internal::CheckCancel(ctx));
   MIA_ASSIGN_OR_RETURN(Signals signals, internal::SignalsStage(c, ctx, data, split, model_paths,
                                                                output.models, store, &timings));
+  if (!ctx.only_models.empty()) {  // a unit of work ends with its models' signals
+    std::vector<ModelRecord> mine;
+    for (int m : ctx.only_models) mine.push_back(output.models[m]);
+    output.models = std::move(mine);
+    return output;
+  }
   const audit::Bundle bundle = internal::MakeBundle(c, data, split, std::move(signals));
   MIA_RETURN_IF_ERROR(internal::ScoreStage(c, ctx, bundle, std::move(timings), &output));
   MIA_RETURN_IF_ERROR(internal::ReportStage(c, ctx, bundle, &output));

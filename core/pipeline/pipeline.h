@@ -36,6 +36,13 @@ struct PipelineContext {
   std::function<void(const Progress&)> progress;
   const std::atomic<bool>* cancel = nullptr;
   std::string report_dir;  // overrides run.log_dir/audit.report_log when non-empty
+  // Non-empty: run only these models' unit of work (indices from UnitModels):
+  // train each (or find it in the artifact store) and compute its signals
+  // into the store, then return without attacking or reporting;
+  // PipelineOutput::models then lists only these models. Replicas that share
+  // an audit run its units this way, and the scoring run that follows finds
+  // every model and its signals in the shared store.
+  std::vector<int> only_models;
 };
 
 // Per-model record for models.json.
@@ -56,6 +63,13 @@ struct PipelineOutput {
 };
 
 absl::StatusOr<PipelineOutput> RunAudit(const Config& config, const PipelineContext& ctx);
+
+// The models of an audit that can be trained as separate units of work
+// (PipelineContext::only_models), by index: every model of a classifier
+// audit (targets first). Empty when the audit runs as one piece: language
+// models, external TorchScript models, and the DP-audit, DUCI and range
+// games.
+std::vector<int> UnitModels(const Config& config);
 
 }  // namespace mia::pipeline
 

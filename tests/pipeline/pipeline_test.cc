@@ -495,6 +495,62 @@ TEST(PipelineTest, ModelsFinishedBeforeAnInterruptionAreNotRetrained) {
   EXPECT_EQ(from_cache + resumed->models_trained, 6);
 }
 
+// Replicas run an audit as units of work: each model (with its signals) on
+// its own, in any order, then the scoring, which finds everything in the
+// shared store. The result equals that of one uninterrupted run.
+TEST(PipelineTest, UnitsOfWorkThenScoringEqualOneRun) {
+  const std::string root = TempRoot("pipeline_units");
+  const std::string data = WriteDataset(root);
+  auto config = ParseConfig(ConfigText(root, data, 0.01, 10), root + "/audit.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const std::vector<int> units = UnitModels(*config);
+  ASSERT_EQ(units, (std::vector<int>{0, 1, 2, 3, 4, 5}));
+  const auto count_files = [&](const std::string& dir) {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) n += e.is_regular_file();
+    return n;
+  };
+  for (auto it = units.rbegin(); it != units.rend(); ++it) {
+    PipelineContext unit;
+    unit.only_models = {*it};
+    auto out = RunAudit(*config, unit);
+    ASSERT_TRUE(out.ok()) << out.status();
+    ASSERT_EQ(out->models.size(), 1u);
+    EXPECT_EQ(out->models[0].index, *it);
+    EXPECT_EQ(out->models[0].source, "trained");
+    EXPECT_EQ(out->models_trained, 1);
+    EXPECT_TRUE(out->result.results.empty());  // no scoring in a unit
+  }
+  EXPECT_EQ(count_files(root + "/runs/signals"), 6);
+  // A unit run again finds its model: nothing is trained twice.
+  PipelineContext again;
+  again.only_models = {2};
+  auto repeat = RunAudit(*config, again);
+  ASSERT_TRUE(repeat.ok()) << repeat.status();
+  EXPECT_EQ(repeat->models_trained, 0);
+  EXPECT_EQ(repeat->models[0].source, "cache");
+
+  auto scored = RunAudit(*config, PipelineContext{});
+  ASSERT_TRUE(scored.ok()) << scored.status();
+  EXPECT_EQ(scored->models_trained, 0);
+  EXPECT_EQ(count_files(root + "/runs/signals"), 6);  // no signals computed again
+
+  const std::string fresh = TempRoot("pipeline_units_fresh");
+  auto one_run_config = ParseConfig(ConfigText(fresh, data, 0.01, 10), fresh + "/audit.yaml");
+  ASSERT_TRUE(one_run_config.ok()) << one_run_config.status();
+  auto one_run = RunAudit(*one_run_config, PipelineContext{});
+  ASSERT_TRUE(one_run.ok()) << one_run.status();
+  ASSERT_EQ(scored->result.results.size(), one_run->result.results.size());
+  for (size_t i = 0; i < scored->result.results.size(); ++i) {
+    EXPECT_EQ(scored->result.results[i].attack, one_run->result.results[i].attack);
+    EXPECT_EQ(scored->result.results[i].auc, one_run->result.results[i].auc) << i;
+  }
+
+  PipelineContext bad;
+  bad.only_models = {6};
+  EXPECT_TRUE(absl::IsInvalidArgument(RunAudit(*config, bad).status()));
+}
+
 // A full disk while trained models are saved to the cache (here a file-size
 // limit, which fails write() as ENOSPC does) used to abort the process from
 // LibTorch's archive writer; the audit now fails with RESOURCE_EXHAUSTED
