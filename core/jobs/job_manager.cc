@@ -72,6 +72,12 @@ absl::Status JobManager::Start() {
     return absl::InvalidArgumentError("queue_capacity: must be at least 1");
   }
   if (options_.data_dir.empty()) return absl::InvalidArgumentError("data_dir: required");
+  if (cluster() && options_.replica_id.empty()) {
+    return absl::InvalidArgumentError("replica_id: required with a shared queue");
+  }
+  if (cluster() && options_.lease < absl::Seconds(1)) {
+    return absl::InvalidArgumentError("lease: at least one second");
+  }
   {
     absl::MutexLock lock(&mu_);
     if (start_called_ || stopping_) {
@@ -82,6 +88,15 @@ absl::Status JobManager::Start() {
   // Nothing is accepted until the store's unfinished jobs are loaded, so a
   // Submit cannot be queued twice (once by itself, once from the listing).
   absl::Status loaded = [&]() -> absl::Status {
+    if (cluster()) {
+      // Nothing to load: unfinished audits are claimed from the shared queue
+      // (a dead replica's RUNNING ones once their leases expire).
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return absl::FailedPreconditionError("job manager: drained while starting");
+      accepting_ = true;
+      workers_alive_ = options_.workers + std::max(0, options_.unit_workers);
+      return absl::OkStatus();
+    }
     MIA_ASSIGN_OR_RETURN(std::vector<JobRecord> unfinished, store_->ListUnfinished());
     std::vector<std::shared_ptr<Entry>> entries;
     std::vector<ResumeFailure> failures;
@@ -129,7 +144,18 @@ absl::Status JobManager::Start() {
   }
   {
     absl::MutexLock lock(&join_mu_);
-    for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+    if (cluster()) {
+      for (int i = 0; i < options_.workers; ++i) {
+        workers_.emplace_back([this] { ClusterWorkerLoop(); });
+      }
+      for (int i = 0; i < options_.unit_workers; ++i) {
+        workers_.emplace_back([this] { UnitWorkerLoop(); });
+      }
+      background_.emplace_back([this] { HeartbeatLoop(); });
+      background_.emplace_back([this] { PollWatchedJobs(); });
+    } else {
+      for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+    }
   }
   ReportQueueDepth();
   return absl::OkStatus();
@@ -169,11 +195,22 @@ absl::StatusOr<SubmitResult> JobManager::Submit(JobRecord record) {
         return SubmitResult{SnapshotOf(existing), false};
       }
     }
-    if (static_cast<int64_t>(queue_.size()) + reserved_ >= options_.queue_capacity) {
+    if (cluster()) {
+      // Claimed from the shared store by whichever replica is free.
+    } else if (static_cast<int64_t>(queue_.size()) + reserved_ >= options_.queue_capacity) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "the job queue is full (", options_.queue_capacity, " jobs waiting); retry later"));
     }
     ++reserved_;  // the slot is ours while the store writes
+  }
+  if (cluster()) {
+    absl::StatusOr<int64_t> pending = store_->CountJobs(std::nullopt, JobState::kPending);
+    if (pending.ok() && *pending >= options_.queue_capacity) {
+      absl::MutexLock lock(&mu_);
+      --reserved_;
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the job queue is full (", options_.queue_capacity, " jobs waiting); retry later"));
+    }
   }
   absl::StatusOr<CreateResult> created = store_->Create(record);
   if (created.ok() && created->created) {
@@ -198,6 +235,20 @@ absl::StatusOr<SubmitResult> JobManager::Submit(JobRecord record) {
       const int64_t version = WatchVersion(created->job.version);
       return SubmitResult{JobSnapshot{std::move(created->job), version}, false};
     }
+    if (cluster()) {
+      // Not held here: a worker of some replica claims it.
+      const int64_t version = WatchVersion(created->job.version);
+      result.snapshot = JobSnapshot{std::move(created->job), version};
+      result.created = true;
+      wake_.SignalAll();
+    }
+  }
+  if (cluster()) {
+    Notify(result.snapshot.job.id, result.snapshot.version);
+    return result;
+  }
+  {
+    absl::MutexLock lock(&mu_);
     // Queued even if a drain began meanwhile: the job is durable and the next
     // start runs it.
     auto entry = std::make_shared<Entry>(std::move(created->job), options_.clock());
@@ -232,6 +283,25 @@ absl::StatusOr<JobSnapshot> JobManager::Cancel(absl::string_view id) {
       entry->queued = false;
       entry->cancelling = true;
     }
+  }
+  if (entry == nullptr && cluster()) {
+    // Held by another replica (it hears the request at its next heartbeat),
+    // or pending in the shared queue (cancelled now), or finished.
+    MIA_ASSIGN_OR_RETURN(const JobRecord before, store_->Get(id));
+    MIA_ASSIGN_OR_RETURN(JobRecord record, options_.cluster->RequestCancel(id));
+    if (before.state != record.state) {
+      metrics_->OnStateChange(before.state, record.state);
+      JobStateChange change;
+      change.id = record.id;
+      change.from = before.state;
+      change.to = record.state;
+      change.stage = record.progress.stage;
+      change.error_code = record.error_code;
+      ReportStateChange(change);
+    }
+    const int64_t version = WatchVersion(record.version);
+    Notify(record.id, version);
+    return JobSnapshot{std::move(record), version};
   }
   if (entry == nullptr) {
     MIA_ASSIGN_OR_RETURN(JobRecord record, store_->Get(id));
@@ -386,19 +456,36 @@ absl::Status JobManager::Drain(absl::Time deadline) {
       if (entry->stop == StopReason::kNone) entry->stop = StopReason::kDrain;
       entry->cancel.store(true);
     }
+    for (const auto& [id, flag] : unit_cancels_) flag->store(true);
+    wake_.SignalAll();
   }
   if (!mu_.AwaitWithDeadline(absl::Condition(this, &JobManager::AllWorkersExited), deadline)) {
     return absl::DeadlineExceededError(
         absl::StrCat("drain: ", running_, " jobs still running at the deadline"));
+  }
+  if (cluster()) {
+    // The units this replica ran go back to the queue now, not when their
+    // leases expire. (Held audits were released as each worker stopped.)
+    mu_.Unlock();
+    const absl::Status released = options_.cluster->ReleaseUnits(options_.replica_id);
+    mu_.Lock();
+    MIA_RETURN_IF_ERROR(released);
   }
   return absl::OkStatus();
 }
 
 void JobManager::Shutdown() {
   Drain(absl::InfiniteFuture()).IgnoreError();
+  {
+    absl::MutexLock lock(&mu_);
+    shutdown_ = true;
+    wake_.SignalAll();
+  }
   absl::MutexLock lock(&join_mu_);
   for (std::thread& worker : workers_) worker.join();
   workers_.clear();
+  for (std::thread& thread : background_) thread.join();
+  background_.clear();
 }
 
 int64_t JobManager::ResumedJobs() const {
@@ -450,7 +537,13 @@ void JobManager::RunJob(const std::shared_ptr<Entry>& entry) {
     return;
   }
   absl::StatusOr<int64_t> version;
+  bool claimed_running;
   {
+    absl::ReaderMutexLock lock(&mu_);
+    claimed_running = entry->record.state == JobState::kRunning;  // ClaimJob made it so
+    version = WatchVersion(entry->record.version);
+  }
+  if (!claimed_running) {
     absl::MutexLock write(&entry->write_mu);
     version = WriteTransition(entry, JobState::kRunning, {});
   }
@@ -479,6 +572,10 @@ void JobManager::RunJob(const std::shared_ptr<Entry>& entry) {
   ctx.work_dir = (std::filesystem::path(options_.data_dir) / "jobs" / entry->id).string();
   ctx.compute_threads = compute_threads_;
   ctx.metrics = metrics_;
+  ctx.job_id = entry->id;
+  ctx.cluster = options_.cluster;
+  ctx.replica = options_.replica_id;
+  ctx.lease = options_.lease;
   JobRecord job;
   {
     absl::ReaderMutexLock lock(&mu_);
@@ -509,6 +606,19 @@ void JobManager::FinishJob(const std::shared_ptr<Entry>& entry,
     stop = entry->stop;
     current = entry->record.state;
     progress = entry->progress;
+  }
+  if (stop == StopReason::kLost) {
+    // Another replica holds the job now: nothing of this attempt is written.
+    int64_t version;
+    {
+      absl::MutexLock lock(&mu_);
+      entry->running = false;
+      --running_;
+      version = WatchVersion(entry->record.version, entry->memory_updates);
+      Forget(entry->id);
+    }
+    Notify(entry->id, version);
+    return;
   }
   JobState to;
   TransitionDetails details;
@@ -550,6 +660,19 @@ void JobManager::FinishJob(const std::shared_ptr<Entry>& entry,
       WriteProgress(entry, progress).IgnoreError();
     }
     if (to != current) written = WriteTransition(entry, to, details).status();
+    // A shared store that is briefly unreachable (a restarting database)
+    // must not strand the job: the end is written once it is back.
+    for (int attempt = 0; cluster() && absl::IsUnavailable(written) && attempt < 60; ++attempt) {
+      absl::SleepFor(absl::Seconds(1));
+      written = WriteTransition(entry, to, details).status();
+    }
+  }
+  if (cluster()) {
+    absl::Status released = options_.cluster->ReleaseJob(entry->id, options_.replica_id);
+    for (int attempt = 0; absl::IsUnavailable(released) && attempt < 60; ++attempt) {
+      absl::SleepFor(absl::Seconds(1));
+      released = options_.cluster->ReleaseJob(entry->id, options_.replica_id);
+    }
   }
 
   int64_t version;
@@ -559,9 +682,10 @@ void JobManager::FinishJob(const std::shared_ptr<Entry>& entry,
     entry->running = false;
     --running_;
     version = WatchVersion(entry->record.version, entry->memory_updates);
-    if (IsTerminal(to) || !written.ok()) {
+    if (IsTerminal(to) || !written.ok() || cluster()) {
       // Finished; or the store could not record the end, in which case it
-      // still says RUNNING and the next start resumes the job.
+      // still says RUNNING and the next start resumes the job; or (cluster
+      // mode) drained back to the shared queue for any replica.
       Forget(entry->id);
     } else {
       // Drained: PENDING again, parked in the queue (no worker takes jobs
@@ -691,6 +815,190 @@ JobSnapshot JobManager::SnapshotOf(const Entry& entry) const {
   snapshot.job.progress = entry.progress;
   snapshot.version = WatchVersion(entry.record.version, entry.memory_updates);
   return snapshot;
+}
+
+void JobManager::PauseUnlessStopping(absl::Duration d, bool until_shutdown) {
+  absl::MutexLock lock(&mu_);
+  if (until_shutdown ? shutdown_ : stopping_) return;
+  wake_.WaitWithTimeout(&mu_, d);
+}
+
+void JobManager::ClusterWorkerLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) {
+        --workers_alive_;
+        return;
+      }
+    }
+    absl::StatusOr<std::optional<JobRecord>> claimed =
+        options_.cluster->ClaimJob(options_.replica_id, options_.lease);
+    if (!claimed.ok() || !claimed->has_value()) {
+      // Nothing to run, or the store is unreachable for now: look again.
+      PauseUnlessStopping(options_.claim_interval, /*until_shutdown=*/false);
+      continue;
+    }
+    auto entry = std::make_shared<Entry>(std::move(**claimed), options_.clock());
+    {
+      absl::MutexLock lock(&mu_);
+      entries_[entry->id] = entry;
+      entry->running = true;
+      ++running_;
+      if (stopping_) {  // drained while claiming: hand it back at once
+        entry->stop = StopReason::kDrain;
+        entry->cancel.store(true);
+      }
+    }
+    JobStateChange change;
+    change.id = entry->id;
+    change.from = JobState::kPending;
+    change.to = JobState::kRunning;
+    change.stage = entry->record.progress.stage;
+    metrics_->OnStateChange(JobState::kPending, JobState::kRunning);
+    ReportStateChange(change);
+    RunJob(entry);
+  }
+}
+
+void JobManager::UnitWorkerLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) {
+        --workers_alive_;
+        return;
+      }
+    }
+    absl::StatusOr<std::optional<ClaimedUnit>> claimed =
+        options_.cluster->ClaimUnit(options_.replica_id, options_.lease);
+    if (!claimed.ok() || !claimed->has_value()) {
+      PauseUnlessStopping(options_.claim_interval, /*until_shutdown=*/false);
+      continue;
+    }
+    RunClusterUnit(**claimed);
+  }
+}
+
+void JobManager::RunClusterUnit(const ClaimedUnit& unit) {
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) cancel->store(true);
+    unit_cancels_.emplace(unit.job_id, cancel);
+  }
+  absl::StatusOr<std::string> value = [&]() -> absl::StatusOr<std::string> {
+    MIA_ASSIGN_OR_RETURN(const JobRecord job, store_->Get(unit.job_id));
+    RunContext ctx;
+    ctx.cancel = cancel.get();
+    ctx.compute_threads = compute_threads_;
+    ctx.metrics = metrics_;
+    ctx.job_id = unit.job_id;
+    ctx.cluster = options_.cluster;
+    ctx.replica = options_.replica_id;
+    ctx.lease = options_.lease;
+    try {
+      return runner_->RunUnit(job, unit.unit, ctx);
+    } catch (const std::bad_alloc&) {
+      return absl::ResourceExhaustedError("the unit ran out of memory");
+    } catch (...) {
+      return absl::InternalError("the unit's runner raised an exception");
+    }
+  }();
+  {
+    absl::MutexLock lock(&mu_);
+    auto [begin, end] = unit_cancels_.equal_range(unit.job_id);
+    for (auto it = begin; it != end; ++it) {
+      if (it->second == cancel) {
+        unit_cancels_.erase(it);
+        break;
+      }
+    }
+  }
+  if (value.ok()) {
+    absl::Status done = options_.cluster->CompleteUnit(unit, options_.replica_id, *value).status();
+    // Left undone, the unit would be run again once its lease expires: the
+    // result is in the artifact store, so that costs time, not correctness.
+    for (int attempt = 0; absl::IsUnavailable(done) && attempt < 30; ++attempt) {
+      absl::SleepFor(absl::Seconds(1));
+      done = options_.cluster->CompleteUnit(unit, options_.replica_id, *value).status();
+    }
+    return;
+  }
+  // Stopped (drain, cancel, lost lease): the unit goes back as it is.
+  if (absl::IsCancelled(value.status()) || cancel->load()) return;
+  options_.cluster
+      ->FailUnit(unit, options_.replica_id, absl::StatusCodeToString(value.status().code()),
+                 options_.unit_attempts)
+      .IgnoreError();
+}
+
+void JobManager::HeartbeatLoop() {
+  const absl::Duration period = std::max(options_.lease / 3, absl::Milliseconds(100));
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (shutdown_) return;
+    }
+    absl::StatusOr<LeaseRenewal> renewal =
+        options_.cluster->RenewLeases(options_.replica_id, options_.lease);
+    if (renewal.ok()) {
+      absl::MutexLock lock(&mu_);
+      const auto stop_job = [&](const std::string& id, StopReason why) {
+        const auto it = entries_.find(id);
+        if (it != entries_.end() && it->second->running) {
+          if (it->second->stop == StopReason::kNone || why == StopReason::kLost) {
+            it->second->stop = why;
+          }
+          it->second->cancel.store(true);
+        }
+        auto [begin, end] = unit_cancels_.equal_range(id);
+        for (auto u = begin; u != end; ++u) u->second->store(true);
+      };
+      for (const std::string& id : renewal->cancelled_jobs) stop_job(id, StopReason::kCancel);
+      for (const std::string& id : renewal->lost_jobs) stop_job(id, StopReason::kLost);
+      for (const ClaimedUnit& unit : renewal->lost_units) {
+        auto [begin, end] = unit_cancels_.equal_range(unit.job_id);
+        for (auto u = begin; u != end; ++u) u->second->store(true);
+      }
+    }
+    absl::StatusOr<int64_t> units = options_.cluster->PendingUnits();
+    absl::StatusOr<int64_t> audits = options_.cluster->PendingJobs();
+    if (units.ok() && audits.ok()) metrics_->OnClusterQueue(*units, *audits);
+    PauseUnlessStopping(period, /*until_shutdown=*/true);
+  }
+}
+
+void JobManager::PollWatchedJobs() {
+  while (true) {
+    std::vector<std::string> watched;
+    {
+      absl::MutexLock lock(&mu_);
+      if (shutdown_) return;
+      for (const auto& [id, subscription] : subscribers_) {
+        // Jobs held here notify by themselves.
+        if (entries_.count(id) == 0 && (watched.empty() || watched.back() != id)) {
+          watched.push_back(id);
+        }
+      }
+      for (auto it = polled_versions_.begin(); it != polled_versions_.end();) {
+        it = subscribers_.count(it->first) == 0 ? polled_versions_.erase(it) : std::next(it);
+      }
+    }
+    for (const std::string& id : watched) {
+      absl::StatusOr<JobRecord> record = store_->Get(id);
+      if (!record.ok()) continue;
+      bool changed;
+      {
+        absl::MutexLock lock(&mu_);
+        int64_t& seen = polled_versions_[id];
+        changed = record->version != seen;
+        seen = record->version;
+      }
+      if (changed) Notify(id, WatchVersion(record->version));
+    }
+    PauseUnlessStopping(options_.claim_interval, /*until_shutdown=*/true);
+  }
 }
 
 void JobManager::Notify(const std::string& id, int64_t version) {

@@ -11,6 +11,18 @@
 // (RunContext::units_done) and skips them; Drain() stops running jobs so that
 // they go back to PENDING, not CANCELLED, and the next server resumes them.
 //
+// Cluster mode (JobManagerOptions::cluster set: replicas on one shared
+// store): no replica holds a local queue. Submit only stores the job; each
+// worker claims an audit from the shared queue (ClusterQueue::ClaimJob) when
+// it is free; the runner splits the audit into units of work that every
+// replica's unit workers claim (ClusterQueue::ClaimUnit) and run
+// (JobRunner::RunUnit), and scores once all are done. A heartbeat renews
+// this replica's leases and stops work that was cancelled elsewhere or whose
+// lease was lost; a replica that dies stops renewing and the others take its
+// audits and units over. Drain hands running audits and units back at once.
+// Watchers of audits held by other replicas are told of changes by polling
+// the store.
+//
 // Watching: every visible change of a job gets a new watch version (see
 // JobSnapshot::version). Subscribe() registers a callback that is told "job j
 // is now at version v" and nothing else; the watcher then calls Get() for the
@@ -38,6 +50,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/jobs/cluster_queue.h"
 #include "core/jobs/job.h"
 #include "core/jobs/job_spec.h"
 #include "core/jobs/job_store.h"
@@ -62,6 +75,9 @@ class JobMetricsSink {
   virtual void OnStageDuration(const std::string& /*stage*/, double /*seconds*/) {}
   // A runner trained one model in `seconds` (reported by runners that train).
   virtual void OnModelTrained(double /*seconds*/) {}
+  // Cluster mode: units and audits waiting in the shared queue, after each
+  // heartbeat.
+  virtual void OnClusterQueue(int64_t /*pending_units*/, int64_t /*pending_audits*/) {}
 };
 
 // One state change of a job, as JobManagerOptions::on_state_change hears it
@@ -110,6 +126,15 @@ struct RunContext {
   int compute_threads = 1;
   // Never null.
   JobMetricsSink* metrics = nullptr;
+  // The job's id.
+  std::string job_id;
+  // Cluster mode only (else null): the shared queue through which the runner
+  // hands the job's units of work to every replica (ClusterQueue::AddUnits,
+  // ClaimUnit with job_id, CompleteUnit), this replica's id and the lease
+  // its claims take (the manager's heartbeat renews them).
+  ClusterQueue* cluster = nullptr;
+  std::string replica;
+  absl::Duration lease = absl::Seconds(30);
 
   bool cancelled() const { return cancel != nullptr && cancel->load(); }
 };
@@ -128,6 +153,15 @@ class JobRunner {
  public:
   virtual ~JobRunner() = default;
   virtual absl::StatusOr<RunOutcome> Run(const JobRecord& job, const RunContext& ctx) = 0;
+  // Cluster mode: runs one unit of work of `job` (a unit name the runner
+  // itself added with ClusterQueue::AddUnits, e.g. "model:3") and returns its
+  // value (e.g. the model's artifact key). Called by any replica's unit
+  // workers, concurrently. ctx.work_dir, unit_done and units_done are unset.
+  virtual absl::StatusOr<std::string> RunUnit(const JobRecord& /*job*/,
+                                              const std::string& /*unit*/,
+                                              const RunContext& /*ctx*/) {
+    return absl::UnimplementedError("this runner has no units of work");
+  }
 };
 
 // Bits of a watch version below the store's version: the number of
@@ -187,6 +221,25 @@ struct JobManagerOptions {
   // Makes an id for a job submitted without one; must return ids that pass
   // ValidateJobId and are unique. Empty: 20 random lowercase letters/digits.
   std::function<std::string()> new_job_id;
+
+  // Cluster mode (see the top of this file): the shared queue; not owned,
+  // must outlive the manager; usually the same object as the store.
+  // queue_capacity then bounds the PENDING audits of the whole cluster.
+  ClusterQueue* cluster = nullptr;
+  // This replica's id in leases (unique among live replicas). Required in
+  // cluster mode.
+  std::string replica_id;
+  // How long a claim lasts without renewal; renewed every lease / 3. A dead
+  // replica's work is taken over after at most this long.
+  absl::Duration lease = absl::Seconds(30);
+  // How often an idle worker looks for an audit or unit to claim, and how
+  // often watched audits held elsewhere are read.
+  absl::Duration claim_interval = absl::Milliseconds(500);
+  // Threads that run units of any audit (besides the workers, which run the
+  // units of the audits they hold while waiting for the others).
+  int unit_workers = 1;
+  // Attempts of one unit before it fails its audit.
+  int unit_attempts = 3;
 };
 
 // The machine's cores divided among `workers`, at least 1 each.
@@ -292,7 +345,9 @@ class JobManager {
   int compute_threads_per_worker() const { return compute_threads_; }
 
  private:
-  enum class StopReason { kNone, kCancel, kDrain };
+  // kLost: cluster mode, another replica took the job over (its lease
+  // expired): stop without writing anything.
+  enum class StopReason { kNone, kCancel, kDrain, kLost };
 
   // Cancel of a job Start() could not resume (`record` is RUNNING in the
   // store): writes CANCELLED and forgets the failure. Nullopt when the job is
@@ -353,6 +408,18 @@ class JobManager {
   bool AllWorkersExited() const ABSL_SHARED_LOCKS_REQUIRED(mu_) { return workers_alive_ == 0; }
 
   void WorkerLoop();
+  // Cluster mode: the workers claim audits from the shared queue; unit
+  // workers claim units; the heartbeat renews leases; the poller tells
+  // watchers of audits held elsewhere.
+  void ClusterWorkerLoop();
+  void UnitWorkerLoop();
+  void RunClusterUnit(const ClaimedUnit& unit);
+  void HeartbeatLoop();
+  void PollWatchedJobs();
+  // Sleeps up to `d`, less when the manager stops (Shutdown for the
+  // background threads, Drain for the rest).
+  void PauseUnlessStopping(absl::Duration d, bool until_shutdown) ABSL_LOCKS_EXCLUDED(mu_);
+  bool cluster() const { return options_.cluster != nullptr; }
   void RunJob(const std::shared_ptr<Entry>& entry);
   // Runs the runner, turning exceptions into a Status.
   absl::StatusOr<RunOutcome> RunGuarded(const JobRecord& job, const RunContext& ctx);
@@ -410,8 +477,17 @@ class JobManager {
   std::multimap<std::string, std::shared_ptr<Subscription>> subscribers_ ABSL_GUARDED_BY(mu_);
   uint64_t id_state_ ABSL_GUARDED_BY(mu_);  // random id generator state
 
+  // Cluster mode: the cancel flags of units running here, by audit id.
+  std::multimap<std::string, std::shared_ptr<std::atomic<bool>>> unit_cancels_
+      ABSL_GUARDED_BY(mu_);
+  // Cluster mode: the store version last seen of watched audits held elsewhere.
+  std::map<std::string, int64_t> polled_versions_ ABSL_GUARDED_BY(mu_);
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;  // background threads stop
+  absl::CondVar wake_;                           // Submit, Drain, Shutdown
+
   absl::Mutex join_mu_;  // serializes Shutdown's join
   std::vector<std::thread> workers_ ABSL_GUARDED_BY(join_mu_);
+  std::vector<std::thread> background_ ABSL_GUARDED_BY(join_mu_);
 };
 
 }  // namespace mia::jobs
