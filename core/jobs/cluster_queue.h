@@ -63,6 +63,10 @@ struct LeaseRenewal {
   // renewal, so another replica may run them now): stop them too.
   std::vector<std::string> lost_jobs;
   std::vector<ClaimedUnit> lost_units;
+  // Every audit this replica holds after the renewal. An audit it runs that
+  // is not here was taken over by another replica (its lease had expired and
+  // another claimed it before this renewal): stop it without writing.
+  std::vector<std::string> held_jobs;
 };
 
 class ClusterQueue {

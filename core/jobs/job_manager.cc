@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <new>
 #include <random>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -940,10 +941,21 @@ void JobManager::HeartbeatLoop() {
       absl::MutexLock lock(&mu_);
       if (shutdown_) return;
     }
+    std::vector<std::string> running_here;  // claimed before the renewal
+    {
+      absl::MutexLock lock(&mu_);
+      for (const auto& [id, entry] : entries_) {
+        if (entry->running) running_here.push_back(id);
+      }
+    }
     absl::StatusOr<LeaseRenewal> renewal =
         options_.cluster->RenewLeases(options_.replica_id, options_.lease);
     if (renewal.ok()) {
       absl::MutexLock lock(&mu_);
+      const std::set<std::string> held(renewal->held_jobs.begin(), renewal->held_jobs.end());
+      for (const std::string& id : running_here) {
+        if (held.count(id) == 0) renewal->lost_jobs.push_back(id);
+      }
       const auto stop_job = [&](const std::string& id, StopReason why) {
         const auto it = entries_.find(id);
         if (it != entries_.end() && it->second->running) {

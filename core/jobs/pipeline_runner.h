@@ -16,6 +16,7 @@
 #define MIA_CORE_JOBS_PIPELINE_RUNNER_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/jobs/job_manager.h"
@@ -55,9 +56,28 @@ class PipelineJobRunner final : public JobRunner, public PipelineConfigRunner {
   absl::StatusOr<RunOutcome> Run(const JobRecord& job, const RunContext& ctx) override;
 
   // What Run does once job.spec_json is decoded (DecodePipelineSpec).
+  // Cluster mode (ctx.cluster set) and an audit that splits
+  // (pipeline::UnitModels): first hands one unit per model ("model:<i>") to
+  // the shared queue and runs units of this audit itself while other
+  // replicas run the rest; once every unit is done, scores (every model and
+  // its signals then come from the shared artifact store). Progress: stage
+  // "train", done/total counting units done on any replica.
   absl::StatusOr<RunOutcome> RunConfig(pipeline::Config config, const RunContext& ctx) override;
 
+  // Trains model <i> of "model:<i>" (or finds it in the artifact store) and
+  // computes its signals; returns its artifact key.
+  absl::StatusOr<std::string> RunUnit(const JobRecord& job, const std::string& unit,
+                                      const RunContext& ctx) override;
+
  private:
+  // The pipeline run of one unit, on an already decoded config.
+  absl::StatusOr<std::string> RunModelUnit(pipeline::Config config, int model,
+                                           const RunContext& ctx);
+  // Cluster mode: adds the audit's units and waits until all are done,
+  // running its units here meanwhile.
+  absl::Status RunUnits(const pipeline::Config& config, const std::vector<int>& models,
+                        const RunContext& ctx);
+
   const PipelineJobRunnerOptions options_;
 };
 
