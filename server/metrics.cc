@@ -184,6 +184,18 @@ ServerMetrics::ServerMetrics(const std::string& version)
                       .Help("Audit jobs waiting in the queue for a worker")
                       .Register(*registry_)
                       .Add({});
+  pending_units_ = &prometheus::BuildGauge()
+                        .Name("mia_queue_pending_units")
+                        .Help("Units of work (models to train) waiting in the queue shared by "
+                              "the replicas; 0 without a shared store")
+                        .Register(*registry_)
+                        .Add({});
+  pending_audits_ = &prometheus::BuildGauge()
+                         .Name("mia_queue_pending_audits")
+                         .Help("Audits waiting in the queue shared by the replicas; 0 without "
+                               "a shared store")
+                         .Register(*registry_)
+                         .Add({});
   watch_streams_ = &prometheus::BuildGauge()
                         .Name("mia_watch_streams")
                         .Help("Open WatchAudit streams")
@@ -263,6 +275,11 @@ void ServerMetrics::OnStageDuration(const std::string& stage, double seconds) {
     if (stage == s) label = s;
   }
   stage_seconds_->Add({{"stage", label}}, StageBuckets()).Observe(seconds);
+}
+
+void ServerMetrics::OnClusterQueue(int64_t pending_units, int64_t pending_audits) {
+  pending_units_->Set(static_cast<double>(pending_units));
+  pending_audits_->Set(static_cast<double>(pending_audits));
 }
 
 void ServerMetrics::OnModelTrained(double seconds) {

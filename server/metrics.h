@@ -95,6 +95,7 @@ class ServerMetrics final : public jobs::JobMetricsSink {
   void OnQueueDepth(int64_t depth) override;
   void OnStageDuration(const std::string& stage, double seconds) override;
   void OnModelTrained(double seconds) override;
+  void OnClusterQueue(int64_t pending_units, int64_t pending_audits) override;
 
   // The text exposition format of every metric (what /metrics returns, the
   // process metrics included), for tests and debugging.
@@ -107,6 +108,9 @@ class ServerMetrics final : public jobs::JobMetricsSink {
   std::shared_ptr<prometheus::Collectable> collectable_;
   std::array<prometheus::Gauge*, kStates> jobs_by_state_{};
   prometheus::Gauge* queue_depth_ = nullptr;
+  // Cluster mode: the shared queue, as every replica sees it (scale on it).
+  prometheus::Gauge* pending_units_ = nullptr;
+  prometheus::Gauge* pending_audits_ = nullptr;
   prometheus::Gauge* watch_streams_ = nullptr;
   prometheus::Counter* models_trained_ = nullptr;
   prometheus::Counter* upload_bytes_ = nullptr;

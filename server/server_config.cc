@@ -140,6 +140,9 @@ const std::vector<Field>& Fields() {
       BoolField("enable_reflection", &ServerConfig::enable_reflection),
       DoubleField("drain_timeout_seconds", &ServerConfig::drain_timeout_seconds),
       StringField("log_level", &ServerConfig::log_level),
+      StringField("replica_id", &ServerConfig::replica_id),
+      DoubleField("cluster_lease_seconds", &ServerConfig::cluster_lease_seconds),
+      IntField("unit_workers", &ServerConfig::unit_workers),
   };
   return *kFields;
 }
@@ -277,6 +280,8 @@ absl::Status ValidateServerConfig(const ServerConfig& c) {
       {"heartbeat_seconds", range("heartbeat_seconds", c.heartbeat_seconds, 0.01, 3600)},
       {"metrics_port", range("metrics_port", c.metrics_port, 0, 65535)},
       {"drain_timeout_seconds", range("drain_timeout_seconds", c.drain_timeout_seconds, 0, 86400)},
+      {"cluster_lease_seconds", range("cluster_lease_seconds", c.cluster_lease_seconds, 1, 3600)},
+      {"unit_workers", range("unit_workers", c.unit_workers, 0, 256)},
   };
   for (const auto& [key, status] : checks) {
     if (!status.ok()) return status;

@@ -83,6 +83,15 @@ struct ServerConfig {
   double drain_timeout_seconds = 30;
   // spdlog level: trace, debug, info, warn, error, critical, off.
   std::string log_level = "info";
+  // Replicas on a shared store (PostgreSQL): this replica's id in the shared
+  // queue's leases, unique among live replicas; empty: <hostname>-<pid>.
+  std::string replica_id;
+  // Seconds a replica's claim on an audit or unit lasts without renewal
+  // (renewed every third of it): how soon a dead replica's work moves on.
+  double cluster_lease_seconds = 30;
+  // Threads per replica that train units of any audit (models of audits held
+  // by other replicas), besides the workers.
+  int unit_workers = 1;
   // The YAML file read, if any (from --config or MIA_CONFIG; not a file key).
   std::string config_file;
 };

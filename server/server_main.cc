@@ -147,6 +147,12 @@ ABSL_FLAG(double, drain_timeout_seconds, kDefaults.drain_timeout_seconds,
           "most seconds a SIGTERM drain may take");
 ABSL_FLAG(std::string, log_level, kDefaults.log_level,
           "trace, debug, info, warn, error, critical or off");
+ABSL_FLAG(std::string, replica_id, kDefaults.replica_id,
+          "this replica's id on a shared store (default: <hostname>-<pid>)");
+ABSL_FLAG(double, cluster_lease_seconds, kDefaults.cluster_lease_seconds,
+          "seconds a replica's claim lasts without renewal (shared store)");
+ABSL_FLAG(int, unit_workers, kDefaults.unit_workers,
+          "threads that train units of any audit (shared store)");
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
