@@ -43,26 +43,9 @@ start_server() {
 HEALTH_TLS=()
 
 # ---------------------------------------------------------------------------
-# Prerequisites: grpcio and the stubs, health and reflection stubs generated
-# here from Debian's grpc-proto with protoc + grpc_python_plugin.
-$PY -c 'import grpc, google.protobuf' 2>/dev/null \
-  || { echo "FAIL python3-grpcio / python3-protobuf missing for $PY: run scripts/install-deps.sh"; echo "0 passed, 1 failed"; exit 1; }
-[ -f "$STUBS/mia/v1/audit_pb2_grpc.py" ] \
-  || { echo "FAIL no generated stubs in $STUBS (build mia_proto_python)"; echo "0 passed, 1 failed"; exit 1; }
-mkdir -p gen root
-if [ -f "$GRPC_PROTO/grpc/health/v1/health.proto" ] \
-  && protoc -I"$GRPC_PROTO" --python_out=gen --grpc_python_out=gen \
-       --plugin=protoc-gen-grpc_python="$(command -v grpc_python_plugin)" \
-       grpc/health/v1/health.proto grpc/reflection/v1alpha/reflection.proto 2>gen.err; then
-  # Namespace packages: `grpc` here must not shadow the grpcio package, so
-  # the generated modules move under a separate top-level name.
-  mkdir -p gen/grpc_gen && mv gen/grpc/* gen/grpc_gen/ && rmdir gen/grpc
-  sed -i 's/^from grpc\.\(health\|reflection\)/from grpc_gen.\1/' gen/grpc_gen/*/*/*_grpc.py
-  ok "health and reflection stubs generated"
-else
-  bad "cannot generate health/reflection stubs (need grpc-proto, protobuf-compiler-grpc)"; show gen.err
-  finish
-fi
+# Prerequisites: grpcio and the stubs, health and reflection stubs (lib.sh).
+prepare_stubs
+mkdir -p root
 
 # ---------------------------------------------------------------------------
 # Data: a synthetic bundle and two small CSV datasets (600 rows x 10 features,

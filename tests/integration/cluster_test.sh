@@ -1,0 +1,253 @@
+#!/usr/bin/env bash
+# Black-box test of several mia-server replicas on one PostgreSQL (the ctest
+# fixture `postgres`, tests/postgres) and one shared artifact folder (as a
+# ReadWriteMany volume would be): three replicas share an audit's units of
+# work; a replica killed with SIGKILL mid-training is taken over and the
+# audit ends with the scores of an uninterrupted run, no model stored twice;
+# a drained replica hands its units back; PostgreSQL restarted mid-audit
+# loses nothing; a cancel on another replica stops an audit.
+#
+# Usage: cluster_test.sh PATH_TO_MIA_SERVER PATH_TO_MIA PYTHON_STUB_DIR POSTGRES_DIR
+# Exit 77 (skipped) when the fixture wrote no URL (MIA_SKIP_POSTGRES=1).
+set -u
+SERVER=$(readlink -f "${1:?path to the mia-server binary}")
+MIA=$(readlink -f "${2:?path to the mia binary}")
+STUBS=$(readlink -f "${3:?folder with mia/v1/audit_pb2.py}")
+PGDIR=$(readlink -f "${4:?folder of the test PostgreSQL (tests/postgres/start.sh)}")
+TESTS=$(cd "$(dirname "$0")/.." && pwd)
+PY=/usr/bin/python3
+GRPC_PROTO=/usr/share/grpc-proto
+WORK=$(mktemp -d)
+PIDS=()
+DB=""
+
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  [ -n "$DB" ] && psql "$BASE_URL" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
+  if [ -n "${MIA_KEEP_WORK:-}" ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+cd "$WORK"
+# shellcheck source=tests/integration/lib.sh
+source "$TESTS/integration/lib.sh"
+
+if [ ! -s "$PGDIR/url" ]; then
+  echo "skipped: no test PostgreSQL (MIA_SKIP_POSTGRES=1?)"
+  exit 77
+fi
+prepare_stubs
+mkdir -p root shared
+
+# A database of its own on the fixture's server.
+BASE_URL=$(cat "$PGDIR/url")
+DB="mia_cluster_$$"
+psql "$BASE_URL" -qc "CREATE DATABASE $DB" >psql.err 2>&1 \
+  && ok "database $DB created" || { bad "create database"; show psql.err; finish; }
+URL="${BASE_URL%/*}/$DB"
+sql() { psql "$URL" -tAqc "$1" 2>/dev/null; }
+
+$PY - <<'PY'
+import random
+r = random.Random(7)
+with open("root/train.csv", "w") as f:
+    for _ in range(600):
+        y = r.randrange(4)
+        xs = [r.gauss(0.6 * y if j < 3 else 0.0, 1.0) for j in range(10)]
+        f.write("%d,%s\n" % (y, ",".join("%.5f" % x for x in xs)))
+PY
+# spec SEED EPOCHS: 1 target and 8 reference models, trained one at a time.
+spec() {
+  cat <<EOF2
+run:
+  random_seed: $1
+  num_experiments: 1
+  threads: 1
+data:
+  dataset: csv
+  data_dir: train.csv
+  pool_size: 400
+  population_size: 200
+train:
+  model_name: mlp
+  hidden: [32]
+  batched: false
+  optimizer: sgd
+  learning_rate: 0.05
+  epochs: $2
+  batch_size: 32
+audit:
+  attacks: [rmia, lira-offline]
+  num_ref_models: 8
+  bootstrap: 50
+EOF2
+}
+spec 5 300 > a.yaml
+spec 6 1500 > b.yaml
+spec 7 600 > c.yaml
+spec 8 600 > d.yaml
+spec 9 100000 > e.yaml
+
+# start_replica NAME: replica NAME on the shared store and artifact folder;
+# its ports in PORT_<NAME>, METRICS_<NAME>, its pid in PID_<NAME>.
+start_replica() {
+  local name=$1 port metrics
+  port=$(free_port)
+  metrics=$(free_port)
+  printf -v "PORT_$name" '%s' "$port"
+  printf -v "METRICS_$name" '%s' "$metrics"
+  "$SERVER" --listen_address="127.0.0.1:$port" --data_dir="$WORK/data-$name" \
+    --data_roots="$WORK/root" --store="$URL" --replica_id="$name" \
+    --artifact_store="$WORK/shared" --cluster_lease_seconds=2 --threads_per_job=1 --workers=1 \
+    --unit_workers=1 --metrics_port="$metrics" --metrics_address=127.0.0.1 \
+    --drain_timeout_seconds=20 >>"$WORK/$name.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  printf -v "PID_$name" '%s' "$pid"
+  wait_health "$port" 30 || { echo "     replica $name did not become healthy:"; show "$WORK/$name.log"; return 1; }
+}
+at() { local v="PORT_$1"; echo "127.0.0.1:${!v}"; }
+trained() {  # trained NAME: the replica's mia_models_trained_total
+  local v="METRICS_$1"
+  curl -s "http://127.0.0.1:${!v}/metrics" | awk '$1 == "mia_models_trained_total" {print int($2)}'
+}
+# holder AUDIT: the replica that holds the audit now (the shared queue's record).
+holder() { sql "SELECT holder FROM jobs WHERE id = '${1#audits/}'"; }
+units_done() { sql "SELECT count(*) FROM work_units WHERE job_id = '${1#audits/}' AND state = 'DONE'"; }
+# scores_of SERVER AUDIT OUT
+scores_of() { "$MIA" scores "$2" --server "$1" --out "$3" >/dev/null 2>err.txt || show err.txt; }
+
+# The uninterrupted runs, on one server with its own SQLite store.
+REF_PORT=$(free_port)
+"$SERVER" --listen_address="127.0.0.1:$REF_PORT" --data_dir="$WORK/data-ref" \
+  --data_roots="$WORK/root" --threads_per_job=1 --workers=1 >>"$WORK/ref.log" 2>&1 &
+PIDS+=("$!")
+wait_health "$REF_PORT" 30 && ok "reference server (SQLite) healthy" || { bad "reference server"; finish; }
+REF="127.0.0.1:$REF_PORT"
+"$MIA" submit a.yaml --follow --server "$REF" >ref_a.out 2>ref_a.err &
+REF_A_PID=$!
+"$MIA" submit b.yaml --follow --server "$REF" >ref_b.out 2>ref_b.err &
+REF_B_PID=$!
+
+for r in r1 r2 r3; do
+  start_replica "$r" && ok "replica $r healthy on the shared store" || { bad "replica $r"; finish; }
+done
+export MIA_SERVER
+MIA_SERVER=$(at r1)
+
+# ---------------------------------------------------------------------------
+# 1. An audit of 9 models: its units spread over the three replicas, watched
+# from another replica than the one it was submitted to.
+expect "submit to r1" 0 "" -- "$MIA" submit a.yaml
+A=$(head -1 out.txt)
+expect "watch from r3: SUCCEEDED" 0 "SUCCEEDED" -- timeout 300 "$MIA" watch "$A" --server "$(at r3)"
+t1=$(trained r1); t2=$(trained r2); t3=$(trained r3)
+echo "     models trained: r1=$t1 r2=$t2 r3=$t3"
+[ "${t1:-0}" -gt 0 ] && [ "${t2:-0}" -gt 0 ] && [ "${t3:-0}" -gt 0 ] \
+  && ok "every replica trained models of the audit (mia_models_trained_total)" \
+  || bad "every replica trained models: r1=$t1 r2=$t2 r3=$t3"
+[ $((t1 + t2 + t3)) -eq 9 ] && ok "9 models trained in all, none twice" || bad "models trained in all: $((t1 + t2 + t3))"
+[ "$(units_done "$A")" = 9 ] && ok "9 units DONE in the shared queue" || bad "units done: $(units_done "$A")"
+wait "$REF_A_PID" && ok "reference run of the same spec SUCCEEDED" || { bad "reference run a"; show ref_a.err; }
+scores_of "$(at r2)" "$A" a_scores.csv
+scores_of "$REF" "$(head -1 ref_a.out)" a_ref.csv
+[ -s a_scores.csv ] && cmp -s a_scores.csv a_ref.csv \
+  && ok "the replicas' scores equal one server's ($(($(wc -l <a_scores.csv) - 1)) rows)" \
+  || { bad "the replicas' scores differ from one server's"; diff a_scores.csv a_ref.csv | head -4; }
+expect "report downloaded from another replica" 0 "" -- "$MIA" report "$A" --out a_report --server "$(at r2)"
+[ -s a_report/result.json ] && ok "report has result.json" || bad "report lacks result.json"
+
+# ---------------------------------------------------------------------------
+# 2. kill -9 the replica holding an audit mid-training: the others take the
+# audit and its units over; the result equals the uninterrupted run's; models
+# finished before the kill are not trained again.
+ls shared/models/*.pt 2>/dev/null | sort > pre_b.txt
+expect "submit the crash-test audit" 0 "" -- "$MIA" submit b.yaml
+B=$(head -1 out.txt)
+for _ in $(seq 1 1200); do
+  d=$(units_done "$B"); [ "${d:-0}" -ge 2 ] && break
+  sleep 0.1
+done
+H=$(holder "$B")
+d=$(units_done "$B")
+if [ -n "$H" ] && [ "${d:-0}" -ge 2 ] && [ "${d:-0}" -lt 9 ]; then
+  ok "crash audit held by $H with $d/9 units done"
+  ls shared/models/*.pt | sort | comm -13 pre_b.txt - > before_kill.txt
+  xargs -r stat -c '%n %i %Y' < before_kill.txt > before_kill.stat
+  v="PID_$H"; kill -9 "${!v}"; wait "${!v}" 2>/dev/null
+  ok "replica $H killed (SIGKILL) with $(wc -l <before_kill.txt) model(s) saved"
+  expect "the crash audit SUCCEEDS on the other replicas" 0 "SUCCEEDED" -- \
+    timeout 300 "$MIA" watch "$B" --server "$( [ "$H" = r1 ] && at r2 || at r1 )"
+  xargs -r stat -c '%n %i %Y' < before_kill.txt > after_kill.stat
+  cmp -s before_kill.stat after_kill.stat \
+    && ok "models saved before the kill were not written again" \
+    || { bad "models saved before the kill were rewritten"; diff before_kill.stat after_kill.stat | head -4; }
+  n_models=$(ls shared/models/*.pt | sort | comm -13 pre_b.txt - | wc -l)
+  [ "$n_models" -eq 9 ] && ok "9 models of the crash audit stored, none twice" || bad "models stored: $n_models"
+  [ "$(units_done "$B")" = 9 ] && ok "9 units DONE after the take-over" || bad "units done: $(units_done "$B")"
+  wait "$REF_B_PID" && ok "reference run of the crash spec SUCCEEDED" || { bad "reference run b"; show ref_b.err; }
+  scores_of "$( [ "$H" = r1 ] && at r2 || at r1 )" "$B" b_scores.csv
+  scores_of "$REF" "$(head -1 ref_b.out)" b_ref.csv
+  [ -s b_scores.csv ] && cmp -s b_scores.csv b_ref.csv \
+    && ok "the taken-over audit's scores equal the uninterrupted run's" \
+    || { bad "the taken-over audit's scores differ"; diff b_scores.csv b_ref.csv | head -4; }
+  start_replica "$H" && ok "replica $H restarted" || bad "replica $H restarted"
+else
+  bad "crash audit mid-training: holder '$H', $d units done"
+fi
+MIA_SERVER=$(at r1)
+
+# ---------------------------------------------------------------------------
+# 3. Drain (SIGTERM) the replica holding an audit: it hands the audit and its
+# units back at once and the others finish it.
+expect "submit the drain-test audit" 0 "" -- "$MIA" submit c.yaml
+C=$(head -1 out.txt)
+for _ in $(seq 1 600); do
+  d=$(units_done "$C"); [ "${d:-0}" -ge 1 ] && break
+  sleep 0.1
+done
+H=$(holder "$C")
+if [ -n "$H" ]; then
+  v="PID_$H"; kill -TERM "${!v}"
+  timeout 60 tail --pid="${!v}" -f /dev/null && ok "replica $H drained and stopped" || bad "replica $H did not stop"
+  [ "$(sql "SELECT count(*) FROM work_units WHERE holder = '$H' AND state = 'RUNNING'")" = 0 ] \
+    && ok "the drained replica holds no unit" || bad "the drained replica still holds units"
+  other=$( [ "$H" = r1 ] && echo r2 || echo r1 )
+  expect "the drained audit SUCCEEDS on the others" 0 "SUCCEEDED" -- \
+    timeout 300 "$MIA" watch "$C" --server "$(at "$other")"
+  grep -q "\"audit\":\"audits/${C#audits/}\".*\"from\":\"PENDING\",\"state\":\"RUNNING\"" "$WORK/$other.log" "$WORK/r3.log" "$WORK/r1.log" "$WORK/r2.log" \
+    && ok "another replica claimed the drained audit" || bad "no replica claimed the drained audit"
+  start_replica "$H" && ok "replica $H restarted" || bad "replica $H restarted"
+else
+  bad "drain audit: no holder found"
+fi
+MIA_SERVER=$(at r1)
+
+# ---------------------------------------------------------------------------
+# 4. PostgreSQL restarted mid-audit: the replicas reconnect, nothing is lost.
+expect "submit the restart-test audit" 0 "" -- "$MIA" submit d.yaml
+D=$(head -1 out.txt)
+for _ in $(seq 1 600); do
+  d=$(units_done "$D"); [ "${d:-0}" -ge 1 ] && break
+  sleep 0.1
+done
+"$PGDIR/ctl" restart >pgctl.out 2>&1 && ok "PostgreSQL restarted mid-audit" || { bad "PostgreSQL restart"; show pgctl.out; }
+expect "the audit SUCCEEDS after the restart" 0 "SUCCEEDED" -- timeout 300 "$MIA" watch "$D"
+[ "$(units_done "$D")" = 9 ] && ok "9 units DONE after the restart" || bad "units done: $(units_done "$D")"
+for r in r1 r2 r3; do
+  expect "replica $r serves after the restart" 0 "" -- "$MIA" list --server "$(at "$r")"
+done
+
+# ---------------------------------------------------------------------------
+# 5. A cancel on another replica than the holder's stops the audit.
+expect "submit a long audit" 0 "" -- "$MIA" submit e.yaml
+E=$(head -1 out.txt)
+wait_state "$E" RUNNING 60 && ok "long audit RUNNING" || bad "long audit RUNNING"
+H=$(holder "$E")
+other=$( [ "$H" = r3 ] && echo r2 || echo r3 )
+expect "cancel from $other" 0 "" -- "$MIA" cancel "$E" --server "$(at "$other")"
+expect "the audit ends CANCELLED" 0 "CANCELLED" -- bash -c \
+  "for i in \$(seq 1 300); do s=\$('$MIA' get '$E' --json | $PY -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])'); case \$s in CANCELLED|SUCCEEDED|FAILED) echo \$s; exit 0;; esac; sleep 0.1; done; echo timeout"
+
+finish
