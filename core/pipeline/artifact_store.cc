@@ -39,6 +39,7 @@ std::string ModelKeyMaterial::Json() const {
                                                           : lm_train_json)},
                       {"rows", rows_sha256},
                       {"seed", seed}};
+  if (!scope.empty()) j["scope"] = scope;  // keys of unscoped models stay as they were
   return j.dump();  // nlohmann sorts object keys: canonical
 }
 

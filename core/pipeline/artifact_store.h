@@ -32,6 +32,7 @@ struct ModelKeyMaterial {
   std::string lm_train_json;
   std::string rows_sha256;  // SHA-256 of the sorted training row ids (int64 LE)
   uint64_t seed = 0;
+  std::string scope;  // RunConfig::cache_scope; in the key only when set
   std::string Json() const;      // canonical JSON of all of the above
   std::string Key() const;       // SHA-256 hex of Json()
 };

@@ -33,6 +33,11 @@ struct RunConfig {
   bool time_log = true;             // write timing.log
   int num_experiments = 1;          // target models (each attacked with all others as references)
   int threads = 0;                  // compute threads (0: all cores)
+  // Who may reuse the models this audit trains (part of their cache key):
+  // empty for everyone who can read the data; the server sets the tenant
+  // when the data is that tenant's own upload, so that another tenant never
+  // gets a model trained on data it cannot read. Not a YAML key.
+  std::string cache_scope;
 };
 
 struct DataConfig {

@@ -190,6 +190,7 @@ absl::StatusOr<std::vector<std::string>> LmTrainStage(const Config& c, const Pip
       c, ctx, train_points,
       [&](int m, ModelKeyMaterial* km) {
         km->dataset_fingerprint = data.fingerprint;
+        km->scope = c.run.cache_scope;
         km->lm_train_json = key_json;
         km->rows_sha256 = RowsSha256(Gather(split.pool, train_points[m]));
       },

@@ -386,6 +386,7 @@ absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const Pipel
       c, ctx, train_rows,
       [&](int m, ModelKeyMaterial* km) {
         km->dataset_fingerprint = data.fingerprint;
+        km->scope = c.run.cache_scope;
         km->spec = c.model;
         km->recipe = c.recipe;
         km->rows_sha256 = RowsSha256(train_rows[m]);

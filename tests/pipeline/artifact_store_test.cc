@@ -41,6 +41,15 @@ TEST(ArtifactStoreTest, KeyChangesWithEveryDeterminant) {
   m = Material();
   m.dataset_fingerprint = "abd";
   EXPECT_NE(m.Key(), base);
+  // A tenant's scope (models trained on its own uploads) is a determinant;
+  // two tenants' scopes differ.
+  m = Material();
+  m.scope = "team-a";
+  const std::string scoped = m.Key();
+  EXPECT_NE(scoped, base);
+  m.scope = "team-b";
+  EXPECT_NE(m.Key(), scoped);
+  EXPECT_EQ(Material().Json().find("scope"), std::string::npos);  // unscoped keys unchanged
 }
 
 TEST(ArtifactStoreTest, PresentOnlyWithMatchingMetadata) {
