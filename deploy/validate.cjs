@@ -1249,6 +1249,36 @@ async function main() {
   console.log("== deploy/kubernetes: cross-checks");
   const cfg = crossCheck(objects, "kubernetes");
 
+  // The replicated overlay: its own files (hpa.yaml, the alternative to
+  // scaledobject.yaml, included) against the schemas, and its kustomization
+  // naming the base and each of them.
+  const rdir = path.join(args.repo, "deploy", "kubernetes-replicated");
+  const rfiles = fs.readdirSync(rdir).filter((f) => /\.ya?ml$/.test(f)).sort();
+  const overlay = {};
+  let rkustomization = null;
+  let rtext = "";
+  for (const f of rfiles) {
+    const text = fs.readFileSync(path.join(rdir, f), "utf8");
+    const docs = parseDocuments(text, `kubernetes-replicated/${f}`);
+    if (f === "kustomization.yaml") {
+      rkustomization = docs[0];
+      rtext = text;
+    } else overlay[f] = docs;
+  }
+  console.log("== deploy/kubernetes-replicated: schemas");
+  validateObjects([].concat(...Object.values(overlay)), "kubernetes-replicated");
+  if (check(rkustomization, "kubernetes-replicated", "kustomization.yaml is missing")) {
+    const listed = rkustomization.resources || [];
+    const where = "kubernetes-replicated/kustomization.yaml";
+    check(listed.includes("../kubernetes"), where, "its base ../kubernetes is not a resource");
+    for (const f of Object.keys(overlay)) {
+      check(listed.includes(f) || new RegExp(`^\\s*#\\s*- ${f.replace(".", "\\.")}\\b`, "m")
+        .test(rtext), where, `${f} is neither a resource nor a commented alternative`);
+    }
+    check(listed.filter((r) => r !== "../kubernetes").every((r) => r in overlay), where,
+          "a resource names a file that is not in the folder");
+  }
+
   for (const spec of args.rendered) {
     const [label, file] = spec.split("=");
     console.log(`== ${label}: schemas and cross-checks of the rendered objects`);
@@ -1256,6 +1286,13 @@ async function main() {
     validateObjects(rendered, label);
     const rcfg = crossCheck(rendered, label);
     if (rcfg && args.server) checkConfigWithServer(rcfg);
+    if (label === "kustomize-replicated" && overlay["hpa.yaml"]) {
+      // The overlay with hpa.yaml instead of scaledobject.yaml.
+      console.log(`== ${label} with hpa.yaml: cross-checks`);
+      crossCheck(rendered.filter((o) => o.kind !== "ScaledObject" &&
+                                        o.kind !== "TriggerAuthentication")
+        .concat(overlay["hpa.yaml"]), `${label}+hpa`);
+    }
   }
 
   console.log("== Dockerfile");

@@ -5,7 +5,8 @@
 #     other (ports, probes, mounts, drain timeout, security context);
 #   - the server configs (the ConfigMap's, the Helm values', the image's) with
 #     the real mia-server, and a start plus SIGTERM drain from the ConfigMap's;
-#   - `kubectl kustomize` output, where kubectl exists;
+#   - `kubectl kustomize` output of deploy/kubernetes and of the replicated
+#     overlay deploy/kubernetes-replicated, where kubectl exists;
 #   - the Helm chart rendered with its default values and ci/*-values.yaml:
 #     by `helm lint --strict` + `helm template` where helm exists, else by the
 #     stand-in deploy/tools/helm_render.go where Go and Debian's sprig exist.
@@ -76,6 +77,9 @@ if command -v kubectl >/dev/null; then
   echo "== kubectl kustomize deploy/kubernetes"
   kubectl kustomize "$repo/deploy/kubernetes" >"$tmp/kustomize.yaml"
   rendered+=(--rendered "kustomize=$tmp/kustomize.yaml")
+  echo "== kubectl kustomize deploy/kubernetes-replicated"
+  kubectl kustomize "$repo/deploy/kubernetes-replicated" >"$tmp/kustomize-replicated.yaml"
+  rendered+=(--rendered "kustomize-replicated=$tmp/kustomize-replicated.yaml")
 else
   echo "== kubectl not found: the kustomization is checked, not rendered"
 fi
