@@ -238,6 +238,9 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   submit_cmd->add_option("--priority", submit.priority, "Higher runs first")
       ->check(CLI::Range(-100, 100));
+  submit_cmd->add_option("--policy", submit.policy_file,
+                         "Policy file (the keys of audit.policy), sent as the job's policy: "
+                         "with --follow, exit 7 when its verdict is FAIL");
   // Watching commands: how long to wait for a server that went away.
   auto add_reconnect_flag = [&](CLI::App* cmd) {
     cmd->add_option("--reconnect-timeout", remote.reconnect_timeout_seconds,

@@ -909,6 +909,15 @@ int RunSubmit(const RemoteOptions& remote, const SubmitOptions& options, const C
     return ExitCodeFor(converted.status());
   }
   for (const std::string& note : converted->notes) *console.err << "mia: note: " << note << "\n";
+  if (!options.policy_file.empty()) {
+    absl::StatusOr<v1::PolicySection> policy = PolicyFromYamlFile(options.policy_file);
+    absl::Status set = policy.status();
+    if (set.ok()) set = SetSpecPolicy(*policy, options.job_file, &converted->spec);
+    if (!set.ok()) {
+      PrintError(console, set);
+      return ExitCodeFor(set);
+    }
+  }
   v1::CreateAuditRequest request;
   for (const std::string& label : options.labels) {
     const size_t eq = label.find('=');

@@ -67,6 +67,10 @@ struct SubmitOptions {
   std::string request_id;           // idempotency key; empty: none
   std::vector<std::string> labels;  // "key=value" each
   int priority = 0;                 // scheduling priority, [-100, 100]
+  // A policy file (the keys of audit.policy, as `mia score --policy`): sent
+  // as the job's policy (bundle.policy or audit.policy, which the job file
+  // must then leave unset); with `follow`, exit kExitPolicyFail on FAIL.
+  std::string policy_file;
 };
 
 // `mia submit`: uploads the job file's upload:FILE references, creates the

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/audit/policy.h"
 #include "core/common/status_macros.h"
 #include "core/common/yaml_util.h"
 #include "google/protobuf/descriptor.h"
@@ -503,6 +504,48 @@ absl::Status SetUploadedArtifact(const std::string& field, const std::string& ar
     }
   }
   return absl::NotFoundError(absl::StrCat(field, ": no file reference there"));
+}
+
+absl::StatusOr<v1::PolicySection> PolicyFromYamlFile(const std::string& path) {
+  // The checks `mia score --policy` makes, with their lines, before anything
+  // is sent; the server checks the policy against the audit again.
+  MIA_RETURN_IF_ERROR(audit::LoadPolicyFile(path).status());
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the policy file"));
+  std::stringstream text;
+  text << in.rdbuf();
+  MIA_ASSIGN_OR_RETURN(const YAML::Node root,
+                       LoadYamlMapping(text.str(), path,
+                                       ": the keys of audit.policy (use, max_auc, "
+                                       "max_tpr_at_fpr, max_epsilon_lower_bound, attacks)"));
+  ConvertedSpec unused;
+  Converter converter(&unused);
+  v1::PolicySection policy;
+  converter.Section(root, "", &policy);
+  if (!converter.problems().empty()) {
+    std::vector<std::string> problems;
+    for (const std::string& p : converter.problems()) problems.push_back(absl::StrCat(path, ": ", p));
+    return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
+  }
+  return policy;
+}
+
+absl::Status SetSpecPolicy(const v1::PolicySection& policy, const std::string& job_file,
+                           v1::AuditSpec* spec) {
+  if (spec->has_signals_bundle()) {
+    if (spec->signals_bundle().has_policy()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          job_file, ": bundle.policy: the job file has a policy; give it there or --policy, not both"));
+    }
+    *spec->mutable_signals_bundle()->mutable_policy() = policy;
+    return absl::OkStatus();
+  }
+  if (spec->audit().has_policy()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        job_file, ": audit.policy: the job file has a policy; give it there or --policy, not both"));
+  }
+  *spec->mutable_audit()->mutable_policy() = policy;
+  return absl::OkStatus();
 }
 
 }  // namespace mia::client

@@ -64,6 +64,19 @@ absl::StatusOr<ConvertedSpec> SpecFromYamlFile(const std::string& path);
 absl::Status SetUploadedArtifact(const std::string& field, const std::string& artifact_id,
                                  mia::v1::AuditSpec* spec);
 
+// Reads a policy file for `mia submit --policy FILE`, as `mia score --policy
+// FILE` reads one: the keys of audit.policy at its top level, checked by the
+// policy's own parser (core/audit/policy.h: InvalidArgument listing every
+// problem with its line, NotFound when the file cannot be opened), then
+// mapped onto the API's PolicySection.
+absl::StatusOr<mia::v1::PolicySection> PolicyFromYamlFile(const std::string& path);
+
+// Puts `policy` into `spec`: signals_bundle.policy for a bundle job,
+// audit.policy for an audit config. InvalidArgument when the job file
+// (`job_file`, for the message) already has a policy there.
+absl::Status SetSpecPolicy(const mia::v1::PolicySection& policy, const std::string& job_file,
+                           mia::v1::AuditSpec* spec);
+
 }  // namespace mia::client
 
 #endif  // MIA_CLIENT_SPEC_FROM_YAML_H_

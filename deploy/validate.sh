@@ -5,7 +5,8 @@
 #     other (ports, probes, mounts, drain timeout, security context);
 #   - the server configs (the ConfigMap's, the Helm values', the image's) with
 #     the real mia-server, and a start plus SIGTERM drain from the ConfigMap's;
-#   - `kubectl kustomize` output, where kubectl exists;
+#   - `kubectl kustomize` output of deploy/kubernetes and of the replicated
+#     overlay deploy/kubernetes-replicated, where kubectl exists;
 #   - the Helm chart rendered with its default values and ci/*-values.yaml:
 #     by `helm lint --strict` + `helm template` where helm exists, else by the
 #     stand-in deploy/tools/helm_render.go where Go and Debian's sprig exist.
@@ -76,6 +77,9 @@ if command -v kubectl >/dev/null; then
   echo "== kubectl kustomize deploy/kubernetes"
   kubectl kustomize "$repo/deploy/kubernetes" >"$tmp/kustomize.yaml"
   rendered+=(--rendered "kustomize=$tmp/kustomize.yaml")
+  echo "== kubectl kustomize deploy/kubernetes-replicated"
+  kubectl kustomize "$repo/deploy/kubernetes-replicated" >"$tmp/kustomize-replicated.yaml"
+  rendered+=(--rendered "kustomize-replicated=$tmp/kustomize-replicated.yaml")
 else
   echo "== kubectl not found: the kustomization is checked, not rendered"
 fi
@@ -114,6 +118,34 @@ if ((${#render[@]})); then
   done
 fi
 
+# Values the chart must refuse: each testdata/helm-values-invalid/*.yaml with a
+# "# render-fails: MESSAGE" line fails to render, with MESSAGE (the template's
+# own check; helm checks values.schema.json first, so with helm any refusal).
+render_failures=0
+if ((${#render[@]})); then
+  echo "== deploy/helm/mia: values the templates refuse"
+  for f in "$repo"/deploy/testdata/helm-values-invalid/*.yaml; do
+    expect=$(sed -n 's/^# render-fails: //p' "$f")
+    [ -n "$expect" ] || continue
+    if [ "${render[0]}" = helm ]; then extra=(-f "$f"); else extra=("$f"); fi
+    if out=$("${render[@]}" "${extra[@]}" 2>&1); then
+      echo "FAIL $(basename "$f"): rendered, but the chart must refuse it ($expect)"
+      render_failures=$((render_failures + 1))
+    elif [ "${render[0]}" != helm ] && ! grep -qF -- "$expect" <<<"$out"; then
+      echo "FAIL $(basename "$f"): refused, but not for \"$expect\": $out"
+      render_failures=$((render_failures + 1))
+    else
+      echo "  $(basename "$f"): refused ($expect)"
+    fi
+  done
+fi
+
+status=0
 node "$repo/deploy/validate.cjs" --modules "$cache" --repo "$repo" \
   ${server_args[@]+"${server_args[@]}"} ${smoke[@]+"${smoke[@]}"} \
-  ${rendered[@]+"${rendered[@]}"}
+  ${rendered[@]+"${rendered[@]}"} || status=$?
+if ((render_failures > 0)); then
+  echo "deploy: $render_failures values files the chart should refuse were not refused"
+  ((status != 0)) || status=1
+fi
+exit "$status"

@@ -27,6 +27,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "google/rpc/error_details.pb.h"
 #include "nlohmann/json.hpp"
+#include "yaml-cpp/yaml.h"
 
 namespace mia::server {
 
@@ -462,6 +463,21 @@ void CheckBundle(const v1::SignalsBundleInput& b, const ServerRoots& roots, Prob
   // The ranges of the YAML's audit section, which the same fields have there.
   for (const pipeline::ConfigProblem& p : pipeline::ScoringProblems(sc, path + ".")) {
     problems->Add(p.field, p.message);
+  }
+  // The privacy gate: the keys of audit.policy, read by the policy's own
+  // parser and checked against the scoring as the pipeline checks it.
+  if (b.has_policy()) {
+    YAML::Node node;
+    try {
+      node = YAML::Load(MapPolicy(b.policy()).dump());  // JSON is YAML
+    } catch (const YAML::Exception&) {
+      problems->Add(path + ".policy", "not readable as a policy");
+      return;
+    }
+    for (const pipeline::ConfigProblem& p :
+         jobs::BundlePolicyProblems(node, path + ".policy", out)) {
+      problems->Add(p.field, p.message);
+    }
   }
 }
 

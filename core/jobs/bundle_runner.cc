@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/audit/bundle.h"
+#include "core/audit/policy.h"
 #include "core/audit/scoring.h"
 #include "core/common/status_macros.h"
 #include "core/common/version.h"
@@ -88,6 +89,11 @@ absl::StatusOr<RunOutcome> BundleJobRunner::Run(const JobRecord& job, const RunC
   result.tool_version = options_.tool_version.empty() ? MIA_VERSION : options_.tool_version;
   result.spec_json = job.spec_json;
   result.timings.insert(result.timings.begin(), {"load", load_seconds});
+  // The privacy gate, judged as the pipeline judges audit.policy.
+  if (spec.policy.enabled) {
+    MIA_ASSIGN_OR_RETURN(audit::PolicyVerdict verdict, audit::Judge(result, spec.policy));
+    result.policy = std::move(verdict);
+  }
   const std::string out_dir = (std::filesystem::path(ctx.work_dir) / "report").string();
   MIA_RETURN_IF_ERROR(report::WriteReport(result, out_dir, options_.report));
   return RunOutcome{out_dir};

@@ -1,6 +1,8 @@
 // Runs bundle audits (JobSpecKind::kBundle, see job_spec.h): load a signals
-// bundle, score it with the spec's attacks, write the report into the job's
-// work folder. No training, no LibTorch: the runner of torch-free servers.
+// bundle, score it with the spec's attacks, judge the spec's policy (when it
+// has one, as the pipeline judges audit.policy: the result carries the
+// verdict), write the report into the job's work folder. No training, no
+// LibTorch: the runner of torch-free servers.
 //
 // Thread-safety: Run() may be called from several workers at once; the runner
 // holds only its options.

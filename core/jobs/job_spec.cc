@@ -1,15 +1,19 @@
 #include "core/jobs/job_spec.h"
 
 #include <cstdint>
+#include <cstdio>
 #include <limits>
+#include <memory>
 #include <set>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/attacks/registry.h"
 #include "core/common/status_macros.h"
 #include "nlohmann/json.hpp"
+#include "yaml-cpp/yaml.h"
 
 namespace mia::jobs {
 namespace {
@@ -207,7 +211,79 @@ absl::Status DecodeScoring(Fields& f, BundleAuditSpec* spec) {
   return f.Finish();
 }
 
+// An FPR as a policy key: the shortest decimal that reads back as the same
+// double, so that the decoded policy names exactly the FPRs scored.
+std::string FprKey(double fpr) {
+  for (int digits : {15, 17}) {
+    const std::string text = absl::StrFormat("%.*g", digits, fpr);
+    if (std::strtod(text.c_str(), nullptr) == fpr || digits == 17) return text;
+  }
+  return "";
+}
+
+Json PolicyRulesJson(const audit::PolicyRules& r) {
+  Json j = Json::object();
+  if (r.max_auc.has_value()) j["max_auc"] = *r.max_auc;
+  if (!r.max_tpr_at_fpr.empty()) {
+    Json tprs = Json::object();
+    for (const auto& [fpr, tpr] : r.max_tpr_at_fpr) tprs[FprKey(fpr)] = tpr;
+    j["max_tpr_at_fpr"] = std::move(tprs);
+  }
+  if (r.max_epsilon_lower_bound.has_value()) {
+    j["max_epsilon_lower_bound"] = *r.max_epsilon_lower_bound;
+  }
+  return j;
+}
+
+// The policy under the keys of audit.policy (what BundlePolicyProblems reads).
+Json PolicyJson(const audit::PolicySpec& p) {
+  Json j = PolicyRulesJson(p.all_attacks);
+  j["use"] = p.use;
+  if (!p.per_attack.empty()) {
+    Json attacks = Json::object();
+    for (const auto& [name, rules] : p.per_attack) attacks[name] = PolicyRulesJson(rules);
+    j["attacks"] = std::move(attacks);
+  }
+  return j;
+}
+
+absl::Status ProblemsStatus(const std::vector<pipeline::ConfigProblem>& problems) {
+  if (problems.empty()) return absl::OkStatus();
+  std::vector<std::string> parts;
+  for (const pipeline::ConfigProblem& p : problems) parts.push_back(p.ToString());
+  return absl::InvalidArgumentError(absl::StrJoin(parts, "; "));
+}
+
 }  // namespace
+
+std::vector<pipeline::ConfigProblem> BundlePolicyProblems(const YAML::Node& node,
+                                                          const std::string& path,
+                                                          BundleAuditSpec* spec) {
+  std::vector<audit::PolicyProblem> found;
+  spec->policy = audit::ParsePolicy(node, path, &found);
+  audit::ScoringOptions& sc = spec->scoring;
+  std::vector<std::string> names;
+  for (const std::string& attack : sc.attacks) {
+    absl::StatusOr<std::unique_ptr<attacks::Attack>> made = attacks::MakeAttack(attack);
+    if (made.ok()) names.push_back((*made)->name());
+  }
+  for (audit::PolicyProblem& p :
+       audit::PolicyAuditProblems(spec->policy, names, sc.bootstrap.resamples, path)) {
+    found.push_back(std::move(p));
+  }
+  std::vector<double> fprs = audit::WithPolicyFprs(sc.fprs, spec->policy);
+  if (fprs.size() > pipeline::kMaxFprs) {
+    found.push_back({absl::StrCat(path, ".max_tpr_at_fpr"),
+                     absl::StrCat("its FPRs and fprs together are ", fprs.size(),
+                                  ", above the limit of ", pipeline::kMaxFprs)});
+  } else {
+    sc.fprs = std::move(fprs);
+  }
+  // Lines are left out: the node may come from JSON or a proto, not a file.
+  std::vector<pipeline::ConfigProblem> problems;
+  for (audit::PolicyProblem& p : found) problems.push_back({std::move(p.field), std::move(p.message)});
+  return problems;
+}
 
 absl::StatusOr<JobSpecKind> JobSpecKindOf(absl::string_view spec_json) {
   MIA_ASSIGN_OR_RETURN(const Json j, ParseObject(spec_json));
@@ -232,6 +308,17 @@ absl::StatusOr<BundleAuditSpec> DecodeBundleSpec(absl::string_view spec_json) {
     Fields f(*scoring, "scoring");
     MIA_RETURN_IF_ERROR(DecodeScoring(f, &spec));
   }
+  // After the scoring, which the policy is checked against.
+  if (const Json* policy = top.Find("policy"); policy != nullptr) {
+    if (!policy->is_object()) return absl::InvalidArgumentError("policy: must be an object");
+    YAML::Node node;
+    try {
+      node = YAML::Load(policy->dump());  // JSON is YAML
+    } catch (const YAML::Exception&) {
+      return absl::InvalidArgumentError("policy: not readable as a policy");
+    }
+    MIA_RETURN_IF_ERROR(ProblemsStatus(BundlePolicyProblems(node, "policy", &spec)));
+  }
   MIA_RETURN_IF_ERROR(top.Finish());
   return spec;
 }
@@ -248,7 +335,8 @@ std::string EncodeBundleSpec(const BundleAuditSpec& spec) {
                   {"delta", sc.epsilon.delta},
                   {"beta", sc.epsilon.beta},
                   {"seed", sc.seed}};
-  const Json j = {{kKindKey, "bundle"}, {"bundle_path", spec.bundle_path}, {"scoring", scoring}};
+  Json j = {{kKindKey, "bundle"}, {"bundle_path", spec.bundle_path}, {"scoring", scoring}};
+  if (spec.policy.enabled) j["policy"] = PolicyJson(spec.policy);
   return j.dump();
 }
 

@@ -22,8 +22,12 @@
 //                   "temperature": 1.0, "fprs": [0.1, 0.01, 0.001], "bootstrap": 1000,
 //                   "confidence": 0.95, "delta": 1e-5, "beta": 0.05, "seed": 0}}
 //
-//    bundle_path (an .npz file or a folder) is required; "scoring" and each
-//    of its keys are optional: attacks (default ["rmia", "lira"]), targets
+//    bundle_path (an .npz file or a folder) is required; "scoring", "policy"
+//    and each of their keys are optional. "policy" is the privacy gate,
+//    written with the keys of audit.policy (docs/config.md), e.g.
+//    {"use": "estimate", "max_auc": 0.6, "max_tpr_at_fpr": {"0.001": 0.01},
+//     "attacks": {"rmia": {"max_epsilon_lower_bound": 2}}}; its FPRs are
+//    added to scoring.fprs, and the result carries its verdict. Of scoring: attacks (default ["rmia", "lira"]), targets
 //    (default: the bundle's list), all_targets (attack every model in turn),
 //    temperature in (0, 1e6], fprs each in [0, 1] (default: the standard
 //    grid), bootstrap resamples in [0, 1e6] (0: no intervals), confidence in
@@ -42,12 +46,18 @@
 #define MIA_CORE_JOBS_JOB_SPEC_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/audit/policy.h"
 #include "core/audit/scoring.h"
 #include "core/pipeline/config.h"
+
+namespace YAML {
+class Node;
+}  // namespace YAML
 
 namespace mia::jobs {
 
@@ -61,7 +71,22 @@ struct BundleAuditSpec {
   std::string bundle_path;        // .npz file or folder of .npy files
   audit::ScoringOptions scoring;  // targets empty: the bundle's own list
   bool all_targets = false;       // every model of the bundle is a target in turn
+  // The privacy gate (disabled: nothing is judged); scoring.fprs holds its
+  // FPRs (BundlePolicyProblems adds them).
+  audit::PolicySpec policy;
 };
+
+// Reads the policy mapping `node` (the keys of audit.policy; JSON is YAML)
+// into spec->policy and checks it against spec->scoring as ParseConfig
+// checks audit.policy against the audit section: per-attack limits name
+// attacks that run, upper_ci needs bootstrap intervals, and the policy's FPRs
+// and scoring.fprs together stay within pipeline::kMaxFprs; the FPRs are then
+// added to spec->scoring.fprs. One problem per field, named `path` + its key
+// ("spec.signals_bundle.policy.max_auc"). The server's CheckBundle and
+// DecodeBundleSpec both go through here.
+std::vector<pipeline::ConfigProblem> BundlePolicyProblems(const YAML::Node& node,
+                                                          const std::string& path,
+                                                          BundleAuditSpec* spec);
 
 // Which kind of spec `spec_json` is. InvalidArgument when it is not a JSON
 // object or names an unknown kind. Does not validate the rest.

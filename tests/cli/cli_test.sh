@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Black-box tests of the `mia` CLI: the real binary on real files, checking
-# exit codes, messages and report files. Usage: cli_test.sh PATH_TO_MIA
+# exit codes, messages and report files.
+# Usage: cli_test.sh PATH_TO_MIA [PATH_TO_MIA_SERVER] (with it, also a bundle
+# audit with a policy on a real server)
 set -u
 MIA=$(readlink -f "${1:?path to the mia binary}")
+SERVER=""
+[ -n "${2:-}" ] && SERVER=$(readlink -f "$2")
 TESTS=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3   # Debian's python3 with numpy (scripts/install-deps.sh)
 CHECKS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/checks.sh"
@@ -305,5 +309,44 @@ assert any(f["figure"] == "tpr@0.01" for f in c["attacks"][0]["figures"])
 PY
 expect "compare: no result.json, exit 3" 3 "no result.json" -- "$MIA" compare nowhere rep_low
 expect "compare: remote without a server, exit 5" 5 "cannot reach" -- "$MIA" compare audits/abc rep_low --server 127.0.0.1:1
+
+# A bundle audit on a real mia-server (the second argument, when given) with
+# a policy file: `mia submit --policy FILE --follow` and `mia watch` exit 7 on
+# FAIL and 0 on PASS, as `mia score --policy` does locally.
+if [ -n "$SERVER" ]; then
+  mkdir -p srv_roots srv_data
+  cp b.npz srv_roots/b.npz
+  "$SERVER" --listen_address=127.0.0.1:0 --data_dir=srv_data --data_roots="$WORK/srv_roots" \
+    --metrics_port=0 >server.log 2>&1 &
+  spid=$!
+  port=""
+  for _ in $(seq 1 300); do
+    port=$(sed -n 's/.*"msg":"serving","port":\([0-9]*\).*/\1/p' server.log)
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  if [ -z "$port" ]; then
+    bad "mia-server did not start"; sed 's/^/     /' server.log | tail -5
+  else
+    printf 'bundle:\n  path: b.npz\n  attacks: [rmia, loss]\n  bootstrap: 0\n' > bjob.yaml
+    printf 'max_auc: 0.51\n' > gate_fail.yaml   # b.npz leaks: every AUC above 0.55
+    printf 'max_auc: 1\nmax_tpr_at_fpr: {0.1: 1}\n' > gate_pass.yaml
+    expect "submit --policy: a FAIL verdict exits 7" 7 "SUCCEEDED" -- "$MIA" submit bjob.yaml \
+      --policy gate_fail.yaml --follow --server "127.0.0.1:$port"
+    grep -q "^policy: FAIL" out.txt && grep -q "FAIL max_auc: rmia, target 0" out.txt \
+      && ok "submit --policy: the failed rule named" || { bad "submit --policy: the failed rule"; cat out.txt; }
+    name=$(head -n 1 out.txt)
+    expect "watch: the FAIL bundle audit exits 7" 7 "" -- "$MIA" watch "$name" --server "127.0.0.1:$port"
+    expect "submit --policy: a PASS verdict exits 0" 0 "" -- "$MIA" submit bjob.yaml \
+      --policy gate_pass.yaml --follow --server "127.0.0.1:$port"
+    grep -q "^policy: PASS" out.txt && ok "submit --policy: PASS printed" || { bad "submit --policy: PASS printed"; cat out.txt; }
+    printf 'attacks: {lira: {max_auc: 0.5}}\n' > gate_other.yaml
+    expect "submit --policy: an attack the job does not run, exit 2" 2 \
+      "spec.signals_bundle.policy.attacks.lira: the audit does not run this attack" -- \
+      "$MIA" submit bjob.yaml --policy gate_other.yaml --server "127.0.0.1:$port"
+  fi
+  kill -TERM "$spid" 2>/dev/null
+  wait "$spid" 2>/dev/null
+fi
 
 finish_checks

@@ -634,6 +634,92 @@ TEST_F(RemoteCommandsTest, BundleJobSubmits) {
   EXPECT_FALSE(spec.has_data());
 }
 
+// `mia submit --policy FILE` reads the file as `mia score --policy` does and
+// sends it as the bundle job's policy; --follow (and `mia watch`) then exit
+// 7 when the verdict is FAIL, 0 when it is PASS.
+TEST_F(RemoteCommandsTest, SubmitBundleWithAPolicyExits7OnFail) {
+  const std::filesystem::path job = dir_ / "bundle.yaml";
+  WriteFile(job, "bundle:\n  path: runs/b.npz\n  attacks: [rmia]\n");
+  const std::filesystem::path gate = dir_ / "gate.yaml";
+  WriteFile(gate,
+            "max_auc: 0.6\nmax_tpr_at_fpr: {0.001: 0.01}\n"
+            "attacks:\n  rmia: {max_epsilon_lower_bound: 2}\n");
+  for (const bool pass : {false, true}) {
+    SCOPED_TRACE(pass ? "PASS" : "FAIL");
+    CannedRun(v1::Audit::SUCCEEDED);
+    v1::PolicyVerdict* v =
+        fake_.watch_events.back().mutable_snapshot()->mutable_result()->mutable_policy();
+    v->set_pass(pass);
+    v->set_verdict(pass ? "PASS" : "FAIL");
+    v->set_use("estimate");
+    v1::PolicyRuleResult* rule = v->add_rules();
+    rule->set_rule("max_auc");
+    rule->set_attack("rmia");
+    rule->set_target(0);
+    rule->set_value(pass ? 0.55 : 0.75);
+    rule->set_limit(0.6);
+    rule->set_pass(pass);
+    SubmitOptions submit;
+    submit.job_file = job.string();
+    submit.follow = true;
+    submit.policy_file = gate.string();
+    out_.str("");
+    EXPECT_EQ(RunSubmit(remote_, submit, console_), pass ? kExitOk : kExitPolicyFail)
+        << err_.str();
+    EXPECT_THAT(out_.str(), HasSubstr(pass ? "policy: PASS" : "policy: FAIL"));
+    if (!pass) {
+      EXPECT_THAT(out_.str(), HasSubstr("FAIL max_auc: rmia, target 0"));
+      // `mia watch` of the same audit: the same exit code.
+      EXPECT_EQ(RunWatch(remote_, "audits/a1", 0, false, console_), kExitPolicyFail);
+    }
+  }
+  const std::vector<v1::CreateAuditRequest> creates = fake_.creates();
+  ASSERT_EQ(creates.size(), 2u);
+  const v1::SignalsBundleInput& bundle = creates[0].spec().signals_bundle();
+  ASSERT_TRUE(bundle.has_policy());
+  EXPECT_EQ(bundle.policy().max_auc(), 0.6);
+  EXPECT_EQ(bundle.policy().max_tpr_at_fpr().at("0.001"), 0.01);
+  EXPECT_EQ(bundle.policy().attacks().at("rmia").max_epsilon_lower_bound(), 2);
+  EXPECT_FALSE(creates[0].spec().has_audit());
+}
+
+TEST_F(RemoteCommandsTest, SubmitPolicyFileIsCheckedBeforeAnythingIsSent) {
+  const std::filesystem::path job = dir_ / "bundle.yaml";
+  WriteFile(job, "bundle:\n  path: runs/b.npz\n");
+  SubmitOptions submit;
+  submit.job_file = job.string();
+  // Every problem of the file, with its line, as `mia score --policy`.
+  const std::filesystem::path bad = dir_ / "bad_policy.yaml";
+  WriteFile(bad, "max_auc: 2\nmax_tpr_at_fpr: {0.001: 0.1, 1e-3: 0.2}\n");
+  submit.policy_file = bad.string();
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitInvalidInput);
+  EXPECT_THAT(err_.str(), HasSubstr("bad_policy.yaml: max_auc: must be in [0, 1] (line 1)"));
+  EXPECT_THAT(err_.str(), HasSubstr("max_tpr_at_fpr[1e-3]: the same FPR as [0.001]"));
+  submit.policy_file = (dir_ / "nopolicy.yaml").string();
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitNotFound);
+  // The job file has one already: not both.
+  WriteFile(job, "bundle:\n  path: runs/b.npz\n  policy: {max_auc: 0.7}\n");
+  WriteFile(dir_ / "gate.yaml", "max_auc: 0.6\n");
+  submit.policy_file = (dir_ / "gate.yaml").string();
+  err_.str("");
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitInvalidInput);
+  EXPECT_THAT(err_.str(), HasSubstr("bundle.policy: the job file has a policy"));
+  EXPECT_TRUE(fake_.creates().empty());
+
+  // bundle.policy in the job file alone goes through as it is.
+  CannedRun(v1::Audit::SUCCEEDED);
+  submit.policy_file.clear();
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitOk) << err_.str();
+  ASSERT_EQ(fake_.creates().size(), 1u);
+  EXPECT_EQ(fake_.creates()[0].spec().signals_bundle().policy().max_auc(), 0.7);
+  // An audit config with --policy: audit.policy.
+  submit.job_file = JobFile();
+  submit.policy_file = (dir_ / "gate.yaml").string();
+  EXPECT_EQ(RunSubmit(remote_, submit, console_), kExitOk) << err_.str();
+  ASSERT_EQ(fake_.creates().size(), 2u);
+  EXPECT_EQ(fake_.creates()[1].spec().audit().policy().max_auc(), 0.6);
+}
+
 TEST_F(RemoteCommandsTest, InvalidArgumentPrintsEachViolation) {
   fake_.create_status =
       grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,

@@ -205,6 +205,7 @@ Audit FullAudit() {
   bundle->set_delta(1e-5);
   bundle->set_beta(0.05);
   bundle->set_seed(7);
+  bundle->mutable_policy()->set_max_auc(0.6);
 
   Progress* progress = a.mutable_progress();
   progress->set_stage("done");

@@ -22,6 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "core/audit/dp_guarantee.h"
+#include "core/jobs/job_spec.h"
 #include "core/report/report.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -681,6 +682,109 @@ TEST(SpecFromProtoTest, SignalsBundle) {
   EXPECT_THAT(Fields(violations), UnorderedElementsAreArray({"spec.signals_bundle.attacks[2]",
                                                              "spec.signals_bundle.targets",
                                                              "spec.signals_bundle.confidence"}));
+}
+
+// signals_bundle.policy: read by the policy's parser as audit.policy is, its
+// FPRs added to the scoring's, and the spec the runner decodes (the JSON the
+// router stores) holds the same policy.
+TEST(SpecFromProtoTest, SignalsBundlePolicy) {
+  const Layout l;
+  Touch(fs::path(l.dir) / "data" / "bundles" / "b.npz");
+  v1::AuditSpec spec;
+  v1::SignalsBundleInput* b = spec.mutable_signals_bundle();
+  b->mutable_bundle()->set_server_path("bundles/b.npz");
+  b->add_attacks("rmia");
+  b->add_attacks("lira");
+  b->add_fprs(0.1);
+  b->set_bootstrap(10);
+  v1::PolicySection* p = b->mutable_policy();
+  p->set_use("upper_ci");
+  p->set_max_auc(0.6);
+  (*p->mutable_max_tpr_at_fpr())["0.005"] = 0.05;
+  (*p->mutable_attacks())["lira"].set_max_epsilon_lower_bound(2);
+  (*(*p->mutable_attacks())["lira"].mutable_max_tpr_at_fpr())["0.3"] = 0.4;
+  absl::StatusOr<JobSpec> job = SpecFromProto(spec, l.roots);
+  ASSERT_TRUE(job.ok()) << job.status();
+  const audit::PolicySpec& policy = job->bundle.policy;
+  ASSERT_TRUE(policy.enabled);
+  EXPECT_EQ(policy.use, "upper_ci");
+  EXPECT_EQ(policy.all_attacks.max_auc.value_or(-1), 0.6);
+  ASSERT_EQ(policy.per_attack.size(), 1u);
+  EXPECT_EQ(policy.per_attack[0].first, "lira");
+  EXPECT_EQ(policy.per_attack[0].second.max_epsilon_lower_bound.value_or(-1), 2.0);
+  // The policy's FPRs follow the given ones, in increasing order.
+  EXPECT_EQ(job->bundle.scoring.fprs, (std::vector<double>{0.1, 0.005, 0.3}));
+
+  // What the runner decodes: the same policy and FPRs.
+  absl::StatusOr<jobs::BundleAuditSpec> decoded =
+      jobs::DecodeBundleSpec(jobs::EncodeBundleSpec(job->bundle));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->scoring.fprs, job->bundle.scoring.fprs);
+  ASSERT_TRUE(decoded->policy.enabled);
+  EXPECT_EQ(decoded->policy.use, "upper_ci");
+  EXPECT_EQ(decoded->policy.all_attacks.max_auc.value_or(-1), 0.6);
+  EXPECT_EQ(decoded->policy.all_attacks.max_tpr_at_fpr, policy.all_attacks.max_tpr_at_fpr);
+  ASSERT_EQ(decoded->policy.per_attack.size(), 1u);
+  EXPECT_EQ(decoded->policy.per_attack[0].second.max_tpr_at_fpr,
+            policy.per_attack[0].second.max_tpr_at_fpr);
+  EXPECT_EQ(jobs::EncodeBundleSpec(*decoded), jobs::EncodeBundleSpec(job->bundle));
+  // Without a policy: no "policy" key, nothing judged.
+  b->clear_policy();
+  job = SpecFromProto(spec, l.roots);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_FALSE(job->bundle.policy.enabled);
+  EXPECT_EQ(jobs::EncodeBundleSpec(job->bundle).find("policy"), std::string::npos);
+
+  // Every problem, named under spec.signals_bundle.policy, as the pipeline's.
+  v1::PolicySection* bad = b->mutable_policy();
+  bad->set_max_auc(-1);
+  (*bad->mutable_max_tpr_at_fpr())["abc"] = 0.1;
+  (*bad->mutable_attacks())["loss"].set_max_auc(0.5);  // not among the attacks run
+  bad->set_use("upper_ci");
+  b->set_bootstrap(0);  // upper_ci without intervals
+  std::vector<FieldViolation> violations;
+  ASSERT_FALSE(SpecFromProto(spec, l.roots, &violations).ok());
+  EXPECT_THAT(Fields(violations), UnorderedElementsAreArray(
+                                      {"spec.signals_bundle.policy.max_auc",
+                                       "spec.signals_bundle.policy.max_tpr_at_fpr[abc]",
+                                       "spec.signals_bundle.policy.attacks.loss",
+                                       "spec.signals_bundle.policy.use"}));
+  // A policy with no rule at all is refused as in YAML.
+  b->clear_policy();
+  b->mutable_policy()->set_use("estimate");
+  ASSERT_FALSE(SpecFromProto(spec, l.roots, &violations).ok());
+  EXPECT_THAT(Fields(violations), ElementsAre("spec.signals_bundle.policy"));
+  // Its FPRs and the given ones above the limit of 64.
+  b->clear_policy();
+  b->clear_fprs();
+  for (int i = 0; i < 60; ++i) b->add_fprs(0.01 * (i + 1));
+  for (int i = 0; i < 10; ++i) {
+    (*b->mutable_policy()->mutable_max_tpr_at_fpr())[absl::StrCat("0.00", i + 1, "5")] = 0.5;
+  }
+  ASSERT_FALSE(SpecFromProto(spec, l.roots, &violations).ok());
+  EXPECT_THAT(Fields(violations), ElementsAre("spec.signals_bundle.policy.max_tpr_at_fpr"));
+}
+
+// The JSON form of a bundle audit's policy: bad ones are refused naming the
+// key, as the spec's other keys are.
+TEST(BundleSpecJsonTest, PolicyIsCheckedWhenDecoded) {
+  const std::string head = R"({"kind": "bundle", "bundle_path": "/b.npz",
+                               "scoring": {"attacks": ["rmia"], "bootstrap": 0}, )";
+  absl::StatusOr<jobs::BundleAuditSpec> ok =
+      jobs::DecodeBundleSpec(head + R"("policy": {"max_tpr_at_fpr": {"0.002": 0.1}}})");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_TRUE(ok->policy.enabled);
+  EXPECT_EQ(ok->scoring.fprs.back(), 0.002);
+  for (const auto& [policy, problem] : std::vector<std::pair<std::string, std::string>>{
+           {R"("policy": 3})", "policy: must be an object"},
+           {R"("policy": {"max_auc": 2}})", "policy.max_auc: must be in [0, 1]"},
+           {R"("policy": {"use": "upper_ci", "max_auc": 0.5}})", "policy.use"},
+           {R"("policy": {"attacks": {"lira": {"max_auc": 0.5}}}})", "policy.attacks.lira"},
+           {R"("policy": {"max_aux": 0.5}})", "policy.max_aux: unknown key"}}) {
+    absl::StatusOr<jobs::BundleAuditSpec> spec = jobs::DecodeBundleSpec(head + policy);
+    ASSERT_FALSE(spec.ok()) << policy;
+    EXPECT_THAT(std::string(spec.status().message()), HasSubstr(problem)) << policy;
+  }
 }
 
 TEST(SpecFromProtoTest, PathsMustStayInsideTheDataRoots) {

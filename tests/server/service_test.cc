@@ -460,6 +460,64 @@ TEST_F(ServiceTest, SubmitWatchReadResultScoresAndReport) {
   EXPECT_FALSE(fs::exists(dir_ + "/data/jobs/" + id));
 }
 
+// A bundle audit with a policy (signals_bundle.policy) is judged as a
+// pipeline audit with audit.policy: the result and result.json carry the
+// verdict, each rule judged on each attack's worst target.
+TEST_F(ServiceTest, BundleAuditJudgesItsPolicy) {
+  auto run = [&](double max_auc, v1::Audit* full) {
+    v1::AuditSpec spec = BundleSpec();
+    v1::PolicySection* policy = spec.mutable_signals_bundle()->mutable_policy();
+    policy->set_max_auc(max_auc);
+    (*policy->mutable_max_tpr_at_fpr())["0.25"] = 1.0;  // a TPR is at most 1: passes
+    v1::Audit created;
+    const grpc::Status status = Create(spec, &created);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    WaitForState(created.name(), v1::Audit::SUCCEEDED);
+    ASSERT_TRUE(Get(created.name(), full).ok());
+  };
+  // The synthetic bundle leaks (AUC well above 0.5): max_auc 0.01 fails.
+  v1::Audit failed;
+  ASSERT_NO_FATAL_FAILURE(run(0.01, &failed));
+  ASSERT_TRUE(failed.result().has_policy());
+  const v1::PolicyVerdict& verdict = failed.result().policy();
+  EXPECT_FALSE(verdict.pass());
+  EXPECT_EQ(verdict.verdict(), "FAIL");
+  EXPECT_EQ(verdict.use(), "estimate");
+  std::set<std::string> rules;
+  for (const v1::PolicyRuleResult& r : verdict.rules()) {
+    rules.insert(r.rule());
+    EXPECT_EQ(r.target(), 0);
+    if (r.rule() == "max_auc") {
+      EXPECT_FALSE(r.pass());
+      EXPECT_GT(r.value(), 0.5);
+      EXPECT_EQ(r.limit(), 0.01);
+    } else {
+      EXPECT_TRUE(r.pass()) << r.rule();
+    }
+  }
+  EXPECT_EQ(rules, (std::set<std::string>{"max_auc", "max_tpr_at_fpr[0.25]"}));
+  // The policy's FPR was scored.
+  EXPECT_THAT(failed.result().fprs(), Contains(0.25));
+  const std::string id = failed.name().substr(std::string("audits/").size());
+  const nlohmann::json result =
+      nlohmann::json::parse(ReadAll(dir_ + "/data/jobs/" + id + "/report/result.json"));
+  EXPECT_EQ(result["policy"]["verdict"], "FAIL");
+
+  v1::Audit passed;
+  ASSERT_NO_FATAL_FAILURE(run(1.0, &passed));
+  ASSERT_TRUE(passed.result().has_policy());
+  EXPECT_TRUE(passed.result().policy().pass());
+  EXPECT_EQ(passed.result().policy().verdict(), "PASS");
+
+  // A bad policy is refused at CreateAudit, naming the field.
+  v1::AuditSpec bad = BundleSpec();
+  (*bad.mutable_signals_bundle()->mutable_policy()->mutable_attacks())["loss"].set_max_auc(0.5);
+  v1::Audit refused;
+  const grpc::Status status = Create(bad, &refused);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("spec.signals_bundle.policy.attacks.loss"));
+}
+
 TEST_F(ServiceTest, CreateIsIdempotentByRequestId) {
   v1::Audit first;
   v1::Audit second;
