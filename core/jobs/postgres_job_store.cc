@@ -111,6 +111,7 @@ CREATE TABLE work_units (
   PRIMARY KEY (job_id, unit)
 );
 CREATE INDEX work_units_by_state ON work_units (state, lease_until);
+CREATE INDEX work_units_by_job ON work_units (job_id, seq);
 CREATE INDEX work_units_by_holder ON work_units (holder) WHERE holder IS NOT NULL;
 )sql"},
 };
@@ -1097,34 +1098,47 @@ absl::StatusOr<std::optional<ClaimedUnit>> PostgresJobStore::ClaimUnit(absl::str
   absl::StatusOr<Claimed> claimed =
       InTransaction<Claimed>("claim unit", [&](Connection& c) -> absl::StatusOr<Claimed> {
         // Fairness: the tenant with the fewest units running, then the audit
-        // with the fewest, then priority, then age, then the audit's order.
+        // with the fewest, then priority, then age. Audits first (few rows),
+        // then the earliest claimable unit of the first audit that has one
+        // not locked by another replica's claim, so a claim does not sort
+        // every pending unit of every audit.
         MIA_ASSIGN_OR_RETURN(
-            const Result pick,
+            const Result audits,
             c.Exec("WITH live AS (SELECT w.job_id, j.tenant FROM work_units w "
                    "  JOIN jobs j ON j.id = w.job_id "
                    "  WHERE w.state = 'RUNNING' AND w.lease_until >= now()), "
                    "per_job AS (SELECT job_id, count(*) AS n FROM live GROUP BY job_id), "
                    "per_tenant AS (SELECT tenant, count(*) AS n FROM live GROUP BY tenant) "
-                   "SELECT w.job_id, w.unit FROM work_units w JOIN jobs j ON j.id = w.job_id "
-                   "LEFT JOIN per_job pj ON pj.job_id = w.job_id "
+                   "SELECT j.id FROM jobs j "
+                   "LEFT JOIN per_job pj ON pj.job_id = j.id "
                    "LEFT JOIN per_tenant pt ON pt.tenant = j.tenant "
                    "WHERE j.state = 'RUNNING' AND NOT j.cancel_requested "
-                   "  AND (w.state = 'PENDING' OR (w.state = 'RUNNING' AND "
-                   "    (w.lease_until IS NULL OR w.lease_until < now()))) "
-                   "  AND ($1 = '' OR w.job_id = $1) "
+                   "  AND ($1 = '' OR j.id = $1) "
+                   "  AND EXISTS (SELECT 1 FROM work_units w WHERE w.job_id = j.id "
+                   "    AND (w.state = 'PENDING' OR (w.state = 'RUNNING' AND "
+                   "      (w.lease_until IS NULL OR w.lease_until < now())))) "
                    "ORDER BY coalesce(pt.n, 0), coalesce(pj.n, 0), j.priority DESC, "
-                   "  j.create_time, j.id, w.seq "
-                   "LIMIT 1 FOR UPDATE OF w SKIP LOCKED",
+                   "  j.create_time, j.id "
+                   "LIMIT 32",
                    {P(job_id)}, "claim unit"));
-        if (pick.rows() == 0) return Claimed();
+        std::optional<std::pair<std::string, std::string>> pick;
+        for (int i = 0; i < audits.rows() && !pick.has_value(); ++i) {
+          MIA_ASSIGN_OR_RETURN(const Result unit,
+                               c.Exec("SELECT unit FROM work_units WHERE job_id = $1 "
+                                      "  AND (state = 'PENDING' OR (state = 'RUNNING' AND "
+                                      "    (lease_until IS NULL OR lease_until < now()))) "
+                                      "ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED",
+                                      {P(audits.Text(i, 0))}, "claim unit"));
+          if (unit.rows() > 0) pick.emplace(audits.Text(i, 0), unit.Text(0, 0));
+        }
+        if (!pick.has_value()) return Claimed();
         MIA_ASSIGN_OR_RETURN(
             const Result unit,
             c.Exec("UPDATE work_units w SET state = 'RUNNING', holder = $3, "
                    "lease_until = now() + $4 * interval '1 millisecond', attempts = attempts + 1 "
                    "FROM jobs j WHERE j.id = w.job_id AND w.job_id = $1 AND w.unit = $2 "
                    "RETURNING w.job_id, w.unit, w.attempts, j.tenant",
-                   {P(pick.Text(0, 0)), P(pick.Text(0, 1)), P(replica), PMillis(lease)},
-                   "claim unit"));
+                   {P(pick->first), P(pick->second), P(replica), PMillis(lease)}, "claim unit"));
         if (unit.rows() != 1) return absl::InternalError("job store: a claimed unit vanished");
         return Claimed(ReadUnit(unit, 0));
       });
