@@ -4,7 +4,8 @@
 #   tests/postgres/start.sh DIR
 #
 # initdb into DIR/data as a non-root user (initdb refuses root: as root the
-# server runs as `nobody`), password authentication (scram-sha-256) for the
+# server runs as `nobody`, its files in a temporary folder when `nobody`
+# cannot write DIR), password authentication (scram-sha-256) for the
 # superuser `mia` with a random password, listening only on 127.0.0.1 on a
 # free port (no Unix socket), then `pg_ctl start -w` and a database
 # `mia_test`. Writes:
@@ -35,35 +36,43 @@ fail() {
 [ -x "$bin/initdb" ] && [ -x "$bin/pg_ctl" ] || fail "no PostgreSQL 15 in $bin"
 
 # A previous run's instance in DIR (a killed test run): stop it first.
-if [ -x "$dir/ctl" ]; then "$dir/ctl" stop >/dev/null 2>&1 || true; fi
-rm -rf "$dir"
+bash "$(dirname "$0")/stop.sh" "$dir"
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
+# The server's own files (data, log) go in $pg; DIR keeps url and ctl.
+pg=$dir
 run_as=()
 if [ "$(id -u)" = 0 ]; then
   run_as=(runuser -u nobody --)
   chown nobody "$dir"
+  # A build tree under a folder `nobody` cannot enter (e.g. /root): the
+  # server's files go to a temporary folder instead (stop.sh removes it).
+  if ! runuser -u nobody -- test -w "$dir"; then
+    pg=$(mktemp -d "${TMPDIR:-/tmp}/mia-postgres.XXXXXX")
+    chown nobody "$pg"
+  fi
 fi
+printf '%s\n' "$pg" > "$dir/pgdir"
 
 password=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 umask 077
-printf '%s\n' "$password" > "$dir/pwfile"
-[ "${#run_as[@]}" = 0 ] || chown nobody "$dir/pwfile"
+printf '%s\n' "$password" > "$pg/pwfile"
+[ "${#run_as[@]}" = 0 ] || chown nobody "$pg/pwfile"
 
-"${run_as[@]}" "$bin/initdb" -D "$dir/data" -U mia --pwfile="$dir/pwfile" \
+"${run_as[@]}" "$bin/initdb" -D "$pg/data" -U mia --pwfile="$pg/pwfile" \
   --auth=scram-sha-256 -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 ||
   { cat "$dir/initdb.log" >&2; fail "initdb failed"; }
-rm -f "$dir/pwfile"
+rm -f "$pg/pwfile"
 
 # The control script the tests use; the options are the server's.
 cat > "$dir/ctl" <<CTL
 #!/usr/bin/env bash
-# pg_ctl on the test PostgreSQL in $dir: ctl stop|start|restart
+# pg_ctl on the test PostgreSQL of $dir (files in $pg): ctl stop|start|restart
 set -euo pipefail
 action=\${1:?usage: ctl stop|start|restart}
-opts=(-D "$dir/data" -l "$dir/server.log" -w -t 60)
+opts=(-D "$pg/data" -l "$pg/server.log" -w -t 60)
 case "\$action" in
   stop) opts+=(-m fast) ;;
   start|restart) opts+=(-o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories='' -c fsync=off -c max_connections=200") ;;
@@ -71,10 +80,10 @@ esac
 exec ${run_as[*]} "$bin/pg_ctl" "\${opts[@]}" "\$action"
 CTL
 chmod 755 "$dir/ctl"
-touch "$dir/server.log"
-[ "${#run_as[@]}" = 0 ] || chown nobody "$dir/server.log"
+touch "$pg/server.log"
+[ "${#run_as[@]}" = 0 ] || chown nobody "$pg/server.log"
 
-"$dir/ctl" start >/dev/null || { cat "$dir/server.log" >&2; fail "pg_ctl start failed"; }
+"$dir/ctl" start >/dev/null || { cat "$pg/server.log" >&2; fail "pg_ctl start failed"; }
 
 PGPASSWORD=$password "$bin/psql" -h 127.0.0.1 -p "$port" -U mia -d postgres -v ON_ERROR_STOP=1 \
   -qc "CREATE DATABASE mia_test" >/dev/null || fail "cannot create the database mia_test"
@@ -83,4 +92,4 @@ umask 022
 printf 'postgresql://mia:%s@127.0.0.1:%s/mia_test\n' "$password" "$port" > "$dir/url.tmp"
 chmod 644 "$dir/url.tmp"
 mv "$dir/url.tmp" "$dir/url"
-echo "postgres fixture: PostgreSQL 15 on 127.0.0.1:$port (data in $dir/data)"
+echo "postgres fixture: PostgreSQL 15 on 127.0.0.1:$port (data in $pg/data)"
