@@ -242,7 +242,7 @@ std::string JobKey(absl::string_view job_id) { return absl::StrCat("job:", job_i
 // URL and never the password (scrubbed from anything libpq says).
 class PostgresJobStore::Connection {
  public:
-  Connection(const PostgresJobStore* store) : store_(store) {}
+  explicit Connection(const PostgresJobStore* store) : store_(store) {}
   ~Connection() {
     if (conn_ != nullptr) PQfinish(conn_);
   }
