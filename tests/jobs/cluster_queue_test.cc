@@ -392,6 +392,53 @@ TEST_F(ClusterQueueTest, MigrationsRunOnceAndANewerSchemaIsRefused) {
               HasSubstr(absl::StrCat("(", PostgresJobStore::LatestSchemaVersion(), ")")));
 }
 
+// A database that turns read-only (a standby after a failover): reads are
+// served, writes are FailedPrecondition saying so, writable() follows (and the
+// callback readiness hangs on), and ProbeWrite finds it writable again.
+TEST_F(ClusterQueueTest, AReadOnlyDatabaseServesReadsAndSaysWhyWritesFail) {
+  std::atomic<int> changes{0};
+  PostgresJobStoreOptions options;
+  options.on_writable_change = [&](bool) { ++changes; };
+  absl::StatusOr<std::unique_ptr<PostgresJobStore>> opened = PostgresJobStore::Open(url_, options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  PostgresJobStore& store = **opened;
+  NewJob("job-1");
+  const std::string db = url_.substr(url_.rfind('/') + 1);
+  // New sessions of the database start read-only; the store's sessions are
+  // ended so that its next call opens one.
+  // From another database: this one may be read-only.
+  const std::string admin = test_util::PostgresUrl();
+  auto set_read_only = [&](bool on) {
+    ASSERT_EQ(test_util::RunPgSql(
+                  admin, absl::StrCat("ALTER DATABASE ", db,
+                                      " SET default_transaction_read_only = ", on ? "on" : "off")),
+              "");
+    ASSERT_EQ(test_util::RunPgSql(admin, absl::StrCat("SELECT pg_terminate_backend(pid) FROM "
+                                                      "pg_stat_activity WHERE datname = '",
+                                                      db, "'")),
+              "");
+  };
+  set_read_only(true);
+  ASSERT_TRUE(store.Get("job-1").ok());
+  JobRecord r;
+  r.id = "job-2";
+  r.spec_json = "{}";
+  r.spec_hash = "h";
+  absl::StatusOr<CreateResult> created = store.Create(r);
+  EXPECT_TRUE(absl::IsFailedPrecondition(created.status())) << created.status();
+  EXPECT_THAT(created.status().message(), HasSubstr("read-only"));
+  EXPECT_FALSE(store.writable());
+  EXPECT_EQ(changes.load(), 1);
+  EXPECT_FALSE(store.ProbeWrite().ok());
+  // A server starting on it refuses it (migrations need to write).
+  EXPECT_TRUE(absl::IsFailedPrecondition(PostgresJobStore::Open(url_).status()));
+  set_read_only(false);
+  EXPECT_TRUE(store.ProbeWrite().ok());
+  EXPECT_TRUE(store.writable());
+  EXPECT_EQ(changes.load(), 2);
+  EXPECT_TRUE(store.Create(r).ok());
+}
+
 TEST(PostgresJobStoreTest, ThePasswordIsNeverInAMessage) {
   std::string base;
   MIA_POSTGRES_URL_OR_SKIP(base);
