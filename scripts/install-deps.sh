@@ -39,6 +39,8 @@ BUILD_PACKAGES=(
   # service: gRPC, protobuf (protoc and its C++/Python plugins), storage, metrics
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libsqlite3-dev
   prometheus-cpp-dev
+  # the PostgreSQL job store and work queue of several replicas (--store=postgresql://...)
+  libpq-dev
 )
 TEST_PACKAGES=(
   git time
@@ -61,6 +63,9 @@ TEST_PACKAGES=(
   # tests/browser: headless chromium renders report.html and the dashboard
   # (driven by npm puppeteer-core; as root it runs with --no-sandbox)
   chromium
+  # tests/postgres: a real PostgreSQL 15 (initdb, pg_ctl) for the PostgreSQL
+  # store and work queue tests and several replicas on one database
+  postgresql-15
 )
 # The comparison benchmarks need nothing beyond the test packages today
 # (python3-torch is one of them); --bench stays for scripts that pass it.

@@ -1,5 +1,9 @@
 #include "server/audit_server.h"
 
+#include <unistd.h>
+
+#include <cstring>
+
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -31,6 +35,7 @@
 
 #if MIA_WITH_TORCH
 #include "core/jobs/pipeline_runner.h"
+#include "core/jobs/store_factory.h"
 #endif
 
 namespace mia::server {
@@ -90,6 +95,14 @@ void LogStateChange(spdlog::logger* logger, const jobs::JobStateChange& change) 
        {"store_error_code", change.store_error_code}});
 }
 
+// <hostname>-<pid>: unique among live replicas (pod names are unique, and
+// two processes on one host differ by pid).
+std::string DefaultReplicaId() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') std::strcpy(host, "replica");
+  return absl::StrCat(host, "-", getpid());
+}
+
 }  // namespace
 
 AuditServer::AuditServer(AuditServerOptions options) : options_(std::move(options)) {}
@@ -117,28 +130,33 @@ absl::Status AuditServer::Init() {
   for (const std::string& dir : {roots.jobs_dir, roots.artifact_dir, roots.cache_dir}) {
     if (absl::Status s = MakeDir(dir); !s.ok()) return s;
   }
-  // One server per data dir: a second would requeue and run the jobs this
-  // one runs, and the sweep below would delete the temporaries it is writing.
-  // Held until the server is destroyed.
-  absl::StatusOr<std::unique_ptr<jobs::DataDirLock>> lock =
-      jobs::DataDirLock::Acquire(data_dir.string());
-  if (!lock.ok()) return lock.status();
-  data_dir_lock_ = *std::move(lock);
-  // Temporary files of writers killed mid-write (kill -9 during an upload or
-  // a model save) are never renamed or removed by anyone else and would fill
-  // the disk over restarts. Nothing of this server writes yet, and the data
-  // dir belongs to one server, so every temporary here is stale.
-  for (const std::string& dir : {roots.jobs_dir, roots.artifact_dir, roots.cache_dir}) {
-    absl::StatusOr<TempSweep> swept = RemoveTempFiles(dir);
-    if (!swept.ok()) {
-      Log(logger_.get(), spdlog::level::warn, "stale temporary files not removed",
-          {{"folder", fs::path(dir).filename().string()},
-           {"code", StatusCodeName(swept.status().code())}});
-    } else if (swept->files > 0) {
-      Log(logger_.get(), spdlog::level::info, "stale temporary files removed",
-          {{"folder", fs::path(dir).filename().string()},
-           {"files", swept->files},
-           {"bytes", swept->bytes}});
+  // SQLite: one server per data dir (a second would requeue and run the jobs
+  // this one runs, and the sweep below would delete the temporaries it is
+  // writing). PostgreSQL: replicas coordinate through the database and may
+  // share the folder, so neither the lock nor the sweep applies.
+  const bool postgres = jobs::IsPostgresUrl(config.store);
+  if (!postgres) {
+    // Held until the server is destroyed.
+    absl::StatusOr<std::unique_ptr<jobs::DataDirLock>> lock =
+        jobs::DataDirLock::Acquire(data_dir.string());
+    if (!lock.ok()) return lock.status();
+    data_dir_lock_ = *std::move(lock);
+    // Temporary files of writers killed mid-write (kill -9 during an upload or
+    // a model save) are never renamed or removed by anyone else and would fill
+    // the disk over restarts. Nothing of this server writes yet, and the data
+    // dir belongs to one server, so every temporary here is stale.
+    for (const std::string& dir : {roots.jobs_dir, roots.artifact_dir, roots.cache_dir}) {
+      absl::StatusOr<TempSweep> swept = RemoveTempFiles(dir);
+      if (!swept.ok()) {
+        Log(logger_.get(), spdlog::level::warn, "stale temporary files not removed",
+            {{"folder", fs::path(dir).filename().string()},
+             {"code", StatusCodeName(swept.status().code())}});
+      } else if (swept->files > 0) {
+        Log(logger_.get(), spdlog::level::info, "stale temporary files removed",
+            {{"folder", fs::path(dir).filename().string()},
+             {"files", swept->files},
+             {"bytes", swept->bytes}});
+      }
     }
   }
   for (const std::string& root : config.data_roots) {
@@ -151,15 +169,23 @@ absl::Status AuditServer::Init() {
 
   // Jobs: store, runners, manager.
   metrics_ = std::make_unique<ServerMetrics>(MIA_VERSION);
-  jobs::SqliteJobStoreOptions store_options;
-  store_options.read_only = options_.store_read_only;
+  jobs::OpenJobStoreOptions store_options;
+  store_options.sqlite.read_only = options_.store_read_only;
   // Readiness follows the store: a read-only store serves reads, but no new
   // work belongs here.
-  store_options.on_writable_change = [this](bool) { UpdateReadiness(); };
-  absl::StatusOr<std::unique_ptr<jobs::SqliteJobStore>> store =
-      jobs::SqliteJobStore::Open((data_dir / "jobs.db").string(), store_options);
+  store_options.sqlite.on_writable_change = [this](bool) { UpdateReadiness(); };
+  store_options.postgres.on_writable_change = [this](bool) { UpdateReadiness(); };
+  // SQLite at <data_dir>/jobs.db unless `store` names another file or a
+  // PostgreSQL URL (jobs::OpenJobStore tells them apart).
+  absl::StatusOr<jobs::OpenedStore> store = jobs::OpenJobStore(
+      config.store.empty() ? (data_dir / "jobs.db").string() : config.store, store_options);
   if (!store.ok()) return store.status();
-  store_ = *std::move(store);
+  cluster_queue_ = store->queue;
+  store_ = std::move(store->store);
+  // The description is the redacted URL (never the password) or the path.
+  Log(logger_.get(), spdlog::level::info, "job store opened",
+      {{"kind", store->is_postgres ? "postgresql" : "sqlite"},
+       {"store", store->description}});
   jobs::StoreProbeOptions probe_options;
   probe_options.interval = options_.store_probe_interval;
   store_probe_ = std::make_unique<jobs::StoreWritableProbe>(store_.get(), probe_options);
@@ -217,6 +243,14 @@ absl::Status AuditServer::Init() {
   manager_options.compute_threads_per_worker = config.threads_per_job;
   manager_options.data_dir = data_dir.string();
   manager_options.metrics = metrics_.get();
+  if (cluster_queue_ != nullptr) {
+    // Replicas on one shared store: audits and their units are claimed from
+    // the shared queue (docs/cluster.md).
+    manager_options.cluster = cluster_queue_;
+    manager_options.replica_id = config.replica_id.empty() ? DefaultReplicaId() : config.replica_id;
+    manager_options.lease = absl::Seconds(config.cluster_lease_seconds);
+    manager_options.unit_workers = config.unit_workers;
+  }
   manager_options.on_state_change = [logger = logger_](const jobs::JobStateChange& change) {
     LogStateChange(logger.get(), change);
   };

@@ -34,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/jobs/cluster_queue.h"
 #include "core/jobs/data_dir_lock.h"
 #include "core/jobs/job_manager.h"
 #include "core/jobs/job_store.h"
@@ -108,6 +109,9 @@ class AuditServer {
 
   ServerMetrics* metrics() const { return metrics_.get(); }
   jobs::JobManager* manager() const { return manager_.get(); }
+  // The work queue replicas coordinate through: the PostgreSQL store (config
+  // `store` a postgresql:// URL); nullptr with SQLite (one server).
+  jobs::ClusterQueue* cluster_queue() const { return cluster_queue_; }
   const ServerConfig& config() const { return options_.config; }
 
  private:
@@ -133,6 +137,7 @@ class AuditServer {
   std::unique_ptr<jobs::DataDirLock> data_dir_lock_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<jobs::JobStore> store_;
+  jobs::ClusterQueue* cluster_queue_ = nullptr;  // store_ as a queue (PostgreSQL), or null
   std::unique_ptr<jobs::StoreWritableProbe> store_probe_;  // stopped before the store goes
   std::unique_ptr<jobs::JobRunner> bundle_runner_;
   std::unique_ptr<jobs::PipelineConfigRunner> pipeline_runner_;  // null without LibTorch

@@ -40,4 +40,18 @@ absl::StatusOr<jobs::RunOutcome> RoutingJobRunner::Run(const jobs::JobRecord& jo
   return outcome;
 }
 
+absl::StatusOr<std::string> RoutingJobRunner::RunUnit(const jobs::JobRecord& job,
+                                                      const std::string& unit,
+                                                      const jobs::RunContext& ctx) {
+  absl::StatusOr<mia::v1::AuditSpec> proto = SpecProtoFromJson(job.spec_json);
+  if (!proto.ok()) return proto.status();
+  absl::StatusOr<JobSpec> spec = SpecFromProto(*proto, roots_);
+  if (!spec.ok()) return spec.status();
+  if (spec->kind == JobSpec::Kind::kBundle || pipeline_ == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("audit ", job.id, " has no units of work on this server"));
+  }
+  return pipeline_->RunUnitConfig(std::move(spec->config), unit, ctx);
+}
+
 }  // namespace mia::server

@@ -30,6 +30,9 @@ class RoutingJobRunner final : public jobs::JobRunner {
 
   absl::StatusOr<jobs::RunOutcome> Run(const jobs::JobRecord& job,
                                        const jobs::RunContext& ctx) override;
+  // Cluster mode: a unit of a training audit, converted as Run converts.
+  absl::StatusOr<std::string> RunUnit(const jobs::JobRecord& job, const std::string& unit,
+                                      const jobs::RunContext& ctx) override;
 
  private:
   const ServerRoots roots_;

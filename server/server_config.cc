@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/jobs/postgres_job_store.h"
 #include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
 
@@ -122,6 +123,7 @@ const std::vector<Field>& Fields() {
       StringField("tls_key_file", &ServerConfig::tls_key_file),
       StringField("tls_client_ca_file", &ServerConfig::tls_client_ca_file),
       StringField("data_dir", &ServerConfig::data_dir),
+      StringField("store", &ServerConfig::store),
       ListField("data_roots", &ServerConfig::data_roots),
       IntField("workers", &ServerConfig::workers),
       IntField("queue_capacity", &ServerConfig::queue_capacity),
@@ -260,6 +262,11 @@ absl::Status ValidateServerConfig(const ServerConfig& c) {
   };
   if (c.listen_address.empty()) return Bad("listen_address: required");
   if (c.data_dir.empty()) return Bad("data_dir: required");
+  if (jobs::IsPostgresUrl(c.store) &&
+      jobs::RedactPostgresUrl(c.store) == "postgresql://(invalid URL)") {
+    // The URL is not echoed: it may hold a password.
+    return Bad("store: not a valid PostgreSQL URL (postgresql://user:password@host:port/db)");
+  }
   const std::pair<std::string, absl::Status> checks[] = {
       {"workers", range("workers", c.workers, 1, 1024)},
       {"queue_capacity", range("queue_capacity", c.queue_capacity, 1, 1e6)},
@@ -374,6 +381,8 @@ absl::StatusOr<std::string> ReadTlsFile(const std::string& key, const std::strin
 std::string ServerConfigJson(const ServerConfig& config) {
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
   for (const Field& f : Fields()) j[f.key] = nlohmann::ordered_json::parse(f.get(config).dump());
+  // The store URL holds a password: only its redacted form is shown.
+  if (jobs::IsPostgresUrl(config.store)) j["store"] = jobs::RedactPostgresUrl(config.store);
   j["config_file"] = config.config_file;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

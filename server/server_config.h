@@ -35,6 +35,13 @@ struct ServerConfig {
   // Everything the server persists: jobs.db (SQLite), jobs/<id>/ (reports),
   // artifacts/<sha256> (uploads) and cache/ (models shared by jobs).
   std::string data_dir = "mia-data";
+  // Where jobs are stored. Empty (the default): SQLite at <data_dir>/jobs.db,
+  // one server per data dir. "postgresql://user:password@host:port/db?..."
+  // (or "postgres://"): PostgreSQL, shared by several replicas (also their
+  // work queue); the password is never logged (the start-up log shows
+  // "postgresql://user@host:port/db"). Anything else: the path of an SQLite
+  // file.
+  std::string store;
   // Folders a DataRef.server_path may point into; empty: only uploads can be
   // referenced. As text (flag, environment): comma-separated.
   std::vector<std::string> data_roots;

@@ -114,6 +114,9 @@ ABSL_FLAG(std::string, tls_client_ca_file, kDefaults.tls_client_ca_file,
           "PEM root CA(s) client certificates must chain to: mutual TLS (needs tls_cert_file)");
 ABSL_FLAG(std::string, data_dir, kDefaults.data_dir,
           "folder for jobs.db, job reports, uploads and the model cache");
+ABSL_FLAG(std::string, store, kDefaults.store,
+          "job store: postgresql://user:password@host:port/db for replicas sharing one "
+          "PostgreSQL (also MIA_STORE); default: SQLite at <data_dir>/jobs.db");
 ABSL_FLAG(std::vector<std::string>, data_roots, kDefaults.data_roots,
           "comma-separated folders that DataRef.server_path may point into");
 ABSL_FLAG(int, workers, kDefaults.workers, "worker threads that run jobs");

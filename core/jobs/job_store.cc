@@ -1,4 +1,5 @@
-// Parts shared by every JobStore implementation: page tokens.
+// Parts shared by every JobStore implementation: page tokens and the rules of
+// store_rules.h.
 #include "core/jobs/job_store.h"
 
 #include <vector>
@@ -7,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/jobs/store_rules.h"
 
 namespace mia::jobs {
 namespace {
@@ -47,3 +49,39 @@ absl::StatusOr<PageCursor> DecodePageToken(absl::string_view token) {
 }
 
 }  // namespace mia::jobs
+
+namespace mia::jobs::store_rules {
+
+std::string Quoted(absl::string_view text) {
+  if (ValidateJobId(text).ok()) return std::string(text);
+  constexpr size_t kMaxShown = 64;
+  return absl::StrCat("\"", absl::CHexEscape(text.substr(0, kMaxShown)),
+                      text.size() > kMaxShown ? "...\"" : "\"");
+}
+
+absl::Status ApplyStateChange(JobRecord* r, JobState to, absl::Time now) {
+  absl::Status legal = CheckTransition(r->id, r->state, to);
+  if (!legal.ok()) return legal;
+  r->state = to;
+  if (to == JobState::kRunning && r->start_time == absl::InfinitePast()) r->start_time = now;
+  if (IsTerminal(to) && r->end_time == absl::InfinitePast()) r->end_time = now;
+  return absl::OkStatus();
+}
+
+absl::Status CheckWritable(const JobRecord& stored) {
+  if (!IsTerminal(stored.state)) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "job ", stored.id, " is ", JobStateName(stored.state), ": a finished job does not change"));
+}
+
+absl::Status ValidateProgress(const JobProgress& p) {
+  if (!(p.fraction >= 0 && p.fraction <= 1)) {
+    return absl::InvalidArgumentError("progress.fraction: must be in [0, 1]");
+  }
+  if (p.done < 0 || p.total < 0) {
+    return absl::InvalidArgumentError("progress.done, progress.total: must be >= 0");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace mia::jobs::store_rules

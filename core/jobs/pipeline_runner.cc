@@ -86,12 +86,18 @@ auto WithRetries(const RunContext& ctx, Call call) -> decltype(call()) {
 absl::StatusOr<std::string> PipelineJobRunner::RunUnit(const JobRecord& job,
                                                        const std::string& unit,
                                                        const RunContext& ctx) {
+  MIA_ASSIGN_OR_RETURN(pipeline::Config config, DecodePipelineSpec(job.spec_json));
+  return RunUnitConfig(std::move(config), unit, ctx);
+}
+
+absl::StatusOr<std::string> PipelineJobRunner::RunUnitConfig(pipeline::Config config,
+                                                             const std::string& unit,
+                                                             const RunContext& ctx) {
   int model = -1;
   if (!absl::StartsWith(unit, kModelUnit) ||
       !absl::SimpleAtoi(absl::string_view(unit).substr(kModelUnit.size()), &model) || model < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("job ", job.id, ": no unit named ", unit));
+    return absl::InvalidArgumentError(absl::StrCat("job ", ctx.job_id, ": no unit named ", unit));
   }
-  MIA_ASSIGN_OR_RETURN(pipeline::Config config, DecodePipelineSpec(job.spec_json));
   if (!options_.artifact_dir.empty()) config.run.log_dir = options_.artifact_dir;
   if (config.run.threads == 0) config.run.threads = ctx.compute_threads;
   return RunModelUnit(std::move(config), model, ctx);

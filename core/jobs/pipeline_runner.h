@@ -35,6 +35,11 @@ class PipelineConfigRunner {
   // `config` comes from pipeline::ParseConfig. Safe from several workers at
   // once.
   virtual absl::StatusOr<RunOutcome> RunConfig(pipeline::Config config, const RunContext& ctx) = 0;
+  // One unit of work of such an audit (JobRunner::RunUnit), on its validated
+  // configuration.
+  virtual absl::StatusOr<std::string> RunUnitConfig(pipeline::Config config,
+                                                    const std::string& unit,
+                                                    const RunContext& ctx) = 0;
 };
 
 struct PipelineJobRunnerOptions {
@@ -68,6 +73,8 @@ class PipelineJobRunner final : public JobRunner, public PipelineConfigRunner {
   // computes its signals; returns its artifact key.
   absl::StatusOr<std::string> RunUnit(const JobRecord& job, const std::string& unit,
                                       const RunContext& ctx) override;
+  absl::StatusOr<std::string> RunUnitConfig(pipeline::Config config, const std::string& unit,
+                                            const RunContext& ctx) override;
 
  private:
   // The pipeline run of one unit, on an already decoded config.

@@ -16,15 +16,21 @@
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 #include "core/jobs/job_store.h"
+#include "core/jobs/store_rules.h"
 
 namespace mia::jobs {
 namespace {
 
+using store_rules::ApplyStateChange;
+using store_rules::CheckWritable;
+using store_rules::Quoted;
+using store_rules::ValidateProgress;
+using store_rules::kMaxRequestIdBytes;
+using store_rules::kMaxUnitBytes;
+
 // Marks the file as a mia job store ("mia1"), so that another application's
 // database is recognized and left alone.
 constexpr int32_t kApplicationId = 0x6d696131;
-constexpr size_t kMaxRequestIdBytes = 256;
-constexpr size_t kMaxUnitBytes = 256;
 
 // One schema step. Steps are applied in order, each once, inside the
 // transaction that records it in schema_migrations; a released step is never
@@ -102,15 +108,6 @@ constexpr const char* kJobColumns =
     "id, request_id, spec_json, spec_hash, state, version, progress_stage, progress_done, "
     "progress_total, progress_fraction, progress_detail, create_time, start_time, end_time, "
     "error_code, error_message, result_dir, priority, tenant";
-
-// An id or request id as it may appear in a message: verbatim when it is a
-// valid job id, else escaped and shortened (it may come from a client).
-std::string Quoted(absl::string_view text) {
-  if (ValidateJobId(text).ok()) return std::string(text);
-  constexpr size_t kMaxShown = 64;
-  return absl::StrCat("\"", absl::CHexEscape(text.substr(0, kMaxShown)),
-                      text.size() > kMaxShown ? "...\"" : "\"");
-}
 
 // The payload that marks a status as SQLite's, with its extended result code
 // (SqliteJobStore tells failures of the storage from refused requests by it).
@@ -483,32 +480,6 @@ absl::Status WriteJob(sqlite3* db, const JobRecord& r, bool labels_changed) {
     return absl::InternalError(absl::StrCat("job store: job ", Quoted(r.id), " vanished"));
   }
   return labels_changed ? ReplaceLabels(db, r) : absl::OkStatus();
-}
-
-// Moves `r` to `to` (legality checked) and sets the times the lifecycle
-// implies: start_time the first time it runs, end_time when it ends.
-absl::Status ApplyStateChange(JobRecord* r, JobState to, absl::Time now) {
-  MIA_RETURN_IF_ERROR(CheckTransition(r->id, r->state, to));
-  r->state = to;
-  if (to == JobState::kRunning && r->start_time == absl::InfinitePast()) r->start_time = now;
-  if (IsTerminal(to) && r->end_time == absl::InfinitePast()) r->end_time = now;
-  return absl::OkStatus();
-}
-
-absl::Status CheckWritable(const JobRecord& stored) {
-  if (!IsTerminal(stored.state)) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat(
-      "job ", stored.id, " is ", JobStateName(stored.state), ": a finished job does not change"));
-}
-
-absl::Status ValidateProgress(const JobProgress& p) {
-  if (!(p.fraction >= 0 && p.fraction <= 1)) {
-    return absl::InvalidArgumentError("progress.fraction: must be in [0, 1]");
-  }
-  if (p.done < 0 || p.total < 0) {
-    return absl::InvalidArgumentError("progress.done, progress.total: must be >= 0");
-  }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<int64_t> QueryInt(sqlite3* db, const char* sql) {

@@ -1,5 +1,9 @@
-// SqliteJobStore against its contract (core/jobs/job_store.h), on real files.
-// Time comes from a fake clock, so nothing here depends on the wall clock.
+// The JobStore contract (core/jobs/job_store.h) on both stores: every
+// JobStoreTest runs on SqliteJobStore (real files) and on PostgresJobStore (a
+// fresh database per test on the PostgreSQL of the ctest fixture `postgres`);
+// SqliteOnlyJobStoreTest and SqliteJobStoreOpenTest cover what only SQLite
+// has (files, read-only opens, full disks). Time comes from a fake clock, so
+// nothing here depends on the wall clock.
 #include "core/jobs/job_store.h"
 
 #include <sqlite3.h>
@@ -21,7 +25,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "core/jobs/postgres_job_store.h"
 #include "gtest/gtest.h"
+#include "tests/common/postgres_fixture.h"
 #include "tests/common/run_sql.h"
 #include "tests/common/write_failures.h"
 
@@ -54,15 +60,31 @@ class FakeClock {
   std::atomic<int64_t> step_{1000};
 };
 
-class JobStoreTest : public ::testing::Test {
+class JobStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = TempDir(info->name()) + "/jobs.db";
+    if (postgres()) {
+      std::string base;
+      MIA_POSTGRES_URL_OR_SKIP(base);
+      url_ = test_util::FreshPostgresDatabase(base, info->name());
+    } else {
+      path_ = TempDir(info->name()) + "/jobs.db";
+    }
     store_ = OpenStore();
   }
 
-  std::unique_ptr<SqliteJobStore> OpenStore() {
+  bool postgres() const { return GetParam() == "postgres"; }
+
+  std::unique_ptr<JobStore> OpenStore() {
+    if (postgres()) {
+      PostgresJobStoreOptions options;
+      options.clock = [this] { return clock_.Now(); };
+      absl::StatusOr<std::unique_ptr<PostgresJobStore>> store =
+          PostgresJobStore::Open(url_, options);
+      EXPECT_TRUE(store.ok()) << store.status();
+      return store.ok() ? std::move(*store) : nullptr;
+    }
     SqliteJobStoreOptions options;
     options.clock = [this] { return clock_.Now(); };
     absl::StatusOr<std::unique_ptr<SqliteJobStore>> store = SqliteJobStore::Open(path_, options);
@@ -124,9 +146,18 @@ class JobStoreTest : public ::testing::Test {
   }
 
   FakeClock clock_;
-  std::string path_;
-  std::unique_ptr<SqliteJobStore> store_;
+  std::string path_;  // SQLite
+  std::string url_;   // PostgreSQL
+  std::unique_ptr<JobStore> store_;
 };
+
+// What only SqliteJobStore has: files, read-only opens, size limits.
+class SqliteOnlyJobStoreTest : public JobStoreTest {};
+
+std::string StoreName(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
+
+INSTANTIATE_TEST_SUITE_P(Stores, JobStoreTest, ::testing::Values("sqlite", "postgres"), StoreName);
+INSTANTIATE_TEST_SUITE_P(Sqlite, SqliteOnlyJobStoreTest, ::testing::Values("sqlite"), StoreName);
 
 void ExpectSameJob(const JobRecord& a, const JobRecord& b) {
   EXPECT_EQ(a.id, b.id);
@@ -150,7 +181,7 @@ void ExpectSameJob(const JobRecord& a, const JobRecord& b) {
   EXPECT_EQ(a.labels, b.labels);
 }
 
-TEST_F(JobStoreTest, CreateThenGet) {
+TEST_P(JobStoreTest, CreateThenGet) {
   JobRecord in = NewJob("job-1", "req-1");
   in.priority = 7;
   in.progress.stage = "queued";
@@ -173,7 +204,7 @@ TEST_F(JobStoreTest, CreateThenGet) {
   EXPECT_THAT(odd.message(), Not(HasSubstr("\n")));  // client text is escaped
 }
 
-TEST_F(JobStoreTest, CreateValidatesTheRecord) {
+TEST_P(JobStoreTest, CreateValidatesTheRecord) {
   JobRecord bad = NewJob("Bad/Id");
   EXPECT_TRUE(absl::IsInvalidArgument(store_->Create(bad).status()));
   bad = NewJob("job-1");
@@ -191,7 +222,7 @@ TEST_F(JobStoreTest, CreateValidatesTheRecord) {
   EXPECT_TRUE(ListAll(std::nullopt, 10, &pages).empty());
 }
 
-TEST_F(JobStoreTest, CreateIsIdempotentByRequestId) {
+TEST_P(JobStoreTest, CreateIsIdempotentByRequestId) {
   const JobRecord first = MustCreate(NewJob("job-1", "req-1"));
   MustTransition("job-1", JobState::kRunning);
 
@@ -223,7 +254,7 @@ TEST_F(JobStoreTest, CreateIsIdempotentByRequestId) {
   EXPECT_THAT(ListAll(std::nullopt, 10, &pages), ElementsAre("job-1", "job-4", "job-5"));
 }
 
-TEST_F(JobStoreTest, RequestIdsAndListingsAreScopedToTheTenant) {
+TEST_P(JobStoreTest, RequestIdsAndListingsAreScopedToTheTenant) {
   JobRecord a = NewJob("job-a", "req-1");
   a.tenant = "team-a";
   JobRecord b = NewJob("job-b", "req-1", R"({"other": 1})");
@@ -257,7 +288,7 @@ TEST_F(JobStoreTest, RequestIdsAndListingsAreScopedToTheTenant) {
   EXPECT_TRUE(absl::IsInvalidArgument(store_->Update(moved).status()));
 }
 
-TEST_F(JobStoreTest, CountsJobsAndUploadsPerTenant) {
+TEST_P(JobStoreTest, CountsJobsAndUploadsPerTenant) {
   JobRecord a = NewJob("job-a");
   a.tenant = "team-a";
   JobRecord b = NewJob("job-b");
@@ -280,7 +311,7 @@ TEST_F(JobStoreTest, CountsJobsAndUploadsPerTenant) {
   EXPECT_TRUE(absl::IsInvalidArgument(store_->RecordUpload("team-a", "", 1)));
 }
 
-TEST_F(JobStoreTest, ListPagesThroughManyJobsWithAStateFilter) {
+TEST_P(JobStoreTest, ListPagesThroughManyJobsWithAStateFilter) {
   constexpr int kJobs = 137;
   std::vector<std::string> all, running, succeeded;
   for (int i = 0; i < kJobs; ++i) {
@@ -320,7 +351,7 @@ TEST_F(JobStoreTest, ListPagesThroughManyJobsWithAStateFilter) {
   EXPECT_TRUE(page->next_page_token.empty());
 }
 
-TEST_F(JobStoreTest, JobsCreatedWhileListingComeOnLaterPages) {
+TEST_P(JobStoreTest, JobsCreatedWhileListingComeOnLaterPages) {
   for (int i = 0; i < 5; ++i) MustCreate(NewJob(absl::StrCat("job-", i)));
   ListOptions options;
   options.page_size = 3;
@@ -335,7 +366,7 @@ TEST_F(JobStoreTest, JobsCreatedWhileListingComeOnLaterPages) {
   EXPECT_THAT(ids, ElementsAre("job-3", "job-4", "job-new"));
 }
 
-TEST_F(JobStoreTest, EqualCreateTimesArePagedById) {
+TEST_P(JobStoreTest, EqualCreateTimesArePagedById) {
   clock_.Freeze();
   std::vector<std::string> ids;
   for (int i = 0; i < 25; ++i) ids.push_back(absl::StrCat("job-", 100 + (i * 7) % 25));
@@ -346,7 +377,7 @@ TEST_F(JobStoreTest, EqualCreateTimesArePagedById) {
   EXPECT_EQ(pages, 7);
 }
 
-TEST_F(JobStoreTest, MalformedPageTokensAreInvalidArgument) {
+TEST_P(JobStoreTest, MalformedPageTokensAreInvalidArgument) {
   for (int i = 0; i < 3; ++i) MustCreate(NewJob(absl::StrCat("job-", i)));
   ListOptions options;
   options.page_size = 1;
@@ -370,7 +401,7 @@ TEST_F(JobStoreTest, MalformedPageTokensAreInvalidArgument) {
   EXPECT_TRUE(store_->List(options).ok());
 }
 
-TEST_F(JobStoreTest, TransitionsFollowTheLifecycle) {
+TEST_P(JobStoreTest, TransitionsFollowTheLifecycle) {
   MustCreate(NewJob("job-1"));
   // Illegal: refused without a change.
   absl::Status s = store_->Transition("job-1", JobState::kSucceeded, {}).status();
@@ -411,7 +442,7 @@ TEST_F(JobStoreTest, TransitionsFollowTheLifecycle) {
   EXPECT_TRUE(absl::IsNotFound(store_->Transition("nope", JobState::kRunning, {}).status()));
 }
 
-TEST_F(JobStoreTest, EveryPairOfStatesAgreesWithTheTable) {
+TEST_P(JobStoreTest, EveryPairOfStatesAgreesWithTheTable) {
   // The path from PENDING to each state.
   const std::map<JobState, std::vector<JobState>> path = {
       {JobState::kPending, {}},
@@ -436,7 +467,7 @@ TEST_F(JobStoreTest, EveryPairOfStatesAgreesWithTheTable) {
   }
 }
 
-TEST_F(JobStoreTest, EveryWriteBumpsTheVersion) {
+TEST_P(JobStoreTest, EveryWriteBumpsTheVersion) {
   EXPECT_EQ(MustCreate(NewJob("job-1")).version, 1);
   JobProgress p;
   p.stage = "queued";
@@ -463,7 +494,7 @@ TEST_F(JobStoreTest, EveryWriteBumpsTheVersion) {
   EXPECT_EQ(MustTransition("job-1", JobState::kSucceeded).version, 5);
 }
 
-TEST_F(JobStoreTest, UpdateIsOptimistic) {
+TEST_P(JobStoreTest, UpdateIsOptimistic) {
   const JobRecord created = MustCreate(NewJob("job-1"));
   JobRecord edit = created;
   edit.priority = 5;
@@ -514,7 +545,7 @@ TEST_F(JobStoreTest, UpdateIsOptimistic) {
   EXPECT_TRUE(absl::IsNotFound(store_->Update(missing).status()));
 }
 
-TEST_F(JobStoreTest, DeleteOnlyFinishedJobs) {
+TEST_P(JobStoreTest, DeleteOnlyFinishedJobs) {
   MustCreate(NewJob("job-1", "req-1"));
   EXPECT_TRUE(absl::IsFailedPrecondition(store_->Delete("job-1")));
   MustTransition("job-1", JobState::kRunning);
@@ -534,7 +565,7 @@ TEST_F(JobStoreTest, DeleteOnlyFinishedJobs) {
   EXPECT_TRUE(store_->Get("job-1")->labels.empty());
 }
 
-TEST_F(JobStoreTest, ListUnfinishedIsByPriorityThenAge) {
+TEST_P(JobStoreTest, ListUnfinishedIsByPriorityThenAge) {
   for (const auto& [id, priority] : std::vector<std::pair<std::string, int>>{
            {"a", 0}, {"b", 5}, {"c", 0}, {"d", 5}, {"e", -1}}) {
     JobRecord r = NewJob(id);
@@ -552,7 +583,7 @@ TEST_F(JobStoreTest, ListUnfinishedIsByPriorityThenAge) {
   EXPECT_THAT(ids, ElementsAre("b", "a", "e"));
 }
 
-TEST_F(JobStoreTest, EverythingSurvivesReopening) {
+TEST_P(JobStoreTest, EverythingSurvivesReopening) {
   std::vector<JobRecord> expected;
   expected.push_back(MustCreate(NewJob("job-1", "req-1")));
   MustCreate(NewJob("job-2"));
@@ -588,7 +619,7 @@ TEST_F(JobStoreTest, EverythingSurvivesReopening) {
   EXPECT_EQ(MustTransition("job-2", JobState::kPending).version, expected[1].version + 1);
 }
 
-TEST_F(JobStoreTest, UnitsDoneSurviveReopening) {
+TEST_P(JobStoreTest, UnitsDoneSurviveReopening) {
   MustCreate(NewJob("job-1"));
   MustTransition("job-1", JobState::kRunning);
   for (int m = 0; m < 4; ++m) {
@@ -614,14 +645,14 @@ TEST_F(JobStoreTest, UnitsDoneSurviveReopening) {
   EXPECT_EQ(store_->ListUnitsDone("job-2")->size(), 1u);
 }
 
-TEST_F(JobStoreTest, WritesSurviveAProcessThatNeverCloses) {
+TEST_P(SqliteOnlyJobStoreTest, WritesSurviveAProcessThatNeverCloses) {
   store_.reset();
   // The child writes and exits without closing the database or running any
   // destructor, as a killed server would.
   const pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
-    std::unique_ptr<SqliteJobStore> store = OpenStore();
+    std::unique_ptr<JobStore> store = OpenStore();
     bool ok = store != nullptr && store->Create(NewJob("job-1")).ok() &&
               store->Transition("job-1", JobState::kRunning, {}).ok() &&
               store->MarkUnitDone("job-1", "model:0", "k0").ok();
@@ -638,7 +669,7 @@ TEST_F(JobStoreTest, WritesSurviveAProcessThatNeverCloses) {
   ASSERT_EQ(store_->ListUnfinished()->size(), 1u);
 }
 
-TEST_F(JobStoreTest, ConcurrentWritersFromManyThreads) {
+TEST_P(JobStoreTest, ConcurrentWritersFromManyThreads) {
   MustCreate(NewJob("job-1"));
   MustTransition("job-1", JobState::kRunning);  // version 2
   constexpr int kProgressThreads = 4, kProgressEach = 15;
@@ -701,7 +732,7 @@ std::string ReadFile(const std::string& path) {
 // A row whose state the lifecycle does not know (written past the table's
 // CHECK, as a hand edit or another tool may) used to fail every listing, and
 // with it the server's start. It is left out and named; the rest is served.
-TEST_F(JobStoreTest, ARowWithAnInvalidStateIsSkippedAndReported) {
+TEST_P(SqliteOnlyJobStoreTest, ARowWithAnInvalidStateIsSkippedAndReported) {
   MustCreate(NewJob("job-a"));
   MustCreate(NewJob("job-bad"));
   MustCreate(NewJob("job-c"));
@@ -727,7 +758,7 @@ TEST_F(JobStoreTest, ARowWithAnInvalidStateIsSkippedAndReported) {
 // A store opened for reading (as SQLite opens a file the process may not
 // write) serves reads, says it is not writable, and refuses writes with a
 // message that says the store is read-only, naming the file, not its path.
-TEST_F(JobStoreTest, AReadOnlyStoreServesReadsAndSaysWhyWritesFail) {
+TEST_P(SqliteOnlyJobStoreTest, AReadOnlyStoreServesReadsAndSaysWhyWritesFail) {
   MustCreate(NewJob("job-a"));
   EXPECT_TRUE(store_->writable());
   store_.reset();
@@ -752,7 +783,7 @@ TEST_F(JobStoreTest, AReadOnlyStoreServesReadsAndSaysWhyWritesFail) {
 
 // ProbeWrite changes nothing and keeps a writable store writable; a store
 // opened for reading only refuses it without writing and stays not writable.
-TEST_F(JobStoreTest, ProbeWriteChangesNothing) {
+TEST_P(SqliteOnlyJobStoreTest, ProbeWriteChangesNothing) {
   MustCreate(NewJob("job-a"));
   const JobRecord before = *store_->Get("job-a");
   EXPECT_TRUE(store_->ProbeWrite().ok());
@@ -774,7 +805,7 @@ TEST_F(JobStoreTest, ProbeWriteChangesNothing) {
 // Without root, a file the process may not write is what makes a store
 // read-only in practice; root writes any file, so there it is skipped (the
 // test above covers the same path with an explicit read-only open).
-TEST_F(JobStoreTest, AFileWithoutWritePermissionOpensReadOnly) {
+TEST_P(SqliteOnlyJobStoreTest, AFileWithoutWritePermissionOpensReadOnly) {
   if (::geteuid() == 0) GTEST_SKIP() << "root may write any file";
   MustCreate(NewJob("job-a"));
   store_.reset();
@@ -812,7 +843,7 @@ TEST(SqliteJobStoreFullDiskTest, AFullTmpfsIsResourceExhaustedNamingJobsDb) {
 // A write the store cannot take (a full disk: SQLITE_FULL; here the store's
 // own size limit, which SQLite reports the same way) is RESOURCE_EXHAUSTED
 // naming jobs.db. The store stays "writable": the next write that fits works.
-TEST_F(JobStoreTest, AFullStoreIsResourceExhaustedNamingTheFile) {
+TEST_P(SqliteOnlyJobStoreTest, AFullStoreIsResourceExhaustedNamingTheFile) {
   store_.reset();
   SqliteJobStoreOptions options;
   options.max_bytes = 256 << 10;

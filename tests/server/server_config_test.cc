@@ -257,6 +257,31 @@ TEST(ServerConfigTest, JsonHasTheTlsPathsNotTheContents) {
   EXPECT_EQ(json.find("BEGIN"), std::string::npos);
 }
 
+// --store (MIA_STORE, `store:`): empty means SQLite under data_dir; a
+// PostgreSQL URL is shown without its password, and one libpq cannot parse is
+// refused without being echoed.
+TEST(ServerConfigTest, StoreUrlIsLoggedWithoutItsPassword) {
+  EXPECT_EQ(ServerConfig().store, "");
+  ConfigSources sources;
+  sources.env["MIA_STORE"] = "postgresql://mia:S3cret-pw@db.example:5432/mia?sslmode=require";
+  absl::StatusOr<ServerConfig> config = LoadServerConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->store, sources.env["MIA_STORE"]);
+  const std::string json = ServerConfigJson(*config);
+  EXPECT_EQ(nlohmann::json::parse(json)["store"], "postgresql://mia@db.example:5432/mia");
+  EXPECT_EQ(json.find("S3cret-pw"), std::string::npos);
+  sources.env.clear();
+  sources.flags["store"] = "postgres://mia:S3cret-pw@db/mia?no_such_parameter=1";
+  config = LoadServerConfig(sources);
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(config.status().message(), HasSubstr("store: not a valid PostgreSQL URL"));
+  EXPECT_THAT(config.status().message(), ::testing::Not(HasSubstr("S3cret-pw")));
+  sources.flags["store"] = "/var/lib/mia/other.db";  // an SQLite file: shown as is
+  config = LoadServerConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(nlohmann::json::parse(ServerConfigJson(*config))["store"], "/var/lib/mia/other.db");
+}
+
 TEST(ServerConfigTest, JsonHasEveryKey) {
   const nlohmann::json j = nlohmann::json::parse(ServerConfigJson(ServerConfig()));
   for (const std::string& key : ServerConfigKeys()) EXPECT_TRUE(j.contains(key)) << key;

@@ -48,6 +48,7 @@
 #include "server/metrics.h"
 #include "server/metrics_http.h"
 #include "spdlog/sinks/ostream_sink.h"
+#include "tests/common/postgres_fixture.h"
 #include "tests/common/run_sql.h"
 #include "tests/common/write_failures.h"
 #include "tests/io/zeros_npz.h"
@@ -1784,6 +1785,44 @@ TEST(RoutingJobRunnerTest, PipelineJobsGetTheValidatedConfigAsAValue) {
   // folder (PipelineJobRunner: ctx.work_dir/report).
   EXPECT_EQ(pipeline.config()->run.log_dir, roots.ModelCacheDir());
 }
+
+// --store=postgresql://...: the audits live in PostgreSQL (no jobs.db), the
+// server exposes the store as its ClusterQueue, the data dir is not locked
+// (replicas may share it), and the password appears in no log line.
+TEST_F(ServiceTest, PostgresStoreRunsAuditsWithoutTheDataDirLock) {
+  std::string base;
+  MIA_POSTGRES_URL_OR_SKIP(base);
+  const std::string url = test_util::FreshPostgresDatabase(base, "service_postgres_store");
+  const size_t colon = url.find(':', std::string("postgresql://").size());
+  const std::string password = url.substr(colon + 1, url.find('@') - colon - 1);
+  ASSERT_FALSE(password.empty());
+  server_.reset();
+  fs::remove_all(dir_ + "/data");
+  CaptureLogs();
+  StartServer([&](ServerConfig& c) { c.store = url; });
+  ASSERT_NE(server_->cluster_queue(), nullptr);
+  v1::Audit created;
+  ASSERT_TRUE(Create(BundleSpec(), &created, "req-1").ok());
+  WaitForState(created.name(), v1::Audit::SUCCEEDED);
+  EXPECT_EQ(test_util::QueryPg(url, "SELECT state FROM jobs"), "SUCCEEDED");
+  EXPECT_EQ(test_util::QueryPg(url, "SELECT request_id FROM jobs"), "req-1");
+  EXPECT_FALSE(fs::exists(dir_ + "/data/jobs.db"));
+  // A second server on the same data dir and database starts (no lock).
+  AuditServerOptions second;
+  second.config = server_->config();
+  second.logger = MakeNullLogger();
+  absl::StatusOr<std::unique_ptr<AuditServer>> other = AuditServer::Start(std::move(second));
+  ASSERT_TRUE(other.ok()) << other.status();
+  other->reset();
+  server_.reset();
+  const std::vector<nlohmann::json> opened = LogLines("job store opened");
+  ASSERT_EQ(opened.size(), 1u);
+  EXPECT_EQ(opened[0].value("kind", ""), "postgresql");
+  EXPECT_THAT(opened[0].value("store", ""), StartsWith("postgresql://mia@127.0.0.1:"));
+  EXPECT_THAT(log_.str(), Not(HasSubstr(password)));
+}
+
+TEST_F(ServiceTest, SqliteStoreHasNoClusterQueue) { EXPECT_EQ(server_->cluster_queue(), nullptr); }
 
 }  // namespace
 }  // namespace mia::server
