@@ -39,6 +39,8 @@ BUILD_PACKAGES=(
   # service: gRPC, protobuf (protoc and its C++/Python plugins), storage, metrics
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libsqlite3-dev
   prometheus-cpp-dev
+  # the shared artifact store's S3 client (AWS SigV4 signing built in)
+  libcurl4-openssl-dev
 )
 TEST_PACKAGES=(
   git time
