@@ -30,6 +30,7 @@ absl::StatusOr<RunOutcome> PipelineJobRunner::RunConfig(pipeline::Config config,
 
   pipeline::PipelineContext pctx;
   pctx.cancel = ctx.cancel;
+  pctx.artifact_remote = options_.artifact_remote;
   pctx.report_dir = (std::filesystem::path(ctx.work_dir) / "report").string();
   PipelineProgressMapper mapper;  // the pipeline's callback is serialized
   pctx.progress = [&ctx, &mapper](const pipeline::Progress& p) {
