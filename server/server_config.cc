@@ -302,6 +302,12 @@ absl::Status ValidateServerConfig(const ServerConfig& c) {
       !absl::StartsWith(c.s3_endpoint, "https://")) {
     return Bad("s3_endpoint: must start with http:// or https://");
   }
+  if (absl::StrContains(c.s3_endpoint, "@")) {
+    // The configuration is logged at start; credentials come from the
+    // environment only.
+    return Bad("s3_endpoint: must not hold credentials; set AWS_ACCESS_KEY_ID and "
+               "AWS_SECRET_ACCESS_KEY instead");
+  }
   if (c.s3_region.empty() ||
       !std::all_of(c.s3_region.begin(), c.s3_region.end(), [](char ch) {
         return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';

@@ -279,6 +279,8 @@ TEST(ServerConfigTest, ArtifactStoreUrlAndEndpointAreChecked) {
       {{{"s3_endpoint", "http://h"}}, "s3_endpoint: only with an s3://"},
       {{{"artifact_store", "s3://bucket"}, {"s3_endpoint", "h:9000"}}, "s3_endpoint: must start"},
       {{{"s3_region", "US East"}}, "s3_region:"},
+      {{{"artifact_store", "s3://bucket"}, {"s3_endpoint", "http://AKID:SECRET@h"}},
+       "s3_endpoint: must not hold credentials"},
   };
   for (const auto& [flags, message] : bad) {
     const absl::Status status = LoadServerConfig({flags, {}}).status();
