@@ -21,7 +21,8 @@ modules="$state/npm/node_modules"
 version=3.7.1
 
 stop() {
-  if [ -f "$state/pid" ]; then
+  # Only our server: a stale pid file may name another process by now.
+  if [ -f "$state/pid" ] && grep -qs s3rver_start.js "/proc/$(cat "$state/pid")/cmdline"; then
     pid=$(cat "$state/pid")
     kill "$pid" 2>/dev/null
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
