@@ -41,6 +41,8 @@ BUILD_PACKAGES=(
   prometheus-cpp-dev
   # the PostgreSQL job store and work queue of several replicas (--store=postgresql://...)
   libpq-dev
+  # the shared artifact store's S3 client (AWS SigV4 signing built in)
+  libcurl4-openssl-dev
 )
 TEST_PACKAGES=(
   git time

@@ -22,6 +22,7 @@
 #include "core/pipeline/memory_estimate.h"
 #include "server/json_log.h"
 #include "server/metrics.h"
+#include "server/shared_store.h"
 
 namespace mia::server {
 namespace {
@@ -208,6 +209,16 @@ absl::StatusOr<v1::Artifact> ArtifactUpload::Commit() {
     }
   }
   committed_ = true;
+  if (shared_store_ != nullptr) {
+    // Other replicas read it from there; a client that retries after a
+    // failure here re-sends the bytes, which are then verified and put again.
+    const absl::Status shared = PublishUpload(*shared_store_, declared_sha256_, final_path_);
+    if (!shared.ok()) {
+      return absl::Status(shared.code(),
+                          absl::StrCat(name_, ": not stored in the shared artifact store (",
+                                       absl::StatusCodeToString(shared.code()), "); try again"));
+    }
+  }
   v1::Artifact artifact;
   artifact.set_artifact_id(declared_sha256_);
   artifact.set_size(declared_size_);
@@ -246,8 +257,11 @@ absl::StatusOr<v1::Audit> AuditBackend::ToProto(const jobs::JobSnapshot& snapsho
         HideServerPaths(audit.error().message(), options_.roots, id));
   }
   if (snapshot.job.state == jobs::JobState::kSucceeded && !snapshot.job.result_dir.empty()) {
+    const absl::StatusOr<std::string> report_dir = LocalReportDir(snapshot.job);
     absl::StatusOr<std::shared_ptr<const v1::AuditResult>> result =
-        results_.Get(snapshot.job.result_dir);
+        report_dir.ok() ? results_.Get(*report_dir)
+                        : absl::StatusOr<std::shared_ptr<const v1::AuditResult>>(
+                              report_dir.status());
     if (result.ok()) {
       *audit.mutable_result() = **result;
       if (view == v1::AUDIT_VIEW_BASIC) {
@@ -390,6 +404,13 @@ absl::Status AuditBackend::DeleteAudit(const v1::DeleteAuditRequest& request) {
   if (ec) {
     Log(logger_.get(), spdlog::level::warn, "audit files not removed", {{"audit_id", id}});
   }
+  if (options_.roots.shared_store != nullptr) {
+    absl::Status removed = DeleteSharedReport(*options_.roots.shared_store, id);
+    if (!removed.ok()) {
+      Log(logger_.get(), spdlog::level::warn, "shared report not removed",
+          {{"audit_id", id}, {"code", StatusCodeName(removed.code())}});
+    }
+  }
   if (metrics_ != nullptr) metrics_->OnJobDeleted(snapshot.job.state);
   Log(logger_.get(), spdlog::level::info, "audit deleted", {{"audit_id", id}});
   return absl::OkStatus();
@@ -399,6 +420,25 @@ absl::StatusOr<jobs::JobSnapshot> AuditBackend::FindJob(const std::string& id) {
   absl::StatusOr<jobs::JobSnapshot> snapshot = manager_->Get(id);
   if (!snapshot.ok()) return NameNotFound(snapshot.status(), id);
   return snapshot;
+}
+
+absl::StatusOr<std::string> AuditBackend::LocalReportDir(const jobs::JobRecord& job) const {
+  std::error_code ec;
+  if (options_.roots.shared_store == nullptr || fs::is_directory(job.result_dir, ec)) {
+    return job.result_dir;
+  }
+  // Run by another replica (or this one's files are gone): its copy here.
+  const std::string local = (fs::path(options_.roots.jobs_dir) / job.id / "report").string();
+  if (fs::is_directory(local, ec)) return local;
+  const absl::Status fetched = FetchReport(*options_.roots.shared_store, job.id, local);
+  if (fetched.ok() || fs::is_directory(local, ec)) return local;
+  if (absl::IsNotFound(fetched)) return job.result_dir;
+  Log(logger_.get(), spdlog::level::warn, "report not fetched from the shared artifact store",
+      {{"audit_id", job.id}, {"code", StatusCodeName(fetched.code())}});
+  return absl::Status(fetched.code(),
+                      absl::StrCat("audits/", job.id,
+                                   ": its report is in the shared artifact store, which cannot be "
+                                   "read now; try again"));
 }
 
 absl::StatusOr<jobs::JobSnapshot> AuditBackend::SucceededJob(absl::string_view name) {
@@ -419,10 +459,11 @@ absl::StatusOr<jobs::JobSnapshot> AuditBackend::SucceededJob(absl::string_view n
 absl::StatusOr<v1::ListAuditScoresResponse> AuditBackend::ListAuditScores(
     const v1::ListAuditScoresRequest& request) {
   MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot job, SucceededJob(request.name()));
+  MIA_ASSIGN_OR_RETURN(const std::string report_dir, LocalReportDir(job.job));
   v1::ListAuditScoresResponse response;
   std::optional<int> target;
   if (request.has_target()) target = request.target();
-  MIA_RETURN_IF_ERROR(ScoresPage((fs::path(job.job.result_dir) / "scores.csv").string(),
+  MIA_RETURN_IF_ERROR(ScoresPage((fs::path(report_dir) / "scores.csv").string(),
                                  request.page_size(), request.page_token(), &response, target));
   return response;
 }
@@ -430,21 +471,22 @@ absl::StatusOr<v1::ListAuditScoresResponse> AuditBackend::ListAuditScores(
 absl::StatusOr<v1::ListReportFilesResponse> AuditBackend::ListReportFiles(
     const v1::ListReportFilesRequest& request) {
   MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot job, SucceededJob(request.name()));
-  absl::StatusOr<std::vector<std::string>> names = ReportFileNames(job.job.result_dir);
+  MIA_ASSIGN_OR_RETURN(const std::string report_dir, LocalReportDir(job.job));
+  absl::StatusOr<std::vector<std::string>> names = ReportFileNames(report_dir);
   if (!names.ok()) {
     return absl::DataLossError(absl::StrCat("audits/", job.job.id, ": report unreadable"));
   }
   v1::ListReportFilesResponse response;
   std::error_code ec;
   for (const std::string& name : *names) {
-    const fs::path path = fs::path(job.job.result_dir) / name;
+    const fs::path path = fs::path(report_dir) / name;
     v1::ReportFile* file = response.add_files();
     file->set_file(name);
     file->set_size_bytes(static_cast<int64_t>(fs::file_size(path, ec)));
     file->set_content_type(ReportFileContentType(name));
     MIA_ASSIGN_OR_RETURN(*file->mutable_sha256(), FileSha256(path.string()));
   }
-  for (std::string& name : MissingReportFiles(job.job.result_dir, *names)) {
+  for (std::string& name : MissingReportFiles(report_dir, *names)) {
     response.add_missing_files(std::move(name));
   }
   return response;
@@ -467,8 +509,9 @@ absl::StatusOr<std::string> AuditBackend::ReportFilePath(const v1::GetReportFile
     return absl::InvalidArgumentError("file: must be a file name as ListReportFiles lists it");
   }
   MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot job, SucceededJob(request.name()));
+  MIA_ASSIGN_OR_RETURN(const std::string report_dir, LocalReportDir(job.job));
   std::error_code ec;
-  const fs::path folder = fs::canonical(job.job.result_dir, ec);
+  const fs::path folder = fs::canonical(report_dir, ec);
   if (ec) return absl::DataLossError(absl::StrCat("audits/", job.job.id, ": report unreadable"));
   const fs::path path = fs::canonical(folder / file, ec);
   // canonical resolves links: what it names must still be in the folder.
@@ -507,6 +550,7 @@ absl::StatusOr<std::unique_ptr<ArtifactUpload>> AuditBackend::BeginUpload(
   upload->declared_sha256_ = header.sha256();
   upload->final_path_ = (fs::path(options_.roots.artifact_dir) / header.sha256()).string();
   upload->name_ = absl::StrCat("artifacts/", header.sha256());
+  upload->shared_store_ = options_.roots.shared_store;
   std::error_code ec;
   if (fs::exists(upload->final_path_, ec)) return upload;  // stored: verify only
   upload->temp_path_ = UniqueTempPath(upload->final_path_);

@@ -94,6 +94,8 @@ class ArtifactUpload {
   int64_t received_ = 0;
   Sha256 hash_;
   bool committed_ = false;
+  // Set: a committed upload is put there too (uploads/<sha256>).
+  std::shared_ptr<storage::ObjectStore> shared_store_;
 };
 
 class AuditBackend {
@@ -152,6 +154,11 @@ class AuditBackend {
   absl::StatusOr<jobs::JobSnapshot> FindJob(const std::string& id);
   // The job, which must be SUCCEEDED (FAILED_PRECONDITION otherwise).
   absl::StatusOr<jobs::JobSnapshot> SucceededJob(absl::string_view name);
+  // The local report folder of a finished job: its result_dir, or, when that
+  // is not on this server, the copy fetched from the shared store into
+  // jobs_dir/<id>/report (UNAVAILABLE when the store is down). A report
+  // found nowhere gives result_dir, which readers then find missing.
+  absl::StatusOr<std::string> LocalReportDir(const jobs::JobRecord& job) const;
 
   jobs::JobManager* const manager_;
   jobs::JobStore* const store_;

@@ -24,6 +24,7 @@
 #include "core/common/version.h"
 #include "core/io/npy.h"
 #include "core/jobs/bundle_runner.h"
+#include "core/storage/object_store.h"
 #include "nlohmann/json.hpp"
 #include "prometheus/registry.h"
 #include "server/audit_backend.h"
@@ -159,6 +160,19 @@ absl::Status AuditServer::Init() {
       }
     }
   }
+  if (!config.artifact_store.empty()) {
+    absl::StatusOr<std::shared_ptr<storage::ObjectStore>> shared = storage::OpenObjectStore(
+        config.artifact_store, config.s3_endpoint, config.s3_region);
+    if (!shared.ok()) return shared.status();
+    roots.shared_store = *std::move(shared);
+    // Reachable? A missing object answers NOT_FOUND. The server starts either
+    // way: the store is needed only when an artifact moves.
+    const absl::StatusOr<bool> probe = roots.shared_store->Exists("mia-probe");
+    Log(logger_.get(), probe.ok() ? spdlog::level::info : spdlog::level::warn,
+        probe.ok() ? "shared artifact store" : "shared artifact store not reachable",
+        {{"artifact_store", roots.shared_store->Describe()},
+         {"code", StatusCodeName(probe.status().code())}});
+  }
   for (const std::string& root : config.data_roots) {
     const fs::path canonical = fs::canonical(root, ec);
     if (ec || !fs::is_directory(canonical)) {
@@ -227,6 +241,7 @@ absl::Status AuditServer::Init() {
 #if MIA_WITH_TORCH
   jobs::PipelineJobRunnerOptions pipeline_options;
   pipeline_options.artifact_dir = roots.ModelCacheDir();
+  pipeline_options.artifact_remote = roots.shared_store;
   pipeline_runner_ = std::make_unique<jobs::PipelineJobRunner>(pipeline_options);
 #endif
   router_ = std::make_unique<RoutingJobRunner>(roots, bundle_runner_.get(), pipeline_runner_.get());

@@ -2,8 +2,10 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "core/jobs/job_spec.h"
 #include "server/result_loader.h"
+#include "server/shared_store.h"
 
 namespace mia::server {
 
@@ -35,6 +37,17 @@ absl::StatusOr<jobs::RunOutcome> RoutingJobRunner::Run(const jobs::JobRecord& jo
   if (outcome.ok()) {
     if (absl::Status listed = WriteReportManifest(outcome->result_dir); !listed.ok()) {
       return listed;
+    }
+    // Other replicas serve it from the shared store (an error, UNAVAILABLE
+    // when the store is down, fails the run so that it is tried again).
+    if (roots_.shared_store != nullptr) {
+      if (absl::Status shared = PublishReport(*roots_.shared_store, job.id, outcome->result_dir);
+          !shared.ok()) {
+        return absl::Status(shared.code(),
+                            absl::StrCat("the report could not be put in the shared artifact "
+                                         "store (",
+                                         absl::StatusCodeToString(shared.code()), ")"));
+      }
     }
   }
   return outcome;

@@ -6,10 +6,15 @@
 #ifndef MIA_SERVER_PATH_SANDBOX_H_
 #define MIA_SERVER_PATH_SANDBOX_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+
+namespace mia::storage {
+class ObjectStore;  // core/storage/object_store.h
+}  // namespace mia::storage
 
 namespace mia::server {
 
@@ -29,6 +34,10 @@ struct ServerRoots {
   // store, keyed by what determines each model), so a job reuses the models an
   // earlier job trained. Empty: the folder `cache` beside jobs_dir.
   std::string cache_dir;
+  // The store shared by replicas (--artifact_store; shared_store.h): uploads
+  // and reports absent here are fetched from it, and those made here are put
+  // there. Null: this server's folders are all there is.
+  std::shared_ptr<storage::ObjectStore> shared_store;
 
   // cache_dir, or <parent of jobs_dir>/cache when it is empty.
   std::string ModelCacheDir() const;

@@ -1,5 +1,6 @@
 #include "server/server_config.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -19,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/jobs/postgres_job_store.h"
+#include "core/storage/object_store.h"
 #include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
 
@@ -125,6 +127,9 @@ const std::vector<Field>& Fields() {
       StringField("data_dir", &ServerConfig::data_dir),
       StringField("store", &ServerConfig::store),
       ListField("data_roots", &ServerConfig::data_roots),
+      StringField("artifact_store", &ServerConfig::artifact_store),
+      StringField("s3_endpoint", &ServerConfig::s3_endpoint),
+      StringField("s3_region", &ServerConfig::s3_region),
       IntField("workers", &ServerConfig::workers),
       IntField("queue_capacity", &ServerConfig::queue_capacity),
       IntField("max_concurrent_jobs", &ServerConfig::max_concurrent_jobs),
@@ -292,6 +297,34 @@ absl::Status ValidateServerConfig(const ServerConfig& c) {
   };
   for (const auto& [key, status] : checks) {
     if (!status.ok()) return status;
+  }
+  if (absl::StartsWith(c.artifact_store, "s3://")) {
+    const absl::StatusOr<storage::S3Url> url = storage::ParseS3Url(c.artifact_store);
+    if (!url.ok()) return Bad(absl::StrCat("artifact_store: ", url.status().message()));
+    if (c.s3_endpoint.empty()) {
+      return Bad("s3_endpoint: required with an s3:// artifact_store (e.g. "
+                 "https://s3.us-east-1.amazonaws.com or http://127.0.0.1:9000)");
+    }
+  } else if (absl::StrContains(c.artifact_store, "://")) {
+    return Bad("artifact_store: an s3:// URL or a folder");
+  } else if (!c.s3_endpoint.empty()) {
+    return Bad("s3_endpoint: only with an s3:// artifact_store");
+  }
+  if (!c.s3_endpoint.empty() && !absl::StartsWith(c.s3_endpoint, "http://") &&
+      !absl::StartsWith(c.s3_endpoint, "https://")) {
+    return Bad("s3_endpoint: must start with http:// or https://");
+  }
+  if (absl::StrContains(c.s3_endpoint, "@")) {
+    // The configuration is logged at start; credentials come from the
+    // environment only.
+    return Bad("s3_endpoint: must not hold credentials; set AWS_ACCESS_KEY_ID and "
+               "AWS_SECRET_ACCESS_KEY instead");
+  }
+  if (c.s3_region.empty() ||
+      !std::all_of(c.s3_region.begin(), c.s3_region.end(), [](char ch) {
+        return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
+      })) {
+    return Bad("s3_region: lowercase letters, digits and '-' (e.g. us-east-1)");
   }
   if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
     return Bad(c.tls_cert_file.empty()

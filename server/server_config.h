@@ -45,6 +45,18 @@ struct ServerConfig {
   // Folders a DataRef.server_path may point into; empty: only uploads can be
   // referenced. As text (flag, environment): comma-separated.
   std::vector<std::string> data_roots;
+  // The artifact store shared by replicas (core/storage/object_store.h):
+  // "s3://BUCKET/PREFIX" (an S3-compatible bucket at s3_endpoint; credentials
+  // from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, never
+  // logged) or a folder on a shared (ReadWriteMany) volume. Models, signals,
+  // uploads and reports are put there and fetched from there (data_dir keeps
+  // the local copies). Empty: data_dir only.
+  std::string artifact_store;
+  // The S3 endpoint, "http(s)://host[:port]" (path-style requests); required
+  // with an s3:// artifact_store.
+  std::string s3_endpoint;
+  // The region requests are signed for (SigV4).
+  std::string s3_region = "us-east-1";
   // Worker threads that run jobs; one per accelerator, 1 on a CPU machine.
   int workers = 1;
   // Most jobs waiting in the queue; CreateAudit beyond it is

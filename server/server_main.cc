@@ -119,6 +119,13 @@ ABSL_FLAG(std::string, store, kDefaults.store,
           "PostgreSQL (also MIA_STORE); default: SQLite at <data_dir>/jobs.db");
 ABSL_FLAG(std::vector<std::string>, data_roots, kDefaults.data_roots,
           "comma-separated folders that DataRef.server_path may point into");
+ABSL_FLAG(std::string, artifact_store, kDefaults.artifact_store,
+          "store shared by replicas for models, uploads and reports: s3://BUCKET/PREFIX or a "
+          "folder on a shared volume (empty: data_dir only)");
+ABSL_FLAG(std::string, s3_endpoint, kDefaults.s3_endpoint,
+          "S3 endpoint of an s3:// artifact_store, http(s)://host[:port] (credentials from "
+          "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)");
+ABSL_FLAG(std::string, s3_region, kDefaults.s3_region, "region S3 requests are signed for");
 ABSL_FLAG(int, workers, kDefaults.workers, "worker threads that run jobs");
 ABSL_FLAG(int, queue_capacity, kDefaults.queue_capacity,
           "most queued jobs; beyond it CreateAudit is RESOURCE_EXHAUSTED");

@@ -28,6 +28,7 @@
 #include "google/rpc/error_details.pb.h"
 #include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
+#include "server/shared_store.h"
 
 namespace mia::server {
 
@@ -111,6 +112,17 @@ std::optional<std::string> ResolveRef(const v1::DataRef& ref, const std::string&
       }
       std::error_code ec;
       const fs::path path = fs::path(roots.artifact_dir) / id;
+      if (!roots.artifact_dir.empty() && roots.shared_store != nullptr && !fs::exists(path, ec)) {
+        // Uploaded through another replica: fetched from the shared store.
+        const absl::Status fetched = FetchUpload(*roots.shared_store, id, path.string());
+        if (!fetched.ok() && !absl::IsNotFound(fetched)) {
+          problems->Add(field,
+                        absl::StrCat("the shared artifact store cannot be read now (",
+                                     absl::StatusCodeToString(fetched.code()), "); try again"),
+                        fetched.code());
+          return std::nullopt;
+        }
+      }
       if (roots.artifact_dir.empty() || !fs::exists(path, ec)) {
         problems->Add(field, "the server holds no artifact with that id",
                       absl::StatusCode::kNotFound);
@@ -504,8 +516,15 @@ absl::Status ViolationsToStatus(const std::vector<FieldViolation>& violations) {
       violations.size() == 1
           ? parts[0]
           : absl::StrCat("spec has ", violations.size(), " problems: ", absl::StrJoin(parts, "; "));
-  absl::Status status(
-      all_missing ? absl::StatusCode::kNotFound : absl::StatusCode::kInvalidArgument, message);
+  // A shared artifact store that is down makes the spec unreadable for now,
+  // not wrong: UNAVAILABLE, so that the caller tries again.
+  const bool all_unavailable =
+      std::all_of(violations.begin(), violations.end(),
+                  [](const FieldViolation& v) { return v.code == absl::StatusCode::kUnavailable; });
+  absl::Status status(all_missing       ? absl::StatusCode::kNotFound
+                      : all_unavailable ? absl::StatusCode::kUnavailable
+                                        : absl::StatusCode::kInvalidArgument,
+                      message);
   status.SetPayload(kBadRequestTypeUrl, absl::Cord(BadRequestBytes(violations)));
   return status;
 }

@@ -40,6 +40,7 @@ absl::StatusOr<RunOutcome> PipelineJobRunner::RunConfig(pipeline::Config config,
 
   pipeline::PipelineContext pctx;
   pctx.cancel = ctx.cancel;
+  pctx.artifact_remote = options_.artifact_remote;
   pctx.report_dir = (std::filesystem::path(ctx.work_dir) / "report").string();
   PipelineProgressMapper mapper;  // the pipeline's callback is serialized
   pctx.progress = [&ctx, &mapper](const pipeline::Progress& p) {
@@ -107,6 +108,7 @@ absl::StatusOr<std::string> PipelineJobRunner::RunModelUnit(pipeline::Config con
                                                             const RunContext& ctx) {
   pipeline::PipelineContext pctx;
   pctx.cancel = ctx.cancel;
+  pctx.artifact_remote = options_.artifact_remote;
   pctx.only_models = {model};
   MIA_ASSIGN_OR_RETURN(pipeline::PipelineOutput output, pipeline::RunAudit(config, pctx));
   if (output.models.size() != 1) {

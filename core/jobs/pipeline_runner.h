@@ -15,12 +15,17 @@
 #ifndef MIA_CORE_JOBS_PIPELINE_RUNNER_H_
 #define MIA_CORE_JOBS_PIPELINE_RUNNER_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/jobs/job_manager.h"
 #include "core/pipeline/config.h"
+
+namespace mia::storage {
+class ObjectStore;  // core/storage/object_store.h
+}  // namespace mia::storage
 
 namespace mia::jobs {
 
@@ -47,6 +52,11 @@ struct PipelineJobRunnerOptions {
   // artifact store (the server's data directory) instead of writing where a
   // client said. Empty: the spec's run.log_dir is used as given.
   std::string artifact_dir;
+  // A store shared with other servers (--artifact_store) that the model
+  // cache mirrors: models and signals found there are downloaded instead of
+  // recomputed, and those made here are put there (pipeline::ArtifactStore).
+  // Null: the local cache only.
+  std::shared_ptr<storage::ObjectStore> artifact_remote;
 };
 
 class PipelineJobRunner final : public JobRunner, public PipelineConfigRunner {

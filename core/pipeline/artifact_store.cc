@@ -14,7 +14,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/sha256.h"
+#include "core/common/status_macros.h"
 #include "core/pipeline/config.h"
+#include "core/storage/object_store.h"
 #include "nlohmann/json.hpp"
 
 namespace mia::pipeline {
@@ -78,15 +80,68 @@ std::string ArtifactStore::SignalsPath(const std::string& key) const {
   return absl::StrCat(root_, "/signals/", key, ".npy");
 }
 
-bool ArtifactStore::HasModel(const ModelKeyMaterial& material) const {
-  const std::string key = material.Key();
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(ModelPath(key), ec)) return false;
-  std::ifstream in(ModelMetaPath(key));
+namespace {
+
+bool MetaMatches(const std::string& meta_path, const ModelKeyMaterial& material) {
+  std::ifstream in(meta_path);
   if (!in) return false;
   nlohmann::json meta = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   return meta.is_object() && meta.contains("key_material") && meta["key_material"].is_string() &&
          meta["key_material"] == material.Json();
+}
+
+}  // namespace
+
+bool ArtifactStore::HasModel(const ModelKeyMaterial& material) const {
+  const std::string key = material.Key();
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(ModelPath(key), ec) &&
+      MetaMatches(ModelMetaPath(key), material)) {
+    return true;
+  }
+  return FetchModel(material);
+}
+
+absl::StatusOr<std::string> ArtifactStore::RemoteKey(const std::string& path) const {
+  const std::string rel =
+      std::filesystem::path(path).lexically_relative(root_).lexically_normal().generic_string();
+  if (rel.empty() || rel == "." || rel.rfind("..", 0) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not under the artifact folder"));
+  }
+  return rel;
+}
+
+bool ArtifactStore::FetchModel(const ModelKeyMaterial& material) const {
+  if (remote_ == nullptr) return false;
+  if (!Init().ok()) return false;
+  const std::string key = material.Key();
+  // The metadata first, to a temporary name: it says whether the entry is
+  // this model; it becomes visible locally only after the model file.
+  const std::string meta_tmp = UniqueTempPath(ModelMetaPath(key));
+  if (!remote_->Get(absl::StrCat("models/", key, ".json"), meta_tmp).ok()) return false;
+  if (!MetaMatches(meta_tmp, material) ||
+      !remote_->Get(absl::StrCat("models/", key, ".pt"), ModelPath(key)).ok()) {
+    std::remove(meta_tmp.c_str());
+    return false;
+  }
+  return CommitTempFile(meta_tmp, ModelMetaPath(key)).ok();
+}
+
+absl::Status ArtifactStore::FetchFile(const std::string& path) const {
+  if (remote_ == nullptr) return absl::OkStatus();
+  MIA_ASSIGN_OR_RETURN(const std::string key, RemoteKey(path));
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) return absl::OkStatus();
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  const absl::Status got = remote_->Get(key, path);
+  if (absl::IsNotFound(got)) return absl::OkStatus();
+  return got;
+}
+
+absl::Status ArtifactStore::PublishFile(const std::string& path) const {
+  if (remote_ == nullptr) return absl::OkStatus();
+  MIA_ASSIGN_OR_RETURN(const std::string key, RemoteKey(path));
+  return remote_->Put(key, path);
 }
 
 absl::Status ArtifactStore::CommitModel(const ModelKeyMaterial& material,
@@ -101,7 +156,13 @@ absl::Status ArtifactStore::CommitModel(const ModelKeyMaterial& material,
                            {"seconds", report.seconds},
                            {"batched", report.batched}}}};
   if (report.dp.enabled) meta["report"]["dp"] = nlohmann::json::parse(DpReportJson(report.dp));
-  return WriteFileAtomically(ModelMetaPath(material.Key()), meta.dump(2));
+  const std::string key = material.Key();
+  MIA_RETURN_IF_ERROR(WriteFileAtomically(ModelMetaPath(key), meta.dump(2)));
+  if (remote_ == nullptr) return absl::OkStatus();
+  // The model before its metadata: a reader that finds the metadata finds
+  // the model.
+  MIA_RETURN_IF_ERROR(remote_->Put(absl::StrCat("models/", key, ".pt"), ModelPath(key)));
+  return remote_->Put(absl::StrCat("models/", key, ".json"), ModelMetaPath(key));
 }
 
 absl::StatusOr<training::ModelReport> ArtifactStore::ReadReport(

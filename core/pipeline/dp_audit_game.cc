@@ -168,7 +168,7 @@ absl::StatusOr<PipelineOutput> RunDpAuditGame(const Config& c, const PipelineCon
                             split.population.size(), ", canaries ", m));
   MIA_RETURN_IF_ERROR(CheckCancel(ctx));
 
-  ArtifactStore store(c.run.log_dir);
+  ArtifactStore store(c.run.log_dir, ctx.artifact_remote);
   MIA_ASSIGN_OR_RETURN(const std::vector<std::string> model_paths,
                        TrainStage(c, ctx, data, split, &store, &output, &timings));
   MIA_RETURN_IF_ERROR(CheckCancel(ctx));

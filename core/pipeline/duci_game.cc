@@ -126,7 +126,7 @@ absl::StatusOr<PipelineOutput> RunDuciGame(const Config& c, const PipelineContex
   MIA_ASSIGN_OR_RETURN(const Config game, GameConfig(c, data.ds.size()));
   MIA_ASSIGN_OR_RETURN(const DuciSplit split, DuciSplitStage(game, ctx, data.ds.size(), &timings));
   MIA_RETURN_IF_ERROR(CheckCancel(ctx));
-  ArtifactStore store(c.run.log_dir);
+  ArtifactStore store(c.run.log_dir, ctx.artifact_remote);
   MIA_ASSIGN_OR_RETURN(const std::vector<std::string> model_paths,
                        TrainStage(game, ctx, data, split.split, &store, &output, &timings));
   MIA_RETURN_IF_ERROR(CheckCancel(ctx));

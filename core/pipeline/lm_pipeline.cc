@@ -295,6 +295,7 @@ absl::StatusOr<std::vector<attacks::TokenSignals>> LmSignalsStage(
                           {"rows", rows_sha},
                           {"block_size", spec.block_size}};
     paths[m] = store.SignalsPath(Sha256Hex(key.dump())) + ".npz";
+    MIA_RETURN_IF_ERROR(store.FetchFile(paths[m]));  // from a shared store
     std::optional<attacks::TokenSignals> cached = ReadTokenCache(paths[m], count, with_stats);
     if (cached.has_value()) {
       out[m] = std::move(*cached);
@@ -315,6 +316,7 @@ absl::StatusOr<std::vector<attacks::TokenSignals>> LmSignalsStage(
         [&](int i, attacks::TokenSignals signals) -> absl::Status {
           const int m = to_compute[i];
           MIA_RETURN_IF_ERROR(WriteTokenCache(paths[m], signals));
+          MIA_RETURN_IF_ERROR(store.PublishFile(paths[m]));
           out[m] = std::move(signals);
           signal_done();
           return absl::OkStatus();
@@ -433,7 +435,7 @@ absl::StatusOr<PipelineOutput> RunLmAudit(const Config& c, const PipelineContext
   const training::TokenizedCorpus corpus =
       Tokenize(data, split, *tokenizer, spec.block_size, &truncated);
   MIA_ASSIGN_OR_RETURN(const std::string key_json, LmKeyJson(c, *tokenizer));
-  ArtifactStore store(c.run.log_dir);
+  ArtifactStore store(c.run.log_dir, ctx.artifact_remote);
   MIA_ASSIGN_OR_RETURN(
       const std::vector<std::string> model_paths,
       LmTrainStage(c, ctx, data, split, spec, corpus, key_json, &store, &output, &timings));

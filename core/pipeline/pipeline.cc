@@ -439,6 +439,7 @@ absl::StatusOr<Signals> SignalsStage(const Config& c, const PipelineContext& ctx
     }
     signal_paths[m] =
         store.SignalsPath(SignalsKey(model_id, rows_sha, c.audit.augmentation, c.recipe));
+    MIA_RETURN_IF_ERROR(store.FetchFile(signal_paths[m]));  // from a shared store
     absl::StatusOr<io::NpyMap> cached_signals = io::ReadArrays(signal_paths[m]);
     if (cached_signals.ok() && cached_signals->size() == 1 &&
         cached_signals->begin()->second.shape.size() == 3 &&
@@ -460,6 +461,7 @@ absl::StatusOr<Signals> SignalsStage(const Config& c, const PipelineContext& ctx
           const int m = to_compute[i];
           MIA_RETURN_IF_ERROR(io::WriteNpy(
               signal_paths[m], io::NpyArray::FromFloat({n + z, a_count, classes}, logits)));
+          MIA_RETURN_IF_ERROR(store.PublishFile(signal_paths[m]));
           model_logits[m] = std::move(logits);
           model_classes[m] = classes;
           signal_done();
@@ -650,7 +652,7 @@ absl::StatusOr<PipelineOutput> RunAudit(const Config& c, const PipelineContext& 
   MIA_ASSIGN_OR_RETURN(const LoadedData data, internal::LoadStage(c, ctx, &timings));
   MIA_ASSIGN_OR_RETURN(const Split split, internal::SplitStage(c, ctx, data.ds.size(), &timings));
   MIA_RETURN_IF_ERROR(internal::CheckCancel(ctx));
-  ArtifactStore store(c.run.log_dir);
+  ArtifactStore store(c.run.log_dir, ctx.artifact_remote);
   MIA_ASSIGN_OR_RETURN(const std::vector<std::string> model_paths,
                        internal::TrainStage(c, ctx, data, split, &store, &output, &timings));
   MIA_RETURN_IF_ERROR(internal::CheckCancel(ctx));

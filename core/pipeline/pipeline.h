@@ -12,12 +12,17 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/audit/result.h"
 #include "core/pipeline/config.h"
+
+namespace mia::storage {
+class ObjectStore;  // core/storage/object_store.h
+}  // namespace mia::storage
 
 namespace mia::pipeline {
 
@@ -43,6 +48,9 @@ struct PipelineContext {
   // an audit run its units this way, and the scoring run that follows finds
   // every model and its signals in the shared store.
   std::vector<int> only_models;
+  // A store shared with other servers (--artifact_store) that the model cache
+  // under run.log_dir mirrors (artifact_store.h); null: local only.
+  std::shared_ptr<storage::ObjectStore> artifact_remote;
 };
 
 // Per-model record for models.json.

@@ -187,7 +187,7 @@ absl::StatusOr<PipelineOutput> RunRamiaAudit(const Config& c, const PipelineCont
   const int64_t z = static_cast<int64_t>(game.population.size());
   MIA_RETURN_IF_ERROR(CheckRangesFitData(c, data.ds, ranges, z));
   MIA_RETURN_IF_ERROR(CheckCancel(ctx));
-  ArtifactStore store(c.run.log_dir);
+  ArtifactStore store(c.run.log_dir, ctx.artifact_remote);
   MIA_ASSIGN_OR_RETURN(const std::vector<std::string> model_paths,
                        TrainStage(c, ctx, data, split, &store, &output, &timings));
   MIA_RETURN_IF_ERROR(CheckCancel(ctx));

@@ -12,6 +12,7 @@
 
 #include "core/common/random.h"
 #include "core/io/npy.h"
+#include "core/storage/object_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/common/temp_root.h"
@@ -131,6 +132,34 @@ TEST(PipelineTest, OverfitModelsLeakAndTheCacheIsReused) {
   auto third = RunAudit(*changed, PipelineContext{});
   ASSERT_TRUE(third.ok()) << third.status();
   EXPECT_EQ(third->models_trained, 6);
+}
+
+// Two replicas with their own log_dir and one shared store (a folder here;
+// s3:// behaves the same, tests/storage): the second trains nothing and
+// computes no signals, and its figures are the first's.
+TEST(PipelineTest, ASharedStoreLetsAnotherReplicaReuseModelsAndSignals) {
+  const std::string root = TempRoot("pipeline_shared_store");
+  const std::string data = WriteDataset(root);
+  PipelineContext ctx;
+  ctx.artifact_remote = storage::MakeDirObjectStore(root + "/shared");
+  auto config_a = ParseConfig(ConfigText(root + "/a", data, 0.01, 2), root + "/a.yaml");
+  ASSERT_TRUE(config_a.ok()) << config_a.status();
+  auto first = RunAudit(*config_a, ctx);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->models_trained, 6);
+  EXPECT_EQ(ctx.artifact_remote->List("models/")->size(), 12u);  // 6 models, 6 metadata
+  EXPECT_EQ(ctx.artifact_remote->List("signals/")->size(), 6u);
+
+  auto config_b = ParseConfig(ConfigText(root + "/b", data, 0.01, 2), root + "/b.yaml");
+  ASSERT_TRUE(config_b.ok()) << config_b.status();
+  auto second = RunAudit(*config_b, ctx);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->models_trained, 0);
+  for (const ModelRecord& m : second->models) EXPECT_EQ(m.source, "cache");
+  EXPECT_EQ(ctx.artifact_remote->List("signals/")->size(), 6u);
+  for (const std::string attack : {"rmia", "lira", "loss"}) {
+    EXPECT_EQ(AucOf(*second, attack, 0), AucOf(*first, attack, 0)) << attack;
+  }
 }
 
 TEST(PipelineTest, ModelsThatNeverLearnedTheirPointsShowNoLeakage) {

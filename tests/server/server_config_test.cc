@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <utility>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -280,6 +282,36 @@ TEST(ServerConfigTest, StoreUrlIsLoggedWithoutItsPassword) {
   config = LoadServerConfig(sources);
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(nlohmann::json::parse(ServerConfigJson(*config))["store"], "/var/lib/mia/other.db");
+}
+
+TEST(ServerConfigTest, ArtifactStoreUrlAndEndpointAreChecked) {
+  ConfigSources sources;
+  sources.flags = {{"artifact_store", "s3://mia-models/prod"},
+                   {"s3_endpoint", "http://127.0.0.1:9000"}};
+  sources.env = {{"MIA_S3_REGION", "eu-west-3"}};
+  absl::StatusOr<ServerConfig> config = LoadServerConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->artifact_store, "s3://mia-models/prod");
+  EXPECT_EQ(config->s3_region, "eu-west-3");
+  EXPECT_EQ(ServerConfig().s3_region, "us-east-1");
+  EXPECT_TRUE(ServerConfig().artifact_store.empty());  // data_dir only
+  // A folder needs no endpoint.
+  EXPECT_TRUE(LoadServerConfig({{{"artifact_store", "/mnt/shared"}}, {}}).ok());
+  const std::pair<std::map<std::string, std::string>, std::string> bad[] = {
+      {{{"artifact_store", "s3://mia-models"}}, "s3_endpoint: required"},
+      {{{"artifact_store", "s3://Bad_Bucket/x"}, {"s3_endpoint", "http://h"}}, "artifact_store:"},
+      {{{"artifact_store", "gs://bucket"}}, "artifact_store:"},
+      {{{"s3_endpoint", "http://h"}}, "s3_endpoint: only with an s3://"},
+      {{{"artifact_store", "s3://bucket"}, {"s3_endpoint", "h:9000"}}, "s3_endpoint: must start"},
+      {{{"s3_region", "US East"}}, "s3_region:"},
+      {{{"artifact_store", "s3://bucket"}, {"s3_endpoint", "http://AKID:SECRET@h"}},
+       "s3_endpoint: must not hold credentials"},
+  };
+  for (const auto& [flags, message] : bad) {
+    const absl::Status status = LoadServerConfig({flags, {}}).status();
+    EXPECT_TRUE(absl::IsInvalidArgument(status)) << message;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(message));
+  }
 }
 
 TEST(ServerConfigTest, JsonHasEveryKey) {

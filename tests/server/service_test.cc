@@ -34,6 +34,7 @@
 #include "core/audit/synthetic.h"
 #include "core/common/sha256.h"
 #include "core/io/npy.h"
+#include "core/storage/object_store.h"
 #include "gmock/gmock.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -52,6 +53,7 @@
 #include "tests/common/run_sql.h"
 #include "tests/common/write_failures.h"
 #include "tests/io/zeros_npz.h"
+#include "tests/storage/s3_test_util.h"
 
 namespace mia::server {
 namespace {
@@ -859,6 +861,124 @@ TEST_F(ServiceTest, UploadThenAuditByArtifactId) {
 // The review's upload: 2 MB of deflated zeros declaring keep and signals of
 // [4, 1e8]. CreateAudit sizes it from the headers and refuses it before a job
 // exists, naming the estimate and the budget; nothing is decoded.
+// --artifact_store=s3://... (the s3rver fixture): replica A stores an upload
+// and a report there; replica B, which shares A's job records (as replicas
+// on one PostgreSQL do) but none of A's files, serves the report and audits
+// the upload from the store. With the S3 server down, uploads fail UNAVAILABLE
+// and name no credential.
+TEST_F(ServiceTest, S3SharedStoreServesUploadsAndReportsAcrossReplicas) {
+  const std::optional<std::string> endpoint = testing_util::S3FixtureEndpoint();
+  if (!endpoint.has_value()) GTEST_SKIP() << "the s3rver fixture is not running";
+  ::setenv("AWS_ACCESS_KEY_ID", "S3RVER", 1);
+  ::setenv("AWS_SECRET_ACCESS_KEY", "S3RVER", 1);
+  const std::string prefix = testing_util::UniquePrefix("service");
+  const std::string location = absl::StrCat("s3://mia-test/", prefix);
+  server_.reset();
+  StartServer([&](ServerConfig& c) {
+    c.artifact_store = location;
+    c.s3_endpoint = *endpoint;
+  });
+  std::unique_ptr<storage::ObjectStore> bucket =
+      *storage::MakeS3ObjectStore(testing_util::FixtureOptions(*endpoint, prefix));
+
+  const std::string content = ReadAll(roots_ + "/bundle.npz");
+  v1::ArtifactHeader header;
+  header.set_filename("bundle.npz");
+  header.set_size(static_cast<int64_t>(content.size()));
+  header.set_sha256(Sha256Hex(content));
+  v1::Artifact artifact;
+  ASSERT_TRUE(Upload(content, header, &artifact).ok());
+  EXPECT_EQ(bucket->Head("uploads/" + header.sha256())->size,
+            static_cast<int64_t>(content.size()));
+  v1::AuditSpec spec = BundleSpec();
+  spec.mutable_signals_bundle()->mutable_bundle()->set_artifact_id(header.sha256());
+  v1::Audit created;
+  ASSERT_TRUE(Create(spec, &created).ok());
+  WaitForState(created.name(), v1::Audit::SUCCEEDED);
+  const std::string id = created.name().substr(std::string("audits/").size());
+  EXPECT_TRUE(*bucket->Exists("reports/" + id + "/report.files"));
+  EXPECT_TRUE(*bucket->Exists("reports/" + id + "/report/scores.csv"));
+  const std::string scores = ReadAll(dir_ + "/data/jobs/" + id + "/report/scores.csv");
+  ASSERT_FALSE(scores.empty());
+
+  // Replica B: A's job records, none of A's files.
+  server_.reset();
+  fs::create_directories(dir_ + "/data_b");
+  for (const auto& e : fs::directory_iterator(dir_ + "/data")) {
+    if (e.path().filename().string().rfind("jobs.db", 0) == 0) {
+      fs::copy_file(e.path(), dir_ + "/data_b/" + e.path().filename().string());
+    }
+  }
+  fs::remove_all(dir_ + "/data");
+  StartServer([&](ServerConfig& c) {
+    c.data_dir = dir_ + "/data_b";
+    c.artifact_store = location;
+    c.s3_endpoint = *endpoint;
+  });
+  v1::Audit read;
+  ASSERT_TRUE(Get(created.name(), &read).ok());
+  EXPECT_EQ(read.state(), v1::Audit::SUCCEEDED);
+  EXPECT_EQ(read.result().audit_points(), kPoints);  // result.json, fetched
+  v1::ListReportFilesRequest list;
+  list.set_name(created.name());
+  v1::ListReportFilesResponse files;
+  ASSERT_TRUE(stub_->ListReportFiles(Ctx().get(), list, &files).ok());
+  EXPECT_EQ(files.files_size(), 7);
+  EXPECT_EQ(files.missing_files_size(), 0);
+  v1::GetReportFileRequest file_request;
+  file_request.set_name(created.name());
+  file_request.set_file("scores.csv");
+  auto ctx = Ctx();
+  auto reader = stub_->GetReportFile(ctx.get(), file_request);
+  std::string assembled;
+  v1::FileChunk chunk;
+  while (reader->Read(&chunk)) assembled += chunk.data();
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(assembled, scores);
+  // The upload, fetched from the store for a new audit on B.
+  v1::Audit second;
+  const grpc::Status created_b = Create(spec, &second, "on-b");
+  ASSERT_TRUE(created_b.ok()) << created_b.error_message();
+  WaitForState(second.name(), v1::Audit::SUCCEEDED);
+  EXPECT_EQ(ReadAll(dir_ + "/data_b/artifacts/" + header.sha256()), content);
+  // Deleting an audit removes its shared report too.
+  v1::DeleteAuditRequest del;
+  del.set_name(created.name());
+  google::protobuf::Empty empty;
+  ASSERT_TRUE(stub_->DeleteAudit(Ctx().get(), del, &empty).ok());
+  EXPECT_TRUE(bucket->List("reports/" + id + "/")->empty());
+
+  // The S3 server down (a port nobody listens on).
+  server_.reset();
+  ::setenv("AWS_ACCESS_KEY_ID", "AKIDNEVERSHOWN", 1);
+  ::setenv("AWS_SECRET_ACCESS_KEY", "SECRETNEVERSHOWN", 1);
+  int closed_port = 0;
+  {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    socklen_t len = sizeof(addr);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    closed_port = ntohs(addr.sin_port);
+    ::close(fd);
+  }
+  StartServer([&](ServerConfig& c) {
+    c.data_dir = dir_ + "/data_c";
+    c.artifact_store = location;
+    c.s3_endpoint = absl::StrCat("http://127.0.0.1:", closed_port);
+  });
+  const grpc::Status down = Upload(content, header, &artifact);
+  EXPECT_EQ(down.error_code(), grpc::StatusCode::UNAVAILABLE) << down.error_message();
+  EXPECT_THAT(down.error_message(), ::testing::HasSubstr("artifacts/" + header.sha256()));
+  for (const char* secret : {"AKIDNEVERSHOWN", "SECRETNEVERSHOWN"}) {
+    EXPECT_THAT(down.error_message(), ::testing::Not(::testing::HasSubstr(secret)));
+  }
+  ::unsetenv("AWS_ACCESS_KEY_ID");
+  ::unsetenv("AWS_SECRET_ACCESS_KEY");
+}
+
 TEST_F(ServiceTest, BundleAboveTheMemoryBudgetIsRefusedBeforeQueueing) {
   server_.reset();
   StartServer([](ServerConfig& c) {
@@ -1744,6 +1864,11 @@ class RecordingConfigRunner final : public jobs::PipelineConfigRunner {
     config_ = std::move(config);
     fs::create_directories(ctx.work_dir + "/report");
     return jobs::RunOutcome{ctx.work_dir + "/report"};
+  }
+  absl::StatusOr<std::string> RunUnitConfig(pipeline::Config config, const std::string& unit,
+                                            const jobs::RunContext& /*ctx*/) override {
+    config_ = std::move(config);
+    return "unit " + unit;
   }
   const std::optional<pipeline::Config>& config() const { return config_; }
 
