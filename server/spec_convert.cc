@@ -110,7 +110,8 @@ std::optional<std::string> ResolveRef(const v1::DataRef& ref, const std::string&
       }
       std::error_code ec;
       const fs::path path = fs::path(roots.artifact_dir) / id;
-      if (roots.artifact_dir.empty() || !fs::exists(path, ec)) {
+      if (roots.artifact_dir.empty() || !fs::exists(path, ec) ||
+          (roots.artifact_visible && !roots.artifact_visible(id))) {
         problems->Add(field, "the server holds no artifact with that id",
                       absl::StatusCode::kNotFound);
         return std::nullopt;
