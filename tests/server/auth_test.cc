@@ -401,8 +401,10 @@ TEST_F(AuthTest, BadJwtsAreUnauthenticated) {
     EXPECT_EQ(c.status().code(), absl::StatusCode::kUnauthenticated) << why;
     EXPECT_THAT(std::string(c.status().message()), HasSubstr(why));
     // The message never holds the token or its signature.
-    EXPECT_THAT(std::string(c.status().message()),
-                Not(HasSubstr(token.substr(token.rfind('.') + 1))));
+    const std::string signature = token.substr(token.rfind('.') + 1);
+    if (!signature.empty()) {
+      EXPECT_THAT(std::string(c.status().message()), Not(HasSubstr(signature)));
+    }
   };
   Json expired = Claims();
   expired["exp"] = Now() - 3600;
