@@ -146,7 +146,9 @@ async function api(path) {
     document.getElementById('login').hidden = false;
     document.getElementById('login-error').textContent =
         sessionStorage.getItem(TOKEN_KEY) ? 'The token was refused.' : '';
-    throw new Error('sign in with a token');
+    const e = new Error('Sign in with a token.');
+    e.auth = true;
+    throw e;
   }
   return r;
 }
@@ -214,7 +216,7 @@ async function refresh() {
     if (!r.ok) throw new Error('HTTP ' + r.status);
     render(await r.json());
   } catch (e) {
-    document.getElementById('status').textContent = 'Server unreachable: ' + e.message;
+    document.getElementById('status').textContent = (e.auth ? '' : 'Server unreachable: ') + e.message;
   }
   setTimeout(refresh, 1500);
 }

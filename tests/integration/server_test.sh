@@ -1100,6 +1100,30 @@ if start_server AUTH "$WORK/data-auth" "$PORT_AUTH" --auth_tokens_file="$WORK/to
 else
   bad "auth: server with a tokens file healthy"
 fi
+# Mutual TLS: the client certificate's CN maps to a tenant and role (no token).
+if [ -n "${T:-}" ] && [ -f "$T/client.pem" ]; then
+  cp "$WORK/tokens.yaml" "$WORK/tokens-mtls.yaml"
+  printf 'mtls:\n  - {identity: mia test client, tenant: team-m, role: reader}\n' \
+    >>"$WORK/tokens-mtls.yaml"
+  PORT_MA=$(free_port)
+  HEALTH_TLS=("$T/ca.pem" "$T/client.pem" "$T/client.key")
+  if start_server MA "$WORK/data-ma" "$PORT_MA" --tls_cert_file="$T/server.pem" \
+      --tls_key_file="$T/server.key" --tls_client_ca_file="$T/ca.pem" \
+      --auth_tokens_file="$WORK/tokens-mtls.yaml"; then
+    MTLS=(--server "127.0.0.1:$PORT_MA" --tls-ca "$T/ca.pem" --tls-cert "$T/client.pem"
+          --tls-key "$T/client.key")
+    expect "auth: an mTLS identity lists as its tenant's reader" 0 "" -- \
+      env -u MIA_TOKEN "$MIA" list "${MTLS[@]}"
+    expect "auth: an mTLS reader cannot submit" 1 "permission denied" -- \
+      env -u MIA_TOKEN "$MIA" submit bundle.yaml "${MTLS[@]}"
+    expect "auth: a token decides over the certificate" 1 "refused by the server" -- \
+      "$MIA" list "${MTLS[@]}" --token cli-token-unknown-2
+    kill -TERM "$MA_PID"; wait "$MA_PID"
+  else
+    bad "auth: mutual-TLS server with mtls identities healthy"
+  fi
+  HEALTH_TLS=()
+fi
 # A bad tokens file stops the start, naming the entry and field, never the hash.
 printf 'tokens:\n  - {sha256: %s, tenant: a, role: owner}\n' "$(sha x)" >"$WORK/bad-tokens.yaml"
 expect "auth: a bad tokens file stops the start" 1 \
