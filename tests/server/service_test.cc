@@ -7,6 +7,8 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <poll.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
@@ -27,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -2179,6 +2182,72 @@ TEST_F(AuthServiceTest, DashboardUsesTheSameTokensAndTenants) {
     EXPECT_THAT(page, HasSubstr("data-auth=\"1\""));
     EXPECT_THAT(page, HasSubstr("id=\"login\""));
     EXPECT_THAT(page, HasSubstr("sessionStorage"));
+  }
+}
+
+
+// An HS256 JWT, made here with OpenSSL (the server verifies with libjwt).
+std::string Hs256Jwt(const std::string& secret, const nlohmann::json& claims) {
+  const auto b64 = [](const std::string& bytes) {
+    std::string out;
+    absl::WebSafeBase64Escape(bytes, &out);
+    return out;
+  };
+  const std::string input =
+      b64(nlohmann::json{{"alg", "HS256"}, {"typ", "JWT"}}.dump()) + "." + b64(claims.dump());
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &n);
+  return input + "." + b64(std::string(reinterpret_cast<char*>(mac), n));
+}
+
+// JWTs through the server's configuration (auth_jwt_keys, issuer, audience):
+// the tenant and role claims decide; a bad JWT is UNAUTHENTICATED.
+TEST_F(AuthServiceTest, JwtsFromTheConfiguredKeys) {
+  const std::string secret = "jwt-secret-for-the-service-test-0123456789";
+  const std::string keys = dir_ + "/jwt.secret";
+  std::ofstream(keys) << secret << "\n";
+  server_.reset();
+  StartServer([&](ServerConfig& c) {
+    c.auth_jwt_keys = keys;
+    c.auth_jwt_issuer = "https://login.example";
+    c.auth_jwt_audience = "mia";
+  });
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  const auto claims = [&](const std::string& tenant, const std::string& role) {
+    return nlohmann::json{{"iss", "https://login.example"}, {"aud", "mia"}, {"exp", now + 600},
+                          {"tenant", tenant}, {"role", role}};
+  };
+  v1::Audit created;
+  {
+    As j(Hs256Jwt(secret, claims("team-j", "submitter")));
+    ASSERT_TRUE(Create(BundleSpec(), &created).ok());
+    WaitForState(created.name(), v1::Audit::SUCCEEDED);
+  }
+  {
+    As k(Hs256Jwt(secret, claims("team-k", "submitter")));
+    v1::Audit audit;
+    EXPECT_EQ(Get(created.name(), &audit).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    As reader(Hs256Jwt(secret, claims("team-j", "reader")));
+    v1::Audit audit;
+    EXPECT_TRUE(Get(created.name(), &audit).ok());
+    EXPECT_EQ(Create(BundleSpec(), &audit).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  }
+  nlohmann::json expired = claims("team-j", "admin");
+  expired["exp"] = now - 3600;
+  nlohmann::json audience = claims("team-j", "admin");
+  audience["aud"] = "another-service";
+  nlohmann::json issuer = claims("team-j", "admin");
+  issuer["iss"] = "https://evil.example";
+  for (const std::string& token :
+       {Hs256Jwt(secret, expired), Hs256Jwt(secret, audience), Hs256Jwt(secret, issuer),
+        Hs256Jwt(secret + "x", claims("team-j", "admin"))}) {
+    As bad(token);
+    v1::Audit audit;
+    EXPECT_EQ(Get(created.name(), &audit).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   }
 }
 
