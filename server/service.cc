@@ -330,6 +330,7 @@ class AuditServiceImpl::WatchReactor final
       FinishEarly(id.status());
       return;
     }
+    tenant_ = caller->tenant;
     // The audit's tenant never changes: one check covers the whole stream.
     if (absl::Status visible = service->backend_->CheckAudit(*caller, *id); !visible.ok()) {
       FinishEarly(visible);
@@ -380,9 +381,9 @@ class AuditServiceImpl::WatchReactor final
       service_->Record(
           context_, "WatchAudit",
           absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message()),
-          "audits/" + stream_->id());
+          "audits/" + stream_->id(), tenant_);
     } else {
-      service_->Record(context_, "WatchAudit", early_status_);
+      service_->Record(context_, "WatchAudit", early_status_, "", tenant_);
     }
     delete this;
   }
@@ -397,6 +398,7 @@ class AuditServiceImpl::WatchReactor final
   grpc::CallbackServerContext* const context_;
   std::shared_ptr<WatchStream> stream_;  // null when the stream never started
   absl::Status early_status_;
+  std::string tenant_;  // the caller's, for the log
 };
 
 // ---------------------------------------------------------------------------
@@ -412,6 +414,7 @@ class AuditServiceImpl::FileReactor final : public grpc::ServerWriteReactor<v1::
       End(caller.status());
       return;
     }
+    tenant_ = caller->tenant;
     absl::StatusOr<std::string> path = service->backend_->ReportFilePath(*caller, request);
     if (!path.ok()) {
       End(path.status());
@@ -438,7 +441,7 @@ class AuditServiceImpl::FileReactor final : public grpc::ServerWriteReactor<v1::
   }
 
   void OnDone() override {
-    service_->Record(context_, "GetReportFile", status_);
+    service_->Record(context_, "GetReportFile", status_, "", tenant_);
     delete this;
   }
 
@@ -479,6 +482,7 @@ class AuditServiceImpl::FileReactor final : public grpc::ServerWriteReactor<v1::
   Sha256 hash_;
   v1::FileChunk chunk_;
   absl::Status status_;
+  std::string tenant_;  // the caller's, for the log
 };
 
 // ---------------------------------------------------------------------------
@@ -551,7 +555,7 @@ class AuditServiceImpl::UploadReactor final
   void OnCancel() override { cancelled_ = true; }
 
   void OnDone() override {
-    service_->Record(context_, "UploadArtifact", status_);
+    service_->Record(context_, "UploadArtifact", status_, "", caller_.tenant);
     delete this;  // an uncommitted upload removes its temporary file
   }
 
@@ -679,7 +683,8 @@ absl::StatusOr<Caller> AuditServiceImpl::Authorize(grpc::CallbackServerContext* 
 }
 
 void AuditServiceImpl::Record(grpc::CallbackServerContext* context, const char* method,
-                              const absl::Status& status, const std::string& audit) {
+                              const absl::Status& status, const std::string& audit,
+                              const std::string& tenant) {
   const std::string code = StatusCodeName(status.code());
   if (metrics_ != nullptr) metrics_->OnRpc(method, code);
   std::string request_id;
@@ -704,14 +709,16 @@ void AuditServiceImpl::Record(grpc::CallbackServerContext* context, const char* 
       {{"method", method},
        {"code", code},
        {"audit", audit.substr(0, 80)},
+       {"tenant", tenant},
        {"request_id", request_id},
        {"error", std::string(status.message())}});
 }
 
 grpc::ServerUnaryReactor* AuditServiceImpl::Done(grpc::CallbackServerContext* context,
                                                  const char* method, const absl::Status& status,
-                                                 const std::string& audit) {
-  Record(context, method, status, audit);
+                                                 const std::string& audit,
+                                                 const std::string& tenant) {
+  Record(context, method, status, audit, tenant);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
@@ -734,7 +741,8 @@ grpc::ServerUnaryReactor* AuditServiceImpl::CreateAudit(grpc::CallbackServerCont
                                                         const v1::CreateAuditRequest* request,
                                                         v1::Audit* response) {
   MIA_AUTHORIZE("CreateAudit", Permission::kWrite, "");
-  return Done(context, "CreateAudit", Take(backend_->CreateAudit(*caller, *request), response));
+  return Done(context, "CreateAudit", Take(backend_->CreateAudit(*caller, *request), response),
+              "", caller->tenant);
 }
 
 grpc::ServerUnaryReactor* AuditServiceImpl::GetAudit(grpc::CallbackServerContext* context,
@@ -742,14 +750,15 @@ grpc::ServerUnaryReactor* AuditServiceImpl::GetAudit(grpc::CallbackServerContext
                                                      v1::Audit* response) {
   MIA_AUTHORIZE("GetAudit", Permission::kRead, request->name());
   return Done(context, "GetAudit", Take(backend_->GetAudit(*caller, *request), response),
-              request->name());
+              request->name(), caller->tenant);
 }
 
 grpc::ServerUnaryReactor* AuditServiceImpl::ListAudits(grpc::CallbackServerContext* context,
                                                        const v1::ListAuditsRequest* request,
                                                        v1::ListAuditsResponse* response) {
   MIA_AUTHORIZE("ListAudits", Permission::kRead, "");
-  return Done(context, "ListAudits", Take(backend_->ListAudits(*caller, *request), response));
+  return Done(context, "ListAudits", Take(backend_->ListAudits(*caller, *request), response), "",
+              caller->tenant);
 }
 
 grpc::ServerUnaryReactor* AuditServiceImpl::CancelAudit(grpc::CallbackServerContext* context,
@@ -757,14 +766,15 @@ grpc::ServerUnaryReactor* AuditServiceImpl::CancelAudit(grpc::CallbackServerCont
                                                         v1::Audit* response) {
   MIA_AUTHORIZE("CancelAudit", Permission::kWrite, request->name());
   return Done(context, "CancelAudit", Take(backend_->CancelAudit(*caller, *request), response),
-              request->name());
+              request->name(), caller->tenant);
 }
 
 grpc::ServerUnaryReactor* AuditServiceImpl::DeleteAudit(grpc::CallbackServerContext* context,
                                                         const v1::DeleteAuditRequest* request,
                                                         google::protobuf::Empty* /*response*/) {
   MIA_AUTHORIZE("DeleteAudit", Permission::kWrite, request->name());
-  return Done(context, "DeleteAudit", backend_->DeleteAudit(*caller, *request), request->name());
+  return Done(context, "DeleteAudit", backend_->DeleteAudit(*caller, *request), request->name(),
+              caller->tenant);
 }
 
 grpc::ServerUnaryReactor* AuditServiceImpl::ListAuditScores(
@@ -772,7 +782,8 @@ grpc::ServerUnaryReactor* AuditServiceImpl::ListAuditScores(
     v1::ListAuditScoresResponse* response) {
   MIA_AUTHORIZE("ListAuditScores", Permission::kRead, request->name());
   return Done(context, "ListAuditScores",
-              Take(backend_->ListAuditScores(*caller, *request), response), request->name());
+              Take(backend_->ListAuditScores(*caller, *request), response), request->name(),
+              caller->tenant);
 }
 
 grpc::ServerUnaryReactor* AuditServiceImpl::ListReportFiles(
@@ -780,7 +791,8 @@ grpc::ServerUnaryReactor* AuditServiceImpl::ListReportFiles(
     v1::ListReportFilesResponse* response) {
   MIA_AUTHORIZE("ListReportFiles", Permission::kRead, request->name());
   return Done(context, "ListReportFiles",
-              Take(backend_->ListReportFiles(*caller, *request), response), request->name());
+              Take(backend_->ListReportFiles(*caller, *request), response), request->name(),
+              caller->tenant);
 }
 
 #undef MIA_AUTHORIZE

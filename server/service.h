@@ -123,11 +123,12 @@ class AuditServiceImpl final : public mia::v1::AuditService::CallbackService {
   // Finishes a unary call: records the RPC metric, logs failures, converts
   // the status.
   grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const char* method,
-                                 const absl::Status& status, const std::string& audit = "");
+                                 const absl::Status& status, const std::string& audit = "",
+                                 const std::string& tenant = "");
   // Records the outcome of any call (metrics and the log line); `audit` is
   // the resource name the call was about, if any.
   void Record(grpc::CallbackServerContext* context, const char* method, const absl::Status& status,
-              const std::string& audit = "");
+              const std::string& audit = "", const std::string& tenant = "");
 
   class WatchReactor;
   class FileReactor;

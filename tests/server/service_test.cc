@@ -2014,6 +2014,10 @@ TEST_F(AuthServiceTest, TenantsSeeOnlyTheirOwnAuditsAndUploadsInEveryRpc) {
   server_.reset();
   const std::string log = log_.str();
   EXPECT_THAT(log, HasSubstr("UNAUTHENTICATED"));  // the refusals were logged
+  // Each call's line names the caller's tenant (never its token).
+  std::set<std::string> tenants;
+  for (const nlohmann::json& line : LogLines("rpc")) tenants.insert(line.value("tenant", ""));
+  EXPECT_TRUE(tenants.count("team-a") > 0 && tenants.count("team-b") > 0 && tenants.count("ops") > 0);
   for (const char* token : {kTokenA, kTokenAReader, kTokenB, kTokenAdmin, "tok-unknown-99"}) {
     EXPECT_THAT(log, Not(HasSubstr(token))) << "a log line holds a token";
     EXPECT_THAT(log, Not(HasSubstr(Sha256Hex(token))));
