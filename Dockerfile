@@ -24,7 +24,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libabsl20220623 libfmt9 libgrpc++1.51 libgrpc29 libopenblas0-openmp \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libprotobuf32 libspdlog1.10 \
-      libpq5 libsqlite3-0 libtorch1.13 libyaml-cpp0.7 zlib1g \
+      libpq5 libsqlite3-0 libtorch1.13 libyaml-cpp0.7 zlib1g libjwt0 \
       libcurl4 ca-certificates \
  && for lib in libblas.so.3 liblapack.so.3; do \
       want=$(find /usr/lib -path "*/openblas-openmp/$lib" | head -n 1) \

@@ -222,6 +222,12 @@ int main(int argc, char** argv) {
     cmd->add_option("--tls-server-name", remote.tls_server_name,
                     "Name the server's certificate must carry, when not the host in --server "
                     "(env MIA_TLS_SERVER_NAME)");
+    // The value is never printed: no capture_default_str.
+    cmd->add_option("--token", remote.token,
+                    "Bearer token sent with every call (env MIA_TOKEN; prefer --token-file or "
+                    "MIA_TOKEN: a command line is visible to other users of the machine)");
+    cmd->add_option("--token-file", remote.token_file,
+                    "File holding the bearer token (used when --token and MIA_TOKEN are unset)");
   };
   mia::client::Console console{&std::cout, &std::cerr, isatty(STDERR_FILENO) != 0};
 
@@ -348,6 +354,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : mia::client::kExitInvalidInput;
+  }
+  // The token: --token, else --token-file, else MIA_TOKEN.
+  if (remote.token.empty() && remote.token_file.empty()) {
+    if (const char* env = std::getenv("MIA_TOKEN"); env != nullptr) remote.token = env;
   }
 
   if (*score_cmd) {

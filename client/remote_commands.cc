@@ -34,6 +34,7 @@
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/support/client_interceptor.h"
 #include "grpcpp/support/error_details.h"
 #include "mia/v1/audit.grpc.pb.h"
 
@@ -219,6 +220,65 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
   return credentials;
 }
 
+// Adds "authorization: Bearer <token>" to every call of a channel: one place
+// for every command, over TLS and plaintext alike (gRPC's call credentials
+// are refused on insecure channels).
+class TokenInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit TokenInterceptor(const std::string* header) : header_(header) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->insert({"authorization", *header_});
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string* const header_;  // the factory's, which the channel keeps
+};
+
+class TokenInterceptorFactory final
+    : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit TokenInterceptorFactory(const std::string& token) : header_("Bearer " + token) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo* /*info*/) override {
+    return new TokenInterceptor(&header_);
+  }
+
+ private:
+  const std::string header_;
+};
+
+// The token of --token / MIA_TOKEN, else of --token-file; empty: none.
+// Messages name the option and file, never the token.
+absl::StatusOr<std::string> ResolveToken(const RemoteOptions& remote) {
+  std::string token = remote.token;
+  if (token.empty() && !remote.token_file.empty()) {
+    std::ifstream in(remote.token_file, std::ios::binary);
+    if (!in) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--token-file ", remote.token_file, ": cannot read it"));
+    }
+    token.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    token = std::string(absl::StripAsciiWhitespace(token));
+    if (token.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--token-file ", remote.token_file, ": the file is empty"));
+    }
+  }
+  const bool printable = std::all_of(token.begin(), token.end(), [](char c) {
+    return c > 0x20 && c < 0x7f;
+  });
+  if (!printable) {
+    return absl::InvalidArgumentError(
+        "the token (--token, MIA_TOKEN or --token-file) may hold only printable ASCII without "
+        "spaces");
+  }
+  return token;
+}
+
 class Client {
  public:
   // Reads the TLS files, if any; when that fails no channel is made and
@@ -243,7 +303,15 @@ class Client {
     // The name checked against the server's certificate (and sent as SNI and
     // authority) instead of the host part of `server`.
     if (!remote.tls_server_name.empty()) args.SetSslTargetNameOverride(remote.tls_server_name);
-    stub_ = v1::AuditService::NewStub(grpc::CreateCustomChannel(remote.server, *credentials, args));
+    absl::StatusOr<std::string> token = ResolveToken(remote);
+    if (!token.ok()) {
+      setup_ = token.status();
+      return;
+    }
+    std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+    if (!token->empty()) interceptors.push_back(std::make_unique<TokenInterceptorFactory>(*token));
+    stub_ = v1::AuditService::NewStub(grpc::experimental::CreateCustomChannelWithInterceptors(
+        remote.server, *credentials, args, std::move(interceptors)));
   }
 
   // kExitOk when the channel is set up; else prints why (a TLS file that
@@ -333,6 +401,11 @@ class Client {
       case grpc::StatusCode::UNAUTHENTICATED:
       case grpc::StatusCode::PERMISSION_DENIED:
         err << "mia: error: " << what << ": refused by the server: " << msg << "\n";
+        if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED && remote_.token.empty() &&
+            remote_.token_file.empty()) {
+          err << "mia: note: the server requires credentials: give a token with --token-file "
+                 "FILE, MIA_TOKEN or --token (docs/security.md)\n";
+        }
         break;
       default:
         err << "mia: error: " << what << ": "

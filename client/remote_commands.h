@@ -57,6 +57,13 @@ struct RemoteOptions {
   // sent as the authority. Only with TLS.
   std::string tls_server_name;
 
+  // Authentication (docs/security.md): sent on every call as
+  // "authorization: Bearer <token>", over TLS or plaintext. `token` wins over
+  // `token_file` (whose content, surrounding whitespace dropped, is the
+  // token). Never printed.
+  std::string token;       // --token or MIA_TOKEN
+  std::string token_file;  // --token-file
+
   // TLS is on: `tls`, or any file above set.
   bool UsesTls() const { return tls || !tls_ca.empty() || !tls_cert.empty() || !tls_key.empty(); }
 };

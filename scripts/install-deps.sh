@@ -32,6 +32,8 @@ BUILD_PACKAGES=(
   libabsl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev zlib1g-dev
   libdeflate-dev
   libssl-dev
+  # the server's JWT checks (server/auth.cc)
+  libjwt-dev
   # tokenizers: GPT-2's pre-tokenization regex (Unicode properties) through PCRE2
   libpcre2-dev
   # training engine: LibTorch (CPU) on OpenBLAS

@@ -136,6 +136,9 @@ absl::Status UploadErrnoStatus(const std::string& name, const char* what) {
   return FileErrnoStatus(errno, name, what);
 }
 
+// The store's name of an upload (JobStore::RecordUpload).
+std::string UploadDigest(const std::string& sha256_hex) { return "sha256:" + sha256_hex; }
+
 }  // namespace
 
 std::string ReportFileContentType(const std::string& name) {
@@ -219,6 +222,11 @@ absl::StatusOr<v1::Artifact> ArtifactUpload::Commit() {
                                        absl::StatusCodeToString(shared.code()), "); try again"));
     }
   }
+  if (owner_store_ != nullptr) {
+    // The bytes are stored; the tenant may reference them once this is too.
+    MIA_RETURN_IF_ERROR(
+        owner_store_->RecordUpload(owner_tenant_, UploadDigest(declared_sha256_), declared_size_));
+  }
   v1::Artifact artifact;
   artifact.set_artifact_id(declared_sha256_);
   artifact.set_size(declared_size_);
@@ -245,10 +253,11 @@ absl::StatusOr<std::string> AuditBackend::AuditId(absl::string_view name) {
 }
 
 absl::StatusOr<v1::Audit> AuditBackend::ToProto(const jobs::JobSnapshot& snapshot,
-                                                v1::AuditView view) {
+                                                v1::AuditView view, bool show_tenant) {
   v1::Audit audit;
   MIA_RETURN_IF_ERROR(JobToProto(snapshot.job, nullptr, view, &audit));
   audit.set_version(snapshot.version);
+  if (show_tenant) audit.set_tenant(snapshot.job.tenant);
   const std::string& id = snapshot.job.id;
   audit.mutable_progress()->set_detail(
       HideServerPaths(audit.progress().detail(), options_.roots, id));
@@ -276,7 +285,25 @@ absl::StatusOr<v1::Audit> AuditBackend::ToProto(const jobs::JobSnapshot& snapsho
   return audit;
 }
 
-absl::StatusOr<v1::Audit> AuditBackend::CreateAudit(const v1::CreateAuditRequest& request) {
+absl::Status AuditBackend::CheckJobQuota(const Caller& caller) {
+  const std::pair<const std::optional<int64_t>*, std::pair<jobs::JobState, const char*>> quotas[] =
+      {{&caller.quota.max_queued_audits, {jobs::JobState::kPending, "max_queued_audits"}},
+       {&caller.quota.max_running_audits, {jobs::JobState::kRunning, "max_running_audits"}}};
+  for (const auto& [limit, what] : quotas) {
+    if (!limit->has_value()) continue;
+    MIA_ASSIGN_OR_RETURN(const int64_t count, store_->CountJobs(caller.tenant, what.first));
+    if (count >= **limit) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "tenant quota ", what.second, " (", **limit, ") reached: tenant ", caller.tenant,
+          " has ", count, " ", jobs::JobStateName(what.first),
+          " audits; retry when some have finished, or ask the operator to raise it"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Audit> AuditBackend::CreateAudit(const Caller& caller,
+                                                    const v1::CreateAuditRequest& request) {
   if (!accepting_) {
     return absl::UnavailableError("the server is shutting down and accepts no new audits");
   }
@@ -287,8 +314,15 @@ absl::StatusOr<v1::Audit> AuditBackend::CreateAudit(const v1::CreateAuditRequest
     violations.push_back({"spec", "required"});
   } else {
     std::vector<FieldViolation> spec_violations;
-    absl::StatusOr<JobSpec> converted =
-        SpecFromProto(request.spec(), options_.roots, &spec_violations);
+    ServerRoots roots = options_.roots;
+    if (!caller.SeesAllTenants()) {
+      // Only the tenant's own uploads; another's is "no artifact with that id".
+      roots.artifact_visible = [this, &caller](const std::string& id) {
+        absl::StatusOr<bool> owned = store_->HasUpload(caller.tenant, UploadDigest(id));
+        return owned.ok() && *owned;
+      };
+    }
+    absl::StatusOr<JobSpec> converted = SpecFromProto(request.spec(), roots, &spec_violations);
     violations.insert(violations.end(), spec_violations.begin(), spec_violations.end());
     if (converted.ok()) spec = *std::move(converted);
   }
@@ -301,12 +335,21 @@ absl::StatusOr<v1::Audit> AuditBackend::CreateAudit(const v1::CreateAuditRequest
   record.spec_hash = spec.spec_hash;
   record.priority = request.priority();
   record.labels.insert(request.labels().begin(), request.labels().end());
-  MIA_ASSIGN_OR_RETURN(jobs::SubmitResult submitted, manager_->Submit(std::move(record)));
+  record.tenant = caller.tenant;
+  jobs::SubmitResult submitted;
+  if (caller.quota.max_queued_audits || caller.quota.max_running_audits) {
+    absl::MutexLock lock(&quota_mu_);
+    MIA_RETURN_IF_ERROR(CheckJobQuota(caller));
+    MIA_ASSIGN_OR_RETURN(submitted, manager_->Submit(std::move(record)));
+  } else {
+    MIA_ASSIGN_OR_RETURN(submitted, manager_->Submit(std::move(record)));
+  }
   Log(logger_.get(), spdlog::level::info, submitted.created ? "audit created" : "audit repeated",
       {{"audit_id", submitted.snapshot.job.id},
        {"request_id", request.request_id()},
+       {"tenant", caller.tenant},
        {"kind", spec.kind == JobSpec::Kind::kBundle ? "bundle" : "pipeline"}});
-  return ToProto(submitted.snapshot, v1::AUDIT_VIEW_FULL);
+  return ToProto(submitted.snapshot, v1::AUDIT_VIEW_FULL, caller.SeesAllTenants());
 }
 
 absl::Status AuditBackend::AdmitMemory(const JobSpec& spec) const {
@@ -339,15 +382,18 @@ absl::Status AuditBackend::AdmitMemory(const JobSpec& spec) const {
                            "the server's", kHint);
 }
 
-absl::StatusOr<v1::Audit> AuditBackend::GetAudit(const v1::GetAuditRequest& request) {
+absl::StatusOr<v1::Audit> AuditBackend::GetAudit(const Caller& caller,
+                                                 const v1::GetAuditRequest& request) {
   MIA_ASSIGN_OR_RETURN(const std::string id, AuditId(request.name()));
-  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, FindJob(id));
-  return ToProto(snapshot, request.view() == v1::AUDIT_VIEW_BASIC ? v1::AUDIT_VIEW_BASIC
-                                                                  : v1::AUDIT_VIEW_FULL);
+  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, FindJob(caller, id));
+  return ToProto(snapshot,
+                 request.view() == v1::AUDIT_VIEW_BASIC ? v1::AUDIT_VIEW_BASIC
+                                                        : v1::AUDIT_VIEW_FULL,
+                 caller.SeesAllTenants());
 }
 
 absl::StatusOr<v1::ListAuditsResponse> AuditBackend::ListAudits(
-    const v1::ListAuditsRequest& request) {
+    const Caller& caller, const v1::ListAuditsRequest& request) {
   if (request.page_size() < 0) return absl::InvalidArgumentError("page_size: must be >= 0");
   // An unknown number would otherwise filter on nothing and list every state.
   if (!v1::Audit::State_IsValid(request.state())) {
@@ -360,6 +406,7 @@ absl::StatusOr<v1::ListAuditsResponse> AuditBackend::ListAudits(
   options.page_size = request.page_size();
   options.page_token = request.page_token();
   options.state = StateFromProto(request.state());
+  if (!caller.SeesAllTenants()) options.tenant = caller.tenant;
   MIA_ASSIGN_OR_RETURN(jobs::JobPage page, store_->List(options));
   const v1::AuditView view =
       request.view() == v1::AUDIT_VIEW_FULL ? v1::AUDIT_VIEW_FULL : v1::AUDIT_VIEW_BASIC;
@@ -371,25 +418,29 @@ absl::StatusOr<v1::ListAuditsResponse> AuditBackend::ListAudits(
       absl::StatusOr<jobs::JobSnapshot> live = manager_->Get(job.id);
       if (live.ok()) snapshot = *std::move(live);
     }
-    MIA_ASSIGN_OR_RETURN(*response.add_audits(), ToProto(snapshot, view));
+    MIA_ASSIGN_OR_RETURN(*response.add_audits(),
+                         ToProto(snapshot, view, caller.SeesAllTenants()));
   }
   response.set_next_page_token(page.next_page_token);
   return response;
 }
 
-absl::StatusOr<v1::Audit> AuditBackend::CancelAudit(const v1::CancelAuditRequest& request) {
+absl::StatusOr<v1::Audit> AuditBackend::CancelAudit(const Caller& caller,
+                                                    const v1::CancelAuditRequest& request) {
   MIA_ASSIGN_OR_RETURN(const std::string id, AuditId(request.name()));
+  MIA_RETURN_IF_ERROR(CheckAudit(caller, id));  // the tenant never changes
   absl::StatusOr<jobs::JobSnapshot> cancelled = manager_->Cancel(id);
   if (!cancelled.ok()) return NameNotFound(cancelled.status(), id);
   const jobs::JobSnapshot& snapshot = *cancelled;
   Log(logger_.get(), spdlog::level::info, "audit cancel requested",
       {{"audit_id", id}, {"state", std::string(jobs::JobStateName(snapshot.job.state))}});
-  return ToProto(snapshot, v1::AUDIT_VIEW_FULL);
+  return ToProto(snapshot, v1::AUDIT_VIEW_FULL, caller.SeesAllTenants());
 }
 
-absl::Status AuditBackend::DeleteAudit(const v1::DeleteAuditRequest& request) {
+absl::Status AuditBackend::DeleteAudit(const Caller& caller,
+                                       const v1::DeleteAuditRequest& request) {
   MIA_ASSIGN_OR_RETURN(const std::string id, AuditId(request.name()));
-  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, FindJob(id));
+  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, FindJob(caller, id));
   if (!jobs::IsTerminal(snapshot.job.state)) {
     return absl::FailedPreconditionError(
         absl::StrCat("audits/", id, " is ", jobs::JobStateName(snapshot.job.state),
@@ -416,9 +467,12 @@ absl::Status AuditBackend::DeleteAudit(const v1::DeleteAuditRequest& request) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<jobs::JobSnapshot> AuditBackend::FindJob(const std::string& id) {
+absl::StatusOr<jobs::JobSnapshot> AuditBackend::FindJob(const Caller& caller,
+                                                       const std::string& id) {
   absl::StatusOr<jobs::JobSnapshot> snapshot = manager_->Get(id);
   if (!snapshot.ok()) return NameNotFound(snapshot.status(), id);
+  // Another tenant's audit does not exist for this caller: the same message.
+  if (!caller.CanSee(snapshot->job.tenant)) return NameNotFound(absl::NotFoundError(""), id);
   return snapshot;
 }
 
@@ -441,9 +495,14 @@ absl::StatusOr<std::string> AuditBackend::LocalReportDir(const jobs::JobRecord& 
                                    "read now; try again"));
 }
 
-absl::StatusOr<jobs::JobSnapshot> AuditBackend::SucceededJob(absl::string_view name) {
+absl::Status AuditBackend::CheckAudit(const Caller& caller, const std::string& id) {
+  return FindJob(caller, id).status();
+}
+
+absl::StatusOr<jobs::JobSnapshot> AuditBackend::SucceededJob(const Caller& caller,
+                                                             absl::string_view name) {
   MIA_ASSIGN_OR_RETURN(const std::string id, AuditId(name));
-  MIA_ASSIGN_OR_RETURN(jobs::JobSnapshot snapshot, FindJob(id));
+  MIA_ASSIGN_OR_RETURN(jobs::JobSnapshot snapshot, FindJob(caller, id));
   if (snapshot.job.state != jobs::JobState::kSucceeded) {
     return absl::FailedPreconditionError(absl::StrCat("audits/", id, " is ",
                                                       jobs::JobStateName(snapshot.job.state),
@@ -457,8 +516,8 @@ absl::StatusOr<jobs::JobSnapshot> AuditBackend::SucceededJob(absl::string_view n
 }
 
 absl::StatusOr<v1::ListAuditScoresResponse> AuditBackend::ListAuditScores(
-    const v1::ListAuditScoresRequest& request) {
-  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot job, SucceededJob(request.name()));
+    const Caller& caller, const v1::ListAuditScoresRequest& request) {
+  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot job, SucceededJob(caller, request.name()));
   MIA_ASSIGN_OR_RETURN(const std::string report_dir, LocalReportDir(job.job));
   v1::ListAuditScoresResponse response;
   std::optional<int> target;
@@ -469,8 +528,8 @@ absl::StatusOr<v1::ListAuditScoresResponse> AuditBackend::ListAuditScores(
 }
 
 absl::StatusOr<v1::ListReportFilesResponse> AuditBackend::ListReportFiles(
-    const v1::ListReportFilesRequest& request) {
-  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot job, SucceededJob(request.name()));
+    const Caller& caller, const v1::ListReportFilesRequest& request) {
+  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot job, SucceededJob(caller, request.name()));
   MIA_ASSIGN_OR_RETURN(const std::string report_dir, LocalReportDir(job.job));
   absl::StatusOr<std::vector<std::string>> names = ReportFileNames(report_dir);
   if (!names.ok()) {
@@ -493,22 +552,24 @@ absl::StatusOr<v1::ListReportFilesResponse> AuditBackend::ListReportFiles(
 }
 
 absl::StatusOr<AuditBackend::Snapshot> AuditBackend::GetSnapshot(const std::string& id,
-                                                                 v1::AuditView view) {
-  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, FindJob(id));
+                                                                 v1::AuditView view,
+                                                                 bool show_tenant) {
+  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot snapshot, FindJob(Caller(), id));
   Snapshot out;
-  MIA_ASSIGN_OR_RETURN(out.audit, ToProto(snapshot, view));
+  MIA_ASSIGN_OR_RETURN(out.audit, ToProto(snapshot, view, show_tenant));
   out.terminal = jobs::IsTerminal(snapshot.job.state);
   return out;
 }
 
-absl::StatusOr<std::string> AuditBackend::ReportFilePath(const v1::GetReportFileRequest& request) {
+absl::StatusOr<std::string> AuditBackend::ReportFilePath(const Caller& caller,
+                                                         const v1::GetReportFileRequest& request) {
   const std::string& file = request.file();
   if (file.empty()) return absl::InvalidArgumentError("file: required");
   if (file.find('/') != std::string::npos || file.find('\\') != std::string::npos ||
       file.find('\0') != std::string::npos || file[0] == '.') {
     return absl::InvalidArgumentError("file: must be a file name as ListReportFiles lists it");
   }
-  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot job, SucceededJob(request.name()));
+  MIA_ASSIGN_OR_RETURN(const jobs::JobSnapshot job, SucceededJob(caller, request.name()));
   MIA_ASSIGN_OR_RETURN(const std::string report_dir, LocalReportDir(job.job));
   std::error_code ec;
   const fs::path folder = fs::canonical(report_dir, ec);
@@ -523,7 +584,7 @@ absl::StatusOr<std::string> AuditBackend::ReportFilePath(const v1::GetReportFile
 }
 
 absl::StatusOr<std::unique_ptr<ArtifactUpload>> AuditBackend::BeginUpload(
-    const v1::ArtifactHeader& header) {
+    const Caller& caller, const v1::ArtifactHeader& header) {
   if (!accepting_) {
     return absl::UnavailableError("the server is shutting down and accepts no uploads");
   }
@@ -546,6 +607,22 @@ absl::StatusOr<std::unique_ptr<ArtifactUpload>> AuditBackend::BeginUpload(
                                                      options_.max_upload_bytes, " bytes"));
   }
   std::unique_ptr<ArtifactUpload> upload(new ArtifactUpload());
+  if (caller.restricted) {
+    const std::string digest = UploadDigest(header.sha256());
+    if (caller.quota.max_upload_bytes) {
+      // A second upload of what the tenant already has adds nothing.
+      MIA_ASSIGN_OR_RETURN(const bool owned, store_->HasUpload(caller.tenant, digest));
+      MIA_ASSIGN_OR_RETURN(const int64_t used, store_->UploadBytes(caller.tenant));
+      const int64_t limit = *caller.quota.max_upload_bytes;
+      if (!owned && used + header.size() > limit) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "tenant quota max_upload_bytes (", limit, ") reached: tenant ", caller.tenant,
+            "'s uploads hold ", used, " bytes and this one has ", header.size()));
+      }
+    }
+    upload->owner_store_ = store_;
+    upload->owner_tenant_ = caller.tenant;
+  }
   upload->declared_size_ = header.size();
   upload->declared_sha256_ = header.sha256();
   upload->final_path_ = (fs::path(options_.roots.artifact_dir) / header.sha256()).string();

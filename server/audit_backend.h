@@ -23,11 +23,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "core/common/sha256.h"
 #include "core/io/npy.h"
 #include "core/jobs/job_manager.h"
 #include "core/jobs/job_store.h"
 #include "mia/v1/audit.pb.h"
+#include "server/auth.h"
 #include "server/result_convert.h"
 #include "server/scores_page.h"
 #include "server/spec_convert.h"
@@ -96,6 +98,9 @@ class ArtifactUpload {
   bool committed_ = false;
   // Set: a committed upload is put there too (uploads/<sha256>).
   std::shared_ptr<storage::ObjectStore> shared_store_;
+  // Set for a restricted caller: Commit records the upload as this tenant's.
+  jobs::JobStore* owner_store_ = nullptr;
+  std::string owner_tenant_;
 };
 
 class AuditBackend {
@@ -109,15 +114,28 @@ class AuditBackend {
   void StopAccepting() { accepting_ = false; }
   bool accepting() const { return accepting_; }
 
-  absl::StatusOr<mia::v1::Audit> CreateAudit(const mia::v1::CreateAuditRequest& request);
-  absl::StatusOr<mia::v1::Audit> GetAudit(const mia::v1::GetAuditRequest& request);
-  absl::StatusOr<mia::v1::ListAuditsResponse> ListAudits(const mia::v1::ListAuditsRequest& request);
-  absl::StatusOr<mia::v1::Audit> CancelAudit(const mia::v1::CancelAuditRequest& request);
-  absl::Status DeleteAudit(const mia::v1::DeleteAuditRequest& request);
+  // Every method takes the caller (auth.h; the service has authorized it
+  // for the method's permission). Tenant scoping is decided here: a caller
+  // that does not see all tenants finds only its tenant's audits and
+  // uploads; another tenant's is NOT_FOUND with the message of one that does
+  // not exist. CreateAudit gives the job the caller's tenant and applies its
+  // quotas (RESOURCE_EXHAUSTED naming the quota).
+  absl::StatusOr<mia::v1::Audit> CreateAudit(const Caller& caller,
+                                             const mia::v1::CreateAuditRequest& request);
+  absl::StatusOr<mia::v1::Audit> GetAudit(const Caller& caller,
+                                          const mia::v1::GetAuditRequest& request);
+  absl::StatusOr<mia::v1::ListAuditsResponse> ListAudits(
+      const Caller& caller, const mia::v1::ListAuditsRequest& request);
+  absl::StatusOr<mia::v1::Audit> CancelAudit(const Caller& caller,
+                                             const mia::v1::CancelAuditRequest& request);
+  absl::Status DeleteAudit(const Caller& caller, const mia::v1::DeleteAuditRequest& request);
   absl::StatusOr<mia::v1::ListAuditScoresResponse> ListAuditScores(
-      const mia::v1::ListAuditScoresRequest& request);
+      const Caller& caller, const mia::v1::ListAuditScoresRequest& request);
   absl::StatusOr<mia::v1::ListReportFilesResponse> ListReportFiles(
-      const mia::v1::ListReportFilesRequest& request);
+      const Caller& caller, const mia::v1::ListReportFilesRequest& request);
+  // OK when the audit exists for the caller (a watch checks once: an
+  // audit's tenant never changes).
+  absl::Status CheckAudit(const Caller& caller, const std::string& id);
 
   // The id in "audits/{id}"; INVALID_ARGUMENT for any other shape.
   static absl::StatusOr<std::string> AuditId(absl::string_view name);
@@ -127,33 +145,41 @@ class AuditBackend {
     mia::v1::Audit audit;  // in `view`, version = the watch version
     bool terminal = false;
   };
-  absl::StatusOr<Snapshot> GetSnapshot(const std::string& id, mia::v1::AuditView view);
+  absl::StatusOr<Snapshot> GetSnapshot(const std::string& id, mia::v1::AuditView view,
+                                       bool show_tenant);
 
   // The path of a report file of a SUCCEEDED audit, confined to its report
   // folder (no other folders, no links out of it). NOT_FOUND for a file the
   // report does not have; FAILED_PRECONDITION before the audit succeeded.
-  absl::StatusOr<std::string> ReportFilePath(const mia::v1::GetReportFileRequest& request);
+  absl::StatusOr<std::string> ReportFilePath(const Caller& caller,
+                                             const mia::v1::GetReportFileRequest& request);
 
   // Starts an upload from its header. INVALID_ARGUMENT for a bad header;
-  // RESOURCE_EXHAUSTED above max_upload_bytes; UNAVAILABLE while draining.
+  // RESOURCE_EXHAUSTED above max_upload_bytes, or above the tenant's quota
+  // max_upload_bytes with its earlier uploads; UNAVAILABLE while draining.
+  // A restricted caller's committed upload is recorded as its tenant's
+  // (JobStore::RecordUpload), so its specs may reference it.
   absl::StatusOr<std::unique_ptr<ArtifactUpload>> BeginUpload(
-      const mia::v1::ArtifactHeader& header);
+      const Caller& caller, const mia::v1::ArtifactHeader& header);
 
   jobs::JobManager* manager() const { return manager_; }
 
  private:
   // The API form of a snapshot (view resolved by the caller).
   absl::StatusOr<mia::v1::Audit> ToProto(const jobs::JobSnapshot& snapshot,
-                                         mia::v1::AuditView view);
+                                         mia::v1::AuditView view, bool show_tenant);
+  // The tenant quotas of CreateAudit: RESOURCE_EXHAUSTED naming the quota.
+  absl::Status CheckJobQuota(const Caller& caller);
   // The admission check: RESOURCE_EXHAUSTED (naming the estimate and the
   // budget) when the audit is estimated to need more memory than
   // options_.memory_budget_bytes, or when a bundle's headers declare more
   // than the decode limits; reads only headers and file sizes.
   absl::Status AdmitMemory(const JobSpec& spec) const;
-  // The job; NOT_FOUND names it as the API does ("audits/{id} not found").
-  absl::StatusOr<jobs::JobSnapshot> FindJob(const std::string& id);
+  // The job; NOT_FOUND names it as the API does ("audits/{id} not found"),
+  // for one the caller may not see too.
+  absl::StatusOr<jobs::JobSnapshot> FindJob(const Caller& caller, const std::string& id);
   // The job, which must be SUCCEEDED (FAILED_PRECONDITION otherwise).
-  absl::StatusOr<jobs::JobSnapshot> SucceededJob(absl::string_view name);
+  absl::StatusOr<jobs::JobSnapshot> SucceededJob(const Caller& caller, absl::string_view name);
   // The local report folder of a finished job: its result_dir, or, when that
   // is not on this server, the copy fetched from the shared store into
   // jobs_dir/<id>/report (UNAVAILABLE when the store is down). A report
@@ -167,6 +193,9 @@ class AuditBackend {
   const BackendOptions options_;
   ResultCache results_;
   std::atomic<bool> accepting_{true};
+  // Held from a tenant's quota count to its Submit, so that two concurrent
+  // CreateAudit calls cannot both take the last place.
+  absl::Mutex quota_mu_;
 };
 
 }  // namespace mia::server

@@ -28,6 +28,7 @@
 #include "nlohmann/json.hpp"
 #include "prometheus/registry.h"
 #include "server/audit_backend.h"
+#include "server/auth.h"
 #include "server/job_router.h"
 #include "server/json_log.h"
 #include "server/dashboard.h"
@@ -119,6 +120,20 @@ absl::Status AuditServer::Init() {
   const ServerConfig& config = options_.config;
   logger_ =
       options_.logger != nullptr ? options_.logger : MakeJsonLogger("mia-server", config.log_level);
+
+  // Credentials first: a bad tokens file stops the start before anything
+  // else happens.
+  if (AuthEnabled(config)) {
+    AuthOptions auth_options;
+    auth_options.tokens_file = config.auth_tokens_file;
+    auth_options.jwt_keys = config.auth_jwt_keys;
+    auth_options.jwt_issuer = config.auth_jwt_issuer;
+    auth_options.jwt_audience = config.auth_jwt_audience;
+    absl::StatusOr<std::unique_ptr<Authenticator>> auth =
+        Authenticator::Create(std::move(auth_options), logger_);
+    if (!auth.ok()) return auth.status();
+    auth_ = *std::move(auth);
+  }
 
   // Folders.
   std::error_code ec;
@@ -299,6 +314,7 @@ absl::Status AuditServer::Init() {
   service_options.max_watchers = config.max_watchers;
   service_options.max_chunk_bytes =
       std::clamp<int64_t>(config.max_message_bytes - kChunkOverheadBytes, 1, kMaxChunkBytes);
+  service_options.auth = auth_.get();
   service_ =
       std::make_unique<AuditServiceImpl>(backend_.get(), metrics_.get(), logger_, service_options);
 
@@ -343,7 +359,19 @@ absl::Status AuditServer::Init() {
   if (config.metrics_port > 0) {
     HttpRoutes routes;
     routes.Get("/metrics", MetricsHandler(metrics_->collectable()));
-    if (config.dashboard) AddDashboardRoutes(backend_.get(), DashboardOptions{}, &routes);
+    if (config.dashboard) {
+      DashboardOptions dashboard;
+      if (auth_ != nullptr) {
+        // The gRPC API's check, on the same header; no client certificates
+        // on this plain-HTTP port.
+        dashboard.authorize = [auth = auth_.get()](const HttpRequest& request) {
+          const auto it = request.headers.find("authorization");
+          return auth->Authorize(it == request.headers.end() ? "" : it->second, {},
+                                 Permission::kRead);
+        };
+      }
+      AddDashboardRoutes(backend_.get(), dashboard, &routes);
+    }
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
         MetricsHttpServer::Start(MetricsHost(config), config.metrics_port, std::move(routes));
     if (!http.ok()) return http.status();
@@ -351,8 +379,18 @@ absl::Status AuditServer::Init() {
     metrics_port_ = metrics_http_->port();
   }
 
+  if (auth_ == nullptr && config.tls_cert_file.empty() && ListensBeyondLoopback(config)) {
+    Log(logger_.get(), spdlog::level::warn, "open to the network",
+        {{"listen_address", config.listen_address},
+         {"warning",
+          "listening beyond loopback with neither authentication nor TLS: anyone who reaches "
+          "the port can read, cancel and delete every audit and read its scores; set "
+          "auth_tokens_file or auth_jwt_keys, and tls_cert_file/tls_key_file "
+          "(docs/security.md)"}});
+  }
   Log(logger_.get(), spdlog::level::info, "serving",
       {{"port", port_},
+       {"auth", auth_ != nullptr},
        {"metrics_port", metrics_port_},
        {"dashboard", metrics_port_ > 0 && config.dashboard},
        {"tls", TlsMode(config)},

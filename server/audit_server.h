@@ -53,6 +53,7 @@ namespace mia::server {
 
 class AuditBackend;
 class AuditServiceImpl;
+class Authenticator;
 class ServerMetrics;
 
 // The readiness service name of the health service.
@@ -76,7 +77,8 @@ struct AuditServerOptions {
 
 class AuditServer {
  public:
-  // Creates the data folders, locks the data dir, opens the store, resumes
+  // Reads the auth files (auth.h; InvalidArgument naming the flag, file,
+  // entry and field when one is bad). Creates the data folders, locks the data dir, opens the store, resumes
   // unfinished jobs and starts serving (with TLS when config.tls_cert_file is
   // set). InvalidArgument for a data root that is not a folder or a TLS file
   // that cannot be read; FailedPrecondition naming the holder when another
@@ -145,6 +147,7 @@ class AuditServer {
   std::unique_ptr<jobs::JobRunner> wrapped_runner_;  // tests only
   std::unique_ptr<jobs::JobManager> manager_;
   std::unique_ptr<AuditBackend> backend_;
+  std::unique_ptr<Authenticator> auth_;  // null without auth_tokens_file / auth_jwt_keys
   std::unique_ptr<AuditServiceImpl> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<MetricsHttpServer> metrics_http_;

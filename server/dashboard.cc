@@ -23,7 +23,7 @@ namespace {
 // report is framed from this origin only.
 constexpr char kPagePolicy[] =
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-    "connect-src 'self'; frame-src 'self'; img-src 'self' data:; base-uri 'none'; "
+    "connect-src 'self'; frame-src 'self' blob:; img-src 'self' data:; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'";
 // A served report file runs nothing (report.html has no script) and may be
 // framed only by the dashboard.
@@ -50,6 +50,7 @@ HttpResponse Error(const absl::Status& status) {
   r.status = HttpStatus(status);
   r.body = absl::StrCat(status.message(), "\n");
   r.headers.push_back({"Cache-Control", "no-store"});
+  if (r.status == 401) r.headers.push_back({"WWW-Authenticate", "Bearer"});
   return r;
 }
 
@@ -98,7 +99,18 @@ th { background: #f3f3f3; }
 .muted { color: #666; font-size: 0.9em; }
 iframe { width: 100%; height: 80vh; border: 1px solid #ccc; margin-top: 1em; }
 ul.files li { margin: 0.2em 0; }
+#login { border: 1px solid #ccc; padding: 0.8em 1em; margin: 1em 0; background: #fafafa; }
 )css";
+
+// With auth on: a token form. The token stays in this tab's sessionStorage
+// and goes out only as an Authorization header of fetch calls to this
+// origin, never in a URL (URLs end up in logs and histories).
+constexpr char kLoginForm[] = R"html(<form id="login" hidden>
+<p>This server requires a token (the same as the gRPC API's).</p>
+<label>Token <input type="password" id="token" autocomplete="off" size="48"></label>
+<button type="submit" id="signin">Sign in</button> <span id="login-error" class="FAILED"></span>
+</form>
+)html";
 
 // Shared script: escapes nothing because it never writes HTML from data
 // (textContent only).
@@ -121,6 +133,42 @@ function fractionOf(a) {
   return (a.progress && a.progress.fraction) || 0;
 }
 const TERMINAL = ['SUCCEEDED', 'FAILED', 'CANCELLED'];
+const AUTH = document.body.dataset.auth === '1';
+const TOKEN_KEY = 'mia-token';
+function authHeaders() {
+  const t = AUTH ? sessionStorage.getItem(TOKEN_KEY) : null;
+  return t ? {'Authorization': 'Bearer ' + t} : {};
+}
+// fetch with the token; a 401 asks for one.
+async function api(path) {
+  const r = await fetch(path, {cache: 'no-store', headers: authHeaders()});
+  if (r.status === 401 && AUTH) {
+    document.getElementById('login').hidden = false;
+    document.getElementById('login-error').textContent =
+        sessionStorage.getItem(TOKEN_KEY) ? 'The token was refused.' : '';
+    const e = new Error('Sign in with a token.');
+    e.auth = true;
+    throw e;
+  }
+  return r;
+}
+if (AUTH) {
+  document.getElementById('login').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const input = document.getElementById('token');
+    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+    input.value = '';
+    document.getElementById('login').hidden = true;
+    document.getElementById('login-error').textContent = '';
+  });
+}
+// A report file as a blob: URL (fetched with the token), for frames and
+// downloads that cannot send a header.
+async function blobUrl(path) {
+  const r = await api(path);
+  if (!r.ok) throw new Error('HTTP ' + r.status);
+  return URL.createObjectURL(await r.blob());
+}
 )js";
 
 constexpr char kIndexBody[] = R"html(<h1>mia audits</h1>
@@ -164,11 +212,11 @@ function render(list) {
 }
 async function refresh() {
   try {
-    const r = await fetch('/api/audits', {cache: 'no-store'});
+    const r = await api('/api/audits');
     if (!r.ok) throw new Error('HTTP ' + r.status);
     render(await r.json());
   } catch (e) {
-    document.getElementById('status').textContent = 'Server unreachable: ' + e.message;
+    document.getElementById('status').textContent = (e.auth ? '' : 'Server unreachable: ') + e.message;
   }
   setTimeout(refresh, 1500);
 }
@@ -191,7 +239,7 @@ constexpr char kAuditBody[] = R"html(<p><a href="/">&larr; all audits</a></p>
 <div id="done" hidden>
 <h2>Report</h2>
 <ul class="files" id="files"></ul>
-<iframe id="report" title="report.html"></iframe>
+<iframe id="report" title="report.html" sandbox></iframe>
 </div>
 <p class="muted" id="status"></p>
 <script>
@@ -205,8 +253,9 @@ let shown = false;
 async function showReport() {
   shown = true;
   document.getElementById('done').hidden = false;
-  document.getElementById('report').src = base + '/report.html';
-  const r = await fetch('/api/audits/' + encodeURIComponent(id) + '/files', {cache: 'no-store'});
+  document.getElementById('report').src =
+      AUTH ? await blobUrl(base + '/report.html') : base + '/report.html';
+  const r = await api('/api/audits/' + encodeURIComponent(id) + '/files');
   if (!r.ok) return;
   const list = document.getElementById('files');
   for (const f of (await r.json()).files || []) {
@@ -214,6 +263,15 @@ async function showReport() {
     const a = el('a', f.file);
     a.href = base + '/' + encodeURIComponent(f.file);
     if (f.file !== 'report.html') a.download = f.file;
+    if (AUTH) {
+      a.addEventListener('click', async (ev) => {
+        ev.preventDefault();
+        const save = el('a');
+        save.href = await blobUrl(base + '/' + encodeURIComponent(f.file));
+        save.download = f.file;
+        save.click();
+      });
+    }
     li.appendChild(a);
     li.appendChild(el('span', ' (' + f.size_bytes + ' bytes)', 'muted'));
     list.appendChild(li);
@@ -241,7 +299,7 @@ function render(a) {
 }
 async function refresh() {
   try {
-    const r = await fetch('/api/audits/' + encodeURIComponent(id), {cache: 'no-store'});
+    const r = await api('/api/audits/' + encodeURIComponent(id));
     if (!r.ok) throw new Error('HTTP ' + r.status + ': ' + (await r.text()));
     const a = await r.json();
     render(a);
@@ -263,7 +321,8 @@ std::string PageHtml(const std::string& title, const std::string& body_attribute
                       // An empty icon, so the browser asks for no /favicon.ico.
                       "<link rel=\"icon\" href=\"data:,\">\n",
                       "<title>", report::XmlEscape(title), "</title>\n<style>", kStyle,
-                      "</style>\n</head>\n<body", body_attributes, ">\n", body, kScriptCommon,
+                      "</style>\n</head>\n<body", body_attributes, ">\n", kLoginForm, body,
+                      kScriptCommon,
                       script, "</body>\n</html>\n");
 }
 
@@ -279,21 +338,27 @@ class Dashboard {
   Dashboard(AuditBackend* backend, DashboardOptions options)
       : backend_(backend), options_(std::move(options)) {}
 
-  // The one gate of every route.
-  HttpResponse Serve(const HttpRequest& request,
-                     HttpResponse (Dashboard::*handler)(const HttpRequest&)) {
-    if (options_.authorize) {
-      const absl::Status allowed = options_.authorize(request);
-      if (!allowed.ok()) return Error(allowed);
+  using Handler = HttpResponse (Dashboard::*)(const HttpRequest&, const Caller&);
+
+  // The one gate of every route that returns data. With auth on, the HTML
+  // pages themselves hold no data and are served to anyone (a browser's
+  // navigation cannot send the token header); their scripts fetch the data
+  // with the token.
+  HttpResponse Serve(const HttpRequest& request, Handler handler, bool page_shell) {
+    Caller caller;
+    if (options_.authorize && !(page_shell && IsShell(request))) {
+      absl::StatusOr<Caller> allowed = options_.authorize(request);
+      if (!allowed.ok()) return Error(allowed.status());
+      caller = *std::move(allowed);
     }
-    return (this->*handler)(request);
+    return (this->*handler)(request, caller);
   }
 
-  HttpResponse Index(const HttpRequest&) {
-    return Page(PageHtml("mia audits", "", kIndexBody, kIndexScript));
+  HttpResponse Index(const HttpRequest&, const Caller&) {
+    return Page(PageHtml("mia audits", BodyAttributes(""), kIndexBody, kIndexScript));
   }
 
-  HttpResponse ListJson(const HttpRequest&) {
+  HttpResponse ListJson(const HttpRequest&, const Caller& caller) {
     v1::ListAuditsResponse all;
     bool truncated = false;
     std::string token;
@@ -302,7 +367,7 @@ class Dashboard {
       request.set_page_size(100);
       request.set_page_token(token);
       request.set_view(v1::AUDIT_VIEW_BASIC);
-      absl::StatusOr<v1::ListAuditsResponse> page = backend_->ListAudits(request);
+      absl::StatusOr<v1::ListAuditsResponse> page = backend_->ListAudits(caller, request);
       if (!page.ok()) return Error(page.status());
       for (v1::Audit& audit : *page->mutable_audits()) {
         if (all.audits_size() >= options_.max_audits) {
@@ -323,7 +388,7 @@ class Dashboard {
   }
 
   // /api/audits/<id> and /api/audits/<id>/files
-  HttpResponse AuditJson(const HttpRequest& request) {
+  HttpResponse AuditJson(const HttpRequest& request, const Caller& caller) {
     const std::vector<std::string> parts =
         absl::StrSplit(request.path.substr(std::string("/api/audits/").size()), '/');
     absl::StatusOr<std::string> name = AuditName(parts[0]);
@@ -332,7 +397,7 @@ class Dashboard {
       v1::GetAuditRequest get;
       get.set_name(*name);
       get.set_view(v1::AUDIT_VIEW_BASIC);
-      absl::StatusOr<v1::Audit> audit = backend_->GetAudit(get);
+      absl::StatusOr<v1::Audit> audit = backend_->GetAudit(caller, get);
       if (!audit.ok()) return Error(audit.status());
       absl::StatusOr<std::string> json = ToJson(*audit);
       return json.ok() ? Json(std::move(*json)) : Error(json.status());
@@ -340,7 +405,7 @@ class Dashboard {
     if (parts.size() == 2 && parts[1] == "files") {
       v1::ListReportFilesRequest list;
       list.set_name(*name);
-      absl::StatusOr<v1::ListReportFilesResponse> files = backend_->ListReportFiles(list);
+      absl::StatusOr<v1::ListReportFilesResponse> files = backend_->ListReportFiles(caller, list);
       if (!files.ok()) return Error(files.status());
       absl::StatusOr<std::string> json = ToJson(*files);
       return json.ok() ? Json(std::move(*json)) : Error(json.status());
@@ -349,34 +414,38 @@ class Dashboard {
   }
 
   // /audits/<id> and /audits/<id>/<file>
-  HttpResponse AuditPage(const HttpRequest& request) {
+  HttpResponse AuditPage(const HttpRequest& request, const Caller& caller) {
     const std::vector<std::string> parts =
         absl::StrSplit(request.path.substr(std::string("/audits/").size()), '/');
     absl::StatusOr<std::string> name = AuditName(parts[0]);
     if (!name.ok()) return Error(name.status());
     if (parts.size() == 1) {
-      // The audit must exist; its page then polls for the rest.
-      v1::GetAuditRequest get;
-      get.set_name(*name);
-      get.set_view(v1::AUDIT_VIEW_BASIC);
-      absl::StatusOr<v1::Audit> audit = backend_->GetAudit(get);
-      if (!audit.ok()) return Error(audit.status());
-      return Page(PageHtml(absl::StrCat("mia ", *name),
-                           absl::StrCat(" data-id=\"", report::XmlEscape(parts[0]), "\""),
-                           kAuditBody, kAuditScript));
+      if (!options_.authorize) {
+        // The audit must exist; its page then polls for the rest. (With
+        // auth on the page's script asks, with the token.)
+        v1::GetAuditRequest get;
+        get.set_name(*name);
+        get.set_view(v1::AUDIT_VIEW_BASIC);
+        absl::StatusOr<v1::Audit> audit = backend_->GetAudit(caller, get);
+        if (!audit.ok()) return Error(audit.status());
+      }
+      return Page(PageHtml(
+          absl::StrCat("mia ", *name),
+          BodyAttributes(absl::StrCat(" data-id=\"", report::XmlEscape(parts[0]), "\"")),
+          kAuditBody, kAuditScript));
     }
     if (parts.size() != 2) return Error(absl::NotFoundError("no such page"));
-    return File(*name, parts[1]);
+    return File(caller, *name, parts[1]);
   }
 
  private:
   // A report file, confined to the audit's folder by the backend (the same
   // check as GetReportFile: a plain name, no links out of the folder).
-  HttpResponse File(const std::string& name, const std::string& file) {
+  HttpResponse File(const Caller& caller, const std::string& name, const std::string& file) {
     v1::GetReportFileRequest get;
     get.set_name(name);
     get.set_file(file);
-    absl::StatusOr<std::string> path = backend_->ReportFilePath(get);
+    absl::StatusOr<std::string> path = backend_->ReportFilePath(caller, get);
     if (!path.ok()) return Error(path.status());
     std::ifstream in(*path, std::ios::binary | std::ios::ate);
     if (!in) return Error(absl::NotFoundError(absl::StrCat(name, " has no such report file")));
@@ -404,6 +473,17 @@ class Dashboard {
     return r;
   }
 
+  // "/" and "/audits/<id>": pages without data.
+  static bool IsShell(const HttpRequest& request) {
+    if (request.path == "/") return true;
+    if (!absl::StartsWith(request.path, "/audits/")) return false;
+    return request.path.find('/', std::string("/audits/").size()) == std::string::npos;
+  }
+
+  std::string BodyAttributes(const std::string& more) const {
+    return absl::StrCat(options_.authorize ? " data-auth=\"1\"" : "", more);
+  }
+
   AuditBackend* const backend_;
   const DashboardOptions options_;
 };
@@ -413,15 +493,15 @@ class Dashboard {
 void AddDashboardRoutes(AuditBackend* backend, const DashboardOptions& options,
                         HttpRoutes* routes) {
   auto dashboard = std::make_shared<Dashboard>(backend, options);
-  auto route = [dashboard](HttpResponse (Dashboard::*handler)(const HttpRequest&)) {
-    return [dashboard, handler](const HttpRequest& request) {
-      return dashboard->Serve(request, handler);
+  auto route = [dashboard](Dashboard::Handler handler, bool page_shell) {
+    return [dashboard, handler, page_shell](const HttpRequest& request) {
+      return dashboard->Serve(request, handler, page_shell);
     };
   };
-  routes->Get("/", route(&Dashboard::Index));
-  routes->Get("/api/audits", route(&Dashboard::ListJson));
-  routes->GetPrefix("/api/audits/", route(&Dashboard::AuditJson));
-  routes->GetPrefix("/audits/", route(&Dashboard::AuditPage));
+  routes->Get("/", route(&Dashboard::Index, true));
+  routes->Get("/api/audits", route(&Dashboard::ListJson, false));
+  routes->GetPrefix("/api/audits/", route(&Dashboard::AuditJson, false));
+  routes->GetPrefix("/audits/", route(&Dashboard::AuditPage, true));
 }
 
 }  // namespace mia::server

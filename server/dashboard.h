@@ -18,8 +18,13 @@
 // long-lived connection per viewer) do not fit it, and polling a few hundred
 // bytes is cheap.
 //
-// Auth: every route goes through DashboardOptions::authorize, the one place a
-// token check (the gRPC API's tokens and tenants, when they come) is added.
+// Auth: every route that returns data goes through DashboardOptions::authorize
+// (the gRPC API's Authenticator: same tokens, JWTs and tenants; the caller
+// sees only its tenant's audits, as over gRPC). With auth on, the two HTML
+// pages carry no data and are served to anyone; they show a token form, keep
+// the token in the tab's sessionStorage and send it as an Authorization
+// header with fetch (never in a URL); report files are fetched the same way
+// and shown from blob: URLs in a sandboxed frame.
 //
 // Thread-safety: the handlers run on the HTTP server's thread; the backend is
 // safe from any thread.
@@ -30,6 +35,8 @@
 #include <functional>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "server/auth.h"
 #include "server/metrics_http.h"
 
 namespace mia::server {
@@ -44,10 +51,10 @@ struct DashboardOptions {
   // Most audits /api/audits lists (the oldest first, as ListAudits pages
   // them); "truncated" is true when there are more.
   int max_audits = 1000;
-  // Called before every route: OK lets the request through; UNAUTHENTICATED
-  // (401) or PERMISSION_DENIED (403) refuse it. Null: no auth, as the gRPC
-  // API has none yet.
-  std::function<absl::Status(const HttpRequest&)> authorize;
+  // Called before every data route: the caller lets the request through;
+  // UNAUTHENTICATED (401) or PERMISSION_DENIED (403) refuse it. Null: no
+  // auth (every caller sees every audit).
+  std::function<absl::StatusOr<Caller>(const HttpRequest&)> authorize;
 };
 
 // Adds the dashboard's routes to `routes`. `backend` is not owned and must

@@ -7,6 +7,7 @@
 #define MIA_SERVER_PATH_SANDBOX_H_
 
 #include <memory>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,10 @@ struct ServerRoots {
   // Uploaded artifacts: artifact_dir/<64 hex id> (a file, or a folder for a
   // folder-shaped upload). Empty: the server holds no uploads.
   std::string artifact_dir;
+  // Which stored artifacts the caller may reference (tenant scoping, set per
+  // request by the backend); null: all of them. An artifact it may not see
+  // is reported exactly as one the server does not hold.
+  std::function<bool(const std::string& artifact_id)> artifact_visible;
   // One folder per job: jobs_dir/<job id>/ (its report under report/).
   std::string jobs_dir;
   // Trained models and signals shared by every job (the pipeline's artifact

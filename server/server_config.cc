@@ -124,6 +124,10 @@ const std::vector<Field>& Fields() {
       StringField("tls_cert_file", &ServerConfig::tls_cert_file),
       StringField("tls_key_file", &ServerConfig::tls_key_file),
       StringField("tls_client_ca_file", &ServerConfig::tls_client_ca_file),
+      StringField("auth_tokens_file", &ServerConfig::auth_tokens_file),
+      StringField("auth_jwt_keys", &ServerConfig::auth_jwt_keys),
+      StringField("auth_jwt_issuer", &ServerConfig::auth_jwt_issuer),
+      StringField("auth_jwt_audience", &ServerConfig::auth_jwt_audience),
       StringField("data_dir", &ServerConfig::data_dir),
       StringField("store", &ServerConfig::store),
       ListField("data_roots", &ServerConfig::data_roots),
@@ -344,6 +348,11 @@ absl::Status ValidateServerConfig(const ServerConfig& c) {
     const absl::StatusOr<std::string> pem = ReadTlsFile(key, path);
     if (!pem.ok()) return pem.status();
   }
+  if (c.auth_jwt_keys.empty() && (!c.auth_jwt_issuer.empty() || !c.auth_jwt_audience.empty())) {
+    return Bad(c.auth_jwt_issuer.empty()
+                   ? "auth_jwt_audience: needs auth_jwt_keys (the keys JWTs are verified with)"
+                   : "auth_jwt_issuer: needs auth_jwt_keys (the keys JWTs are verified with)");
+  }
   static const char* const kLevels[] = {"trace", "debug",    "info", "warn",
                                         "error", "critical", "off"};
   bool level_ok = false;
@@ -357,6 +366,31 @@ absl::Status ValidateServerConfig(const ServerConfig& c) {
 std::string TlsMode(const ServerConfig& config) {
   if (config.tls_cert_file.empty()) return "off";
   return config.tls_client_ca_file.empty() ? "tls" : "mtls";
+}
+
+bool AuthEnabled(const ServerConfig& config) {
+  return !config.auth_tokens_file.empty() || !config.auth_jwt_keys.empty();
+}
+
+bool ListensBeyondLoopback(const ServerConfig& config) {
+  std::string address = config.listen_address;
+  if (absl::StartsWith(address, "unix:") || absl::StartsWith(address, "unix-abstract:")) {
+    return false;
+  }
+  for (const char* scheme : {"ipv4:", "ipv6:", "dns:"}) {
+    if (absl::StartsWith(address, scheme)) address = address.substr(std::strlen(scheme));
+  }
+  std::string host;
+  if (absl::StartsWith(address, "[")) {
+    const size_t close = address.find(']');
+    host = address.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+  } else {
+    const size_t colon = address.rfind(':');
+    host = colon == std::string::npos ? address : address.substr(0, colon);
+  }
+  host = absl::AsciiStrToLower(host);
+  if (host == "localhost" || host == "::1" || absl::StartsWith(host, "127.")) return false;
+  return true;
 }
 
 std::string MetricsHost(const ServerConfig& config) {

@@ -32,6 +32,13 @@ struct ServerConfig {
   // Root CA(s) that client certificates must chain to; set: mutual TLS (a
   // client without such a certificate is refused). Needs the two above.
   std::string tls_client_ca_file;
+  // Authentication and tenants (server/auth.h, docs/security.md); either of
+  // the first two turns it on. Off: no credentials are asked for and every
+  // caller sees every audit (the local default). Paths only are logged.
+  std::string auth_tokens_file;   // YAML: token hashes, tenants' quotas, mTLS identities
+  std::string auth_jwt_keys;      // PEM public key (RS256), secret file (HS256) or JWKS
+  std::string auth_jwt_issuer;    // the iss JWTs must carry; empty: not checked
+  std::string auth_jwt_audience;  // an aud JWTs must carry; empty: not checked
   // Everything the server persists: jobs.db (SQLite), jobs/<id>/ (reports),
   // artifacts/<sha256> (uploads) and cache/ (models shared by jobs).
   std::string data_dir = "mia-data";
@@ -148,6 +155,13 @@ std::string TlsMode(const ServerConfig& config);
 // InvalidArgument naming the key and path (never the contents) when it cannot
 // be read or holds no PEM block of the kind the key needs.
 absl::StatusOr<std::string> ReadTlsFile(const std::string& key, const std::string& path);
+
+// Whether authentication is configured (auth_tokens_file or auth_jwt_keys).
+bool AuthEnabled(const ServerConfig& config);
+
+// Whether listen_address may be reached from other hosts: anything but a
+// loopback address (127.0.0.0/8, ::1, localhost) or a unix socket.
+bool ListensBeyondLoopback(const ServerConfig& config);
 
 // The host the metrics endpoint binds: metrics_address, or when that is empty
 // the host of listen_address ("[::1]:50051" gives "::1"; a unix: socket gives

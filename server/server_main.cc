@@ -112,6 +112,16 @@ ABSL_FLAG(std::string, tls_key_file, kDefaults.tls_key_file,
           "PEM private key of tls_cert_file (unencrypted)");
 ABSL_FLAG(std::string, tls_client_ca_file, kDefaults.tls_client_ca_file,
           "PEM root CA(s) client certificates must chain to: mutual TLS (needs tls_cert_file)");
+ABSL_FLAG(std::string, auth_tokens_file, kDefaults.auth_tokens_file,
+          "YAML file of token SHA-256 hashes with their tenant and role (also tenants' quotas and "
+          "mTLS identities); reloaded when it changes; turns authentication on");
+ABSL_FLAG(std::string, auth_jwt_keys, kDefaults.auth_jwt_keys,
+          "JWT keys: a PEM RSA public key (RS256), a file with an HS256 secret, or a JWKS; turns "
+          "authentication on");
+ABSL_FLAG(std::string, auth_jwt_issuer, kDefaults.auth_jwt_issuer,
+          "the iss claim JWTs must carry (empty: not checked)");
+ABSL_FLAG(std::string, auth_jwt_audience, kDefaults.auth_jwt_audience,
+          "the aud claim JWTs must carry (empty: not checked)");
 ABSL_FLAG(std::string, data_dir, kDefaults.data_dir,
           "folder for jobs.db, job reports, uploads and the model cache");
 ABSL_FLAG(std::string, store, kDefaults.store,

@@ -62,10 +62,11 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 class WatchStream {
  public:
   WatchStream(AuditBackend* backend, std::string id, int64_t from_version, v1::AuditView view,
-              absl::Duration heartbeat)
+              bool show_tenant, absl::Duration heartbeat)
       : backend_(backend),
         id_(std::move(id)),
         view_(view),
+        show_tenant_(show_tenant),
         heartbeat_(heartbeat),
         sent_version_(from_version) {}
 
@@ -159,7 +160,7 @@ class WatchStream {
         first_ = false;
         // Read the snapshot now, when it can be sent: whatever happened
         // since the last write collapses into this one.
-        absl::StatusOr<AuditBackend::Snapshot> snapshot = backend_->GetSnapshot(id_, view_);
+        absl::StatusOr<AuditBackend::Snapshot> snapshot = backend_->GetSnapshot(id_, view_, show_tenant_);
         if (!snapshot.ok()) {
           action = Action::kFinish;
           status = ToGrpcStatus(snapshot.status());
@@ -202,6 +203,7 @@ class WatchStream {
   AuditBackend* const backend_;
   const std::string id_;
   const v1::AuditView view_;
+  const bool show_tenant_;
   const absl::Duration heartbeat_;
   grpc::ServerWriteReactor<v1::WatchAuditResponse>* reactor_ = nullptr;
 
@@ -318,9 +320,20 @@ class AuditServiceImpl::WatchReactor final
   WatchReactor(AuditServiceImpl* service, grpc::CallbackServerContext* context,
                const v1::WatchAuditRequest& request)
       : service_(service), context_(context) {
+    absl::StatusOr<Caller> caller = service->Authorize(context, Permission::kRead);
+    if (!caller.ok()) {
+      FinishEarly(caller.status());
+      return;
+    }
     absl::StatusOr<std::string> id = AuditBackend::AuditId(request.name());
     if (!id.ok()) {
       FinishEarly(id.status());
+      return;
+    }
+    tenant_ = caller->tenant;
+    // The audit's tenant never changes: one check covers the whole stream.
+    if (absl::Status visible = service->backend_->CheckAudit(*caller, *id); !visible.ok()) {
+      FinishEarly(visible);
       return;
     }
     if (request.from_version() < 0) {
@@ -330,7 +343,8 @@ class AuditServiceImpl::WatchReactor final
     const v1::AuditView view =
         request.view() == v1::AUDIT_VIEW_BASIC ? v1::AUDIT_VIEW_BASIC : v1::AUDIT_VIEW_FULL;
     auto stream = std::make_shared<WatchStream>(service->backend_, *id, request.from_version(),
-                                                view, service->options_.heartbeat);
+                                                view, caller->SeesAllTenants(),
+                                                service->options_.heartbeat);
     stream->Bind(this);
     const absl::Status added = service->hub_->Add(stream);
     if (!added.ok()) {
@@ -367,9 +381,9 @@ class AuditServiceImpl::WatchReactor final
       service_->Record(
           context_, "WatchAudit",
           absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message()),
-          "audits/" + stream_->id());
+          "audits/" + stream_->id(), tenant_);
     } else {
-      service_->Record(context_, "WatchAudit", early_status_);
+      service_->Record(context_, "WatchAudit", early_status_, "", tenant_);
     }
     delete this;
   }
@@ -384,6 +398,7 @@ class AuditServiceImpl::WatchReactor final
   grpc::CallbackServerContext* const context_;
   std::shared_ptr<WatchStream> stream_;  // null when the stream never started
   absl::Status early_status_;
+  std::string tenant_;  // the caller's, for the log
 };
 
 // ---------------------------------------------------------------------------
@@ -394,7 +409,13 @@ class AuditServiceImpl::FileReactor final : public grpc::ServerWriteReactor<v1::
   FileReactor(AuditServiceImpl* service, grpc::CallbackServerContext* context,
               const v1::GetReportFileRequest& request)
       : service_(service), context_(context), chunk_bytes_(service->options_.max_chunk_bytes) {
-    absl::StatusOr<std::string> path = service->backend_->ReportFilePath(request);
+    absl::StatusOr<Caller> caller = service->Authorize(context, Permission::kRead);
+    if (!caller.ok()) {
+      End(caller.status());
+      return;
+    }
+    tenant_ = caller->tenant;
+    absl::StatusOr<std::string> path = service->backend_->ReportFilePath(*caller, request);
     if (!path.ok()) {
       End(path.status());
       return;
@@ -420,7 +441,7 @@ class AuditServiceImpl::FileReactor final : public grpc::ServerWriteReactor<v1::
   }
 
   void OnDone() override {
-    service_->Record(context_, "GetReportFile", status_);
+    service_->Record(context_, "GetReportFile", status_, "", tenant_);
     delete this;
   }
 
@@ -461,6 +482,7 @@ class AuditServiceImpl::FileReactor final : public grpc::ServerWriteReactor<v1::
   Sha256 hash_;
   v1::FileChunk chunk_;
   absl::Status status_;
+  std::string tenant_;  // the caller's, for the log
 };
 
 // ---------------------------------------------------------------------------
@@ -472,6 +494,12 @@ class AuditServiceImpl::UploadReactor final
   UploadReactor(AuditServiceImpl* service, grpc::CallbackServerContext* context,
                 v1::Artifact* response)
       : service_(service), context_(context), response_(response) {
+    absl::StatusOr<Caller> caller = service->Authorize(context, Permission::kWrite);
+    if (!caller.ok()) {
+      End(caller.status());
+      return;
+    }
+    caller_ = *std::move(caller);
     if (!service->backend_->accepting()) {
       End(absl::UnavailableError("the server is shutting down and accepts no uploads"));
       return;
@@ -504,7 +532,7 @@ class AuditServiceImpl::UploadReactor final
         status = absl::InvalidArgumentError("the first message of an upload must be its header");
       } else {
         absl::StatusOr<std::unique_ptr<ArtifactUpload>> upload =
-            service_->backend_->BeginUpload(request_.header());
+            service_->backend_->BeginUpload(caller_, request_.header());
         if (upload.ok()) {
           upload_ = *std::move(upload);
         } else {
@@ -527,7 +555,7 @@ class AuditServiceImpl::UploadReactor final
   void OnCancel() override { cancelled_ = true; }
 
   void OnDone() override {
-    service_->Record(context_, "UploadArtifact", status_);
+    service_->Record(context_, "UploadArtifact", status_, "", caller_.tenant);
     delete this;  // an uncommitted upload removes its temporary file
   }
 
@@ -540,6 +568,7 @@ class AuditServiceImpl::UploadReactor final
   AuditServiceImpl* const service_;
   grpc::CallbackServerContext* const context_;
   v1::Artifact* const response_;
+  Caller caller_;
   v1::UploadArtifactRequest request_;
   std::unique_ptr<ArtifactUpload> upload_;
   std::atomic<bool> cancelled_{false};
@@ -632,8 +661,30 @@ void AuditServiceImpl::BeginDrain() {
 
 int AuditServiceImpl::active_watchers() const { return hub_->size(); }
 
+absl::StatusOr<Caller> AuditServiceImpl::Authorize(grpc::CallbackServerContext* context,
+                                                   Permission permission) const {
+  if (options_.auth == nullptr) return Caller();
+  std::string authorization;
+  const auto& metadata = context->client_metadata();
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    authorization.assign(it->second.data(), it->second.size());
+  }
+  // A client certificate counts only when TLS verified it (mutual TLS).
+  std::vector<std::string> identities;
+  const std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+  if (auth != nullptr && auth->IsPeerAuthenticated()) {
+    for (const char* property : {GRPC_X509_CN_PROPERTY_NAME, GRPC_X509_SAN_PROPERTY_NAME}) {
+      for (const grpc::string_ref& value : auth->FindPropertyValues(property)) {
+        identities.emplace_back(value.data(), value.size());
+      }
+    }
+  }
+  return options_.auth->Authorize(authorization, identities, permission);
+}
+
 void AuditServiceImpl::Record(grpc::CallbackServerContext* context, const char* method,
-                              const absl::Status& status, const std::string& audit) {
+                              const absl::Status& status, const std::string& audit,
+                              const std::string& tenant) {
   const std::string code = StatusCodeName(status.code());
   if (metrics_ != nullptr) metrics_->OnRpc(method, code);
   std::string request_id;
@@ -658,14 +709,16 @@ void AuditServiceImpl::Record(grpc::CallbackServerContext* context, const char* 
       {{"method", method},
        {"code", code},
        {"audit", audit.substr(0, 80)},
+       {"tenant", tenant},
        {"request_id", request_id},
        {"error", std::string(status.message())}});
 }
 
 grpc::ServerUnaryReactor* AuditServiceImpl::Done(grpc::CallbackServerContext* context,
                                                  const char* method, const absl::Status& status,
-                                                 const std::string& audit) {
-  Record(context, method, status, audit);
+                                                 const std::string& audit,
+                                                 const std::string& tenant) {
+  Record(context, method, status, audit, tenant);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
@@ -678,50 +731,71 @@ static absl::Status Take(absl::StatusOr<T> result, T* response) {
   return result.status();
 }
 
+// Unary adapters: authorize, convert, call, convert once. A caller that is
+// refused never reaches the backend.
+#define MIA_AUTHORIZE(method, permission, audit)                                  \
+  absl::StatusOr<Caller> caller = Authorize(context, permission);                 \
+  if (!caller.ok()) return Done(context, method, caller.status(), audit)
+
 grpc::ServerUnaryReactor* AuditServiceImpl::CreateAudit(grpc::CallbackServerContext* context,
                                                         const v1::CreateAuditRequest* request,
                                                         v1::Audit* response) {
-  return Done(context, "CreateAudit", Take(backend_->CreateAudit(*request), response));
+  MIA_AUTHORIZE("CreateAudit", Permission::kWrite, "");
+  return Done(context, "CreateAudit", Take(backend_->CreateAudit(*caller, *request), response),
+              "", caller->tenant);
 }
 
 grpc::ServerUnaryReactor* AuditServiceImpl::GetAudit(grpc::CallbackServerContext* context,
                                                      const v1::GetAuditRequest* request,
                                                      v1::Audit* response) {
-  return Done(context, "GetAudit", Take(backend_->GetAudit(*request), response), request->name());
+  MIA_AUTHORIZE("GetAudit", Permission::kRead, request->name());
+  return Done(context, "GetAudit", Take(backend_->GetAudit(*caller, *request), response),
+              request->name(), caller->tenant);
 }
 
 grpc::ServerUnaryReactor* AuditServiceImpl::ListAudits(grpc::CallbackServerContext* context,
                                                        const v1::ListAuditsRequest* request,
                                                        v1::ListAuditsResponse* response) {
-  return Done(context, "ListAudits", Take(backend_->ListAudits(*request), response));
+  MIA_AUTHORIZE("ListAudits", Permission::kRead, "");
+  return Done(context, "ListAudits", Take(backend_->ListAudits(*caller, *request), response), "",
+              caller->tenant);
 }
 
 grpc::ServerUnaryReactor* AuditServiceImpl::CancelAudit(grpc::CallbackServerContext* context,
                                                         const v1::CancelAuditRequest* request,
                                                         v1::Audit* response) {
-  return Done(context, "CancelAudit", Take(backend_->CancelAudit(*request), response),
-              request->name());
+  MIA_AUTHORIZE("CancelAudit", Permission::kWrite, request->name());
+  return Done(context, "CancelAudit", Take(backend_->CancelAudit(*caller, *request), response),
+              request->name(), caller->tenant);
 }
 
 grpc::ServerUnaryReactor* AuditServiceImpl::DeleteAudit(grpc::CallbackServerContext* context,
                                                         const v1::DeleteAuditRequest* request,
                                                         google::protobuf::Empty* /*response*/) {
-  return Done(context, "DeleteAudit", backend_->DeleteAudit(*request), request->name());
+  MIA_AUTHORIZE("DeleteAudit", Permission::kWrite, request->name());
+  return Done(context, "DeleteAudit", backend_->DeleteAudit(*caller, *request), request->name(),
+              caller->tenant);
 }
 
 grpc::ServerUnaryReactor* AuditServiceImpl::ListAuditScores(
     grpc::CallbackServerContext* context, const v1::ListAuditScoresRequest* request,
     v1::ListAuditScoresResponse* response) {
-  return Done(context, "ListAuditScores", Take(backend_->ListAuditScores(*request), response),
-              request->name());
+  MIA_AUTHORIZE("ListAuditScores", Permission::kRead, request->name());
+  return Done(context, "ListAuditScores",
+              Take(backend_->ListAuditScores(*caller, *request), response), request->name(),
+              caller->tenant);
 }
 
 grpc::ServerUnaryReactor* AuditServiceImpl::ListReportFiles(
     grpc::CallbackServerContext* context, const v1::ListReportFilesRequest* request,
     v1::ListReportFilesResponse* response) {
-  return Done(context, "ListReportFiles", Take(backend_->ListReportFiles(*request), response),
-              request->name());
+  MIA_AUTHORIZE("ListReportFiles", Permission::kRead, request->name());
+  return Done(context, "ListReportFiles",
+              Take(backend_->ListReportFiles(*caller, *request), response), request->name(),
+              caller->tenant);
 }
+
+#undef MIA_AUTHORIZE
 
 grpc::ServerWriteReactor<v1::WatchAuditResponse>* AuditServiceImpl::WatchAudit(
     grpc::CallbackServerContext* context, const v1::WatchAuditRequest* request) {

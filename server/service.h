@@ -32,6 +32,7 @@
 #include "absl/time/time.h"
 #include "mia/v1/audit.grpc.pb.h"
 #include "server/audit_backend.h"
+#include "server/auth.h"
 #include "spdlog/logger.h"
 
 namespace mia::server {
@@ -47,6 +48,9 @@ struct ServiceOptions {
   // Largest chunk of a report file per message (the API says at most 1 MiB;
   // the server lowers it to fit its own message size limit).
   int64_t max_chunk_bytes = 1 << 20;
+  // Authentication (not owned; must outlive the service); null: none, every
+  // caller may do everything (auth.h Caller with restricted = false).
+  Authenticator* auth = nullptr;
 };
 
 // One conversion at the edge: the absl code becomes the gRPC code (their
@@ -80,6 +84,13 @@ class AuditServiceImpl final : public mia::v1::AuditService::CallbackService {
   // Watch streams open now.
   int active_watchers() const;
 
+  // The one check every method makes first (health and reflection are other
+  // services and stay open): the caller of `context`, from its
+  // "authorization" metadata or its verified client certificate, allowed
+  // `permission`; UNAUTHENTICATED or PERMISSION_DENIED otherwise.
+  absl::StatusOr<Caller> Authorize(grpc::CallbackServerContext* context,
+                                   Permission permission) const;
+
   grpc::ServerUnaryReactor* CreateAudit(grpc::CallbackServerContext* context,
                                         const mia::v1::CreateAuditRequest* request,
                                         mia::v1::Audit* response) override;
@@ -112,11 +123,12 @@ class AuditServiceImpl final : public mia::v1::AuditService::CallbackService {
   // Finishes a unary call: records the RPC metric, logs failures, converts
   // the status.
   grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const char* method,
-                                 const absl::Status& status, const std::string& audit = "");
+                                 const absl::Status& status, const std::string& audit = "",
+                                 const std::string& tenant = "");
   // Records the outcome of any call (metrics and the log line); `audit` is
   // the resource name the call was about, if any.
   void Record(grpc::CallbackServerContext* context, const char* method, const absl::Status& status,
-              const std::string& audit = "");
+              const std::string& audit = "", const std::string& tenant = "");
 
   class WatchReactor;
   class FileReactor;

@@ -112,7 +112,9 @@ std::optional<std::string> ResolveRef(const v1::DataRef& ref, const std::string&
       }
       std::error_code ec;
       const fs::path path = fs::path(roots.artifact_dir) / id;
-      if (!roots.artifact_dir.empty() && roots.shared_store != nullptr && !fs::exists(path, ec)) {
+      const bool visible = !roots.artifact_visible || roots.artifact_visible(id);
+      if (visible && !roots.artifact_dir.empty() && roots.shared_store != nullptr &&
+          !fs::exists(path, ec)) {
         // Uploaded through another replica: fetched from the shared store.
         const absl::Status fetched = FetchUpload(*roots.shared_store, id, path.string());
         if (!fetched.ok() && !absl::IsNotFound(fetched)) {
@@ -123,7 +125,7 @@ std::optional<std::string> ResolveRef(const v1::DataRef& ref, const std::string&
           return std::nullopt;
         }
       }
-      if (roots.artifact_dir.empty() || !fs::exists(path, ec)) {
+      if (roots.artifact_dir.empty() || !fs::exists(path, ec) || !visible) {
         problems->Add(field, "the server holds no artifact with that id",
                       absl::StatusCode::kNotFound);
         return std::nullopt;

@@ -10,6 +10,11 @@
 //    a reload, its progress changes, it reaches SUCCEEDED; its audit page
 //    then frames its report.html and lists its files. Screenshots:
 //    dashboard-*.png, audit.png.
+// 3. A mia-server with a tokens file: the dashboard's data is refused without
+//    a token (401) and the page shows its token form; signed in with tenant
+//    A's token it lists A's audit and not tenant B's, frames A's report,
+//    and finds B's audit as missing; the token is never in a URL.
+//    Screenshots: auth-login.png, auth-dashboard.png, auth-audit.png.
 //
 // Usage: node browser_test.js --mia MIA --server MIA_SERVER --chromium CHROMIUM
 //          --puppeteer DIR_OF_PUPPETEER_CORE --out SCREENSHOT_DIR
@@ -297,6 +302,93 @@ async function main() {
     const traversal = await httpGet(httpPort, `/audits/${id}/..%2f..%2fjobs.db`);
     check(traversal.status === 404 || traversal.status === 400,
           'no file outside the report folder: ' + traversal.status);
+
+    // ---- 3. the dashboard with tokens --------------------------------------
+    const crypto = require('crypto');
+    const sha = (t) => crypto.createHash('sha256').update(t).digest('hex');
+    const tokenA = 'browser-token-a-71c3e9d2b5';
+    const tokenB = 'browser-token-b-0f8a6e4c13';
+    const tokens = path.join(work, 'tokens.yaml');
+    fs.writeFileSync(tokens, 'tokens:\n' +
+        `  - {sha256: ${sha(tokenA)}, tenant: team-a, role: submitter}\n` +
+        `  - {sha256: ${sha(tokenB)}, tenant: team-b, role: submitter}\n`);
+    const authGrpc = await freePort();
+    const authHttp = await freePort();
+    const authLog = fs.openSync(path.join(work, 'auth-server.log'), 'w');
+    const authServer = spawn(args.server, [
+      `--listen_address=127.0.0.1:${authGrpc}`, `--data_dir=${path.join(work, 'data-auth')}`,
+      `--data_roots=${root}`, `--metrics_port=${authHttp}`, '--workers=1', '--threads_per_job=1',
+      `--auth_tokens_file=${tokens}`,
+    ], {stdio: ['ignore', authLog, authLog]});
+    try {
+      let authUp = false;
+      for (let i = 0; i < 150 && !authUp; i++) {
+        authUp = (await httpGet(authHttp, '/metrics')).status === 200;
+        if (!authUp) await sleep(200);
+      }
+      check(authUp, 'auth: mia-server with a tokens file serves the dashboard');
+      const small = path.join(work, 'small-job.yaml');
+      fs.writeFileSync(small, 'bundle:\n  path: small.npz\n  attacks: [rmia]\n  bootstrap: 20\n');
+      const auth_flag = `--server=127.0.0.1:${authGrpc}`;
+      const nameA = mia('submit', small, auth_flag, '--follow', '--token', tokenA).split('\n')[0].trim();
+      const nameB = mia('submit', small, auth_flag, '--follow', '--token', tokenB).split('\n')[0].trim();
+      const idA = nameA.replace(/^audits\//, '');
+      const idB = nameB.replace(/^audits\//, '');
+      check((await httpGet(authHttp, '/api/audits')).status === 401,
+            'auth: /api/audits without a token is 401');
+      check((await httpGet(authHttp, `/audits/${idA}/result.json`)).status === 401,
+            'auth: a report file without a token is 401');
+
+      seen = watch(page);
+      await page.goto(`http://127.0.0.1:${authHttp}/`, {waitUntil: 'load'});
+      await page.waitForFunction(() => !document.getElementById('login').hidden);
+      check(await page.$eval('#audits tbody', (b) => b.children.length === 0),
+            'auth: no audits shown before signing in');
+      await page.screenshot({path: path.join(out, 'auth-login.png')});
+      await page.type('#token', tokenA);
+      await page.click('#signin');
+      await page.waitForFunction((id) => !!document.querySelector(`#audits tr[data-id="${id}"]`),
+                                 {timeout: 30000}, idA);
+      check(await page.$eval('#login', (f) => f.hidden), 'auth: the form hides once signed in');
+      const shown = await page.$$eval('#audits tbody tr', (trs) => trs.map((t) => t.dataset.id));
+      check(shown.includes(idA) && !shown.includes(idB),
+            'auth: tenant A sees its audit and not tenant B\'s ' + JSON.stringify(shown));
+      check(await page.evaluate(() => sessionStorage.getItem('mia-token') !== null),
+            'auth: the token is kept in sessionStorage');
+      await page.screenshot({path: path.join(out, 'auth-dashboard.png')});
+
+      await page.goto(`http://127.0.0.1:${authHttp}/audits/${idA}`, {waitUntil: 'load'});
+      await page.waitForFunction(() => document.getElementById('state').textContent === 'SUCCEEDED' &&
+                                        document.querySelectorAll('#files li').length > 0,
+                                 {timeout: 30000});
+      const authFrameHandle = await page.waitForSelector('#report');
+      let authFrame = null;
+      for (let i = 0; i < 100 && !authFrame; i++) {
+        authFrame = await authFrameHandle.contentFrame();
+        if (authFrame && !(await authFrame.$('#roc svg').catch(() => null))) authFrame = null;
+        if (!authFrame) await sleep(100);
+      }
+      check(authFrame !== null, 'auth: the audit page frames its report (fetched with the token)');
+      await page.screenshot({path: path.join(out, 'auth-audit.png'), fullPage: true});
+
+      await page.goto(`http://127.0.0.1:${authHttp}/audits/${idB}`, {waitUntil: 'load'});
+      await page.waitForFunction(() => /404/.test(document.getElementById('status').textContent),
+                                 {timeout: 30000});
+      check(await page.$eval('#state', (e) => e.textContent === ''),
+            'auth: tenant B\'s audit is not found for tenant A');
+      check(seen.requests.every((u) => !u.includes(tokenA) && !u.includes(tokenB)),
+            'auth: no URL holds the token');
+      const pageErrors = seen.errors.filter((e) => e.startsWith('page error'));
+      check(pageErrors.length === 0, 'auth: no script errors ' + JSON.stringify(pageErrors));
+    } finally {
+      const exited = new Promise((r) => authServer.once('exit', r));
+      authServer.kill('SIGTERM');
+      await Promise.race([exited, sleep(10000)]);
+      if (authServer.exitCode === null && authServer.signalCode === null) authServer.kill('SIGKILL');
+    }
+    const authServerLog = fs.readFileSync(path.join(work, 'auth-server.log'), 'utf8');
+    check(!authServerLog.includes(tokenA) && !authServerLog.includes(tokenB),
+          'auth: no token in the server\'s log');
   } finally {
     if (browser) await browser.close();
     if (server && server.exitCode === null && server.signalCode === null) {

@@ -2,7 +2,8 @@
 started here on a free loopback port with a temporary data folder, as
 tests/integration/server_test.sh starts one: submit (a dict and a YAML file
 with an upload), watch, result, scores as numpy arrays, report download; and
-the bearer token on every call, seen by a stand-in server.
+the bearer token on every call, seen by a stand-in server, and checked by a
+server with a tokens file (tenants).
 
 Usage: python3 python_client_test.py MIA_SERVER MIA STUB_DIR SOURCE_DIR
 (Debian's /usr/bin/python3 with python3-grpcio, python3-numpy, python3-yaml.)
@@ -205,9 +206,87 @@ class SpecMappingTest(unittest.TestCase):
                           "audit, models, bundle"])
 
 
+class AuthServerTest(unittest.TestCase):
+    """A server with a tokens file: the client's token is checked, names the
+    caller's tenant, and another tenant's audits do not exist for it; the
+    server's log holds no token."""
+
+    TOKEN_A = "py-token-a-3c1f9e0b7d"
+    TOKEN_B = "py-token-b-8a2d4f6c1e"
+
+    @classmethod
+    def setUpClass(cls):
+        import hashlib
+        cls.work = tempfile.mkdtemp(prefix="mia-pyclient-auth-")
+        root = os.path.join(cls.work, "root")
+        os.makedirs(root)
+        subprocess.run([MIA, "make-bundle", "--out", os.path.join(root, "b.npz"), "--points",
+                        "200", "--population", "100"], check=True, capture_output=True)
+        tokens = os.path.join(cls.work, "tokens.yaml")
+        with open(tokens, "w") as f:
+            f.write("tokens:\n")
+            for token, tenant in ((cls.TOKEN_A, "team-a"), (cls.TOKEN_B, "team-b")):
+                f.write("  - {sha256: %s, tenant: %s, role: submitter}\n"
+                        % (hashlib.sha256(token.encode()).hexdigest(), tenant))
+        cls.port = free_port()
+        cls.log_path = os.path.join(cls.work, "server.log")
+        cls.log = open(cls.log_path, "wb")
+        cls.server = subprocess.Popen(
+            [SERVER, "--listen_address=127.0.0.1:%d" % cls.port,
+             "--data_dir=" + os.path.join(cls.work, "data"), "--data_roots=" + root,
+             "--auth_tokens_file=" + tokens, "--threads_per_job=1", "--workers=1",
+             "--drain_timeout_seconds=5"],
+            stdout=cls.log, stderr=subprocess.STDOUT)
+        cls.address = "127.0.0.1:%d" % cls.port
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with Client(cls.address, timeout=2, token=cls.TOKEN_A) as c:
+                    c.get("audits/none")
+            except MiaError as e:
+                if e.code == grpc.StatusCode.NOT_FOUND:
+                    break
+            if time.monotonic() > deadline or cls.server.poll() is not None:
+                raise RuntimeError("mia-server did not start; see " + cls.log.name)
+            time.sleep(0.2)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.terminate()
+        try:
+            cls.server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            cls.server.kill()
+            cls.server.wait()
+        cls.log.close()
+        shutil.rmtree(cls.work, ignore_errors=True)
+
+    def test_token_and_tenant(self):
+        with Client(self.address, token=self.TOKEN_A) as a:
+            name = a.submit({"bundle": {"path": "b.npz", "attacks": ["loss"], "bootstrap": 10}})
+            self.assertEqual(a.wait(name)["state"], "SUCCEEDED")
+            self.assertIn(name, [x["name"] for x in a.list()])
+        with Client(self.address, token=self.TOKEN_B) as b:
+            with self.assertRaises(MiaError) as e:
+                b.get(name)
+            self.assertEqual(e.exception.code, grpc.StatusCode.NOT_FOUND)
+            self.assertNotIn(name, [x["name"] for x in b.list()])
+        for token in (None, "py-token-unknown"):
+            with Client(self.address, token=token) as anon:
+                with self.assertRaises(MiaError) as e:
+                    anon.get(name)
+                self.assertEqual(e.exception.code, grpc.StatusCode.UNAUTHENTICATED)
+                self.assertNotIn("py-token-unknown", str(e.exception))
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            log = f.read().decode("utf-8", "replace")
+        for token in (self.TOKEN_A, self.TOKEN_B, "py-token-unknown"):
+            self.assertNotIn(token, log)
+
+
 class TokenTest(unittest.TestCase):
-    """The token goes out as "authorization: Bearer ..." on every call (the
-    server does not check tokens yet: a stand-in server records them)."""
+    """The token goes out as "authorization: Bearer ..." on every call, and
+    none without one (a stand-in server records them)."""
 
     def test_bearer_metadata(self):
         pb2, pb2_grpc = mia_client.client._stubs.load()

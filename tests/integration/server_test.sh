@@ -946,4 +946,94 @@ PY
     [ "$rc" -eq 0 ] && ok "server $s: SIGTERM exits 0" || bad "server $s: SIGTERM exit $rc"
   done
 fi
+# ---------------------------------------------------------------------------
+# 6. Tenants and tokens: a server with a tokens file, driven by the CLI with
+# --token, MIA_TOKEN and --token-file; another tenant's audit is not found, a
+# reader cannot delete; the server's log holds no token.
+TOK_A=cli-token-a-6d0e2b9f41
+TOK_B=cli-token-b-2a7c5e8d03
+TOK_R=cli-token-r-9b4f1a6c27
+sha() { printf %s "$1" | sha256sum | cut -d' ' -f1; }
+{
+  echo "tokens:"
+  echo "  - {sha256: $(sha $TOK_A), tenant: team-a, role: submitter}"
+  echo "  - {sha256: $(sha $TOK_B), tenant: team-b, role: submitter}"
+  echo "  - {sha256: $(sha $TOK_R), tenant: team-a, role: reader}"
+} >"$WORK/tokens.yaml"
+printf '%s\n' "$TOK_B" >"$WORK/token-b"
+PORT_AUTH=$(free_port)
+HEALTH_TLS=()
+if start_server AUTH "$WORK/data-auth" "$PORT_AUTH" --auth_tokens_file="$WORK/tokens.yaml"; then
+  ok "auth: server with a tokens file healthy (health needs no token)"
+  AS="127.0.0.1:$PORT_AUTH"
+  expect "auth: no token: refused, with a hint" 1 "mia: note: the server requires credentials" -- \
+    env -u MIA_TOKEN "$MIA" list --server "$AS"
+  expect "auth: unknown token: refused" 1 "refused by the server" -- \
+    "$MIA" list --server "$AS" --token cli-token-unknown-1
+  grep -qF "cli-token-unknown-1" all.txt && bad "auth: the CLI printed the token" \
+    || ok "auth: the token is not printed"
+  expect "auth: --token submits as team-a" 0 "SUCCEEDED" -- \
+    "$MIA" submit bundle.yaml --follow --server "$AS" --token "$TOK_A"
+  NAME_A=$(head -1 out.txt)
+  expect "auth: MIA_TOKEN reads team-a's audit" 0 "SUCCEEDED" -- \
+    env MIA_TOKEN="$TOK_A" "$MIA" get "$NAME_A" --server "$AS"
+  expect "auth: --token-file of team-b: team-a's audit is not found" 3 "not found" -- \
+    env -u MIA_TOKEN "$MIA" get "$NAME_A" --server "$AS" --token-file "$WORK/token-b"
+  expect "auth: --token-file of team-b: list" 0 "" -- \
+    "$MIA" list --server "$AS" --token-file "$WORK/token-b"
+  grep -qF "$NAME_A" out.txt && bad "auth: team-b lists team-a's audit" \
+    || ok "auth: team-b's list lacks team-a's audit"
+  expect "auth: --token beats MIA_TOKEN" 3 "not found" -- \
+    env MIA_TOKEN="$TOK_A" "$MIA" get "$NAME_A" --server "$AS" --token "$TOK_B"
+  expect "auth: team-b cannot download team-a's report" 3 "not found" -- \
+    "$MIA" report "$NAME_A" --out rep-b --server "$AS" --token "$TOK_B"
+  expect "auth: a reader reads scores" 0 "row_id,target,member" -- \
+    "$MIA" scores "$NAME_A" --server "$AS" --token "$TOK_R"
+  expect "auth: a reader cannot delete" 1 "permission denied" -- \
+    "$MIA" delete "$NAME_A" --server "$AS" --token "$TOK_R"
+  expect "auth: a missing --token-file is invalid input" 2 "--token-file" -- \
+    env -u MIA_TOKEN "$MIA" list --server "$AS" --token-file "$WORK/no-such-token"
+  expect "auth: team-a deletes its audit" 0 "" -- \
+    "$MIA" delete "$NAME_A" --server "$AS" --token "$TOK_A"
+  kill -TERM "$AUTH_PID"; wait "$AUTH_PID"
+  if grep -qF -e "$TOK_A" -e "$TOK_B" -e "$TOK_R" -e cli-token-unknown-1 "$WORK/data-auth.log"; then
+    bad "auth: the server's log holds a token"
+  else
+    ok "auth: no token in the server's log"
+  fi
+else
+  bad "auth: server with a tokens file healthy"
+fi
+# Mutual TLS: the client certificate's CN maps to a tenant and role (no token).
+if [ -n "${T:-}" ] && [ -f "$T/client.pem" ]; then
+  cp "$WORK/tokens.yaml" "$WORK/tokens-mtls.yaml"
+  printf 'mtls:\n  - {identity: mia test client, tenant: team-m, role: reader}\n' \
+    >>"$WORK/tokens-mtls.yaml"
+  PORT_MA=$(free_port)
+  HEALTH_TLS=("$T/ca.pem" "$T/client.pem" "$T/client.key")
+  if start_server MA "$WORK/data-ma" "$PORT_MA" --tls_cert_file="$T/server.pem" \
+      --tls_key_file="$T/server.key" --tls_client_ca_file="$T/ca.pem" \
+      --auth_tokens_file="$WORK/tokens-mtls.yaml"; then
+    MTLS=(--server "127.0.0.1:$PORT_MA" --tls-ca "$T/ca.pem" --tls-cert "$T/client.pem"
+          --tls-key "$T/client.key")
+    expect "auth: an mTLS identity lists as its tenant's reader" 0 "" -- \
+      env -u MIA_TOKEN "$MIA" list "${MTLS[@]}"
+    expect "auth: an mTLS reader cannot submit" 1 "permission denied" -- \
+      env -u MIA_TOKEN "$MIA" submit bundle.yaml "${MTLS[@]}"
+    expect "auth: a token decides over the certificate" 1 "refused by the server" -- \
+      "$MIA" list "${MTLS[@]}" --token cli-token-unknown-2
+    kill -TERM "$MA_PID"; wait "$MA_PID"
+  else
+    bad "auth: mutual-TLS server with mtls identities healthy"
+  fi
+  HEALTH_TLS=()
+fi
+# A bad tokens file stops the start, naming the entry and field, never the hash.
+printf 'tokens:\n  - {sha256: %s, tenant: a, role: owner}\n' "$(sha x)" >"$WORK/bad-tokens.yaml"
+expect "auth: a bad tokens file stops the start" 1 \
+  "tokens[0].role: must be reader, submitter or admin" -- \
+  "$SERVER" --listen_address=127.0.0.1:0 --data_dir="$WORK/data-y" \
+  --auth_tokens_file="$WORK/bad-tokens.yaml"
+grep -qF "$(sha x)" all.txt && bad "auth: the start-up error holds the hash" \
+  || ok "auth: the start-up error holds no hash"
 finish

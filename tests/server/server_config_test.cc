@@ -344,4 +344,43 @@ TEST(ServerConfigTest, MetricsHostIsTheListenHostUnlessSet) {
 }
 
 }  // namespace
+TEST(ServerConfigTest, AuthKeysFromEverySourceAndTheirRules) {
+  const std::string file = WriteFile("auth.yaml",
+                                     "auth_tokens_file: /etc/mia/tokens.yaml\n"
+                                     "auth_jwt_keys: /etc/mia/jwks.json\n"
+                                     "auth_jwt_issuer: https://issuer.example\n");
+  ConfigSources sources;
+  sources.flags = {{"config", file}};
+  sources.env = {{"MIA_AUTH_JWT_AUDIENCE", "mia"}};
+  absl::StatusOr<ServerConfig> config = LoadServerConfig(sources);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->auth_tokens_file, "/etc/mia/tokens.yaml");
+  EXPECT_EQ(config->auth_jwt_keys, "/etc/mia/jwks.json");
+  EXPECT_EQ(config->auth_jwt_issuer, "https://issuer.example");
+  EXPECT_EQ(config->auth_jwt_audience, "mia");
+  EXPECT_TRUE(AuthEnabled(*config));
+  EXPECT_FALSE(AuthEnabled(ServerConfig()));
+
+  // Issuer or audience without keys to verify with.
+  ConfigSources lone;
+  lone.flags = {{"auth_jwt_audience", "mia"}};
+  absl::StatusOr<ServerConfig> bad = LoadServerConfig(lone);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("auth_jwt_audience: needs auth_jwt_keys"));
+}
+
+TEST(ServerConfigTest, ListensBeyondLoopback) {
+  ServerConfig c;
+  const std::pair<const char*, bool> cases[] = {
+      {"127.0.0.1:50051", false}, {"127.0.0.2:1", false},    {"localhost:50051", false},
+      {"[::1]:50051", false},     {"unix:/tmp/mia.sock", false}, {"ipv4:127.0.0.1:5", false},
+      {"0.0.0.0:50051", true},    {"[::]:50051", true},      {"10.1.2.3:50051", true},
+      {"mia.example:443", true},  {"dns:0.0.0.0:1", true},
+  };
+  for (const auto& [address, beyond] : cases) {
+    c.listen_address = address;
+    EXPECT_EQ(ListensBeyondLoopback(c), beyond) << address;
+  }
+}
+
 }  // namespace mia::server

@@ -7,6 +7,8 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <poll.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
@@ -27,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -141,11 +144,28 @@ class GateRunner final : public jobs::JobRunner {
   Gate* const gate_;
 };
 
+// The bearer token every Ctx() sends; empty: none (servers without auth).
+std::string& BearerToken() {
+  static std::string* token = new std::string();
+  return *token;
+}
+
 std::unique_ptr<grpc::ClientContext> Ctx() {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  if (!BearerToken().empty()) ctx->AddMetadata("authorization", "Bearer " + BearerToken());
   return ctx;
 }
+
+// Calls made in its scope carry `token`.
+class As {
+ public:
+  explicit As(std::string token) : previous_(BearerToken()) { BearerToken() = std::move(token); }
+  ~As() { BearerToken() = previous_; }
+
+ private:
+  std::string previous_;
+};
 
 v1::AuditSpec BundleSpec(const std::string& server_path = "bundle.npz") {
   v1::AuditSpec spec;
@@ -171,6 +191,7 @@ class ServiceTest : public ::testing::Test {
   }
 
   void SetUp() override {
+    BearerToken().clear();
     dir_ = TempDir();
     roots_ = dir_ + "/roots";
     fs::create_directories(roots_);
@@ -1713,19 +1734,21 @@ TEST(HttpRouterTest, RoutesAnswersAndRefusals) {
   EXPECT_THAT(RouteRequest(routes, "GET\r\n\r\n"), StartsWith("HTTP/1.1 400"));
 }
 
-// The authorize hook gates every dashboard route before it reads anything
-// (the backend here is null: a refused request never reaches it).
-TEST(DashboardTest, AuthorizeGatesEveryRoute) {
+// The authorize hook gates every dashboard route that returns data before it
+// reads anything (the backend here is null: a refused request never reaches
+// it); the two pages hold no data and are served with a token form.
+TEST(DashboardTest, AuthorizeGatesEveryDataRoute) {
   HttpRoutes routes;
   DashboardOptions options;
-  options.authorize = [](const mia::server::HttpRequest& request) {
+  options.authorize =
+      [](const mia::server::HttpRequest& request) -> absl::StatusOr<mia::server::Caller> {
     const auto it = request.headers.find("authorization");
     if (it == request.headers.end()) return absl::UnauthenticatedError("a token is required");
     if (it->second != "Bearer good") return absl::PermissionDeniedError("not yours");
-    return absl::OkStatus();
+    return mia::server::Caller();
   };
   AddDashboardRoutes(nullptr, options, &routes);
-  for (const char* path : {"/", "/api/audits", "/api/audits/abc", "/audits/abc",
+  for (const char* path : {"/api/audits", "/api/audits/abc", "/api/audits/abc/files",
                            "/audits/abc/report.html"}) {
     EXPECT_THAT(RouteRequest(routes, "GET " + std::string(path) + " HTTP/1.1\r\n\r\n"),
                 StartsWith("HTTP/1.1 401"))
@@ -1735,8 +1758,12 @@ TEST(DashboardTest, AuthorizeGatesEveryRoute) {
                 StartsWith("HTTP/1.1 403"))
         << path;
   }
-  EXPECT_THAT(RouteRequest(routes, "GET / HTTP/1.1\r\nAuthorization: Bearer good\r\n\r\n"),
-              StartsWith("HTTP/1.1 200"));
+  for (const char* path : {"/", "/audits/abc"}) {
+    const std::string page = RouteRequest(routes, "GET " + std::string(path) + " HTTP/1.1\r\n\r\n");
+    EXPECT_THAT(page, StartsWith("HTTP/1.1 200")) << path;
+    EXPECT_THAT(page, HasSubstr("id=\"login\"")) << path;
+    EXPECT_THAT(page, HasSubstr("data-auth=\"1\"")) << path;
+  }
 }
 
 // The body of an HTTP response, after the header.
@@ -1948,6 +1975,506 @@ TEST_F(ServiceTest, PostgresStoreRunsAuditsWithoutTheDataDirLock) {
 }
 
 TEST_F(ServiceTest, SqliteStoreHasNoClusterQueue) { EXPECT_EQ(server_->cluster_queue(), nullptr); }
+
+// ---------------------------------------------------------------------------
+// Tenants and tokens (server/auth.h) through the real server.
+
+// Distinctive tokens, so that a log line holding one is found.
+constexpr char kTokenA[] = "tok-A-submit-5e1d0c7b9a";
+constexpr char kTokenAReader[] = "tok-A-reader-83f2aa61c4";
+constexpr char kTokenB[] = "tok-B-submit-0c9d77e2f1";
+constexpr char kTokenAdmin[] = "tok-admin-4b6e91d3a8";
+constexpr char kTokenQ[] = "tok-Q-submit-1f2e3d4c5b";
+
+class AuthServiceTest : public ServiceTest {
+ protected:
+  // A server with a tokens file (and `extra` YAML after the tokens).
+  void StartWithTokens(const std::string& extra = "") {
+    const std::string path = dir_ + "/tokens.yaml";
+    std::ofstream(path) << absl::StrCat(
+        "tokens:\n",
+        "  - {sha256: ", Sha256Hex(kTokenA), ", tenant: team-a, role: submitter}\n",
+        "  - {sha256: ", Sha256Hex(kTokenAReader), ", tenant: team-a, role: reader}\n",
+        "  - {sha256: ", Sha256Hex(kTokenB), ", tenant: team-b, role: submitter}\n",
+        "  - {sha256: ", Sha256Hex(kTokenAdmin), ", tenant: ops, role: admin}\n",
+        "  - {sha256: ", Sha256Hex(kTokenQ), ", tenant: team-q, role: submitter}\n", extra);
+    server_.reset();
+    StartServer([path](ServerConfig& c) { c.auth_tokens_file = path; });
+  }
+
+  // A small bundle uploaded as the current caller; its artifact id.
+  std::string UploadSmallBundle(int seed) {
+    audit::SyntheticOptions synthetic;
+    synthetic.models = 6;
+    synthetic.points = 200;
+    synthetic.population = 100;
+    synthetic.seed = seed;
+    absl::StatusOr<io::NpyMap> arrays = audit::MakeSyntheticBundle(synthetic);
+    EXPECT_TRUE(arrays.ok());
+    const std::string file = absl::StrCat(dir_, "/small", seed, ".npz");
+    EXPECT_TRUE(io::WriteNpz(file, *arrays, /*compress=*/true).ok());
+    const std::string content = ReadAll(file);
+    v1::ArtifactHeader header;
+    header.set_filename("small.npz");
+    header.set_size(static_cast<int64_t>(content.size()));
+    header.set_sha256(Sha256Hex(content));
+    v1::Artifact artifact;
+    const grpc::Status status = Upload(content, header, &artifact);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return artifact.artifact_id();
+  }
+
+  grpc::Status Cancel(const std::string& name) {
+    v1::CancelAuditRequest request;
+    request.set_name(name);
+    v1::Audit audit;
+    return stub_->CancelAudit(Ctx().get(), request, &audit);
+  }
+  grpc::Status Delete(const std::string& name) {
+    v1::DeleteAuditRequest request;
+    request.set_name(name);
+    google::protobuf::Empty empty;
+    return stub_->DeleteAudit(Ctx().get(), request, &empty);
+  }
+  grpc::Status Scores(const std::string& name) {
+    v1::ListAuditScoresRequest request;
+    request.set_name(name);
+    v1::ListAuditScoresResponse response;
+    return stub_->ListAuditScores(Ctx().get(), request, &response);
+  }
+  grpc::Status Files(const std::string& name) {
+    v1::ListReportFilesRequest request;
+    request.set_name(name);
+    v1::ListReportFilesResponse response;
+    return stub_->ListReportFiles(Ctx().get(), request, &response);
+  }
+  grpc::Status Download(const std::string& name, std::string* out = nullptr) {
+    v1::GetReportFileRequest request;
+    request.set_name(name);
+    request.set_file("result.json");
+    auto ctx = Ctx();
+    auto reader = stub_->GetReportFile(ctx.get(), request);
+    v1::FileChunk chunk;
+    while (reader->Read(&chunk)) {
+      if (out != nullptr) *out += chunk.data();
+    }
+    return reader->Finish();
+  }
+  std::vector<std::string> ListNames(grpc::Status* status, std::vector<std::string>* tenants) {
+    v1::ListAuditsResponse response;
+    *status = stub_->ListAudits(Ctx().get(), v1::ListAuditsRequest(), &response);
+    std::vector<std::string> names;
+    for (const v1::Audit& a : response.audits()) {
+      names.push_back(a.name());
+      if (tenants != nullptr) tenants->push_back(a.tenant());
+    }
+    return names;
+  }
+};
+
+// Every RPC: tenant A finds nothing of tenant B's (NOT_FOUND with the message
+// of an audit that does not exist), a reader cannot write, no credentials or
+// bad ones are UNAUTHENTICATED, health stays open, an admin sees all; and no
+// log line holds a token.
+TEST_F(AuthServiceTest, TenantsSeeOnlyTheirOwnAuditsAndUploadsInEveryRpc) {
+  CaptureLogs();
+  StartWithTokens();
+
+  // Tenant B: an upload and an audit on it, finished.
+  std::string b_artifact;
+  v1::Audit b_audit;
+  {
+    As b(kTokenB);
+    b_artifact = UploadSmallBundle(7);
+    v1::AuditSpec spec = BundleSpec();
+    spec.mutable_signals_bundle()->mutable_bundle()->set_artifact_id(b_artifact);
+    const grpc::Status created = Create(spec, &b_audit);
+    ASSERT_TRUE(created.ok()) << created.error_message();
+    EXPECT_TRUE(b_audit.tenant().empty());  // shown to admins only
+    std::vector<v1::Audit> snapshots;
+    ASSERT_TRUE(Watch(b_audit.name(), 0, &snapshots).ok());
+    ASSERT_EQ(snapshots.back().state(), v1::Audit::SUCCEEDED);
+    ASSERT_TRUE(Scores(b_audit.name()).ok());
+    ASSERT_TRUE(Files(b_audit.name()).ok());
+    ASSERT_TRUE(Download(b_audit.name()).ok());
+  }
+  const std::string name = b_audit.name();
+  // An audit that does not exist, for comparing messages.
+  std::string missing = name;
+  missing.back() = missing.back() == '0' ? '1' : '0';
+
+  {
+    As a(kTokenA);
+    const auto expect_hidden = [&](const grpc::Status& status, const grpc::Status& truly_missing,
+                                   const char* rpc) {
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << rpc;
+      EXPECT_EQ(truly_missing.error_code(), grpc::StatusCode::NOT_FOUND) << rpc;
+      std::string message = status.error_message();
+      const size_t at = message.find(name);
+      if (at != std::string::npos) message.replace(at, name.size(), missing);
+      EXPECT_EQ(message, truly_missing.error_message()) << rpc;
+    };
+    v1::Audit audit;
+    expect_hidden(Get(name, &audit), Get(missing, &audit), "GetAudit");
+    std::vector<v1::Audit> snapshots;
+    expect_hidden(Watch(name, 0, &snapshots), Watch(missing, 0, &snapshots), "WatchAudit");
+    EXPECT_TRUE(snapshots.empty());
+    expect_hidden(Cancel(name), Cancel(missing), "CancelAudit");
+    expect_hidden(Delete(name), Delete(missing), "DeleteAudit");
+    expect_hidden(Scores(name), Scores(missing), "ListAuditScores");
+    expect_hidden(Files(name), Files(missing), "ListReportFiles");
+    std::string leaked;
+    expect_hidden(Download(name, &leaked), Download(missing), "GetReportFile");
+    EXPECT_TRUE(leaked.empty());
+    grpc::Status listed;
+    EXPECT_THAT(ListNames(&listed, nullptr), Not(Contains(name)));
+    EXPECT_TRUE(listed.ok());
+
+    // B's upload, referenced by A: as if the server did not hold it.
+    v1::AuditSpec spec = BundleSpec();
+    spec.mutable_signals_bundle()->mutable_bundle()->set_artifact_id(b_artifact);
+    const grpc::Status foreign = Create(spec, &audit);
+    spec.mutable_signals_bundle()->mutable_bundle()->set_artifact_id(std::string(64, 'a'));
+    const grpc::Status absent = Create(spec, &audit);
+    EXPECT_EQ(foreign.error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_EQ(foreign.error_message(), absent.error_message());
+    // Once A uploads the same bytes, they are A's too.
+    EXPECT_EQ(UploadSmallBundle(7), b_artifact);
+    spec.mutable_signals_bundle()->mutable_bundle()->set_artifact_id(b_artifact);
+    v1::Audit a_audit;
+    ASSERT_TRUE(Create(spec, &a_audit).ok());
+    WaitForState(a_audit.name(), v1::Audit::SUCCEEDED);
+    EXPECT_THAT(ListNames(&listed, nullptr), Contains(a_audit.name()));
+
+    // The audit of B is still there and still B's.
+    As b(kTokenB);
+    v1::Audit still;
+    ASSERT_TRUE(Get(name, &still).ok());
+    EXPECT_THAT(ListNames(&listed, nullptr), Not(Contains(a_audit.name())));
+  }
+
+  // A reader reads its tenant's audits and is refused every write.
+  v1::Audit a_audit;
+  {
+    As a(kTokenA);
+    ASSERT_TRUE(Create(BundleSpec(), &a_audit).ok());
+    WaitForState(a_audit.name(), v1::Audit::SUCCEEDED);
+  }
+  {
+    As reader(kTokenAReader);
+    v1::Audit audit;
+    EXPECT_TRUE(Get(a_audit.name(), &audit).ok());
+    EXPECT_TRUE(Scores(a_audit.name()).ok());
+    EXPECT_TRUE(Files(a_audit.name()).ok());
+    EXPECT_TRUE(Download(a_audit.name()).ok());
+    std::vector<v1::Audit> snapshots;
+    EXPECT_TRUE(Watch(a_audit.name(), 0, &snapshots).ok());
+    EXPECT_EQ(Create(BundleSpec(), &audit).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(Cancel(a_audit.name()).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(Delete(a_audit.name()).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    v1::ArtifactHeader header;
+    header.set_size(3);
+    header.set_sha256(Sha256Hex("abc"));
+    v1::Artifact artifact;
+    EXPECT_EQ(Upload("abc", header, &artifact).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    // Another tenant's audit is still NOT_FOUND for reads.
+    EXPECT_EQ(Get(name, &audit).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+
+  // No credentials, or bad ones: UNAUTHENTICATED for every method.
+  for (const std::string& token : {std::string(), std::string("tok-unknown-99"),
+                                  std::string(kTokenA) + "x"}) {
+    As caller(token);
+    v1::Audit audit;
+    EXPECT_EQ(Create(BundleSpec(), &audit).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Get(a_audit.name(), &audit).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    grpc::Status listed;
+    EXPECT_TRUE(ListNames(&listed, nullptr).empty());
+    EXPECT_EQ(listed.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    std::vector<v1::Audit> snapshots;
+    EXPECT_EQ(Watch(a_audit.name(), 0, &snapshots).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Cancel(a_audit.name()).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Delete(a_audit.name()).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Scores(a_audit.name()).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Files(a_audit.name()).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(Download(a_audit.name()).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    v1::ArtifactHeader header;
+    header.set_size(3);
+    header.set_sha256(Sha256Hex("abc"));
+    v1::Artifact artifact;
+    EXPECT_EQ(Upload("abc", header, &artifact).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    // Health stays open.
+    EXPECT_EQ(HealthOf(""), HealthCheckResponse::SERVING);
+  }
+
+  // An admin sees every tenant's audits, with their tenant.
+  {
+    As admin(kTokenAdmin);
+    grpc::Status listed;
+    std::vector<std::string> tenants;
+    const std::vector<std::string> names = ListNames(&listed, &tenants);
+    ASSERT_TRUE(listed.ok());
+    EXPECT_THAT(names, Contains(name));
+    EXPECT_THAT(names, Contains(a_audit.name()));
+    EXPECT_THAT(tenants, Contains("team-b"));
+    EXPECT_THAT(tenants, Contains("team-a"));
+    v1::Audit audit;
+    ASSERT_TRUE(Get(name, &audit).ok());
+    EXPECT_EQ(audit.tenant(), "team-b");
+    EXPECT_TRUE(Scores(name).ok());
+  }
+  // B deletes its own audit; A's stays.
+  {
+    As b(kTokenB);
+    EXPECT_TRUE(Delete(name).ok());
+    v1::Audit audit;
+    EXPECT_EQ(Get(name, &audit).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+
+  server_.reset();
+  const std::string log = log_.str();
+  EXPECT_THAT(log, HasSubstr("UNAUTHENTICATED"));  // the refusals were logged
+  // Each call's line names the caller's tenant (never its token).
+  std::set<std::string> tenants;
+  for (const nlohmann::json& line : LogLines("rpc")) tenants.insert(line.value("tenant", ""));
+  EXPECT_TRUE(tenants.count("team-a") > 0 && tenants.count("team-b") > 0 && tenants.count("ops") > 0);
+  for (const char* token : {kTokenA, kTokenAReader, kTokenB, kTokenAdmin, "tok-unknown-99"}) {
+    EXPECT_THAT(log, Not(HasSubstr(token))) << "a log line holds a token";
+    EXPECT_THAT(log, Not(HasSubstr(Sha256Hex(token))));
+  }
+}
+
+// Quotas: queued and running audits per tenant at CreateAudit, upload bytes
+// at UploadArtifact; RESOURCE_EXHAUSTED naming the quota; other tenants are
+// not held back.
+TEST_F(AuthServiceTest, TenantQuotasHold) {
+  StartWithTokens(
+      "tenants:\n"
+      "  team-a: {max_running_audits: 1, max_upload_bytes: 100}\n"
+      "  team-q: {max_queued_audits: 1}\n");
+  v1::Audit running;
+  {
+    As a(kTokenA);
+    ASSERT_TRUE(Create(BundleSpec(), &running, "", {{"hold", "1"}}).ok());
+    WaitForState(running.name(), v1::Audit::RUNNING);
+    v1::Audit refused;
+    const grpc::Status status = Create(BundleSpec(), &refused, "", {{"hold", "1"}});
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(status.error_message(), HasSubstr("tenant quota max_running_audits (1) reached"));
+  }
+  {
+    As q(kTokenQ);
+    v1::Audit queued;
+    ASSERT_TRUE(Create(BundleSpec(), &queued, "", {{"hold", "1"}}).ok());  // behind A's
+    WaitForState(queued.name(), v1::Audit::PENDING);
+    v1::Audit refused;
+    const grpc::Status status = Create(BundleSpec(), &refused, "", {{"hold", "1"}});
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(status.error_message(), HasSubstr("tenant quota max_queued_audits (1) reached"));
+  }
+  {
+    As b(kTokenB);  // no quota
+    v1::Audit one, two;
+    EXPECT_TRUE(Create(BundleSpec(), &one, "", {{"hold", "1"}}).ok());
+    EXPECT_TRUE(Create(BundleSpec(), &two, "", {{"hold", "1"}}).ok());
+  }
+  {
+    As a(kTokenA);
+    const auto upload = [this](const std::string& content) {
+      v1::ArtifactHeader header;
+      header.set_size(static_cast<int64_t>(content.size()));
+      header.set_sha256(Sha256Hex(content));
+      v1::Artifact artifact;
+      return Upload(content, header, &artifact);
+    };
+    const std::string first(60, 'x');
+    ASSERT_TRUE(upload(first).ok());
+    const grpc::Status over = upload(std::string(60, 'y'));
+    EXPECT_EQ(over.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_THAT(over.error_message(), HasSubstr("tenant quota max_upload_bytes (100) reached"));
+    EXPECT_TRUE(upload(first).ok());                 // already the tenant's: adds nothing
+    EXPECT_TRUE(upload(std::string(40, 'z')).ok());  // exactly up to the quota
+    EXPECT_EQ(upload("1").error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  {
+    As b(kTokenB);
+    v1::ArtifactHeader header;
+    const std::string content(500, 'b');
+    header.set_size(500);
+    header.set_sha256(Sha256Hex(content));
+    v1::Artifact artifact;
+    EXPECT_TRUE(Upload(content, header, &artifact).ok());
+  }
+  gate_.Open();
+  As a(kTokenA);
+  WaitForState(running.name(), v1::Audit::SUCCEEDED);
+}
+
+// A server reachable from other hosts with neither auth nor TLS says so at
+// start; on loopback, or with auth, it does not.
+TEST_F(AuthServiceTest, WarnsWhenOpenBeyondLoopbackWithoutAuthOrTls) {
+  const auto warnings = [this](const std::string& address, bool auth) {
+    log_.str("");
+    CaptureLogs();
+    server_.reset();
+    const std::string tokens = dir_ + "/t.yaml";
+    std::ofstream(tokens) << "tokens: []\n";
+    StartServer([&](ServerConfig& c) {
+      c.listen_address = address;
+      if (auth) c.auth_tokens_file = tokens;
+    });
+    server_.reset();
+    return LogLines("open to the network").size();
+  };
+  EXPECT_EQ(warnings("0.0.0.0:0", false), 1u);
+  EXPECT_EQ(warnings("[::]:0", false), 1u);
+  EXPECT_EQ(warnings("127.0.0.1:0", false), 0u);
+  EXPECT_EQ(warnings("0.0.0.0:0", true), 0u);
+  StartServer();
+}
+
+// A bad tokens file stops the start, naming the entry and field.
+TEST_F(AuthServiceTest, BadTokensFileStopsTheStart) {
+  server_.reset();
+  const std::string path = dir_ + "/bad.yaml";
+  std::ofstream(path) << "tokens: [{sha256: 12, tenant: a, role: reader}]\n";
+  AuditServerOptions options;
+  options.config.listen_address = "127.0.0.1:0";
+  options.config.data_dir = dir_ + "/data";
+  options.config.auth_tokens_file = path;
+  options.logger = MakeNullLogger();
+  absl::StatusOr<std::unique_ptr<AuditServer>> server = AuditServer::Start(std::move(options));
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(server.status().message()), HasSubstr("tokens[0].sha256"));
+  StartServer();
+}
+
+// The dashboard with auth on: data routes need the same tokens (401 without),
+// and show only the caller's tenant; the page shells carry no data.
+TEST_F(AuthServiceTest, DashboardUsesTheSameTokensAndTenants) {
+  int free_port = 0;
+  {
+    auto probe = MetricsHttpServer::Start("127.0.0.1", 0, ServerMetrics().collectable());
+    ASSERT_TRUE(probe.ok()) << probe.status();
+    free_port = (*probe)->port();
+  }
+  const std::string path = dir_ + "/tokens.yaml";
+  std::ofstream(path) << absl::StrCat(
+      "tokens:\n", "  - {sha256: ", Sha256Hex(kTokenA), ", tenant: team-a, role: submitter}\n",
+      "  - {sha256: ", Sha256Hex(kTokenB), ", tenant: team-b, role: reader}\n");
+  server_.reset();
+  StartServer([&](ServerConfig& c) {
+    c.auth_tokens_file = path;
+    c.metrics_port = free_port;
+  });
+  const int port = server_->metrics_port();
+  v1::Audit a_audit;
+  {
+    As a(kTokenA);
+    ASSERT_TRUE(Create(BundleSpec(), &a_audit).ok());
+    WaitForState(a_audit.name(), v1::Audit::SUCCEEDED);
+  }
+  const std::string id = a_audit.name().substr(std::string("audits/").size());
+  const auto get = [port](const std::string& target, const std::string& token) {
+    return HttpRequest(port, absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: x\r\n",
+                                          token.empty() ? "" : "Authorization: Bearer " + token +
+                                                                   "\r\n",
+                                          "\r\n"));
+  };
+  for (const std::string& target : {std::string("/api/audits"), "/api/audits/" + id,
+                                   "/api/audits/" + id + "/files", "/audits/" + id + "/result.json"}) {
+    const std::string refused = get(target, "");
+    EXPECT_THAT(refused, StartsWith("HTTP/1.1 401")) << target;
+    EXPECT_THAT(refused, HasSubstr("WWW-Authenticate: Bearer")) << target;
+    EXPECT_THAT(get(target, "tok-unknown-99"), StartsWith("HTTP/1.1 401")) << target;
+    EXPECT_THAT(get(target, kTokenA), StartsWith("HTTP/1.1 200")) << target;
+    // Another tenant: as if the audit did not exist.
+    if (target != "/api/audits") {
+      EXPECT_THAT(get(target, kTokenB), StartsWith("HTTP/1.1 404")) << target;
+    }
+  }
+  const nlohmann::json mine = nlohmann::json::parse(HttpBody(get("/api/audits", kTokenA)));
+  ASSERT_EQ(mine["audits"].size(), 1u);
+  EXPECT_EQ(mine["audits"][0]["name"], a_audit.name());
+  const nlohmann::json theirs = nlohmann::json::parse(HttpBody(get("/api/audits", kTokenB)));
+  EXPECT_EQ(theirs["audits"].size(), 0u);
+  // The pages: no data, a token form, served without a token.
+  for (const std::string& target : {std::string("/"), "/audits/" + id}) {
+    const std::string page = get(target, "");
+    EXPECT_THAT(page, StartsWith("HTTP/1.1 200")) << target;
+    EXPECT_THAT(page, HasSubstr("data-auth=\"1\""));
+    EXPECT_THAT(page, HasSubstr("id=\"login\""));
+    EXPECT_THAT(page, HasSubstr("sessionStorage"));
+  }
+}
+
+
+// An HS256 JWT, made here with OpenSSL (the server verifies with libjwt).
+std::string Hs256Jwt(const std::string& secret, const nlohmann::json& claims) {
+  const auto b64 = [](const std::string& bytes) {
+    std::string out;
+    absl::WebSafeBase64Escape(bytes, &out);
+    return out;
+  };
+  const std::string input =
+      b64(nlohmann::json{{"alg", "HS256"}, {"typ", "JWT"}}.dump()) + "." + b64(claims.dump());
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &n);
+  return input + "." + b64(std::string(reinterpret_cast<char*>(mac), n));
+}
+
+// JWTs through the server's configuration (auth_jwt_keys, issuer, audience):
+// the tenant and role claims decide; a bad JWT is UNAUTHENTICATED.
+TEST_F(AuthServiceTest, JwtsFromTheConfiguredKeys) {
+  const std::string secret = "jwt-secret-for-the-service-test-0123456789";
+  const std::string keys = dir_ + "/jwt.secret";
+  std::ofstream(keys) << secret << "\n";
+  server_.reset();
+  StartServer([&](ServerConfig& c) {
+    c.auth_jwt_keys = keys;
+    c.auth_jwt_issuer = "https://login.example";
+    c.auth_jwt_audience = "mia";
+  });
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  const auto claims = [&](const std::string& tenant, const std::string& role) {
+    return nlohmann::json{{"iss", "https://login.example"}, {"aud", "mia"}, {"exp", now + 600},
+                          {"tenant", tenant}, {"role", role}};
+  };
+  v1::Audit created;
+  {
+    As j(Hs256Jwt(secret, claims("team-j", "submitter")));
+    ASSERT_TRUE(Create(BundleSpec(), &created).ok());
+    WaitForState(created.name(), v1::Audit::SUCCEEDED);
+  }
+  {
+    As k(Hs256Jwt(secret, claims("team-k", "submitter")));
+    v1::Audit audit;
+    EXPECT_EQ(Get(created.name(), &audit).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  {
+    As reader(Hs256Jwt(secret, claims("team-j", "reader")));
+    v1::Audit audit;
+    EXPECT_TRUE(Get(created.name(), &audit).ok());
+    EXPECT_EQ(Create(BundleSpec(), &audit).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  }
+  nlohmann::json expired = claims("team-j", "admin");
+  expired["exp"] = now - 3600;
+  nlohmann::json audience = claims("team-j", "admin");
+  audience["aud"] = "another-service";
+  nlohmann::json issuer = claims("team-j", "admin");
+  issuer["iss"] = "https://evil.example";
+  for (const std::string& token :
+       {Hs256Jwt(secret, expired), Hs256Jwt(secret, audience), Hs256Jwt(secret, issuer),
+        Hs256Jwt(secret + "x", claims("team-j", "admin"))}) {
+    As bad(token);
+    v1::Audit audit;
+    EXPECT_EQ(Get(created.name(), &audit).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  }
+}
 
 }  // namespace
 }  // namespace mia::server

@@ -170,6 +170,18 @@ class Client:
         request = self.pb2.GetAuditRequest(name=self._name(name), view=self.pb2.AUDIT_VIEW_FULL)
         return to_dict(self._call(self._stub.GetAudit, request))
 
+    def list(self):
+        """Every audit the caller may see (its tenant's, on a server with
+        authentication), oldest first, as dicts without results."""
+        audits, token = [], ""
+        while True:
+            page = self._call(self._stub.ListAudits, self.pb2.ListAuditsRequest(
+                page_token=token, view=self.pb2.AUDIT_VIEW_BASIC))
+            audits.extend(to_dict(a) for a in page.audits)
+            token = page.next_page_token
+            if not token:
+                return audits
+
     def watch(self, name, *, from_version=0, reconnect_timeout=300.0):
         """Yields the audit (a dict, as get) each time it changes, until it
         ends (SUCCEEDED, FAILED or CANCELLED; the last item). A broken stream
