@@ -1,5 +1,6 @@
 #include "server/job_router.h"
 
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -8,6 +9,22 @@
 #include "server/shared_store.h"
 
 namespace mia::server {
+namespace {
+
+// Models trained on a tenant's own upload are shared with no other tenant
+// (pipeline::RunConfig::cache_scope); data under the server's data roots is
+// readable by every tenant, so its models are shared.
+void ScopeCache(const jobs::JobRecord& job, const ServerRoots& roots, pipeline::Config* config) {
+  if (job.tenant.empty() || roots.artifact_dir.empty()) return;
+  const std::string& path = config->data.source.path;
+  const std::string& uploads = roots.artifact_dir;
+  if (path.size() > uploads.size() && path.compare(0, uploads.size(), uploads) == 0 &&
+      path[uploads.size()] == '/') {
+    config->run.cache_scope = job.tenant;
+  }
+}
+
+}  // namespace
 
 RoutingJobRunner::RoutingJobRunner(ServerRoots roots, jobs::JobRunner* bundle,
                                    jobs::PipelineConfigRunner* pipeline)
@@ -30,6 +47,7 @@ absl::StatusOr<jobs::RunOutcome> RoutingJobRunner::Run(const jobs::JobRecord& jo
         "this server was built without LibTorch and cannot train models; audit a "
         "signals_bundle instead, or use a server built with LibTorch");
   } else {
+    ScopeCache(job, roots_, &spec->config);
     outcome = pipeline_->RunConfig(std::move(spec->config), ctx);
   }
   // The report is complete: record its files, so that one deleted later is
@@ -64,6 +82,7 @@ absl::StatusOr<std::string> RoutingJobRunner::RunUnit(const jobs::JobRecord& job
     return absl::FailedPreconditionError(
         absl::StrCat("audit ", job.id, " has no units of work on this server"));
   }
+  ScopeCache(job, roots_, &spec->config);
   return pipeline_->RunUnitConfig(std::move(spec->config), unit, ctx);
 }
 
