@@ -280,6 +280,15 @@ absl::Status AuditServer::Init() {
     manager_options.replica_id = config.replica_id.empty() ? DefaultReplicaId() : config.replica_id;
     manager_options.lease = absl::Seconds(config.cluster_lease_seconds);
     manager_options.unit_workers = config.unit_workers;
+    manager_options.on_unit_error = [logger = logger_](const std::string& job_id,
+                                                       const std::string& unit,
+                                                       const absl::Status& status) {
+      Log(logger.get(), spdlog::level::warn, "unit of work failed",
+          {{"audit", "audits/" + job_id},
+           {"unit", unit},
+           {"code", absl::StatusCodeToString(status.code())},
+           {"error", std::string(status.message())}});
+    };
   }
   manager_options.on_state_change = [logger = logger_](const jobs::JobStateChange& change) {
     LogStateChange(logger.get(), change);

@@ -126,6 +126,10 @@ class ClusterQueue {
   // For a drain: every unit `replica` runs goes back to PENDING (attempt not
   // counted) and its leases end, so other replicas take them at once.
   virtual absl::Status ReleaseUnits(absl::string_view replica) = 0;
+  // One unit `replica` stopped running (its audit was cancelled or taken
+  // over, or the replica drains): back to PENDING, attempt not counted, if
+  // `replica` still holds it; else nothing changes.
+  virtual absl::Status ReleaseUnit(const ClaimedUnit& unit, absl::string_view replica) = 0;
 
   // Cancellation across replicas: a PENDING audit becomes CANCELLED at once
   // (returns its record); a RUNNING one is marked so that its holder hears it

@@ -916,18 +916,27 @@ void JobManager::RunClusterUnit(const ClaimedUnit& unit) {
       }
     }
   }
+  const auto report = [&](const absl::Status& status) {
+    if (options_.on_unit_error) options_.on_unit_error(unit.job_id, unit.unit, status);
+  };
   if (value.ok()) {
     absl::Status done = options_.cluster->CompleteUnit(unit, options_.replica_id, *value).status();
-    // Left undone, the unit would be run again once its lease expires: the
-    // result is in the artifact store, so that costs time, not correctness.
-    for (int attempt = 0; absl::IsUnavailable(done) && attempt < 30; ++attempt) {
+    // A conflict or an unreachable database: the result is in the artifact
+    // store, so recording it again is safe.
+    for (int attempt = 0; !done.ok() && attempt < 30; ++attempt) {
+      report(done);
       absl::SleepFor(absl::Seconds(1));
       done = options_.cluster->CompleteUnit(unit, options_.replica_id, *value).status();
     }
+    if (done.ok()) return;
+    value = done;  // never left held: it goes back to the queue below
+  } else if (absl::IsCancelled(value.status()) || cancel->load()) {
+    // Stopped (drain, cancel, lost lease): never left held by a replica that
+    // no longer runs it (its heartbeat would renew it for ever).
+    options_.cluster->ReleaseUnit(unit, options_.replica_id).IgnoreError();
     return;
   }
-  // Stopped (drain, cancel, lost lease): the unit goes back as it is.
-  if (absl::IsCancelled(value.status()) || cancel->load()) return;
+  report(value.status());
   options_.cluster
       ->FailUnit(unit, options_.replica_id, absl::StatusCodeToString(value.status().code()),
                  options_.unit_attempts)

@@ -240,6 +240,9 @@ struct JobManagerOptions {
   int unit_workers = 1;
   // Attempts of one unit before it fails its audit.
   int unit_attempts = 3;
+  // Told when a unit of work failed or could not be recorded (job id, unit
+  // name, the error); for the server's log. Same rules as on_state_change.
+  std::function<void(const std::string&, const std::string&, const absl::Status&)> on_unit_error;
 };
 
 // The machine's cores divided among `workers`, at least 1 each.

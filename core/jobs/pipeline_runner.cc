@@ -141,10 +141,15 @@ absl::Status PipelineJobRunner::RunUnits(const pipeline::Config& config,
       absl::SimpleAtoi(absl::string_view(unit.unit).substr(kModelUnit.size()), &model);
       absl::StatusOr<std::string> value = RunModelUnit(config, model, ctx);
       if (value.ok()) {
-        MIA_RETURN_IF_ERROR(WithRetries(ctx, [&] {
-          return ctx.cluster->CompleteUnit(unit, ctx.replica, *value).status();
-        }));
+        absl::Status done = WithRetries(
+            ctx, [&] { return ctx.cluster->CompleteUnit(unit, ctx.replica, *value).status(); });
+        if (!done.ok()) {  // never left held: back to the queue for another try
+          ctx.cluster->FailUnit(unit, ctx.replica, absl::StatusCodeToString(done.code()), 3)
+              .IgnoreError();
+        }
       } else if (absl::IsCancelled(value.status()) || ctx.cancelled()) {
+        // Not left held by this replica, whose heartbeat would renew it.
+        ctx.cluster->ReleaseUnit(unit, ctx.replica).IgnoreError();
         return absl::CancelledError("stopped while its units ran");
       } else {
         ctx.cluster

@@ -1365,6 +1365,21 @@ absl::Status PostgresJobStore::ReleaseUnits(absl::string_view replica) {
   return status;
 }
 
+absl::Status PostgresJobStore::ReleaseUnit(const ClaimedUnit& unit, absl::string_view replica) {
+  absl::Status status =
+      InTransaction<bool>("release unit", [&](Connection& c) -> absl::StatusOr<bool> {
+        MIA_RETURN_IF_ERROR(
+            c.Exec("UPDATE work_units SET state = 'PENDING', holder = NULL, lease_until = NULL, "
+                   "attempts = greatest(attempts - 1, 0) "
+                   "WHERE job_id = $1 AND unit = $2 AND holder = $3 AND state = 'RUNNING'",
+                   {P(unit.job_id), P(unit.unit), P(replica)}, "release unit")
+                .status());
+        return true;
+      }).status();
+  if (status.ok()) Forget(replica, ElapsedUnitKey(unit.job_id, unit.unit));
+  return status;
+}
+
 absl::StatusOr<JobRecord> PostgresJobStore::RequestCancel(absl::string_view job_id) {
   const absl::Time now = options_.clock();
   absl::StatusOr<JobRecord> result =

@@ -132,6 +132,7 @@ class PostgresJobStore final : public JobStore, public ClusterQueue {
                                            absl::Duration lease) override;
   absl::Status ReleaseJob(absl::string_view job_id, absl::string_view replica) override;
   absl::Status ReleaseUnits(absl::string_view replica) override;
+  absl::Status ReleaseUnit(const ClaimedUnit& unit, absl::string_view replica) override;
   absl::StatusOr<JobRecord> RequestCancel(absl::string_view job_id) override;
   absl::StatusOr<int64_t> PendingUnits() override;
   absl::StatusOr<int64_t> PendingJobs() override;

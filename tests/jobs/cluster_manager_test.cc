@@ -191,6 +191,16 @@ class MemoryClusterQueue final : public ClusterQueue {
     return absl::OkStatus();
   }
 
+  absl::Status ReleaseUnit(const ClaimedUnit& unit, absl::string_view replica) override {
+    absl::MutexLock lock(&mu_);
+    Unit& u = Find(unit);
+    if (u.state == "RUNNING" && u.holder == replica) {
+      u.state = "PENDING";
+      --u.attempts;
+    }
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<JobRecord> RequestCancel(absl::string_view job_id) override {
     absl::MutexLock lock(&mu_);
     MIA_ASSIGN_OR_RETURN(JobRecord job, store_->Get(job_id));

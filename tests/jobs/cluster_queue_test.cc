@@ -281,6 +281,26 @@ TEST_F(ClusterQueueTest, ReleaseUnitsHandsThemBack) {
   EXPECT_THAT(renewal->lost_units, IsEmpty());
 }
 
+// One unit its replica stopped running goes back, only from its holder.
+TEST_F(ClusterQueueTest, ReleaseUnitHandsOneBackOnlyFromItsHolder) {
+  RunningJob("job-1", Units(2));
+  std::unique_ptr<PostgresJobStore> other = Replica();
+  const ClaimedUnit mine = MustClaim(store_.get(), "a");
+  const ClaimedUnit theirs = MustClaim(other.get(), "b");
+  ASSERT_TRUE(store_->ReleaseUnit(theirs, "a").ok());  // not a's: nothing changes
+  EXPECT_EQ(store_->CountUnits("job-1")->running, 2);
+  ASSERT_TRUE(store_->ReleaseUnit(mine, "a").ok());
+  const UnitCounts counts = *store_->CountUnits("job-1");
+  EXPECT_EQ(counts.pending, 1);
+  EXPECT_EQ(counts.running, 1);
+  const ClaimedUnit again = MustClaim(other.get(), "b");
+  EXPECT_EQ(again.unit, mine.unit);
+  EXPECT_EQ(again.attempt, 1);  // the released attempt is not counted
+  absl::StatusOr<LeaseRenewal> renewal = store_->RenewLeases("a", absl::Minutes(5));
+  ASSERT_TRUE(renewal.ok()) << renewal.status();
+  EXPECT_THAT(renewal->lost_units, IsEmpty());
+}
+
 TEST_F(ClusterQueueTest, CancellationOfPendingAndRunningAudits) {
   NewJob("job-pending");
   absl::StatusOr<JobRecord> cancelled = store_->RequestCancel("job-pending");
