@@ -769,8 +769,10 @@ function crossCheck(objects, label) {
   if (flags.auth_jwt_keys) {
     checkSecretFile(pod, container, "auth_jwt_keys", flags.auth_jwt_keys, where, false);
   }
-  check(!eff("dashboard") || eff("dashboard") === "false", where,
-        "dashboard must stay false in the deploy configs (it needs authentication first)");
+  const authOn = Boolean(flags.auth_tokens_file || flags.auth_jwt_keys ||
+                         eff("auth_tokens_file") || eff("auth_jwt_keys"));
+  check(!eff("dashboard") || eff("dashboard") === "false" || authOn, where,
+        "dashboard needs authentication (auth_tokens_file or auth_jwt_keys) in the deploy configs");
   if (replicated) {
     checkReplicated(objects, sts, container, flags, drain, label);
   } else {
