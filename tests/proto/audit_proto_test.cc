@@ -66,6 +66,7 @@ Audit FullAudit() {
   *a.mutable_start_time() = TimeUtil::NanosecondsToTimestamp(1700000001'000000123);
   *a.mutable_end_time() = TimeUtil::SecondsToTimestamp(1700000100);
   a.set_version(42);
+  a.set_tenant("team-a");
   a.set_request_id("0b7c1a9e-5a55-4d7e-9a4e-000000000001");
   (*a.mutable_labels())["team"] = "privacy";
   (*a.mutable_labels())["model"] = "cnn-v3";
