@@ -67,6 +67,10 @@ struct LeaseRenewal {
   // is not here was taken over by another replica (its lease had expired and
   // another claimed it before this renewal): stop it without writing.
   std::vector<std::string> held_jobs;
+  // Every unit this replica holds after the renewal (job_id and unit set).
+  // One it does not run (a claim whose answer was lost with the connection)
+  // is handed back with ReleaseUnit, as an audit is with ReleaseJob.
+  std::vector<ClaimedUnit> held_units;
 };
 
 class ClusterQueue {

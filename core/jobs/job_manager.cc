@@ -577,6 +577,14 @@ void JobManager::RunJob(const std::shared_ptr<Entry>& entry) {
   ctx.cluster = options_.cluster;
   ctx.replica = options_.replica_id;
   ctx.lease = options_.lease;
+  ctx.claiming = [this](bool start) {
+    if (start) {
+      ++claims_in_flight_;
+    } else {
+      --claims_in_flight_;
+    }
+  };
+  ctx.running = [this](const ClaimedUnit& unit, bool running) { SetUnitRunning(unit, running); };
   JobRecord job;
   {
     absl::ReaderMutexLock lock(&mu_);
@@ -833,9 +841,11 @@ void JobManager::ClusterWorkerLoop() {
         return;
       }
     }
+    ++claims_in_flight_;
     absl::StatusOr<std::optional<JobRecord>> claimed =
         options_.cluster->ClaimJob(options_.replica_id, options_.lease);
     if (!claimed.ok() || !claimed->has_value()) {
+      --claims_in_flight_;
       // Nothing to run, or the store is unreachable for now: look again.
       PauseUnlessStopping(options_.claim_interval, /*until_shutdown=*/false);
       continue;
@@ -843,6 +853,7 @@ void JobManager::ClusterWorkerLoop() {
     auto entry = std::make_shared<Entry>(std::move(**claimed), options_.clock());
     {
       absl::MutexLock lock(&mu_);
+      --claims_in_flight_;  // accounted for by entries_ from here
       entries_[entry->id] = entry;
       entry->running = true;
       ++running_;
@@ -871,13 +882,18 @@ void JobManager::UnitWorkerLoop() {
         return;
       }
     }
+    ++claims_in_flight_;
     absl::StatusOr<std::optional<ClaimedUnit>> claimed =
         options_.cluster->ClaimUnit(options_.replica_id, options_.lease);
     if (!claimed.ok() || !claimed->has_value()) {
+      --claims_in_flight_;
       PauseUnlessStopping(options_.claim_interval, /*until_shutdown=*/false);
       continue;
     }
+    SetUnitRunning(**claimed, true);
+    --claims_in_flight_;
     RunClusterUnit(**claimed);
+    SetUnitRunning(**claimed, false);
   }
 }
 
@@ -937,6 +953,14 @@ void JobManager::RunClusterUnit(const ClaimedUnit& unit) {
     return;
   }
   report(value.status());
+  if (absl::IsUnavailable(value.status())) {
+    // Something shared is down for now (the artifact store, the database):
+    // not the unit's fault, so no attempt is counted; it is tried again, here
+    // or elsewhere, after a pause.
+    PauseUnlessStopping(absl::Seconds(2), /*until_shutdown=*/false);
+    options_.cluster->ReleaseUnit(unit, options_.replica_id).IgnoreError();
+    return;
+  }
   options_.cluster
       ->FailUnit(unit, options_.replica_id, absl::StatusCodeToString(value.status().code()),
                  options_.unit_attempts)
@@ -983,10 +1007,44 @@ void JobManager::HeartbeatLoop() {
         for (auto u = begin; u != end; ++u) u->second->store(true);
       }
     }
+    if (renewal.ok()) {
+      // Claims whose answer was lost (the connection broke after the claim
+      // committed): held and renewed, run by no thread. Handed back, unless
+      // a claim is still on its way to being recorded here.
+      std::vector<std::string> orphan_jobs;
+      std::vector<ClaimedUnit> orphan_units;
+      {
+        absl::MutexLock lock(&mu_);
+        if (claims_in_flight_.load() == 0) {
+          for (const std::string& id : renewal->held_jobs) {
+            const auto it = entries_.find(id);
+            if (it == entries_.end() || !it->second->running) orphan_jobs.push_back(id);
+          }
+          for (const ClaimedUnit& unit : renewal->held_units) {
+            if (running_units_.count({unit.job_id, unit.unit}) == 0) orphan_units.push_back(unit);
+          }
+        }
+      }
+      for (const std::string& id : orphan_jobs) {
+        options_.cluster->ReleaseJob(id, options_.replica_id).IgnoreError();
+      }
+      for (const ClaimedUnit& unit : orphan_units) {
+        options_.cluster->ReleaseUnit(unit, options_.replica_id).IgnoreError();
+      }
+    }
     absl::StatusOr<int64_t> units = options_.cluster->PendingUnits();
     absl::StatusOr<int64_t> audits = options_.cluster->PendingJobs();
     if (units.ok() && audits.ok()) metrics_->OnClusterQueue(*units, *audits);
     PauseUnlessStopping(period, /*until_shutdown=*/true);
+  }
+}
+
+void JobManager::SetUnitRunning(const ClaimedUnit& unit, bool running) {
+  absl::MutexLock lock(&mu_);
+  if (running) {
+    running_units_.insert({unit.job_id, unit.unit});
+  } else {
+    running_units_.erase({unit.job_id, unit.unit});
   }
 }
 

@@ -42,6 +42,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -135,6 +136,13 @@ struct RunContext {
   ClusterQueue* cluster = nullptr;
   std::string replica;
   absl::Duration lease = absl::Seconds(30);
+  // Cluster mode: the runner calls claiming(true) before ClaimUnit and
+  // claiming(false) after, and running(unit, true/false) around running a
+  // unit it claimed, so that the heartbeat hands back units this replica
+  // holds but runs nowhere (a claim whose answer was lost). Never null in
+  // cluster mode.
+  std::function<void(bool)> claiming;
+  std::function<void(const ClaimedUnit&, bool)> running;
 
   bool cancelled() const { return cancel != nullptr && cancel->load(); }
 };
@@ -485,6 +493,12 @@ class JobManager {
       ABSL_GUARDED_BY(mu_);
   // Cluster mode: the store version last seen of watched audits held elsewhere.
   std::map<std::string, int64_t> polled_versions_ ABSL_GUARDED_BY(mu_);
+  // Cluster mode: units running on this replica (job id, unit), and claims
+  // whose answer has not been recorded yet (the heartbeat hands back held
+  // audits and units it cannot account for only when this is 0).
+  std::set<std::pair<std::string, std::string>> running_units_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int> claims_in_flight_{0};
+  void SetUnitRunning(const ClaimedUnit& unit, bool running) ABSL_LOCKS_EXCLUDED(mu_);
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;  // background threads stop
   absl::CondVar wake_;                           // Submit, Drain, Shutdown
 

@@ -133,10 +133,21 @@ absl::Status PipelineJobRunner::RunUnits(const pipeline::Config& config,
   while (true) {
     if (ctx.cancelled()) return absl::CancelledError("stopped while its units ran");
     // Run one of this audit's units here if one is waiting.
+    if (ctx.claiming) ctx.claiming(true);
     absl::StatusOr<std::optional<ClaimedUnit>> claimed =
         ctx.cluster->ClaimUnit(ctx.replica, ctx.lease, ctx.job_id);
     if (claimed.ok() && claimed->has_value()) {
       const ClaimedUnit unit = **claimed;
+      if (ctx.running) ctx.running(unit, true);
+      if (ctx.claiming) ctx.claiming(false);
+      // Marked not running once this iteration is over, however it ends.
+      struct Done {
+        const RunContext& ctx;
+        const ClaimedUnit& unit;
+        ~Done() {
+          if (ctx.running) ctx.running(unit, false);
+        }
+      } done_marker{ctx, unit};
       int model = -1;
       absl::SimpleAtoi(absl::string_view(unit.unit).substr(kModelUnit.size()), &model);
       absl::StatusOr<std::string> value = RunModelUnit(config, model, ctx);
@@ -151,6 +162,11 @@ absl::Status PipelineJobRunner::RunUnits(const pipeline::Config& config,
         // Not left held by this replica, whose heartbeat would renew it.
         ctx.cluster->ReleaseUnit(unit, ctx.replica).IgnoreError();
         return absl::CancelledError("stopped while its units ran");
+      } else if (absl::IsUnavailable(value.status())) {
+        // The shared store is down for now: tried again later, no attempt
+        // counted (JobManager::RunClusterUnit does the same).
+        for (int i = 0; i < 20 && !ctx.cancelled(); ++i) absl::SleepFor(absl::Milliseconds(100));
+        ctx.cluster->ReleaseUnit(unit, ctx.replica).IgnoreError();
       } else {
         ctx.cluster
             ->FailUnit(unit, ctx.replica, absl::StatusCodeToString(value.status().code()), 3)
@@ -158,6 +174,7 @@ absl::Status PipelineJobRunner::RunUnits(const pipeline::Config& config,
       }
       continue;
     }
+    if (ctx.claiming) ctx.claiming(false);
     absl::StatusOr<UnitCounts> counts = ctx.cluster->CountUnits(ctx.job_id);
     if (counts.ok()) {
       if (counts->failed > 0) {

@@ -1286,6 +1286,10 @@ absl::StatusOr<LeaseRenewal> PostgresJobStore::RenewLeases(absl::string_view rep
                    "RETURNING w.job_id, w.unit, (j.cancel_requested OR j.state <> 'RUNNING')",
                    {P(replica), PMillis(lease)}, "renew leases"));
         for (int i = 0; i < units.rows(); ++i) {
+          ClaimedUnit held;
+          held.job_id = units.Text(i, 0);
+          held.unit = units.Text(i, 1);
+          out.held_units.push_back(std::move(held));
           renewed.insert(ElapsedUnitKey(units.Text(i, 0), units.Text(i, 1)));
           if (units.Bool(i, 2)) cancelled.insert(units.Text(i, 0));
         }

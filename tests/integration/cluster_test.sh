@@ -7,13 +7,18 @@
 # a drained replica hands its units back; PostgreSQL restarted mid-audit
 # loses nothing; a cancel on another replica stops an audit.
 #
-# Usage: cluster_test.sh PATH_TO_MIA_SERVER PATH_TO_MIA PYTHON_STUB_DIR POSTGRES_DIR
+# Then two replicas on an S3-compatible server (npm s3rver, installed by the
+# ctest fixture `s3`, started here on its own): the S3 server stopped
+# mid-audit makes units fail UNAVAILABLE and retry until it is back.
+#
+# Usage: cluster_test.sh PATH_TO_MIA_SERVER PATH_TO_MIA PYTHON_STUB_DIR POSTGRES_DIR [S3RVER_STATE_DIR]
 # Exit 77 (skipped) when the fixture wrote no URL (MIA_SKIP_POSTGRES=1).
 set -u
 SERVER=$(readlink -f "${1:?path to the mia-server binary}")
 MIA=$(readlink -f "${2:?path to the mia binary}")
 STUBS=$(readlink -f "${3:?folder with mia/v1/audit_pb2.py}")
 PGDIR=$(readlink -f "${4:?folder of the test PostgreSQL (tests/postgres/start.sh)}")
+S3STATE=${5:-}
 TESTS=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
 GRPC_PROTO=/usr/share/grpc-proto
@@ -23,7 +28,7 @@ DB=""
 
 cleanup() {
   local p
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  for p in "${PIDS[@]}" ${S3_PID:+"$S3_PID"}; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   [ -n "$DB" ] && psql "$BASE_URL" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
   if [ -n "${MIA_KEEP_WORK:-}" ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
 }
@@ -89,17 +94,19 @@ spec 7 600 > c.yaml
 spec 8 600 > d.yaml
 spec 9 100000 > e.yaml
 
-# start_replica NAME: replica NAME on the shared store and artifact folder;
-# its ports in PORT_<NAME>, METRICS_<NAME>, its pid in PID_<NAME>.
+# start_replica NAME [ARTIFACT_STORE FLAGS...]: replica NAME on the shared
+# store and artifact folder (or the store given); its ports in PORT_<NAME>,
+# METRICS_<NAME>, its pid in PID_<NAME>.
 start_replica() {
-  local name=$1 port metrics
+  local name=$1 store=${2:-$WORK/shared} port metrics
+  shift; shift || true
   port=$(free_port)
   metrics=$(free_port)
   printf -v "PORT_$name" '%s' "$port"
   printf -v "METRICS_$name" '%s' "$metrics"
   "$SERVER" --listen_address="127.0.0.1:$port" --data_dir="$WORK/data-$name" \
     --data_roots="$WORK/root" --store="$URL" --replica_id="$name" \
-    --artifact_store="$WORK/shared" --cluster_lease_seconds=4 --threads_per_job=1 --workers=1 \
+    --artifact_store="$store" "$@" --cluster_lease_seconds=4 --threads_per_job=1 --workers=1 \
     --unit_workers=1 --metrics_port="$metrics" --metrics_address=127.0.0.1 \
     --drain_timeout_seconds=20 >>"$WORK/$name.log" 2>&1 &
   local pid=$!
@@ -249,5 +256,52 @@ other=$( [ "$H" = r3 ] && echo r2 || echo r3 )
 expect "cancel from $other" 0 "" -- "$MIA" cancel "$E" --server "$(at "$other")"
 expect "the audit ends CANCELLED" 0 "CANCELLED" -- bash -c \
   "for i in \$(seq 1 300); do s=\$('$MIA' get '$E' --json | $PY -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])'); case \$s in CANCELLED|SUCCEEDED|FAILED) echo \$s; exit 0;; esac; sleep 0.1; done; echo timeout"
+
+# ---------------------------------------------------------------------------
+# 6. The S3 server down mid-audit: units fail UNAVAILABLE and are retried
+# (no attempt counted) until it is back; the audit then SUCCEEDS.
+MODULES="$S3STATE/npm/node_modules"
+if [ -z "$S3STATE" ] || [ ! -d "$MODULES/s3rver" ] || ! command -v node >/dev/null; then
+  echo "skip S3 section: no s3rver package (the ctest fixture s3 installs it)"
+else
+  for r in r1 r2 r3; do v="PID_$r"; kill -TERM "${!v}" 2>/dev/null; wait "${!v}" 2>/dev/null; done
+  mkdir -p s3data
+  start_s3() {  # start_s3 [PORT]
+    setsid node "$TESTS/storage/s3rver_start.js" "$MODULES" "$WORK/s3data" ${1:-} >s3.out 2>s3.err </dev/null &
+    S3_PID=$!
+    for _ in $(seq 1 100); do grep -q '^http://' s3.out 2>/dev/null && return 0; sleep 0.1; done
+    return 1
+  }
+  start_s3 && ok "private s3rver started" || { bad "s3rver start"; show s3.err; finish; }
+  ENDPOINT=$(head -1 s3.out)
+  export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER
+  for r in s1 s2; do
+    start_replica "$r" "s3://mia-test/cluster" --s3_endpoint="$ENDPOINT" \
+      && ok "replica $r on S3" || { bad "replica $r on S3"; show "$WORK/$r.log"; finish; }
+  done
+  spec 10 600 > f.yaml
+  expect "submit the S3-test audit" 0 "" -- "$MIA" submit f.yaml --server "$(at s1)"
+  F=$(head -1 out.txt)
+  for _ in $(seq 1 600); do
+    d=$(units_done "$F"); [ "${d:-0}" -ge 1 ] && break
+    sleep 0.1
+  done
+  kill -9 "$S3_PID"; wait "$S3_PID" 2>/dev/null
+  ok "s3rver stopped with $(units_done "$F")/9 units done"
+  for _ in $(seq 1 300); do
+    grep -qh '"unit of work failed".*"code":"UNAVAILABLE"' "$WORK/s1.log" "$WORK/s2.log" && break
+    sleep 0.1
+  done
+  grep -qh '"unit of work failed".*"code":"UNAVAILABLE"' "$WORK/s1.log" "$WORK/s2.log" \
+    && ok "units fail UNAVAILABLE while S3 is down" || bad "no unit failed UNAVAILABLE"
+  sleep 3
+  st=$("$MIA" get "$F" --json --server "$(at s1)" 2>/dev/null | $PY -c 'import json,sys; print(json.load(sys.stdin)["state"])' 2>/dev/null)
+  [ "$st" = RUNNING ] && ok "the audit waits (RUNNING) while S3 is down" || bad "audit state while S3 is down: $st"
+  start_s3 "${ENDPOINT##*:}" && ok "s3rver back on the same endpoint" || { bad "s3rver restart"; show s3.err; }
+  expect "the audit SUCCEEDS once S3 is back" 0 "SUCCEEDED" -- timeout 300 "$MIA" watch "$F" --server "$(at s2)"
+  [ "$(sql "SELECT count(*) FROM work_units WHERE job_id = '${F#audits/}' AND state = 'DONE' AND attempts <= 1")" = 9 ] \
+    && ok "no attempt counted for the outage" \
+    || bad "attempts counted: $(sql "SELECT string_agg(attempts::text, ',') FROM work_units WHERE job_id = '${F#audits/}'")"
+fi
 
 finish

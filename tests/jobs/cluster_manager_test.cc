@@ -161,6 +161,7 @@ class MemoryClusterQueue final : public ClusterQueue {
       for (Unit& u : list) {
         if (u.state == "RUNNING" && u.holder == replica) {
           u.until = now + lease;
+          renewal.held_units.push_back(ClaimedUnit{id, u.name, "", u.attempts});
           if (holds_[id].cancel_requested) renewal.cancelled_jobs.push_back(id);
         }
       }
@@ -273,14 +274,19 @@ class UnitRunner final : public JobRunner {
     MIA_RETURN_IF_ERROR(ctx.cluster->AddUnits(job.id, names));
     while (true) {
       if (ctx.cancelled()) return absl::CancelledError("stopped");
+      ctx.claiming(true);
       absl::StatusOr<std::optional<ClaimedUnit>> claimed =
           ctx.cluster->ClaimUnit(ctx.replica, ctx.lease, job.id);
       if (claimed.ok() && claimed->has_value()) {
+        ctx.running(**claimed, true);
+        ctx.claiming(false);
         absl::StatusOr<std::string> value = RunUnit(job, (*claimed)->unit, ctx);
+        if (value.ok()) ctx.cluster->CompleteUnit(**claimed, ctx.replica, *value).IgnoreError();
+        ctx.running(**claimed, false);
         if (!value.ok()) return value.status();
-        ctx.cluster->CompleteUnit(**claimed, ctx.replica, *value).IgnoreError();
         continue;
       }
+      ctx.claiming(false);
       absl::StatusOr<UnitCounts> counts = ctx.cluster->CountUnits(job.id);
       if (counts.ok() && counts->done == units) return RunOutcome{};
       absl::SleepFor(absl::Milliseconds(10));
@@ -431,6 +437,25 @@ TEST_F(ClusterManagerTest, AReplicaThatStopsRenewingIsTakenOver) {
   EXPECT_EQ(job.state, JobState::kSucceeded);
   EXPECT_GT(queue_->CompletedBy()["r2"], 0);
   queue_->Heal("r1");  // so that its shutdown does not wait out its retries
+}
+
+// A claim that committed but whose answer was lost with the connection: the
+// replica holds the audit (and a unit) and renews them, but runs neither.
+// Its heartbeat hands them back, so that the audit is not stuck for ever.
+TEST_F(ClusterManagerTest, ClaimsWhoseAnswerWasLostAreHandedBack) {
+  JobRecord record;
+  record.id = "orphan";
+  record.spec_json = "4";
+  record.spec_hash = "h";
+  ASSERT_TRUE(store_->Create(record).ok());
+  // As if r1 claimed the audit and one unit, and then lost the answers.
+  ASSERT_TRUE(queue_->ClaimJob("r1", absl::Minutes(5))->has_value());
+  ASSERT_TRUE(queue_->AddUnits("orphan", {"u:0", "u:1", "u:2", "u:3"}).ok());
+  ASSERT_TRUE(queue_->ClaimUnit("r1", absl::Minutes(5), "orphan")->has_value());
+  auto r1 = Replica("r1");  // same replica id, running nothing of it
+  auto r2 = Replica("r2");
+  const JobRecord job = WaitFor("orphan", Finished);  // long before the leases end
+  EXPECT_EQ(job.state, JobState::kSucceeded);
 }
 
 TEST_F(ClusterManagerTest, WatchersOnAnotherReplicaHearTheChanges) {
