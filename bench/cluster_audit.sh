@@ -85,9 +85,18 @@ run() {
     seed=$((seed + 1))
     spec "$seed" > "$tmp/spec.yaml"
     t0=$(date +%s.%N)
-    "$MIA" submit "$tmp/spec.yaml" --follow --server "$MIA_AT" >/dev/null 2>"$tmp/err" \
+    "$MIA" submit "$tmp/spec.yaml" --follow --server "$MIA_AT" >"$tmp/out" 2>"$tmp/err" \
       || { echo "$label: audit failed"; tail -3 "$tmp/err"; exit 1; }
     t1=$(date +%s.%N)
+    # Every model trained, none from a cache: the runs are comparable.
+    "$MIA" report "$(head -1 "$tmp/out")" --out "$tmp/rep-$seed" --server "$MIA_AT" >/dev/null
+    python3 - "$tmp/rep-$seed/models.json" "$label" <<'PY' >&2
+import json, sys
+m = json.load(open(sys.argv[1]))["models"]
+src = [x["source"] for x in m]
+print("  %s: %d models, sources %s, training seconds %.2f" % (
+    sys.argv[2], len(m), sorted(set(src)), sum(x["seconds"] for x in m)))
+PY
     times+=("$(echo "$t1 - $t0" | bc)")
   done
   printf '%s' "${times[*]}" | python3 -c "
