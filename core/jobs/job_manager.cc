@@ -832,7 +832,8 @@ void JobManager::PauseUnlessStopping(absl::Duration d, bool until_shutdown) {
   wake_.WaitWithTimeout(&mu_, d);
 }
 
-void JobManager::ClusterWorkerLoop() {
+template <typename Claim, typename Run>
+void JobManager::ClaimLoop(Claim claim, Run run) {
   while (true) {
     {
       absl::MutexLock lock(&mu_);
@@ -841,60 +842,52 @@ void JobManager::ClusterWorkerLoop() {
         return;
       }
     }
-    ++claims_in_flight_;
-    absl::StatusOr<std::optional<JobRecord>> claimed =
-        options_.cluster->ClaimJob(options_.replica_id, options_.lease);
+    ++claims_in_flight_;  // `run` takes it back once the claim is accounted for
+    auto claimed = claim();
     if (!claimed.ok() || !claimed->has_value()) {
       --claims_in_flight_;
       // Nothing to run, or the store is unreachable for now: look again.
       PauseUnlessStopping(options_.claim_interval, /*until_shutdown=*/false);
       continue;
     }
-    auto entry = std::make_shared<Entry>(std::move(**claimed), options_.clock());
-    {
-      absl::MutexLock lock(&mu_);
-      --claims_in_flight_;  // accounted for by entries_ from here
-      entries_[entry->id] = entry;
-      entry->running = true;
-      ++running_;
-      if (stopping_) {  // drained while claiming: hand it back at once
-        entry->stop = StopReason::kDrain;
-        entry->cancel.store(true);
-      }
-    }
-    JobStateChange change;
-    change.id = entry->id;
-    change.from = JobState::kPending;
-    change.to = JobState::kRunning;
-    change.stage = entry->record.progress.stage;
-    metrics_->OnStateChange(JobState::kPending, JobState::kRunning);
-    ReportStateChange(change);
-    RunJob(entry);
+    run(**std::move(claimed));
   }
 }
 
+void JobManager::ClusterWorkerLoop() {
+  ClaimLoop([this] { return options_.cluster->ClaimJob(options_.replica_id, options_.lease); },
+            [this](JobRecord claimed) {
+              auto entry = std::make_shared<Entry>(std::move(claimed), options_.clock());
+              {
+                absl::MutexLock lock(&mu_);
+                --claims_in_flight_;  // accounted for by entries_ from here
+                entries_[entry->id] = entry;
+                entry->running = true;
+                ++running_;
+                if (stopping_) {  // drained while claiming: hand it back at once
+                  entry->stop = StopReason::kDrain;
+                  entry->cancel.store(true);
+                }
+              }
+              JobStateChange change;
+              change.id = entry->id;
+              change.from = JobState::kPending;
+              change.to = JobState::kRunning;
+              change.stage = entry->record.progress.stage;
+              metrics_->OnStateChange(JobState::kPending, JobState::kRunning);
+              ReportStateChange(change);
+              RunJob(entry);
+            });
+}
+
 void JobManager::UnitWorkerLoop() {
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (stopping_) {
-        --workers_alive_;
-        return;
-      }
-    }
-    ++claims_in_flight_;
-    absl::StatusOr<std::optional<ClaimedUnit>> claimed =
-        options_.cluster->ClaimUnit(options_.replica_id, options_.lease);
-    if (!claimed.ok() || !claimed->has_value()) {
-      --claims_in_flight_;
-      PauseUnlessStopping(options_.claim_interval, /*until_shutdown=*/false);
-      continue;
-    }
-    SetUnitRunning(**claimed, true);
-    --claims_in_flight_;
-    RunClusterUnit(**claimed);
-    SetUnitRunning(**claimed, false);
-  }
+  ClaimLoop([this] { return options_.cluster->ClaimUnit(options_.replica_id, options_.lease); },
+            [this](const ClaimedUnit& unit) {
+              SetUnitRunning(unit, true);
+              --claims_in_flight_;  // accounted for by running_units_ from here
+              RunClusterUnit(unit);
+              SetUnitRunning(unit, false);
+            });
 }
 
 void JobManager::RunClusterUnit(const ClaimedUnit& unit) {

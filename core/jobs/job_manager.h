@@ -424,6 +424,10 @@ class JobManager {
   // watchers of audits held elsewhere.
   void ClusterWorkerLoop();
   void UnitWorkerLoop();
+  // The loop of both: claim (a callable returning StatusOr<optional<T>>),
+  // run each claim, pause when there is none, end when stopping.
+  template <typename Claim, typename Run>
+  void ClaimLoop(Claim claim, Run run);
   void RunClusterUnit(const ClaimedUnit& unit);
   void HeartbeatLoop();
   void PollWatchedJobs();

@@ -84,4 +84,31 @@ absl::Status ValidateProgress(const JobProgress& p) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<JobRecord> UpdatedRecord(const JobRecord& stored, const JobRecord& record,
+                                        absl::Time now) {
+  if (stored.version != record.version) {
+    return absl::AbortedError(absl::StrCat("job ", stored.id, " changed: version is ",
+                                           stored.version, ", the update was based on ",
+                                           record.version, " (re-read and retry)"));
+  }
+  if (absl::Status writable = CheckWritable(stored); !writable.ok()) return writable;
+  if (record.request_id != stored.request_id || record.spec_json != stored.spec_json ||
+      record.spec_hash != stored.spec_hash || record.create_time != stored.create_time ||
+      record.tenant != stored.tenant) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("job ", stored.id,
+                     ": id, request_id, spec_json, spec_hash, create_time and tenant are "
+                     "immutable"));
+  }
+  JobRecord next = record;
+  next.state = stored.state;
+  if (record.state != stored.state) {
+    if (absl::Status changed = ApplyStateChange(&next, record.state, now); !changed.ok()) {
+      return changed;
+    }
+  }
+  next.version = stored.version + 1;
+  return next;
+}
+
 }  // namespace mia::jobs::store_rules

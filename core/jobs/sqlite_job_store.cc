@@ -731,25 +731,8 @@ absl::StatusOr<JobRecord> SqliteJobStore::UpdateImpl(const JobRecord& record) {
   absl::MutexLock lock(&mu_);
   Transaction txn(db_);
   MIA_RETURN_IF_ERROR(txn.BeginWrite());
-  MIA_ASSIGN_OR_RETURN(JobRecord stored, LoadJob(db_, record.id));
-  if (stored.version != record.version) {
-    return absl::AbortedError(absl::StrCat("job ", stored.id, " changed: version is ",
-                                           stored.version, ", the update was based on ",
-                                           record.version, " (re-read and retry)"));
-  }
-  MIA_RETURN_IF_ERROR(CheckWritable(stored));
-  if (record.request_id != stored.request_id || record.spec_json != stored.spec_json ||
-      record.spec_hash != stored.spec_hash || record.create_time != stored.create_time ||
-      record.tenant != stored.tenant) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("job ", stored.id,
-                     ": id, request_id, spec_json, spec_hash, create_time and tenant are "
-                     "immutable"));
-  }
-  JobRecord next = record;
-  next.state = stored.state;
-  if (record.state != stored.state) MIA_RETURN_IF_ERROR(ApplyStateChange(&next, record.state, now));
-  next.version = stored.version + 1;
+  MIA_ASSIGN_OR_RETURN(const JobRecord stored, LoadJob(db_, record.id));
+  MIA_ASSIGN_OR_RETURN(JobRecord next, store_rules::UpdatedRecord(stored, record, now));
   MIA_RETURN_IF_ERROR(WriteJob(db_, next, next.labels != stored.labels));
   MIA_RETURN_IF_ERROR(txn.Commit());
   return next;

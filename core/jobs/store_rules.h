@@ -32,6 +32,13 @@ absl::Status CheckWritable(const JobRecord& stored);
 // InvalidArgument for a fraction outside [0, 1] or negative counts.
 absl::Status ValidateProgress(const JobProgress& p);
 
+// What JobStore::Update stores: `record` checked against the `stored` one
+// (Aborted for another version, FailedPrecondition for a finished job or an
+// illegal state change, InvalidArgument for a changed immutable field), its
+// state change applied with its times, the version bumped.
+absl::StatusOr<JobRecord> UpdatedRecord(const JobRecord& stored, const JobRecord& record,
+                                        absl::Time now);
+
 }  // namespace mia::jobs::store_rules
 
 #endif  // MIA_CORE_JOBS_STORE_RULES_H_
