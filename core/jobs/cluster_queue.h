@@ -81,7 +81,9 @@ class ClusterQueue {
   // lease expired (its replica died; the audit resumes here). Makes it
   // RUNNING (JobStore lifecycle, version bumped, start_time set once),
   // records `replica` as its holder until now + lease. Nullopt when there is
-  // none. Audits with a cancellation requested are not claimed.
+  // none. Audits with a cancellation requested are not claimed: a RUNNING
+  // one whose holder's lease expired is ended CANCELLED by the claim instead
+  // (nobody else would end it), which then returns nullopt.
   virtual absl::StatusOr<std::optional<JobRecord>> ClaimJob(absl::string_view replica,
                                                             absl::Duration lease) = 0;
 

@@ -1029,15 +1029,30 @@ absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::ClaimJob(absl::string
             const Result pick,
             c.Exec("WITH running AS (SELECT tenant, count(*) AS n FROM jobs "
                    "  WHERE state = 'RUNNING' AND lease_until >= now() GROUP BY tenant) "
-                   "SELECT j.id FROM jobs j LEFT JOIN running r ON r.tenant = j.tenant "
+                   "SELECT j.id, j.cancel_requested FROM jobs j "
+                   "LEFT JOIN running r ON r.tenant = j.tenant "
                    "WHERE (j.state = 'PENDING' OR (j.state = 'RUNNING' AND "
                    "  (j.lease_until IS NULL OR j.lease_until < now()))) "
-                   "  AND NOT j.cancel_requested "
+                   "  AND (j.state = 'RUNNING' OR NOT j.cancel_requested) "
                    "ORDER BY coalesce(r.n, 0), j.priority DESC, j.create_time, j.id "
                    "LIMIT 1 FOR UPDATE OF j SKIP LOCKED",
                    {}, "claim job"));
         if (pick.rows() == 0) return Claimed();
         MIA_ASSIGN_OR_RETURN(JobRecord job, LoadJob(c, pick.Text(0, 0), false));
+        if (job.state == JobState::kRunning && pick.Bool(0, 1)) {
+          // Cancelled while its holder lost it (the holder died, or missed
+          // its renewals): nobody runs it any more, so it ends here.
+          MIA_RETURN_IF_ERROR(ApplyStateChange(&job, JobState::kCancelled, now));
+          job.error_code = "CANCELLED";
+          job.error_message = "cancelled on request";
+          ++job.version;
+          MIA_RETURN_IF_ERROR(WriteJob(c, job, /*labels_changed=*/false));
+          MIA_RETURN_IF_ERROR(c.Exec("UPDATE jobs SET holder = NULL, lease_until = NULL "
+                                     "WHERE id = $1",
+                                     {P(job.id)}, "claim job")
+                                  .status());
+          return Claimed();
+        }
         if (job.state == JobState::kPending) {
           MIA_RETURN_IF_ERROR(ApplyStateChange(&job, JobState::kRunning, now));
         }

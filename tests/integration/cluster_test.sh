@@ -255,7 +255,7 @@ H=$(holder "$E")
 other=$( [ "$H" = r3 ] && echo r2 || echo r3 )
 expect "cancel from $other" 0 "" -- "$MIA" cancel "$E" --server "$(at "$other")"
 expect "the audit ends CANCELLED" 0 "CANCELLED" -- bash -c \
-  "for i in \$(seq 1 300); do s=\$('$MIA' get '$E' --json | $PY -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])'); case \$s in CANCELLED|SUCCEEDED|FAILED) echo \$s; exit 0;; esac; sleep 0.1; done; echo timeout"
+  "for i in \$(seq 1 600); do s=\$('$MIA' get '$E' --json | $PY -c 'import json,sys; print(json.load(sys.stdin)[\"state\"])'); case \$s in CANCELLED|SUCCEEDED|FAILED) echo \$s; exit 0;; esac; sleep 0.1; done; echo timeout"
 
 # ---------------------------------------------------------------------------
 # 6. The S3 server down mid-audit: units fail UNAVAILABLE and are retried

@@ -332,6 +332,22 @@ TEST_F(ClusterQueueTest, CancellationOfPendingAndRunningAudits) {
   (void)unit;
 }
 
+// A cancel requested while the audit's holder lost it (its lease expired):
+// the next claim ends it CANCELLED instead of leaving it RUNNING for ever.
+TEST_F(ClusterQueueTest, ACancelledAuditWhoseHolderLostItEndsCancelled) {
+  NewJob("job-1");
+  ASSERT_TRUE(store_->ClaimJob("holder", absl::Seconds(1))->has_value());
+  ASSERT_EQ(store_->RequestCancel("job-1")->state, JobState::kRunning);
+  absl::SleepFor(absl::Milliseconds(1200));  // the lease expires, unrenewed
+  absl::StatusOr<std::optional<JobRecord>> claimed = store_->ClaimJob("other", absl::Minutes(5));
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  EXPECT_FALSE(claimed->has_value());
+  const JobRecord job = *store_->Get("job-1");
+  EXPECT_EQ(job.state, JobState::kCancelled);
+  EXPECT_EQ(job.error_code, "CANCELLED");
+  EXPECT_FALSE(store_->ClaimJob("other", absl::Minutes(5))->has_value());
+}
+
 // Tenant A's audit has 10 units, tenant B's (submitted later) 1: B's unit is
 // the second claimed, not the eleventh.
 TEST_F(ClusterQueueTest, ClaimsAreFairAcrossTenants) {
