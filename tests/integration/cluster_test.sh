@@ -106,7 +106,7 @@ start_replica() {
   printf -v "METRICS_$name" '%s' "$metrics"
   "$SERVER" --listen_address="127.0.0.1:$port" --data_dir="$WORK/data-$name" \
     --data_roots="$WORK/root" --store="$URL" --replica_id="$name" \
-    --artifact_store="$store" "$@" --cluster_lease_seconds=4 --threads_per_job=1 --workers=1 \
+    --artifact_store="$store" "$@" --cluster_lease_seconds=6 --threads_per_job=1 --workers=1 \
     --unit_workers=1 --metrics_port="$metrics" --metrics_address=127.0.0.1 \
     --drain_timeout_seconds=20 >>"$WORK/$name.log" 2>&1 &
   local pid=$!
