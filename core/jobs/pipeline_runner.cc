@@ -43,8 +43,23 @@ absl::StatusOr<RunOutcome> PipelineJobRunner::RunConfig(pipeline::Config config,
   pctx.artifact_remote = options_.artifact_remote;
   pctx.report_dir = (std::filesystem::path(ctx.work_dir) / "report").string();
   PipelineProgressMapper mapper;  // the pipeline's callback is serialized
-  pctx.progress = [&ctx, &mapper](const pipeline::Progress& p) {
-    if (ctx.progress) ctx.progress(mapper.Map(p));
+  // The pipeline reports every batch of every model (tens of thousands of
+  // events for small models); watchers need a change of stage or count at
+  // once, and the rest ten times a second. Forwarding all of them cost more
+  // than training small models (docs/benchmarks.md, "Several replicas").
+  JobProgress last;
+  absl::Time last_sent = absl::InfinitePast();
+  pctx.progress = [&](const pipeline::Progress& p) {
+    if (!ctx.progress) return;
+    JobProgress mapped = mapper.Map(p);
+    const absl::Time now = absl::Now();
+    if (mapped.stage == last.stage && mapped.done == last.done && mapped.total == last.total &&
+        now - last_sent < absl::Milliseconds(100)) {
+      return;
+    }
+    last = mapped;
+    last_sent = now;
+    ctx.progress(mapped);
   };
   MIA_ASSIGN_OR_RETURN(pipeline::PipelineOutput output, pipeline::RunAudit(config, pctx));
 
