@@ -11,9 +11,11 @@
 #include <libpq-fe.h>
 
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -96,7 +98,16 @@ inline std::string FreshPostgresDatabase(const std::string& base_url, const std:
   if (db.size() > 63)
     db = absl::StrCat(db.substr(0, 50), "_", std::hash<std::string>()(db) % 100000);
   EXPECT_EQ(RunPgSql(base_url, absl::StrCat("DROP DATABASE IF EXISTS ", db, " WITH (FORCE)")), "");
-  EXPECT_EQ(RunPgSql(base_url, absl::StrCat("CREATE DATABASE ", db)), "");
+  // CREATE DATABASE copies template1 and fails while another session (a
+  // test in a parallel process creating its own database) is connected to
+  // it: retried for a while.
+  std::string created;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    created = RunPgSql(base_url, absl::StrCat("CREATE DATABASE ", db));
+    if (created.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(created, "");
   return WithDatabase(base_url, db);
 }
 

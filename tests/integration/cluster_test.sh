@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Black-box test of several mia-server replicas on one PostgreSQL (the ctest
-# fixture `postgres`, tests/postgres) and one shared artifact folder (as a
+# Black-box test of several mia-server replicas on one PostgreSQL (its own,
+# started with tests/postgres/start.sh: the test restarts it, which must not
+# disturb other tests) and one shared artifact folder (as a
 # ReadWriteMany volume would be): three replicas share an audit's units of
 # work; a replica killed with SIGKILL mid-training is taken over and the
 # audit ends with the scores of an uninterrupted run, no model stored twice;
@@ -11,25 +12,25 @@
 # ctest fixture `s3`, started here on its own): the S3 server stopped
 # mid-audit makes units fail UNAVAILABLE and retry until it is back.
 #
-# Usage: cluster_test.sh PATH_TO_MIA_SERVER PATH_TO_MIA PYTHON_STUB_DIR POSTGRES_DIR [S3RVER_STATE_DIR]
-# Exit 77 (skipped) when the fixture wrote no URL (MIA_SKIP_POSTGRES=1).
+# Usage: cluster_test.sh PATH_TO_MIA_SERVER PATH_TO_MIA PYTHON_STUB_DIR [S3RVER_STATE_DIR]
+# Exit 77 (skipped) when there is no PostgreSQL and MIA_SKIP_POSTGRES=1.
 set -u
 SERVER=$(readlink -f "${1:?path to the mia-server binary}")
 MIA=$(readlink -f "${2:?path to the mia binary}")
 STUBS=$(readlink -f "${3:?folder with mia/v1/audit_pb2.py}")
-PGDIR=$(readlink -f "${4:?folder of the test PostgreSQL (tests/postgres/start.sh)}")
-S3STATE=${5:-}
+S3STATE=${4:-}
 TESTS=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
 GRPC_PROTO=/usr/share/grpc-proto
 WORK=$(mktemp -d)
+PGDIR="$WORK/pg"
 PIDS=()
 DB=""
 
 cleanup() {
   local p
   for p in "${PIDS[@]}" ${S3_PID:+"$S3_PID"}; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  [ -n "$DB" ] && psql "$BASE_URL" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1
+  bash "$TESTS/postgres/stop.sh" "$PGDIR" >/dev/null 2>&1
   if [ -n "${MIA_KEEP_WORK:-}" ]; then echo "work dir kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -38,8 +39,12 @@ cd "$WORK"
 # shellcheck source=tests/integration/lib.sh
 source "$TESTS/integration/lib.sh"
 
+if ! bash "$TESTS/postgres/start.sh" "$PGDIR" >pg_start.log 2>&1; then
+  echo "FAIL cannot start PostgreSQL:"; sed 's/^/     /' pg_start.log | tail -5
+  echo "0 passed, 1 failed"; exit 1
+fi
 if [ ! -s "$PGDIR/url" ]; then
-  echo "skipped: no test PostgreSQL (MIA_SKIP_POSTGRES=1?)"
+  echo "skipped: no PostgreSQL (MIA_SKIP_POSTGRES=1)"
   exit 77
 fi
 prepare_stubs
@@ -48,7 +53,13 @@ mkdir -p root shared
 # A database of its own on the fixture's server.
 BASE_URL=$(cat "$PGDIR/url")
 DB="mia_cluster_$$"
-psql "$BASE_URL" -qc "CREATE DATABASE $DB" >psql.err 2>&1 \
+# (Retried: CREATE DATABASE fails while another session uses template1.)
+for _ in $(seq 1 50); do
+  psql "$BASE_URL" -qc "CREATE DATABASE $DB" >psql.err 2>&1 && break
+  sleep 0.2
+done
+sql_base() { psql "$BASE_URL" -tAqc "$1" 2>/dev/null; }
+[ "$(sql_base "SELECT count(*) FROM pg_database WHERE datname = '$DB'")" = 1 ] \
   && ok "database $DB created" || { bad "create database"; show psql.err; finish; }
 URL="${BASE_URL%/*}/$DB"
 sql() { psql "$URL" -tAqc "$1" 2>/dev/null; }

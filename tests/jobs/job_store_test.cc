@@ -72,6 +72,7 @@ class JobStoreTest : public ::testing::TestWithParam<std::string> {
       path_ = TempDir(info->name()) + "/jobs.db";
     }
     store_ = OpenStore();
+    ASSERT_NE(store_, nullptr);
   }
 
   bool postgres() const { return GetParam() == "postgres"; }
