@@ -119,13 +119,8 @@ CREATE INDEX work_units_by_holder ON work_units (holder) WHERE holder IS NOT NUL
 // Serializes migrations of replicas starting at once ("mia1" "jobs").
 constexpr int64_t kMigrationLockKey = 0x6d6961316a6f6273;
 
-constexpr const char* kValidStates = "('PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED')";
-
-// The columns ReadJob expects, in order.
-constexpr const char* kJobColumns =
-    "id, request_id, spec_json, spec_hash, state, version, progress_stage, progress_done, "
-    "progress_total, progress_fraction, progress_detail, create_time, start_time, end_time, "
-    "error_code, error_message, result_dir, priority, tenant";
+using store_rules::kJobColumns;
+using store_rules::kValidStates;
 
 // Marks a status as a refused write to a read-only database (a standby, or
 // default_transaction_read_only), which lasts until an operator acts.

@@ -97,17 +97,8 @@ CREATE TABLE uploads (
 )sql"},
 };
 
-// The states a row may have (as the CHECK of the jobs table says). Rows with
-// any other state (written past the CHECK, by hand or by another tool) are
-// left out of listings and reported by ListUnreadable, so that one bad row
-// does not hide every other job.
-constexpr const char* kValidStates = "('PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED')";
-
-// The columns ReadJob expects, in order.
-constexpr const char* kJobColumns =
-    "id, request_id, spec_json, spec_hash, state, version, progress_stage, progress_done, "
-    "progress_total, progress_fraction, progress_detail, create_time, start_time, end_time, "
-    "error_code, error_message, result_dir, priority, tenant";
+using store_rules::kJobColumns;
+using store_rules::kValidStates;
 
 // The payload that marks a status as SQLite's, with its extended result code
 // (SqliteJobStore tells failures of the storage from refused requests by it).

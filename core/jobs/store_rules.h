@@ -14,6 +14,19 @@
 
 namespace mia::jobs::store_rules {
 
+// The states a jobs row may have (the CHECK of both stores' jobs table). Rows
+// with any other state (written past the CHECK, by hand or by another tool)
+// are left out of listings and reported by ListUnreadable, so that one bad
+// row does not hide every other job.
+inline constexpr const char* kValidStates =
+    "('PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED')";
+
+// The columns both stores' ReadJob expect, in order.
+inline constexpr const char* kJobColumns =
+    "id, request_id, spec_json, spec_hash, state, version, progress_stage, progress_done, "
+    "progress_total, progress_fraction, progress_detail, create_time, start_time, end_time, "
+    "error_code, error_message, result_dir, priority, tenant";
+
 // Longest request_id and unit name a store accepts.
 constexpr size_t kMaxRequestIdBytes = 256;
 constexpr size_t kMaxUnitBytes = 256;
