@@ -121,7 +121,7 @@ class SharedArtifactStore : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (GetParam() == "dir") {
-      remote_ = storage::MakeDirObjectStore(TempRoot("shared_store_remote"));
+      remote_ = storage::MakeDirObjectStore(TempRoot(Named("shared_store_remote")));
       return;
     }
     const std::optional<std::string> endpoint = testing_util::S3FixtureEndpoint();
@@ -131,12 +131,15 @@ class SharedArtifactStore : public ::testing::TestWithParam<std::string> {
     ASSERT_TRUE(s3.ok()) << s3.status();
     remote_ = *std::move(s3);
   }
+  // A folder of this test's own: the dir and s3 variants run at once in
+  // separate processes (ctest -j) and must not remove each other's folders.
+  std::string Named(const std::string& name) const { return name + "_" + GetParam(); }
   std::shared_ptr<storage::ObjectStore> remote_;
 };
 
 TEST_P(SharedArtifactStore, ModelCommittedOnOneReplicaIsFoundOnAnother) {
-  ArtifactStore a(TempRoot("replica_a"), remote_);
-  ArtifactStore b(TempRoot("replica_b"), remote_);
+  ArtifactStore a(TempRoot(Named("replica_a")), remote_);
+  ArtifactStore b(TempRoot(Named("replica_b")), remote_);
   ASSERT_TRUE(a.Init().ok());
   const ModelKeyMaterial m = Material();
   const std::string key = m.Key();
@@ -166,7 +169,7 @@ TEST_P(SharedArtifactStore, ModelCommittedOnOneReplicaIsFoundOnAnother) {
 }
 
 TEST_P(SharedArtifactStore, ForeignOrPartialRemoteEntriesAreMisses) {
-  const std::string scratch = TempRoot("shared_scratch");
+  const std::string scratch = TempRoot(Named("shared_scratch"));
   std::filesystem::create_directories(scratch);
   const ModelKeyMaterial m = Material();
   const std::string key = m.Key();
@@ -175,26 +178,26 @@ TEST_P(SharedArtifactStore, ForeignOrPartialRemoteEntriesAreMisses) {
   std::ofstream(scratch + "/model") << "weights";
   ASSERT_TRUE(remote_->Put("models/" + key + ".json", scratch + "/meta").ok());
   ASSERT_TRUE(remote_->Put("models/" + key + ".pt", scratch + "/model").ok());
-  const std::string root_c = TempRoot("replica_c");
+  const std::string root_c = TempRoot(Named("replica_c"));
   ArtifactStore c(root_c, remote_);
   EXPECT_FALSE(c.HasModel(m));
   EXPECT_TRUE(LocalFiles(root_c + "/models").empty());
   // Matching metadata without its model (never written so, but a store may
   // lose an object): a miss, and no metadata appears locally.
-  ArtifactStore a(TempRoot("replica_a2"), remote_);
+  ArtifactStore a(TempRoot(Named("replica_a2")), remote_);
   ASSERT_TRUE(a.Init().ok());
   ASSERT_TRUE(WriteFileAtomically(a.ModelPath(key), "weights").ok());
   ASSERT_TRUE(a.CommitModel(m, training::ModelReport{}).ok());
   ASSERT_TRUE(remote_->Delete("models/" + key + ".pt").ok());
-  const std::string root_d = TempRoot("replica_d");
+  const std::string root_d = TempRoot(Named("replica_d"));
   ArtifactStore d(root_d, remote_);
   EXPECT_FALSE(d.HasModel(m));
   EXPECT_TRUE(LocalFiles(root_d + "/models").empty());
 }
 
 TEST_P(SharedArtifactStore, SignalsArePublishedAndFetched) {
-  const std::string root_a = TempRoot("signals_a");
-  const std::string root_b = TempRoot("signals_b");
+  const std::string root_a = TempRoot(Named("signals_a"));
+  const std::string root_b = TempRoot(Named("signals_b"));
   ArtifactStore a(root_a, remote_);
   ArtifactStore b(root_b, remote_);
   ASSERT_TRUE(a.Init().ok());
