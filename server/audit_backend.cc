@@ -18,6 +18,7 @@
 #include "core/audit/bundle.h"
 #include "core/common/file_util.h"
 #include "core/common/memory_budget.h"
+#include "core/common/sha256.h"
 #include "core/common/status_macros.h"
 #include "core/pipeline/memory_estimate.h"
 #include "server/json_log.h"
@@ -76,16 +77,12 @@ void CheckRequest(const v1::CreateAuditRequest& request, std::vector<FieldViolat
   }
 }
 
+// A report file's digest; a file gone since the listing is NotFound without
+// the server's path.
 absl::StatusOr<std::string> FileSha256(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError("a report file disappeared");
-  Sha256 hash;
-  std::vector<char> buffer(1 << 16);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    hash.Update(buffer.data(), static_cast<size_t>(in.gcount()));
-  }
-  return hash.HexDigest();
+  absl::StatusOr<std::string> digest = Sha256OfFile(path);
+  if (!digest.ok()) return absl::NotFoundError("a report file disappeared");
+  return digest;
 }
 
 // The API names an audit "audits/{id}"; the job store says "job ... not

@@ -24,18 +24,6 @@ std::string ManifestKey(const std::string& job_id) {
   return absl::StrCat("reports/", job_id, "/report.files");
 }
 
-absl::StatusOr<std::string> HashFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::InternalError(absl::StrCat(path, ": cannot read it"));
-  Sha256 hash;
-  std::vector<char> buffer(1 << 16);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    hash.Update(buffer.data(), static_cast<size_t>(in.gcount()));
-  }
-  return hash.HexDigest();
-}
-
 }  // namespace
 
 absl::Status PublishUpload(storage::ObjectStore& store, const std::string& sha256,
@@ -54,7 +42,7 @@ absl::Status FetchUpload(storage::ObjectStore& store, const std::string& sha256,
                          const std::string& local_path) {
   const std::string tmp = UniqueTempPath(local_path);
   MIA_RETURN_IF_ERROR(store.Get(absl::StrCat("uploads/", sha256), tmp));
-  absl::StatusOr<std::string> digest = HashFile(tmp);
+  absl::StatusOr<std::string> digest = Sha256OfFile(tmp);
   if (!digest.ok() || *digest != sha256) {
     std::error_code ec;
     fs::remove(tmp, ec);

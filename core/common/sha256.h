@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
@@ -48,6 +49,12 @@ class Sha256 {
 
 // SHA-256 of `bytes` as 64 lowercase hex digits.
 std::string Sha256Hex(absl::string_view bytes);
+
+// SHA-256 of a file's bytes, streamed, as 64 lowercase hex digits. NotFound
+// when it cannot be opened, InvalidArgument for a folder or other non-file,
+// DataLoss when a read fails; messages name the path (callers that answer
+// clients replace them).
+absl::StatusOr<std::string> Sha256OfFile(const std::string& path);
 
 // Whether `text` has the form Sha256Hex returns (64 lowercase hex digits):
 // the check on digests and content-addressed ids (artifacts, uploads) that

@@ -111,4 +111,81 @@ absl::StatusOr<JobRecord> UpdatedRecord(const JobRecord& stored, const JobRecord
   return next;
 }
 
+absl::StatusOr<JobRecord> NewRecord(const JobRecord& record,
+                                    const std::function<absl::Time()>& clock) {
+  if (absl::Status id = ValidateJobId(record.id); !id.ok()) return id;
+  if (record.spec_hash.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("job ", record.id, ": spec_hash is required"));
+  }
+  if (record.state != JobState::kPending) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "job ", record.id, ": a new job must be PENDING, not ", JobStateName(record.state)));
+  }
+  if (record.request_id.size() > kMaxRequestIdBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("request_id: at most ", kMaxRequestIdBytes, " bytes"));
+  }
+  if (absl::Status progress = ValidateProgress(record.progress); !progress.ok()) return progress;
+  JobRecord stored = record;
+  stored.version = 1;
+  if (stored.create_time == absl::InfinitePast()) stored.create_time = clock();
+  return stored;
+}
+
+absl::StatusOr<CreateResult> RepeatedRequest(JobRecord existing, const JobRecord& record) {
+  if (existing.spec_hash == record.spec_hash) return CreateResult{std::move(existing), false};
+  return absl::AlreadyExistsError(absl::StrCat("request_id ", Quoted(record.request_id),
+                                               " was already used for job ", existing.id,
+                                               " with a different spec"));
+}
+
+absl::Status ValidateTransition(absl::string_view id, JobState to,
+                                const TransitionDetails& details) {
+  if (to == JobState::kFailed && details.error_code.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("job ", Quoted(id), ": a transition to FAILED needs an error code"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ApplyTransition(JobRecord* job, JobState to, const TransitionDetails& details,
+                             absl::Time now) {
+  if (absl::Status changed = ApplyStateChange(job, to, now); !changed.ok()) return changed;
+  if (to == JobState::kFailed || to == JobState::kCancelled) {
+    job->error_code = details.error_code;
+    job->error_message = details.error_message;
+  }
+  if (!details.result_dir.empty()) job->result_dir = details.result_dir;
+  ++job->version;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PageRequest> ReadPageRequest(const ListOptions& options) {
+  PageRequest request;
+  request.page_size = options.page_size;
+  if (request.page_size <= 0) request.page_size = ListOptions::kDefaultPageSize;
+  if (request.page_size > ListOptions::kMaxPageSize) request.page_size = ListOptions::kMaxPageSize;
+  if (!options.page_token.empty()) {
+    absl::StatusOr<PageCursor> cursor = DecodePageToken(options.page_token);
+    if (!cursor.ok()) return cursor.status();
+    if (cursor->state != options.state) {
+      return absl::InvalidArgumentError(
+          "page_token: issued for a different state filter (keep the filter while paging)");
+    }
+    request.cursor = *std::move(cursor);
+  }
+  return request;
+}
+
+JobPage MakePage(std::vector<JobRecord> rows, int page_size, const ListOptions& options) {
+  JobPage page;
+  page.jobs = std::move(rows);
+  if (static_cast<int>(page.jobs.size()) > page_size) {
+    page.jobs.pop_back();
+    const JobRecord& last = page.jobs.back();
+    page.next_page_token = EncodePageToken({last.create_time, last.id, options.state});
+  }
+  return page;
+}
+
 }  // namespace mia::jobs::store_rules

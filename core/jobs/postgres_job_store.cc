@@ -730,22 +730,7 @@ absl::Status PostgresJobStore::Migrate() {
 // JobStore.
 
 absl::StatusOr<CreateResult> PostgresJobStore::Create(const JobRecord& record) {
-  MIA_RETURN_IF_ERROR(ValidateJobId(record.id));
-  if (record.spec_hash.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("job ", record.id, ": spec_hash is required"));
-  }
-  if (record.state != JobState::kPending) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "job ", record.id, ": a new job must be PENDING, not ", JobStateName(record.state)));
-  }
-  if (record.request_id.size() > kMaxRequestIdBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("request_id: at most ", kMaxRequestIdBytes, " bytes"));
-  }
-  MIA_RETURN_IF_ERROR(ValidateProgress(record.progress));
-  JobRecord stored = record;
-  stored.version = 1;
-  if (stored.create_time == absl::InfinitePast()) stored.create_time = options_.clock();
+  MIA_ASSIGN_OR_RETURN(const JobRecord stored, store_rules::NewRecord(record, options_.clock));
   absl::StatusOr<CreateResult> result =
       InTransaction<CreateResult>("create job", [&](Connection& c) -> absl::StatusOr<CreateResult> {
         MIA_ASSIGN_OR_RETURN(const bool inserted, InsertJob(c, stored));
@@ -755,12 +740,7 @@ absl::StatusOr<CreateResult> PostgresJobStore::Create(const JobRecord& record) {
           MIA_ASSIGN_OR_RETURN(std::optional<JobRecord> existing,
                                FindRequest(c, record.tenant, record.request_id));
           if (existing.has_value()) {
-            if (existing->spec_hash == record.spec_hash) {
-              return CreateResult{std::move(*existing), false};
-            }
-            return absl::AlreadyExistsError(absl::StrCat("request_id ", Quoted(record.request_id),
-                                                         " was already used for job ", existing->id,
-                                                         " with a different spec"));
+            return store_rules::RepeatedRequest(*std::move(existing), record);
           }
         }
         return absl::AlreadyExistsError(absl::StrCat("job ", record.id, " already exists"));
@@ -774,17 +754,10 @@ absl::StatusOr<JobRecord> PostgresJobStore::Get(absl::string_view id) {
 }
 
 absl::StatusOr<JobPage> PostgresJobStore::List(const ListOptions& options) {
-  int page_size = options.page_size;
-  if (page_size <= 0) page_size = ListOptions::kDefaultPageSize;
-  if (page_size > ListOptions::kMaxPageSize) page_size = ListOptions::kMaxPageSize;
-  std::optional<PageCursor> cursor;
-  if (!options.page_token.empty()) {
-    MIA_ASSIGN_OR_RETURN(cursor, DecodePageToken(options.page_token));
-    if (cursor->state != options.state) {
-      return absl::InvalidArgumentError(
-          "page_token: issued for a different state filter (keep the filter while paging)");
-    }
-  }
+  MIA_ASSIGN_OR_RETURN(const store_rules::PageRequest request,
+                       store_rules::ReadPageRequest(options));
+  const int page_size = request.page_size;
+  const std::optional<PageCursor>& cursor = request.cursor;
   // Only placeholders are spliced into the SQL, never values.
   std::vector<Param> params;
   std::string sql =
@@ -809,14 +782,7 @@ absl::StatusOr<JobPage> PostgresJobStore::List(const ListOptions& options) {
                        InTransaction<std::vector<JobRecord>>("list jobs", [&](Connection& c) {
                          return QueryJobs(c, sql, params, "list jobs");
                        }));
-  JobPage page;
-  page.jobs = std::move(jobs);
-  if (static_cast<int>(page.jobs.size()) > page_size) {
-    page.jobs.pop_back();
-    const JobRecord& last = page.jobs.back();
-    page.next_page_token = EncodePageToken({last.create_time, last.id, options.state});
-  }
-  return page;
+  return store_rules::MakePage(std::move(jobs), page_size, options);
 }
 
 absl::StatusOr<JobRecord> PostgresJobStore::Update(const JobRecord& record) {
@@ -835,21 +801,12 @@ absl::StatusOr<JobRecord> PostgresJobStore::Update(const JobRecord& record) {
 
 absl::StatusOr<JobRecord> PostgresJobStore::Transition(absl::string_view id, JobState to,
                                                        const TransitionDetails& details) {
-  if (to == JobState::kFailed && details.error_code.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("job ", Quoted(id), ": a transition to FAILED needs an error code"));
-  }
+  MIA_RETURN_IF_ERROR(store_rules::ValidateTransition(id, to, details));
   const absl::Time now = options_.clock();
   absl::StatusOr<JobRecord> result =
       InTransaction<JobRecord>("transition job", [&](Connection& c) -> absl::StatusOr<JobRecord> {
         MIA_ASSIGN_OR_RETURN(JobRecord job, LoadJob(c, id, true));
-        MIA_RETURN_IF_ERROR(ApplyStateChange(&job, to, now));
-        if (to == JobState::kFailed || to == JobState::kCancelled) {
-          job.error_code = details.error_code;
-          job.error_message = details.error_message;
-        }
-        if (!details.result_dir.empty()) job.result_dir = details.result_dir;
-        ++job.version;
+        MIA_RETURN_IF_ERROR(store_rules::ApplyTransition(&job, to, details, now));
         MIA_RETURN_IF_ERROR(WriteJob(c, job, /*labels_changed=*/false));
         return job;
       });

@@ -624,24 +624,7 @@ absl::Status SqliteJobStore::RecordUpload(absl::string_view tenant, absl::string
 }
 
 absl::StatusOr<CreateResult> SqliteJobStore::CreateImpl(const JobRecord& record) {
-  MIA_RETURN_IF_ERROR(ValidateJobId(record.id));
-  if (record.spec_hash.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("job ", record.id, ": spec_hash is required"));
-  }
-  if (record.state != JobState::kPending) {
-    return absl::InvalidArgumentError(absl::StrCat("job ", record.id,
-                                                   ": a new job must be "
-                                                   "PENDING, not ",
-                                                   JobStateName(record.state)));
-  }
-  if (record.request_id.size() > kMaxRequestIdBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("request_id: at most ", kMaxRequestIdBytes, " bytes"));
-  }
-  MIA_RETURN_IF_ERROR(ValidateProgress(record.progress));
-  JobRecord stored = record;
-  stored.version = 1;
-  if (stored.create_time == absl::InfinitePast()) stored.create_time = options_.clock();
+  MIA_ASSIGN_OR_RETURN(JobRecord stored, store_rules::NewRecord(record, options_.clock));
 
   absl::MutexLock lock(&mu_);
   Transaction txn(db_);
@@ -649,12 +632,7 @@ absl::StatusOr<CreateResult> SqliteJobStore::CreateImpl(const JobRecord& record)
   if (!record.request_id.empty()) {
     MIA_ASSIGN_OR_RETURN(std::optional<JobRecord> existing,
                          FindRequest(db_, record.tenant, record.request_id));
-    if (existing.has_value()) {
-      if (existing->spec_hash == record.spec_hash) return CreateResult{std::move(*existing), false};
-      return absl::AlreadyExistsError(absl::StrCat("request_id ", Quoted(record.request_id),
-                                                   " was already used for job ", existing->id,
-                                                   " with a different spec"));
-    }
+    if (existing.has_value()) return store_rules::RepeatedRequest(*std::move(existing), record);
   }
   MIA_ASSIGN_OR_RETURN(std::optional<JobRecord> same_id, FindJob(db_, "id", record.id));
   if (same_id.has_value()) {
@@ -675,17 +653,10 @@ absl::StatusOr<JobRecord> SqliteJobStore::Get(absl::string_view id) {
 }
 
 absl::StatusOr<JobPage> SqliteJobStore::List(const ListOptions& options) {
-  int page_size = options.page_size;
-  if (page_size <= 0) page_size = ListOptions::kDefaultPageSize;
-  if (page_size > ListOptions::kMaxPageSize) page_size = ListOptions::kMaxPageSize;
-  std::optional<PageCursor> cursor;
-  if (!options.page_token.empty()) {
-    MIA_ASSIGN_OR_RETURN(cursor, DecodePageToken(options.page_token));
-    if (cursor->state != options.state) {
-      return absl::InvalidArgumentError(
-          "page_token: issued for a different state filter (keep the filter while paging)");
-    }
-  }
+  MIA_ASSIGN_OR_RETURN(const store_rules::PageRequest request,
+                       store_rules::ReadPageRequest(options));
+  const int page_size = request.page_size;
+  const std::optional<PageCursor>& cursor = request.cursor;
   // Only placeholders are spliced into the SQL, never values.
   std::string sql =
       absl::StrCat("SELECT ", kJobColumns, " FROM jobs WHERE state IN ", kValidStates);
@@ -705,15 +676,9 @@ absl::StatusOr<JobPage> SqliteJobStore::List(const ListOptions& options) {
     q.BindText(3, cursor->id);
   }
   q.BindInt64(4, page_size + 1);  // one more tells whether another page follows
-  JobPage page;
-  MIA_ASSIGN_OR_RETURN(page.jobs, ReadJobs(db_, q));
+  MIA_ASSIGN_OR_RETURN(std::vector<JobRecord> rows, ReadJobs(db_, q));
   MIA_RETURN_IF_ERROR(txn.Commit());
-  if (static_cast<int>(page.jobs.size()) > page_size) {
-    page.jobs.pop_back();
-    const JobRecord& last = page.jobs.back();
-    page.next_page_token = EncodePageToken({last.create_time, last.id, options.state});
-  }
-  return page;
+  return store_rules::MakePage(std::move(rows), page_size, options);
 }
 
 absl::StatusOr<JobRecord> SqliteJobStore::UpdateImpl(const JobRecord& record) {
@@ -731,22 +696,13 @@ absl::StatusOr<JobRecord> SqliteJobStore::UpdateImpl(const JobRecord& record) {
 
 absl::StatusOr<JobRecord> SqliteJobStore::TransitionImpl(absl::string_view id, JobState to,
                                                          const TransitionDetails& details) {
-  if (to == JobState::kFailed && details.error_code.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("job ", Quoted(id), ": a transition to FAILED needs an error code"));
-  }
+  MIA_RETURN_IF_ERROR(store_rules::ValidateTransition(id, to, details));
   const absl::Time now = options_.clock();
   absl::MutexLock lock(&mu_);
   Transaction txn(db_);
   MIA_RETURN_IF_ERROR(txn.BeginWrite());
   MIA_ASSIGN_OR_RETURN(JobRecord job, LoadJob(db_, id));
-  MIA_RETURN_IF_ERROR(ApplyStateChange(&job, to, now));
-  if (to == JobState::kFailed || to == JobState::kCancelled) {
-    job.error_code = details.error_code;
-    job.error_message = details.error_message;
-  }
-  if (!details.result_dir.empty()) job.result_dir = details.result_dir;
-  ++job.version;
+  MIA_RETURN_IF_ERROR(store_rules::ApplyTransition(&job, to, details, now));
   MIA_RETURN_IF_ERROR(WriteJob(db_, job, /*labels_changed=*/false));
   MIA_RETURN_IF_ERROR(txn.Commit());
   return job;

@@ -5,12 +5,17 @@
 #define MIA_CORE_JOBS_STORE_RULES_H_
 
 #include <cstddef>
+#include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "core/jobs/job.h"
+#include "core/jobs/job_store.h"
 
 namespace mia::jobs::store_rules {
 
@@ -51,6 +56,36 @@ absl::Status ValidateProgress(const JobProgress& p);
 // state change applied with its times, the version bumped.
 absl::StatusOr<JobRecord> UpdatedRecord(const JobRecord& stored, const JobRecord& record,
                                         absl::Time now);
+
+// What JobStore::Create stores: `record` checked (id, spec_hash, PENDING,
+// request_id length, progress) with version 1 and, when unset, create_time
+// from `clock`.
+absl::StatusOr<JobRecord> NewRecord(const JobRecord& record,
+                                    const std::function<absl::Time()>& clock);
+
+// A Create whose (tenant, request_id) is taken by `existing`: that job
+// (created = false) when the specs match, else AlreadyExists naming the
+// request id and the job, never the spec.
+absl::StatusOr<CreateResult> RepeatedRequest(JobRecord existing, const JobRecord& record);
+
+// JobStore::Transition on the stored `job`: the state change with its times,
+// the details it records, the version bumped. InvalidArgument for FAILED
+// without an error code (check it before reading: ValidateTransition).
+absl::Status ValidateTransition(absl::string_view id, JobState to,
+                                const TransitionDetails& details);
+absl::Status ApplyTransition(JobRecord* job, JobState to, const TransitionDetails& details,
+                             absl::Time now);
+
+// List's paging: the page size clamped to ListOptions' limits and the cursor
+// of options.page_token (InvalidArgument for a token of another state
+// filter); then the page from the rows read (page_size + 1 of them at most)
+// with its next_page_token.
+struct PageRequest {
+  int page_size = ListOptions::kDefaultPageSize;
+  std::optional<PageCursor> cursor;
+};
+absl::StatusOr<PageRequest> ReadPageRequest(const ListOptions& options);
+JobPage MakePage(std::vector<JobRecord> rows, int page_size, const ListOptions& options);
 
 }  // namespace mia::jobs::store_rules
 

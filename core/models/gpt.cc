@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/common/file_util.h"
+#include "core/common/sha256.h"
 #include "core/models/safetensors.h"
 
 namespace mia::models {
@@ -363,7 +364,7 @@ absl::StatusOr<Gpt2Checkpoint> ReadGpt2Checkpoint(const std::string& folder) {
   if (!file_config.ok()) return file_config.status();
   absl::StatusOr<SafetensorsIndex> index = ReadSafetensorsIndex(weights_path);
   if (!index.ok()) return index.status();
-  absl::StatusOr<std::string> sha = FileSha256(weights_path);
+  absl::StatusOr<std::string> sha = Sha256OfFile(weights_path);
   if (!sha.ok()) return sha.status();
 
   Gpt2Checkpoint out;

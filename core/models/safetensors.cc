@@ -211,17 +211,4 @@ absl::StatusOr<Gpt2FileConfig> ReadGpt2Config(const std::string& path) {
   return ParseGpt2Config(*text, path);
 }
 
-absl::StatusOr<std::string> FileSha256(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return FileErrnoStatus(errno, path, "open");
-  Sha256 hash;
-  std::string chunk(1 << 20, '\0');
-  while (in) {
-    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
-    hash.Update(chunk.data(), static_cast<size_t>(in.gcount()));
-  }
-  if (in.bad()) return FileErrnoStatus(errno, path, "read");
-  return hash.HexDigest();
-}
-
 }  // namespace mia::models

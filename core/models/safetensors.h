@@ -69,10 +69,6 @@ struct Gpt2FileConfig {
 absl::StatusOr<Gpt2FileConfig> ParseGpt2Config(const std::string& json, const std::string& path);
 absl::StatusOr<Gpt2FileConfig> ReadGpt2Config(const std::string& path);
 
-// SHA-256 (hex) of a file's bytes, streamed: what a LoRA artifact records of
-// its base checkpoint.
-absl::StatusOr<std::string> FileSha256(const std::string& path);
-
 }  // namespace mia::models
 
 #endif  // MIA_CORE_MODELS_SAFETENSORS_H_

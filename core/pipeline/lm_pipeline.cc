@@ -164,7 +164,7 @@ absl::StatusOr<std::string> LmKeyJson(const Config& c, const text::Tokenizer& to
   if (!lm.spec.checkpoint.empty()) {
     // The weights decide the model, not the folder's name.
     MIA_ASSIGN_OR_RETURN(j["checkpoint_sha256"],
-                         FileSha256(lm.spec.checkpoint + "/model.safetensors"));
+                         Sha256OfFile(lm.spec.checkpoint + "/model.safetensors"));
     j["checkpoint"] = "";
   }
   return j.dump();

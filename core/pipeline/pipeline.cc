@@ -101,22 +101,6 @@ std::string SignalsKey(const std::string& model_id, const std::string& rows_sha,
   return Sha256Hex(j.dump());
 }
 
-absl::StatusOr<std::string> FileSha256(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec)) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  Sha256 h;
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    h.Update(absl::string_view(buf.data(), static_cast<size_t>(in.gcount())));
-  }
-  return h.HexDigest();
-}
-
 void MakeReportDir(const Config& c, const PipelineContext& ctx, PipelineOutput* output) {
   output->report_dir = ctx.report_dir.empty()
                            ? (std::filesystem::path(c.run.log_dir) / c.audit.report_log).string()
@@ -435,7 +419,7 @@ absl::StatusOr<Signals> SignalsStage(const Config& c, const PipelineContext& ctx
     if (!only.empty() && only.count(m) == 0) continue;  // another unit's
     std::string model_id = models[m].key;
     if (external) {
-      MIA_ASSIGN_OR_RETURN(model_id, FileSha256(model_paths[m]));
+      MIA_ASSIGN_OR_RETURN(model_id, Sha256OfFile(model_paths[m]));
     }
     signal_paths[m] =
         store.SignalsPath(SignalsKey(model_id, rows_sha, c.audit.augmentation, c.recipe));

@@ -55,7 +55,6 @@ std::vector<T> Gather(const std::vector<T>& values, const std::vector<int64_t>& 
   return out;
 }
 
-absl::StatusOr<std::string> FileSha256(const std::string& path);
 // Every game's report folder: ctx.report_dir, else run.log_dir/audit.report_log;
 // sets output->report_dir and creates the folder.
 void MakeReportDir(const Config& c, const PipelineContext& ctx, PipelineOutput* output);
