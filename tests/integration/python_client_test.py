@@ -38,6 +38,34 @@ def free_port():
         return s.getsockname()[1]
 
 
+
+def wait_serving(cls, token):
+    """Until cls.server answers an RPC (NOT_FOUND for an unknown audit)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with Client(cls.address, timeout=2, token=token) as c:
+                c.get("audits/none")
+        except MiaError as e:
+            if e.code == grpc.StatusCode.NOT_FOUND:
+                return
+        if time.monotonic() > deadline or cls.server.poll() is not None:
+            raise RuntimeError("mia-server did not start; see " + cls.log.name)
+        time.sleep(0.2)
+
+
+def stop_server(cls):
+    """Stops cls.server (SIGTERM, then SIGKILL) and removes its folder."""
+    cls.server.terminate()
+    try:
+        cls.server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        cls.server.kill()
+        cls.server.wait()
+    cls.log.close()
+    shutil.rmtree(cls.work, ignore_errors=True)
+
+
 class LiveServerTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -58,28 +86,11 @@ class LiveServerTest(unittest.TestCase):
             stdout=cls.log, stderr=subprocess.STDOUT)
         cls.address = "127.0.0.1:%d" % cls.port
         # Serving once an RPC gets an answer (NOT_FOUND for an unknown audit).
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with Client(cls.address, timeout=2, token="t0ken") as c:
-                    c.get("audits/none")
-            except MiaError as e:
-                if e.code == grpc.StatusCode.NOT_FOUND:
-                    break
-            if time.monotonic() > deadline or cls.server.poll() is not None:
-                raise RuntimeError("mia-server did not start; see " + cls.log.name)
-            time.sleep(0.2)
+        wait_serving(cls, "t0ken")
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.terminate()
-        try:
-            cls.server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            cls.server.kill()
-            cls.server.wait()
-        cls.log.close()
-        shutil.rmtree(cls.work, ignore_errors=True)
+        stop_server(cls)
 
     def test_submit_watch_result_scores_report(self):
         with Client.connect(self.address, token="secret-token") as mia:
@@ -238,28 +249,11 @@ class AuthServerTest(unittest.TestCase):
              "--drain_timeout_seconds=5"],
             stdout=cls.log, stderr=subprocess.STDOUT)
         cls.address = "127.0.0.1:%d" % cls.port
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with Client(cls.address, timeout=2, token=cls.TOKEN_A) as c:
-                    c.get("audits/none")
-            except MiaError as e:
-                if e.code == grpc.StatusCode.NOT_FOUND:
-                    break
-            if time.monotonic() > deadline or cls.server.poll() is not None:
-                raise RuntimeError("mia-server did not start; see " + cls.log.name)
-            time.sleep(0.2)
+        wait_serving(cls, cls.TOKEN_A)
 
     @classmethod
     def tearDownClass(cls):
-        cls.server.terminate()
-        try:
-            cls.server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            cls.server.kill()
-            cls.server.wait()
-        cls.log.close()
-        shutil.rmtree(cls.work, ignore_errors=True)
+        stop_server(cls)
 
     def test_token_and_tenant(self):
         with Client(self.address, token=self.TOKEN_A) as a:
