@@ -11,17 +11,24 @@
 #                                         needs (the Dockerfile's build stage;
 #                                         configure with -DMIA_BUILD_TESTS=OFF
 #                                         -DMIA_BUILD_BENCH=OFF)
+#   ... --no-torch                        without Debian's LibTorch and OpenBLAS: for
+#                                         a build against another LibTorch named by
+#                                         -DCMAKE_PREFIX_PATH (docs/gpu.md; the CUDA
+#                                         image, deploy/docker/Dockerfile.cuda, on
+#                                         Ubuntu 24.04, whose package names are these)
 #   ... --list                            print the packages, install nothing
 set -euo pipefail
 
 mode=all
 list=false
+torch=true
 for arg in "$@"; do
   case "$arg" in
     --build-only) mode=build ;;
     --bench) mode=bench ;;
     --list) list=true ;;
-    *) echo "install-deps: unknown argument $arg (--build-only, --bench, --list)" >&2; exit 2 ;;
+    --no-torch) torch=false ;;
+    *) echo "install-deps: unknown argument $arg (--build-only, --bench, --no-torch, --list)" >&2; exit 2 ;;
   esac
 done
 
@@ -36,8 +43,6 @@ BUILD_PACKAGES=(
   libjwt-dev
   # tokenizers: GPT-2's pre-tokenization regex (Unicode properties) through PCRE2
   libpcre2-dev
-  # training engine: LibTorch (CPU) on OpenBLAS
-  libtorch-dev libopenblas0-openmp
   # service: gRPC, protobuf (protoc and its C++/Python plugins), storage, metrics
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libsqlite3-dev
   prometheus-cpp-dev
@@ -74,6 +79,10 @@ TEST_PACKAGES=(
 # The comparison benchmarks need nothing beyond the test packages today
 # (python3-torch is one of them); --bench stays for scripts that pass it.
 BENCH_PACKAGES=()
+# training engine: LibTorch (CPU) on OpenBLAS, unless another LibTorch is used
+if $torch; then
+  BUILD_PACKAGES+=(libtorch-dev libopenblas0-openmp)
+fi
 PACKAGES=("${BUILD_PACKAGES[@]}")
 if [ "$mode" = bench ]; then
   PACKAGES+=(${BENCH_PACKAGES[@]+"${BENCH_PACKAGES[@]}"})
@@ -110,6 +119,7 @@ else
   echo "install-deps: all ${#PACKAGES[@]} packages present"
 fi
 
+$torch || exit 0
 # Select OpenBLAS (OpenMP build) for libblas.so.3 and liblapack.so.3.
 arch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
 for lib in libblas.so.3 liblapack.so.3; do

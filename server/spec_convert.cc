@@ -259,6 +259,8 @@ Json MapTrain(const v1::TrainSection& t, const ServerRoots& roots, Problems* pro
   Put(y, "random_crop", t.has_random_crop(), t.random_crop());
   Put(y, "crop_padding", t.has_crop_padding(), t.crop_padding());
   Put(y, "horizontal_flip", t.has_horizontal_flip(), t.horizontal_flip());
+  Put(y, "precision", t.has_precision(), t.precision());
+  Put(y, "data_on_device", t.has_data_on_device(), t.data_on_device());
   if (t.has_dp()) {
     const v1::DpSection& d = t.dp();
     Json dp = Json::object();

@@ -73,9 +73,15 @@ torch::Tensor ConvImpl::forward(const torch::Tensor& x) {
 
 torch::Tensor DropoutMask(const std::vector<int64_t>& shape, double p, torch::Generator& generator,
                           const torch::Device& device) {
-  torch::Tensor keep = torch::empty(shape, torch::kFloat32);
+  // Drawn on the CPU from the model's own generator (the same masks on any
+  // device). For a GPU it is written to pinned memory and copied without
+  // waiting: a copy from pageable memory would wait for every kernel queued
+  // before it, once per forward pass.
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+  if (device.is_cuda()) opts = opts.pinned_memory(true);
+  torch::Tensor keep = torch::empty(shape, opts);
   keep.bernoulli_(1.0 - p, generator).div_(1.0 - p);
-  return keep.to(device);
+  return device.is_cpu() ? keep : keep.to(device, /*non_blocking=*/true);
 }
 
 torch::Generator MakeGenerator(uint64_t seed) {

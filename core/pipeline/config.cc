@@ -506,6 +506,9 @@ void ParseDp(Section& s, Config* c) {
   if (c->batched_training.value_or(false)) {
     s.Add("batched", "DP-SGD models train one at a time: leave batched unset or false");
   }
+  if (c->recipe.precision != "fp32") {
+    s.Add("precision", "DP-SGD trains in fp32 only: leave precision unset or fp32");
+  }
 }
 
 // Returns whether the model is a language model.
@@ -563,6 +566,11 @@ bool ParseTrain(Section& s, Config* c) {
   training::TrainRecipe& r = c->recipe;
   s.GetInRange("batch_size", &r.batch_size, 1, 1 << 20);
   s.GetChoice("optimizer", &r.optimizer, {"sgd", "adam", "adamw"});
+  s.GetChoice("precision", &r.precision, {"fp32", "bf16"});
+  if (s.Has("data_on_device")) {
+    bool on = true;
+    if (s.Get("data_on_device", &on)) c->data_on_device = on;
+  }
   s.GetInRange("learning_rate", &r.learning_rate, 1e-12, 100.0);
   s.GetInRange("momentum", &r.momentum, 0.0, 0.9999);
   s.Get("nesterov", &r.nesterov);
@@ -1535,7 +1543,9 @@ std::string TrainingJson(const training::ModelSpec& m, const training::TrainReci
                       {"horizontal_flip", r.horizontal_flip},
                       {"normalize_mean", r.normalize_mean},
                       {"normalize_std", r.normalize_std}};
-  // Only when on, so that the keys of models trained without DP stay as they were.
+  // Only when not the default, so that the keys of models trained before stay
+  // as they were.
+  if (r.precision != "fp32") j["precision"] = r.precision;
   if (r.dp.enabled) {
     nlohmann::json dp = {{"max_grad_norm", r.dp.max_grad_norm},
                          {"delta", r.dp.delta},

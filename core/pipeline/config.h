@@ -150,6 +150,8 @@ struct Config {
   // stacked on a GPU; on a CPU one model at a time per lane, which measured
   // faster there (docs/benchmarks.md).
   std::optional<bool> batched_training;
+  // train.data_on_device (TrainContext::data_on_device); unset: on a GPU.
+  std::optional<bool> data_on_device;
   ExternalModels external;          // non-empty: audit these models, train nothing
   AuditConfig audit;
   // Set for a DP audit in one run (audit.dp_audit or top-level dp_audit).

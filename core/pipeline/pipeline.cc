@@ -366,6 +366,7 @@ absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const Pipel
   std::string unused_warning;  // reported by ScoreStage (DeviceWarnings)
   tctx.device = training::UsableDevice(c.train_device, "train.device", &unused_warning);
   tctx.allow_batched = c.batched_training.value_or(training::ResolveDevice(tctx.device) != "cpu");
+  tctx.data_on_device = c.data_on_device;
   return TrainOrReuse(
       c, ctx, train_rows,
       [&](int m, ModelKeyMaterial* km) {

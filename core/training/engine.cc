@@ -20,6 +20,7 @@
 #include "core/models/sparse_linear.h"
 #include "core/training/archive.h"
 #include "core/training/device.h"
+#include "core/training/device_batches.h"
 #include "core/training/dp_sgd.h"
 #include "core/training/lanes.h"
 #include "core/training/recipe.h"
@@ -75,6 +76,7 @@ absl::Status TrainAndSave(const models::Architecture& arch, bool stack, int firs
                           const std::vector<std::string>& out_paths, const TrainContext& ctx,
                           const std::atomic<bool>* stop, const torch::Device& device,
                           const models::sparse::Csr* sparse_rows,
+                          const DeviceBatches* device_batches,
                           std::vector<ModelReport>& reports) {
   const Clock::time_point start = Clock::now();
   const models::InputSpec input{dataset.sample_shape, dataset.num_classes};
@@ -88,6 +90,7 @@ absl::Status TrainAndSave(const models::Architecture& arch, bool stack, int firs
   job.ctx = &ctx;
   job.stop = stop;
   job.sparse_rows = sparse_rows;
+  job.device_batches = device_batches;
   for (int k = first; k < first + count; ++k) {
     MIA_ASSIGN_OR_RETURN(auto model,
                          models::BuildModel(spec, input, DeriveSeed(seeds[k], kInitStream)));
@@ -195,6 +198,18 @@ absl::StatusOr<std::vector<ModelReport>> TrainModelsImpl(
                       models::CompressIfSparse(dataset.features.data(), dataset.size(),
                                                dataset.sample_numel(), sparse_rows);
 
+  // On a GPU the rows go to the device once and batches are gathered there
+  // (device_batches.h); DP-SGD draws its own Poisson batches on the host.
+  // A dataset too large for the device's memory trains from the host.
+  std::optional<DeviceBatches> device_batches;
+  if (!sparse && !recipe.dp.enabled && ctx.data_on_device.value_or(!device.is_cpu())) {
+    try {
+      device_batches.emplace(dataset, norm, recipe.random_crop ? recipe.crop_padding : 0, device);
+    } catch (const c10::Error&) {
+      device_batches.reset();
+    }
+  }
+
   std::atomic<bool> stop{false};
   std::vector<absl::Status> lane_status(lanes);
   auto run_lane = [&](int lane) {
@@ -206,7 +221,8 @@ absl::StatusOr<std::vector<ModelReport>> TrainModelsImpl(
         const int count = std::min(per_pass, end - first);
         status = TrainAndSave(*arch, stack && count > 1, first, count, dataset, spec, recipe, norm,
                               train_indices, test_indices, seeds, out_paths, lane_ctx, &stop,
-                              device, sparse ? &sparse_rows : nullptr, reports);
+                              device, sparse ? &sparse_rows : nullptr,
+                              device_batches ? &*device_batches : nullptr, reports);
       }
     } catch (const std::exception& e) {
       status = TorchFailure("training", e);

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,10 @@ struct TrainRecipe {
   std::vector<float> normalize_mean;
   std::vector<float> normalize_std;
   DpSgdRecipe dp;  // DP-SGD when dp.enabled
+  // fp32, or bf16: the forward pass and loss under autocast (matrix products
+  // and convolutions in bfloat16, weights and optimizer state in float32;
+  // core/training/autocast.h). Signals are always computed in float32.
+  std::string precision = "fp32";
 };
 
 struct ModelReport;
@@ -79,6 +84,11 @@ struct TrainContext {
   // At most this many models per batched pass (memory grows linearly with
   // it); 0: all K in one pass.
   int max_batched_models = 0;
+  // Keep the training rows on the device and gather batches there
+  // (device_batches.h) instead of writing each batch on the host and copying
+  // it. Unset: on a GPU, not on the CPU. Results are the same either way;
+  // true on the CPU is for tests.
+  std::optional<bool> data_on_device;
   // Called as soon as model k's archive is written (for a batched group, once
   // the group has finished), so a caller can record it durably before the
   // rest finish: a crash then loses only models still training. An error

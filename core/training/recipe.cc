@@ -101,6 +101,14 @@ absl::Status ValidateRecipe(const TrainRecipe& recipe, const data::Dataset& data
     return Invalid(absl::StrCat("recipe.schedule: unknown schedule '", recipe.schedule,
                                 "' (known: ", Names(kSchedules), ")"));
   }
+  if (recipe.precision != "fp32" && recipe.precision != "bf16") {
+    return Invalid(absl::StrCat("recipe.precision: unknown precision '", recipe.precision,
+                                "' (known: fp32, bf16)"));
+  }
+  if (recipe.precision != "fp32" && recipe.dp.enabled) {
+    return Invalid("recipe.precision: DP-SGD trains in fp32 only (its per-example gradients and "
+                   "noise are calibrated in float32)");
+  }
   if (recipe.warmup_epochs < 0 || recipe.warmup_epochs > recipe.epochs) {
     return Invalid("recipe.warmup_epochs must be in [0, epochs]");
   }

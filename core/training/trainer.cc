@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "core/common/random.h"
 #include "core/models/layers.h"
+#include "core/training/autocast.h"
 #include "core/training/optimizer.h"
 
 namespace mia::training {
@@ -13,11 +14,9 @@ namespace {
 
 constexpr int64_t kEvalRows = 512;  // rows per model per evaluation pass
 
-// A padded batch for K models: x [K, B, sample...], labels [K, B], and the
-// loss weight of each row (1 / rows[k] for real rows, 0 for padding).
-struct GroupBatch {
-  torch::Tensor x, labels, weights;
-};
+// A padded batch for K models (GroupBatch, device_batches.h): x [K, B,
+// sample...], labels [K, B], and the loss weight of each row (1 / rows[k]
+// for real rows, 0 for padding).
 
 // Fills the batch from rows[k] entries of each model's list starting at
 // `starts[k]`; `transform(k)` gives the augmentation for model k's next sample.
@@ -131,11 +130,18 @@ absl::Status TrainGroup(models::ModelGroup& group, const GroupJob& job) {
   };
 
   // Binary tabular rows go to a model that takes them as CSR batches.
-  const bool sparse_input =
-      job.sparse_rows != nullptr && !augment && group.TakesSparseRows() && job.device.is_cpu();
+  // bf16 runs the forward pass under autocast: through autograd, never the
+  // CPU's hand-written sparse and manual-gradient paths (float32 only).
+  const bool bf16 = recipe.precision == "bf16";
+  const bool sparse_input = job.sparse_rows != nullptr && !augment && !bf16 &&
+                            group.TakesSparseRows() && job.device.is_cpu();
   std::vector<models::sparse::Csr> sparse_x;
   // A lone small model on the CPU computes its gradients without autograd.
-  const bool manual = job.device.is_cpu() && group.HasManualGradients();
+  const bool manual = job.device.is_cpu() && !bf16 && group.HasManualGradients();
+  // The rows are already on the device (device_batches.h): batches are
+  // gathered there.
+  const bool on_device = !sparse_input && !manual && job.device_batches != nullptr;
+  std::vector<ImageTransform> transforms;
 
   group.train(true);
   std::vector<std::vector<int64_t>> order(models);
@@ -162,17 +168,37 @@ absl::Status TrainGroup(models::ModelGroup& group, const GroupJob& job) {
         active[k] = rows[k] > 0;
         lr[k] = LearningRate(recipe, epoch * batches[k] + step, batches[k]);
       }
-      GroupBatch b = sparse_input
-                         ? AssembleSparse(dataset, *job.sparse_rows, starts, rows, sparse_x)
-                         : Assemble(dataset, *job.norm, starts, rows, transform);
+      GroupBatch b;
+      if (sparse_input) {
+        b = AssembleSparse(dataset, *job.sparse_rows, starts, rows, sparse_x);
+      } else if (on_device) {
+        // The augmentations are drawn on the host in Assemble's order, so a
+        // model sees the same crops and flips on either path.
+        transforms.clear();
+        if (augment) {
+          const int64_t batch = *std::max_element(rows.begin(), rows.end());
+          transforms.assign(models * batch, ImageTransform{});
+          for (int64_t k = 0; k < models; ++k) {
+            for (int64_t i = 0; i < rows[k]; ++i) transforms[k * batch + i] = transform(k);
+          }
+        }
+        b = job.device_batches->Make(starts, rows, transforms);
+      } else {
+        b = Assemble(dataset, *job.norm, starts, rows, transform);
+      }
       (*optimizer)->ZeroGrad();
       if (manual) {
         group.ManualGradients(sparse_input ? &sparse_x : nullptr, b.x, b.labels, b.weights);
       } else {
-        torch::Tensor logits = sparse_input ? group.ForwardSparse(sparse_x, rows)
-                                            : group.Forward(b.x.to(job.device), rows);  // [K, B, C]
-        torch::Tensor losses = RowLosses(logits, b.labels.to(job.device));              // [K, B]
-        torch::Tensor loss = (losses * b.weights.to(job.device)).sum();  // sum_k mean_k
+        torch::Tensor loss;
+        {
+          AutocastGuard autocast(job.device, bf16);
+          torch::Tensor logits = sparse_input ? group.ForwardSparse(sparse_x, rows)
+                                              : group.Forward(b.x.to(job.device), rows);  // [K, B, C]
+          // Autocast computes the loss in float32 from the bfloat16 logits.
+          torch::Tensor losses = RowLosses(logits, b.labels.to(job.device));  // [K, B]
+          loss = (losses * b.weights.to(job.device)).sum();                  // sum_k mean_k
+        }
         loss.backward();
       }
       (*optimizer)->Step(lr, active);

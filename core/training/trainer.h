@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "core/data/dataset.h"
 #include "core/models/classifier.h"
+#include "core/training/device_batches.h"
 #include "core/training/engine.h"
 #include "core/training/recipe.h"
 
@@ -45,6 +46,9 @@ struct GroupJob {
   // tabular data, no normalization; engine.cc): batches for a group that
   // takes sparse rows are then assembled from it, never as dense rows.
   const models::sparse::Csr* sparse_rows = nullptr;
+  // The dataset on job.device (engine.cc: by default on a GPU): dense
+  // batches are gathered there instead of assembled on the host.
+  const DeviceBatches* device_batches = nullptr;
 };
 
 // Trains `group` (already on job.device) in place. Cancelled if ctx.cancel

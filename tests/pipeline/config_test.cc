@@ -677,6 +677,45 @@ TEST(ConfigTest, EpochsTimesPoolRowsHasALimit) {
   EXPECT_EQ(EpochRowsProblem(kMaxEpochs, INT64_MAX)->field, "train.epochs");
 }
 
+TEST(ConfigTest, PrecisionAndDataOnDeviceParseAndOnlyBf16KeysTheModels) {
+  std::vector<ConfigProblem> problems;
+  auto plain = ParseConfig(kMinimal, "min.yaml", &problems);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->recipe.precision, "fp32");
+  EXPECT_FALSE(plain->data_on_device.has_value());
+  // fp32 adds nothing to the key: models trained before stay reusable.
+  EXPECT_FALSE(nlohmann::json::parse(TrainingJson(plain->model, plain->recipe))
+                   .contains("precision"));
+
+  auto c = ParseConfig(std::string(kMinimal) +
+                           "train:\n  precision: bf16\n  data_on_device: false\n",
+                       "bf16.yaml", &problems);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->recipe.precision, "bf16");
+  ASSERT_TRUE(c->data_on_device.has_value());
+  EXPECT_FALSE(*c->data_on_device);
+  EXPECT_EQ(nlohmann::json::parse(TrainingJson(c->model, c->recipe))["precision"], "bf16");
+  // Where the rows live does not change the models: not in the key.
+  training::TrainRecipe same = c->recipe;
+  EXPECT_EQ(TrainingJson(c->model, c->recipe), TrainingJson(c->model, same));
+
+  problems.clear();
+  auto bad = ParseConfig(std::string(kMinimal) + "train:\n  precision: fp16\n  data_on_device: 3\n",
+                         "bad.yaml", &problems);
+  ASSERT_FALSE(bad.ok());
+  std::vector<std::string> fields;
+  for (const ConfigProblem& p : problems) fields.push_back(p.field);
+  EXPECT_THAT(fields, ::testing::UnorderedElementsAre("train.precision", "train.data_on_device"));
+
+  problems.clear();
+  auto dp = ParseConfig(std::string(kMinimal) +
+                            "train:\n  precision: bf16\n  dp:\n    noise_multiplier: 1\n",
+                        "dp.yaml", &problems);
+  ASSERT_FALSE(dp.ok());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].field, "train.precision");
+}
+
 TEST(ConfigTest, DpSgdSectionParsesAndKeysTheModels) {
   std::vector<ConfigProblem> problems;
   auto plain = ParseConfig(kMinimal, "min.yaml", &problems);

@@ -118,6 +118,8 @@ v1::AuditSpec FullSpec() {
   train->set_random_crop(true);
   train->set_crop_padding(2);
   train->set_horizontal_flip(true);
+  train->set_precision("bf16");
+  train->set_data_on_device(true);
   train->add_normalize_mean(0.1f);
   train->add_normalize_mean(0.2f);
   train->add_normalize_std(0.3f);
@@ -183,6 +185,8 @@ train:
   random_crop: true
   crop_padding: 2
   horizontal_flip: true
+  precision: bf16
+  data_on_device: true
   normalize_mean: [0.1, 0.2]
   normalize_std: [0.3, 0.4]
 audit:
@@ -212,6 +216,8 @@ std::string Describe(pipeline::Config c) {
       pipeline::ConfigJson(c), " time_log=", c.run.time_log, " threads=", c.run.threads,
       " train_device=", c.train_device,
       " batched=", c.batched_training.has_value() ? (*c.batched_training ? 1 : 0) : -1,
+      " data_on_device=", c.data_on_device.has_value() ? (*c.data_on_device ? 1 : 0) : -1,
+      " precision=", c.recipe.precision,
       " audit_device=", c.audit.device, " audit_batch=", c.audit.batch_size,
       " report_log=", c.audit.report_log, " label_column=", c.data.source.label_column,
       " header=", c.data.source.header, " cifar100_labels=", c.data.source.cifar100_labels);

@@ -1,5 +1,6 @@
 // TrainModels: learning, reproducibility, batched against sequential
 // training, cancellation, validation, and one step of the large image nets.
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -113,6 +114,66 @@ TEST(TrainingTest, SameSeedSameParametersOtherSeedOthers) {
     any_different = any_different || !torch::equal(tensor, c.at(name));
   }
   EXPECT_TRUE(any_different);
+}
+
+// train.precision: bf16 runs the forward pass under autocast (here the
+// CPU's): the models still learn, differ from fp32's (autocast was on),
+// keep float32 weights, and leave autocast off afterwards.
+TEST(TrainingTest, Bf16AutocastLearnsWithFloat32Weights) {
+  const data::Dataset d = Images(400, 1, 8, 41);
+  const std::string dir = TestDir();
+  TrainRecipe r = Sgd(0.05, 4, 32);
+  r.normalize_mean = {0.3f};
+  r.normalize_std = {0.25f};
+  TrainContext ctx = Cpu();
+  ctx.allow_batched = true;
+  const std::vector<std::vector<int64_t>> rows = {Range(0, 300), Range(50, 350)};
+  auto fp32 = TrainModels(d, SmallCnn(), r, rows, Range(350, 400), {3, 4}, Paths(dir, "f", 2), ctx);
+  ASSERT_TRUE(fp32.ok()) << fp32.status();
+  r.precision = "bf16";
+  auto bf16 = TrainModels(d, SmallCnn(), r, rows, Range(350, 400), {3, 4}, Paths(dir, "h", 2), ctx);
+  ASSERT_TRUE(bf16.ok()) << bf16.status();
+  EXPECT_FALSE(at::autocast::is_cpu_enabled());
+  for (int k = 0; k < 2; ++k) {
+    EXPECT_GT((*bf16)[k].test_accuracy, 0.8) << k;
+    EXPECT_NEAR((*bf16)[k].test_accuracy, (*fp32)[k].test_accuracy, 0.1) << k;
+    const auto a = ReadArchive(Paths(dir, "f", 2)[k]), b = ReadArchive(Paths(dir, "h", 2)[k]);
+    bool any_different = false;
+    for (const auto& [name, tensor] : b) {
+      EXPECT_EQ(tensor.scalar_type(), torch::kFloat32) << name;
+      any_different = any_different || !torch::equal(tensor, a.at(name));
+    }
+    EXPECT_TRUE(any_different) << "bf16 training gave fp32's parameters: autocast was off";
+  }
+  // A lone MLP would take the CPU's manual-gradient path, which is float32
+  // only: bf16 goes through autograd instead, and differs from fp32.
+  const data::Dataset t = Tabular(600, 10, 3, 1.0, 0.05, 42);
+  TrainRecipe m = Sgd(0.05, 3, 50);
+  auto lone32 = TrainModels(t, Mlp({16}), m, {Range(0, 500)}, Range(500, 600), {9},
+                            Paths(dir, "l32_", 1), Cpu());
+  m.precision = "bf16";
+  auto lone16 = TrainModels(t, Mlp({16}), m, {Range(0, 500)}, Range(500, 600), {9},
+                            Paths(dir, "l16_", 1), Cpu());
+  ASSERT_TRUE(lone32.ok() && lone16.ok());
+  EXPECT_GT((*lone16)[0].test_accuracy, 0.6);
+  EXPECT_NE((*lone16)[0].train_loss, (*lone32)[0].train_loss);
+}
+
+TEST(TrainingTest, PrecisionIsCheckedAndNotForDpSgd) {
+  const data::Dataset d = Tabular(100, 4, 2, 1.0, 0.0, 43);
+  TrainRecipe r = Sgd(0.05, 1, 10);
+  r.precision = "fp16";
+  auto bad = TrainModels(d, Mlp({4}), r, {Range(0, 50)}, Range(50, 100), {1},
+                         Paths(TestDir(), "p", 1), Cpu());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("recipe.precision"));
+  r.precision = "bf16";
+  r.dp.enabled = true;
+  r.dp.noise_multiplier = 1.0;
+  auto dp = TrainModels(d, Mlp({4}), r, {Range(0, 50)}, Range(50, 100), {1},
+                        Paths(TestDir(), "q", 1), Cpu());
+  ASSERT_FALSE(dp.ok());
+  EXPECT_THAT(dp.status().message(), HasSubstr("recipe.precision"));
 }
 
 TEST(TrainingTest, DropoutTrainingIsReproducible) {
