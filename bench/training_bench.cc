@@ -2,7 +2,11 @@
 // (one pass, stacked weights) against one after another.
 //
 //   mia_training_bench [models=8] [epochs=3] [threads=0] [density=0.165] [sparse=auto|off]
+//                      [device=cpu] [precision=fp32|bf16] [data_on_device=auto|on|off]
 //
+// device cuda (or cuda:N) runs the same comparison on a GPU (after one
+// untimed warm-up model: CUDA context, cuBLAS handles), the sgemm there too;
+// precision and data_on_device are train.precision and train.data_on_device.
 // The case is Privacy Meter's Purchase setup: MLP 600 -> 128 (tanh) -> 100,
 // SGD lr 0.01 momentum 0.9, batch 256, each model on 15,000 random rows of a
 // 30,000 x 600 binary dataset (random features, a `density` fraction of ones
@@ -36,14 +40,16 @@ double Seconds(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Best-of-5 GFLOP/s of a 2048 x 2048 x 2048 float matrix product.
-double SgemmGflops() {
-  const torch::Tensor a = torch::randn({2048, 2048}), b = torch::randn({2048, 2048});
-  torch::Tensor c = torch::mm(a, b);  // warm-up: thread pool, packing buffers
+// Best-of-5 GFLOP/s of a 2048 x 2048 x 2048 float matrix product on `device`.
+double SgemmGflops(const torch::Device& device) {
+  const auto opts = torch::TensorOptions().device(device);
+  const torch::Tensor a = torch::randn({2048, 2048}, opts), b = torch::randn({2048, 2048}, opts);
+  torch::Tensor c = torch::mm(a, b);  // warm-up: thread pool, packing buffers, cuBLAS
   double best = 1e30;
   for (int rep = 0; rep < 5; ++rep) {
     const Clock::time_point start = Clock::now();
     c = torch::mm(a, b);
+    (void)c.sum().item<float>();  // waits for a GPU's product (negligible on the CPU)
     best = std::min(best, Seconds(start));
   }
   return 2.0 * 2048.0 * 2048.0 * 2048.0 / best / 1e9;
@@ -57,8 +63,19 @@ int main(int argc, char** argv) {
   const int threads = argc > 3 ? std::atoi(argv[3]) : 0;
   const double density = argc > 4 ? std::atof(argv[4]) : 0.165;
   const std::string sparse = argc > 5 ? argv[5] : "auto";
+  const std::string device = argc > 6 ? argv[6] : "cpu";
+  const std::string precision = argc > 7 ? argv[7] : "fp32";
+  const std::string on_device = argc > 8 ? argv[8] : "auto";
   if (sparse != "auto" && sparse != "off") {
     std::fprintf(stderr, "sparse must be auto or off\n");
+    return 2;
+  }
+  if (on_device != "auto" && on_device != "on" && on_device != "off") {
+    std::fprintf(stderr, "data_on_device must be auto, on or off\n");
+    return 2;
+  }
+  if (device.rfind("cuda", 0) == 0 && !torch::cuda::is_available()) {
+    std::fprintf(stderr, "device %s: no CUDA device is usable\n", device.c_str());
     return 2;
   }
   mia::models::SetSparseInputMode(sparse == "off" ? mia::models::SparseInputMode::kOff
@@ -97,6 +114,7 @@ int main(int argc, char** argv) {
   recipe.momentum = 0.9;
   recipe.batch_size = 256;
   recipe.epochs = epochs;
+  recipe.precision = precision;
 
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("mia_training_bench." + std::to_string(getpid()));
@@ -107,9 +125,20 @@ int main(int argc, char** argv) {
     return out;
   };
 
-  const double sgemm = SgemmGflops();
+  const double sgemm = SgemmGflops(torch::Device(device));
   mia::training::TrainContext ctx;
-  ctx.device = "cpu";
+  ctx.device = device;
+  if (on_device != "auto") ctx.data_on_device = on_device == "on";
+  if (device != "cpu") {  // untimed: the CUDA context, cuBLAS handles, the allocator's first blocks
+    mia::training::TrainRecipe one = recipe;
+    one.epochs = 1;
+    auto warm = mia::training::TrainModels(dataset, spec, one, {subsets[0]}, {}, {seeds[0]},
+                                           {(dir / "warm").string()}, ctx);
+    if (!warm.ok()) {
+      std::fprintf(stderr, "warm-up failed: %s\n", warm.status().ToString().c_str());
+      return 1;
+    }
+  }
   double seconds[2];
   for (int batched = 1; batched >= 0; --batched) {
     ctx.allow_batched = batched == 1;
@@ -133,7 +162,9 @@ int main(int argc, char** argv) {
   const double first_inputs = sparse == "auto" && density <= 0.3 ? density * kFeatures : kFeatures;
   const double real_gflop =
       (4.0 * first_inputs * 128 + 6.0 * 128 * kClasses) * kSubset * epochs * models / 1e9;
-  std::printf("threads %d, sgemm 2048^3: %.1f GFLOP/s\n", torch::get_num_threads(), sgemm);
+  std::printf("device %s, precision %s, data_on_device %s, threads %d, sgemm 2048^3: %.1f GFLOP/s\n",
+              device.c_str(), precision.c_str(), on_device.c_str(), torch::get_num_threads(),
+              sgemm);
   std::printf("input density %.3f, sparse first layer: %s (%lld sparse products)\n", density,
               sparse.c_str(), static_cast<long long>(mia::models::SparseProductCount()));
   std::printf("%d MLPs 600-128-100, %d epochs, 15000 rows each: %.1f GFLOP of training\n", models,

@@ -140,10 +140,54 @@ if ((${#render[@]})); then
   done
 fi
 
+# The Dockerfiles (no Docker here): the files they COPY from the context
+# exist, every --from= names an earlier stage, every ${ARG} of a FROM line is
+# declared before the first FROM, and the install-deps.sh flags they pass are
+# accepted.
+dockerfile_failures=0
+for df in "$repo/Dockerfile" "$repo/deploy/docker/Dockerfile.cuda"; do
+  name=${df#"$repo"/}
+  echo "== $name"
+  stages=() global_args=() seen_from=0
+  while read -r word rest; do
+    case "$word" in
+      ARG) ((seen_from)) || global_args+=("${rest%%=*}") ;;
+      FROM)
+        for v in $(grep -o '\${[A-Za-z_]*}' <<<"$rest" | tr -d '${}'); do
+          printf '%s\n' ${global_args[@]+"${global_args[@]}"} | grep -qx "$v" ||
+            { echo "FAIL $name: FROM uses \${$v}, not declared before the first FROM"; dockerfile_failures=$((dockerfile_failures + 1)); }
+        done
+        seen_from=1
+        [[ $rest =~ [[:space:]][Aa][Ss][[:space:]]+([A-Za-z0-9_-]+) ]] && stages+=("${BASH_REMATCH[1]}") ;;
+      COPY)
+        if [[ $rest =~ --from=([A-Za-z0-9_-]+) ]]; then
+          printf '%s\n' ${stages[@]+"${stages[@]}"} | grep -qx "${BASH_REMATCH[1]}" ||
+            { echo "FAIL $name: COPY --from=${BASH_REMATCH[1]}: no such earlier stage"; dockerfile_failures=$((dockerfile_failures + 1)); }
+        else
+          read -r -a parts <<<"$rest"
+          for src in "${parts[@]:0:${#parts[@]}-1}"; do
+            [ -e "$repo/$src" ] ||
+              { echo "FAIL $name: COPY $src: not in the repository"; dockerfile_failures=$((dockerfile_failures + 1)); }
+          done
+        fi ;;
+    esac
+  done < <(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$df" | grep -E '^(ARG|FROM|COPY) ')
+  for flags in $(grep -E '^RUN' "$df" | grep -o 'install-deps.sh\( --[a-z-]*\)*' |
+                 sed 's/install-deps.sh//; s/ /,/g'); do
+    bash "$repo/scripts/install-deps.sh" ${flags//,/ } --list >/dev/null ||
+      { echo "FAIL $name: scripts/install-deps.sh refuses${flags//,/ }"; dockerfile_failures=$((dockerfile_failures + 1)); }
+  done
+  echo "  ${#stages[@]} stages checked"
+done
+
 status=0
 node "$repo/deploy/validate.cjs" --modules "$cache" --repo "$repo" \
   ${server_args[@]+"${server_args[@]}"} ${smoke[@]+"${smoke[@]}"} \
   ${rendered[@]+"${rendered[@]}"} || status=$?
+if ((dockerfile_failures > 0)); then
+  echo "deploy: $dockerfile_failures Dockerfile problems"
+  ((status != 0)) || status=1
+fi
 if ((render_failures > 0)); then
   echo "deploy: $render_failures values files the chart should refuse were not refused"
   ((status != 0)) || status=1
