@@ -409,6 +409,7 @@ absl::StatusOr<Signals> SignalsStage(const Config& c, const PipelineContext& ctx
   std::string unused_warning;  // reported by ScoreStage (DeviceWarnings)
   ictx.device = training::UsableDevice(c.audit.device, "audit.device", &unused_warning);
   ictx.cancel = ctx.cancel;
+  ictx.data_on_device = c.data_on_device;
   std::vector<std::vector<float>> model_logits(m_count);
   std::vector<int> model_classes(m_count, 0);
   std::vector<std::string> signal_paths(m_count);

@@ -86,7 +86,8 @@ struct TrainContext {
   int max_batched_models = 0;
   // Keep the training rows on the device and gather batches there
   // (device_batches.h) instead of writing each batch on the host and copying
-  // it. Unset: on a GPU, not on the CPU. Results are the same either way;
+  // it; likewise for the queries of ComputeLogits*. Unset: on a GPU, not on
+  // the CPU. Results are the same either way;
   // true on the CPU is for tests.
   std::optional<bool> data_on_device;
   // Called as soon as model k's archive is written (for a batched group, once

@@ -16,6 +16,7 @@
 #include "core/models/registry.h"
 #include "core/training/archive.h"
 #include "core/training/device.h"
+#include "core/training/device_batches.h"
 #include "core/training/engine.h"
 #include "core/training/lanes.h"
 #include "core/training/recipe.h"
@@ -28,16 +29,37 @@ constexpr int64_t kRowsPerBatch = 256;
 
 using ForwardFn = std::function<torch::Tensor(const torch::Tensor&)>;
 
-absl::StatusOr<std::vector<float>> ComputeLogitsImpl(
-    const std::string& model_path, bool torchscript, const ModelSpec& spec,
-    const TrainRecipe& recipe, const data::Dataset& dataset, const std::vector<int64_t>& indices,
-    const QueryAugmentation& aug, const TrainContext& ctx, int* classes) {
-  MIA_RETURN_IF_ERROR(ValidateDataset(dataset));
-  MIA_RETURN_IF_ERROR(ValidateIndices(indices, dataset.size(), "indices"));
+absl::Status ValidateQueries(const data::Dataset& dataset, const QueryAugmentation& aug) {
   if (aug.shift < 0 || (dataset.is_image() && (aug.shift >= dataset.sample_shape[1] ||
                                                aug.shift >= dataset.sample_shape[2]))) {
     return absl::InvalidArgumentError("aug.shift must be in [0, image height and width)");
   }
+  return absl::OkStatus();
+}
+
+// The dataset on `device` for the queries' shifts (device_batches.h), when
+// ctx.data_on_device (by default on a GPU): each batch of queries is then
+// gathered there instead of written on the host and copied. Empty when off,
+// or when the dataset does not fit on the device.
+std::unique_ptr<DeviceBatches> RowsOnDevice(const data::Dataset& dataset, const Normalization& norm,
+                                            const QueryAugmentation& aug,
+                                            const torch::Device& device, const TrainContext& ctx) {
+  if (!ctx.data_on_device.value_or(!device.is_cpu())) return nullptr;
+  try {
+    return std::make_unique<DeviceBatches>(dataset, norm, aug.shift, device);
+  } catch (const c10::Error&) {
+    return nullptr;
+  }
+}
+
+absl::StatusOr<std::vector<float>> ComputeLogitsImpl(
+    const std::string& model_path, bool torchscript, const ModelSpec& spec,
+    const TrainRecipe& recipe, const data::Dataset& dataset, const std::vector<int64_t>& indices,
+    const QueryAugmentation& aug, const TrainContext& ctx, const DeviceBatches* on_device,
+    int* classes) {
+  MIA_RETURN_IF_ERROR(ValidateDataset(dataset));
+  MIA_RETURN_IF_ERROR(ValidateIndices(indices, dataset.size(), "indices"));
+  MIA_RETURN_IF_ERROR(ValidateQueries(dataset, aug));
   MIA_ASSIGN_OR_RETURN(const Normalization norm, Normalization::FromRecipe(recipe, dataset));
   MIA_ASSIGN_OR_RETURN(const torch::Device device, ParseDevice(ctx.device));
 
@@ -87,10 +109,20 @@ absl::StatusOr<std::vector<float>> ComputeLogitsImpl(
     std::vector<int64_t> shape = {rows};
     shape.insert(shape.end(), dataset.sample_shape.begin(), dataset.sample_shape.end());
     for (int64_t a = 0; a < num_queries; ++a) {
-      torch::Tensor x = torch::empty(shape, torch::kFloat32);  // [B, sample...]
-      float* data = x.data_ptr<float>();
-      for (int64_t i = 0; i < rows; ++i) {
-        WriteSample(dataset, indices[begin + i], queries[a], norm, data + i * numel);
+      torch::Tensor x;  // [B, sample...]
+      if (on_device != nullptr) {
+        const bool plain = !queries[a].flip && queries[a].dx == 0 && queries[a].dy == 0;
+        x = on_device
+                ->Make({indices.data() + begin}, {rows},
+                       plain ? std::vector<ImageTransform>{}
+                             : std::vector<ImageTransform>(rows, queries[a]))
+                .x[0];
+      } else {
+        x = torch::empty(shape, torch::kFloat32);
+        float* data = x.data_ptr<float>();
+        for (int64_t i = 0; i < rows; ++i) {
+          WriteSample(dataset, indices[begin + i], queries[a], norm, data + i * numel);
+        }
       }
       torch::Tensor logits =
           forward(x.to(device)).to(torch::kCPU, torch::kFloat32).contiguous();  // [B, C]
@@ -116,6 +148,38 @@ absl::StatusOr<std::vector<float>> ComputeLogitsImpl(
   return out;
 }
 
+// ComputeLogitsImpl with LibTorch's exceptions as a status.
+absl::StatusOr<std::vector<float>> ComputeLogitsCaught(
+    const std::string& model_path, bool torchscript, const ModelSpec& spec,
+    const TrainRecipe& recipe, const data::Dataset& dataset, const std::vector<int64_t>& indices,
+    const QueryAugmentation& aug, const TrainContext& ctx, const DeviceBatches* on_device,
+    int* classes) {
+  if (classes == nullptr) return absl::InvalidArgumentError("classes must not be null");
+  try {
+    return ComputeLogitsImpl(model_path, torchscript, spec, recipe, dataset, indices, aug, ctx,
+                             on_device, classes);
+  } catch (const std::exception& e) {
+    return TorchFailure("computing logits", e);
+  }
+}
+
+// The rows on the device for a ComputeLogits* call, or none; errors are
+// those ComputeLogitsImpl reports first.
+absl::StatusOr<std::unique_ptr<DeviceBatches>> RowsOnDeviceFor(const TrainRecipe& recipe,
+                                                               const data::Dataset& dataset,
+                                                               const QueryAugmentation& aug,
+                                                               const TrainContext& ctx) {
+  MIA_RETURN_IF_ERROR(ValidateDataset(dataset));
+  MIA_RETURN_IF_ERROR(ValidateQueries(dataset, aug));
+  MIA_ASSIGN_OR_RETURN(const Normalization norm, Normalization::FromRecipe(recipe, dataset));
+  MIA_ASSIGN_OR_RETURN(const torch::Device device, ParseDevice(ctx.device));
+  try {
+    return RowsOnDevice(dataset, norm, aug, device, ctx);
+  } catch (const std::exception& e) {
+    return TorchFailure("computing logits", e);
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<float>> ComputeLogits(const std::string& model_path, bool torchscript,
@@ -124,13 +188,11 @@ absl::StatusOr<std::vector<float>> ComputeLogits(const std::string& model_path, 
                                                  const std::vector<int64_t>& indices,
                                                  const QueryAugmentation& aug,
                                                  const TrainContext& ctx, int* classes) {
-  if (classes == nullptr) return absl::InvalidArgumentError("classes must not be null");
-  try {
-    return ComputeLogitsImpl(model_path, torchscript, spec, recipe, dataset, indices, aug, ctx,
-                             classes);
-  } catch (const std::exception& e) {
-    return TorchFailure("computing logits", e);
-  }
+  absl::StatusOr<std::unique_ptr<DeviceBatches>> on_device =
+      RowsOnDeviceFor(recipe, dataset, aug, ctx);
+  if (!on_device.ok()) return on_device.status();
+  return ComputeLogitsCaught(model_path, torchscript, spec, recipe, dataset, indices, aug, ctx,
+                             on_device->get(), classes);
 }
 
 absl::Status ComputeLogitsMany(
@@ -145,6 +207,10 @@ absl::Status ComputeLogitsMany(
   // Lanes as in TrainModels (engine.cc): small products scale badly over
   // threads, independent models scale well.
   const int lanes = LaneCount(*device, count);
+  // The rows go to the device once for all the models.
+  absl::StatusOr<std::unique_ptr<DeviceBatches>> on_device =
+      RowsOnDeviceFor(recipe, dataset, aug, ctx);
+  if (!on_device.ok()) return on_device.status();
   std::mutex mu;
   std::atomic<bool> stop{false};
   std::vector<absl::Status> lane_status(lanes);
@@ -152,8 +218,9 @@ absl::Status ComputeLogitsMany(
     absl::Status status;
     for (int m = lane; m < count && status.ok() && !stop.load(); m += lanes) {
       int classes = 0;
-      absl::StatusOr<std::vector<float>> logits = ComputeLogits(
-          model_paths[m], torchscript, spec, recipe, dataset, indices, aug, ctx, &classes);
+      absl::StatusOr<std::vector<float>> logits =
+          ComputeLogitsCaught(model_paths[m], torchscript, spec, recipe, dataset, indices, aug, ctx,
+                              on_device->get(), &classes);
       if (!logits.ok()) {
         status = logits.status();
         break;

@@ -6,11 +6,14 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "core/common/random.h"
+#include "core/models/registry.h"
+#include "core/training/archive.h"
 #include "core/training/engine.h"
 #include "core/training/recipe.h"
 #include "gtest/gtest.h"
@@ -216,6 +219,58 @@ TEST(DeviceBatchesTest, MlpsWithDropoutTrainTheSameAsFromHostBatches) {
   spec.activation = "relu";
   spec.dropout = 0.2;
   ExpectSameModels(d, spec, r, /*allow_batched=*/true);
+}
+
+// The audit's signal queries (plain, flip, shifts) gathered from the rows
+// on the device give the host path's logits exactly, over several internal
+// batches and several models.
+TEST(DeviceBatchesTest, SignalQueriesFromDeviceRowsEqualHostQueries) {
+  const data::Dataset d = Images(300, 2, 8, 39);
+  ModelSpec spec;
+  spec.architecture = "cnn";
+  spec.width = 1;
+  TrainRecipe recipe;
+  recipe.normalize_mean = {0.4f, 0.5f};
+  recipe.normalize_std = {0.3f, 0.2f};
+  const std::string dir = TestDir();
+  std::vector<std::string> paths;
+  for (int m = 0; m < 2; ++m) {
+    auto model = models::BuildModel(spec, {d.sample_shape, d.num_classes}, 10 + m);
+    ASSERT_TRUE(model.ok());
+    paths.push_back(dir + "/q" + std::to_string(m) + ".pt");
+    ASSERT_TRUE(SaveModelState((*model)->State(), paths.back()).ok());
+  }
+  QueryAugmentation aug;
+  aug.flip = true;
+  aug.shift = 3;
+  std::vector<int64_t> rows = Range(0, 300);
+  std::reverse(rows.begin(), rows.end());
+  auto logits = [&](bool on_device) {
+    TrainContext ctx;
+    ctx.device = "cpu";
+    ctx.data_on_device = on_device;
+    std::vector<std::vector<float>> out(2);
+    EXPECT_TRUE(ComputeLogitsMany(paths, false, spec, recipe, d, rows, aug, ctx,
+                                  [&](int m, std::vector<float> l, int classes) {
+                                    EXPECT_EQ(classes, 4);
+                                    out[m] = std::move(l);
+                                    return absl::OkStatus();
+                                  })
+                    .ok());
+    return out;
+  };
+  const auto host = logits(false), device = logits(true);
+  for (int m = 0; m < 2; ++m) {
+    ASSERT_EQ(host[m].size(), 300u * 6 * 4);
+    EXPECT_EQ(host[m], device[m]) << "model " << m;
+  }
+  int classes = 0;
+  TrainContext one;
+  one.device = "cpu";
+  one.data_on_device = true;
+  auto single = ComputeLogits(paths[1], false, spec, recipe, d, rows, aug, one, &classes);
+  ASSERT_TRUE(single.ok()) << single.status();
+  EXPECT_EQ(*single, host[1]);
 }
 
 // On a GPU (skipped without one: this machine and CI have none; run them
