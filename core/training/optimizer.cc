@@ -1,5 +1,6 @@
 #include "core/training/optimizer.h"
 
+#include <atomic>
 #include <cmath>
 #include <utility>
 
@@ -8,6 +9,8 @@
 
 namespace mia::training {
 namespace {
+
+std::atomic<bool> g_foreach_on_cpu{false};
 
 // torch.optim.SGD with dampening 0: d = g + wd p; b = m b + d; p -= lr (d + m b
 // if Nesterov, else b). The buffer starts at zero, which makes the first step
@@ -31,6 +34,19 @@ class Sgd : public GroupOptimizer {
       d = nesterov_ ? d.add(buffer, momentum_) : buffer;
     }
     param.add_(d, -lr);
+  }
+  void UpdateForeach(std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& grads,
+                     std::vector<std::vector<torch::Tensor>>& slots, double lr,
+                     int64_t /*step*/) override {
+    std::vector<torch::Tensor> d =
+        weight_decay_ != 0 ? at::_foreach_add(grads, params, weight_decay_) : grads;
+    if (momentum_ != 0) {
+      std::vector<torch::Tensor>& buffers = slots[0];
+      at::_foreach_mul_(buffers, momentum_);
+      at::_foreach_add_(buffers, d);
+      d = nesterov_ ? at::_foreach_add(d, buffers, momentum_) : buffers;
+    }
+    at::_foreach_add_(params, d, -lr);
   }
   bool uses_step() const override { return false; }
 
@@ -109,6 +125,30 @@ class Adam : public GroupOptimizer {
     torch::Tensor denom = (exp_avg_sq.sqrt() / std::sqrt(bias_correction2)).add_(kEps);
     param.addcdiv_(exp_avg, denom, -lr / bias_correction1);
   }
+  void UpdateForeach(std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& grads,
+                     std::vector<std::vector<torch::Tensor>>& slots, double lr,
+                     int64_t step) override {
+    std::vector<torch::Tensor> g = grads;
+    if (weight_decay_ != 0) {
+      if (decoupled_) {
+        at::_foreach_mul_(params, 1.0 - lr * weight_decay_);
+      } else {
+        g = at::_foreach_add(grads, params, weight_decay_);
+      }
+    }
+    std::vector<torch::Tensor>& exp_avg = slots[0];
+    std::vector<torch::Tensor>& exp_avg_sq = slots[1];
+    at::_foreach_mul_(exp_avg, kBeta1);
+    at::_foreach_add_(exp_avg, g, 1.0 - kBeta1);
+    at::_foreach_mul_(exp_avg_sq, kBeta2);
+    at::_foreach_addcmul_(exp_avg_sq, g, g, 1.0 - kBeta2);
+    const double bias_correction1 = 1.0 - std::pow(kBeta1, static_cast<double>(step));
+    const double bias_correction2 = 1.0 - std::pow(kBeta2, static_cast<double>(step));
+    std::vector<torch::Tensor> denom = at::_foreach_sqrt(exp_avg_sq);
+    at::_foreach_div_(denom, std::sqrt(bias_correction2));
+    at::_foreach_add_(denom, kEps);
+    at::_foreach_addcdiv_(params, exp_avg, denom, -lr / bias_correction1);
+  }
   bool uses_step() const override { return true; }
 
  private:
@@ -157,12 +197,28 @@ void GroupOptimizer::ZeroGrad() {
   }
 }
 
+bool SetForeachUpdatesOnCpu(bool enabled) { return g_foreach_on_cpu.exchange(enabled); }
+
 void GroupOptimizer::Step(const std::vector<double>& lr, const std::vector<bool>& active) {
   torch::NoGradGuard no_grad;
   bool uniform = true;  // one update over whole tensors serves every model
   for (int64_t k = 0; k < models_; ++k) {
     if (active[k]) ++steps_[k];
     uniform = uniform && active[k] && lr[k] == lr[0] && (!uses_step() || steps_[k] == steps_[0]);
+  }
+  if ((uniform || !stacked_) && !params_.empty() &&
+      (params_[0].is_cuda() || g_foreach_on_cpu.load())) {
+    if (!active[0]) return;
+    std::vector<torch::Tensor> params, grads;
+    std::vector<std::vector<torch::Tensor>> slots(slots_.empty() ? 0 : slots_[0].size());
+    for (size_t i = 0; i < params_.size(); ++i) {
+      if (!params_[i].grad().defined()) continue;
+      params.push_back(params_[i]);
+      grads.push_back(params_[i].grad());
+      for (size_t j = 0; j < slots.size(); ++j) slots[j].push_back(slots_[i][j]);
+    }
+    if (!params.empty()) UpdateForeach(params, grads, slots, lr[0], steps_[0]);
+    return;
   }
   for (size_t i = 0; i < params_.size(); ++i) {
     torch::Tensor& p = params_[i];

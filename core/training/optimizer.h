@@ -24,6 +24,11 @@
 
 namespace mia::training {
 
+// Process-wide: take the multi-tensor path (UpdateForeach) on the CPU too
+// (it is taken on GPUs; tests compare it with the per-tensor one). Returns
+// the previous setting.
+bool SetForeachUpdatesOnCpu(bool enabled);
+
 class GroupOptimizer {
  public:
   // recipe.optimizer over `params` of `models` models. stacked: every
@@ -48,6 +53,14 @@ class GroupOptimizer {
   // Whether Update reads `step` (models at different step counts then need
   // separate updates).
   virtual bool uses_step() const = 0;
+  // Update of every parameter at once with LibTorch's multi-tensor
+  // (_foreach) operations: on a GPU one kernel launch per operation for all
+  // tensors instead of one per tensor (a wide ResNet has about 100), the
+  // same arithmetic. slots[j] is slot j of every parameter.
+  virtual void UpdateForeach(std::vector<torch::Tensor>& params,
+                             const std::vector<torch::Tensor>& grads,
+                             std::vector<std::vector<torch::Tensor>>& slots, double lr,
+                             int64_t step) = 0;
 
  private:
   std::vector<torch::Tensor> params_;

@@ -15,6 +15,7 @@
 #include "core/models/registry.h"
 #include "core/training/archive.h"
 #include "core/training/engine.h"
+#include "core/training/optimizer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/training/test_data.h"
@@ -174,6 +175,39 @@ TEST(TrainingTest, PrecisionIsCheckedAndNotForDpSgd) {
                         Paths(TestDir(), "q", 1), Cpu());
   ASSERT_FALSE(dp.ok());
   EXPECT_THAT(dp.status().message(), HasSubstr("recipe.precision"));
+}
+
+// The multi-tensor optimizer path (taken on GPUs) against the per-tensor one,
+// for every optimizer: the same arithmetic, so the same models up to float
+// rounding (fused multiply-adds in LibTorch's vectorized kernels).
+TEST(TrainingTest, ForeachOptimizerUpdatesMatchPerTensorUpdates) {
+  const data::Dataset d = Images(240, 1, 8, 44);
+  const std::string dir = TestDir();
+  for (const std::string optimizer : {"sgd", "adam", "adamw"}) {
+    TrainRecipe r = Sgd(0.02, 2, 24);
+    r.optimizer = optimizer;
+    r.weight_decay = 0.01;
+    r.nesterov = optimizer == "sgd";
+    if (optimizer != "sgd") r.learning_rate = 3e-3;
+    TrainContext ctx = Cpu();
+    ctx.allow_batched = true;
+    // Two stacked CNNs (rows of different lengths: some steps update one
+    // model only, per model) and a lone one.
+    const std::vector<std::vector<int64_t>> rows = {Range(0, 200), Range(20, 150), Range(40, 240)};
+    const auto per_tensor = Paths(dir, optimizer + "_t", 3), foreach = Paths(dir, optimizer + "_f", 3);
+    ASSERT_TRUE(TrainModels(d, SmallCnn(), r, rows, {}, {1, 2, 3}, per_tensor, ctx).ok());
+    const bool before = SetForeachUpdatesOnCpu(true);
+    auto reports = TrainModels(d, SmallCnn(), r, rows, {}, {1, 2, 3}, foreach, ctx);
+    SetForeachUpdatesOnCpu(before);
+    ASSERT_TRUE(reports.ok()) << reports.status();
+    for (int k = 0; k < 3; ++k) {
+      const auto a = ReadArchive(per_tensor[k]), b = ReadArchive(foreach[k]);
+      for (const auto& [name, tensor] : a) {
+        EXPECT_LE((tensor - b.at(name)).abs().max().item<double>(), 2e-5)
+            << optimizer << " model " << k << " " << name;
+      }
+    }
+  }
 }
 
 TEST(TrainingTest, DropoutTrainingIsReproducible) {
