@@ -111,6 +111,8 @@ absl::Status TrainGroupDpSgd(models::ModelGroup& group, const GroupJob& job,
                        GroupOptimizer::Create(recipe, group.parameters(), 1, group.stacked()));
   const bool augment = dataset.is_image() && (recipe.random_crop || recipe.horizontal_flip);
 
+  torch::TensorOptions host;
+  if (job.device.is_cuda()) host = host.pinned_memory(true);
   std::vector<int64_t> shape = {0};
   shape.insert(shape.end(), dataset.sample_shape.begin(), dataset.sample_shape.end());
   std::vector<int64_t> chosen;
@@ -134,8 +136,9 @@ absl::Status TrainGroupDpSgd(models::ModelGroup& group, const GroupJob& job,
       }
       const int64_t b = static_cast<int64_t>(chosen.size());
       shape[0] = b;
-      torch::Tensor x = torch::empty(shape, torch::kFloat32);
-      torch::Tensor labels = torch::empty({b}, torch::kInt64);
+      // On a GPU the host tensors are pinned and copied without waiting.
+      torch::Tensor x = torch::empty(shape, host.dtype(torch::kFloat32));
+      torch::Tensor labels = torch::empty({b}, host.dtype(torch::kInt64));
       float* xd = x.data_ptr<float>();
       int64_t* ld = labels.data_ptr<int64_t>();
       for (int64_t i = 0; i < b; ++i) {
@@ -144,13 +147,16 @@ absl::Status TrainGroupDpSgd(models::ModelGroup& group, const GroupJob& job,
         ld[i] = dataset.labels[chosen[i]];
       }
       std::vector<torch::Tensor> sum =
-          ClippedGradientSum(group, x.to(job.device), labels.to(job.device), clip);
+          ClippedGradientSum(group, x.to(job.device, /*non_blocking=*/true),
+                             labels.to(job.device, /*non_blocking=*/true), clip);
       optimizer->ZeroGrad();
       const std::vector<torch::Tensor> params = group.parameters();
       for (size_t p = 0; p < params.size(); ++p) {
+        // Drawn from the model's own CPU generator: the same noise on every
+        // device.
         const torch::Tensor noise =
-            torch::randn(params[p].sizes(), noise_gen, torch::TensorOptions().dtype(torch::kFloat32))
-                .to(job.device);
+            torch::randn(params[p].sizes(), noise_gen, host.dtype(torch::kFloat32))
+                .to(job.device, /*non_blocking=*/true);
         torch::Tensor g = (sum[p] + noise * noise_std) / plan.expected_batch;
         params[p].mutable_grad() = g.detach();
       }
