@@ -261,6 +261,7 @@ Json MapTrain(const v1::TrainSection& t, const ServerRoots& roots, Problems* pro
   Put(y, "horizontal_flip", t.has_horizontal_flip(), t.horizontal_flip());
   Put(y, "precision", t.has_precision(), t.precision());
   Put(y, "data_on_device", t.has_data_on_device(), t.data_on_device());
+  Put(y, "channels_last", t.has_channels_last(), t.channels_last());
   if (t.has_dp()) {
     const v1::DpSection& d = t.dp();
     Json dp = Json::object();

@@ -95,6 +95,14 @@ torch::Tensor Classifier::Dropout(const torch::Tensor& x, double p) {
   return x * DropoutMask(x.sizes().vec(), p, *dropout_generator_, x.device());
 }
 
+void ConvWeightsChannelsLast(torch::nn::Module& module, bool on) {
+  torch::NoGradGuard no_grad;
+  const auto format = on ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  for (torch::Tensor& p : module.parameters()) {
+    if (p.dim() == 4) p.set_data(p.data().contiguous(format));
+  }
+}
+
 std::shared_ptr<ModelGroup> WrapSingle(std::shared_ptr<Classifier> model) {
   return std::make_shared<SingleModelGroup>(std::move(model));
 }

@@ -71,6 +71,10 @@ class Classifier : public torch::nn::Module {
   std::optional<torch::Generator> dropout_generator_;
 };
 
+// Every 4-D parameter of `module` (convolution weights) in channels-last or
+// the default layout, values unchanged.
+void ConvWeightsChannelsLast(torch::nn::Module& module, bool on);
+
 class ModelGroup : public torch::nn::Module {
  public:
   // K, the number of models.
@@ -98,6 +102,12 @@ class ModelGroup : public torch::nn::Module {
   virtual std::vector<NamedTensor> ModelState(int64_t k) = 0;
   // One CPU generator per model for dropout masks.
   virtual void SetDropoutGenerators(const std::vector<torch::Generator>& generators) = 0;
+  // Convolutions in channels-last (NHWC) memory layout, or back to the
+  // default (train.channels_last): by default the 4-D parameters change
+  // layout (a convolution whose weight is channels-last runs channels-last);
+  // a stacked group that builds its weights on the fly does so itself.
+  // Values are unchanged; call before creating the optimizer.
+  virtual void SetChannelsLast(bool on) { ConvWeightsChannelsLast(*this, on); }
 };
 
 // Process-wide switch for Classifier::ManualGradients (on by default; tests

@@ -87,9 +87,9 @@ class StackedCnn : public ModelGroup {
     const int64_t k = size_, b = x.size(1);
     torch::Tensor h = x.transpose(0, 1).reshape(
         {b, k * config_.channels, config_.height, config_.width});  // [B, K*C, H, W]
-    h = torch::conv2d(h, conv1_w_.flatten(0, 1), conv1_b_.flatten(), 1, 1, 1, k);
+    h = torch::conv2d(h, Grouped(conv1_w_), conv1_b_.flatten(), 1, 1, 1, k);
     h = torch::max_pool2d(torch::relu(h), 2);  // [B, K*c1, H/2, W/2]
-    h = torch::conv2d(h, conv2_w_.flatten(0, 1), conv2_b_.flatten(), 1, 1, 1, k);
+    h = torch::conv2d(h, Grouped(conv2_w_), conv2_b_.flatten(), 1, 1, 1, k);
     h = torch::max_pool2d(torch::relu(h), 2);                   // [B, K*c2, H/4, W/4]
     h = h.reshape({b, k, config_.features()}).transpose(0, 1);  // [K, B, F]
     h = torch::relu(torch::baddbmm(fc_b_, h, fc_w_));           // [K, B, 128]
@@ -107,10 +107,20 @@ class StackedCnn : public ModelGroup {
 
   // The CNN has no dropout.
   void SetDropoutGenerators(const std::vector<torch::Generator>& /*generators*/) override {}
+  // The stacked weights are 5-D [K, out, in, 3, 3]: their grouped 4-D form
+  // is made channels-last at each forward pass (a small copy) instead.
+  void SetChannelsLast(bool on) override { channels_last_ = on; }
 
  private:
   CnnConfig config_;
   int64_t size_;
+  // [K, out, in, 3, 3] -> the grouped convolution's [K*out, in, 3, 3].
+  torch::Tensor Grouped(const torch::Tensor& w) const {
+    torch::Tensor g = w.flatten(0, 1);
+    return channels_last_ ? g.contiguous(at::MemoryFormat::ChannelsLast) : g;
+  }
+
+  bool channels_last_ = false;
   torch::Tensor conv1_w_, conv1_b_;  // [K, c1, C, 3, 3], [K, c1]
   torch::Tensor conv2_w_, conv2_b_;  // [K, c2, c1, 3, 3], [K, c2]
   torch::Tensor fc_w_, fc_b_;        // [K, F, 128], [K, 1, 128]

@@ -567,6 +567,7 @@ bool ParseTrain(Section& s, Config* c) {
   s.GetInRange("batch_size", &r.batch_size, 1, 1 << 20);
   s.GetChoice("optimizer", &r.optimizer, {"sgd", "adam", "adamw"});
   s.GetChoice("precision", &r.precision, {"fp32", "bf16"});
+  s.Get("channels_last", &c->channels_last);
   if (s.Has("data_on_device")) {
     bool on = true;
     if (s.Get("data_on_device", &on)) c->data_on_device = on;

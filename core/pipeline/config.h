@@ -152,6 +152,7 @@ struct Config {
   std::optional<bool> batched_training;
   // train.data_on_device (TrainContext::data_on_device); unset: on a GPU.
   std::optional<bool> data_on_device;
+  bool channels_last = false;  // train.channels_last (TrainContext::channels_last)
   ExternalModels external;          // non-empty: audit these models, train nothing
   AuditConfig audit;
   // Set for a DP audit in one run (audit.dp_audit or top-level dp_audit).

@@ -367,6 +367,7 @@ absl::StatusOr<std::vector<std::string>> TrainStage(const Config& c, const Pipel
   tctx.device = training::UsableDevice(c.train_device, "train.device", &unused_warning);
   tctx.allow_batched = c.batched_training.value_or(training::ResolveDevice(tctx.device) != "cpu");
   tctx.data_on_device = c.data_on_device;
+  tctx.channels_last = c.channels_last;
   return TrainOrReuse(
       c, ctx, train_rows,
       [&](int m, ModelKeyMaterial* km) {
@@ -410,6 +411,7 @@ absl::StatusOr<Signals> SignalsStage(const Config& c, const PipelineContext& ctx
   ictx.device = training::UsableDevice(c.audit.device, "audit.device", &unused_warning);
   ictx.cancel = ctx.cancel;
   ictx.data_on_device = c.data_on_device;
+  ictx.channels_last = c.channels_last;
   std::vector<std::vector<float>> model_logits(m_count);
   std::vector<int> model_classes(m_count, 0);
   std::vector<std::string> signal_paths(m_count);

@@ -205,6 +205,7 @@ absl::StatusOr<PipelineOutput> RunRamiaAudit(const Config& c, const PipelineCont
   ictx.device = training::UsableDevice(c.audit.device, "audit.device", &unused_warning);
   ictx.cancel = ctx.cancel;
   ictx.data_on_device = c.data_on_device;
+  ictx.channels_last = c.channels_last;
   std::vector<std::vector<float>> logits(m_count);
   std::vector<int> classes(m_count, 0);
   const std::function<void()> signal_done = SignalsCounter(ctx, m_count);

@@ -106,6 +106,8 @@ absl::Status TrainAndSave(const models::Architecture& arch, bool stack, int firs
   }
   built.clear();  // the stacked group holds its own copies
   group->to(device);
+  const bool channels_last = ctx.channels_last && dataset.is_image();
+  if (channels_last) group->SetChannelsLast(true);  // before the optimizer's state exists
 
   std::optional<DpSgdPlan> dp_plan;
   if (recipe.dp.enabled) {
@@ -129,6 +131,7 @@ absl::Status TrainAndSave(const models::Architecture& arch, bool stack, int firs
   const auto train_metrics = EvaluateGroup(*group, dataset, norm, job.train, device, sparse_rows);
   const std::vector<const std::vector<int64_t>*> test(count, &test_indices);
   const auto test_metrics = EvaluateGroup(*group, dataset, norm, test, device, sparse_rows);
+  if (channels_last) group->SetChannelsLast(false);  // archives in the default layout
   for (int i = 0; i < count; ++i) {
     MIA_RETURN_IF_ERROR(SaveModelState(group->ModelState(i), out_paths[first + i]));
   }

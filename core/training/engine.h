@@ -90,6 +90,10 @@ struct TrainContext {
   // the CPU. Results are the same either way;
   // true on the CPU is for tests.
   std::optional<bool> data_on_device;
+  // Convolutions in channels-last (NHWC) layout (image models: training and
+  // the queries of ComputeLogits*); the same values up to float rounding.
+  // Archives are written in the default layout either way.
+  bool channels_last = false;
   // Called as soon as model k's archive is written (for a batched group, once
   // the group has finished), so a caller can record it durably before the
   // rest finish: a crash then loses only models still training. An error

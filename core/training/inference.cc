@@ -88,6 +88,7 @@ absl::StatusOr<std::vector<float>> ComputeLogitsImpl(
     const models::InputSpec input{dataset.sample_shape, dataset.num_classes};
     MIA_ASSIGN_OR_RETURN(model, LoadModel(spec, input, model_path));
     model->to(device);
+    if (ctx.channels_last && dataset.is_image()) models::ConvWeightsChannelsLast(*model, true);
     model->eval();
     forward = [&model](const torch::Tensor& x) { return model->forward(x); };
   }

@@ -688,12 +688,15 @@ TEST(ConfigTest, PrecisionAndDataOnDeviceParseAndOnlyBf16KeysTheModels) {
                    .contains("precision"));
 
   auto c = ParseConfig(std::string(kMinimal) +
-                           "train:\n  precision: bf16\n  data_on_device: false\n",
+                           "train:\n  precision: bf16\n  data_on_device: false\n"
+                           "  channels_last: true\n",
                        "bf16.yaml", &problems);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->recipe.precision, "bf16");
   ASSERT_TRUE(c->data_on_device.has_value());
   EXPECT_FALSE(*c->data_on_device);
+  EXPECT_TRUE(c->channels_last);
+  EXPECT_FALSE(plain->channels_last);
   EXPECT_EQ(nlohmann::json::parse(TrainingJson(c->model, c->recipe))["precision"], "bf16");
   // Where the rows live does not change the models: not in the key.
   training::TrainRecipe same = c->recipe;

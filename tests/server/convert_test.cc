@@ -120,6 +120,7 @@ v1::AuditSpec FullSpec() {
   train->set_horizontal_flip(true);
   train->set_precision("bf16");
   train->set_data_on_device(true);
+  train->set_channels_last(true);
   train->add_normalize_mean(0.1f);
   train->add_normalize_mean(0.2f);
   train->add_normalize_std(0.3f);
@@ -187,6 +188,7 @@ train:
   horizontal_flip: true
   precision: bf16
   data_on_device: true
+  channels_last: true
   normalize_mean: [0.1, 0.2]
   normalize_std: [0.3, 0.4]
 audit:
@@ -217,7 +219,7 @@ std::string Describe(pipeline::Config c) {
       " train_device=", c.train_device,
       " batched=", c.batched_training.has_value() ? (*c.batched_training ? 1 : 0) : -1,
       " data_on_device=", c.data_on_device.has_value() ? (*c.data_on_device ? 1 : 0) : -1,
-      " precision=", c.recipe.precision,
+      " precision=", c.recipe.precision, " channels_last=", c.channels_last,
       " audit_device=", c.audit.device, " audit_batch=", c.audit.batch_size,
       " report_log=", c.audit.report_log, " label_column=", c.data.source.label_column,
       " header=", c.data.source.header, " cifar100_labels=", c.data.source.cifar100_labels);

@@ -210,6 +210,79 @@ TEST(TrainingTest, ForeachOptimizerUpdatesMatchPerTensorUpdates) {
   }
 }
 
+TEST(TrainingTest, SetChannelsLastChangesTheConvolutionWeightsLayoutOnly) {
+  ModelSpec wrn;
+  wrn.architecture = "wrn";
+  wrn.depth = 10;
+  wrn.width = 1;
+  auto model = models::BuildModel(wrn, {{3, 8, 8}, 4}, 1);
+  ASSERT_TRUE(model.ok());
+  std::shared_ptr<models::ModelGroup> group = models::WrapSingle(*model);
+  std::vector<torch::Tensor> before;
+  for (const torch::Tensor& p : group->parameters()) before.push_back(p.detach().clone());
+  group->SetChannelsLast(true);
+  int convs = 0;
+  const auto params = group->parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    EXPECT_TRUE(torch::equal(params[i], before[i]));
+    if (params[i].dim() == 4) {
+      ++convs;
+      EXPECT_TRUE(params[i].is_contiguous(at::MemoryFormat::ChannelsLast));
+    }
+  }
+  EXPECT_GT(convs, 3);
+  group->SetChannelsLast(false);
+  for (const torch::Tensor& p : group->parameters()) EXPECT_TRUE(p.is_contiguous());
+}
+
+// train.channels_last: the same models up to float rounding (a wide ResNet
+// with batch norm and dropout alone, stacked CNNs), archives in the default
+// layout, and the same signals. oneDNN's channels-last convolutions sum in
+// another order (about 1e-5 relative per step here), which batch norm
+// compounds: the wide ResNet is compared after 3 steps.
+TEST(TrainingTest, ChannelsLastTrainsTheSameModels) {
+  const data::Dataset d = Images(160, 3, 8, 45);
+  const std::string dir = TestDir();
+  ModelSpec wrn;
+  wrn.architecture = "wrn";
+  wrn.depth = 10;
+  wrn.width = 1;
+  wrn.dropout = 0.3;
+  for (const ModelSpec& spec : {wrn, SmallCnn()}) {
+    const bool is_wrn = spec.architecture == "wrn";
+    TrainRecipe r = is_wrn ? Sgd(0.02, 1, 40) : Sgd(0.02, 2, 32);
+    r.random_crop = true;
+    r.crop_padding = 1;
+    TrainContext ctx = Cpu();
+    ctx.allow_batched = true;
+    const std::vector<std::vector<int64_t>> rows = {Range(0, 120), Range(20, 140)};
+    const auto plain = Paths(dir, spec.architecture + "_p", 2);
+    const auto last = Paths(dir, spec.architecture + "_l", 2);
+    ASSERT_TRUE(TrainModels(d, spec, r, rows, Range(140, 160), {5, 6}, plain, ctx).ok());
+    ctx.channels_last = true;
+    auto reports = TrainModels(d, spec, r, rows, Range(140, 160), {5, 6}, last, ctx);
+    ASSERT_TRUE(reports.ok()) << reports.status();
+    for (int k = 0; k < 2; ++k) {
+      const auto a = ReadArchive(plain[k]), b = ReadArchive(last[k]);
+      ASSERT_EQ(a.size(), b.size());
+      for (const auto& [name, tensor] : a) {
+        EXPECT_TRUE(torch::allclose(tensor, b.at(name), is_wrn ? 1e-3 : 1e-4, 1e-4))
+            << spec.architecture << " model " << k << " " << name << ": differs by "
+            << (tensor - b.at(name)).abs().max().item<double>();
+      }
+    }
+    int classes = 0;
+    TrainContext ictx = Cpu();
+    QueryAugmentation aug;
+    aug.flip = true;
+    auto want = ComputeLogits(plain[0], false, spec, r, d, Range(0, 40), aug, ictx, &classes);
+    ictx.channels_last = true;
+    auto got = ComputeLogits(plain[0], false, spec, r, d, Range(0, 40), aug, ictx, &classes);
+    ASSERT_TRUE(want.ok() && got.ok());
+    EXPECT_TRUE(torch::allclose(torch::tensor(*want), torch::tensor(*got), 1e-5, 1e-5));
+  }
+}
+
 TEST(TrainingTest, DropoutTrainingIsReproducible) {
   const data::Dataset d = Tabular(300, 10, 4, 1.0, 0.1, 5);
   const std::string dir = TestDir();
