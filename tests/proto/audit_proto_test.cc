@@ -114,6 +114,9 @@ Audit FullAudit() {
   train->set_random_crop(true);
   train->set_crop_padding(4);
   train->set_horizontal_flip(true);
+  train->set_precision("bf16");
+  train->set_data_on_device(true);
+  train->set_channels_last(true);
   train->add_normalize_mean(0.5f);
   train->add_normalize_std(0.25f);
   train->set_tokenizer("models/gpt2");

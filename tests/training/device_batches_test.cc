@@ -17,6 +17,7 @@
 #include "core/training/engine.h"
 #include "core/training/recipe.h"
 #include "gtest/gtest.h"
+#include "tests/training/read_archive.h"
 #include "tests/training/test_data.h"
 
 namespace mia::training {
@@ -24,6 +25,8 @@ namespace {
 
 using testing::Images;
 using testing::Range;
+using testing::ReadArchive;
+using testing::SmallCnn;
 using testing::Tabular;
 using testing::TestDir;
 
@@ -68,6 +71,18 @@ void ExpectBatchIsDefinition(const data::Dataset& d, const Normalization& norm,
   }
 }
 
+// Random crops up to `padding` pixels and flips, with per-channel
+// normalization by mean and std when given.
+TrainRecipe Augmented(int padding, std::vector<float> mean = {}, std::vector<float> std = {}) {
+  TrainRecipe r;
+  r.random_crop = true;
+  r.crop_padding = padding;
+  r.horizontal_flip = true;
+  r.normalize_mean = std::move(mean);
+  r.normalize_std = std::move(std);
+  return r;
+}
+
 std::vector<const int64_t*> Starts(const std::vector<std::vector<int64_t>>& rows) {
   std::vector<const int64_t*> starts;
   for (const auto& r : rows) starts.push_back(r.data());
@@ -81,16 +96,10 @@ std::vector<int64_t> Counts(const std::vector<std::vector<int64_t>>& rows) {
 }
 
 TEST(DeviceBatchesTest, CroppedFlippedNormalizedImagesEqualWriteSample) {
-  // 3 channels, not square (a swapped height and width shows), crops up to
-  // the padding in both directions, flips, per-channel normalization.
-  data::Dataset d = Images(40, 3, 7, 31);
-  d.sample_shape = {3, 7, 7};
-  TrainRecipe r;
-  r.random_crop = true;
-  r.crop_padding = 2;
-  r.horizontal_flip = true;
-  r.normalize_mean = {0.2f, 0.5f, 0.7f};
-  r.normalize_std = {0.3f, 0.25f, 0.9f};
+  // 3 channels, crops up to the padding in both directions, flips,
+  // per-channel normalization.
+  const data::Dataset d = Images(40, 3, 7, 31);
+  const TrainRecipe r = Augmented(2, {0.2f, 0.5f, 0.7f}, {0.3f, 0.25f, 0.9f});
   auto norm = Normalization::FromRecipe(r, d);
   ASSERT_TRUE(norm.ok()) << norm.status();
   const DeviceBatches on_device(d, *norm, r.crop_padding, torch::kCPU);
@@ -114,10 +123,7 @@ TEST(DeviceBatchesTest, NonSquareImagesWithoutNormalizationEqualWriteSample) {
   data::Dataset d = Images(12, 2, 6, 32);
   // Reinterpret the 2 x 6 x 6 rows as 2 x 4 x 9.
   d.sample_shape = {2, 4, 9};
-  TrainRecipe r;
-  r.random_crop = true;
-  r.crop_padding = 3;
-  r.horizontal_flip = true;
+  const TrainRecipe r = Augmented(3);
   auto norm = Normalization::FromRecipe(r, d);
   ASSERT_TRUE(norm.ok());
   const DeviceBatches on_device(d, *norm, r.crop_padding, torch::kCPU);
@@ -142,18 +148,6 @@ TEST(DeviceBatchesTest, NormalizedTabularRowsEqualWriteSample) {
   const std::vector<std::vector<int64_t>> rows = {{29, 0, 7}, {4}, {8, 8, 8}};
   ExpectBatchIsDefinition(d, *norm, rows, {}, on_device.Make(Starts(rows), Counts(rows), {}));
   EXPECT_EQ(on_device.bytes(), 30 * 5 * 4 + 30 * 8);
-}
-
-// The tensors of an archive, by name.
-std::map<std::string, torch::Tensor> ReadArchive(const std::string& path) {
-  torch::serialize::InputArchive archive;
-  archive.load_from(path);
-  std::map<std::string, torch::Tensor> out;
-  for (const std::string& key : archive.keys()) {
-    c10::IValue v;
-    if (archive.try_read(key, v) && v.isTensor()) out[key] = v.toTensor();
-  }
-  return out;
 }
 
 // Training from device batches gives the same parameters, bit for bit, as
@@ -190,20 +184,11 @@ void ExpectSameModels(const data::Dataset& d, const ModelSpec& spec, const Train
 
 TEST(DeviceBatchesTest, StackedCnnsWithAugmentationTrainTheSameAsFromHostBatches) {
   const data::Dataset d = Images(300, 1, 8, 34);
-  TrainRecipe r;
-  r.optimizer = "sgd";
+  TrainRecipe r = Augmented(1, {0.3f}, {0.25f});
   r.learning_rate = 0.05;
   r.epochs = 2;
   r.batch_size = 32;
-  r.random_crop = true;
-  r.crop_padding = 1;
-  r.horizontal_flip = true;
-  r.normalize_mean = {0.3f};
-  r.normalize_std = {0.25f};
-  ModelSpec spec;
-  spec.architecture = "cnn";
-  spec.width = 1;
-  ExpectSameModels(d, spec, r, /*allow_batched=*/true);
+  ExpectSameModels(d, SmallCnn(), r, /*allow_batched=*/true);
 }
 
 TEST(DeviceBatchesTest, MlpsWithDropoutTrainTheSameAsFromHostBatches) {
@@ -226,9 +211,7 @@ TEST(DeviceBatchesTest, MlpsWithDropoutTrainTheSameAsFromHostBatches) {
 // batches and several models.
 TEST(DeviceBatchesTest, SignalQueriesFromDeviceRowsEqualHostQueries) {
   const data::Dataset d = Images(300, 2, 8, 39);
-  ModelSpec spec;
-  spec.architecture = "cnn";
-  spec.width = 1;
+  const ModelSpec spec = SmallCnn();
   TrainRecipe recipe;
   recipe.normalize_mean = {0.4f, 0.5f};
   recipe.normalize_std = {0.3f, 0.2f};
@@ -286,13 +269,8 @@ class DeviceBatchesGpuTest : public ::testing::Test {
 };
 
 TEST_F(DeviceBatchesGpuTest, GatheredBatchesEqualWriteSample) {
-  data::Dataset d = Images(40, 3, 7, 36);
-  TrainRecipe r;
-  r.random_crop = true;
-  r.crop_padding = 2;
-  r.horizontal_flip = true;
-  r.normalize_mean = {0.2f, 0.5f, 0.7f};
-  r.normalize_std = {0.3f, 0.25f, 0.9f};
+  const data::Dataset d = Images(40, 3, 7, 36);
+  const TrainRecipe r = Augmented(2, {0.2f, 0.5f, 0.7f}, {0.3f, 0.25f, 0.9f});
   auto norm = Normalization::FromRecipe(r, d);
   ASSERT_TRUE(norm.ok());
   const DeviceBatches on_gpu(d, *norm, r.crop_padding, torch::Device(torch::kCUDA, 0));
@@ -308,17 +286,11 @@ TEST_F(DeviceBatchesGpuTest, GatheredBatchesEqualWriteSample) {
 TEST_F(DeviceBatchesGpuTest, CnnsTrainFromGpuBatchesAsFromHostBatches) {
   at::globalContext().setDeterministicCuDNN(true);
   const data::Dataset d = Images(300, 1, 8, 37);
-  TrainRecipe r;
-  r.optimizer = "sgd";
+  TrainRecipe r = Augmented(1);
   r.learning_rate = 0.05;
   r.epochs = 2;
   r.batch_size = 32;
-  r.random_crop = true;
-  r.crop_padding = 1;
-  r.horizontal_flip = true;
-  ModelSpec spec;
-  spec.architecture = "cnn";
-  spec.width = 1;
+  const ModelSpec spec = SmallCnn();
   const std::string dir = TestDir();
   const std::vector<std::vector<int64_t>> subsets = {Range(0, 150), Range(40, 130), Range(90, 240)};
   std::vector<std::string> host_paths, device_paths;
@@ -354,9 +326,7 @@ TEST_F(DeviceBatchesGpuTest, Bf16AutocastLearnsOnTheGpu) {
   r.epochs = 4;
   r.batch_size = 32;
   r.precision = "bf16";
-  ModelSpec spec;
-  spec.architecture = "cnn";
-  spec.width = 1;
+  const ModelSpec spec = SmallCnn();
   TrainContext ctx;
   ctx.device = "cuda";
   const std::string dir = TestDir();

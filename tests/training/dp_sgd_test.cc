@@ -272,12 +272,8 @@ TEST(DpSgdTest, TargetEpsilonSolvesSigmaPerModel) {
 TEST(DpSgdTest, BatchNormModelsAndBadSettingsAreRefused) {
   const data::Dataset d = Images(20, 3, 8, 7);
   const std::string dir = TestDir();
-  ModelSpec wrn;
-  wrn.architecture = "wrn";
-  wrn.depth = 10;
-  wrn.width = 1;
   auto refused =
-      TrainModels(d, wrn, DpRecipe(1.0, 1.0, 1, 4), {Range(0, 8)}, {}, {1}, {dir + "/w.pt"}, Cpu());
+      TrainModels(d, testing::SmallWrn(), DpRecipe(1.0, 1.0, 1, 4), {Range(0, 8)}, {}, {1}, {dir + "/w.pt"}, Cpu());
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(refused.status().message(), HasSubstr("batch-norm"));

@@ -13,6 +13,7 @@
 
 #include "core/common/random.h"
 #include "core/data/dataset.h"
+#include "core/models/model_spec.h"
 #include "gtest/gtest.h"
 
 namespace mia::training::testing {
@@ -85,6 +86,25 @@ inline data::Dataset Images(int64_t rows, int64_t channels, int64_t size, uint64
     d.labels.push_back(y);
   }
   return d;
+}
+
+// A wide ResNet of depth 10 (one block per group; depth 28 is checked in
+// models_test) and width 1, with `dropout`: small enough for one test.
+inline models::ModelSpec SmallWrn(double dropout = 0.0) {
+  models::ModelSpec spec;
+  spec.architecture = "wrn";
+  spec.depth = 10;
+  spec.width = 1;
+  spec.dropout = dropout;
+  return spec;
+}
+
+// The cnn architecture at width 1.
+inline models::ModelSpec SmallCnn() {
+  models::ModelSpec spec;
+  spec.architecture = "cnn";
+  spec.width = 1;
+  return spec;
 }
 
 inline std::vector<int64_t> Range(int64_t begin, int64_t end) {

@@ -18,6 +18,7 @@
 #include "core/training/optimizer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/training/read_archive.h"
 #include "tests/training/test_data.h"
 
 namespace mia::training {
@@ -26,20 +27,11 @@ namespace {
 using ::testing::HasSubstr;
 using testing::Images;
 using testing::Range;
+using testing::ReadArchive;
+using testing::SmallCnn;
+using testing::SmallWrn;
 using testing::Tabular;
 using testing::TestDir;
-
-// The tensors of an archive, by name.
-std::map<std::string, torch::Tensor> ReadArchive(const std::string& path) {
-  torch::serialize::InputArchive archive;
-  archive.load_from(path);
-  std::map<std::string, torch::Tensor> out;
-  for (const std::string& key : archive.keys()) {
-    c10::IValue v;
-    if (archive.try_read(key, v) && v.isTensor()) out[key] = v.toTensor();
-  }
-  return out;
-}
 
 std::vector<std::string> Paths(const std::string& dir, const std::string& stem, int n) {
   std::vector<std::string> paths;
@@ -58,13 +50,6 @@ ModelSpec Mlp(std::vector<int> hidden) {
   spec.architecture = "mlp";
   spec.hidden = std::move(hidden);
   spec.activation = "tanh";
-  return spec;
-}
-
-ModelSpec SmallCnn() {
-  ModelSpec spec;
-  spec.architecture = "cnn";
-  spec.width = 1;
   return spec;
 }
 
@@ -211,11 +196,7 @@ TEST(TrainingTest, ForeachOptimizerUpdatesMatchPerTensorUpdates) {
 }
 
 TEST(TrainingTest, SetChannelsLastChangesTheConvolutionWeightsLayoutOnly) {
-  ModelSpec wrn;
-  wrn.architecture = "wrn";
-  wrn.depth = 10;
-  wrn.width = 1;
-  auto model = models::BuildModel(wrn, {{3, 8, 8}, 4}, 1);
+  auto model = models::BuildModel(SmallWrn(), {{3, 8, 8}, 4}, 1);
   ASSERT_TRUE(model.ok());
   std::shared_ptr<models::ModelGroup> group = models::WrapSingle(*model);
   std::vector<torch::Tensor> before;
@@ -243,12 +224,7 @@ TEST(TrainingTest, SetChannelsLastChangesTheConvolutionWeightsLayoutOnly) {
 TEST(TrainingTest, ChannelsLastTrainsTheSameModels) {
   const data::Dataset d = Images(160, 3, 8, 45);
   const std::string dir = TestDir();
-  ModelSpec wrn;
-  wrn.architecture = "wrn";
-  wrn.depth = 10;
-  wrn.width = 1;
-  wrn.dropout = 0.3;
-  for (const ModelSpec& spec : {wrn, SmallCnn()}) {
+  for (const ModelSpec& spec : {SmallWrn(0.3), SmallCnn()}) {
     const bool is_wrn = spec.architecture == "wrn";
     TrainRecipe r = is_wrn ? Sgd(0.02, 1, 40) : Sgd(0.02, 2, 32);
     r.random_crop = true;
@@ -614,14 +590,7 @@ void TrainOneStep(const ModelSpec& spec) {
   ASSERT_TRUE(model.ok()) << model.status();
 }
 
-TEST(TrainingTest, WideResNetTrainsOneStep) {
-  ModelSpec spec;
-  spec.architecture = "wrn";
-  spec.depth = 10;  // n = 1 keeps the test short; depth 28 is checked in models_test
-  spec.width = 1;
-  spec.dropout = 0.3;
-  TrainOneStep(spec);
-}
+TEST(TrainingTest, WideResNetTrainsOneStep) { TrainOneStep(SmallWrn(0.3)); }
 
 TEST(TrainingTest, AlexNetTrainsOneStep) {
   ModelSpec spec;
