@@ -39,6 +39,7 @@
 #include "core/training/device.h"
 #include "core/training/lanes.h"
 #include "core/training/lm_recipe.h"
+#include "core/training/optimizer.h"
 #include "core/training/recipe.h"
 #include "core/training/torch_error.h"
 
@@ -164,13 +165,17 @@ struct LmBatch {
   torch::Tensor targets;  // [B, T] int64, -1 at padding
 };
 
+// The batch on `device`: written on the host (pinned for a GPU) and copied
+// without waiting.
 LmBatch Assemble(const TokenizedCorpus& corpus, const int64_t* rows, int64_t count,
-                 int64_t context) {
+                 int64_t context, const torch::Device& device) {
   int64_t T = 1;
   for (int64_t i = 0; i < count; ++i) T = std::max(T, ScoredLength(corpus, rows[i], context));
+  auto opts = torch::TensorOptions().dtype(torch::kInt64);
+  if (device.is_cuda()) opts = opts.pinned_memory(true);
   LmBatch b;
-  b.input = torch::full({count, T}, static_cast<int64_t>(corpus.bos_id), torch::kInt64);
-  b.targets = torch::full({count, T}, int64_t{-1}, torch::kInt64);
+  b.input = torch::full({count, T}, static_cast<int64_t>(corpus.bos_id), opts);
+  b.targets = torch::full({count, T}, int64_t{-1}, opts);
   int64_t* in = b.input.data_ptr<int64_t>();
   int64_t* tg = b.targets.data_ptr<int64_t>();
   for (int64_t i = 0; i < count; ++i) {
@@ -180,6 +185,10 @@ LmBatch Assemble(const TokenizedCorpus& corpus, const int64_t* rows, int64_t cou
       if (t + 1 < n) in[i * T + t + 1] = text[t];
       tg[i * T + t] = text[t];
     }
+  }
+  if (!device.is_cpu()) {
+    b.input = b.input.to(device, /*non_blocking=*/true);
+    b.targets = b.targets.to(device, /*non_blocking=*/true);
   }
   return b;
 }
@@ -225,7 +234,7 @@ std::pair<double, double> Evaluate(models::Gpt& model, const TokenizedCorpus& co
   int64_t correct = 0, tokens = 0;
   for (int64_t begin = 0; begin < static_cast<int64_t>(texts.size()); begin += batch) {
     const int64_t count = std::min<int64_t>(batch, texts.size() - begin);
-    LmBatch b = Assemble(corpus, texts.data() + begin, count, context);
+    LmBatch b = Assemble(corpus, texts.data() + begin, count, context, device);
     torch::Tensor targets = b.targets.to(device);                   // [B, T]
     torch::Tensor logits = model.forward(b.input.to(device));       // [B, T, V]
     torch::Tensor flat = logits.flatten(0, 1).to(torch::kFloat32);  // [B*T, V]
@@ -316,14 +325,14 @@ absl::StatusOr<ModelReport> TrainOne(int k, const TokenizedCorpus& corpus, const
       for (auto& group : optimizer.param_groups()) {
         static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
       }
-      LmBatch b = Assemble(corpus, batches[bi].data(), batches[bi].size(), setup.context);
+      LmBatch b = Assemble(corpus, batches[bi].data(), batches[bi].size(), setup.context, device);
       optimizer.zero_grad();
       torch::Tensor logits = model->forward(b.input.to(device));  // [B, T, V]
       torch::Tensor loss = torch::nn::functional::cross_entropy(
           logits.flatten(0, 1), b.targets.to(device).flatten(),
           torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-1));  // mean per token
       loss.backward();
-      if (recipe.grad_clip > 0) torch::nn::utils::clip_grad_norm_(trainable, recipe.grad_clip);
+      if (recipe.grad_clip > 0) ClipGradNorm(trainable, recipe.grad_clip);
       optimizer.step();
       if (ctx.progress) ctx.progress(k, epoch, static_cast<int>(bi), static_cast<int>(per_epoch));
     }
@@ -501,7 +510,7 @@ absl::StatusOr<attacks::TokenSignals> SignalsOfModel(
     const int64_t count = std::min(batch_size, s.points - begin);
     rows.clear();
     for (int64_t i = 0; i < count; ++i) rows.push_back(indices[order[begin + i]]);
-    LmBatch b = Assemble(corpus, rows.data(), count, setup.context);
+    LmBatch b = Assemble(corpus, rows.data(), count, setup.context, device);
     const int64_t T = b.input.size(1);
     torch::Tensor targets = b.targets.clamp_min(0).to(device);  // [B, T]
     torch::Tensor logp = torch::log_softmax(model->forward(b.input.to(device)).to(torch::kFloat32),

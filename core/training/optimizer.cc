@@ -197,6 +197,20 @@ void GroupOptimizer::ZeroGrad() {
   }
 }
 
+void ClipGradNorm(const std::vector<torch::Tensor>& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> grads, norms;
+  for (const torch::Tensor& p : params) {
+    if (!p.grad().defined()) continue;
+    grads.push_back(p.grad());
+    norms.push_back(p.grad().norm(2));
+  }
+  if (grads.empty()) return;
+  const torch::Tensor total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
+  const torch::Tensor coef = torch::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
+  for (torch::Tensor& g : grads) g.mul_(coef);
+}
+
 bool SetForeachUpdatesOnCpu(bool enabled) { return g_foreach_on_cpu.exchange(enabled); }
 
 void GroupOptimizer::Step(const std::vector<double>& lr, const std::vector<bool>& active) {

@@ -24,6 +24,12 @@
 
 namespace mia::training {
 
+// torch::nn::utils::clip_grad_norm_ with norm 2 (the same arithmetic: the
+// 2-norm of the tensors' 2-norms, then every gradient times
+// min(1, max_norm / (norm + 1e-6))) without reading the norm back, so a step
+// on a GPU does not wait for it. Parameters without a gradient are skipped.
+void ClipGradNorm(const std::vector<torch::Tensor>& params, double max_norm);
+
 // Process-wide: take the multi-tensor path (UpdateForeach) on the CPU too
 // (it is taken on GPUs; tests compare it with the per-tensor one). Returns
 // the previous setting.

@@ -259,6 +259,33 @@ TEST(TrainingTest, ChannelsLastTrainsTheSameModels) {
   }
 }
 
+// ClipGradNorm (no read-back of the norm) against LibTorch's
+// clip_grad_norm_: the same gradients bit for bit, clipped or not, one
+// tensor or several, parameters without gradients skipped.
+TEST(TrainingTest, ClipGradNormEqualsLibTorchs) {
+  torch::manual_seed(3);
+  for (const double max_norm : {0.5, 1e6}) {
+    for (const int tensors : {1, 4}) {
+      std::vector<torch::Tensor> a, b;
+      for (int i = 0; i < tensors; ++i) {
+        const torch::Tensor g = torch::randn({7, 3}) * (i + 1);
+        a.push_back(torch::zeros({7, 3}).requires_grad_());
+        b.push_back(torch::zeros({7, 3}).requires_grad_());
+        a.back().mutable_grad() = g.clone();
+        b.back().mutable_grad() = g.clone();
+      }
+      a.push_back(torch::zeros({2}).requires_grad_());  // no gradient
+      b.push_back(torch::zeros({2}).requires_grad_());
+      torch::nn::utils::clip_grad_norm_(a, max_norm);
+      ClipGradNorm(b, max_norm);
+      for (int i = 0; i < tensors; ++i) {
+        EXPECT_TRUE(torch::equal(a[i].grad(), b[i].grad())) << max_norm << " " << tensors << " " << i;
+      }
+      EXPECT_FALSE(b.back().grad().defined());
+    }
+  }
+}
+
 TEST(TrainingTest, DropoutTrainingIsReproducible) {
   const data::Dataset d = Tabular(300, 10, 4, 1.0, 0.1, 5);
   const std::string dir = TestDir();
