@@ -128,9 +128,11 @@ absl::Status TrainAndSave(const models::Architecture& arch, bool stack, int firs
     MIA_RETURN_IF_ERROR(TrainGroup(*group, job));
   }
 
-  const auto train_metrics = EvaluateGroup(*group, dataset, norm, job.train, device, sparse_rows);
+  const auto train_metrics =
+      EvaluateGroup(*group, dataset, norm, job.train, device, sparse_rows, device_batches);
   const std::vector<const std::vector<int64_t>*> test(count, &test_indices);
-  const auto test_metrics = EvaluateGroup(*group, dataset, norm, test, device, sparse_rows);
+  const auto test_metrics =
+      EvaluateGroup(*group, dataset, norm, test, device, sparse_rows, device_batches);
   if (channels_last) group->SetChannelsLast(false);  // archives in the default layout
   for (int i = 0; i < count; ++i) {
     MIA_RETURN_IF_ERROR(SaveModelState(group->ModelState(i), out_paths[first + i]));

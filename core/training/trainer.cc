@@ -216,7 +216,7 @@ absl::Status TrainGroup(models::ModelGroup& group, const GroupJob& job) {
 std::vector<std::pair<double, double>> EvaluateGroup(
     models::ModelGroup& group, const data::Dataset& dataset, const Normalization& norm,
     const std::vector<const std::vector<int64_t>*>& rows, const torch::Device& device,
-    const models::sparse::Csr* sparse_rows) {
+    const models::sparse::Csr* sparse_rows, const DeviceBatches* device_batches) {
   const int64_t models = group.size();
   const bool sparse_input = sparse_rows != nullptr && group.TakesSparseRows() && device.is_cpu();
   std::vector<models::sparse::Csr> sparse_x;
@@ -239,6 +239,9 @@ std::vector<std::pair<double, double>> EvaluateGroup(
     if (sparse_input) {
       b = AssembleSparse(dataset, *sparse_rows, starts, counts, sparse_x);
       logits = group.ForwardSparse(sparse_x, counts);
+    } else if (device_batches != nullptr) {
+      b = device_batches->Make(starts, counts, {});
+      logits = group.Forward(b.x, counts);
     } else {
       b = Assemble(dataset, norm, starts, counts, [](int64_t) { return ImageTransform{}; });
       logits = group.Forward(b.x.to(device), counts);
@@ -246,7 +249,7 @@ std::vector<std::pair<double, double>> EvaluateGroup(
     const torch::Tensor losses =
         RowLosses(logits, b.labels.to(device)).cpu().contiguous();  // [K, B]
     const torch::Tensor hits =
-        (logits.argmax(2).cpu() == b.labels).to(torch::kInt64).contiguous();  // [K, B]
+        (logits.argmax(2).cpu() == b.labels.cpu()).to(torch::kInt64).contiguous();  // [K, B]
     const int64_t batch = losses.size(1);
     const float* loss_data = losses.data_ptr<float>();
     const int64_t* hit_data = hits.data_ptr<int64_t>();

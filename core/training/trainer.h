@@ -56,11 +56,13 @@ struct GroupJob {
 absl::Status TrainGroup(models::ModelGroup& group, const GroupJob& job);
 
 // Eval-mode (accuracy, mean cross-entropy) of model k on rows[k]; (0, 0) for
-// no rows. Inputs are normalized, not augmented.
+// no rows. Inputs are normalized, not augmented; with `device_batches` (the
+// dataset on `device`) they are gathered there, the same values.
 std::vector<std::pair<double, double>> EvaluateGroup(
     models::ModelGroup& group, const data::Dataset& dataset, const Normalization& norm,
     const std::vector<const std::vector<int64_t>*>& rows, const torch::Device& device,
-    const models::sparse::Csr* sparse_rows = nullptr);
+    const models::sparse::Csr* sparse_rows = nullptr,
+    const DeviceBatches* device_batches = nullptr);
 
 }  // namespace mia::training
 

@@ -167,12 +167,19 @@ void ExpectSameModels(const data::Dataset& d, const ModelSpec& spec, const Train
   ctx.device = device;
   ctx.allow_batched = true;
   ctx.data_on_device = false;
-  ASSERT_TRUE(TrainModels(d, spec, r, subsets, Range(250, 300), seeds, host_paths, ctx).ok());
+  auto host_reports = TrainModels(d, spec, r, subsets, Range(250, 300), seeds, host_paths, ctx);
+  ASSERT_TRUE(host_reports.ok()) << host_reports.status();
   ctx.data_on_device = true;
   auto reports = TrainModels(d, spec, r, subsets, Range(250, 300), seeds, device_paths, ctx);
   ASSERT_TRUE(reports.ok()) << reports.status();
   EXPECT_GT((*reports)[0].train_accuracy, 0.4);  // it learned something
   for (int k = 0; k < 3; ++k) {
+    // The evaluation after training also reads the rows on the device.
+    const ModelReport &h = (*host_reports)[k], &g = (*reports)[k];
+    EXPECT_NEAR(g.train_loss, h.train_loss, atol) << k;
+    EXPECT_NEAR(g.test_loss, h.test_loss, atol) << k;
+    EXPECT_NEAR(g.train_accuracy, h.train_accuracy, 10 * atol) << k;
+    EXPECT_NEAR(g.test_accuracy, h.test_accuracy, 10 * atol) << k;
     const auto host = ReadArchive(host_paths[k]);
     const auto gathered = ReadArchive(device_paths[k]);
     ASSERT_EQ(host.size(), gathered.size());
