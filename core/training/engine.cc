@@ -178,7 +178,7 @@ absl::StatusOr<std::vector<ModelReport>> TrainModelsImpl(
   // core: OpenMP threads spin); independent models scale well. Inside the
   // parallel region LibTorch and OpenBLAS run single-threaded. On a GPU one
   // lane runs everything. The lanes' callbacks are serialized.
-  const int lanes = LaneCount(device, total);
+  const int lanes = LanesSuit(spec.architecture) ? LaneCount(device, total) : 1;
   std::mutex callback_mu;
   TrainContext lane_ctx = ctx;
   if (lanes > 1) {

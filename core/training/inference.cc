@@ -207,7 +207,8 @@ absl::Status ComputeLogitsMany(
   if (!device.ok()) return device.status();
   // Lanes as in TrainModels (engine.cc): small products scale badly over
   // threads, independent models scale well.
-  const int lanes = LaneCount(*device, count);
+  // TorchScript modules are of unknown architecture: one lane.
+  const int lanes = !torchscript && LanesSuit(spec.architecture) ? LaneCount(*device, count) : 1;
   // The rows go to the device once for all the models.
   absl::StatusOr<std::unique_ptr<DeviceBatches>> on_device =
       RowsOnDeviceFor(recipe, dataset, aug, ctx);

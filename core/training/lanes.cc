@@ -12,6 +12,10 @@ int LaneCount(const torch::Device& device, int work) {
   return device.is_cpu() ? std::max(1, std::min(at::get_num_threads(), work)) : 1;
 }
 
+bool LanesSuit(const std::string& architecture) {
+  return architecture == "mlp" || architecture == "cnn";
+}
+
 void RunLanes(int lanes, const std::function<void(int lane)>& body) {
   if (lanes <= 1) {
     body(0);

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -18,6 +19,13 @@ namespace mia::training {
 
 // min(intra-op threads, work) lanes on a CPU, at least 1; 1 on a GPU.
 int LaneCount(const torch::Device& device, int work);
+
+// Whether models of `architecture` go in lanes: the MLP and the small CNN,
+// which were measured faster that way (docs/benchmarks.md). The larger
+// convolutional nets run in one lane with every thread: a wide ResNet
+// stalled in the second lane inside oneDNN (docs/benchmarks.md, "Found on
+// the way"), and lanes were never measured for them.
+bool LanesSuit(const std::string& architecture);
 
 // Runs body(lane) for every lane in [0, lanes): on the calling thread when
 // there is one lane, else in LibTorch's intra-op pool, where LibTorch,
