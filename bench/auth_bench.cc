@@ -5,9 +5,6 @@
 // Prints microseconds per Authorize call, the median of 7 rounds.
 //
 // Usage: mia_auth_bench [CALLS_PER_ROUND]   (default 2000)
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/pem.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,12 +16,12 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/common/sha256.h"
 #include "nlohmann/json.hpp"
 #include "server/auth.h"
+#include "tests/server/jwt_util.h"
 
 namespace {
 
@@ -32,11 +29,7 @@ using mia::server::Authenticator;
 using mia::server::AuthOptions;
 using mia::server::Permission;
 
-std::string B64(const std::string& bytes) {
-  std::string out;
-  absl::WebSafeBase64Escape(bytes, &out);
-  return out;
-}
+using mia::testing::B64;
 
 std::string Write(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
@@ -90,10 +83,6 @@ int main(int argc, char** argv) {
     const std::string secret = "bench-secret-0123456789abcdef0123456789";
     const std::string input =
         B64(nlohmann::json{{"alg", "HS256"}, {"typ", "JWT"}}.dump()) + "." + B64(claims.dump());
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-         reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &n);
     AuthOptions options;
     options.jwt_keys = Write(dir + "/secret", secret);
     options.jwt_issuer = "bench";
@@ -102,30 +91,15 @@ int main(int argc, char** argv) {
     if (!auth.ok()) return 1;
     std::printf("%-44s %12.2f\n", "JWT HS256",
                 Time(auth->get(),
-                     "Bearer " + input + "." + B64(std::string(reinterpret_cast<char*>(mac), n)),
+                     "Bearer " + input + "." + B64(mia::testing::Hs256(secret, input)),
                      calls));
   }
   {
-    EVP_PKEY* key = EVP_RSA_gen(2048);
-    BIO* bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PUBKEY(bio, key);
-    char* data = nullptr;
-    const long len = BIO_get_mem_data(bio, &data);
-    const std::string pem(data, static_cast<size_t>(len));
-    BIO_free(bio);
+    const mia::testing::RsaKey key;
+    const std::string pem = key.PublicPem();
     const std::string input =
         B64(nlohmann::json{{"alg", "RS256"}, {"typ", "JWT"}}.dump()) + "." + B64(claims.dump());
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    size_t n = 0;
-    EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key);
-    EVP_DigestSign(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(input.data()),
-                   input.size());
-    std::string sig(n, '\0');
-    EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &n,
-                   reinterpret_cast<const unsigned char*>(input.data()), input.size());
-    sig.resize(n);
-    EVP_MD_CTX_free(ctx);
-    EVP_PKEY_free(key);
+    const std::string sig = key.Sign(input);
     AuthOptions options;
     options.jwt_keys = Write(dir + "/key.pem", pem);
     auto auth = Authenticator::Create(options, nullptr);

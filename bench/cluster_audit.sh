@@ -20,6 +20,8 @@ BUILD=$(readlink -f "${1:-build}")
 REPS=${REPS:-3}
 EPOCHS=${EPOCHS:-300}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# write_csv: the synthetic CSV the cluster tests use.
+source "$HERE/../tests/integration/lib.sh"
 MIA="$BUILD/client/mia"
 SERVER_BIN="$BUILD/server/mia-server"
 for b in "$MIA" "$SERVER_BIN"; do
@@ -39,15 +41,7 @@ BASE_URL=$(cat "$tmp/pg/url")
 
 echo "# $(date -u '+%Y-%m-%d %H:%M') UTC on $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 mkdir -p "$tmp/root"
-python3 - "$tmp/root/train.csv" <<'PY'
-import random, sys
-r = random.Random(7)
-with open(sys.argv[1], "w") as f:
-    for _ in range(600):
-        y = r.randrange(4)
-        xs = [r.gauss(0.6 * y if j < 3 else 0.0, 1.0) for j in range(10)]
-        f.write("%d,%s\n" % (y, ",".join("%.5f" % x for x in xs)))
-PY
+write_csv "$tmp/root/train.csv" 7
 spec() {
   cat <<EOF2
 run: {random_seed: $1, num_experiments: 1, threads: 1}

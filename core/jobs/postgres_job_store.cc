@@ -29,18 +29,11 @@ using store_rules::ApplyStateChange;
 using store_rules::CheckWritable;
 using store_rules::kMaxRequestIdBytes;
 using store_rules::kMaxUnitBytes;
+using store_rules::Migration;
 using store_rules::Quoted;
 using store_rules::ValidateProgress;
 
 namespace {
-
-// One schema step, applied once inside the transaction that records it in
-// schema_migrations. A released step is never edited: changes are new steps.
-struct Migration {
-  int version;
-  const char* name;
-  const char* sql;
-};
 
 constexpr Migration kMigrations[] = {
     {1, "jobs, labels, done units, uploads and the work queue", R"sql(
@@ -623,6 +616,21 @@ absl::StatusOr<T> PostgresJobStore::InTransaction(absl::string_view what, F&& bo
   return result;
 }
 
+template <typename F>
+absl::Status PostgresJobStore::InWriteTransaction(absl::string_view what, F&& body) {
+  return InTransaction<bool>(what,
+                             [&](Connection& c) -> absl::StatusOr<bool> {
+                               MIA_RETURN_IF_ERROR(body(c));
+                               return true;
+                             })
+      .status();
+}
+
+absl::Status PostgresJobStore::Tracked(absl::Status status) {
+  Track(status);
+  return status;
+}
+
 std::string PostgresJobStore::Scrub(absl::string_view text) const {
   if (password_.empty()) return std::string(text);
   return absl::StrReplaceAll(text, {{password_, "***"}});
@@ -831,21 +839,18 @@ absl::StatusOr<JobRecord> PostgresJobStore::UpdateProgress(absl::string_view id,
 }
 
 absl::Status PostgresJobStore::Delete(absl::string_view id) {
-  absl::Status status =
-      InTransaction<bool>("delete job", [&](Connection& c) -> absl::StatusOr<bool> {
-        MIA_ASSIGN_OR_RETURN(const JobRecord job, LoadJob(c, id, true));
-        if (!IsTerminal(job.state)) {
-          return absl::FailedPreconditionError(absl::StrCat("job ", job.id, " is ",
-                                                            JobStateName(job.state),
-                                                            ": only finished jobs can be deleted"));
-        }
-        // Labels and units go with it (ON DELETE CASCADE).
-        MIA_RETURN_IF_ERROR(
-            c.Exec("DELETE FROM jobs WHERE id = $1", {P(job.id)}, "delete job").status());
-        return true;
-      }).status();
-  Track(status);
-  return status;
+  absl::Status status = InWriteTransaction("delete job", [&](Connection& c) -> absl::Status {
+    MIA_ASSIGN_OR_RETURN(const JobRecord job, LoadJob(c, id, true));
+    if (!IsTerminal(job.state)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job ", job.id, " is ", JobStateName(job.state), ": only finished jobs can be deleted"));
+    }
+    // Labels and units go with it (ON DELETE CASCADE).
+    MIA_RETURN_IF_ERROR(
+        c.Exec("DELETE FROM jobs WHERE id = $1", {P(job.id)}, "delete job").status());
+    return absl::OkStatus();
+  });
+  return Tracked(std::move(status));
 }
 
 absl::StatusOr<std::vector<JobRecord>> PostgresJobStore::ListUnfinished() {
@@ -862,20 +867,18 @@ absl::Status PostgresJobStore::MarkUnitDone(absl::string_view job_id, absl::stri
                                             absl::string_view value) {
   MIA_RETURN_IF_ERROR(ValidateUnit(unit));
   const absl::Time now = options_.clock();
-  absl::Status status =
-      InTransaction<bool>("mark unit done", [&](Connection& c) -> absl::StatusOr<bool> {
-        MIA_ASSIGN_OR_RETURN(const JobRecord job, LoadJob(c, job_id, true));
-        MIA_RETURN_IF_ERROR(CheckWritable(job));
-        MIA_RETURN_IF_ERROR(
-            c.Exec("INSERT INTO job_units (job_id, unit, value, done_time) VALUES ($1, $2, $3, $4) "
-                   "ON CONFLICT (job_id, unit) DO UPDATE SET value = EXCLUDED.value, "
-                   "done_time = EXCLUDED.done_time",
-                   {P(job.id), P(unit), P(value), PTime(now)}, "mark unit done")
-                .status());
-        return true;
-      }).status();
-  Track(status);
-  return status;
+  absl::Status status = InWriteTransaction("mark unit done", [&](Connection& c) -> absl::Status {
+    MIA_ASSIGN_OR_RETURN(const JobRecord job, LoadJob(c, job_id, true));
+    MIA_RETURN_IF_ERROR(CheckWritable(job));
+    MIA_RETURN_IF_ERROR(
+        c.Exec("INSERT INTO job_units (job_id, unit, value, done_time) VALUES ($1, $2, $3, $4) "
+               "ON CONFLICT (job_id, unit) DO UPDATE SET value = EXCLUDED.value, "
+               "done_time = EXCLUDED.done_time",
+               {P(job.id), P(unit), P(value), PTime(now)}, "mark unit done")
+            .status());
+    return absl::OkStatus();
+  });
+  return Tracked(std::move(status));
 }
 
 absl::StatusOr<std::map<std::string, std::string>> PostgresJobStore::ListUnitsDone(
@@ -909,17 +912,15 @@ absl::Status PostgresJobStore::RecordUpload(absl::string_view tenant, absl::stri
     return absl::InvalidArgumentError("upload: a digest and a size of at least 0 are required");
   }
   const absl::Time now = options_.clock();
-  absl::Status status =
-      InTransaction<bool>("record upload", [&](Connection& c) -> absl::StatusOr<bool> {
-        MIA_RETURN_IF_ERROR(
-            c.Exec("INSERT INTO uploads (tenant, digest, bytes, upload_time) VALUES ($1, $2, $3, "
-                   "$4) ON CONFLICT DO NOTHING",
-                   {P(tenant), P(digest), P(bytes), PTime(now)}, "record upload")
-                .status());
-        return true;
-      }).status();
-  Track(status);
-  return status;
+  absl::Status status = InWriteTransaction("record upload", [&](Connection& c) -> absl::Status {
+    MIA_RETURN_IF_ERROR(
+        c.Exec("INSERT INTO uploads (tenant, digest, bytes, upload_time) VALUES ($1, $2, $3, "
+               "$4) ON CONFLICT DO NOTHING",
+               {P(tenant), P(digest), P(bytes), PTime(now)}, "record upload")
+            .status());
+    return absl::OkStatus();
+  });
+  return Tracked(std::move(status));
 }
 
 absl::StatusOr<bool> PostgresJobStore::HasUpload(absl::string_view tenant,
@@ -954,16 +955,14 @@ absl::StatusOr<std::vector<std::string>> PostgresJobStore::ListUnreadable() {
 }
 
 absl::Status PostgresJobStore::ProbeWrite() {
-  absl::Status status =
-      InTransaction<bool>("probe write", [&](Connection& c) -> absl::StatusOr<bool> {
-        MIA_RETURN_IF_ERROR(c.Exec("UPDATE schema_migrations SET version = version WHERE version "
-                                   "= (SELECT MAX(version) FROM schema_migrations)",
-                                   {}, "probe write")
-                                .status());
-        return true;
-      }).status();
-  Track(status);
-  return status;
+  absl::Status status = InWriteTransaction("probe write", [&](Connection& c) -> absl::Status {
+    MIA_RETURN_IF_ERROR(c.Exec("UPDATE schema_migrations SET version = version WHERE version "
+                               "= (SELECT MAX(version) FROM schema_migrations)",
+                               {}, "probe write")
+                            .status());
+    return absl::OkStatus();
+  });
+  return Tracked(std::move(status));
 }
 
 // ---------------------------------------------------------------------------
@@ -1029,20 +1028,17 @@ absl::StatusOr<std::optional<JobRecord>> PostgresJobStore::ClaimJob(absl::string
 absl::Status PostgresJobStore::AddUnits(absl::string_view job_id,
                                         const std::vector<std::string>& units) {
   for (const std::string& unit : units) MIA_RETURN_IF_ERROR(ValidateUnit(unit));
-  absl::Status status =
-      InTransaction<bool>("add units", [&](Connection& c) -> absl::StatusOr<bool> {
-        MIA_ASSIGN_OR_RETURN(const JobRecord job, LoadJob(c, job_id, false));
-        for (size_t i = 0; i < units.size(); ++i) {
-          MIA_RETURN_IF_ERROR(
-              c.Exec("INSERT INTO work_units (job_id, unit, seq) VALUES ($1, $2, $3) "
-                     "ON CONFLICT DO NOTHING",
-                     {P(job.id), P(units[i]), P(static_cast<int64_t>(i))}, "add units")
-                  .status());
-        }
-        return true;
-      }).status();
-  Track(status);
-  return status;
+  absl::Status status = InWriteTransaction("add units", [&](Connection& c) -> absl::Status {
+    MIA_ASSIGN_OR_RETURN(const JobRecord job, LoadJob(c, job_id, false));
+    for (size_t i = 0; i < units.size(); ++i) {
+      MIA_RETURN_IF_ERROR(c.Exec("INSERT INTO work_units (job_id, unit, seq) VALUES ($1, $2, $3) "
+                                 "ON CONFLICT DO NOTHING",
+                                 {P(job.id), P(units[i]), P(static_cast<int64_t>(i))}, "add units")
+                              .status());
+    }
+    return absl::OkStatus();
+  });
+  return Tracked(std::move(status));
 }
 
 absl::StatusOr<std::optional<ClaimedUnit>> PostgresJobStore::ClaimUnit(absl::string_view replica,
@@ -1282,29 +1278,27 @@ absl::StatusOr<LeaseRenewal> PostgresJobStore::RenewLeases(absl::string_view rep
 }
 
 absl::Status PostgresJobStore::ReleaseJob(absl::string_view job_id, absl::string_view replica) {
-  absl::Status status =
-      InTransaction<bool>("release job", [&](Connection& c) -> absl::StatusOr<bool> {
-        MIA_ASSIGN_OR_RETURN(const JobRecord job, LoadJob(c, job_id, false));
-        MIA_RETURN_IF_ERROR(c.Exec("UPDATE jobs SET holder = NULL, lease_until = NULL "
-                                   "WHERE id = $1 AND holder = $2",
-                                   {P(job.id), P(replica)}, "release job")
-                                .status());
-        return true;
-      }).status();
+  absl::Status status = InWriteTransaction("release job", [&](Connection& c) -> absl::Status {
+    MIA_ASSIGN_OR_RETURN(const JobRecord job, LoadJob(c, job_id, false));
+    MIA_RETURN_IF_ERROR(c.Exec("UPDATE jobs SET holder = NULL, lease_until = NULL "
+                               "WHERE id = $1 AND holder = $2",
+                               {P(job.id), P(replica)}, "release job")
+                            .status());
+    return absl::OkStatus();
+  });
   if (status.ok()) Forget(replica, JobKey(job_id));
   return status;
 }
 
 absl::Status PostgresJobStore::ReleaseUnits(absl::string_view replica) {
-  absl::Status status =
-      InTransaction<bool>("release units", [&](Connection& c) -> absl::StatusOr<bool> {
-        MIA_RETURN_IF_ERROR(
-            c.Exec("UPDATE work_units SET state = 'PENDING', holder = NULL, lease_until = NULL, "
-                   "attempts = greatest(attempts - 1, 0) WHERE holder = $1 AND state = 'RUNNING'",
-                   {P(replica)}, "release units")
-                .status());
-        return true;
-      }).status();
+  absl::Status status = InWriteTransaction("release units", [&](Connection& c) -> absl::Status {
+    MIA_RETURN_IF_ERROR(
+        c.Exec("UPDATE work_units SET state = 'PENDING', holder = NULL, lease_until = NULL, "
+               "attempts = greatest(attempts - 1, 0) WHERE holder = $1 AND state = 'RUNNING'",
+               {P(replica)}, "release units")
+            .status());
+    return absl::OkStatus();
+  });
   if (status.ok()) {
     absl::MutexLock lock(&held_mu_);
     const auto it = held_.find(replica);
@@ -1318,16 +1312,15 @@ absl::Status PostgresJobStore::ReleaseUnits(absl::string_view replica) {
 }
 
 absl::Status PostgresJobStore::ReleaseUnit(const ClaimedUnit& unit, absl::string_view replica) {
-  absl::Status status =
-      InTransaction<bool>("release unit", [&](Connection& c) -> absl::StatusOr<bool> {
-        MIA_RETURN_IF_ERROR(
-            c.Exec("UPDATE work_units SET state = 'PENDING', holder = NULL, lease_until = NULL, "
-                   "attempts = greatest(attempts - 1, 0) "
-                   "WHERE job_id = $1 AND unit = $2 AND holder = $3 AND state = 'RUNNING'",
-                   {P(unit.job_id), P(unit.unit), P(replica)}, "release unit")
-                .status());
-        return true;
-      }).status();
+  absl::Status status = InWriteTransaction("release unit", [&](Connection& c) -> absl::Status {
+    MIA_RETURN_IF_ERROR(
+        c.Exec("UPDATE work_units SET state = 'PENDING', holder = NULL, lease_until = NULL, "
+               "attempts = greatest(attempts - 1, 0) "
+               "WHERE job_id = $1 AND unit = $2 AND holder = $3 AND state = 'RUNNING'",
+               {P(unit.job_id), P(unit.unit), P(replica)}, "release unit")
+            .status());
+    return absl::OkStatus();
+  });
   if (status.ok()) Forget(replica, ElapsedUnitKey(unit.job_id, unit.unit));
   return status;
 }

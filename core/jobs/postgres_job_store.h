@@ -151,11 +151,16 @@ class PostgresJobStore final : public JobStore, public ClusterQueue {
   // on a fresh connection when the pooled one turns out to be closed).
   template <typename T, typename F>
   absl::StatusOr<T> InTransaction(absl::string_view what, F&& body);
+  // InTransaction for a body that only writes: body(c) returns a Status.
+  template <typename F>
+  absl::Status InWriteTransaction(absl::string_view what, F&& body);
   absl::Status Migrate();
   // `text` with the password replaced by "***".
   std::string Scrub(absl::string_view text) const;
   // writable_ from the outcome of a write.
   void Track(const absl::Status& status);
+  // Track(status), then status.
+  absl::Status Tracked(absl::Status status);
 
   // In-memory record of what each replica claimed through this object, so
   // that RenewLeases can tell a replica the work another replica took over.

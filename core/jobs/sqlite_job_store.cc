@@ -32,14 +32,7 @@ using store_rules::kMaxUnitBytes;
 // database is recognized and left alone.
 constexpr int32_t kApplicationId = 0x6d696131;
 
-// One schema step. Steps are applied in order, each once, inside the
-// transaction that records it in schema_migrations; a released step is never
-// edited: changes are new steps.
-struct Migration {
-  int version;
-  const char* name;
-  const char* sql;
-};
+using store_rules::Migration;
 
 constexpr Migration kMigrations[] = {
     {1, "jobs, labels and completed units", R"sql(

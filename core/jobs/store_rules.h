@@ -26,6 +26,15 @@ namespace mia::jobs::store_rules {
 inline constexpr const char* kValidStates =
     "('PENDING', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELLED')";
 
+// One schema step of a store. Steps are applied in order, each once, inside
+// the transaction that records it in schema_migrations; a released step is
+// never edited: changes are new steps.
+struct Migration {
+  int version;
+  const char* name;
+  const char* sql;
+};
+
 // The columns both stores' ReadJob expect, in order.
 inline constexpr const char* kJobColumns =
     "id, request_id, spec_json, spec_hash, state, version, progress_stage, progress_done, "

@@ -64,41 +64,9 @@ sql_base() { psql "$BASE_URL" -tAqc "$1" 2>/dev/null; }
 URL="${BASE_URL%/*}/$DB"
 sql() { psql "$URL" -tAqc "$1" 2>/dev/null; }
 
-$PY - <<'PY'
-import random
-r = random.Random(7)
-with open("root/train.csv", "w") as f:
-    for _ in range(600):
-        y = r.randrange(4)
-        xs = [r.gauss(0.6 * y if j < 3 else 0.0, 1.0) for j in range(10)]
-        f.write("%d,%s\n" % (y, ",".join("%.5f" % x for x in xs)))
-PY
+write_csv root/train.csv 7
 # spec SEED EPOCHS: 1 target and 8 reference models, trained one at a time.
-spec() {
-  cat <<EOF2
-run:
-  random_seed: $1
-  num_experiments: 1
-  threads: 1
-data:
-  dataset: csv
-  data_dir: train.csv
-  pool_size: 400
-  population_size: 200
-train:
-  model_name: mlp
-  hidden: [32]
-  batched: false
-  optimizer: sgd
-  learning_rate: 0.05
-  epochs: $2
-  batch_size: 32
-audit:
-  attacks: [rmia, lira-offline]
-  num_ref_models: 8
-  bootstrap: 50
-EOF2
-}
+spec() { mlp_yaml train.csv "$2" "$1" 8; }
 spec 5 300 > a.yaml
 spec 6 1500 > b.yaml
 spec 7 600 > c.yaml
@@ -133,6 +101,16 @@ trained() {  # trained NAME: the replica's mia_models_trained_total
 # holder AUDIT: the replica that holds the audit now (the shared queue's record).
 holder() { sql "SELECT holder FROM jobs WHERE id = '${1#audits/}'"; }
 units_done() { sql "SELECT count(*) FROM work_units WHERE job_id = '${1#audits/}' AND state = 'DONE'"; }
+# wait_units AUDIT N [TRIES]: waits (0.1 s a try, 600 tries by default) until
+# N of the audit's units are DONE; the caller checks what it found.
+wait_units() {
+  local d
+  for _ in $(seq 1 "${3:-600}"); do
+    d=$(units_done "$1"); [ "${d:-0}" -ge "$2" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
 # scores_of SERVER AUDIT OUT
 scores_of() { "$MIA" scores "$2" --server "$1" --out "$3" >/dev/null 2>err.txt || show err.txt; }
 
@@ -183,10 +161,7 @@ expect "report downloaded from another replica" 0 "" -- "$MIA" report "$A" --out
 ls shared/models/*.pt 2>/dev/null | sort > pre_b.txt
 expect "submit the crash-test audit" 0 "" -- "$MIA" submit b.yaml
 B=$(head -1 out.txt)
-for _ in $(seq 1 1200); do
-  d=$(units_done "$B"); [ "${d:-0}" -ge 2 ] && break
-  sleep 0.1
-done
+wait_units "$B" 2 1200 || true
 H=$(holder "$B")
 d=$(units_done "$B")
 if [ -n "$H" ] && [ "${d:-0}" -ge 2 ] && [ "${d:-0}" -lt 9 ]; then
@@ -221,10 +196,7 @@ MIA_SERVER=$(at r1)
 # units back at once and the others finish it.
 expect "submit the drain-test audit" 0 "" -- "$MIA" submit c.yaml
 C=$(head -1 out.txt)
-for _ in $(seq 1 600); do
-  d=$(units_done "$C"); [ "${d:-0}" -ge 1 ] && break
-  sleep 0.1
-done
+wait_units "$C" 1 || true
 H=$(holder "$C")
 if [ -n "$H" ]; then
   v="PID_$H"; kill -TERM "${!v}"
@@ -246,10 +218,7 @@ MIA_SERVER=$(at r1)
 # 4. PostgreSQL restarted mid-audit: the replicas reconnect, nothing is lost.
 expect "submit the restart-test audit" 0 "" -- "$MIA" submit d.yaml
 D=$(head -1 out.txt)
-for _ in $(seq 1 600); do
-  d=$(units_done "$D"); [ "${d:-0}" -ge 1 ] && break
-  sleep 0.1
-done
+wait_units "$D" 1 || true
 "$PGDIR/ctl" restart >pgctl.out 2>&1 && ok "PostgreSQL restarted mid-audit" || { bad "PostgreSQL restart"; show pgctl.out; }
 expect "the audit SUCCEEDS after the restart" 0 "SUCCEEDED" -- timeout 300 "$MIA" watch "$D"
 [ "$(units_done "$D")" = 9 ] && ok "9 units DONE after the restart" || bad "units done: $(units_done "$D")"
@@ -293,10 +262,7 @@ else
   spec 10 600 > f.yaml
   expect "submit the S3-test audit" 0 "" -- "$MIA" submit f.yaml --server "$(at s1)"
   F=$(head -1 out.txt)
-  for _ in $(seq 1 600); do
-    d=$(units_done "$F"); [ "${d:-0}" -ge 1 ] && break
-    sleep 0.1
-  done
+  wait_units "$F" 1 || true
   kill -9 "$S3_PID"; wait "$S3_PID" 2>/dev/null
   ok "s3rver stopped with $(units_done "$F")/9 units done"
   for _ in $(seq 1 300); do

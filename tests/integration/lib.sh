@@ -108,3 +108,46 @@ prepare_stubs() {
     finish
   fi
 }
+
+# write_csv FILE SEED: a synthetic tabular dataset, 600 rows of 10 features
+# and 4 classes (the first 3 features carry the class), label first.
+write_csv() {
+  "${PY:-python3}" - "$1" "$2" <<'PY'
+import random, sys
+r = random.Random(int(sys.argv[2]))
+with open(sys.argv[1], "w") as f:
+    for _ in range(600):
+        y = r.randrange(4)
+        xs = [r.gauss(0.6 * y if j < 3 else 0.0, 1.0) for j in range(10)]
+        f.write("%d,%s\n" % (y, ",".join("%.5f" % x for x in xs)))
+PY
+}
+
+# mlp_yaml DATASET EPOCHS SEED REFS [ATTACKS]: an audit of MLPs on a
+# write_csv file (pool 400, population 200), trained one at a time on one
+# thread so that each model is cached on its own.
+mlp_yaml() {
+  cat <<EOF2
+run:
+  random_seed: $3
+  num_experiments: 1
+  threads: 1
+data:
+  dataset: csv
+  data_dir: $1
+  pool_size: 400
+  population_size: 200
+train:
+  model_name: mlp
+  hidden: [32]
+  batched: false
+  optimizer: sgd
+  learning_rate: 0.05
+  epochs: $2
+  batch_size: 32
+audit:
+  attacks: [${5:-rmia, lira-offline}]
+  num_ref_models: $4
+  bootstrap: 50
+EOF2
+}

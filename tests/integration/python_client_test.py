@@ -39,6 +39,17 @@ def free_port():
 
 
 
+def make_work(prefix, points):
+    """A fresh folder with root/b.npz, a bundle of `points` points and 100
+    population rows; returns (folder, root)."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    root = os.path.join(work, "root")
+    os.makedirs(root)
+    subprocess.run([MIA, "make-bundle", "--out", os.path.join(root, "b.npz"), "--points",
+                    str(points), "--population", "100"], check=True, capture_output=True)
+    return work, root
+
+
 def wait_serving(cls, token):
     """Until cls.server answers an RPC (NOT_FOUND for an unknown audit)."""
     deadline = time.monotonic() + 60
@@ -69,11 +80,7 @@ def stop_server(cls):
 class LiveServerTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.work = tempfile.mkdtemp(prefix="mia-pyclient-")
-        root = os.path.join(cls.work, "root")
-        os.makedirs(root)
-        subprocess.run([MIA, "make-bundle", "--out", os.path.join(root, "b.npz"), "--points",
-                        "300", "--population", "100"], check=True, capture_output=True)
+        cls.work, root = make_work("mia-pyclient-", 300)
         subprocess.run([MIA, "make-bundle", "--out", os.path.join(cls.work, "local.npz"),
                         "--points", "200", "--population", "100", "--seed", "5"],
                        check=True, capture_output=True)
@@ -228,11 +235,7 @@ class AuthServerTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         import hashlib
-        cls.work = tempfile.mkdtemp(prefix="mia-pyclient-auth-")
-        root = os.path.join(cls.work, "root")
-        os.makedirs(root)
-        subprocess.run([MIA, "make-bundle", "--out", os.path.join(root, "b.npz"), "--points",
-                        "200", "--population", "100"], check=True, capture_output=True)
+        cls.work, root = make_work("mia-pyclient-auth-", 200)
         tokens = os.path.join(cls.work, "tokens.yaml")
         with open(tokens, "w") as f:
             f.write("tokens:\n")

@@ -52,16 +52,8 @@ mkdir -p root
 # 4 classes) under the data root.
 "$MIA" make-bundle --out root/b.npz --points 400 --population 200 >/dev/null 2>&1 \
   && ok "make-bundle into the data root" || bad "make-bundle into the data root"
-$PY - <<'PY'
-import random
-for name, seed in (("train.csv", 7), ("cancel.csv", 8)):
-    r = random.Random(seed)
-    with open("root/" + name, "w") as f:
-        for _ in range(600):
-            y = r.randrange(4)
-            xs = [r.gauss(0.6 * y if j < 3 else 0.0, 1.0) for j in range(10)]
-            f.write("%d,%s\n" % (y, ",".join("%.5f" % x for x in xs)))
-PY
+write_csv root/train.csv 7
+write_csv root/cancel.csv 8
 cat > bundle.yaml <<'EOF2'
 bundle:
   path: b.npz
@@ -70,31 +62,7 @@ bundle:
 EOF2
 # The crash-test audit: 6 MLPs trained one at a time (batched: false, so each
 # model is saved to the cache on its own) on one thread.
-train_yaml() {  # train_yaml DATASET EPOCHS SEED
-  cat <<EOF2
-run:
-  random_seed: $3
-  num_experiments: 1
-  threads: 1
-data:
-  dataset: csv
-  data_dir: $1
-  pool_size: 400
-  population_size: 200
-train:
-  model_name: mlp
-  hidden: [32]
-  batched: false
-  optimizer: sgd
-  learning_rate: 0.05
-  epochs: $2
-  batch_size: 32
-audit:
-  attacks: [rmia, lira-offline]
-  num_ref_models: 5
-  bootstrap: 50
-EOF2
-}
+train_yaml() { mlp_yaml "$1" "$2" "$3" 5; }  # train_yaml DATASET EPOCHS SEED
 # Epochs: long enough that a model takes about a second here (the kill must
 # land while models are still training), short enough for the test.
 train_yaml train.csv 2000 5 > train.yaml

@@ -7,11 +7,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <openssl/bn.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/pem.h>
-#include <openssl/rsa.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -20,12 +15,12 @@
 #include <sstream>
 #include <string>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/common/sha256.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/sinks/ostream_sink.h"
+#include "tests/server/jwt_util.h"
 
 namespace mia::server {
 namespace {
@@ -35,61 +30,9 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using Json = nlohmann::json;
 
-std::string B64(const std::string& bytes) {
-  std::string out;
-  absl::WebSafeBase64Escape(bytes, &out);  // unpadded
-  return out;
-}
-
-std::string Hs256(const std::string& secret, const std::string& input) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &n);
-  return std::string(reinterpret_cast<char*>(mac), n);
-}
-
-struct RsaKey {
-  EVP_PKEY* key = nullptr;
-  RsaKey() { key = EVP_RSA_gen(2048); }
-  ~RsaKey() { EVP_PKEY_free(key); }
-  std::string PublicPem() const {
-    BIO* bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PUBKEY(bio, key);
-    char* data = nullptr;
-    const long n = BIO_get_mem_data(bio, &data);
-    std::string pem(data, static_cast<size_t>(n));
-    BIO_free(bio);
-    return pem;
-  }
-  std::string Sign(const std::string& input) const {
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    size_t n = 0;
-    EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key);
-    EVP_DigestSign(ctx, nullptr, &n, reinterpret_cast<const unsigned char*>(input.data()),
-                   input.size());
-    std::string sig(n, '\0');
-    EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &n,
-                   reinterpret_cast<const unsigned char*>(input.data()), input.size());
-    sig.resize(n);
-    EVP_MD_CTX_free(ctx);
-    return sig;
-  }
-  // The JWK members n and e, base64url.
-  std::pair<std::string, std::string> Jwk() const {
-    BIGNUM* n = nullptr;
-    BIGNUM* e = nullptr;
-    EVP_PKEY_get_bn_param(key, "n", &n);
-    EVP_PKEY_get_bn_param(key, "e", &e);
-    std::string nb(static_cast<size_t>(BN_num_bytes(n)), '\0');
-    std::string eb(static_cast<size_t>(BN_num_bytes(e)), '\0');
-    BN_bn2bin(n, reinterpret_cast<unsigned char*>(nb.data()));
-    BN_bn2bin(e, reinterpret_cast<unsigned char*>(eb.data()));
-    BN_free(n);
-    BN_free(e);
-    return {B64(nb), B64(eb)};
-  }
-};
+using testing::B64;
+using testing::Hs256;
+using testing::RsaKey;
 
 const RsaKey& TestRsa() {
   static const RsaKey* key = new RsaKey();

@@ -658,14 +658,20 @@ TEST(SpecFromProtoTest, ExactlyOneOfDataAndSignalsBundle) {
                                                              "spec.train", "spec.audit"}));
 }
 
-TEST(SpecFromProtoTest, SignalsBundle) {
-  const Layout l;
+// A signals_bundle spec on data/bundles/b.npz (created) with `attacks`.
+v1::AuditSpec BundleSpec(const Layout& l, const std::vector<std::string>& attacks) {
   Touch(fs::path(l.dir) / "data" / "bundles" / "b.npz");
   v1::AuditSpec spec;
   v1::SignalsBundleInput* b = spec.mutable_signals_bundle();
   b->mutable_bundle()->set_server_path("bundles/b.npz");
-  b->add_attacks("rmia");
-  b->add_attacks("loss");
+  for (const std::string& a : attacks) b->add_attacks(a);
+  return spec;
+}
+
+TEST(SpecFromProtoTest, SignalsBundle) {
+  const Layout l;
+  v1::AuditSpec spec = BundleSpec(l, {"rmia", "loss"});
+  v1::SignalsBundleInput* b = spec.mutable_signals_bundle();
   b->add_targets(1);
   b->set_bootstrap(0);
   b->set_delta(1e-3);
@@ -697,12 +703,8 @@ TEST(SpecFromProtoTest, SignalsBundle) {
 // router stores) holds the same policy.
 TEST(SpecFromProtoTest, SignalsBundlePolicy) {
   const Layout l;
-  Touch(fs::path(l.dir) / "data" / "bundles" / "b.npz");
-  v1::AuditSpec spec;
+  v1::AuditSpec spec = BundleSpec(l, {"rmia", "lira"});
   v1::SignalsBundleInput* b = spec.mutable_signals_bundle();
-  b->mutable_bundle()->set_server_path("bundles/b.npz");
-  b->add_attacks("rmia");
-  b->add_attacks("lira");
   b->add_fprs(0.1);
   b->set_bootstrap(10);
   v1::PolicySection* p = b->mutable_policy();

@@ -361,15 +361,22 @@ TEST(S3FailureTest, ServerDownIsUnavailableAndNamesNoCredential) {
   EXPECT_TRUE(absl::StrContains((*store)->Put("uploads/abc", local).message(), "uploads/abc"));
 }
 
+// Options for bucket mia-test at a canned server: `attempts` tries, 1 ms
+// apart.
+S3Options CannedOptions(const CannedHttpServer& server, int attempts = 4) {
+  S3Options o;
+  o.endpoint = server.endpoint();
+  o.bucket = "mia-test";
+  o.max_attempts = attempts;
+  o.initial_backoff_ms = 1;
+  return o;
+}
+
 TEST(S3FailureTest, InterruptedDownloadLeavesNoFile) {
   // The body stops after 10 of the 1000 bytes announced.
   CannedHttpServer server(
       "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n0123456789");
-  S3Options o;
-  o.endpoint = server.endpoint();
-  o.bucket = "mia-test";
-  o.max_attempts = 3;
-  o.initial_backoff_ms = 1;
+  const S3Options o = CannedOptions(server, 3);
   absl::StatusOr<std::unique_ptr<ObjectStore>> store = MakeS3ObjectStore(o);
   ASSERT_TRUE(store.ok());
   const std::string dir = FreshTempRoot("s3_interrupted");
@@ -383,11 +390,7 @@ TEST(S3FailureTest, HttpErrorsMapToCodes) {
   {
     CannedHttpServer server(
         "HTTP/1.1 503 Slow Down\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    S3Options o;
-    o.endpoint = server.endpoint();
-    o.bucket = "mia-test";
-    o.max_attempts = 2;
-    o.initial_backoff_ms = 1;
+    const S3Options o = CannedOptions(server, 2);
     const absl::Status s = (*MakeS3ObjectStore(o))->Head("a/b").status();
     EXPECT_TRUE(absl::IsUnavailable(s)) << s;
     EXPECT_TRUE(absl::StrContains(s.message(), "HTTP 503")) << s;
@@ -399,9 +402,7 @@ TEST(S3FailureTest, HttpErrorsMapToCodes) {
         "<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>x</Message></Error>";
     CannedHttpServer server(absl::StrCat("HTTP/1.1 404 Not Found\r\nContent-Length: ", body.size(),
                                          "\r\nConnection: close\r\n\r\n", body));
-    S3Options o;
-    o.endpoint = server.endpoint();
-    o.bucket = "mia-test";
+    const S3Options o = CannedOptions(server);
     const absl::Status s = (*MakeS3ObjectStore(o))->Get("a/b", FreshTempRoot("s3_404") + "/x");
     EXPECT_TRUE(absl::IsNotFound(s)) << s;
     EXPECT_EQ(server.heads().size(), 1u);  // not retried
