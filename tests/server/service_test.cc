@@ -290,6 +290,16 @@ class ServiceTest : public ::testing::Test {
     EXPECT_TRUE(status.ok()) << status.error_message();
   }
 
+  // The header of an upload of `content`: its size and SHA-256, and the
+  // file name when given.
+  static v1::ArtifactHeader HeaderFor(const std::string& content,
+                                      const std::string& filename = "") {
+    v1::ArtifactHeader header;
+    if (!filename.empty()) header.set_filename(filename);
+    header.set_size(static_cast<int64_t>(content.size()));
+    header.set_sha256(Sha256Hex(content));
+    return header;
+  }
   grpc::Status Upload(const std::string& content, const v1::ArtifactHeader& header,
                       v1::Artifact* artifact, size_t chunk = 16 << 10, bool send_header = true) {
     auto ctx = Ctx();
@@ -732,10 +742,7 @@ TEST_F(ServiceTest, UploadRefusesChunksAboveOneMiB) {
     c.max_upload_bytes = 8 << 20;
   });
   const std::string content((1 << 20) + 1, 'x');
-  v1::ArtifactHeader header;
-  header.set_filename("big.bin");
-  header.set_size(static_cast<int64_t>(content.size()));
-  header.set_sha256(Sha256Hex(content));
+  const v1::ArtifactHeader header = HeaderFor(content, "big.bin");
   v1::Artifact artifact;
   const grpc::Status status = Upload(content, header, &artifact, content.size());
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
@@ -903,10 +910,7 @@ TEST_F(ServiceTest, S3SharedStoreServesUploadsAndReportsAcrossReplicas) {
       *storage::MakeS3ObjectStore(testing_util::FixtureOptions(*endpoint, prefix));
 
   const std::string content = ReadAll(roots_ + "/bundle.npz");
-  v1::ArtifactHeader header;
-  header.set_filename("bundle.npz");
-  header.set_size(static_cast<int64_t>(content.size()));
-  header.set_sha256(Sha256Hex(content));
+  const v1::ArtifactHeader header = HeaderFor(content, "bundle.npz");
   v1::Artifact artifact;
   ASSERT_TRUE(Upload(content, header, &artifact).ok());
   EXPECT_EQ(bucket->Head("uploads/" + header.sha256())->size,
@@ -1021,10 +1025,7 @@ TEST_F(ServiceTest, BundleAboveTheMemoryBudgetIsRefusedBeforeQueueing) {
   EXPECT_THAT(status.error_message(), Not(HasSubstr(roots_)));
 
   // The same bytes uploaded, referenced by artifact id.
-  v1::ArtifactHeader header;
-  header.set_filename("huge.npz");
-  header.set_size(static_cast<int64_t>(content.size()));
-  header.set_sha256(Sha256Hex(content));
+  const v1::ArtifactHeader header = HeaderFor(content, "huge.npz");
   v1::Artifact artifact;
   const grpc::Status uploaded = Upload(content, header, &artifact);
   ASSERT_TRUE(uploaded.ok()) << uploaded.error_message();
@@ -2014,10 +2015,7 @@ class AuthServiceTest : public ServiceTest {
     const std::string file = absl::StrCat(dir_, "/small", seed, ".npz");
     EXPECT_TRUE(io::WriteNpz(file, *arrays, /*compress=*/true).ok());
     const std::string content = ReadAll(file);
-    v1::ArtifactHeader header;
-    header.set_filename("small.npz");
-    header.set_size(static_cast<int64_t>(content.size()));
-    header.set_sha256(Sha256Hex(content));
+    const v1::ArtifactHeader header = HeaderFor(content, "small.npz");
     v1::Artifact artifact;
     const grpc::Status status = Upload(content, header, &artifact);
     EXPECT_TRUE(status.ok()) << status.error_message();
@@ -2280,9 +2278,7 @@ TEST_F(AuthServiceTest, TenantQuotasHold) {
   {
     As a(kTokenA);
     const auto upload = [this](const std::string& content) {
-      v1::ArtifactHeader header;
-      header.set_size(static_cast<int64_t>(content.size()));
-      header.set_sha256(Sha256Hex(content));
+      const v1::ArtifactHeader header = HeaderFor(content);
       v1::Artifact artifact;
       return Upload(content, header, &artifact);
     };
@@ -2297,10 +2293,8 @@ TEST_F(AuthServiceTest, TenantQuotasHold) {
   }
   {
     As b(kTokenB);
-    v1::ArtifactHeader header;
     const std::string content(500, 'b');
-    header.set_size(500);
-    header.set_sha256(Sha256Hex(content));
+    const v1::ArtifactHeader header = HeaderFor(content);
     v1::Artifact artifact;
     EXPECT_TRUE(Upload(content, header, &artifact).ok());
   }
